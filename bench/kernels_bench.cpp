@@ -1,0 +1,86 @@
+// Kernel throughput, one thread: matvec (token generation, weight-bandwidth bound;
+// bytes/s counts weight bytes) and matmul over 64 tokens (prompt processing, compute
+// bound; FLOP/s counts 2 * rows * cols * n).
+#include <benchmark/benchmark.h>
+
+#include <cstdint>
+#include <random>
+#include <vector>
+
+#include "quant/quantize.h"
+#include "simd/kernels.h"
+
+namespace {
+
+using qrun::DType;
+
+struct Weights {
+  std::vector<uint8_t> bytes;
+  std::vector<float> x;
+  std::vector<qrun::BlockQ8A> xq;
+  Weights(DType t, int64_t rows, int64_t cols, int64_t n) {
+    std::mt19937 rng(42);
+    std::normal_distribution<float> normal(0.0f, 0.02f);
+    std::vector<float> row(static_cast<size_t>(cols));
+    const int64_t row_bytes = qrun::dtype_row_bytes(t, cols);
+    bytes.resize(static_cast<size_t>(rows * row_bytes));
+    for (int64_t r = 0; r < rows; ++r) {
+      for (auto& v : row) v = normal(rng);
+      qrun::quantize_row(t, row.data(), cols, bytes.data() + r * row_bytes);
+    }
+    x.resize(static_cast<size_t>(n * cols));
+    for (auto& v : x) v = normal(rng) * 50.0f;
+    const int64_t nb = qrun::q8a_blocks(cols);
+    xq.resize(static_cast<size_t>(n * nb));
+    for (int64_t i = 0; i < n; ++i) qrun::quantize_activations(x.data() + i * cols, cols, xq.data() + i * nb);
+  }
+};
+
+void BM_Matvec(benchmark::State& state, DType t) {
+  const int64_t rows = state.range(0), cols = state.range(1);
+  const Weights w(t, rows, cols, 1);
+  std::vector<float> y(static_cast<size_t>(rows));
+  for (auto _ : state) {
+    qrun::matvec(t, w.bytes.data(), rows, cols, w.x.data(), w.xq.data(), y.data());
+    benchmark::DoNotOptimize(y.data());
+  }
+  state.SetBytesProcessed(state.iterations() * static_cast<int64_t>(w.bytes.size()));
+  state.SetLabel(qrun::simd_target_name());
+}
+
+void BM_Matmul(benchmark::State& state, DType t) {
+  const int64_t rows = state.range(0), cols = state.range(1), n = state.range(2);
+  const Weights w(t, rows, cols, n);
+  std::vector<float> y(static_cast<size_t>(rows * n));
+  for (auto _ : state) {
+    qrun::matmul(t, w.bytes.data(), rows, cols, n, w.x.data(), w.xq.data(), y.data(), rows);
+    benchmark::DoNotOptimize(y.data());
+  }
+  state.counters["FLOP/s"] =
+      benchmark::Counter(2.0 * double(rows) * double(cols) * double(n), benchmark::Counter::kIsIterationInvariantRate);
+  state.SetLabel(qrun::simd_target_name());
+}
+
+void BM_QuantizeActivations(benchmark::State& state) {
+  const int64_t n = state.range(0);
+  const Weights w(DType::Q8, 1, n, 1);
+  std::vector<qrun::BlockQ8A> out(static_cast<size_t>(qrun::q8a_blocks(n)));
+  for (auto _ : state) {
+    qrun::quantize_activations(w.x.data(), n, out.data());
+    benchmark::DoNotOptimize(out.data());
+  }
+  state.SetBytesProcessed(state.iterations() * n * 4);
+}
+
+BENCHMARK_CAPTURE(BM_Matvec, q4, DType::Q4)->Args({2048, 2048})->Args({5632, 2048});
+BENCHMARK_CAPTURE(BM_Matvec, q8, DType::Q8)->Args({2048, 2048})->Args({5632, 2048});
+BENCHMARK_CAPTURE(BM_Matvec, f16, DType::F16)->Args({2048, 2048});
+BENCHMARK_CAPTURE(BM_Matvec, f32, DType::F32)->Args({2048, 2048});
+BENCHMARK_CAPTURE(BM_Matmul, q4, DType::Q4)->Args({2048, 2048, 64})->Args({5632, 2048, 64});
+BENCHMARK_CAPTURE(BM_Matmul, q8, DType::Q8)->Args({2048, 2048, 64})->Args({5632, 2048, 64});
+BENCHMARK_CAPTURE(BM_Matmul, f32, DType::F32)->Args({2048, 2048, 64});
+BENCHMARK(BM_QuantizeActivations)->Arg(2048)->Arg(5632);
+
+}  // namespace
+
+BENCHMARK_MAIN();

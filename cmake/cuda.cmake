@@ -1,0 +1,12 @@
+# Optional CUDA backend (issue 7). Without it the library builds cuda/stub-free CPU code only.
+set(QRUN_HAVE_CUDA OFF)
+if(NOT QRUN_CUDA STREQUAL "OFF")
+  include(CheckLanguage)
+  check_language(CUDA)
+  if(CMAKE_CUDA_COMPILER)
+    set(QRUN_HAVE_CUDA ON)
+  elseif(QRUN_CUDA STREQUAL "ON")
+    message(FATAL_ERROR "QRUN_CUDA=ON but no CUDA compiler was found")
+  endif()
+endif()
+message(STATUS "qrun CUDA backend: ${QRUN_HAVE_CUDA}")

@@ -1,0 +1,96 @@
+#include "convert/converter.h"
+
+#include <map>
+#include <vector>
+
+#include "convert/hf_config.h"
+#include "convert/safetensors.h"
+#include "qrun/error.h"
+#include "qrun/model_layout.h"
+#include "qrun/tokenizer.h"
+#include "quant/quantize.h"
+
+namespace qrun {
+
+namespace {
+
+// qrun tensor name -> Hugging Face name.
+std::string hf_name(const std::string& name) {
+  static const std::map<std::string, std::string> kGlobal = {
+      {"tok_embeddings", "model.embed_tokens.weight"}, {"norm", "model.norm.weight"}, {"output", "lm_head.weight"}};
+  static const std::map<std::string, std::string> kLayer = {
+      {"attention_norm", "input_layernorm.weight"}, {"wq", "self_attn.q_proj.weight"},
+      {"wk", "self_attn.k_proj.weight"},            {"wv", "self_attn.v_proj.weight"},
+      {"bq", "self_attn.q_proj.bias"},              {"bk", "self_attn.k_proj.bias"},
+      {"bv", "self_attn.v_proj.bias"},              {"wo", "self_attn.o_proj.weight"},
+      {"ffn_norm", "post_attention_layernorm.weight"}, {"w1", "mlp.gate_proj.weight"},
+      {"w2", "mlp.down_proj.weight"},               {"w3", "mlp.up_proj.weight"}};
+  if (auto it = kGlobal.find(name); it != kGlobal.end()) return it->second;
+  const size_t dot1 = name.find('.'), dot2 = name.find('.', dot1 + 1);
+  const std::string layer = name.substr(dot1 + 1, dot2 - dot1 - 1);
+  return "model.layers." + layer + "." + kLayer.at(name.substr(dot2 + 1));
+}
+
+}  // namespace
+
+DType storage_type_for(const std::string& name, DType weight_type) {
+  const bool vector = name == "norm" || name.ends_with("_norm") || name.ends_with(".bq") || name.ends_with(".bk") ||
+                      name.ends_with(".bv");
+  if (vector) return DType::F32;
+  // The embedding is read one row per token, so its size costs no speed; Q8 keeps the
+  // tied output head accurate under q4.
+  if (name == "tok_embeddings" && weight_type == DType::Q4) return DType::Q8;
+  return weight_type;
+}
+
+WriteSummary convert_hf_checkpoint(const std::string& hf_dir, const std::string& out_path,
+                                   const ConvertOptions& options) {
+  if (options.weight_type == DType::BF16) throw Error(out_path, -1, "bf16 output is not a converter type");
+  const format::HParams config = read_hf_config(hf_dir);
+  format::HParams hp = config;
+  hp.weight_type = static_cast<uint32_t>(options.weight_type);
+  const SafetensorsCheckpoint ckpt(hf_dir);
+  auto tokenizer = load_hf_tokenizer(hf_dir);
+  const std::vector<uint8_t> tok_blob = serialize_tokenizer(*tokenizer);
+
+  // A checkpoint that says "untied" but ships no lm_head is tied in practice.
+  if (!hp.tied_embeddings && !ckpt.find("lm_head.weight")) hp.tied_embeddings = 1;
+
+  std::vector<TensorToWrite> out;
+  for (const TensorSpec& spec : expected_tensors(hp)) {
+    const std::string src_name = hf_name(spec.name);
+    const SafeTensor* src = ckpt.find(src_name);
+    if (!src) throw Error(hf_dir, -1, "checkpoint lacks tensor '" + src_name + "'");
+    const bool shape_ok = spec.n_dims == 1
+                              ? (src->shape.size() == 1 && src->shape[0] == spec.cols)
+                              : (src->shape.size() == 2 && src->shape[0] == spec.rows && src->shape[1] == spec.cols);
+    if (!shape_ok) {
+      std::string got;
+      for (int64_t d : src->shape) got += (got.empty() ? "" : ", ") + std::to_string(d);
+      throw Error(src->file, -1, "tensor '" + src_name + "' has shape [" + got + "], config.json implies [" +
+                                     std::to_string(spec.rows) + ", " + std::to_string(spec.cols) + "]");
+    }
+    TensorToWrite t;
+    t.name = spec.name;
+    t.dtype = storage_type_for(spec.name, options.weight_type);
+    t.cols = spec.cols;
+    t.rows = spec.rows;
+    t.n_dims = spec.n_dims;
+    t.layer = spec.layer;
+    t.fill = [src, dtype = t.dtype, cols = spec.cols](int64_t b, int64_t e, uint8_t* dst) {
+      std::vector<float> row(static_cast<size_t>(cols));
+      const int64_t row_bytes = dtype_row_bytes(dtype, cols);
+      for (int64_t r = b; r < e; ++r) {
+        src->read_f32(r * cols, cols, row.data());
+        quantize_row(dtype, row.data(), cols, dst + (r - b) * row_bytes);
+      }
+    };
+    out.push_back(std::move(t));
+  }
+  WriteOptions wo;
+  wo.threads = options.threads;
+  wo.progress = options.progress;
+  return write_model_file(out_path, hp, tok_blob, out, wo);
+}
+
+}  // namespace qrun

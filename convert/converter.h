@@ -1,0 +1,24 @@
+// qconvert's work as a library call: HF folder -> one qrun model file.
+#pragma once
+
+#include <functional>
+#include <string>
+
+#include "convert/model_writer.h"
+#include "qrun/dtype.h"
+
+namespace qrun {
+
+struct ConvertOptions {
+  DType weight_type = DType::Q4;   // q4, q8, f16 or f32 (docs/format.md: converter policy)
+  int threads = 1;
+  std::function<void(const WriteProgress&)> progress;
+};
+
+WriteSummary convert_hf_checkpoint(const std::string& hf_dir, const std::string& out_path,
+                                   const ConvertOptions& options);
+
+// The storage type the policy gives a tensor of the given role.
+DType storage_type_for(const std::string& qrun_name, DType weight_type);
+
+}  // namespace qrun

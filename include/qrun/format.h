@@ -1,0 +1,90 @@
+// On-disk layout of a qrun model file (docs/format.md is the specification).
+// All integers are little-endian; these structs are read by memcpy on little-endian
+// hosts only (checked at compile time), and every field is validated before use.
+#pragma once
+
+#include <cstdint>
+#include <type_traits>
+#include <bit>
+
+namespace qrun::format {
+
+static_assert(std::endian::native == std::endian::little, "qrun model files are little-endian");
+
+inline constexpr char kMagic[8] = {'Q', 'R', 'U', 'N', 'M', 'D', 'L', '\0'};
+inline constexpr uint32_t kVersion = 1;
+inline constexpr uint64_t kAlignment = 4096;  // tensor and layer alignment (docs/format.md)
+inline constexpr uint32_t kMaxNameLen = 63;   // tensor names are NUL-padded to 64 bytes
+inline constexpr uint32_t kMaxLayers = 1024;
+inline constexpr uint32_t kMaxTensors = 1u << 16;
+
+struct FileHeader {                 // at offset 0, 128 bytes
+  char magic[8];
+  uint32_t version;
+  uint32_t header_size;             // sizeof(FileHeader)
+  uint64_t file_size;               // the whole file, for truncation checks
+  uint64_t alignment;               // power of two >= 4096
+  uint64_t hparams_offset;          // HParams
+  uint64_t hparams_size;
+  uint64_t tokenizer_offset;        // opaque tokenizer blob (its own versioned encoding)
+  uint64_t tokenizer_size;
+  uint64_t tensors_offset;          // TensorEntry[n_tensors]
+  uint64_t layers_offset;           // LayerRange[n_layers]
+  uint32_t n_tensors;
+  uint32_t n_layers;
+  uint64_t data_offset;             // first tensor byte; aligned
+  uint64_t meta_checksum;           // XXH3-64 of bytes [header_size, data_offset) : all metadata
+  uint8_t reserved[24];
+};
+static_assert(sizeof(FileHeader) == 128);
+
+enum class Arch : uint32_t { Llama = 1, Mistral = 2, Qwen2 = 3 };
+enum class RopeScaling : uint32_t { None = 0, Linear = 1, Llama3 = 2 };
+
+struct HParams {                    // 128 bytes
+  uint32_t arch;                    // Arch
+  uint32_t n_layers;
+  uint32_t dim;                     // hidden size
+  uint32_t hidden_dim;              // FFN width
+  uint32_t n_heads;
+  uint32_t n_kv_heads;
+  uint32_t head_dim;
+  uint32_t vocab_size;
+  uint32_t max_seq_len;             // trained context
+  uint32_t tied_embeddings;         // 1: output head reads tok_embeddings
+  uint32_t attn_bias;               // 1: q/k/v biases present (Qwen2)
+  uint32_t rope_scaling;            // RopeScaling
+  float rope_theta;
+  float norm_eps;
+  float rope_factor;                // Linear and Llama3
+  float rope_low_freq_factor;       // Llama3
+  float rope_high_freq_factor;      // Llama3
+  uint32_t rope_original_max_pos;   // Llama3
+  uint32_t weight_type;             // DType of the big matrices (informational)
+  uint32_t sliding_window;          // 0: none (Mistral may set it)
+  uint8_t reserved[48];
+};
+static_assert(sizeof(HParams) == 128);
+
+struct TensorEntry {                // 128 bytes
+  char name[64];                    // NUL-padded, e.g. "layers.3.wq"
+  uint32_t dtype;                   // DType
+  uint32_t n_dims;                  // 1 or 2
+  uint64_t ne[2];                   // ne[0]: elements per row (columns); ne[1]: rows (1 for vectors)
+  uint64_t offset;                  // absolute file offset, aligned
+  uint64_t size;                    // bytes = ne[1] * dtype_row_bytes(dtype, ne[0])
+  uint64_t checksum;                // XXH3-64 of the tensor's bytes
+  int32_t layer;                    // owning layer, -1 for global tensors
+  uint8_t reserved[12];
+};
+static_assert(sizeof(TensorEntry) == 128);
+
+struct LayerRange {                 // 16 bytes: all tensors of one layer, contiguous
+  uint64_t offset;                  // aligned
+  uint64_t size;                    // multiple of the alignment
+};
+static_assert(sizeof(LayerRange) == 16);
+
+static_assert(std::is_trivially_copyable_v<FileHeader> && std::is_trivially_copyable_v<TensorEntry>);
+
+}  // namespace qrun::format

@@ -1,0 +1,44 @@
+// A read-only view of a whole file: mmap(MAP_SHARED) so processes share one copy in
+// the page cache, optionally mlock'ed, or a private heap copy (--no-mmap).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+namespace qrun {
+
+enum class LoadMode { Mmap, MmapLocked, ReadPrivate };
+
+class MappedFile {
+ public:
+  MappedFile() = default;
+  MappedFile(const std::string& path, LoadMode mode);
+  ~MappedFile();
+  MappedFile(MappedFile&& other) noexcept;
+  MappedFile& operator=(MappedFile&& other) noexcept;
+  MappedFile(const MappedFile&) = delete;
+  MappedFile& operator=(const MappedFile&) = delete;
+
+  const uint8_t* data() const { return data_; }
+  uint64_t size() const { return size_; }
+  const std::string& path() const { return path_; }
+  bool is_mapped() const { return mapped_; }
+  int fd() const { return fd_; }
+
+  // Page-cache hints over [offset, offset+len), rounded out to whole pages. No-ops for
+  // a private copy. Return false when the kernel refused (the caller may report it).
+  bool prefetch(uint64_t offset, uint64_t len) const;   // MADV_WILLNEED
+  bool release(uint64_t offset, uint64_t len) const;    // MADV_DONTNEED (+ fadvise when asked)
+  bool lock(uint64_t offset, uint64_t len) const;       // mlock
+
+ private:
+  void reset();
+  std::string path_;
+  const uint8_t* data_ = nullptr;
+  uint64_t size_ = 0;
+  bool mapped_ = false;
+  int fd_ = -1;
+};
+
+}  // namespace qrun

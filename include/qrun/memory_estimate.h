@@ -1,0 +1,31 @@
+// Predicted peak memory of a run, before loading: what `qrun --estimate` prints.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "qrun/model.h"
+
+namespace qrun {
+
+// Process baseline measured on this runtime: code, libraries (OpenBLAS, libstdc++),
+// thread stacks and allocator arenas, before any model data (bench/memory_bench.sh).
+inline constexpr uint64_t kRuntimeOverheadBytes = 6ull << 20;
+
+struct MemoryEstimate {
+  uint64_t weights = 0;      // mapped model pages resident at peak
+  uint64_t kv_cache = 0;
+  uint64_t scratch = 0;      // activations, int8 activations, attention tiles, logits
+  uint64_t tokenizer = 0;
+  uint64_t runtime = kRuntimeOverheadBytes;
+  int resident_layers = 0;
+  int n_layers = 0;
+  uint64_t total() const { return weights + kv_cache + scratch + tokenizer + runtime; }
+};
+
+// Reads only the header of `path`; throws if the configuration cannot fit the budget.
+MemoryEstimate estimate_memory(const std::string& path, const RuntimeOptions& options);
+
+std::string format_estimate(const MemoryEstimate& e);
+
+}  // namespace qrun

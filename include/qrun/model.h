@@ -1,0 +1,72 @@
+// A loaded model ready to run: the mapped file, its tokenizer, the KV cache and the
+// scratch buffers of one conversation. forward() runs a batch of tokens through
+// every layer (src/forward.cpp reads like llama2.c's forward()).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "qrun/kv_cache.h"
+#include "qrun/model_file.h"
+#include "qrun/thread_pool.h"
+#include "qrun/tokenizer.h"
+
+namespace qrun {
+
+struct RuntimeOptions {
+  LoadMode load_mode = LoadMode::Mmap;
+  int threads = 0;        // 0: physical cores
+  int context = 0;        // 0: min(trained context, 4096)
+  int batch = 64;         // prompt tokens per forward batch
+  bool verify_checksums = false;
+  uint64_t mem_budget = 0;     // bytes; 0: no budget (plain mmap). See src/layer_streamer.h
+};
+
+struct ModelWeights;   // src/layer_weights.h
+class LayerStreamer;  // src/layer_streamer.h
+
+class Model {
+ public:
+  Model(const std::string& path, const RuntimeOptions& options);
+  ~Model();
+
+  const format::HParams& hparams() const { return file_.hparams(); }
+  const ModelFile& file() const { return file_; }
+  const Tokenizer& tokenizer() const { return tokenizer_; }
+  int context_length() const { return cache_.capacity(); }
+  int threads() const { return pool_.size(); }
+  int position() const { return pos_; }
+
+  // Runs `tokens` at positions position() .. position()+n-1 and advances the position.
+  // logits receives vocab_size floats for the last token, or n * vocab_size when
+  // all_logits (perplexity, teacher forcing). Throws when the context would overflow.
+  void forward(std::span<const int32_t> tokens, float* logits, bool all_logits = false);
+
+  // Layers kept resident vs streamed under --mem-budget (all resident without one).
+  int resident_layers() const;
+  // Bytes of activation and scratch buffers (for the memory estimate).
+  uint64_t scratch_bytes() const;
+
+  // Forget the conversation (the KV cache is reused).
+  void reset() { pos_ = 0; }
+
+ private:
+  void forward_batch(const int32_t* tokens, int n, float* logits, bool all_logits);
+
+  ModelFile file_;
+  Tokenizer tokenizer_;
+  ThreadPool pool_;
+  KvCache cache_;
+  std::unique_ptr<ModelWeights> w_;
+  struct Scratch;
+  std::unique_ptr<Scratch> s_;
+  std::unique_ptr<LayerStreamer> streamer_;
+  std::vector<float> rope_inv_freq_;
+  int batch_;
+  int pos_ = 0;
+};
+
+}  // namespace qrun

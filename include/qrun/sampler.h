@@ -1,0 +1,36 @@
+// Picks the next token from logits: greedy, or temperature with top-k, top-p, min-p
+// and a repetition penalty, from a seeded generator so runs are reproducible.
+#pragma once
+
+#include <cstdint>
+#include <random>
+#include <span>
+#include <vector>
+
+namespace qrun {
+
+struct SamplerConfig {
+  float temperature = 0.8f;     // 0: greedy
+  int top_k = 40;               // 0: off
+  float top_p = 0.95f;          // 1: off
+  float min_p = 0.05f;          // 0: off
+  float repeat_penalty = 1.0f;  // 1: off
+  int repeat_last_n = 64;
+  uint64_t seed = 0;
+};
+
+class Sampler {
+ public:
+  explicit Sampler(const SamplerConfig& config);
+  // history: tokens so far (for the repetition penalty). logits are modified.
+  int32_t sample(std::span<float> logits, std::span<const int32_t> history);
+
+ private:
+  SamplerConfig cfg_;
+  std::mt19937_64 rng_;
+  std::vector<std::pair<float, int32_t>> candidates_;
+};
+
+int32_t argmax(std::span<const float> logits);
+
+}  // namespace qrun

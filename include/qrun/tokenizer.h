@@ -1,0 +1,70 @@
+// Tokenizers with exact Hugging Face parity (issue 3). TokenizerData is everything a
+// tokenizer needs; the converter serializes it into the model file, the runtime
+// deserializes it from there. Nothing else is read at run time.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace qrun {
+
+struct TokenizerData;  // defined in src/tokenizer_data.h (owned by the tokenizer module)
+
+// Reads a Hugging Face tokenizer folder: tokenizer.json and/or tokenizer.model, plus
+// tokenizer_config.json, generation_config.json and config.json when present.
+// Throws qrun::Error naming the file and the problem.
+std::shared_ptr<const TokenizerData> load_hf_tokenizer(const std::filesystem::path& dir);
+
+// Versioned binary encoding stored in the model file; deserialize bounds-checks every
+// length and offset (blob_offset and file are used in error messages).
+std::vector<uint8_t> serialize_tokenizer(const TokenizerData& data);
+std::shared_ptr<const TokenizerData> deserialize_tokenizer(std::span<const uint8_t> blob,
+                                                           const std::string& file,
+                                                           uint64_t blob_offset);
+
+class Tokenizer {
+ public:
+  explicit Tokenizer(std::shared_ptr<const TokenizerData> data);
+  ~Tokenizer();
+
+  // add_special: prepend BOS (and append EOS) as the tokenizer's config says.
+  // parse_special: special-token text in `text` becomes the special token; else it is text.
+  std::vector<int32_t> encode(std::string_view text, bool add_special, bool parse_special) const;
+  // Concatenated decoding of ids (skips BOS/EOS/control tokens unless keep_special).
+  std::string decode(std::span<const int32_t> ids, bool keep_special = false) const;
+
+  int32_t vocab_size() const;
+  int32_t bos_id() const;                      // -1 when none
+  bool is_eos(int32_t id) const;               // EOS or any end-of-turn id
+  std::vector<int32_t> eos_ids() const;
+  std::string_view piece(int32_t id) const;    // raw vocabulary entry
+  const std::string& chat_template() const;    // empty when none
+  std::string kind_name() const;               // "sentencepiece-bpe", "byte-level-bpe", ...
+  const TokenizerData& data() const { return *data_; }
+
+ private:
+  std::shared_ptr<const TokenizerData> data_;
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// Streaming decoder: bytes of a token that end inside a UTF-8 character are held until
+// the character completes, so every string returned by push() is valid UTF-8.
+class StreamingDecoder {
+ public:
+  explicit StreamingDecoder(const Tokenizer& tok);
+  std::string push(int32_t id);   // text that became complete with this token
+  std::string flush();            // whatever is held (invalid tails replaced by U+FFFD)
+
+ private:
+  const Tokenizer& tok_;
+  std::string pending_;
+  bool first_ = true;
+};
+
+}  // namespace qrun

@@ -1,0 +1,67 @@
+// quantize_activations: f32 -> BlockQ8A (per block of 32: d = absmax/127, int8 codes,
+// and their sum). Computed exactly as ref::quantize_activations (same float ops, round
+// to nearest even) so both produce identical blocks.
+#include "simd/hwy_targets.h"
+
+#undef HWY_TARGET_INCLUDE
+#define HWY_TARGET_INCLUDE "simd/activations.cpp"
+#include "hwy/foreach_target.h"  // IWYU pragma: keep
+
+#include <algorithm>
+#include <cstring>
+
+#include "hwy/highway.h"
+#include "simd/kernels.h"
+
+HWY_BEFORE_NAMESPACE();
+namespace qrun {
+namespace HWY_NAMESPACE {
+
+namespace hn = hwy::HWY_NAMESPACE;
+
+void QuantizeActivationsImpl(const float* x, int64_t n, BlockQ8A* out) {
+  const hn::CappedTag<float, 32> df;
+  const hn::Rebind<int32_t, decltype(df)> di;
+  const hn::Rebind<int8_t, decltype(df)> d8;
+  const size_t N = hn::Lanes(df);
+  HWY_ALIGN float padded[32];
+  for (int64_t b = 0; b < q8a_blocks(n); ++b) {
+    const float* xb = x + b * 32;
+    const int64_t len = std::min<int64_t>(32, n - b * 32);
+    if (len < 32) {  // zero-padded copy of the tail block
+      std::fill(padded, padded + 32, 0.0f);
+      std::memcpy(padded, xb, static_cast<size_t>(len) * sizeof(float));
+      xb = padded;
+    }
+    auto vmax = hn::Zero(df);
+    for (size_t i = 0; i < 32; i += N) vmax = hn::Max(vmax, hn::Abs(hn::LoadU(df, xb + i)));
+    const float amax = hn::GetLane(hn::MaxOfLanes(df, vmax));
+    const float id = amax > 0.0f ? 127.0f / amax : 0.0f;
+    BlockQ8A& o = out[b];
+    o.d = amax / 127.0f;
+    const auto vid = hn::Set(df, id);
+    auto vsum = hn::Zero(di);
+    for (size_t i = 0; i < 32; i += N) {
+      const auto q = hn::NearestInt(hn::Mul(hn::LoadU(df, xb + i), vid));  // |q| <= 127
+      vsum = hn::Add(vsum, q);
+      hn::StoreU(hn::DemoteTo(d8, q), d8, o.qs + i);
+    }
+    o.sum = hn::GetLane(hn::SumOfLanes(di, vsum));
+  }
+}
+
+}  // namespace HWY_NAMESPACE
+}  // namespace qrun
+HWY_AFTER_NAMESPACE();
+
+#if HWY_ONCE
+namespace qrun {
+
+HWY_EXPORT(QuantizeActivationsImpl);
+
+void quantize_activations(const float* x, int64_t n, BlockQ8A* out) {
+  HWY_DYNAMIC_DISPATCH(QuantizeActivationsImpl)(x, n, out);
+}
+
+}  // namespace qrun
+#endif  // HWY_ONCE

@@ -1,0 +1,249 @@
+// Per-target tiles of integer dot products between Q4/Q8 weight rows and int8
+// activation blocks (BlockQ8A). A tile is R weight rows x T tokens: each weight block is
+// loaded and unpacked once and reused for T tokens, each activation block is loaded once
+// and reused for R rows. matvec is the T = 1 case.
+//
+// Each block's 32 products are summed exactly in int32 (as the scalar reference does),
+// then scaled by d_w * d_a and accumulated in f32.
+//
+// x86 AVX2 / AVX3 / AVX3_DL use u8 x s8 multiply-adds on 256-bit vectors (Zen 4 splits
+// 512-bit ops in two anyway, and 32-element blocks fill 256 bits exactly):
+//   Q4: codes 0..15 are the unsigned operand as stored; the -8 offset enters as
+//       -8 * BlockQ8A::sum in the int32 accumulator's first lane.
+//   Q8: sign trick, |w| (u8) x sign(a, w) (s8), since w and a are in [-127, 127].
+// AVX3_DL has VNNI (vpdpbusd: one instruction for multiply, pair-add and accumulate);
+// AVX2 / AVX3 use vpmaddubsw (pairs to int16; at most 2*127*127 < 32767, so no
+// saturation) then vpmaddwd with ones. Other targets use portable Highway ops.
+
+#if defined(QRUN_SIMD_INT8_TILES_INL_H_) == defined(HWY_TARGET_TOGGLE)
+#ifdef QRUN_SIMD_INT8_TILES_INL_H_
+#undef QRUN_SIMD_INT8_TILES_INL_H_
+#else
+#define QRUN_SIMD_INT8_TILES_INL_H_
+#endif
+
+#include <cstdint>
+
+#include "hwy/highway.h"
+#include "quant/block_formats.h"
+#include "quant/quantize.h"
+#include "simd/kernels.h"
+
+#undef QRUN_X86_INT8
+#undef QRUN_X86_VNNI
+#if HWY_TARGET == HWY_AVX2 || HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL
+#include <immintrin.h>
+#define QRUN_X86_INT8 1
+#else
+#define QRUN_X86_INT8 0
+#endif
+#if HWY_TARGET == HWY_AVX3_DL
+#define QRUN_X86_VNNI 1
+#else
+#define QRUN_X86_VNNI 0
+#endif
+
+HWY_BEFORE_NAMESPACE();
+#if QRUN_X86_VNNI
+// Highway 1.0.3's AVX3_DL target string names avxvnni (VEX) but not avx512vnni (EVEX),
+// while its CPU check for AVX3_DL requires AVX-512 VNNI; enable the EVEX form, which
+// every CPU that passes that check has.
+#pragma GCC target("avx512vnni")
+#endif
+namespace qrun {
+namespace HWY_NAMESPACE {
+namespace int8_tiles {
+
+namespace hn = hwy::HWY_NAMESPACE;
+
+#if QRUN_X86_INT8
+
+HWY_INLINE float HalfToFloat(uint16_t h) { return _cvtsh_ss(h); }
+
+HWY_INLINE __m256i LoadActivations(const BlockQ8A& a) {
+  return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.qs));
+}
+
+// u8 x s8 products of 32 pairs, summed in groups of 4 into 8 int32 lanes, plus acc.
+HWY_INLINE __m256i DotU8S8(__m256i acc, __m256i u, __m256i s) {
+#if QRUN_X86_VNNI
+  return _mm256_dpbusd_epi32(acc, u, s);
+#else
+  const __m256i pairs = _mm256_maddubs_epi16(u, s);
+  return _mm256_add_epi32(acc, _mm256_madd_epi16(pairs, _mm256_set1_epi16(1)));
+#endif
+}
+
+struct Q4Rows {
+  using Block = BlockQ4;
+  using Prepared = __m256i;  // 32 codes 0..15, element order
+  static HWY_INLINE Prepared Prepare(const BlockQ4& b) {
+    // The 16 packed bytes in both halves (one load-broadcast), the upper half shifted
+    // right by 4: low nibbles give elements 0..15, high nibbles 16..31.
+    const __m256i both = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b.qs)));
+    const __m256i shifted = _mm256_srlv_epi64(both, _mm256_set_epi64x(4, 4, 0, 0));
+    return _mm256_and_si256(shifted, _mm256_set1_epi8(0x0F));
+  }
+  static HWY_INLINE __m256i Dot(const Prepared& codes, const BlockQ8A& a, __m256i av) {
+    const __m256i offset = _mm256_zextsi128_si256(_mm_cvtsi32_si128(-8 * a.sum));
+    return DotU8S8(offset, codes, av);
+  }
+};
+
+struct Q8Rows {
+  using Block = BlockQ8;
+  struct Prepared {
+    __m256i w;      // signs
+    __m256i abs_w;  // unsigned operand
+  };
+  static HWY_INLINE Prepared Prepare(const BlockQ8& b) {
+    const __m256i w = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qs));
+    return {w, _mm256_abs_epi8(w)};
+  }
+  static HWY_INLINE __m256i Dot(const Prepared& p, const BlockQ8A&, __m256i av) {
+    return DotU8S8(_mm256_setzero_si256(), p.abs_w, _mm256_sign_epi8(av, p.w));
+  }
+};
+
+HWY_INLINE float HorizontalSum(__m256 v) {
+  const __m128 s4 = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  const __m128 s2 = _mm_add_ps(s4, _mm_movehl_ps(s4, s4));
+  return _mm_cvtss_f32(_mm_add_ss(s2, _mm_movehdup_ps(s2)));
+}
+
+// y[t * ldy + r] = dot(row r, token t) for r < R, t < T.
+template <class Rows, int R, int T>
+HWY_INLINE void Tile(const uint8_t* w, int64_t row_bytes, int64_t nb, const BlockQ8A* xq, int64_t xq_stride,
+                     float* y, int64_t ldy) {
+  using Block = typename Rows::Block;
+  __m256 acc[R][T];
+  for (int r = 0; r < R; ++r)
+    for (int t = 0; t < T; ++t) acc[r][t] = _mm256_setzero_ps();
+  for (int64_t b = 0; b < nb; ++b) {
+    typename Rows::Prepared prepared[R];
+    float dw[R];
+    for (int r = 0; r < R; ++r) {
+      const Block& blk = reinterpret_cast<const Block*>(w + r * row_bytes)[b];
+      dw[r] = HalfToFloat(blk.d);
+      prepared[r] = Rows::Prepare(blk);
+    }
+    for (int t = 0; t < T; ++t) {
+      const BlockQ8A& a = xq[t * xq_stride + b];
+      const __m256i av = LoadActivations(a);
+      for (int r = 0; r < R; ++r) {
+        const __m256 sums = _mm256_cvtepi32_ps(Rows::Dot(prepared[r], a, av));
+        acc[r][t] = _mm256_fmadd_ps(sums, _mm256_set1_ps(dw[r] * a.d), acc[r][t]);
+      }
+    }
+  }
+  for (int r = 0; r < R; ++r)
+    for (int t = 0; t < T; ++t) y[t * ldy + r] = HorizontalSum(acc[r][t]);
+}
+
+// AVX2 has 16 vector registers: 2 rows x 4 tokens of accumulators leaves room for the
+// operands. AVX-512 targets have 32.
+#if HWY_TARGET == HWY_AVX2
+inline constexpr int kTileRows = 2;
+#else
+inline constexpr int kTileRows = 4;
+#endif
+inline constexpr int kTileTokens = 4;
+inline constexpr int kMatvecRows = 4;
+
+#else  // portable Highway path
+
+// Exact int32 dot product of 32 int8 pairs: widen to int16, multiply pairwise into int32.
+HWY_INLINE int32_t DotI8(const int8_t* w, const int8_t* a) {
+  const hn::CappedTag<int16_t, 16> d16;
+  const hn::Rebind<int8_t, decltype(d16)> d8;
+  const hn::Repartition<int32_t, decltype(d16)> d32;
+  auto sum0 = hn::Zero(d32), sum1 = hn::Zero(d32);
+  for (size_t i = 0; i < 32; i += hn::Lanes(d16)) {
+    const auto wv = hn::PromoteTo(d16, hn::LoadU(d8, w + i));
+    const auto av = hn::PromoteTo(d16, hn::LoadU(d8, a + i));
+    sum0 = hn::ReorderWidenMulAccumulate(d32, wv, av, sum0, sum1);
+  }
+  return hn::GetLane(hn::SumOfLanes(d32, hn::Add(sum0, sum1)));
+}
+
+struct Q4Rows {
+  using Block = BlockQ4;
+  struct Prepared {
+    HWY_ALIGN int8_t q[32];  // code - 8
+  };
+  static HWY_INLINE void Prepare(const BlockQ4& b, Prepared& p) {
+    for (int j = 0; j < 16; ++j) {
+      p.q[j] = static_cast<int8_t>((b.qs[j] & 0x0F) - 8);
+      p.q[j + 16] = static_cast<int8_t>((b.qs[j] >> 4) - 8);
+    }
+  }
+};
+
+struct Q8Rows {
+  using Block = BlockQ8;
+  struct Prepared {
+    HWY_ALIGN int8_t q[32];
+  };
+  static HWY_INLINE void Prepare(const BlockQ8& b, Prepared& p) {
+    for (int j = 0; j < 32; ++j) p.q[j] = b.qs[j];
+  }
+};
+
+template <class Rows, int R, int T>
+HWY_INLINE void Tile(const uint8_t* w, int64_t row_bytes, int64_t nb, const BlockQ8A* xq, int64_t xq_stride,
+                     float* y, int64_t ldy) {
+  using Block = typename Rows::Block;
+  float acc[R][T] = {};
+  for (int64_t b = 0; b < nb; ++b) {
+    typename Rows::Prepared prepared[R];
+    float dw[R];
+    for (int r = 0; r < R; ++r) {
+      const Block& blk = reinterpret_cast<const Block*>(w + r * row_bytes)[b];
+      dw[r] = f16_to_f32(blk.d);
+      Rows::Prepare(blk, prepared[r]);
+    }
+    for (int t = 0; t < T; ++t) {
+      const BlockQ8A& a = xq[t * xq_stride + b];
+      for (int r = 0; r < R; ++r)
+        acc[r][t] += dw[r] * a.d * static_cast<float>(DotI8(prepared[r].q, a.qs));
+    }
+  }
+  for (int r = 0; r < R; ++r)
+    for (int t = 0; t < T; ++t) y[t * ldy + r] = acc[r][t];
+}
+
+inline constexpr int kTileRows = 2;
+inline constexpr int kTileTokens = 4;
+inline constexpr int kMatvecRows = 2;
+
+#endif  // QRUN_X86_INT8
+
+// Y[i * ldy + r] for all rows and n tokens, in tiles of kTileRows x kTileTokens with
+// single-row / single-token tiles for the remainders.
+template <class Rows>
+HWY_INLINE void MatMul(const uint8_t* w, int64_t rows, int64_t cols, int64_t n, const BlockQ8A* xq, float* y,
+                       int64_t ldy) {
+  const int64_t nb = q8a_blocks(cols);
+  const int64_t row_bytes = nb * static_cast<int64_t>(sizeof(typename Rows::Block));
+  int64_t t = 0;
+  for (; t + kTileTokens <= n; t += kTileTokens) {
+    int64_t r = 0;
+    for (; r + kTileRows <= rows; r += kTileRows)
+      Tile<Rows, kTileRows, kTileTokens>(w + r * row_bytes, row_bytes, nb, xq + t * nb, nb, y + t * ldy + r, ldy);
+    for (; r < rows; ++r)
+      Tile<Rows, 1, kTileTokens>(w + r * row_bytes, row_bytes, nb, xq + t * nb, nb, y + t * ldy + r, ldy);
+  }
+  for (; t < n; ++t) {
+    int64_t r = 0;
+    for (; r + kMatvecRows <= rows; r += kMatvecRows)
+      Tile<Rows, kMatvecRows, 1>(w + r * row_bytes, row_bytes, nb, xq + t * nb, nb, y + t * ldy + r, ldy);
+    for (; r < rows; ++r) Tile<Rows, 1, 1>(w + r * row_bytes, row_bytes, nb, xq + t * nb, nb, y + t * ldy + r, ldy);
+  }
+}
+
+}  // namespace int8_tiles
+}  // namespace HWY_NAMESPACE
+}  // namespace qrun
+HWY_AFTER_NAMESPACE();
+
+#endif  // include guard

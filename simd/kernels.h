@@ -1,0 +1,55 @@
+// Compute kernels used by the forward pass. Each is a Highway kernel with dynamic
+// dispatch (simd/*.cpp) and has a scalar twin in simd/reference.h that tests compare
+// it against. Matrices are row-major, one row per output element, rows as in
+// quant/block_formats.h; `cols` need not be a multiple of 32 (rows are padded).
+#pragma once
+
+#include <cstdint>
+
+#include "qrun/dtype.h"
+
+namespace qrun {
+
+// Activations quantized to int8 per block of 32, for Q8/Q4 weight dot products.
+// sum = sum of qs (lets Q4 fold its -8 code offset in once per block).
+struct BlockQ8A {
+  float d;
+  int32_t sum;
+  int8_t qs[32];
+};
+static_assert(sizeof(BlockQ8A) == 40);
+
+// Number of BlockQ8A needed for a vector of n elements.
+inline int64_t q8a_blocks(int64_t n) { return (n + 31) / 32; }
+
+// x[n] -> ceil(n/32) blocks (tail zero-padded).
+void quantize_activations(const float* x, int64_t n, BlockQ8A* out);
+
+// y[r] = dot(W row r, x) for r in [0, rows). W rows have `cols` elements of type t.
+// For Q8/Q4 weights xq must hold quantize_activations(x); for F32/F16/BF16 weights x is used.
+void matvec(DType t, const void* w, int64_t rows, int64_t cols,
+            const float* x, const BlockQ8A* xq, float* y);
+
+// Batched: Y[i*ldy + r] = dot(W row r, X[i]) for tokens i in [0, n), rows r in [0, rows).
+// X is n x cols floats (row stride cols); XQ is n x q8a_blocks(cols) blocks.
+// Each weight block is loaded once and reused for many tokens.
+void matmul(DType t, const void* w, int64_t rows, int64_t cols, int64_t n,
+            const float* x, const BlockQ8A* xq, float* y, int64_t ldy);
+
+// Elementwise and reduction kernels on f32.
+void rmsnorm(float* out, const float* x, const float* weight, int64_t n, float eps);
+float dot_f32(const float* a, const float* b, int64_t n);
+void axpy_f32(float* y, float a, const float* x, int64_t n);   // y += a * x
+void scale_f32(float* y, float a, int64_t n);                  // y *= a
+void add_f32(float* y, const float* x, int64_t n);             // y += x
+void swiglu(float* gate, const float* up, int64_t n);          // gate = silu(gate) * up
+void softmax(float* x, int64_t n);                             // in place, numerically stable
+// Dot products and axpy against f16 vectors (the KV cache is stored in f16).
+float dot_f32_f16(const float* a, const uint16_t* b, int64_t n);
+void axpy_f16(float* y, float a, const uint16_t* x, int64_t n);  // y += a * x
+void f32_to_f16_row(const float* x, uint16_t* out, int64_t n);
+
+// Name of the SIMD target chosen at run time (e.g. "AVX3_ZEN4", "AVX2").
+const char* simd_target_name();
+
+}  // namespace qrun

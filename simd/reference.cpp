@@ -1,0 +1,143 @@
+// Scalar twins of the SIMD kernels. Written for obviousness, not speed: the int8 paths
+// sum exact integer products per block exactly as the SIMD kernels must, and float
+// reductions accumulate in double so the reference is the more accurate side.
+#include "simd/reference.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "quant/block_formats.h"
+#include "quant/quantize.h"
+
+namespace qrun::ref {
+
+namespace {
+
+int q4_code(const BlockQ4& b, int j) { return j < 16 ? (b.qs[j] & 0x0F) : (b.qs[j - 16] >> 4); }
+
+// Integer dot of one weight block with one activation block, then scaled.
+float block_dot_q8(const BlockQ8& w, const BlockQ8A& a) {
+  int32_t sum = 0;
+  for (int j = 0; j < 32; ++j) sum += static_cast<int32_t>(w.qs[j]) * a.qs[j];
+  return f16_to_f32(w.d) * a.d * static_cast<float>(sum);
+}
+
+float block_dot_q4(const BlockQ4& w, const BlockQ8A& a) {
+  int32_t sum = 0;
+  for (int j = 0; j < 32; ++j) sum += q4_code(w, j) * a.qs[j];
+  sum -= 8 * a.sum;  // code - 8 folded in once per block
+  return f16_to_f32(w.d) * a.d * static_cast<float>(sum);
+}
+
+float row_dot(DType t, const uint8_t* row, int64_t cols, const float* x, const BlockQ8A* xq) {
+  const int64_t nb = q8a_blocks(cols);
+  double acc = 0.0;
+  switch (t) {
+    case DType::F32: {
+      const auto* w = reinterpret_cast<const float*>(row);
+      for (int64_t i = 0; i < cols; ++i) acc += static_cast<double>(w[i]) * x[i];
+      break;
+    }
+    case DType::F16: {
+      const auto* w = reinterpret_cast<const uint16_t*>(row);
+      for (int64_t i = 0; i < cols; ++i) acc += static_cast<double>(f16_to_f32(w[i])) * x[i];
+      break;
+    }
+    case DType::BF16: {
+      const auto* w = reinterpret_cast<const uint16_t*>(row);
+      for (int64_t i = 0; i < cols; ++i) acc += static_cast<double>(bf16_to_f32(w[i])) * x[i];
+      break;
+    }
+    case DType::Q8: {
+      const auto* w = reinterpret_cast<const BlockQ8*>(row);
+      for (int64_t b = 0; b < nb; ++b) acc += block_dot_q8(w[b], xq[b]);
+      break;
+    }
+    case DType::Q4: {
+      const auto* w = reinterpret_cast<const BlockQ4*>(row);
+      for (int64_t b = 0; b < nb; ++b) acc += block_dot_q4(w[b], xq[b]);
+      break;
+    }
+  }
+  return static_cast<float>(acc);
+}
+
+}  // namespace
+
+void quantize_activations(const float* x, int64_t n, BlockQ8A* out) {
+  for (int64_t b = 0; b < q8a_blocks(n); ++b) {
+    const int64_t len = std::min<int64_t>(32, n - b * 32);
+    const float* xb = x + b * 32;
+    float amax = 0.0f;
+    for (int64_t j = 0; j < len; ++j) amax = std::max(amax, std::fabs(xb[j]));
+    const float d = amax / 127.0f;
+    const float id = d > 0.0f ? 127.0f / amax : 0.0f;
+    BlockQ8A& o = out[b];
+    o.d = d;
+    o.sum = 0;
+    for (int j = 0; j < 32; ++j) {
+      const float v = j < len ? xb[j] * id : 0.0f;
+      o.qs[j] = static_cast<int8_t>(std::clamp(std::nearbyint(v), -127.0f, 127.0f));
+      o.sum += o.qs[j];
+    }
+  }
+}
+
+void matvec(DType t, const void* w, int64_t rows, int64_t cols, const float* x, const BlockQ8A* xq,
+            float* y) {
+  const auto* base = static_cast<const uint8_t*>(w);
+  const int64_t row_bytes = dtype_row_bytes(t, cols);
+  for (int64_t r = 0; r < rows; ++r) y[r] = row_dot(t, base + r * row_bytes, cols, x, xq);
+}
+
+void matmul(DType t, const void* w, int64_t rows, int64_t cols, int64_t n, const float* x,
+            const BlockQ8A* xq, float* y, int64_t ldy) {
+  const int64_t nb = q8a_blocks(cols);
+  for (int64_t i = 0; i < n; ++i) {
+    ref::matvec(t, w, rows, cols, x ? x + i * cols : nullptr, xq ? xq + i * nb : nullptr, y + i * ldy);
+  }
+}
+
+void rmsnorm(float* out, const float* x, const float* weight, int64_t n, float eps) {
+  double ss = 0.0;
+  for (int64_t i = 0; i < n; ++i) ss += static_cast<double>(x[i]) * x[i];
+  const float inv = static_cast<float>(1.0 / std::sqrt(ss / static_cast<double>(n) + eps));
+  for (int64_t i = 0; i < n; ++i) out[i] = x[i] * inv * weight[i];
+}
+
+float dot_f32(const float* a, const float* b, int64_t n) {
+  double acc = 0.0;
+  for (int64_t i = 0; i < n; ++i) acc += static_cast<double>(a[i]) * b[i];
+  return static_cast<float>(acc);
+}
+
+void swiglu(float* gate, const float* up, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) {
+    const float g = gate[i];
+    gate[i] = g / (1.0f + std::exp(-g)) * up[i];
+  }
+}
+
+void softmax(float* x, int64_t n) {
+  if (n <= 0) return;
+  const float mx = *std::max_element(x, x + n);
+  double sum = 0.0;
+  for (int64_t i = 0; i < n; ++i) {
+    x[i] = std::exp(x[i] - mx);
+    sum += x[i];
+  }
+  const float inv = static_cast<float>(1.0 / sum);
+  for (int64_t i = 0; i < n; ++i) x[i] *= inv;
+}
+
+float dot_f32_f16(const float* a, const uint16_t* b, int64_t n) {
+  double acc = 0.0;
+  for (int64_t i = 0; i < n; ++i) acc += static_cast<double>(a[i]) * f16_to_f32(b[i]);
+  return static_cast<float>(acc);
+}
+
+void axpy_f16(float* y, float a, const uint16_t* x, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) y[i] += a * f16_to_f32(x[i]);
+}
+
+}  // namespace qrun::ref

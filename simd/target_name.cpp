@@ -1,0 +1,15 @@
+// Reports which Highway target dynamic dispatch picked on this CPU.
+#include "simd/hwy_targets.h"
+
+#include "hwy/targets.h"
+#include "simd/kernels.h"
+
+namespace qrun {
+
+const char* simd_target_name() {
+  // The chosen target is the best one both supported by the CPU and compiled in.
+  const int64_t chosen = hwy::SupportedAndGeneratedTargets()[0];
+  return hwy::TargetName(chosen);
+}
+
+}  // namespace qrun

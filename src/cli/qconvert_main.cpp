@@ -1,0 +1,86 @@
+// qconvert: Hugging Face checkpoint folder -> one qrun model file; --info prints a file.
+#include <signal.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <iostream>
+#include <thread>
+
+#include <CLI/CLI.hpp>
+
+#include "convert/converter.h"
+#include "qrun/error.h"
+#include "qrun/model_file.h"
+#include "qrun/model_info.h"
+#include "qrun/progress.h"
+
+namespace {
+
+// An interrupted conversion must leave no file behind: unlink the temp file (unlink is
+// async-signal-safe) and re-raise.
+void on_signal(int sig) {
+  const char* tmp = qrun::model_writer_temp_path();
+  if (tmp[0]) ::unlink(tmp);
+  ::signal(sig, SIG_DFL);
+  ::raise(sig);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"qconvert: convert a Hugging Face checkpoint to a qrun model file"};
+  std::string in_dir, out_path, type_name = "q4", info_path;
+  int threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  bool verify = false;
+  app.add_option("hf_dir", in_dir, "Hugging Face folder: config.json, *.safetensors, tokenizer files");
+  app.add_option("-o,--output", out_path, "Output model file");
+  app.add_option("--type", type_name, "Weight type: q4 (4.5 bits/weight), q8 (8.5), f16 or f32")
+      ->check(CLI::IsMember({"q4", "q8", "f16", "f32"}));
+  app.add_option("-t,--threads", threads, "Quantization threads (default: all cores)")->check(CLI::Range(1, 1024));
+  app.add_option("--info", info_path, "Print the header and tensor table of a qrun model file and exit");
+  app.add_flag("--verify", verify, "With --info: also verify every tensor checksum");
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+
+  try {
+    if (!info_path.empty()) {
+      qrun::ModelFile model(info_path);
+      qrun::print_model_info(model, std::cout);
+      if (verify) {
+        model.verify_checksums();
+        std::cout << "checksums:     all " << model.tensors().size() << " tensors OK\n";
+      }
+      return 0;
+    }
+    if (in_dir.empty() || out_path.empty()) {
+      std::cerr << "qconvert: need HF_DIR and -o OUTPUT (or --info FILE); see --help\n";
+      return 2;
+    }
+    ::signal(SIGINT, on_signal);
+    ::signal(SIGTERM, on_signal);
+    qrun::ConvertOptions opt;
+    qrun::dtype_from_name(type_name, &opt.weight_type);
+    opt.threads = threads;
+    qrun::ProgressBar bar("converting");
+    opt.progress = [&](const qrun::WriteProgress& p) { bar.update(p.bytes_done, p.bytes_total, p.tensor ? *p.tensor : "done"); };
+    const auto t0 = std::chrono::steady_clock::now();
+    const auto s = qrun::convert_hf_checkpoint(in_dir, out_path, opt);
+    bar.finish();
+    const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    std::fprintf(stderr, "wrote %s: %.2f MiB, %s", out_path.c_str(), static_cast<double>(s.file_size) / (1 << 20),
+                 type_name.c_str());
+    if (s.quantized_weights)
+      std::fprintf(stderr, ", %.3f bits/weight over %.1fM quantized weights",
+                   8.0 * static_cast<double>(s.quantized_bytes) / static_cast<double>(s.quantized_weights),
+                   static_cast<double>(s.quantized_weights) / 1e6);
+    std::fprintf(stderr, ", %.2f s\n", secs);
+    return 0;
+  } catch (const std::exception& e) {
+    std::cerr << "qconvert: " << e.what() << "\n";
+    return 1;
+  }
+}

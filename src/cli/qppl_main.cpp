@@ -1,0 +1,56 @@
+// qppl: perplexity of a model on a text, and KL divergence against a reference run.
+//   qppl -m ref.f32 -f text.txt -c 256 --kl-divergence-base ref.kld
+//   qppl -m model.q4 -f text.txt -c 256 --kl-divergence ref.kld
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+
+#include <CLI/CLI.hpp>
+
+#include "qrun/error.h"
+#include "qrun/model.h"
+#include "qrun/perplexity.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"qppl: perplexity and KL divergence of a qrun model on a text"};
+  std::string model_path, text_path;
+  qrun::PerplexityOptions po;
+  int threads = 0;
+  app.add_option("-m,--model", model_path, "Model file")->required();
+  app.add_option("-f,--file", text_path, "Text to score")->required();
+  app.add_option("-c,--ctx-size", po.context, "Window size in tokens; the second half of each is scored")
+      ->check(CLI::Range(8, 1 << 20));
+  app.add_option("-t,--threads", threads, "Threads (default: physical cores)")->check(CLI::Range(0, 1024));
+  app.add_option("--kl-divergence-base", po.save_kl_base, "Save this (reference) model's log-probabilities here");
+  app.add_option("--kl-divergence", po.kl_base, "Compare against log-probabilities saved by a reference run");
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  try {
+    std::ifstream in(text_path, std::ios::binary);
+    if (!in) throw qrun::Error(text_path, -1, "cannot open text file");
+    std::stringstream ss;
+    ss << in.rdbuf();
+    qrun::RuntimeOptions ro;
+    ro.threads = threads;
+    ro.context = po.context;
+    ro.batch = std::min(po.context, 256);
+    qrun::Model model(model_path, ro);
+    const auto r = qrun::run_perplexity(model, ss.str(), po, [](int c, int n, double ppl) {
+      std::fprintf(stderr, "[%d/%d] running perplexity %.4f\n", c, n, ppl);
+    });
+    std::printf("chunks %d, scored tokens %d, context %d\n", r.chunks, r.scored_tokens, po.context);
+    std::printf("perplexity: %.4f +/- %.4f\n", r.ppl, r.ppl_err);
+    if (r.has_kl) {
+      std::printf("base perplexity: %.4f, ratio PPL(Q)/PPL(base): %.4f\n", r.ppl_base, r.ppl / r.ppl_base);
+      std::printf("mean KLD: %.6f +/- %.6f, 99th percentile KLD: %.6f\n", r.kld_mean, r.kld_err, r.kld_p99);
+      std::printf("same top-1: %.2f%%\n", 100.0 * r.top1_agreement);
+    }
+    return 0;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "qppl: %s\n", e.what());
+    return 1;
+  }
+}

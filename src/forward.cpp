@@ -1,0 +1,118 @@
+// The transformer forward pass: one batch of tokens through every layer.
+#include <algorithm>
+
+#include "qrun/error.h"
+#include "qrun/model.h"
+#include "quant/quantize.h"
+#include "simd/kernels.h"
+#include "src/attention.h"
+#include "src/layer_streamer.h"
+#include "src/layer_weights.h"
+#include "src/model_scratch.h"
+#include "src/rope.h"
+
+namespace qrun {
+
+namespace {
+
+// Quantizes the n input rows once when w takes int8 activations; every projection
+// that reads the same input then reuses them.
+const BlockQ8A* prepare_input(ThreadPool& pool, const Weight& w, const float* x, int n, int64_t cols,
+                              std::vector<BlockQ8A>& xq) {
+  if (!dtype_is_quantized(w.dtype)) return nullptr;
+  const int64_t blocks = q8a_blocks(cols);
+  pool.parallel_for(n, [&](int64_t i0, int64_t i1) {
+    for (int64_t i = i0; i < i1; ++i) quantize_activations(x + i * cols, cols, xq.data() + i * blocks);
+  });
+  return xq.data();
+}
+
+// y[i * ldy + r] = W row r . x row i; each thread streams its own block of rows.
+void project(ThreadPool& pool, const Weight& w, const float* x, const BlockQ8A* xq, int n, float* y, int64_t ldy) {
+  pool.parallel_for(w.rows, [&](int64_t r0, int64_t r1) {
+    const uint8_t* rows = w.data + r0 * w.row_bytes();
+    if (n == 1) {
+      matvec(w.dtype, rows, r1 - r0, w.cols, x, xq, y + r0);
+    } else {
+      matmul(w.dtype, rows, r1 - r0, w.cols, n, x, xq, y + r0, ldy);
+    }
+  });
+}
+
+}  // namespace
+
+void Model::forward_batch(const int32_t* tokens, int n, float* logits, bool all_logits) {
+  const auto& hp = hparams();
+  const int dim = static_cast<int>(hp.dim), hidden = static_cast<int>(hp.hidden_dim);
+  const int hd = static_cast<int>(hp.head_dim), n_heads = static_cast<int>(hp.n_heads);
+  const int n_kv = static_cast<int>(hp.n_kv_heads), q_dim = n_heads * hd, kv_dim = n_kv * hd;
+  const int group = n_heads / n_kv;
+  const int pos0 = pos_;
+  Scratch& s = *s_;
+
+  // Token embeddings.
+  const Weight& emb = w_->embedding;
+  for (int i = 0; i < n; ++i)
+    dequantize_row(emb.dtype, emb.data + tokens[i] * emb.row_bytes(), dim, &s.x[size_t(i) * dim]);
+
+  for (int l = 0; l < static_cast<int>(w_->layers.size()); ++l) {
+    const LayerWeights& w = w_->layers[static_cast<size_t>(l)];
+    streamer_->before_layer(l);
+
+    // Attention: norm, q/k/v projections, RoPE, cache, attention, output projection.
+    for (int i = 0; i < n; ++i) rmsnorm(&s.xb[size_t(i) * dim], &s.x[size_t(i) * dim], w.attention_norm, dim, hp.norm_eps);
+    const BlockQ8A* xq = prepare_input(pool_, w.wq, s.xb.data(), n, dim, s.xq);
+    project(pool_, w.wq, s.xb.data(), xq, n, s.q.data(), q_dim);
+    project(pool_, w.wk, s.xb.data(), xq, n, s.k.data(), kv_dim);
+    project(pool_, w.wv, s.xb.data(), xq, n, s.v.data(), kv_dim);
+    for (int i = 0; i < n; ++i) {
+      float* q = &s.q[size_t(i) * q_dim];
+      float* k = &s.k[size_t(i) * kv_dim];
+      float* v = &s.v[size_t(i) * kv_dim];
+      if (w.bq) {
+        add_f32(q, w.bq, q_dim);
+        add_f32(k, w.bk, kv_dim);
+        add_f32(v, w.bv, kv_dim);
+      }
+      rope_apply(q, n_heads, hd, pos0 + i, rope_inv_freq_);
+      rope_apply(k, n_kv, hd, pos0 + i, rope_inv_freq_);
+      f32_to_f16_row(k, cache_.key(l, pos0 + i), kv_dim);
+      f32_to_f16_row(v, cache_.value(l, pos0 + i), kv_dim);
+    }
+    pool_.run([&](int t, int nt) {
+      for (int task = t; task < n * n_heads; task += nt) {
+        const int i = task / n_heads, h = task % n_heads;
+        const int t_end = pos0 + i + 1;
+        const int t_begin = hp.sliding_window ? std::max(0, t_end - static_cast<int>(hp.sliding_window)) : 0;
+        attend_head(&s.q[size_t(i) * q_dim + size_t(h) * hd], cache_, l, (h / group) * hd, t_begin, t_end, hd,
+                    &s.xb[size_t(i) * q_dim + size_t(h) * hd], &s.tiles[size_t(t) * kAttentionTile]);
+      }
+    });
+    xq = prepare_input(pool_, w.wo, s.xb.data(), n, q_dim, s.xq);
+    project(pool_, w.wo, s.xb.data(), xq, n, s.xb2.data(), dim);
+    add_f32(s.x.data(), s.xb2.data(), int64_t{n} * dim);
+
+    // Feed-forward: norm, SwiGLU(gate, up), down projection.
+    for (int i = 0; i < n; ++i) rmsnorm(&s.xb[size_t(i) * dim], &s.x[size_t(i) * dim], w.ffn_norm, dim, hp.norm_eps);
+    xq = prepare_input(pool_, w.w1, s.xb.data(), n, dim, s.xq);
+    project(pool_, w.w1, s.xb.data(), xq, n, s.hb.data(), hidden);
+    project(pool_, w.w3, s.xb.data(), xq, n, s.hb2.data(), hidden);
+    swiglu(s.hb.data(), s.hb2.data(), int64_t{n} * hidden);
+    xq = prepare_input(pool_, w.w2, s.hb.data(), n, hidden, s.xq);
+    project(pool_, w.w2, s.hb.data(), xq, n, s.xb2.data(), dim);
+    add_f32(s.x.data(), s.xb2.data(), int64_t{n} * dim);
+    streamer_->after_layer(l);
+  }
+  pos_ += n;
+  if (!logits) return;
+
+  // Final norm and output head, for the last token or all of them.
+  const int first = all_logits ? 0 : n - 1, m = n - first;
+  for (int i = 0; i < m; ++i)
+    rmsnorm(&s.xb[size_t(i) * dim], &s.x[size_t(first + i) * dim], w_->norm, dim, hp.norm_eps);
+  const Weight& head = w_->head;
+  const BlockQ8A* xq = prepare_input(pool_, head, s.xb.data(), m, dim, s.xq);
+  project(pool_, head, s.xb.data(), xq, m, logits, head.rows);
+}
+
+}  // namespace qrun

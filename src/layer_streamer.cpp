@@ -1,0 +1,77 @@
+#include "src/layer_streamer.h"
+
+#include <fcntl.h>
+
+#include <cstdio>
+
+#include "qrun/error.h"
+
+namespace qrun {
+
+namespace {
+std::string mib(uint64_t b) { return std::to_string((b + (1 << 20) - 1) >> 20) + " MiB"; }
+}  // namespace
+
+StreamingPlan plan_streaming(const ModelFile& file, uint64_t budget, uint64_t fixed_bytes) {
+  StreamingPlan plan;
+  for (const auto& t : file.tensors())
+    if (t.layer < 0) plan.resident_bytes += t.size;
+  uint64_t largest = 0;
+  for (const auto& r : file.layers()) largest = std::max(largest, r.size);
+  plan.window_bytes = 2 * largest;
+  const uint64_t needed = fixed_bytes + plan.resident_bytes + plan.window_bytes;
+  if (needed > budget)
+    throw Error(file.path(), -1,
+                "memory budget " + mib(budget) + " is too small: KV cache, buffers and runtime need " +
+                    mib(fixed_bytes) + ", embeddings and head " + mib(plan.resident_bytes) +
+                    ", and two streamed layers " + mib(plan.window_bytes) + " (at least " + mib(needed) +
+                    "; lower -c or raise --mem-budget)");
+  uint64_t left = budget - needed;
+  const auto& layers = file.layers();
+  while (plan.resident_layers < static_cast<int>(layers.size()) && layers[plan.resident_layers].size <= left) {
+    left -= layers[plan.resident_layers].size;
+    plan.resident_bytes += layers[plan.resident_layers].size;
+    ++plan.resident_layers;
+  }
+  // All layers resident: no streaming window needed.
+  if (plan.resident_layers == static_cast<int>(layers.size())) plan.window_bytes = 0;
+  return plan;
+}
+
+LayerStreamer::LayerStreamer(const ModelFile& file, const StreamingPlan& plan, bool lock_resident)
+    : file_(&file), plan_(plan), enabled_(plan.resident_layers < static_cast<int>(file.layers().size())),
+      requested_(file.layers().size(), false) {
+  if (lock_resident && plan.resident_layers > 0) {
+    const auto& first = file.layers().front();
+    const auto& last = file.layers()[static_cast<size_t>(plan.resident_layers - 1)];
+    if (!file.mapping().lock(first.offset, last.offset + last.size - first.offset))
+      throw Error(file.path(), -1, "cannot mlock the resident layers (RLIMIT_MEMLOCK); run without --mlock");
+  }
+}
+
+void LayerStreamer::prefetch(int layer) {
+  if (!streamed(layer) || requested_[static_cast<size_t>(layer)]) return;
+  const auto& r = file_->layers()[static_cast<size_t>(layer)];
+  file_->mapping().prefetch(r.offset, r.size);
+  requested_[static_cast<size_t>(layer)] = true;
+}
+
+void LayerStreamer::before_layer(int layer) {
+  if (!enabled_) return;
+  prefetch(layer);
+  // The next streamed layer; after the last layer, the first streamed one of the next pass.
+  const int next = layer + 1 < n_layers() ? layer + 1 : plan_.resident_layers;
+  prefetch(next);
+}
+
+void LayerStreamer::after_layer(int layer) {
+  if (!enabled_ || !streamed(layer)) return;
+  const auto& r = file_->layers()[static_cast<size_t>(layer)];
+  file_->mapping().release(r.offset, r.size);
+  // Drop the clean page-cache copy too; the kernel keeps pages other processes map.
+  ::posix_fadvise(file_->mapping().fd(), static_cast<off_t>(r.offset), static_cast<off_t>(r.size),
+                  POSIX_FADV_DONTNEED);
+  requested_[static_cast<size_t>(layer)] = false;
+}
+
+}  // namespace qrun

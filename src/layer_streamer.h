@@ -1,0 +1,47 @@
+// Layer streaming under a memory budget (--mem-budget): the first layers that fit
+// stay resident; the rest are read ahead one layer early (MADV_WILLNEED) and dropped
+// right after use (MADV_DONTNEED + POSIX_FADV_DONTNEED), so the model runs in less
+// memory than its size without the thrashing of plain mmap under pressure. Each
+// layer is one contiguous range of the file, so each hint is one call.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "qrun/model_file.h"
+
+namespace qrun {
+
+struct StreamingPlan {
+  int resident_layers = 0;        // layers [0, resident_layers) stay mapped
+  uint64_t resident_bytes = 0;    // global tensors + resident layers
+  uint64_t window_bytes = 0;      // two streamed layers in flight (current + next)
+};
+
+// Which layers fit in `budget` after `fixed_bytes` (KV cache, scratch, runtime).
+// Throws with the numbers when even one streamed layer cannot fit.
+StreamingPlan plan_streaming(const ModelFile& file, uint64_t budget, uint64_t fixed_bytes);
+
+class LayerStreamer {
+ public:
+  LayerStreamer(const ModelFile& file, const StreamingPlan& plan, bool lock_resident);
+
+  bool enabled() const { return enabled_; }
+  const StreamingPlan& plan() const { return plan_; }
+  int n_layers() const { return static_cast<int>(file_->layers().size()); }
+
+  void before_layer(int layer);   // make sure `layer` is on its way, and read ahead the next
+  void after_layer(int layer);    // drop a streamed layer
+
+ private:
+  bool streamed(int layer) const { return layer >= plan_.resident_layers; }
+  void prefetch(int layer);
+
+  const ModelFile* file_;
+  StreamingPlan plan_;
+  bool enabled_ = false;
+  std::vector<bool> requested_;
+};
+
+}  // namespace qrun

@@ -1,0 +1,39 @@
+// Pointers into the mapped file for one layer's tensors, resolved once at load.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "qrun/dtype.h"
+#include "qrun/model_file.h"
+
+namespace qrun {
+
+struct Weight {
+  DType dtype = DType::F32;
+  const uint8_t* data = nullptr;
+  int64_t rows = 0;
+  int64_t cols = 0;
+
+  static Weight from(const TensorView& t) { return {t.dtype, t.data, t.rows, t.cols}; }
+  int64_t row_bytes() const { return dtype_row_bytes(dtype, cols); }
+};
+
+struct LayerWeights {
+  const float* attention_norm;
+  Weight wq, wk, wv, wo;
+  const float* bq = nullptr;   // Qwen2 attention biases
+  const float* bk = nullptr;
+  const float* bv = nullptr;
+  const float* ffn_norm;
+  Weight w1, w2, w3;           // gate, down, up
+};
+
+struct ModelWeights {
+  Weight embedding;
+  std::vector<LayerWeights> layers;
+  const float* norm;
+  Weight head;                 // output, or the embedding when tied
+};
+
+}  // namespace qrun

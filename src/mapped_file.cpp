@@ -1,0 +1,152 @@
+#include "qrun/mapped_file.h"
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <utility>
+
+#include "qrun/error.h"
+
+namespace qrun {
+
+namespace {
+
+uint64_t page_size() {
+  static const uint64_t p = static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
+  return p;
+}
+
+std::string errno_text() { return std::strerror(errno); }
+
+}  // namespace
+
+MappedFile::MappedFile(const std::string& path, LoadMode mode) : path_(path) {
+  fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd_ < 0) throw Error(path, -1, "cannot open: " + errno_text());
+  struct stat st {};
+  if (fstat(fd_, &st) != 0) {
+    const std::string why = errno_text();
+    reset();
+    throw Error(path, -1, "cannot stat: " + why);
+  }
+  if (!S_ISREG(st.st_mode)) {
+    reset();
+    throw Error(path, -1, "not a regular file");
+  }
+  size_ = static_cast<uint64_t>(st.st_size);
+  if (size_ == 0) {
+    reset();
+    throw Error(path, 0, "file is empty");
+  }
+  if (mode == LoadMode::ReadPrivate) {
+    auto* buf = static_cast<uint8_t*>(std::malloc(size_));
+    if (!buf) {
+      reset();
+      throw Error(path, -1, "out of memory reading " + std::to_string(size_) + " bytes");
+    }
+    uint64_t done = 0;
+    while (done < size_) {
+      const ssize_t n = ::pread(fd_, buf + done, size_ - done, static_cast<off_t>(done));
+      if (n <= 0) {
+        std::free(buf);
+        const std::string why = n == 0 ? "unexpected end of file" : errno_text();
+        reset();
+        throw Error(path, static_cast<int64_t>(done), "read failed: " + why);
+      }
+      done += static_cast<uint64_t>(n);
+    }
+    data_ = buf;
+    return;
+  }
+  void* p = ::mmap(nullptr, size_, PROT_READ, MAP_SHARED, fd_, 0);
+  if (p == MAP_FAILED) {
+    const std::string why = errno_text();
+    reset();
+    throw Error(path, -1, "mmap failed: " + why);
+  }
+  data_ = static_cast<const uint8_t*>(p);
+  mapped_ = true;
+  if (mode == LoadMode::MmapLocked && !lock(0, size_)) {
+    const std::string why = errno_text();
+    struct rlimit rl {};
+    getrlimit(RLIMIT_MEMLOCK, &rl);
+    reset();
+    throw Error(path, -1,
+                "--mlock failed (" + why + "): the model needs " + std::to_string(size_ >> 20) +
+                    " MiB locked but RLIMIT_MEMLOCK is " +
+                    (rl.rlim_cur == RLIM_INFINITY ? std::string("unlimited")
+                                                  : std::to_string(rl.rlim_cur >> 20) + " MiB") +
+                    "; raise it with `ulimit -l` or run without --mlock");
+  }
+}
+
+MappedFile::~MappedFile() { reset(); }
+
+MappedFile::MappedFile(MappedFile&& o) noexcept { *this = std::move(o); }
+
+MappedFile& MappedFile::operator=(MappedFile&& o) noexcept {
+  if (this != &o) {
+    reset();
+    path_ = std::move(o.path_);
+    data_ = std::exchange(o.data_, nullptr);
+    size_ = std::exchange(o.size_, 0);
+    mapped_ = std::exchange(o.mapped_, false);
+    fd_ = std::exchange(o.fd_, -1);
+  }
+  return *this;
+}
+
+void MappedFile::reset() {
+  if (data_) {
+    if (mapped_) {
+      ::munmap(const_cast<uint8_t*>(data_), size_);
+    } else {
+      std::free(const_cast<uint8_t*>(data_));
+    }
+  }
+  if (fd_ >= 0) ::close(fd_);
+  data_ = nullptr;
+  size_ = 0;
+  mapped_ = false;
+  fd_ = -1;
+}
+
+namespace {
+// Rounds [offset, offset+len) out to whole pages and clips it to the file.
+bool page_range(uint64_t size, uint64_t offset, uint64_t len, uint64_t* begin, uint64_t* n) {
+  if (offset >= size || len == 0) return false;
+  const uint64_t end = std::min(size, offset + len);
+  const uint64_t p = page_size();
+  *begin = offset / p * p;
+  *n = end - *begin;
+  return true;
+}
+}  // namespace
+
+bool MappedFile::prefetch(uint64_t offset, uint64_t len) const {
+  uint64_t b, n;
+  if (!mapped_ || !page_range(size_, offset, len, &b, &n)) return true;
+  return ::madvise(const_cast<uint8_t*>(data_) + b, n, MADV_WILLNEED) == 0;
+}
+
+bool MappedFile::release(uint64_t offset, uint64_t len) const {
+  uint64_t b, n;
+  if (!mapped_ || !page_range(size_, offset, len, &b, &n)) return true;
+  // DONTNEED drops this process's page table entries; the page cache decides the rest,
+  // so other processes sharing the file keep their copy.
+  return ::madvise(const_cast<uint8_t*>(data_) + b, n, MADV_DONTNEED) == 0;
+}
+
+bool MappedFile::lock(uint64_t offset, uint64_t len) const {
+  uint64_t b, n;
+  if (!mapped_ || !page_range(size_, offset, len, &b, &n)) return true;
+  return ::mlock(data_ + b, n) == 0;
+}
+
+}  // namespace qrun

@@ -1,0 +1,99 @@
+#include "qrun/model.h"
+
+#include <algorithm>
+
+#include "qrun/error.h"
+#include "qrun/memory_estimate.h"
+#include "qrun/model_layout.h"
+#include "simd/kernels.h"
+#include "src/layer_weights.h"
+#include "src/model_scratch.h"
+#include "src/layer_streamer.h"
+#include "src/rope.h"
+
+namespace qrun {
+
+namespace {
+
+int default_context(const format::HParams& hp, int requested) {
+  if (requested > 0) return requested;
+  return static_cast<int>(std::min<uint32_t>(hp.max_seq_len, 4096));
+}
+
+const float* f32_data(const TensorView& t) { return reinterpret_cast<const float*>(t.data); }
+
+}  // namespace
+
+Model::Model(const std::string& path, const RuntimeOptions& options)
+    : file_(path, options.load_mode),
+      tokenizer_(deserialize_tokenizer(file_.tokenizer_blob(), path, file_.tokenizer_offset())),
+      pool_(options.threads > 0 ? options.threads : physical_core_count()),
+      cache_(static_cast<int>(file_.hparams().n_layers), default_context(file_.hparams(), options.context),
+             static_cast<int>(file_.hparams().n_kv_heads * file_.hparams().head_dim)),
+      batch_(std::max(1, options.batch)) {
+  const auto& hp = file_.hparams();
+  if (options.context < 0 || options.context > (1 << 20))
+    throw Error(path, -1, "context size " + std::to_string(options.context) + " out of range");
+  if (tokenizer_.vocab_size() > static_cast<int32_t>(hp.vocab_size))
+    throw Error(path, static_cast<int64_t>(file_.tokenizer_offset()),
+                "tokenizer has " + std::to_string(tokenizer_.vocab_size()) + " tokens but the model only " +
+                    std::to_string(hp.vocab_size));
+  if (options.verify_checksums) file_.verify_checksums();
+  w_ = std::make_unique<ModelWeights>();
+  w_->embedding = Weight::from(file_.get("tok_embeddings"));
+  w_->norm = f32_data(file_.get("norm"));
+  w_->head = Weight::from(file_.get(hp.tied_embeddings ? "tok_embeddings" : "output"));
+  for (int l = 0; l < static_cast<int>(hp.n_layers); ++l) {
+    auto get = [&](const char* what) -> const TensorView& { return file_.get(layer_tensor_name(l, what)); };
+    LayerWeights w;
+    w.attention_norm = f32_data(get("attention_norm"));
+    w.wq = Weight::from(get("wq"));
+    w.wk = Weight::from(get("wk"));
+    w.wv = Weight::from(get("wv"));
+    w.wo = Weight::from(get("wo"));
+    if (hp.attn_bias) {
+      w.bq = f32_data(get("bq"));
+      w.bk = f32_data(get("bk"));
+      w.bv = f32_data(get("bv"));
+    }
+    w.ffn_norm = f32_data(get("ffn_norm"));
+    w.w1 = Weight::from(get("w1"));
+    w.w2 = Weight::from(get("w2"));
+    w.w3 = Weight::from(get("w3"));
+    w_->layers.push_back(w);
+  }
+  rope_inv_freq_ = rope_inv_freq(hp);
+  s_ = std::make_unique<Scratch>(ScratchSizes(hp, batch_, pool_.size()));
+  StreamingPlan plan;
+  plan.resident_layers = static_cast<int>(hp.n_layers);
+  if (options.mem_budget > 0)
+    plan = plan_streaming(file_, options.mem_budget, cache_.bytes() + scratch_bytes() + kRuntimeOverheadBytes);
+  streamer_ = std::make_unique<LayerStreamer>(file_, plan, options.load_mode == LoadMode::MmapLocked);
+}
+
+int Model::resident_layers() const { return streamer_->plan().resident_layers; }
+
+uint64_t Model::scratch_bytes() const {
+  return ScratchSizes(hparams(), batch_, pool_.size()).bytes() + uint64_t{hparams().vocab_size} * sizeof(float);
+}
+
+Model::~Model() = default;
+
+void Model::forward(std::span<const int32_t> tokens, float* logits, bool all_logits) {
+  const int n = static_cast<int>(tokens.size());
+  if (n == 0) return;
+  if (pos_ + n > context_length())
+    throw Error(file_.path(), -1, "context overflow: " + std::to_string(pos_ + n) + " tokens exceed the context of " +
+                                      std::to_string(context_length()) + " (raise -c)");
+  const int32_t vocab = static_cast<int32_t>(file_.hparams().vocab_size);
+  for (int32_t id : tokens)
+    if (id < 0 || id >= vocab) throw Error("token id " + std::to_string(id) + " outside the vocabulary");
+  for (int done = 0; done < n; done += batch_) {
+    const int b = std::min(batch_, n - done);
+    const bool last = done + b == n;
+    float* out = all_logits ? logits + static_cast<int64_t>(done) * vocab : (last ? logits : nullptr);
+    forward_batch(tokens.data() + done, b, out, all_logits);
+  }
+}
+
+}  // namespace qrun

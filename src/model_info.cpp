@@ -1,0 +1,73 @@
+#include "qrun/model_info.h"
+
+#include <cstdio>
+#include <string>
+
+#include "qrun/model_layout.h"
+#include "qrun/tokenizer.h"
+
+namespace qrun {
+
+namespace {
+std::string mib(uint64_t bytes) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.2f MiB", static_cast<double>(bytes) / (1 << 20));
+  return buf;
+}
+}  // namespace
+
+void print_model_info(const ModelFile& model, std::ostream& out, bool list_tensors) {
+  const auto& hp = model.hparams();
+  const auto& h = model.header();
+  const char* scaling[] = {"none", "linear", "llama3"};
+  out << "file:          " << model.path() << " (" << mib(h.file_size) << ", format v" << h.version << ", alignment "
+      << h.alignment << ")\n"
+      << "architecture:  " << arch_name(hp.arch) << "\n"
+      << "layers:        " << hp.n_layers << "\n"
+      << "dim:           " << hp.dim << " (ffn " << hp.hidden_dim << ")\n"
+      << "heads:         " << hp.n_heads << " (kv " << hp.n_kv_heads << ", head_dim " << hp.head_dim << ")\n"
+      << "vocab:         " << hp.vocab_size << "\n"
+      << "context:       " << hp.max_seq_len << "\n"
+      << "rope:          theta " << hp.rope_theta << ", scaling " << scaling[hp.rope_scaling % 3];
+  if (hp.rope_scaling) out << " x" << hp.rope_factor;
+  out << "\n"
+      << "norm eps:      " << hp.norm_eps << "\n"
+      << "tied output:   " << (hp.tied_embeddings ? "yes" : "no") << ", attention bias: " << (hp.attn_bias ? "yes" : "no")
+      << "\n"
+      << "weight type:   " << dtype_name(static_cast<DType>(hp.weight_type)) << "\n";
+
+  const Tokenizer tok(deserialize_tokenizer(model.tokenizer_blob(), model.path(), model.tokenizer_offset()));
+  out << "tokenizer:     " << tok.kind_name() << ", " << tok.vocab_size() << " tokens, bos " << tok.bos_id()
+      << ", chat template " << (tok.chat_template().empty() ? "no" : "yes") << " (" << model.tokenizer_blob().size()
+      << " bytes)\n";
+
+  uint64_t qw = 0, qb = 0;
+  for (const auto& t : model.tensors()) {
+    if (t.layer >= 0 && dtype_is_quantized(t.dtype)) {
+      qw += static_cast<uint64_t>(t.rows * t.cols);
+      qb += t.size;
+    }
+  }
+  if (qw) {
+    char buf[64];
+    std::snprintf(buf, sizeof buf, "%.3f", 8.0 * static_cast<double>(qb) / static_cast<double>(qw));
+    out << "bits/weight:   " << buf << " (quantized layer matrices)\n";
+  }
+  out << "layer ranges:\n";
+  for (size_t l = 0; l < model.layers().size(); ++l) {
+    const auto& r = model.layers()[l];
+    out << "  layer " << l << ": [" << r.offset << ", " << r.offset + r.size << ") " << mib(r.size) << "\n";
+  }
+  if (!list_tensors) return;
+  out << "tensors:\n";
+  char line[256];
+  for (const auto& t : model.tensors()) {
+    std::snprintf(line, sizeof line, "  %-24s %-5s [%6lld, %6lld] offset %10llu  %12llu bytes\n", t.name.c_str(),
+                  std::string(dtype_name(t.dtype)).c_str(), static_cast<long long>(t.cols),
+                  static_cast<long long>(t.rows), static_cast<unsigned long long>(t.offset),
+                  static_cast<unsigned long long>(t.size));
+    out << line;
+  }
+}
+
+}  // namespace qrun

@@ -1,0 +1,210 @@
+// qconvert on real checkpoints: every type converts, every tensor reads back within
+// its type's bound, and bad input is refused with an error naming file and problem
+// while leaving no output file behind.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <fstream>
+
+#include "common/model_fixture.h"
+#include "common/safetensors_writer.h"
+#include "convert/converter.h"
+#include "convert/safetensors.h"
+#include "qrun/error.h"
+#include "qrun/model_file.h"
+#include "qrun/model_layout.h"
+#include "quant/quantize.h"
+
+namespace qrun {
+namespace {
+
+namespace fs = std::filesystem;
+using test::ScratchDir;
+
+// Relative RMS error bounds per stored type, measured against the f32 source:
+// f16 keeps 11 significant bits; q8 uses 8-bit codes per block of 32; q4 4-bit codes.
+double bound_for(DType t) {
+  switch (t) {
+    case DType::F32: return 0.0;
+    case DType::F16: return 1e-3;
+    case DType::BF16: return 8e-3;
+    case DType::Q8: return 0.01;
+    case DType::Q4: return 0.15;
+  }
+  return 0;
+}
+
+class ConvertStories : public ::testing::TestWithParam<DType> {};
+
+TEST_P(ConvertStories, EveryTensorMatchesTheSourceWithinItsBound) {
+  const DType type = GetParam();
+  ModelFile m(test::converted_stories(type).string());
+  m.verify_checksums();
+  const SafetensorsCheckpoint src(test::stories_dir());
+  EXPECT_EQ(m.tensors().size(), expected_tensors(m.hparams()).size());
+  for (const auto& t : m.tensors()) {
+    EXPECT_EQ(t.dtype, storage_type_for(t.name, type)) << t.name;
+    std::vector<float> got(static_cast<size_t>(t.cols)), want(static_cast<size_t>(t.cols));
+    const SafeTensor* s = nullptr;
+    static const std::map<std::string, std::string> names = {
+        {"tok_embeddings", "model.embed_tokens.weight"}, {"norm", "model.norm.weight"},
+        {"attention_norm", "input_layernorm.weight"},    {"ffn_norm", "post_attention_layernorm.weight"},
+        {"wq", "self_attn.q_proj.weight"},               {"wk", "self_attn.k_proj.weight"},
+        {"wv", "self_attn.v_proj.weight"},               {"wo", "self_attn.o_proj.weight"},
+        {"w1", "mlp.gate_proj.weight"},                  {"w2", "mlp.down_proj.weight"},
+        {"w3", "mlp.up_proj.weight"}};
+    if (t.layer < 0) {
+      s = src.find(names.at(t.name));
+    } else {
+      const std::string leaf = t.name.substr(t.name.rfind('.') + 1);
+      s = src.find("model.layers." + std::to_string(t.layer) + "." + names.at(leaf));
+    }
+    ASSERT_NE(s, nullptr) << t.name;
+    double err2 = 0, ref2 = 0;
+    for (int64_t r = 0; r < t.rows; ++r) {
+      dequantize_row(t.dtype, t.data + r * t.row_bytes(), t.cols, got.data());
+      s->read_f32(r * t.cols, t.cols, want.data());
+      for (int64_t c = 0; c < t.cols; ++c) {
+        err2 += (got[c] - want[c]) * double(got[c] - want[c]);
+        ref2 += want[c] * double(want[c]);
+      }
+    }
+    const double rel = std::sqrt(err2 / std::max(ref2, 1e-30));
+    EXPECT_LE(rel, bound_for(t.dtype)) << t.name << " as " << dtype_name(t.dtype);
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(AllTypes, ConvertStories, ::testing::Values(DType::F32, DType::F16, DType::Q8, DType::Q4),
+                         [](const auto& info) { return std::string(dtype_name(info.param)); });
+
+TEST(Convert, Bf16CheckpointConverts) {
+  ScratchDir dir;
+  ConvertOptions opt;
+  opt.weight_type = DType::Q8;
+  const auto s = convert_hf_checkpoint((test::shared_dir() / "models/stories260K-bf16").string(),
+                                       (dir / "m.q8").string(), opt);
+  EXPECT_GT(s.file_size, 0u);
+  ModelFile m((dir / "m.q8").string());
+  EXPECT_EQ(m.hparams().n_layers, 5u);
+}
+
+TEST(Convert, ShardedCheckpointConverts) {
+  // Split stories260K into two shards with an index, as large checkpoints ship.
+  ScratchDir dir;
+  const fs::path hf = dir / "hf";
+  test::copy_stories(hf);
+  fs::remove(hf / "model.safetensors");
+  const SafetensorsCheckpoint src(test::stories_dir());
+  std::vector<test::RawTensor> a, b;
+  nlohmann::json index = {{"metadata", nlohmann::json::object()}, {"weight_map", nlohmann::json::object()}};
+  for (const auto& [name, t] : src.tensors()) {
+    const bool first = name.find("layers.0.") != std::string::npos || name.find("embed") != std::string::npos;
+    test::RawTensor r{name, "F32", t.shape, std::vector<uint8_t>(t.data, t.data + t.size)};
+    (first ? a : b).push_back(std::move(r));
+    index["weight_map"][name] = first ? "model-00001-of-00002.safetensors" : "model-00002-of-00002.safetensors";
+  }
+  test::write_safetensors(hf / "model-00001-of-00002.safetensors", a);
+  test::write_safetensors(hf / "model-00002-of-00002.safetensors", b);
+  test::write_text(hf / "model.safetensors.index.json", index.dump());
+  ConvertOptions opt;
+  opt.weight_type = DType::F32;
+  convert_hf_checkpoint(hf.string(), (dir / "sharded.f32").string(), opt);
+  // Same bytes as the single-file conversion.
+  EXPECT_EQ(test::read_bytes(dir / "sharded.f32"), test::read_bytes(test::converted_stories(DType::F32)));
+}
+
+// Converting a broken folder must fail with `what` in the message and leave nothing.
+void expect_refused(const fs::path& hf, const std::string& what) {
+  ScratchDir out;
+  const fs::path target = out / "model.q4";
+  try {
+    convert_hf_checkpoint(hf.string(), target.string(), {});
+    ADD_FAILURE() << "conversion of " << hf << " succeeded; expected: " << what;
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find(what), std::string::npos) << e.what();
+  }
+  EXPECT_TRUE(fs::is_empty(out.path())) << "output folder not empty after a failed conversion";
+}
+
+class BrokenCheckpoint : public ::testing::Test {
+ protected:
+  void SetUp() override { test::copy_stories(hf_); }
+  ScratchDir dir_;
+  fs::path hf_ = dir_ / "hf";
+};
+
+TEST_F(BrokenCheckpoint, MalformedConfigJson) {
+  test::write_text(hf_ / "config.json", "{\"hidden_size\": 64,");
+  expect_refused(hf_, "config.json: malformed JSON");
+}
+
+TEST_F(BrokenCheckpoint, UnsupportedArchitecture) {
+  auto j = nlohmann::json::parse(test::read_text(hf_ / "config.json"));
+  j["architectures"] = {"GPTNeoXForCausalLM"};
+  test::write_text(hf_ / "config.json", j.dump());
+  expect_refused(hf_, "unsupported architecture 'GPTNeoXForCausalLM'; supported: LlamaForCausalLM");
+}
+
+TEST_F(BrokenCheckpoint, MissingConfigField) {
+  auto j = nlohmann::json::parse(test::read_text(hf_ / "config.json"));
+  j.erase("num_hidden_layers");
+  test::write_text(hf_ / "config.json", j.dump());
+  expect_refused(hf_, "missing field \"num_hidden_layers\"");
+}
+
+TEST_F(BrokenCheckpoint, MissingTokenizer) {
+  fs::remove(hf_ / "tokenizer.model");
+  expect_refused(hf_, "tokenizer");
+}
+
+TEST_F(BrokenCheckpoint, MissingWeights) {
+  fs::remove(hf_ / "model.safetensors");
+  expect_refused(hf_, "no model.safetensors");
+}
+
+TEST_F(BrokenCheckpoint, UnsupportedDtypeInSafetensors) {
+  const SafetensorsCheckpoint src(test::stories_dir());
+  std::vector<test::RawTensor> ts;
+  for (const auto& [name, t] : src.tensors())
+    ts.push_back({name, name == "model.norm.weight" ? "I32" : "F32", t.shape, std::vector<uint8_t>(t.data, t.data + t.size)});
+  test::write_safetensors(hf_ / "model.safetensors", ts);
+  expect_refused(hf_, "tensor 'model.norm.weight': unsupported dtype I32");
+}
+
+TEST_F(BrokenCheckpoint, SafetensorsHeaderLiesAboutOffsets) {
+  const SafetensorsCheckpoint src(test::stories_dir());
+  std::vector<test::RawTensor> ts;
+  for (const auto& [name, t] : src.tensors())
+    ts.push_back({name, "F32", t.shape, std::vector<uint8_t>(t.data, t.data + t.size)});
+  test::write_safetensors(hf_ / "model.safetensors", ts, [](nlohmann::json& h) {
+    h["model.norm.weight"]["data_offsets"] = {0, 1ull << 40};
+  });
+  expect_refused(hf_, "tensor 'model.norm.weight': data_offsets");
+}
+
+TEST_F(BrokenCheckpoint, SafetensorsHeaderLengthPastEnd) {
+  std::vector<uint8_t> bytes(16, 0);
+  bytes[0] = 0xff;
+  bytes[5] = 0x01;
+  test::write_bytes(hf_ / "model.safetensors", bytes);
+  expect_refused(hf_, "header length");
+}
+
+TEST_F(BrokenCheckpoint, TensorShapeDisagreesWithConfig) {
+  auto j = nlohmann::json::parse(test::read_text(hf_ / "config.json"));
+  j["intermediate_size"] = 160;
+  test::write_text(hf_ / "config.json", j.dump());
+  expect_refused(hf_, "config.json implies");
+}
+
+TEST(Convert, OutputFolderMissing) {
+  try {
+    convert_hf_checkpoint(test::stories_dir().string(), "/nonexistent-dir/x.q4", {});
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("cannot create a temporary file"), std::string::npos) << e.what();
+  }
+}
+
+}  // namespace
+}  // namespace qrun

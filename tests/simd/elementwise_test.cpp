@@ -1,0 +1,133 @@
+// Elementwise / reduction kernels on every compiled target against the scalar twins,
+// on sizes that exercise whole vectors and scalar tails.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <vector>
+
+#include "../quant/test_data.h"
+#include "quant/quantize.h"
+#include "simd/kernels.h"
+#include "simd/reference.h"
+#include "target_loop.h"
+
+namespace qrun {
+namespace {
+
+using testing::Distribution;
+using testing::for_each_target;
+using testing::random_values;
+
+constexpr int64_t kSizes[] = {1, 3, 15, 16, 17, 33, 64, 172, 2048, 2049};
+
+double abs_dot(const float* a, const float* b, int64_t n) {
+  double s = 0;
+  for (int64_t i = 0; i < n; ++i) s += std::fabs(double(a[i]) * b[i]);
+  return s;
+}
+
+TEST(Elementwise, SimdTargetNameIsReported) {
+  const std::string name = simd_target_name();
+  EXPECT_FALSE(name.empty());
+  std::printf("simd_target_name() = %s\n", name.c_str());
+  for_each_target([] { std::printf("  compiled and supported: %s\n", simd_target_name()); });
+}
+
+TEST(Elementwise, DotProductsMatchReference) {
+  for (int64_t n : kSizes) {
+    const auto a = random_values(Distribution::StudentT3, n, 1, 1.0f);
+    const auto b = random_values(Distribution::Normal, n, 2, 1.0f);
+    std::vector<uint16_t> bh(static_cast<size_t>(n));
+    quantize_row(DType::F16, b.data(), n, bh.data());
+    std::vector<float> bhf(static_cast<size_t>(n));
+    dequantize_row(DType::F16, bh.data(), n, bhf.data());
+    const float expect = ref::dot_f32(a.data(), b.data(), n);
+    const float expect_h = ref::dot_f32_f16(a.data(), bh.data(), n);
+    // f32 accumulation in a different order: within 1e-6 of sum |a b| (n <= 2049).
+    const double tol = 1e-6 * abs_dot(a.data(), b.data(), n) + 1e-30;
+    const double tol_h = 1e-6 * abs_dot(a.data(), bhf.data(), n) + 1e-30;
+    for_each_target([&] {
+      EXPECT_NEAR(dot_f32(a.data(), b.data(), n), expect, tol) << n;
+      EXPECT_NEAR(dot_f32_f16(a.data(), bh.data(), n), expect_h, tol_h) << n;
+    });
+  }
+}
+
+TEST(Elementwise, AxpyScaleAddMatchReference) {
+  for (int64_t n : kSizes) {
+    const auto x = random_values(Distribution::Laplace, n, 3, 1.0f);
+    const auto y0 = random_values(Distribution::Normal, n, 4, 1.0f);
+    std::vector<uint16_t> xh(static_cast<size_t>(n));
+    quantize_row(DType::F16, x.data(), n, xh.data());
+    const float a = 0.37f;
+    std::vector<float> expect_h = y0;
+    ref::axpy_f16(expect_h.data(), a, xh.data(), n);
+    for_each_target([&] {
+      std::vector<float> y = y0;
+      axpy_f32(y.data(), a, x.data(), n);
+      // A fused multiply-add may round once instead of twice: within 2 ulp of the terms.
+      for (int64_t i = 0; i < n; ++i)
+        ASSERT_NEAR(y[size_t(i)], y0[size_t(i)] + a * x[size_t(i)],
+                    2.4e-7f * (std::fabs(a * x[size_t(i)]) + std::fabs(y0[size_t(i)])));
+      std::vector<float> yh = y0;
+      axpy_f16(yh.data(), a, xh.data(), n);
+      for (int64_t i = 0; i < n; ++i)
+        ASSERT_NEAR(yh[size_t(i)], expect_h[size_t(i)],
+                    2.4e-7f * (std::fabs(a * x[size_t(i)]) + std::fabs(y0[size_t(i)])));
+      std::vector<float> s = y0;
+      scale_f32(s.data(), a, n);  // exact: one rounding either way
+      for (int64_t i = 0; i < n; ++i) ASSERT_EQ(s[size_t(i)], y0[size_t(i)] * a);
+      std::vector<float> sum = y0;
+      add_f32(sum.data(), x.data(), n);  // exact
+      for (int64_t i = 0; i < n; ++i) ASSERT_EQ(sum[size_t(i)], y0[size_t(i)] + x[size_t(i)]);
+    });
+  }
+}
+
+TEST(Elementwise, RmsnormSwigluSoftmaxMatchReference) {
+  for (int64_t n : kSizes) {
+    const auto x = random_values(Distribution::StudentT3, n, 5, 2.0f);
+    const auto wgt = random_values(Distribution::Normal, n, 6, 1.0f);
+    const auto up = random_values(Distribution::Normal, n, 7, 1.0f);
+    std::vector<float> norm_ref(static_cast<size_t>(n)), swi_ref = x, soft_ref = x;
+    ref::rmsnorm(norm_ref.data(), x.data(), wgt.data(), n, 1e-5f);
+    ref::swiglu(swi_ref.data(), up.data(), n);
+    ref::softmax(soft_ref.data(), n);
+    for_each_target([&] {
+      std::vector<float> norm(static_cast<size_t>(n)), swi = x, soft = x;
+      rmsnorm(norm.data(), x.data(), wgt.data(), n, 1e-5f);
+      swiglu(swi.data(), up.data(), n);
+      softmax(soft.data(), n);
+      for (int64_t i = 0; i < n; ++i) {
+        const size_t k = size_t(i);
+        // rmsnorm: f32 vs f64 sum of squares, then 2 products: 1e-5 relative.
+        ASSERT_NEAR(norm[k], norm_ref[k], 1e-5f * std::fabs(norm_ref[k]) + 1e-30f) << n << " " << i;
+        // swiglu: vector exp is within a few ulp, plus a division: 1e-5 relative
+        // (absolute 1e-30 for outputs that underflow towards zero).
+        ASSERT_NEAR(swi[k], swi_ref[k], 1e-5f * std::fabs(swi_ref[k]) + 1e-30f) << n << " " << i;
+        // softmax: exp error and the normalising sum: 1e-5 relative.
+        ASSERT_NEAR(soft[k], soft_ref[k], 1e-5f * soft_ref[k] + 1e-30f) << n << " " << i;
+      }
+    });
+  }
+}
+
+TEST(Elementwise, F32ToF16RowMatchesScalarConversion) {
+  for (int64_t n : kSizes) {
+    auto x = random_values(Distribution::StudentT3, n, 9, 100.0f);
+    // Include the edges of the f16 range: overflow to inf, subnormals, ties.
+    const float specials[] = {65504.0f, 65520.0f, 1e6f, -1e6f, 0x1p-24f, 0x1p-25f, 3e-6f, 0.0f, -0.0f, 1.0009765625f};
+    for (size_t i = 0; i < x.size() && i < std::size(specials); ++i) x[i * 7 % x.size()] = specials[i];
+    std::vector<uint16_t> expect(static_cast<size_t>(n));
+    quantize_row(DType::F16, x.data(), n, expect.data());
+    for_each_target([&] {
+      std::vector<uint16_t> got(static_cast<size_t>(n));
+      f32_to_f16_row(x.data(), got.data(), n);
+      for (int64_t i = 0; i < n; ++i) ASSERT_EQ(got[size_t(i)], expect[size_t(i)]) << n << " x=" << x[size_t(i)];
+    });
+  }
+}
+
+}  // namespace
+}  // namespace qrun

@@ -1,0 +1,85 @@
+// The tools as a user meets them: bad input gives one clear line and a non-zero
+// exit, never a crash; good input produces text and the timing block.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+
+#include "common/model_fixture.h"
+#include "common/run_command.h"
+
+namespace qrun {
+namespace {
+
+using test::quoted;
+using test::run_command;
+
+std::string tool(const char* name) { return (test::bin_dir() / name).string(); }
+
+int count_lines(const std::string& s) { return static_cast<int>(std::count(s.begin(), s.end(), '\n')); }
+
+TEST(QrunCli, GeneratesAStoryAndPrintsTimings) {
+  const auto model = test::converted_stories(DType::Q4).string();
+  const auto r = run_command(tool("qrun") + " -m " + quoted(model) + " -p 'Once upon a time' -n 40 --temp 0 -t 1");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_EQ(r.out.rfind("Once upon a time", 0), 0u) << r.out;
+  EXPECT_NE(r.out.find("load time"), std::string::npos);
+  EXPECT_NE(r.out.find("tokens per second"), std::string::npos);
+  EXPECT_NE(r.out.find("peak RSS"), std::string::npos);
+}
+
+struct BadInvocation {
+  const char* name;
+  std::string args;
+  const char* expect;
+};
+
+TEST(QrunCli, BadInputGivesOneLineAndNonZeroExit) {
+  const auto model = test::converted_stories(DType::Q8).string();
+  test::ScratchDir dir;
+  test::write_text(dir / "garbage.q4", "this is not a model file at all, just text long enough to read a header...........................................................................................................");
+  const std::vector<BadInvocation> cases = {
+      {"missing model", "-m /nonexistent.q4 -p hi", "/nonexistent.q4: cannot open"},
+      {"corrupt model", "-m " + quoted((dir / "garbage.q4").string()) + " -p hi", "bad magic"},
+      {"empty prompt", "-m " + quoted(model) + " -p ''", "empty prompt"},
+      {"prompt too long", "-m " + quoted(model) + " -c 4 -p 'Once upon a time there was'", "longer than the context"},
+      {"missing prompt file", "-m " + quoted(model) + " -f /nonexistent.txt", "/nonexistent.txt: cannot open"},
+  };
+  for (const auto& c : cases) {
+    const auto r = run_command(tool("qrun") + " " + c.args);
+    EXPECT_NE(r.exit_code, 0) << c.name;
+    EXPECT_LT(r.exit_code, 128) << c.name << " crashed: " << r.out;
+    EXPECT_NE(r.out.find(c.expect), std::string::npos) << c.name << ": " << r.out;
+    EXPECT_EQ(count_lines(r.out), 1) << c.name << ": " << r.out;
+  }
+}
+
+TEST(QrunCli, InvalidFlagsAreRefused) {
+  for (const std::string args : {"-m x.q4 -p hi --temp -1", "-m x.q4 -p hi -t abc", "-m x.q4 --no-such-flag", "-p hi"}) {
+    const auto r = run_command(tool("qrun") + " " + args);
+    EXPECT_NE(r.exit_code, 0) << args;
+    EXPECT_LT(r.exit_code, 128) << args;
+  }
+}
+
+TEST(QconvertCli, InfoShowsAValidFile) {
+  const auto model = test::converted_stories(DType::Q4).string();
+  const auto r = run_command(tool("qconvert") + " --info " + quoted(model) + " --verify");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  for (const char* want : {"architecture:  llama", "layers:        5", "layer 4:", "layers.0.wq", "checksums:     all"})
+    EXPECT_NE(r.out.find(want), std::string::npos) << want << "\n" << r.out;
+}
+
+TEST(QconvertCli, RefusesUnknownTypeAndMissingFolder) {
+  test::ScratchDir dir;
+  auto r = run_command(tool("qconvert") + " " + quoted(test::stories_dir().string()) + " -o " +
+                       quoted((dir / "x").string()) + " --type q3");
+  EXPECT_NE(r.exit_code, 0);
+  r = run_command(tool("qconvert") + " /nonexistent-folder -o " + quoted((dir / "x").string()));
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.out.find("/nonexistent-folder"), std::string::npos) << r.out;
+  EXPECT_EQ(count_lines(r.out), 1) << r.out;
+  EXPECT_TRUE(std::filesystem::is_empty(dir.path()));
+}
+
+}  // namespace
+}  // namespace qrun

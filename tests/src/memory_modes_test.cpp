@@ -1,0 +1,111 @@
+// Memory modes measured for real: layer streaming under a cgroup memory limit smaller
+// than the model, and the memory estimate against the measured peak RSS.
+#include <gtest/gtest.h>
+
+#include <regex>
+
+#include "common/memory_cgroup.h"
+#include "common/model_fixture.h"
+#include "common/run_command.h"
+#include "common/synthetic_model.h"
+#include "qrun/error.h"
+#include "qrun/model_file.h"
+#include "src/layer_streamer.h"
+
+namespace qrun {
+namespace {
+
+using test::quoted;
+using test::run_command;
+
+std::string qrun_cmd(const std::string& model, const std::string& extra) {
+  return (test::bin_dir() / "qrun").string() + " -m " + quoted(model) +
+         " -p 'Once upon a time' --temp 0 --ignore-eos -t 2 " + extra;
+}
+
+// The generated text: stdout only (timings go to stderr).
+std::string generated(const test::CommandResult& r) { return r.out.substr(0, r.out.find("\nqrun: load time")); }
+
+double field_mib(const std::string& out, const std::string& label) {
+  std::smatch m;
+  if (!std::regex_search(out, m, std::regex(label + " ([0-9.]+) MiB"))) return -1;
+  return std::stod(m[1]);
+}
+
+TEST(StreamingPlan, KeepsWhatFitsAndRefusesWithNumbers) {
+  ModelFile f(test::converted_stories(DType::F32).string());
+  uint64_t layers = 0, global = 0;
+  for (const auto& r : f.layers()) layers += r.size;
+  for (const auto& t : f.tensors())
+    if (t.layer < 0) global += t.size;
+  const StreamingPlan all = plan_streaming(f, 1ull << 30, 1 << 20);
+  EXPECT_EQ(all.resident_layers, 5);
+  EXPECT_EQ(all.window_bytes, 0u);
+  const uint64_t tight = (1 << 20) + global + 2 * f.layers()[0].size + f.layers()[0].size;
+  const StreamingPlan some = plan_streaming(f, tight, 1 << 20);
+  EXPECT_EQ(some.resident_layers, 1);
+  try {
+    plan_streaming(f, global, 1 << 20);
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("memory budget"), std::string::npos);
+    EXPECT_NE(std::string(e.what()).find("two streamed layers"), std::string::npos);
+  }
+}
+
+TEST(LayerStreaming, SameOutputWhenStreamingAndRefusalWhenTooSmall) {
+  const auto model = test::converted_stories(DType::F32).string();
+  const auto plain = run_command(qrun_cmd(model, "-n 40"));
+  ASSERT_EQ(plain.exit_code, 0) << plain.out;
+  // A budget that keeps embeddings and a layer or two, streams the rest.
+  const auto streamed = run_command(qrun_cmd(model, "-n 40 -c 64 --mem-budget 7.5M"));
+  ASSERT_EQ(streamed.exit_code, 0) << streamed.out;
+  EXPECT_EQ(generated(streamed), generated(plain));
+  EXPECT_NE(streamed.out.find("streamed"), std::string::npos) << streamed.out;
+  const auto refused = run_command(qrun_cmd(model, "-n 4 --mem-budget 1M"));
+  EXPECT_EQ(refused.exit_code, 1);
+  EXPECT_NE(refused.out.find("memory budget"), std::string::npos) << refused.out;
+}
+
+TEST(LayerStreaming, RunsUnderACgroupLimitSmallerThanTheModel) {
+  std::string why;
+  const std::string model = test::synthetic_model("smollm-135m", DType::F16, &why);
+  if (model.empty()) GTEST_SKIP() << why;
+  const uint64_t model_bytes = ModelFile(model).header().file_size;
+  const uint64_t limit = 200ull << 20;
+  ASSERT_GT(model_bytes, limit);
+  test::MemoryCgroup cg(limit);
+  if (!cg.ok()) GTEST_SKIP() << "cgroup unavailable: " << cg.why();
+
+  const auto plain = run_command(qrun_cmd(model, "-n 12 -c 256"));
+  ASSERT_EQ(plain.exit_code, 0) << plain.out;
+  const auto limited = run_command(cg.enter_prefix() + qrun_cmd(model, "-n 12 -c 256 --mem-budget 150M"));
+  EXPECT_EQ(limited.exit_code, 0) << limited.out;
+  EXPECT_EQ(cg.oom_kills(), 0u);
+  EXPECT_EQ(generated(limited), generated(plain));
+  std::printf("model %.0f MiB, cgroup limit %.0f MiB, cgroup peak %.1f MiB\n%s\n", model_bytes / 1048576.0,
+              limit / 1048576.0, cg.peak_bytes() / 1048576.0, limited.out.c_str());
+}
+
+// --estimate predicts peak RSS within 5% across contexts and load modes.
+TEST(MemoryEstimate, WithinFivePercentOfMeasuredPeak) {
+  std::string why;
+  const std::string model = test::synthetic_model("smollm-135m", DType::F16, &why);
+  if (model.empty()) GTEST_SKIP() << why;
+  for (const std::string mode : {"", "--no-mmap"}) {
+    for (int ctx : {512, 2048, 8192}) {
+      const auto r = run_command(qrun_cmd(model, "-n 4 --verbose -c " + std::to_string(ctx) + " " + mode));
+      ASSERT_EQ(r.exit_code, 0) << r.out;
+      const double predicted = field_mib(r.out, "predicted peak memory");
+      const double measured = field_mib(r.out, "peak RSS");
+      ASSERT_GT(predicted, 0) << r.out;
+      ASSERT_GT(measured, 0) << r.out;
+      std::printf("ctx %5d %-10s predicted %8.1f MiB measured %8.1f MiB (%+.1f%%)\n", ctx, mode.c_str(), predicted,
+                  measured, 100 * (predicted - measured) / measured);
+      EXPECT_NEAR(predicted, measured, 0.05 * measured) << "ctx " << ctx << " " << mode;
+    }
+  }
+}
+
+}  // namespace
+}  // namespace qrun

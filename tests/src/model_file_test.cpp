@@ -1,0 +1,228 @@
+// A model file is untrusted input: every way of corrupting one must give its own
+// clear error, never a crash. Corruptions of the metadata are "resealed" (checksum
+// recomputed) so that each test reaches the specific check, as a crafted file would.
+#include <gtest/gtest.h>
+#include <xxhash.h>
+
+#include <cstring>
+
+#include "common/model_fixture.h"
+#include "qrun/error.h"
+#include "qrun/format.h"
+#include "qrun/model_file.h"
+
+namespace qrun {
+namespace {
+
+using test::ScratchDir;
+
+class CorruptModelFile : public ::testing::Test {
+ protected:
+  void SetUp() override { bytes_ = test::read_bytes(test::converted_stories(DType::Q8)); }
+
+  format::FileHeader header() const {
+    format::FileHeader h;
+    std::memcpy(&h, bytes_.data(), sizeof h);
+    return h;
+  }
+  format::TensorEntry entry(size_t i) const {
+    format::TensorEntry e;
+    std::memcpy(&e, bytes_.data() + header().tensors_offset + i * sizeof e, sizeof e);
+    return e;
+  }
+  void set_entry(size_t i, const format::TensorEntry& e) {
+    std::memcpy(bytes_.data() + header().tensors_offset + i * sizeof e, &e, sizeof e);
+  }
+  size_t find_entry(const std::string& name) const {
+    for (size_t i = 0; i < header().n_tensors; ++i)
+      if (name == entry(i).name) return i;
+    ADD_FAILURE() << "no tensor " << name;
+    return 0;
+  }
+  // Recomputes the metadata checksum, as a crafted file would have it.
+  void reseal() {
+    format::FileHeader h = header();
+    h.meta_checksum = XXH3_64bits(bytes_.data() + sizeof h, h.data_offset - sizeof h);
+    std::memcpy(bytes_.data(), &h, sizeof h);
+  }
+  // Opens the mutated bytes and returns the error message ("" when it opened).
+  std::string open_error(bool verify = false) {
+    const auto path = dir_ / "corrupt.q8";
+    test::write_bytes(path, bytes_);
+    try {
+      ModelFile m(path.string());
+      if (verify) m.verify_checksums();
+    } catch (const Error& e) {
+      EXPECT_EQ(e.file(), path.string());
+      return e.what();
+    }
+    return "";
+  }
+
+  ScratchDir dir_;
+  std::vector<uint8_t> bytes_;
+};
+
+TEST_F(CorruptModelFile, IntactFileOpensAndVerifies) { EXPECT_EQ(open_error(true), ""); }
+
+TEST_F(CorruptModelFile, TruncatedAtSeveralPoints) {
+  const size_t full = bytes_.size();
+  for (size_t cut : {size_t{0}, size_t{7}, size_t{100}, size_t{128}, size_t{4096}, full / 2, full - 1}) {
+    bytes_.resize(cut);
+    const std::string err = open_error();
+    EXPECT_TRUE(err.find("empty") != std::string::npos || err.find("too small") != std::string::npos ||
+                err.find("truncated") != std::string::npos)
+        << "cut at " << cut << ": " << err;
+    bytes_ = test::read_bytes(test::converted_stories(DType::Q8));
+  }
+}
+
+TEST_F(CorruptModelFile, WrongMagic) {
+  bytes_[0] = 'X';
+  EXPECT_NE(open_error().find("bad magic"), std::string::npos);
+}
+
+TEST_F(CorruptModelFile, FutureVersion) {
+  format::FileHeader h = header();
+  h.version = 99;
+  std::memcpy(bytes_.data(), &h, sizeof h);
+  EXPECT_NE(open_error().find("unsupported format version 99"), std::string::npos);
+}
+
+TEST_F(CorruptModelFile, MetadataChecksumMismatch) {
+  format::TensorEntry e = entry(1);
+  e.ne[0] += 1;
+  set_entry(1, e);
+  EXPECT_NE(open_error().find("metadata checksum mismatch"), std::string::npos);
+}
+
+TEST_F(CorruptModelFile, OffsetPastEnd) {
+  const size_t i = find_entry("norm");
+  format::TensorEntry e = entry(i);
+  e.offset = header().file_size + 4096;
+  set_entry(i, e);
+  reseal();
+  EXPECT_NE(open_error().find("tensor 'norm': data"), std::string::npos);
+}
+
+TEST_F(CorruptModelFile, HugeSizeDoesNotOverflow) {
+  const size_t i = find_entry("norm");
+  format::TensorEntry e = entry(i);
+  e.ne[0] = 1ull << 32;
+  e.size = 4ull << 32;
+  set_entry(i, e);
+  reseal();
+  EXPECT_NE(open_error().find("tensor 'norm': data"), std::string::npos);
+}
+
+TEST_F(CorruptModelFile, OverlappingTensors) {
+  const size_t a = find_entry("layers.0.wq"), b = find_entry("layers.0.wk");
+  format::TensorEntry eb = entry(b);
+  eb.offset = entry(a).offset;
+  set_entry(b, eb);
+  reseal();
+  EXPECT_NE(open_error().find("overlap"), std::string::npos);
+}
+
+TEST_F(CorruptModelFile, MisalignedTensor) {
+  const size_t i = find_entry("layers.1.wv");
+  format::TensorEntry e = entry(i);
+  e.offset += 64;
+  set_entry(i, e);
+  reseal();
+  EXPECT_NE(open_error().find("tensor 'layers.1.wv': offset"), std::string::npos);
+}
+
+TEST_F(CorruptModelFile, ShapeSizeMismatch) {
+  const size_t i = find_entry("layers.2.w1");
+  format::TensorEntry e = entry(i);
+  e.ne[1] += 1;
+  set_entry(i, e);
+  reseal();
+  EXPECT_NE(open_error().find("tensor 'layers.2.w1': size"), std::string::npos);
+}
+
+TEST_F(CorruptModelFile, UnknownElementType) {
+  const size_t i = find_entry("layers.2.w3");
+  format::TensorEntry e = entry(i);
+  e.dtype = 42;
+  set_entry(i, e);
+  reseal();
+  EXPECT_NE(open_error().find("unknown element type 42"), std::string::npos);
+}
+
+TEST_F(CorruptModelFile, MissingTensor) {
+  const size_t i = find_entry("layers.4.w2");
+  format::TensorEntry e = entry(i);
+  std::strcpy(e.name, "layers.4.w9");
+  set_entry(i, e);
+  reseal();
+  EXPECT_NE(open_error().find("missing tensor 'layers.4.w2'"), std::string::npos);
+}
+
+TEST_F(CorruptModelFile, NameNotTerminated) {
+  const size_t i = find_entry("norm");
+  format::TensorEntry e = entry(i);
+  std::memset(e.name, 'a', sizeof e.name);
+  set_entry(i, e);
+  reseal();
+  EXPECT_NE(open_error().find("not NUL-terminated"), std::string::npos);
+}
+
+TEST_F(CorruptModelFile, LayerRangeWrong) {
+  format::LayerRange r;
+  const uint64_t at = header().layers_offset + sizeof r;  // layer 1
+  std::memcpy(&r, bytes_.data() + at, sizeof r);
+  r.size -= 4096;
+  std::memcpy(bytes_.data() + at, &r, sizeof r);
+  reseal();
+  EXPECT_NE(open_error().find("layer 1: range does not hold exactly its tensors"), std::string::npos);
+}
+
+TEST_F(CorruptModelFile, BadHyperParameters) {
+  format::HParams hp;
+  const uint64_t at = header().hparams_offset;
+  std::memcpy(&hp, bytes_.data() + at, sizeof hp);
+  hp.n_kv_heads = 3;  // does not divide 8 heads
+  std::memcpy(bytes_.data() + at, &hp, sizeof hp);
+  reseal();
+  EXPECT_NE(open_error().find("n_kv_heads 3"), std::string::npos);
+}
+
+TEST_F(CorruptModelFile, TensorChecksumMismatchWhenVerifying) {
+  const auto e = entry(find_entry("layers.3.wo"));
+  bytes_[e.offset + 5] ^= 0x40;
+  EXPECT_EQ(open_error(false), "");  // data is not read at open
+  EXPECT_NE(open_error(true).find("tensor 'layers.3.wo': checksum mismatch"), std::string::npos);
+}
+
+TEST_F(CorruptModelFile, TrailingGarbage) {
+  bytes_.push_back(0);
+  EXPECT_NE(open_error().find("trailing bytes"), std::string::npos);
+}
+
+TEST(ModelFile, MissingFile) {
+  try {
+    ModelFile m("/nonexistent/model.q4");
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("/nonexistent/model.q4: cannot open"), std::string::npos);
+  }
+}
+
+TEST(ModelFile, LayersAreContiguousAlignedRanges) {
+  ModelFile m(test::converted_stories(DType::Q4).string());
+  ASSERT_EQ(m.layers().size(), 5u);
+  uint64_t prev_end = 0;
+  for (size_t l = 0; l < m.layers().size(); ++l) {
+    const auto& r = m.layers()[l];
+    EXPECT_EQ(r.offset % 4096, 0u);
+    EXPECT_EQ(r.size % 4096, 0u);
+    if (l) EXPECT_EQ(r.offset, prev_end);  // layers follow each other
+    prev_end = r.offset + r.size;
+  }
+  for (const auto& t : m.tensors()) EXPECT_EQ(t.offset % 4096, 0u) << t.name;
+}
+
+}  // namespace
+}  // namespace qrun
