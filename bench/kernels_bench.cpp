@@ -3,6 +3,7 @@
 // bound; FLOP/s counts 2 * rows * cols * n).
 #include <benchmark/benchmark.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <random>
 #include <vector>
@@ -48,6 +49,26 @@ void BM_Matvec(benchmark::State& state, DType t) {
   state.SetLabel(qrun::simd_target_name());
 }
 
+// Decode as the model sees it: the weights are streamed from DRAM, not from cache.
+// Cycles through copies of the matrix totalling ~256 MiB (more than any L3).
+void BM_MatvecDram(benchmark::State& state, DType t) {
+  const int64_t rows = state.range(0), cols = state.range(1);
+  const Weights w(t, rows, cols, 1);
+  const size_t bytes = w.bytes.size();
+  const size_t copies = std::max<size_t>(2, (size_t{256} << 20) / bytes);
+  std::vector<uint8_t> big(copies * bytes);
+  for (size_t i = 0; i < copies; ++i) std::copy(w.bytes.begin(), w.bytes.end(), big.begin() + i * bytes);
+  std::vector<float> y(static_cast<size_t>(rows));
+  size_t i = 0;
+  for (auto _ : state) {
+    qrun::matvec(t, big.data() + i * bytes, rows, cols, w.x.data(), w.xq.data(), y.data());
+    benchmark::DoNotOptimize(y.data());
+    i = (i + 1) % copies;
+  }
+  state.SetBytesProcessed(state.iterations() * static_cast<int64_t>(bytes));
+  state.SetLabel(qrun::simd_target_name());
+}
+
 void BM_Matmul(benchmark::State& state, DType t) {
   const int64_t rows = state.range(0), cols = state.range(1), n = state.range(2);
   const Weights w(t, rows, cols, n);
@@ -74,6 +95,11 @@ void BM_QuantizeActivations(benchmark::State& state) {
 
 BENCHMARK_CAPTURE(BM_Matvec, q4, DType::Q4)->Args({2048, 2048})->Args({5632, 2048});
 BENCHMARK_CAPTURE(BM_Matvec, q8, DType::Q8)->Args({2048, 2048})->Args({5632, 2048});
+// In L2 (compute bound).
+BENCHMARK_CAPTURE(BM_Matvec, q4_l2, DType::Q4)->Args({256, 2048});
+BENCHMARK_CAPTURE(BM_Matvec, q8_l2, DType::Q8)->Args({128, 2048});
+BENCHMARK_CAPTURE(BM_MatvecDram, q4, DType::Q4)->Args({5632, 2048});
+BENCHMARK_CAPTURE(BM_MatvecDram, q8, DType::Q8)->Args({5632, 2048});
 BENCHMARK_CAPTURE(BM_Matvec, f16, DType::F16)->Args({2048, 2048});
 BENCHMARK_CAPTURE(BM_Matvec, f32, DType::F32)->Args({2048, 2048});
 BENCHMARK_CAPTURE(BM_Matmul, q4, DType::Q4)->Args({2048, 2048, 64})->Args({5632, 2048, 64});

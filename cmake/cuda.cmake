@@ -1,4 +1,7 @@
-# Optional CUDA backend (issue 7). Without it the library builds cuda/stub-free CPU code only.
+# Optional CUDA backend (issue 7): layers offloaded with -ngl / --gpu-layers run on the
+# GPU. QRUN_CUDA=ON requires nvcc, OFF never uses it, AUTO (default) uses it when found.
+# src/cuda/ is not globbed by qrun_lib: this file adds either the CUDA sources or the
+# stub whose create() refuses, so exactly one GpuOffload::create is linked.
 set(QRUN_HAVE_CUDA OFF)
 if(NOT QRUN_CUDA STREQUAL "OFF")
   include(CheckLanguage)
@@ -10,3 +13,37 @@ if(NOT QRUN_CUDA STREQUAL "OFF")
   endif()
 endif()
 message(STATUS "qrun CUDA backend: ${QRUN_HAVE_CUDA}")
+
+# Sizing is plain arithmetic, shared by both builds (memory estimates work without CUDA).
+target_sources(qrun_lib PRIVATE ${PROJECT_SOURCE_DIR}/src/cuda/gpu_offload_size.cpp)
+
+if(QRUN_HAVE_CUDA)
+  # Turing (T4), Ampere (A100; RTX 30 runs the sm_80 code), Hopper (H100); newer chips
+  # JIT the sm_90 PTX.
+  if(NOT DEFINED CMAKE_CUDA_ARCHITECTURES)
+    set(CMAKE_CUDA_ARCHITECTURES 75 80 90)
+  endif()
+  enable_language(CUDA)
+  # The shared headers need C++20 (std::span, <bit>). CMake before 3.26 does not know
+  # nvcc's C++20 flag (nvcc has had it since CUDA 12), so teach it.
+  if(NOT CMAKE_CUDA20_STANDARD_COMPILE_OPTION)
+    set(CMAKE_CUDA20_STANDARD_COMPILE_OPTION "-std=c++20")
+    set(CMAKE_CUDA20_EXTENSION_COMPILE_OPTION "-std=c++20")
+  endif()
+  find_package(CUDAToolkit REQUIRED)
+  file(GLOB QRUN_CUDA_SOURCES CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/src/cuda/*.cu)
+  add_library(qrun_cuda STATIC ${QRUN_CUDA_SOURCES})
+  set_target_properties(qrun_cuda PROPERTIES
+    CUDA_STANDARD 20 CUDA_STANDARD_REQUIRED ON CUDA_EXTENSIONS OFF
+    CUDA_ARCHITECTURES "${CMAKE_CUDA_ARCHITECTURES}"
+    POSITION_INDEPENDENT_CODE ON)
+  # Relaxed constexpr lets kernels call the constexpr block-geometry helpers of qrun/dtype.h.
+  target_compile_options(qrun_cuda PRIVATE $<$<COMPILE_LANGUAGE:CUDA>:--expt-relaxed-constexpr>)
+  target_include_directories(qrun_cuda PRIVATE ${PROJECT_SOURCE_DIR}/include ${PROJECT_SOURCE_DIR})
+  target_link_libraries(qrun_cuda PRIVATE CUDA::cudart_static)
+  target_link_libraries(qrun_lib PRIVATE qrun_cuda CUDA::cudart_static)
+  target_compile_definitions(qrun_lib PUBLIC QRUN_HAVE_CUDA=1)
+else()
+  target_sources(qrun_lib PRIVATE ${PROJECT_SOURCE_DIR}/src/cuda/gpu_offload_none.cpp)
+  target_compile_definitions(qrun_lib PUBLIC QRUN_HAVE_CUDA=0)
+endif()

@@ -23,6 +23,8 @@
 #endif
 
 #include <cstdint>
+#include <memory>
+#include <new>
 
 #include "hwy/highway.h"
 #include "quant/block_formats.h"
@@ -149,6 +151,222 @@ inline constexpr int kTileRows = 4;
 #endif
 inline constexpr int kTileTokens = 4;
 inline constexpr int kMatvecRows = 4;
+
+#if QRUN_X86_VNNI
+// AVX3_DL: 512-bit vpdpbusd over the weight rows as they lie in memory. A row is read
+// as a byte stream in 64-byte chunks (the last one with a masked load); nothing is
+// shuffled on the weight side except the nibble split. Instead the activations are laid
+// out once per call in the same stream layout ("stream activations"): at each byte
+// position that holds a weight code, the activation that multiplies it; at the f16
+// scale bytes, 0. Each int32 lane (4 bytes) then holds codes of exactly one block (a
+// block is 18 or 34 bytes, so a lane that straddles two blocks holds 2 code bytes of
+// one and the 2 scale bytes of the next, whose activations are 0). Per lane we also
+// lay out the block's activation scale and, in one lane per block, the exact int32
+// offset correction (Q4: -8 * sum for the code offset; Q8: -128 * sum because the
+// weights enter as the unsigned w + 128 = w ^ 0x80). A vpermt2w per chunk gathers each
+// lane's f16 weight scale from this chunk or the previous one (a block is < 64 bytes).
+// So per 64 weight bytes and row: 1 load, 1-3 unpack ops, vpermt2w, vcvtph2ps; per row
+// and token: 1-2 vpdpbusd, one multiply of scales, one conversion and one FMA.
+// Each block's lanes are exact int32 sums of its products (as in the reference); the
+// f32 scaling is distributed over the lanes, which only changes f32 rounding.
+namespace stream {
+
+struct Q4Format {
+  static constexpr int kBlockBytes = sizeof(BlockQ4);
+  static constexpr int kParts = 2;  // low nibbles, high nibbles
+  static constexpr int32_t kOffset = -8;
+  static HWY_INLINE void SetActivations(const BlockQ8A& a, int8_t* const* parts, int64_t pos) {
+    __builtin_memcpy(parts[0] + pos, a.qs, 16);
+    __builtin_memcpy(parts[1] + pos, a.qs + 16, 16);
+  }
+  struct Unpacked {
+    __m512i lo, hi;
+  };
+  static HWY_INLINE Unpacked Unpack(__m512i raw) {
+    const __m512i mask = _mm512_set1_epi8(0x0F);
+    return {_mm512_and_si512(raw, mask), _mm512_and_si512(_mm512_srli_epi16(raw, 4), mask)};
+  }
+  static HWY_INLINE __m512i Dot(__m512i acc, const Unpacked& w, const int8_t* a0, const int8_t* a1) {
+    acc = _mm512_dpbusd_epi32(acc, w.lo, _mm512_load_si512(a0));
+    return _mm512_dpbusd_epi32(acc, w.hi, _mm512_load_si512(a1));
+  }
+};
+
+struct Q8Format {
+  static constexpr int kBlockBytes = sizeof(BlockQ8);
+  static constexpr int kParts = 1;
+  static constexpr int32_t kOffset = -128;
+  static HWY_INLINE void SetActivations(const BlockQ8A& a, int8_t* const* parts, int64_t pos) {
+    __builtin_memcpy(parts[0] + pos, a.qs, 32);
+  }
+  using Unpacked = __m512i;  // w + 128 as u8
+  static HWY_INLINE Unpacked Unpack(__m512i raw) { return _mm512_xor_si512(raw, _mm512_set1_epi8(char(0x80))); }
+  static HWY_INLINE __m512i Dot(__m512i acc, const Unpacked& w, const int8_t* a0, const int8_t*) {
+    return _mm512_dpbusd_epi32(acc, w, _mm512_load_si512(a0));
+  }
+};
+
+// Scratch layout: idx (nc x 32 u16, token independent), then per token:
+// parts (kParts x nc x 64 i8), offsets (nc x 16 i32), activation scales (nc x 16 f32).
+template <class Fmt>
+struct Layout {
+  int64_t nb, row_bytes, nc;
+  __mmask64 last_mask;
+  int64_t token_bytes;
+  explicit Layout(int64_t cols) {
+    nb = q8a_blocks(cols);
+    row_bytes = nb * Fmt::kBlockBytes;
+    nc = (row_bytes + 63) / 64;
+    const int64_t last = row_bytes - (nc - 1) * 64;
+    last_mask = last >= 64 ? ~__mmask64{0} : ((__mmask64{1} << last) - 1);
+    token_bytes = nc * 64 * (Fmt::kParts + 2);
+  }
+  int64_t idx_bytes() const { return nc * 64; }
+};
+
+template <class Fmt>
+HWY_INLINE void LaneRange(int64_t b, int64_t& first, int64_t& last) {
+  const int64_t start = b * Fmt::kBlockBytes;
+  first = (start + 2) / 4;
+  last = (start + Fmt::kBlockBytes - 1) / 4;
+}
+
+template <class Fmt>
+void PrepareIndices(const Layout<Fmt>& L, uint16_t* idx) {
+  // Lanes past the row end point at their own (masked, zero) bytes.
+  for (int64_t lane = 0; lane < L.nc * 16; ++lane) idx[(lane / 16) * 32 + lane % 16] = uint16_t(2 * (lane % 16));
+  for (int64_t lane = 0; lane < L.nc * 16; ++lane) idx[(lane / 16) * 32 + 16 + lane % 16] = 0;
+  for (int64_t b = 0; b < L.nb; ++b) {
+    int64_t first, last;
+    LaneRange<Fmt>(b, first, last);
+    const int64_t word = b * Fmt::kBlockBytes / 2;
+    for (int64_t lane = first; lane <= last; ++lane) {
+      const int64_t c = lane / 16;
+      idx[c * 32 + lane % 16] = uint16_t(word / 32 == c ? word % 32 : 32 + word % 32);
+    }
+  }
+}
+
+template <class Fmt>
+void PrepareToken(const Layout<Fmt>& L, const BlockQ8A* xq, uint8_t* out) {
+  __builtin_memset(out, 0, static_cast<size_t>(L.token_bytes));
+  int8_t* parts[Fmt::kParts];
+  for (int p = 0; p < Fmt::kParts; ++p) parts[p] = reinterpret_cast<int8_t*>(out + p * L.nc * 64);
+  auto* off = reinterpret_cast<int32_t*>(out + Fmt::kParts * L.nc * 64);
+  auto* da = reinterpret_cast<float*>(out + (Fmt::kParts + 1) * L.nc * 64);
+  for (int64_t b = 0; b < L.nb; ++b) {
+    const BlockQ8A& a = xq[b];
+    Fmt::SetActivations(a, parts, b * Fmt::kBlockBytes + 2);
+    int64_t first, last;
+    LaneRange<Fmt>(b, first, last);
+    off[first] = Fmt::kOffset * a.sum;
+    for (int64_t lane = first; lane <= last; ++lane) da[lane] = a.d;
+  }
+}
+
+// One chunk of an R x T tile.
+template <class Fmt, int R, int T, bool kLast>
+HWY_INLINE void Chunk(const uint8_t* w, int64_t row_bytes, int64_t c, __mmask64 last_mask, const uint16_t* idx,
+                      const uint8_t* tok, int64_t tok_stride, int64_t nc, __m512i (&prev)[R],
+                      __m512 (&acc)[R][T]) {
+  const __m512i vidx = _mm512_load_si512(idx + c * 32);
+#ifndef QRUN_PF
+#define QRUN_PF 1
+#endif
+#if QRUN_PF
+  // The R rows of a tile are contiguous: fetch the next tile's bytes, R lines per chunk,
+  // so they arrive one tile ahead (hardware prefetchers need a few misses per new row).
+  for (int r = 0; r < R; ++r)
+    _mm_prefetch(reinterpret_cast<const char*>(w + R * row_bytes + (c * R + r) * 64), _MM_HINT_T0);
+#endif
+  typename Fmt::Unpacked unpacked[R];
+  __m512 dw[R];
+  for (int r = 0; r < R; ++r) {
+    const uint8_t* p = w + r * row_bytes + c * 64;
+    const __m512i raw = kLast ? _mm512_maskz_loadu_epi8(last_mask, p) : _mm512_loadu_si512(p);
+    dw[r] = _mm512_cvtph_ps(_mm512_castsi512_si256(_mm512_permutex2var_epi16(raw, vidx, prev[r])));
+    prev[r] = raw;
+    unpacked[r] = Fmt::Unpack(raw);
+  }
+  for (int t = 0; t < T; ++t) {
+    const uint8_t* tc = tok + t * tok_stride;
+    const int8_t* a0 = reinterpret_cast<const int8_t*>(tc + c * 64);
+    const int8_t* a1 = a0 + nc * 64;
+    const __m512i off = _mm512_load_si512(tc + (Fmt::kParts * nc + c) * 64);
+    const __m512 da = _mm512_load_ps(tc + ((Fmt::kParts + 1) * nc + c) * 64);
+    for (int r = 0; r < R; ++r) {
+      const __m512i dot = Fmt::Dot(off, unpacked[r], a0, a1);
+      acc[r][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), _mm512_mul_ps(dw[r], da), acc[r][t]);
+    }
+  }
+}
+
+template <class Fmt, int R, int T>
+HWY_NOINLINE void Tile(const uint8_t* w, const Layout<Fmt>& L, const uint16_t* idx, const uint8_t* tok,
+                       float* y, int64_t ldy) {
+  __m512 acc[R][T];
+  __m512i prev[R];
+  for (int r = 0; r < R; ++r) {
+    prev[r] = _mm512_setzero_si512();
+    for (int t = 0; t < T; ++t) acc[r][t] = _mm512_setzero_ps();
+  }
+  const int64_t nc = L.nc;
+  for (int64_t c = 0; c + 1 < nc; ++c)
+    Chunk<Fmt, R, T, false>(w, L.row_bytes, c, L.last_mask, idx, tok, L.token_bytes, nc, prev, acc);
+  Chunk<Fmt, R, T, true>(w, L.row_bytes, nc - 1, L.last_mask, idx, tok, L.token_bytes, nc, prev, acc);
+  for (int r = 0; r < R; ++r)
+    for (int t = 0; t < T; ++t) y[t * ldy + r] = _mm512_reduce_add_ps(acc[r][t]);
+}
+
+inline constexpr int kTileRows = 4;
+inline constexpr int kTileTokens = 4;
+inline constexpr int kMatvecRows = 4;
+
+struct AlignedFree {
+  void operator()(uint8_t* p) const { ::operator delete[](p, std::align_val_t{64}); }
+};
+
+// Per-thread scratch, grown as needed.
+inline uint8_t* Scratch(size_t bytes) {
+  thread_local std::unique_ptr<uint8_t[], AlignedFree> buf;
+  thread_local size_t cap = 0;
+  if (bytes > cap) {
+    buf.reset(new (std::align_val_t{64}) uint8_t[bytes]);
+    cap = bytes;
+  }
+  return buf.get();
+}
+
+template <class Fmt>
+HWY_INLINE void MatMul(const uint8_t* w, int64_t rows, int64_t cols, int64_t n, const BlockQ8A* xq, float* y,
+                       int64_t ldy) {
+  if (rows <= 0 || n <= 0) return;
+  const Layout<Fmt> L(cols);
+  uint8_t* scratch = Scratch(static_cast<size_t>(L.idx_bytes() + n * L.token_bytes));
+  const auto* idx = reinterpret_cast<const uint16_t*>(scratch);
+  PrepareIndices(L, reinterpret_cast<uint16_t*>(scratch));
+  uint8_t* toks = scratch + L.idx_bytes();
+  for (int64_t t = 0; t < n; ++t) PrepareToken(L, xq + t * L.nb, toks + t * L.token_bytes);
+  const int64_t rb = L.row_bytes;
+  int64_t t = 0;
+  for (; t + kTileTokens <= n; t += kTileTokens) {
+    const uint8_t* tok = toks + t * L.token_bytes;
+    int64_t r = 0;
+    for (; r + kTileRows <= rows; r += kTileRows)
+      Tile<Fmt, kTileRows, kTileTokens>(w + r * rb, L, idx, tok, y + t * ldy + r, ldy);
+    for (; r < rows; ++r) Tile<Fmt, 1, kTileTokens>(w + r * rb, L, idx, tok, y + t * ldy + r, ldy);
+  }
+  for (; t < n; ++t) {
+    const uint8_t* tok = toks + t * L.token_bytes;
+    int64_t r = 0;
+    for (; r + kMatvecRows <= rows; r += kMatvecRows)
+      Tile<Fmt, kMatvecRows, 1>(w + r * rb, L, idx, tok, y + t * ldy + r, ldy);
+    for (; r < rows; ++r) Tile<Fmt, 1, 1>(w + r * rb, L, idx, tok, y + t * ldy + r, ldy);
+  }
+}
+
+}  // namespace stream
+#endif  // QRUN_X86_VNNI
 
 #else  // portable Highway path
 

@@ -25,8 +25,13 @@ void MatMulImpl(DType t, const void* w, int64_t rows, int64_t cols, int64_t n, c
     case DType::F32: return float_tiles::MatMul<float_tiles::F32Row>(w, rows, cols, n, x, y, ldy);
     case DType::F16: return float_tiles::MatMul<float_tiles::F16Row>(w, rows, cols, n, x, y, ldy);
     case DType::BF16: return float_tiles::MatMul<float_tiles::BF16Row>(w, rows, cols, n, x, y, ldy);
+#if HWY_TARGET == HWY_AVX3_DL
+    case DType::Q8: return int8_tiles::stream::MatMul<int8_tiles::stream::Q8Format>(bytes, rows, cols, n, xq, y, ldy);
+    case DType::Q4: return int8_tiles::stream::MatMul<int8_tiles::stream::Q4Format>(bytes, rows, cols, n, xq, y, ldy);
+#else
     case DType::Q8: return int8_tiles::MatMul<int8_tiles::Q8Rows>(bytes, rows, cols, n, xq, y, ldy);
     case DType::Q4: return int8_tiles::MatMul<int8_tiles::Q4Rows>(bytes, rows, cols, n, xq, y, ldy);
+#endif
   }
 }
 

@@ -6,6 +6,7 @@
 #include "quant/quantize.h"
 #include "simd/kernels.h"
 #include "src/attention.h"
+#include "src/gpu_offload.h"
 #include "src/layer_streamer.h"
 #include "src/layer_weights.h"
 #include "src/model_scratch.h"
@@ -15,6 +16,12 @@ namespace qrun {
 
 namespace {
 
+// Below this many weight bytes per thread, waking another thread costs more than it
+// saves (tiny models: stories260K's matrices are a few KiB).
+constexpr int64_t kMinBytesPerThread = 32 << 10;
+
+int useful_threads(int64_t bytes) { return static_cast<int>(std::max<int64_t>(1, bytes / kMinBytesPerThread)); }
+
 // Quantizes the n input rows once when w takes int8 activations; every projection
 // that reads the same input then reuses them.
 const BlockQ8A* prepare_input(ThreadPool& pool, const Weight& w, const float* x, int n, int64_t cols,
@@ -23,12 +30,13 @@ const BlockQ8A* prepare_input(ThreadPool& pool, const Weight& w, const float* x,
   const int64_t blocks = q8a_blocks(cols);
   pool.parallel_for(n, [&](int64_t i0, int64_t i1) {
     for (int64_t i = i0; i < i1; ++i) quantize_activations(x + i * cols, cols, xq.data() + i * blocks);
-  });
+  }, useful_threads(n * cols * 4));
   return xq.data();
 }
 
 // y[i * ldy + r] = W row r . x row i; each thread streams its own block of rows.
 void project(ThreadPool& pool, const Weight& w, const float* x, const BlockQ8A* xq, int n, float* y, int64_t ldy) {
+  const int threads = useful_threads(w.rows * w.row_bytes() * n);
   pool.parallel_for(w.rows, [&](int64_t r0, int64_t r1) {
     const uint8_t* rows = w.data + r0 * w.row_bytes();
     if (n == 1) {
@@ -36,7 +44,7 @@ void project(ThreadPool& pool, const Weight& w, const float* x, const BlockQ8A* 
     } else {
       matmul(w.dtype, rows, r1 - r0, w.cols, n, x, xq, y + r0, ldy);
     }
-  });
+  }, threads);
 }
 
 }  // namespace
@@ -56,6 +64,12 @@ void Model::forward_batch(const int32_t* tokens, int n, float* logits, bool all_
     dequantize_row(emb.dtype, emb.data + tokens[i] * emb.row_bytes(), dim, &s.x[size_t(i) * dim]);
 
   for (int l = 0; l < static_cast<int>(w_->layers.size()); ++l) {
+    if (gpu_ && l == gpu_first_) {
+      // The offloaded run: x crosses to the device and back once.
+      gpu_->run_layers(s.x.data(), n, pos0);
+      l += gpu_count_ - 1;
+      continue;
+    }
     const LayerWeights& w = w_->layers[static_cast<size_t>(l)];
     streamer_->before_layer(l);
 
@@ -79,6 +93,8 @@ void Model::forward_batch(const int32_t* tokens, int n, float* logits, bool all_
       f32_to_f16_row(k, cache_.key(l, pos0 + i), kv_dim);
       f32_to_f16_row(v, cache_.value(l, pos0 + i), kv_dim);
     }
+    // Attention work grows with the context; split by (token, head) once it is worth it.
+    const int64_t kv_bytes = int64_t{n} * n_heads * (pos0 + n) * hd * 4;
     pool_.run([&](int t, int nt) {
       for (int task = t; task < n * n_heads; task += nt) {
         const int i = task / n_heads, h = task % n_heads;
@@ -87,7 +103,7 @@ void Model::forward_batch(const int32_t* tokens, int n, float* logits, bool all_
         attend_head(&s.q[size_t(i) * q_dim + size_t(h) * hd], cache_, l, (h / group) * hd, t_begin, t_end, hd,
                     &s.xb[size_t(i) * q_dim + size_t(h) * hd], &s.tiles[size_t(t) * kAttentionTile]);
       }
-    });
+    }, useful_threads(kv_bytes));
     xq = prepare_input(pool_, w.wo, s.xb.data(), n, q_dim, s.xq);
     project(pool_, w.wo, s.xb.data(), xq, n, s.xb2.data(), dim);
     add_f32(s.x.data(), s.xb2.data(), int64_t{n} * dim);

@@ -8,6 +8,7 @@
 #include "simd/kernels.h"
 #include "src/layer_weights.h"
 #include "src/model_scratch.h"
+#include "src/gpu_offload.h"
 #include "src/layer_streamer.h"
 #include "src/rope.h"
 
@@ -69,7 +70,19 @@ Model::Model(const std::string& path, const RuntimeOptions& options)
   if (options.mem_budget > 0)
     plan = plan_streaming(file_, options.mem_budget, cache_.bytes() + scratch_bytes() + kRuntimeOverheadBytes);
   streamer_ = std::make_unique<LayerStreamer>(file_, plan, options.load_mode == LoadMode::MmapLocked);
+  if (options.gpu_layer_count > 0) {
+    const int n_layers = static_cast<int>(hp.n_layers);
+    if (options.gpu_first_layer < 0 || options.gpu_first_layer + options.gpu_layer_count > n_layers)
+      throw Error(path, -1, "GPU layers " + std::to_string(options.gpu_first_layer) + "-" +
+                                std::to_string(options.gpu_first_layer + options.gpu_layer_count - 1) +
+                                " outside the model's " + std::to_string(n_layers) + " layers");
+    gpu_first_ = options.gpu_first_layer;
+    gpu_count_ = options.gpu_layer_count;
+    gpu_ = GpuOffload::create(file_, *w_, GpuLayerRange{gpu_first_, gpu_count_}, context_length(), batch_);
+  }
 }
+
+std::string Model::gpu_device() const { return gpu_ ? gpu_->device_name() : std::string(); }
 
 int Model::resident_layers() const { return streamer_->plan().resident_layers; }
 

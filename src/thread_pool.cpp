@@ -50,30 +50,33 @@ void ThreadPool::worker(int index) {
   }
 }
 
-void ThreadPool::run(const std::function<void(int, int)>& fn) {
-  if (n_threads_ == 1) {
+void ThreadPool::run(const std::function<void(int, int)>& fn, int max_threads) {
+  const int used = std::min(n_threads_, std::max(1, max_threads));
+  if (used == 1) {
     fn(0, 1);
     return;
   }
-  job_ = &fn;
+  // Idle workers still take part in the hand-off; they just skip the work.
+  const std::function<void(int, int)> job = [&](int t, int) {
+    if (t < used) fn(t, used);
+  };
+  job_ = used == n_threads_ ? &fn : &job;
   pending_.store(n_threads_ - 1, std::memory_order_release);
   generation_.fetch_add(1, std::memory_order_seq_cst);
   if (sleepers_.load(std::memory_order_seq_cst) > 0) generation_.notify_all();
-  fn(0, n_threads_);
-  while (pending_.load(std::memory_order_acquire) != 0) cpu_relax();
+  (*job_)(0, n_threads_);
+  // A worker preempted by another process would make a pure spin burn its whole
+  // time slice; after a while, give the core away.
+  for (int spin = 0; pending_.load(std::memory_order_acquire) != 0; ++spin) {
+    if (spin < kSpinIterations) cpu_relax();
+    else std::this_thread::yield();
+  }
 }
 
-void ThreadPool::parallel_for(int64_t n, const std::function<void(int64_t, int64_t)>& fn) {
+void ThreadPool::parallel_for(int64_t n, const std::function<void(int64_t, int64_t)>& fn, int max_threads) {
   if (n <= 0) return;
-  const int used = static_cast<int>(std::min<int64_t>(n_threads_, n));
-  if (used == 1) {
-    fn(0, n);
-    return;
-  }
-  run([&](int t, int) {
-    if (t >= used) return;
-    fn(n * t / used, n * (t + 1) / used);
-  });
+  const int used = static_cast<int>(std::min<int64_t>(std::min(n_threads_, std::max(1, max_threads)), n));
+  run([&](int t, int nt) { fn(n * t / nt, n * (t + 1) / nt); }, used);
 }
 
 int physical_core_count() {

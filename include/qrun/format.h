@@ -5,11 +5,10 @@
 
 #include <cstdint>
 #include <type_traits>
-#include <bit>
 
 namespace qrun::format {
 
-static_assert(std::endian::native == std::endian::little, "qrun model files are little-endian");
+static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "qrun model files are little-endian");
 
 inline constexpr char kMagic[8] = {'Q', 'R', 'U', 'N', 'M', 'D', 'L', '\0'};
 inline constexpr uint32_t kVersion = 1;

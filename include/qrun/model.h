@@ -23,10 +23,13 @@ struct RuntimeOptions {
   int batch = 64;         // prompt tokens per forward batch
   bool verify_checksums = false;
   uint64_t mem_budget = 0;     // bytes; 0: no budget (plain mmap). See src/layer_streamer.h
+  int gpu_first_layer = 0;     // layers [gpu_first_layer, +gpu_layer_count) run on the GPU
+  int gpu_layer_count = 0;     // 0: CPU only (src/gpu_offload.h)
 };
 
 struct ModelWeights;   // src/layer_weights.h
 class LayerStreamer;  // src/layer_streamer.h
+class GpuOffload;     // src/gpu_offload.h
 
 class Model {
  public:
@@ -47,6 +50,8 @@ class Model {
 
   // Layers kept resident vs streamed under --mem-budget (all resident without one).
   int resident_layers() const;
+  int gpu_layers() const { return gpu_count_; }
+  std::string gpu_device() const;   // empty when CPU only
   // Bytes of activation and scratch buffers (for the memory estimate).
   uint64_t scratch_bytes() const;
 
@@ -64,6 +69,8 @@ class Model {
   struct Scratch;
   std::unique_ptr<Scratch> s_;
   std::unique_ptr<LayerStreamer> streamer_;
+  std::unique_ptr<GpuOffload> gpu_;
+  int gpu_first_ = 0, gpu_count_ = 0;
   std::vector<float> rope_inv_freq_;
   int batch_;
   int pos_ = 0;

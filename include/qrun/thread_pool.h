@@ -20,12 +20,14 @@ class ThreadPool {
 
   int size() const { return n_threads_; }
 
-  // Runs fn(thread_index, n_threads) on every thread (the caller is thread 0) and
-  // returns when all are done. Not re-entrant.
-  void run(const std::function<void(int, int)>& fn);
+  // Runs fn(thread_index, n_used) on threads [0, n_used) with n_used =
+  // min(size(), max_threads) (the caller is thread 0) and returns when all are done.
+  // Not re-entrant.
+  void run(const std::function<void(int, int)>& fn, int max_threads = 1 << 30);
 
-  // Splits [0, n) into contiguous chunks, one per thread: fn(begin, end).
-  void parallel_for(int64_t n, const std::function<void(int64_t, int64_t)>& fn);
+  // Splits [0, n) into contiguous chunks, one per thread (at most max_threads):
+  // fn(begin, end). Small jobs should ask for fewer threads than the hand-off costs.
+  void parallel_for(int64_t n, const std::function<void(int64_t, int64_t)>& fn, int max_threads = 1 << 30);
 
  private:
   void worker(int index);

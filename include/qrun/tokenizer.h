@@ -13,7 +13,7 @@
 
 namespace qrun {
 
-struct TokenizerData;  // defined in src/tokenizer_data.h (owned by the tokenizer module)
+struct TokenizerData;  // src/tokenizer_data.h
 
 // Reads a Hugging Face tokenizer folder: tokenizer.json and/or tokenizer.model, plus
 // tokenizer_config.json, generation_config.json and config.json when present.
@@ -45,6 +45,10 @@ class Tokenizer {
   std::string_view piece(int32_t id) const;    // raw vocabulary entry
   const std::string& chat_template() const;    // empty when none
   std::string kind_name() const;               // "sentencepiece-bpe", "byte-level-bpe", ...
+  // The bytes one token stands for (may be part of a UTF-8 character).
+  std::string token_text(int32_t id, bool keep_special = false) const;
+  // SentencePiece decoders drop the dummy-prefix space of the first token.
+  bool strips_leading_space() const;
   const TokenizerData& data() const { return *data_; }
 
  private:

@@ -25,7 +25,24 @@ struct Args {
   bool mlock = false, no_mmap = false, ignore_eos = false, verbose_prompt = false, special = false;
   bool no_display_prompt = false, verify = false, estimate = false, verbose = false;
   std::string mem_budget;
+  int n_gpu_layers = 0;
+  std::string gpu_layers;
 };
+
+// "-ngl N": the last N layers, as llama.cpp offloads; "--gpu-layers A-B": that range.
+void parse_gpu_layers(const Args& a, int n_layers, qrun::RuntimeOptions& ro) {
+  if (!a.gpu_layers.empty()) {
+    int first = -1, last = -1;
+    char tail = 0;
+    if (std::sscanf(a.gpu_layers.c_str(), "%d-%d%c", &first, &last, &tail) != 2 || first < 0 || last < first)
+      throw qrun::Error("--gpu-layers: expected a range like 0-9, got '" + a.gpu_layers + "'");
+    ro.gpu_first_layer = first;
+    ro.gpu_layer_count = last - first + 1;
+  } else if (a.n_gpu_layers > 0) {
+    ro.gpu_layer_count = std::min(a.n_gpu_layers, n_layers);
+    ro.gpu_first_layer = n_layers - ro.gpu_layer_count;
+  }
+}
 
 // "512M", "2G", "1.5G", "1048576" -> bytes.
 uint64_t parse_size(const std::string& s) {
@@ -63,6 +80,8 @@ void print_timings(double load_ms, const qrun::GenerationStats& st, const qrun::
                mib(mem.peak_rss), mib(mem.rss_anon), mib(mem.rss_file));
   std::fprintf(stderr, "qrun: threads     = %d, SIMD %s, context %d, KV cache f16\n", m.threads(),
                qrun::simd_target_name(), m.context_length());
+  if (m.gpu_layers() > 0)
+    std::fprintf(stderr, "qrun: gpu         = %d layers on %s\n", m.gpu_layers(), m.gpu_device().c_str());
   const int layers = static_cast<int>(m.hparams().n_layers);
   const int runs = st.eval_tokens + 1;
   std::fprintf(stderr, "qrun: disk reads  = %.1f MiB during generation (%.2f MiB per token)", mib(disk_bytes),
@@ -104,10 +123,20 @@ int main(int argc, char** argv) {
   app.add_flag("--verify", a.verify, "Verify every tensor checksum at load");
   app.add_option("--mem-budget", a.mem_budget,
                  "Memory budget, e.g. 512M or 2G: keep the layers that fit resident, stream the rest from disk");
+  app.add_option("--n-gpu-layers", a.n_gpu_layers, "-ngl N: run the last N layers on the GPU (CUDA builds)")
+      ->check(CLI::Range(0, 1 << 16));
+  app.add_option("--gpu-layers", a.gpu_layers, "Run this range of layers on the GPU, e.g. 0-9")
+      ->excludes("--n-gpu-layers");
   app.add_flag("--estimate", a.estimate, "Print the predicted peak memory for these settings and exit");
   app.add_flag("--verbose", a.verbose, "With generation: print the memory estimate beside the measured peak");
+  // llama.cpp's single-dash long flags, which CLI11 does not take as they are.
+  std::vector<std::string> args;
+  for (int i = argc - 1; i >= 1; --i) {
+    const std::string arg = argv[i];
+    args.push_back(arg == "-ngl" ? "--n-gpu-layers" : arg == "-sys" ? "--system-prompt" : arg);
+  }
   try {
-    app.parse(argc, argv);
+    app.parse(args);
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   }
@@ -138,6 +167,8 @@ int main(int argc, char** argv) {
     }
     if (a.prompt.empty()) throw qrun::Error("empty prompt: give -p TEXT or -f FILE");
 
+    if (a.n_gpu_layers > 0 || !a.gpu_layers.empty())
+      parse_gpu_layers(a, static_cast<int>(qrun::ModelFile(a.model).hparams().n_layers), ro);
     const auto t0 = std::chrono::steady_clock::now();
     qrun::Model model(a.model, ro);
     const double load_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();

@@ -1,6 +1,8 @@
 // Memory modes measured for real: layer streaming under a cgroup memory limit smaller
 // than the model, and the memory estimate against the measured peak RSS.
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <regex>
 
@@ -79,6 +81,13 @@ TEST(LayerStreaming, RunsUnderACgroupLimitSmallerThanTheModel) {
 
   const auto plain = run_command(qrun_cmd(model, "-n 12 -c 256"));
   ASSERT_EQ(plain.exit_code, 0) << plain.out;
+  // Start cold: pages cached by the unconstrained run were charged elsewhere.
+  {
+    const int fd = ::open(model.c_str(), O_RDONLY);
+    ASSERT_GE(fd, 0);
+    ::posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
+    ::close(fd);
+  }
   const auto limited = run_command(cg.enter_prefix() + qrun_cmd(model, "-n 12 -c 256 --mem-budget 150M"));
   EXPECT_EQ(limited.exit_code, 0) << limited.out;
   EXPECT_EQ(cg.oom_kills(), 0u);

@@ -1,0 +1,94 @@
+// qtok: tokenize or detokenize with a model file's tokenizer or a Hugging Face folder.
+//   qtok --tokenizer DIR -p TEXT [--pieces]      ids (and pieces)
+//   qtok -m MODEL --jsonl < in.jsonl             {"text": ...} -> {"ids": [...]} per line
+//   qtok -m MODEL --decode -p "1 403 407"        ids -> text
+#include <iostream>
+#include <sstream>
+
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+
+#include "qrun/error.h"
+#include "qrun/model_file.h"
+#include "qrun/tokenizer.h"
+
+namespace {
+
+std::shared_ptr<const qrun::TokenizerData> load(const std::string& model, const std::string& dir) {
+  if (!dir.empty()) return qrun::load_hf_tokenizer(dir);
+  const qrun::ModelFile f(model);
+  return qrun::deserialize_tokenizer(f.tokenizer_blob(), f.path(), f.tokenizer_offset());
+}
+
+std::vector<int32_t> parse_ids(const std::string& s) {
+  std::vector<int32_t> ids;
+  std::stringstream ss(s);
+  std::string item;
+  while (ss >> item) {
+    try {
+      ids.push_back(std::stoi(item));
+    } catch (const std::exception&) {
+      throw qrun::Error("--decode: '" + item + "' is not a token id");
+    }
+  }
+  return ids;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"qtok: run a qrun tokenizer"};
+  std::string model, dir, text;
+  bool pieces = false, jsonl = false, add_special = false, decode = false, special = false;
+  auto* m = app.add_option("-m,--model", model, "qrun model file (its embedded tokenizer)");
+  app.add_option("--tokenizer", dir, "Hugging Face folder (tokenizer.json or tokenizer.model)")->excludes(m);
+  app.add_option("-p,--prompt", text, "Text to encode (or ids to decode)");
+  app.add_flag("--pieces", pieces, "Print each id with its piece");
+  app.add_flag("--jsonl", jsonl, "Read {\"text\": ...} lines on stdin, write {\"ids\": [...]} lines");
+  app.add_flag("--add-special", add_special, "Add BOS/EOS as the tokenizer's config says");
+  app.add_flag("--special", special, "Parse special-token text as special tokens");
+  app.add_flag("--decode", decode, "Decode space-separated ids (from -p or stdin lines)");
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  try {
+    if (model.empty() && dir.empty()) throw qrun::Error("need -m MODEL or --tokenizer DIR");
+    const qrun::Tokenizer tok(load(model, dir));
+    if (jsonl) {
+      std::string line;
+      while (std::getline(std::cin, line)) {
+        if (line.empty()) continue;
+        nlohmann::json j;
+        try {
+          j = nlohmann::json::parse(line);
+        } catch (const nlohmann::json::exception& e) {
+          throw qrun::Error("stdin", -1, std::string("malformed JSON line: ") + e.what());
+        }
+        if (decode) {
+          const auto ids = j.at("ids").get<std::vector<int32_t>>();
+          std::cout << nlohmann::json{{"text", tok.decode(ids)}}.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
+        } else {
+          const auto ids = tok.encode(j.at("text").get<std::string>(), add_special, special);
+          std::cout << nlohmann::json{{"ids", ids}}.dump() << "\n";
+        }
+      }
+      return 0;
+    }
+    if (decode) {
+      std::cout << tok.decode(parse_ids(text)) << "\n";
+      return 0;
+    }
+    const auto ids = tok.encode(text, add_special, special);
+    for (size_t i = 0; i < ids.size(); ++i) {
+      if (pieces) std::cout << ids[i] << "\t" << tok.piece(ids[i]) << "\n";
+      else std::cout << (i ? " " : "") << ids[i];
+    }
+    if (!pieces) std::cout << "\n";
+    return 0;
+  } catch (const std::exception& e) {
+    std::cerr << "qtok: " << e.what() << "\n";
+    return 1;
+  }
+}

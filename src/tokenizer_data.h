@@ -1,0 +1,44 @@
+// Everything a tokenizer needs, as stored in the model file (serialized by
+// src/tokenizer_serialize.cpp). Filled from tokenizer.json or tokenizer.model.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace qrun {
+
+enum class PieceType : uint8_t {   // SentencePiece's numbering
+  Normal = 1,
+  Unknown = 2,
+  Control = 3,
+  UserDefined = 4,   // also Hugging Face non-special added tokens
+  Unused = 5,
+  Byte = 6,          // <0xNN> byte-fallback pieces
+};
+
+enum class TokenizerKind : uint32_t {
+  SentencePiece = 1,  // "▁" for spaces, dummy prefix, byte fallback (Llama 2, TinyLlama)
+  ByteLevel = 2,      // regex pre-split, bytes mapped to printable code points (GPT-2, Llama 3, Qwen2)
+};
+
+struct TokenizerData {
+  TokenizerKind kind = TokenizerKind::SentencePiece;
+  std::vector<std::string> pieces;
+  std::vector<float> scores;          // SentencePiece merge priority (higher first) when no merges
+  std::vector<PieceType> types;
+  // Merge rules in rank order, as piece ids (left, right). Empty: merge by scores.
+  std::vector<std::pair<int32_t, int32_t>> merges;
+  std::string pretokenizer_regex;     // ByteLevel: the split pattern
+  bool ignore_merges = false;         // ByteLevel: a word that is a whole piece is taken as is
+  bool add_dummy_prefix = true;       // SentencePiece: prepend "▁"
+  bool byte_fallback = true;
+  bool nfc = false;                   // Unicode NFC normalization before splitting (Qwen2)
+  int32_t bos = -1, eos = -1, unk = -1, pad = -1;
+  std::vector<int32_t> extra_eos;     // generation_config eos ids beyond `eos` (end-of-turn)
+  bool add_bos = false, add_eos = false;
+  std::string chat_template;
+};
+
+}  // namespace qrun

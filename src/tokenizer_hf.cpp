@@ -1,0 +1,226 @@
+// Loading a tokenizer from a Hugging Face folder: tokenizer.json (preferred) or
+// tokenizer.model, then special tokens and flags from tokenizer_config.json,
+// generation_config.json and config.json.
+#include <filesystem>
+#include <fstream>
+
+#include <nlohmann/json.hpp>
+
+#include "qrun/error.h"
+#include "qrun/tokenizer.h"
+#include "src/sentencepiece_model.h"
+#include "src/tokenizer_data.h"
+
+namespace qrun {
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+
+namespace {
+
+// GPT-2's split pattern, used by ByteLevel pre-tokenizers with use_regex = true.
+constexpr const char* kGpt2Regex = R"('s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+)";
+
+json read_json(const fs::path& p) {
+  std::ifstream in(p);
+  if (!in) throw Error(p.string(), -1, "cannot open");
+  try {
+    return json::parse(in);
+  } catch (const json::exception& e) {
+    throw Error(p.string(), -1, std::string("malformed JSON: ") + e.what());
+  }
+}
+
+// Visits a pre-tokenizer / normalizer and the members of a Sequence.
+template <class F>
+void visit(const json& node, const char* list_key, F&& f) {
+  if (!node.is_object()) return;
+  if (node.value("type", "") == "Sequence" && node.contains(list_key)) {
+    for (const auto& n : node[list_key]) visit(n, list_key, f);
+  } else {
+    f(node);
+  }
+}
+
+void load_tokenizer_json(const fs::path& path, TokenizerData& d) {
+  const json j = read_json(path);
+  const std::string file = path.string();
+  try {
+    const json& model = j.at("model");
+    if (model.value("type", "") != "BPE")
+      throw Error(file, -1, "tokenizer model type '" + model.value("type", "") + "' is not supported (only BPE)");
+    const json& vocab = model.at("vocab");
+    size_t n = 0;
+    for (const auto& [piece, id] : vocab.items()) n = std::max<size_t>(n, id.get<size_t>() + 1);
+    if (j.contains("added_tokens"))
+      for (const auto& t : j["added_tokens"]) n = std::max<size_t>(n, t.at("id").get<size_t>() + 1);
+    if (n == 0 || n > (1u << 22)) throw Error(file, -1, "bad vocabulary size " + std::to_string(n));
+    d.pieces.assign(n, std::string());
+    d.types.assign(n, PieceType::Unused);
+    d.scores.assign(n, 0.0f);
+    d.byte_fallback = model.value("byte_fallback", false);
+    d.ignore_merges = model.value("ignore_merges", false);
+    for (const auto& [piece, id] : vocab.items()) {
+      const size_t i = id.get<size_t>();
+      d.pieces[i] = piece;
+      const bool byte = d.byte_fallback && piece.size() == 6 && piece.rfind("<0x", 0) == 0 && piece.back() == '>';
+      d.types[i] = byte ? PieceType::Byte : PieceType::Normal;
+    }
+    if (j.contains("added_tokens")) {
+      for (const auto& t : j["added_tokens"]) {
+        const size_t i = t.at("id").get<size_t>();
+        d.pieces[i] = t.at("content").get<std::string>();
+        d.types[i] = t.value("special", false) ? PieceType::Control : PieceType::UserDefined;
+      }
+    }
+    std::unordered_map<std::string, int32_t> ids;
+    for (size_t i = 0; i < n; ++i) ids.emplace(d.pieces[i], static_cast<int32_t>(i));
+    auto id_of = [&](const std::string& s) {
+      auto it = ids.find(s);
+      if (it == ids.end()) throw Error(file, -1, "merge names unknown piece '" + s + "'");
+      return it->second;
+    };
+    for (const auto& m : model.at("merges")) {
+      std::string a, b;
+      if (m.is_array() && m.size() == 2) {
+        a = m[0].get<std::string>();
+        b = m[1].get<std::string>();
+      } else {
+        const std::string s = m.get<std::string>();
+        const size_t sp = s.find(' ', 1);
+        if (sp == std::string::npos) throw Error(file, -1, "malformed merge '" + s + "'");
+        a = s.substr(0, sp);
+        b = s.substr(sp + 1);
+      }
+      d.merges.emplace_back(id_of(a), id_of(b));
+    }
+    if (model.contains("unk_token") && model["unk_token"].is_string()) {
+      auto it = ids.find(model["unk_token"].get<std::string>());
+      d.unk = it == ids.end() ? -1 : it->second;
+    }
+
+    bool byte_level = false, split_found = false;
+    if (j.contains("pre_tokenizer")) {
+      visit(j["pre_tokenizer"], "pretokenizers", [&](const json& p) {
+        const std::string type = p.value("type", "");
+        if (type == "ByteLevel") {
+          byte_level = true;
+          if (p.value("use_regex", true) && !split_found) d.pretokenizer_regex = kGpt2Regex;
+        } else if (type == "Split" && p.contains("pattern") && p["pattern"].contains("Regex")) {
+          d.pretokenizer_regex = p["pattern"]["Regex"].get<std::string>();
+          split_found = true;
+        } else if (type == "Metaspace") {
+          d.add_dummy_prefix = p.value("add_prefix_space", true) && p.value("prepend_scheme", "always") != "never";
+        }
+      });
+    }
+    if (byte_level) {
+      d.kind = TokenizerKind::ByteLevel;
+      if (d.pretokenizer_regex.empty()) d.pretokenizer_regex = R"([\s\S]+)";
+    } else {
+      d.kind = TokenizerKind::SentencePiece;
+      bool prepend = false;
+      if (j.contains("normalizer"))
+        visit(j["normalizer"], "normalizers", [&](const json& nrm) { prepend |= nrm.value("type", "") == "Prepend"; });
+      if (j.contains("normalizer") && !j["normalizer"].is_null()) d.add_dummy_prefix = prepend;
+    }
+    if (j.contains("normalizer"))
+      visit(j["normalizer"], "normalizers", [&](const json& nrm) {
+        const std::string type = nrm.value("type", "");
+        if (type == "NFC") d.nfc = true;
+        else if (type == "NFD" || type == "NFKC" || type == "NFKD" || type == "Lowercase" || type == "StripAccents")
+          throw Error(file, -1, "normalizer '" + type + "' is not supported");
+      });
+    // A post-processor that puts BOS first means encode adds it.
+    if (j.contains("post_processor") && j["post_processor"].is_object()) {
+      const json& pp = j["post_processor"];
+      visit(pp, "processors", [&](const json& p) {
+        if (p.value("type", "") != "TemplateProcessing" || !p.contains("single")) return;
+        const json& single = p["single"];
+        if (!single.empty() && single[0].contains("SpecialToken")) {
+          auto it = ids.find(single[0]["SpecialToken"].value("id", ""));
+          if (it != ids.end()) {
+            d.bos = it->second;
+            d.add_bos = true;
+          }
+        }
+      });
+    }
+  } catch (const json::exception& e) {
+    throw Error(file, -1, std::string("unexpected structure: ") + e.what());
+  }
+}
+
+int32_t token_id(const TokenizerData& d, const json& v) {
+  std::string s;
+  if (v.is_string()) s = v.get<std::string>();
+  else if (v.is_object() && v.contains("content") && v["content"].is_string()) s = v["content"].get<std::string>();
+  else return -1;
+  for (size_t i = 0; i < d.pieces.size(); ++i)
+    if (d.pieces[i] == s) return static_cast<int32_t>(i);
+  return -1;
+}
+
+void apply_tokenizer_config(const fs::path& path, TokenizerData& d) {
+  const json j = read_json(path);
+  if (!j.is_object()) throw Error(path.string(), -1, "top level is not a JSON object");
+  auto set_id = [&](const char* key, int32_t& id) {
+    if (j.contains(key)) {
+      if (j[key].is_null()) id = -1;
+      else if (const int32_t v = token_id(d, j[key]); v >= 0) id = v;
+    }
+  };
+  set_id("bos_token", d.bos);
+  set_id("eos_token", d.eos);
+  set_id("unk_token", d.unk);
+  set_id("pad_token", d.pad);
+  if (j.contains("add_bos_token") && j["add_bos_token"].is_boolean()) d.add_bos = j["add_bos_token"].get<bool>();
+  if (j.contains("add_eos_token") && j["add_eos_token"].is_boolean()) d.add_eos = j["add_eos_token"].get<bool>();
+  if (d.bos < 0) d.add_bos = false;
+  if (j.contains("chat_template")) {
+    const json& t = j["chat_template"];
+    if (t.is_string()) {
+      d.chat_template = t.get<std::string>();
+    } else if (t.is_array()) {  // named templates: take "default"
+      for (const auto& e : t)
+        if (e.value("name", "") == "default" && e.contains("template")) d.chat_template = e["template"].get<std::string>();
+    }
+  }
+}
+
+// eos_token_id in generation_config.json / config.json: one id or a list (end of turn).
+void apply_eos_ids(const fs::path& path, TokenizerData& d) {
+  const json j = read_json(path);
+  if (!j.is_object()) return;
+  const auto n = static_cast<int64_t>(d.pieces.size());
+  auto take = [&](const json& v) {
+    if (!v.is_number_integer()) return;
+    const int64_t id = v.get<int64_t>();
+    if (id < 0 || id >= n) return;
+    if (d.eos < 0) d.eos = static_cast<int32_t>(id);
+    else if (id != d.eos) d.extra_eos.push_back(static_cast<int32_t>(id));
+  };
+  if (j.contains("eos_token_id")) {
+    if (j["eos_token_id"].is_array()) for (const auto& v : j["eos_token_id"]) take(v);
+    else take(j["eos_token_id"]);
+  }
+}
+
+}  // namespace
+
+std::shared_ptr<const TokenizerData> load_hf_tokenizer(const fs::path& dir) {
+  auto d = std::make_shared<TokenizerData>();
+  if (fs::exists(dir / "tokenizer.json")) {
+    load_tokenizer_json(dir / "tokenizer.json", *d);
+  } else if (fs::exists(dir / "tokenizer.model")) {
+    *d = read_sentencepiece_model((dir / "tokenizer.model").string());
+  } else {
+    throw Error(dir.string(), -1, "no tokenizer: neither tokenizer.json nor tokenizer.model is present");
+  }
+  if (fs::exists(dir / "tokenizer_config.json")) apply_tokenizer_config(dir / "tokenizer_config.json", *d);
+  for (const char* f : {"generation_config.json", "config.json"})
+    if (fs::exists(dir / f)) apply_eos_ids(dir / f, *d);
+  return d;
+}
+
+}  // namespace qrun

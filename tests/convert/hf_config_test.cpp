@@ -1,0 +1,84 @@
+// config.json of each supported family maps to the right hyper-parameters.
+#include <gtest/gtest.h>
+
+#include "common/test_paths.h"
+#include "convert/hf_config.h"
+#include "qrun/error.h"
+
+namespace qrun {
+namespace {
+
+format::HParams parse(const std::string& json) {
+  test::ScratchDir dir;
+  test::write_text(dir / "config.json", json);
+  return read_hf_config(dir.path());
+}
+
+TEST(HfConfig, ShippedStoriesModel) {
+  const auto hp = read_hf_config(test::stories_dir());
+  EXPECT_EQ(hp.arch, static_cast<uint32_t>(format::Arch::Llama));
+  EXPECT_EQ(hp.dim, 64u);
+  EXPECT_EQ(hp.hidden_dim, 172u);
+  EXPECT_EQ(hp.n_layers, 5u);
+  EXPECT_EQ(hp.n_heads, 8u);
+  EXPECT_EQ(hp.n_kv_heads, 4u);
+  EXPECT_EQ(hp.head_dim, 8u);
+  EXPECT_EQ(hp.vocab_size, 512u);
+  EXPECT_EQ(hp.tied_embeddings, 1u);
+  EXPECT_FLOAT_EQ(hp.norm_eps, 1e-5f);
+}
+
+TEST(HfConfig, Llama3RopeScaling) {
+  const auto hp = parse(R"({"architectures": ["LlamaForCausalLM"], "hidden_size": 2048, "intermediate_size": 8192,
+    "num_hidden_layers": 16, "num_attention_heads": 32, "num_key_value_heads": 8, "vocab_size": 128256,
+    "max_position_embeddings": 131072, "rope_theta": 500000.0, "rms_norm_eps": 1e-5, "tie_word_embeddings": true,
+    "rope_scaling": {"factor": 32.0, "high_freq_factor": 4.0, "low_freq_factor": 1.0,
+                     "original_max_position_embeddings": 8192, "rope_type": "llama3"}})");
+  EXPECT_EQ(hp.rope_scaling, static_cast<uint32_t>(format::RopeScaling::Llama3));
+  EXPECT_FLOAT_EQ(hp.rope_factor, 32.0f);
+  EXPECT_EQ(hp.rope_original_max_pos, 8192u);
+  EXPECT_EQ(hp.head_dim, 64u);
+  EXPECT_FLOAT_EQ(hp.rope_theta, 500000.0f);
+}
+
+TEST(HfConfig, Qwen2HasAttentionBiases) {
+  const auto hp = parse(R"({"architectures": ["Qwen2ForCausalLM"], "hidden_size": 896, "intermediate_size": 4864,
+    "num_hidden_layers": 24, "num_attention_heads": 14, "num_key_value_heads": 2, "vocab_size": 151936,
+    "max_position_embeddings": 32768, "rope_theta": 1000000.0, "rms_norm_eps": 1e-6, "tie_word_embeddings": true})");
+  EXPECT_EQ(hp.arch, static_cast<uint32_t>(format::Arch::Qwen2));
+  EXPECT_EQ(hp.attn_bias, 1u);
+}
+
+TEST(HfConfig, MistralLinearScalingAndWindow) {
+  const auto hp = parse(R"({"architectures": ["MistralForCausalLM"], "hidden_size": 4096, "intermediate_size": 14336,
+    "num_hidden_layers": 32, "num_attention_heads": 32, "num_key_value_heads": 8, "vocab_size": 32000,
+    "sliding_window": 4096, "rope_scaling": {"type": "linear", "factor": 2.0}})");
+  EXPECT_EQ(hp.arch, static_cast<uint32_t>(format::Arch::Mistral));
+  EXPECT_EQ(hp.sliding_window, 4096u);
+  EXPECT_EQ(hp.rope_scaling, static_cast<uint32_t>(format::RopeScaling::Linear));
+}
+
+TEST(HfConfig, RefusesWithTheProblemNamed) {
+  const std::pair<std::string, std::string> cases[] = {
+      {"[1, 2]", "not a JSON object"},
+      {R"({"architectures": ["LlamaForCausalLM"], "hidden_size": "big"})", "\"hidden_size\" is not a non-negative integer"},
+      {R"({"architectures": ["LlamaForCausalLM"], "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,
+           "num_attention_heads": 3, "num_key_value_heads": 2, "vocab_size": 10})", "n_kv_heads"},
+      {R"({"architectures": ["LlamaForCausalLM"], "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,
+           "num_attention_heads": 4, "vocab_size": 10, "rope_scaling": {"type": "yarn", "factor": 4}})", "rope_scaling type 'yarn'"},
+      {R"({"architectures": ["LlamaForCausalLM"], "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,
+           "num_attention_heads": 4, "vocab_size": 10, "hidden_act": "gelu"})", "hidden_act"},
+  };
+  for (const auto& [json, want] : cases) {
+    try {
+      parse(json);
+      ADD_FAILURE() << "accepted: " << json;
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find(want), std::string::npos) << e.what();
+      EXPECT_NE(std::string(e.what()).find("config.json"), std::string::npos) << e.what();
+    }
+  }
+}
+
+}  // namespace
+}  // namespace qrun

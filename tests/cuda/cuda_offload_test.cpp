@@ -1,0 +1,190 @@
+// Whole-model checks of the GPU offload: greedy output with layers on the GPU equals
+// CPU-only greedy output (stories260K in every weight type, a synthetic llama), the
+// clear refusals, and the sizing arithmetic. GPU tests skip without a GPU.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <fstream>
+#include <map>
+
+#include <nlohmann/json.hpp>
+
+#include "common/synthetic_model.h"
+#include "convert/converter.h"
+#include "cuda/cuda_test_env.h"
+#include "qrun/error.h"
+#include "qrun/generate.h"
+#include "qrun/model.h"
+#include "src/gpu_offload.h"
+#include "src/layer_weights.h"
+
+namespace qrun {
+namespace {
+
+// stories260K converted once per type into a scratch folder.
+const std::string& stories(DType t) {
+  static test::ScratchDir dir;
+  static std::map<DType, std::string> done;
+  auto it = done.find(t);
+  if (it != done.end()) return it->second;
+  const auto out = dir / ("stories260K." + std::string(dtype_name(t)));
+  ConvertOptions opt;
+  opt.weight_type = t;
+  opt.threads = 2;
+  convert_hf_checkpoint((test::cuda_shared_dir() / "models/stories260K").string(), out.string(), opt);
+  return done.emplace(t, out.string()).first->second;
+}
+
+// The golden prompts' token ids (BOS first), so these tests do not depend on encode().
+std::vector<std::vector<int32_t>> golden_prompts() {
+  std::ifstream in(test::cuda_shared_dir() / "golden/stories260K/greedy_f32.jsonl");
+  std::vector<std::vector<int32_t>> out;
+  for (std::string line; std::getline(in, line);)
+    out.push_back(nlohmann::json::parse(line)["prompt_ids"].get<std::vector<int32_t>>());
+  return out;
+}
+
+std::unique_ptr<Model> load(const std::string& path, int gpu_first, int gpu_count, int batch = 64) {
+  RuntimeOptions ro;
+  ro.threads = 2;
+  ro.batch = batch;
+  ro.context = 512;
+  ro.gpu_first_layer = gpu_first;
+  ro.gpu_layer_count = gpu_count;
+  return std::make_unique<Model>(path, ro);
+}
+
+std::vector<int32_t> greedy(Model& m, const std::vector<int32_t>& prompt, int n) {
+  m.reset();
+  SamplerConfig sc;
+  sc.temperature = 0;
+  Sampler sampler(sc);
+  GenerateOptions go;
+  go.n_predict = n;
+  go.ignore_eos = true;
+  std::vector<int32_t> out;
+  generate(m, prompt, sampler, go, [&](int32_t id) {
+    out.push_back(id);
+    return true;
+  });
+  return out;
+}
+
+// Teacher-forced logits of a sequence (batched prompt path), all positions.
+std::vector<float> all_logits(Model& m, const std::vector<int32_t>& seq) {
+  m.reset();
+  std::vector<float> logits(seq.size() * m.hparams().vocab_size);
+  m.forward(seq, logits.data(), true);
+  return logits;
+}
+
+float max_abs_diff(const std::vector<float>& a, const std::vector<float>& b) {
+  float d = 0;
+  for (size_t i = 0; i < a.size(); ++i) d = std::max(d, std::abs(a[i] - b[i]));
+  return d;
+}
+
+class CudaOffloadStories : public ::testing::TestWithParam<DType> {};
+
+// The last half of the layers on the GPU (-ngl 3 of 5): 100 greedy tokens from every
+// golden prompt equal the CPU-only ones, and all-position logits agree within 1e-3
+// (the GPU sums in another order; int8 activation blocks are bit-identical).
+TEST_P(CudaOffloadStories, HalfOffloadedGreedyEqualsCpu) {
+  QRUN_REQUIRE_GPU();
+  const DType t = GetParam();
+  auto cpu = load(stories(t), 0, 0);
+  const int layers = static_cast<int>(cpu->hparams().n_layers);
+  auto gpu = load(stories(t), layers / 2, layers - layers / 2);
+  EXPECT_EQ(gpu->gpu_layers(), layers - layers / 2);
+  for (const auto& prompt : golden_prompts()) {
+    const auto want = greedy(*cpu, prompt, 100);
+    EXPECT_EQ(greedy(*gpu, prompt, 100), want) << dtype_name(t);
+    std::vector<int32_t> seq = prompt;
+    seq.insert(seq.end(), want.begin(), want.begin() + 40);
+    EXPECT_LT(max_abs_diff(all_logits(*gpu, seq), all_logits(*cpu, seq)), 1e-3f) << dtype_name(t);
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Types, CudaOffloadStories, ::testing::Values(DType::Q4, DType::Q8, DType::F16, DType::F32),
+                         [](const auto& info) { return std::string(dtype_name(info.param)); });
+
+// Any contiguous range works: the first layers, a middle run, every layer; with prompt
+// batches of 64 and of 5 (the GPU batch is then smaller than the prompt).
+TEST(CudaOffload, AnyRangeAndBatchEqualsCpu) {
+  QRUN_REQUIRE_GPU();
+  const auto prompt = golden_prompts().at(1);
+  auto cpu = load(stories(DType::Q4), 0, 0);
+  const auto want = greedy(*cpu, prompt, 64);
+  const int layers = static_cast<int>(cpu->hparams().n_layers);
+  for (const auto [first, count] : {std::pair{0, 2}, std::pair{1, 3}, std::pair{0, layers}}) {
+    for (int batch : {64, 5}) {
+      auto gpu = load(stories(DType::Q4), first, count, batch);
+      EXPECT_EQ(greedy(*gpu, prompt, 64), want) << "layers " << first << "+" << count << " batch " << batch;
+    }
+  }
+}
+
+// A full-width synthetic llama (dim 256, GQA 8/2, vocab 32000) in Q4, half offloaded.
+TEST(CudaOffload, SyntheticLlamaTinyGreedyEqualsCpu) {
+  QRUN_REQUIRE_GPU();
+  std::string why;
+  const std::string path = test::synthetic_model("llama-tiny", DType::Q4, &why);
+  if (path.empty()) GTEST_SKIP() << why;
+  auto cpu = load(path, 0, 0);
+  const int layers = static_cast<int>(cpu->hparams().n_layers);
+  auto gpu = load(path, layers / 2, layers - layers / 2);
+  const std::vector<int32_t> prompt = {1, 450, 4996, 17354, 1701, 432, 17204, 975, 278, 17366, 11203, 29889};
+  const auto want = greedy(*cpu, prompt, 48);
+  EXPECT_EQ(greedy(*gpu, prompt, 48), want);
+  std::vector<int32_t> seq = prompt;
+  seq.insert(seq.end(), want.begin(), want.end());
+  const auto a = all_logits(*gpu, seq), b = all_logits(*cpu, seq);
+  float scale = 0;
+  for (float v : b) scale = std::max(scale, std::abs(v));
+  EXPECT_LT(max_abs_diff(a, b), 1e-3f * std::max(1.0f, scale));
+}
+
+// Layers that cannot fit are refused before anything is copied, saying how many would.
+TEST(CudaOffload, TooLargeIsRefusedSayingWhatFits) {
+  QRUN_REQUIRE_GPU();
+  const ModelFile file(stories(DType::Q4));
+  const ModelWeights no_weights;  // never read: the size check comes first
+  try {
+    // 2^28 positions x 2 x kv_dim 32 x 2 bytes = 32 GiB of KV cache per layer.
+    GpuOffload::create(file, no_weights, GpuLayerRange{0, 5}, 1 << 28, 64);
+    FAIL() << "expected a refusal";
+  } catch (const Error& e) {
+    const std::string what = e.what();
+    EXPECT_NE(what.find("MiB are free"), std::string::npos) << what;
+    EXPECT_NE(what.find("layers would fit"), std::string::npos) << what;
+  }
+}
+
+// Without a GPU (or without the CUDA backend) asking for GPU layers is a clear error,
+// not a crash or a silent CPU run.
+TEST(CudaOffload, NoGpuIsAClearError) {
+  std::string why;
+  if (cuda_testing::gpu_available(&why)) GTEST_SKIP() << "a GPU is present";
+  try {
+    load(stories(DType::Q4), 3, 2);
+    FAIL() << "expected an error";
+  } catch (const Error& e) {
+    const std::string what = e.what();
+    EXPECT_TRUE(what.find("CUDA") != std::string::npos || what.find("GPU") != std::string::npos) << what;
+  }
+}
+
+TEST(CudaOffload, DeviceBytesCountWeightsCacheAndBuffers) {
+  const ModelFile file(stories(DType::Q4));
+  EXPECT_EQ(GpuOffload::device_bytes(file, GpuLayerRange{0, 0}, 512, 64), 0u);
+  const uint64_t one = GpuOffload::device_bytes(file, GpuLayerRange{4, 1}, 512, 64);
+  const uint64_t two = GpuOffload::device_bytes(file, GpuLayerRange{3, 2}, 512, 64);
+  const auto& hp = file.hparams();
+  const uint64_t kv = 2ull * 512 * hp.n_kv_heads * hp.head_dim * 2;
+  EXPECT_GE(one, file.layers()[4].size + kv);
+  EXPECT_EQ(two - one, file.layers()[3].size + kv);
+  EXPECT_GT(GpuOffload::device_bytes(file, GpuLayerRange{4, 1}, 1024, 64), one);
+}
+
+}  // namespace
+}  // namespace qrun
