@@ -40,7 +40,9 @@ if(QRUN_HAVE_CUDA)
   # Relaxed constexpr lets kernels call the constexpr block-geometry helpers of qrun/dtype.h.
   target_compile_options(qrun_cuda PRIVATE $<$<COMPILE_LANGUAGE:CUDA>:--expt-relaxed-constexpr>)
   target_include_directories(qrun_cuda PRIVATE ${PROJECT_SOURCE_DIR}/include ${PROJECT_SOURCE_DIR})
-  target_link_libraries(qrun_cuda PRIVATE CUDA::cudart_static)
+  # qrun_cuda calls back into qrun_lib (sizing, errors): a static-library cycle, which
+  # CMake resolves by repeating the pair on the link line.
+  target_link_libraries(qrun_cuda PRIVATE qrun_lib CUDA::cudart_static)
   target_link_libraries(qrun_lib PRIVATE qrun_cuda CUDA::cudart_static)
   target_compile_definitions(qrun_lib PUBLIC QRUN_HAVE_CUDA=1)
 else()
