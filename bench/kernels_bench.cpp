@@ -96,7 +96,7 @@ void BM_QuantizeActivations(benchmark::State& state) {
 BENCHMARK_CAPTURE(BM_Matvec, q4, DType::Q4)->Args({2048, 2048})->Args({5632, 2048});
 BENCHMARK_CAPTURE(BM_Matvec, q8, DType::Q8)->Args({2048, 2048})->Args({5632, 2048});
 // In L2 (compute bound).
-BENCHMARK_CAPTURE(BM_Matvec, q4_l2, DType::Q4)->Args({256, 2048});
+BENCHMARK_CAPTURE(BM_Matvec, q4_l2, DType::Q4)->Args({256, 2048})->Args({4, 2048});
 BENCHMARK_CAPTURE(BM_Matvec, q8_l2, DType::Q8)->Args({128, 2048});
 BENCHMARK_CAPTURE(BM_MatvecDram, q4, DType::Q4)->Args({5632, 2048});
 BENCHMARK_CAPTURE(BM_MatvecDram, q8, DType::Q8)->Args({5632, 2048});

@@ -32,7 +32,9 @@ if(QRUN_HAVE_CUDA)
   endif()
   find_package(CUDAToolkit REQUIRED)
   file(GLOB QRUN_CUDA_SOURCES CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/src/cuda/*.cu)
-  add_library(qrun_cuda STATIC ${QRUN_CUDA_SOURCES})
+  # An object library folded into qrun_lib: the kernels and the library call each other
+  # (sizing, RoPE table), which two static archives would resolve only in one link order.
+  add_library(qrun_cuda OBJECT ${QRUN_CUDA_SOURCES})
   set_target_properties(qrun_cuda PROPERTIES
     CUDA_STANDARD 20 CUDA_STANDARD_REQUIRED ON CUDA_EXTENSIONS OFF
     CUDA_ARCHITECTURES "${CMAKE_CUDA_ARCHITECTURES}"
@@ -40,10 +42,11 @@ if(QRUN_HAVE_CUDA)
   # Relaxed constexpr lets kernels call the constexpr block-geometry helpers of qrun/dtype.h.
   target_compile_options(qrun_cuda PRIVATE $<$<COMPILE_LANGUAGE:CUDA>:--expt-relaxed-constexpr>)
   target_include_directories(qrun_cuda PRIVATE ${PROJECT_SOURCE_DIR}/include ${PROJECT_SOURCE_DIR})
-  # qrun_cuda calls back into qrun_lib (sizing, errors): a static-library cycle, which
-  # CMake resolves by repeating the pair on the link line.
-  target_link_libraries(qrun_cuda PRIVATE qrun_lib CUDA::cudart_static)
-  target_link_libraries(qrun_lib PRIVATE qrun_cuda CUDA::cudart_static)
+  target_link_libraries(qrun_cuda PRIVATE CUDA::cudart_static)
+  target_sources(qrun_lib PRIVATE $<TARGET_OBJECTS:qrun_cuda>)
+  # qrun_lib was created before the architectures were chosen.
+  set_target_properties(qrun_lib PROPERTIES CUDA_ARCHITECTURES "${CMAKE_CUDA_ARCHITECTURES}")
+  target_link_libraries(qrun_lib PRIVATE CUDA::cudart_static)
   target_compile_definitions(qrun_lib PUBLIC QRUN_HAVE_CUDA=1)
 else()
   target_sources(qrun_lib PRIVATE ${PROJECT_SOURCE_DIR}/src/cuda/gpu_offload_none.cpp)

@@ -37,9 +37,9 @@ DType storage_type_for(const std::string& name, DType weight_type) {
   const bool vector = name == "norm" || name.ends_with("_norm") || name.ends_with(".bq") || name.ends_with(".bk") ||
                       name.ends_with(".bv");
   if (vector) return DType::F32;
-  // The embedding is read one row per token, so its size costs no speed; Q8 keeps the
-  // tied output head accurate under q4.
-  if (name == "tok_embeddings" && weight_type == DType::Q4) return DType::Q8;
+  // The embedding is read one row per token, so its size costs no decode speed; F16
+  // keeps a tied output head accurate (stories260K q8: mean KLD 0.00128 -> 0.00096).
+  if (name == "tok_embeddings" && dtype_is_quantized(weight_type)) return DType::F16;
   return weight_type;
 }
 

@@ -175,6 +175,7 @@ struct Q4Format {
   static constexpr int kBlockBytes = sizeof(BlockQ4);
   static constexpr int kParts = 2;  // low nibbles, high nibbles
   static constexpr int32_t kOffset = -8;
+  static constexpr int kPeriod = 9;  // chunks in 32 blocks (576 bytes)
   static HWY_INLINE void SetActivations(const BlockQ8A& a, int8_t* const* parts, int64_t pos) {
     __builtin_memcpy(parts[0] + pos, a.qs, 16);
     __builtin_memcpy(parts[1] + pos, a.qs + 16, 16);
@@ -196,6 +197,7 @@ struct Q8Format {
   static constexpr int kBlockBytes = sizeof(BlockQ8);
   static constexpr int kParts = 1;
   static constexpr int32_t kOffset = -128;
+  static constexpr int kPeriod = 17;  // chunks in 32 blocks (1088 bytes)
   static HWY_INLINE void SetActivations(const BlockQ8A& a, int8_t* const* parts, int64_t pos) {
     __builtin_memcpy(parts[0] + pos, a.qs, 32);
   }
@@ -206,7 +208,7 @@ struct Q8Format {
   }
 };
 
-// Scratch layout: idx (nc x 32 u16, token independent), then per token:
+// Scratch layout per token:
 // parts (kParts x nc x 64 i8), offsets (nc x 16 i32), activation scales (nc x 16 f32).
 template <class Fmt>
 struct Layout {
@@ -221,7 +223,6 @@ struct Layout {
     last_mask = last >= 64 ? ~__mmask64{0} : ((__mmask64{1} << last) - 1);
     token_bytes = nc * 64 * (Fmt::kParts + 2);
   }
-  int64_t idx_bytes() const { return nc * 64; }
 };
 
 template <class Fmt>
@@ -231,20 +232,27 @@ HWY_INLINE void LaneRange(int64_t b, int64_t& first, int64_t& last) {
   last = (start + Fmt::kBlockBytes - 1) / 4;
 }
 
+// The block / chunk pattern repeats every kPeriod chunks (32 blocks), so the vpermt2w
+// indices are one small table per format. A lane past the row end belongs to a block
+// b >= nb whose scale bytes lie past the row end in the same (masked, zero) chunk.
 template <class Fmt>
-void PrepareIndices(const Layout<Fmt>& L, uint16_t* idx) {
-  // Lanes past the row end point at their own (masked, zero) bytes.
-  for (int64_t lane = 0; lane < L.nc * 16; ++lane) idx[(lane / 16) * 32 + lane % 16] = uint16_t(2 * (lane % 16));
-  for (int64_t lane = 0; lane < L.nc * 16; ++lane) idx[(lane / 16) * 32 + 16 + lane % 16] = 0;
-  for (int64_t b = 0; b < L.nb; ++b) {
-    int64_t first, last;
-    LaneRange<Fmt>(b, first, last);
-    const int64_t word = b * Fmt::kBlockBytes / 2;
-    for (int64_t lane = first; lane <= last; ++lane) {
-      const int64_t c = lane / 16;
-      idx[c * 32 + lane % 16] = uint16_t(word / 32 == c ? word % 32 : 32 + word % 32);
+const uint16_t* PeriodIndices() {
+  struct Table {
+    alignas(64) uint16_t idx[Fmt::kPeriod * 32] = {};
+    Table() {
+      for (int64_t b = 0; b < 32; ++b) {
+        int64_t first, last;
+        LaneRange<Fmt>(b, first, last);
+        const int64_t word = b * Fmt::kBlockBytes / 2;
+        for (int64_t lane = first; lane <= last; ++lane) {
+          const int64_t c = lane / 16;
+          idx[c * 32 + lane % 16] = uint16_t(word / 32 == c ? word % 32 : 32 + word % 32);
+        }
+      }
     }
-  }
+  };
+  static const Table table;
+  return table.idx;
 }
 
 template <class Fmt>
@@ -257,28 +265,22 @@ void PrepareToken(const Layout<Fmt>& L, const BlockQ8A* xq, uint8_t* out) {
   for (int64_t b = 0; b < L.nb; ++b) {
     const BlockQ8A& a = xq[b];
     Fmt::SetActivations(a, parts, b * Fmt::kBlockBytes + 2);
-    int64_t first, last;
-    LaneRange<Fmt>(b, first, last);
+    const int64_t first = (b * Fmt::kBlockBytes + 2) / 4;
     off[first] = Fmt::kOffset * a.sum;
-    for (int64_t lane = first; lane <= last; ++lane) da[lane] = a.d;
+    // A block has <= 9 lanes: fill 16 from its first; the next block overwrites the
+    // excess. After the last block this spills up to 15 lanes past the row (harmless
+    // finite values: those lanes' products and weight scales are 0) and past the token
+    // (the next token is laid out later; the buffer is padded).
+    _mm512_storeu_ps(da + first, _mm512_set1_ps(a.d));
   }
 }
 
-// One chunk of an R x T tile.
+// One chunk of an R x T tile; idx: this chunk's vpermt2w indices.
 template <class Fmt, int R, int T, bool kLast>
 HWY_INLINE void Chunk(const uint8_t* w, int64_t row_bytes, int64_t c, __mmask64 last_mask, const uint16_t* idx,
                       const uint8_t* tok, int64_t tok_stride, int64_t nc, __m512i (&prev)[R],
                       __m512 (&acc)[R][T]) {
-  const __m512i vidx = _mm512_load_si512(idx + c * 32);
-#ifndef QRUN_PF
-#define QRUN_PF 1
-#endif
-#if QRUN_PF
-  // The R rows of a tile are contiguous: fetch the next tile's bytes, R lines per chunk,
-  // so they arrive one tile ahead (hardware prefetchers need a few misses per new row).
-  for (int r = 0; r < R; ++r)
-    _mm_prefetch(reinterpret_cast<const char*>(w + R * row_bytes + (c * R + r) * 64), _MM_HINT_T0);
-#endif
+  const __m512i vidx = _mm512_load_si512(idx);
   typename Fmt::Unpacked unpacked[R];
   __m512 dw[R];
   for (int r = 0; r < R; ++r) {
@@ -311,9 +313,12 @@ HWY_NOINLINE void Tile(const uint8_t* w, const Layout<Fmt>& L, const uint16_t* i
     for (int t = 0; t < T; ++t) acc[r][t] = _mm512_setzero_ps();
   }
   const int64_t nc = L.nc;
-  for (int64_t c = 0; c + 1 < nc; ++c)
-    Chunk<Fmt, R, T, false>(w, L.row_bytes, c, L.last_mask, idx, tok, L.token_bytes, nc, prev, acc);
-  Chunk<Fmt, R, T, true>(w, L.row_bytes, nc - 1, L.last_mask, idx, tok, L.token_bytes, nc, prev, acc);
+  int64_t ci = 0;  // c modulo the index period
+  for (int64_t c = 0; c + 1 < nc; ++c) {
+    Chunk<Fmt, R, T, false>(w, L.row_bytes, c, L.last_mask, idx + ci * 32, tok, L.token_bytes, nc, prev, acc);
+    if (++ci == Fmt::kPeriod) ci = 0;
+  }
+  Chunk<Fmt, R, T, true>(w, L.row_bytes, nc - 1, L.last_mask, idx + ci * 32, tok, L.token_bytes, nc, prev, acc);
   for (int r = 0; r < R; ++r)
     for (int t = 0; t < T; ++t) y[t * ldy + r] = _mm512_reduce_add_ps(acc[r][t]);
 }
@@ -342,11 +347,10 @@ HWY_INLINE void MatMul(const uint8_t* w, int64_t rows, int64_t cols, int64_t n, 
                        int64_t ldy) {
   if (rows <= 0 || n <= 0) return;
   const Layout<Fmt> L(cols);
-  uint8_t* scratch = Scratch(static_cast<size_t>(L.idx_bytes() + n * L.token_bytes));
-  const auto* idx = reinterpret_cast<const uint16_t*>(scratch);
-  PrepareIndices(L, reinterpret_cast<uint16_t*>(scratch));
-  uint8_t* toks = scratch + L.idx_bytes();
+  // + 64: PrepareToken's last scale store may spill past the last token.
+  uint8_t* toks = Scratch(static_cast<size_t>(n * L.token_bytes + 64));
   for (int64_t t = 0; t < n; ++t) PrepareToken(L, xq + t * L.nb, toks + t * L.token_bytes);
+  const uint16_t* idx = PeriodIndices<Fmt>();
   const int64_t rb = L.row_bytes;
   int64_t t = 0;
   for (; t + kTileTokens <= n; t += kTileTokens) {

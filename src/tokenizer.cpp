@@ -42,6 +42,10 @@ struct Tokenizer::Impl {
   std::vector<int32_t> specials;       // matched in text when parse_special (longest first)
   std::vector<int32_t> always_added;   // user-defined / non-special added tokens (longest first)
   int32_t byte_piece[256];             // SentencePiece <0xNN> ids, -1 when absent
+  // SentencePiece text can be cut into words ("▁"s then other characters) and each
+  // word merged alone when no piece has a "▁" after another character; the same word
+  // then merges the same way every time, so repeated words are looked up, not merged.
+  bool split_words = true;
   pcre2_code* regex = nullptr;
   pcre2_match_data* match = nullptr;
 
@@ -62,6 +66,11 @@ struct Tokenizer::Impl {
       // byte-level added tokens are matched whole before splitting.
       if (d.types[i] == PieceType::UserDefined && d.kind == TokenizerKind::ByteLevel)
         always_added.push_back(static_cast<int32_t>(i));
+    }
+    for (size_t i = 0; i < d.pieces.size() && split_words; ++i) {
+      const std::string& p = d.pieces[i];
+      for (size_t at = p.find(kSpaceMark, 1); at != std::string::npos; at = p.find(kSpaceMark, at + 1))
+        if (p.compare(at - kSpaceMark.size(), kSpaceMark.size(), kSpaceMark) != 0) split_words = false;
     }
     auto longest_first = [&](int32_t a, int32_t b) { return d.pieces[size_t(a)].size() > d.pieces[size_t(b)].size(); };
     std::sort(specials.begin(), specials.end(), longest_first);
@@ -101,9 +110,8 @@ struct Tokenizer::Impl {
       if (it == merge_rank.end()) return std::nullopt;
       return static_cast<double>(it->second);
     }
-    std::string joined;
-    joined.reserve(left.size() + right.size());
-    joined.append(left).append(right);
+    // Adjacent symbols are adjacent in the text, so the pair is one view of it.
+    const std::string_view joined(left.data(), left.size() + right.size());
     const int32_t id = find(joined);
     if (id < 0) return std::nullopt;
     const PieceType t = d.types[size_t(id)];
@@ -147,14 +155,45 @@ struct Tokenizer::Impl {
     if (text.empty()) return;
     std::string norm = (d.add_dummy_prefix && first) ? std::string(kSpaceMark) : std::string();
     norm += replace_spaces(text);
-    encode_word(norm, out);
+    if (!split_words) {
+      encode_word(norm, out);
+      return;
+    }
+    const std::string_view all(norm);
+    std::unordered_map<std::string_view, std::pair<size_t, size_t>> seen;  // word -> its ids in out
+    size_t i = 0;
+    while (i < all.size()) {
+      size_t j = i;
+      while (all.compare(j, kSpaceMark.size(), kSpaceMark) == 0) j += kSpaceMark.size();
+      while (j < all.size() && all.compare(j, kSpaceMark.size(), kSpaceMark) != 0) ++j;
+      const std::string_view word = all.substr(i, j - i);
+      if (auto it = seen.find(word); it != seen.end()) {
+        const auto [at, n] = it->second;
+        for (size_t k = 0; k < n; ++k) out.push_back(out[at + k]);
+      } else {
+        const size_t at = out.size();
+        encode_word(word, out);
+        seen.emplace(word, std::make_pair(at, out.size() - at));
+      }
+      i = j;
+    }
   }
 
   void encode_byte_level(std::string_view text, std::vector<int32_t>& out) const {
     PCRE2_SIZE offset = 0;
     const auto* subject = reinterpret_cast<PCRE2_SPTR>(text.data());
+    std::unordered_map<std::string_view, std::pair<size_t, size_t>> seen;  // word -> its ids in out
     auto word = [&](size_t b, size_t e) {
-      if (e > b) encode_word(bytes_to_byte_level(text.substr(b, e - b)), out);
+      if (e <= b) return;
+      const std::string_view w = text.substr(b, e - b);
+      if (auto it = seen.find(w); it != seen.end()) {
+        const auto [at, n] = it->second;
+        for (size_t k = 0; k < n; ++k) out.push_back(out[at + k]);
+        return;
+      }
+      const size_t at = out.size();
+      encode_word(bytes_to_byte_level(w), out);
+      seen.emplace(w, std::make_pair(at, out.size() - at));
     };
     while (offset < text.size()) {
       const int rc = pcre2_match(regex, subject, text.size(), offset, 0, match, nullptr);

@@ -174,7 +174,13 @@ void apply_tokenizer_config(const fs::path& path, TokenizerData& d) {
   set_id("eos_token", d.eos);
   set_id("unk_token", d.unk);
   set_id("pad_token", d.pad);
-  if (j.contains("add_bos_token") && j["add_bos_token"].is_boolean()) d.add_bos = j["add_bos_token"].get<bool>();
+  if (j.contains("add_bos_token") && j["add_bos_token"].is_boolean()) {
+    d.add_bos = j["add_bos_token"].get<bool>();
+  } else if (j.contains("bos_token") && !j["bos_token"].is_null()) {
+    // A declared BOS without a flag: models trained with it (Llama 3) expect it first,
+    // as llama.cpp assumes too; tokenizers without one (Qwen2) declare none.
+    d.add_bos = d.bos >= 0;
+  }
   if (j.contains("add_eos_token") && j["add_eos_token"].is_boolean()) d.add_eos = j["add_eos_token"].get<bool>();
   if (d.bos < 0) d.add_bos = false;
   if (j.contains("chat_template")) {

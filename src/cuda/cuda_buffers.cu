@@ -39,6 +39,7 @@ int require_device() {
     int driver = 0, runtime = 0;
     cudaDriverGetVersion(&driver);
     cudaRuntimeGetVersion(&runtime);
+    if (driver == 0) throw Error("GPU offload: no NVIDIA driver found (no GPU?); run without -ngl/--gpu-layers");
     throw Error("GPU offload: the NVIDIA driver supports CUDA " + version_string(driver) + " but this build needs CUDA " +
                 version_string(runtime) + "; update the driver, or run without -ngl/--gpu-layers");
   }

@@ -73,7 +73,7 @@ TEST_P(CudaMatmul, MatchesReference) {
   ref::matmul(t, w.data(), rows, cols, n, x.data(), xq.data(), cpu.data(), rows);
   cuda_testing::matmul(t, w.data(), rows, cols, n, x.data(), gpu.data());
   // Magnitude of the terms, for a scale-aware bound.
-  std::vector<float> wrow(size_t(cols));
+  std::vector<float> wrow(static_cast<size_t>(cols));
   for (int64_t r = 0; r < rows; ++r) {
     dequantize_row(t, &w[size_t(r * dtype_row_bytes(t, cols))], cols, wrow.data());
     for (int64_t i = 0; i < n; ++i) {

@@ -148,7 +148,7 @@ TEST(CudaOffload, SyntheticLlamaTinyGreedyEqualsCpu) {
 TEST(CudaOffload, TooLargeIsRefusedSayingWhatFits) {
   QRUN_REQUIRE_GPU();
   const ModelFile file(stories(DType::Q4));
-  const ModelWeights no_weights;  // never read: the size check comes first
+  const ModelWeights no_weights{};  // never read: the size check comes first
   try {
     // 2^28 positions x 2 x kv_dim 32 x 2 bytes = 32 GiB of KV cache per layer.
     GpuOffload::create(file, no_weights, GpuLayerRange{0, 5}, 1 << 28, 64);

@@ -1,0 +1,175 @@
+// Hard cases, round trips, the embedded encoding and streaming decode.
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <random>
+
+#include "common/test_paths.h"
+#include "qrun/error.h"
+#include "qrun/tokenizer.h"
+
+namespace qrun {
+namespace {
+
+const Tokenizer& llama2() {
+  static const Tokenizer t(load_hf_tokenizer(test::shared_dir() / "tokenizers/llama2"));
+  return t;
+}
+const Tokenizer& llama3() {
+  static const Tokenizer t(load_hf_tokenizer(test::shared_dir() / "tokenizers/llama3"));
+  return t;
+}
+
+bool valid_utf8(const std::string& s) {
+  for (size_t i = 0; i < s.size();) {
+    const auto c = static_cast<uint8_t>(s[i]);
+    const int n = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
+    if (n == 0 || i + n > s.size()) return false;
+    for (int k = 1; k < n; ++k)
+      if ((static_cast<uint8_t>(s[i + k]) & 0xC0) != 0x80) return false;
+    i += static_cast<size_t>(n);
+  }
+  return true;
+}
+
+const char* kHard[] = {"", " ", "   ", "\n", "\t\t x", "  leading", "trailing  ", "a  b   c", "1234567890",
+                       "日本語のテキスト", "مرحبا بالعالم", "👨‍👩‍👧‍👦 family", "e\xCC\x81 combining",
+                       "int main() { return 0; }\n", "Hello, world! It's 2024."};
+
+// Decoding what was encoded gives the text back (valid UTF-8 input, no specials).
+TEST(Tokenizer, RoundTripsHardStrings) {
+  for (const Tokenizer* t : {&llama2(), &llama3()}) {
+    for (const char* s : kHard) {
+      const auto ids = t->encode(s, false, false);
+      EXPECT_EQ(t->decode(ids), s) << t->kind_name() << ": '" << s << "'";
+    }
+  }
+}
+
+TEST(Tokenizer, BosIsAddedAsConfigured) {
+  EXPECT_EQ(llama2().encode("hi", true, false).front(), llama2().bos_id());
+  EXPECT_EQ(llama3().encode("hi", true, false).front(), llama3().bos_id());
+  EXPECT_TRUE(llama2().encode("", false, false).empty());
+}
+
+TEST(Tokenizer, SpecialTextIsSpecialOnlyWhenAsked) {
+  const std::string text = "<|begin_of_text|>hi";
+  const auto plain = llama3().encode(text, false, false);
+  const auto special = llama3().encode(text, false, true);
+  EXPECT_EQ(special.front(), llama3().bos_id());
+  EXPECT_GT(plain.size(), special.size());
+  EXPECT_NE(plain.front(), llama3().bos_id());
+}
+
+// Invalid UTF-8 never crashes; each invalid byte becomes its byte token, so
+// decoding gives the same bytes back.
+TEST(Tokenizer, InvalidUtf8IsEncodedByteForByte) {
+  const std::string bad = "ok \xFF\xFE broken \xE6\x97 tail \xC0";
+  for (const Tokenizer* t : {&llama2(), &llama3()}) {
+    const auto ids = t->encode(bad, false, false);
+    EXPECT_FALSE(ids.empty());
+    EXPECT_EQ(t->decode(ids), bad) << t->kind_name();
+  }
+}
+
+// A megabyte without spaces: the merge loop must not be quadratic. The bound is
+// generous (O(n^2) would take minutes); it guards the algorithm, not the machine.
+TEST(Tokenizer, LongInputsFinish) {
+  std::string big;
+  std::mt19937 rng(5);
+  while (big.size() < (1 << 20)) big += static_cast<char>('a' + rng() % 26);
+  for (const Tokenizer* t : {&llama2(), &llama3()}) {
+    const auto ids = t->encode(big, false, false);
+    EXPECT_GT(ids.size(), big.size() / 20);
+    EXPECT_EQ(t->decode(ids), big);
+  }
+}
+
+TEST(Tokenizer, SerializedFormEncodesIdentically) {
+  for (const char* dir : {"tokenizers/llama2", "tokenizers/llama3", "tokenizers/qwen3", "models/stories260K"}) {
+    const auto data = load_hf_tokenizer(test::shared_dir() / dir);
+    const auto blob = serialize_tokenizer(*data);
+    const Tokenizer a(data), b(deserialize_tokenizer(blob, "blob", 0));
+    EXPECT_EQ(a.vocab_size(), b.vocab_size());
+    EXPECT_EQ(a.chat_template(), b.chat_template());
+    EXPECT_EQ(a.eos_ids(), b.eos_ids());
+    for (const char* s : kHard) EXPECT_EQ(a.encode(s, true, true), b.encode(s, true, true)) << dir << ": " << s;
+  }
+}
+
+TEST(Tokenizer, CorruptBlobsAreRefused) {
+  const auto blob = serialize_tokenizer(*load_hf_tokenizer(test::shared_dir() / "models/stories260K"));
+  // Every truncation point fails cleanly.
+  for (size_t cut = 0; cut < blob.size(); cut += 97) {
+    EXPECT_THROW(deserialize_tokenizer(std::span(blob.data(), cut), "model.q4", 4096), Error) << cut;
+  }
+  auto bad = blob;
+  bad[0] = 'X';
+  try {
+    deserialize_tokenizer(bad, "model.q4", 4096);
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("model.q4: at offset"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("bad magic"), std::string::npos);
+  }
+  // A vocabulary count that claims more than the blob holds.
+  bad = blob;
+  bad[24] = 0xFF, bad[25] = 0xFF, bad[26] = 0xFF, bad[27] = 0x7F;
+  EXPECT_THROW(deserialize_tokenizer(bad, "model.q4", 0), Error);
+}
+
+TEST(Tokenizer, MissingOrBrokenFilesNameTheFile) {
+  test::ScratchDir dir;
+  try {
+    load_hf_tokenizer(dir.path());
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("no tokenizer"), std::string::npos);
+  }
+  test::write_text(dir / "tokenizer.json", "{\"model\": ");
+  try {
+    load_hf_tokenizer(dir.path());
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("tokenizer.json: malformed JSON"), std::string::npos) << e.what();
+  }
+  std::filesystem::remove(dir / "tokenizer.json");
+  test::write_bytes(dir / "tokenizer.model", {0x0A, 0xFF, 0xFF, 0x03});
+  try {
+    load_hf_tokenizer(dir.path());
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("tokenizer.model"), std::string::npos) << e.what();
+  }
+}
+
+// Streaming: an emoji split over byte tokens comes out whole, never half.
+TEST(StreamingDecoder, HoldsIncompleteCharacters) {
+  for (const Tokenizer* t : {&llama2(), &llama3()}) {
+    const std::string text = "a 😀 b 日本 c";
+    const auto ids = t->encode(text, false, false);
+    StreamingDecoder dec(*t);
+    std::string out;
+    for (int32_t id : ids) {
+      const std::string part = dec.push(id);
+      EXPECT_TRUE(valid_utf8(part)) << t->kind_name();
+      out += part;
+    }
+    out += dec.flush();
+    EXPECT_EQ(out, text) << t->kind_name();
+  }
+}
+
+TEST(StreamingDecoder, ReplacesBytesThatCannotComplete) {
+  const Tokenizer& t = llama2();
+  StreamingDecoder dec(t);
+  const auto ff = t.encode("\xFF", false, false);  // a lone invalid byte token (after the prefix)
+  std::string out;
+  for (int32_t id : ff) out += dec.push(id);
+  out += dec.flush();
+  EXPECT_TRUE(valid_utf8(out));
+  EXPECT_NE(out.find("\xEF\xBF\xBD"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace qrun
