@@ -40,7 +40,9 @@ if(QRUN_HAVE_CUDA)
     CUDA_ARCHITECTURES "${CMAKE_CUDA_ARCHITECTURES}"
     POSITION_INDEPENDENT_CODE ON)
   # Relaxed constexpr lets kernels call the constexpr block-geometry helpers of qrun/dtype.h.
-  target_compile_options(qrun_cuda PRIVATE $<$<COMPILE_LANGUAGE:CUDA>:--expt-relaxed-constexpr>)
+  # No FMA contraction: the CPU side (ISO C++, -ffp-contract=off) rounds a*b+c twice, and
+  # the int8 activation codes flip on last-bit differences.
+  target_compile_options(qrun_cuda PRIVATE $<$<COMPILE_LANGUAGE:CUDA>:--expt-relaxed-constexpr --fmad=false>)
   target_include_directories(qrun_cuda PRIVATE ${PROJECT_SOURCE_DIR}/include ${PROJECT_SOURCE_DIR})
   target_link_libraries(qrun_cuda PRIVATE CUDA::cudart_static)
   target_sources(qrun_lib PRIVATE $<TARGET_OBJECTS:qrun_cuda>)

@@ -12,10 +12,7 @@
 
 namespace qrun {
 
-namespace {
-
-// qrun tensor name -> Hugging Face name.
-std::string hf_name(const std::string& name) {
+std::string hf_tensor_name(const std::string& name) {
   static const std::map<std::string, std::string> kGlobal = {
       {"tok_embeddings", "model.embed_tokens.weight"}, {"norm", "model.norm.weight"}, {"output", "lm_head.weight"}};
   static const std::map<std::string, std::string> kLayer = {
@@ -30,8 +27,6 @@ std::string hf_name(const std::string& name) {
   const std::string layer = name.substr(dot1 + 1, dot2 - dot1 - 1);
   return "model.layers." + layer + "." + kLayer.at(name.substr(dot2 + 1));
 }
-
-}  // namespace
 
 DType storage_type_for(const std::string& name, DType weight_type) {
   const bool vector = name == "norm" || name.ends_with("_norm") || name.ends_with(".bq") || name.ends_with(".bk") ||
@@ -58,7 +53,7 @@ WriteSummary convert_hf_checkpoint(const std::string& hf_dir, const std::string&
 
   std::vector<TensorToWrite> out;
   for (const TensorSpec& spec : expected_tensors(hp)) {
-    const std::string src_name = hf_name(spec.name);
+    const std::string src_name = hf_tensor_name(spec.name);
     const SafeTensor* src = ckpt.find(src_name);
     if (!src) throw Error(hf_dir, -1, "checkpoint lacks tensor '" + src_name + "'");
     const bool shape_ok = spec.n_dims == 1

@@ -45,20 +45,7 @@ TEST_P(ConvertStories, EveryTensorMatchesTheSourceWithinItsBound) {
   for (const auto& t : m.tensors()) {
     EXPECT_EQ(t.dtype, storage_type_for(t.name, type)) << t.name;
     std::vector<float> got(static_cast<size_t>(t.cols)), want(static_cast<size_t>(t.cols));
-    const SafeTensor* s = nullptr;
-    static const std::map<std::string, std::string> names = {
-        {"tok_embeddings", "model.embed_tokens.weight"}, {"norm", "model.norm.weight"},
-        {"attention_norm", "input_layernorm.weight"},    {"ffn_norm", "post_attention_layernorm.weight"},
-        {"wq", "self_attn.q_proj.weight"},               {"wk", "self_attn.k_proj.weight"},
-        {"wv", "self_attn.v_proj.weight"},               {"wo", "self_attn.o_proj.weight"},
-        {"w1", "mlp.gate_proj.weight"},                  {"w2", "mlp.down_proj.weight"},
-        {"w3", "mlp.up_proj.weight"}};
-    if (t.layer < 0) {
-      s = src.find(names.at(t.name));
-    } else {
-      const std::string leaf = t.name.substr(t.name.rfind('.') + 1);
-      s = src.find("model.layers." + std::to_string(t.layer) + "." + names.at(leaf));
-    }
+    const SafeTensor* s = src.find(hf_tensor_name(t.name));
     ASSERT_NE(s, nullptr) << t.name;
     double err2 = 0, ref2 = 0;
     for (int64_t r = 0; r < t.rows; ++r) {
