@@ -15,6 +15,7 @@
 #include "qrun/sampler.h"
 #include "qrun/tokenizer.h"
 #include "simd/kernels.h"
+#include "src/chat_template.h"
 
 namespace {
 
@@ -27,7 +28,22 @@ struct Args {
   std::string mem_budget;
   int n_gpu_layers = 0;
   std::string gpu_layers;
+  bool chat = false;
+  std::string system_prompt, chat_template;
 };
+
+// --chat: the prompt as one user turn (after an optional system turn), rendered with
+// the model's chat template (or --chat-template), ending with the assistant's header.
+std::string render_chat(const Args& a, const qrun::Tokenizer& tok) {
+  const std::string& tmpl = a.chat_template.empty() ? tok.chat_template() : a.chat_template;
+  if (tmpl.empty()) throw qrun::Error("--chat: this model has no chat template; give one with --chat-template");
+  std::vector<qrun::ChatMessage> messages;
+  if (!a.system_prompt.empty()) messages.push_back({"system", a.system_prompt});
+  messages.push_back({"user", a.prompt});
+  auto text_of = [&](int32_t id) { return id >= 0 ? std::string(tok.piece(id)) : std::string(); };
+  const auto eos = tok.eos_ids();
+  return qrun::apply_chat_template(tmpl, messages, true, text_of(tok.bos_id()), eos.empty() ? "" : text_of(eos[0]));
+}
 
 // "-ngl N": the last N layers, as llama.cpp offloads; "--gpu-layers A-B": that range.
 void parse_gpu_layers(const Args& a, int n_layers, qrun::RuntimeOptions& ro) {
@@ -127,6 +143,9 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(0, 1 << 16));
   app.add_option("--gpu-layers", a.gpu_layers, "Run this range of layers on the GPU, e.g. 0-9")
       ->excludes("--n-gpu-layers");
+  app.add_flag("--chat", a.chat, "Apply the model's chat template to the prompt (a user turn)");
+  app.add_option("--system-prompt", a.system_prompt, "-sys TEXT: system turn for --chat");
+  app.add_option("--chat-template", a.chat_template, "Jinja chat template to use instead of the model's");
   app.add_flag("--estimate", a.estimate, "Print the predicted peak memory for these settings and exit");
   app.add_flag("--verbose", a.verbose, "With generation: print the memory estimate beside the measured peak");
   // llama.cpp's single-dash long flags, which CLI11 does not take as they are.
@@ -174,7 +193,17 @@ int main(int argc, char** argv) {
     const double load_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
 
     const qrun::Tokenizer& tok = model.tokenizer();
-    const std::vector<int32_t> prompt = tok.encode(a.prompt, true, a.special);
+    std::vector<int32_t> prompt;
+    if (a.chat) {
+      // Templates write their special tokens as text; BOS is added only if they do not.
+      const std::string rendered = render_chat(a, tok);
+      const std::string bos = tok.bos_id() >= 0 ? std::string(tok.piece(tok.bos_id())) : std::string();
+      const bool has_bos = !bos.empty() && rendered.rfind(bos, 0) == 0;
+      prompt = tok.encode(rendered, !has_bos, true);
+      a.prompt = rendered;
+    } else {
+      prompt = tok.encode(a.prompt, true, a.special);
+    }
     if (prompt.empty()) throw qrun::Error("prompt encodes to no tokens");
     if (static_cast<int>(prompt.size()) > model.context_length())
       throw qrun::Error("prompt is " + std::to_string(prompt.size()) + " tokens, longer than the context of " +

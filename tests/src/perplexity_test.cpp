@@ -69,18 +69,18 @@ TEST_F(StoriesQuality, Q4StaysWithinItsMeasuredLoss) {
 TEST(Perplexity, RefusesAMismatchedBaseFile) {
   test::ScratchDir dir;
   RuntimeOptions ro;
-  ro.context = 64;
+  ro.context = 32;
   Model m(test::converted_stories(DType::Q8).string(), ro);
   PerplexityOptions save;
-  save.context = 64;
+  save.context = 32;
   save.save_kl_base = (dir / "a.kld").string();
   run_perplexity(m, "Once upon a time there was a little girl named Lily. She loved to play outside. "
                     "One day she saw a big red ball in the park and she wanted to play with it.", save, {});
   PerplexityOptions cmp;
-  cmp.context = 64;
+  cmp.context = 32;
   cmp.kl_base = save.save_kl_base;
-  EXPECT_THROW(run_perplexity(m, "A completely different text that is long enough to fill one window of sixty four "
-                                 "tokens, or so we hope, with many words in it, yes many many words indeed here.",
+  EXPECT_THROW(run_perplexity(m, "A completely different text that is long enough to fill one window of thirty two "
+                                 "tokens, with many words in it, yes many many words indeed here.",
                               cmp, {}),
                Error);
 }

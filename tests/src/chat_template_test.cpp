@@ -1,0 +1,151 @@
+// Chat-template rendering: the real Llama 3 and Qwen3 templates must give byte-identical
+// prompts to transformers (Jinja2 with trim_blocks and lstrip_blocks), and each piece of
+// the supported Jinja subset is pinned down on its own. Expected strings were produced
+// with jinja2 3.1 using transformers' environment settings.
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+
+#include "common/test_paths.h"
+#include "qrun/error.h"
+#include "src/chat_template.h"
+
+namespace qrun {
+namespace {
+
+std::string hf_template(const std::string& model) {
+  const auto path = test::shared_dir() / "tokenizers" / model / "tokenizer_config.json";
+  return nlohmann::json::parse(test::read_text(path)).at("chat_template").get<std::string>();
+}
+
+const std::vector<ChatMessage> kSysUser = {{"system", "SYS"}, {"user", "HI"}};
+const std::vector<ChatMessage> kThree = {{"system", "SYS"}, {"user", " hi there "}, {"assistant", "A"}};
+
+std::string render(const std::string& tmpl, const std::vector<ChatMessage>& msgs = kThree) {
+  return apply_chat_template(tmpl, msgs, true, "<s>", "</s>");
+}
+
+// The error message for a template that must fail (empty when it renders).
+std::string error_of(const std::string& tmpl) {
+  try {
+    render(tmpl);
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+TEST(ChatTemplate, Llama3SystemUser) {
+  EXPECT_EQ(apply_chat_template(hf_template("llama3"), kSysUser, true, "<|begin_of_text|>", "<|end_of_text|>"),
+            "<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\nSYS<|eot_id|>"
+            "<|start_header_id|>user<|end_header_id|>\n\nHI<|eot_id|>"
+            "<|start_header_id|>assistant<|end_header_id|>\n\n");
+}
+
+TEST(ChatTemplate, Qwen3SystemUser) {
+  EXPECT_EQ(apply_chat_template(hf_template("qwen3"), kSysUser, true, "", "<|im_end|>"),
+            "<|im_start|>system\nSYS<|im_end|>\n<|im_start|>user\nHI<|im_end|>\n<|im_start|>assistant\n");
+  EXPECT_EQ(apply_chat_template(hf_template("qwen3"), kSysUser, false, "", "<|im_end|>"),
+            "<|im_start|>system\nSYS<|im_end|>\n<|im_start|>user\nHI<|im_end|>\n");
+}
+
+// Exercises the namespace bookkeeping, reversed iteration and <think> splitting.
+TEST(ChatTemplate, Qwen3MultiTurnDropsOldReasoning) {
+  std::vector<ChatMessage> msgs = {
+      {"system", "SYS"}, {"user", "HI"}, {"assistant", "<think>\nhmm\n</think>\n\nHello"}};
+  EXPECT_EQ(apply_chat_template(hf_template("qwen3"), msgs, false, "", ""),
+            "<|im_start|>system\nSYS<|im_end|>\n<|im_start|>user\nHI<|im_end|>\n"
+            "<|im_start|>assistant\n<think>\nhmm\n</think>\n\nHello<|im_end|>\n");
+  msgs.push_back({"user", "again"});
+  EXPECT_EQ(apply_chat_template(hf_template("qwen3"), msgs, true, "", ""),
+            "<|im_start|>system\nSYS<|im_end|>\n<|im_start|>user\nHI<|im_end|>\n"
+            "<|im_start|>assistant\nHello<|im_end|>\n<|im_start|>user\nagain<|im_end|>\n<|im_start|>assistant\n");
+}
+
+TEST(ChatTemplate, LoopVariables) {
+  EXPECT_EQ(render("{% for m in messages %}{{ loop.index0 }}/{{ loop.index }}/{{ loop.length }}"
+                   "{% if loop.first %}F{% endif %}{% if loop.last %}L{% endif %}:{{ m.role }}={{ m['content'] }};"
+                   "{% endfor %}"),
+            "0/1/3F:system=SYS;1/2/3:user= hi there ;2/3/3L:assistant=A;");
+}
+
+TEST(ChatTemplate, Conditions) {
+  EXPECT_EQ(render("{% for m in messages %}{% if m.role == 'system' %}S{% elif m.role == 'user' and not loop.last %}U"
+                   "{% else %}O{% endif %}{% endfor %}{% if add_generation_prompt %}G{% endif %}"),
+            "SUOG");
+}
+
+TEST(ChatTemplate, Filters) {
+  EXPECT_EQ(render(R"T({{ messages[1].content | trim }}|{{ messages | length }}|{{ 'a"b\n' | tojson }}|)T"
+                   R"T({{ 3 | string + 'x' }}|{{ 'Ab' | upper }}{{ 'Ab' | lower }}|{{ 'héllo' | length }})T"),
+            R"T(hi there|3|"a\"b\n"|3x|ABab|5)T");
+}
+
+TEST(ChatTemplate, Expressions) {
+  EXPECT_EQ(render("{{ messages[-1].role }} {{ 'abc'[::-1] }} {{ 'abcdef'[1:] }} {{ 'abcdef'[1:4] }} "
+                   "{{ (messages[1:] | length) }} {{ 'ell' in 'hello' }} {{ 'x' not in 'hello' }} "
+                   "{{ 'yes' if tools is none else 'no' }} {{ 1 ~ 'a' }} {{ 2 + 3 * 4 }} {{ 7 // 2 }} {{ -7 % 3 }} "
+                   "{{ enable_thinking is defined }} {{ enable_thinking is not defined }} {{ 'a' is string }} "
+                   "{{ none }} {{ [1, 'x'] }}"),
+            "assistant cba bcdef bcd 2 True True yes 1a 14 3 2 False True True None [1, 'x']");
+}
+
+TEST(ChatTemplate, StringMethods) {
+  EXPECT_EQ(render("{{ '  pad  '.strip() }}|{{ '  pad  '.lstrip() }}|{{ '  pad  '.rstrip() }}|"
+                   "{{ 'a</think>b'.split('</think>')[-1] }}|{{ 'xxaxx'.strip('x') }}|"
+                   "{{ 'hello'.startswith('he') }}{{ 'hello'.endswith('lo') }}|{{ 'a b  c'.split() }}"),
+            "pad|pad  |  pad|b|a|TrueTrue|['a', 'b', 'c']");
+}
+
+// A `set` inside a loop lasts one iteration; namespace attributes outlive the loop.
+TEST(ChatTemplate, NamespaceAndScoping) {
+  EXPECT_EQ(render("{% set ns = namespace(n=0, last=none) %}{% for m in messages %}{% set ns.n = ns.n + 1 %}"
+                   "{% set x = 5 %}{% if m.role == 'user' %}{% set ns.last = loop.index0 %}{% endif %}{% endfor %}"
+                   "{{ ns.n }} {{ ns.last }} {{ x is defined }}"),
+            "3 1 False");
+}
+
+TEST(ChatTemplate, WhitespaceControl) {
+  EXPECT_EQ(render("<s>\n{%- for m in messages %}\n    {%- if m.role == 'user' %}\n        {{- ' U:' + m.content -}}\n"
+                   "    {% endif %}\n{% endfor %}\n  {% if true %}\n  indented\n  {% endif %}\nend {{- '  ' -}}  !  "
+                   "{# comment #}\nafter"),
+            "<s> U: hi there   indented\nend  !  after");
+}
+
+// trim_blocks drops the newline after a block tag; lstrip_blocks drops indentation only
+// when the tag starts its line.
+TEST(ChatTemplate, TrimAndLstripBlocks) {
+  EXPECT_EQ(render("{% if true %}\nA\n{% endif %}\n  {% if true %}  B{% endif %} C\n{# c #}\nD"), "A\n  B C\nD");
+}
+
+// Dicts keep insertion order like Python's (tojson and items() show it); the
+// loopcontrols extension transformers enables gives break/continue.
+TEST(ChatTemplate, DictOrderLoopControlsAndBlockSet) {
+  EXPECT_EQ(render("{% for m in messages %}{% if loop.index is even %}{% continue %}{% endif %}"
+                   "{% for k, v in m.items() %}{{ k }}={{ v }},{% endfor %}{{ m.get('x', 'dflt') }}"
+                   "{% if loop.index > 2 %}{% break %}{% endif %};{% endfor %}{{ messages[0] | tojson }}"
+                   "{% set cap %} {{ messages|length }}{% endset %}[{{ cap }}]{{ range(3)|join('-') }}"),
+            R"T(role=system,content=SYS,dflt;role=assistant,content=A,dflt{"role": "system", "content": "SYS"}[ 3]0-1-2)T");
+}
+
+TEST(ChatTemplate, RaiseException) {
+  EXPECT_NE(error_of("{% if messages[0].role != 'user' %}{{ raise_exception('Conversation must start with user') }}"
+                     "{% endif %}")
+                .find("Conversation must start with user"),
+            std::string::npos);
+}
+
+TEST(ChatTemplate, UnsupportedConstructsNameWhatAndWhere) {
+  const std::string macro = error_of("ok\n  {% macro greet(x) %}hi{% endmacro %}");
+  EXPECT_NE(macro.find("unsupported statement '{% macro %}'"), std::string::npos) << macro;
+  EXPECT_NE(macro.find("line 2, column 6"), std::string::npos) << macro;
+  EXPECT_NE(error_of("{{ x | wordwrap }}").find("unsupported filter 'wordwrap'"), std::string::npos);
+  EXPECT_NE(error_of("{{ cycler() }}").find("unsupported function 'cycler()'"), std::string::npos);
+  EXPECT_NE(error_of("{% if true %}x").find("never closed"), std::string::npos);
+  EXPECT_NE(error_of("{{ 1.5 }}").find("floating-point"), std::string::npos);
+  EXPECT_NE(error_of("{% for m in messages if m %}{% endfor %}").find("loop filters"), std::string::npos);
+  EXPECT_NE(error_of("{{ undefined_thing.attr }}").find("undefined"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace qrun
