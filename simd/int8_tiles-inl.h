@@ -6,14 +6,14 @@
 // Each block's 32 products are summed exactly in int32 (as the scalar reference does),
 // then scaled by d_w * d_a and accumulated in f32.
 //
-// x86 AVX2 / AVX3 / AVX3_DL use u8 x s8 multiply-adds on 256-bit vectors (Zen 4 splits
-// 512-bit ops in two anyway, and 32-element blocks fill 256 bits exactly):
-//   Q4: codes 0..15 are the unsigned operand as stored; the -8 offset enters as
-//       -8 * BlockQ8A::sum in the int32 accumulator's first lane.
-//   Q8: sign trick, |w| (u8) x sign(a, w) (s8), since w and a are in [-127, 127].
-// AVX3_DL has VNNI (vpdpbusd: one instruction for multiply, pair-add and accumulate);
-// AVX2 / AVX3 use vpmaddubsw (pairs to int16; at most 2*127*127 < 32767, so no
-// saturation) then vpmaddwd with ones. Other targets use portable Highway ops.
+// AVX3_DL (AVX-512 VNNI) uses 512-bit vpdpbusd on the rows as stored, with the
+// activations rearranged once per call to match (namespace stream below):
+//   Q4: codes 0..15 are the unsigned operand; -8 * BlockQ8A::sum enters the int32 sums.
+//   Q8: w ^ 0x80 = w + 128 is the unsigned operand; -128 * BlockQ8A::sum enters the sums.
+// AVX2 / AVX3 use u8 x s8 multiply-adds on 256-bit vectors, one block per vector:
+//   Q4: as above; Q8: sign trick, |w| (u8) x sign(a, w) (s8), since w and a are in
+//   [-127, 127]; vpmaddubsw (pairs to int16; at most 2*127*127 < 32767, so no
+//   saturation) then vpmaddwd with ones. Other targets use portable Highway ops.
 
 #if defined(QRUN_SIMD_INT8_TILES_INL_H_) == defined(HWY_TARGET_TOGGLE)
 #ifdef QRUN_SIMD_INT8_TILES_INL_H_
@@ -323,9 +323,10 @@ HWY_NOINLINE void Tile(const uint8_t* w, const Layout<Fmt>& L, const uint16_t* i
     for (int t = 0; t < T; ++t) y[t * ldy + r] = _mm512_reduce_add_ps(acc[r][t]);
 }
 
+// 4 x 4: 16 f32 accumulators + 3 registers per row of unpacked weights and scales
+// (measured best among 4x4, 3x6, 2x8; matvec uses the 4 x 1 tile).
 inline constexpr int kTileRows = 4;
 inline constexpr int kTileTokens = 4;
-inline constexpr int kMatvecRows = 4;
 
 struct AlignedFree {
   void operator()(uint8_t* p) const { ::operator delete[](p, std::align_val_t{64}); }
@@ -352,20 +353,21 @@ HWY_INLINE void MatMul(const uint8_t* w, int64_t rows, int64_t cols, int64_t n, 
   for (int64_t t = 0; t < n; ++t) PrepareToken(L, xq + t * L.nb, toks + t * L.token_bytes);
   const uint16_t* idx = PeriodIndices<Fmt>();
   const int64_t rb = L.row_bytes;
-  int64_t t = 0;
-  for (; t + kTileTokens <= n; t += kTileTokens) {
-    const uint8_t* tok = toks + t * L.token_bytes;
-    int64_t r = 0;
-    for (; r + kTileRows <= rows; r += kTileRows)
-      Tile<Fmt, kTileRows, kTileTokens>(w + r * rb, L, idx, tok, y + t * ldy + r, ldy);
-    for (; r < rows; ++r) Tile<Fmt, 1, kTileTokens>(w + r * rb, L, idx, tok, y + t * ldy + r, ldy);
+  const int64_t n_full = n - n % kTileTokens;
+  // Rows outer: a tile's weight rows stay in L1 while all tokens' activations stream
+  // from L2.
+  int64_t r = 0;
+  for (; r + kTileRows <= rows; r += kTileRows) {
+    for (int64_t t = 0; t < n_full; t += kTileTokens)
+      Tile<Fmt, kTileRows, kTileTokens>(w + r * rb, L, idx, toks + t * L.token_bytes, y + t * ldy + r, ldy);
+    for (int64_t t = n_full; t < n; ++t)
+      Tile<Fmt, kTileRows, 1>(w + r * rb, L, idx, toks + t * L.token_bytes, y + t * ldy + r, ldy);
   }
-  for (; t < n; ++t) {
-    const uint8_t* tok = toks + t * L.token_bytes;
-    int64_t r = 0;
-    for (; r + kMatvecRows <= rows; r += kMatvecRows)
-      Tile<Fmt, kMatvecRows, 1>(w + r * rb, L, idx, tok, y + t * ldy + r, ldy);
-    for (; r < rows; ++r) Tile<Fmt, 1, 1>(w + r * rb, L, idx, tok, y + t * ldy + r, ldy);
+  for (; r < rows; ++r) {
+    for (int64_t t = 0; t < n_full; t += kTileTokens)
+      Tile<Fmt, 1, kTileTokens>(w + r * rb, L, idx, toks + t * L.token_bytes, y + t * ldy + r, ldy);
+    for (int64_t t = n_full; t < n; ++t)
+      Tile<Fmt, 1, 1>(w + r * rb, L, idx, toks + t * L.token_bytes, y + t * ldy + r, ldy);
   }
 }
 

@@ -20,7 +20,9 @@ using testing::for_each_target;
 using testing::random_values;
 
 constexpr DType kTypes[] = {DType::F32, DType::F16, DType::BF16, DType::Q8, DType::Q4};
-constexpr int64_t kCols[] = {172, 64, 33, 2048, 1, 31, 100};
+// 1100: rows of 35 blocks span more than one period of the AVX3_DL chunk layout and end
+// in a partial chunk (Q4: 630 bytes, Q8: 1190 bytes).
+constexpr int64_t kCols[] = {172, 64, 33, 2048, 1, 31, 100, 1100};
 constexpr int64_t kRows[] = {1, 3, 7, 17};
 
 struct Problem {
@@ -107,7 +109,7 @@ TEST(Matvec, MatchesReferenceOnEveryTarget) {
 TEST(Matmul, MatchesReferenceOnEveryTarget) {
   uint32_t seed = 500;
   for (DType t : kTypes) {
-    for (int64_t cols : {int64_t{172}, int64_t{33}, int64_t{2048}, int64_t{64}}) {
+    for (int64_t cols : {int64_t{172}, int64_t{33}, int64_t{2048}, int64_t{64}, int64_t{1100}}) {
       for (int64_t rows : {int64_t{1}, int64_t{7}, int64_t{17}}) {
         for (int64_t n : {int64_t{2}, int64_t{5}, int64_t{9}}) {
           const Problem p(t, rows, cols, n, Distribution::Laplace, seed++);
