@@ -86,6 +86,9 @@ TokenizerData read_sentencepiece_model(const std::string& path) {
   d.kind = TokenizerKind::SentencePiece;
   // TrainerSpec defaults, which protobuf leaves out of the file when unchanged.
   d.unk = 0, d.bos = 1, d.eos = 2, d.pad = -1;
+  d.byte_fallback = false;
+  d.add_dummy_prefix = true;
+  d.remove_extra_whitespaces = true;
   int model_type = 2;  // BPE unless the trainer spec says otherwise
   bool identity_normalizer = true;
   ProtoReader top(bytes.data(), bytes.data() + bytes.size(), path, bytes.data());
@@ -132,6 +135,8 @@ TokenizerData read_sentencepiece_model(const std::string& path) {
           identity_normalizer = name == "identity" || name.empty();
         } else if (f == 3 && w == 0) {
           d.add_dummy_prefix = n.varint() != 0;
+        } else if (f == 4 && w == 0) {
+          d.remove_extra_whitespaces = n.varint() != 0;
         } else {
           n.skip(w);
         }

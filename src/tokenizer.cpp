@@ -32,6 +32,62 @@ std::string replace_spaces(std::string_view text) {
   return out;
 }
 
+// SentencePiece's remove_extra_whitespaces: no leading or trailing spaces, and each run
+// of spaces inside becomes one.
+std::string collapse_spaces(std::string_view text) {
+  std::string out;
+  out.reserve(text.size());
+  bool pending_space = false;
+  for (char c : text) {
+    if (c == ' ') {
+      pending_space = !out.empty();
+      continue;
+    }
+    if (pending_space) out += ' ';
+    pending_space = false;
+    out += c;
+  }
+  return out;
+}
+
+// Unicode NFC of each maximal run of valid UTF-8; bytes outside valid characters are
+// kept as they are (they are then encoded as raw bytes). ASCII is NFC already.
+std::string nfc_valid_runs(std::string_view text) {
+  if (std::all_of(text.begin(), text.end(), [](char c) { return static_cast<uint8_t>(c) < 0x80; }))
+    return std::string(text);
+  std::string out;
+  out.reserve(text.size());
+  auto normalize = [&](std::string_view run) {
+    if (run.empty()) return;
+    utf8proc_uint8_t* n = nullptr;
+    const utf8proc_ssize_t len =
+        utf8proc_map(reinterpret_cast<const utf8proc_uint8_t*>(run.data()), static_cast<utf8proc_ssize_t>(run.size()),
+                     &n, static_cast<utf8proc_option_t>(UTF8PROC_STABLE | UTF8PROC_COMPOSE));
+    if (len >= 0 && n) out.append(reinterpret_cast<const char*>(n), static_cast<size_t>(len));
+    else out.append(run);  // cannot happen for valid UTF-8; keep the text rather than lose it
+    std::free(n);
+  };
+  size_t run_start = 0;
+  for (const Segment& sym : utf8_symbols(text)) {
+    const auto c = static_cast<uint8_t>(text[sym.start]);
+    // utf8_symbols accepts some invalid sequences (overlong, surrogates); utf8proc
+    // would reject the whole run, so such characters are kept raw as well.
+    bool valid = sym.len > 1 || c < 0x80;
+    if (valid && sym.len > 1) {
+      utf8proc_int32_t cp;
+      valid = utf8proc_iterate(reinterpret_cast<const utf8proc_uint8_t*>(text.data() + sym.start), sym.len, &cp) ==
+              static_cast<utf8proc_ssize_t>(sym.len);
+    }
+    if (!valid) {
+      normalize(text.substr(run_start, sym.start - run_start));
+      out.append(text.substr(sym.start, sym.len));
+      run_start = sym.start + sym.len;
+    }
+  }
+  normalize(text.substr(run_start));
+  return out;
+}
+
 uint64_t pair_key(int32_t a, int32_t b) { return (uint64_t(uint32_t(a)) << 32) | uint32_t(b); }
 }  // namespace
 
@@ -50,6 +106,10 @@ struct Tokenizer::Impl {
   pcre2_match_data* match = nullptr;
 
   explicit Impl(const TokenizerData& data) : d(data) {
+    // Most lookups during merging are misses (pairs that form no piece), and a miss walks
+    // its whole bucket: keep buckets short.
+    piece_id.max_load_factor(0.25f);
+    piece_id.reserve(d.pieces.size());
     for (size_t i = 0; i < d.pieces.size(); ++i) piece_id.emplace(d.pieces[i], static_cast<int32_t>(i));
     for (size_t r = 0; r < d.merges.size(); ++r)
       merge_rank.emplace(pair_key(d.merges[r].first, d.merges[r].second), static_cast<int32_t>(r));
@@ -62,10 +122,9 @@ struct Tokenizer::Impl {
       }
       if (p.empty()) continue;
       if (d.types[i] == PieceType::Control) specials.push_back(static_cast<int32_t>(i));
-      // SentencePiece user-defined pieces take part in normal merging; only
-      // byte-level added tokens are matched whole before splitting.
-      if (d.types[i] == PieceType::UserDefined && d.kind == TokenizerKind::ByteLevel)
-        always_added.push_back(static_cast<int32_t>(i));
+      // User-defined pieces (Hugging Face non-special added tokens, SentencePiece
+      // user_defined symbols) are cut out of the text whole, before any merging.
+      if (d.types[i] == PieceType::UserDefined) always_added.push_back(static_cast<int32_t>(i));
     }
     for (size_t i = 0; i < d.pieces.size() && split_words; ++i) {
       const std::string& p = d.pieces[i];
@@ -161,6 +220,7 @@ struct Tokenizer::Impl {
     }
     const std::string_view all(norm);
     std::unordered_map<std::string_view, std::pair<size_t, size_t>> seen;  // word -> its ids in out
+    seen.max_load_factor(0.5f);
     size_t i = 0;
     while (i < all.size()) {
       size_t j = i;
@@ -183,6 +243,7 @@ struct Tokenizer::Impl {
     PCRE2_SIZE offset = 0;
     const auto* subject = reinterpret_cast<PCRE2_SPTR>(text.data());
     std::unordered_map<std::string_view, std::pair<size_t, size_t>> seen;  // word -> its ids in out
+    seen.max_load_factor(0.5f);
     auto word = [&](size_t b, size_t e) {
       if (e <= b) return;
       const std::string_view w = text.substr(b, e - b);
@@ -217,13 +278,13 @@ struct Tokenizer::Impl {
   void encode(std::string_view raw, bool parse_special, std::vector<int32_t>& out) const {
     std::string normalized;
     std::string_view text = raw;
-    if (d.nfc && !raw.empty()) {
-      // Invalid UTF-8 cannot be normalized; it is then encoded as it is (byte-mapped).
-      if (utf8proc_uint8_t* n = utf8proc_NFC(reinterpret_cast<const utf8proc_uint8_t*>(std::string(raw).c_str()))) {
-        normalized = reinterpret_cast<const char*>(n);
-        std::free(n);
-        text = normalized;
-      }
+    if (d.remove_extra_whitespaces) {
+      normalized = collapse_spaces(raw);
+      text = normalized;
+    }
+    if (d.nfc && !text.empty()) {
+      normalized = nfc_valid_runs(text);
+      text = normalized;
     }
     bool first = true;
     size_t start = 0, i = 0;
@@ -252,7 +313,7 @@ struct Tokenizer::Impl {
       }
       flush(i);
       out.push_back(hit);
-      first = false;
+      first = d.dummy_prefix_every_segment;
       i += d.pieces[size_t(hit)].size();
       start = i;
     }

@@ -33,7 +33,15 @@ struct TokenizerData {
   std::string pretokenizer_regex;     // ByteLevel: the split pattern
   bool ignore_merges = false;         // ByteLevel: a word that is a whole piece is taken as is
   bool add_dummy_prefix = true;       // SentencePiece: prepend "▁"
+  // SentencePiece: the "▁" also goes before text that follows a special or added token,
+  // not only at the start. Hugging Face's Prepend normalizer runs on every segment
+  // between added tokens, and llama.cpp does the same; Metaspace with
+  // prepend_scheme "first" prefixes only the first segment.
+  bool dummy_prefix_every_segment = true;
   bool byte_fallback = true;
+  // SentencePiece normalizer option (its default when the field is absent): drop leading
+  // and trailing spaces and collapse runs of spaces to one. Llama's models turn it off.
+  bool remove_extra_whitespaces = false;
   bool nfc = false;                   // Unicode NFC normalization before splitting (Qwen2)
   int32_t bos = -1, eos = -1, unk = -1, pad = -1;
   std::vector<int32_t> extra_eos;     // generation_config eos ids beyond `eos` (end-of-turn)

@@ -51,24 +51,34 @@ void load_tokenizer_json(const fs::path& path, TokenizerData& d) {
       throw Error(file, -1, "tokenizer model type '" + model.value("type", "") + "' is not supported (only BPE)");
     const json& vocab = model.at("vocab");
     size_t n = 0;
-    for (const auto& [piece, id] : vocab.items()) n = std::max<size_t>(n, id.get<size_t>() + 1);
+    // Ids come from strangers: integers in [0, 2^22) only, before anything is indexed.
+    auto token_index = [&](const json& id) {
+      if (!id.is_number_integer() || id.get<int64_t>() < 0 || id.get<int64_t>() >= (int64_t{1} << 22))
+        throw Error(file, -1, "token id " + id.dump() + " is not an integer in [0, 4194304)");
+      return static_cast<size_t>(id.get<int64_t>());
+    };
+    if (!vocab.is_object()) throw Error(file, -1, "model.vocab is not an object");
+    for (const auto& [piece, id] : vocab.items()) n = std::max<size_t>(n, token_index(id) + 1);
     if (j.contains("added_tokens"))
-      for (const auto& t : j["added_tokens"]) n = std::max<size_t>(n, t.at("id").get<size_t>() + 1);
+      for (const auto& t : j["added_tokens"]) n = std::max<size_t>(n, token_index(t.at("id")) + 1);
     if (n == 0 || n > (1u << 22)) throw Error(file, -1, "bad vocabulary size " + std::to_string(n));
     d.pieces.assign(n, std::string());
     d.types.assign(n, PieceType::Unused);
     d.scores.assign(n, 0.0f);
+    for (const char* key : {"continuing_subword_prefix", "end_of_word_suffix"})
+      if (model.contains(key) && !model[key].is_null() && model[key] != "")
+        throw Error(file, -1, std::string("BPE ") + key + " is not supported");
     d.byte_fallback = model.value("byte_fallback", false);
     d.ignore_merges = model.value("ignore_merges", false);
     for (const auto& [piece, id] : vocab.items()) {
-      const size_t i = id.get<size_t>();
+      const size_t i = token_index(id);
       d.pieces[i] = piece;
       const bool byte = d.byte_fallback && piece.size() == 6 && piece.rfind("<0x", 0) == 0 && piece.back() == '>';
       d.types[i] = byte ? PieceType::Byte : PieceType::Normal;
     }
     if (j.contains("added_tokens")) {
       for (const auto& t : j["added_tokens"]) {
-        const size_t i = t.at("id").get<size_t>();
+        const size_t i = token_index(t.at("id"));
         d.pieces[i] = t.at("content").get<std::string>();
         d.types[i] = t.value("special", false) ? PieceType::Control : PieceType::UserDefined;
       }
@@ -105,12 +115,28 @@ void load_tokenizer_json(const fs::path& path, TokenizerData& d) {
         const std::string type = p.value("type", "");
         if (type == "ByteLevel") {
           byte_level = true;
-          if (p.value("use_regex", true) && !split_found) d.pretokenizer_regex = kGpt2Regex;
+          // A prefix space would change every first word; no supported model sets it.
+          if (p.value("add_prefix_space", false))
+            throw Error(file, -1, "ByteLevel pre-tokenizer with add_prefix_space is not supported");
+          if (p.value("use_regex", true)) {
+            if (split_found) throw Error(file, -1, "a Split pre-tokenizer before a regex ByteLevel one is not supported");
+            d.pretokenizer_regex = kGpt2Regex;
+          }
         } else if (type == "Split" && p.contains("pattern") && p["pattern"].contains("Regex")) {
+          // Only one split stage that keeps every piece (matches and the text between).
+          if (split_found || !d.pretokenizer_regex.empty())
+            throw Error(file, -1, "more than one regex pre-tokenizer stage is not supported");
+          if (p.value("behavior", "Isolated") != "Isolated" || p.value("invert", false))
+            throw Error(file, -1, "Split pre-tokenizer behavior '" + p.value("behavior", "") + "' is not supported");
           d.pretokenizer_regex = p["pattern"]["Regex"].get<std::string>();
           split_found = true;
         } else if (type == "Metaspace") {
           d.add_dummy_prefix = p.value("add_prefix_space", true) && p.value("prepend_scheme", "always") != "never";
+          d.dummy_prefix_every_segment = p.value("prepend_scheme", "always") == "always";
+        } else {
+          // Digits, Punctuation, Whitespace, BertPreTokenizer...: silently skipping one
+          // would give ids that differ from the reference, so refuse.
+          throw Error(file, -1, "pre-tokenizer '" + type + "' is not supported");
         }
       });
     }
@@ -127,9 +153,18 @@ void load_tokenizer_json(const fs::path& path, TokenizerData& d) {
     if (j.contains("normalizer"))
       visit(j["normalizer"], "normalizers", [&](const json& nrm) {
         const std::string type = nrm.value("type", "");
-        if (type == "NFC") d.nfc = true;
-        else if (type == "NFD" || type == "NFKC" || type == "NFKD" || type == "Lowercase" || type == "StripAccents")
+        if (type == "NFC") {
+          d.nfc = true;
+        } else if (type == "Prepend") {
+          if (nrm.value("prepend", "") != "\xE2\x96\x81")
+            throw Error(file, -1, "Prepend normalizer with anything but \"\xE2\x96\x81\" is not supported");
+        } else if (type == "Replace") {
+          const json& pat = nrm.contains("pattern") ? nrm["pattern"] : json();
+          if (!pat.is_object() || pat.value("String", "") != " " || nrm.value("content", "") != "\xE2\x96\x81")
+            throw Error(file, -1, "Replace normalizer other than ' ' -> '\xE2\x96\x81' is not supported");
+        } else {
           throw Error(file, -1, "normalizer '" + type + "' is not supported");
+        }
       });
     // A post-processor that puts BOS first means encode adds it.
     if (j.contains("post_processor") && j["post_processor"].is_object()) {
@@ -223,9 +258,17 @@ std::shared_ptr<const TokenizerData> load_hf_tokenizer(const fs::path& dir) {
   } else {
     throw Error(dir.string(), -1, "no tokenizer: neither tokenizer.json nor tokenizer.model is present");
   }
-  if (fs::exists(dir / "tokenizer_config.json")) apply_tokenizer_config(dir / "tokenizer_config.json", *d);
-  for (const char* f : {"generation_config.json", "config.json"})
-    if (fs::exists(dir / f)) apply_eos_ids(dir / f, *d);
+  // A field of an unexpected JSON type is the file's fault: report it as such.
+  auto guarded = [&](const fs::path& p, auto&& apply) {
+    if (!fs::exists(p)) return;
+    try {
+      apply(p, *d);
+    } catch (const json::exception& e) {
+      throw Error(p.string(), -1, std::string("unexpected structure: ") + e.what());
+    }
+  };
+  guarded(dir / "tokenizer_config.json", apply_tokenizer_config);
+  for (const char* f : {"generation_config.json", "config.json"}) guarded(dir / f, apply_eos_ids);
   return d;
 }
 

@@ -13,7 +13,8 @@ namespace {
 
 constexpr char kMagic[4] = {'Q', 'T', 'O', 'K'};
 constexpr uint32_t kVersion = 1;
-enum Flags : uint32_t { kIgnoreMerges = 1, kDummyPrefix = 2, kByteFallback = 4, kAddBos = 8, kAddEos = 16, kNfc = 32 };
+enum Flags : uint32_t { kIgnoreMerges = 1, kDummyPrefix = 2, kByteFallback = 4, kAddBos = 8, kAddEos = 16, kNfc = 32,
+                       kPrefixEverySegment = 64, kRemoveExtraWhitespaces = 128 };
 
 class Writer {
  public:
@@ -86,7 +87,9 @@ std::vector<uint8_t> serialize_tokenizer(const TokenizerData& d) {
   w.u32(kVersion);
   w.u32(static_cast<uint32_t>(d.kind));
   w.u32((d.ignore_merges ? kIgnoreMerges : 0) | (d.add_dummy_prefix ? kDummyPrefix : 0) |
-        (d.byte_fallback ? kByteFallback : 0) | (d.add_bos ? kAddBos : 0) | (d.add_eos ? kAddEos : 0) | (d.nfc ? kNfc : 0));
+        (d.byte_fallback ? kByteFallback : 0) | (d.add_bos ? kAddBos : 0) | (d.add_eos ? kAddEos : 0) | (d.nfc ? kNfc : 0) |
+        (d.dummy_prefix_every_segment ? kPrefixEverySegment : 0) |
+        (d.remove_extra_whitespaces ? kRemoveExtraWhitespaces : 0));
   for (int32_t id : {d.bos, d.eos, d.unk, d.pad}) w.i32(id);
   w.u32(static_cast<uint32_t>(d.pieces.size()));
   for (size_t i = 0; i < d.pieces.size(); ++i) {
@@ -123,6 +126,8 @@ std::shared_ptr<const TokenizerData> deserialize_tokenizer(std::span<const uint8
   d->add_bos = flags & kAddBos;
   d->add_eos = flags & kAddEos;
   d->nfc = flags & kNfc;
+  d->dummy_prefix_every_segment = flags & kPrefixEverySegment;
+  d->remove_extra_whitespaces = flags & kRemoveExtraWhitespaces;
   d->bos = r.i32(), d->eos = r.i32(), d->unk = r.i32(), d->pad = r.i32();
   const uint32_t n = r.count(9);
   if (n == 0) r.fail("empty vocabulary");

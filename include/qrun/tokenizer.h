@@ -34,6 +34,11 @@ class Tokenizer {
 
   // add_special: prepend BOS (and append EOS) as the tokenizer's config says.
   // parse_special: special-token text in `text` becomes the special token; else it is text.
+  // Non-special added tokens (user-defined pieces) are always matched whole.
+  // Invalid UTF-8 never throws: each byte that is not part of a valid character is
+  // encoded as that raw byte (SentencePiece: its <0xNN> byte-fallback token, or UNK
+  // without byte fallback; byte-level: its mapped code point, merged like any other),
+  // so decode() gives the same bytes back.
   std::vector<int32_t> encode(std::string_view text, bool add_special, bool parse_special) const;
   // Concatenated decoding of ids (skips BOS/EOS/control tokens unless keep_special).
   std::string decode(std::span<const int32_t> ids, bool keep_special = false) const;

@@ -1,7 +1,8 @@
 // qtok: tokenize or detokenize with a model file's tokenizer or a Hugging Face folder.
 //   qtok --tokenizer DIR -p TEXT [--pieces]      ids (and pieces)
 //   qtok -m MODEL --jsonl < in.jsonl             {"text": ...} -> {"ids": [...]} per line
-//   qtok -m MODEL --decode -p "1 403 407"        ids -> text
+//   qtok -m MODEL --decode -p "1 403 407"        ids -> text (or one line of ids per stdin line)
+//   --add-special adds BOS/EOS as configured; --special parses special-token text.
 #include <iostream>
 #include <sstream>
 
@@ -16,6 +17,8 @@ namespace {
 
 std::shared_ptr<const qrun::TokenizerData> load(const std::string& model, const std::string& dir) {
   if (!dir.empty()) return qrun::load_hf_tokenizer(dir);
+  // -m MODEL: the tokenizer embedded in a qrun model file (lead: swap in
+  // tokenizer_from_model_file(model) here when it lands).
   const qrun::ModelFile f(model);
   return qrun::deserialize_tokenizer(f.tokenizer_blob(), f.path(), f.tokenizer_offset());
 }
@@ -77,7 +80,11 @@ int main(int argc, char** argv) {
       return 0;
     }
     if (decode) {
-      std::cout << tok.decode(parse_ids(text)) << "\n";
+      if (!text.empty()) {
+        std::cout << tok.decode(parse_ids(text)) << "\n";
+      } else {  // one line of ids per output line
+        for (std::string line; std::getline(std::cin, line);) std::cout << tok.decode(parse_ids(line)) << "\n";
+      }
       return 0;
     }
     const auto ids = tok.encode(text, add_special, special);

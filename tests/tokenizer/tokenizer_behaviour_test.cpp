@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <cstdio>
 #include <random>
 
 #include "common/test_paths.h"
@@ -65,7 +66,8 @@ TEST(Tokenizer, SpecialTextIsSpecialOnlyWhenAsked) {
 // decoding gives the same bytes back.
 TEST(Tokenizer, InvalidUtf8IsEncodedByteForByte) {
   const std::string bad = "ok \xFF\xFE broken \xE6\x97 tail \xC0";
-  for (const Tokenizer* t : {&llama2(), &llama3()}) {
+  static const Tokenizer qwen3(load_hf_tokenizer(test::shared_dir() / "tokenizers/qwen3"));  // NFC path
+  for (const Tokenizer* t : {&llama2(), &llama3(), &qwen3}) {
     const auto ids = t->encode(bad, false, false);
     EXPECT_FALSE(ids.empty());
     EXPECT_EQ(t->decode(ids), bad) << t->kind_name();
@@ -169,6 +171,35 @@ TEST(StreamingDecoder, ReplacesBytesThatCannotComplete) {
   out += dec.flush();
   EXPECT_TRUE(valid_utf8(out));
   EXPECT_NE(out.find("\xEF\xBF\xBD"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace qrun
+
+namespace qrun {
+namespace {
+
+// Byte tokens of one 4-byte character, pushed one at a time: nothing comes out until
+// the last byte completes the character.
+TEST(StreamingDecoder, ByteTokensOfOneCharacter) {
+  const Tokenizer& t = llama2();
+  auto byte_token = [&](int b) {
+    char name[8];
+    std::snprintf(name, sizeof name, "<0x%02X>", b);
+    for (int32_t id = 0; id < t.vocab_size(); ++id)
+      if (t.piece(id) == name) return id;
+    return -1;
+  };
+  StreamingDecoder dec(t);
+  EXPECT_EQ(dec.push(t.encode("hi", false, false).front()), "hi");  // "▁hi": the leading space goes
+  EXPECT_EQ(dec.push(byte_token(0xF0)), "");
+  EXPECT_EQ(dec.push(byte_token(0x9F)), "");
+  EXPECT_EQ(dec.push(byte_token(0x98)), "");
+  EXPECT_EQ(dec.push(byte_token(0x80)), "\xF0\x9F\x98\x80");
+  EXPECT_EQ(dec.flush(), "");
+  // A character cut short by a complete one: the held bytes become U+FFFD.
+  EXPECT_EQ(dec.push(byte_token(0xE6)), "");
+  EXPECT_EQ(dec.push(t.encode("a", false, false).back()), "\xEF\xBF\xBD a");
 }
 
 }  // namespace
