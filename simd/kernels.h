@@ -49,6 +49,15 @@ float dot_f32_f16(const float* a, const uint16_t* b, int64_t n);
 void axpy_f16(float* y, float a, const uint16_t* x, int64_t n);  // y += a * x
 void f32_to_f16_row(const float* x, uint16_t* out, int64_t n);
 
+// Keys per tile of attend_f16's online softmax; its scratch is one tile of floats.
+inline constexpr int kAttentionTile = 64;
+
+// out[head_dim] = sum_t softmax_t(q . K_t / sqrt(head_dim)) V_t over t in [0, n_keys),
+// where K_t = k + t * stride and V_t = v + t * stride are f16 rows (the KV cache).
+// Scratch memory is `tile` (kAttentionTile floats), whatever n_keys is.
+void attend_f16(const float* q, const uint16_t* k, const uint16_t* v, int64_t stride, int64_t n_keys,
+                int64_t head_dim, float* out, float* tile);
+
 // Name of the SIMD target chosen at run time (e.g. "AVX3_ZEN4", "AVX2").
 const char* simd_target_name();
 

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <vector>
 
 #include "quant/block_formats.h"
 #include "quant/quantize.h"
@@ -138,6 +139,25 @@ float dot_f32_f16(const float* a, const uint16_t* b, int64_t n) {
 
 void axpy_f16(float* y, float a, const uint16_t* x, int64_t n) {
   for (int64_t i = 0; i < n; ++i) y[i] += a * f16_to_f32(x[i]);
+}
+
+void attend_f16(const float* q, const uint16_t* k, const uint16_t* v, int64_t stride, int64_t n_keys,
+                int64_t head_dim, float* out) {
+  std::vector<double> s(static_cast<size_t>(n_keys));
+  double mx = -1e300;
+  for (int64_t t = 0; t < n_keys; ++t) {
+    double dot = 0;
+    for (int64_t j = 0; j < head_dim; ++j) dot += double(q[j]) * f16_to_f32(k[t * stride + j]);
+    s[size_t(t)] = dot / std::sqrt(double(head_dim));
+    mx = std::max(mx, s[size_t(t)]);
+  }
+  double z = 0;
+  for (auto& e : s) z += (e = std::exp(e - mx));
+  for (int64_t j = 0; j < head_dim; ++j) {
+    double acc = 0;
+    for (int64_t t = 0; t < n_keys; ++t) acc += s[size_t(t)] * f16_to_f32(v[t * stride + j]);
+    out[j] = static_cast<float>(acc / z);
+  }
 }
 
 }  // namespace qrun::ref

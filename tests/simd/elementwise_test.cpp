@@ -129,5 +129,32 @@ TEST(Elementwise, F32ToF16RowMatchesScalarConversion) {
   }
 }
 
+// attend_f16 (tiled, online softmax, f32) against the plain double softmax, for head
+// sizes that take 16-, 8-, 4- and 1-lane vectors and key counts below, at and across
+// tile boundaries. The f16 cache values are shared, so only f32 accumulation and the
+// vector exp differ: 1e-4 relative.
+TEST(Elementwise, AttentionMatchesReference) {
+  for (int64_t hd : {8, 6, 12, 64, 128}) {
+    const int64_t stride = 3 * hd, n_max = 2 * kAttentionTile + 9;
+    const auto q = random_values(Distribution::Normal, hd, 7, 1.0f);
+    const auto kf = random_values(Distribution::StudentT3, n_max * stride, 8, 2.0f);
+    const auto vf = random_values(Distribution::Normal, n_max * stride, 9, 1.0f);
+    std::vector<uint16_t> k(kf.size()), v(vf.size());
+    quantize_row(DType::F16, kf.data(), static_cast<int64_t>(kf.size()), k.data());
+    quantize_row(DType::F16, vf.data(), static_cast<int64_t>(vf.size()), v.data());
+    for (int64_t n : {int64_t{1}, int64_t{7}, int64_t{kAttentionTile}, int64_t{kAttentionTile + 1}, n_max}) {
+      std::vector<float> want(static_cast<size_t>(hd));
+      ref::attend_f16(q.data(), k.data() + hd, v.data() + hd, stride, n, hd, want.data());
+      for_each_target([&] {
+        std::vector<float> out(static_cast<size_t>(hd)), tile(kAttentionTile);
+        attend_f16(q.data(), k.data() + hd, v.data() + hd, stride, n, hd, out.data(), tile.data());
+        for (int64_t j = 0; j < hd; ++j)
+          EXPECT_NEAR(out[size_t(j)], want[size_t(j)], 1e-4 * (1 + std::abs(want[size_t(j)])))
+              << "head_dim " << hd << " keys " << n << " j " << j;
+      });
+    }
+  }
+}
+
 }  // namespace
 }  // namespace qrun
