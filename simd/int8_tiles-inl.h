@@ -169,6 +169,7 @@ inline constexpr int kMatvecRows = 4;
 // and token: 1-2 vpdpbusd, one multiply of scales, one conversion and one FMA.
 // Each block's lanes are exact int32 sums of its products (as in the reference); the
 // f32 scaling is distributed over the lanes, which only changes f32 rounding.
+
 namespace stream {
 
 struct Q4Format {
@@ -275,6 +276,8 @@ void PrepareToken(const Layout<Fmt>& L, const BlockQ8A* xq, uint8_t* out) {
   }
 }
 
+inline constexpr int64_t kPrefetchRows = 6;
+
 // One chunk of an R x T tile; idx: this chunk's vpermt2w indices.
 template <class Fmt, int R, int T, bool kLast>
 HWY_INLINE void Chunk(const uint8_t* w, int64_t row_bytes, int64_t c, __mmask64 last_mask, const uint16_t* idx,
@@ -285,6 +288,10 @@ HWY_INLINE void Chunk(const uint8_t* w, int64_t row_bytes, int64_t c, __mmask64 
   __m512 dw[R];
   for (int r = 0; r < R; ++r) {
     const uint8_t* p = w + r * row_bytes + c * 64;
+    // Decode streams weights from DRAM, and the hardware prefetcher alone kept one thread
+    // at ~15 GB/s; fetching kPrefetchRows rows ahead doubles that (tinyllama Q4 tg, 4-8
+    // rows measured alike, 3 clearly worse).
+    _mm_prefetch(reinterpret_cast<const char*>(p + kPrefetchRows * row_bytes), _MM_HINT_T0);
     const __m512i raw = kLast ? _mm512_maskz_loadu_epi8(last_mask, p) : _mm512_loadu_si512(p);
     dw[r] = _mm512_cvtph_ps(_mm512_castsi512_si256(_mm512_permutex2var_epi16(raw, vidx, prev[r])));
     prev[r] = raw;

@@ -18,7 +18,7 @@ namespace {
 
 // Below this many weight bytes per thread, waking another thread costs more than it
 // saves (tiny models: stories260K's matrices are a few KiB).
-constexpr int64_t kMinBytesPerThread = 32 << 10;
+constexpr int64_t kMinBytesPerThread = 128 << 10;
 
 int useful_threads(int64_t bytes) { return static_cast<int>(std::max<int64_t>(1, bytes / kMinBytesPerThread)); }
 
