@@ -83,7 +83,8 @@ PerplexityResult run_perplexity(Model& model, const std::string& text, const Per
     throw Error("perplexity context " + std::to_string(ctx) + " must be between 8 and the model context " +
                 std::to_string(model.context_length()));
   const std::vector<int32_t> tokens = model.tokenizer().encode(text, false, false);
-  const int n_chunks = static_cast<int>(tokens.size()) / ctx;
+  int n_chunks = static_cast<int>(tokens.size()) / ctx;
+  if (options.max_chunks > 0) n_chunks = std::min(n_chunks, options.max_chunks);
   if (n_chunks < 1)
     throw Error("text has " + std::to_string(tokens.size()) + " tokens, fewer than one window of " + std::to_string(ctx));
   const int first = ctx / 2;

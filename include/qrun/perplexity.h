@@ -17,6 +17,7 @@ namespace qrun {
 
 struct PerplexityOptions {
   int context = 256;
+  int max_chunks = 0;         // > 0: score only the first max_chunks windows (llama.cpp --chunks)
   std::string save_kl_base;   // write the reference log-probabilities here
   std::string kl_base;        // compare against this reference file
 };
