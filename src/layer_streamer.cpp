@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 
+#include <algorithm>
 #include <cstdio>
 
 #include "qrun/error.h"
@@ -14,8 +15,10 @@ std::string mib(uint64_t b) { return std::to_string((b + (1 << 20) - 1) >> 20) +
 
 StreamingPlan plan_streaming(const ModelFile& file, uint64_t budget, uint64_t fixed_bytes) {
   StreamingPlan plan;
+  // An untied embedding is read one row per token, so it is not counted as resident:
+  // only the rows of tokens seen get paged in (a page or two each).
   for (const auto& t : file.tensors())
-    if (t.layer < 0) plan.resident_bytes += t.size;
+    if (t.layer < 0 && (t.name != "tok_embeddings" || file.hparams().tied_embeddings)) plan.resident_bytes += t.size;
   uint64_t largest = 0;
   for (const auto& r : file.layers()) largest = std::max(largest, r.size);
   plan.window_bytes = 2 * largest;
@@ -47,13 +50,42 @@ LayerStreamer::LayerStreamer(const ModelFile& file, const StreamingPlan& plan, b
     if (!file.mapping().lock(first.offset, last.offset + last.size - first.offset))
       throw Error(file.path(), -1, "cannot mlock the resident layers (RLIMIT_MEMLOCK); run without --mlock");
   }
+  if (enabled_) prefetcher_ = std::thread([this] { prefetch_loop(); });
+}
+
+LayerStreamer::~LayerStreamer() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stop_ = true;
+  }
+  cv_.notify_all();
+  if (prefetcher_.joinable()) prefetcher_.join();
+}
+
+void LayerStreamer::prefetch_loop() {
+  std::unique_lock<std::mutex> lock(mu_);
+  for (;;) {
+    cv_.wait(lock, [this] { return stop_ || !queue_.empty(); });
+    if (stop_) return;
+    loading_ = queue_.front();
+    queue_.pop_front();
+    const auto& r = file_->layers()[static_cast<size_t>(loading_)];
+    lock.unlock();
+    file_->mapping().populate(r.offset, r.size);
+    lock.lock();
+    loading_ = -1;
+    cv_.notify_all();
+  }
 }
 
 void LayerStreamer::prefetch(int layer) {
   if (!streamed(layer) || requested_[static_cast<size_t>(layer)]) return;
-  const auto& r = file_->layers()[static_cast<size_t>(layer)];
-  file_->mapping().prefetch(r.offset, r.size);
   requested_[static_cast<size_t>(layer)] = true;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    queue_.push_back(layer);
+  }
+  cv_.notify_all();
 }
 
 void LayerStreamer::before_layer(int layer) {
@@ -66,6 +98,13 @@ void LayerStreamer::before_layer(int layer) {
 
 void LayerStreamer::after_layer(int layer) {
   if (!enabled_ || !streamed(layer)) return;
+  {
+    // Not while the prefetch thread still reads it (the compute threads got ahead of
+    // the read by faulting the pages in themselves), nor after, from a stale request.
+    std::unique_lock<std::mutex> lock(mu_);
+    std::erase(queue_, layer);
+    cv_.wait(lock, [&] { return loading_ != layer; });
+  }
   const auto& r = file_->layers()[static_cast<size_t>(layer)];
   file_->mapping().release(r.offset, r.size);
   // Drop the clean page-cache copy too; the kernel keeps pages other processes map.

@@ -1,12 +1,17 @@
 // Layer streaming under a memory budget (--mem-budget): the first layers that fit
-// stay resident; the rest are read ahead one layer early (MADV_WILLNEED) and dropped
-// right after use (MADV_DONTNEED + POSIX_FADV_DONTNEED), so the model runs in less
-// memory than its size without the thrashing of plain mmap under pressure. Each
-// layer is one contiguous range of the file, so each hint is one call.
+// stay resident; the rest are read one layer ahead by a prefetch thread
+// (MADV_POPULATE_READ: read in and mapped, so the compute threads never fault) and
+// dropped right after use (MADV_DONTNEED + POSIX_FADV_DONTNEED), so the model runs in
+// less memory than its size without the thrashing of plain mmap under pressure. Each
+// layer is one contiguous range of the file, so each request is one call.
 #pragma once
 
+#include <condition_variable>
 #include <cstdint>
+#include <deque>
+#include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "qrun/model_file.h"
@@ -26,6 +31,9 @@ StreamingPlan plan_streaming(const ModelFile& file, uint64_t budget, uint64_t fi
 class LayerStreamer {
  public:
   LayerStreamer(const ModelFile& file, const StreamingPlan& plan, bool lock_resident);
+  ~LayerStreamer();
+  LayerStreamer(const LayerStreamer&) = delete;
+  LayerStreamer& operator=(const LayerStreamer&) = delete;
 
   bool enabled() const { return enabled_; }
   const StreamingPlan& plan() const { return plan_; }
@@ -37,11 +45,21 @@ class LayerStreamer {
  private:
   bool streamed(int layer) const { return layer >= plan_.resident_layers; }
   void prefetch(int layer);
+  void prefetch_loop();
 
   const ModelFile* file_;
   StreamingPlan plan_;
   bool enabled_ = false;
-  std::vector<bool> requested_;
+  std::vector<bool> requested_;   // compute thread only
+
+  // The prefetch thread's queue; `loading_` is the layer it is reading (-1: none), so
+  // a release never races a read of the same range.
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<int> queue_;
+  int loading_ = -1;
+  bool stop_ = false;
+  std::thread prefetcher_;
 };
 
 }  // namespace qrun

@@ -135,6 +135,16 @@ bool MappedFile::prefetch(uint64_t offset, uint64_t len) const {
   return ::madvise(const_cast<uint8_t*>(data_) + b, n, MADV_WILLNEED) == 0;
 }
 
+bool MappedFile::populate(uint64_t offset, uint64_t len) const {
+#ifndef MADV_POPULATE_READ
+  constexpr int MADV_POPULATE_READ = 22;  // Linux 5.14; older headers lack it
+#endif
+  uint64_t b, n;
+  if (!mapped_ || !page_range(size_, offset, len, &b, &n)) return true;
+  if (::madvise(const_cast<uint8_t*>(data_) + b, n, MADV_POPULATE_READ) == 0) return true;
+  return errno == EINVAL && prefetch(offset, len);
+}
+
 bool MappedFile::release(uint64_t offset, uint64_t len) const {
   uint64_t b, n;
   if (!mapped_ || !page_range(size_, offset, len, &b, &n)) return true;

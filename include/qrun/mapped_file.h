@@ -29,6 +29,9 @@ class MappedFile {
   // Page-cache hints over [offset, offset+len), rounded out to whole pages. No-ops for
   // a private copy. Return false when the kernel refused (the caller may report it).
   bool prefetch(uint64_t offset, uint64_t len) const;   // MADV_WILLNEED
+  // Reads the range in and maps it (MADV_POPULATE_READ; WILLNEED where the kernel is
+  // older than 5.14). Blocks until done: call it from a prefetch thread.
+  bool populate(uint64_t offset, uint64_t len) const;
   bool release(uint64_t offset, uint64_t len) const;    // MADV_DONTNEED (+ fadvise when asked)
   bool lock(uint64_t offset, uint64_t len) const;       // mlock
 
