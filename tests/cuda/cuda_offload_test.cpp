@@ -9,6 +9,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "common/greedy.h"
 #include "common/synthetic_model.h"
 #include "convert/converter.h"
 #include "cuda/cuda_test_env.h"
@@ -54,21 +55,7 @@ std::unique_ptr<Model> load(const std::string& path, int gpu_first, int gpu_coun
   return std::make_unique<Model>(path, ro);
 }
 
-std::vector<int32_t> greedy(Model& m, const std::vector<int32_t>& prompt, int n) {
-  m.reset();
-  SamplerConfig sc;
-  sc.temperature = 0;
-  Sampler sampler(sc);
-  GenerateOptions go;
-  go.n_predict = n;
-  go.ignore_eos = true;
-  std::vector<int32_t> out;
-  generate(m, prompt, sampler, go, [&](int32_t id) {
-    out.push_back(id);
-    return true;
-  });
-  return out;
-}
+using test::greedy;
 
 // Teacher-forced logits of a sequence (batched prompt path), all positions.
 std::vector<float> all_logits(Model& m, const std::vector<int32_t>& seq) {

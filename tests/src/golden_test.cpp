@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "common/greedy.h"
 #include "common/golden.h"
 #include "common/model_fixture.h"
 #include "qrun/generate.h"
@@ -14,21 +15,7 @@
 namespace qrun {
 namespace {
 
-std::vector<int32_t> greedy(Model& m, const std::vector<int32_t>& prompt, int n) {
-  m.reset();
-  SamplerConfig sc;
-  sc.temperature = 0;
-  Sampler sampler(sc);
-  GenerateOptions go;
-  go.n_predict = n;
-  go.ignore_eos = true;
-  std::vector<int32_t> out;
-  generate(m, prompt, sampler, go, [&](int32_t id) {
-    out.push_back(id);
-    return true;
-  });
-  return out;
-}
+using test::greedy;
 
 // Teacher-forced logits for prompt + golden continuation, one row per position.
 std::vector<float> forced_logits(Model& m, const test::GoldenCase& c) {

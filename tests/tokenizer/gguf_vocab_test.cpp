@@ -11,6 +11,7 @@
 #include <sstream>
 #include <unordered_map>
 
+#include "common/param_name.h"
 #include "common/test_paths.h"
 #include "qrun/tokenizer.h"
 #include "src/tokenizer_data.h"
@@ -155,11 +156,7 @@ TEST_P(GgufVocab, EveryCaseMatchesExactly) {
 INSTANTIATE_TEST_SUITE_P(Gguf, GgufVocab,
                          ::testing::Values(GgufSuite{"gpt-2", true}, GgufSuite{"phi-3", false},
                                            GgufSuite{"llama-spm", false}),
-                         [](const auto& info) {
-                           std::string n = info.param.name;
-                           for (char& c : n) c = c == '-' ? '_' : c;
-                           return n;
-                         });
+                         [](const auto& info) { return test::param_name(info.param.name); });
 
 }  // namespace
 }  // namespace qrun

@@ -11,6 +11,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "common/param_name.h"
 #include "common/test_paths.h"
 #include "qrun/tokenizer.h"
 
@@ -92,11 +93,7 @@ INSTANTIATE_TEST_SUITE_P(Suites, LlamaCppVocab,
                          ::testing::Values(VocabSuite{"llama-spm", "tokenizers/llama2", false},
                                            VocabSuite{"llama-bpe", "tokenizers/llama3", true},
                                            VocabSuite{"qwen2", "tokenizers/qwen3", true}),
-                         [](const auto& info) {
-                           std::string n = info.param.name;
-                           for (char& c : n) c = c == '-' ? '_' : c;
-                           return n;
-                         });
+                         [](const auto& info) { return test::param_name(info.param.name); });
 
 }  // namespace
 }  // namespace qrun
