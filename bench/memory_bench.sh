@@ -7,7 +7,7 @@
 set -euo pipefail
 model=$1; limit_mib=$2; budget_mib=$3; tokens=${4:-32}
 qrun=${QRUN:-$(dirname "$0")/../build/bin/qrun}
-args=(-m "$model" -p "Once upon a time" -n "$tokens" --temp 0 --ignore-eos -c 512)
+args=(-m "$model" -p "Once upon a time" -n "$tokens" --temp 0 --ignore-eos -c 512 --verbose)
 
 cg_dir=""
 make_cgroup() {
@@ -33,16 +33,17 @@ row() {  # name, cgroup(0/1), extra args...
   else
     out=$("$qrun" "${args[@]}" "$@" 2>&1 >/dev/null)
   fi
-  local tps rss per_tok
+  local tps rss per_tok predicted
   tps=$(sed -n 's/.*eval time.*(.*, *\([0-9.]*\) tokens per second).*/\1/p' <<<"$out" | tail -1)
   rss=$(sed -n 's/.*peak RSS \([0-9.]*\) MiB.*/\1/p' <<<"$out")
   per_tok=$(sed -n 's/.*(\([0-9.]*\) MiB per token).*/\1/p' <<<"$out")
-  echo "| $name | ${tps:-?} | ${rss:-?} | ${per_tok:--} |"
+  predicted=$(sed -n 's/.*predicted peak memory \([0-9.]*\) MiB.*/\1/p' <<<"$out")
+  echo "| $name | ${tps:-?} | ${rss:-?} | ${predicted:-?} | ${per_tok:--} |"
 }
 
 echo "model: $model ($(($(stat -c %s "$model") >> 20)) MiB), cgroup limit ${limit_mib} MiB, budget ${budget_mib} MiB"
-echo "| mode | gen tok/s | peak RSS MiB | MiB read/token |"
-echo "|---|---|---|---|"
+echo "| mode | gen tok/s | peak RSS MiB | predicted MiB | MiB read/token |"
+echo "|---|---|---|---|---|"
 row "mmap" 0
 row "--no-mmap" 0
 row "--mem-budget 100G (fits)" 0 --mem-budget 100G
