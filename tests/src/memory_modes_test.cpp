@@ -98,6 +98,10 @@ TEST(LayerStreaming, RunsUnderACgroupLimitSmallerThanTheModel) {
 
 // --estimate predicts peak RSS within 5% across contexts and load modes.
 TEST(MemoryEstimate, WithinFivePercentOfMeasuredPeak) {
+#if defined(__SANITIZE_ADDRESS__)
+  // ASan's shadow memory and allocator add ~20 MiB of RSS that a release build does not have.
+  GTEST_SKIP() << "the estimate is for release builds; AddressSanitizer adds its own memory";
+#endif
   std::string why;
   const std::string model = test::synthetic_model("smollm-135m", DType::F16, &why);
   if (model.empty()) GTEST_SKIP() << why;
