@@ -5,6 +5,8 @@
 
 #include "qrun/model_file.h"
 #include "qrun/thread_pool.h"
+#include "qrun/error.h"
+#include "src/gpu_offload.h"
 #include "src/layer_streamer.h"
 #include "src/model_scratch.h"
 
@@ -29,6 +31,15 @@ MemoryEstimate estimate_memory(const std::string& path, const RuntimeOptions& op
     e.resident_layers = e.n_layers;
     e.weights = file.header().file_size;
   }
+  if (options.gpu_layer_count > 0) {
+    if (options.gpu_first_layer < 0 || options.gpu_first_layer + options.gpu_layer_count > e.n_layers)
+      throw Error(path, -1, "GPU layers " + std::to_string(options.gpu_first_layer) + "-" +
+                                std::to_string(options.gpu_first_layer + options.gpu_layer_count - 1) +
+                                " are outside the model's " + std::to_string(e.n_layers) + " layers");
+    e.gpu_layers = options.gpu_layer_count;
+    e.device = GpuOffload::device_bytes(file, {options.gpu_first_layer, options.gpu_layer_count}, ctx,
+                                        std::max(1, options.batch));
+  }
   return e;
 }
 
@@ -44,7 +55,13 @@ std::string format_estimate(const MemoryEstimate& e) {
                 "total     %9.1f MiB\n",
                 mib(e.weights), e.resident_layers, e.n_layers, mib(e.kv_cache), mib(e.scratch), mib(e.tokenizer),
                 mib(e.runtime), mib(e.total()));
-  return buf;
+  std::string out = buf;
+  if (e.gpu_layers > 0) {
+    std::snprintf(buf, sizeof buf, "device    %9.1f MiB GPU memory (%d layers: weights, their KV cache, buffers)\n",
+                  mib(e.device), e.gpu_layers);
+    out += buf;
+  }
+  return out;
 }
 
 }  // namespace qrun

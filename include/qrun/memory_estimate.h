@@ -20,6 +20,8 @@ struct MemoryEstimate {
   uint64_t runtime = kRuntimeOverheadBytes;
   int resident_layers = 0;
   int n_layers = 0;
+  uint64_t device = 0;       // GPU memory of offloaded layers (weights, KV cache, buffers); not in total()
+  int gpu_layers = 0;
   uint64_t total() const { return weights + kv_cache + scratch + tokenizer + runtime; }
 };
 

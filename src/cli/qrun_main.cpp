@@ -169,6 +169,8 @@ int main(int argc, char** argv) {
     ro.batch = a.batch;
     ro.verify_checksums = a.verify;
     if (!a.mem_budget.empty()) ro.mem_budget = parse_size(a.mem_budget);
+    if (a.n_gpu_layers > 0 || !a.gpu_layers.empty())
+      parse_gpu_layers(a, static_cast<int>(qrun::ModelFile(a.model).hparams().n_layers), ro);
     if (a.estimate || a.verbose) {
       const auto est = qrun::estimate_memory(a.model, ro);
       if (a.estimate) {
@@ -186,8 +188,6 @@ int main(int argc, char** argv) {
     }
     if (a.prompt.empty()) throw qrun::Error("empty prompt: give -p TEXT or -f FILE");
 
-    if (a.n_gpu_layers > 0 || !a.gpu_layers.empty())
-      parse_gpu_layers(a, static_cast<int>(qrun::ModelFile(a.model).hparams().n_layers), ro);
     const auto t0 = std::chrono::steady_clock::now();
     qrun::Model model(a.model, ro);
     const double load_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();

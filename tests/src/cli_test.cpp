@@ -61,6 +61,25 @@ TEST(QrunCli, InvalidFlagsAreRefused) {
   }
 }
 
+// The estimate names the GPU memory of offloaded layers (computed from the header, so
+// it needs no GPU), grows with the number of layers, and refuses layers the model lacks.
+TEST(QrunCli, EstimateIncludesDeviceMemoryOfOffloadedLayers) {
+  const auto model = test::converted_stories(DType::Q4).string();
+  auto device_mib = [&](const std::string& flags) {
+    const auto r = run_command(tool("qrun") + " -m " + quoted(model) + " --estimate " + flags);
+    EXPECT_EQ(r.exit_code, 0) << r.out;
+    const auto at = r.out.find("device");
+    return at == std::string::npos ? -1.0 : std::stod(r.out.substr(at + 6));
+  };
+  EXPECT_EQ(device_mib(""), -1.0);
+  const double two = device_mib("-ngl 2"), all = device_mib("--gpu-layers 0-4");
+  EXPECT_GT(two, 0);
+  EXPECT_GT(all, two);
+  const auto r = run_command(tool("qrun") + " -m " + quoted(model) + " --estimate --gpu-layers 3-9");
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.out.find("outside the model's 5 layers"), std::string::npos) << r.out;
+}
+
 TEST(QconvertCli, InfoShowsAValidFile) {
   const auto model = test::converted_stories(DType::Q4).string();
   const auto r = run_command(tool("qconvert") + " --info " + quoted(model) + " --verify");
