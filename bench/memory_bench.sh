@@ -45,7 +45,7 @@ echo "model: $model ($(($(stat -c %s "$model") >> 20)) MiB), cgroup limit ${limi
 echo "| mode | gen tok/s | peak RSS MiB | predicted MiB | MiB read/token |"
 echo "|---|---|---|---|---|"
 row "mmap" 0
-row "--no-mmap" 0
+row "--no-mmap" 0 --no-mmap
 row "--mem-budget 100G (fits)" 0 --mem-budget 100G
 if make_cgroup 2>/dev/null; then
   row "cgroup ${limit_mib}M: mmap" 1

@@ -30,6 +30,16 @@ MemoryEstimate estimate_memory(const std::string& path, const RuntimeOptions& op
   } else {
     e.resident_layers = e.n_layers;
     e.weights = file.header().file_size;
+    // Mapped, an untied embedding is paged in one row per token seen, not whole.
+    if (options.load_mode != LoadMode::ReadPrivate && !hp.tied_embeddings) {
+      for (const auto& t : file.tensors()) {
+        if (t.name != "tok_embeddings") continue;
+        const uint64_t page = 4096, row = t.size / std::max<uint64_t>(1, hp.vocab_size);
+        const uint64_t touched = std::min<uint64_t>(t.size, std::min<uint64_t>(ctx, hp.vocab_size) *
+                                                                ((row + page - 1) / page * page));
+        e.weights -= t.size - touched;
+      }
+    }
   }
   if (options.gpu_layer_count > 0) {
     if (options.gpu_first_layer < 0 || options.gpu_first_layer + options.gpu_layer_count > e.n_layers)
