@@ -2,7 +2,9 @@
 // tg (generation tokens/s over M tokens), median of R runs, for each thread count.
 // Also the weight bytes streamed per second during generation against bandwidth.
 //
-//   e2e_bench -m model.q4 [-m model.q8 ...] [-t 1,2] [-p 512] [-n 128] [-r 5]
+//   e2e_bench -m model.q4 [-m model.q8 ...] [-t 1,2] [-p 512] [-n 128] [-r 5] [--target AVX2]
+// --target runs the kernels of that Highway target (one this CPU supports), to measure
+// what machines without AVX-512 get.
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -11,6 +13,9 @@
 #include <string>
 #include <vector>
 
+#include "simd/hwy_targets.h"  // before any hwy header: the library's target set
+
+#include "hwy/targets.h"
 #include "qrun/model.h"
 #include "qrun/sampler.h"
 #include "simd/kernels.h"
@@ -51,6 +56,16 @@ int main(int argc, char** argv) {
     else if (k == "-p") n_prompt = std::stoi(v);
     else if (k == "-n") n_gen = std::stoi(v);
     else if (k == "-r") reps = std::stoi(v);
+    else if (k == "--target") {
+      int64_t chosen = 0;
+      for (int64_t t : hwy::SupportedAndGeneratedTargets())
+        if (v == hwy::TargetName(t)) chosen = t;
+      if (chosen == 0) {
+        std::fprintf(stderr, "target %s is not compiled in or not supported by this CPU\n", v.c_str());
+        return 2;
+      }
+      hwy::SetSupportedTargetsForTest(chosen);
+    }
     else {
       std::fprintf(stderr, "unknown option %s\n", k.c_str());
       return 2;
