@@ -177,7 +177,6 @@ inline constexpr int kMatvecRows = 4;
 // and token: 1-2 vpdpbusd, one multiply of scales, one conversion and one FMA.
 // Each block's lanes are exact int32 sums of its products (as in the reference); the
 // f32 scaling is distributed over the lanes, which only changes f32 rounding.
-
 namespace stream {
 
 struct Q4Format {
