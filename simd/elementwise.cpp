@@ -20,11 +20,6 @@ namespace HWY_NAMESPACE {
 namespace hn = hwy::HWY_NAMESPACE;
 using DF = hn::ScalableTag<float>;
 
-HWY_INLINE hn::Vec<DF> LoadF16(DF d, const uint16_t* p) {
-  const hn::Rebind<hwy::float16_t, DF> dh;
-  return hn::PromoteTo(d, hn::LoadU(dh, reinterpret_cast<const hwy::float16_t*>(p)));
-}
-
 // Two accumulators hide FMA latency.
 float DotF32Impl(const float* a, const float* b, int64_t n) {
   const DF d;
@@ -41,21 +36,6 @@ float DotF32Impl(const float* a, const float* b, int64_t n) {
   return sum;
 }
 
-float DotF32F16Impl(const float* a, const uint16_t* b, int64_t n) {
-  const DF d;
-  const int64_t N = static_cast<int64_t>(hn::Lanes(d));
-  auto acc0 = hn::Zero(d), acc1 = hn::Zero(d);
-  int64_t i = 0;
-  for (; i + 2 * N <= n; i += 2 * N) {
-    acc0 = hn::MulAdd(hn::LoadU(d, a + i), LoadF16(d, b + i), acc0);
-    acc1 = hn::MulAdd(hn::LoadU(d, a + i + N), LoadF16(d, b + i + N), acc1);
-  }
-  for (; i + N <= n; i += N) acc0 = hn::MulAdd(hn::LoadU(d, a + i), LoadF16(d, b + i), acc0);
-  float sum = hn::GetLane(hn::SumOfLanes(d, hn::Add(acc0, acc1)));
-  for (; i < n; ++i) sum += a[i] * f16_to_f32(b[i]);
-  return sum;
-}
-
 void AxpyF32Impl(float* y, float a, const float* x, int64_t n) {
   const DF d;
   const int64_t N = static_cast<int64_t>(hn::Lanes(d));
@@ -63,15 +43,6 @@ void AxpyF32Impl(float* y, float a, const float* x, int64_t n) {
   int64_t i = 0;
   for (; i + N <= n; i += N) hn::StoreU(hn::MulAdd(va, hn::LoadU(d, x + i), hn::LoadU(d, y + i)), d, y + i);
   for (; i < n; ++i) y[i] += a * x[i];
-}
-
-void AxpyF16Impl(float* y, float a, const uint16_t* x, int64_t n) {
-  const DF d;
-  const int64_t N = static_cast<int64_t>(hn::Lanes(d));
-  const auto va = hn::Set(d, a);
-  int64_t i = 0;
-  for (; i + N <= n; i += N) hn::StoreU(hn::MulAdd(va, LoadF16(d, x + i), hn::LoadU(d, y + i)), d, y + i);
-  for (; i < n; ++i) y[i] += a * f16_to_f32(x[i]);
 }
 
 void ScaleF32Impl(float* y, float a, int64_t n) {
@@ -170,10 +141,7 @@ HWY_AFTER_NAMESPACE();
 namespace qrun {
 
 HWY_EXPORT(DotF32Impl);
-HWY_EXPORT(DotF32F16Impl);
 HWY_EXPORT(AxpyF32Impl);
-HWY_EXPORT(AxpyF16Impl);
-HWY_EXPORT(ScaleF32Impl);
 HWY_EXPORT(AddF32Impl);
 HWY_EXPORT(RmsNormImpl);
 HWY_EXPORT(SwigluImpl);
@@ -181,12 +149,7 @@ HWY_EXPORT(SoftmaxImpl);
 HWY_EXPORT(F32ToF16RowImpl);
 
 float dot_f32(const float* a, const float* b, int64_t n) { return HWY_DYNAMIC_DISPATCH(DotF32Impl)(a, b, n); }
-float dot_f32_f16(const float* a, const uint16_t* b, int64_t n) {
-  return HWY_DYNAMIC_DISPATCH(DotF32F16Impl)(a, b, n);
-}
 void axpy_f32(float* y, float a, const float* x, int64_t n) { HWY_DYNAMIC_DISPATCH(AxpyF32Impl)(y, a, x, n); }
-void axpy_f16(float* y, float a, const uint16_t* x, int64_t n) { HWY_DYNAMIC_DISPATCH(AxpyF16Impl)(y, a, x, n); }
-void scale_f32(float* y, float a, int64_t n) { HWY_DYNAMIC_DISPATCH(ScaleF32Impl)(y, a, n); }
 void add_f32(float* y, const float* x, int64_t n) { HWY_DYNAMIC_DISPATCH(AddF32Impl)(y, x, n); }
 void rmsnorm(float* out, const float* x, const float* weight, int64_t n, float eps) {
   HWY_DYNAMIC_DISPATCH(RmsNormImpl)(out, x, weight, n, eps);

@@ -40,13 +40,10 @@ void matmul(DType t, const void* w, int64_t rows, int64_t cols, int64_t n,
 void rmsnorm(float* out, const float* x, const float* weight, int64_t n, float eps);
 float dot_f32(const float* a, const float* b, int64_t n);
 void axpy_f32(float* y, float a, const float* x, int64_t n);   // y += a * x
-void scale_f32(float* y, float a, int64_t n);                  // y *= a
 void add_f32(float* y, const float* x, int64_t n);             // y += x
 void swiglu(float* gate, const float* up, int64_t n);          // gate = silu(gate) * up
 void softmax(float* x, int64_t n);                             // in place, numerically stable
-// Dot products and axpy against f16 vectors (the KV cache is stored in f16).
-float dot_f32_f16(const float* a, const uint16_t* b, int64_t n);
-void axpy_f16(float* y, float a, const uint16_t* x, int64_t n);  // y += a * x
+// The KV cache is stored in f16.
 void f32_to_f16_row(const float* x, uint16_t* out, int64_t n);
 
 // Keys per tile of attend_f16's online softmax; its scratch is one tile of floats.

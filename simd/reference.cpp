@@ -131,16 +131,6 @@ void softmax(float* x, int64_t n) {
   for (int64_t i = 0; i < n; ++i) x[i] *= inv;
 }
 
-float dot_f32_f16(const float* a, const uint16_t* b, int64_t n) {
-  double acc = 0.0;
-  for (int64_t i = 0; i < n; ++i) acc += static_cast<double>(a[i]) * f16_to_f32(b[i]);
-  return static_cast<float>(acc);
-}
-
-void axpy_f16(float* y, float a, const uint16_t* x, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) y[i] += a * f16_to_f32(x[i]);
-}
-
 void attend_f16(const float* q, const uint16_t* k, const uint16_t* v, int64_t stride, int64_t n_keys,
                 int64_t head_dim, float* out) {
   std::vector<double> s(static_cast<size_t>(n_keys));

@@ -16,8 +16,6 @@ void rmsnorm(float* out, const float* x, const float* weight, int64_t n, float e
 float dot_f32(const float* a, const float* b, int64_t n);
 void swiglu(float* gate, const float* up, int64_t n);
 void softmax(float* x, int64_t n);
-float dot_f32_f16(const float* a, const uint16_t* b, int64_t n);
-void axpy_f16(float* y, float a, const uint16_t* x, int64_t n);
 // Plain softmax over all scores in double: no tiles, no online rescaling.
 void attend_f16(const float* q, const uint16_t* k, const uint16_t* v, int64_t stride, int64_t n_keys,
                 int64_t head_dim, float* out);
