@@ -21,6 +21,10 @@ struct GpuLayerRange {
   bool contains(int l) const { return l >= first && l < first + count; }
 };
 
+// The offloaded range [first, first + count) of a model with n_layers layers; throws
+// naming `path` when it does not lie inside the model.
+GpuLayerRange checked_gpu_range(const std::string& path, int first, int count, int n_layers);
+
 class GpuOffload {
  public:
   virtual ~GpuOffload() = default;

@@ -13,12 +13,25 @@ namespace {
 std::string mib(uint64_t b) { return std::to_string((b + (1 << 20) - 1) >> 20) + " MiB"; }
 }  // namespace
 
+uint64_t embedding_bytes_not_paged_in(const ModelFile& file, uint64_t tokens) {
+  const auto& hp = file.hparams();
+  if (hp.tied_embeddings) return 0;
+  for (const auto& t : file.tensors()) {
+    if (t.name != "tok_embeddings") continue;
+    const uint64_t page = 4096, row = t.size / std::max<uint64_t>(1, hp.vocab_size);
+    const uint64_t touched = std::min<uint64_t>(t.size, std::min<uint64_t>(tokens, hp.vocab_size) *
+                                                            ((row + page - 1) / page * page));
+    return t.size - touched;
+  }
+  return 0;
+}
+
 StreamingPlan plan_streaming(const ModelFile& file, uint64_t budget, uint64_t fixed_bytes) {
   StreamingPlan plan;
-  // An untied embedding is read one row per token, so it is not counted as resident:
-  // only the rows of tokens seen get paged in (a page or two each).
+  // The few embedding rows a run touches fit in the slack the budget keeps.
   for (const auto& t : file.tensors())
-    if (t.layer < 0 && (t.name != "tok_embeddings" || file.hparams().tied_embeddings)) plan.resident_bytes += t.size;
+    if (t.layer < 0) plan.resident_bytes += t.size;
+  plan.resident_bytes -= embedding_bytes_not_paged_in(file, 0);
   uint64_t largest = 0;
   for (const auto& r : file.layers()) largest = std::max(largest, r.size);
   plan.window_bytes = 2 * largest;

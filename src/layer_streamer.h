@@ -24,6 +24,11 @@ struct StreamingPlan {
   uint64_t window_bytes = 0;      // two streamed layers in flight (current + next)
 };
 
+// Bytes of an untied embedding that a mapped run never pages in: it is read one row per
+// token, so only the rows of at most `tokens` distinct tokens (whole pages each) become
+// resident. 0 for a tied embedding, which is also the output head and read whole.
+uint64_t embedding_bytes_not_paged_in(const ModelFile& file, uint64_t tokens);
+
 // Which layers fit in `budget` after `fixed_bytes` (KV cache, scratch, runtime).
 // Throws with the numbers when even one streamed layer cannot fit.
 StreamingPlan plan_streaming(const ModelFile& file, uint64_t budget, uint64_t fixed_bytes);

@@ -5,7 +5,6 @@
 
 #include "qrun/model_file.h"
 #include "qrun/thread_pool.h"
-#include "qrun/error.h"
 #include "src/gpu_offload.h"
 #include "src/layer_streamer.h"
 #include "src/model_scratch.h"
@@ -30,25 +29,12 @@ MemoryEstimate estimate_memory(const std::string& path, const RuntimeOptions& op
   } else {
     e.resident_layers = e.n_layers;
     e.weights = file.header().file_size;
-    // Mapped, an untied embedding is paged in one row per token seen, not whole.
-    if (options.load_mode != LoadMode::ReadPrivate && !hp.tied_embeddings) {
-      for (const auto& t : file.tensors()) {
-        if (t.name != "tok_embeddings") continue;
-        const uint64_t page = 4096, row = t.size / std::max<uint64_t>(1, hp.vocab_size);
-        const uint64_t touched = std::min<uint64_t>(t.size, std::min<uint64_t>(ctx, hp.vocab_size) *
-                                                                ((row + page - 1) / page * page));
-        e.weights -= t.size - touched;
-      }
-    }
+    if (options.load_mode != LoadMode::ReadPrivate) e.weights -= embedding_bytes_not_paged_in(file, ctx);
   }
   if (options.gpu_layer_count > 0) {
-    if (options.gpu_first_layer < 0 || options.gpu_first_layer + options.gpu_layer_count > e.n_layers)
-      throw Error(path, -1, "GPU layers " + std::to_string(options.gpu_first_layer) + "-" +
-                                std::to_string(options.gpu_first_layer + options.gpu_layer_count - 1) +
-                                " are outside the model's " + std::to_string(e.n_layers) + " layers");
-    e.gpu_layers = options.gpu_layer_count;
-    e.device = GpuOffload::device_bytes(file, {options.gpu_first_layer, options.gpu_layer_count}, ctx,
-                                        std::max(1, options.batch));
+    const GpuLayerRange range = checked_gpu_range(path, options.gpu_first_layer, options.gpu_layer_count, e.n_layers);
+    e.gpu_layers = range.count;
+    e.device = GpuOffload::device_bytes(file, range, ctx, std::max(1, options.batch));
   }
   return e;
 }

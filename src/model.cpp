@@ -71,14 +71,11 @@ Model::Model(const std::string& path, const RuntimeOptions& options)
     plan = plan_streaming(file_, options.mem_budget, cache_.bytes() + scratch_bytes() + kRuntimeOverheadBytes);
   streamer_ = std::make_unique<LayerStreamer>(file_, plan, options.load_mode == LoadMode::MmapLocked);
   if (options.gpu_layer_count > 0) {
-    const int n_layers = static_cast<int>(hp.n_layers);
-    if (options.gpu_first_layer < 0 || options.gpu_first_layer + options.gpu_layer_count > n_layers)
-      throw Error(path, -1, "GPU layers " + std::to_string(options.gpu_first_layer) + "-" +
-                                std::to_string(options.gpu_first_layer + options.gpu_layer_count - 1) +
-                                " outside the model's " + std::to_string(n_layers) + " layers");
-    gpu_first_ = options.gpu_first_layer;
-    gpu_count_ = options.gpu_layer_count;
-    gpu_ = GpuOffload::create(file_, *w_, GpuLayerRange{gpu_first_, gpu_count_}, context_length(), batch_);
+    const GpuLayerRange range =
+        checked_gpu_range(path, options.gpu_first_layer, options.gpu_layer_count, static_cast<int>(hp.n_layers));
+    gpu_first_ = range.first;
+    gpu_count_ = range.count;
+    gpu_ = GpuOffload::create(file_, *w_, range, context_length(), batch_);
   }
 }
 

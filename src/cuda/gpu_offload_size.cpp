@@ -4,10 +4,18 @@
 
 #include <algorithm>
 
+#include "qrun/error.h"
 #include "simd/kernels.h"
 #include "src/gpu_offload.h"
 
 namespace qrun {
+
+GpuLayerRange checked_gpu_range(const std::string& path, int first, int count, int n_layers) {
+  if (first < 0 || count < 0 || first + count > n_layers)
+    throw Error(path, -1, "GPU layers " + std::to_string(first) + "-" + std::to_string(first + count - 1) +
+                              " are outside the model's " + std::to_string(n_layers) + " layers");
+  return GpuLayerRange{first, count};
+}
 
 uint64_t gpu_layer_bytes(const ModelFile& file, int layer, int context) {
   const auto& hp = file.hparams();
