@@ -27,7 +27,7 @@ const float* f32_data(const TensorView& t) { return reinterpret_cast<const float
 
 Model::Model(const std::string& path, const RuntimeOptions& options)
     : file_(path, options.load_mode),
-      tokenizer_(deserialize_tokenizer(file_.tokenizer_blob(), path, file_.tokenizer_offset())),
+      tokenizer_(deserialize_tokenizer(file_)),
       pool_(options.threads > 0 ? options.threads : physical_core_count()),
       cache_(static_cast<int>(file_.hparams().n_layers), default_context(file_.hparams(), options.context),
              static_cast<int>(file_.hparams().n_kv_heads * file_.hparams().head_dim)),

@@ -36,7 +36,7 @@ void print_model_info(const ModelFile& model, std::ostream& out, bool list_tenso
       << "\n"
       << "weight type:   " << dtype_name(static_cast<DType>(hp.weight_type)) << "\n";
 
-  const Tokenizer tok(deserialize_tokenizer(model.tokenizer_blob(), model.path(), model.tokenizer_offset()));
+  const Tokenizer tok(deserialize_tokenizer(model));
   out << "tokenizer:     " << tok.kind_name() << ", " << tok.vocab_size() << " tokens, bos " << tok.bos_id()
       << ", chat template " << (tok.chat_template().empty() ? "no" : "yes") << " (" << model.tokenizer_blob().size()
       << " bytes)\n";

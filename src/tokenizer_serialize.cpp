@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "qrun/error.h"
+#include "qrun/model_file.h"
 #include "qrun/tokenizer.h"
 #include "src/tokenizer_data.h"
 
@@ -161,6 +162,10 @@ std::shared_ptr<const TokenizerData> deserialize_tokenizer(std::span<const uint8
   if (!r.at_end()) r.fail("trailing bytes");
   if (d->kind == TokenizerKind::ByteLevel && d->pretokenizer_regex.empty()) r.fail("byte-level tokenizer without a split pattern");
   return d;
+}
+
+std::shared_ptr<const TokenizerData> deserialize_tokenizer(const ModelFile& file) {
+  return deserialize_tokenizer(file.tokenizer_blob(), file.path(), file.tokenizer_offset());
 }
 
 }  // namespace qrun

@@ -13,6 +13,8 @@
 
 namespace qrun {
 
+class ModelFile;
+
 struct TokenizerData;  // src/tokenizer_data.h
 
 // Reads a Hugging Face tokenizer folder: tokenizer.json and/or tokenizer.model, plus
@@ -26,6 +28,8 @@ std::vector<uint8_t> serialize_tokenizer(const TokenizerData& data);
 std::shared_ptr<const TokenizerData> deserialize_tokenizer(std::span<const uint8_t> blob,
                                                            const std::string& file,
                                                            uint64_t blob_offset);
+// The tokenizer embedded in a validated model file.
+std::shared_ptr<const TokenizerData> deserialize_tokenizer(const ModelFile& file);
 
 class Tokenizer {
  public:

@@ -17,10 +17,7 @@ namespace {
 
 std::shared_ptr<const qrun::TokenizerData> load(const std::string& model, const std::string& dir) {
   if (!dir.empty()) return qrun::load_hf_tokenizer(dir);
-  // -m MODEL: the tokenizer embedded in a qrun model file (lead: swap in
-  // tokenizer_from_model_file(model) here when it lands).
-  const qrun::ModelFile f(model);
-  return qrun::deserialize_tokenizer(f.tokenizer_blob(), f.path(), f.tokenizer_offset());
+  return qrun::deserialize_tokenizer(qrun::ModelFile(model));
 }
 
 std::vector<int32_t> parse_ids(const std::string& s) {
