@@ -1,6 +1,7 @@
 // End-to-end speed like llama-bench: pp (prompt tokens/s over an N-token prompt) and
 // tg (generation tokens/s over M tokens), median of R runs, for each thread count.
-// Also the weight bytes streamed per second during generation against bandwidth.
+// Beside tg: the weight bytes streamed per second, and that as a fraction of the
+// machine's read bandwidth measured here on the same mapping with the same threads.
 //
 //   e2e_bench -m model.q4 [-m model.q8 ...] [-t 1,2] [-p 512] [-n 128] [-r 5] [--target AVX2]
 // --target runs the kernels of that Highway target (one this CPU supports), to measure
@@ -8,14 +9,18 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <ctime>
 #include <random>
-#include <sstream>
 #include <string>
 #include <vector>
 
+#include <CLI/CLI.hpp>
+
 #include "simd/hwy_targets.h"  // before any hwy header: the library's target set
 
+#include "bench/read_bandwidth.h"
 #include "hwy/targets.h"
+#include "qrun/cpu_info.h"
 #include "qrun/model.h"
 #include "qrun/sampler.h"
 #include "simd/kernels.h"
@@ -27,14 +32,6 @@ double median(std::vector<double> v) {
   return v[v.size() / 2];
 }
 
-std::vector<int> parse_list(const std::string& s) {
-  std::vector<int> out;
-  std::stringstream ss(s);
-  std::string item;
-  while (std::getline(ss, item, ',')) out.push_back(std::stoi(item));
-  return out;
-}
-
 // Bytes of weights one decode step reads: every layer plus the output head.
 uint64_t weight_bytes_per_token(const qrun::ModelFile& f) {
   uint64_t b = 0;
@@ -43,75 +40,103 @@ uint64_t weight_bytes_per_token(const qrun::ModelFile& f) {
   return b;
 }
 
+double seconds_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+struct Result {
+  double pp, tg;
+};
+
+Result run(qrun::Model& m, int n_prompt, int n_gen, int reps) {
+  const int vocab = static_cast<int>(m.hparams().vocab_size);
+  std::mt19937 rng(42);
+  std::vector<int32_t> prompt(static_cast<size_t>(n_prompt));
+  for (auto& id : prompt) id = static_cast<int32_t>(rng() % static_cast<uint32_t>(vocab));
+  std::vector<float> logits(static_cast<size_t>(vocab));
+  std::vector<double> pp, tg;
+  for (int r = 0; r < reps; ++r) {
+    if (n_prompt > 0) {
+      m.reset();
+      const auto t0 = std::chrono::steady_clock::now();
+      m.forward(prompt, logits.data());
+      pp.push_back(n_prompt / seconds_since(t0));
+    }
+    if (n_gen > 0) {
+      // tg is measured from an empty context, as llama-bench does.
+      m.reset();
+      int32_t tok = 1;
+      const auto t0 = std::chrono::steady_clock::now();
+      for (int i = 0; i < n_gen; ++i) {
+        m.forward(std::span<const int32_t>(&tok, 1), logits.data());
+        tok = qrun::argmax(logits);
+      }
+      tg.push_back(n_gen / seconds_since(t0));
+    }
+  }
+  return {pp.empty() ? 0 : median(pp), tg.empty() ? 0 : median(tg)};
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
+  CLI::App app{"e2e_bench: prompt and generation tokens/s, like llama-bench"};
   std::vector<std::string> models;
   std::vector<int> threads = {1, 2};
-  int n_prompt = 512, n_gen = 128, reps = 5;
-  for (int i = 1; i + 1 < argc; i += 2) {
-    const std::string k = argv[i], v = argv[i + 1];
-    if (k == "-m") models.push_back(v);
-    else if (k == "-t") threads = parse_list(v);
-    else if (k == "-p") n_prompt = std::stoi(v);
-    else if (k == "-n") n_gen = std::stoi(v);
-    else if (k == "-r") reps = std::stoi(v);
-    else if (k == "--target") {
-      int64_t chosen = 0;
-      for (int64_t t : hwy::SupportedAndGeneratedTargets())
-        if (v == hwy::TargetName(t)) chosen = t;
-      if (chosen == 0) {
-        std::fprintf(stderr, "target %s is not compiled in or not supported by this CPU\n", v.c_str());
-        return 2;
-      }
-      hwy::SetSupportedTargetsForTest(chosen);
-    }
-    else {
-      std::fprintf(stderr, "unknown option %s\n", k.c_str());
+  int n_prompt = 512, n_gen = 128, reps = 5, batch = 64;
+  std::string target;
+  app.add_option("-m,--model", models, "Model file(s)")->required()->check(CLI::ExistingFile);
+  app.add_option("-t,--threads", threads, "Thread counts, comma separated")
+      ->delimiter(',')->check(CLI::Range(1, 1024));
+  app.add_option("-p,--n-prompt", n_prompt, "Prompt tokens (0: skip pp)")->check(CLI::Range(0, 1 << 16));
+  app.add_option("-n,--n-gen", n_gen, "Generated tokens (0: skip tg)")->check(CLI::Range(0, 1 << 16));
+  app.add_option("-r,--repetitions", reps, "Repetitions (the median is reported)")->check(CLI::Range(1, 1000));
+  app.add_option("-b,--batch-size", batch, "Prompt tokens per forward batch")->check(CLI::Range(1, 4096));
+  app.add_option("--target", target, "Run the kernels of this Highway target (e.g. AVX2)");
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e) == 0 ? 0 : 2;  // --help is not an error
+  }
+  if (!target.empty()) {
+    int64_t chosen = 0;
+    for (int64_t t : hwy::SupportedAndGeneratedTargets())
+      if (target == hwy::TargetName(t)) chosen = t;
+    if (chosen == 0) {
+      std::fprintf(stderr, "e2e_bench: target %s is not compiled in or not supported by this CPU\n", target.c_str());
       return 2;
     }
+    hwy::SetSupportedTargetsForTest(chosen);
   }
-  if (models.empty()) {
-    std::fprintf(stderr, "usage: e2e_bench -m MODEL [-m MODEL...] [-t 1,2] [-p 512] [-n 128] [-r 5]\n");
-    return 2;
-  }
-  std::printf("SIMD target: %s\n", qrun::simd_target_name());
-  std::printf("| model | size MiB | threads | pp%d tok/s | tg%d tok/s | tg weight GB/s |\n", n_prompt, n_gen);
-  std::printf("|---|---|---|---|---|---|\n");
-  for (const auto& path : models) {
-    for (int t : threads) {
-      qrun::RuntimeOptions ro;
-      ro.threads = t;
-      ro.context = n_prompt + n_gen + 8;
-      ro.batch = 64;
-      qrun::Model m(path, ro);
-      const int vocab = static_cast<int>(m.hparams().vocab_size);
-      std::mt19937 rng(42);
-      std::vector<int32_t> prompt(static_cast<size_t>(n_prompt));
-      for (auto& id : prompt) id = static_cast<int32_t>(rng() % static_cast<uint32_t>(vocab));
-      std::vector<float> logits(static_cast<size_t>(vocab));
-      std::vector<double> pp, tg;
-      for (int r = 0; r < reps; ++r) {
-        m.reset();
-        auto t0 = std::chrono::steady_clock::now();
-        m.forward(prompt, logits.data());
-        pp.push_back(n_prompt / std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
-        // tg is measured from an empty context, as llama-bench does.
-        m.reset();
-        int32_t tok = 1;
-        t0 = std::chrono::steady_clock::now();
-        for (int i = 0; i < n_gen; ++i) {
-          m.forward(std::span<const int32_t>(&tok, 1), logits.data());
-          tok = qrun::argmax(logits);
-        }
-        tg.push_back(n_gen / std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  try {
+    char date[32];
+    const std::time_t now = std::time(nullptr);
+    std::strftime(date, sizeof date, "%Y-%m-%d %H:%M", std::localtime(&now));
+    std::printf("CPU: %s; %s; SIMD target %s\n", qrun::cpu_description().c_str(), date, qrun::simd_target_name());
+    std::printf("| model | size MiB | threads | pp%d tok/s | tg%d tok/s | tg weight GB/s | read GB/s | tg/read |\n",
+                n_prompt, n_gen);
+    std::printf("|---|---|---|---|---|---|---|---|\n");
+    for (const auto& path : models) {
+      for (int t : threads) {
+        qrun::RuntimeOptions ro;
+        ro.threads = t;
+        ro.context = n_prompt + n_gen + 8;
+        ro.batch = batch;
+        qrun::Model m(path, ro);
+        const Result r = run(m, n_prompt, n_gen, reps);
+        const auto& map = m.file().mapping();
+        qrun::ThreadPool pool(t);
+        const double read = qrun::bench::read_bandwidth(pool, map.data(), map.size(), t) / 1e9;
+        const double tg_bw = r.tg * static_cast<double>(weight_bytes_per_token(m.file())) / 1e9;
+        std::printf("| %s | %.1f | %d | %.1f | %.1f | %.2f | %.1f | %.2f |\n", path.c_str(),
+                    static_cast<double>(m.file().header().file_size) / (1 << 20), t, r.pp, r.tg, tg_bw, read,
+                    read > 0 ? tg_bw / read : 0.0);
+        std::fflush(stdout);
       }
-      const double tg_med = median(tg);
-      std::printf("| %s | %.1f | %d | %.1f | %.1f | %.2f |\n", path.c_str(),
-                  static_cast<double>(m.file().header().file_size) / (1 << 20), t, median(pp), tg_med,
-                  tg_med * static_cast<double>(weight_bytes_per_token(m.file())) / 1e9);
-      std::fflush(stdout);
     }
+    return 0;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "e2e_bench: %s\n", e.what());
+    return 1;
   }
-  return 0;
 }

@@ -1,6 +1,6 @@
 #include "qrun/thread_pool.h"
 
-#include <cpuinfo.h>
+#include "qrun/cpu_info.h"
 
 #include <algorithm>
 
@@ -79,12 +79,6 @@ void ThreadPool::parallel_for(int64_t n, const std::function<void(int64_t, int64
   run([&](int t, int nt) { fn(n * t / nt, n * (t + 1) / nt); }, used);
 }
 
-int physical_core_count() {
-  if (cpuinfo_initialize()) {
-    const uint32_t cores = cpuinfo_get_cores_count();
-    if (cores > 0) return static_cast<int>(cores);
-  }
-  return static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-}
+int physical_core_count() { return cpu_info().physical_cores; }
 
 }  // namespace qrun
