@@ -24,6 +24,7 @@
 #include "qrun/model.h"
 #include "qrun/sampler.h"
 #include "simd/kernels.h"
+#include "src/kernel_choice.h"
 
 namespace {
 
@@ -55,6 +56,10 @@ Result run(qrun::Model& m, int n_prompt, int n_gen, int reps) {
   for (auto& id : prompt) id = static_cast<int32_t>(rng() % static_cast<uint32_t>(vocab));
   std::vector<float> logits(static_cast<size_t>(vocab));
   std::vector<double> pp, tg;
+  // Warm-up, as llama-bench does: one token pages in every weight and wakes the threads.
+  m.reset();
+  const int32_t bos = 1;
+  m.forward(std::span<const int32_t>(&bos, 1), logits.data());
   for (int r = 0; r < reps; ++r) {
     if (n_prompt > 0) {
       m.reset();
@@ -84,7 +89,7 @@ int main(int argc, char** argv) {
   std::vector<std::string> models;
   std::vector<int> threads = {1, 2};
   int n_prompt = 512, n_gen = 128, reps = 5, batch = 64;
-  std::string target;
+  std::string target, prefetch, output = "md";
   app.add_option("-m,--model", models, "Model file(s)")->required()->check(CLI::ExistingFile);
   app.add_option("-t,--threads", threads, "Thread counts, comma separated")
       ->delimiter(',')->check(CLI::Range(1, 1024));
@@ -92,6 +97,9 @@ int main(int argc, char** argv) {
   app.add_option("-n,--n-gen", n_gen, "Generated tokens (0: skip tg)")->check(CLI::Range(0, 1 << 16));
   app.add_option("-r,--repetitions", reps, "Repetitions (the median is reported)")->check(CLI::Range(1, 1000));
   app.add_option("-b,--batch-size", batch, "Prompt tokens per forward batch")->check(CLI::Range(1, 4096));
+  app.add_option("-o,--output", output, "md (a table) or csv (one line per run, for scripts)")
+      ->check(CLI::IsMember({"md", "csv"}));
+  app.add_option("--prefetch", prefetch, "Force the kernels' weight prefetch: none, l1:BYTES, l2:BYTES");
   app.add_option("--target", target, "Run the kernels of this Highway target (e.g. AVX2)");
   try {
     app.parse(argc, argv);
@@ -112,25 +120,36 @@ int main(int argc, char** argv) {
     char date[32];
     const std::time_t now = std::time(nullptr);
     std::strftime(date, sizeof date, "%Y-%m-%d %H:%M", std::localtime(&now));
-    std::printf("CPU: %s; %s; SIMD target %s\n", qrun::cpu_description().c_str(), date, qrun::simd_target_name());
-    std::printf("| model | size MiB | threads | pp%d tok/s | tg%d tok/s | tg weight GB/s | read GB/s | tg/read |\n",
-                n_prompt, n_gen);
-    std::printf("|---|---|---|---|---|---|---|---|\n");
+    std::printf("%sCPU: %s; %s; SIMD target %s; %s\n", output == "csv" ? "# " : "", qrun::cpu_description().c_str(), date,
+                qrun::simd_target_name(), qrun::apply_kernel_choice(prefetch).c_str());
+    const bool csv = output == "csv";
+    if (csv) {
+      std::printf("model,size_mib,threads,n_prompt,n_gen,pp_ts,tg_ts,tg_weight_gbps,read_gbps\n");
+    } else {
+      std::printf("| model | size MiB | threads | pp%d tok/s | tg%d tok/s | tg weight GB/s | read GB/s | tg/read |\n",
+                  n_prompt, n_gen);
+      std::printf("|---|---|---|---|---|---|---|---|\n");
+    }
     for (const auto& path : models) {
       for (int t : threads) {
         qrun::RuntimeOptions ro;
         ro.threads = t;
         ro.context = n_prompt + n_gen + 8;
         ro.batch = batch;
+        ro.prefetch = prefetch;
         qrun::Model m(path, ro);
         const Result r = run(m, n_prompt, n_gen, reps);
         const auto& map = m.file().mapping();
         qrun::ThreadPool pool(t);
         const double read = qrun::bench::read_bandwidth(pool, map.data(), map.size(), t) / 1e9;
         const double tg_bw = r.tg * static_cast<double>(weight_bytes_per_token(m.file())) / 1e9;
-        std::printf("| %s | %.1f | %d | %.1f | %.1f | %.2f | %.1f | %.2f |\n", path.c_str(),
-                    static_cast<double>(m.file().header().file_size) / (1 << 20), t, r.pp, r.tg, tg_bw, read,
-                    read > 0 ? tg_bw / read : 0.0);
+        const double mib = static_cast<double>(m.file().header().file_size) / (1 << 20);
+        if (csv)
+          std::printf("%s,%.1f,%d,%d,%d,%.2f,%.2f,%.2f,%.2f\n", path.c_str(), mib, t, n_prompt, n_gen, r.pp, r.tg,
+                      tg_bw, read);
+        else
+          std::printf("| %s | %.1f | %d | %.1f | %.1f | %.2f | %.1f | %.2f |\n", path.c_str(), mib, t, r.pp, r.tg,
+                      tg_bw, read, read > 0 ? tg_bw / read : 0.0);
         std::fflush(stdout);
       }
     }

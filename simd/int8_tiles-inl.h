@@ -30,6 +30,7 @@
 #include "quant/block_formats.h"
 #include "quant/quantize.h"
 #include "simd/kernels.h"
+#include "simd/prefetch.h"
 
 #undef QRUN_X86_INT8
 #undef QRUN_X86_VNNI
@@ -58,13 +59,15 @@ namespace int8_tiles {
 
 namespace hn = hwy::HWY_NAMESPACE;
 
+// prefetch_for_read compiled for this target (see simd/prefetch.h).
+HWY_INLINE void PrefetchRow(const void* p, PrefetchLevel level) {
+  if (level == PrefetchLevel::L2) __builtin_prefetch(p, 0, 2);
+  else if (level == PrefetchLevel::L1) __builtin_prefetch(p, 0, 3);
+}
+
 #if QRUN_X86_INT8
 
 HWY_INLINE float HalfToFloat(uint16_t h) { return _cvtsh_ss(h); }
-
-// Rows ahead that the kernels prefetch while decoding: the hardware prefetcher alone kept
-// one thread at ~15 GB/s (AVX-512 VNNI, tinyllama q4); 4-8 rows measured alike, 3 worse.
-inline constexpr int64_t kPrefetchRows = 6;
 
 HWY_INLINE __m256i LoadActivations(const BlockQ8A& a) {
   return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.qs));
@@ -124,7 +127,7 @@ HWY_INLINE float HorizontalSum(__m256 v) {
 // y[t * ldy + r] = dot(row r, token t) for r < R, t < T.
 template <class Rows, int R, int T>
 HWY_INLINE void Tile(const uint8_t* w, int64_t row_bytes, int64_t nb, const BlockQ8A* xq, int64_t xq_stride,
-                     float* y, int64_t ldy) {
+                     float* y, int64_t ldy, const PrefetchConfig& pf) {
   using Block = typename Rows::Block;
   __m256 acc[R][T];
   for (int r = 0; r < R; ++r)
@@ -134,10 +137,9 @@ HWY_INLINE void Tile(const uint8_t* w, int64_t row_bytes, int64_t nb, const Bloc
     float dw[R];
     for (int r = 0; r < R; ++r) {
       const Block& blk = reinterpret_cast<const Block*>(w + r * row_bytes)[b];
-      // As in the VNNI kernels: decode streams rows from DRAM faster with a prefetch
-      // kPrefetchRows rows ahead (one per 64 bytes of row).
+      // One prefetch per 64 bytes of row (simd/prefetch.h).
       if ((b * sizeof(Block)) % 64 < sizeof(Block))
-        _mm_prefetch(reinterpret_cast<const char*>(&blk) + kPrefetchRows * row_bytes, _MM_HINT_T0);
+        PrefetchRow(reinterpret_cast<const char*>(&blk) + pf.distance, pf.level);
       dw[r] = HalfToFloat(blk.d);
       prepared[r] = Rows::Prepare(blk);
     }
@@ -290,15 +292,14 @@ void PrepareToken(const Layout<Fmt>& L, const BlockQ8A* xq, uint8_t* out) {
 // One chunk of an R x T tile; idx: this chunk's vpermt2w indices.
 template <class Fmt, int R, int T, bool kLast>
 HWY_INLINE void Chunk(const uint8_t* w, int64_t row_bytes, int64_t c, __mmask64 last_mask, const uint16_t* idx,
-                      const uint8_t* tok, int64_t tok_stride, int64_t nc, __m512i (&prev)[R],
-                      __m512 (&acc)[R][T]) {
+                      const uint8_t* tok, int64_t tok_stride, int64_t nc, const PrefetchConfig& pf,
+                      __m512i (&prev)[R], __m512 (&acc)[R][T]) {
   const __m512i vidx = _mm512_load_si512(idx);
   typename Fmt::Unpacked unpacked[R];
   __m512 dw[R];
   for (int r = 0; r < R; ++r) {
     const uint8_t* p = w + r * row_bytes + c * 64;
-    // Fetching the rows kPrefetchRows ahead doubled decode speed (see kPrefetchRows).
-    _mm_prefetch(reinterpret_cast<const char*>(p + kPrefetchRows * row_bytes), _MM_HINT_T0);
+    PrefetchRow(p + pf.distance, pf.level);
     const __m512i raw = kLast ? _mm512_maskz_loadu_epi8(last_mask, p) : _mm512_loadu_si512(p);
     dw[r] = _mm512_cvtph_ps(_mm512_castsi512_si256(_mm512_permutex2var_epi16(raw, vidx, prev[r])));
     prev[r] = raw;
@@ -319,7 +320,7 @@ HWY_INLINE void Chunk(const uint8_t* w, int64_t row_bytes, int64_t c, __mmask64 
 
 template <class Fmt, int R, int T>
 HWY_NOINLINE void Tile(const uint8_t* w, const Layout<Fmt>& L, const uint16_t* idx, const uint8_t* tok,
-                       float* y, int64_t ldy) {
+                       float* y, int64_t ldy, const PrefetchConfig& pf) {
   __m512 acc[R][T];
   __m512i prev[R];
   for (int r = 0; r < R; ++r) {
@@ -329,10 +330,10 @@ HWY_NOINLINE void Tile(const uint8_t* w, const Layout<Fmt>& L, const uint16_t* i
   const int64_t nc = L.nc;
   int64_t ci = 0;  // c modulo the index period
   for (int64_t c = 0; c + 1 < nc; ++c) {
-    Chunk<Fmt, R, T, false>(w, L.row_bytes, c, L.last_mask, idx + ci * 32, tok, L.token_bytes, nc, prev, acc);
+    Chunk<Fmt, R, T, false>(w, L.row_bytes, c, L.last_mask, idx + ci * 32, tok, L.token_bytes, nc, pf, prev, acc);
     if (++ci == Fmt::kPeriod) ci = 0;
   }
-  Chunk<Fmt, R, T, true>(w, L.row_bytes, nc - 1, L.last_mask, idx + ci * 32, tok, L.token_bytes, nc, prev, acc);
+  Chunk<Fmt, R, T, true>(w, L.row_bytes, nc - 1, L.last_mask, idx + ci * 32, tok, L.token_bytes, nc, pf, prev, acc);
   for (int r = 0; r < R; ++r)
     for (int t = 0; t < T; ++t) y[t * ldy + r] = _mm512_reduce_add_ps(acc[r][t]);
 }
@@ -366,6 +367,7 @@ HWY_INLINE void MatMul(const uint8_t* w, int64_t rows, int64_t cols, int64_t n, 
   uint8_t* toks = Scratch(static_cast<size_t>(n * L.token_bytes + 64));
   for (int64_t t = 0; t < n; ++t) PrepareToken(L, xq + t * L.nb, toks + t * L.token_bytes);
   const uint16_t* idx = PeriodIndices<Fmt>();
+  const PrefetchConfig pf = prefetch_config();
   const int64_t rb = L.row_bytes;
   const int64_t n_full = n - n % kTileTokens;
   // Rows outer: a tile's weight rows stay in L1 while all tokens' activations stream
@@ -373,15 +375,15 @@ HWY_INLINE void MatMul(const uint8_t* w, int64_t rows, int64_t cols, int64_t n, 
   int64_t r = 0;
   for (; r + kTileRows <= rows; r += kTileRows) {
     for (int64_t t = 0; t < n_full; t += kTileTokens)
-      Tile<Fmt, kTileRows, kTileTokens>(w + r * rb, L, idx, toks + t * L.token_bytes, y + t * ldy + r, ldy);
+      Tile<Fmt, kTileRows, kTileTokens>(w + r * rb, L, idx, toks + t * L.token_bytes, y + t * ldy + r, ldy, pf);
     for (int64_t t = n_full; t < n; ++t)
-      Tile<Fmt, kTileRows, 1>(w + r * rb, L, idx, toks + t * L.token_bytes, y + t * ldy + r, ldy);
+      Tile<Fmt, kTileRows, 1>(w + r * rb, L, idx, toks + t * L.token_bytes, y + t * ldy + r, ldy, pf);
   }
   for (; r < rows; ++r) {
     for (int64_t t = 0; t < n_full; t += kTileTokens)
-      Tile<Fmt, 1, kTileTokens>(w + r * rb, L, idx, toks + t * L.token_bytes, y + t * ldy + r, ldy);
+      Tile<Fmt, 1, kTileTokens>(w + r * rb, L, idx, toks + t * L.token_bytes, y + t * ldy + r, ldy, pf);
     for (int64_t t = n_full; t < n; ++t)
-      Tile<Fmt, 1, 1>(w + r * rb, L, idx, toks + t * L.token_bytes, y + t * ldy + r, ldy);
+      Tile<Fmt, 1, 1>(w + r * rb, L, idx, toks + t * L.token_bytes, y + t * ldy + r, ldy, pf);
   }
 }
 
@@ -429,7 +431,7 @@ struct Q8Rows {
 
 template <class Rows, int R, int T>
 HWY_INLINE void Tile(const uint8_t* w, int64_t row_bytes, int64_t nb, const BlockQ8A* xq, int64_t xq_stride,
-                     float* y, int64_t ldy) {
+                     float* y, int64_t ldy, const PrefetchConfig& pf) {
   using Block = typename Rows::Block;
   float acc[R][T] = {};
   for (int64_t b = 0; b < nb; ++b) {
@@ -437,6 +439,8 @@ HWY_INLINE void Tile(const uint8_t* w, int64_t row_bytes, int64_t nb, const Bloc
     float dw[R];
     for (int r = 0; r < R; ++r) {
       const Block& blk = reinterpret_cast<const Block*>(w + r * row_bytes)[b];
+      if ((b * sizeof(Block)) % 64 < sizeof(Block))
+        PrefetchRow(reinterpret_cast<const char*>(&blk) + pf.distance, pf.level);
       dw[r] = f16_to_f32(blk.d);
       Rows::Prepare(blk, prepared[r]);
     }
@@ -463,19 +467,20 @@ HWY_INLINE void MatMul(const uint8_t* w, int64_t rows, int64_t cols, int64_t n, 
                        int64_t ldy) {
   const int64_t nb = q8a_blocks(cols);
   const int64_t row_bytes = nb * static_cast<int64_t>(sizeof(typename Rows::Block));
+  const PrefetchConfig pf = prefetch_config();
   int64_t t = 0;
   for (; t + kTileTokens <= n; t += kTileTokens) {
     int64_t r = 0;
     for (; r + kTileRows <= rows; r += kTileRows)
-      Tile<Rows, kTileRows, kTileTokens>(w + r * row_bytes, row_bytes, nb, xq + t * nb, nb, y + t * ldy + r, ldy);
+      Tile<Rows, kTileRows, kTileTokens>(w + r * row_bytes, row_bytes, nb, xq + t * nb, nb, y + t * ldy + r, ldy, pf);
     for (; r < rows; ++r)
-      Tile<Rows, 1, kTileTokens>(w + r * row_bytes, row_bytes, nb, xq + t * nb, nb, y + t * ldy + r, ldy);
+      Tile<Rows, 1, kTileTokens>(w + r * row_bytes, row_bytes, nb, xq + t * nb, nb, y + t * ldy + r, ldy, pf);
   }
   for (; t < n; ++t) {
     int64_t r = 0;
     for (; r + kMatvecRows <= rows; r += kMatvecRows)
-      Tile<Rows, kMatvecRows, 1>(w + r * row_bytes, row_bytes, nb, xq + t * nb, nb, y + t * ldy + r, ldy);
-    for (; r < rows; ++r) Tile<Rows, 1, 1>(w + r * row_bytes, row_bytes, nb, xq + t * nb, nb, y + t * ldy + r, ldy);
+      Tile<Rows, kMatvecRows, 1>(w + r * row_bytes, row_bytes, nb, xq + t * nb, nb, y + t * ldy + r, ldy, pf);
+    for (; r < rows; ++r) Tile<Rows, 1, 1>(w + r * row_bytes, row_bytes, nb, xq + t * nb, nb, y + t * ldy + r, ldy, pf);
   }
 }
 

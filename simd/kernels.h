@@ -36,6 +36,9 @@ void matvec(DType t, const void* w, int64_t rows, int64_t cols,
 void matmul(DType t, const void* w, int64_t rows, int64_t cols, int64_t n,
             const float* x, const BlockQ8A* xq, float* y, int64_t ldy);
 
+// out[i] = in[i] widened to f32, for F16 or BF16 rows.
+void widen_row_to_f32(DType t, const void* in, int64_t n, float* out);
+
 // Elementwise and reduction kernels on f32.
 void rmsnorm(float* out, const float* x, const float* weight, int64_t n, float eps);
 float dot_f32(const float* a, const float* b, int64_t n);

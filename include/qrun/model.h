@@ -25,6 +25,7 @@ struct RuntimeOptions {
   uint64_t mem_budget = 0;     // bytes; 0: no budget (plain mmap). See src/layer_streamer.h
   int gpu_first_layer = 0;     // layers [gpu_first_layer, +gpu_layer_count) run on the GPU
   int gpu_layer_count = 0;     // 0: CPU only (src/gpu_offload.h)
+  std::string prefetch;        // kernel prefetch, e.g. "l2:24k"; empty: chosen for this CPU
 };
 
 struct ModelWeights;   // src/layer_weights.h
@@ -52,6 +53,7 @@ class Model {
   int resident_layers() const;
   int gpu_layers() const { return gpu_count_; }
   std::string gpu_device() const;   // empty when CPU only
+  const std::string& kernel_choice() const { return kernel_choice_; }  // e.g. "prefetch l2+24KiB (Zen 4 default)"
   // Bytes of activation and scratch buffers (for the memory estimate).
   uint64_t scratch_bytes() const;
 
@@ -73,6 +75,7 @@ class Model {
   int gpu_first_ = 0, gpu_count_ = 0;
   std::vector<float> rope_inv_freq_;
   int batch_;
+  std::string kernel_choice_;
   int pos_ = 0;
 };
 

@@ -23,6 +23,7 @@ struct Args {
   std::string model, prompt, prompt_file;
   int n_predict = 128, context = 0, threads = 0, batch = 64;
   qrun::SamplerConfig sampling;
+  std::string prefetch;
   bool mlock = false, no_mmap = false, ignore_eos = false, verbose_prompt = false, special = false;
   bool no_display_prompt = false, verify = false, estimate = false, verbose = false;
   std::string mem_budget;
@@ -94,8 +95,8 @@ void print_timings(double load_ms, const qrun::GenerationStats& st, const qrun::
                rate(st.eval_tokens, st.eval_ms));
   std::fprintf(stderr, "qrun: memory      = peak RSS %.1f MiB; now %.1f MiB private + %.1f MiB mapped model (shared)\n",
                mib(mem.peak_rss), mib(mem.rss_anon), mib(mem.rss_file));
-  std::fprintf(stderr, "qrun: threads     = %d, SIMD %s, context %d, KV cache f16\n", m.threads(),
-               qrun::simd_target_name(), m.context_length());
+  std::fprintf(stderr, "qrun: threads     = %d, SIMD %s, %s, context %d, KV cache f16\n", m.threads(),
+               qrun::simd_target_name(), m.kernel_choice().c_str(), m.context_length());
   if (m.gpu_layers() > 0)
     std::fprintf(stderr, "qrun: gpu         = %d layers on %s\n", m.gpu_layers(), m.gpu_device().c_str());
   const int layers = static_cast<int>(m.hparams().n_layers);
@@ -130,6 +131,8 @@ int main(int argc, char** argv) {
   app.add_option("--repeat-last-n", a.sampling.repeat_last_n, "Tokens the penalty looks back")
       ->check(CLI::Range(0, 1 << 24));
   app.add_option("-s,--seed", a.sampling.seed, "Random seed (same seed, same output)");
+  app.add_option("--prefetch", a.prefetch, "Weight prefetch of the int8 kernels: none, l1:BYTES or l2:BYTES "
+                                           "(default: chosen for this CPU)");
   app.add_flag("--mlock", a.mlock, "Lock the model in RAM (needs RLIMIT_MEMLOCK)");
   app.add_flag("--no-mmap", a.no_mmap, "Read the model into private memory instead of mapping it");
   app.add_flag("--ignore-eos", a.ignore_eos, "Keep generating past end-of-sequence");
@@ -163,6 +166,7 @@ int main(int argc, char** argv) {
   try {
     if (a.mlock && a.no_mmap) throw qrun::Error("--mlock and --no-mmap cannot be combined");
     qrun::RuntimeOptions ro;
+    ro.prefetch = a.prefetch;
     ro.load_mode = a.no_mmap ? qrun::LoadMode::ReadPrivate : a.mlock ? qrun::LoadMode::MmapLocked : qrun::LoadMode::Mmap;
     ro.threads = a.threads;
     ro.context = a.context;

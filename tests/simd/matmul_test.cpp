@@ -110,8 +110,9 @@ TEST(Matmul, MatchesReferenceOnEveryTarget) {
   uint32_t seed = 500;
   for (DType t : kTypes) {
     for (int64_t cols : {int64_t{172}, int64_t{33}, int64_t{2048}, int64_t{64}, int64_t{1100}}) {
-      for (int64_t rows : {int64_t{1}, int64_t{7}, int64_t{17}}) {
-        for (int64_t n : {int64_t{2}, int64_t{5}, int64_t{9}}) {
+      // 131 rows: more than one of the sgemm path's 64-row panels (float weights, n >= 8).
+      for (int64_t rows : {int64_t{1}, int64_t{7}, int64_t{17}, int64_t{131}}) {
+        for (int64_t n : {int64_t{2}, int64_t{5}, int64_t{9}, int64_t{40}}) {
           const Problem p(t, rows, cols, n, Distribution::Laplace, seed++);
           const int64_t ldy = rows + 3;  // y rows are strided, the gaps must stay untouched
           std::vector<float> expect(static_cast<size_t>(n * ldy), -7.0f);

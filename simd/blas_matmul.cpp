@@ -1,0 +1,50 @@
+#include "simd/blas_matmul.h"
+
+#include <cblas.h>
+
+#include <algorithm>
+#include <vector>
+
+#include "simd/kernels.h"
+
+namespace qrun {
+
+namespace {
+
+// 64 rows: the widened panel (64 x cols f32, 512 KiB at cols 2048) stays in L2 while
+// sgemm packs it.
+constexpr int64_t kPanelRows = 64;
+
+// OpenBLAS would otherwise start its own threads inside a call made from each of ours.
+void use_one_blas_thread() {
+  static const bool once = [] {
+    openblas_set_num_threads(1);
+    return true;
+  }();
+  (void)once;
+}
+
+}  // namespace
+
+void blas_matmul(DType t, const void* w, int64_t rows, int64_t cols, int64_t n, const float* x, float* y,
+                 int64_t ldy) {
+  use_one_blas_thread();
+  if (t == DType::F32) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<blasint>(n), static_cast<blasint>(rows),
+                static_cast<blasint>(cols), 1.0f, x, static_cast<blasint>(cols), static_cast<const float*>(w),
+                static_cast<blasint>(cols), 0.0f, y, static_cast<blasint>(ldy));
+    return;
+  }
+  thread_local std::vector<float> panel;
+  panel.resize(static_cast<size_t>(std::min(rows, kPanelRows) * cols));
+  const auto* base = static_cast<const uint16_t*>(w);
+  for (int64_t r0 = 0; r0 < rows; r0 += kPanelRows) {
+    const int64_t pr = std::min(kPanelRows, rows - r0);
+    for (int64_t r = 0; r < pr; ++r) widen_row_to_f32(t, base + (r0 + r) * cols, cols, panel.data() + r * cols);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<blasint>(n), static_cast<blasint>(pr),
+                static_cast<blasint>(cols), 1.0f, x, static_cast<blasint>(cols), panel.data(),
+                static_cast<blasint>(cols), 0.0f, y + r0, static_cast<blasint>(ldy));
+  }
+}
+
+}  // namespace qrun

@@ -1,0 +1,44 @@
+#include "src/kernel_choice.h"
+
+#include <algorithm>
+#include <cstdlib>
+#include <stdexcept>
+
+#include "qrun/error.h"
+
+namespace qrun {
+
+// Lines in flight, not the instruction, bound a core's streaming rate: a prefetch into
+// L2 far enough ahead to cover DRAM latency lets the L2's miss queue, not L1's few fill
+// buffers, hold them. The distance scales with L2 (Zen 4, 1 MiB: 16-32 KiB measured best;
+// beyond 48 KiB lines are evicted before use on smaller L2s).
+PrefetchConfig default_prefetch(const CpuInfo& cpu) {
+  const int64_t l2 = cpu.l2_bytes > 0 ? static_cast<int64_t>(cpu.l2_bytes) : (512 << 10);
+  const int64_t distance = std::clamp<int64_t>(l2 / 40 / 4096 * 4096, 8 << 10, 32 << 10);
+  return {PrefetchLevel::L2, distance};
+}
+
+std::string apply_kernel_choice(const std::string& forced) {
+  std::string source = std::string(cpu_family_name(cpu_info().family)) + " default";
+  PrefetchConfig c = default_prefetch(cpu_info());
+  std::string text = forced;
+  if (text.empty()) {
+    if (const char* env = std::getenv("QRUN_PREFETCH"); env && *env) {
+      text = env;
+      source = "QRUN_PREFETCH";
+    }
+  } else {
+    source = "forced";
+  }
+  if (!text.empty()) {
+    try {
+      c = parse_prefetch_config(text);
+    } catch (const std::invalid_argument& e) {
+      throw Error(source == "forced" ? "--prefetch" : "QRUN_PREFETCH", -1, e.what());
+    }
+  }
+  set_prefetch_config(c);
+  return "prefetch " + describe(c) + " (" + source + ")";
+}
+
+}  // namespace qrun

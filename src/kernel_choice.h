@@ -1,0 +1,19 @@
+// Picks the kernel settings that differ between CPUs (simd/prefetch.h) from what
+// cpu_info() reports, unless the user forces one (RuntimeOptions::prefetch, or the
+// QRUN_PREFETCH environment variable, e.g. QRUN_PREFETCH=l1:6144).
+#pragma once
+
+#include <string>
+
+#include "qrun/cpu_info.h"
+#include "simd/prefetch.h"
+
+namespace qrun {
+
+PrefetchConfig default_prefetch(const CpuInfo& cpu);
+
+// Applies `forced` when non-empty, else $QRUN_PREFETCH, else default_prefetch(); returns
+// the choice as the timing block names it, e.g. "prefetch l2+24KiB (Zen 4 default)".
+std::string apply_kernel_choice(const std::string& forced);
+
+}  // namespace qrun
