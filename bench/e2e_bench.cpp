@@ -88,7 +88,7 @@ int main(int argc, char** argv) {
   CLI::App app{"e2e_bench: prompt and generation tokens/s, like llama-bench"};
   std::vector<std::string> models;
   std::vector<int> threads = {1, 2};
-  int n_prompt = 512, n_gen = 128, reps = 5, batch = 64;
+  int n_prompt = 512, n_gen = 128, reps = 5, batch = 0;
   std::string target, prefetch, output = "md";
   app.add_option("-m,--model", models, "Model file(s)")->required()->check(CLI::ExistingFile);
   app.add_option("-t,--threads", threads, "Thread counts, comma separated")
@@ -96,7 +96,8 @@ int main(int argc, char** argv) {
   app.add_option("-p,--n-prompt", n_prompt, "Prompt tokens (0: skip pp)")->check(CLI::Range(0, 1 << 16));
   app.add_option("-n,--n-gen", n_gen, "Generated tokens (0: skip tg)")->check(CLI::Range(0, 1 << 16));
   app.add_option("-r,--repetitions", reps, "Repetitions (the median is reported)")->check(CLI::Range(1, 1000));
-  app.add_option("-b,--batch-size", batch, "Prompt tokens per forward batch")->check(CLI::Range(1, 4096));
+  app.add_option("-b,--batch-size", batch, "Prompt tokens per forward batch (default: the runtime's)")
+      ->check(CLI::Range(1, 4096));
   app.add_option("-o,--output", output, "md (a table) or csv (one line per run, for scripts)")
       ->check(CLI::IsMember({"md", "csv"}));
   app.add_option("--prefetch", prefetch, "Force the kernels' weight prefetch: none, l1:BYTES, l2:BYTES");

@@ -5,6 +5,7 @@
 #include <stdexcept>
 
 #include "qrun/error.h"
+#include "qrun/model_layout.h"
 
 namespace qrun {
 
@@ -39,6 +40,12 @@ std::string apply_kernel_choice(const std::string& forced) {
   }
   set_prefetch_config(c);
   return "prefetch " + describe(c) + " (" + source + ")";
+}
+
+int prompt_batch(const ModelFile& file, int requested) {
+  if (requested > 0) return requested;
+  const DType t = file.get(layer_tensor_name(0, "wq")).dtype;
+  return dtype_is_quantized(t) ? 64 : 256;
 }
 
 }  // namespace qrun

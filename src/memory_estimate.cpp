@@ -6,6 +6,7 @@
 #include "qrun/model_file.h"
 #include "qrun/thread_pool.h"
 #include "src/gpu_offload.h"
+#include "src/kernel_choice.h"
 #include "src/layer_streamer.h"
 #include "src/model_scratch.h"
 
@@ -19,7 +20,8 @@ MemoryEstimate estimate_memory(const std::string& path, const RuntimeOptions& op
   MemoryEstimate e;
   e.n_layers = static_cast<int>(hp.n_layers);
   e.kv_cache = uint64_t{hp.n_layers} * 2 * static_cast<uint64_t>(ctx) * hp.n_kv_heads * hp.head_dim * sizeof(uint16_t);
-  e.scratch = ScratchSizes(hp, std::max(1, options.batch), threads).bytes() + uint64_t{hp.vocab_size} * sizeof(float);
+  const int batch = prompt_batch(file, options.batch);
+  e.scratch = ScratchSizes(hp, batch, threads).bytes() + uint64_t{hp.vocab_size} * sizeof(float);
   // Vocabulary strings, their lookup tables and merge ranks: about 4x the blob.
   e.tokenizer = 4 * file.header().tokenizer_size;
   if (options.mem_budget > 0) {
@@ -34,7 +36,7 @@ MemoryEstimate estimate_memory(const std::string& path, const RuntimeOptions& op
   if (options.gpu_layer_count > 0) {
     const GpuLayerRange range = checked_gpu_range(path, options.gpu_first_layer, options.gpu_layer_count, e.n_layers);
     e.gpu_layers = range.count;
-    e.device = GpuOffload::device_bytes(file, range, ctx, std::max(1, options.batch));
+    e.device = GpuOffload::device_bytes(file, range, ctx, batch);
   }
   return e;
 }

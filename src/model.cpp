@@ -32,7 +32,7 @@ Model::Model(const std::string& path, const RuntimeOptions& options)
       pool_(options.threads > 0 ? options.threads : physical_core_count()),
       cache_(static_cast<int>(file_.hparams().n_layers), default_context(file_.hparams(), options.context),
              static_cast<int>(file_.hparams().n_kv_heads * file_.hparams().head_dim)),
-      batch_(std::max(1, options.batch)),
+      batch_(prompt_batch(file_, options.batch)),
       kernel_choice_(apply_kernel_choice(options.prefetch)) {
   const auto& hp = file_.hparams();
   if (options.context < 0 || options.context > (1 << 20))

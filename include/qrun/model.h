@@ -20,7 +20,7 @@ struct RuntimeOptions {
   LoadMode load_mode = LoadMode::Mmap;
   int threads = 0;        // 0: physical cores
   int context = 0;        // 0: min(trained context, 4096)
-  int batch = 64;         // prompt tokens per forward batch
+  int batch = 0;          // prompt tokens per forward batch; 0: chosen for the weight type
   bool verify_checksums = false;
   uint64_t mem_budget = 0;     // bytes; 0: no budget (plain mmap). See src/layer_streamer.h
   int gpu_first_layer = 0;     // layers [gpu_first_layer, +gpu_layer_count) run on the GPU

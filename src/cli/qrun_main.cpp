@@ -21,7 +21,7 @@ namespace {
 
 struct Args {
   std::string model, prompt, prompt_file;
-  int n_predict = 128, context = 0, threads = 0, batch = 64;
+  int n_predict = 128, context = 0, threads = 0, batch = 0;
   qrun::SamplerConfig sampling;
   std::string prefetch;
   bool mlock = false, no_mmap = false, ignore_eos = false, verbose_prompt = false, special = false;
@@ -121,7 +121,8 @@ int main(int argc, char** argv) {
   app.add_option("-c,--ctx-size", a.context, "Context size (default: min(trained context, 4096))")
       ->check(CLI::Range(0, 1 << 20));
   app.add_option("-t,--threads", a.threads, "Threads (default: physical cores)")->check(CLI::Range(0, 1024));
-  app.add_option("-b,--batch-size", a.batch, "Prompt tokens per batch")->check(CLI::Range(1, 4096));
+  app.add_option("-b,--batch-size", a.batch, "Prompt tokens per batch (default: 256 for float weights, 64 for q4/q8)")
+      ->check(CLI::Range(1, 4096));
   app.add_option("--temp", a.sampling.temperature, "Temperature (0: greedy)")->check(CLI::Range(0.0, 100.0));
   app.add_option("--top-k", a.sampling.top_k, "Top-k (0: off)")->check(CLI::Range(0, 1 << 24));
   app.add_option("--top-p", a.sampling.top_p, "Top-p (1: off)")->check(CLI::Range(0.0, 1.0));
