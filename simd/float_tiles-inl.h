@@ -48,32 +48,58 @@ struct BF16Row {
   static HWY_INLINE float ToFloat(Elem v) { return bf16_to_f32(v); }
 };
 
-// y[t * ldy] = dot(row, x + t * cols) for t < T. Two accumulators per token hide the
-// FMA latency when T is small.
+// *y = sum plus the scalar tail of dot(row, x) from column i on.
+template <class Row>
+HWY_INLINE void AddTail(float sum, const typename Row::Elem* row, int64_t i, int64_t cols, const float* x, float* y) {
+  for (; i < cols; ++i) sum += Row::ToFloat(row[i]) * x[i];
+  *y = sum;
+}
+
+// y[t * ldy] = dot(row, x + t * cols) for t < T (T <= 4). Two accumulators per token
+// hide the FMA latency when T is small. They are named variables, not arrays: SVE
+// vectors are sizeless types, which cannot be array elements.
 template <class Row, int T>
 HWY_INLINE void RowTile(const typename Row::Elem* row, int64_t cols, const float* x, float* y, int64_t ldy) {
+  static_assert(1 <= T && T <= 4, "RowTile handles 1 to 4 tokens");
   const hn::ScalableTag<float> d;
   const int64_t N = static_cast<int64_t>(hn::Lanes(d));
-  hn::Vec<decltype(d)> acc0[T], acc1[T];
-  for (int t = 0; t < T; ++t) acc0[t] = acc1[t] = hn::Zero(d);
+  // a<t> and b<t>: token t's accumulators for the even and odd vectors of the row.
+  auto a0 = hn::Zero(d), a1 = a0, a2 = a0, a3 = a0;
+  auto b0 = a0, b1 = a0, b2 = a0, b3 = a0;
   int64_t i = 0;
   for (; i + 2 * N <= cols; i += 2 * N) {
     const auto w0 = Row::Load(d, row + i);
     const auto w1 = Row::Load(d, row + i + N);
-    for (int t = 0; t < T; ++t) {
-      acc0[t] = hn::MulAdd(w0, hn::LoadU(d, x + t * cols + i), acc0[t]);
-      acc1[t] = hn::MulAdd(w1, hn::LoadU(d, x + t * cols + i + N), acc1[t]);
+    const float* xi = x + i;
+    a0 = hn::MulAdd(w0, hn::LoadU(d, xi), a0);
+    b0 = hn::MulAdd(w1, hn::LoadU(d, xi + N), b0);
+    if constexpr (T > 1) {
+      a1 = hn::MulAdd(w0, hn::LoadU(d, xi + cols), a1);
+      b1 = hn::MulAdd(w1, hn::LoadU(d, xi + cols + N), b1);
+    }
+    if constexpr (T > 2) {
+      a2 = hn::MulAdd(w0, hn::LoadU(d, xi + 2 * cols), a2);
+      b2 = hn::MulAdd(w1, hn::LoadU(d, xi + 2 * cols + N), b2);
+    }
+    if constexpr (T > 3) {
+      a3 = hn::MulAdd(w0, hn::LoadU(d, xi + 3 * cols), a3);
+      b3 = hn::MulAdd(w1, hn::LoadU(d, xi + 3 * cols + N), b3);
     }
   }
   for (; i + N <= cols; i += N) {
     const auto w0 = Row::Load(d, row + i);
-    for (int t = 0; t < T; ++t) acc0[t] = hn::MulAdd(w0, hn::LoadU(d, x + t * cols + i), acc0[t]);
+    const float* xi = x + i;
+    a0 = hn::MulAdd(w0, hn::LoadU(d, xi), a0);
+    if constexpr (T > 1) a1 = hn::MulAdd(w0, hn::LoadU(d, xi + cols), a1);
+    if constexpr (T > 2) a2 = hn::MulAdd(w0, hn::LoadU(d, xi + 2 * cols), a2);
+    if constexpr (T > 3) a3 = hn::MulAdd(w0, hn::LoadU(d, xi + 3 * cols), a3);
   }
-  for (int t = 0; t < T; ++t) {
-    float sum = hn::GetLane(hn::SumOfLanes(d, hn::Add(acc0[t], acc1[t])));
-    for (int64_t j = i; j < cols; ++j) sum += Row::ToFloat(row[j]) * x[t * cols + j];
-    y[t * ldy] = sum;
-  }
+  AddTail<Row>(hn::GetLane(hn::SumOfLanes(d, hn::Add(a0, b0))), row, i, cols, x, y);
+  if constexpr (T > 1) AddTail<Row>(hn::GetLane(hn::SumOfLanes(d, hn::Add(a1, b1))), row, i, cols, x + cols, y + ldy);
+  if constexpr (T > 2)
+    AddTail<Row>(hn::GetLane(hn::SumOfLanes(d, hn::Add(a2, b2))), row, i, cols, x + 2 * cols, y + 2 * ldy);
+  if constexpr (T > 3)
+    AddTail<Row>(hn::GetLane(hn::SumOfLanes(d, hn::Add(a3, b3))), row, i, cols, x + 3 * cols, y + 3 * ldy);
 }
 
 inline constexpr int kTokens = 4;

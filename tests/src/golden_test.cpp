@@ -132,7 +132,10 @@ TEST_F(GoldenStories, BatchedPromptEqualsTokenByToken) {
   std::vector<float> a(vocab), b(vocab);
   single.forward(c.prompt_ids, a.data());
   batched.forward(c.prompt_ids, b.data());
-  for (size_t i = 0; i < vocab; ++i) EXPECT_NEAR(a[i], b[i], 1e-4f) << i;
+  // Batches of F32 weights go through sgemm, single tokens through the Highway matvec:
+  // two summation orders, and a last-bit difference in a key or value can round to
+  // another f16 in the KV cache. Measured worst on NEON: 7.6e-4 (x86: under 1e-4).
+  for (size_t i = 0; i < vocab; ++i) EXPECT_NEAR(a[i], b[i], 2e-3f) << i;
 }
 
 TEST_F(GoldenStories, SameSeedSameSample) {

@@ -1,0 +1,142 @@
+#!/usr/bin/env bash
+# Runs the kernel, quant, file-format, tokenizer and stories260K golden tests on CPUs this
+# machine is not, under qemu-user:
+#   x86-64 Haswell (AVX2, no AVX-512): the build/ test binaries under qemu-x86_64 -cpu Haswell
+#   aarch64 NEON and SVE/SVE2: a cross build in build-aarch64/ under qemu-aarch64
+# Each leg first checks which SIMD target qrun's dispatch picked there. Installs what it
+# needs (idempotent), prints each leg's time and exits non-zero if any leg failed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+
+# The tests each leg runs: all of test_simd (every compiled target the CPU supports,
+# against the scalar reference) and test_quant; file format and golden tests from
+# test_src; test_tokenizer except Qtok.*, which spawns the qtok binary (the emulator
+# is not registered with binfmt_misc, so a spawned ARM binary would not run).
+TESTS=(
+  "test_simd"
+  "test_quant"
+  "test_src --gtest_filter=ModelFile.*:CorruptModelFile.*:GoldenStories.*"
+  "test_tokenizer --gtest_filter=-Qtok.*"
+)
+
+install_packages() {
+  local host=(qemu-user g++-aarch64-linux-gnu)
+  local arm64=(libhwy-dev libgtest-dev libcpuinfo0 libopenblas-dev libxxhash-dev libpcre2-dev
+    libutf8proc-dev)
+  local missing=() p
+  for p in "${host[@]}" "${arm64[@]/%/:arm64}" libcpuinfo-dev:arm64; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  if [ ${#missing[@]} -eq 0 ]; then
+    echo "cpu_matrix: all packages present"
+    return 0
+  fi
+  dpkg --print-foreign-architectures | grep -qx arm64 || $SUDO dpkg --add-architecture arm64
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  # Multi-Arch: same packages of both architectures must have one version, so apt may
+  # also upgrade a few amd64 libraries to the version of their arm64 twins.
+  $SUDO apt-get install -y -qq --no-install-recommends "${host[@]}" "${arm64[@]/%/:arm64}"
+  # libcpuinfo-dev cannot be co-installed as it is: both architectures ship
+  # /usr/lib/cmake/cpuinfo/cpuinfo-targets-none.cmake, which names the library's
+  # multiarch path. qrun finds cpuinfo through pkg-config (multiarch .pc files), so the
+  # arm64 package goes in without that file and the amd64 one keeps it.
+  $SUDO apt-get install -y -qq --no-install-recommends \
+    -o DPkg::Options::=--path-exclude=/usr/lib/cmake/cpuinfo/cpuinfo-targets-none.cmake libcpuinfo-dev:arm64
+}
+
+build_aarch64() {
+  cmake -S . -B build-aarch64 --no-warn-unused-cli -DCMAKE_TOOLCHAIN_FILE=cmake/aarch64-linux-gnu.cmake \
+    -DCMAKE_BUILD_TYPE=Release -DQRUN_BUILD_BENCH=OFF -DQRUN_CUDA=OFF >/dev/null
+  cmake --build build-aarch64 -j"$(nproc)" --target test_simd test_quant test_src test_tokenizer \
+    qrun_tool qconvert_tool
+}
+
+# run_tests BUILD_DIR EXPECTED_TARGET EMULATOR...: converts stories260K and generates a
+# few tokens with that build's tools, checks that qrun's timing block names the
+# expected SIMD target, then runs the tests, all under the emulator.
+run_tests() {
+  local dir=$1 want=$2
+  shift 2
+  local tmp out got t bin args
+  tmp=$(mktemp -d)
+  out=$("$@" "$dir/bin/qconvert" ../shared/models/stories260K -o "$tmp/stories260K.q8" --type q8 2>&1 &&
+    "$@" "$dir/bin/qrun" -m "$tmp/stories260K.q8" -p "Once upon a time" -n 8 --temp 0 2>&1) || true
+  rm -rf "$tmp"
+  got=$(sed -n 's/.*SIMD \([A-Za-z0-9_]*\),.*/\1/p' <<<"$out")
+  echo "cpu_matrix: SIMD target chosen: ${got:-none} (expected $want)"
+  if [ "$got" != "$want" ]; then
+    echo "$out"
+    return 1
+  fi
+  local rc=0  # every binary runs, so one leg shows all its failures
+  for t in "${TESTS[@]}"; do
+    read -r bin args <<<"$t"
+    echo "cpu_matrix: $* $dir/tests/$bin $args"
+    # shellcheck disable=SC2086
+    "$@" "$dir/tests/$bin" $args --gtest_brief=1 || rc=1
+  done
+  return $rc
+}
+
+run_x86() {
+  # build/ as scripts/test.sh configured and built it (this only builds what is missing).
+  [ -f build/CMakeCache.txt ] || ./scripts/build.sh
+  cmake --build build -j"$(nproc)" --target test_simd test_quant test_src test_tokenizer qrun_tool qconvert_tool \
+    >/dev/null
+  # Haswell less the features TCG cannot emulate, which it would warn about at every start.
+  run_tests build AVX2 qemu-x86_64 -cpu Haswell,-pcid,-x2apic,-tsc-deadline,-hle,-invpcid,-rtm
+}
+
+run_sve() {
+  # qemu's default SVE length is 512 bits, where dispatch picks SVE2; then the kernels
+  # again at 128- and 256-bit vectors, where it picks SVE2_128 and SVE_256.
+  local vl rc=0
+  run_tests build-aarch64 SVE2 qemu-aarch64 -cpu max || rc=1
+  for vl in 16 32; do
+    echo "cpu_matrix: qemu-aarch64 -cpu max,sve-default-vector-length=$vl build-aarch64/tests/test_simd"
+    qemu-aarch64 -cpu max,sve-default-vector-length=$vl build-aarch64/tests/test_simd --gtest_brief=1 || rc=1
+  done
+  return $rc
+}
+
+# leg NAME COMMAND...: runs one leg under errexit and records its time and result in
+# LEG_RC and the summary.
+names=() times=() results=() failed=0 LEG_RC=0
+leg() {
+  local name=$1 start=$SECONDS
+  shift
+  echo "=== cpu_matrix: $name"
+  set +e
+  (set -e; "$@")
+  LEG_RC=$?
+  set -e
+  names+=("$name") times+=($((SECONDS - start)))
+  if [ $LEG_RC -eq 0 ]; then
+    results+=(ok)
+  else
+    results+=("FAILED (exit $LEG_RC)")
+    failed=$((failed + 1))
+  fi
+}
+
+leg "install packages" install_packages
+if [ $LEG_RC -eq 0 ]; then
+  leg "x86-64 AVX2 (qemu-x86_64 -cpu Haswell)" run_x86
+  leg "aarch64 cross build (build-aarch64/)" build_aarch64
+  if [ $LEG_RC -eq 0 ]; then
+    # qemu-aarch64's default CPU has SVE2; a Cortex-A72 has NEON only.
+    leg "aarch64 NEON (qemu-aarch64 -cpu cortex-a72)" run_tests build-aarch64 NEON qemu-aarch64 -cpu cortex-a72
+    leg "aarch64 SVE/SVE2 (qemu-aarch64 -cpu max)" run_sve
+  fi
+fi
+
+echo "=== cpu_matrix: times"
+for i in "${!names[@]}"; do
+  printf '  %-46s %5d s  %s\n' "${names[$i]}" "${times[$i]}" "${results[$i]}"
+done
+echo "cpu_matrix: $((${#names[@]} - failed)) passed, $failed failed"
+[ $failed -eq 0 ]
