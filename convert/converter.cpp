@@ -1,6 +1,8 @@
 #include "convert/converter.h"
 
+#include <cmath>
 #include <map>
+#include <set>
 #include <vector>
 
 #include "convert/hf_config.h"
@@ -52,10 +54,12 @@ WriteSummary convert_hf_checkpoint(const std::string& hf_dir, const std::string&
   if (!hp.tied_embeddings && !ckpt.find("lm_head.weight")) hp.tied_embeddings = 1;
 
   std::vector<TensorToWrite> out;
+  std::set<std::string> used;
   for (const TensorSpec& spec : expected_tensors(hp)) {
     const std::string src_name = hf_tensor_name(spec.name);
     const SafeTensor* src = ckpt.find(src_name);
     if (!src) throw Error(hf_dir, -1, "checkpoint lacks tensor '" + src_name + "'");
+    used.insert(src_name);
     const bool shape_ok = spec.n_dims == 1
                               ? (src->shape.size() == 1 && src->shape[0] == spec.cols)
                               : (src->shape.size() == 2 && src->shape[0] == spec.rows && src->shape[1] == spec.cols);
@@ -77,10 +81,32 @@ WriteSummary convert_hf_checkpoint(const std::string& hf_dir, const std::string&
       const int64_t row_bytes = dtype_row_bytes(dtype, cols);
       for (int64_t r = b; r < e; ++r) {
         src->read_f32(r * cols, cols, row.data());
+        // A NaN or infinite weight makes every output it touches NaN: refuse the
+        // checkpoint rather than quantize garbage.
+        for (int64_t c = 0; c < cols; ++c)
+          if (!std::isfinite(row[static_cast<size_t>(c)]))
+            throw Error(src->file, -1, "tensor '" + src->name + "' has a non-finite value (" +
+                                           (std::isnan(row[static_cast<size_t>(c)]) ? "nan" : "inf") + ") at [" +
+                                           std::to_string(r) + ", " + std::to_string(c) + "]");
         quantize_row(dtype, row.data(), cols, dst + (r - b) * row_bytes);
       }
     };
     out.push_back(std::move(t));
+  }
+  // Every tensor of the checkpoint must be used: one left over means config.json
+  // describes another model (num_hidden_layers too small drops a layer silently).
+  for (const auto& [name, t] : ckpt.tensors()) {
+    if (used.count(name) || name.ends_with(".rotary_emb.inv_freq")) continue;  // a buffer, recomputed at load
+    if (name == "lm_head.weight" && hp.tied_embeddings) continue;            // tied: the embedding is the head
+    std::string why = "is not used by the model config.json describes";
+    if (name.rfind("model.layers.", 0) == 0) {
+      const std::string rest = name.substr(13);
+      const size_t dot = rest.find('.');
+      if (dot != std::string::npos && dot > 0 && rest.find_first_not_of("0123456789") == dot &&
+          std::stoull(rest.substr(0, std::min<size_t>(dot, 9))) >= hp.n_layers)
+        why = "belongs to a layer beyond num_hidden_layers " + std::to_string(hp.n_layers) + " in config.json";
+    }
+    throw Error(t.file, -1, "checkpoint tensor '" + name + "' " + why);
   }
   WriteOptions wo;
   wo.threads = options.threads;

@@ -1,6 +1,8 @@
 #include "convert/hf_config.h"
 
+#include <cmath>
 #include <fstream>
+#include <limits>
 #include <string>
 
 #include <nlohmann/json.hpp>
@@ -31,7 +33,21 @@ struct ConfigReader {
   float f32_or(const json& obj, const char* key, float fallback) const {
     if (!obj.contains(key) || obj[key].is_null()) return fallback;
     if (!obj[key].is_number()) throw Error(file, -1, std::string("field \"") + key + "\" is not a number");
-    return obj[key].get<float>();
+    const double v = obj[key].get<double>();
+    // Casting a double outside float's range to float is undefined.
+    if (!std::isfinite(v) || std::fabs(v) > std::numeric_limits<float>::max())
+      throw Error(file, -1, std::string("field \"") + key + "\" is " + obj[key].dump() + ", outside the range of a float");
+    return static_cast<float>(v);
+  }
+  // A count written as a JSON number (8192 or 8192.0), in [min, 2^32 - 1].
+  uint32_t u32_number_or(const json& obj, const char* key, uint32_t fallback, uint32_t min) const {
+    if (!obj.contains(key) || obj[key].is_null()) return fallback;
+    const json& v = obj[key];
+    const double d = v.is_number() ? v.get<double>() : -1.0;
+    if (!v.is_number() || !(d >= min && d <= 4294967295.0) || d != std::floor(d))
+      throw Error(file, -1, std::string("field \"") + key + "\" is " + v.dump() + ", not an integer in [" +
+                                std::to_string(min) + ", 4294967295]");
+    return static_cast<uint32_t>(d);
   }
   bool bool_or(const char* key, bool fallback) const {
     if (!j.contains(key) || j[key].is_null()) return fallback;
@@ -108,8 +124,7 @@ format::HParams read_hf_config(const std::filesystem::path& dir) {
       hp.rope_scaling = static_cast<uint32_t>(format::RopeScaling::Llama3);
       hp.rope_low_freq_factor = r.f32_or(rs, "low_freq_factor", 1.0f);
       hp.rope_high_freq_factor = r.f32_or(rs, "high_freq_factor", 4.0f);
-      const float orig = r.f32_or(rs, "original_max_position_embeddings", 8192.0f);
-      hp.rope_original_max_pos = static_cast<uint32_t>(orig);
+      hp.rope_original_max_pos = r.u32_number_or(rs, "original_max_position_embeddings", 8192, 1);
     } else if (type != "default") {
       throw Error(file, -1, "unsupported rope_scaling type '" + type + "' (supported: linear, llama3)");
     }

@@ -1,6 +1,9 @@
 // Writes a qrun model file (docs/format.md): lays out the sections, fills tensors in
 // parallel, checksums everything, and publishes the file atomically (temp file in the
-// output folder, fsync, rename), so a reader never sees a half-written model.
+// output folder, fsync, rename), so a reader never sees a half-written model. The temp
+// file has no name until it is complete (O_TMPFILE) where Linux allows, so a killed
+// conversion leaves nothing; elsewhere a named one that the next conversion to the
+// same destination removes. Space is reserved first: a full disk fails at once.
 #pragma once
 
 #include <cstdint>
@@ -49,8 +52,9 @@ WriteSummary write_model_file(const std::string& out_path, const format::HParams
                               std::span<const uint8_t> tokenizer_blob,
                               const std::vector<TensorToWrite>& tensors, const WriteOptions& options);
 
-// The temp file currently being written (empty when none), so a signal handler can
-// unlink it. Points to a NUL-terminated buffer that lives for the whole program.
+// The named temp file currently being written (empty when none, as while it is an
+// O_TMPFILE), so a signal handler can unlink it. Points to a NUL-terminated buffer
+// that lives for the whole program.
 const char* model_writer_temp_path();
 
 }  // namespace qrun

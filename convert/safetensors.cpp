@@ -1,5 +1,6 @@
 #include "convert/safetensors.h"
 
+#include <algorithm>
 #include <cstring>
 #include <fstream>
 #include <set>
@@ -16,7 +17,9 @@ using json = nlohmann::json;
 
 int64_t SafeTensor::numel() const {
   int64_t n = 1;
-  for (int64_t d : shape) n *= d;
+  for (int64_t d : shape)
+    if (d < 0 || __builtin_mul_overflow(n, d, &n))
+      throw Error(file, -1, "tensor '" + name + "': shape does not give an element count that fits in 64 bits");
   return n;
 }
 
@@ -87,6 +90,11 @@ void SafetensorsCheckpoint::add_file(const fs::path& path) {
   if (!j.is_object()) throw Error(fname, 8, "safetensors header is not a JSON object");
   const uint64_t data_begin = 8 + header_len;
   const uint64_t data_size = size - data_begin;
+  struct Range {
+    uint64_t begin, end;
+    const std::string* name;
+  };
+  std::vector<Range> ranges;
   for (const auto& [name, info] : j.items()) {
     if (name == "__metadata__") continue;
     const std::string what = "tensor '" + name + "': ";
@@ -109,8 +117,9 @@ void SafetensorsCheckpoint::add_file(const fs::path& path) {
     uint64_t numel = 1;
     for (const auto& v : sh) {
       if (!v.is_number_unsigned() || v.get<uint64_t>() > (1ull << 32)) throw Error(fname, 8, what + "bad shape");
-      numel *= v.get<uint64_t>();
-      if (numel > (1ull << 40)) throw Error(fname, 8, what + "shape too large");
+      // Checked: [2^32, 2^32] would wrap to 0 elements and pass the size check below.
+      if (__builtin_mul_overflow(numel, v.get<uint64_t>(), &numel) || numel > (1ull << 40))
+        throw Error(fname, 8, what + "shape " + sh.dump() + " has more than 2^40 elements");
       t.shape.push_back(v.get<int64_t>());
     }
     if (!off.is_array() || off.size() != 2 || !off[0].is_number_unsigned() || !off[1].is_number_unsigned())
@@ -126,7 +135,20 @@ void SafetensorsCheckpoint::add_file(const fs::path& path) {
                       " bytes)");
     t.data = file->data() + data_begin + b;
     t.size = e - b;
-    if (!tensors_.emplace(name, std::move(t)).second) throw Error(fname, 8, what + "appears in more than one shard");
+    auto [it, added] = tensors_.emplace(name, std::move(t));
+    if (!added) throw Error(fname, 8, what + "appears in more than one shard");
+    if (e > b) ranges.push_back({b, e, &it->first});
+  }
+  // Two tensors sharing bytes would each be read as the other's data.
+  std::sort(ranges.begin(), ranges.end(), [](const Range& x, const Range& y) { return x.begin < y.begin; });
+  const Range* reach = nullptr;  // the range, among those before, that ends last
+  for (const Range& r : ranges) {
+    if (reach && r.begin < reach->end)
+      throw Error(fname, static_cast<int64_t>(data_begin + r.begin),
+                  "tensors '" + *reach->name + "' (data_offsets [" + std::to_string(reach->begin) + ", " +
+                      std::to_string(reach->end) + ")) and '" + *r.name + "' ([" + std::to_string(r.begin) + ", " +
+                      std::to_string(r.end) + ")) overlap");
+    if (!reach || r.end > reach->end) reach = &r;
   }
   files_.push_back(std::move(file));
 }

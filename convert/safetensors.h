@@ -24,7 +24,7 @@ struct SafeTensor {
   uint64_t size;
   std::string file;   // for error messages
 
-  int64_t numel() const;
+  int64_t numel() const;   // throws qrun::Error naming the tensor when it overflows int64
   // Converts elements [begin, begin+n) to f32.
   void read_f32(int64_t begin, int64_t n, float* out) const;
 };

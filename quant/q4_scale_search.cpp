@@ -20,7 +20,7 @@ void assign_codes(const float* x, float d, uint8_t* codes) {
   const float id = d != 0.0f ? 1.0f / d : 0.0f;
   for (int i = 0; i < kBlock; ++i) {
     const float q = std::nearbyint(x[i] * id) + 8.0f;
-    codes[i] = static_cast<uint8_t>(std::clamp(q, 0.0f, 15.0f));
+    codes[i] = std::isnan(q) ? uint8_t{8} : static_cast<uint8_t>(std::clamp(q, 0.0f, 15.0f));  // NaN: code of 0
   }
 }
 

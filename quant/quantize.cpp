@@ -23,13 +23,17 @@ void quantize_q8_block(const float* x, int64_t n, BlockQ8* out) {
   out->d = dh;
   for (int64_t i = 0; i < 32; ++i) {
     const float v = i < n ? x[i] * id : 0.0f;
-    out->qs[i] = static_cast<int8_t>(std::clamp(std::nearbyint(v), -127.0f, 127.0f));
+    // NaN has no code (and casting it is undefined): it is stored as 0. Infinities
+    // saturate. The converter refuses non-finite weights before they get here.
+    out->qs[i] = std::isnan(v) ? int8_t{0} : static_cast<int8_t>(std::clamp(std::nearbyint(v), -127.0f, 127.0f));
   }
 }
 
 void quantize_q4_block(const float* x, int64_t n, BlockQ4* out) {
   float xb[32] = {};
   std::copy(x, x + n, xb);
+  // A NaN would make every candidate scale's error NaN and lose the whole block.
+  std::replace_if(xb, xb + 32, [](float v) { return std::isnan(v); }, 0.0f);
   uint8_t codes[32];
   out->d = q4_search_scale(xb, codes);
   for (int j = 0; j < 16; ++j) out->qs[j] = static_cast<uint8_t>(codes[j] | (codes[j + 16] << 4));

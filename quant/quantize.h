@@ -15,6 +15,8 @@ float bf16_to_f32(uint16_t b);
 uint16_t f32_to_bf16(float f);    // round to nearest even
 
 // Quantize one row of n floats into dtype_row_bytes(t, n) bytes at out (tail zero-padded).
+// Defined for every input: in Q8 and Q4 a NaN is stored as 0 and infinities saturate
+// (the converter refuses non-finite weights, naming the tensor, before this).
 void quantize_row(DType t, const float* x, int64_t n, void* out);
 // Dequantize one row of n elements stored as type t.
 void dequantize_row(DType t, const void* in, int64_t n, float* out);

@@ -20,16 +20,15 @@ class ExprParser {
   ExprParser(const Source& src, const std::vector<Tok>& toks, size_t start) : src_(src), toks_(toks), k_(start) {}
 
   ExprP parse() {
-    if (++depth_ > 64) src_.fail(peek().pos, "expression nested too deeply");
+    const Nest nest(*this);
     ExprP e = or_expr();
     while (is_name("if")) {
       auto c = node(Expr::K::Cond, next().pos);
       c->args.push_back(or_expr());
       c->args.push_back(std::move(e));
       c->args.push_back(accept_name("else") ? parse() : nullptr);
-      e = std::move(c);
+      e = sealed(std::move(c));
     }
-    --depth_;
     return e;
   }
   ExprP or_expr() { return binary_chain(Expr::K::Or, "or", &ExprParser::and_expr); }
@@ -51,13 +50,35 @@ class ExprParser {
   void expect_end() { if (peek().k != Tok::K::End) unexpected("end of tag"); }
 
  private:
+  // Bounds the parser's own recursion: brackets, `not`, unary minus and conditional
+  // chains each recurse once per level.
+  struct Nest {
+    explicit Nest(ExprParser& p) : p_(p) {
+      if (++p_.depth_ > kMaxNesting)
+        p_.src_.fail(p_.peek().pos, "expression nested more than the limit of " + std::to_string(kMaxNesting) + " levels");
+    }
+    ~Nest() { --p_.depth_; }
+    ExprParser& p_;
+  };
+  // Records a finished node's subtree depth; left-assoc chains (`a + b + c ...`) and
+  // postfix chains build deep trees without recursing, so the tree is checked too.
+  ExprP sealed(ExprP e) {
+    int d = 0;
+    for (const auto& a : e->args)
+      if (a) d = std::max(d, a->depth);
+    for (const auto& [k, v] : e->kwargs) d = std::max(d, v->depth);
+    e->depth = d + 1;
+    if (e->depth > kMaxExprDepth)
+      src_.fail(e->pos, "expression more than the limit of " + std::to_string(kMaxExprDepth) + " operations deep");
+    return e;
+  }
   ExprP binary_chain(Expr::K k, const char* word, ExprP (ExprParser::*sub)()) {
     ExprP e = (this->*sub)();
     while (is_name(word)) {
       auto b = node(k, next().pos, word);
       b->args.push_back(std::move(e));
       b->args.push_back((this->*sub)());
-      e = std::move(b);
+      e = sealed(std::move(b));
     }
     return e;
   }
@@ -65,13 +86,14 @@ class ExprParser {
     auto b = node(Expr::K::Bin, op.pos, std::move(name));
     b->args.push_back(std::move(l));
     b->args.push_back((this->*sub)());
-    return b;
+    return sealed(std::move(b));
   }
   ExprP not_expr() {
     if (!is_name("not")) return compare();
+    const Nest nest(*this);
     auto n = node(Expr::K::Not, next().pos);
     n->args.push_back(not_expr());
-    return n;
+    return sealed(std::move(n));
   }
   ExprP compare() {
     ExprP e = additive();
@@ -111,8 +133,10 @@ class ExprParser {
   ExprP unary(bool with_filters) {
     ExprP e;
     if (is_op("-")) {
+      const Nest nest(*this);
       e = node(Expr::K::Neg, next().pos);
       e->args.push_back(unary(false));
+      e = sealed(std::move(e));
     } else {
       accept_op("+");
       e = primary();
@@ -129,11 +153,11 @@ class ExprParser {
           auto m = node(Expr::K::Method, pos, std::move(name));
           m->args.push_back(std::move(e));
           call_args(*m);
-          e = std::move(m);
+          e = sealed(std::move(m));
         } else {
           auto a = node(Expr::K::Attr, pos, std::move(name));
           a->args.push_back(std::move(e));
-          e = std::move(a);
+          e = sealed(std::move(a));
         }
       } else if (is_op("[")) {
         auto s = node(Expr::K::Index, next().pos);
@@ -148,11 +172,12 @@ class ExprParser {
           unexpected("an index");
         }
         expect_op("]");
-        e = std::move(s);
+        e = sealed(std::move(s));
       } else if (is_op("(")) {
         if (e->k != Expr::K::Var) src_.fail(peek().pos, "only named functions can be called");
         e->k = Expr::K::Call;
         call_args(*e);
+        e = sealed(std::move(e));
       } else {
         return e;
       }
@@ -165,13 +190,13 @@ class ExprParser {
         f->name = expect_name();
         f->args.push_back(std::move(e));
         if (is_op("(")) call_args(*f);
-        e = std::move(f);
+        e = sealed(std::move(f));
       } else if (is_name("is")) {
         auto t = node(Expr::K::Test, next().pos);
         t->negated = accept_name("not");
         t->name = expect_name();
         t->args.push_back(std::move(e));
-        e = std::move(t);
+        e = sealed(std::move(t));
       } else {
         return e;
       }
@@ -222,7 +247,7 @@ class ExprParser {
         if (!is_list) expect_op(":"), e->args.push_back(parse());
         if (!is_op(close)) expect_op(",");
       }
-      return e;
+      return sealed(std::move(e));
     }
     unexpected("an expression");
   }
@@ -269,6 +294,15 @@ class TemplateParser {
   }
 
   void statement(const Tok& kw, Body& out) {
+    // Every statement with a body recurses into parse_until: bound the nesting.
+    struct Nest {
+      Nest(TemplateParser& p, const Tok& kw) : p_(p) {
+        if (++p_.block_depth_ > kMaxNesting)
+          p_.src_.fail(kw.pos, "blocks nested more than the limit of " + std::to_string(kMaxNesting) + " levels");
+      }
+      ~Nest() { --p_.block_depth_; }
+      TemplateParser& p_;
+    } nest(*this, kw);
     ExprParser& ep = *tail_;
     Stmt s{Stmt::K::If, kw.pos, {}, {}, {}, {}, {}, {}};
     const std::string& w = kw.text;
@@ -329,6 +363,7 @@ class TemplateParser {
   const std::vector<Piece>& ps_;
   size_t k_ = 0;
   int loop_depth_ = 0;
+  int block_depth_ = 0;
   std::unique_ptr<ExprParser> tail_;
 };
 

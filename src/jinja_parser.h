@@ -1,5 +1,7 @@
 // Chat-template parsing: tags into statements and expressions (recursive descent with
-// Jinja's precedence). Unsupported constructs fail here, naming the construct and where.
+// Jinja's precedence). Unsupported constructs fail here, naming the construct and where,
+// and so do blocks nested past kMaxNesting and expressions past kMaxExprDepth, so that
+// neither parsing, rendering nor freeing the tree can run out of stack.
 #pragma once
 
 #include <cstddef>
@@ -23,6 +25,7 @@ struct Expr {
   std::vector<std::pair<std::string, ExprP>> kwargs;
   Value lit;
   bool negated = false;  // `is not`
+  int depth = 1;         // of this subtree, at most kMaxExprDepth (the parser checks)
 };
 
 struct Stmt;

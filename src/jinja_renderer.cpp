@@ -11,9 +11,21 @@ namespace {
 
 enum class Flow { Normal, Break, Continue };
 
+// The renderer's recursion: statements within statements and expressions within
+// expressions, both bounded by the parser; this is the backstop.
+constexpr int kMaxRenderDepth = kMaxNesting + kMaxExprDepth + 16;
+
 class Renderer {
  public:
   Renderer(const Source& src, Dict globals) : src_(src) { scopes_.push_back(std::move(globals)); }
+  // Namespaces may hold each other (or themselves): emptying them all breaks such cycles,
+  // and as every namespace is held here until now, no value freed during rendering
+  // recursed through one.
+  ~Renderer() {
+    for (const auto& ns : namespaces_) ns->clear();
+  }
+  Renderer(const Renderer&) = delete;
+  Renderer& operator=(const Renderer&) = delete;
 
   std::string out;
 
@@ -24,10 +36,64 @@ class Renderer {
   }
 
  private:
+  struct Nest {
+    Nest(Renderer& r, size_t pos) : r_(r) {
+      if (++r_.depth_ > kMaxRenderDepth)
+        r_.src_.fail(pos, "template evaluation nested more than the limit of " + std::to_string(kMaxRenderDepth) +
+                              " levels");
+    }
+    ~Nest() { --r_.depth_; }
+    Renderer& r_;
+  };
+
+  void emit(const std::string& text, size_t pos) {
+    if (text.size() > kMaxOutputBytes - out.size())
+      src_.fail(pos, "rendered output longer than the limit of " + std::to_string(kMaxOutputBytes) + " bytes");
+    out += text;
+  }
+  void check_string(size_t bytes, size_t pos) {
+    if (bytes > kMaxStringBytes)
+      src_.fail(pos, "string longer than the limit of " + std::to_string(kMaxStringBytes) + " bytes");
+  }
+  // Elements of a list copied: one step each, plus the bytes of the strings among them.
+  void charge_copy(const List& l) {
+    uint64_t bytes = 0;
+    for (const Value& v : l) bytes += v.s.size();
+    steps_.charge(2 * l.size() + bytes / 64);
+  }
+
+  // Statements and expressions run inside a guard that turns ValueLimitError (a limit
+  // hit inside a value operation) into an error naming this place in the template.
   Flow exec(const Stmt& s) {
+    const Nest nest(*this, s.pos);
+    try {
+      steps_.charge(1);
+      return exec_inner(s);
+    } catch (const ValueLimitError& e) {
+      src_.fail(s.pos, e.what());
+    }
+  }
+
+  Value eval(const Expr& e) {
+    const Nest nest(*this, e.pos);
+    try {
+      Value v = eval_inner(e);
+      steps_.charge_bytes(v.s.size());
+      return v;
+    } catch (const ValueLimitError& x) {
+      src_.fail(e.pos, x.what());
+    }
+  }
+
+  Flow exec_inner(const Stmt& s) {
     switch (s.k) {
-      case Stmt::K::Text: out += s.text; return Flow::Normal;
-      case Stmt::K::Out: out += to_str(eval(*s.expr)); return Flow::Normal;
+      case Stmt::K::Text: emit(s.text, s.pos); return Flow::Normal;
+      case Stmt::K::Out: {
+        const std::string text = to_str(eval(*s.expr));
+        steps_.charge_bytes(text.size());
+        emit(text, s.pos);
+        return Flow::Normal;
+      }
       case Stmt::K::If:
         for (const auto& [cond, body] : s.branches)
           if (!cond || truthy(eval(*cond))) return run(body);
@@ -44,6 +110,7 @@ class Renderer {
     const List items = iterate(eval(*s.expr), s.expr->pos);
     const auto n = static_cast<int64_t>(items.size());
     for (int64_t i = 0; i < n; ++i) {
+      steps_.charge(10);  // the scope and loop variables made for each iteration
       // Each iteration gets a fresh scope: Jinja's `set` inside a loop does not survive
       // the iteration, which is why templates carry state in namespace() objects.
       Dict scope;
@@ -97,12 +164,13 @@ class Renderer {
     return Value{};
   }
 
-  List iterate(const Value& v, size_t pos) const {
+  List iterate(const Value& v, size_t pos) {
     switch (v.t) {
       case T::Undefined: return {};  // Jinja's Undefined iterates as empty
-      case T::List: return *v.list;
-      case T::Str: return utf8_chars(v.s);
+      case T::List: charge_copy(*v.list); return *v.list;
+      case T::Str: steps_.charge(v.s.size()); return utf8_chars(v.s);  // a step per byte, so at least one per character
       case T::Dict: {
+        steps_.charge(2 * v.dict->size());
         List keys;
         for (const auto& kv : *v.dict) keys.push_back(Value::str(kv.first));
         return keys;
@@ -111,7 +179,7 @@ class Renderer {
     }
   }
 
-  Value eval(const Expr& e) {
+  Value eval_inner(const Expr& e) {
     using K = Expr::K;
     switch (e.k) {
       case K::Lit: return e.lit;
@@ -133,6 +201,7 @@ class Renderer {
       case K::Neg: {
         const Value v = eval(*e.args[0]);
         if (v.t != T::Int) src_.fail(e.pos, std::string("cannot negate a ") + type_name(v));
+        if (v.i == INT64_MIN) overflow(e.pos);
         return Value::integer(-v.i);
       }
       case K::And: case K::Or: {  // Python semantics: the deciding operand itself is the result
@@ -146,6 +215,7 @@ class Renderer {
       case K::ListLit: {
         List l;
         for (const auto& a : e.args) l.push_back(eval(*a));
+        steps_.charge(l.size());
         return Value::of(std::move(l));
       }
       case K::DictLit: {
@@ -169,8 +239,16 @@ class Renderer {
       return f == obj.dict->end() ? Value{} : f->second;
     }
     if ((obj.t != T::List && obj.t != T::Str) || key.t != T::Int) return Value{};
-    const List chars = obj.t == T::Str ? utf8_chars(obj.s) : List{};
-    const List& l = obj.t == T::Str ? chars : *obj.list;
+    if (obj.t == T::Str) {
+      steps_.charge_bytes(obj.s.size());
+      const std::vector<size_t> starts = utf8_starts(obj.s);
+      const int64_t n = static_cast<int64_t>(starts.size());
+      const int64_t i = key.i < 0 ? key.i + n : key.i;
+      if (i < 0 || i >= n) return Value{};
+      const size_t end = i + 1 < n ? starts[size_t(i) + 1] : obj.s.size();
+      return Value::str(obj.s.substr(starts[size_t(i)], end - starts[size_t(i)]));
+    }
+    const List& l = *obj.list;
     const int64_t n = static_cast<int64_t>(l.size());
     const int64_t i = key.i < 0 ? key.i + n : key.i;
     return i < 0 || i >= n ? Value{} : l[i];  // out of range is undefined in Jinja, not an error
@@ -191,42 +269,74 @@ class Renderer {
     }
     const int64_t step = bound[2];
     if (step == 0) src_.fail(e.pos, "slice step cannot be zero");
-    const List l = obj.t == T::Str ? utf8_chars(obj.s) : *obj.list;
-    const int64_t n = static_cast<int64_t>(l.size());
+    // A string is sliced by character: starts[k] is where character k begins.
+    std::vector<size_t> starts;
+    if (obj.t == T::Str) {
+      steps_.charge_bytes(obj.s.size());
+      starts = utf8_starts(obj.s);
+    }
+    const int64_t n = static_cast<int64_t>(obj.t == T::Str ? starts.size() : obj.list->size());
     auto norm = [n](int64_t v, int64_t lo, int64_t hi) { return std::clamp(v < 0 ? v + n : v, lo, hi); };
     const int64_t start = given[0] ? (step > 0 ? norm(bound[0], 0, n) : norm(bound[0], -1, n - 1)) : (step > 0 ? 0 : n - 1);
     const int64_t stop = given[1] ? (step > 0 ? norm(bound[1], 0, n) : norm(bound[1], -1, n - 1)) : (step > 0 ? n : -1);
     List r;
-    for (int64_t i = start; step > 0 ? i < stop : i > stop; i += step) r.push_back(l[i]);
-    if (obj.t == T::List) return Value::of(std::move(r));
-    std::string s;
-    for (const Value& c : r) s += c.s;
-    return Value::str(std::move(s));
+    std::string str;
+    // start and stop lie in [-1, n]: stepping past them ends the loop before any overflow.
+    for (int64_t i = start; step > 0 ? i < stop : i > stop;) {
+      if (obj.t == T::List) {
+        r.push_back((*obj.list)[size_t(i)]);
+      } else {
+        const size_t end = i + 1 < n ? starts[size_t(i) + 1] : obj.s.size();
+        str.append(obj.s, starts[size_t(i)], end - starts[size_t(i)]);
+      }
+      if (__builtin_add_overflow(i, step, &i)) break;
+    }
+    if (obj.t == T::List) {
+      charge_copy(r);
+      return Value::of(std::move(r));
+    }
+    return Value::str(std::move(str));
+  }
+
+  [[noreturn]] void overflow(size_t pos) const {
+    src_.fail(pos, "integer overflow (integers here are 64-bit)");
   }
 
   Value binary(const std::string& op, const Value& a, const Value& b, size_t pos) {
     auto mismatch = [&]() -> Value {
       src_.fail(pos, "operator '" + op + "' does not apply to " + type_name(a) + " and " + type_name(b));
     };
-    if (op == "~") return Value::str(to_str(a) + to_str(b));
-    if (op == "==") return Value::boolean(equal(a, b));
-    if (op == "!=") return Value::boolean(!equal(a, b));
+    if (op == "~") {
+      std::string l = to_str(a);
+      const std::string r = to_str(b);
+      check_string(l.size() + r.size(), pos);
+      steps_.charge_bytes(l.size() + r.size());
+      return Value::str(std::move(l) + r);
+    }
+    if (op == "==") return Value::boolean(equal(a, b, steps_));
+    if (op == "!=") return Value::boolean(!equal(a, b, steps_));
     if (op == "in" || op == "not in") {
       bool found = false;
       if (b.t == T::Str && a.t == T::Str) found = b.s.find(a.s) != std::string::npos;
-      else if (b.t == T::List) found = std::any_of(b.list->begin(), b.list->end(), [&](const Value& x) { return equal(a, x); });
+      else if (b.t == T::List) found = std::any_of(b.list->begin(), b.list->end(), [&](const Value& x) { return equal(a, x, steps_); });
       else if (b.t == T::Dict) found = a.t == T::Str && b.dict->count(a.s);
       else mismatch();
       return Value::boolean(found != (op == "not in"));
     }
     if (a.t == T::Str && b.t == T::Str) {
-      if (op == "+") return Value::str(a.s + b.s);
+      if (op == "+") {
+        check_string(a.s.size() + b.s.size(), pos);
+        steps_.charge_bytes(a.s.size() + b.s.size());
+        return Value::str(a.s + b.s);
+      }
       if (op == "<") return Value::boolean(a.s < b.s);
       if (op == ">") return Value::boolean(a.s > b.s);
       if (op == "<=") return Value::boolean(a.s <= b.s);
       if (op == ">=") return Value::boolean(a.s >= b.s);
     }
     if (a.t == T::List && b.t == T::List && op == "+") {
+      charge_copy(*a.list);
+      charge_copy(*b.list);
       List l = *a.list;
       l.insert(l.end(), b.list->begin(), b.list->end());
       return Value::of(std::move(l));
@@ -234,15 +344,20 @@ class Renderer {
     auto num = [](const Value& v) { return v.t == T::Int || v.t == T::Bool; };
     if (!num(a) || !num(b)) mismatch();
     const int64_t x = a.t == T::Int ? a.i : a.b, y = b.t == T::Int ? b.i : b.b;
-    if (op == "+") return Value::integer(x + y);
-    if (op == "-") return Value::integer(x - y);
-    if (op == "*") return Value::integer(x * y);
+    int64_t r = 0;
+    const bool add = op == "+", sub = op == "-", mul = op == "*";
+    if (add || sub || mul) {
+      if (add ? __builtin_add_overflow(x, y, &r) : sub ? __builtin_sub_overflow(x, y, &r) : __builtin_mul_overflow(x, y, &r))
+        overflow(pos);
+      return Value::integer(r);
+    }
     if (op == "<") return Value::boolean(x < y);
     if (op == ">") return Value::boolean(x > y);
     if (op == "<=") return Value::boolean(x <= y);
     if (op == ">=") return Value::boolean(x >= y);
     if (op == "/") src_.fail(pos, "'/' gives a float, and floats are not supported (use '//')");
     if (y == 0) src_.fail(pos, "integer division by zero");
+    if (x == INT64_MIN && y == -1) overflow(pos);
     const int64_t q = x / y - ((x % y != 0) && ((x < 0) != (y < 0)));  // Python floors
     return Value::integer(op == "//" ? q : x - q * y);
   }
@@ -271,15 +386,20 @@ class Renderer {
       for (const auto& [k, v] : e.kwargs) d[k] = eval(*v);
       Value ns = Value::of(std::move(d));
       ns.is_namespace = true;
+      namespaces_.push_back(ns.dict);
       return ns;
     }
     if (e.name == "range") {
       const auto a = eval_args(e, 0, 1, 3, "range()");
       for (const Value& v : a) if (v.t != T::Int) src_.fail(e.pos, "range() needs integers");
       const int64_t lo = a.size() > 1 ? a[0].i : 0, hi = a.size() > 1 ? a[1].i : a[0].i, step = a.size() > 2 ? a[2].i : 1;
-      if (step == 0 || (hi - lo) / step > 100000) src_.fail(e.pos, "range() step is zero or the range is too long");
+      if (step == 0) src_.fail(e.pos, "range() step cannot be zero");
+      const __int128 span = static_cast<__int128>(hi) - lo;
+      const __int128 count = step > 0 ? (span > 0 ? (span - 1) / step + 1 : 0) : (span < 0 ? (span + 1) / step + 1 : 0);
+      if (count > 100000) src_.fail(e.pos, "range() longer than the limit of 100000 numbers");
+      steps_.charge(2 * static_cast<uint64_t>(count));
       List l;
-      for (int64_t i = lo; step > 0 ? i < hi : i > hi; i += step) l.push_back(Value::integer(i));
+      for (__int128 k = 0; k < count; ++k) l.push_back(Value::integer(static_cast<int64_t>(lo + k * step)));
       return Value::of(std::move(l));
     }
     if (e.name == "strftime_now") {  // transformers provides it; Llama 3.x dates the system prompt
@@ -318,17 +438,27 @@ class Renderer {
         if (from.empty()) src_.fail(e.pos, "replace() with an empty pattern is not supported");
         std::string r;
         size_t p = 0;
-        for (size_t f; (f = s.find(from, p)) != std::string::npos; p = f + from.size()) r += s.substr(p, f - p) + to;
+        for (size_t f; (f = s.find(from, p)) != std::string::npos; p = f + from.size()) {
+          check_string(r.size() + (f - p) + to.size(), e.pos);
+          r.append(s, p, f - p);
+          r += to;
+        }
+        check_string(r.size() + (s.size() - p), e.pos);
+        steps_.charge_bytes(r.size() + s.size());
         return Value::str(r + s.substr(p));
       }
       if (e.name == "split") {
         const auto a = eval_args(e, 1, 0, 1, what);
         List parts;
+        auto part = [&](size_t from, size_t to) {  // each part is charged as it is made
+          steps_.charge(2 + (to - from) / 64);
+          parts.push_back(Value::str(s.substr(from, to - from)));
+        };
         if (a.empty() || a[0].t == T::None) {  // Python: split on whitespace runs, drop empties
           size_t p = 0;
           while ((p = s.find_first_not_of(kSpace, p)) != std::string::npos) {
             const size_t q = std::min(s.find_first_of(kSpace, p), s.size());
-            parts.push_back(Value::str(s.substr(p, q - p)));
+            part(p, q);
             p = q;
           }
           return Value::of(std::move(parts));
@@ -336,8 +466,8 @@ class Renderer {
         const std::string sep = str_arg(a[0], e.pos, what);
         if (sep.empty()) src_.fail(e.pos, "split() with an empty separator");
         size_t p = 0;
-        for (size_t f; (f = s.find(sep, p)) != std::string::npos; p = f + sep.size()) parts.push_back(Value::str(s.substr(p, f - p)));
-        parts.push_back(Value::str(s.substr(p)));
+        for (size_t f; (f = s.find(sep, p)) != std::string::npos; p = f + sep.size()) part(p, f);
+        part(p, s.size());
         return Value::of(std::move(parts));
       }
     } else if (obj.t == T::Dict && !obj.is_namespace) {
@@ -348,6 +478,7 @@ class Renderer {
       }
       if (e.name == "keys" || e.name == "values" || e.name == "items") {
         eval_args(e, 1, 0, 0, what);
+        steps_.charge(3 * obj.dict->size());
         List l;
         for (const auto& [k, v] : *obj.dict)
           l.push_back(e.name == "keys" ? Value::str(k) : e.name == "values" ? v : Value::of(List{Value::str(k), v}));
@@ -375,7 +506,7 @@ class Renderer {
     }
     if (f == "length" || f == "count") {
       eval_args(e, 1, 0, 0, what);
-      if (v.t == T::Str) return Value::integer(static_cast<int64_t>(utf8_chars(v.s).size()));
+      if (v.t == T::Str) return Value::integer(static_cast<int64_t>(utf8_starts(v.s).size()));
       if (v.t == T::List) return Value::integer(static_cast<int64_t>(v.list->size()));
       if (v.t == T::Dict) return Value::integer(static_cast<int64_t>(v.dict->size()));
       if (v.t == T::Undefined) return Value::integer(0);
@@ -403,7 +534,13 @@ class Renderer {
       const std::string sep = a.empty() ? "" : to_str(a[0]);
       std::string r;
       const List items = iterate(v, e.pos);
-      for (size_t k = 0; k < items.size(); ++k) r += (k ? sep : "") + to_str(items[k]);
+      for (size_t k = 0; k < items.size(); ++k) {
+        const std::string item = to_str(items[k]);
+        check_string(r.size() + (k ? sep.size() : 0) + item.size(), e.pos);
+        if (k) r += sep;
+        r += item;
+      }
+      steps_.charge_bytes(r.size());
       return Value::str(r);
     }
     src_.fail(e.pos, "unsupported filter '" + f + "'");
@@ -431,6 +568,9 @@ class Renderer {
 
   const Source& src_;
   std::vector<Dict> scopes_;  // globals first; one per active loop iteration after that
+  std::vector<std::shared_ptr<Dict>> namespaces_;  // every namespace() made, kept alive to the end
+  Steps steps_;
+  int depth_ = 0;
 };
 
 }  // namespace

@@ -1,14 +1,18 @@
 #include "qrun/mapped_file.h"
 
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <iterator>
 #include <utility>
 
 #include "qrun/error.h"
@@ -24,7 +28,84 @@ uint64_t page_size() {
 
 std::string errno_text() { return std::strerror(errno); }
 
+// The live mappings, for the SIGBUS handler: fixed slots it can read without locks or
+// allocation. A mapping past the last slot is simply not named (its fault stays a
+// plain SIGBUS); 256 covers any checkpoint's shards.
+struct FaultSlot {
+  std::atomic<bool> used{false};
+  std::atomic<uintptr_t> begin{0}, end{0};
+  char path[1024];
+};
+FaultSlot g_slots[256];
+const char* g_program = "qrun";
+void (*g_cleanup)() = nullptr;
+
+int list_mapping(const uint8_t* data, uint64_t size, const std::string& path) {
+  for (int i = 0; i < static_cast<int>(std::size(g_slots)); ++i) {
+    FaultSlot& s = g_slots[i];
+    bool free = false;
+    if (!s.used.compare_exchange_strong(free, true, std::memory_order_acq_rel)) continue;
+    const size_t n = std::min(path.size(), sizeof s.path - 1);
+    std::memcpy(s.path, path.data(), n);
+    s.path[n] = 0;
+    s.end.store(reinterpret_cast<uintptr_t>(data) + size, std::memory_order_relaxed);
+    s.begin.store(reinterpret_cast<uintptr_t>(data), std::memory_order_release);
+    return i;
+  }
+  return -1;
+}
+
+void unlist_mapping(int slot) {
+  if (slot < 0) return;
+  FaultSlot& s = g_slots[slot];
+  s.begin.store(0, std::memory_order_release);
+  s.end.store(0, std::memory_order_relaxed);
+  s.used.store(false, std::memory_order_release);
+}
+
+void write_all(const char* s) {
+  for (size_t n = std::strlen(s); n > 0;) {
+    const ssize_t w = ::write(2, s, n);
+    if (w <= 0) {
+      if (w < 0 && errno == EINTR) continue;
+      return;
+    }
+    s += w;
+    n -= static_cast<size_t>(w);
+  }
+}
+
+void on_sigbus(int sig, siginfo_t* info, void*) {
+  const auto addr = reinterpret_cast<uintptr_t>(info->si_addr);
+  for (FaultSlot& s : g_slots) {
+    const uintptr_t b = s.begin.load(std::memory_order_acquire);
+    if (b == 0 || addr < b || addr >= s.end.load(std::memory_order_relaxed)) continue;
+    write_all("\n");
+    write_all(g_program);
+    write_all(": ");
+    write_all(s.path);
+    write_all(" changed while mapped; replace model files by rename, never in place\n");
+    if (g_cleanup) g_cleanup();
+    ::_exit(1);
+  }
+  // Not a mapped file's page: the default action, when the faulting access runs again.
+  struct sigaction dfl {};
+  dfl.sa_handler = SIG_DFL;
+  sigemptyset(&dfl.sa_mask);
+  ::sigaction(sig, &dfl, nullptr);
+}
+
 }  // namespace
+
+void install_mapping_fault_handler(const char* program, void (*cleanup)()) {
+  g_program = program;
+  g_cleanup = cleanup;
+  struct sigaction sa {};
+  sa.sa_sigaction = on_sigbus;
+  sa.sa_flags = SA_SIGINFO;
+  sigemptyset(&sa.sa_mask);
+  ::sigaction(SIGBUS, &sa, nullptr);
+}
 
 MappedFile::MappedFile(const std::string& path, LoadMode mode) : path_(path) {
   fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
@@ -72,6 +153,7 @@ MappedFile::MappedFile(const std::string& path, LoadMode mode) : path_(path) {
   }
   data_ = static_cast<const uint8_t*>(p);
   mapped_ = true;
+  fault_slot_ = list_mapping(data_, size_, path_);
   if (mode == LoadMode::MmapLocked && !lock(0, size_)) {
     const std::string why = errno_text();
     struct rlimit rl {};
@@ -98,11 +180,14 @@ MappedFile& MappedFile::operator=(MappedFile&& o) noexcept {
     size_ = std::exchange(o.size_, 0);
     mapped_ = std::exchange(o.mapped_, false);
     fd_ = std::exchange(o.fd_, -1);
+    fault_slot_ = std::exchange(o.fault_slot_, -1);
   }
   return *this;
 }
 
 void MappedFile::reset() {
+  unlist_mapping(fault_slot_);
+  fault_slot_ = -1;
   if (data_) {
     if (mapped_) {
       ::munmap(const_cast<uint8_t*>(data_), size_);

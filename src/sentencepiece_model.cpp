@@ -157,6 +157,7 @@ TokenizerData read_sentencepiece_model(const std::string& path) {
   };
   check(d.unk), check(d.bos), check(d.eos), check(d.pad);
   d.add_bos = d.bos >= 0;
+  validate_tokenizer_data(d, path, -1);
   return d;
 }
 

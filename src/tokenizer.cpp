@@ -7,6 +7,8 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
+#include <memory>
+#include <new>
 #include <optional>
 #include <unordered_map>
 
@@ -89,7 +91,48 @@ std::string nfc_valid_runs(std::string_view text) {
 }
 
 uint64_t pair_key(int32_t a, int32_t b) { return (uint64_t(uint32_t(a)) << 32) | uint32_t(b); }
+
+// Printable form of a piece for error messages: control bytes and quotes escaped,
+// long pieces cut.
+std::string printable(std::string_view p) {
+  std::string out;
+  for (size_t i = 0; i < p.size() && i < 64; ++i) {
+    const auto c = static_cast<unsigned char>(p[i]);
+    if (c < 0x20 || c == 0x7f || c == '\\' || c == '\'') {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "\\x%02x", c);
+      out += buf;
+    } else {
+      out += static_cast<char>(c);
+    }
+  }
+  if (p.size() > 64) out += "...";
+  return out;
+}
+
+struct MatchDataFree {
+  void operator()(pcre2_match_data* m) const { pcre2_match_data_free(m); }
+};
+using MatchData = std::unique_ptr<pcre2_match_data, MatchDataFree>;
 }  // namespace
+
+int byte_piece_value(std::string_view p) {
+  if (p.size() != 6 || p.substr(0, 3) != "<0x" || p[5] != '>') return -1;
+  auto hex = [](char c) { return c >= '0' && c <= '9' ? c - '0' : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1; };
+  const int hi = hex(p[3]), lo = hex(p[4]);
+  return hi < 0 || lo < 0 ? -1 : hi * 16 + lo;
+}
+
+void validate_tokenizer_data(const TokenizerData& d, const std::string& file, int64_t offset) {
+  if (d.scores.size() != d.pieces.size() || d.types.size() != d.pieces.size())
+    throw Error(file, offset, "tokenizer: " + std::to_string(d.pieces.size()) + " pieces but " +
+                                  std::to_string(d.scores.size()) + " scores and " + std::to_string(d.types.size()) +
+                                  " types");
+  for (size_t i = 0; i < d.pieces.size(); ++i)
+    if (d.types[i] == PieceType::Byte && byte_piece_value(d.pieces[i]) < 0)
+      throw Error(file, offset, "tokenizer: byte piece " + std::to_string(i) + " '" + printable(d.pieces[i]) +
+                                    "' is not of the form <0xHH> (two upper-case hex digits)");
+}
 
 struct Tokenizer::Impl {
   const TokenizerData& d;
@@ -102,10 +145,12 @@ struct Tokenizer::Impl {
   // word merged alone when no piece has a "▁" after another character; the same word
   // then merges the same way every time, so repeated words are looked up, not merged.
   bool split_words = true;
+  // The compiled pattern is read-only once JIT-compiled and may be shared by threads;
+  // match data is written by every match, so each encode call makes its own.
   pcre2_code* regex = nullptr;
-  pcre2_match_data* match = nullptr;
 
   explicit Impl(const TokenizerData& data) : d(data) {
+    validate_tokenizer_data(d, "", -1);
     // Most lookups during merging are misses (pairs that form no piece), and a miss walks
     // its whole bucket: keep buckets short.
     piece_id.max_load_factor(0.25f);
@@ -116,9 +161,8 @@ struct Tokenizer::Impl {
     std::fill(std::begin(byte_piece), std::end(byte_piece), -1);
     for (size_t i = 0; i < d.pieces.size(); ++i) {
       const std::string& p = d.pieces[i];
-      if (d.types[i] == PieceType::Byte && p.size() == 6 && p.rfind("<0x", 0) == 0) {
-        unsigned v = 0;
-        if (std::sscanf(p.c_str() + 3, "%2X", &v) == 1) byte_piece[v] = static_cast<int32_t>(i);
+      if (d.types[i] == PieceType::Byte) {
+        byte_piece[byte_piece_value(p)] = static_cast<int32_t>(i);  // validated above: 0..255
       }
       if (p.empty()) continue;
       if (d.types[i] == PieceType::Control) specials.push_back(static_cast<int32_t>(i));
@@ -126,10 +170,16 @@ struct Tokenizer::Impl {
       // user_defined symbols) are cut out of the text whole, before any merging.
       if (d.types[i] == PieceType::UserDefined) always_added.push_back(static_cast<int32_t>(i));
     }
+    // A "▁" that follows anything but another "▁" (also one at byte 1 or 2, after a
+    // shorter character: "a▁bc") lets a piece span a word boundary. Such pieces are
+    // legal (SentencePiece's BPE merges over the whole text, not word by word; a
+    // trainer run with split_by_whitespace=false makes them), so the text is then
+    // merged whole, as SentencePiece does.
     for (size_t i = 0; i < d.pieces.size() && split_words; ++i) {
       const std::string& p = d.pieces[i];
-      for (size_t at = p.find(kSpaceMark, 1); at != std::string::npos; at = p.find(kSpaceMark, at + 1))
-        if (p.compare(at - kSpaceMark.size(), kSpaceMark.size(), kSpaceMark) != 0) split_words = false;
+      for (size_t at = p.find(kSpaceMark, 1); at != std::string::npos && split_words; at = p.find(kSpaceMark, at + 1))
+        if (at < kSpaceMark.size() || p.compare(at - kSpaceMark.size(), kSpaceMark.size(), kSpaceMark) != 0)
+          split_words = false;
     }
     auto longest_first = [&](int32_t a, int32_t b) { return d.pieces[size_t(a)].size() > d.pieces[size_t(b)].size(); };
     std::sort(specials.begin(), specials.end(), longest_first);
@@ -146,13 +196,13 @@ struct Tokenizer::Impl {
                     reinterpret_cast<const char*>(msg));
       }
       pcre2_jit_compile(regex, PCRE2_JIT_COMPLETE);
-      match = pcre2_match_data_create_from_pattern(regex, nullptr);
     }
   }
   ~Impl() {
-    if (match) pcre2_match_data_free(match);
     if (regex) pcre2_code_free(regex);
   }
+  Impl(const Impl&) = delete;
+  Impl& operator=(const Impl&) = delete;
 
   int32_t find(std::string_view s) const {
     auto it = piece_id.find(s);
@@ -240,6 +290,9 @@ struct Tokenizer::Impl {
   }
 
   void encode_byte_level(std::string_view text, std::vector<int32_t>& out) const {
+    if (text.empty()) return;
+    const MatchData match(pcre2_match_data_create_from_pattern(regex, nullptr));
+    if (!match) throw std::bad_alloc();
     PCRE2_SIZE offset = 0;
     const auto* subject = reinterpret_cast<PCRE2_SPTR>(text.data());
     std::unordered_map<std::string_view, std::pair<size_t, size_t>> seen;  // word -> its ids in out
@@ -257,12 +310,12 @@ struct Tokenizer::Impl {
       seen.emplace(w, std::make_pair(at, out.size() - at));
     };
     while (offset < text.size()) {
-      const int rc = pcre2_match(regex, subject, text.size(), offset, 0, match, nullptr);
+      const int rc = pcre2_match(regex, subject, text.size(), offset, 0, match.get(), nullptr);
       if (rc < 0) {  // no further match (or only invalid UTF-8 left): the rest is one word
         word(offset, text.size());
         return;
       }
-      const PCRE2_SIZE* ov = pcre2_get_ovector_pointer(match);
+      const PCRE2_SIZE* ov = pcre2_get_ovector_pointer(match.get());
       word(offset, ov[0]);  // bytes the pattern skipped (invalid UTF-8)
       if (ov[1] == ov[0]) {  // empty match: step one byte to make progress
         word(ov[0], ov[0] + 1);

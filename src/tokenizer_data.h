@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -48,5 +49,16 @@ struct TokenizerData {
   bool add_bos = false, add_eos = false;
   std::string chat_template;
 };
+
+// The byte a byte-fallback piece stands for: exactly "<0xHH>" with two upper-case hex
+// digits (the only spelling SentencePiece writes and Hugging Face looks up); -1 for
+// anything else.
+int byte_piece_value(std::string_view piece);
+
+// Checks what encoding and decoding rely on beyond the bounds the readers check: every
+// Byte piece spells a byte (SentencePiece refuses others as "Invalid byte piece"), and
+// pieces, scores and types line up. Throws qrun::Error(file, offset, ...) naming the
+// offending piece. Called by every reader and by the Tokenizer itself.
+void validate_tokenizer_data(const TokenizerData& data, const std::string& file, int64_t offset);
 
 }  // namespace qrun

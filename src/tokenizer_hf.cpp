@@ -31,12 +31,22 @@ json read_json(const fs::path& p) {
   }
 }
 
-// Visits a pre-tokenizer / normalizer and the members of a Sequence.
+std::string short_dump(const json& v) {
+  std::string s = v.dump(-1, ' ', false, json::error_handler_t::replace);
+  return s.size() > 60 ? s.substr(0, 57) + "..." : s;
+}
+
+// Visits a pre-tokenizer / normalizer / post-processor and the members of a Sequence.
+// Each stage is an object with a string "type": anything else (a string, a list, a
+// Sequence without its list) would otherwise be skipped and silently change the ids.
 template <class F>
-void visit(const json& node, const char* list_key, F&& f) {
-  if (!node.is_object()) return;
-  if (node.value("type", "") == "Sequence" && node.contains(list_key)) {
-    for (const auto& n : node[list_key]) visit(n, list_key, f);
+void visit(const json& node, const char* what, const char* list_key, const std::string& file, F&& f) {
+  if (!node.is_object() || !node.contains("type") || !node["type"].is_string())
+    throw Error(file, -1, std::string(what) + " " + short_dump(node) + " is not an object with a string \"type\"");
+  if (node["type"] == "Sequence") {
+    if (!node.contains(list_key) || !node[list_key].is_array())
+      throw Error(file, -1, std::string(what) + " Sequence without a \"" + list_key + "\" list");
+    for (const auto& n : node[list_key]) visit(n, what, list_key, file, f);
   } else {
     f(node);
   }
@@ -73,7 +83,9 @@ void load_tokenizer_json(const fs::path& path, TokenizerData& d) {
     for (const auto& [piece, id] : vocab.items()) {
       const size_t i = token_index(id);
       d.pieces[i] = piece;
-      const bool byte = d.byte_fallback && piece.size() == 6 && piece.rfind("<0x", 0) == 0 && piece.back() == '>';
+      // Hugging Face's byte fallback looks up exactly format!("<0x{:02X}>", byte); any
+      // other spelling is an ordinary piece.
+      const bool byte = d.byte_fallback && byte_piece_value(piece) >= 0;
       d.types[i] = byte ? PieceType::Byte : PieceType::Normal;
     }
     if (j.contains("added_tokens")) {
@@ -110,8 +122,8 @@ void load_tokenizer_json(const fs::path& path, TokenizerData& d) {
     }
 
     bool byte_level = false, split_found = false;
-    if (j.contains("pre_tokenizer")) {
-      visit(j["pre_tokenizer"], "pretokenizers", [&](const json& p) {
+    if (j.contains("pre_tokenizer") && !j["pre_tokenizer"].is_null()) {
+      visit(j["pre_tokenizer"], "pre_tokenizer", "pretokenizers", file, [&](const json& p) {
         const std::string type = p.value("type", "");
         if (type == "ByteLevel") {
           byte_level = true;
@@ -146,12 +158,14 @@ void load_tokenizer_json(const fs::path& path, TokenizerData& d) {
     } else {
       d.kind = TokenizerKind::SentencePiece;
       bool prepend = false;
-      if (j.contains("normalizer"))
-        visit(j["normalizer"], "normalizers", [&](const json& nrm) { prepend |= nrm.value("type", "") == "Prepend"; });
-      if (j.contains("normalizer") && !j["normalizer"].is_null()) d.add_dummy_prefix = prepend;
+      if (j.contains("normalizer") && !j["normalizer"].is_null()) {
+        visit(j["normalizer"], "normalizer", "normalizers", file,
+              [&](const json& nrm) { prepend |= nrm.value("type", "") == "Prepend"; });
+        d.add_dummy_prefix = prepend;
+      }
     }
-    if (j.contains("normalizer"))
-      visit(j["normalizer"], "normalizers", [&](const json& nrm) {
+    if (j.contains("normalizer") && !j["normalizer"].is_null())
+      visit(j["normalizer"], "normalizer", "normalizers", file, [&](const json& nrm) {
         const std::string type = nrm.value("type", "");
         if (type == "NFC") {
           d.nfc = true;
@@ -167,9 +181,9 @@ void load_tokenizer_json(const fs::path& path, TokenizerData& d) {
         }
       });
     // A post-processor that puts BOS first means encode adds it.
-    if (j.contains("post_processor") && j["post_processor"].is_object()) {
+    if (j.contains("post_processor") && !j["post_processor"].is_null()) {
       const json& pp = j["post_processor"];
-      visit(pp, "processors", [&](const json& p) {
+      visit(pp, "post_processor", "processors", file, [&](const json& p) {
         if (p.value("type", "") != "TemplateProcessing" || !p.contains("single")) return;
         const json& single = p["single"];
         if (!single.empty() && single[0].contains("SpecialToken")) {
@@ -269,6 +283,7 @@ std::shared_ptr<const TokenizerData> load_hf_tokenizer(const fs::path& dir) {
   };
   guarded(dir / "tokenizer_config.json", apply_tokenizer_config);
   for (const char* f : {"generation_config.json", "config.json"}) guarded(dir / f, apply_eos_ids);
+  validate_tokenizer_data(*d, dir.string(), -1);
   return d;
 }
 

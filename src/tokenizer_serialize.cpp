@@ -161,6 +161,7 @@ std::shared_ptr<const TokenizerData> deserialize_tokenizer(std::span<const uint8
   d->chat_template = r.str();
   if (!r.at_end()) r.fail("trailing bytes");
   if (d->kind == TokenizerKind::ByteLevel && d->pretokenizer_regex.empty()) r.fail("byte-level tokenizer without a split pattern");
+  validate_tokenizer_data(*d, file, static_cast<int64_t>(blob_offset));
   return d;
 }
 

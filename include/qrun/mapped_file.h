@@ -10,6 +10,15 @@ namespace qrun {
 
 enum class LoadMode { Mmap, MmapLocked, ReadPrivate };
 
+// A file truncated (or rewritten in place, or whose storage fails) while mapped makes
+// the next read of a lost page raise SIGBUS, which kills the process without a word.
+// This installs a SIGBUS handler for the tools' main(): a fault inside the mapping of
+// any live MappedFile prints
+//   "<program>: <file> changed while mapped; replace model files by rename, never in place"
+// to stderr, runs `cleanup` (async-signal-safe work only) and exits with status 1. A
+// SIGBUS anywhere else keeps its default action. Calling it again replaces the first.
+void install_mapping_fault_handler(const char* program, void (*cleanup)() = nullptr);
+
 class MappedFile {
  public:
   MappedFile() = default;
@@ -42,6 +51,7 @@ class MappedFile {
   uint64_t size_ = 0;
   bool mapped_ = false;
   int fd_ = -1;
+  int fault_slot_ = -1;  // where the SIGBUS handler finds this mapping; -1 when not listed
 };
 
 }  // namespace qrun

@@ -11,6 +11,7 @@
 
 #include "convert/converter.h"
 #include "qrun/error.h"
+#include "qrun/mapped_file.h"
 #include "qrun/model_file.h"
 #include "qrun/model_info.h"
 #include "qrun/progress.h"
@@ -19,9 +20,13 @@ namespace {
 
 // An interrupted conversion must leave no file behind: unlink the temp file (unlink is
 // async-signal-safe) and re-raise.
-void on_signal(int sig) {
+void remove_temp_file() {
   const char* tmp = qrun::model_writer_temp_path();
   if (tmp[0]) ::unlink(tmp);
+}
+
+void on_signal(int sig) {
+  remove_temp_file();
   ::signal(sig, SIG_DFL);
   ::raise(sig);
 }
@@ -29,6 +34,8 @@ void on_signal(int sig) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // A checkpoint (or, with --info, a model file) truncated while mapped: one line, exit 1.
+  qrun::install_mapping_fault_handler("qconvert", remove_temp_file);
   CLI::App app{"qconvert: convert a Hugging Face checkpoint to a qrun model file"};
   std::string in_dir, out_path, type_name = "q4", info_path;
   int threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));

@@ -8,10 +8,12 @@
 #include <CLI/CLI.hpp>
 
 #include "qrun/error.h"
+#include "qrun/mapped_file.h"
 #include "qrun/model.h"
 #include "qrun/perplexity.h"
 
 int main(int argc, char** argv) {
+  qrun::install_mapping_fault_handler("qppl");
   CLI::App app{"qppl: perplexity and KL divergence of a qrun model on a text"};
   std::string model_path, text_path;
   qrun::PerplexityOptions po;

@@ -9,6 +9,7 @@
 
 #include "qrun/error.h"
 #include "qrun/generate.h"
+#include "qrun/mapped_file.h"
 #include "qrun/memory_estimate.h"
 #include "qrun/memory_stats.h"
 #include "qrun/model.h"
@@ -111,6 +112,8 @@ void print_timings(double load_ms, const qrun::GenerationStats& st, const qrun::
 }  // namespace
 
 int main(int argc, char** argv) {
+  // The model file truncated or rewritten under us: one line naming it, exit 1.
+  qrun::install_mapping_fault_handler("qrun");
   CLI::App app{"qrun: run a quantized LLM from a qrun model file"};
   Args a;
   app.add_option("-m,--model", a.model, "Model file written by qconvert")->required();

@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "qrun/error.h"
+#include "qrun/mapped_file.h"
 #include "qrun/model_file.h"
 #include "qrun/tokenizer.h"
 
@@ -37,6 +38,7 @@ std::vector<int32_t> parse_ids(const std::string& s) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  qrun::install_mapping_fault_handler("qtok");
   CLI::App app{"qtok: run a qrun tokenizer"};
   std::string model, dir, text;
   bool pieces = false, jsonl = false, add_special = false, decode = false, special = false;

@@ -5,6 +5,7 @@
 
 #include <cmath>
 #include <fstream>
+#include <functional>
 
 #include "common/model_fixture.h"
 #include "common/safetensors_writer.h"
@@ -182,6 +183,110 @@ TEST_F(BrokenCheckpoint, TensorShapeDisagreesWithConfig) {
   j["intermediate_size"] = 160;
   test::write_text(hf_ / "config.json", j.dump());
   expect_refused(hf_, "config.json implies");
+}
+
+// ---- issue 15: checkpoints that were accepted silently although wrong.
+
+// The stories260K tensors, rewritten by `edit` (name, values) into model.safetensors.
+void rewrite_weights(const fs::path& hf, const std::function<void(const std::string&, std::vector<float>&)>& edit,
+                     const std::function<void(nlohmann::json&)>& header_patch = {}) {
+  const SafetensorsCheckpoint src(test::stories_dir());
+  std::vector<test::RawTensor> ts;
+  for (const auto& [name, t] : src.tensors()) {
+    std::vector<float> v(static_cast<size_t>(t.numel()));
+    t.read_f32(0, t.numel(), v.data());
+    edit(name, v);
+    ts.push_back(test::f32_tensor(name, t.shape, v));
+  }
+  test::write_safetensors(hf / "model.safetensors", ts, header_patch);
+}
+
+TEST_F(BrokenCheckpoint, OverlappingTensorBytesAreRefused) {
+  // model.norm.weight (64 floats) pointed into the first bytes of the embedding.
+  rewrite_weights(hf_, [](const std::string&, std::vector<float>&) {},
+                  [](nlohmann::json& h) { h["model.norm.weight"]["data_offsets"] = {100, 356}; });
+  expect_refused(hf_, "overlap");
+  try {
+    SafetensorsCheckpoint ckpt(hf_);
+    FAIL();
+  } catch (const Error& e) {
+    const std::string what = e.what();
+    EXPECT_NE(what.find("model.safetensors: at offset "), std::string::npos) << what;
+    EXPECT_NE(what.find("tensors 'model.embed_tokens.weight' (data_offsets [0, 131072)) and 'model.norm.weight' "
+                        "([100, 356)) overlap"),
+              std::string::npos)
+        << what;
+  }
+}
+
+TEST_F(BrokenCheckpoint, ShapeWhoseElementCountOverflowsIsRefused) {
+  // 2^32 * 2^32 wrapped to 0 elements, matching empty data_offsets.
+  rewrite_weights(hf_, [](const std::string&, std::vector<float>&) {}, [](nlohmann::json& h) {
+    h["extra"] = {{"dtype", "F32"}, {"shape", {1ull << 32, 1ull << 32}}, {"data_offsets", {0, 0}}};
+  });
+  expect_refused(hf_, "tensor 'extra': shape [4294967296,4294967296] has more than 2^40 elements");
+  SafeTensor t{"w", SafeDType::F32, {int64_t{1} << 32, int64_t{1} << 32}, nullptr, 0, "x.safetensors"};
+  try {
+    (void)t.numel();
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("x.safetensors: tensor 'w': shape does not give an element count"),
+              std::string::npos)
+        << e.what();
+  }
+  t.shape = {3, 0, int64_t{1} << 40};
+  EXPECT_EQ(t.numel(), 0);
+}
+
+TEST_F(BrokenCheckpoint, FewerLayersInConfigThanInTheCheckpoint) {
+  auto j = nlohmann::json::parse(test::read_text(hf_ / "config.json"));
+  j["num_hidden_layers"] = 4;
+  test::write_text(hf_ / "config.json", j.dump());
+  expect_refused(hf_, "checkpoint tensor 'model.layers.4.");
+  expect_refused(hf_, "belongs to a layer beyond num_hidden_layers 4 in config.json");
+}
+
+// A bias with attention_bias false would be dropped; a rotary inv_freq buffer (older
+// Llama checkpoints) is recomputed at load and may stay.
+TEST_F(BrokenCheckpoint, TensorTheConfigDoesNotUseIsRefused) {
+  const SafetensorsCheckpoint src(test::stories_dir());
+  std::vector<test::RawTensor> ts;
+  for (const auto& [name, t] : src.tensors())
+    ts.push_back({name, "F32", t.shape, std::vector<uint8_t>(t.data, t.data + t.size)});
+  ts.push_back(test::f32_tensor("model.layers.0.self_attn.rotary_emb.inv_freq", {4}, std::vector<float>(4, 1.0f)));
+  test::write_safetensors(hf_ / "model.safetensors", ts);
+  {
+    ScratchDir out;
+    EXPECT_GT(convert_hf_checkpoint(hf_.string(), (out / "m.q4").string(), {}).file_size, 0u);
+  }
+  ts.push_back(test::f32_tensor("model.layers.0.self_attn.q_proj.bias", {64}, std::vector<float>(64, 0.5f)));
+  test::write_safetensors(hf_ / "model.safetensors", ts);
+  expect_refused(hf_, "model.safetensors: checkpoint tensor 'model.layers.0.self_attn.q_proj.bias' is not used by the "
+                      "model config.json describes");
+}
+
+TEST_F(BrokenCheckpoint, NonFiniteWeightsAreRefusedNamingTheTensor) {
+  for (const float bad : {NAN, INFINITY}) {
+    rewrite_weights(hf_, [&](const std::string& name, std::vector<float>& v) {
+      if (name == "model.layers.2.mlp.up_proj.weight") v[64 * 3 + 5] = bad;
+    });
+    for (DType type : {DType::Q4, DType::Q8, DType::F16, DType::F32}) {
+      ScratchDir out;
+      ConvertOptions opt;
+      opt.weight_type = type;
+      opt.threads = 2;
+      try {
+        convert_hf_checkpoint(hf_.string(), (out / "m").string(), opt);
+        ADD_FAILURE() << dtype_name(type) << " accepted a non-finite weight";
+      } catch (const Error& e) {
+        EXPECT_NE(std::string(e.what()).find(std::string("tensor 'model.layers.2.mlp.up_proj.weight' has a non-finite "
+                                                         "value (") + (std::isnan(bad) ? "nan" : "inf") + ") at [3, 5]"),
+                  std::string::npos)
+            << e.what();
+      }
+      EXPECT_TRUE(fs::is_empty(out.path()));
+    }
+  }
 }
 
 TEST(Convert, OutputFolderMissing) {

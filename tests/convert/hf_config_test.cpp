@@ -69,6 +69,33 @@ TEST(HfConfig, RefusesWithTheProblemNamed) {
       {R"({"architectures": ["LlamaForCausalLM"], "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,
            "num_attention_heads": 4, "vocab_size": 10, "hidden_act": "gelu"})", "hidden_act"},
   };
+  // issue 15: values that were cast to uint32 / float unchecked (undefined behaviour).
+  const std::string llama = R"({"architectures": ["LlamaForCausalLM"], "hidden_size": 64, "intermediate_size": 128,
+      "num_hidden_layers": 2, "num_attention_heads": 4, "vocab_size": 10, )";
+  const std::pair<std::string, std::string> ranges[] = {
+      {llama + R"("rope_scaling": {"rope_type": "llama3", "factor": 8, "original_max_position_embeddings": -1}})",
+       "field \"original_max_position_embeddings\" is -1, not an integer in [1, 4294967295]"},
+      {llama + R"("rope_scaling": {"rope_type": "llama3", "factor": 8, "original_max_position_embeddings": 1e20}})",
+       "field \"original_max_position_embeddings\" is 1e+20, not an integer in [1, 4294967295]"},
+      {llama + R"("rope_scaling": {"rope_type": "llama3", "factor": 8, "original_max_position_embeddings": 8192.5}})",
+       "\"original_max_position_embeddings\" is 8192.5"},
+      {llama + R"("rope_scaling": {"rope_type": "llama3", "factor": 8, "original_max_position_embeddings": "8k"}})",
+       "\"original_max_position_embeddings\" is \"8k\""},
+      {llama + R"("rope_scaling": {"rope_type": "linear", "factor": 1e300}})", "field \"factor\" is 1e+300, outside the range of a float"},
+      {llama + R"("rope_theta": -1e39})", "field \"rope_theta\" is -1e+39"},
+  };
+  for (const auto& [json, want] : ranges) {
+    try {
+      parse(json);
+      ADD_FAILURE() << "accepted: " << json;
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find(want), std::string::npos) << e.what();
+      EXPECT_NE(std::string(e.what()).find("config.json"), std::string::npos) << e.what();
+    }
+  }
+  EXPECT_EQ(parse(llama + R"("rope_scaling": {"rope_type": "llama3", "factor": 8, "original_max_position_embeddings": 8192.0}})")
+                .rope_original_max_pos,
+            8192u);
   for (const auto& [json, want] : cases) {
     try {
       parse(json);

@@ -41,6 +41,29 @@ double rmse(const std::vector<float>& a, const std::vector<float>& b) {
   return std::sqrt(s / static_cast<double>(a.size()));
 }
 
+// NaN has no int8 code (casting it was undefined behaviour): Q8 and Q4 store it as 0,
+// leave the rest of the block as it would be, and saturate infinities. (Issue 15.)
+TEST(Quantize, NonFiniteValuesHaveDefinedCodes) {
+  auto x = random_values(Distribution::Normal, 64, 5);
+  const auto clean_q8 = round_trip(DType::Q8, x), clean_q4 = round_trip(DType::Q4, x);
+  x[3] = NAN;
+  for (DType t : {DType::Q8, DType::Q4}) {
+    const auto y = round_trip(t, x);
+    const auto& clean = t == DType::Q8 ? clean_q8 : clean_q4;
+    EXPECT_EQ(y[3], 0.0f) << dtype_name(t);
+    for (size_t i = 32; i < 64; ++i) EXPECT_EQ(y[i], clean[i]) << dtype_name(t) << " " << i;
+    for (size_t i = 0; i < 32; ++i)  // the NaN's neighbours are still quantized
+      if (i != 3) EXPECT_LE(std::fabs(y[i] - x[i]), block_absmax(x, 0) / 7) << dtype_name(t) << " " << i;
+    for (float v : y) EXPECT_TRUE(std::isfinite(v)) << dtype_name(t);
+  }
+  std::vector<float> all_nan(32, NAN);
+  for (DType t : {DType::Q8, DType::Q4})
+    for (float v : round_trip(t, all_nan)) EXPECT_EQ(v, 0.0f) << dtype_name(t);
+  x[3] = INFINITY;
+  EXPECT_GT(round_trip(DType::Q8, x)[3], 60000.0f);
+  for (float v : round_trip(DType::Q4, x)) EXPECT_TRUE(std::isfinite(v));
+}
+
 TEST(Quantize, F32IsExact) {
   const auto x = random_values(Distribution::StudentT3, 172, 1);
   EXPECT_EQ(round_trip(DType::F32, x), x);

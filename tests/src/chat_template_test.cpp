@@ -147,5 +147,124 @@ TEST(ChatTemplate, UnsupportedConstructsNameWhatAndWhere) {
   EXPECT_NE(error_of("{{ undefined_thing.attr }}").find("undefined"), std::string::npos);
 }
 
+// Templates come from model files: whatever one does, rendering ends with a result or
+// a qrun::Error naming the limit it ran into, never a crash, a hang or gigabytes.
+// (Issue 15 reproducers.)
+TEST(ChatTemplateLimits, NamespaceThatContainsItselfIsAnErrorNotARecursion) {
+  const std::string e = error_of("{% set ns = namespace(s=none) %}{% set ns.s = ns %}{{ ns }}");
+  EXPECT_NE(e.find("nested more than the limit of 64 levels"), std::string::npos) << e;
+  EXPECT_NE(error_of("{% set ns = namespace(s=1) %}{% set ns.s = ns %}{{ ns | tojson }}").find("limit of 64 levels"),
+            std::string::npos);
+  EXPECT_NE(error_of("{% set ns = namespace(s=1) %}{% set ns.s = ns %}{{ ns == ns }}").find("limit of 64 levels"),
+            std::string::npos);
+  // Reading through the cycle is fine, as in Jinja.
+  EXPECT_EQ(render("{% set ns = namespace(s=none, v=7) %}{% set ns.s = ns %}{{ ns.s.s.s.v }}"), "7");
+}
+
+TEST(ChatTemplateLimits, StringDoublingStopsAtTheStringLimit) {
+  for (const char* op : {"~", "+"}) {
+    const std::string e = error_of(std::string("{% set ns = namespace(s='ab') %}{% for i in range(64) %}"
+                                               "{% set ns.s = ns.s ") + op + " ns.s %}{% endfor %}{{ ns.s | length }}");
+    EXPECT_NE(e.find("string longer than the limit of 8388608 bytes"), std::string::npos) << op << ": " << e;
+    EXPECT_NE(e.find("line 1"), std::string::npos) << e;
+  }
+  EXPECT_NE(error_of("{% set ns = namespace(s='ab') %}{% for i in range(64) %}{% set ns.s = [ns.s, ns.s] | join('') %}"
+                     "{% endfor %}")
+                .find("string longer than the limit"),
+            std::string::npos);
+  EXPECT_NE(error_of("{% set ns = namespace(s='abab') %}{% for i in range(64) %}{% set ns.s = ns.s.replace('a', 'aa') %}"
+                     "{% endfor %}")
+                .find("string longer than the limit"),
+            std::string::npos);
+}
+
+TEST(ChatTemplateLimits, OutputStopsAtTheOutputLimit) {
+  const std::string e = error_of("{% set ns = namespace(s='x') %}{% for i in range(20) %}{% set ns.s = ns.s ~ ns.s %}"
+                                 "{% endfor %}{% for i in range(100) %}{{ ns.s }}{% endfor %}");
+  EXPECT_NE(e.find("rendered output longer than the limit of 8388608 bytes"), std::string::npos) << e;
+}
+
+TEST(ChatTemplateLimits, NestedLoopsStopAtTheStepLimit) {
+  const std::string e = error_of("{% for i in range(10000) %}{% for j in range(10000) %}{% endfor %}{% endfor %}");
+  EXPECT_NE(e.find("more than the limit of 10000000 steps"), std::string::npos) << e;
+  // Doubling a list is stopped by the elements it copies.
+  EXPECT_NE(error_of("{% set ns = namespace(l=[1]) %}{% for i in range(60) %}{% set ns.l = ns.l + ns.l %}{% endfor %}")
+                .find("steps"),
+            std::string::npos);
+  // Comparing a value shared into an exponentially large tree costs a step per node.
+  EXPECT_NE(error_of("{% set ns = namespace(l=[]) %}{% for i in range(40) %}{% set ns.l = [ns.l, ns.l] %}{% endfor %}"
+                     "{{ ns.l == ns.l }}")
+                .find("steps"),
+            std::string::npos);
+}
+
+TEST(ChatTemplateLimits, DeepNestingIsRefusedNotAStackOverflow) {
+  std::string ifs;
+  for (int i = 0; i < 5000; ++i) ifs += "{% if true %}";
+  ifs += "x";
+  for (int i = 0; i < 5000; ++i) ifs += "{% endif %}";
+  std::string e = error_of(ifs);
+  EXPECT_NE(e.find("blocks nested more than the limit of 64 levels"), std::string::npos) << e;
+  // 64 levels still render.
+  std::string ok;
+  for (int i = 0; i < 64; ++i) ok += "{% for m in messages[:1] %}";
+  ok += "x";
+  for (int i = 0; i < 64; ++i) ok += "{% endfor %}";
+  EXPECT_EQ(render(ok), "x");
+
+  // A list nested 10,000 deep, built in a loop, then printed as JSON.
+  e = error_of("{% set ns = namespace(l=[]) %}{% for i in range(10000) %}{% set ns.l = [ns.l] %}{% endfor %}"
+               "{{ ns.l | tojson }}");
+  EXPECT_NE(e.find("lists and dicts nested more than the limit of 64 levels"), std::string::npos) << e;
+  // The same depth through a chain of namespaces (each counts as one level when built).
+  e = error_of("{% set ns = namespace(cur=none) %}{% for i in range(10000) %}{% set ns.cur = namespace(next=ns.cur) %}"
+               "{% endfor %}{{ ns.cur | tojson }}");
+  EXPECT_NE(e.find("nested more than the limit of 64 levels to print"), std::string::npos) << e;
+  // Written out in the template: brackets, `not`, minus and long operator chains.
+  for (const std::string& open : {"[", "(", "not ", "-"}) {
+    std::string t = "{{ ";
+    for (int i = 0; i < 10000; ++i) t += open;
+    t += "1";
+    if (open == "[" || open == "(") t += std::string(10000, open == "[" ? ']' : ')');
+    t += " }}";
+    e = error_of(t);
+    EXPECT_NE(e.find("expression nested more than the limit of 64 levels"), std::string::npos) << open << ": " << e;
+  }
+  std::string chain = "{{ 1";
+  for (int i = 0; i < 100000; ++i) chain += " + 1";
+  e = error_of(chain + " }}");
+  EXPECT_NE(e.find("expression more than the limit of 256 operations deep"), std::string::npos) << e;
+  std::string filters = "{{ 'a'";
+  for (int i = 0; i < 100000; ++i) filters += " | trim";
+  e = error_of(filters + " }}");
+  EXPECT_NE(e.find("operations deep"), std::string::npos) << e;
+}
+
+// The limits leave real templates room: a long conversation (2,000 turns, 4 MB of text)
+// renders with the shipped templates.
+TEST(ChatTemplateLimits, LongConversationsStillRender) {
+  std::vector<ChatMessage> msgs = {{"system", "SYS"}};
+  const std::string text(2000, 'w');
+  for (int i = 0; i < 1000; ++i) {
+    msgs.push_back({"user", text});
+    msgs.push_back({"assistant", text});
+  }
+  for (const char* model : {"qwen3", "llama3"}) {
+    const std::string out = apply_chat_template(hf_template(model), msgs, true, "<s>", "</s>");
+    EXPECT_GT(out.size(), 4000000u) << model;
+  }
+}
+
+TEST(ChatTemplateLimits, IntegerOverflowIsAnError) {
+  EXPECT_NE(error_of("{{ 999999999999999999 * 999999999999999999 }}").find("integer overflow"), std::string::npos);
+  EXPECT_NE(error_of("{% set ns = namespace(n=999999999999999999) %}{% for i in range(20) %}{% set ns.n = ns.n + ns.n %}"
+                     "{% endfor %}")
+                .find("integer overflow"),
+            std::string::npos);
+  EXPECT_NE(error_of("{{ range(-999999999999999999, 999999999999999999) | length }}").find("limit of 100000"),
+            std::string::npos);
+  EXPECT_EQ(render("{{ range(10, 0, -3) | join(',') }} {{ 'abcdef'[1::999999999999999999] }}"), "10,7,4,1 b");
+}
+
 }  // namespace
 }  // namespace qrun
