@@ -1,5 +1,6 @@
 // The transformer forward pass: one batch of tokens through every layer.
 #include <algorithm>
+#include <initializer_list>
 
 #include "qrun/error.h"
 #include "qrun/model.h"
@@ -35,17 +36,36 @@ const BlockQ8A* prepare_input(ThreadPool& pool, const Weight& w, const float* x,
   return xq.data();
 }
 
-// y[i * ldy + r] = W row r . x row i; each thread streams its own block of rows.
-void project(ThreadPool& pool, const Weight& w, const float* x, const BlockQ8A* xq, int n, float* y, int64_t ldy) {
-  const int threads = useful_threads(w.rows * w.row_bytes() * n);
-  pool.parallel_for(w.rows, [&](int64_t r0, int64_t r1) {
-    const uint8_t* rows = w.data + r0 * w.row_bytes();
-    if (n == 1) {
-      matvec(w.dtype, rows, r1 - r0, w.cols, x, xq, y + r0);
-    } else {
-      matmul(w.dtype, rows, r1 - r0, w.cols, n, x, xq, y + r0, ldy);
+// One projection's output: y[i * ldy + r] = W row r . x row i.
+struct Projection {
+  const Weight& w;
+  float* y;
+  int64_t ldy;
+};
+
+// Projections of one input in one parallel section: the threads split the rows of all of
+// them taken together, so decode pays one hand-off and one wait for q, k and v (or gate
+// and up) instead of one per matrix, and no thread idles at each matrix's end.
+void project(ThreadPool& pool, std::initializer_list<Projection> outs, const float* x, const BlockQ8A* xq, int n) {
+  int64_t rows = 0, bytes = 0;
+  for (const Projection& p : outs) {
+    rows += p.w.rows;
+    bytes += p.w.rows * p.w.row_bytes();
+  }
+  pool.parallel_for(rows, [&](int64_t r0, int64_t r1) {
+    int64_t first = 0;  // the current projection's first row in the joint range
+    for (const Projection& p : outs) {
+      const int64_t b = std::max(r0, first) - first, e = std::min(r1, first + p.w.rows) - first;
+      first += p.w.rows;
+      if (b >= e) continue;
+      const uint8_t* w = p.w.data + b * p.w.row_bytes();
+      if (n == 1) {
+        matvec(p.w.dtype, w, e - b, p.w.cols, x, xq, p.y + b);
+      } else {
+        matmul(p.w.dtype, w, e - b, p.w.cols, n, x, xq, p.y + b, p.ldy);
+      }
     }
-  }, threads);
+  }, useful_threads(bytes * n));
 }
 
 }  // namespace
@@ -77,9 +97,8 @@ void Model::forward_batch(const int32_t* tokens, int n, float* logits, bool all_
     // Attention: norm, q/k/v projections, RoPE, cache, attention, output projection.
     for (int i = 0; i < n; ++i) rmsnorm(&s.xb[size_t(i) * dim], &s.x[size_t(i) * dim], w.attention_norm, dim, hp.norm_eps);
     const BlockQ8A* xq = prepare_input(pool_, w.wq, s.xb.data(), n, dim, s.xq);
-    project(pool_, w.wq, s.xb.data(), xq, n, s.q.data(), q_dim);
-    project(pool_, w.wk, s.xb.data(), xq, n, s.k.data(), kv_dim);
-    project(pool_, w.wv, s.xb.data(), xq, n, s.v.data(), kv_dim);
+    project(pool_, {{w.wq, s.q.data(), q_dim}, {w.wk, s.k.data(), kv_dim}, {w.wv, s.v.data(), kv_dim}}, s.xb.data(),
+            xq, n);
     for (int i = 0; i < n; ++i) {
       float* q = &s.q[size_t(i) * q_dim];
       float* k = &s.k[size_t(i) * kv_dim];
@@ -106,17 +125,16 @@ void Model::forward_batch(const int32_t* tokens, int n, float* logits, bool all_
       }
     }, useful_threads(kv_bytes));
     xq = prepare_input(pool_, w.wo, s.xb.data(), n, q_dim, s.xq);
-    project(pool_, w.wo, s.xb.data(), xq, n, s.xb2.data(), dim);
+    project(pool_, {{w.wo, s.xb2.data(), dim}}, s.xb.data(), xq, n);
     add_f32(s.x.data(), s.xb2.data(), int64_t{n} * dim);
 
     // Feed-forward: norm, SwiGLU(gate, up), down projection.
     for (int i = 0; i < n; ++i) rmsnorm(&s.xb[size_t(i) * dim], &s.x[size_t(i) * dim], w.ffn_norm, dim, hp.norm_eps);
     xq = prepare_input(pool_, w.w1, s.xb.data(), n, dim, s.xq);
-    project(pool_, w.w1, s.xb.data(), xq, n, s.hb.data(), hidden);
-    project(pool_, w.w3, s.xb.data(), xq, n, s.hb2.data(), hidden);
+    project(pool_, {{w.w1, s.hb.data(), hidden}, {w.w3, s.hb2.data(), hidden}}, s.xb.data(), xq, n);
     swiglu(s.hb.data(), s.hb2.data(), int64_t{n} * hidden);
     xq = prepare_input(pool_, w.w2, s.hb.data(), n, hidden, s.xq);
-    project(pool_, w.w2, s.hb.data(), xq, n, s.xb2.data(), dim);
+    project(pool_, {{w.w2, s.xb2.data(), dim}}, s.hb.data(), xq, n);
     add_f32(s.x.data(), s.xb2.data(), int64_t{n} * dim);
     streamer_->after_layer(l);
   }
@@ -129,7 +147,7 @@ void Model::forward_batch(const int32_t* tokens, int n, float* logits, bool all_
     rmsnorm(&s.xb[size_t(i) * dim], &s.x[size_t(first + i) * dim], w_->norm, dim, hp.norm_eps);
   const Weight& head = w_->head;
   const BlockQ8A* xq = prepare_input(pool_, head, s.xb.data(), m, dim, s.xq);
-  project(pool_, head, s.xb.data(), xq, m, logits, head.rows);
+  project(pool_, {{head, logits, head.rows}}, s.xb.data(), xq, m);
 }
 
 }  // namespace qrun
