@@ -90,6 +90,7 @@ int main(int argc, char** argv) {
   std::vector<int> threads = {1, 2};
   int n_prompt = 512, n_gen = 128, reps = 5, batch = 0;
   std::string target, prefetch, output = "md";
+  bool no_blas = false;
   app.add_option("-m,--model", models, "Model file(s)")->required()->check(CLI::ExistingFile);
   app.add_option("-t,--threads", threads, "Thread counts, comma separated")
       ->delimiter(',')->check(CLI::Range(1, 1024));
@@ -101,6 +102,7 @@ int main(int argc, char** argv) {
   app.add_option("-o,--output", output, "md (a table) or csv (one line per run, for scripts)")
       ->check(CLI::IsMember({"md", "csv"}));
   app.add_option("--prefetch", prefetch, "Force the kernels' weight prefetch: none, l1:BYTES, l2:BYTES");
+  app.add_flag("--no-blas", no_blas, "Float-weight prompts on qrun's own kernels, not OpenBLAS");
   app.add_option("--target", target, "Run the kernels of this Highway target (e.g. AVX2)");
   try {
     app.parse(argc, argv);
@@ -122,7 +124,7 @@ int main(int argc, char** argv) {
     const std::time_t now = std::time(nullptr);
     std::strftime(date, sizeof date, "%Y-%m-%d %H:%M", std::localtime(&now));
     std::printf("%sCPU: %s; %s; SIMD target %s; %s\n", output == "csv" ? "# " : "", qrun::cpu_description().c_str(), date,
-                qrun::simd_target_name(), qrun::apply_kernel_choice(prefetch).c_str());
+                qrun::simd_target_name(), qrun::apply_kernel_choice(prefetch, !no_blas).c_str());
     const bool csv = output == "csv";
     if (csv) {
       std::printf("model,size_mib,threads,n_prompt,n_gen,pp_ts,tg_ts,tg_weight_gbps,read_gbps\n");
@@ -138,6 +140,7 @@ int main(int argc, char** argv) {
         ro.context = n_prompt + n_gen + 8;
         ro.batch = batch;
         ro.prefetch = prefetch;
+        ro.blas = !no_blas;
         qrun::Model m(path, ro);
         const Result r = run(m, n_prompt, n_gen, reps);
         const auto& map = m.file().mapping();

@@ -3,6 +3,7 @@
 #include <cblas.h>
 
 #include <algorithm>
+#include <atomic>
 #include <vector>
 
 #include "simd/kernels.h"
@@ -26,7 +27,12 @@ void use_one_blas_thread() {
   (void)once;
 }
 
+std::atomic<bool> g_enabled{true};
+
 }  // namespace
+
+void set_blas_enabled(bool on) { g_enabled.store(on, std::memory_order_relaxed); }
+bool blas_enabled() { return g_enabled.load(std::memory_order_relaxed); }
 
 void blas_matmul(DType t, const void* w, int64_t rows, int64_t cols, int64_t n, const float* x, float* y,
                  int64_t ldy) {

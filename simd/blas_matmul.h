@@ -14,8 +14,13 @@ namespace qrun {
 // (a panel's widening pass would cost more than the few tokens' dot products).
 inline constexpr int64_t kBlasMinTokens = 8;
 
+// Process-wide, like the prefetch setting (src/kernel_choice.cpp): off sends float
+// prompt batches to the Highway tiles too (to measure what sgemm gains).
+void set_blas_enabled(bool on);
+bool blas_enabled();
+
 inline bool blas_handles(DType t, int64_t n) {
-  return n >= kBlasMinTokens && (t == DType::F32 || t == DType::F16 || t == DType::BF16);
+  return n >= kBlasMinTokens && (t == DType::F32 || t == DType::F16 || t == DType::BF16) && blas_enabled();
 }
 
 // Y[i * ldy + r] = dot(W row r, X[i]), as matmul() (simd/kernels.h).

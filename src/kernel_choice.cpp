@@ -6,6 +6,7 @@
 
 #include "qrun/error.h"
 #include "qrun/model_layout.h"
+#include "simd/blas_matmul.h"
 
 namespace qrun {
 
@@ -19,10 +20,10 @@ PrefetchConfig default_prefetch(const CpuInfo& cpu) {
   return {PrefetchLevel::L2, distance};
 }
 
-std::string apply_kernel_choice(const std::string& forced) {
+std::string apply_kernel_choice(const std::string& forced_prefetch, bool blas) {
   std::string source = std::string(cpu_family_name(cpu_info().family)) + " default";
   PrefetchConfig c = default_prefetch(cpu_info());
-  std::string text = forced;
+  std::string text = forced_prefetch;
   if (text.empty()) {
     if (const char* env = std::getenv("QRUN_PREFETCH"); env && *env) {
       text = env;
@@ -39,7 +40,9 @@ std::string apply_kernel_choice(const std::string& forced) {
     }
   }
   set_prefetch_config(c);
-  return "prefetch " + describe(c) + " (" + source + ")";
+  if (const char* env = std::getenv("QRUN_BLAS"); env && std::string(env) == "0") blas = false;
+  set_blas_enabled(blas);
+  return "prefetch " + describe(c) + " (" + source + ")" + (blas ? ", sgemm for float prompts" : ", no sgemm");
 }
 
 int prompt_batch(const ModelFile& file, int requested) {

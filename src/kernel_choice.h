@@ -1,6 +1,7 @@
 // Picks the kernel settings that differ between CPUs (simd/prefetch.h) from what
 // cpu_info() reports, unless the user forces one (RuntimeOptions::prefetch, or the
-// QRUN_PREFETCH environment variable, e.g. QRUN_PREFETCH=l1:6144).
+// QRUN_PREFETCH environment variable, e.g. QRUN_PREFETCH=l1:6144), and whether float
+// prompt batches go through OpenBLAS (simd/blas_matmul.h).
 #pragma once
 
 #include <string>
@@ -13,9 +14,10 @@ namespace qrun {
 
 PrefetchConfig default_prefetch(const CpuInfo& cpu);
 
-// Applies `forced` when non-empty, else $QRUN_PREFETCH, else default_prefetch(); returns
-// the choice as the timing block names it, e.g. "prefetch l2+24KiB (Zen 4 default)".
-std::string apply_kernel_choice(const std::string& forced);
+// Applies `forced_prefetch` when non-empty, else $QRUN_PREFETCH, else default_prefetch(),
+// and sgemm for float prompt batches unless `blas` is false or $QRUN_BLAS is 0; returns
+// the choice as the timing block names it, e.g. "prefetch l2+24KiB (Zen 4 default), sgemm".
+std::string apply_kernel_choice(const std::string& forced_prefetch, bool blas = true);
 
 // Prompt tokens per forward batch when the user gives none (requested <= 0): 256 for
 // float weights, whose batches go through sgemm (tinyllama f16 pp256, one thread: 29.8

@@ -33,7 +33,7 @@ Model::Model(const std::string& path, const RuntimeOptions& options)
       cache_(static_cast<int>(file_.hparams().n_layers), default_context(file_.hparams(), options.context),
              static_cast<int>(file_.hparams().n_kv_heads * file_.hparams().head_dim)),
       batch_(prompt_batch(file_, options.batch)),
-      kernel_choice_(apply_kernel_choice(options.prefetch)) {
+      kernel_choice_(apply_kernel_choice(options.prefetch, options.blas)) {
   const auto& hp = file_.hparams();
   if (options.context < 0 || options.context > (1 << 20))
     throw Error(path, -1, "context size " + std::to_string(options.context) + " out of range");

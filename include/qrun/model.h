@@ -26,6 +26,7 @@ struct RuntimeOptions {
   int gpu_first_layer = 0;     // layers [gpu_first_layer, +gpu_layer_count) run on the GPU
   int gpu_layer_count = 0;     // 0: CPU only (src/gpu_offload.h)
   std::string prefetch;        // kernel prefetch, e.g. "l2:24k"; empty: chosen for this CPU
+  bool blas = true;            // float-weight prompt batches through OpenBLAS sgemm
 };
 
 struct ModelWeights;   // src/layer_weights.h

@@ -25,7 +25,7 @@ struct Args {
   int n_predict = 128, context = 0, threads = 0, batch = 0;
   qrun::SamplerConfig sampling;
   std::string prefetch;
-  bool mlock = false, no_mmap = false, ignore_eos = false, verbose_prompt = false, special = false;
+  bool no_blas = false, mlock = false, no_mmap = false, ignore_eos = false, verbose_prompt = false, special = false;
   bool no_display_prompt = false, verify = false, estimate = false, verbose = false;
   std::string mem_budget;
   int n_gpu_layers = 0;
@@ -137,6 +137,7 @@ int main(int argc, char** argv) {
   app.add_option("-s,--seed", a.sampling.seed, "Random seed (same seed, same output)");
   app.add_option("--prefetch", a.prefetch, "Weight prefetch of the int8 kernels: none, l1:BYTES or l2:BYTES "
                                            "(default: chosen for this CPU)");
+  app.add_flag("--no-blas", a.no_blas, "Float-weight prompt batches on qrun's own kernels instead of OpenBLAS");
   app.add_flag("--mlock", a.mlock, "Lock the model in RAM (needs RLIMIT_MEMLOCK)");
   app.add_flag("--no-mmap", a.no_mmap, "Read the model into private memory instead of mapping it");
   app.add_flag("--ignore-eos", a.ignore_eos, "Keep generating past end-of-sequence");
@@ -171,6 +172,7 @@ int main(int argc, char** argv) {
     if (a.mlock && a.no_mmap) throw qrun::Error("--mlock and --no-mmap cannot be combined");
     qrun::RuntimeOptions ro;
     ro.prefetch = a.prefetch;
+    ro.blas = !a.no_blas;
     ro.load_mode = a.no_mmap ? qrun::LoadMode::ReadPrivate : a.mlock ? qrun::LoadMode::MmapLocked : qrun::LoadMode::Mmap;
     ro.threads = a.threads;
     ro.context = a.context;
