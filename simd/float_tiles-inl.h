@@ -13,6 +13,7 @@
 
 #include "hwy/highway.h"
 #include "quant/quantize.h"
+#include "simd/prefetch-inl.h"
 
 HWY_BEFORE_NAMESPACE();
 namespace qrun {
@@ -59,15 +60,21 @@ HWY_INLINE void AddTail(float sum, const typename Row::Elem* row, int64_t i, int
 // hide the FMA latency when T is small. They are named variables, not arrays: SVE
 // vectors are sizeless types, which cannot be array elements.
 template <class Row, int T>
-HWY_INLINE void RowTile(const typename Row::Elem* row, int64_t cols, const float* x, float* y, int64_t ldy) {
+HWY_INLINE void RowTile(const typename Row::Elem* row, int64_t cols, const float* x, float* y, int64_t ldy,
+                        const PrefetchConfig& pf) {
   static_assert(1 <= T && T <= 4, "RowTile handles 1 to 4 tokens");
   const hn::ScalableTag<float> d;
   const int64_t N = static_cast<int64_t>(hn::Lanes(d));
+  const auto* bytes = reinterpret_cast<const char*>(row);
+  constexpr int64_t kElemBytes = sizeof(typename Row::Elem);
   // a<t> and b<t>: token t's accumulators for the even and odd vectors of the row.
   auto a0 = hn::Zero(d), a1 = a0, a2 = a0, a3 = a0;
   auto b0 = a0, b1 = a0, b2 = a0, b3 = a0;
   int64_t i = 0;
   for (; i + 2 * N <= cols; i += 2 * N) {
+    // One prefetch per 64 bytes of row, as in the int8 kernels (simd/prefetch.h).
+    const int64_t begin = i * kElemBytes, end = (i + 2 * N) * kElemBytes;
+    for (int64_t b = (begin + 63) & ~int64_t{63}; b < end; b += 64) PrefetchRow(bytes + b + pf.distance, pf.level);
     const auto w0 = Row::Load(d, row + i);
     const auto w1 = Row::Load(d, row + i + N);
     const float* xi = x + i;
@@ -108,11 +115,12 @@ template <class Row>
 HWY_INLINE void MatMul(const void* w, int64_t rows, int64_t cols, int64_t n, const float* x, float* y,
                        int64_t ldy) {
   const auto* base = static_cast<const typename Row::Elem*>(w);
+  const PrefetchConfig pf = prefetch_config();
   for (int64_t r = 0; r < rows; ++r) {
     const auto* row = base + r * cols;
     int64_t t = 0;
-    for (; t + kTokens <= n; t += kTokens) RowTile<Row, kTokens>(row, cols, x + t * cols, y + t * ldy + r, ldy);
-    for (; t < n; ++t) RowTile<Row, 1>(row, cols, x + t * cols, y + t * ldy + r, ldy);
+    for (; t + kTokens <= n; t += kTokens) RowTile<Row, kTokens>(row, cols, x + t * cols, y + t * ldy + r, ldy, pf);
+    for (; t < n; ++t) RowTile<Row, 1>(row, cols, x + t * cols, y + t * ldy + r, ldy, pf);
   }
 }
 

@@ -30,7 +30,7 @@
 #include "quant/block_formats.h"
 #include "quant/quantize.h"
 #include "simd/kernels.h"
-#include "simd/prefetch.h"
+#include "simd/prefetch-inl.h"
 
 #undef QRUN_X86_INT8
 #undef QRUN_X86_VNNI
@@ -58,12 +58,6 @@ namespace HWY_NAMESPACE {
 namespace int8_tiles {
 
 namespace hn = hwy::HWY_NAMESPACE;
-
-// prefetch_for_read compiled for this target (see simd/prefetch.h).
-HWY_INLINE void PrefetchRow(const void* p, PrefetchLevel level) {
-  if (level == PrefetchLevel::L2) __builtin_prefetch(p, 0, 2);
-  else if (level == PrefetchLevel::L1) __builtin_prefetch(p, 0, 3);
-}
 
 #if QRUN_X86_INT8
 

@@ -28,9 +28,7 @@ std::string describe(const PrefetchConfig& c);
 // Parses "none", "l1:BYTES" or "l2:BYTES" (BYTES may end in k/K); throws on anything else.
 PrefetchConfig parse_prefetch_config(const std::string& text);
 
-// Kernels call their own per-target copy (PrefetchRow in simd/int8_tiles-inl.h): GCC
-// does not inline this baseline function into target-specific code, and it drops a call
-// that does nothing but prefetch.
+// Kernels call their per-target copy, PrefetchRow (simd/prefetch-inl.h).
 __attribute__((always_inline)) inline void prefetch_for_read(const void* p, PrefetchLevel level) {
   switch (level) {
     case PrefetchLevel::L1: __builtin_prefetch(p, 0, 3); break;
