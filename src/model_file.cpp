@@ -3,6 +3,7 @@
 #include <xxhash.h>
 
 #include <algorithm>
+#include <cstddef>
 #include <cstring>
 #include <unordered_map>
 
@@ -51,8 +52,11 @@ void ModelFile::validate_header() {
   if (h.hparams_offset < sizeof(format::FileHeader) || h.hparams_size != sizeof(format::HParams) ||
       !fits(h.hparams_offset, h.hparams_size, h.data_offset))
     fail(32, "hyper-parameter section out of bounds");
-  if (h.n_tensors == 0 || h.n_tensors > format::kMaxTensors) fail(88, "bad tensor count " + std::to_string(h.n_tensors));
-  if (h.n_layers > format::kMaxLayers) fail(92, "bad layer count " + std::to_string(h.n_layers));
+  // Offsets in messages are those of the header field at fault.
+  using format::FileHeader;
+  if (h.n_tensors == 0 || h.n_tensors > format::kMaxTensors)
+    fail(offsetof(FileHeader, n_tensors), "bad tensor count " + std::to_string(h.n_tensors));
+  if (h.n_layers > format::kMaxLayers) fail(offsetof(FileHeader, n_layers), "bad layer count " + std::to_string(h.n_layers));
   if (h.tensors_offset < sizeof(format::FileHeader) ||
       !fits(h.tensors_offset, uint64_t{h.n_tensors} * sizeof(format::TensorEntry), h.data_offset))
     fail(64, "tensor table out of bounds");
@@ -61,13 +65,14 @@ void ModelFile::validate_header() {
     fail(72, "layer table out of bounds");
   if (h.tokenizer_offset < sizeof(format::FileHeader) || !fits(h.tokenizer_offset, h.tokenizer_size, h.data_offset))
     fail(48, "tokenizer section out of bounds");
-  if (h.data_offset > size || h.data_offset % h.alignment != 0) fail(96, "data offset out of bounds or misaligned");
+  if (h.data_offset > size || h.data_offset % h.alignment != 0)
+    fail(offsetof(FileHeader, data_offset), "data offset out of bounds or misaligned");
   const uint64_t sum = XXH3_64bits(file_.data() + sizeof(format::FileHeader), h.data_offset - sizeof(format::FileHeader));
-  if (sum != h.meta_checksum) fail(104, "metadata checksum mismatch (file corrupt)");
+  if (sum != h.meta_checksum) fail(offsetof(FileHeader, meta_checksum), "metadata checksum mismatch (file corrupt)");
   std::memcpy(&hparams_, file_.data() + h.hparams_offset, sizeof hparams_);
   validate_hparams(hparams_, file_.path(), static_cast<int64_t>(h.hparams_offset));
   if (hparams_.n_layers != h.n_layers)
-    fail(92, "header has " + std::to_string(h.n_layers) + " layers but hyper-parameters say " +
+    fail(offsetof(FileHeader, n_layers), "header has " + std::to_string(h.n_layers) + " layers but hyper-parameters say " +
                  std::to_string(hparams_.n_layers));
 }
 

@@ -201,6 +201,29 @@ TEST_F(CorruptModelFile, TrailingGarbage) {
   EXPECT_NE(open_error().find("trailing bytes"), std::string::npos);
 }
 
+// Header errors name the offset of the field at fault (docs/format.md's layout:
+// n_tensors at 80, n_layers at 84, data_offset at 88, meta_checksum at 96); they used
+// to be 8 bytes off.
+TEST_F(CorruptModelFile, HeaderErrorsNameTheFieldsOffset) {
+  const std::vector<uint8_t> intact = bytes_;
+  auto with_header = [&](auto change) {
+    bytes_ = intact;
+    format::FileHeader h = header();
+    change(h);
+    std::memcpy(bytes_.data(), &h, sizeof h);
+    return open_error();
+  };
+  EXPECT_NE(with_header([](format::FileHeader& h) { h.n_tensors = 0; }).find("at offset 80: bad tensor count 0"),
+            std::string::npos);
+  EXPECT_NE(with_header([](format::FileHeader& h) { h.n_layers = format::kMaxLayers + 1; })
+                .find("at offset 84: bad layer count"),
+            std::string::npos);
+  EXPECT_NE(with_header([](format::FileHeader& h) { h.data_offset += 1; }).find("at offset 88: data offset"),
+            std::string::npos);
+  EXPECT_NE(with_header([](format::FileHeader& h) { h.meta_checksum ^= 1; }).find("at offset 96: metadata checksum"),
+            std::string::npos);
+}
+
 TEST(ModelFile, MissingFile) {
   try {
     ModelFile m("/nonexistent/model.q4");

@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Builds the fuzz targets' seed corpora from ../shared into OUT/<target>/seed-* (run by
+# scripts/fuzz.sh; OUT is build-fuzz/corpus). ../shared is only read: nothing of it is
+# copied into the repository, and the corpora are build outputs, never committed.
+#   fuzz/make_corpus.sh QCONVERT OUT
+set -euo pipefail
+cd "$(dirname "$0")/.."
+qconvert=$1
+out=$2
+shared=../shared
+for t in model_file safetensors hf_config tokenizer_json tokenizer_model chat_template; do
+  mkdir -p "$out/$t"
+done
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+u64_at() {  # FILE OFFSET: the little-endian uint64 there
+  od -An -t u8 -j "$2" -N 8 "$1" | tr -d ' '
+}
+
+# model_file: stories260K (f32 and bf16 checkpoints) in each weight type. The seeds are
+# the metadata only, bytes [0, data_offset): the harness pads the tensor data back.
+for m in stories260K stories260K-bf16; do
+  for type in q8 q4 f16 f32; do
+    "$qconvert" "$shared/models/$m" -o "$tmp/$m.$type" --type "$type" >/dev/null
+    head -c "$(u64_at "$tmp/$m.$type" 88)" "$tmp/$m.$type" >"$out/model_file/seed-$m-$type"
+  done
+done
+
+# safetensors: the headers of the shipped checkpoints (8 + header_len bytes; the harness
+# pads the data area with zeros).
+for m in stories260K stories260K-bf16; do
+  f=$shared/models/$m/model.safetensors
+  head -c "$((8 + $(u64_at "$f" 0)))" "$f" >"$out/safetensors/seed-$m"
+done
+
+# hf_config and tokenizer_model: the shipped files as they are.
+for f in "$shared"/models/*/config.json; do
+  install -m 644 "$f" "$out/hf_config/seed-$(basename "$(dirname "$f")").json"
+done
+for f in "$shared"/models/stories260K/tokenizer.model "$shared"/tokenizers/*/tokenizer.model; do
+  install -m 644 "$f" "$out/tokenizer_model/seed-$(basename "$(dirname "$f")").model"
+done
+
+# The rest (cut-down tokenizer.json files, chat templates, config variants) in Python.
+python3 fuzz/make_seeds.py "$shared" "$out"
+for t in "$out"/*/; do
+  echo "make_corpus: $(basename "$t"): $(find "$t" -name 'seed-*' | wc -l) seeds"
+done
