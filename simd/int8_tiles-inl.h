@@ -68,17 +68,13 @@ HWY_INLINE __m256i LoadActivations(const BlockQ8A& a) {
 }
 
 // u8 x s8 products of 32 pairs, summed in groups of 4 into 8 int32 lanes, plus acc.
+// AVX3_DL uses the stream kernels below, never these 256-bit row kernels; there, a
+// _mm256_dpbusd_epi32 would compile to the VEX form (AVX-VNNI, SIGILL on Zen 4 and Ice
+// Lake) because Highway 1.0.3's AVX3_DL target string enables avxvnni
+// (tests/simd/check_target_isa.py rejects it).
 HWY_INLINE __m256i DotU8S8(__m256i acc, __m256i u, __m256i s) {
-#if QRUN_X86_VNNI
-  // Spelled out with {evex}: Highway 1.0.3's AVX3_DL target string enables avxvnni, so
-  // _mm256_dpbusd_epi32 compiles to the VEX form (AVX-VNNI), which Zen 4, Ice Lake and
-  // Cascade Lake lack (SIGILL); the CPU check only guarantees AVX-512 VNNI.
-  asm("%{evex%} vpdpbusd %2, %1, %0" : "+v"(acc) : "v"(u), "v"(s));
-  return acc;
-#else
   const __m256i pairs = _mm256_maddubs_epi16(u, s);
   return _mm256_add_epi32(acc, _mm256_madd_epi16(pairs, _mm256_set1_epi16(1)));
-#endif
 }
 
 struct Q4Rows {
