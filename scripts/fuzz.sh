@@ -35,10 +35,14 @@ start=$SECONDS
 CC=clang-14 CXX=clang++-14 cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DQRUN_FUZZ=ON \
   -DQRUN_SANITIZE=ON -DQRUN_BUILD_TESTS=OFF -DQRUN_BUILD_BENCH=OFF -DQRUN_CUDA=OFF >/dev/null
 build_targets=(fuzz_all)
-# The seeds' model files come from build/bin/qconvert (scripts/build.sh) when there is
-# one, else from the fuzz build's own (slower under ASan, same files).
-qconvert=build/bin/qconvert
-if [ ! -x "$qconvert" ]; then
+# The seeds' model files come from an already built qconvert: build/bin/ (scripts/build.sh)
+# or build-asan/bin/ (scripts/sanitize.sh), else from the fuzz build's own (slower to
+# build and run under ASan, same files).
+qconvert=
+for q in build/bin/qconvert build-asan/bin/qconvert; do
+  if [ -x "$q" ]; then qconvert=$q; break; fi
+done
+if [ -z "$qconvert" ]; then
   qconvert=build-fuzz/bin/qconvert
   build_targets+=(qconvert_tool)
 fi
