@@ -27,7 +27,7 @@ int main(int argc, char** argv) {
     qrun::GenerateOptions options;
     options.n_predict = argc > 3 ? std::atoi(argv[3]) : 64;
 
-    qrun::StreamingDecoder decoder(model.tokenizer());
+    qrun::StreamingDecoder decoder(model.tokenizer(), /*at_text_start=*/false);
     std::fputs(argv[2], stdout);
     const qrun::GenerationStats stats = qrun::generate(model, prompt, sampler, options, [&](int32_t id) {
       std::fputs(decoder.push(id).c_str(), stdout);

@@ -4,7 +4,7 @@
 #include <vector>
 
 #include "fuzz/fuzz_util.h"
-#include "src/chat_template.h"
+#include "qrun/chat_template.h"
 #include "src/jinja_value.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {

@@ -91,7 +91,7 @@ inline void exercise_tokenizer(std::shared_ptr<const TokenizerData> data) {
       for (int32_t id : ids)
         if (id < 0 || id >= n) std::abort();  // an id outside the vocabulary
       (void)tok.decode(ids, mode & 1);
-      StreamingDecoder stream(tok);
+      StreamingDecoder stream(tok, true);
       std::string streamed;
       for (int32_t id : ids) streamed += stream.push(id);
       streamed += stream.flush();

@@ -4,7 +4,7 @@
 set -euo pipefail
 packages=(build-essential cmake pkg-config
   libhwy-dev libopenblas-dev libcpuinfo-dev libcli11-dev nlohmann-json3-dev
-  libxxhash-dev libpcre2-dev libutf8proc-dev libgtest-dev libgmock-dev libbenchmark-dev
+  libxxhash-dev libpcre2-dev libutf8proc-dev libcpp-httplib-dev libgtest-dev libgmock-dev libbenchmark-dev
   python3 python3-numpy)
 missing=()
 for p in "${packages[@]}"; do

@@ -2,7 +2,7 @@
 // text and tags (src/jinja_lexer), parse the tags into statements and expressions
 // (src/jinja_parser), then walk that tree with Python-like values (src/jinja_renderer,
 // src/jinja_value). Semantics follow Jinja2 + transformers wherever a template can tell.
-#include "src/chat_template.h"
+#include "qrun/chat_template.h"
 
 #include "src/jinja_renderer.h"
 

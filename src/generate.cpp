@@ -1,5 +1,6 @@
 #include "qrun/generate.h"
 
+#include <algorithm>
 #include <chrono>
 #include <vector>
 
@@ -11,31 +12,95 @@ namespace {
 double ms_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
 }
+
+// BOS is kept whatever n_keep says: the model never saw a sequence without it.
+int kept_tokens(const Model& model, int n_keep) {
+  const auto cached = model.tokens();
+  const int bos = !cached.empty() && cached[0] == model.tokenizer().bos_id() ? 1 : 0;
+  return std::min(bos + std::max(n_keep, 0), model.position());
+}
 }  // namespace
+
+void GenerationStats::add(const GenerationStats& o) {
+  prompt_tokens += o.prompt_tokens;
+  reused_tokens += o.reused_tokens;
+  prompt_ms += o.prompt_ms;
+  generated_tokens += o.generated_tokens;
+  eval_tokens += o.eval_tokens;
+  eval_ms += o.eval_ms;
+  context_shifts += o.context_shifts;
+  stop = o.stop;
+  pending_token = o.pending_token;
+}
+
+int make_room(Model& model, int needed, int n_keep) {
+  int shifts = 0;
+  while (model.position() + needed > model.context_length()) {
+    const int keep = kept_tokens(model, n_keep);
+    const int discard = (model.position() - keep) / 2;
+    if (discard <= 0 || needed > model.context_length() - keep)
+      throw Error("context shift: " + std::to_string(needed) + " new tokens do not fit a context of " +
+                  std::to_string(model.context_length()) + " with " + std::to_string(keep) +
+                  " tokens kept (raise -c or lower --keep)");
+    model.shift_context(keep, discard);
+    ++shifts;
+  }
+  return shifts;
+}
 
 GenerationStats generate(Model& model, std::span<const int32_t> prompt, Sampler& sampler,
                          const GenerateOptions& options, const std::function<bool(int32_t)>& on_token) {
   if (prompt.empty()) throw Error("empty prompt");
+  if (static_cast<int>(prompt.size()) > model.context_length())
+    throw Error("prompt is " + std::to_string(prompt.size()) + " tokens, longer than the context of " +
+                std::to_string(model.context_length()) + " (raise -c)");
   const int vocab = static_cast<int>(model.hparams().vocab_size);
   std::vector<float> logits(static_cast<size_t>(vocab));
   std::vector<int32_t> history(prompt.begin(), prompt.end());
   GenerationStats st;
 
+  // The cached prefix is reused; the last prompt token always runs, for its logits.
+  const auto cached = model.tokens();
+  const size_t common = std::mismatch(cached.begin(), cached.end(), prompt.begin(), prompt.end()).first - cached.begin();
+  const int reuse = static_cast<int>(std::min(common, prompt.size() - 1));
+  model.truncate(reuse);
   auto t0 = std::chrono::steady_clock::now();
-  model.forward(prompt, logits.data());
-  st.prompt_tokens = static_cast<int>(prompt.size());
+  model.forward(prompt.subspan(static_cast<size_t>(reuse)), logits.data());
+  st.reused_tokens = reuse;
+  st.prompt_tokens = static_cast<int>(prompt.size()) - reuse;
   st.prompt_ms = ms_since(t0);
 
-  const int budget = options.n_predict < 0 ? model.context_length() : options.n_predict;
   t0 = std::chrono::steady_clock::now();
-  while (st.generated_tokens < budget) {
+  while (true) {
+    if (options.n_predict >= 0 && st.generated_tokens >= options.n_predict) {
+      st.stop = StopReason::TokenLimit;
+      break;
+    }
     const int32_t next = sampler.sample(logits, history);
     ++st.generated_tokens;
     history.push_back(next);
-    if (!options.ignore_eos && model.tokenizer().is_eos(next)) break;
-    if (!on_token(next)) break;
-    if (st.generated_tokens == budget || model.position() >= model.context_length()) break;
+    if (!options.ignore_eos && model.tokenizer().is_eos(next)) {
+      st.stop = StopReason::EndOfSequence;
+      break;
+    }
+    st.pending_token = next;
+    if (!on_token(next)) {
+      st.stop = StopReason::Caller;
+      break;
+    }
+    if (options.n_predict >= 0 && st.generated_tokens >= options.n_predict) {
+      st.stop = StopReason::TokenLimit;
+      break;
+    }
+    if (model.position() >= model.context_length()) {
+      if (!options.context_shift) {
+        st.stop = StopReason::ContextFull;
+        break;
+      }
+      st.context_shifts += make_room(model, 1, options.n_keep);
+    }
     model.forward(std::span<const int32_t>(&next, 1), logits.data());
+    st.pending_token = -1;
     ++st.eval_tokens;
   }
   st.eval_ms = ms_since(t0);

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstdio>
 
+#include "qrun/model.h"
 #include "qrun/model_file.h"
 #include "qrun/thread_pool.h"
 #include "src/gpu_offload.h"
@@ -16,7 +17,7 @@ MemoryEstimate estimate_memory(const std::string& path, const RuntimeOptions& op
   const ModelFile file(path);
   const auto& hp = file.hparams();
   const int threads = options.threads > 0 ? options.threads : physical_core_count();
-  const int ctx = options.context > 0 ? options.context : static_cast<int>(std::min<uint32_t>(hp.max_seq_len, 4096));
+  const int ctx = resolved_context(hp, options.context);
   MemoryEstimate e;
   e.n_layers = static_cast<int>(hp.n_layers);
   e.kv_cache = uint64_t{hp.n_layers} * 2 * static_cast<uint64_t>(ctx) * hp.n_kv_heads * hp.head_dim * sizeof(uint16_t);

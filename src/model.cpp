@@ -17,24 +17,25 @@ namespace qrun {
 
 namespace {
 
-int default_context(const format::HParams& hp, int requested) {
-  if (requested > 0) return requested;
-  return static_cast<int>(std::min<uint32_t>(hp.max_seq_len, 4096));
-}
-
 const float* f32_data(const TensorView& t) { return reinterpret_cast<const float*>(t.data); }
 
 }  // namespace
+
+int resolved_context(const format::HParams& hp, int requested) {
+  if (requested > 0) return requested;
+  return static_cast<int>(std::min<uint32_t>(hp.max_seq_len, 4096));
+}
 
 Model::Model(const std::string& path, const RuntimeOptions& options)
     : file_(path, options.load_mode),
       tokenizer_(deserialize_tokenizer(file_)),
       pool_(options.threads > 0 ? options.threads : physical_core_count()),
-      cache_(static_cast<int>(file_.hparams().n_layers), default_context(file_.hparams(), options.context),
+      cache_(static_cast<int>(file_.hparams().n_layers), resolved_context(file_.hparams(), options.context),
              static_cast<int>(file_.hparams().n_kv_heads * file_.hparams().head_dim)),
       batch_(prompt_batch(file_, options.batch)),
       kernel_choice_(apply_kernel_choice(options.prefetch, options.blas)) {
   const auto& hp = file_.hparams();
+  tokens_.resize(static_cast<size_t>(cache_.capacity()));
   if (options.context < 0 || options.context > (1 << 20))
     throw Error(path, -1, "context size " + std::to_string(options.context) + " out of range");
   if (tokenizer_.vocab_size() > static_cast<int32_t>(hp.vocab_size))
@@ -100,12 +101,47 @@ void Model::forward(std::span<const int32_t> tokens, float* logits, bool all_log
   const int32_t vocab = static_cast<int32_t>(file_.hparams().vocab_size);
   for (int32_t id : tokens)
     if (id < 0 || id >= vocab) throw Error("token id " + std::to_string(id) + " outside the vocabulary");
+  std::copy(tokens.begin(), tokens.end(), tokens_.begin() + pos_);
   for (int done = 0; done < n; done += batch_) {
     const int b = std::min(batch_, n - done);
     const bool last = done + b == n;
     float* out = all_logits ? logits + static_cast<int64_t>(done) * vocab : (last ? logits : nullptr);
     forward_batch(tokens.data() + done, b, out, all_logits);
   }
+}
+
+void Model::truncate(int n) {
+  if (n < 0 || n > pos_)
+    throw Error("truncate: " + std::to_string(n) + " tokens asked, " + std::to_string(pos_) + " cached");
+  pos_ = n;
+}
+
+void Model::shift_context(int keep, int count) {
+  if (keep < 0 || count <= 0 || keep + count > pos_)
+    throw Error("context shift: cannot drop " + std::to_string(count) + " tokens after " + std::to_string(keep) +
+                " of " + std::to_string(pos_));
+  const int moved = pos_ - keep - count;
+  std::copy_n(tokens_.begin() + keep + count, moved, tokens_.begin() + keep);
+  if (gpu_) {
+    // The offloaded layers keep their cache on the device: recompute every layer from the kept tokens.
+    const std::vector<int32_t> kept(tokens_.begin(), tokens_.begin() + keep + moved);
+    pos_ = 0;
+    forward(kept, nullptr);
+    return;
+  }
+  const auto& hp = hparams();
+  const int n_kv = static_cast<int>(hp.n_kv_heads), hd = static_cast<int>(hp.head_dim), kv_dim = n_kv * hd;
+  pool_.parallel_for(int64_t{hp.n_layers} * moved, [&](int64_t i0, int64_t i1) {
+    std::vector<float> k(static_cast<size_t>(kv_dim));
+    for (int64_t i = i0; i < i1; ++i) {
+      const int l = static_cast<int>(i / moved), to = keep + static_cast<int>(i % moved), from = to + count;
+      widen_row_to_f32(DType::F16, cache_.key(l, from), kv_dim, k.data());
+      rope_apply(k.data(), n_kv, hd, -count, rope_inv_freq_);
+      f32_to_f16_row(k.data(), cache_.key(l, to), kv_dim);
+      std::copy_n(cache_.value(l, from), kv_dim, cache_.value(l, to));
+    }
+  }, 1);
+  pos_ -= count;
 }
 
 }  // namespace qrun

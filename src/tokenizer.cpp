@@ -454,7 +454,7 @@ std::string Tokenizer::kind_name() const {
 std::string Tokenizer::token_text(int32_t id, bool keep_special) const { return impl_->token_bytes(id, keep_special); }
 bool Tokenizer::strips_leading_space() const { return impl_->strips_leading_space(); }
 
-StreamingDecoder::StreamingDecoder(const Tokenizer& tok) : tok_(tok) {}
+StreamingDecoder::StreamingDecoder(const Tokenizer& tok, bool at_text_start) : tok_(tok), first_(at_text_start) {}
 
 std::string StreamingDecoder::push(int32_t id) {
   std::string bytes = tok_.token_text(id, false);

@@ -1,5 +1,6 @@
-// The generation loop: prompt in batches, then one token at a time until EOS or the
-// token budget, with the timings llama.cpp users expect.
+// The generation loop: the prompt in batches (reusing whatever prefix of it the KV cache
+// already holds), then one token at a time until EOS, the token budget or the caller
+// stops it; a full context is shifted (llama.cpp's context shift) unless told not to.
 #pragma once
 
 #include <cstdint>
@@ -12,19 +13,43 @@
 namespace qrun {
 
 struct GenerateOptions {
-  int n_predict = 128;      // < 0: until EOS or the context is full
+  int n_predict = 128;        // < 0: until EOS (or, without context shift, a full context)
   bool ignore_eos = false;
+  bool context_shift = true;  // on a full context drop half of the tokens after n_keep; else stop
+  int n_keep = 0;             // prompt tokens a context shift keeps, not counting BOS (always kept)
+};
+
+enum class StopReason {
+  EndOfSequence,  // EOS or end-of-turn token (not passed to on_token)
+  TokenLimit,     // n_predict tokens generated
+  Caller,         // on_token returned false
+  ContextFull,    // context full and context_shift off
 };
 
 struct GenerationStats {
-  int prompt_tokens = 0;
+  int prompt_tokens = 0;     // prompt tokens evaluated
+  int reused_tokens = 0;     // prompt tokens already in the KV cache, not evaluated
   double prompt_ms = 0;
   int generated_tokens = 0;  // tokens sampled
   int eval_tokens = 0;       // of those, tokens run through the model
   double eval_ms = 0;
+  int context_shifts = 0;
+  StopReason stop = StopReason::TokenLimit;
+  // The last token given to on_token when generation stopped before running it through
+  // the model; -1 when none. A conversation that continues feeds it first.
+  int32_t pending_token = -1;
+
+  void add(const GenerationStats& o);  // sums, for the timings of a whole conversation
 };
 
-// on_token is called with each sampled token; returning false stops generation.
+// Makes room for `needed` more tokens in a full context by context shifts (drops half of
+// the tokens after BOS + n_keep each time); returns how many shifts it took. Throws when
+// the tokens after the kept ones cannot make enough room.
+int make_room(Model& model, int needed, int n_keep);
+
+// Runs the prompt, reusing the longest prefix of it the KV cache already holds
+// (model.tokens()), then samples. on_token is called with each sampled token that is not
+// EOS; returning false stops generation. A prompt longer than the context is an error.
 GenerationStats generate(Model& model, std::span<const int32_t> prompt, Sampler& sampler,
                          const GenerateOptions& options, const std::function<bool(int32_t)>& on_token);
 

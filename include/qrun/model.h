@@ -29,6 +29,9 @@ struct RuntimeOptions {
   bool blas = true;            // float-weight prompt batches through OpenBLAS sgemm
 };
 
+// The context a model runs with: `requested`, or min(trained context, 4096) when 0.
+int resolved_context(const format::HParams& hp, int requested);
+
 struct ModelWeights;   // src/layer_weights.h
 class LayerStreamer;  // src/layer_streamer.h
 class GpuOffload;     // src/gpu_offload.h
@@ -44,6 +47,8 @@ class Model {
   int context_length() const { return cache_.capacity(); }
   int threads() const { return pool_.size(); }
   int position() const { return pos_; }
+  // The tokens whose keys and values the cache holds, position by position.
+  std::span<const int32_t> tokens() const { return {tokens_.data(), static_cast<size_t>(pos_)}; }
 
   // Runs `tokens` at positions position() .. position()+n-1 and advances the position.
   // logits receives vocab_size floats for the last token, or n * vocab_size when
@@ -59,7 +64,15 @@ class Model {
   uint64_t scratch_bytes() const;
 
   // Forget the conversation (the KV cache is reused).
-  void reset() { pos_ = 0; }
+  void reset() { truncate(0); }
+  // Keep the first n cached tokens and forget the rest (prefix reuse: a prompt that
+  // extends tokens()[0, n) evaluates only its new tokens).
+  void truncate(int n);
+  // Context shift: forget `count` tokens after the first `keep` and move the later ones
+  // down, so generation can go on in a full context. Cached keys are rotated back by
+  // `count` positions (RoPE of p - count = RoPE(-count) after RoPE(p)); layers on a GPU
+  // are recomputed from the kept tokens instead.
+  void shift_context(int keep, int count);
 
  private:
   void forward_batch(const int32_t* tokens, int n, float* logits, bool all_logits);
@@ -78,6 +91,7 @@ class Model {
   int batch_;
   std::string kernel_choice_;
   int pos_ = 0;
+  std::vector<int32_t> tokens_;  // capacity: context_length()
 };
 
 }  // namespace qrun

@@ -68,9 +68,12 @@ class Tokenizer {
 
 // Streaming decoder: bytes of a token that end inside a UTF-8 character are held until
 // the character completes, so every string returned by push() is valid UTF-8.
+// at_text_start: the first token begins the text, so a SentencePiece dummy-prefix space
+// is dropped from it. Tokens generated after a prompt continue that prompt's text and
+// keep their leading space ("Once" + "▁upon" is "Once upon"): pass false.
 class StreamingDecoder {
  public:
-  explicit StreamingDecoder(const Tokenizer& tok);
+  StreamingDecoder(const Tokenizer& tok, bool at_text_start);
   std::string push(int32_t id);   // text that became complete with this token
   std::string flush();            // whatever is held (invalid tails replaced by U+FFFD)
 

@@ -10,6 +10,7 @@
 #include <CLI/CLI.hpp>
 
 #include "convert/converter.h"
+#include "src/cli/cli_common.h"
 #include "qrun/error.h"
 #include "qrun/mapped_file.h"
 #include "qrun/model_file.h"
@@ -50,7 +51,7 @@ int main(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e);
+    return qrun::cli::usage_exit(app, e);
   }
 
   try {

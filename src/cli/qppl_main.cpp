@@ -7,6 +7,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include "src/cli/cli_common.h"
 #include "qrun/error.h"
 #include "qrun/mapped_file.h"
 #include "qrun/model.h"
@@ -29,7 +30,7 @@ int main(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e);
+    return qrun::cli::usage_exit(app, e);
   }
   try {
     std::ifstream in(text_path, std::ios::binary);

@@ -3,6 +3,7 @@
 #include <cstdio>
 #include <fstream>
 #include <iostream>
+#include <random>
 #include <sstream>
 
 #include <CLI/CLI.hpp>
@@ -16,7 +17,9 @@
 #include "qrun/sampler.h"
 #include "qrun/tokenizer.h"
 #include "simd/kernels.h"
-#include "src/chat_template.h"
+#include "src/cli/cli_common.h"
+#include "src/cli/qrun_reply.h"
+#include "qrun/chat.h"
 
 namespace {
 
@@ -24,27 +27,25 @@ struct Args {
   std::string model, prompt, prompt_file;
   int n_predict = 128, context = 0, threads = 0, batch = 0;
   qrun::SamplerConfig sampling;
+  int64_t seed = -1;
   std::string prefetch;
   bool no_blas = false, mlock = false, no_mmap = false, ignore_eos = false, verbose_prompt = false, special = false;
   bool no_display_prompt = false, verify = false, estimate = false, verbose = false;
   std::string mem_budget;
   int n_gpu_layers = 0;
   std::string gpu_layers;
-  bool chat = false;
+  bool chat = false, conversation = false, no_context_shift = false;
+  int n_keep = 0;
+  std::vector<std::string> reverse_prompts;
   std::string system_prompt, chat_template;
 };
 
 // --chat: the prompt as one user turn (after an optional system turn), rendered with
-// the model's chat template (or --chat-template), ending with the assistant's header.
-std::string render_chat(const Args& a, const qrun::Tokenizer& tok) {
-  const std::string& tmpl = a.chat_template.empty() ? tok.chat_template() : a.chat_template;
-  if (tmpl.empty()) throw qrun::Error("--chat: this model has no chat template; give one with --chat-template");
-  std::vector<qrun::ChatMessage> messages;
-  if (!a.system_prompt.empty()) messages.push_back({"system", a.system_prompt});
-  messages.push_back({"user", a.prompt});
-  auto text_of = [&](int32_t id) { return id >= 0 ? std::string(tok.piece(id)) : std::string(); };
-  const auto eos = tok.eos_ids();
-  return qrun::apply_chat_template(tmpl, messages, true, text_of(tok.bos_id()), eos.empty() ? "" : text_of(eos[0]));
+// the model's chat template (or --chat-template).
+std::vector<int32_t> chat_prompt(const Args& a, const qrun::Tokenizer& tok) {
+  const qrun::ChatFormatter fmt(tok, qrun::resolve_chat_template(tok, a.chat_template));
+  qrun::ChatHistory history(fmt, a.system_prompt);
+  return fmt.encode(history.add_user(a.prompt), true);
 }
 
 // "-ngl N": the last N layers, as llama.cpp offloads; "--gpu-layers A-B": that range.
@@ -119,8 +120,7 @@ int main(int argc, char** argv) {
   app.add_option("-m,--model", a.model, "Model file written by qconvert")->required();
   app.add_option("-p,--prompt", a.prompt, "Prompt text");
   app.add_option("-f,--file", a.prompt_file, "Read the prompt from a file");
-  app.add_option("-n,--n-predict", a.n_predict, "Tokens to generate (-1: until EOS or context end)")
-      ->check(CLI::Range(-1, 1 << 24));
+  app.add_option("-n,--n-predict", a.n_predict, "Tokens to generate (-1: until EOS)")->check(CLI::Range(-1, 1 << 24));
   app.add_option("-c,--ctx-size", a.context, "Context size (default: min(trained context, 4096))")
       ->check(CLI::Range(0, 1 << 20));
   app.add_option("-t,--threads", a.threads, "Threads (default: physical cores)")->check(CLI::Range(0, 1024));
@@ -134,7 +134,9 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(0.0, 100.0));
   app.add_option("--repeat-last-n", a.sampling.repeat_last_n, "Tokens the penalty looks back")
       ->check(CLI::Range(0, 1 << 24));
-  app.add_option("-s,--seed", a.sampling.seed, "Random seed (same seed, same output)");
+  app.add_option("-s,--seed", a.seed, "Random seed: same seed, same output (default -1: a random seed, "
+                                      "printed with --verbose)")
+      ->check(CLI::Range(int64_t{-1}, INT64_MAX));
   app.add_option("--prefetch", a.prefetch, "Weight prefetch of the int8 kernels: none, l1:BYTES or l2:BYTES "
                                            "(default: chosen for this CPU)");
   app.add_flag("--no-blas", a.no_blas, "Float-weight prompt batches on qrun's own kernels instead of OpenBLAS");
@@ -151,25 +153,37 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(0, 1 << 16));
   app.add_option("--gpu-layers", a.gpu_layers, "Run this range of layers on the GPU, e.g. 0-9")
       ->excludes("--n-gpu-layers");
-  app.add_flag("--chat", a.chat, "Apply the model's chat template to the prompt (a user turn)");
-  app.add_option("--system-prompt", a.system_prompt, "-sys TEXT: system turn for --chat");
-  app.add_option("--chat-template", a.chat_template, "Jinja chat template to use instead of the model's");
+  app.add_flag("--chat", a.chat, "Apply the model's chat template to the prompt (one user turn)");
+  app.add_flag("--conversation", a.conversation,
+               "-cnv: chat turn by turn, reading each user turn from stdin (a line; end it with \\ to go on)");
+  app.add_option("--system-prompt", a.system_prompt, "-sys TEXT: system turn for --chat and -cnv");
+  app.add_option("--chat-template", a.chat_template, "Chat template to use instead of the model's: a file or the text");
+  app.add_option("-r,--reverse-prompt", a.reverse_prompts, "Stop the reply at this text (repeatable)");
+  app.add_option("--keep", a.n_keep, "Tokens of the prompt a context shift keeps (after BOS)")
+      ->check(CLI::Range(0, 1 << 20));
+  app.add_flag("--no-context-shift", a.no_context_shift,
+               "Stop when the context is full instead of dropping half of the older tokens");
   app.add_flag("--estimate", a.estimate, "Print the predicted peak memory for these settings and exit");
-  app.add_flag("--verbose", a.verbose, "With generation: print the memory estimate beside the measured peak");
+  app.add_flag("--verbose", a.verbose, "Print the seed, per-turn token counts and the memory estimate beside the "
+                                       "measured peak");
   // llama.cpp's single-dash long flags, which CLI11 does not take as they are.
   std::vector<std::string> args;
   for (int i = argc - 1; i >= 1; --i) {
     const std::string arg = argv[i];
-    args.push_back(arg == "-ngl" ? "--n-gpu-layers" : arg == "-sys" ? "--system-prompt" : arg);
+    args.push_back(arg == "-ngl"   ? "--n-gpu-layers"
+                   : arg == "-sys" ? "--system-prompt"
+                   : arg == "-cnv" ? "--conversation"
+                                   : arg);
   }
   try {
     app.parse(args);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e);
+    return qrun::cli::usage_exit(app, e);
   }
 
   try {
     if (a.mlock && a.no_mmap) throw qrun::Error("--mlock and --no-mmap cannot be combined");
+    if (a.conversation && a.chat) throw qrun::Error("--chat and -cnv cannot be combined (-cnv is the multi-turn --chat)");
     qrun::RuntimeOptions ro;
     ro.prefetch = a.prefetch;
     ro.blas = !a.no_blas;
@@ -196,24 +210,35 @@ int main(int argc, char** argv) {
       ss << in.rdbuf();
       a.prompt = ss.str();
     }
-    if (a.prompt.empty()) throw qrun::Error("empty prompt: give -p TEXT or -f FILE");
+    if (a.prompt.empty() && !a.conversation) throw qrun::Error("empty prompt: give -p TEXT or -f FILE");
 
     const auto t0 = std::chrono::steady_clock::now();
     qrun::Model model(a.model, ro);
     const double load_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+    const int trained = static_cast<int>(model.hparams().max_seq_len);
+    if (model.context_length() > trained)
+      std::fprintf(stderr, "qrun: warning: context %d is longer than the %d tokens the model was trained on; "
+                           "expect degraded output past %d\n", model.context_length(), trained, trained);
+    a.sampling.seed = a.seed >= 0 ? static_cast<uint64_t>(a.seed) : std::random_device{}();
+    if (a.verbose) std::fprintf(stderr, "qrun: seed = %llu\n", static_cast<unsigned long long>(a.sampling.seed));
+
+    qrun::cli::install_interrupt_handler();
+    qrun::Sampler sampler(a.sampling);
+    qrun::GenerateOptions go;
+    go.n_predict = a.n_predict;
+    go.ignore_eos = a.ignore_eos;
+    go.context_shift = !a.no_context_shift;
+    go.n_keep = a.n_keep;
+    const uint64_t disk0 = qrun::storage_bytes_read();
+    if (a.conversation) {
+      qrun::cli::ConversationSettings cs{a.chat_template, a.system_prompt, a.reverse_prompts, a.verbose};
+      const auto stats = qrun::cli::run_conversation(model, sampler, go, cs);
+      print_timings(load_ms, stats, model, qrun::storage_bytes_read() - disk0);
+      return 0;
+    }
 
     const qrun::Tokenizer& tok = model.tokenizer();
-    std::vector<int32_t> prompt;
-    if (a.chat) {
-      // Templates write their special tokens as text; BOS is added only if they do not.
-      const std::string rendered = render_chat(a, tok);
-      const std::string bos = tok.bos_id() >= 0 ? std::string(tok.piece(tok.bos_id())) : std::string();
-      const bool has_bos = !bos.empty() && rendered.rfind(bos, 0) == 0;
-      prompt = tok.encode(rendered, !has_bos, true);
-      a.prompt = rendered;
-    } else {
-      prompt = tok.encode(a.prompt, true, a.special);
-    }
+    const std::vector<int32_t> prompt = a.chat ? chat_prompt(a, tok) : tok.encode(a.prompt, true, a.special);
     if (prompt.empty()) throw qrun::Error("prompt encodes to no tokens");
     if (static_cast<int>(prompt.size()) > model.context_length())
       throw qrun::Error("prompt is " + std::to_string(prompt.size()) + " tokens, longer than the context of " +
@@ -223,28 +248,21 @@ int main(int argc, char** argv) {
       for (int32_t id : prompt)
         std::fprintf(stderr, "%6d -> '%s'\n", id, std::string(tok.piece(id)).c_str());
     }
-    if (!a.no_display_prompt) {
+    if (!a.no_display_prompt) {  // what the user wrote, not the template's markup
       std::fwrite(a.prompt.data(), 1, a.prompt.size(), stdout);
+      std::fputs(a.chat ? "\n" : "", stdout);
       std::fflush(stdout);
     }
-    const uint64_t disk0 = qrun::storage_bytes_read();
-    qrun::Sampler sampler(a.sampling);
-    qrun::StreamingDecoder decoder(tok);
-    qrun::GenerateOptions go;
-    go.n_predict = a.n_predict;
-    go.ignore_eos = a.ignore_eos;
-    const auto stats = qrun::generate(model, prompt, sampler, go, [&](int32_t id) {
-      const std::string text = decoder.push(id);
-      std::fwrite(text.data(), 1, text.size(), stdout);
-      std::fflush(stdout);
-      return true;
-    });
-    const std::string tail = decoder.flush();
-    std::fwrite(tail.data(), 1, tail.size(), stdout);
+    const auto reply = qrun::cli::stream_reply(model, prompt, sampler, go, a.reverse_prompts);
     std::fputc('\n', stdout);
     std::fflush(stdout);
-    print_timings(load_ms, stats, model, qrun::storage_bytes_read() - disk0);
-    return 0;
+    if (reply.stats.stop == qrun::StopReason::ContextFull)
+      std::fprintf(stderr, "qrun: context full (%d tokens): stopped after %d tokens (drop --no-context-shift to "
+                           "keep going, or raise -c)\n", model.context_length(), reply.stats.generated_tokens);
+    if (reply.stats.context_shifts > 0 && a.verbose)
+      std::fprintf(stderr, "qrun: %d context shifts\n", reply.stats.context_shifts);
+    print_timings(load_ms, reply.stats, model, qrun::storage_bytes_read() - disk0);
+    return reply.interrupted ? 130 : 0;
   } catch (const std::exception& e) {
     std::fflush(stdout);
     std::fprintf(stderr, "qrun: %s\n", e.what());

@@ -9,6 +9,7 @@
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
+#include "src/cli/cli_common.h"
 #include "qrun/error.h"
 #include "qrun/mapped_file.h"
 #include "qrun/model_file.h"
@@ -21,17 +22,31 @@ std::shared_ptr<const qrun::TokenizerData> load(const std::string& model, const 
   return qrun::deserialize_tokenizer(qrun::ModelFile(model));
 }
 
-std::vector<int32_t> parse_ids(const std::string& s) {
+// Ids outside the vocabulary are an error, never silently dropped text.
+void check_ids(const std::vector<int32_t>& ids, const qrun::Tokenizer& tok) {
+  for (int32_t id : ids)
+    if (id < 0 || id >= tok.vocab_size())
+      throw qrun::Error("--decode: token id " + std::to_string(id) + " is outside the vocabulary (0.." +
+                        std::to_string(tok.vocab_size() - 1) + ")");
+}
+
+std::vector<int32_t> parse_ids(const std::string& s, const qrun::Tokenizer& tok) {
   std::vector<int32_t> ids;
   std::stringstream ss(s);
   std::string item;
   while (ss >> item) {
+    size_t used = 0;
+    long long v = 0;
     try {
-      ids.push_back(std::stoi(item));
+      v = std::stoll(item, &used);
     } catch (const std::exception&) {
-      throw qrun::Error("--decode: '" + item + "' is not a token id");
+      used = 0;
     }
+    if (used != item.size() || v < INT32_MIN || v > INT32_MAX)
+      throw qrun::Error("--decode: '" + item + "' is not a token id");
+    ids.push_back(static_cast<int32_t>(v));
   }
+  check_ids(ids, tok);
   return ids;
 }
 
@@ -53,7 +68,7 @@ int main(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e);
+    return qrun::cli::usage_exit(app, e);
   }
   try {
     if (model.empty() && dir.empty()) throw qrun::Error("need -m MODEL or --tokenizer DIR");
@@ -70,6 +85,7 @@ int main(int argc, char** argv) {
         }
         if (decode) {
           const auto ids = j.at("ids").get<std::vector<int32_t>>();
+          check_ids(ids, tok);
           std::cout << nlohmann::json{{"text", tok.decode(ids)}}.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
         } else {
           const auto ids = tok.encode(j.at("text").get<std::string>(), add_special, special);
@@ -80,9 +96,9 @@ int main(int argc, char** argv) {
     }
     if (decode) {
       if (!text.empty()) {
-        std::cout << tok.decode(parse_ids(text)) << "\n";
+        std::cout << tok.decode(parse_ids(text, tok)) << "\n";
       } else {  // one line of ids per output line
-        for (std::string line; std::getline(std::cin, line);) std::cout << tok.decode(parse_ids(line)) << "\n";
+        for (std::string line; std::getline(std::cin, line);) std::cout << tok.decode(parse_ids(line, tok)) << "\n";
       }
       return 0;
     }

@@ -8,7 +8,7 @@
 
 #include "common/test_paths.h"
 #include "qrun/error.h"
-#include "src/chat_template.h"
+#include "qrun/chat_template.h"
 
 namespace qrun {
 namespace {

@@ -71,10 +71,10 @@ TEST(MappingFault, ModelTruncatedWhileQrunGeneratesIsNamedNotASigbus) {
   if (pid == 0) {
     ::dup2(fds[1], 1);
     ::dup2(fds[1], 2);
-    // 32k tokens of output cannot pass a one-page pipe unread: the child is still
-    // generating when the file is cut, however fast it is.
-    ::execl(qrun.c_str(), "qrun", "-m", model.c_str(), "-p", prompt.c_str(), "-n", "100000", "-c", "32768",
-            "--ignore-eos", "--temp", "0", "-t", "1", static_cast<char*>(nullptr));
+    // 100k tokens of output (the context shifts) cannot pass a one-page pipe unread: the
+    // child is still generating when the file is cut, however fast it is.
+    ::execl(qrun.c_str(), "qrun", "-m", model.c_str(), "-p", prompt.c_str(), "-n", "100000", "--ignore-eos",
+            "--temp", "0", "-t", "1", static_cast<char*>(nullptr));
     ::_exit(127);
   }
   ::close(fds[1]);

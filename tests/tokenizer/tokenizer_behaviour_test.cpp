@@ -150,7 +150,7 @@ TEST(StreamingDecoder, HoldsIncompleteCharacters) {
   for (const Tokenizer* t : {&llama2(), &llama3()}) {
     const std::string text = "a 😀 b 日本 c";
     const auto ids = t->encode(text, false, false);
-    StreamingDecoder dec(*t);
+    StreamingDecoder dec(*t, true);
     std::string out;
     for (int32_t id : ids) {
       const std::string part = dec.push(id);
@@ -164,7 +164,7 @@ TEST(StreamingDecoder, HoldsIncompleteCharacters) {
 
 TEST(StreamingDecoder, ReplacesBytesThatCannotComplete) {
   const Tokenizer& t = llama2();
-  StreamingDecoder dec(t);
+  StreamingDecoder dec(t, true);
   const auto ff = t.encode("\xFF", false, false);  // a lone invalid byte token (after the prefix)
   std::string out;
   for (int32_t id : ff) out += dec.push(id);
@@ -190,7 +190,7 @@ TEST(StreamingDecoder, ByteTokensOfOneCharacter) {
       if (t.piece(id) == name) return id;
     return -1;
   };
-  StreamingDecoder dec(t);
+  StreamingDecoder dec(t, true);
   EXPECT_EQ(dec.push(t.encode("hi", false, false).front()), "hi");  // "▁hi": the leading space goes
   EXPECT_EQ(dec.push(byte_token(0xF0)), "");
   EXPECT_EQ(dec.push(byte_token(0x9F)), "");

@@ -1,0 +1,56 @@
+// Conversations on a model's chat template: render messages to the prompt text the
+// model was trained on, encode it, and, for a multi-turn chat over one KV cache, find
+// the text each new turn adds after what the cache already holds.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "qrun/chat_template.h"
+#include "qrun/tokenizer.h"
+
+namespace qrun {
+
+// --chat-template FILE_OR_TEXT: a path to an existing file gives that file's contents,
+// anything else is the template text itself; empty gives the model's own template.
+std::string resolve_chat_template(const Tokenizer& tok, const std::string& file_or_text);
+
+class ChatFormatter {
+ public:
+  // Throws when tmpl is empty (the model has no template and none was given).
+  ChatFormatter(const Tokenizer& tok, std::string tmpl);
+
+  std::string render(std::span<const ChatMessage> messages, bool add_generation_prompt) const;
+  // Special-token text becomes special tokens; at the start of a conversation BOS is
+  // added unless the template already wrote it.
+  std::vector<int32_t> encode(const std::string& text, bool conversation_start) const;
+  const Tokenizer& tokenizer() const { return tok_; }
+
+ private:
+  const Tokenizer& tok_;
+  std::string tmpl_;
+  std::string bos_, eos_;
+};
+
+// The messages of one conversation and the text fed to the model so far.
+class ChatHistory {
+ public:
+  ChatHistory(const ChatFormatter& fmt, const std::string& system_prompt);
+
+  // Adds a user turn; returns the text to feed next: the template's rendering of the
+  // conversation (ending with the assistant's header) minus what was fed before.
+  std::string add_user(const std::string& text);
+  // Adds the reply the model generated (as decoded after the assistant's header).
+  void add_assistant(const std::string& reply);
+  bool at_start() const { return fed_.empty(); }
+  const std::vector<ChatMessage>& messages() const { return messages_; }
+
+ private:
+  const ChatFormatter& fmt_;
+  std::vector<ChatMessage> messages_;
+  std::string fed_;
+};
+
+}  // namespace qrun

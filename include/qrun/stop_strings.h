@@ -1,0 +1,31 @@
+// Stop strings on streamed text (qrun's -r/--reverse-prompt, the server's "stop"): text
+// that might be the start of a stop string is held back until it is known not to be,
+// so a stop string never reaches the output, even when it arrives split over tokens.
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace qrun {
+
+class StopStrings {
+ public:
+  explicit StopStrings(std::vector<std::string> stops);
+
+  // Adds generated text; returns the part that is safe to show. Once a stop string is
+  // complete, returns the text before it and stopped() becomes true (later pushes: "").
+  std::string push(std::string_view text);
+  // The held-back text, when generation ended for another reason.
+  std::string flush();
+  bool stopped() const { return stopped_; }
+  const std::string& matched() const { return matched_; }  // the stop string found
+
+ private:
+  std::vector<std::string> stops_;
+  std::string held_;
+  bool stopped_ = false;
+  std::string matched_;
+};
+
+}  // namespace qrun

@@ -1,0 +1,66 @@
+#include "qrun/chat.h"
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "qrun/error.h"
+
+namespace qrun {
+
+std::string resolve_chat_template(const Tokenizer& tok, const std::string& file_or_text) {
+  if (file_or_text.empty()) return tok.chat_template();
+  std::error_code ec;
+  if (file_or_text.find('\n') == std::string::npos && std::filesystem::is_regular_file(file_or_text, ec)) {
+    std::ifstream in(file_or_text, std::ios::binary);
+    if (!in) throw Error(file_or_text, -1, "cannot read chat template");
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+  }
+  return file_or_text;
+}
+
+ChatFormatter::ChatFormatter(const Tokenizer& tok, std::string tmpl) : tok_(tok), tmpl_(std::move(tmpl)) {
+  if (tmpl_.empty()) throw Error("this model has no chat template; give one with --chat-template");
+  if (tok.bos_id() >= 0) bos_ = tok.piece(tok.bos_id());
+  const auto eos = tok.eos_ids();
+  if (!eos.empty()) eos_ = tok.piece(eos[0]);
+}
+
+std::string ChatFormatter::render(std::span<const ChatMessage> messages, bool add_generation_prompt) const {
+  return apply_chat_template(tmpl_, {messages.begin(), messages.end()}, add_generation_prompt, bos_, eos_);
+}
+
+std::vector<int32_t> ChatFormatter::encode(const std::string& text, bool conversation_start) const {
+  const bool has_bos = !bos_.empty() && text.rfind(bos_, 0) == 0;
+  return tok_.encode(text, conversation_start && !has_bos, true);
+}
+
+ChatHistory::ChatHistory(const ChatFormatter& fmt, const std::string& system_prompt) : fmt_(fmt) {
+  if (!system_prompt.empty()) messages_.push_back({"system", system_prompt});
+}
+
+std::string ChatHistory::add_user(const std::string& text) {
+  const std::vector<ChatMessage> before = messages_;
+  messages_.push_back({"user", text});
+  const std::string rendered = fmt_.render(messages_, true);
+  std::string delta;
+  if (rendered.compare(0, fed_.size(), fed_) == 0) {
+    delta = rendered.substr(fed_.size());
+  } else {
+    // The template writes earlier turns differently once more follow (some trim or drop
+    // them): take what this turn adds to the conversation as rendered without it.
+    const std::string previous = before.empty() ? std::string() : fmt_.render(before, false);
+    delta = rendered.compare(0, previous.size(), previous) == 0 ? rendered.substr(previous.size()) : rendered;
+  }
+  fed_ = rendered;
+  return delta;
+}
+
+void ChatHistory::add_assistant(const std::string& reply) {
+  messages_.push_back({"assistant", reply});
+  fed_ += reply;
+}
+
+}  // namespace qrun

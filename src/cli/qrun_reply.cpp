@@ -1,0 +1,139 @@
+#include "src/cli/qrun_reply.h"
+
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+
+#include "qrun/chat.h"
+#include "qrun/error.h"
+#include "qrun/stop_strings.h"
+#include "src/cli/cli_common.h"
+
+namespace qrun::cli {
+
+namespace {
+
+void print(const std::string& s) {
+  std::fwrite(s.data(), 1, s.size(), stdout);
+  std::fflush(stdout);
+}
+
+enum class Input { Line, EndOfInput, Interrupted };
+
+// One user turn from stdin. getline() returns on Ctrl-C (SIGINT has no SA_RESTART).
+Input read_turn(std::string& out) {
+  out.clear();
+  char* buf = nullptr;
+  size_t cap = 0;
+  Input result = Input::Line;
+  while (true) {
+    errno = 0;
+    const ssize_t n = getline(&buf, &cap, stdin);
+    if (take_interrupt()) {
+      result = Input::Interrupted;
+      break;
+    }
+    if (n < 0) {
+      if (errno == EINTR) {
+        clearerr(stdin);
+        continue;
+      }
+      result = out.empty() ? Input::EndOfInput : Input::Line;
+      break;
+    }
+    std::string line(buf, static_cast<size_t>(n));
+    if (!line.empty() && line.back() == '\n') line.pop_back();
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    if (!line.empty() && line.back() == '\\') {  // continues on the next line
+      line.pop_back();
+      out += line + "\n";
+      continue;
+    }
+    out += line;
+    break;
+  }
+  std::free(buf);
+  return result;
+}
+
+}  // namespace
+
+Reply stream_reply(Model& model, std::span<const int32_t> prompt, Sampler& sampler, const GenerateOptions& options,
+                   const std::vector<std::string>& reverse_prompts) {
+  Reply r;
+  StreamingDecoder decoder(model.tokenizer(), /*at_text_start=*/false);
+  StopStrings stops(reverse_prompts);
+  r.stats = generate(model, prompt, sampler, options, [&](int32_t id) {
+    const std::string text = stops.push(decoder.push(id));
+    r.text += text;
+    print(text);
+    if (take_interrupt()) {
+      r.interrupted = true;
+      return false;
+    }
+    return !stops.stopped();
+  });
+  const std::string tail = stops.stopped() ? std::string() : stops.push(decoder.flush()) + stops.flush();
+  r.text += tail;
+  print(tail);
+  return r;
+}
+
+GenerationStats run_conversation(Model& model, Sampler& sampler, const GenerateOptions& options,
+                                 const ConversationSettings& settings) {
+  const Tokenizer& tok = model.tokenizer();
+  const ChatFormatter fmt(tok, resolve_chat_template(tok, settings.chat_template));
+  ChatHistory history(fmt, settings.system_prompt);
+  const bool interactive = isatty(STDIN_FILENO);
+  std::vector<int32_t> conversation;  // what the cache holds, and the reply's last token if not yet run
+  GenerationStats total;
+  for (int turn = 1;; ++turn) {
+    if (interactive) print("\n> ");
+    std::string user;
+    const Input in = read_turn(user);
+    if (in == Input::EndOfInput) break;
+    if (in == Input::Interrupted) {
+      print("\n");
+      break;
+    }
+    if (user.empty()) continue;
+    const bool start = history.at_start();
+    const std::vector<int32_t> added = fmt.encode(history.add_user(user), start);
+    if (options.context_shift) {
+      total.context_shifts += make_room(model, static_cast<int>(conversation.size()) - model.position() +
+                                                   static_cast<int>(added.size()) + 1, options.n_keep);
+      const auto cached = model.tokens();
+      if (conversation.size() > cached.size()) {  // a shift: keep the pending token after what is left
+        const int32_t pending = conversation.back();
+        conversation.assign(cached.begin(), cached.end());
+        conversation.push_back(pending);
+      } else {
+        conversation.assign(cached.begin(), cached.end());
+      }
+    } else if (conversation.size() + added.size() + 1 > static_cast<size_t>(model.context_length())) {
+      std::fprintf(stderr, "\nqrun: context full (%d tokens): the conversation ends here (drop --no-context-shift "
+                           "to keep going, or raise -c)\n", model.context_length());
+      break;
+    }
+    conversation.insert(conversation.end(), added.begin(), added.end());
+    Reply reply = stream_reply(model, conversation, sampler, options, settings.reverse_prompts);
+    print("\n");
+    if (settings.verbose)
+      std::fprintf(stderr, "qrun: turn %d: %d prompt tokens evaluated, %d reused from the cache, %d generated\n", turn,
+                   reply.stats.prompt_tokens, reply.stats.reused_tokens, reply.stats.generated_tokens);
+    total.add(reply.stats);
+    history.add_assistant(reply.text);
+    const auto cached = model.tokens();
+    conversation.assign(cached.begin(), cached.end());
+    if (reply.stats.pending_token >= 0) conversation.push_back(reply.stats.pending_token);
+    if (reply.stats.stop == StopReason::ContextFull) {
+      std::fprintf(stderr, "qrun: context full (%d tokens): the conversation ends here (drop --no-context-shift "
+                           "to keep going, or raise -c)\n", model.context_length());
+      break;
+    }
+  }
+  return total;
+}
+
+}  // namespace qrun::cli

@@ -1,0 +1,41 @@
+// qrun's text output: one reply generated and streamed to stdout as UTF-8, stopped by a
+// reverse prompt or Ctrl-C; and the multi-turn conversation (-cnv) built on it.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "qrun/generate.h"
+#include "qrun/model.h"
+#include "qrun/sampler.h"
+
+namespace qrun::cli {
+
+struct Reply {
+  GenerationStats stats;
+  std::string text;          // as printed (without a reverse prompt that stopped it)
+  bool interrupted = false;  // Ctrl-C
+};
+
+// Generates after `prompt` and prints the text as it comes. A reverse prompt is not
+// printed; the text before it is.
+Reply stream_reply(Model& model, std::span<const int32_t> prompt, Sampler& sampler, const GenerateOptions& options,
+                   const std::vector<std::string>& reverse_prompts);
+
+struct ConversationSettings {
+  std::string chat_template;  // --chat-template FILE_OR_TEXT (empty: the model's)
+  std::string system_prompt;
+  std::vector<std::string> reverse_prompts;
+  bool verbose = false;
+};
+
+// Reads user turns from stdin (a line each; a trailing backslash continues the line)
+// until EOF or Ctrl-C at the prompt, and answers each on the model's chat template,
+// evaluating only the tokens each turn adds. Ctrl-C during a reply ends the reply.
+// Returns the statistics summed over all turns.
+GenerationStats run_conversation(Model& model, Sampler& sampler, const GenerateOptions& options,
+                                 const ConversationSettings& settings);
+
+}  // namespace qrun::cli

@@ -1,0 +1,67 @@
+// qserve: an OpenAI-compatible HTTP server. The front process queues requests and hands
+// each to an idle worker process; every worker maps the model file read-only (one copy
+// in the page cache for all) and keeps its own KV cache, so a request that continues a
+// conversation a worker has cached evaluates only the new tokens.
+#include <unistd.h>
+
+#include <cstdio>
+#include <string>
+#include <thread>
+
+#include <CLI/CLI.hpp>
+
+#include "qrun/thread_pool.h"
+#include "qrun/error.h"
+#include "qrun/mapped_file.h"
+#include "qrun/model.h"
+#include "src/cli/cli_common.h"
+#include "src/server/http_server.h"
+#include "src/server/worker.h"
+
+int main(int argc, char** argv) {
+  qrun::install_mapping_fault_handler("qserve");
+  CLI::App app{"qserve: OpenAI-compatible server for a qrun model file"};
+  qrun::server::ServerOptions o;
+  int threads = 0, batch = 0, worker_fd = -1;
+  app.add_option("-m,--model", o.model_path, "Model file written by qconvert")->required();
+  app.add_option("--host", o.host, "Address to listen on")->capture_default_str();
+  app.add_option("--port", o.port, "Port to listen on")->check(CLI::Range(1, 65535))->capture_default_str();
+  app.add_option("--workers", o.workers, "Worker processes (default: one per 2 physical cores)")
+      ->check(CLI::Range(1, 256));
+  app.add_option("-t,--threads", threads, "Threads per worker (default: physical cores / workers)")
+      ->check(CLI::Range(0, 1024));
+  app.add_option("-c,--ctx-size", o.context, "Context per worker (default: min(trained context, 4096))")
+      ->check(CLI::Range(0, 1 << 20));
+  app.add_option("-b,--batch-size", batch, "Prompt tokens per batch")->check(CLI::Range(0, 4096));
+  app.add_option("--api-key", o.api_key, "Require 'Authorization: Bearer KEY' (all routes but /health)");
+  app.add_option("--max-body", o.max_body, "Largest request body in bytes (413 beyond)")
+      ->check(CLI::Range(size_t{1}, size_t{1} << 30))->capture_default_str();
+  app.add_option("--max-queue", o.max_queue, "Requests that may wait for a worker (503 beyond)")
+      ->check(CLI::Range(0, 100000))->capture_default_str();
+  app.add_option("--chat-template", o.chat_template, "Chat template instead of the model's: a file or the text");
+  app.add_option("--worker-fd", worker_fd, "Internal: run as a worker on this socket")->group("");
+  o.workers = 0;
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return qrun::cli::usage_exit(app, e);
+  }
+  try {
+    const int cores = qrun::physical_core_count();
+    if (o.workers == 0) o.workers = std::max(1, cores / 2);
+    o.threads_per_worker = threads > 0 ? threads : std::max(1, cores / o.workers);
+    qrun::RuntimeOptions ro;
+    ro.context = o.context;
+    ro.threads = o.threads_per_worker;
+    ro.batch = batch;
+    if (worker_fd >= 0) return qrun::server::run_worker(worker_fd, o.model_path, ro);
+
+    o.worker_argv = {"/proc/self/exe", "--worker-fd", "3", "-m", o.model_path, "-t",
+                     std::to_string(o.threads_per_worker), "-c", std::to_string(o.context), "-b",
+                     std::to_string(batch)};
+    return qrun::server::run_server(o);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "qserve: %s\n", e.what());
+    return 1;
+  }
+}

@@ -1,0 +1,395 @@
+#include "src/server/http_server.h"
+
+#include <dirent.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+
+#include <atomic>
+#include <cstdio>
+#include <ctime>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <thread>
+
+#include <httplib.h>
+#include <nlohmann/json.hpp>
+
+#include "qrun/chat.h"
+#include "qrun/error.h"
+#include "qrun/model.h"
+#include "qrun/model_file.h"
+#include "src/server/api_error.h"
+#include "src/server/request.h"
+#include "src/server/worker_pool.h"
+
+namespace qrun::server {
+
+using nlohmann::json;
+
+namespace {
+
+std::string dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
+
+// The connection's socket, found by its addresses, so a handler can tell that the client
+// went away while a worker generates (cpp-httplib 0.11 does not say).
+int find_client_socket(const httplib::Request& req) {
+  DIR* dir = ::opendir("/proc/self/fd");
+  if (!dir) return -1;
+  int found = -1;
+  while (dirent* e = ::readdir(dir)) {
+    const int fd = std::atoi(e->d_name);
+    struct stat st;
+    if (fd <= 2 || ::fstat(fd, &st) != 0 || !S_ISSOCK(st.st_mode)) continue;
+    sockaddr_storage local{}, peer{};
+    socklen_t ll = sizeof local, pl = sizeof peer;
+    if (::getsockname(fd, reinterpret_cast<sockaddr*>(&local), &ll) != 0 ||
+        ::getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &pl) != 0)
+      continue;
+    auto port_of = [](const sockaddr_storage& a) {
+      return a.ss_family == AF_INET ? ntohs(reinterpret_cast<const sockaddr_in&>(a).sin_port)
+             : a.ss_family == AF_INET6 ? ntohs(reinterpret_cast<const sockaddr_in6&>(a).sin6_port) : 0;
+    };
+    char addr[INET6_ADDRSTRLEN] = {};
+    if (peer.ss_family == AF_INET) ::inet_ntop(AF_INET, &reinterpret_cast<sockaddr_in&>(peer).sin_addr, addr, sizeof addr);
+    if (peer.ss_family == AF_INET6) ::inet_ntop(AF_INET6, &reinterpret_cast<sockaddr_in6&>(peer).sin6_addr, addr, sizeof addr);
+    if (port_of(local) == req.local_port && port_of(peer) == req.remote_port && req.remote_addr == addr) {
+      found = fd;
+      break;
+    }
+  }
+  ::closedir(dir);
+  return found;
+}
+
+bool client_gone(int fd) {
+  if (fd < 0) return false;
+  pollfd p{fd, POLLIN, 0};
+  if (::poll(&p, 1, 0) <= 0) return false;
+  if (p.revents & (POLLHUP | POLLERR)) return true;
+  char c;
+  return ::recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT) == 0;
+}
+
+void send_error(httplib::Response& res, int status, const std::string& message, const std::string& param = {}) {
+  res.status = status;
+  res.set_content(error_body(status, message, param), "application/json");
+}
+
+struct Usage {
+  int prompt = 0, completion = 0, cached = 0;
+  json to_json() const {
+    return {{"prompt_tokens", prompt},
+            {"completion_tokens", completion},
+            {"total_tokens", prompt + completion},
+            {"prompt_tokens_details", {{"cached_tokens", cached}}}};
+  }
+};
+
+// One request's output in OpenAI's shapes (chat or text completion, whole or chunked).
+struct Reply {
+  Endpoint endpoint;
+  std::string id, model;
+  int64_t created;
+
+  json base(const char* object) const { return {{"id", id}, {"object", object}, {"created", created}, {"model", model}}; }
+  json chunk(const std::string& text, const json& finish, bool first) const {
+    json c;
+    if (endpoint == Endpoint::ChatCompletions) {
+      c = base("chat.completion.chunk");
+      json delta = json::object();
+      if (first) delta["role"] = "assistant";
+      if (first || !text.empty()) delta["content"] = text;
+      c["choices"] = json::array({{{"index", 0}, {"delta", delta}, {"finish_reason", finish}}});
+    } else {
+      c = base("text_completion");
+      c["choices"] = json::array({{{"index", 0}, {"text", text}, {"logprobs", nullptr}, {"finish_reason", finish}}});
+    }
+    return c;
+  }
+  json whole(const std::string& text, const std::string& finish, const Usage& usage) const {
+    json r;
+    if (endpoint == Endpoint::ChatCompletions) {
+      r = base("chat.completion");
+      r["choices"] = json::array(
+          {{{"index", 0}, {"message", {{"role", "assistant"}, {"content", text}}}, {"finish_reason", finish}}});
+    } else {
+      r = base("text_completion");
+      r["choices"] = json::array({{{"index", 0}, {"text", text}, {"logprobs", nullptr}, {"finish_reason", finish}}});
+    }
+    r["usage"] = usage.to_json();
+    return r;
+  }
+};
+
+Usage usage_of(const std::string& done_line) {
+  const json d = json::parse(done_line, nullptr, false);
+  Usage u;
+  if (!d.is_object()) return u;
+  u.prompt = d.value("prompt_tokens", 0);
+  u.completion = d.value("completion_tokens", 0);
+  u.cached = d.value("cached_tokens", 0);
+  return u;
+}
+
+std::string finish_of(const std::string& done_line) {
+  const json d = json::parse(done_line, nullptr, false);
+  return d.is_object() ? d.value("finish_reason", "stop") : "stop";
+}
+
+constexpr int kPollMs = 200;  // how often a waiting request checks that its client is still there
+
+class Front {
+ public:
+  explicit Front(const ServerOptions& o)
+      : opt_(o),
+        file_(o.model_path, LoadMode::Mmap),
+        tok_(deserialize_tokenizer(file_)),
+        context_(resolved_context(file_.hparams(), o.context)),
+        model_id_(std::filesystem::path(o.model_path).filename().string()) {
+    const std::string tmpl = resolve_chat_template(tok_, o.chat_template);
+    if (!tmpl.empty()) chat_.emplace(tok_, tmpl);
+    pool_ = std::make_unique<WorkerPool>(o.worker_argv, o.workers, o.max_queue);
+  }
+
+  void routes(httplib::Server& svr) {
+    svr.Get("/health", [this](const httplib::Request&, httplib::Response& res) {
+      const PoolStats s = pool_->stats();
+      res.set_content(dump({{"status", "ok"},
+                            {"workers", s.workers},
+                            {"idle_workers", s.idle},
+                            {"queued", s.queued},
+                            {"served", s.served},
+                            {"cancelled", s.cancelled},
+                            {"worker_restarts", s.restarts}}),
+                      "application/json");
+    });
+    svr.Get("/v1/models", [this](const httplib::Request&, httplib::Response& res) {
+      res.set_content(dump({{"object", "list"},
+                            {"data", json::array({{{"id", model_id_},
+                                                   {"object", "model"},
+                                                   {"created", static_cast<int64_t>(std::time(nullptr))},
+                                                   {"owned_by", "qrun"},
+                                                   {"meta", {{"n_ctx", context_}, {"n_vocab", tok_.vocab_size()}}}}})}}),
+                      "application/json");
+    });
+    svr.Post("/v1/chat/completions", [this](const httplib::Request& req, httplib::Response& res) {
+      complete(Endpoint::ChatCompletions, req, res);
+    });
+    svr.Post("/v1/completions", [this](const httplib::Request& req, httplib::Response& res) {
+      complete(Endpoint::Completions, req, res);
+    });
+  }
+
+  int context() const { return context_; }
+
+  bool authorized(const httplib::Request& req) const {
+    if (opt_.api_key.empty() || req.path == "/health") return true;
+    return req.get_header_value("Authorization") == "Bearer " + opt_.api_key;
+  }
+
+ private:
+  std::vector<int32_t> prompt_tokens(const CompletionRequest& r) const {
+    if (r.endpoint == Endpoint::ChatCompletions) {
+      if (!chat_)
+        throw ApiError(400, "this model has no chat template: use /v1/completions, or start qserve with --chat-template");
+      try {
+        return chat_->encode(chat_->render(r.messages, true), true);
+      } catch (const Error& e) {
+        throw ApiError(400, std::string("chat template: ") + e.what(), "messages");
+      }
+    }
+    return tok_.encode(r.prompt, true, false);
+  }
+
+  Job job_for(const CompletionRequest& r, std::vector<int32_t> prompt) const {
+    const int n = static_cast<int>(prompt.size());
+    if (n == 0) throw ApiError(400, "the prompt is empty", r.endpoint == Endpoint::ChatCompletions ? "messages" : "prompt");
+    if (n >= context_)
+      throw ApiError(400, "the prompt is " + std::to_string(n) + " tokens; the context is " + std::to_string(context_),
+                     r.endpoint == Endpoint::ChatCompletions ? "messages" : "prompt");
+    if (r.max_tokens && n + *r.max_tokens > context_)
+      throw ApiError(400, "max_tokens " + std::to_string(*r.max_tokens) + " with a prompt of " + std::to_string(n) +
+                              " tokens exceeds the context of " + std::to_string(context_),
+                     "max_tokens");
+    Job job;
+    job.prompt = std::move(prompt);
+    job.max_tokens = r.max_tokens.value_or(context_ - n);
+    job.sampling.temperature = r.temperature;
+    job.sampling.top_p = r.top_p;
+    job.sampling.top_k = r.top_k;
+    job.sampling.min_p = r.min_p;
+    job.sampling.repeat_penalty = r.repeat_penalty;
+    job.sampling.seed = r.seed ? *r.seed : std::random_device{}();
+    job.ignore_eos = r.ignore_eos;
+    job.stop = r.stop;
+    return job;
+  }
+
+  void complete(Endpoint endpoint, const httplib::Request& req, httplib::Response& res) {
+    try {
+      const CompletionRequest r = parse_request(endpoint, req.body);
+      Job job = job_for(r, prompt_tokens(r));
+      const int client = find_client_socket(req);
+      std::shared_ptr<WorkerPool::Lease> lease = pool_->acquire(job.prompt);
+      if (!lease->send(job)) throw ApiError(500, "the worker process died; it is being restarted");
+      const uint64_t serial = ++serial_;
+      auto reply = std::make_shared<Reply>(Reply{endpoint, (endpoint == Endpoint::ChatCompletions ? "chatcmpl-" : "cmpl-") +
+                                                               std::to_string(serial),
+                                                 model_id_, static_cast<int64_t>(std::time(nullptr))});
+      // Wait for the first text (or the end) before answering, so a worker that dies
+      // during the prompt is a 500 even for a stream.
+      WorkerPool::Event first = wait_event(*lease, client);
+      if (first.kind == WorkerPool::Event::Timeout) return;  // client gone; the lease cancels
+      if (first.kind == WorkerPool::Event::Died) throw ApiError(500, "the worker process died; it is being restarted");
+      if (first.kind == WorkerPool::Event::Error) throw ApiError(500, "generation failed: " + first.text);
+      if (r.stream) {
+        stream(res, lease, reply, std::move(first), client, r.include_usage);
+      } else {
+        whole(res, *lease, *reply, std::move(first), client);
+      }
+    } catch (const ApiError& e) {
+      send_error(res, e.status, e.what(), e.param);
+    } catch (const std::exception& e) {
+      send_error(res, 500, e.what());
+    }
+  }
+
+  // The next event from the worker; Timeout only when the client went away.
+  WorkerPool::Event wait_event(WorkerPool::Lease& lease, int client) {
+    while (true) {
+      WorkerPool::Event e = lease.next(kPollMs);
+      if (e.kind != WorkerPool::Event::Timeout) return e;
+      if (client_gone(client)) return e;
+    }
+  }
+
+  void whole(httplib::Response& res, WorkerPool::Lease& lease, const Reply& reply, WorkerPool::Event e, int client) {
+    std::string text;
+    while (e.kind == WorkerPool::Event::Text) {
+      text += e.text;
+      if (client_gone(client)) return;  // the lease cancels
+      e = wait_event(lease, client);
+    }
+    if (e.kind == WorkerPool::Event::Timeout) return;
+    if (e.kind == WorkerPool::Event::Died) throw ApiError(500, "the worker process died; it is being restarted");
+    if (e.kind == WorkerPool::Event::Error) throw ApiError(500, "generation failed: " + e.text);
+    res.set_content(dump(reply.whole(text, finish_of(e.json), usage_of(e.json))), "application/json");
+  }
+
+  void stream(httplib::Response& res, std::shared_ptr<WorkerPool::Lease> lease, std::shared_ptr<Reply> reply,
+              WorkerPool::Event first, int client, bool include_usage) {
+    auto pending = std::make_shared<std::optional<WorkerPool::Event>>(std::move(first));
+    res.set_header("Cache-Control", "no-cache");
+    res.set_chunked_content_provider(
+        "text/event-stream",
+        [this, lease, reply, pending, client, include_usage](size_t, httplib::DataSink& sink) {
+          auto send = [&](const json& j) {
+            const std::string s = "data: " + dump(j) + "\n\n";
+            return sink.write(s.data(), s.size());
+          };
+          if (!send(reply->chunk("", nullptr, true))) return false;
+          while (true) {
+            WorkerPool::Event e = pending->has_value() ? std::move(**pending) : lease->next(kPollMs);
+            pending->reset();
+            if (e.kind == WorkerPool::Event::Timeout) {
+              static const char kKeepAlive[] = ": keep-alive\n\n";
+              if (client_gone(client) || !sink.write(kKeepAlive, sizeof kKeepAlive - 1)) return false;
+              continue;
+            }
+            if (e.kind == WorkerPool::Event::Text) {
+              if (!send(reply->chunk(e.text, nullptr, false))) return false;
+              continue;
+            }
+            if (e.kind == WorkerPool::Event::Done) {
+              send(reply->chunk("", finish_of(e.json), false));
+              if (include_usage) {
+                json u = reply->base(reply->endpoint == Endpoint::ChatCompletions ? "chat.completion.chunk"
+                                                                                  : "text_completion");
+                u["choices"] = json::array();
+                u["usage"] = usage_of(e.json).to_json();
+                send(u);
+              }
+            } else {  // died or failed after the answer began: say so in the stream
+              const int status = 500;
+              send(json::parse(error_body(status, e.kind == WorkerPool::Event::Died
+                                                      ? "the worker process died; it is being restarted"
+                                                      : "generation failed: " + e.text)));
+            }
+            static const char kDone[] = "data: [DONE]\n\n";
+            sink.write(kDone, sizeof kDone - 1);
+            sink.done();
+            return true;
+          }
+        });
+  }
+
+  ServerOptions opt_;
+  ModelFile file_;
+  Tokenizer tok_;
+  int context_;
+  std::string model_id_;
+  std::optional<ChatFormatter> chat_;
+  std::unique_ptr<WorkerPool> pool_;
+  std::atomic<uint64_t> serial_{0};
+};
+
+}  // namespace
+
+int run_server(const ServerOptions& options) {
+  // Signals go to one thread that stops the server; the others never see them.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  ::signal(SIGPIPE, SIG_IGN);
+
+  Front front(options);
+  httplib::Server svr;
+  const size_t threads = static_cast<size_t>(options.workers + options.max_queue + 4);
+  svr.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
+  svr.set_payload_max_length(options.max_body);
+  svr.set_pre_routing_handler([&front](const httplib::Request& req, httplib::Response& res) {
+    if (front.authorized(req)) return httplib::Server::HandlerResponse::Unhandled;
+    send_error(res, 401, "invalid API key: send 'Authorization: Bearer KEY'");
+    return httplib::Server::HandlerResponse::Handled;
+  });
+  svr.set_error_handler([](const httplib::Request& req, httplib::Response& res) {
+    if (!res.body.empty()) return;
+    if (res.status == 413) send_error(res, 413, "request body larger than --max-body");
+    else if (res.status == 404) send_error(res, 404, "no route " + req.method + " " + req.path);
+    else send_error(res, res.status, "HTTP error " + std::to_string(res.status));
+  });
+  svr.set_exception_handler([](const httplib::Request&, httplib::Response& res, std::exception_ptr ep) {
+    std::string what = "internal error";
+    try {
+      std::rethrow_exception(ep);
+    } catch (const std::exception& e) {
+      what = e.what();
+    } catch (...) {
+    }
+    send_error(res, 500, what);
+  });
+  front.routes(svr);
+  if (!svr.bind_to_port(options.host, options.port))
+    throw Error("cannot listen on " + options.host + ":" + std::to_string(options.port) + " (in use, or not an address here)");
+  std::thread stopper([&svr, signals] {
+    int sig = 0;
+    sigwait(&signals, &sig);
+    svr.stop();
+  });
+  std::fprintf(stderr, "qserve: listening on http://%s:%d (%d workers, context %d)\n", options.host.c_str(),
+               options.port, options.workers, front.context());
+  svr.listen_after_bind();
+  // Stopped by a signal: the stopper thread has returned. Stopped otherwise: wake it.
+  pthread_kill(stopper.native_handle(), SIGTERM);
+  stopper.join();
+  return 0;
+}
+
+}  // namespace qrun::server

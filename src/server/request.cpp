@@ -1,0 +1,151 @@
+#include "src/server/request.h"
+
+#include <nlohmann/json.hpp>
+
+#include "src/server/api_error.h"
+
+namespace qrun::server {
+
+using nlohmann::json;
+
+std::string error_body(int status, const std::string& message, const std::string& param) {
+  const char* type = status == 401   ? "authentication_error"
+                     : status == 404 ? "not_found_error"
+                     : status == 503 ? "unavailable_error"
+                     : status >= 500 ? "server_error"
+                                     : "invalid_request_error";
+  json e = {{"message", message}, {"type", type}, {"code", status}};
+  e["param"] = param.empty() ? json(nullptr) : json(param);
+  return json{{"error", e}}.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+namespace {
+
+[[noreturn]] void bad(const std::string& field, const std::string& why) {
+  throw ApiError(400, "'" + field + "' " + why, field);
+}
+
+double number(const json& body, const char* field, double lo, double hi, double fallback) {
+  const auto it = body.find(field);
+  if (it == body.end() || it->is_null()) return fallback;
+  if (!it->is_number()) bad(field, "must be a number");
+  const double v = it->get<double>();
+  if (!(v >= lo && v <= hi)) bad(field, "must be between " + json(lo).dump() + " and " + json(hi).dump());
+  return v;
+}
+
+bool boolean(const json& body, const char* field, bool fallback) {
+  const auto it = body.find(field);
+  if (it == body.end() || it->is_null()) return fallback;
+  if (!it->is_boolean()) bad(field, "must be true or false");
+  return it->get<bool>();
+}
+
+// A message's content: a string, or OpenAI's list of parts of which text parts count.
+std::string content_text(const json& content, const std::string& field) {
+  if (content.is_string()) return content.get<std::string>();
+  if (content.is_null()) return {};
+  if (!content.is_array()) bad(field, "must be a string or a list of content parts");
+  std::string text;
+  for (size_t i = 0; i < content.size(); ++i) {
+    const json& part = content[i];
+    const std::string pf = field + "[" + std::to_string(i) + "]";
+    if (!part.is_object() || !part.contains("type") || !part["type"].is_string()) bad(pf, "must be a content part");
+    if (part["type"] != "text") bad(pf + ".type", "'" + part["type"].get<std::string>() + "' is not supported (text only)");
+    if (!part.contains("text") || !part["text"].is_string()) bad(pf + ".text", "must be a string");
+    text += part["text"].get<std::string>();
+  }
+  return text;
+}
+
+std::vector<ChatMessage> messages(const json& body) {
+  const auto it = body.find("messages");
+  if (it == body.end()) bad("messages", "is required");
+  if (!it->is_array() || it->empty()) bad("messages", "must be a non-empty list");
+  std::vector<ChatMessage> out;
+  for (size_t i = 0; i < it->size(); ++i) {
+    const json& m = (*it)[i];
+    const std::string f = "messages[" + std::to_string(i) + "]";
+    if (!m.is_object()) bad(f, "must be an object");
+    if (!m.contains("role") || !m["role"].is_string()) bad(f + ".role", "must be a string");
+    const std::string role = m["role"].get<std::string>();
+    if (role != "system" && role != "user" && role != "assistant" && role != "developer" && role != "tool")
+      bad(f + ".role", "must be system, developer, user, assistant or tool");
+    if (!m.contains("content")) bad(f + ".content", "is required");
+    out.push_back({role == "developer" ? "system" : role, content_text(m["content"], f + ".content")});
+  }
+  return out;
+}
+
+std::vector<std::string> stops(const json& body) {
+  const auto it = body.find("stop");
+  if (it == body.end() || it->is_null()) return {};
+  if (it->is_string()) return {it->get<std::string>()};
+  if (!it->is_array() || it->size() > 16) bad("stop", "must be a string or a list of at most 16 strings");
+  std::vector<std::string> out;
+  for (const json& s : *it) {
+    if (!s.is_string()) bad("stop", "must be a string or a list of at most 16 strings");
+    out.push_back(s.get<std::string>());
+  }
+  return out;
+}
+
+}  // namespace
+
+CompletionRequest parse_request(Endpoint endpoint, std::string_view text) {
+  json body;
+  try {
+    body = json::parse(text.begin(), text.end());
+  } catch (const json::parse_error& e) {
+    throw ApiError(400, std::string("malformed JSON body: ") + e.what());
+  }
+  if (!body.is_object()) throw ApiError(400, "the request body must be a JSON object");
+  CompletionRequest r;
+  r.endpoint = endpoint;
+  try {
+    if (endpoint == Endpoint::ChatCompletions) {
+      r.messages = messages(body);
+    } else {
+      const auto it = body.find("prompt");
+      if (it == body.end()) bad("prompt", "is required");
+      if (it->is_array() && it->size() == 1 && (*it)[0].is_string()) r.prompt = (*it)[0].get<std::string>();
+      else if (it->is_string()) r.prompt = it->get<std::string>();
+      else bad("prompt", "must be a string");
+    }
+    if (const auto it = body.find("model"); it != body.end() && !it->is_null()) {
+      if (!it->is_string()) bad("model", "must be a string");
+      r.model = it->get<std::string>();
+    }
+    r.stream = boolean(body, "stream", false);
+    if (const auto it = body.find("stream_options"); it != body.end() && !it->is_null()) {
+      if (!it->is_object()) bad("stream_options", "must be an object");
+      r.include_usage = boolean(*it, "include_usage", false);
+    }
+    const char* max_field = body.contains("max_completion_tokens") ? "max_completion_tokens" : "max_tokens";
+    if (const auto it = body.find(max_field); it != body.end() && !it->is_null()) {
+      if (!it->is_number_integer()) bad(max_field, "must be an integer");
+      const int64_t v = it->get<int64_t>();
+      if (v < 0 || v > (1 << 24)) bad(max_field, "must be between 0 and 16777216");
+      r.max_tokens = static_cast<int>(v);
+    }
+    r.temperature = static_cast<float>(number(body, "temperature", 0, 2, 1));
+    r.top_p = static_cast<float>(number(body, "top_p", 0, 1, 1));
+    r.min_p = static_cast<float>(number(body, "min_p", 0, 1, 0));
+    r.top_k = static_cast<int>(number(body, "top_k", 0, 1 << 24, 0));
+    r.repeat_penalty = static_cast<float>(number(body, "repeat_penalty", 0, 100, 1));
+    r.ignore_eos = boolean(body, "ignore_eos", false);
+    if (const auto it = body.find("seed"); it != body.end() && !it->is_null()) {
+      if (!it->is_number_integer()) bad("seed", "must be an integer");
+      r.seed = it->is_number_unsigned() ? it->get<uint64_t>() : static_cast<uint64_t>(it->get<int64_t>());
+    }
+    if (const auto it = body.find("n"); it != body.end() && !it->is_null()) {
+      if (!it->is_number_integer() || it->get<int64_t>() != 1) bad("n", "must be 1 (one choice per request)");
+    }
+    r.stop = stops(body);
+  } catch (const json::exception& e) {
+    throw ApiError(400, std::string("bad request body: ") + e.what());
+  }
+  return r;
+}
+
+}  // namespace qrun::server

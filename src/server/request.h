@@ -1,0 +1,39 @@
+// OpenAI request bodies (/v1/chat/completions and /v1/completions) read into one
+// validated struct: every field type- and range-checked, anything wrong an ApiError 400
+// naming the field. No HTTP and no model here, so it can be fuzzed alone.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "qrun/chat_template.h"
+
+namespace qrun::server {
+
+enum class Endpoint { ChatCompletions, Completions };
+
+struct CompletionRequest {
+  Endpoint endpoint = Endpoint::Completions;
+  std::vector<ChatMessage> messages;  // chat
+  std::string prompt;                 // completions
+  bool stream = false;
+  bool include_usage = false;         // stream_options.include_usage
+  std::optional<int> max_tokens;      // absent: until EOS or the context is full
+  float temperature = 1.0f;           // OpenAI's defaults
+  float top_p = 1.0f;
+  int top_k = 0;                      // extensions llama.cpp's server also takes
+  float min_p = 0.0f;
+  float repeat_penalty = 1.0f;
+  bool ignore_eos = false;
+  std::optional<uint64_t> seed;
+  std::vector<std::string> stop;
+  std::string model;                  // echoed back
+};
+
+// Throws ApiError(400) for malformed JSON, a wrong type, a value out of range or n != 1.
+CompletionRequest parse_request(Endpoint endpoint, std::string_view body);
+
+}  // namespace qrun::server

@@ -1,0 +1,148 @@
+#include "src/server/worker.h"
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+
+#include <nlohmann/json.hpp>
+
+#include "qrun/generate.h"
+#include "qrun/stop_strings.h"
+#include "qrun/tokenizer.h"
+#include "src/server/line_channel.h"
+
+namespace qrun::server {
+
+using nlohmann::json;
+
+namespace {
+
+std::string dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
+
+Job job_from(const json& j) {
+  Job job;
+  job.id = j.at("id").get<uint64_t>();
+  job.prompt = j.at("prompt").get<std::vector<int32_t>>();
+  job.max_tokens = j.at("max_tokens").get<int>();
+  job.sampling.temperature = j.at("temperature").get<float>();
+  job.sampling.top_p = j.at("top_p").get<float>();
+  job.sampling.top_k = j.at("top_k").get<int>();
+  job.sampling.min_p = j.at("min_p").get<float>();
+  job.sampling.repeat_penalty = j.at("repeat_penalty").get<float>();
+  job.sampling.seed = j.at("seed").get<uint64_t>();
+  job.ignore_eos = j.at("ignore_eos").get<bool>();
+  job.stop = j.at("stop").get<std::vector<std::string>>();
+  return job;
+}
+
+struct Fault {
+  enum Kind { None, Abort, Stall } kind = None;
+  int after = 0;
+};
+
+Fault fault_from_env() {
+  const char* v = std::getenv("QRUN_WORKER_FAULT");
+  Fault f;
+  if (!v) return f;
+  if (std::strncmp(v, "abort:", 6) == 0) f = {Fault::Abort, std::atoi(v + 6)};
+  if (std::strncmp(v, "stall:", 6) == 0) f = {Fault::Stall, std::atoi(v + 6)};
+  return f;
+}
+
+// True when the front cancelled `id` (a cancel for an older job is stale and ignored).
+bool cancelled(LineChannel& ch, uint64_t id, int timeout_ms) {
+  std::string line;
+  while (ch.read_line(line, timeout_ms) == LineChannel::Read::Line) {
+    const json j = json::parse(line, nullptr, false);
+    if (j.is_object() && j.value("type", "") == "cancel" && j.value("id", uint64_t{0}) == id) return true;
+    timeout_ms = 0;
+  }
+  return false;
+}
+
+}  // namespace
+
+std::string job_line(const Job& job) {
+  return dump({{"type", "job"},
+               {"id", job.id},
+               {"prompt", job.prompt},
+               {"max_tokens", job.max_tokens},
+               {"temperature", job.sampling.temperature},
+               {"top_p", job.sampling.top_p},
+               {"top_k", job.sampling.top_k},
+               {"min_p", job.sampling.min_p},
+               {"repeat_penalty", job.sampling.repeat_penalty},
+               {"seed", job.sampling.seed},
+               {"ignore_eos", job.ignore_eos},
+               {"stop", job.stop}});
+}
+
+std::string cancel_line(uint64_t job_id) { return dump({{"type", "cancel"}, {"id", job_id}}); }
+
+int run_worker(int fd, const std::string& model_path, const RuntimeOptions& options) {
+  LineChannel ch(fd);
+  Model model(model_path, options);
+  Fault fault = fault_from_env();
+  std::string line;
+  while (ch.read_line(line, -1) == LineChannel::Read::Line) {
+    const json j = json::parse(line, nullptr, false);
+    if (!j.is_object() || j.value("type", "") != "job") continue;  // a stale cancel
+    Job job;
+    try {
+      job = job_from(j);
+    } catch (const json::exception& e) {
+      ch.write_line(dump({{"type", "error"}, {"id", j.value("id", uint64_t{0})}, {"message", e.what()}}));
+      continue;
+    }
+    Sampler sampler(job.sampling);
+    GenerateOptions go;
+    go.n_predict = job.max_tokens;
+    go.ignore_eos = job.ignore_eos;
+    go.context_shift = false;
+    StreamingDecoder decoder(model.tokenizer(), /*at_text_start=*/false);
+    StopStrings stops(job.stop);
+    bool was_cancelled = false, front_gone = false;
+    int tokens = 0;
+    auto send_text = [&](const std::string& text) {
+      if (!text.empty() && !ch.write_line(dump({{"type", "text"}, {"id", job.id}, {"text", text}}))) front_gone = true;
+    };
+    GenerationStats st;
+    try {
+      st = generate(model, job.prompt, sampler, go, [&](int32_t id) {
+        send_text(stops.push(decoder.push(id)));
+        ++tokens;
+        if (fault.kind == Fault::Abort && tokens >= fault.after) std::abort();
+        if (fault.kind == Fault::Stall && tokens >= fault.after) {
+          fault.kind = Fault::None;
+          was_cancelled = cancelled(ch, job.id, -1);
+          return false;
+        }
+        was_cancelled = cancelled(ch, job.id, 0);
+        return !was_cancelled && !front_gone && !stops.stopped();
+      });
+    } catch (const std::exception& e) {
+      ch.write_line(dump({{"type", "error"}, {"id", job.id}, {"message", e.what()}}));
+      continue;
+    }
+    if (front_gone) break;
+    fault.kind = Fault::None;  // faults apply to the first job only
+    if (!stops.stopped() && !was_cancelled) send_text(stops.push(decoder.flush()) + stops.flush());
+    const char* finish = was_cancelled                                ? "cancelled"
+                         : stops.stopped()                            ? "stop"
+                         : st.stop == StopReason::EndOfSequence       ? "stop"
+                                                                      : "length";
+    std::vector<int32_t> cache(model.tokens().begin(), model.tokens().end());
+    ch.write_line(dump({{"type", "done"},
+                        {"id", job.id},
+                        {"finish_reason", finish},
+                        {"prompt_tokens", job.prompt.size()},
+                        {"cached_tokens", st.reused_tokens},
+                        {"completion_tokens", st.generated_tokens - (st.stop == StopReason::EndOfSequence ? 1 : 0)},
+                        {"prompt_ms", st.prompt_ms},
+                        {"eval_ms", st.eval_ms},
+                        {"cache", cache}}));
+  }
+  return 0;
+}
+
+}  // namespace qrun::server

@@ -1,0 +1,34 @@
+// A server worker: one process with its own mapping of the model file (the page cache
+// holds one copy for all of them) and its own KV cache, running one job at a time.
+// The front sends a job as a JSON line; the worker answers with text lines and one
+// "done" line. A "cancel" line for the running job stops it after the current token.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "qrun/model.h"
+#include "qrun/sampler.h"
+
+namespace qrun::server {
+
+struct Job {
+  uint64_t id = 0;
+  std::vector<int32_t> prompt;  // BOS and chat template already applied
+  int max_tokens = 0;           // prompt + max_tokens fit the context (checked by the front)
+  SamplerConfig sampling;
+  bool ignore_eos = false;
+  std::vector<std::string> stop;
+};
+
+std::string job_line(const Job& job);
+std::string cancel_line(uint64_t job_id);
+
+// Serves jobs from the socket `fd` until the front closes it; returns the exit code.
+// Test hook: QRUN_WORKER_FAULT="abort:N" aborts the process after N tokens of its first
+// job, "stall:N" stops sending after N tokens of its first job until that job is
+// cancelled (the server's crash and disconnect tests; no effect when unset).
+int run_worker(int fd, const std::string& model_path, const RuntimeOptions& options);
+
+}  // namespace qrun::server

@@ -1,0 +1,228 @@
+#include "src/server/worker_pool.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include <nlohmann/json.hpp>
+
+#include "qrun/error.h"
+#include "src/server/api_error.h"
+
+extern char** environ;
+
+namespace qrun::server {
+
+using nlohmann::json;
+
+WorkerPool::WorkerPool(std::vector<std::string> worker_argv, int count, int max_queue)
+    : argv_(std::move(worker_argv)), max_queue_(max_queue), workers_(static_cast<size_t>(count)) {
+  for (Worker& w : workers_) spawn(w);
+  counters_.workers = count;
+  watcher_ = std::thread([this] { watch_idle_workers(); });
+}
+
+WorkerPool::~WorkerPool() {
+  {
+    std::lock_guard lock(mu_);
+    stopping_ = true;
+  }
+  cv_.notify_all();
+  watcher_.join();
+  for (Worker& w : workers_) {
+    w.channel.reset();  // EOF: the worker's loop ends
+    if (w.pid > 0) {
+      ::kill(w.pid, SIGTERM);
+      ::waitpid(w.pid, nullptr, 0);
+    }
+  }
+}
+
+void WorkerPool::spawn(Worker& w) {
+  int fds[2];
+  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) != 0) throw Error("socketpair failed: " + std::string(std::strerror(errno)));
+  int child = fds[1];
+  if (child == 3) {  // dup2 onto itself would keep close-on-exec
+    child = ::fcntl(fds[1], F_DUPFD_CLOEXEC, 10);
+    ::close(fds[1]);
+  }
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_adddup2(&actions, child, 3);
+  std::vector<char*> argv;
+  for (std::string& a : argv_) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  // The front blocks SIGINT/SIGTERM for its signal thread; a worker takes them as usual.
+  posix_spawnattr_t attr;
+  posix_spawnattr_init(&attr);
+  sigset_t none, defaults;
+  sigemptyset(&none);
+  sigemptyset(&defaults);
+  sigaddset(&defaults, SIGPIPE);
+  posix_spawnattr_setsigmask(&attr, &none);
+  posix_spawnattr_setsigdefault(&attr, &defaults);
+  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+  pid_t pid = -1;
+  const int rc = posix_spawn(&pid, argv[0], &actions, &attr, argv.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  posix_spawnattr_destroy(&attr);
+  ::close(child);
+  if (rc != 0) {
+    ::close(fds[0]);
+    throw Error(argv_[0], -1, "cannot start a worker: " + std::string(std::strerror(rc)));
+  }
+  w.pid = pid;
+  w.channel = std::make_unique<LineChannel>(fds[0]);
+  w.cache.clear();
+  w.busy = false;
+}
+
+void WorkerPool::restart(Worker& w) {
+  if (w.pid > 0) {
+    ::kill(w.pid, SIGKILL);
+    ::waitpid(w.pid, nullptr, 0);
+  }
+  w.channel.reset();
+  ++counters_.restarts;
+  spawn(w);
+}
+
+std::unique_ptr<WorkerPool::Lease> WorkerPool::acquire(std::span<const int32_t> prompt) {
+  std::unique_lock lock(mu_);
+  if (static_cast<int>(waiting_.size()) >= max_queue_)
+    throw ApiError(503, "the server is busy: " + std::to_string(waiting_.size()) + " requests are queued already");
+  const uint64_t ticket = next_ticket_++;
+  waiting_.push_back(ticket);
+  auto idle = [&] { return std::any_of(workers_.begin(), workers_.end(), [](const Worker& w) { return !w.busy; }); };
+  cv_.wait(lock, [&] { return stopping_ || (waiting_.front() == ticket && idle()); });
+  waiting_.pop_front();
+  if (stopping_) throw ApiError(503, "the server is shutting down");
+  size_t best = workers_.size(), best_len = 0;
+  for (size_t i = 0; i < workers_.size(); ++i) {
+    if (workers_[i].busy) continue;
+    const auto& c = workers_[i].cache;
+    const size_t len = std::mismatch(c.begin(), c.end(), prompt.begin(), prompt.end()).first - c.begin();
+    if (best == workers_.size() || len > best_len) {
+      best = i;
+      best_len = len;
+    }
+  }
+  workers_[best].busy = true;
+  lock.unlock();
+  cv_.notify_all();  // the next ticket may take another idle worker
+  return std::unique_ptr<Lease>(new Lease(*this, best));
+}
+
+void WorkerPool::release(size_t slot, bool dead, const std::string& done_json) {
+  {
+    std::lock_guard lock(mu_);
+    Worker& w = workers_[slot];
+    if (dead) {
+      restart(w);
+    } else {
+      const json j = json::parse(done_json, nullptr, false);
+      w.cache = j.is_object() && j.contains("cache") ? j["cache"].get<std::vector<int32_t>>() : std::vector<int32_t>{};
+      ++counters_.served;
+      if (j.is_object() && j.value("finish_reason", "") == "cancelled") ++counters_.cancelled;
+    }
+    w.busy = false;
+  }
+  cv_.notify_all();
+}
+
+PoolStats WorkerPool::stats() {
+  std::lock_guard lock(mu_);
+  PoolStats s = counters_;
+  s.idle = static_cast<int>(std::count_if(workers_.begin(), workers_.end(), [](const Worker& w) { return !w.busy; }));
+  s.queued = static_cast<int>(waiting_.size());
+  return s;
+}
+
+// An idle worker says nothing: readable means it died (EOF). Restart it before a
+// request meets it.
+void WorkerPool::watch_idle_workers() {
+  std::unique_lock lock(mu_);
+  while (!stopping_) {
+    std::vector<pollfd> fds;
+    std::vector<size_t> slots;
+    for (size_t i = 0; i < workers_.size(); ++i) {
+      if (workers_[i].busy || !workers_[i].channel) continue;
+      fds.push_back({workers_[i].channel->fd(), POLLIN, 0});
+      slots.push_back(i);
+    }
+    lock.unlock();
+    ::poll(fds.data(), fds.size(), 200);
+    lock.lock();
+    for (size_t k = 0; k < fds.size(); ++k) {
+      Worker& w = workers_[slots[k]];
+      if (fds[k].revents != 0 && !w.busy && w.channel && w.channel->fd() == fds[k].fd) restart(w);
+    }
+  }
+}
+
+WorkerPool::Lease::~Lease() {
+  if (running_ && !dead_) {
+    cancel();
+    // The worker stops after its current token; one that does not answer is killed.
+    while (running_ && !dead_) {
+      const Event e = next(30000);
+      if (e.kind == Event::Timeout) dead_ = true;
+    }
+  }
+  pool_.release(slot_, dead_, done_json_);
+}
+
+bool WorkerPool::Lease::send(const Job& job) {
+  Job j = job;
+  {
+    std::lock_guard lock(pool_.mu_);
+    j.id = pool_.next_job_++;
+  }
+  job_id_ = j.id;
+  running_ = true;
+  cancel_sent_ = false;
+  if (!pool_.workers_[slot_].channel->write_line(job_line(j))) dead_ = true;
+  return !dead_;
+}
+
+void WorkerPool::Lease::cancel() {
+  if (!running_ || dead_ || cancel_sent_) return;
+  cancel_sent_ = true;
+  if (!pool_.workers_[slot_].channel->write_line(cancel_line(job_id_))) dead_ = true;
+}
+
+WorkerPool::Event WorkerPool::Lease::next(int timeout_ms) {
+  if (dead_) return {Event::Died, "the worker process died", {}};
+  LineChannel& ch = *pool_.workers_[slot_].channel;
+  while (true) {
+    std::string line;
+    const auto r = ch.read_line(line, timeout_ms);
+    if (r == LineChannel::Read::Timeout) return {Event::Timeout, {}, {}};
+    if (r == LineChannel::Read::Closed) {
+      dead_ = true;
+      return {Event::Died, "the worker process died", {}};
+    }
+    const json j = json::parse(line, nullptr, false);
+    if (!j.is_object() || j.value("id", uint64_t{0}) != job_id_) continue;
+    const std::string type = j.value("type", "");
+    if (type == "text") return {Event::Text, j.value("text", ""), {}};
+    if (type == "done") {
+      running_ = false;
+      done_json_ = line;
+      return {Event::Done, {}, line};
+    }
+    if (type == "error") {
+      running_ = false;
+      return {Event::Error, j.value("message", "worker error"), {}};
+    }
+  }
+}
+
+}  // namespace qrun::server
