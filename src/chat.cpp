@@ -10,15 +10,17 @@ namespace qrun {
 
 std::string resolve_chat_template(const Tokenizer& tok, const std::string& file_or_text) {
   if (file_or_text.empty()) return tok.chat_template();
+  // Template text has Jinja tags; anything else must name a file, or a typo in a path
+  // would become a "template" that renders as the path.
+  if (file_or_text.find("{{") != std::string::npos || file_or_text.find("{%") != std::string::npos)
+    return file_or_text;
+  std::ifstream in(file_or_text, std::ios::binary);
   std::error_code ec;
-  if (file_or_text.find('\n') == std::string::npos && std::filesystem::is_regular_file(file_or_text, ec)) {
-    std::ifstream in(file_or_text, std::ios::binary);
-    if (!in) throw Error(file_or_text, -1, "cannot read chat template");
-    std::stringstream ss;
-    ss << in.rdbuf();
-    return ss.str();
-  }
-  return file_or_text;
+  if (!in || std::filesystem::is_directory(file_or_text, ec))
+    throw Error(file_or_text, -1, "--chat-template: cannot open this file (and it is not template text: no {{ or {%)");
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
 }
 
 ChatFormatter::ChatFormatter(const Tokenizer& tok, std::string tmpl) : tok_(tok), tmpl_(std::move(tmpl)) {

@@ -37,7 +37,7 @@ int make_room(Model& model, int needed, int n_keep) {
   int shifts = 0;
   while (model.position() + needed > model.context_length()) {
     const int keep = kept_tokens(model, n_keep);
-    const int discard = (model.position() - keep) / 2;
+    const int discard = std::min(model.position() - keep, std::max(1, (model.position() - keep) / 2));
     if (discard <= 0 || needed > model.context_length() - keep)
       throw Error("context shift: " + std::to_string(needed) + " new tokens do not fit a context of " +
                   std::to_string(model.context_length()) + " with " + std::to_string(keep) +

@@ -13,8 +13,9 @@
 
 namespace qrun {
 
-// --chat-template FILE_OR_TEXT: a path to an existing file gives that file's contents,
-// anything else is the template text itself; empty gives the model's own template.
+// --chat-template FILE_OR_TEXT: text with Jinja tags ({{ or {%) is the template itself,
+// anything else is a file to read (an error naming it when it cannot be read); empty
+// gives the model's own template.
 std::string resolve_chat_template(const Tokenizer& tok, const std::string& file_or_text);
 
 class ChatFormatter {

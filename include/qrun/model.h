@@ -47,6 +47,7 @@ class Model {
   int context_length() const { return cache_.capacity(); }
   int threads() const { return pool_.size(); }
   int position() const { return pos_; }
+  const KvCache& kv_cache() const { return cache_; }  // the CPU layers' keys and values
   // The tokens whose keys and values the cache holds, position by position.
   std::span<const int32_t> tokens() const { return {tokens_.data(), static_cast<size_t>(pos_)}; }
 

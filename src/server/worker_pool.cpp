@@ -96,11 +96,12 @@ void WorkerPool::restart(Worker& w) {
 
 std::unique_ptr<WorkerPool::Lease> WorkerPool::acquire(std::span<const int32_t> prompt) {
   std::unique_lock lock(mu_);
-  if (static_cast<int>(waiting_.size()) >= max_queue_)
-    throw ApiError(503, "the server is busy: " + std::to_string(waiting_.size()) + " requests are queued already");
+  auto idle = [&] { return std::any_of(workers_.begin(), workers_.end(), [](const Worker& w) { return !w.busy; }); };
+  if (!(waiting_.empty() && idle()) && static_cast<int>(waiting_.size()) >= max_queue_)
+    throw ApiError(503, "the server is busy: all workers are generating and " + std::to_string(waiting_.size()) +
+                            " requests are queued already (--max-queue)");
   const uint64_t ticket = next_ticket_++;
   waiting_.push_back(ticket);
-  auto idle = [&] { return std::any_of(workers_.begin(), workers_.end(), [](const Worker& w) { return !w.busy; }); };
   cv_.wait(lock, [&] { return stopping_ || (waiting_.front() == ticket && idle()); });
   waiting_.pop_front();
   if (stopping_) throw ApiError(503, "the server is shutting down");

@@ -16,6 +16,7 @@ struct GoldenCase {
   std::string prompt;
   std::vector<int32_t> prompt_ids;   // BOS first
   std::vector<int32_t> greedy_ids;   // 100 tokens
+  std::string greedy_text;           // the continuation as it appears after the prompt
   std::vector<std::vector<int32_t>> top_ids;      // per position, 5 ids
   std::vector<std::vector<float>> top_logits;     // per position, 5 logits
 };
@@ -30,6 +31,7 @@ inline std::vector<GoldenCase> load_golden() {
     c.prompt = j["prompt"];
     c.prompt_ids = j["prompt_ids"].get<std::vector<int32_t>>();
     c.greedy_ids = j["greedy_ids"].get<std::vector<int32_t>>();
+    c.greedy_text = j["greedy_text"];
     for (const auto& p : j["top5"]) {
       c.top_ids.push_back(p["ids"].get<std::vector<int32_t>>());
       c.top_logits.push_back(p["logits"].get<std::vector<float>>());

@@ -12,6 +12,7 @@
 #include <filesystem>
 #include <string>
 
+#include "common/child_process.h"
 #include "common/model_fixture.h"
 #include "common/test_paths.h"
 #include "qrun/mapped_file.h"
@@ -23,73 +24,46 @@ namespace fs = std::filesystem;
 
 const std::string kAdvice = " changed while mapped; replace model files by rename, never in place";
 
-struct Child {
-  pid_t pid = -1;
-  int out = -1;  // the child's stdout and stderr together
-};
-
-// A pipe of one page: a child that writes more than that while the parent is not
-// reading stops until it reads again.
-int small_pipe(int fds[2]) {
-  if (::pipe2(fds, O_CLOEXEC) != 0) return -1;
-  ::fcntl(fds[0], F_SETPIPE_SZ, 4096);
-  return 0;
+TEST(MappingFault, ModelTruncatedWhileQrunGeneratesIsNamedNotASigbus) {
+  test::ScratchDir dir;
+  const fs::path model = dir / "stories.q8";
+  fs::copy_file(test::converted_stories(DType::Q8), model);
+  const std::string prompt = "Once upon a time";
+  // 100k tokens of output (the context shifts) cannot pass a one-page pipe unread: the
+  // child is still generating when the file is cut, however fast it is.
+  test::ChildProcess qrun({(test::bin_dir() / "qrun").string(), "-m", model.string(), "-p", prompt, "-n", "100000",
+                           "--ignore-eos", "--temp", "0", "-t", "1"});
+  ASSERT_TRUE(qrun.started());
+  std::string out = qrun.read_bytes(prompt.size() + 24);  // the prompt, then generated text
+  ASSERT_GT(out.size(), prompt.size()) << out;
+  ASSERT_EQ(out.rfind(prompt, 0), 0u) << out;
+  ASSERT_EQ(::truncate(model.c_str(), 4096), 0);
+  out = qrun.read_to_end();
+  const int status = qrun.wait();
+  ASSERT_FALSE(WIFSIGNALED(status)) << "qrun died of signal " << WTERMSIG(status) << "; output:\n" << out;
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 1) << out;
+  EXPECT_NE(out.find("\nqrun: " + model.string() + kAdvice + "\n"), std::string::npos) << out;
+  EXPECT_EQ(out.find("load time"), std::string::npos) << "it went on to finish:\n" << out;
 }
 
-// Reads until `want` bytes have come (or EOF); returns what came.
-std::string read_some(int fd, size_t want) {
+std::string read_to_end(int fd) {
   std::string got;
   char buf[512];
-  while (got.size() < want) {
-    const ssize_t n = ::read(fd, buf, sizeof buf);
+  ssize_t n;
+  while ((n = ::read(fd, buf, sizeof buf)) != 0) {
     if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) break;
+    if (n < 0) break;
     got.append(buf, static_cast<size_t>(n));
   }
   return got;
 }
-
-std::string read_to_end(int fd) { return read_some(fd, SIZE_MAX); }
 
 int wait_for(pid_t pid) {
   int status = 0;
   while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
   }
   return status;
-}
-
-TEST(MappingFault, ModelTruncatedWhileQrunGeneratesIsNamedNotASigbus) {
-  test::ScratchDir dir;
-  const fs::path model = dir / "stories.q8";
-  fs::copy_file(test::converted_stories(DType::Q8), model);
-  int fds[2];
-  ASSERT_EQ(small_pipe(fds), 0);
-  const std::string qrun = (test::bin_dir() / "qrun").string();
-  const std::string prompt = "Once upon a time";
-  const pid_t pid = ::fork();
-  ASSERT_GE(pid, 0);
-  if (pid == 0) {
-    ::dup2(fds[1], 1);
-    ::dup2(fds[1], 2);
-    // 100k tokens of output (the context shifts) cannot pass a one-page pipe unread: the
-    // child is still generating when the file is cut, however fast it is.
-    ::execl(qrun.c_str(), "qrun", "-m", model.c_str(), "-p", prompt.c_str(), "-n", "100000", "--ignore-eos",
-            "--temp", "0", "-t", "1", static_cast<char*>(nullptr));
-    ::_exit(127);
-  }
-  ::close(fds[1]);
-  std::string out = read_some(fds[0], prompt.size() + 24);  // the prompt, then generated text
-  ASSERT_GT(out.size(), prompt.size()) << out;
-  ASSERT_EQ(out.rfind(prompt, 0), 0u) << out;
-  ASSERT_EQ(::truncate(model.c_str(), 4096), 0);
-  out += read_to_end(fds[0]);
-  ::close(fds[0]);
-  const int status = wait_for(pid);
-  ASSERT_FALSE(WIFSIGNALED(status)) << "qrun died of signal " << WTERMSIG(status) << "; output:\n" << out;
-  ASSERT_TRUE(WIFEXITED(status));
-  EXPECT_EQ(WEXITSTATUS(status), 1) << out;
-  EXPECT_NE(out.find("\nqrun: " + model.string() + kAdvice + "\n"), std::string::npos) << out;
-  EXPECT_EQ(out.find("load time"), std::string::npos) << "it went on to finish:\n" << out;
 }
 
 // The handler in the library: a fault inside a MappedFile names that file; one outside
@@ -100,7 +74,7 @@ TEST(MappingFault, OnlyFaultsInsideAMappedFileAreCaught) {
   test::write_bytes(path, std::vector<uint8_t>(3 * 4096, 7));
   for (const bool through_mapped_file : {true, false}) {
     int fds[2];
-    ASSERT_EQ(small_pipe(fds), 0);
+    ASSERT_EQ(::pipe2(fds, O_CLOEXEC), 0);
     const pid_t pid = ::fork();
     ASSERT_GE(pid, 0);
     if (pid == 0) {

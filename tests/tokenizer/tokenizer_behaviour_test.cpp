@@ -162,6 +162,24 @@ TEST(StreamingDecoder, HoldsIncompleteCharacters) {
   }
 }
 
+// A continuation after a prompt keeps the space its first piece starts with: "Hello" then
+// "▁world" (SentencePiece) or "Ġworld" (byte-level) streams as " world", while the same
+// piece at the start of a text loses SentencePiece's dummy-prefix space.
+TEST(StreamingDecoder, ContinuationKeepsItsLeadingSpace) {
+  for (const Tokenizer* t : {&llama2(), &llama3()}) {
+    const auto ids = t->encode("Hello world, and more", false, false);
+    ASSERT_GE(ids.size(), 3u);
+    StreamingDecoder after_prompt(*t, /*at_text_start=*/false);
+    std::string text;
+    for (size_t i = 1; i < ids.size(); ++i) text += after_prompt.push(ids[i]);
+    text += after_prompt.flush();
+    EXPECT_EQ(text, " world, and more") << t->kind_name();
+    EXPECT_EQ(t->decode(ids), t->decode(std::span(ids).first(1)) + text) << t->kind_name();
+  }
+  StreamingDecoder at_start(llama2(), /*at_text_start=*/true);
+  EXPECT_EQ(at_start.push(llama2().encode("Hello", false, false).front()), "Hello");
+}
+
 TEST(StreamingDecoder, ReplacesBytesThatCannotComplete) {
   const Tokenizer& t = llama2();
   StreamingDecoder dec(t, true);

@@ -1,0 +1,86 @@
+// Multi-turn chat on a template: what each turn feeds the model, and --chat-template's
+// FILE_OR_TEXT.
+#include "qrun/chat.h"
+
+#include <gtest/gtest.h>
+
+#include "common/model_fixture.h"
+#include "common/test_paths.h"
+#include "qrun/error.h"
+#include "qrun/model_file.h"
+
+namespace qrun {
+namespace {
+
+const char* kChatml =
+    "{% for m in messages %}{{ '<|im_start|>' + m['role'] + '\\n' + m['content'] + '<|im_end|>\\n' }}{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}";
+
+// Llama 2's: the system turn folds into the first user turn and replies are trimmed.
+const char* kLlama2 =
+    "{% if messages[0]['role'] == 'system' %}{% set sys = '<<SYS>>\\n' + messages[0]['content'] + '\\n<</SYS>>\\n\\n' %}"
+    "{% set msgs = messages[1:] %}{% else %}{% set sys = '' %}{% set msgs = messages %}{% endif %}"
+    "{% for m in msgs %}{% if m['role'] == 'user' %}{{ bos_token + '[INST] ' + (sys if loop.first else '') + "
+    "m['content'] | trim + ' [/INST]' }}{% else %}{{ ' ' + m['content'] | trim + ' ' + eos_token }}{% endif %}"
+    "{% endfor %}";
+
+const Tokenizer& stories_tokenizer() {
+  static const Tokenizer tok(deserialize_tokenizer(ModelFile(test::converted_stories(DType::Q8).string())));
+  return tok;
+}
+
+// Feeding each turn's text after the replies gives exactly the template's rendering of
+// the whole conversation: the cache holds what a one-shot prompt would.
+TEST(ChatHistory, TurnsFeedExactlyTheWholeConversation) {
+  for (const char* tmpl : {kChatml, kLlama2}) {
+    const ChatFormatter fmt(stories_tokenizer(), tmpl);
+    ChatHistory h(fmt, "Be brief.");
+    std::string fed = h.add_user("Hi there");
+    EXPECT_EQ(fed, fmt.render(h.messages(), true));
+    const std::string reply1 = " Hello! How can I help?";  // as decoded after the header
+    fed += reply1;
+    h.add_assistant(reply1);
+    const std::string turn2 = h.add_user("Tell me a story");
+    fed += turn2;
+    EXPECT_EQ(fed, fmt.render(h.messages(), true)) << tmpl;
+    EXPECT_EQ(turn2.find("Hi there"), std::string::npos) << "turn 2 repeats turn 1: " << turn2;
+  }
+}
+
+TEST(ChatFormatter, AddsBosOnlyWhereTheTemplateDoesNot) {
+  const Tokenizer& tok = stories_tokenizer();
+  const ChatFormatter chatml(tok, kChatml), llama2(tok, kLlama2);
+  const std::vector<ChatMessage> msgs = {{"user", "hi"}};
+  const auto a = chatml.encode(chatml.render(msgs, true), true);
+  const auto b = llama2.encode(llama2.render(msgs, true), true);
+  EXPECT_EQ(a.front(), tok.bos_id());
+  EXPECT_EQ(b.front(), tok.bos_id());
+  EXPECT_NE(b[1], tok.bos_id()) << "BOS twice";
+  EXPECT_NE(chatml.encode("x", false).front(), tok.bos_id());
+}
+
+TEST(ChatFormatter, NoTemplateIsAClearError) {
+  try {
+    ChatFormatter(stories_tokenizer(), resolve_chat_template(stories_tokenizer(), ""));
+    FAIL() << "stories260K has no chat template";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("--chat-template"), std::string::npos) << e.what();
+  }
+}
+
+TEST(ChatTemplateArgument, AFileGivesItsContentsAnythingElseIsTheText) {
+  test::ScratchDir dir;
+  const auto path = dir / "t.jinja";
+  test::write_text(path, kChatml);
+  EXPECT_EQ(resolve_chat_template(stories_tokenizer(), path.string()), kChatml);
+  EXPECT_EQ(resolve_chat_template(stories_tokenizer(), kChatml), kChatml);
+  try {
+    resolve_chat_template(stories_tokenizer(), (dir / "missing.jinja").string());
+    FAIL() << "a missing file became the template";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("missing.jinja"), std::string::npos) << e.what();
+  }
+}
+
+}  // namespace
+}  // namespace qrun

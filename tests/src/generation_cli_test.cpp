@@ -1,0 +1,182 @@
+// qrun's generation as a user meets it (issue 12): text that reads like the reference,
+// seeds, stop strings, a full context, Ctrl-C, and -cnv conversations piped on stdin.
+#include <gtest/gtest.h>
+
+#include <regex>
+
+#include "common/child_process.h"
+#include "common/golden.h"
+#include "common/model_fixture.h"
+#include "common/run_command.h"
+
+namespace qrun {
+namespace {
+
+using test::quoted;
+using test::run_command;
+
+std::string qrun_bin() { return (test::bin_dir() / "qrun").string(); }
+std::string model(DType t) { return test::converted_stories(t).string(); }
+std::string stdout_of(const std::string& args) {  // stderr (timings) dropped
+  return run_command("(" + qrun_bin() + " " + args + " 2>/dev/null)").out;
+}
+
+const char* kChatml =
+    "{% for m in messages %}{{ '<|im_start|>' + m['role'] + '\\n' + m['content'] + '<|im_end|>\\n' }}{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}";
+
+// The prompt as typed, then the continuation as the reference prints it, including
+// continuations that start with a space ("...sad because" + " he loved").
+TEST(QrunGeneration, PrintsPromptThenGoldenContinuation) {
+  for (const auto& c : test::load_golden()) {
+    const std::string out = stdout_of("-m " + quoted(model(DType::F32)) + " -p " + quoted(c.prompt) +
+                                      " -n 100 --ignore-eos --temp 0 -t 1");
+    EXPECT_EQ(out, c.prompt + c.greedy_text + "\n");
+  }
+}
+
+TEST(QrunGeneration, RandomSeedByDefaultSameSeedSameText) {
+  const std::string base = "-m " + quoted(model(DType::Q8)) + " -p 'Once upon a time' -n 40 --temp 1 -t 1";
+  auto seed_of = [&](const std::string& out) {
+    std::smatch m;
+    return std::regex_search(out, m, std::regex("seed = ([0-9]+)")) ? m[1].str() : std::string("none");
+  };
+  const auto a = run_command(qrun_bin() + " " + base + " --verbose"), b = run_command(qrun_bin() + " " + base + " --verbose");
+  ASSERT_EQ(a.exit_code, 0) << a.out;
+  EXPECT_NE(seed_of(a.out), "none") << a.out;
+  EXPECT_NE(seed_of(a.out), seed_of(b.out));
+  EXPECT_EQ(stdout_of(base + " --seed 42"), stdout_of(base + " --seed 42"));
+  EXPECT_NE(stdout_of(base + " --seed 42"), stdout_of(base + " --seed 43"));
+}
+
+// -r: generation stops where the text reaches the reverse prompt, which is not printed.
+TEST(QrunGeneration, ReversePromptStopsTheText) {
+  const auto c = test::load_golden()[0];
+  const std::string stop = "Lily";
+  const size_t at = c.greedy_text.find(stop);
+  ASSERT_NE(at, std::string::npos);
+  const std::string out = stdout_of("-m " + quoted(model(DType::F32)) + " -p " + quoted(c.prompt) + " -r " + stop +
+                                    " -n 100 --temp 0 -t 1");
+  EXPECT_EQ(out, c.prompt + c.greedy_text.substr(0, at) + "\n");
+}
+
+TEST(QrunGeneration, FullContextShiftsByDefaultOrStopsWithAMessage) {
+  const std::string base = "-m " + quoted(model(DType::Q8)) + " -p 'Once upon a time' -c 16 -n 60 --ignore-eos --temp 0 -t 1";
+  const auto shifted = run_command(qrun_bin() + " " + base);
+  ASSERT_EQ(shifted.exit_code, 0) << shifted.out;
+  EXPECT_NE(shifted.out.find("/    59 runs"), std::string::npos) << shifted.out;
+  const auto stopped = run_command(qrun_bin() + " " + base + " --no-context-shift");
+  ASSERT_EQ(stopped.exit_code, 0) << stopped.out;
+  EXPECT_NE(stopped.out.find("context full (16 tokens)"), std::string::npos) << stopped.out;
+}
+
+TEST(QrunGeneration, WarnsWhenTheContextExceedsTraining) {
+  const auto r = run_command(qrun_bin() + " -m " + quoted(model(DType::Q8)) + " -p Once -n 1 -c 1024");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_NE(r.out.find("warning: context 1024 is longer than the 512 tokens the model was trained on"),
+            std::string::npos) << r.out;
+  EXPECT_EQ(run_command(qrun_bin() + " -m " + quoted(model(DType::Q8)) + " -p Once -n 1").out.find("warning"),
+            std::string::npos);
+}
+
+// --chat-template FILE reads the file; --chat echoes what the user wrote, not the markup.
+TEST(QrunGeneration, ChatTemplateFromAFile) {
+  test::ScratchDir dir;
+  test::write_text(dir / "chatml.jinja", kChatml);
+  const auto r = run_command(qrun_bin() + " -m " + quoted(model(DType::Q8)) + " --chat --chat-template " +
+                             quoted((dir / "chatml.jinja").string()) + " -p 'Tell me a story' -n 4 --verbose-prompt");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_NE(r.out.find("'im'"), std::string::npos) << "the template's markup is not in the prompt:\n" << r.out;
+  EXPECT_EQ(r.out.find("<|im_start|>"), std::string::npos) << "the markup was echoed:\n" << r.out;
+  EXPECT_EQ(r.out.find("jinja"), std::string::npos) << "the path became the template:\n" << r.out;
+  const auto missing = run_command(qrun_bin() + " -m " + quoted(model(DType::Q8)) + " --chat --chat-template " +
+                                   quoted((dir / "nope.jinja").string()) + " -p hi");
+  EXPECT_EQ(missing.exit_code, 1);
+  EXPECT_NE(missing.out.find("nope.jinja"), std::string::npos) << missing.out;
+}
+
+TEST(ToolUsage, BadFlagsExitTwoHelpExitsZero) {
+  for (const char* tool : {"qrun", "qconvert", "qtok", "qppl", "qserve"}) {
+    const std::string bin = (test::bin_dir() / tool).string();
+    if (!std::filesystem::exists(bin)) continue;  // qserve needs cpp-httplib
+    EXPECT_EQ(run_command(bin + " --no-such-flag").exit_code, 2) << tool;
+    EXPECT_EQ(run_command(bin + " --help").exit_code, 0) << tool;
+  }
+  EXPECT_EQ(run_command(qrun_bin() + " -m x -p hi -t abc").exit_code, 2);
+}
+
+TEST(ToolUsage, QtokRefusesIdsOutsideTheVocabulary) {
+  const std::string qtok = (test::bin_dir() / "qtok").string() + " -m " + quoted(model(DType::Q8)) + " --decode";
+  const auto ok = run_command(qtok + " -p '1 403 407'");
+  EXPECT_EQ(ok.exit_code, 0) << ok.out;
+  for (const char* ids : {"'1 403 512'", "'1 -1'", "'1 99999999999'"}) {
+    const auto r = run_command(qtok + " -p " + ids);
+    EXPECT_EQ(r.exit_code, 1) << ids << ": " << r.out;
+    EXPECT_NE(r.out.find("--decode"), std::string::npos) << r.out;
+  }
+}
+
+// Ctrl-C stops the generation and the timings still print.
+TEST(QrunInterrupt, CtrlCStopsGenerationAndPrintsTimings) {
+  test::ChildProcess qrun({qrun_bin(), "-m", model(DType::Q8), "-p", "Once upon a time", "-n", "-1", "--ignore-eos",
+                           "--temp", "0", "-t", "1"});
+  ASSERT_TRUE(qrun.started());
+  qrun.read_bytes(64);  // generating (the output pipe holds one page: it cannot have finished)
+  qrun.signal(SIGINT);
+  const std::string out = qrun.read_to_end();
+  const int status = qrun.wait();
+  ASSERT_TRUE(WIFEXITED(status)) << out;
+  EXPECT_EQ(WEXITSTATUS(status), 130);
+  EXPECT_NE(out.find("eval time"), std::string::npos) << out.substr(out.size() > 2000 ? out.size() - 2000 : 0);
+}
+
+// -cnv with turns piped on stdin: each turn evaluates only what it adds, EOF ends with
+// the timings.
+TEST(QrunConversation, PipedTurnsReuseTheCache) {
+  const std::string input = "Once upon a time\nThe dog ran to the park\nLily was happy\n";
+  test::ChildProcess qrun({qrun_bin(), "-m", model(DType::Q8), "-cnv", "--chat-template", kChatml, "-sys",
+                           "You tell stories.", "-n", "12", "--temp", "0", "-t", "1", "--verbose"},
+                          &input);
+  ASSERT_TRUE(qrun.started());
+  const std::string out = qrun.read_to_end();
+  const int status = qrun.wait();
+  ASSERT_TRUE(WIFEXITED(status)) << out;
+  EXPECT_EQ(WEXITSTATUS(status), 0) << out;
+  std::vector<std::pair<int, int>> turns;  // evaluated, reused
+  const std::regex turn_line("turn \\d: (\\d+) prompt tokens evaluated, (\\d+) reused");
+  for (auto it = std::sregex_iterator(out.begin(), out.end(), turn_line);
+       it != std::sregex_iterator(); ++it)
+    turns.emplace_back(std::stoi((*it)[1]), std::stoi((*it)[2]));
+  ASSERT_EQ(turns.size(), 3u) << out;
+  EXPECT_EQ(turns[0].second, 0);
+  for (size_t i = 1; i < 3; ++i) {
+    EXPECT_EQ(turns[i].second, turns[i - 1].first + turns[i - 1].second + 11) << "turn " << i + 1 << ":\n" << out;
+    EXPECT_LT(turns[i].first, turns[i].second) << "turn " << i + 1 << " evaluated the whole conversation:\n" << out;
+  }
+  EXPECT_NE(out.find("eval time"), std::string::npos) << out;
+  EXPECT_EQ(out.find("<|im_start|>"), std::string::npos) << out;
+}
+
+// Ctrl-C during a reply ends that reply; the next turn is answered; EOF ends cleanly.
+TEST(QrunConversation, CtrlCEndsTheReplyNotTheConversation) {
+  const std::string input = "Once upon a time\nThe dog ran\n";
+  test::ChildProcess qrun({qrun_bin(), "-m", model(DType::Q8), "-cnv", "--chat-template", kChatml, "-n", "-1",
+                           "--ignore-eos", "--temp", "0", "-t", "1", "--verbose"},
+                          &input);
+  ASSERT_TRUE(qrun.started());
+  qrun.read_bytes(64);
+  qrun.signal(SIGINT);
+  qrun.read_until("turn 1:");
+  const size_t after_turn1 = qrun.output().size();
+  qrun.read_bytes(after_turn1 + 64);  // turn 2 generating
+  qrun.signal(SIGINT);
+  const std::string out = qrun.read_to_end();
+  const int status = qrun.wait();
+  ASSERT_TRUE(WIFEXITED(status)) << out.substr(0, 2000);
+  EXPECT_EQ(WEXITSTATUS(status), 0);
+  EXPECT_NE(out.find("turn 2:"), std::string::npos);
+  EXPECT_NE(out.find("eval time"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace qrun
