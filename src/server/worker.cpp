@@ -1,5 +1,8 @@
 #include "src/server/worker.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -40,12 +43,21 @@ struct Fault {
   int after = 0;
 };
 
+// QRUN_WORKER_FAULT=KIND:N:FLAG_FILE; the fault fires in the one worker that creates
+// FLAG_FILE, so a restarted worker runs clean.
 Fault fault_from_env() {
   const char* v = std::getenv("QRUN_WORKER_FAULT");
   Fault f;
   if (!v) return f;
-  if (std::strncmp(v, "abort:", 6) == 0) f = {Fault::Abort, std::atoi(v + 6)};
-  if (std::strncmp(v, "stall:", 6) == 0) f = {Fault::Stall, std::atoi(v + 6)};
+  const std::string spec = v;
+  const size_t a = spec.find(':'), b = spec.find(':', a == std::string::npos ? a : a + 1);
+  if (a == std::string::npos || b == std::string::npos) return f;
+  const std::string kind = spec.substr(0, a), flag = spec.substr(b + 1);
+  const int fd = ::open(flag.c_str(), O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0600);
+  if (fd < 0) return f;
+  ::close(fd);
+  f.after = std::atoi(spec.substr(a + 1, b - a - 1).c_str());
+  f.kind = kind == "abort" ? Fault::Abort : kind == "stall" ? Fault::Stall : Fault::None;
   return f;
 }
 

@@ -26,9 +26,10 @@ std::string job_line(const Job& job);
 std::string cancel_line(uint64_t job_id);
 
 // Serves jobs from the socket `fd` until the front closes it; returns the exit code.
-// Test hook: QRUN_WORKER_FAULT="abort:N" aborts the process after N tokens of its first
-// job, "stall:N" stops sending after N tokens of its first job until that job is
-// cancelled (the server's crash and disconnect tests; no effect when unset).
+// Test hook (the server's crash and disconnect tests; nothing happens when unset):
+// QRUN_WORKER_FAULT="abort:N:FLAG" aborts the worker after N tokens of its first job,
+// "stall:N:FLAG" stops sending after N tokens of its first job until it is cancelled;
+// only the one worker that creates the file FLAG does it.
 int run_worker(int fd, const std::string& model_path, const RuntimeOptions& options);
 
 }  // namespace qrun::server

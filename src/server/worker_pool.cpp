@@ -105,7 +105,10 @@ std::unique_ptr<WorkerPool::Lease> WorkerPool::acquire(std::span<const int32_t> 
   cv_.wait(lock, [&] { return stopping_ || (waiting_.front() == ticket && idle()); });
   waiting_.pop_front();
   if (stopping_) throw ApiError(503, "the server is shutting down");
-  size_t best = workers_.size(), best_len = 0;
+  // The idle worker that has the longest prefix of this prompt cached, when that is at
+  // least half the prompt (llama.cpp's slot similarity); otherwise the least recently
+  // used one, so the caches of other conversations survive.
+  size_t best = workers_.size(), best_len = 0, lru = workers_.size();
   for (size_t i = 0; i < workers_.size(); ++i) {
     if (workers_[i].busy) continue;
     const auto& c = workers_[i].cache;
@@ -114,8 +117,11 @@ std::unique_ptr<WorkerPool::Lease> WorkerPool::acquire(std::span<const int32_t> 
       best = i;
       best_len = len;
     }
+    if (lru == workers_.size() || workers_[i].last_used < workers_[lru].last_used) lru = i;
   }
+  if (2 * best_len < prompt.size()) best = lru;
   workers_[best].busy = true;
+  workers_[best].last_used = ++next_use_;
   lock.unlock();
   cv_.notify_all();  // the next ticket may take another idle worker
   return std::unique_ptr<Lease>(new Lease(*this, best));

@@ -1,0 +1,283 @@
+// qserve end to end: a real server process with worker processes on stories260K, driven
+// over HTTP. Every wait is on the server's output or a response, never on time.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <gtest/gtest.h>
+#include <httplib.h>
+
+#include <cstdlib>
+#include <thread>
+#include <nlohmann/json.hpp>
+
+#include "common/child_process.h"
+#include "common/golden.h"
+#include "common/model_fixture.h"
+
+namespace qrun {
+namespace {
+
+using nlohmann::json;
+
+const char* kChatml =
+    "{% for m in messages %}{{ '<|im_start|>' + m['role'] + '\\n' + m['content'] + '<|im_end|>\\n' }}{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}";
+
+int free_port() {
+  const int s = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ::bind(s, reinterpret_cast<sockaddr*>(&a), sizeof a);
+  socklen_t len = sizeof a;
+  ::getsockname(s, reinterpret_cast<sockaddr*>(&a), &len);
+  ::close(s);
+  return ntohs(a.sin_port);
+}
+
+// A qserve process on a free port, ready when it has said so.
+class Server {
+ public:
+  explicit Server(std::vector<std::string> flags, DType type = DType::Q8, const std::string& fault = {})
+      : port_(free_port()) {
+    std::vector<std::string> argv = {(test::bin_dir() / "qserve").string(), "-m", test::converted_stories(type).string(),
+                                     "--port", std::to_string(port_), "-t", "1"};
+    argv.insert(argv.end(), flags.begin(), flags.end());
+    if (!fault.empty()) ::setenv("QRUN_WORKER_FAULT", fault.c_str(), 1);
+    proc_ = std::make_unique<test::ChildProcess>(argv);
+    ::unsetenv("QRUN_WORKER_FAULT");
+    ready_ = proc_->read_until("listening on").find("listening on") != std::string::npos;
+  }
+  ~Server() {
+    proc_->signal(SIGTERM);
+    proc_->read_to_end();
+    proc_->wait();
+  }
+  bool ready() const { return ready_; }
+  int port() const { return port_; }
+  std::unique_ptr<httplib::Client> client() const {
+    auto c = std::make_unique<httplib::Client>("127.0.0.1", port_);
+    c->set_read_timeout(120, 0);
+    return c;
+  }
+  const std::string& log() const { return proc_->output(); }
+
+ private:
+  int port_;
+  std::unique_ptr<test::ChildProcess> proc_;
+  bool ready_ = false;
+};
+
+httplib::Result post(const Server& s, const std::string& path, const json& body, const httplib::Headers& h = {}) {
+  return s.client()->Post(path.c_str(), h, body.dump(), "application/json");
+}
+
+json health(const Server& s) { return json::parse(s.client()->Get("/health")->body); }
+
+// The text and the last event of a server-sent-event body.
+struct Sse {
+  std::string text;
+  std::vector<json> events;
+  bool done = false;
+};
+Sse parse_sse(const std::string& body, bool chat) {
+  Sse r;
+  size_t at = 0;
+  while ((at = body.find("data: ", at)) != std::string::npos) {
+    const size_t end = body.find("\n\n", at);
+    const std::string data = body.substr(at + 6, end - at - 6);
+    at = end;
+    if (data == "[DONE]") {
+      r.done = true;
+      continue;
+    }
+    const json e = json::parse(data);
+    r.events.push_back(e);
+    if (e.contains("choices") && !e["choices"].empty()) {
+      const json& c = e["choices"][0];
+      if (chat && c["delta"].contains("content")) r.text += c["delta"]["content"].get<std::string>();
+      if (!chat) r.text += c["text"].get<std::string>();
+    }
+  }
+  return r;
+}
+
+class QserveTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (!std::filesystem::exists(test::bin_dir() / "qserve")) GTEST_SKIP() << "qserve not built (no cpp-httplib)";
+  }
+};
+
+// Greedy completions are the reference continuation, whole or streamed.
+TEST_F(QserveTest, CompletionsGiveTheGoldenTextWholeAndStreamed) {
+  Server s({"--workers", "2"}, DType::F32);
+  ASSERT_TRUE(s.ready()) << s.log();
+  for (const auto& c : test::load_golden()) {
+    const json req = {{"prompt", c.prompt}, {"max_tokens", 100}, {"temperature", 0}, {"ignore_eos", true}};
+    auto r = post(s, "/v1/completions", req);
+    ASSERT_TRUE(r);
+    ASSERT_EQ(r->status, 200) << r->body;
+    const json j = json::parse(r->body);
+    EXPECT_EQ(j["object"], "text_completion");
+    EXPECT_EQ(j["choices"][0]["text"], c.greedy_text);
+    EXPECT_EQ(j["choices"][0]["finish_reason"], "length");
+    EXPECT_EQ(j["usage"]["prompt_tokens"], c.prompt_ids.size());
+    EXPECT_EQ(j["usage"]["completion_tokens"], 100);
+
+    json sreq = req;
+    sreq["stream"] = true;
+    sreq["stream_options"] = {{"include_usage", true}};
+    r = post(s, "/v1/completions", sreq);
+    ASSERT_EQ(r->status, 200) << r->body;
+    EXPECT_EQ(r->get_header_value("Content-Type"), "text/event-stream");
+    const Sse sse = parse_sse(r->body, false);
+    EXPECT_EQ(sse.text, c.greedy_text);
+    EXPECT_TRUE(sse.done);
+    ASSERT_GE(sse.events.size(), 2u);
+    EXPECT_EQ(sse.events.back()["usage"]["completion_tokens"], 100);
+    EXPECT_EQ(sse.events[sse.events.size() - 2]["choices"][0]["finish_reason"], "length");
+  }
+  EXPECT_EQ(json::parse(s.client()->Get("/v1/models")->body)["data"][0]["object"], "model");
+}
+
+TEST_F(QserveTest, StopStringsEndTheText) {
+  Server s({"--workers", "1"}, DType::F32);
+  ASSERT_TRUE(s.ready()) << s.log();
+  const auto c = test::load_golden()[0];
+  const size_t at = c.greedy_text.find("Lily");
+  auto r = post(s, "/v1/completions", {{"prompt", c.prompt}, {"max_tokens", 100}, {"temperature", 0}, {"stop", {"Lily", "zzz"}}});
+  ASSERT_EQ(r->status, 200) << r->body;
+  const json j = json::parse(r->body);
+  EXPECT_EQ(j["choices"][0]["text"], c.greedy_text.substr(0, at));
+  EXPECT_EQ(j["choices"][0]["finish_reason"], "stop");
+}
+
+// Chat on a template; a request that continues a conversation a worker holds evaluates
+// only the new turn, even with another conversation in between.
+TEST_F(QserveTest, ChatTurnsReuseTheWorkersCache) {
+  Server s({"--workers", "2", "--chat-template", kChatml});
+  ASSERT_TRUE(s.ready()) << s.log();
+  json msgs = json::array({{{"role", "system"}, {"content", "You tell stories."}}, {{"role", "user"}, {"content", "Once upon a time"}}});
+  auto r = post(s, "/v1/chat/completions", {{"messages", msgs}, {"max_tokens", 16}, {"temperature", 0}});
+  ASSERT_EQ(r->status, 200) << r->body;
+  const json first = json::parse(r->body);
+  EXPECT_EQ(first["object"], "chat.completion");
+  EXPECT_EQ(first["choices"][0]["message"]["role"], "assistant");
+  const std::string reply = first["choices"][0]["message"]["content"];
+  EXPECT_FALSE(reply.empty());
+  // Streamed, the same reply.
+  r = post(s, "/v1/chat/completions", {{"messages", msgs}, {"max_tokens", 16}, {"temperature", 0}, {"stream", true}});
+  ASSERT_EQ(r->status, 200) << r->body;
+  EXPECT_EQ(parse_sse(r->body, true).text, reply);
+  // Another conversation, then the first one goes on.
+  r = post(s, "/v1/chat/completions", {{"messages", {{{"role", "user"}, {"content", "The dog ran"}}}}, {"max_tokens", 8}});
+  ASSERT_EQ(r->status, 200) << r->body;
+  msgs.push_back({{"role", "assistant"}, {"content", reply}});
+  msgs.push_back({{"role", "user"}, {"content", "What happened next?"}});
+  r = post(s, "/v1/chat/completions", {{"messages", msgs}, {"max_tokens", 8}, {"temperature", 0}});
+  ASSERT_EQ(r->status, 200) << r->body;
+  const json next = json::parse(r->body);
+  const int prompt1 = first["usage"]["prompt_tokens"];
+  EXPECT_GE(next["usage"]["prompt_tokens_details"]["cached_tokens"].get<int>(), prompt1) << next.dump();
+  EXPECT_LT(next["usage"]["prompt_tokens_details"]["cached_tokens"].get<int>(), next["usage"]["prompt_tokens"].get<int>());
+}
+
+TEST_F(QserveTest, BadRequestsGetOpenAiErrors) {
+  Server s({"--workers", "1", "--max-body", "2000", "--api-key", "sekret"});
+  ASSERT_TRUE(s.ready()) << s.log();
+  const httplib::Headers auth = {{"Authorization", "Bearer sekret"}};
+  auto expect_error = [&](httplib::Result r, int status, const std::string& param) {
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->status, status) << r->body;
+    const json j = json::parse(r->body, nullptr, false);
+    ASSERT_TRUE(j.is_object() && j.contains("error")) << r->body;
+    EXPECT_TRUE(j["error"]["message"].is_string());
+    EXPECT_TRUE(j["error"]["type"].is_string());
+    if (!param.empty()) {
+      EXPECT_EQ(j["error"]["param"], param) << r->body;
+    }
+  };
+  auto cli = s.client();
+  expect_error(cli->Post("/v1/completions", auth, "{\"prompt\": ", "application/json"), 400, "");
+  expect_error(cli->Post("/v1/completions", auth, "[1, 2]", "application/json"), 400, "");
+  expect_error(post(s, "/v1/completions", {{"prompt", "Once"}, {"temperature", "hot"}}, auth), 400, "temperature");
+  expect_error(post(s, "/v1/completions", {{"prompt", 5}}, auth), 400, "prompt");
+  expect_error(post(s, "/v1/completions", {{"prompt", "Once"}, {"n", 2}}, auth), 400, "n");
+  expect_error(post(s, "/v1/completions", {{"prompt", "Once"}, {"max_tokens", 600}}, auth), 400, "max_tokens");
+  expect_error(post(s, "/v1/completions", {{"prompt", "Once"}, {"stop", {1, 2}}}, auth), 400, "stop");
+  expect_error(post(s, "/v1/chat/completions", {{"messages", "hi"}}, auth), 400, "messages");
+  expect_error(post(s, "/v1/chat/completions", {{"messages", {{{"role", "user"}, {"content", "hi"}}}}}, auth), 400, "");
+  expect_error(post(s, "/v1/completions", {{"prompt", std::string(3000, 'a')}}, auth), 413, "");
+  expect_error(post(s, "/v1/completions", {{"prompt", "Once"}}), 401, "");
+  expect_error(post(s, "/v1/completions", {{"prompt", "Once"}}, {{"Authorization", "Bearer wrong"}}), 401, "");
+  expect_error(cli->Get("/v1/nothing", auth), 404, "");
+  EXPECT_EQ(cli->Get("/health")->status, 200);
+  const auto ok = post(s, "/v1/completions", {{"prompt", "Once"}, {"max_tokens", 4}}, auth);
+  EXPECT_EQ(ok->status, 200) << ok->body;
+}
+
+// A worker that dies mid-request fails that request with a 500 and is replaced.
+TEST_F(QserveTest, DeadWorkerIs500ThenRestarted) {
+  test::ScratchDir dir;
+  Server s({"--workers", "1"}, DType::Q8, "abort:3:" + (dir / "fired").string());
+  ASSERT_TRUE(s.ready()) << s.log();
+  const json req = {{"prompt", "Once upon a time"}, {"max_tokens", 20}, {"ignore_eos", true}};
+  auto r = post(s, "/v1/completions", req);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 500) << r->body;
+  EXPECT_NE(r->body.find("worker process died"), std::string::npos) << r->body;
+  r = post(s, "/v1/completions", req);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200) << r->body;
+  EXPECT_EQ(health(s)["worker_restarts"], 1);
+}
+
+// A client that goes away cancels its generation, which frees the worker for the request
+// queued behind it; while both wait, the full queue answers 503.
+TEST_F(QserveTest, DisconnectCancelsAndFullQueueIs503) {
+  test::ScratchDir dir;
+  Server s({"--workers", "1", "--max-queue", "1"}, DType::Q8, "stall:2:" + (dir / "fired").string());
+  ASSERT_TRUE(s.ready()) << s.log();
+  // A streaming request on a raw socket; its worker stalls after two tokens.
+  const int sock = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(static_cast<uint16_t>(s.port()));
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::connect(sock, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+  const std::string body = json{{"prompt", "Once upon a time"}, {"max_tokens", 100}, {"stream", true}, {"ignore_eos", true}}.dump();
+  const std::string http = "POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: " +
+                           std::to_string(body.size()) + "\r\n\r\n" + body;
+  ASSERT_EQ(::send(sock, http.data(), http.size(), 0), static_cast<ssize_t>(http.size()));
+  std::string got;
+  char buf[4096];
+  while (std::count(got.begin(), got.end(), '\n') < 10) {  // headers, the role chunk and a text chunk
+    const ssize_t n = ::recv(sock, buf, sizeof buf, 0);
+    ASSERT_GT(n, 0) << got;
+    got.append(buf, static_cast<size_t>(n));
+  }
+  ASSERT_NE(got.find("\"text\":\""), std::string::npos) << got;
+  // A second request waits in the queue...
+  int queued_status = 0;
+  std::thread queued([&] {
+    auto r = post(s, "/v1/completions", {{"prompt", "Once"}, {"max_tokens", 4}});
+    queued_status = r ? r->status : -1;
+  });
+  int spins = 0;
+  while (health(s)["queued"] != 1 && ++spins < 100000) {
+  }
+  // ...so a third finds the queue full.
+  auto busy = post(s, "/v1/completions", {{"prompt", "Once"}, {"max_tokens", 4}});
+  ASSERT_TRUE(busy);
+  EXPECT_EQ(busy->status, 503) << busy->body;
+  // The first client leaves: its generation is cancelled and the queued one is served.
+  ::close(sock);
+  queued.join();
+  EXPECT_EQ(queued_status, 200);
+  EXPECT_EQ(health(s)["cancelled"], 1);
+}
+
+}  // namespace
+}  // namespace qrun
