@@ -279,5 +279,32 @@ TEST_F(QserveTest, DisconnectCancelsAndFullQueueIs503) {
   EXPECT_EQ(health(s)["cancelled"], 1);
 }
 
+// A non-streamed request whose client leaves is cancelled too (the front watches the
+// connection while the worker generates).
+TEST_F(QserveTest, DisconnectCancelsANonStreamedRequest) {
+  test::ScratchDir dir;
+  Server s({"--workers", "1"}, DType::Q8, "stall:2:" + (dir / "fired").string());
+  ASSERT_TRUE(s.ready()) << s.log();
+  const int sock = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(static_cast<uint16_t>(s.port()));
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::connect(sock, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+  const std::string body = json{{"prompt", "Once upon a time"}, {"max_tokens", 100}, {"ignore_eos", true}}.dump();
+  const std::string http = "POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: " +
+                           std::to_string(body.size()) + "\r\n\r\n" + body;
+  ASSERT_EQ(::send(sock, http.data(), http.size(), 0), static_cast<ssize_t>(http.size()));
+  int spins = 0;
+  while (health(s)["idle_workers"] != 0 && ++spins < 100000) {  // the worker took it
+  }
+  ::close(sock);
+  // Without the cancel the stalled worker would never take this one.
+  auto r = post(s, "/v1/completions", {{"prompt", "Once"}, {"max_tokens", 4}});
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200) << r->body;
+  EXPECT_EQ(health(s)["cancelled"], 1);
+}
+
 }  // namespace
 }  // namespace qrun
