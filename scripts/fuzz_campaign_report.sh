@@ -2,7 +2,8 @@
 # Prints one row per target of a fuzz campaign (fuzz/campaign.sh) from its logs in OUT,
 # finished or still running: state, wall time, executions, executions per second,
 # coverage (libFuzzer's cov: edges and ft: features), corpus (inputs/bytes, as libFuzzer
-# last reported it) and findings (reproducers in OUT/artifacts/<target>/).
+# last reported it) and findings (reproducers in OUT/artifacts/<target>/; slow-unit-*
+# files, inputs that took over 10 s, are counted apart: they are not failures).
 #   scripts/fuzz_campaign_report.sh OUT
 set -euo pipefail
 out=${1:?usage: scripts/fuzz_campaign_report.sh OUT}
@@ -33,12 +34,16 @@ for log in "${logs[@]}"; do
   cov=$(sed -n 's/.* cov: \([0-9]*\).*/\1/p' <<<"$last")
   ft=$(sed -n 's/.* ft: \([0-9]*\).*/\1/p' <<<"$last")
   corp=$(sed -n 's/.* corp: \([0-9]*\/[0-9A-Za-z]*\).*/\1/p' <<<"$last")
-  arts=("$out/artifacts/$t"/*)
+  arts=() slow=0
+  for a in "$out/artifacts/$t"/*; do
+    case $(basename "$a") in slow-unit-*) slow=$((slow + 1)) ;; *) arts+=("$a") ;; esac
+  done
   if [ ${#arts[@]} -eq 0 ] && ! grep -qE '^==[0-9]+== ?ERROR|runtime error:|deadly signal' "$log"; then
     findings=none
   else
     findings="${#arts[@]} reproducer(s): $(grep -m1 -E '^==[0-9]+== ?ERROR|runtime error:|deadly signal|ERROR: libFuzzer' "$log" || true)"
   fi
+  [ $slow -eq 0 ] || findings+=" ($slow slow unit(s), slowest $(sed -n 's/^Slowest unit: \([0-9]*\) s:.*/\1/p' "$log" | tail -n1) s)"
   printf '%-16s %-12s %4dm%02ds %11s %7s %6s %7s %12s  %s\n' "$t" "$state" $((wall / 60)) $((wall % 60)) \
     "${execs:-?}" "${eps:-?}" "${cov:-?}" "${ft:-?}" "${corp:-?}" "$findings"
 done
