@@ -1,6 +1,7 @@
 #include "convert/converter.h"
 
 #include <cmath>
+#include <cstring>
 #include <map>
 #include <set>
 #include <vector>
@@ -10,29 +11,38 @@
 #include "qrun/error.h"
 #include "qrun/model_layout.h"
 #include "qrun/tokenizer.h"
+#include "src/arch_table.h"
 #include "quant/quantize.h"
 
 namespace qrun {
 
-std::string hf_tensor_name(const std::string& name) {
-  static const std::map<std::string, std::string> kGlobal = {
-      {"tok_embeddings", "model.embed_tokens.weight"}, {"norm", "model.norm.weight"}, {"output", "lm_head.weight"}};
-  static const std::map<std::string, std::string> kLayer = {
-      {"attention_norm", "input_layernorm.weight"}, {"wq", "self_attn.q_proj.weight"},
-      {"wk", "self_attn.k_proj.weight"},            {"wv", "self_attn.v_proj.weight"},
-      {"bq", "self_attn.q_proj.bias"},              {"bk", "self_attn.k_proj.bias"},
-      {"bv", "self_attn.v_proj.bias"},              {"wo", "self_attn.o_proj.weight"},
-      {"ffn_norm", "post_attention_layernorm.weight"}, {"w1", "mlp.gate_proj.weight"},
-      {"w2", "mlp.down_proj.weight"},               {"w3", "mlp.up_proj.weight"}};
-  if (auto it = kGlobal.find(name); it != kGlobal.end()) return it->second;
-  const size_t dot1 = name.find('.'), dot2 = name.find('.', dot1 + 1);
-  const std::string layer = name.substr(dot1 + 1, dot2 - dot1 - 1);
-  return "model.layers." + layer + "." + kLayer.at(name.substr(dot2 + 1));
+namespace {
+
+// The table's recipe of a qrun tensor name ("layers.3.wq" -> wq's) and its layer (-1: global).
+const TensorRecipe& recipe_of(const std::string& name, uint32_t arch, int* layer) {
+  std::string base = name;
+  *layer = -1;
+  if (name.rfind("layers.", 0) == 0) {
+    const size_t dot = name.find('.', 7);
+    *layer = std::stoi(name.substr(7, dot - 7));
+    base = name.substr(dot + 1);
+  }
+  for (const TensorRecipe& r : arch_info(arch).tensors)
+    if (base == r.name) return r;
+  throw Error("no tensor '" + name + "' in architecture " + arch_info(arch).name);
+}
+
+}  // namespace
+
+std::string hf_tensor_name(const std::string& name, uint32_t arch) {
+  int layer = -1;
+  const TensorRecipe& r = recipe_of(name, arch, &layer);
+  return layer < 0 ? std::string(r.hf) : "model.layers." + std::to_string(layer) + "." + r.hf;
 }
 
 DType storage_type_for(const std::string& name, DType weight_type) {
   const bool vector = name == "norm" || name.ends_with("_norm") || name.ends_with(".bq") || name.ends_with(".bk") ||
-                      name.ends_with(".bv");
+                      name.ends_with(".bv") || name.rfind("rope_factors", 0) == 0;
   if (vector) return DType::F32;
   // The embedding is read one row per token, so its size costs no decode speed; F16
   // keeps a tied output head accurate (stories260K q8: mean KLD 0.00128 -> 0.00096).
@@ -43,8 +53,8 @@ DType storage_type_for(const std::string& name, DType weight_type) {
 WriteSummary convert_hf_checkpoint(const std::string& hf_dir, const std::string& out_path,
                                    const ConvertOptions& options) {
   if (options.weight_type == DType::BF16) throw Error(out_path, -1, "bf16 output is not a converter type");
-  const format::HParams config = read_hf_config(hf_dir);
-  format::HParams hp = config;
+  const HfConfig config = read_hf_config_full(hf_dir);
+  format::HParams hp = config.hp;
   hp.weight_type = static_cast<uint32_t>(options.weight_type);
   const SafetensorsCheckpoint ckpt(hf_dir);
   auto tokenizer = load_hf_tokenizer(hf_dir);
@@ -56,19 +66,8 @@ WriteSummary convert_hf_checkpoint(const std::string& hf_dir, const std::string&
   std::vector<TensorToWrite> out;
   std::set<std::string> used;
   for (const TensorSpec& spec : expected_tensors(hp)) {
-    const std::string src_name = hf_tensor_name(spec.name);
-    const SafeTensor* src = ckpt.find(src_name);
-    if (!src) throw Error(hf_dir, -1, "checkpoint lacks tensor '" + src_name + "'");
-    used.insert(src_name);
-    const bool shape_ok = spec.n_dims == 1
-                              ? (src->shape.size() == 1 && src->shape[0] == spec.cols)
-                              : (src->shape.size() == 2 && src->shape[0] == spec.rows && src->shape[1] == spec.cols);
-    if (!shape_ok) {
-      std::string got;
-      for (int64_t d : src->shape) got += (got.empty() ? "" : ", ") + std::to_string(d);
-      throw Error(src->file, -1, "tensor '" + src_name + "' has shape [" + got + "], config.json implies [" +
-                                     std::to_string(spec.rows) + ", " + std::to_string(spec.cols) + "]");
-    }
+    int layer = -1;
+    const TensorRecipe& recipe = recipe_of(spec.name, hp.arch, &layer);
     TensorToWrite t;
     t.name = spec.name;
     t.dtype = storage_type_for(spec.name, options.weight_type);
@@ -76,18 +75,47 @@ WriteSummary convert_hf_checkpoint(const std::string& hf_dir, const std::string&
     t.rows = spec.rows;
     t.n_dims = spec.n_dims;
     t.layer = spec.layer;
-    t.fill = [src, dtype = t.dtype, cols = spec.cols](int64_t b, int64_t e, uint8_t* dst) {
+    if (recipe.need == Need::LongRope) {  // from config.json, not from a tensor
+      const auto& factors = spec.name == "rope_factors_long" ? config.rope_long_factors : config.rope_short_factors;
+      t.fill = [factors](int64_t, int64_t, uint8_t* dst) { std::memcpy(dst, factors.data(), factors.size() * 4); };
+      out.push_back(std::move(t));
+      continue;
+    }
+    const std::string src_name = hf_tensor_name(spec.name, hp.arch);
+    const SafeTensor* src = ckpt.find(src_name);
+    if (!src) throw Error(hf_dir, -1, "checkpoint lacks tensor '" + src_name + "'");
+    used.insert(src_name);
+    // A fused source (Phi-3's qkv_proj, gate_up_proj) holds this tensor's rows after others'.
+    const int64_t first_row = part_row_offset(recipe.part, hp);
+    int64_t src_rows = spec.rows;
+    if (recipe.part == Part::Q || recipe.part == Part::K || recipe.part == Part::V)
+      src_rows = extent(Extent::QDim, hp) + 2 * extent(Extent::KvDim, hp);
+    if (recipe.part == Part::Gate || recipe.part == Part::Up) src_rows = 2 * int64_t{hp.hidden_dim};
+    const bool shape_ok = spec.n_dims == 1
+                              ? (src->shape.size() == 1 && src->shape[0] == spec.cols)
+                              : (src->shape.size() == 2 && src->shape[0] == src_rows && src->shape[1] == spec.cols);
+    if (!shape_ok) {
+      std::string got;
+      for (int64_t d : src->shape) got += (got.empty() ? "" : ", ") + std::to_string(d);
+      throw Error(src->file, -1, "tensor '" + src_name + "' has shape [" + got + "], config.json implies [" +
+                                     std::to_string(src_rows) + ", " + std::to_string(spec.cols) + "]");
+    }
+    t.fill = [src, dtype = t.dtype, cols = spec.cols, first_row, plus_one = recipe.plus_one](int64_t b, int64_t e,
+                                                                                             uint8_t* dst) {
       std::vector<float> row(static_cast<size_t>(cols));
       const int64_t row_bytes = dtype_row_bytes(dtype, cols);
       for (int64_t r = b; r < e; ++r) {
-        src->read_f32(r * cols, cols, row.data());
+        src->read_f32((first_row + r) * cols, cols, row.data());
         // A NaN or infinite weight makes every output it touches NaN: refuse the
         // checkpoint rather than quantize garbage.
         for (int64_t c = 0; c < cols; ++c)
           if (!std::isfinite(row[static_cast<size_t>(c)]))
             throw Error(src->file, -1, "tensor '" + src->name + "' has a non-finite value (" +
                                            (std::isnan(row[static_cast<size_t>(c)]) ? "nan" : "inf") + ") at [" +
-                                           std::to_string(r) + ", " + std::to_string(c) + "]");
+                                           std::to_string(first_row + r) + ", " + std::to_string(c) + "]");
+        // Gemma's norms multiply by 1 + w: stored as that, the runtime's RMSNorm is one.
+        if (plus_one)
+          for (float& v : row) v += 1.0f;
         quantize_row(dtype, row.data(), cols, dst + (r - b) * row_bytes);
       }
     };

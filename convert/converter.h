@@ -18,8 +18,9 @@ struct ConvertOptions {
 WriteSummary convert_hf_checkpoint(const std::string& hf_dir, const std::string& out_path,
                                    const ConvertOptions& options);
 
-// The Hugging Face name of a qrun tensor ("layers.3.wq" -> "model.layers.3.self_attn.q_proj.weight").
-std::string hf_tensor_name(const std::string& qrun_name);
+// The Hugging Face name of a qrun tensor ("layers.3.wq" -> "model.layers.3.self_attn.q_proj.weight"),
+// from the architecture's table (src/arch_table.h).
+std::string hf_tensor_name(const std::string& qrun_name, uint32_t arch = 1);
 
 // The storage type the policy gives a tensor of the given role.
 DType storage_type_for(const std::string& qrun_name, DType weight_type);

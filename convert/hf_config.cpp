@@ -1,5 +1,6 @@
 #include "convert/hf_config.h"
 
+#include <algorithm>
 #include <cmath>
 #include <fstream>
 #include <limits>
@@ -9,15 +10,13 @@
 
 #include "qrun/error.h"
 #include "qrun/model_layout.h"
+#include "src/arch_table.h"
 
 namespace qrun {
 
 using json = nlohmann::json;
 
 namespace {
-
-constexpr const char* kSupported =
-    "LlamaForCausalLM (Llama 1/2/3, TinyLlama, SmolLM), MistralForCausalLM, Qwen2ForCausalLM";
 
 struct ConfigReader {
   const json& j;
@@ -61,23 +60,34 @@ struct ConfigReader {
   }
 };
 
-format::Arch parse_arch(const json& j, const std::string& file) {
+const ArchInfo& parse_arch(const json& j, const std::string& file) {
   std::string name;
   if (j.contains("architectures") && j["architectures"].is_array() && !j["architectures"].empty() &&
       j["architectures"][0].is_string())
     name = j["architectures"][0].get<std::string>();
   else if (j.contains("model_type") && j["model_type"].is_string())
     name = j["model_type"].get<std::string>();
-  if (name == "LlamaForCausalLM" || name == "llama") return format::Arch::Llama;
-  if (name == "MistralForCausalLM" || name == "mistral") return format::Arch::Mistral;
-  if (name == "Qwen2ForCausalLM" || name == "qwen2") return format::Arch::Qwen2;
+  if (const ArchInfo* a = find_arch(name)) return *a;
   throw Error(file, -1, "unsupported architecture '" + (name.empty() ? std::string("(none given)") : name) +
-                            "'; supported: " + kSupported);
+                            "'; supported: " + supported_archs());
+}
+
+std::vector<float> factor_list(const ConfigReader& r, const json& rs, const char* key, size_t n) {
+  if (!rs.contains(key) || !rs[key].is_array() || rs[key].size() != n)
+    throw Error(r.file, -1, std::string("rope_scaling.") + key + " must be a list of " + std::to_string(n) +
+                                " numbers (rotary dims / 2)");
+  std::vector<float> out;
+  for (const json& v : rs[key]) {
+    if (!v.is_number() || !(v.get<double>() > 0 && v.get<double>() < 1e6))
+      throw Error(r.file, -1, std::string("rope_scaling.") + key + " holds " + v.dump() + ", not a positive number");
+    out.push_back(v.get<float>());
+  }
+  return out;
 }
 
 }  // namespace
 
-format::HParams read_hf_config(const std::filesystem::path& dir) {
+HfConfig read_hf_config_full(const std::filesystem::path& dir) {
   const std::string file = (dir / "config.json").string();
   std::ifstream in(file);
   if (!in) throw Error(file, -1, "cannot open");
@@ -90,8 +100,9 @@ format::HParams read_hf_config(const std::filesystem::path& dir) {
   if (!j.is_object()) throw Error(file, -1, "top level is not a JSON object");
   const ConfigReader r{j, file};
 
-  format::HParams hp{};
-  const format::Arch arch = parse_arch(j, file);
+  HfConfig out{};  // hp zeroed: unset fields mean "off"
+  format::HParams& hp = out.hp;
+  const format::Arch arch = parse_arch(j, file).arch;
   hp.arch = static_cast<uint32_t>(arch);
   hp.dim = r.u32("hidden_size");
   hp.hidden_dim = r.u32("intermediate_size");
@@ -102,13 +113,33 @@ format::HParams read_hf_config(const std::filesystem::path& dir) {
   hp.head_dim = r.u32_or("head_dim", hp.dim / hp.n_heads);
   hp.vocab_size = r.u32("vocab_size");
   hp.max_seq_len = r.u32_or("max_position_embeddings", 2048);
-  hp.tied_embeddings = r.bool_or("tie_word_embeddings", false) ? 1 : 0;
+  // Gemma ties its head to the embedding unless told otherwise.
+  hp.tied_embeddings = r.bool_or("tie_word_embeddings", arch == format::Arch::Gemma2) ? 1 : 0;
   hp.attn_bias = (arch == format::Arch::Qwen2 || r.bool_or("attention_bias", false)) ? 1 : 0;
   hp.rope_theta = r.f32_or(j, "rope_theta", 10000.0f);
   hp.norm_eps = r.f32_or(j, "rms_norm_eps", 1e-6f);
-  if (arch == format::Arch::Mistral) hp.sliding_window = r.u32_or("sliding_window", 0);
-  if (j.contains("hidden_act") && j["hidden_act"] != "silu")
-    throw Error(file, -1, "unsupported hidden_act " + j["hidden_act"].dump() + " (only silu)");
+  if (arch == format::Arch::Mistral || arch == format::Arch::Phi3 || arch == format::Arch::Gemma2)
+    hp.sliding_window = r.u32_or("sliding_window", 0);
+  if (arch == format::Arch::Qwen3) hp.flags |= format::kQkNorm;
+  if (arch == format::Arch::Gemma2) {
+    hp.flags |= format::kSandwichNorms | format::kEmbedScale | format::kSlidingEvenLayers;
+    hp.query_scale = 1.0f / std::sqrt(r.f32_or(j, "query_pre_attn_scalar", static_cast<float>(hp.head_dim)));
+    hp.attn_softcap = r.f32_or(j, "attn_logit_softcapping", 0.0f);
+    hp.final_softcap = r.f32_or(j, "final_logit_softcapping", 0.0f);
+  }
+  if (j.contains("partial_rotary_factor")) {
+    const float f = r.f32_or(j, "partial_rotary_factor", 1.0f);
+    if (!(f > 0.0f && f <= 1.0f)) throw Error(file, -1, "partial_rotary_factor must be in (0, 1]");
+    hp.rotary_dim = static_cast<uint32_t>(static_cast<float>(hp.head_dim) * f) & ~1u;
+  }
+  const char* act_key = j.contains("hidden_activation") && !j["hidden_activation"].is_null() ? "hidden_activation" : "hidden_act";
+  if (j.contains(act_key) && !j[act_key].is_null()) {
+    const json& act = j[act_key];
+    if (act == "gelu_pytorch_tanh" || act == "gelu_tanh" || (act == "gelu" && arch == format::Arch::Gemma2))
+      hp.flags |= format::kGeluTanh;
+    else if (act != "silu")
+      throw Error(file, -1, "unsupported " + std::string(act_key) + " " + act.dump() + " (silu, gelu_pytorch_tanh)");
+  }
   if (j.contains("mlp_bias") && j["mlp_bias"] == true) throw Error(file, -1, "mlp_bias is not supported");
 
   if (j.contains("rope_scaling") && !j["rope_scaling"].is_null()) {
@@ -125,12 +156,34 @@ format::HParams read_hf_config(const std::filesystem::path& dir) {
       hp.rope_low_freq_factor = r.f32_or(rs, "low_freq_factor", 1.0f);
       hp.rope_high_freq_factor = r.f32_or(rs, "high_freq_factor", 4.0f);
       hp.rope_original_max_pos = r.u32_number_or(rs, "original_max_position_embeddings", 8192, 1);
+    } else if (type == "yarn") {
+      hp.rope_scaling = static_cast<uint32_t>(format::RopeScaling::Yarn);
+      hp.rope_original_max_pos = r.u32_number_or(rs, "original_max_position_embeddings", hp.max_seq_len, 1);
+      hp.rope_beta_fast = r.f32_or(rs, "beta_fast", 32.0f);
+      hp.rope_beta_slow = r.f32_or(rs, "beta_slow", 1.0f);
+      // transformers' default attention factor: 0.1 ln(factor) + 1 (or the mscale ratio).
+      auto mscale = [](float scale, float m) { return scale <= 1.0f ? 1.0f : 0.1f * m * std::log(scale) + 1.0f; };
+      const float ms = r.f32_or(rs, "mscale", 0.0f), ms_all = r.f32_or(rs, "mscale_all_dim", 0.0f);
+      hp.rope_attn_factor = r.f32_or(rs, "attention_factor", ms > 0 && ms_all > 0
+                                                                  ? mscale(hp.rope_factor, ms) / mscale(hp.rope_factor, ms_all)
+                                                                  : mscale(hp.rope_factor, 1.0f));
+    } else if (type == "longrope" || type == "su") {
+      hp.rope_scaling = static_cast<uint32_t>(format::RopeScaling::LongRope);
+      hp.rope_original_max_pos = r.u32_number_or(j, "original_max_position_embeddings", hp.max_seq_len, 1);
+      hp.rope_factor = std::max(1.0f, static_cast<float>(hp.max_seq_len) / static_cast<float>(hp.rope_original_max_pos));
+      const float default_attn = hp.rope_factor <= 1.0f ? 1.0f
+                                                        : std::sqrt(1.0f + std::log(hp.rope_factor) /
+                                                                               std::log(static_cast<float>(hp.rope_original_max_pos)));
+      hp.rope_attn_factor = r.f32_or(rs, "attention_factor", default_attn);
+      const size_t half = (hp.rotary_dim ? hp.rotary_dim : hp.head_dim) / 2;
+      out.rope_short_factors = factor_list(r, rs, "short_factor", half);
+      out.rope_long_factors = factor_list(r, rs, "long_factor", half);
     } else if (type != "default") {
-      throw Error(file, -1, "unsupported rope_scaling type '" + type + "' (supported: linear, llama3)");
+      throw Error(file, -1, "unsupported rope_scaling type '" + type + "' (supported: linear, llama3, yarn, longrope)");
     }
   }
   validate_hparams(hp, file, -1);
-  return hp;
+  return out;
 }
 
 }  // namespace qrun

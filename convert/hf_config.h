@@ -2,13 +2,20 @@
 #pragma once
 
 #include <filesystem>
+#include <vector>
 
 #include "qrun/format.h"
 
 namespace qrun {
 
+struct HfConfig {
+  format::HParams hp;
+  std::vector<float> rope_short_factors, rope_long_factors;  // LongRoPE (Phi-3), one per frequency
+};
+
 // Throws qrun::Error naming config.json and the problem (malformed JSON, missing
 // field, unsupported architecture with the list of supported ones).
-format::HParams read_hf_config(const std::filesystem::path& dir);
+HfConfig read_hf_config_full(const std::filesystem::path& dir);
+inline format::HParams read_hf_config(const std::filesystem::path& dir) { return read_hf_config_full(dir).hp; }
 
 }  // namespace qrun

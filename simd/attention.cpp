@@ -42,9 +42,9 @@ HWY_INLINE void ExpTile(float* tile, int64_t n, float tile_max) {
 // head_dim must be a multiple of Lanes(d).
 template <class D>
 HWY_INLINE void Attend(D d, const float* q, const uint16_t* k, const uint16_t* v, int64_t stride, int64_t n_keys,
-                       int64_t head_dim, float* out, float* tile) {
+                       int64_t head_dim, float* out, float* tile, float scale, float softcap) {
   const int64_t N = static_cast<int64_t>(hn::Lanes(d));
-  const float scale = 1.0f / std::sqrt(static_cast<float>(head_dim));
+  if (scale == 0.0f) scale = 1.0f / std::sqrt(static_cast<float>(head_dim));
   float running_max = -std::numeric_limits<float>::infinity(), running_sum = 0.0f;
   for (int64_t j = 0; j < head_dim; j += N) hn::StoreU(hn::Zero(d), d, out + j);
   for (int64_t t0 = 0; t0 < n_keys; t0 += kAttentionTile) {
@@ -55,6 +55,7 @@ HWY_INLINE void Attend(D d, const float* q, const uint16_t* k, const uint16_t* v
       auto acc = hn::Zero(d);
       for (int64_t j = 0; j < head_dim; j += N) acc = hn::MulAdd(hn::LoadU(d, q + j), LoadHalf(d, key + j), acc);
       tile[i] = hn::GetLane(hn::SumOfLanes(d, acc)) * scale;
+      if (softcap > 0.0f) tile[i] = softcap * std::tanh(tile[i] / softcap);
       tile_max = std::max(tile_max, tile[i]);
     }
     ExpTile(tile, n, tile_max);
@@ -87,13 +88,13 @@ HWY_INLINE void Attend(D d, const float* q, const uint16_t* k, const uint16_t* v
 }
 
 void AttendF16Impl(const float* q, const uint16_t* k, const uint16_t* v, int64_t stride, int64_t n_keys,
-                   int64_t head_dim, float* out, float* tile) {
+                   int64_t head_dim, float* out, float* tile, float scale, float softcap) {
   // CappedTag<float, C> has at most C lanes (fewer on narrow targets), and C divides
   // head_dim, so its lane count does too.
-  if (head_dim % 16 == 0) return Attend(hn::CappedTag<float, 16>(), q, k, v, stride, n_keys, head_dim, out, tile);
-  if (head_dim % 8 == 0) return Attend(hn::CappedTag<float, 8>(), q, k, v, stride, n_keys, head_dim, out, tile);
-  if (head_dim % 4 == 0) return Attend(hn::CappedTag<float, 4>(), q, k, v, stride, n_keys, head_dim, out, tile);
-  Attend(hn::CappedTag<float, 1>(), q, k, v, stride, n_keys, head_dim, out, tile);
+  if (head_dim % 16 == 0) return Attend(hn::CappedTag<float, 16>(), q, k, v, stride, n_keys, head_dim, out, tile, scale, softcap);
+  if (head_dim % 8 == 0) return Attend(hn::CappedTag<float, 8>(), q, k, v, stride, n_keys, head_dim, out, tile, scale, softcap);
+  if (head_dim % 4 == 0) return Attend(hn::CappedTag<float, 4>(), q, k, v, stride, n_keys, head_dim, out, tile, scale, softcap);
+  Attend(hn::CappedTag<float, 1>(), q, k, v, stride, n_keys, head_dim, out, tile, scale, softcap);
 }
 
 }  // namespace HWY_NAMESPACE
@@ -106,8 +107,8 @@ namespace qrun {
 HWY_EXPORT(AttendF16Impl);
 
 void attend_f16(const float* q, const uint16_t* k, const uint16_t* v, int64_t stride, int64_t n_keys,
-                int64_t head_dim, float* out, float* tile) {
-  HWY_DYNAMIC_DISPATCH(AttendF16Impl)(q, k, v, stride, n_keys, head_dim, out, tile);
+                int64_t head_dim, float* out, float* tile, float scale, float softcap) {
+  HWY_DYNAMIC_DISPATCH(AttendF16Impl)(q, k, v, stride, n_keys, head_dim, out, tile, scale, softcap);
 }
 
 }  // namespace qrun

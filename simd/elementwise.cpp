@@ -88,6 +88,24 @@ void SwigluImpl(float* gate, const float* up, int64_t n) {
   for (; i < n; ++i) gate[i] = gate[i] / (1.0f + std::exp(-gate[i])) * up[i];
 }
 
+// GELU in its tanh form, as Gemma's gelu_pytorch_tanh: 0.5 g (1 + tanh(sqrt(2/pi) (g + 0.044715 g^3))).
+void GegluTanhImpl(float* gate, const float* up, int64_t n) {
+  const DF d;
+  const int64_t N = static_cast<int64_t>(hn::Lanes(d));
+  const auto half = hn::Set(d, 0.5f), one = hn::Set(d, 1.0f), c = hn::Set(d, 0.7978845608f), a = hn::Set(d, 0.044715f);
+  int64_t i = 0;
+  for (; i + N <= n; i += N) {
+    const auto g = hn::LoadU(d, gate + i);
+    const auto inner = hn::Mul(c, hn::MulAdd(hn::Mul(a, g), hn::Mul(g, g), g));
+    const auto gelu = hn::Mul(hn::Mul(half, g), hn::Add(one, hn::Tanh(d, inner)));
+    hn::StoreU(hn::Mul(gelu, hn::LoadU(d, up + i)), d, gate + i);
+  }
+  for (; i < n; ++i) {
+    const float g = gate[i];
+    gate[i] = 0.5f * g * (1.0f + std::tanh(0.7978845608f * (g + 0.044715f * g * g * g))) * up[i];
+  }
+}
+
 void SoftmaxImpl(float* x, int64_t n) {
   if (n <= 0) return;
   const DF d;
@@ -145,6 +163,7 @@ HWY_EXPORT(AxpyF32Impl);
 HWY_EXPORT(AddF32Impl);
 HWY_EXPORT(RmsNormImpl);
 HWY_EXPORT(SwigluImpl);
+HWY_EXPORT(GegluTanhImpl);
 HWY_EXPORT(SoftmaxImpl);
 HWY_EXPORT(F32ToF16RowImpl);
 
@@ -155,6 +174,7 @@ void rmsnorm(float* out, const float* x, const float* weight, int64_t n, float e
   HWY_DYNAMIC_DISPATCH(RmsNormImpl)(out, x, weight, n, eps);
 }
 void swiglu(float* gate, const float* up, int64_t n) { HWY_DYNAMIC_DISPATCH(SwigluImpl)(gate, up, n); }
+void geglu_tanh(float* gate, const float* up, int64_t n) { HWY_DYNAMIC_DISPATCH(GegluTanhImpl)(gate, up, n); }
 void softmax(float* x, int64_t n) { HWY_DYNAMIC_DISPATCH(SoftmaxImpl)(x, n); }
 void f32_to_f16_row(const float* x, uint16_t* out, int64_t n) {
   HWY_DYNAMIC_DISPATCH(F32ToF16RowImpl)(x, out, n);

@@ -45,6 +45,7 @@ float dot_f32(const float* a, const float* b, int64_t n);
 void axpy_f32(float* y, float a, const float* x, int64_t n);   // y += a * x
 void add_f32(float* y, const float* x, int64_t n);             // y += x
 void swiglu(float* gate, const float* up, int64_t n);          // gate = silu(gate) * up
+void geglu_tanh(float* gate, const float* up, int64_t n);      // gate = gelu_tanh(gate) * up (Gemma)
 void softmax(float* x, int64_t n);                             // in place, numerically stable
 // The KV cache is stored in f16.
 void f32_to_f16_row(const float* x, uint16_t* out, int64_t n);
@@ -52,11 +53,13 @@ void f32_to_f16_row(const float* x, uint16_t* out, int64_t n);
 // Keys per tile of attend_f16's online softmax; its scratch is one tile of floats.
 inline constexpr int kAttentionTile = 64;
 
-// out[head_dim] = sum_t softmax_t(q . K_t / sqrt(head_dim)) V_t over t in [0, n_keys),
-// where K_t = k + t * stride and V_t = v + t * stride are f16 rows (the KV cache).
+// out[head_dim] = sum_t softmax_t(s_t) V_t over t in [0, n_keys), with scores
+// s_t = scale * (q . K_t) (scale 0: 1 / sqrt(head_dim)), soft-capped to
+// softcap * tanh(s_t / softcap) when softcap > 0 (Gemma 2); K_t = k + t * stride and
+// V_t = v + t * stride are f16 rows (the KV cache).
 // Scratch memory is `tile` (kAttentionTile floats), whatever n_keys is.
 void attend_f16(const float* q, const uint16_t* k, const uint16_t* v, int64_t stride, int64_t n_keys,
-                int64_t head_dim, float* out, float* tile);
+                int64_t head_dim, float* out, float* tile, float scale = 0.0f, float softcap = 0.0f);
 
 // Name of the SIMD target chosen at run time (e.g. "AVX3_ZEN4", "AVX2").
 const char* simd_target_name();

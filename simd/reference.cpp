@@ -119,6 +119,13 @@ void swiglu(float* gate, const float* up, int64_t n) {
   }
 }
 
+void geglu_tanh(float* gate, const float* up, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) {
+    const double g = gate[i];
+    gate[i] = static_cast<float>(0.5 * g * (1.0 + std::tanh(std::sqrt(2.0 / M_PI) * (g + 0.044715 * g * g * g))) * up[i]);
+  }
+}
+
 void softmax(float* x, int64_t n) {
   if (n <= 0) return;
   const float mx = *std::max_element(x, x + n);
@@ -132,13 +139,14 @@ void softmax(float* x, int64_t n) {
 }
 
 void attend_f16(const float* q, const uint16_t* k, const uint16_t* v, int64_t stride, int64_t n_keys,
-                int64_t head_dim, float* out) {
+                int64_t head_dim, float* out, float scale, float softcap) {
   std::vector<double> s(static_cast<size_t>(n_keys));
   double mx = -1e300;
   for (int64_t t = 0; t < n_keys; ++t) {
     double dot = 0;
     for (int64_t j = 0; j < head_dim; ++j) dot += double(q[j]) * f16_to_f32(k[t * stride + j]);
-    s[size_t(t)] = dot / std::sqrt(double(head_dim));
+    s[size_t(t)] = scale > 0 ? dot * scale : dot / std::sqrt(double(head_dim));
+    if (softcap > 0) s[size_t(t)] = softcap * std::tanh(s[size_t(t)] / softcap);
     mx = std::max(mx, s[size_t(t)]);
   }
   double z = 0;

@@ -15,9 +15,10 @@ void matmul(DType t, const void* w, int64_t rows, int64_t cols, int64_t n,
 void rmsnorm(float* out, const float* x, const float* weight, int64_t n, float eps);
 float dot_f32(const float* a, const float* b, int64_t n);
 void swiglu(float* gate, const float* up, int64_t n);
+void geglu_tanh(float* gate, const float* up, int64_t n);
 void softmax(float* x, int64_t n);
 // Plain softmax over all scores in double: no tiles, no online rescaling.
 void attend_f16(const float* q, const uint16_t* k, const uint16_t* v, int64_t stride, int64_t n_keys,
-                int64_t head_dim, float* out);
+                int64_t head_dim, float* out, float scale = 0.0f, float softcap = 0.0f);
 
 }  // namespace qrun::ref

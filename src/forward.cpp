@@ -1,5 +1,7 @@
 // The transformer forward pass: one batch of tokens through every layer.
 #include <algorithm>
+#include <cmath>
+#include <span>
 #include <initializer_list>
 
 #include "qrun/error.h"
@@ -83,6 +85,8 @@ void Model::forward_batch(const int32_t* tokens, int n, float* logits, bool all_
   const Weight& emb = w_->embedding;
   for (int i = 0; i < n; ++i)
     dequantize_row(emb.dtype, emb.data + tokens[i] * emb.row_bytes(), dim, &s.x[size_t(i) * dim]);
+  if (hp.flags & format::kEmbedScale)
+    for (float& v : std::span(s.x).first(size_t(n) * dim)) v *= std::sqrt(static_cast<float>(dim));
 
   for (int l = 0; l < static_cast<int>(w_->layers.size()); ++l) {
     if (gpu_ && l == gpu_first_) {
@@ -108,33 +112,46 @@ void Model::forward_batch(const int32_t* tokens, int n, float* logits, bool all_
         add_f32(k, w.bk, kv_dim);
         add_f32(v, w.bv, kv_dim);
       }
-      rope_apply(q, n_heads, hd, pos0 + i, rope_inv_freq_);
-      rope_apply(k, n_kv, hd, pos0 + i, rope_inv_freq_);
+      if (w.q_norm) {
+        for (int h = 0; h < n_heads; ++h) rmsnorm(q + h * hd, q + h * hd, w.q_norm, hd, hp.norm_eps);
+        for (int h = 0; h < n_kv; ++h) rmsnorm(k + h * hd, k + h * hd, w.k_norm, hd, hp.norm_eps);
+      }
+      rope_apply(q, n_heads, hd, pos0 + i, rope_inv_freq_, rope_attn_factor_);
+      rope_apply(k, n_kv, hd, pos0 + i, rope_inv_freq_, rope_attn_factor_);
       f32_to_f16_row(k, cache_.key(l, pos0 + i), kv_dim);
       f32_to_f16_row(v, cache_.value(l, pos0 + i), kv_dim);
     }
     // Attention work grows with the context; split by (token, head) once it is worth it.
     const int64_t kv_bytes = int64_t{n} * n_heads * (pos0 + n) * hd * 4;
+    const bool sliding = hp.sliding_window && (!(hp.flags & format::kSlidingEvenLayers) || l % 2 == 0);
     pool_.run([&](int t, int nt) {
       for (int task = t; task < n * n_heads; task += nt) {
         const int i = task / n_heads, h = task % n_heads;
         const int t_end = pos0 + i + 1;
-        const int t_begin = hp.sliding_window ? std::max(0, t_end - static_cast<int>(hp.sliding_window)) : 0;
+        const int t_begin = sliding ? std::max(0, t_end - static_cast<int>(hp.sliding_window)) : 0;
         attend_head(&s.q[size_t(i) * q_dim + size_t(h) * hd], cache_, l, (h / group) * hd, t_begin, t_end, hd,
-                    &s.xb[size_t(i) * q_dim + size_t(h) * hd], &s.tiles[size_t(t) * kAttentionTile]);
+                    &s.xb[size_t(i) * q_dim + size_t(h) * hd], &s.tiles[size_t(t) * kAttentionTile], hp.query_scale,
+                    hp.attn_softcap);
       }
     }, useful_threads(kv_bytes));
     xq = prepare_input(pool_, w.wo, s.xb.data(), n, q_dim, s.xq);
     project(pool_, {{w.wo, s.xb2.data(), dim}}, s.xb.data(), xq, n);
+    if (w.post_attention_norm)
+      for (int i = 0; i < n; ++i)
+        rmsnorm(&s.xb2[size_t(i) * dim], &s.xb2[size_t(i) * dim], w.post_attention_norm, dim, hp.norm_eps);
     add_f32(s.x.data(), s.xb2.data(), int64_t{n} * dim);
 
     // Feed-forward: norm, SwiGLU(gate, up), down projection.
     for (int i = 0; i < n; ++i) rmsnorm(&s.xb[size_t(i) * dim], &s.x[size_t(i) * dim], w.ffn_norm, dim, hp.norm_eps);
     xq = prepare_input(pool_, w.w1, s.xb.data(), n, dim, s.xq);
     project(pool_, {{w.w1, s.hb.data(), hidden}, {w.w3, s.hb2.data(), hidden}}, s.xb.data(), xq, n);
-    swiglu(s.hb.data(), s.hb2.data(), int64_t{n} * hidden);
+    if (hp.flags & format::kGeluTanh) geglu_tanh(s.hb.data(), s.hb2.data(), int64_t{n} * hidden);
+    else swiglu(s.hb.data(), s.hb2.data(), int64_t{n} * hidden);
     xq = prepare_input(pool_, w.w2, s.hb.data(), n, hidden, s.xq);
     project(pool_, {{w.w2, s.xb2.data(), dim}}, s.hb.data(), xq, n);
+    if (w.post_ffn_norm)
+      for (int i = 0; i < n; ++i)
+        rmsnorm(&s.xb2[size_t(i) * dim], &s.xb2[size_t(i) * dim], w.post_ffn_norm, dim, hp.norm_eps);
     add_f32(s.x.data(), s.xb2.data(), int64_t{n} * dim);
     streamer_->after_layer(l);
   }
@@ -148,6 +165,8 @@ void Model::forward_batch(const int32_t* tokens, int n, float* logits, bool all_
   const Weight& head = w_->head;
   const BlockQ8A* xq = prepare_input(pool_, head, s.xb.data(), m, dim, s.xq);
   project(pool_, {{head, logits, head.rows}}, s.xb.data(), xq, m);
+  if (hp.final_softcap > 0)
+    for (float& v : std::span(logits, size_t(m) * head.rows)) v = hp.final_softcap * std::tanh(v / hp.final_softcap);
 }
 
 }  // namespace qrun

@@ -25,8 +25,12 @@ struct LayerWeights {
   const float* bq = nullptr;   // Qwen2 attention biases
   const float* bk = nullptr;
   const float* bv = nullptr;
+  const float* q_norm = nullptr;               // per-head RMSNorm of q and k (Qwen3)
+  const float* k_norm = nullptr;
+  const float* post_attention_norm = nullptr;  // sandwich norms (Gemma 2)
   const float* ffn_norm;
   Weight w1, w2, w3;           // gate, down, up
+  const float* post_ffn_norm = nullptr;
 };
 
 struct ModelWeights {

@@ -60,19 +60,39 @@ Model::Model(const std::string& path, const RuntimeOptions& options)
       w.bk = f32_data(get("bk"));
       w.bv = f32_data(get("bv"));
     }
+    if (hp.flags & format::kQkNorm) {
+      w.q_norm = f32_data(get("q_norm"));
+      w.k_norm = f32_data(get("k_norm"));
+    }
+    if (hp.flags & format::kSandwichNorms) {
+      w.post_attention_norm = f32_data(get("post_attention_norm"));
+      w.post_ffn_norm = f32_data(get("post_ffn_norm"));
+    }
     w.ffn_norm = f32_data(get("ffn_norm"));
     w.w1 = Weight::from(get("w1"));
     w.w2 = Weight::from(get("w2"));
     w.w3 = Weight::from(get("w3"));
     w_->layers.push_back(w);
   }
-  rope_inv_freq_ = rope_inv_freq(hp);
+  // LongRoPE: the long factors once the context is longer than the model's original one
+  // (llama.cpp's choice: fixed per run, where transformers switches by sequence length).
+  const float* longrope = nullptr;
+  if (hp.rope_scaling == static_cast<uint32_t>(format::RopeScaling::LongRope))
+    longrope = f32_data(file_.get(context_length() > static_cast<int>(hp.rope_original_max_pos) ? "rope_factors_long"
+                                                                                                 : "rope_factors_short"));
+  rope_inv_freq_ = rope_inv_freq(hp, longrope);
+  rope_attn_factor_ = rope_attn_factor(hp);
   s_ = std::make_unique<Scratch>(ScratchSizes(hp, batch_, pool_.size()));
   StreamingPlan plan;
   plan.resident_layers = static_cast<int>(hp.n_layers);
   if (options.mem_budget > 0)
     plan = plan_streaming(file_, options.mem_budget, cache_.bytes() + scratch_bytes() + kRuntimeOverheadBytes);
   streamer_ = std::make_unique<LayerStreamer>(file_, plan, options.load_mode == LoadMode::MmapLocked);
+  if (options.gpu_layer_count > 0 && (hp.flags != 0 || hp.rotary_dim != 0 || hp.rope_attn_factor != 0 ||
+                                      hp.query_scale != 0 || hp.rope_scaling > 2))
+    throw Error(path, -1, std::string("GPU offload runs the Llama-family recipe only; ") + arch_name(hp.arch) +
+                              " needs steps (q/k norms, sandwich norms, GELU, soft-capping or this RoPE) it lacks: "
+                              "run without -ngl");
   if (options.gpu_layer_count > 0) {
     const GpuLayerRange range =
         checked_gpu_range(path, options.gpu_first_layer, options.gpu_layer_count, static_cast<int>(hp.n_layers));
@@ -136,7 +156,7 @@ void Model::shift_context(int keep, int count) {
     for (int64_t i = i0; i < i1; ++i) {
       const int l = static_cast<int>(i / moved), to = keep + static_cast<int>(i % moved), from = to + count;
       widen_row_to_f32(DType::F16, cache_.key(l, from), kv_dim, k.data());
-      rope_apply(k.data(), n_kv, hd, -count, rope_inv_freq_);
+      rope_apply(k.data(), n_kv, hd, -count, rope_inv_freq_);  // a turn back: no attention factor again
       f32_to_f16_row(k.data(), cache_.key(l, to), kv_dim);
       std::copy_n(cache_.value(l, from), kv_dim, cache_.value(l, to));
     }

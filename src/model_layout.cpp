@@ -1,6 +1,7 @@
 #include "qrun/model_layout.h"
 
 #include "qrun/error.h"
+#include "src/arch_table.h"
 
 namespace qrun {
 
@@ -9,47 +10,33 @@ std::string layer_tensor_name(int layer, const char* what) {
 }
 
 const char* arch_name(uint32_t arch) {
-  switch (static_cast<format::Arch>(arch)) {
-    case format::Arch::Llama: return "llama";
-    case format::Arch::Mistral: return "mistral";
-    case format::Arch::Qwen2: return "qwen2";
-  }
+  for (const ArchInfo& a : all_archs())
+    if (static_cast<uint32_t>(a.arch) == arch) return a.name;
   return "unknown";
 }
 
 std::vector<TensorSpec> expected_tensors(const format::HParams& hp) {
-  const int64_t dim = hp.dim, hidden = hp.hidden_dim;
-  const int64_t q_dim = int64_t{hp.n_heads} * hp.head_dim;
-  const int64_t kv_dim = int64_t{hp.n_kv_heads} * hp.head_dim;
+  const ArchInfo& arch = arch_info(hp.arch);
   std::vector<TensorSpec> specs;
-  specs.push_back({"tok_embeddings", dim, hp.vocab_size, 2, -1, TensorRole::Embedding});
-  for (int l = 0; l < static_cast<int>(hp.n_layers); ++l) {
-    auto add = [&](const char* what, int64_t cols, int64_t rows, TensorRole role) {
-      specs.push_back({layer_tensor_name(l, what), cols, rows, rows == 1 ? 1 : 2, l, role});
-    };
-    add("attention_norm", dim, 1, TensorRole::Norm);
-    add("wq", dim, q_dim, TensorRole::Projection);
-    add("wk", dim, kv_dim, TensorRole::Projection);
-    add("wv", dim, kv_dim, TensorRole::Projection);
-    if (hp.attn_bias) {
-      add("bq", q_dim, 1, TensorRole::Bias);
-      add("bk", kv_dim, 1, TensorRole::Bias);
-      add("bv", kv_dim, 1, TensorRole::Bias);
-    }
-    add("wo", q_dim, dim, TensorRole::Projection);
-    add("ffn_norm", dim, 1, TensorRole::Norm);
-    add("w1", dim, hidden, TensorRole::Projection);
-    add("w2", hidden, dim, TensorRole::Projection);
-    add("w3", dim, hidden, TensorRole::Projection);
-  }
-  specs.push_back({"norm", dim, 1, 1, -1, TensorRole::Norm});
-  if (!hp.tied_embeddings) specs.push_back({"output", dim, hp.vocab_size, 2, -1, TensorRole::Output});
+  auto add = [&](const TensorRecipe& r, int layer) {
+    if (!recipe_present(r, hp)) return;
+    const int64_t rows = extent(r.rows, hp);
+    specs.push_back({layer < 0 ? r.name : layer_tensor_name(layer, r.name), extent(r.cols, hp), rows,
+                     rows == 1 ? 1 : 2, layer, r.role});
+  };
+  for (const TensorRecipe& r : arch.tensors)
+    if (r.place == Place::BeforeLayers) add(r, -1);
+  for (int l = 0; l < static_cast<int>(hp.n_layers); ++l)
+    for (const TensorRecipe& r : arch.tensors)
+      if (r.place == Place::Layer) add(r, l);
+  for (const TensorRecipe& r : arch.tensors)
+    if (r.place == Place::AfterLayers) add(r, -1);
   return specs;
 }
 
 void validate_hparams(const format::HParams& hp, const std::string& file, int64_t offset) {
   auto bad = [&](const std::string& why) { throw Error(file, offset, "invalid hyper-parameters: " + why); };
-  if (hp.arch < 1 || hp.arch > 3) bad("unknown architecture id " + std::to_string(hp.arch));
+  if (hp.arch < 1 || hp.arch > format::kMaxArch) bad("unknown architecture id " + std::to_string(hp.arch));
   if (hp.n_layers == 0 || hp.n_layers > format::kMaxLayers) bad("n_layers " + std::to_string(hp.n_layers));
   if (hp.dim == 0 || hp.dim > (1u << 16)) bad("dim " + std::to_string(hp.dim));
   if (hp.hidden_dim == 0 || hp.hidden_dim > (1u << 18)) bad("hidden_dim " + std::to_string(hp.hidden_dim));
@@ -61,7 +48,14 @@ void validate_hparams(const format::HParams& hp, const std::string& file, int64_
   if (hp.max_seq_len == 0 || hp.max_seq_len > (1u << 24)) bad("max_seq_len " + std::to_string(hp.max_seq_len));
   if (!(hp.rope_theta > 0.0f)) bad("rope_theta must be positive");
   if (!(hp.norm_eps > 0.0f && hp.norm_eps < 1.0f)) bad("norm_eps out of range");
-  if (hp.rope_scaling > 2) bad("unknown rope scaling " + std::to_string(hp.rope_scaling));
+  if (hp.rope_scaling > format::kMaxRopeScaling) bad("unknown rope scaling " + std::to_string(hp.rope_scaling));
+  if ((hp.flags & ~format::kKnownFlags) != 0) bad("unknown flags " + std::to_string(hp.flags));
+  if (hp.rotary_dim % 2 != 0 || hp.rotary_dim > hp.head_dim) bad("rotary_dim " + std::to_string(hp.rotary_dim));
+  for (const float v : {hp.rope_attn_factor, hp.attn_softcap, hp.final_softcap, hp.query_scale, hp.rope_beta_fast,
+                        hp.rope_beta_slow})
+    if (!(v >= 0.0f && v < 1e6f)) bad("a rope, soft-capping or query scale field is negative or not finite");
+  if ((hp.rope_scaling == 3 || hp.rope_scaling == 4) && hp.rope_original_max_pos == 0)
+    bad("yarn and longrope scaling need original_max_position_embeddings");
   if (hp.rope_scaling != 0 && !(hp.rope_factor >= 1.0f)) bad("rope factor must be >= 1");
   if (hp.rope_scaling == 2 && (hp.rope_original_max_pos == 0 || !(hp.rope_high_freq_factor > hp.rope_low_freq_factor)))
     bad("llama3 rope scaling needs original_max_position_embeddings and high_freq_factor > low_freq_factor");

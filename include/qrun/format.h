@@ -37,8 +37,20 @@ struct FileHeader {                 // at offset 0, 128 bytes
 };
 static_assert(sizeof(FileHeader) == 128);
 
-enum class Arch : uint32_t { Llama = 1, Mistral = 2, Qwen2 = 3 };
-enum class RopeScaling : uint32_t { None = 0, Linear = 1, Llama3 = 2 };
+enum class Arch : uint32_t { Llama = 1, Mistral = 2, Qwen2 = 3, Qwen3 = 4, Gemma2 = 5, Phi3 = 6 };
+inline constexpr uint32_t kMaxArch = 6;
+enum class RopeScaling : uint32_t { None = 0, Linear = 1, Llama3 = 2, Yarn = 3, LongRope = 4 };
+inline constexpr uint32_t kMaxRopeScaling = 4;
+
+// HParams::flags: the layer recipe's optional steps (src/forward.cpp).
+enum ArchFlags : uint32_t {
+  kQkNorm = 1u << 0,             // RMSNorm of each q and k head before RoPE (Qwen3)
+  kSandwichNorms = 1u << 1,      // norms after attention and after the FFN too (Gemma 2)
+  kGeluTanh = 1u << 2,           // FFN gate activation: GELU (tanh form) instead of SiLU
+  kEmbedScale = 1u << 3,         // embeddings times sqrt(dim) (Gemma)
+  kSlidingEvenLayers = 1u << 4,  // sliding window on even layers only (Gemma 2)
+};
+inline constexpr uint32_t kKnownFlags = (1u << 5) - 1;
 
 struct HParams {                    // 128 bytes
   uint32_t arch;                    // Arch
@@ -61,7 +73,15 @@ struct HParams {                    // 128 bytes
   uint32_t rope_original_max_pos;   // Llama3
   uint32_t weight_type;             // DType of the big matrices (informational)
   uint32_t sliding_window;          // 0: none (Mistral may set it)
-  uint8_t reserved[48];
+  uint32_t rotary_dim;              // dims of each head RoPE turns (partial rotary); 0: head_dim
+  float rope_attn_factor;           // YaRN / LongRoPE scale of RoPE's cos and sin; 0: 1
+  float rope_beta_fast;             // YaRN
+  float rope_beta_slow;             // YaRN
+  uint32_t flags;                   // ArchFlags
+  float attn_softcap;               // scores = cap * tanh(scores / cap) (Gemma 2); 0: off
+  float final_softcap;              // logits likewise; 0: off
+  float query_scale;                // scale of q . k; 0: 1 / sqrt(head_dim)
+  uint8_t reserved[16];
 };
 static_assert(sizeof(HParams) == 128);
 

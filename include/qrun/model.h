@@ -89,6 +89,7 @@ class Model {
   std::unique_ptr<GpuOffload> gpu_;
   int gpu_first_ = 0, gpu_count_ = 0;
   std::vector<float> rope_inv_freq_;
+  float rope_attn_factor_ = 1.0f;
   int batch_;
   std::string kernel_choice_;
   int pos_ = 0;

@@ -65,7 +65,7 @@ TEST(HfConfig, RefusesWithTheProblemNamed) {
       {R"({"architectures": ["LlamaForCausalLM"], "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,
            "num_attention_heads": 3, "num_key_value_heads": 2, "vocab_size": 10})", "n_kv_heads"},
       {R"({"architectures": ["LlamaForCausalLM"], "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,
-           "num_attention_heads": 4, "vocab_size": 10, "rope_scaling": {"type": "yarn", "factor": 4}})", "rope_scaling type 'yarn'"},
+           "num_attention_heads": 4, "vocab_size": 10, "rope_scaling": {"type": "dynamic", "factor": 4}})", "rope_scaling type 'dynamic'"},
       {R"({"architectures": ["LlamaForCausalLM"], "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,
            "num_attention_heads": 4, "vocab_size": 10, "hidden_act": "gelu"})", "hidden_act"},
   };

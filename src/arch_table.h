@@ -1,0 +1,61 @@
+// One table per architecture: every tensor qrun stores for it, its shape, when it is
+// present, and where it comes from in a Hugging Face checkpoint and in a GGUF file. The
+// converter, the file validator (expected_tensors) and the model loader all read it.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "qrun/format.h"
+#include "qrun/model_layout.h"
+
+namespace qrun {
+
+enum class Extent { One, Dim, Hidden, QDim, KvDim, HeadDim, Vocab, RopeHalf };
+
+enum class Need {
+  Always,
+  Bias,      // hp.attn_bias
+  QkNorm,    // kQkNorm
+  Sandwich,  // kSandwichNorms
+  Untied,    // !hp.tied_embeddings
+  LongRope,  // LongRoPE's per-frequency factors
+};
+
+// A slice of a fused source tensor (Phi-3's qkv_proj and gate_up_proj): its rows.
+enum class Part { Whole, Q, K, V, Gate, Up };
+
+enum class Place { BeforeLayers, Layer, AfterLayers };
+
+struct TensorRecipe {
+  const char* name;  // qrun's: per layer "wq" (stored as "layers.N.wq"), global "norm"
+  Place place;
+  Extent cols, rows;
+  TensorRole role;
+  Need need;
+  const char* hf;    // per layer: the name after "model.layers.N."
+  Part part;
+  const char* gguf;  // per layer: the name after "blk.N."
+  bool plus_one;     // the checkpoint stores w for a norm that multiplies by 1 + w (Gemma)
+};
+
+struct ArchInfo {
+  format::Arch arch;
+  const char* name;        // "llama"
+  const char* hf_class;    // "LlamaForCausalLM"
+  const char* model_type;  // config.json's model_type
+  std::vector<TensorRecipe> tensors;
+};
+
+const std::vector<ArchInfo>& all_archs();
+const ArchInfo& arch_info(uint32_t arch);                  // throws for an unknown id
+const ArchInfo* find_arch(const std::string& hf_name);     // by class or model_type; null if none
+std::string supported_archs();                             // "LlamaForCausalLM (llama), ..."
+
+bool recipe_present(const TensorRecipe& r, const format::HParams& hp);
+int64_t extent(Extent e, const format::HParams& hp);
+// First row of `part` within its fused source tensor.
+int64_t part_row_offset(Part part, const format::HParams& hp);
+
+}  // namespace qrun

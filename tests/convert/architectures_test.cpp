@@ -1,0 +1,135 @@
+// Every architecture against tests/reference/hf_reference.py, a float64 NumPy forward
+// pass written from the Hugging Face modelling code, on tiny synthetic checkpoints with
+// the real models' tensor names and config fields: logits at every position of a token
+// sequence and 16 greedy tokens, converted at f32 and at q8.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <fstream>
+
+#include <nlohmann/json.hpp>
+
+#include "common/run_command.h"
+#include "common/synthetic_model.h"
+#include "common/test_paths.h"
+#include "convert/converter.h"
+#include "qrun/generate.h"
+#include "qrun/model.h"
+
+namespace qrun {
+namespace {
+
+struct Reference {
+  std::vector<int32_t> tokens, greedy;
+  std::vector<std::vector<double>> logits;
+};
+
+// Makes (once per machine) the checkpoint and its reference; "" and why when python3 or
+// numpy is missing.
+std::string reference_checkpoint(const std::string& arch, std::string* why_not) {
+  const auto dir = test::test_cache_dir() / ("hf-ref-" + arch);
+  if (std::filesystem::exists(dir / "reference.json")) return dir.string();
+  const std::string python = std::filesystem::exists("/usr/bin/python3") ? "/usr/bin/python3" : "python3";
+  const auto script = std::filesystem::path(QRUN_SOURCE_DIR) / "tests/reference/hf_reference.py";
+  const auto r = test::run_command(python + " " + test::quoted(script.string()) + " make " + arch + " " +
+                                   test::quoted(dir.string()));
+  if (r.exit_code != 0) {
+    *why_not = "hf_reference.py failed (python3-numpy missing?): " + r.out;
+    return "";
+  }
+  return dir.string();
+}
+
+Reference load_reference(const std::string& dir) {
+  std::ifstream in(dir + "/reference.json");
+  const auto j = nlohmann::json::parse(in);
+  return {j["tokens"].get<std::vector<int32_t>>(), j["greedy"].get<std::vector<int32_t>>(),
+          j["logits"].get<std::vector<std::vector<double>>>()};
+}
+
+struct ArchCase {
+  const char* arch;
+  double f32_tol;  // max |logit - reference| at f32, relative to the largest logit
+  int context = 128;
+};
+
+class Architectures : public ::testing::TestWithParam<ArchCase> {};
+
+TEST_P(Architectures, MatchesFloat64ReferenceAtF32AndQ8) {
+  const ArchCase c = GetParam();
+  std::string why;
+  const std::string dir = reference_checkpoint(c.arch, &why);
+  if (dir.empty()) GTEST_SKIP() << why;
+  const Reference ref = load_reference(dir);
+  for (const DType type : {DType::F32, DType::Q8}) {
+    test::ScratchDir out;
+    const auto path = out / "model.qrun";
+    ConvertOptions opt;
+    opt.weight_type = type;
+    convert_hf_checkpoint(dir, path.string(), opt);
+    RuntimeOptions ro;
+    ro.threads = 1;
+    ro.context = c.context;
+    Model m(path.string(), ro);
+    const size_t vocab = m.hparams().vocab_size;
+    std::vector<float> logits(ref.tokens.size() * vocab);
+    m.forward(ref.tokens, logits.data(), true);
+    double worst = 0, scale = 0;  // max |logit - reference|, max |reference logit|
+    int same_top1 = 0;
+    for (size_t p = 0; p < ref.tokens.size(); ++p) {
+      const float* row = &logits[p * vocab];
+      size_t best = 0, ref_best = 0;
+      for (size_t i = 0; i < vocab; ++i) {
+        worst = std::max(worst, std::abs(row[i] - ref.logits[p][i]));
+        scale = std::max(scale, std::abs(ref.logits[p][i]));
+        if (row[i] > row[best]) best = i;
+        if (ref.logits[p][i] > ref.logits[p][ref_best]) ref_best = i;
+      }
+      same_top1 += best == ref_best;
+    }
+    m.reset();
+    SamplerConfig sc;
+    sc.temperature = 0;
+    Sampler s(sc);
+    GenerateOptions go;
+    go.n_predict = static_cast<int>(ref.greedy.size());
+    go.ignore_eos = true;
+    std::vector<int32_t> greedy;
+    generate(m, ref.tokens, s, go, [&](int32_t id) {
+      greedy.push_back(id);
+      return true;
+    });
+    if (type == DType::F32) {
+      EXPECT_LT(worst, c.f32_tol * scale) << c.arch << " f32";
+      EXPECT_EQ(greedy, ref.greedy) << c.arch << " f32";
+    } else {
+      // q8 weights and int8 activations: logits move by a few hundredths, the argmax rarely.
+      EXPECT_LT(worst, 0.05 * scale) << c.arch << " q8";
+      EXPECT_GE(same_top1, static_cast<int>(ref.tokens.size()) - 2) << c.arch << " q8";
+      int agree = 0;
+      while (agree < static_cast<int>(greedy.size()) && greedy[agree] == ref.greedy[agree]) ++agree;
+      EXPECT_GE(agree, 4) << c.arch << " q8 greedy";
+    }
+    std::printf("[ %s %s ] max |logit diff| %.2e of logits up to %.1f, same top-1 %d/%zu\n", c.arch,
+                std::string(dtype_name(type)).c_str(), worst, scale, same_top1, ref.tokens.size());
+  }
+}
+
+// Tolerances: f32 weights, f16 KV cache (keys and values rounded to 2^-11 relative);
+// q8: 5% of the largest logit (random weights quantize worse than trained ones).
+// LongRoPE takes its long factors when the context exceeds the original one: phi3 runs
+// in a context of 64 (short factors, as transformers for 24 tokens), phi3-long in 128
+// past its original 16 (long factors, as transformers for 40 tokens).
+INSTANTIATE_TEST_SUITE_P(Hf, Architectures,
+                         ::testing::Values(ArchCase{"llama", 1e-3}, ArchCase{"llama-yarn", 1e-3}, ArchCase{"qwen2", 1e-3},
+                                           ArchCase{"qwen3", 1e-3}, ArchCase{"gemma2", 1e-3}, ArchCase{"phi3", 1e-3, 64},
+                                           ArchCase{"phi3-long", 1e-3}, ArchCase{"phi4-mini", 1e-3}),
+                         [](const auto& info) {
+                           std::string n = info.param.arch;
+                           for (char& ch : n)
+                             if (ch == '-') ch = '_';
+                           return n;
+                         });
+
+}  // namespace
+}  // namespace qrun

@@ -1,0 +1,308 @@
+#!/usr/bin/env python3
+"""Float64 NumPy forward pass written from the Hugging Face modelling code of the
+architectures qrun runs (modeling_llama, _qwen2, _qwen3, _gemma2, _phi3 and the rope
+initialisers of modeling_rope_utils), plus tiny synthetic checkpoints that use each
+real model's tensor names and config fields. Independent of qrun: the C++ tests compare
+qrun's logits and greedy tokens with what this prints.
+
+  hf_reference.py make ARCH OUT_DIR
+writes OUT_DIR/config.json, model.safetensors, the stories260K tokenizer files, and
+OUT_DIR/reference.json: {"tokens": [...], "logits": [[vocab floats] per position],
+"greedy": [16 ids after the tokens]}.
+ARCH: llama, llama-yarn, qwen2, qwen3, gemma2, phi3, phi3-long, phi4-mini.
+"""
+import json
+import math
+import os
+import shutil
+import struct
+import sys
+
+import numpy as np
+
+SHARED = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..", "shared")
+VOCAB = 512  # the stories260K tokenizer
+
+# ---------------------------------------------------------------- checkpoints
+
+
+def base_config(**kw):
+    c = dict(hidden_size=64, intermediate_size=96, num_hidden_layers=3, num_attention_heads=4,
+             num_key_value_heads=2, vocab_size=VOCAB, max_position_embeddings=256, rms_norm_eps=1e-5,
+             rope_theta=10000.0, tie_word_embeddings=False, bos_token_id=1, eos_token_id=2)
+    c.update(kw)
+    return c
+
+
+def configs(arch):
+    if arch == "llama":
+        return base_config(architectures=["LlamaForCausalLM"], model_type="llama")
+    if arch == "llama-yarn":
+        return base_config(architectures=["LlamaForCausalLM"], model_type="llama", max_position_embeddings=1024,
+                           rope_scaling={"rope_type": "yarn", "factor": 4.0, "original_max_position_embeddings": 256,
+                                         "beta_fast": 32.0, "beta_slow": 1.0})
+    if arch == "qwen2":
+        return base_config(architectures=["Qwen2ForCausalLM"], model_type="qwen2", tie_word_embeddings=True)
+    if arch == "qwen3":
+        return base_config(architectures=["Qwen3ForCausalLM"], model_type="qwen3", head_dim=24,
+                           tie_word_embeddings=True, attention_bias=False, rope_theta=1000000.0)
+    if arch == "gemma2":
+        return base_config(architectures=["Gemma2ForCausalLM"], model_type="gemma2", head_dim=32,
+                           query_pre_attn_scalar=24, sliding_window=6, final_logit_softcapping=30.0,
+                           attn_logit_softcapping=50.0, hidden_activation="gelu_pytorch_tanh",
+                           tie_word_embeddings=True, num_hidden_layers=4, rms_norm_eps=1e-6)
+    if arch in ("phi3", "phi3-long"):
+        # phi3: the 24 test tokens are within original_max_position_embeddings (short
+        # factors); phi3-long: the 40 test tokens are beyond it (long factors).
+        c = base_config(architectures=["Phi3ForCausalLM"], model_type="phi3", num_key_value_heads=4,
+                        sliding_window=7, max_position_embeddings=1024,
+                        original_max_position_embeddings=64 if arch == "phi3" else 16, hidden_act="silu")
+        half = 64 // 4 // 2
+        rng = np.random.default_rng(7)
+        c["rope_scaling"] = {"type": "longrope",
+                             "short_factor": [float(x) for x in 1.0 + rng.random(half)],
+                             "long_factor": [float(x) for x in 1.0 + 4.0 * rng.random(half)]}
+        return c
+    if arch == "phi4-mini":
+        c = base_config(architectures=["Phi3ForCausalLM"], model_type="phi3", partial_rotary_factor=0.75,
+                        tie_word_embeddings=True, max_position_embeddings=1024, original_max_position_embeddings=256,
+                        hidden_act="silu", head_dim=16)
+        rot_half = int(16 * 0.75) // 2
+        rng = np.random.default_rng(8)
+        c["rope_scaling"] = {"type": "longrope",
+                             "short_factor": [float(x) for x in 1.0 + rng.random(rot_half)],
+                             "long_factor": [float(x) for x in 1.0 + 3.0 * rng.random(rot_half)]}
+        return c
+    raise SystemExit("unknown arch " + arch)
+
+
+def head_dim(c):
+    return c.get("head_dim", c["hidden_size"] // c["num_attention_heads"])
+
+
+def make_weights(arch, c, rng):
+    d, f, L = c["hidden_size"], c["intermediate_size"], c["num_hidden_layers"]
+    hd, nh, nkv = head_dim(c), c["num_attention_heads"], c["num_key_value_heads"]
+    mt = c["model_type"]
+    w = {}
+
+    def mat(rows, cols, scale=None):
+        return (rng.standard_normal((rows, cols)) * (scale or 1.0 / math.sqrt(cols))).astype(np.float32)
+
+    def vec(n, around):
+        return (around + 0.1 * rng.standard_normal(n)).astype(np.float32)
+
+    norm_center = 0.0 if mt == "gemma2" else 1.0  # Gemma's norms multiply by (1 + w)
+    w["model.embed_tokens.weight"] = mat(VOCAB, d, 1.0 if mt != "gemma2" else 0.2)
+    for l in range(L):
+        p = f"model.layers.{l}."
+        w[p + "input_layernorm.weight"] = vec(d, norm_center)
+        w[p + "post_attention_layernorm.weight"] = vec(d, norm_center)
+        if mt == "phi3":
+            w[p + "self_attn.qkv_proj.weight"] = mat(nh * hd + 2 * nkv * hd, d)
+            w[p + "mlp.gate_up_proj.weight"] = mat(2 * f, d)
+        else:
+            w[p + "self_attn.q_proj.weight"] = mat(nh * hd, d)
+            w[p + "self_attn.k_proj.weight"] = mat(nkv * hd, d)
+            w[p + "self_attn.v_proj.weight"] = mat(nkv * hd, d)
+            w[p + "mlp.gate_proj.weight"] = mat(f, d)
+            w[p + "mlp.up_proj.weight"] = mat(f, d)
+        w[p + "self_attn.o_proj.weight"] = mat(d, nh * hd)
+        w[p + "mlp.down_proj.weight"] = mat(d, f)
+        if mt == "qwen2":
+            for n, rows in (("q", nh * hd), ("k", nkv * hd), ("v", nkv * hd)):
+                w[p + f"self_attn.{n}_proj.bias"] = (0.3 * rng.standard_normal(rows)).astype(np.float32)
+        if mt == "qwen3":
+            w[p + "self_attn.q_norm.weight"] = vec(hd, 1.0)
+            w[p + "self_attn.k_norm.weight"] = vec(hd, 1.0)
+        if mt == "gemma2":
+            w[p + "pre_feedforward_layernorm.weight"] = vec(d, norm_center)
+            w[p + "post_feedforward_layernorm.weight"] = vec(d, norm_center)
+    w["model.norm.weight"] = vec(d, norm_center)
+    if not c["tie_word_embeddings"]:
+        w["lm_head.weight"] = mat(VOCAB, d)
+    return w
+
+
+def write_safetensors(path, tensors):
+    header, offset, blobs = {}, 0, []
+    for name, t in tensors.items():
+        b = np.ascontiguousarray(t, dtype="<f4").tobytes()
+        header[name] = {"dtype": "F32", "shape": list(t.shape), "data_offsets": [offset, offset + len(b)]}
+        offset += len(b)
+        blobs.append(b)
+    h = json.dumps(header).encode()
+    h += b" " * (-len(h) % 8)
+    with open(path, "wb") as out:
+        out.write(struct.pack("<Q", len(h)))
+        out.write(h)
+        for b in blobs:
+            out.write(b)
+
+
+# ---------------------------------------------------------------- reference forward
+
+
+def rope_params(c):
+    """inv_freq over the rotary dims and the attention factor (modeling_rope_utils)."""
+    hd = head_dim(c)
+    dim = int(hd * c.get("partial_rotary_factor", 1.0))
+    base = c["rope_theta"]
+    rs = c.get("rope_scaling") or {}
+    kind = rs.get("rope_type", rs.get("type", "default"))
+    pos = np.arange(0, dim, 2, dtype=np.float64) / dim
+    if kind == "default":
+        return 1.0 / base ** pos, 1.0, dim
+    if kind == "yarn":
+        factor = rs["factor"]
+        orig = rs.get("original_max_position_embeddings") or c["max_position_embeddings"]
+        attention_factor = rs.get("attention_factor") or (0.1 * math.log(factor) + 1.0 if factor > 1 else 1.0)
+        beta_fast, beta_slow = rs.get("beta_fast") or 32, rs.get("beta_slow") or 1
+
+        def corr_dim(rot):
+            return (dim * math.log(orig / (rot * 2 * math.pi))) / (2 * math.log(base))
+
+        low, high = max(math.floor(corr_dim(beta_fast)), 0), min(math.ceil(corr_dim(beta_slow)), dim - 1)
+        if low == high:
+            high += 0.001
+        ramp = np.clip((np.arange(dim // 2, dtype=np.float64) - low) / (high - low), 0, 1)
+        extrapolation = 1 - ramp
+        pos_freqs = base ** pos
+        inv = (1.0 / (factor * pos_freqs)) * (1 - extrapolation) + (1.0 / pos_freqs) * extrapolation
+        return inv, attention_factor, dim
+    if kind == "longrope":
+        orig = c.get("original_max_position_embeddings", c["max_position_embeddings"])
+        factor = c["max_position_embeddings"] / orig
+        attention_factor = math.sqrt(1 + math.log(factor) / math.log(orig)) if factor > 1 else 1.0
+        return pos, attention_factor, dim  # the caller picks short or long factors
+    raise SystemExit("unknown rope " + kind)
+
+
+def rms_norm(x, w, eps, gemma=False):
+    y = x / np.sqrt(np.mean(x * x, axis=-1, keepdims=True) + eps)
+    return y * (1.0 + w) if gemma else y * w
+
+
+def gelu_tanh(x):
+    return 0.5 * x * (1 + np.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x ** 3)))
+
+
+def silu(x):
+    return x / (1 + np.exp(-x))
+
+
+def forward(c, w, tokens):
+    mt = c["model_type"]
+    gemma = mt == "gemma2"
+    W = {k: v.astype(np.float64) for k, v in w.items()}
+    T = len(tokens)
+    d, L, eps = c["hidden_size"], c["num_hidden_layers"], c["rms_norm_eps"]
+    hd, nh, nkv = head_dim(c), c["num_attention_heads"], c["num_key_value_heads"]
+    inv, attn_factor, rot = rope_params(c)
+    rs = c.get("rope_scaling") or {}
+    if rs.get("rope_type", rs.get("type")) == "longrope":
+        orig = c.get("original_max_position_embeddings", c["max_position_embeddings"])
+        ext = np.array(rs["long_factor"] if T > orig else rs["short_factor"], dtype=np.float64)
+        inv = 1.0 / (ext * c["rope_theta"] ** inv)
+    ang = np.arange(T, dtype=np.float64)[:, None] * inv[None, :]
+    cos, sin = np.cos(ang) * attn_factor, np.sin(ang) * attn_factor
+
+    def rope(x):  # x: [T, heads, hd]; rotate-half over the first `rot` dims
+        r, rest = x[..., :rot], x[..., rot:]
+        half = rot // 2
+        a, b = r[..., :half], r[..., half:]
+        cs, sn = cos[:, None, :], sin[:, None, :]
+        return np.concatenate([a * cs - b * sn, b * cs + a * sn, rest], axis=-1)
+
+    scale = c["query_pre_attn_scalar"] ** -0.5 if gemma else hd ** -0.5
+    window = c.get("sliding_window") if mt in ("gemma2", "phi3", "mistral") else None
+    h = W["model.embed_tokens.weight"][tokens]
+    if gemma:
+        h = h * math.sqrt(d)
+    for l in range(L):
+        p = f"model.layers.{l}."
+        x = rms_norm(h, W[p + "input_layernorm.weight"], eps, gemma)
+        if mt == "phi3":
+            qkv = x @ W[p + "self_attn.qkv_proj.weight"].T
+            q, k, v = np.split(qkv, [nh * hd, nh * hd + nkv * hd], axis=-1)
+        else:
+            q = x @ W[p + "self_attn.q_proj.weight"].T
+            k = x @ W[p + "self_attn.k_proj.weight"].T
+            v = x @ W[p + "self_attn.v_proj.weight"].T
+        if mt == "qwen2":
+            q, k, v = q + W[p + "self_attn.q_proj.bias"], k + W[p + "self_attn.k_proj.bias"], v + W[p + "self_attn.v_proj.bias"]
+        q, k, v = q.reshape(T, nh, hd), k.reshape(T, nkv, hd), v.reshape(T, nkv, hd)
+        if mt == "qwen3":
+            q = rms_norm(q, W[p + "self_attn.q_norm.weight"], eps)
+            k = rms_norm(k, W[p + "self_attn.k_norm.weight"], eps)
+        q, k = rope(q), rope(k)
+        group = nh // nkv
+        out = np.zeros((T, nh, hd))
+        sliding = window is not None and (not gemma or l % 2 == 0)
+        for hh in range(nh):
+            s = (q[:, hh, :] @ k[:, hh // group, :].T) * scale
+            if gemma and c.get("attn_logit_softcapping"):
+                cap = c["attn_logit_softcapping"]
+                s = np.tanh(s / cap) * cap
+            i, j = np.arange(T)[:, None], np.arange(T)[None, :]
+            mask = j > i
+            if sliding:
+                mask |= (i - j) >= window
+            s = np.where(mask, -np.inf, s)
+            s = np.exp(s - s.max(axis=-1, keepdims=True))
+            s /= s.sum(axis=-1, keepdims=True)
+            out[:, hh, :] = s @ v[:, hh // group, :]
+        a = out.reshape(T, nh * hd) @ W[p + "self_attn.o_proj.weight"].T
+        if gemma:
+            a = rms_norm(a, W[p + "post_attention_layernorm.weight"], eps, True)
+            h = h + a
+            x = rms_norm(h, W[p + "pre_feedforward_layernorm.weight"], eps, True)
+        else:
+            h = h + a
+            x = rms_norm(h, W[p + "post_attention_layernorm.weight"], eps)
+        if mt == "phi3":
+            gate, up = np.split(x @ W[p + "mlp.gate_up_proj.weight"].T, 2, axis=-1)
+        else:
+            gate, up = x @ W[p + "mlp.gate_proj.weight"].T, x @ W[p + "mlp.up_proj.weight"].T
+        m = ((gelu_tanh(gate) if gemma else silu(gate)) * up) @ W[p + "mlp.down_proj.weight"].T
+        if gemma:
+            m = rms_norm(m, W[p + "post_feedforward_layernorm.weight"], eps, True)
+        h = h + m
+    h = rms_norm(h, W["model.norm.weight"], eps, gemma)
+    head = W["lm_head.weight"] if "lm_head.weight" in W else W["model.embed_tokens.weight"]
+    logits = h @ head.T
+    if gemma and c.get("final_logit_softcapping"):
+        cap = c["final_logit_softcapping"]
+        logits = np.tanh(logits / cap) * cap
+    return logits
+
+
+def main():
+    if len(sys.argv) != 4 or sys.argv[1] != "make":
+        raise SystemExit(__doc__)
+    arch, out = sys.argv[2], sys.argv[3]
+    os.makedirs(out, exist_ok=True)
+    c = configs(arch)
+    rng = np.random.default_rng(sum(map(ord, arch)))
+    w = make_weights(arch, c, rng)
+    write_safetensors(os.path.join(out, "model.safetensors"), w)
+    with open(os.path.join(out, "config.json"), "w") as f:
+        json.dump(c, f, indent=1)
+    stories = os.path.join(SHARED, "models", "stories260K")
+    for name in ("tokenizer.model", "tokenizer_config.json"):
+        if os.path.exists(os.path.join(stories, name)):
+            shutil.copy(os.path.join(stories, name), out)
+    n = 40 if arch == "phi3-long" else 24  # phi3-long: longer than original_max_position_embeddings
+    tokens = [1] + [int(t) for t in np.random.default_rng(3).integers(3, VOCAB, n - 1)]
+    logits = forward(c, w, tokens)
+    greedy, seq = [], list(tokens)
+    for _ in range(16):
+        nxt = int(np.argmax(forward(c, w, seq)[-1]))
+        greedy.append(nxt)
+        seq.append(nxt)
+    with open(os.path.join(out, "reference.json"), "w") as f:
+        json.dump({"tokens": tokens, "logits": logits.tolist(), "greedy": greedy}, f)
+
+
+if __name__ == "__main__":
+    main()
