@@ -92,6 +92,23 @@ TEST(Elementwise, RmsnormSwigluSoftmaxMatchReference) {
   }
 }
 
+// GeGLU with tanh GELU (Gemma) against the double formula: Highway's tanh is within a
+// few ulp; 2e-6 relative plus 1e-6 absolute near the zeros of gelu.
+TEST(Elementwise, GegluTanhMatchesReference) {
+  for (int64_t n : kSizes) {
+    const auto x = random_values(Distribution::StudentT3, n, 11, 3.0f);
+    const auto up = random_values(Distribution::Normal, n, 12, 1.0f);
+    std::vector<float> want = x;
+    ref::geglu_tanh(want.data(), up.data(), n);
+    for_each_target([&] {
+      std::vector<float> got = x;
+      geglu_tanh(got.data(), up.data(), n);
+      for (int64_t i = 0; i < n; ++i)
+        ASSERT_NEAR(got[size_t(i)], want[size_t(i)], 2e-6f * std::fabs(want[size_t(i)]) + 1e-6f) << n << " x=" << x[size_t(i)];
+    });
+  }
+}
+
 TEST(Elementwise, F32ToF16RowMatchesScalarConversion) {
   for (int64_t n : kSizes) {
     auto x = random_values(Distribution::StudentT3, n, 9, 100.0f);
@@ -121,16 +138,20 @@ TEST(Elementwise, AttentionMatchesReference) {
     std::vector<uint16_t> k(kf.size()), v(vf.size());
     quantize_row(DType::F16, kf.data(), static_cast<int64_t>(kf.size()), k.data());
     quantize_row(DType::F16, vf.data(), static_cast<int64_t>(vf.size()), v.data());
-    for (int64_t n : {int64_t{1}, int64_t{7}, int64_t{kAttentionTile}, int64_t{kAttentionTile + 1}, n_max}) {
-      std::vector<float> want(static_cast<size_t>(hd));
-      ref::attend_f16(q.data(), k.data() + hd, v.data() + hd, stride, n, hd, want.data());
-      for_each_target([&] {
-        std::vector<float> out(static_cast<size_t>(hd)), tile(kAttentionTile);
-        attend_f16(q.data(), k.data() + hd, v.data() + hd, stride, n, hd, out.data(), tile.data());
-        for (int64_t j = 0; j < hd; ++j)
-          EXPECT_NEAR(out[size_t(j)], want[size_t(j)], 1e-4 * (1 + std::abs(want[size_t(j)])))
-              << "head_dim " << hd << " keys " << n << " j " << j;
-      });
+    // Plain 1/sqrt(head_dim); Gemma 2's query_pre_attn_scalar scale with soft-capping at
+    // 50 and at 2 (a cap the scores reach, so the tanh shapes them).
+    for (const auto [scale, softcap] : {std::pair{0.0f, 0.0f}, std::pair{0.2f, 50.0f}, std::pair{0.5f, 2.0f}}) {
+      for (int64_t n : {int64_t{1}, int64_t{7}, int64_t{kAttentionTile}, int64_t{kAttentionTile + 1}, n_max}) {
+        std::vector<float> want(static_cast<size_t>(hd));
+        ref::attend_f16(q.data(), k.data() + hd, v.data() + hd, stride, n, hd, want.data(), scale, softcap);
+        for_each_target([&] {
+          std::vector<float> out(static_cast<size_t>(hd)), tile(kAttentionTile);
+          attend_f16(q.data(), k.data() + hd, v.data() + hd, stride, n, hd, out.data(), tile.data(), scale, softcap);
+          for (int64_t j = 0; j < hd; ++j)
+            EXPECT_NEAR(out[size_t(j)], want[size_t(j)], 1e-4 * (1 + std::abs(want[size_t(j)])))
+                << "head_dim " << hd << " keys " << n << " j " << j << " scale " << scale << " cap " << softcap;
+        });
+      }
     }
   }
 }

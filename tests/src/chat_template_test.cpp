@@ -62,6 +62,40 @@ TEST(ChatTemplate, Qwen3MultiTurnDropsOldReasoning) {
             "<|im_start|>assistant\nHello<|im_end|>\n<|im_start|>user\nagain<|im_end|>\n<|im_start|>assistant\n");
 }
 
+// The templates Gemma 2 and Phi-3 ship (tokenizer_config.json's chat_template), three
+// turns each, against the text transformers renders for them.
+const char* kGemma2Template =
+    "{{ bos_token }}{% if messages[0]['role'] == 'system' %}{{ raise_exception('System role not supported') }}"
+    "{% endif %}{% for message in messages %}{% if (message['role'] == 'user') != (loop.index0 % 2 == 0) %}"
+    "{{ raise_exception('Conversation roles must alternate user/assistant/user/assistant/...') }}{% endif %}"
+    "{% if (message['role'] == 'assistant') %}{% set role = 'model' %}{% else %}{% set role = message['role'] %}"
+    "{% endif %}{{ '<start_of_turn>' + role + '\n' + message['content'] | trim + '<end_of_turn>\n' }}{% endfor %}"
+    "{% if add_generation_prompt %}{{'<start_of_turn>model\n'}}{% endif %}";
+const char* kPhi3Template =
+    "{% for message in messages %}{% if message['role'] == 'system' %}{{'<|system|>\n' + message['content'] + "
+    "'<|end|>\n'}}{% elif message['role'] == 'user' %}{{'<|user|>\n' + message['content'] + '<|end|>\n'}}"
+    "{% elif message['role'] == 'assistant' %}{{'<|assistant|>\n' + message['content'] + '<|end|>\n'}}{% endif %}"
+    "{% endfor %}{% if add_generation_prompt %}{{ '<|assistant|>\n' }}{% else %}{{ eos_token }}{% endif %}";
+
+TEST(ChatTemplate, Gemma2ThreeTurns) {
+  const std::vector<ChatMessage> msgs = {{"user", "Hi there"}, {"assistant", " Hello! How can I help? "}, {"user", "Tell me a story"}};
+  EXPECT_EQ(apply_chat_template(kGemma2Template, msgs, true, "<bos>", "<eos>"),
+            "<bos><start_of_turn>user\nHi there<end_of_turn>\n<start_of_turn>model\nHello! How can I help?<end_of_turn>\n"
+            "<start_of_turn>user\nTell me a story<end_of_turn>\n<start_of_turn>model\n");
+  EXPECT_THROW(apply_chat_template(kGemma2Template, {{"system", "S"}, {"user", "U"}}, true, "<bos>", "<eos>"), Error);
+  EXPECT_THROW(apply_chat_template(kGemma2Template, {{"user", "U"}, {"user", "U"}}, true, "<bos>", "<eos>"), Error);
+}
+
+TEST(ChatTemplate, Phi3ThreeTurns) {
+  const std::vector<ChatMessage> msgs = {
+      {"system", "Be brief."}, {"user", "Hi"}, {"assistant", "Hello!"}, {"user", "Tell me a story"}};
+  EXPECT_EQ(apply_chat_template(kPhi3Template, msgs, true, "<s>", "<|endoftext|>"),
+            "<|system|>\nBe brief.<|end|>\n<|user|>\nHi<|end|>\n<|assistant|>\nHello!<|end|>\n"
+            "<|user|>\nTell me a story<|end|>\n<|assistant|>\n");
+  EXPECT_EQ(apply_chat_template(kPhi3Template, {{"user", "Hi"}}, false, "<s>", "<|endoftext|>"),
+            "<|user|>\nHi<|end|>\n<|endoftext|>");
+}
+
 TEST(ChatTemplate, LoopVariables) {
   EXPECT_EQ(render("{% for m in messages %}{{ loop.index0 }}/{{ loop.index }}/{{ loop.length }}"
                    "{% if loop.first %}F{% endif %}{% if loop.last %}L{% endif %}:{{ m.role }}={{ m['content'] }};"
