@@ -42,6 +42,12 @@ for f in "$shared"/models/stories260K/tokenizer.model "$shared"/tokenizers/*/tok
   install -m 644 "$f" "$out/tokenizer_model/seed-$(basename "$(dirname "$f")").model"
 done
 
+# gguf_reader: llama.cpp's vocab-only GGUF files as they are.
+mkdir -p "$out/gguf_reader"
+for f in "$shared"/tokenizers/llamacpp-vocab/*.gguf; do
+  install -m 644 "$f" "$out/gguf_reader/seed-$(basename "$f")"
+done
+
 # The rest (cut-down tokenizer.json files, chat templates, config variants) in Python.
 python3 fuzz/make_seeds.py "$shared" "$out"
 for t in "$out"/*/; do

@@ -22,6 +22,12 @@ struct TokenizerData;  // src/tokenizer_data.h
 // Throws qrun::Error naming the file and the problem.
 std::shared_ptr<const TokenizerData> load_hf_tokenizer(const std::filesystem::path& dir);
 
+// Rebuilds the tokenizer stored in a GGUF file's tokenizer.ggml.* metadata
+// (SentencePiece "llama" or byte-level BPE "gpt2" with its tokenizer.ggml.pre split
+// rules, special ids, add_bos/eos, chat template). Throws qrun::Error naming the file,
+// offset and key for malformed or unsupported vocabularies.
+std::shared_ptr<const TokenizerData> load_gguf_tokenizer(const std::filesystem::path& gguf);
+
 // Versioned binary encoding stored in the model file; deserialize bounds-checks every
 // length and offset (blob_offset and file are used in error messages).
 std::vector<uint8_t> serialize_tokenizer(const TokenizerData& data);

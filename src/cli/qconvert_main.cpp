@@ -1,4 +1,4 @@
-// qconvert: Hugging Face checkpoint folder -> one qrun model file; --info prints a file.
+// qconvert: Hugging Face checkpoint folder or GGUF file -> one qrun model file; --info prints a file.
 #include <signal.h>
 #include <unistd.h>
 
@@ -10,6 +10,7 @@
 #include <CLI/CLI.hpp>
 
 #include "convert/converter.h"
+#include "convert/gguf_convert.h"
 #include "src/cli/cli_common.h"
 #include "qrun/error.h"
 #include "qrun/mapped_file.h"
@@ -37,14 +38,16 @@ void on_signal(int sig) {
 int main(int argc, char** argv) {
   // A checkpoint (or, with --info, a model file) truncated while mapped: one line, exit 1.
   qrun::install_mapping_fault_handler("qconvert", remove_temp_file);
-  CLI::App app{"qconvert: convert a Hugging Face checkpoint to a qrun model file"};
-  std::string in_dir, out_path, type_name = "q4", info_path;
+  CLI::App app{"qconvert: convert a Hugging Face checkpoint or a GGUF file to a qrun model file"};
+  std::string in_dir, out_path, type_name, info_path;
   int threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   bool verify = false;
-  app.add_option("hf_dir", in_dir, "Hugging Face folder: config.json, *.safetensors, tokenizer files");
+  app.add_option("hf_dir", in_dir, "Hugging Face folder (config.json, *.safetensors, tokenizer files) or a GGUF file");
   app.add_option("-o,--output", out_path, "Output model file");
-  app.add_option("--type", type_name, "Weight type: q4 (4.5 bits/weight), q8 (8.5), f16 or f32")
-      ->check(CLI::IsMember({"q4", "q8", "f16", "f32"}));
+  app.add_option("--type", type_name,
+                 "Weight type: q4 (4.5 bits/weight), q8 (8.5), f16 or f32; GGUF input also keep (its Q4_0/Q8_0/"
+                 "F16/F32 tensors as they are, the default there); default q4")
+      ->check(CLI::IsMember({"q4", "q8", "f16", "f32", "keep"}));
   app.add_option("-t,--threads", threads, "Quantization threads (default: all cores)")->check(CLI::Range(1, 1024));
   app.add_option("--info", info_path, "Print the header and tensor table of a qrun model file and exit");
   app.add_flag("--verify", verify, "With --info: also verify every tensor checksum");
@@ -71,12 +74,24 @@ int main(int argc, char** argv) {
     ::signal(SIGINT, on_signal);
     ::signal(SIGTERM, on_signal);
     qrun::ConvertOptions opt;
-    qrun::dtype_from_name(type_name, &opt.weight_type);
+    qrun::GgufImportOptions gguf_opt;
+    const bool gguf = qrun::is_gguf_file(in_dir);
+    if (type_name.empty()) type_name = gguf ? "keep" : "q4";
+    if (type_name == "keep") {
+      if (!gguf) {
+        std::cerr << "qconvert: --type keep needs a GGUF input file\n";
+        return 2;
+      }
+      gguf_opt.keep_types = true;
+    } else {
+      qrun::dtype_from_name(type_name, &opt.weight_type);
+    }
     opt.threads = threads;
     qrun::ProgressBar bar("converting");
     opt.progress = [&](const qrun::WriteProgress& p) { bar.update(p.bytes_done, p.bytes_total, p.tensor ? *p.tensor : "done"); };
     const auto t0 = std::chrono::steady_clock::now();
-    const auto s = qrun::convert_hf_checkpoint(in_dir, out_path, opt);
+    const auto s = gguf ? qrun::convert_gguf(in_dir, out_path, opt, gguf_opt)
+                        : qrun::convert_hf_checkpoint(in_dir, out_path, opt);
     bar.finish();
     const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     std::fprintf(stderr, "wrote %s: %.2f MiB, %s", out_path.c_str(), static_cast<double>(s.file_size) / (1 << 20),

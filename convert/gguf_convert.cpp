@@ -1,0 +1,307 @@
+#include "convert/gguf_convert.h"
+
+#include <sys/stat.h>
+
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <map>
+#include <set>
+#include <vector>
+
+#include "convert/gguf_quants.h"
+#include "convert/gguf_tokenizer.h"
+#include "qrun/error.h"
+#include "qrun/model_layout.h"
+#include "qrun/tokenizer.h"
+#include "quant/quantize.h"
+#include "src/rope.h"
+
+namespace qrun {
+
+namespace {
+
+constexpr const char* kSupportedArchs = "llama (Llama 1/2/3, TinyLlama, Mistral, SmolLM), qwen2";
+
+uint32_t u32_of(const GgufFile& g, const std::string& key, uint64_t v) {
+  if (v > 0xffffffffu) g.fail(g.find(key)->offset, "key '" + key + "' is " + std::to_string(v) + ", too large");
+  return static_cast<uint32_t>(v);
+}
+
+float f32_of(const GgufFile& g, const std::string& key, double fallback) {
+  const double v = g.get_float_or(key, fallback);
+  if (!std::isfinite(v) || std::fabs(v) > 3.0e38) g.fail(g.find(key)->offset, "key '" + key + "' is not a finite float");
+  return static_cast<float>(v);
+}
+
+// GGUF Q/K rows of llama-arch files are in llama.cpp's adjacent-pair RoPE order: within
+// each head, HF (rotate-half) row s*half + i is stored at row 2*i + s. This gives the GGUF
+// row that holds qrun row r.
+int64_t unpermuted_row(int64_t r, int64_t head_dim) {
+  const int64_t half = head_dim / 2, h = r / head_dim, w = r % head_dim;
+  return h * head_dim + 2 * (w % half) + w / half;
+}
+
+// Where qrun has a block-identical type for a GGUF type.
+bool carried_type(uint32_t ggml, DType* out) {
+  switch (static_cast<GgmlType>(ggml)) {
+    case GgmlType::F32: *out = DType::F32; return true;
+    case GgmlType::F16: *out = DType::F16; return true;
+    case GgmlType::BF16: *out = DType::BF16; return true;
+    case GgmlType::Q8_0: *out = DType::Q8; return true;
+    case GgmlType::Q4_0: *out = DType::Q4; return true;
+    default: return false;
+  }
+}
+
+bool is_float_ggml(uint32_t t) {
+  return t == static_cast<uint32_t>(GgmlType::F32) || t == static_cast<uint32_t>(GgmlType::F16) ||
+         t == static_cast<uint32_t>(GgmlType::BF16) || t == static_cast<uint32_t>(GgmlType::F64);
+}
+
+// --type keep: the qrun type for a GGUF type qrun has no block-identical twin of.
+DType nearest_type(uint32_t t) {
+  int64_t be, bb;
+  if (!ggml_type_geometry(t, &be, &bb)) return DType::Q8;
+  return 8 * bb >= 5 * be ? DType::Q8 : DType::Q4;  // 5 bits/weight or more -> q8
+}
+
+void check_llama3_rope_freqs(const GgufFile& g, const GgufTensorInfo& t, format::HParams& hp) {
+  const int64_t half = hp.head_dim / 2;
+  if (t.n_rows() != 1 || t.ne[0] != half || t.type != static_cast<uint32_t>(GgmlType::F32))
+    g.fail(t.info_offset, "rope_freqs.weight is not " + std::to_string(half) + " f32 values");
+  std::vector<float> factors(static_cast<size_t>(half));
+  std::memcpy(factors.data(), g.tensor_data(t), static_cast<size_t>(half) * 4);
+  float factor = 1.0f;
+  for (float f : factors) {
+    if (!std::isfinite(f) || f <= 0.0f) g.fail(t.info_offset, "rope_freqs.weight has a value that is not positive and finite");
+    factor = std::max(factor, f);
+  }
+  // llama.cpp's converter stores Meta's llama3 scaling as per-frequency divisors; qrun
+  // computes them from (factor, low, high, original context). Llama 3.1/3.2 use 1, 4
+  // and 8192; the stored values must match that exactly enough.
+  format::HParams plain = hp, scaled = hp;
+  scaled.rope_scaling = static_cast<uint32_t>(format::RopeScaling::Llama3);
+  scaled.rope_factor = factor;
+  scaled.rope_low_freq_factor = 1.0f;
+  scaled.rope_high_freq_factor = 4.0f;
+  scaled.rope_original_max_pos = 8192;
+  const auto base = rope_inv_freq(plain), ours = rope_inv_freq(scaled);
+  for (int64_t j = 0; j < half; ++j) {
+    const double want = base[static_cast<size_t>(j)] / ours[static_cast<size_t>(j)];
+    if (std::fabs(want - factors[static_cast<size_t>(j)]) > 1e-3 * want)
+      g.fail(t.info_offset, "rope_freqs.weight[" + std::to_string(j) + "] is " + std::to_string(factors[size_t(j)]) +
+                                ", not llama3 rope scaling (factor " + std::to_string(factor) +
+                                ", low 1, high 4, original context 8192) which gives " + std::to_string(want) +
+                                "; other rope frequency tables are not supported");
+  }
+  hp = scaled;
+}
+
+}  // namespace
+
+bool is_gguf_file(const std::string& path) {
+  struct stat st;
+  if (::stat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) return false;
+  std::ifstream in(path, std::ios::binary);
+  char magic[4] = {};
+  in.read(magic, 4);
+  return in.gcount() == 4 && std::memcmp(magic, "GGUF", 4) == 0;
+}
+
+std::string gguf_tensor_name(const std::string& name) {
+  static const std::map<std::string, std::string> kGlobal = {
+      {"tok_embeddings", "token_embd.weight"}, {"norm", "output_norm.weight"}, {"output", "output.weight"}};
+  static const std::map<std::string, std::string> kLayer = {
+      {"attention_norm", "attn_norm.weight"}, {"wq", "attn_q.weight"},     {"wk", "attn_k.weight"},
+      {"wv", "attn_v.weight"},                {"bq", "attn_q.bias"},       {"bk", "attn_k.bias"},
+      {"bv", "attn_v.bias"},                  {"wo", "attn_output.weight"}, {"ffn_norm", "ffn_norm.weight"},
+      {"w1", "ffn_gate.weight"},              {"w2", "ffn_down.weight"},   {"w3", "ffn_up.weight"}};
+  if (auto it = kGlobal.find(name); it != kGlobal.end()) return it->second;
+  const size_t dot1 = name.find('.'), dot2 = name.find('.', dot1 + 1);
+  return "blk." + name.substr(dot1 + 1, dot2 - dot1 - 1) + "." + kLayer.at(name.substr(dot2 + 1));
+}
+
+format::HParams gguf_hparams(const GgufFile& g) {
+  const GgufKV* arch_kv = g.find("general.architecture");
+  if (!arch_kv) throw Error(g.path(), -1, "metadata key 'general.architecture' is missing");
+  const std::string arch = g.get_string("general.architecture");
+  format::HParams hp{};
+  if (arch == "llama") hp.arch = static_cast<uint32_t>(format::Arch::Llama);
+  else if (arch == "qwen2") hp.arch = static_cast<uint32_t>(format::Arch::Qwen2), hp.attn_bias = 1;
+  else
+    g.fail(arch_kv->offset, "unsupported GGUF architecture '" + arch.substr(0, 60) + "'; supported: " + kSupportedArchs);
+  const std::string p = arch + ".";
+  auto u32 = [&](const std::string& key) { return u32_of(g, p + key, g.get_uint(p + key)); };
+  auto u32_or = [&](const std::string& key, uint32_t fb) { return u32_of(g, p + key, g.get_uint_or(p + key, fb)); };
+  hp.n_layers = u32("block_count");
+  hp.dim = u32("embedding_length");
+  hp.hidden_dim = u32("feed_forward_length");
+  hp.n_heads = u32("attention.head_count");
+  hp.n_kv_heads = u32_or("attention.head_count_kv", hp.n_heads);
+  if (hp.n_heads == 0) g.fail(g.find(p + "attention.head_count")->offset, "attention.head_count is 0");
+  hp.head_dim = u32_or("attention.key_length", hp.dim / hp.n_heads);
+  if (g.find(p + "attention.value_length") && u32("attention.value_length") != hp.head_dim)
+    g.fail(g.find(p + "attention.value_length")->offset, "attention.value_length differs from the key length " +
+                                                             std::to_string(hp.head_dim) + " (not supported)");
+  if (g.find(p + "rope.dimension_count") && u32("rope.dimension_count") != hp.head_dim)
+    g.fail(g.find(p + "rope.dimension_count")->offset,
+           "rope.dimension_count " + std::to_string(u32("rope.dimension_count")) + " is not the head size " +
+               std::to_string(hp.head_dim) + " (partial rotary is not supported)");
+  hp.max_seq_len = u32("context_length");
+  hp.rope_theta = f32_of(g, p + "rope.freq_base", 10000.0);
+  if (!g.find(p + "attention.layer_norm_rms_epsilon"))
+    throw Error(g.path(), -1, "metadata key '" + p + "attention.layer_norm_rms_epsilon' is missing");
+  hp.norm_eps = f32_of(g, p + "attention.layer_norm_rms_epsilon", 1e-5);
+  const auto& tokens = g.get_string_array("tokenizer.ggml.tokens");
+  hp.vocab_size = static_cast<uint32_t>(std::min<size_t>(tokens.size(), 0xffffffffu));
+  if (g.find(p + "vocab_size") && u32("vocab_size") != hp.vocab_size)
+    g.fail(g.find(p + "vocab_size")->offset, "vocab_size " + std::to_string(u32("vocab_size")) +
+                                                 " differs from the " + std::to_string(hp.vocab_size) + " tokens");
+  hp.tied_embeddings = g.tensor("output.weight") ? 0 : 1;
+
+  // Rope scaling: rope.scaling.type (linear; yarn is refused), the older
+  // rope.scale_linear, or llama3's rope_freqs.weight table.
+  const std::string scaling = g.get_string_or(p + "rope.scaling.type", "none");
+  if (scaling == "linear") {
+    hp.rope_scaling = static_cast<uint32_t>(format::RopeScaling::Linear);
+    hp.rope_factor = f32_of(g, p + "rope.scaling.factor", 1.0);
+  } else if (scaling != "none") {
+    g.fail(g.find(p + "rope.scaling.type")->offset, "rope scaling '" + scaling.substr(0, 40) + "' is not supported (none, linear, llama3)");
+  } else if (g.find(p + "rope.scale_linear")) {
+    const float f = f32_of(g, p + "rope.scale_linear", 1.0);
+    if (f != 1.0f) hp.rope_scaling = static_cast<uint32_t>(format::RopeScaling::Linear), hp.rope_factor = f;
+  }
+  if (const GgufTensorInfo* rf = g.tensor("rope_freqs.weight")) {
+    if (hp.rope_scaling != 0) g.fail(rf->info_offset, "rope_freqs.weight together with rope.scaling.type '" + scaling + "'");
+    validate_hparams(hp, g.path(), -1);  // head_dim checked before it sizes the table
+    check_llama3_rope_freqs(g, *rf, hp);
+  }
+  validate_hparams(hp, g.path(), -1);
+  return hp;
+}
+
+WriteSummary convert_gguf(const std::string& gguf_path, const std::string& out_path, const ConvertOptions& options,
+                          const GgufImportOptions& gopt) {
+  if (!gopt.keep_types && options.weight_type == DType::BF16)
+    throw Error(out_path, -1, "bf16 output is not a converter type");
+  const GgufFile g(gguf_path);
+  format::HParams hp = gguf_hparams(g);
+  const bool permute_qk = hp.arch == static_cast<uint32_t>(format::Arch::Llama);
+  const auto tokenizer = tokenizer_from_gguf(g);
+  const std::vector<uint8_t> tok_blob = serialize_tokenizer(*tokenizer);
+
+  std::vector<TensorToWrite> out;
+  std::set<std::string> used;
+  std::map<std::string, std::vector<std::string>> requantized;  // "Q4_K -> q8" -> tensor names
+  DType main_type = options.weight_type;  // informational HParams.weight_type: layer 0's wq
+  for (const TensorSpec& spec : expected_tensors(hp)) {
+    const std::string src_name = gguf_tensor_name(spec.name);
+    const GgufTensorInfo* src = g.tensor(src_name);
+    if (!src) throw Error(gguf_path, -1, "GGUF file lacks tensor '" + src_name + "'");
+    used.insert(src_name);
+    bool shape_ok = src->ne[0] == spec.cols && src->n_rows() == spec.rows && src->ne[2] == 1 && src->ne[3] == 1;
+    if (!shape_ok) {
+      std::string got;
+      for (uint32_t d = 0; d < src->n_dims; ++d) got += (d ? ", " : "") + std::to_string(src->ne[d]);
+      g.fail(src->info_offset, "tensor '" + src_name + "' has ne [" + got + "], the metadata implies [" +
+                                   std::to_string(spec.cols) + (spec.n_dims == 2 ? ", " + std::to_string(spec.rows) : "") +
+                                   "]");
+    }
+    if (!gguf_can_dequantize(src->type))
+      g.fail(src->info_offset, "tensor '" + src_name + "' has type " + ggml_type_name(src->type) +
+                                   ", which qrun cannot convert (supported: F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, "
+                                   "Q5_1, Q2_K, Q4_K, Q5_K, Q6_K)");
+    DType dst;
+    DType same;
+    const bool has_twin = carried_type(src->type, &same);
+    if (gopt.keep_types) {
+      const bool vector = storage_type_for(spec.name, DType::Q8) == DType::F32;
+      if (vector) dst = DType::F32;
+      else if (has_twin) dst = same;
+      else if (spec.name == "tok_embeddings") dst = DType::F16;
+      else dst = nearest_type(src->type);
+    } else {
+      dst = storage_type_for(spec.name, options.weight_type);
+    }
+    const bool carry = has_twin && same == dst;
+    if (!carry && !is_float_ggml(src->type))
+      requantized[ggml_type_name(src->type) + " -> " + std::string(dtype_name(dst))].push_back(src_name);
+    if (spec.name == "layers.0.wq") main_type = dst;
+
+    int64_t be, bb;
+    ggml_type_geometry(src->type, &be, &bb);
+    const int64_t src_row_bytes = spec.cols / be * bb;
+    const bool permute = permute_qk && (spec.name.ends_with(".wq") || spec.name.ends_with(".wk"));
+    TensorToWrite t;
+    t.name = spec.name;
+    t.dtype = dst;
+    t.cols = spec.cols;
+    t.rows = spec.rows;
+    t.n_dims = spec.n_dims;
+    t.layer = spec.layer;
+    const uint8_t* base = g.tensor_data(*src);
+    const int64_t head_dim = hp.head_dim;
+    t.fill = [&g, src, base, src_row_bytes, carry, permute, head_dim, dst, cols = spec.cols](int64_t b, int64_t e,
+                                                                                             uint8_t* out_rows) {
+      std::vector<float> row(static_cast<size_t>(cols));
+      const int64_t dst_row_bytes = dtype_row_bytes(dst, cols);
+      for (int64_t r = b; r < e; ++r) {
+        const int64_t sr = permute ? unpermuted_row(r, head_dim) : r;
+        const uint8_t* in = base + sr * src_row_bytes;
+        uint8_t* o = out_rows + (r - b) * dst_row_bytes;
+        if (carry && dtype_is_quantized(dst)) {
+          // Blocks carried as they are: only the f16 scales need checking.
+          const int64_t block = dtype_block_bytes(dst);
+          for (int64_t k = 0; k < src_row_bytes; k += block) {
+            uint16_t d;
+            std::memcpy(&d, in + k, 2);
+            if ((d & 0x7c00) == 0x7c00)
+              throw Error(g.path(), static_cast<int64_t>(src->offset + static_cast<uint64_t>(sr * src_row_bytes + k)),
+                          "tensor '" + src->name + "' row " + std::to_string(sr) + " has a non-finite block scale");
+          }
+          std::memcpy(o, in, static_cast<size_t>(src_row_bytes));
+          continue;
+        }
+        gguf_dequantize_row(src->type, in, cols, row.data());
+        for (int64_t c = 0; c < cols; ++c)
+          if (!std::isfinite(row[static_cast<size_t>(c)]))
+            throw Error(g.path(), static_cast<int64_t>(src->offset),
+                        "tensor '" + src->name + "' has a non-finite value (" +
+                            (std::isnan(row[static_cast<size_t>(c)]) ? "nan" : "inf") + ") at [" + std::to_string(sr) +
+                            ", " + std::to_string(c) + "]");
+        if (carry) std::memcpy(o, in, static_cast<size_t>(src_row_bytes));  // floats: bit for bit
+        else quantize_row(dst, row.data(), cols, o);
+      }
+    };
+    out.push_back(std::move(t));
+  }
+  for (const GgufTensorInfo& t : g.tensors()) {
+    if (used.count(t.name) || t.name == "rope_freqs.weight") continue;
+    std::string why = "is not used by the model the metadata describes";
+    if (t.name.rfind("blk.", 0) == 0) {
+      const size_t dot = t.name.find('.', 4);
+      const std::string n = t.name.substr(4, dot == std::string::npos ? 0 : dot - 4);
+      if (!n.empty() && n.size() < 9 && n.find_first_not_of("0123456789") == std::string::npos &&
+          std::stoul(n) >= hp.n_layers)
+        why = "belongs to a layer beyond block_count " + std::to_string(hp.n_layers);
+    }
+    g.fail(t.info_offset, "GGUF tensor '" + t.name + "' " + why);
+  }
+  hp.weight_type = static_cast<uint32_t>(main_type);
+
+  for (const auto& [what, names] : requantized) {
+    std::string msg = "re-quantizing " + std::to_string(names.size()) + " tensor" + (names.size() > 1 ? "s" : "") + " " +
+                      what + " (dequantized from the GGUF's blocks: quantization error adds up):";
+    for (const auto& n : names) msg += " " + n;
+    if (gopt.warn) gopt.warn(msg);
+    else std::fprintf(stderr, "qconvert: warning: %s\n", msg.c_str());
+  }
+  WriteOptions wo;
+  wo.threads = options.threads;
+  wo.progress = options.progress;
+  return write_model_file(out_path, hp, tok_blob, out, wo);
+}
+
+}  // namespace qrun
