@@ -89,13 +89,14 @@ void Model::forward_batch(const int32_t* tokens, int n, float* logits, bool all_
     for (float& v : std::span(s.x).first(size_t(n) * dim)) v *= std::sqrt(static_cast<float>(dim));
 
   for (int l = 0; l < static_cast<int>(w_->layers.size()); ++l) {
-    if (gpu_ && l == gpu_first_) {
+    if (gpu_ && l == plan_.gpu_first) {
       // The offloaded run: x crosses to the device and back once.
       gpu_->run_layers(s.x.data(), n, pos0);
-      l += gpu_count_ - 1;
+      l += plan_.gpu_count - 1;
       continue;
     }
     const LayerWeights& w = w_->layers[static_cast<size_t>(l)];
+    const int slot = plan_.kv_slot(l);  // this layer's place in the host KV cache
     streamer_->before_layer(l);
 
     // Attention: norm, q/k/v projections, RoPE, cache, attention, output projection.
@@ -118,8 +119,8 @@ void Model::forward_batch(const int32_t* tokens, int n, float* logits, bool all_
       }
       rope_apply(q, n_heads, hd, pos0 + i, rope_inv_freq_, rope_attn_factor_);
       rope_apply(k, n_kv, hd, pos0 + i, rope_inv_freq_, rope_attn_factor_);
-      f32_to_f16_row(k, cache_.key(l, pos0 + i), kv_dim);
-      f32_to_f16_row(v, cache_.value(l, pos0 + i), kv_dim);
+      f32_to_f16_row(k, cache_.key(slot, pos0 + i), kv_dim);
+      f32_to_f16_row(v, cache_.value(slot, pos0 + i), kv_dim);
     }
     // Attention work grows with the context; split by (token, head) once it is worth it.
     const int64_t kv_bytes = int64_t{n} * n_heads * (pos0 + n) * hd * 4;
@@ -129,7 +130,7 @@ void Model::forward_batch(const int32_t* tokens, int n, float* logits, bool all_
         const int i = task / n_heads, h = task % n_heads;
         const int t_end = pos0 + i + 1;
         const int t_begin = sliding ? std::max(0, t_end - static_cast<int>(hp.sliding_window)) : 0;
-        attend_head(&s.q[size_t(i) * q_dim + size_t(h) * hd], cache_, l, (h / group) * hd, t_begin, t_end, hd,
+        attend_head(&s.q[size_t(i) * q_dim + size_t(h) * hd], cache_, slot, (h / group) * hd, t_begin, t_end, hd,
                     &s.xb[size_t(i) * q_dim + size_t(h) * hd], &s.tiles[size_t(t) * kAttentionTile], hp.query_scale,
                     hp.attn_softcap);
       }

@@ -26,14 +26,18 @@ uint64_t embedding_bytes_not_paged_in(const ModelFile& file, uint64_t tokens) {
   return 0;
 }
 
-StreamingPlan plan_streaming(const ModelFile& file, uint64_t budget, uint64_t fixed_bytes) {
+StreamingPlan plan_streaming(const ModelFile& file, const std::vector<bool>& host, uint64_t budget,
+                             uint64_t fixed_bytes) {
   StreamingPlan plan;
+  const auto& layers = file.layers();
+  plan.resident.assign(layers.size(), false);
   // The few embedding rows a run touches fit in the slack the budget keeps.
   for (const auto& t : file.tensors())
     if (t.layer < 0) plan.resident_bytes += t.size;
   plan.resident_bytes -= embedding_bytes_not_paged_in(file, 0);
   uint64_t largest = 0;
-  for (const auto& r : file.layers()) largest = std::max(largest, r.size);
+  for (size_t l = 0; l < layers.size(); ++l)
+    if (host[l]) largest = std::max(largest, layers[l].size);
   plan.window_bytes = 2 * largest;
   const uint64_t needed = fixed_bytes + plan.resident_bytes + plan.window_bytes;
   if (needed > budget)
@@ -43,27 +47,42 @@ StreamingPlan plan_streaming(const ModelFile& file, uint64_t budget, uint64_t fi
                     ", and two streamed layers " + mib(plan.window_bytes) + " (at least " + mib(needed) +
                     "; lower -c or raise --mem-budget)");
   uint64_t left = budget - needed;
-  const auto& layers = file.layers();
-  while (plan.resident_layers < static_cast<int>(layers.size()) && layers[plan.resident_layers].size <= left) {
-    left -= layers[plan.resident_layers].size;
-    plan.resident_bytes += layers[plan.resident_layers].size;
-    ++plan.resident_layers;
+  bool all = true;
+  for (size_t l = 0; l < layers.size(); ++l) {
+    if (!host[l]) continue;
+    if (all && layers[l].size <= left) {
+      left -= layers[l].size;
+      plan.resident_bytes += layers[l].size;
+      plan.resident[l] = true;
+    } else {
+      all = false;  // resident layers are a prefix of the host layers
+    }
   }
-  // All layers resident: no streaming window needed.
-  if (plan.resident_layers == static_cast<int>(layers.size())) plan.window_bytes = 0;
+  // All host layers resident: no streaming window needed.
+  if (all) plan.window_bytes = 0;
   return plan;
 }
 
-LayerStreamer::LayerStreamer(const ModelFile& file, const StreamingPlan& plan, bool lock_resident)
-    : file_(&file), plan_(plan), enabled_(plan.resident_layers < static_cast<int>(file.layers().size())),
-      requested_(file.layers().size(), false) {
-  if (lock_resident && plan.resident_layers > 0) {
-    const auto& first = file.layers().front();
-    const auto& last = file.layers()[static_cast<size_t>(plan.resident_layers - 1)];
-    if (!file.mapping().lock(first.offset, last.offset + last.size - first.offset))
-      throw Error(file.path(), -1, "cannot mlock the resident layers (RLIMIT_MEMLOCK); run without --mlock");
+LayerStreamer::LayerStreamer(const ModelFile& file, const std::vector<LayerPlace>& places, bool lock_resident)
+    : file_(&file), places_(places), reads_(places.size(), 0),
+      enabled_(std::count(places.begin(), places.end(), LayerPlace::Streamed) > 0),
+      requested_(places.size(), false) {
+  if (lock_resident && enabled_) {
+    for (size_t l = 0; l < places.size(); ++l) {
+      const auto& r = file.layers()[l];
+      if (places[l] == LayerPlace::Resident && !file.mapping().lock(r.offset, r.size))
+        throw Error(file.path(), -1, "cannot mlock the resident layers (RLIMIT_MEMLOCK); run without --mlock");
+    }
   }
   if (enabled_) prefetcher_ = std::thread([this] { prefetch_loop(); });
+}
+
+int LayerStreamer::next_streamed(int layer) const {
+  for (int k = 1; k <= n_layers(); ++k) {
+    const int l = (layer + k) % n_layers();
+    if (streamed(l)) return l;
+  }
+  return -1;
 }
 
 LayerStreamer::~LayerStreamer() {
@@ -92,8 +111,9 @@ void LayerStreamer::prefetch_loop() {
 }
 
 void LayerStreamer::prefetch(int layer) {
-  if (!streamed(layer) || requested_[static_cast<size_t>(layer)]) return;
+  if (layer < 0 || !streamed(layer) || requested_[static_cast<size_t>(layer)]) return;
   requested_[static_cast<size_t>(layer)] = true;
+  ++reads_[static_cast<size_t>(layer)];
   {
     std::lock_guard<std::mutex> lock(mu_);
     queue_.push_back(layer);
@@ -104,9 +124,8 @@ void LayerStreamer::prefetch(int layer) {
 void LayerStreamer::before_layer(int layer) {
   if (!enabled_) return;
   prefetch(layer);
-  // The next streamed layer; after the last layer, the first streamed one of the next pass.
-  const int next = layer + 1 < n_layers() ? layer + 1 : plan_.resident_layers;
-  prefetch(next);
+  // The next streamed layer; after the last one, the first streamed one of the next pass.
+  prefetch(next_streamed(layer));
 }
 
 void LayerStreamer::after_layer(int layer) {

@@ -15,11 +15,12 @@
 #include <vector>
 
 #include "qrun/model_file.h"
+#include "qrun/run_plan.h"
 
 namespace qrun {
 
 struct StreamingPlan {
-  int resident_layers = 0;        // layers [0, resident_layers) stay mapped
+  std::vector<bool> resident;     // per layer: stays mapped (false: streamed, or not on the host)
   uint64_t resident_bytes = 0;    // global tensors + resident layers
   uint64_t window_bytes = 0;      // two streamed layers in flight (current + next)
 };
@@ -29,31 +30,38 @@ struct StreamingPlan {
 // resident. 0 for a tied embedding, which is also the output head and read whole.
 uint64_t embedding_bytes_not_paged_in(const ModelFile& file, uint64_t tokens);
 
-// Which layers fit in `budget` after `fixed_bytes` (KV cache, scratch, runtime).
-// Throws with the numbers when even one streamed layer cannot fit.
-StreamingPlan plan_streaming(const ModelFile& file, uint64_t budget, uint64_t fixed_bytes);
+// Which of the host layers (`host[l]`; GPU layers are not) fit in `budget` after
+// `fixed_bytes` (KV cache, scratch, runtime), first ones first. Throws with the numbers
+// when even one streamed layer cannot fit.
+StreamingPlan plan_streaming(const ModelFile& file, const std::vector<bool>& host, uint64_t budget,
+                             uint64_t fixed_bytes);
 
+// Streams the layers the run plan marks Streamed; resident layers stay, GPU layers are
+// never touched (their weights live on the device).
 class LayerStreamer {
  public:
-  LayerStreamer(const ModelFile& file, const StreamingPlan& plan, bool lock_resident);
+  LayerStreamer(const ModelFile& file, const std::vector<LayerPlace>& places, bool lock_resident);
   ~LayerStreamer();
   LayerStreamer(const LayerStreamer&) = delete;
   LayerStreamer& operator=(const LayerStreamer&) = delete;
 
   bool enabled() const { return enabled_; }
-  const StreamingPlan& plan() const { return plan_; }
-  int n_layers() const { return static_cast<int>(file_->layers().size()); }
+  int n_layers() const { return static_cast<int>(places_.size()); }
+  // How many times `layer` was queued for reading (tests: GPU and resident layers never).
+  int reads(int layer) const { return reads_[static_cast<size_t>(layer)]; }
 
   void before_layer(int layer);   // make sure `layer` is on its way, and read ahead the next
   void after_layer(int layer);    // drop a streamed layer
 
  private:
-  bool streamed(int layer) const { return layer >= plan_.resident_layers; }
+  bool streamed(int layer) const { return places_[static_cast<size_t>(layer)] == LayerPlace::Streamed; }
+  int next_streamed(int layer) const;  // the next streamed layer after `layer`, wrapping; -1: none
   void prefetch(int layer);
   void prefetch_loop();
 
   const ModelFile* file_;
-  StreamingPlan plan_;
+  std::vector<LayerPlace> places_;
+  std::vector<int> reads_;
   bool enabled_ = false;
   std::vector<bool> requested_;   // compute thread only
 

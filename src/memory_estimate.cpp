@@ -15,30 +15,17 @@ namespace qrun {
 
 MemoryEstimate estimate_memory(const std::string& path, const RuntimeOptions& options) {
   const ModelFile file(path);
-  const auto& hp = file.hparams();
-  const int threads = options.threads > 0 ? options.threads : physical_core_count();
-  const int ctx = resolved_context(hp, options.context);
+  const RunPlan plan = plan_run(file, options);
   MemoryEstimate e;
-  e.n_layers = static_cast<int>(hp.n_layers);
-  e.kv_cache = uint64_t{hp.n_layers} * 2 * static_cast<uint64_t>(ctx) * hp.n_kv_heads * hp.head_dim * sizeof(uint16_t);
-  const int batch = prompt_batch(file, options.batch);
-  e.scratch = ScratchSizes(hp, batch, threads).bytes() + uint64_t{hp.vocab_size} * sizeof(float);
+  e.n_layers = static_cast<int>(plan.layers.size());
+  e.kv_cache = plan.kv_cache_bytes;
+  e.scratch = plan.scratch_bytes;
   // Vocabulary strings, their lookup tables and merge ranks: about 4x the blob.
   e.tokenizer = 4 * file.header().tokenizer_size;
-  if (options.mem_budget > 0) {
-    const StreamingPlan plan = plan_streaming(file, options.mem_budget, e.kv_cache + e.scratch + e.runtime);
-    e.resident_layers = plan.resident_layers;
-    e.weights = plan.resident_bytes + plan.window_bytes + file.header().data_offset;
-  } else {
-    e.resident_layers = e.n_layers;
-    e.weights = file.header().file_size;
-    if (options.load_mode != LoadMode::ReadPrivate) e.weights -= embedding_bytes_not_paged_in(file, ctx);
-  }
-  if (options.gpu_layer_count > 0) {
-    const GpuLayerRange range = checked_gpu_range(path, options.gpu_first_layer, options.gpu_layer_count, e.n_layers);
-    e.gpu_layers = range.count;
-    e.device = GpuOffload::device_bytes(file, range, ctx, batch);
-  }
+  e.weights = plan.weight_bytes;
+  e.resident_layers = plan.count(LayerPlace::Resident);
+  e.gpu_layers = plan.gpu_count;
+  e.device = plan.device_bytes;
   return e;
 }
 
@@ -46,7 +33,7 @@ std::string format_estimate(const MemoryEstimate& e) {
   auto mib = [](uint64_t b) { return static_cast<double>(b) / (1 << 20); };
   char buf[512];
   std::snprintf(buf, sizeof buf,
-                "weights   %9.1f MiB (%d of %d layers resident)\n"
+                "weights   %9.1f MiB (%d of %d layers resident on the host)\n"
                 "kv cache  %9.1f MiB\n"
                 "scratch   %9.1f MiB\n"
                 "tokenizer %9.1f MiB\n"

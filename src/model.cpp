@@ -29,15 +29,14 @@ int resolved_context(const format::HParams& hp, int requested) {
 Model::Model(const std::string& path, const RuntimeOptions& options)
     : file_(path, options.load_mode),
       tokenizer_(deserialize_tokenizer(file_)),
-      pool_(options.threads > 0 ? options.threads : physical_core_count()),
-      cache_(static_cast<int>(file_.hparams().n_layers), resolved_context(file_.hparams(), options.context),
+      plan_(plan_run(file_, options)),
+      pool_(plan_.threads),
+      cache_(static_cast<int>(file_.hparams().n_layers) - plan_.gpu_count, plan_.context,
              static_cast<int>(file_.hparams().n_kv_heads * file_.hparams().head_dim)),
-      batch_(prompt_batch(file_, options.batch)),
+      batch_(plan_.batch),
       kernel_choice_(apply_kernel_choice(options.prefetch, options.blas)) {
   const auto& hp = file_.hparams();
   tokens_.resize(static_cast<size_t>(cache_.capacity()));
-  if (options.context < 0 || options.context > (1 << 20))
-    throw Error(path, -1, "context size " + std::to_string(options.context) + " out of range");
   if (tokenizer_.vocab_size() > static_cast<int32_t>(hp.vocab_size))
     throw Error(path, static_cast<int64_t>(file_.tokenizer_offset()),
                 "tokenizer has " + std::to_string(tokenizer_.vocab_size()) + " tokens but the model only " +
@@ -83,32 +82,24 @@ Model::Model(const std::string& path, const RuntimeOptions& options)
   rope_inv_freq_ = rope_inv_freq(hp, longrope);
   rope_attn_factor_ = rope_attn_factor(hp);
   s_ = std::make_unique<Scratch>(ScratchSizes(hp, batch_, pool_.size()));
-  StreamingPlan plan;
-  plan.resident_layers = static_cast<int>(hp.n_layers);
-  if (options.mem_budget > 0)
-    plan = plan_streaming(file_, options.mem_budget, cache_.bytes() + scratch_bytes() + kRuntimeOverheadBytes);
-  streamer_ = std::make_unique<LayerStreamer>(file_, plan, options.load_mode == LoadMode::MmapLocked);
-  if (options.gpu_layer_count > 0 && (hp.flags != 0 || hp.rotary_dim != 0 || hp.rope_attn_factor != 0 ||
-                                      hp.query_scale != 0 || hp.rope_scaling > 2))
-    throw Error(path, -1, std::string("GPU offload runs the Llama-family recipe only; ") + arch_name(hp.arch) +
-                              " needs steps (q/k norms, sandwich norms, GELU, soft-capping or this RoPE) it lacks: "
-                              "run without -ngl");
-  if (options.gpu_layer_count > 0) {
-    const GpuLayerRange range =
-        checked_gpu_range(path, options.gpu_first_layer, options.gpu_layer_count, static_cast<int>(hp.n_layers));
-    gpu_first_ = range.first;
-    gpu_count_ = range.count;
-    gpu_ = GpuOffload::create(file_, *w_, range, context_length(), batch_);
+  streamer_ = std::make_unique<LayerStreamer>(file_, plan_.layers, options.load_mode == LoadMode::MmapLocked);
+  if (plan_.gpu_count > 0) {
+    if (hp.flags != 0 || hp.rotary_dim != 0 || hp.rope_attn_factor != 0 || hp.query_scale != 0 || hp.rope_scaling > 2)
+      throw Error(path, -1, std::string("GPU offload runs the Llama-family recipe only; ") + arch_name(hp.arch) +
+                                " needs steps (q/k norms, sandwich norms, GELU, soft-capping or this RoPE) it lacks: "
+                                "run without -ngl");
+    gpu_ = GpuOffload::create(file_, *w_, GpuLayerRange{plan_.gpu_first, plan_.gpu_count}, context_length(), batch_);
+    // The offloaded layers' weights now live on the device: give back their host pages
+    // (clean file pages; other processes' mappings keep theirs).
+    if (options.load_mode == LoadMode::Mmap)
+      for (int l = plan_.gpu_first; l < plan_.gpu_first + plan_.gpu_count; ++l)
+        file_.mapping().release(file_.layers()[size_t(l)].offset, file_.layers()[size_t(l)].size);
   }
 }
 
 std::string Model::gpu_device() const { return gpu_ ? gpu_->device_name() : std::string(); }
 
-int Model::resident_layers() const { return streamer_->plan().resident_layers; }
-
-uint64_t Model::scratch_bytes() const {
-  return ScratchSizes(hparams(), batch_, pool_.size()).bytes() + uint64_t{hparams().vocab_size} * sizeof(float);
-}
+uint64_t Model::scratch_bytes() const { return plan_.scratch_bytes; }
 
 Model::~Model() = default;
 
@@ -151,7 +142,8 @@ void Model::shift_context(int keep, int count) {
   }
   const auto& hp = hparams();
   const int n_kv = static_cast<int>(hp.n_kv_heads), hd = static_cast<int>(hp.head_dim), kv_dim = n_kv * hd;
-  pool_.parallel_for(int64_t{hp.n_layers} * moved, [&](int64_t i0, int64_t i1) {
+  const int slots = static_cast<int>(hp.n_layers) - plan_.gpu_count;  // the host cache's layers
+  pool_.parallel_for(int64_t{slots} * moved, [&](int64_t i0, int64_t i1) {
     std::vector<float> k(static_cast<size_t>(kv_dim));
     for (int64_t i = i0; i < i1; ++i) {
       const int l = static_cast<int>(i / moved), to = keep + static_cast<int>(i % moved), from = to + count;

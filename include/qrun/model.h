@@ -11,6 +11,7 @@
 
 #include "qrun/kv_cache.h"
 #include "qrun/model_file.h"
+#include "qrun/run_plan.h"
 #include "qrun/thread_pool.h"
 #include "qrun/tokenizer.h"
 
@@ -56,9 +57,11 @@ class Model {
   // all_logits (perplexity, teacher forcing). Throws when the context would overflow.
   void forward(std::span<const int32_t> tokens, float* logits, bool all_logits = false);
 
-  // Layers kept resident vs streamed under --mem-budget (all resident without one).
-  int resident_layers() const;
-  int gpu_layers() const { return gpu_count_; }
+  // Where each layer lives, the context, threads, batch and buffer sizes of this run.
+  const RunPlan& plan() const { return plan_; }
+  int resident_layers() const { return plan_.count(LayerPlace::Resident); }
+  int streamed_layers() const { return plan_.count(LayerPlace::Streamed); }
+  int gpu_layers() const { return plan_.gpu_count; }
   std::string gpu_device() const;   // empty when CPU only
   const std::string& kernel_choice() const { return kernel_choice_; }  // e.g. "prefetch l2+24KiB (Zen 4 default)"
   // Bytes of activation and scratch buffers (for the memory estimate).
@@ -80,6 +83,7 @@ class Model {
 
   ModelFile file_;
   Tokenizer tokenizer_;
+  RunPlan plan_;
   ThreadPool pool_;
   KvCache cache_;
   std::unique_ptr<ModelWeights> w_;
@@ -87,7 +91,6 @@ class Model {
   std::unique_ptr<Scratch> s_;
   std::unique_ptr<LayerStreamer> streamer_;
   std::unique_ptr<GpuOffload> gpu_;
-  int gpu_first_ = 0, gpu_count_ = 0;
   std::vector<float> rope_inv_freq_;
   float rope_attn_factor_ = 1.0f;
   int batch_;

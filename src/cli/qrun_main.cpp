@@ -101,12 +101,11 @@ void print_timings(double load_ms, const qrun::GenerationStats& st, const qrun::
                qrun::simd_target_name(), m.kernel_choice().c_str(), m.context_length());
   if (m.gpu_layers() > 0)
     std::fprintf(stderr, "qrun: gpu         = %d layers on %s\n", m.gpu_layers(), m.gpu_device().c_str());
-  const int layers = static_cast<int>(m.hparams().n_layers);
   const int runs = st.eval_tokens + 1;
   std::fprintf(stderr, "qrun: disk reads  = %.1f MiB during generation (%.2f MiB per token)", mib(disk_bytes),
                mib(disk_bytes) / runs);
-  if (m.resident_layers() < layers)
-    std::fprintf(stderr, "; %d layers resident, %d streamed", m.resident_layers(), layers - m.resident_layers());
+  if (m.streamed_layers() > 0)
+    std::fprintf(stderr, "; %d layers resident, %d streamed", m.resident_layers(), m.streamed_layers());
   std::fprintf(stderr, "\n");
 }
 

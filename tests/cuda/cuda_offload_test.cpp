@@ -210,5 +210,25 @@ TEST(CudaOffload, DeviceBytesCountWeightsCacheAndBuffers) {
   EXPECT_GT(GpuOffload::device_bytes(file, GpuLayerRange{4, 1}, 1024, 64), one);
 }
 
+// --mem-budget with -ngl (issue 13): the middle layers on the GPU, the host layers
+// streamed under a budget. The greedy output equals the CPU-only run, and the host plan
+// streams only host layers.
+TEST(CudaOffloadPlan, BudgetAndGpuLayersTogether) {
+  QRUN_REQUIRE_GPU();
+  const std::string path = stories(DType::F32);
+  auto cpu = load(path, 0, 0);
+  RuntimeOptions ro;
+  ro.threads = 2;
+  ro.context = 512;
+  ro.gpu_first_layer = 1;
+  ro.gpu_layer_count = 2;
+  ro.mem_budget = 7 << 20;
+  Model both(path, ro);
+  EXPECT_EQ(both.gpu_layers(), 2);
+  EXPECT_GT(both.streamed_layers(), 0);
+  for (int l = 1; l <= 2; ++l) EXPECT_EQ(both.plan().layers[size_t(l)], LayerPlace::Gpu);
+  for (const auto& prompt : golden_prompts()) EXPECT_EQ(greedy(both, prompt, 40), greedy(*cpu, prompt, 40));
+}
+
 }  // namespace
 }  // namespace qrun

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <regex>
 
 #include "common/memory_cgroup.h"
@@ -12,6 +13,9 @@
 #include "common/synthetic_model.h"
 #include "qrun/error.h"
 #include "qrun/model_file.h"
+#include "qrun/memory_estimate.h"
+#include "qrun/model.h"
+#include "qrun/run_plan.h"
 #include "src/layer_streamer.h"
 
 namespace qrun {
@@ -34,25 +38,84 @@ double field_mib(const std::string& out, const std::string& label) {
   return std::stod(m[1]);
 }
 
+int resident_count(const StreamingPlan& p) { return static_cast<int>(std::count(p.resident.begin(), p.resident.end(), true)); }
+
 TEST(StreamingPlan, KeepsWhatFitsAndRefusesWithNumbers) {
   ModelFile f(test::converted_stories(DType::F32).string());
   uint64_t layers = 0, global = 0;
   for (const auto& r : f.layers()) layers += r.size;
   for (const auto& t : f.tensors())
     if (t.layer < 0) global += t.size;
-  const StreamingPlan all = plan_streaming(f, 1ull << 30, 1 << 20);
-  EXPECT_EQ(all.resident_layers, 5);
+  const std::vector<bool> host(5, true);
+  const StreamingPlan all = plan_streaming(f, host, 1ull << 30, 1 << 20);
+  EXPECT_EQ(resident_count(all), 5);
   EXPECT_EQ(all.window_bytes, 0u);
   const uint64_t tight = (1 << 20) + global + 2 * f.layers()[0].size + f.layers()[0].size;
-  const StreamingPlan some = plan_streaming(f, tight, 1 << 20);
-  EXPECT_EQ(some.resident_layers, 1);
+  const StreamingPlan some = plan_streaming(f, host, tight, 1 << 20);
+  EXPECT_EQ(resident_count(some), 1);
+  EXPECT_TRUE(some.resident[0]);
   try {
-    plan_streaming(f, global, 1 << 20);
+    plan_streaming(f, host, global, 1 << 20);
     FAIL();
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("memory budget"), std::string::npos);
     EXPECT_NE(std::string(e.what()).find("two streamed layers"), std::string::npos);
   }
+}
+
+// --mem-budget with GPU layers (issue 13): the plan gives GPU layers no host KV cache,
+// keeps them out of the budget and out of streaming; planning needs no GPU.
+TEST(RunPlan, GpuLayersAreNeitherStreamedNorInTheHostBudget) {
+  ModelFile f(test::converted_stories(DType::F32).string());
+  RuntimeOptions ro;
+  ro.context = 64;
+  ro.threads = 1;
+  const RunPlan cpu = plan_run(f, ro);
+  ASSERT_EQ(cpu.count(LayerPlace::Resident), 5);
+  ro.gpu_first_layer = 2;
+  ro.gpu_layer_count = 2;
+  const RunPlan gpu = plan_run(f, ro);
+  EXPECT_EQ(gpu.count(LayerPlace::Gpu), 2);
+  EXPECT_TRUE(gpu.on_gpu(2) && gpu.on_gpu(3) && !gpu.on_gpu(4));
+  EXPECT_EQ(gpu.kv_cache_bytes, cpu.kv_cache_bytes / 5 * 3);  // three host layers
+  EXPECT_EQ(gpu.kv_slot(1), 1);
+  EXPECT_EQ(gpu.kv_slot(2), -1);
+  EXPECT_EQ(gpu.kv_slot(4), 2);
+  EXPECT_EQ(gpu.weight_bytes, cpu.weight_bytes - f.layers()[2].size - f.layers()[3].size);
+  EXPECT_GT(gpu.device_bytes, 0u);
+  // A budget with room for one host layer beyond the streaming window: layer 0 stays,
+  // 1 and 4 stream, 2 and 3 are the GPU's.
+  uint64_t global = 0;
+  for (const auto& t : f.tensors())
+    if (t.layer < 0) global += t.size;
+  const uint64_t fixed = gpu.kv_cache_bytes + gpu.scratch_bytes + kRuntimeOverheadBytes;
+  ro.mem_budget = fixed + global + 3 * f.layers()[0].size + 4096;
+  const RunPlan both = plan_run(f, ro);
+  EXPECT_EQ(both.layers, (std::vector<LayerPlace>{LayerPlace::Resident, LayerPlace::Streamed, LayerPlace::Gpu,
+                                                   LayerPlace::Gpu, LayerPlace::Streamed}));
+  EXPECT_EQ(both.kv_cache_bytes, gpu.kv_cache_bytes);
+}
+
+// The streamer reads only streamed layers: never a GPU layer, never a resident one,
+// including the read-ahead after the last layer.
+TEST(RunPlan, StreamerNeverReadsGpuOrResidentLayers) {
+  ModelFile f(test::converted_stories(DType::F32).string());
+  const std::vector<LayerPlace> places = {LayerPlace::Resident, LayerPlace::Streamed, LayerPlace::Gpu, LayerPlace::Gpu,
+                                          LayerPlace::Streamed};
+  LayerStreamer s(f, places, false);
+  ASSERT_TRUE(s.enabled());
+  for (int pass = 0; pass < 3; ++pass) {
+    for (int l = 0; l < 5; ++l) {
+      if (places[size_t(l)] == LayerPlace::Gpu) continue;  // the forward pass hands these to the GPU
+      s.before_layer(l);
+      s.after_layer(l);
+    }
+  }
+  EXPECT_EQ(s.reads(0), 0);
+  EXPECT_EQ(s.reads(2), 0);
+  EXPECT_EQ(s.reads(3), 0);
+  EXPECT_GE(s.reads(1), 3);
+  EXPECT_GE(s.reads(4), 3);
 }
 
 TEST(LayerStreaming, SameOutputWhenStreamingAndRefusalWhenTooSmall) {

@@ -1,0 +1,40 @@
+// The resolved run plan: every choice a run makes before it loads (context, threads,
+// prompt batch, and per layer whether it stays resident, is streamed under a memory
+// budget or runs on the GPU), with the buffer sizes that follow. Model, the memory
+// estimate, the layer streamer and the GPU offload all read this one plan.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "qrun/model_file.h"
+
+namespace qrun {
+
+struct RuntimeOptions;  // qrun/model.h
+
+enum class LayerPlace : uint8_t { Resident, Streamed, Gpu };
+
+struct RunPlan {
+  int context = 0;
+  int threads = 0;
+  int batch = 0;                   // prompt tokens per forward batch
+  std::vector<LayerPlace> layers;  // one per layer
+  int gpu_first = 0, gpu_count = 0;
+  uint64_t kv_cache_bytes = 0;     // host KV cache: CPU layers only
+  uint64_t scratch_bytes = 0;      // activations, int8 activations, attention tiles, logits
+  uint64_t weight_bytes = 0;       // host pages of weights resident at peak
+  uint64_t stream_window_bytes = 0;  // two streamed layers in flight (in weight_bytes)
+  uint64_t device_bytes = 0;       // GPU memory of the offloaded layers
+
+  int count(LayerPlace p) const;
+  bool on_gpu(int layer) const { return layers[static_cast<size_t>(layer)] == LayerPlace::Gpu; }
+  // The layer's slot in the host KV cache (-1 for a GPU layer, whose cache is on the device).
+  int kv_slot(int layer) const;
+};
+
+// Resolves `options` against the file's header. Throws qrun::Error naming the file when
+// the GPU range is outside the model or the memory budget cannot hold what must stay.
+RunPlan plan_run(const ModelFile& file, const RuntimeOptions& options);
+
+}  // namespace qrun
