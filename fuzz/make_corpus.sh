@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 qconvert=$1
 out=$2
 shared=../shared
-for t in model_file safetensors hf_config tokenizer_json tokenizer_model chat_template; do
+for t in model_file safetensors hf_config tokenizer_json tokenizer_model chat_template server_request; do
   mkdir -p "$out/$t"
 done
 tmp=$(mktemp -d)
@@ -41,6 +41,12 @@ done
 for f in "$shared"/models/stories260K/tokenizer.model "$shared"/tokenizers/*/tokenizer.model; do
   install -m 644 "$f" "$out/tokenizer_model/seed-$(basename "$(dirname "$f")").model"
 done
+
+# server_request: OpenAI request bodies, chat and completion, streamed or not.
+printf '%s' '{"model":"m","messages":[{"role":"system","content":"Be brief."},{"role":"user","content":"Hi"}],"temperature":0.7,"max_tokens":32,"stream":true,"stream_options":{"include_usage":true}}' >"$out/server_request/seed-chat"
+printf '%s' '{"messages":[{"role":"user","content":[{"type":"text","text":"Hi"}]},{"role":"assistant","content":"Hello"},{"role":"user","content":"More"}],"stop":["\n","User:"],"seed":42,"top_k":40,"min_p":0.05,"n":1}' >"$out/server_request/seed-parts"
+printf '%s' '{"prompt":"Once upon a time","max_tokens":16,"top_p":0.9,"stop":"The end","ignore_eos":false,"repeat_penalty":1.1}' >"$out/server_request/seed-completion"
+printf '%s' '{"prompt":["Once"],"max_completion_tokens":4,"stream":false}' >"$out/server_request/seed-prompt-list"
 
 # gguf_reader: llama.cpp's vocab-only GGUF files as they are.
 mkdir -p "$out/gguf_reader"

@@ -96,7 +96,7 @@ CompletionRequest parse_request(Endpoint endpoint, std::string_view text) {
   json body;
   try {
     body = json::parse(text.begin(), text.end());
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {  // parse_error, or out_of_range for a number like 5e10151
     throw ApiError(400, std::string("malformed JSON body: ") + e.what());
   }
   if (!body.is_object()) throw ApiError(400, "the request body must be a JSON object");

@@ -1,0 +1,52 @@
+// OpenAI request bodies to CompletionRequest (src/server/request.h), without a server.
+#include "src/server/request.h"
+
+#include <gtest/gtest.h>
+
+#include "src/server/api_error.h"
+
+namespace qrun::server {
+namespace {
+
+int status_of(Endpoint e, const std::string& body) {
+  try {
+    parse_request(e, body);
+    return 200;
+  } catch (const ApiError& err) {
+    return err.status;
+  }
+}
+
+TEST(ServerRequest, ReadsEveryField) {
+  const auto r = parse_request(Endpoint::ChatCompletions,
+                               R"({"model":"m","messages":[{"role":"developer","content":"S"},)"
+                               R"({"role":"user","content":[{"type":"text","text":"a"},{"type":"text","text":"b"}]}],)"
+                               R"("stream":true,"stream_options":{"include_usage":true},"max_completion_tokens":7,)"
+                               R"("temperature":0.5,"top_p":0.9,"top_k":40,"min_p":0.1,"seed":42,"stop":"x","n":1})");
+  ASSERT_EQ(r.messages.size(), 2u);
+  EXPECT_EQ(r.messages[0].role, "system");
+  EXPECT_EQ(r.messages[1].content, "ab");
+  EXPECT_TRUE(r.stream && r.include_usage);
+  EXPECT_EQ(r.max_tokens, 7);
+  EXPECT_FLOAT_EQ(r.temperature, 0.5f);
+  EXPECT_EQ(r.top_k, 40);
+  EXPECT_EQ(r.seed, 42u);
+  EXPECT_EQ(r.stop, std::vector<std::string>{"x"});
+  EXPECT_EQ(parse_request(Endpoint::Completions, R"({"prompt":["Once"]})").prompt, "Once");
+}
+
+// Found by fuzz/server_request_fuzz.cpp: a number beyond double's range made
+// nlohmann::json throw out_of_range, not parse_error, and it escaped as a 500.
+TEST(ServerRequest, MalformedBodiesAre400) {
+  for (const std::string body : {"5e10151n\"11\xb9:", "{\"prompt\": 1e999}", "", "{", "[]", "\"x\"", "{\"prompt\":\"a\"}x"})
+    EXPECT_EQ(status_of(Endpoint::Completions, body), 400) << body;
+  for (const std::string body : {R"({"messages":[]})", R"({"messages":[{"role":"bot","content":"x"}]})",
+                                 R"({"messages":[{"role":"user"}]})", R"({"messages":[{"role":"user","content":[{"type":"image_url"}]}]})",
+                                 R"({"messages":[{"role":"user","content":"x"}],"top_p":2})",
+                                 R"({"messages":[{"role":"user","content":"x"}],"max_tokens":-1})",
+                                 R"({"messages":[{"role":"user","content":"x"}],"seed":"a"})"})
+    EXPECT_EQ(status_of(Endpoint::ChatCompletions, body), 400) << body;
+}
+
+}  // namespace
+}  // namespace qrun::server
