@@ -16,29 +16,7 @@
 
 namespace qrun {
 
-namespace {
-
-// The table's recipe of a qrun tensor name ("layers.3.wq" -> wq's) and its layer (-1: global).
-const TensorRecipe& recipe_of(const std::string& name, uint32_t arch, int* layer) {
-  std::string base = name;
-  *layer = -1;
-  if (name.rfind("layers.", 0) == 0) {
-    const size_t dot = name.find('.', 7);
-    *layer = std::stoi(name.substr(7, dot - 7));
-    base = name.substr(dot + 1);
-  }
-  for (const TensorRecipe& r : arch_info(arch).tensors)
-    if (base == r.name) return r;
-  throw Error("no tensor '" + name + "' in architecture " + arch_info(arch).name);
-}
-
-}  // namespace
-
-std::string hf_tensor_name(const std::string& name, uint32_t arch) {
-  int layer = -1;
-  const TensorRecipe& r = recipe_of(name, arch, &layer);
-  return layer < 0 ? std::string(r.hf) : "model.layers." + std::to_string(layer) + "." + r.hf;
-}
+std::string hf_tensor_name(const std::string& name, uint32_t arch) { return source_tensor_name(name, arch, false); }
 
 DType storage_type_for(const std::string& name, DType weight_type) {
   const bool vector = name == "norm" || name.ends_with("_norm") || name.ends_with(".bq") || name.ends_with(".bk") ||
@@ -67,7 +45,7 @@ WriteSummary convert_hf_checkpoint(const std::string& hf_dir, const std::string&
   std::set<std::string> used;
   for (const TensorSpec& spec : expected_tensors(hp)) {
     int layer = -1;
-    const TensorRecipe& recipe = recipe_of(spec.name, hp.arch, &layer);
+    const TensorRecipe& recipe = find_recipe(spec.name, hp.arch, &layer);
     TensorToWrite t;
     t.name = spec.name;
     t.dtype = storage_type_for(spec.name, options.weight_type);

@@ -13,6 +13,7 @@
 #include "convert/gguf_quants.h"
 #include "convert/gguf_tokenizer.h"
 #include "qrun/error.h"
+#include "src/arch_table.h"
 #include "qrun/model_layout.h"
 #include "qrun/tokenizer.h"
 #include "quant/quantize.h"
@@ -22,7 +23,7 @@ namespace qrun {
 
 namespace {
 
-constexpr const char* kSupportedArchs = "llama (Llama 1/2/3, TinyLlama, Mistral, SmolLM), qwen2";
+constexpr const char* kSupportedArchs = "llama (Llama 1/2/3, TinyLlama, Mistral, SmolLM), qwen2, qwen3, gemma2";
 
 uint32_t u32_of(const GgufFile& g, const std::string& key, uint64_t v) {
   if (v > 0xffffffffu) g.fail(g.find(key)->offset, "key '" + key + "' is " + std::to_string(v) + ", too large");
@@ -110,18 +111,7 @@ bool is_gguf_file(const std::string& path) {
   return in.gcount() == 4 && std::memcmp(magic, "GGUF", 4) == 0;
 }
 
-std::string gguf_tensor_name(const std::string& name) {
-  static const std::map<std::string, std::string> kGlobal = {
-      {"tok_embeddings", "token_embd.weight"}, {"norm", "output_norm.weight"}, {"output", "output.weight"}};
-  static const std::map<std::string, std::string> kLayer = {
-      {"attention_norm", "attn_norm.weight"}, {"wq", "attn_q.weight"},     {"wk", "attn_k.weight"},
-      {"wv", "attn_v.weight"},                {"bq", "attn_q.bias"},       {"bk", "attn_k.bias"},
-      {"bv", "attn_v.bias"},                  {"wo", "attn_output.weight"}, {"ffn_norm", "ffn_norm.weight"},
-      {"w1", "ffn_gate.weight"},              {"w2", "ffn_down.weight"},   {"w3", "ffn_up.weight"}};
-  if (auto it = kGlobal.find(name); it != kGlobal.end()) return it->second;
-  const size_t dot1 = name.find('.'), dot2 = name.find('.', dot1 + 1);
-  return "blk." + name.substr(dot1 + 1, dot2 - dot1 - 1) + "." + kLayer.at(name.substr(dot2 + 1));
-}
+std::string gguf_tensor_name(const std::string& name, uint32_t arch) { return source_tensor_name(name, arch, true); }
 
 format::HParams gguf_hparams(const GgufFile& g) {
   const GgufKV* arch_kv = g.find("general.architecture");
@@ -130,6 +120,10 @@ format::HParams gguf_hparams(const GgufFile& g) {
   format::HParams hp{};
   if (arch == "llama") hp.arch = static_cast<uint32_t>(format::Arch::Llama);
   else if (arch == "qwen2") hp.arch = static_cast<uint32_t>(format::Arch::Qwen2), hp.attn_bias = 1;
+  else if (arch == "qwen3") hp.arch = static_cast<uint32_t>(format::Arch::Qwen3), hp.flags = format::kQkNorm;
+  else if (arch == "gemma2")
+    hp.arch = static_cast<uint32_t>(format::Arch::Gemma2),
+    hp.flags = format::kSandwichNorms | format::kGeluTanh | format::kEmbedScale | format::kSlidingEvenLayers;
   else
     g.fail(arch_kv->offset, "unsupported GGUF architecture '" + arch.substr(0, 60) + "'; supported: " + kSupportedArchs);
   const std::string p = arch + ".";
@@ -160,6 +154,14 @@ format::HParams gguf_hparams(const GgufFile& g) {
     g.fail(g.find(p + "vocab_size")->offset, "vocab_size " + std::to_string(u32("vocab_size")) +
                                                  " differs from the " + std::to_string(hp.vocab_size) + " tokens");
   hp.tied_embeddings = g.tensor("output.weight") ? 0 : 1;
+  if (hp.arch == static_cast<uint32_t>(format::Arch::Gemma2)) {
+    // GGUF keeps no query_pre_attn_scalar; llama.cpp takes 1/sqrt(dim / heads) for the
+    // 46-layer 27B and 1/sqrt(head_dim) (the default) otherwise, as the checkpoints have it.
+    if (hp.n_layers == 46) hp.query_scale = 1.0f / std::sqrt(static_cast<float>(hp.dim) / static_cast<float>(hp.n_heads));
+    hp.attn_softcap = f32_of(g, p + "attn_logit_softcapping", 0.0);
+    hp.final_softcap = f32_of(g, p + "final_logit_softcapping", 0.0);
+    hp.sliding_window = u32_or("attention.sliding_window", 0);
+  }
 
   // Rope scaling: rope.scaling.type (linear; yarn is refused), the older
   // rope.scale_linear, or llama3's rope_freqs.weight table.
@@ -197,7 +199,7 @@ WriteSummary convert_gguf(const std::string& gguf_path, const std::string& out_p
   std::map<std::string, std::vector<std::string>> requantized;  // "Q4_K -> q8" -> tensor names
   DType main_type = options.weight_type;  // informational HParams.weight_type: layer 0's wq
   for (const TensorSpec& spec : expected_tensors(hp)) {
-    const std::string src_name = gguf_tensor_name(spec.name);
+    const std::string src_name = gguf_tensor_name(spec.name, hp.arch);
     const GgufTensorInfo* src = g.tensor(src_name);
     if (!src) throw Error(gguf_path, -1, "GGUF file lacks tensor '" + src_name + "'");
     used.insert(src_name);

@@ -18,11 +18,11 @@ namespace qrun {
 
 // The hyper-parameters a GGUF file's metadata and tensor shapes describe. Throws
 // qrun::Error naming the file, offset and key when one is missing or inconsistent, and
-// for architectures other than llama and qwen2 (naming the architecture).
+// for architectures other than llama, qwen2, qwen3 and gemma2 (naming the architecture).
 format::HParams gguf_hparams(const GgufFile& gguf);
 
 // qrun tensor name -> GGUF tensor name ("layers.3.wq" -> "blk.3.attn_q.weight").
-std::string gguf_tensor_name(const std::string& qrun_name);
+std::string gguf_tensor_name(const std::string& qrun_name, uint32_t arch = 1);  // from src/arch_table
 
 struct GgufImportOptions {
   // Keep every tensor's GGUF type where qrun has it (F32, F16, BF16, Q8_0 -> q8,

@@ -99,6 +99,27 @@ std::string supported_archs() {
   return s;
 }
 
+const TensorRecipe& find_recipe(const std::string& name, uint32_t arch, int* layer) {
+  std::string base = name;
+  *layer = -1;
+  if (name.rfind("layers.", 0) == 0) {
+    const size_t dot = name.find('.', 7);
+    *layer = std::stoi(name.substr(7, dot - 7));
+    base = name.substr(dot + 1);
+  }
+  for (const TensorRecipe& r : arch_info(arch).tensors)
+    if (base == r.name) return r;
+  throw Error("no tensor '" + name + "' in architecture " + arch_info(arch).name);
+}
+
+std::string source_tensor_name(const std::string& name, uint32_t arch, bool gguf) {
+  int layer = -1;
+  const TensorRecipe& r = find_recipe(name, arch, &layer);
+  const char* n = gguf ? r.gguf : r.hf;
+  if (layer < 0) return n;
+  return (gguf ? "blk." : "model.layers.") + std::to_string(layer) + "." + n;
+}
+
 bool recipe_present(const TensorRecipe& r, const format::HParams& hp) {
   switch (r.need) {
     case Need::Always: return true;

@@ -54,6 +54,11 @@ const ArchInfo* find_arch(const std::string& hf_name);     // by class or model_
 std::string supported_archs();                             // "LlamaForCausalLM (llama), ..."
 
 bool recipe_present(const TensorRecipe& r, const format::HParams& hp);
+// The recipe of a stored tensor ("layers.3.wq": wq's, layer 3; "norm": layer -1).
+const TensorRecipe& find_recipe(const std::string& qrun_name, uint32_t arch, int* layer);
+// Its name in a Hugging Face checkpoint ("model.layers.3.self_attn.q_proj.weight") or a
+// GGUF file ("blk.3.attn_q.weight").
+std::string source_tensor_name(const std::string& qrun_name, uint32_t arch, bool gguf);
 int64_t extent(Extent e, const format::HParams& hp);
 // First row of `part` within its fused source tensor.
 int64_t part_row_offset(Part part, const format::HParams& hp);

@@ -9,8 +9,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "common/run_command.h"
-#include "common/synthetic_model.h"
+#include "common/hf_reference.h"
 #include "common/test_paths.h"
 #include "convert/converter.h"
 #include "qrun/generate.h"
@@ -23,22 +22,6 @@ struct Reference {
   std::vector<int32_t> tokens, greedy;
   std::vector<std::vector<double>> logits;
 };
-
-// Makes (once per machine) the checkpoint and its reference; "" and why when python3 or
-// numpy is missing.
-std::string reference_checkpoint(const std::string& arch, std::string* why_not) {
-  const auto dir = test::test_cache_dir() / ("hf-ref-" + arch);
-  if (std::filesystem::exists(dir / "reference.json")) return dir.string();
-  const std::string python = std::filesystem::exists("/usr/bin/python3") ? "/usr/bin/python3" : "python3";
-  const auto script = std::filesystem::path(QRUN_SOURCE_DIR) / "tests/reference/hf_reference.py";
-  const auto r = test::run_command(python + " " + test::quoted(script.string()) + " make " + arch + " " +
-                                   test::quoted(dir.string()));
-  if (r.exit_code != 0) {
-    *why_not = "hf_reference.py failed (python3-numpy missing?): " + r.out;
-    return "";
-  }
-  return dir.string();
-}
 
 Reference load_reference(const std::string& dir) {
   std::ifstream in(dir + "/reference.json");
@@ -58,7 +41,7 @@ class Architectures : public ::testing::TestWithParam<ArchCase> {};
 TEST_P(Architectures, MatchesFloat64ReferenceAtF32AndQ8) {
   const ArchCase c = GetParam();
   std::string why;
-  const std::string dir = reference_checkpoint(c.arch, &why);
+  const std::string dir = test::reference_checkpoint(c.arch, &why);
   if (dir.empty()) GTEST_SKIP() << why;
   const Reference ref = load_reference(dir);
   for (const DType type : {DType::F32, DType::Q8}) {

@@ -1,0 +1,98 @@
+// GGUF import of Qwen3 and Gemma 2 (issue 13): a GGUF written the way llama.cpp's
+// convert_hf_to_gguf.py writes these architectures (GGUF names from the table, Gemma's
+// norms stored as 1 + w, no Q/K permutation: both use NeoX RoPE) from the synthetic
+// reference checkpoints imports to the same tensors, bit for bit, as the safetensors
+// conversion, with the same hyper-parameters.
+#include <gtest/gtest.h>
+
+#include <cstring>
+
+#include "common/gguf_stories.h"
+#include "common/hf_reference.h"
+#include "convert/converter.h"
+#include "convert/gguf_convert.h"
+#include "convert/hf_config.h"
+#include "convert/safetensors.h"
+#include "qrun/model_file.h"
+#include "qrun/model_layout.h"
+#include "src/arch_table.h"
+
+namespace qrun {
+namespace {
+
+std::vector<uint8_t> gguf_from_checkpoint(const std::string& dir, const std::string& arch) {
+  const format::HParams hp = read_hf_config(dir);
+  const SafetensorsCheckpoint ckpt(dir);
+  test::GgufWriter g;
+  g.str("general.architecture", arch);
+  g.u32("general.alignment", 32);
+  const std::string p = arch + ".";
+  g.u32(p + "context_length", hp.max_seq_len);
+  g.u32(p + "embedding_length", hp.dim);
+  g.u32(p + "feed_forward_length", hp.hidden_dim);
+  g.u32(p + "block_count", hp.n_layers);
+  g.u32(p + "attention.head_count", hp.n_heads);
+  g.u32(p + "attention.head_count_kv", hp.n_kv_heads);
+  g.u32(p + "attention.key_length", hp.head_dim);
+  g.u32(p + "attention.value_length", hp.head_dim);
+  g.f32(p + "rope.freq_base", hp.rope_theta);
+  g.f32(p + "attention.layer_norm_rms_epsilon", hp.norm_eps);
+  if (arch == "gemma2") {
+    g.f32(p + "attn_logit_softcapping", hp.attn_softcap);
+    g.f32(p + "final_logit_softcapping", hp.final_softcap);
+    g.u32(p + "attention.sliding_window", hp.sliding_window);
+  }
+  test::add_stories_tokenizer(g);
+  for (const TensorSpec& spec : expected_tensors(hp)) {
+    int layer = -1;
+    const TensorRecipe& r = find_recipe(spec.name, hp.arch, &layer);
+    const SafeTensor* t = ckpt.find(source_tensor_name(spec.name, hp.arch, false));
+    std::vector<float> w(static_cast<size_t>(t->numel()));
+    t->read_f32(0, t->numel(), w.data());
+    if (r.plus_one)
+      for (float& v : w) v += 1.0f;  // llama.cpp's Gemma conversion adds the 1 of (1 + w)
+    std::vector<int64_t> ne = {spec.cols};
+    if (spec.n_dims == 2) ne.push_back(spec.rows);
+    g.tensor(source_tensor_name(spec.name, hp.arch, true), ne, test::kGgmlF32,
+             test::encode_rows(w, spec.cols, test::kGgmlF32));
+  }
+  return g.bytes();
+}
+
+class GgufArch : public ::testing::TestWithParam<const char*> {};
+
+TEST_P(GgufArch, ImportEqualsSafetensorsConversion) {
+  const std::string arch = GetParam();
+  std::string why;
+  const std::string dir = test::reference_checkpoint(arch, &why);
+  if (dir.empty()) GTEST_SKIP() << why;
+  test::ScratchDir tmp;
+  const auto gguf = tmp / (arch + ".gguf");
+  test::write_bytes(gguf, gguf_from_checkpoint(dir, arch));
+  ConvertOptions opt;
+  opt.weight_type = DType::F32;
+  convert_hf_checkpoint(dir, (tmp / "st.qrun").string(), opt);
+  convert_gguf(gguf.string(), (tmp / "gguf.qrun").string(), opt, GgufImportOptions{});
+  const ModelFile a((tmp / "st.qrun").string()), b((tmp / "gguf.qrun").string());
+  format::HParams ha = a.hparams(), hb = b.hparams();
+  EXPECT_EQ(hb.arch, ha.arch);
+  EXPECT_EQ(hb.flags, ha.flags);
+  EXPECT_EQ(hb.head_dim, ha.head_dim);
+  EXPECT_EQ(hb.sliding_window, ha.sliding_window);
+  EXPECT_EQ(hb.attn_softcap, ha.attn_softcap);
+  EXPECT_EQ(hb.final_softcap, ha.final_softcap);
+  EXPECT_EQ(hb.tied_embeddings, ha.tied_embeddings);
+  ASSERT_EQ(a.tensors().size(), b.tensors().size());
+  for (size_t i = 0; i < a.tensors().size(); ++i) {
+    const auto& ta = a.tensors()[i];
+    const auto& tb = b.tensors()[i];
+    ASSERT_EQ(ta.name, tb.name);
+    ASSERT_EQ(ta.size, tb.size) << ta.name;
+    EXPECT_EQ(std::memcmp(ta.data, tb.data, ta.size), 0) << ta.name;
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Archs, GgufArch, ::testing::Values("qwen3", "gemma2"));
+
+}  // namespace
+}  // namespace qrun
