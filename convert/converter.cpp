@@ -65,10 +65,7 @@ WriteSummary convert_hf_checkpoint(const std::string& hf_dir, const std::string&
     used.insert(src_name);
     // A fused source (Phi-3's qkv_proj, gate_up_proj) holds this tensor's rows after others'.
     const int64_t first_row = part_row_offset(recipe.part, hp);
-    int64_t src_rows = spec.rows;
-    if (recipe.part == Part::Q || recipe.part == Part::K || recipe.part == Part::V)
-      src_rows = extent(Extent::QDim, hp) + 2 * extent(Extent::KvDim, hp);
-    if (recipe.part == Part::Gate || recipe.part == Part::Up) src_rows = 2 * int64_t{hp.hidden_dim};
+    const int64_t src_rows = source_rows(recipe, hp);
     const bool shape_ok = spec.n_dims == 1
                               ? (src->shape.size() == 1 && src->shape[0] == spec.cols)
                               : (src->shape.size() == 2 && src->shape[0] == src_rows && src->shape[1] == spec.cols);

@@ -23,7 +23,7 @@ namespace qrun {
 
 namespace {
 
-constexpr const char* kSupportedArchs = "llama (Llama 1/2/3, TinyLlama, Mistral, SmolLM), qwen2, qwen3, gemma2";
+constexpr const char* kSupportedArchs = "llama (Llama 1/2/3, TinyLlama, Mistral, SmolLM), qwen2, qwen3, phi3, gemma2";
 
 uint32_t u32_of(const GgufFile& g, const std::string& key, uint64_t v) {
   if (v > 0xffffffffu) g.fail(g.find(key)->offset, "key '" + key + "' is " + std::to_string(v) + ", too large");
@@ -121,6 +121,7 @@ format::HParams gguf_hparams(const GgufFile& g) {
   if (arch == "llama") hp.arch = static_cast<uint32_t>(format::Arch::Llama);
   else if (arch == "qwen2") hp.arch = static_cast<uint32_t>(format::Arch::Qwen2), hp.attn_bias = 1;
   else if (arch == "qwen3") hp.arch = static_cast<uint32_t>(format::Arch::Qwen3), hp.flags = format::kQkNorm;
+  else if (arch == "phi3") hp.arch = static_cast<uint32_t>(format::Arch::Phi3);
   else if (arch == "gemma2")
     hp.arch = static_cast<uint32_t>(format::Arch::Gemma2),
     hp.flags = format::kSandwichNorms | format::kGeluTanh | format::kEmbedScale | format::kSlidingEvenLayers;
@@ -139,10 +140,14 @@ format::HParams gguf_hparams(const GgufFile& g) {
   if (g.find(p + "attention.value_length") && u32("attention.value_length") != hp.head_dim)
     g.fail(g.find(p + "attention.value_length")->offset, "attention.value_length differs from the key length " +
                                                              std::to_string(hp.head_dim) + " (not supported)");
-  if (g.find(p + "rope.dimension_count") && u32("rope.dimension_count") != hp.head_dim)
-    g.fail(g.find(p + "rope.dimension_count")->offset,
-           "rope.dimension_count " + std::to_string(u32("rope.dimension_count")) + " is not the head size " +
-               std::to_string(hp.head_dim) + " (partial rotary is not supported)");
+  if (g.find(p + "rope.dimension_count") && u32("rope.dimension_count") != hp.head_dim) {
+    const uint32_t rot = u32("rope.dimension_count");
+    if (hp.arch != static_cast<uint32_t>(format::Arch::Phi3) || rot % 2 != 0 || rot > hp.head_dim)
+      g.fail(g.find(p + "rope.dimension_count")->offset, "rope.dimension_count " + std::to_string(rot) +
+                                                            " is not the head size " + std::to_string(hp.head_dim) +
+                                                            " (partial rotary: phi3 only)");
+    hp.rotary_dim = rot;
+  }
   hp.max_seq_len = u32("context_length");
   hp.rope_theta = f32_of(g, p + "rope.freq_base", 10000.0);
   if (!g.find(p + "attention.layer_norm_rms_epsilon"))
@@ -154,6 +159,19 @@ format::HParams gguf_hparams(const GgufFile& g) {
     g.fail(g.find(p + "vocab_size")->offset, "vocab_size " + std::to_string(u32("vocab_size")) +
                                                  " differs from the " + std::to_string(hp.vocab_size) + " tokens");
   hp.tied_embeddings = g.tensor("output.weight") ? 0 : 1;
+  if (hp.arch == static_cast<uint32_t>(format::Arch::Phi3)) {
+    hp.sliding_window = u32_or("attention.sliding_window", 0);
+    // LongRoPE: llama.cpp stores its factors as tensors and the original context as a key.
+    if (g.tensor("rope_factors_long.weight") || g.tensor("rope_factors_short.weight")) {
+      hp.rope_scaling = static_cast<uint32_t>(format::RopeScaling::LongRope);
+      hp.rope_original_max_pos = u32_or("rope.scaling.original_context_length", hp.max_seq_len);
+      hp.rope_factor = std::max(1.0f, static_cast<float>(hp.max_seq_len) / static_cast<float>(hp.rope_original_max_pos));
+      const double fallback = hp.rope_factor <= 1.0f ? 1.0
+                                                     : std::sqrt(1.0 + std::log(hp.rope_factor) /
+                                                                           std::log(double(hp.rope_original_max_pos)));
+      hp.rope_attn_factor = f32_of(g, p + "rope.scaling.attn_factor", fallback);
+    }
+  }
   if (hp.arch == static_cast<uint32_t>(format::Arch::Gemma2)) {
     // GGUF keeps no query_pre_attn_scalar; llama.cpp takes 1/sqrt(dim / heads) for the
     // 46-layer 27B and 1/sqrt(head_dim) (the default) otherwise, as the checkpoints have it.
@@ -203,12 +221,16 @@ WriteSummary convert_gguf(const std::string& gguf_path, const std::string& out_p
     const GgufTensorInfo* src = g.tensor(src_name);
     if (!src) throw Error(gguf_path, -1, "GGUF file lacks tensor '" + src_name + "'");
     used.insert(src_name);
-    bool shape_ok = src->ne[0] == spec.cols && src->n_rows() == spec.rows && src->ne[2] == 1 && src->ne[3] == 1;
+    int layer = -1;
+    const TensorRecipe& recipe = find_recipe(spec.name, hp.arch, &layer);
+    // A fused source (phi3's attn_qkv, ffn_up) holds this tensor's rows after others'.
+    const int64_t src_rows = source_rows(recipe, hp), first_row = part_row_offset(recipe.part, hp);
+    bool shape_ok = src->ne[0] == spec.cols && src->n_rows() == src_rows && src->ne[2] == 1 && src->ne[3] == 1;
     if (!shape_ok) {
       std::string got;
       for (uint32_t d = 0; d < src->n_dims; ++d) got += (d ? ", " : "") + std::to_string(src->ne[d]);
       g.fail(src->info_offset, "tensor '" + src_name + "' has ne [" + got + "], the metadata implies [" +
-                                   std::to_string(spec.cols) + (spec.n_dims == 2 ? ", " + std::to_string(spec.rows) : "") +
+                                   std::to_string(spec.cols) + (spec.n_dims == 2 ? ", " + std::to_string(src_rows) : "") +
                                    "]");
     }
     if (!gguf_can_dequantize(src->type))
@@ -243,7 +265,7 @@ WriteSummary convert_gguf(const std::string& gguf_path, const std::string& out_p
     t.rows = spec.rows;
     t.n_dims = spec.n_dims;
     t.layer = spec.layer;
-    const uint8_t* base = g.tensor_data(*src);
+    const uint8_t* base = g.tensor_data(*src) + first_row * src_row_bytes;
     const int64_t head_dim = hp.head_dim;
     t.fill = [&g, src, base, src_row_bytes, carry, permute, head_dim, dst, cols = spec.cols](int64_t b, int64_t e,
                                                                                              uint8_t* out_rows) {

@@ -55,12 +55,15 @@ std::vector<TensorRecipe> phi3_tensors() {
   const std::pair<const char*, Part> fused[] = {{"wq", Part::Q}, {"wk", Part::K}, {"wv", Part::V}};
   for (const auto& [name, part] : fused) {
     recipe(t, name).hf = "self_attn.qkv_proj.weight";
+    recipe(t, name).gguf = "attn_qkv.weight";
     recipe(t, name).part = part;
   }
-  recipe(t, "w1").hf = "mlp.gate_up_proj.weight";
-  recipe(t, "w1").part = Part::Gate;
-  recipe(t, "w3").hf = "mlp.gate_up_proj.weight";
-  recipe(t, "w3").part = Part::Up;
+  // llama.cpp keeps gate_up_proj fused too, as ffn_up (gate rows first).
+  for (const auto& [name, part] : {std::pair{"w1", Part::Gate}, std::pair{"w3", Part::Up}}) {
+    recipe(t, name).hf = "mlp.gate_up_proj.weight";
+    recipe(t, name).gguf = "ffn_up.weight";
+    recipe(t, name).part = part;
+  }
   // LongRoPE's factors come from config.json (the converter fills them in).
   t.insert(t.begin() + 1, {"rope_factors_short", P::BeforeLayers, E::RopeHalf, E::One, R::Norm, N::LongRope, "", Part::Whole, "rope_factors_short.weight", false});
   t.insert(t.begin() + 2, {"rope_factors_long", P::BeforeLayers, E::RopeHalf, E::One, R::Norm, N::LongRope, "", Part::Whole, "rope_factors_long.weight", false});
@@ -144,6 +147,15 @@ int64_t extent(Extent e, const format::HParams& hp) {
     case Extent::RopeHalf: return (hp.rotary_dim ? hp.rotary_dim : hp.head_dim) / 2;
   }
   return 0;
+}
+
+int64_t source_rows(const TensorRecipe& r, const format::HParams& hp) {
+  switch (r.part) {
+    case Part::Q: case Part::K: case Part::V: return extent(Extent::QDim, hp) + 2 * extent(Extent::KvDim, hp);
+    case Part::Gate: case Part::Up: return 2 * int64_t{hp.hidden_dim};
+    case Part::Whole: break;
+  }
+  return extent(r.rows, hp);
 }
 
 int64_t part_row_offset(Part part, const format::HParams& hp) {

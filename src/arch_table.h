@@ -60,6 +60,8 @@ const TensorRecipe& find_recipe(const std::string& qrun_name, uint32_t arch, int
 // GGUF file ("blk.3.attn_q.weight").
 std::string source_tensor_name(const std::string& qrun_name, uint32_t arch, bool gguf);
 int64_t extent(Extent e, const format::HParams& hp);
+// Rows of the source tensor (the whole fused tensor for a part of one).
+int64_t source_rows(const TensorRecipe& r, const format::HParams& hp);
 // First row of `part` within its fused source tensor.
 int64_t part_row_offset(Part part, const format::HParams& hp);
 

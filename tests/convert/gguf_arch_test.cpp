@@ -1,11 +1,13 @@
-// GGUF import of Qwen3 and Gemma 2 (issue 13): a GGUF written the way llama.cpp's
+// GGUF import of Qwen3, Gemma 2 and Phi-3 (issue 13): a GGUF written the way llama.cpp's
 // convert_hf_to_gguf.py writes these architectures (GGUF names from the table, Gemma's
-// norms stored as 1 + w, no Q/K permutation: both use NeoX RoPE) from the synthetic
+// norms stored as 1 + w, Phi-3's qkv and gate_up fused and its LongRoPE factors as
+// tensors, no Q/K permutation: all use NeoX RoPE) from the synthetic
 // reference checkpoints imports to the same tensors, bit for bit, as the safetensors
 // conversion, with the same hyper-parameters.
 #include <gtest/gtest.h>
 
 #include <cstring>
+#include <set>
 
 #include "common/gguf_stories.h"
 #include "common/hf_reference.h"
@@ -20,8 +22,9 @@
 namespace qrun {
 namespace {
 
-std::vector<uint8_t> gguf_from_checkpoint(const std::string& dir, const std::string& arch) {
+std::vector<uint8_t> gguf_from_checkpoint(const std::string& dir) {
   const format::HParams hp = read_hf_config(dir);
+  const std::string arch = arch_info(hp.arch).name;  // phi4-mini is a phi3 GGUF
   const SafetensorsCheckpoint ckpt(dir);
   test::GgufWriter g;
   g.str("general.architecture", arch);
@@ -37,24 +40,38 @@ std::vector<uint8_t> gguf_from_checkpoint(const std::string& dir, const std::str
   g.u32(p + "attention.value_length", hp.head_dim);
   g.f32(p + "rope.freq_base", hp.rope_theta);
   g.f32(p + "attention.layer_norm_rms_epsilon", hp.norm_eps);
+  if (arch == "phi3") {
+    g.u32(p + "rope.dimension_count", hp.rotary_dim ? hp.rotary_dim : hp.head_dim);
+    g.u32(p + "attention.sliding_window", hp.sliding_window);
+    g.u32(p + "rope.scaling.original_context_length", hp.rope_original_max_pos);
+    g.f32(p + "rope.scaling.attn_factor", hp.rope_attn_factor);
+  }
   if (arch == "gemma2") {
     g.f32(p + "attn_logit_softcapping", hp.attn_softcap);
     g.f32(p + "final_logit_softcapping", hp.final_softcap);
     g.u32(p + "attention.sliding_window", hp.sliding_window);
   }
   test::add_stories_tokenizer(g);
+  const HfConfig config = read_hf_config_full(dir);
+  std::set<std::string> written;
   for (const TensorSpec& spec : expected_tensors(hp)) {
     int layer = -1;
     const TensorRecipe& r = find_recipe(spec.name, hp.arch, &layer);
-    const SafeTensor* t = ckpt.find(source_tensor_name(spec.name, hp.arch, false));
-    std::vector<float> w(static_cast<size_t>(t->numel()));
-    t->read_f32(0, t->numel(), w.data());
+    const std::string gguf_name = source_tensor_name(spec.name, hp.arch, true);
+    if (!written.insert(gguf_name).second) continue;  // a fused tensor, written whole once
+    std::vector<float> w;
+    if (r.need == Need::LongRope) {  // llama.cpp writes LongRoPE's factors as tensors
+      w = spec.name == "rope_factors_long" ? config.rope_long_factors : config.rope_short_factors;
+    } else {
+      const SafeTensor* t = ckpt.find(source_tensor_name(spec.name, hp.arch, false));
+      w.resize(static_cast<size_t>(t->numel()));
+      t->read_f32(0, t->numel(), w.data());
+    }
     if (r.plus_one)
       for (float& v : w) v += 1.0f;  // llama.cpp's Gemma conversion adds the 1 of (1 + w)
     std::vector<int64_t> ne = {spec.cols};
-    if (spec.n_dims == 2) ne.push_back(spec.rows);
-    g.tensor(source_tensor_name(spec.name, hp.arch, true), ne, test::kGgmlF32,
-             test::encode_rows(w, spec.cols, test::kGgmlF32));
+    if (spec.n_dims == 2) ne.push_back(source_rows(r, hp));
+    g.tensor(gguf_name, ne, test::kGgmlF32, test::encode_rows(w, spec.cols, test::kGgmlF32));
   }
   return g.bytes();
 }
@@ -68,7 +85,7 @@ TEST_P(GgufArch, ImportEqualsSafetensorsConversion) {
   if (dir.empty()) GTEST_SKIP() << why;
   test::ScratchDir tmp;
   const auto gguf = tmp / (arch + ".gguf");
-  test::write_bytes(gguf, gguf_from_checkpoint(dir, arch));
+  test::write_bytes(gguf, gguf_from_checkpoint(dir));
   ConvertOptions opt;
   opt.weight_type = DType::F32;
   convert_hf_checkpoint(dir, (tmp / "st.qrun").string(), opt);
@@ -82,6 +99,10 @@ TEST_P(GgufArch, ImportEqualsSafetensorsConversion) {
   EXPECT_EQ(hb.attn_softcap, ha.attn_softcap);
   EXPECT_EQ(hb.final_softcap, ha.final_softcap);
   EXPECT_EQ(hb.tied_embeddings, ha.tied_embeddings);
+  EXPECT_EQ(hb.rotary_dim, ha.rotary_dim);
+  EXPECT_EQ(hb.rope_scaling, ha.rope_scaling);
+  EXPECT_EQ(hb.rope_original_max_pos, ha.rope_original_max_pos);
+  EXPECT_FLOAT_EQ(hb.rope_attn_factor, ha.rope_attn_factor);
   ASSERT_EQ(a.tensors().size(), b.tensors().size());
   for (size_t i = 0; i < a.tensors().size(); ++i) {
     const auto& ta = a.tensors()[i];
@@ -92,7 +113,7 @@ TEST_P(GgufArch, ImportEqualsSafetensorsConversion) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Archs, GgufArch, ::testing::Values("qwen3", "gemma2"));
+INSTANTIATE_TEST_SUITE_P(Archs, GgufArch, ::testing::Values("qwen3", "gemma2", "phi3", "phi4-mini"));
 
 }  // namespace
 }  // namespace qrun
