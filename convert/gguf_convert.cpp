@@ -187,8 +187,18 @@ format::HParams gguf_hparams(const GgufFile& g) {
   if (scaling == "linear") {
     hp.rope_scaling = static_cast<uint32_t>(format::RopeScaling::Linear);
     hp.rope_factor = f32_of(g, p + "rope.scaling.factor", 1.0);
+  } else if (scaling == "yarn") {
+    hp.rope_scaling = static_cast<uint32_t>(format::RopeScaling::Yarn);
+    hp.rope_factor = f32_of(g, p + "rope.scaling.factor", 1.0);
+    hp.rope_original_max_pos = u32_or("rope.scaling.original_context_length", hp.max_seq_len);
+    hp.rope_beta_fast = f32_of(g, p + "rope.scaling.yarn_beta_fast", 32.0);
+    hp.rope_beta_slow = f32_of(g, p + "rope.scaling.yarn_beta_slow", 1.0);
+    // transformers' default when the file does not say: 0.1 ln(factor) + 1.
+    hp.rope_attn_factor = f32_of(g, p + "rope.scaling.attn_factor",
+                                 hp.rope_factor > 1.0f ? 0.1 * std::log(hp.rope_factor) + 1.0 : 1.0);
   } else if (scaling != "none") {
-    g.fail(g.find(p + "rope.scaling.type")->offset, "rope scaling '" + scaling.substr(0, 40) + "' is not supported (none, linear, llama3)");
+    g.fail(g.find(p + "rope.scaling.type")->offset,
+           "rope scaling '" + scaling.substr(0, 40) + "' is not supported (none, linear, yarn, llama3)");
   } else if (g.find(p + "rope.scale_linear")) {
     const float f = f32_of(g, p + "rope.scale_linear", 1.0);
     if (f != 1.0f) hp.rope_scaling = static_cast<uint32_t>(format::RopeScaling::Linear), hp.rope_factor = f;

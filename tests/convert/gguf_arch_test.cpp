@@ -1,4 +1,4 @@
-// GGUF import of Qwen3, Gemma 2 and Phi-3 (issue 13): a GGUF written the way llama.cpp's
+// GGUF import of Qwen3, Gemma 2, Phi-3 and Llama with YaRN (issue 13): a GGUF written the way llama.cpp's
 // convert_hf_to_gguf.py writes these architectures (GGUF names from the table, Gemma's
 // norms stored as 1 + w, Phi-3's qkv and gate_up fused and its LongRoPE factors as
 // tensors, no Q/K permutation: all use NeoX RoPE) from the synthetic
@@ -40,6 +40,13 @@ std::vector<uint8_t> gguf_from_checkpoint(const std::string& dir) {
   g.u32(p + "attention.value_length", hp.head_dim);
   g.f32(p + "rope.freq_base", hp.rope_theta);
   g.f32(p + "attention.layer_norm_rms_epsilon", hp.norm_eps);
+  if (hp.rope_scaling == static_cast<uint32_t>(format::RopeScaling::Yarn)) {
+    g.str(p + "rope.scaling.type", "yarn");
+    g.f32(p + "rope.scaling.factor", hp.rope_factor);
+    g.u32(p + "rope.scaling.original_context_length", hp.rope_original_max_pos);
+    g.f32(p + "rope.scaling.yarn_beta_fast", hp.rope_beta_fast);
+    g.f32(p + "rope.scaling.yarn_beta_slow", hp.rope_beta_slow);
+  }
   if (arch == "phi3") {
     g.u32(p + "rope.dimension_count", hp.rotary_dim ? hp.rotary_dim : hp.head_dim);
     g.u32(p + "attention.sliding_window", hp.sliding_window);
@@ -69,6 +76,9 @@ std::vector<uint8_t> gguf_from_checkpoint(const std::string& dir) {
     }
     if (r.plus_one)
       for (float& v : w) v += 1.0f;  // llama.cpp's Gemma conversion adds the 1 of (1 + w)
+    // llama-arch files have Q and K rows in ggml's adjacent-pair RoPE order.
+    if (arch == "llama" && (spec.name.ends_with(".wq") || spec.name.ends_with(".wk")))
+      w = test::ggml_permute_rows(w, spec.rows, spec.cols, hp.head_dim);
     std::vector<int64_t> ne = {spec.cols};
     if (spec.n_dims == 2) ne.push_back(source_rows(r, hp));
     g.tensor(gguf_name, ne, test::kGgmlF32, test::encode_rows(w, spec.cols, test::kGgmlF32));
@@ -103,6 +113,8 @@ TEST_P(GgufArch, ImportEqualsSafetensorsConversion) {
   EXPECT_EQ(hb.rope_scaling, ha.rope_scaling);
   EXPECT_EQ(hb.rope_original_max_pos, ha.rope_original_max_pos);
   EXPECT_FLOAT_EQ(hb.rope_attn_factor, ha.rope_attn_factor);
+  EXPECT_FLOAT_EQ(hb.rope_factor, ha.rope_factor);
+  EXPECT_FLOAT_EQ(hb.rope_beta_fast, ha.rope_beta_fast);
   ASSERT_EQ(a.tensors().size(), b.tensors().size());
   for (size_t i = 0; i < a.tensors().size(); ++i) {
     const auto& ta = a.tensors()[i];
@@ -113,7 +125,7 @@ TEST_P(GgufArch, ImportEqualsSafetensorsConversion) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Archs, GgufArch, ::testing::Values("qwen3", "gemma2", "phi3", "phi4-mini"));
+INSTANTIATE_TEST_SUITE_P(Archs, GgufArch, ::testing::Values("qwen3", "gemma2", "phi3", "phi4-mini", "llama-yarn"));
 
 }  // namespace
 }  // namespace qrun
