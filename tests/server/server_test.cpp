@@ -103,6 +103,21 @@ Sse parse_sse(const std::string& body, bool chat) {
   return r;
 }
 
+// POST /v1/completions on a socket the test owns, so it can leave mid-answer; -1 on failure.
+int raw_request(const Server& s, const json& body) {
+  const int sock = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(static_cast<uint16_t>(s.port()));
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (::connect(sock, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) return -1;
+  const std::string text = body.dump();
+  const std::string http = "POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: " +
+                           std::to_string(text.size()) + "\r\n\r\n" + text;
+  if (::send(sock, http.data(), http.size(), 0) != static_cast<ssize_t>(http.size())) return -1;
+  return sock;
+}
+
 class QserveTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -241,16 +256,8 @@ TEST_F(QserveTest, DisconnectCancelsAndFullQueueIs503) {
   Server s({"--workers", "1", "--max-queue", "1"}, DType::Q8, "stall:2:" + (dir / "fired").string());
   ASSERT_TRUE(s.ready()) << s.log();
   // A streaming request on a raw socket; its worker stalls after two tokens.
-  const int sock = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_port = htons(static_cast<uint16_t>(s.port()));
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ASSERT_EQ(::connect(sock, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
-  const std::string body = json{{"prompt", "Once upon a time"}, {"max_tokens", 100}, {"stream", true}, {"ignore_eos", true}}.dump();
-  const std::string http = "POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: " +
-                           std::to_string(body.size()) + "\r\n\r\n" + body;
-  ASSERT_EQ(::send(sock, http.data(), http.size(), 0), static_cast<ssize_t>(http.size()));
+  const int sock = raw_request(s, {{"prompt", "Once upon a time"}, {"max_tokens", 100}, {"stream", true}, {"ignore_eos", true}});
+  ASSERT_GE(sock, 0);
   std::string got;
   char buf[4096];
   while (std::count(got.begin(), got.end(), '\n') < 10) {  // headers, the role chunk and a text chunk
@@ -285,16 +292,8 @@ TEST_F(QserveTest, DisconnectCancelsANonStreamedRequest) {
   test::ScratchDir dir;
   Server s({"--workers", "1"}, DType::Q8, "stall:2:" + (dir / "fired").string());
   ASSERT_TRUE(s.ready()) << s.log();
-  const int sock = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_port = htons(static_cast<uint16_t>(s.port()));
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ASSERT_EQ(::connect(sock, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
-  const std::string body = json{{"prompt", "Once upon a time"}, {"max_tokens", 100}, {"ignore_eos", true}}.dump();
-  const std::string http = "POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: " +
-                           std::to_string(body.size()) + "\r\n\r\n" + body;
-  ASSERT_EQ(::send(sock, http.data(), http.size(), 0), static_cast<ssize_t>(http.size()));
+  const int sock = raw_request(s, {{"prompt", "Once upon a time"}, {"max_tokens", 100}, {"ignore_eos", true}});
+  ASSERT_GE(sock, 0);
   int spins = 0;
   while (health(s)["idle_workers"] != 0 && ++spins < 100000) {  // the worker took it
   }
