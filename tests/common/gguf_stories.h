@@ -36,7 +36,7 @@ inline std::vector<uint8_t> encode_rows(const std::vector<float>& w, int64_t col
   std::vector<uint8_t> b;
   if (type == kGgmlF32) {
     b.resize(w.size() * 4);
-    std::memcpy(b.data(), w.data(), b.size());
+    if (!b.empty()) std::memcpy(b.data(), w.data(), b.size());
   } else if (type == kGgmlF16) {
     for (float f : w) GgufWriter::put<uint16_t>(b, f32_to_f16(f));
   } else if (type == kGgmlQ8_0) {

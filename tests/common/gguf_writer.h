@@ -90,7 +90,8 @@ class GgufWriter {
     for (size_t i = 0; i < tensors_.size(); ++i) {
       if (tensors_[i].forced_offset != UINT64_MAX) continue;
       b.resize(std::max(b.size(), data_at + offs[i] + tensors_[i].data.size()), 0);
-      std::memcpy(b.data() + data_at + offs[i], tensors_[i].data.data(), tensors_[i].data.size());
+      if (!tensors_[i].data.empty())  // memcpy from an empty vector's null data() is undefined
+        std::memcpy(b.data() + data_at + offs[i], tensors_[i].data.data(), tensors_[i].data.size());
     }
     b.resize((b.size() + alignment - 1) / alignment * alignment, 0);
     return b;
