@@ -1,15 +1,9 @@
 #include "qrun/memory_estimate.h"
 
-#include <algorithm>
 #include <cstdio>
 
-#include "qrun/model.h"
 #include "qrun/model_file.h"
-#include "qrun/thread_pool.h"
-#include "src/gpu_offload.h"
-#include "src/kernel_choice.h"
-#include "src/layer_streamer.h"
-#include "src/model_scratch.h"
+#include "qrun/run_plan.h"
 
 namespace qrun {
 
