@@ -80,13 +80,18 @@ Reply stream_reply(Model& model, std::span<const int32_t> prompt, Sampler& sampl
   return r;
 }
 
+static void say_context_full(const Model& model) {
+  std::fprintf(stderr, "\nqrun: context full (%d tokens): the conversation ends here (drop --no-context-shift "
+                       "to keep going, or raise -c)\n", model.context_length());
+}
+
 GenerationStats run_conversation(Model& model, Sampler& sampler, const GenerateOptions& options,
                                  const ConversationSettings& settings) {
   const Tokenizer& tok = model.tokenizer();
   const ChatFormatter fmt(tok, resolve_chat_template(tok, settings.chat_template));
   ChatHistory history(fmt, settings.system_prompt);
   const bool interactive = isatty(STDIN_FILENO);
-  std::vector<int32_t> conversation;  // what the cache holds, and the reply's last token if not yet run
+  int32_t pending = -1;  // the last reply's final token, not yet run through the model
   GenerationStats total;
   for (int turn = 1;; ++turn) {
     if (interactive) print("\n> ");
@@ -100,36 +105,27 @@ GenerationStats run_conversation(Model& model, Sampler& sampler, const GenerateO
     if (user.empty()) continue;
     const bool start = history.at_start();
     const std::vector<int32_t> added = fmt.encode(history.add_user(user), start);
+    const int needed = (pending >= 0) + static_cast<int>(added.size()) + 1;
     if (options.context_shift) {
-      total.context_shifts += make_room(model, static_cast<int>(conversation.size()) - model.position() +
-                                                   static_cast<int>(added.size()) + 1, options.n_keep);
-      const auto cached = model.tokens();
-      if (conversation.size() > cached.size()) {  // a shift: keep the pending token after what is left
-        const int32_t pending = conversation.back();
-        conversation.assign(cached.begin(), cached.end());
-        conversation.push_back(pending);
-      } else {
-        conversation.assign(cached.begin(), cached.end());
-      }
-    } else if (conversation.size() + added.size() + 1 > static_cast<size_t>(model.context_length())) {
-      std::fprintf(stderr, "\nqrun: context full (%d tokens): the conversation ends here (drop --no-context-shift "
-                           "to keep going, or raise -c)\n", model.context_length());
+      total.context_shifts += make_room(model, needed, options.n_keep);
+    } else if (model.position() + needed > model.context_length()) {
+      say_context_full(model);
       break;
     }
-    conversation.insert(conversation.end(), added.begin(), added.end());
-    Reply reply = stream_reply(model, conversation, sampler, options, settings.reverse_prompts);
+    // What the cache holds, then what it lacks: generate() runs only the latter.
+    std::vector<int32_t> prompt(model.tokens().begin(), model.tokens().end());
+    if (pending >= 0) prompt.push_back(pending);
+    prompt.insert(prompt.end(), added.begin(), added.end());
+    Reply reply = stream_reply(model, prompt, sampler, options, settings.reverse_prompts);
     print("\n");
     if (settings.verbose)
       std::fprintf(stderr, "qrun: turn %d: %d prompt tokens evaluated, %d reused from the cache, %d generated\n", turn,
                    reply.stats.prompt_tokens, reply.stats.reused_tokens, reply.stats.generated_tokens);
     total.add(reply.stats);
     history.add_assistant(reply.text);
-    const auto cached = model.tokens();
-    conversation.assign(cached.begin(), cached.end());
-    if (reply.stats.pending_token >= 0) conversation.push_back(reply.stats.pending_token);
+    pending = reply.stats.pending_token;
     if (reply.stats.stop == StopReason::ContextFull) {
-      std::fprintf(stderr, "qrun: context full (%d tokens): the conversation ends here (drop --no-context-shift "
-                           "to keep going, or raise -c)\n", model.context_length());
+      say_context_full(model);
       break;
     }
   }
