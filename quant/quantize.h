@@ -15,9 +15,10 @@ float bf16_to_f32(uint16_t b);
 uint16_t f32_to_bf16(float f);    // round to nearest even
 
 // Quantize one row of n floats into dtype_row_bytes(t, n) bytes at out (tail zero-padded).
-// Defined for every input: in Q8 and Q4 a NaN is stored as 0 and infinities saturate
-// (the converter refuses non-finite weights, naming the tensor, before this).
-void quantize_row(DType t, const float* x, int64_t n, void* out);
+// Defined for every input: in quantized types a NaN is stored as 0 and infinities
+// saturate (the converter refuses non-finite weights, naming the tensor, before this).
+// importance: n weights >= 0 for the scale search (quant/scale_search.h), or nullptr.
+void quantize_row(DType t, const float* x, int64_t n, void* out, const float* importance = nullptr);
 // Dequantize one row of n elements stored as type t.
 void dequantize_row(DType t, const void* in, int64_t n, float* out);
 

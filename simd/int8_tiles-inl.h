@@ -77,20 +77,60 @@ HWY_INLINE __m256i DotU8S8(__m256i acc, __m256i u, __m256i s) {
   return _mm256_add_epi32(acc, _mm256_madd_epi16(pairs, _mm256_set1_epi16(1)));
 }
 
-struct Q4Rows {
-  using Block = BlockQ4;
-  using Prepared = __m256i;  // 32 codes 0..15, element order
-  static HWY_INLINE Prepared Prepare(const BlockQ4& b) {
-    // The 16 packed bytes in both halves (one load-broadcast), the upper half shifted
-    // right by 4: low nibbles give elements 0..15, high nibbles 16..31.
-    const __m256i both = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b.qs)));
-    const __m256i shifted = _mm256_srlv_epi64(both, _mm256_set_epi64x(4, 4, 0, 0));
-    return _mm256_and_si256(shifted, _mm256_set1_epi8(0x0F));
-  }
+// The 16 packed bytes of a Q4-layout block in both halves (one load-broadcast), the
+// upper half shifted right by 4: low nibbles give elements 0..15, high nibbles 16..31.
+HWY_INLINE __m256i Nibbles(const uint8_t* qs) {
+  const __m256i both = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(qs)));
+  const __m256i shifted = _mm256_srlv_epi64(both, _mm256_set_epi64x(4, 4, 0, 0));
+  return _mm256_and_si256(shifted, _mm256_set1_epi8(0x0F));
+}
+
+// Pairs laid out as BlockQ6::qh (byte j: elements j, j+8, j+16, j+24), in element order.
+HWY_INLINE __m256i Pairs(const uint8_t* q) {
+  int64_t bytes;
+  __builtin_memcpy(&bytes, q, 8);
+  const __m256i shifted = _mm256_srlv_epi64(_mm256_set1_epi64x(bytes), _mm256_set_epi64x(6, 4, 2, 0));
+  return _mm256_and_si256(shifted, _mm256_set1_epi8(3));
+}
+
+// 32 bits (bit j: element j) as bytes 0 or `value`, in element order.
+HWY_INLINE __m256i Bits(const uint8_t* q, char value) {
+  int32_t word;
+  __builtin_memcpy(&word, q, 4);
+  const __m256i spread = _mm256_shuffle_epi8(_mm256_set1_epi32(word), _mm256_set_epi64x(0x0303030303030303, 0x0202020202020202,
+                                                                                      0x0101010101010101, 0));
+  const __m256i bit = _mm256_set1_epi64x(static_cast<int64_t>(0x8040201008040201));
+  return _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(spread, bit), bit), _mm256_set1_epi8(value));
+}
+
+// Unsigned codes with an offset: x = d * (code - kOffset...) enters as u8 x s8 products
+// plus kOffset * BlockQ8A::sum.
+template <class B, int32_t kOffset>
+struct UnsignedCodeRows {
+  using Block = B;
+  using Prepared = __m256i;  // 32 codes, element order
   static HWY_INLINE __m256i Dot(const Prepared& codes, const BlockQ8A& a, __m256i av) {
-    const __m256i offset = _mm256_zextsi128_si256(_mm_cvtsi32_si128(-8 * a.sum));
+    const __m256i offset = _mm256_zextsi128_si256(_mm_cvtsi32_si128(kOffset * a.sum));
     return DotU8S8(offset, codes, av);
   }
+};
+
+struct Q4Rows : UnsignedCodeRows<BlockQ4, -8> {
+  static HWY_INLINE Prepared Prepare(const BlockQ4& b) { return Nibbles(b.qs); }
+};
+
+struct Q6Rows : UnsignedCodeRows<BlockQ6, -32> {
+  static HWY_INLINE Prepared Prepare(const BlockQ6& b) {
+    return _mm256_or_si256(Nibbles(b.qs), _mm256_slli_epi16(Pairs(b.qh), 4));  // pairs < 4: no carry between bytes
+  }
+};
+
+struct Q5Rows : UnsignedCodeRows<BlockQ5, -16> {
+  static HWY_INLINE Prepared Prepare(const BlockQ5& b) { return _mm256_or_si256(Nibbles(b.qs), Bits(b.qh, 0x10)); }
+};
+
+struct Q3Rows : UnsignedCodeRows<BlockQ3, -4> {
+  static HWY_INLINE Prepared Prepare(const BlockQ3& b) { return _mm256_or_si256(Pairs(b.ql), Bits(b.qh, 0x04)); }
 };
 
 struct Q8Rows {
@@ -105,6 +145,16 @@ struct Q8Rows {
   }
   static HWY_INLINE __m256i Dot(const Prepared& p, const BlockQ8A&, __m256i av) {
     return DotU8S8(_mm256_setzero_si256(), p.abs_w, _mm256_sign_epi8(av, p.w));
+  }
+};
+
+// Signed code-book levels (|level| <= 127) take Q8's sign trick.
+struct Q4NRows : Q8Rows {
+  using Block = BlockQ4N;
+  static HWY_INLINE Prepared Prepare(const BlockQ4N& b) {
+    const __m256i table = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(kQ4NLevels)));
+    const __m256i w = _mm256_shuffle_epi8(table, Nibbles(b.qs));
+    return {w, _mm256_abs_epi8(w)};
   }
 };
 
@@ -194,6 +244,18 @@ struct Q4Format {
   static HWY_INLINE __m512i Dot(__m512i acc, const Unpacked& w, const int8_t* a0, const int8_t* a1) {
     acc = _mm512_dpbusd_epi32(acc, w.lo, _mm512_load_si512(a0));
     return _mm512_dpbusd_epi32(acc, w.hi, _mm512_load_si512(a1));
+  }
+};
+
+// Q4N: the nibbles index the code book's levels + 128 (u8, vpshufb per 128-bit lane);
+// -128 * sum enters the sums as for Q8.
+struct Q4NFormat : Q4Format {
+  static constexpr int32_t kOffset = -128;
+  static HWY_INLINE Unpacked Unpack(__m512i raw) {
+    const Unpacked codes = Q4Format::Unpack(raw);
+    const __m512i table = _mm512_broadcast_i32x4(_mm_xor_si128(
+        _mm_loadu_si128(reinterpret_cast<const __m128i*>(kQ4NLevels)), _mm_set1_epi8(char(0x80))));
+    return {_mm512_shuffle_epi8(table, codes.lo), _mm512_shuffle_epi8(table, codes.hi)};
   }
 };
 
@@ -418,6 +480,22 @@ struct Q8Rows {
     for (int j = 0; j < 32; ++j) p.q[j] = b.qs[j];
   }
 };
+
+// Other formats: each element's int8 value as the block format defines it.
+template <class B>
+struct ValueRows {
+  using Block = B;
+  struct Prepared {
+    HWY_ALIGN int8_t q[32];
+  };
+  static HWY_INLINE void Prepare(const B& b, Prepared& p) {
+    for (int j = 0; j < 32; ++j) p.q[j] = static_cast<int8_t>(block_value(b, j));
+  }
+};
+using Q4NRows = ValueRows<BlockQ4N>;
+using Q6Rows = ValueRows<BlockQ6>;
+using Q5Rows = ValueRows<BlockQ5>;
+using Q3Rows = ValueRows<BlockQ3>;
 
 template <class Rows, int R, int T>
 HWY_INLINE void Tile(const uint8_t* w, int64_t row_bytes, int64_t nb, const BlockQ8A* xq, int64_t xq_stride,

@@ -14,20 +14,20 @@ namespace qrun::ref {
 
 namespace {
 
-int q4_code(const BlockQ4& b, int j) { return j < 16 ? (b.qs[j] & 0x0F) : (b.qs[j - 16] >> 4); }
-
 // Integer dot of one weight block with one activation block, then scaled.
-float block_dot_q8(const BlockQ8& w, const BlockQ8A& a) {
+template <class Block>
+float block_dot(const Block& w, const BlockQ8A& a) {
   int32_t sum = 0;
-  for (int j = 0; j < 32; ++j) sum += static_cast<int32_t>(w.qs[j]) * a.qs[j];
+  for (int j = 0; j < 32; ++j) sum += block_value(w, j) * a.qs[j];
   return f16_to_f32(w.d) * a.d * static_cast<float>(sum);
 }
 
-float block_dot_q4(const BlockQ4& w, const BlockQ8A& a) {
-  int32_t sum = 0;
-  for (int j = 0; j < 32; ++j) sum += q4_code(w, j) * a.qs[j];
-  sum -= 8 * a.sum;  // code - 8 folded in once per block
-  return f16_to_f32(w.d) * a.d * static_cast<float>(sum);
+template <class Block>
+double blocks_dot(const uint8_t* row, int64_t nb, const BlockQ8A* xq) {
+  const auto* w = reinterpret_cast<const Block*>(row);
+  double acc = 0.0;
+  for (int64_t b = 0; b < nb; ++b) acc += block_dot(w[b], xq[b]);
+  return acc;
 }
 
 float row_dot(DType t, const uint8_t* row, int64_t cols, const float* x, const BlockQ8A* xq) {
@@ -49,16 +49,12 @@ float row_dot(DType t, const uint8_t* row, int64_t cols, const float* x, const B
       for (int64_t i = 0; i < cols; ++i) acc += static_cast<double>(bf16_to_f32(w[i])) * x[i];
       break;
     }
-    case DType::Q8: {
-      const auto* w = reinterpret_cast<const BlockQ8*>(row);
-      for (int64_t b = 0; b < nb; ++b) acc += block_dot_q8(w[b], xq[b]);
-      break;
-    }
-    case DType::Q4: {
-      const auto* w = reinterpret_cast<const BlockQ4*>(row);
-      for (int64_t b = 0; b < nb; ++b) acc += block_dot_q4(w[b], xq[b]);
-      break;
-    }
+    case DType::Q8: return static_cast<float>(blocks_dot<BlockQ8>(row, nb, xq));
+    case DType::Q4: return static_cast<float>(blocks_dot<BlockQ4>(row, nb, xq));
+    case DType::Q4N: return static_cast<float>(blocks_dot<BlockQ4N>(row, nb, xq));
+    case DType::Q6: return static_cast<float>(blocks_dot<BlockQ6>(row, nb, xq));
+    case DType::Q5: return static_cast<float>(blocks_dot<BlockQ5>(row, nb, xq));
+    case DType::Q3: return static_cast<float>(blocks_dot<BlockQ3>(row, nb, xq));
   }
   return static_cast<float>(acc);
 }

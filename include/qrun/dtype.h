@@ -13,15 +13,21 @@ enum class DType : uint32_t {
   BF16 = 2,
   Q8 = 3,  // blocks of 32: f16 scale + 32 x int8                      = 34 bytes, 8.5 bits/weight
   Q4 = 4,  // blocks of 32: f16 scale + 16 bytes of unsigned 4-bit codes = 18 bytes, 4.5 bits/weight
+  Q4N = 5,  // blocks of 32: f16 scale + 16 bytes of 4-bit indices into a non-uniform code book (= GGUF IQ4_NL), 4.5
+  Q6 = 6,   // blocks of 32: f16 scale + 16 bytes low nibbles + 8 bytes high 2-bit pairs = 26 bytes, 6.5 bits/weight
+  Q5 = 7,   // blocks of 32: f16 scale + 4 bytes high bits + 16 bytes low nibbles (= GGUF Q5_0) = 22 bytes, 5.5
+  Q3 = 8,   // blocks of 32: f16 scale + 8 bytes low 2-bit pairs + 4 bytes high bits = 14 bytes, 3.5 bits/weight
 };
 
-inline constexpr int64_t kQuantBlock = 32;  // elements per Q8/Q4 block
+inline constexpr int64_t kQuantBlock = 32;  // elements per block of every quantized type
 
-inline bool dtype_is_known(uint32_t v) { return v <= static_cast<uint32_t>(DType::Q4); }
-inline bool dtype_is_quantized(DType t) { return t == DType::Q8 || t == DType::Q4; }
+inline constexpr bool dtype_is_known(uint32_t v) { return v <= static_cast<uint32_t>(DType::Q3); }
+inline constexpr bool dtype_is_quantized(DType t) {
+  return t != DType::F32 && t != DType::F16 && t != DType::BF16;
+}
 
 // Elements per storage block and bytes per block.
-inline constexpr int64_t dtype_block_elems(DType t) { return (t == DType::Q8 || t == DType::Q4) ? kQuantBlock : 1; }
+inline constexpr int64_t dtype_block_elems(DType t) { return dtype_is_quantized(t) ? kQuantBlock : 1; }
 inline constexpr int64_t dtype_block_bytes(DType t) {
   switch (t) {
     case DType::F32: return 4;
@@ -29,6 +35,10 @@ inline constexpr int64_t dtype_block_bytes(DType t) {
     case DType::BF16: return 2;
     case DType::Q8: return 34;
     case DType::Q4: return 18;
+    case DType::Q4N: return 18;
+    case DType::Q6: return 26;
+    case DType::Q5: return 22;
+    case DType::Q3: return 14;
   }
   return 0;
 }
@@ -38,6 +48,11 @@ inline constexpr int64_t dtype_block_bytes(DType t) {
 inline constexpr int64_t dtype_row_bytes(DType t, int64_t cols) {
   const int64_t be = dtype_block_elems(t);
   return (cols + be - 1) / be * dtype_block_bytes(t);
+}
+
+// Bits per weight of a type's blocks (4.5 for Q4).
+inline constexpr double dtype_bits_per_weight(DType t) {
+  return 8.0 * static_cast<double>(dtype_block_bytes(t)) / static_cast<double>(dtype_block_elems(t));
 }
 
 std::string_view dtype_name(DType t);

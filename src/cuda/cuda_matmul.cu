@@ -167,6 +167,7 @@ void matmul(DType t, const uint8_t* w, int64_t rows, int64_t cols, int64_t n, co
     case DType::BF16: return launch_matmul<DType::BF16>(w, rows, cols, n, x, xq, y, ldy, accumulate, stream);
     case DType::Q8: return launch_matmul<DType::Q8>(w, rows, cols, n, x, xq, y, ldy, accumulate, stream);
     case DType::Q4: return launch_matmul<DType::Q4>(w, rows, cols, n, x, xq, y, ldy, accumulate, stream);
+    default: break;  // CudaOffload refuses other types before upload
   }
   throw Error("CUDA matmul: unknown weight type");
 }

@@ -61,6 +61,19 @@ void validate(const format::HParams& hp, GpuLayerRange range) {
     throw Error("GPU offload: head_dim " + std::to_string(hp.head_dim) + " is not supported (even, <= 256)");
 }
 
+// The CUDA kernels read F32/F16/BF16/Q8/Q4; other block types stay on the CPU.
+void check_types(const ModelFile& file, GpuLayerRange range) {
+  for (const TensorView& t : file.tensors()) {
+    if (t.layer < range.first || t.layer >= range.first + range.count) continue;
+    if (t.dtype == DType::F32 || t.dtype == DType::F16 || t.dtype == DType::BF16 || t.dtype == DType::Q8 ||
+        t.dtype == DType::Q4)
+      continue;
+    throw Error(file.path(), -1, "GPU offload: tensor '" + t.name + "' is " + std::string(dtype_name(t.dtype)) +
+                                     ", which the CUDA kernels do not read (f32, f16, bf16, q8, q4); use -ngl 0 "
+                                     "or a q4/q8 file");
+  }
+}
+
 // Refuses before any weight is copied when the range cannot fit, naming how many of
 // the requested layers would (counted from the end, as -ngl counts).
 void check_fits(const ModelFile& file, GpuLayerRange range, int context, int batch, uint64_t free) {
@@ -83,6 +96,7 @@ CudaOffload::CudaOffload(const ModelFile& file, const ModelWeights& weights, Gpu
                          int batch)
     : hp_(file.hparams()), range_(range), context_(context), batch_(batch) {
   validate(hp_, range);
+  check_types(file, range);
   const int device = cuda::require_device();
   name_ = cuda::describe_device(device);
   check_fits(file, range, context, batch, cuda::free_device_bytes());

@@ -3,10 +3,12 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cstring>
+#include <map>
 #include <cmath>
 #include <vector>
 
-#include "quant/q4_scale_search.h"
+#include "quant/scale_search.h"
 #include "quant/quantize.h"
 #include "test_data.h"
 
@@ -114,7 +116,7 @@ TEST(Quantize, Q4WithinBoundAndBeatsAbsmax) {
     std::vector<float> baseline(x.size());
     for (size_t b = 0; b < x.size() / 32; ++b) {
       uint8_t codes[32];
-      const float d = f16_to_f32(q4_absmax_scale(&x[b * 32], codes));
+      const float d = f16_to_f32(absmax_uniform_scale(&x[b * 32], 4, codes));
       for (int j = 0; j < 32; ++j) baseline[b * 32 + j] = d * static_cast<float>(codes[j] - 8);
     }
     const double searched = rmse(x, y), absmax = rmse(x, baseline);
@@ -132,8 +134,8 @@ TEST(Quantize, Q4BlockNeverWorseThanAbsmax) {
     const auto x = random_values(dist, 32 * 512, 5);
     for (size_t b = 0; b < x.size() / 32; ++b) {
       uint8_t sc[32], ac[32];
-      const float ds = f16_to_f32(q4_search_scale(&x[b * 32], sc));
-      const float da = f16_to_f32(q4_absmax_scale(&x[b * 32], ac));
+      const float ds = f16_to_f32(search_uniform_scale(&x[b * 32], nullptr, 4, sc));
+      const float da = f16_to_f32(absmax_uniform_scale(&x[b * 32], 4, ac));
       double es = 0, ea = 0;
       for (int j = 0; j < 32; ++j) {
         es += std::pow(x[b * 32 + j] - ds * (sc[j] - 8), 2);
@@ -168,7 +170,121 @@ TEST(Quantize, PaddingIsZeroAndLayoutMatchesFormat) {
 
 TEST(Quantize, ZeroRowsStayZero) {
   const std::vector<float> x(64, 0.0f);
-  for (DType t : {DType::F32, DType::F16, DType::BF16, DType::Q8, DType::Q4}) EXPECT_EQ(round_trip(t, x), x);
+  for (DType t : {DType::F32, DType::F16, DType::BF16, DType::Q8, DType::Q4, DType::Q4N, DType::Q6, DType::Q5,
+                  DType::Q3})
+    EXPECT_EQ(round_trip(t, x), x) << dtype_name(t);
+}
+
+// Each type's error on weight-like data: within a per-element bound that catches
+// packing bugs (half a step of the coarsest scale the search may pick, plus clipping
+// of at most one more step), and ordered by bits.
+TEST(Quantize, EveryWidthWithinBoundAndOrderedByBits) {
+  struct Case {
+    DType t;
+    float bound;  // per element, in units of the block's absmax
+  };
+  // Uniform: d <= absmax / (top - top/14), so |error| <= d (half a step + the refit's clip).
+  const Case cases[] = {{DType::Q3, 1.0f / 2.5f}, {DType::Q4, 2.0f / 7.0f}, {DType::Q4N, 0.25f},
+                        {DType::Q5, 2.0f / 15.0f}, {DType::Q6, 2.0f / 31.0f}, {DType::Q8, 1.0f / 127.0f}};
+  for (Distribution dist : kDistributions) {
+    const auto x = random_values(dist, 32 * 2048 + 17, 11);
+    std::map<DType, double> err;
+    for (const Case& c : cases) {
+      const auto y = round_trip(c.t, x);
+      for (size_t i = 0; i < x.size(); ++i)
+        ASSERT_LE(std::fabs(y[i] - x[i]), block_absmax(x, i) * c.bound + 1e-12f) << dtype_name(c.t) << " " << i;
+      err[c.t] = rmse(x, y);
+      std::printf("%-4s %-10s rmse %.6g\n", std::string(dtype_name(c.t)).c_str(),
+                  testing::distribution_name(dist).c_str(), err[c.t]);
+    }
+    EXPECT_GT(err[DType::Q3], 1.5 * err[DType::Q4]);
+    EXPECT_GT(err[DType::Q4], 1.5 * err[DType::Q5]);
+    EXPECT_GT(err[DType::Q5], 1.5 * err[DType::Q6]);
+    EXPECT_GT(err[DType::Q6], 1.5 * err[DType::Q8]);
+    // The code book's levels are denser near 0, where most weights are.
+    EXPECT_LT(err[DType::Q4N], 0.97 * err[DType::Q4]) << testing::distribution_name(dist);
+  }
+}
+
+// Integer-valued inputs that a scale of 1 represents exactly: the search must find it,
+// and the bytes must follow docs/format.md (decoded here independently of block_code).
+TEST(Quantize, WideAndNarrowCodesFollowTheirLayouts) {
+  std::vector<float> x(32);
+  auto fill = [&](int levels, int offset) {
+    for (int j = 0; j < 32; ++j) x[j] = static_cast<float>((j * 7 + 3) % levels - offset);
+    x[0] = static_cast<float>(-offset);  // both extremes present: the scale is exactly 1
+    x[1] = static_cast<float>(levels - 1 - offset);
+  };
+  auto code = [&](int j, int offset) { return static_cast<int>(x[j]) + offset; };
+  {
+    fill(64, 32);
+    BlockQ6 b;
+    quantize_row(DType::Q6, x.data(), 32, &b);
+    ASSERT_EQ(f16_to_f32(b.d), 1.0f);
+    for (int j = 0; j < 32; ++j) {
+      const int lo = j < 16 ? b.qs[j] & 15 : b.qs[j - 16] >> 4;
+      const int hi = (b.qh[j % 8] >> (2 * (j / 8))) & 3;
+      EXPECT_EQ(lo | hi << 4, code(j, 32)) << j;
+    }
+  }
+  {
+    fill(32, 16);
+    BlockQ5 b;
+    quantize_row(DType::Q5, x.data(), 32, &b);
+    ASSERT_EQ(f16_to_f32(b.d), 1.0f);
+    uint32_t qh;
+    std::memcpy(&qh, b.qh, 4);
+    for (int j = 0; j < 32; ++j) {
+      const int lo = j < 16 ? b.qs[j] & 15 : b.qs[j - 16] >> 4;
+      EXPECT_EQ(lo | static_cast<int>((qh >> j) & 1) << 4, code(j, 16)) << j;
+    }
+  }
+  {
+    fill(8, 4);
+    BlockQ3 b;
+    quantize_row(DType::Q3, x.data(), 32, &b);
+    ASSERT_EQ(f16_to_f32(b.d), 1.0f);
+    for (int j = 0; j < 32; ++j) {
+      const int lo = (b.ql[j % 8] >> (2 * (j / 8))) & 3;
+      const int hi = (b.qh[j / 8] >> (j % 8)) & 1;
+      EXPECT_EQ(lo | hi << 2, code(j, 4)) << j;
+    }
+  }
+  {
+    for (int j = 0; j < 32; ++j) x[j] = static_cast<float>(kQ4NLevels[(j * 5 + 1) % 16]);
+    BlockQ4N b;
+    quantize_row(DType::Q4N, x.data(), 32, &b);
+    ASSERT_EQ(f16_to_f32(b.d), 1.0f);
+    for (int j = 0; j < 32; ++j) {
+      const int c = j < 16 ? b.qs[j] & 15 : b.qs[j - 16] >> 4;
+      EXPECT_EQ(kQ4NLevels[c], static_cast<int>(x[j])) << j;
+    }
+  }
+}
+
+// Importance weights (qconvert --calibrate) trade error on unimportant columns for
+// error on important ones: the weighted error drops for every type.
+TEST(Quantize, ImportanceWeightsLowerTheWeightedError) {
+  const int64_t n = 32 * 64;
+  const auto x = random_values(Distribution::Normal, n, 21);
+  std::vector<float> w(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) w[i] = (i * 37) % 11 == 0 ? 50.0f : 0.5f;  // a few heavy columns per block
+  for (DType t : {DType::Q3, DType::Q4, DType::Q4N, DType::Q5, DType::Q6, DType::Q8}) {
+    std::vector<uint8_t> plain(static_cast<size_t>(dtype_row_bytes(t, n))), weighted(plain.size());
+    quantize_row(t, x.data(), n, plain.data());
+    quantize_row(t, x.data(), n, weighted.data(), w.data());
+    std::vector<float> yp(static_cast<size_t>(n)), yw(yp.size());
+    dequantize_row(t, plain.data(), n, yp.data());
+    dequantize_row(t, weighted.data(), n, yw.data());
+    double ep = 0, ew = 0;
+    for (int64_t i = 0; i < n; ++i) {
+      ep += w[i] * std::pow(x[i] - yp[i], 2);
+      ew += w[i] * std::pow(x[i] - yw[i], 2);
+    }
+    std::printf("%-4s weighted error plain %.6g with importance %.6g (%.3f)\n", std::string(dtype_name(t)).c_str(), ep,
+                ew, ew / ep);
+    EXPECT_LT(ew, 0.9 * ep) << dtype_name(t);
+  }
 }
 
 }  // namespace
