@@ -8,6 +8,7 @@
 
 #include "convert/hf_config.h"
 #include "convert/safetensors.h"
+#include "convert/type_policy.h"
 #include "qrun/error.h"
 #include "qrun/model_layout.h"
 #include "qrun/tokenizer.h"
@@ -18,14 +19,8 @@ namespace qrun {
 
 std::string hf_tensor_name(const std::string& name, uint32_t arch) { return source_tensor_name(name, arch, false); }
 
-DType storage_type_for(const std::string& name, DType weight_type) {
-  const bool vector = name == "norm" || name.ends_with("_norm") || name.ends_with(".bq") || name.ends_with(".bk") ||
-                      name.ends_with(".bv") || name.rfind("rope_factors", 0) == 0;
-  if (vector) return DType::F32;
-  // The embedding is read one row per token, so its size costs no decode speed; F16
-  // keeps a tied output head accurate (stories260K q8: mean KLD 0.00128 -> 0.00096).
-  if (name == "tok_embeddings" && dtype_is_quantized(weight_type)) return DType::F16;
-  return weight_type;
+DType storage_type_for(const std::string& name, const ConvertOptions& options, int n_layers) {
+  return storage_type_for(name, TypePolicy{options.weight_type, options.mixed}, n_layers);
 }
 
 WriteSummary convert_hf_checkpoint(const std::string& hf_dir, const std::string& out_path,
@@ -48,7 +43,7 @@ WriteSummary convert_hf_checkpoint(const std::string& hf_dir, const std::string&
     const TensorRecipe& recipe = find_recipe(spec.name, hp.arch, &layer);
     TensorToWrite t;
     t.name = spec.name;
-    t.dtype = storage_type_for(spec.name, options.weight_type);
+    t.dtype = storage_type_for(spec.name, options, static_cast<int>(hp.n_layers));
     t.cols = spec.cols;
     t.rows = spec.rows;
     t.n_dims = spec.n_dims;

@@ -10,7 +10,8 @@
 namespace qrun {
 
 struct ConvertOptions {
-  DType weight_type = DType::Q4;   // q4, q8, f16 or f32 (docs/format.md: converter policy)
+  DType weight_type = DType::Q4;   // the big matrices' type (docs/format.md: converter policy)
+  bool mixed = false;              // a preset (q4m...): some tensors get more bits (convert/type_policy.h)
   int threads = 1;
   std::function<void(const WriteProgress&)> progress;
 };
@@ -22,7 +23,7 @@ WriteSummary convert_hf_checkpoint(const std::string& hf_dir, const std::string&
 // from the architecture's table (src/arch_table.h).
 std::string hf_tensor_name(const std::string& qrun_name, uint32_t arch = 1);
 
-// The storage type the policy gives a tensor of the given role.
-DType storage_type_for(const std::string& qrun_name, DType weight_type);
+// The storage type the options give a tensor of the given role (convert/type_policy.h).
+DType storage_type_for(const std::string& qrun_name, const ConvertOptions& options, int n_layers);
 
 }  // namespace qrun

@@ -1,5 +1,7 @@
 #include "convert/gguf_convert.h"
 
+#include "convert/type_policy.h"
+
 #include <sys/stat.h>
 
 #include <cmath>
@@ -251,13 +253,13 @@ WriteSummary convert_gguf(const std::string& gguf_path, const std::string& out_p
     DType same;
     const bool has_twin = carried_type(src->type, &same);
     if (gopt.keep_types) {
-      const bool vector = storage_type_for(spec.name, DType::Q8) == DType::F32;
+      const bool vector = storage_type_for(spec.name, TypePolicy{DType::Q8}, 0) == DType::F32;
       if (vector) dst = DType::F32;
       else if (has_twin) dst = same;
       else if (spec.name == "tok_embeddings") dst = DType::F16;
       else dst = nearest_type(src->type);
     } else {
-      dst = storage_type_for(spec.name, options.weight_type);
+      dst = storage_type_for(spec.name, options, static_cast<int>(hp.n_layers));
     }
     const bool carry = has_twin && same == dst;
     if (!carry && !is_float_ggml(src->type))

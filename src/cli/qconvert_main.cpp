@@ -11,6 +11,7 @@
 
 #include "convert/converter.h"
 #include "convert/gguf_convert.h"
+#include "convert/type_policy.h"
 #include "src/cli/cli_common.h"
 #include "qrun/error.h"
 #include "qrun/mapped_file.h"
@@ -45,9 +46,15 @@ int main(int argc, char** argv) {
   app.add_option("hf_dir", in_dir, "Hugging Face folder (config.json, *.safetensors, tokenizer files) or a GGUF file");
   app.add_option("-o,--output", out_path, "Output model file");
   app.add_option("--type", type_name,
-                 "Weight type: q4 (4.5 bits/weight), q8 (8.5), f16 or f32; GGUF input also keep (its Q4_0/Q8_0/"
-                 "F16/F32 tensors as they are, the default there); default q4")
-      ->check(CLI::IsMember({"q4", "q8", "f16", "f32", "keep"}));
+                 "Weight type, bits per weight: " + qrun::type_policy_choices() +
+                     "; GGUF input also keep (its tensors as they are where qrun has the same block type, the "
+                     "default there); default q4")
+      ->check([](const std::string& v) {
+        qrun::TypePolicy p;
+        return v == "keep" || qrun::parse_type_policy(v, &p) ? std::string()
+                                                             : "unknown type '" + v + "'; one of: keep, " +
+                                                                   qrun::type_policy_choices();
+      });
   app.add_option("-t,--threads", threads, "Quantization threads (default: all cores)")->check(CLI::Range(1, 1024));
   app.add_option("--info", info_path, "Print the header and tensor table of a qrun model file and exit");
   app.add_flag("--verify", verify, "With --info: also verify every tensor checksum");
@@ -84,7 +91,10 @@ int main(int argc, char** argv) {
       }
       gguf_opt.keep_types = true;
     } else {
-      qrun::dtype_from_name(type_name, &opt.weight_type);
+      qrun::TypePolicy policy;
+      qrun::parse_type_policy(type_name, &policy);  // checked by CLI11 above
+      opt.weight_type = policy.base;
+      opt.mixed = policy.mixed;
     }
     opt.threads = threads;
     qrun::ProgressBar bar("converting");

@@ -10,6 +10,7 @@
 #include "common/model_fixture.h"
 #include "common/safetensors_writer.h"
 #include "convert/converter.h"
+#include "convert/type_policy.h"
 #include "convert/safetensors.h"
 #include "qrun/error.h"
 #include "qrun/model_file.h"
@@ -44,7 +45,7 @@ TEST_P(ConvertStories, EveryTensorMatchesTheSourceWithinItsBound) {
   const SafetensorsCheckpoint src(test::stories_dir());
   EXPECT_EQ(m.tensors().size(), expected_tensors(m.hparams()).size());
   for (const auto& t : m.tensors()) {
-    EXPECT_EQ(t.dtype, storage_type_for(t.name, type)) << t.name;
+    EXPECT_EQ(t.dtype, storage_type_for(t.name, TypePolicy{type}, 0)) << t.name;
     std::vector<float> got(static_cast<size_t>(t.cols)), want(static_cast<size_t>(t.cols));
     const SafeTensor* s = src.find(hf_tensor_name(t.name));
     ASSERT_NE(s, nullptr) << t.name;

@@ -1,0 +1,34 @@
+// Which storage type each tensor gets: one type for every big matrix (q8, q6, q5, q4n,
+// q4, q3, f16, f32), or a mixed preset (q3m, q4m, q5m) that stores the tensors whose
+// errors cost the model most with two more bits, as llama.cpp's _M types do.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+#include "qrun/dtype.h"
+
+namespace qrun {
+
+struct TypePolicy {
+  DType base = DType::Q4;  // the big matrices
+  bool mixed = false;      // a preset: some tensors get upgrade(base)
+};
+
+// "q4m" -> {Q4N, mixed}; "q8" -> {Q8, plain}. False for anything else.
+bool parse_type_policy(std::string_view name, TypePolicy* out);
+std::string type_policy_name(const TypePolicy& p);
+
+// The names parse_type_policy takes, with bits per weight ("q8 (8.5 bits/weight), ...").
+std::string type_policy_choices();
+
+// The type a preset gives its sensitive tensors: two bits more (q8 above q5).
+DType upgraded_type(DType base);
+
+// True for the tensors a mixed preset upgrades.
+bool preset_upgrades(const std::string& qrun_name, int n_layers);
+
+// The storage type of a tensor of the given role.
+DType storage_type_for(const std::string& qrun_name, const TypePolicy& policy, int n_layers);
+
+}  // namespace qrun
