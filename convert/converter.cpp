@@ -20,7 +20,9 @@ namespace qrun {
 std::string hf_tensor_name(const std::string& name, uint32_t arch) { return source_tensor_name(name, arch, false); }
 
 DType storage_type_for(const std::string& name, const ConvertOptions& options, int n_layers) {
-  return storage_type_for(name, TypePolicy{options.weight_type, options.mixed}, n_layers);
+  TypePolicy policy{options.weight_type, options.mixed, {}};
+  for (const std::string& rule : options.tensor_types) policy.rules.push_back(parse_tensor_type_rule(rule));
+  return storage_type_for(name, policy, n_layers);
 }
 
 WriteSummary convert_hf_checkpoint(const std::string& hf_dir, const std::string& out_path,

@@ -3,6 +3,7 @@
 
 #include <functional>
 #include <string>
+#include <vector>
 
 #include "convert/model_writer.h"
 #include "qrun/dtype.h"
@@ -12,6 +13,7 @@ namespace qrun {
 struct ConvertOptions {
   DType weight_type = DType::Q4;   // the big matrices' type (docs/format.md: converter policy)
   bool mixed = false;              // a preset (q4m...): some tensors get more bits (convert/type_policy.h)
+  std::vector<std::string> tensor_types;  // PATTERN=TYPE overrides (qconvert --tensor-type)
   int threads = 1;
   std::function<void(const WriteProgress&)> progress;
 };

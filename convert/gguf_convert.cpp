@@ -54,6 +54,8 @@ bool carried_type(uint32_t ggml, DType* out) {
     case GgmlType::BF16: *out = DType::BF16; return true;
     case GgmlType::Q8_0: *out = DType::Q8; return true;
     case GgmlType::Q4_0: *out = DType::Q4; return true;
+    case GgmlType::Q5_0: *out = DType::Q5; return true;
+    case GgmlType::IQ4_NL: *out = DType::Q4N; return true;
     default: return false;
   }
 }
@@ -63,11 +65,16 @@ bool is_float_ggml(uint32_t t) {
          t == static_cast<uint32_t>(GgmlType::BF16) || t == static_cast<uint32_t>(GgmlType::F64);
 }
 
-// --type keep: the qrun type for a GGUF type qrun has no block-identical twin of.
+// --type keep: the qrun type for a GGUF type qrun has no block-identical twin of: the
+// narrowest with at least as many bits per weight (Q4_K -> q4n, Q6_K -> q8), so the
+// re-quantization adds little error to what the file already has.
 DType nearest_type(uint32_t t) {
   int64_t be, bb;
   if (!ggml_type_geometry(t, &be, &bb)) return DType::Q8;
-  return 8 * bb >= 5 * be ? DType::Q8 : DType::Q4;  // 5 bits/weight or more -> q8
+  const double bits = 8.0 * static_cast<double>(bb) / static_cast<double>(be);
+  for (DType d : {DType::Q3, DType::Q4N, DType::Q5, DType::Q6})
+    if (dtype_bits_per_weight(d) >= bits) return d;
+  return DType::Q8;
 }
 
 void check_llama3_rope_freqs(const GgufFile& g, const GgufTensorInfo& t, format::HParams& hp) {
@@ -248,7 +255,7 @@ WriteSummary convert_gguf(const std::string& gguf_path, const std::string& out_p
     if (!gguf_can_dequantize(src->type))
       g.fail(src->info_offset, "tensor '" + src_name + "' has type " + ggml_type_name(src->type) +
                                    ", which qrun cannot convert (supported: F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, "
-                                   "Q5_1, Q2_K, Q4_K, Q5_K, Q6_K)");
+                                   "Q5_1, Q2_K, Q4_K, Q5_K, Q6_K, IQ4_NL)");
     DType dst;
     DType same;
     const bool has_twin = carried_type(src->type, &same);

@@ -50,6 +50,16 @@ void q5_0(const uint8_t* b, float* y) {
     y[j + 16] = static_cast<float>(((qs[j] >> 4) | xh1) - 16) * d;
   }
 }
+// IQ4_NL: d, 16 bytes of 4-bit indices (as Q4_0) into a code book; x = d*level. qrun's
+// Q4N is the same block (quant/block_formats.h).
+void iq4_nl(const uint8_t* b, float* y) {
+  const float d = h(b);
+  const uint8_t* qs = b + 2;
+  for (int j = 0; j < 16; ++j) {
+    y[j] = d * static_cast<float>(kQ4NLevels[qs[j] & 0x0F]);
+    y[j + 16] = d * static_cast<float>(kQ4NLevels[qs[j] >> 4]);
+  }
+}
 // Q5_1: d, m, qh, 16 bytes; x = q*d + m.
 void q5_1(const uint8_t* b, float* y) {
   const float d = h(b), m = h(b + 2);
@@ -170,7 +180,7 @@ bool gguf_can_dequantize(uint32_t t) {
   switch (static_cast<GgmlType>(t)) {
     case GgmlType::F32: case GgmlType::F16: case GgmlType::BF16: case GgmlType::F64:
     case GgmlType::Q4_0: case GgmlType::Q4_1: case GgmlType::Q5_0: case GgmlType::Q5_1: case GgmlType::Q8_0:
-    case GgmlType::Q2_K: case GgmlType::Q4_K: case GgmlType::Q5_K: case GgmlType::Q6_K:
+    case GgmlType::Q2_K: case GgmlType::Q4_K: case GgmlType::Q5_K: case GgmlType::Q6_K: case GgmlType::IQ4_NL:
       return true;
     default:
       return false;
@@ -202,6 +212,7 @@ void gguf_dequantize_row(uint32_t t, const uint8_t* in, int64_t n, float* out) {
     case GgmlType::Q4_K: return blocks(256, 144, q4_k);
     case GgmlType::Q5_K: return blocks(256, 176, q5_k);
     case GgmlType::Q6_K: return blocks(256, 210, q6_k);
+    case GgmlType::IQ4_NL: return blocks(32, 18, iq4_nl);
     default: throw std::logic_error("gguf_dequantize_row: type " + ggml_type_name(t) + " not handled");
   }
 }

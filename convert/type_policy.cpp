@@ -1,6 +1,7 @@
 #include "convert/type_policy.h"
 
 #include <cstdio>
+#include <stdexcept>
 
 namespace qrun {
 
@@ -41,6 +42,21 @@ bool parse_type_policy(std::string_view name, TypePolicy* out) {
   if (!dtype_from_name(name, &t) || t == DType::BF16) return false;
   *out = {t, false};
   return true;
+}
+
+TensorTypeRule parse_tensor_type_rule(const std::string& text) {
+  const size_t eq = text.rfind('=');
+  if (eq == std::string::npos || eq == 0)
+    throw std::invalid_argument("'" + text + "' is not PATTERN=TYPE (e.g. w2=q6)");
+  const std::string pattern = text.substr(0, eq), type_name = text.substr(eq + 1);
+  DType t;
+  if (!dtype_from_name(type_name, &t) || t == DType::BF16)
+    throw std::invalid_argument("'" + text + "': unknown type '" + type_name + "'");
+  try {
+    return {pattern, std::regex(pattern), t};
+  } catch (const std::regex_error& e) {
+    throw std::invalid_argument("'" + text + "': bad pattern (" + e.what() + ")");
+  }
 }
 
 std::string type_policy_name(const TypePolicy& p) {
@@ -94,6 +110,8 @@ DType storage_type_for(const std::string& name, const TypePolicy& policy, int n_
   if (is_vector(name)) return DType::F32;
   // The embedding is read one row per token, so its size costs no decode speed; F16
   // keeps a tied output head accurate (stories260K q8: mean KLD 0.00128 -> 0.00096).
+  for (const TensorTypeRule& r : policy.rules)
+    if (std::regex_search(name, r.re)) return r.type;
   if (name == "tok_embeddings" && dtype_is_quantized(policy.base)) return DType::F16;
   if (policy.mixed && preset_upgrades(name, n_layers)) return upgraded_type(policy.base);
   return policy.base;

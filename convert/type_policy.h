@@ -3,17 +3,31 @@
 // errors cost the model most with two more bits, as llama.cpp's _M types do.
 #pragma once
 
+#include <regex>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "qrun/dtype.h"
 
 namespace qrun {
 
+// A user's override: tensors whose qrun name matches `pattern` (a regex searched in the
+// name, e.g. "w2" or "layers\.[0-3]\.wv") are stored as `type`.
+struct TensorTypeRule {
+  std::string pattern;
+  std::regex re;
+  DType type;
+};
+
 struct TypePolicy {
   DType base = DType::Q4;  // the big matrices
   bool mixed = false;      // a preset: some tensors get upgrade(base)
+  std::vector<TensorTypeRule> rules;  // first match wins, before the preset
 };
+
+// "PATTERN=TYPE" -> a rule; std::invalid_argument naming what is wrong.
+TensorTypeRule parse_tensor_type_rule(const std::string& text);
 
 // "q4m" -> {Q4N, mixed}; "q8" -> {Q8, plain}. False for anything else.
 bool parse_type_policy(std::string_view name, TypePolicy* out);
@@ -28,7 +42,8 @@ DType upgraded_type(DType base);
 // True for the tensors a mixed preset upgrades.
 bool preset_upgrades(const std::string& qrun_name, int n_layers);
 
-// The storage type of a tensor of the given role.
+// The storage type of a tensor of the given role. Vectors (norms, biases) stay F32
+// whatever the rules say.
 DType storage_type_for(const std::string& qrun_name, const TypePolicy& policy, int n_layers);
 
 }  // namespace qrun

@@ -55,6 +55,18 @@ int main(int argc, char** argv) {
                                                              : "unknown type '" + v + "'; one of: keep, " +
                                                                    qrun::type_policy_choices();
       });
+  std::vector<std::string> tensor_types;
+  app.add_option("--tensor-type", tensor_types,
+                 "PATTERN=TYPE: store the tensors whose qrun name matches the regex as TYPE, before --type's "
+                 "choice (e.g. --tensor-type 'w2=q6' --tensor-type 'output=q8'); repeatable")
+      ->check([](const std::string& v) {
+        try {
+          qrun::parse_tensor_type_rule(v);
+          return std::string();
+        } catch (const std::invalid_argument& e) {
+          return std::string(e.what());
+        }
+      });
   app.add_option("-t,--threads", threads, "Quantization threads (default: all cores)")->check(CLI::Range(1, 1024));
   app.add_option("--info", info_path, "Print the header and tensor table of a qrun model file and exit");
   app.add_flag("--verify", verify, "With --info: also verify every tensor checksum");
@@ -95,6 +107,7 @@ int main(int argc, char** argv) {
       qrun::parse_type_policy(type_name, &policy);  // checked by CLI11 above
       opt.weight_type = policy.base;
       opt.mixed = policy.mixed;
+      opt.tensor_types = tensor_types;
     }
     opt.threads = threads;
     qrun::ProgressBar bar("converting");
