@@ -100,10 +100,18 @@ BENCHMARK_CAPTURE(BM_Matvec, q4_l2, DType::Q4)->Args({256, 2048})->Args({4, 2048
 BENCHMARK_CAPTURE(BM_Matvec, q8_l2, DType::Q8)->Args({128, 2048});
 BENCHMARK_CAPTURE(BM_MatvecDram, q4, DType::Q4)->Args({5632, 2048});
 BENCHMARK_CAPTURE(BM_MatvecDram, q8, DType::Q8)->Args({5632, 2048});
+BENCHMARK_CAPTURE(BM_MatvecDram, q4n, DType::Q4N)->Args({5632, 2048});
+BENCHMARK_CAPTURE(BM_MatvecDram, q6, DType::Q6)->Args({5632, 2048});
+BENCHMARK_CAPTURE(BM_MatvecDram, q5, DType::Q5)->Args({5632, 2048});
+BENCHMARK_CAPTURE(BM_MatvecDram, q3, DType::Q3)->Args({5632, 2048});
+BENCHMARK_CAPTURE(BM_Matvec, q4n_l2, DType::Q4N)->Args({256, 2048});
+BENCHMARK_CAPTURE(BM_Matvec, q6_l2, DType::Q6)->Args({128, 2048});
 BENCHMARK_CAPTURE(BM_Matvec, f16, DType::F16)->Args({2048, 2048});
 BENCHMARK_CAPTURE(BM_Matvec, f32, DType::F32)->Args({2048, 2048});
 BENCHMARK_CAPTURE(BM_Matmul, q4, DType::Q4)->Args({2048, 2048, 64})->Args({5632, 2048, 64});
 BENCHMARK_CAPTURE(BM_Matmul, q8, DType::Q8)->Args({2048, 2048, 64})->Args({5632, 2048, 64});
+BENCHMARK_CAPTURE(BM_Matmul, q4n, DType::Q4N)->Args({2048, 2048, 64});
+BENCHMARK_CAPTURE(BM_Matmul, q6, DType::Q6)->Args({2048, 2048, 64});
 BENCHMARK_CAPTURE(BM_Matmul, f32, DType::F32)->Args({2048, 2048, 64});
 BENCHMARK(BM_QuantizeActivations)->Arg(2048)->Arg(5632);
 

@@ -1,0 +1,89 @@
+// qconvert --type and --tensor-type: names, presets and rules (convert/type_policy.h).
+#include <gtest/gtest.h>
+
+#include <stdexcept>
+
+#include "convert/type_policy.h"
+#include "qrun/model_layout.h"
+
+namespace qrun {
+namespace {
+
+TEST(TypePolicy, ParsesPlainTypesAndPresets) {
+  TypePolicy p;
+  ASSERT_TRUE(parse_type_policy("q4m", &p));
+  EXPECT_EQ(p.base, DType::Q4N);
+  EXPECT_TRUE(p.mixed);
+  EXPECT_EQ(type_policy_name(p), "q4m");
+  ASSERT_TRUE(parse_type_policy("q3", &p));
+  EXPECT_EQ(p.base, DType::Q3);
+  EXPECT_FALSE(p.mixed);
+  EXPECT_EQ(type_policy_name(p), "q3");
+  EXPECT_FALSE(parse_type_policy("bf16", &p));  // not a converter type
+  EXPECT_FALSE(parse_type_policy("q4_k_m", &p));
+  EXPECT_FALSE(parse_type_policy("", &p));
+  // Every name the help lists parses.
+  const std::string choices = type_policy_choices();
+  for (const char* name : {"q8", "q6", "q5", "q4n", "q4", "q3", "f16", "f32", "q3m", "q4m", "q5m"}) {
+    EXPECT_NE(choices.find(std::string(name) + " ("), std::string::npos) << name << " in " << choices;
+    EXPECT_TRUE(parse_type_policy(name, &p)) << name;
+  }
+  EXPECT_NE(choices.find("q6 (6.5)"), std::string::npos) << choices;
+}
+
+TEST(TypePolicy, PresetUpgradesValueProjectionsOutputAndChosenDownProjections) {
+  const TypePolicy q4m{DType::Q4N, true, {}};
+  const int n = 22;  // TinyLlama
+  EXPECT_EQ(storage_type_for("output", q4m, n), DType::Q6);
+  EXPECT_EQ(storage_type_for("tok_embeddings", q4m, n), DType::F16);
+  EXPECT_EQ(storage_type_for("layers.0.attention_norm", q4m, n), DType::F32);
+  EXPECT_EQ(storage_type_for("layers.5.bq", q4m, n), DType::F32);
+  int upgraded_w2 = 0;
+  for (int l = 0; l < n; ++l) {
+    EXPECT_EQ(storage_type_for(layer_tensor_name(l, "wq"), q4m, n), DType::Q4N) << l;
+    EXPECT_EQ(storage_type_for(layer_tensor_name(l, "w1"), q4m, n), DType::Q4N) << l;
+    const DType w2 = storage_type_for(layer_tensor_name(l, "w2"), q4m, n);
+    EXPECT_TRUE(w2 == DType::Q4N || w2 == DType::Q6) << l;
+    upgraded_w2 += w2 == DType::Q6;
+  }
+  EXPECT_GT(upgraded_w2, 0);
+  EXPECT_LT(upgraded_w2, n);
+  // Plain types give every matrix the same type.
+  const TypePolicy q5{DType::Q5, false, {}};
+  EXPECT_EQ(storage_type_for("output", q5, n), DType::Q5);
+  EXPECT_EQ(storage_type_for("layers.3.wv", q5, n), DType::Q5);
+  EXPECT_EQ(upgraded_type(DType::Q3), DType::Q5);
+  EXPECT_EQ(upgraded_type(DType::Q5), DType::Q8);
+}
+
+TEST(TypePolicy, RulesComeFirstButNeverQuantizeVectors) {
+  TypePolicy p{DType::Q4N, true, {}};
+  p.rules.push_back(parse_tensor_type_rule("layers\\.1\\.w[13]=q8"));
+  p.rules.push_back(parse_tensor_type_rule("output=q3"));
+  p.rules.push_back(parse_tensor_type_rule("norm=q4"));
+  EXPECT_EQ(storage_type_for("layers.1.w1", p, 22), DType::Q8);
+  EXPECT_EQ(storage_type_for("layers.1.w3", p, 22), DType::Q8);
+  EXPECT_EQ(storage_type_for("layers.11.w1", p, 22), DType::Q4N);
+  EXPECT_EQ(storage_type_for("output", p, 22), DType::Q3);  // before the preset's q6
+  EXPECT_EQ(storage_type_for("layers.1.ffn_norm", p, 22), DType::F32);
+  EXPECT_EQ(storage_type_for("norm", p, 22), DType::F32);
+}
+
+TEST(TypePolicy, BadRulesNameWhatIsWrong) {
+  auto message = [](const std::string& rule) {
+    try {
+      parse_tensor_type_rule(rule);
+    } catch (const std::invalid_argument& e) {
+      return std::string(e.what());
+    }
+    return std::string("(accepted)");
+  };
+  EXPECT_NE(message("w2").find("PATTERN=TYPE"), std::string::npos);
+  EXPECT_NE(message("=q8").find("PATTERN=TYPE"), std::string::npos);
+  EXPECT_NE(message("w2=q7").find("unknown type 'q7'"), std::string::npos);
+  EXPECT_NE(message("w2=bf16").find("unknown type 'bf16'"), std::string::npos);
+  EXPECT_NE(message("w[2=q8").find("bad pattern"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace qrun
