@@ -101,6 +101,7 @@ void Model::forward_batch(const int32_t* tokens, int n, float* logits, bool all_
 
     // Attention: norm, q/k/v projections, RoPE, cache, attention, output projection.
     for (int i = 0; i < n; ++i) rmsnorm(&s.xb[size_t(i) * dim], &s.x[size_t(i) * dim], w.attention_norm, dim, hp.norm_eps);
+    if (observer_) observer_(l, MatrixInput::AttentionIn, s.xb.data(), n, dim);
     const BlockQ8A* xq = prepare_input(pool_, w.wq, s.xb.data(), n, dim, s.xq);
     project(pool_, {{w.wq, s.q.data(), q_dim}, {w.wk, s.k.data(), kv_dim}, {w.wv, s.v.data(), kv_dim}}, s.xb.data(),
             xq, n);
@@ -135,6 +136,7 @@ void Model::forward_batch(const int32_t* tokens, int n, float* logits, bool all_
                     hp.attn_softcap);
       }
     }, useful_threads(kv_bytes));
+    if (observer_) observer_(l, MatrixInput::AttentionOut, s.xb.data(), n, q_dim);
     xq = prepare_input(pool_, w.wo, s.xb.data(), n, q_dim, s.xq);
     project(pool_, {{w.wo, s.xb2.data(), dim}}, s.xb.data(), xq, n);
     if (w.post_attention_norm)
@@ -144,10 +146,12 @@ void Model::forward_batch(const int32_t* tokens, int n, float* logits, bool all_
 
     // Feed-forward: norm, SwiGLU(gate, up), down projection.
     for (int i = 0; i < n; ++i) rmsnorm(&s.xb[size_t(i) * dim], &s.x[size_t(i) * dim], w.ffn_norm, dim, hp.norm_eps);
+    if (observer_) observer_(l, MatrixInput::FfnIn, s.xb.data(), n, dim);
     xq = prepare_input(pool_, w.w1, s.xb.data(), n, dim, s.xq);
     project(pool_, {{w.w1, s.hb.data(), hidden}, {w.w3, s.hb2.data(), hidden}}, s.xb.data(), xq, n);
     if (hp.flags & format::kGeluTanh) geglu_tanh(s.hb.data(), s.hb2.data(), int64_t{n} * hidden);
     else swiglu(s.hb.data(), s.hb2.data(), int64_t{n} * hidden);
+    if (observer_) observer_(l, MatrixInput::FfnHidden, s.hb.data(), n, hidden);
     xq = prepare_input(pool_, w.w2, s.hb.data(), n, hidden, s.xq);
     project(pool_, {{w.w2, s.xb2.data(), dim}}, s.hb.data(), xq, n);
     if (w.post_ffn_norm)
@@ -163,6 +167,7 @@ void Model::forward_batch(const int32_t* tokens, int n, float* logits, bool all_
   const int first = all_logits ? 0 : n - 1, m = n - first;
   for (int i = 0; i < m; ++i)
     rmsnorm(&s.xb[size_t(i) * dim], &s.x[size_t(first + i) * dim], w_->norm, dim, hp.norm_eps);
+  if (observer_) observer_(-1, MatrixInput::Head, s.xb.data(), m, dim);
   const Weight& head = w_->head;
   const BlockQ8A* xq = prepare_input(pool_, head, s.xb.data(), m, dim, s.xq);
   project(pool_, {{head, logits, head.rows}}, s.xb.data(), xq, m);

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <span>
 #include <string>
@@ -29,6 +30,20 @@ struct RuntimeOptions {
   std::string prefetch;        // kernel prefetch, e.g. "l2:24k"; empty: chosen for this CPU
   bool blas = true;            // float-weight prompt batches through OpenBLAS sgemm
 };
+
+// The inputs the projections read, one per group of matrices that share it.
+enum class MatrixInput {
+  AttentionIn,   // the normed attention input: wq, wk, wv
+  AttentionOut,  // the attention output: wo
+  FfnIn,         // the normed feed-forward input: w1, w3
+  FfnHidden,     // the activated hidden state, swiglu/geglu(w1 x, w3 x): w2
+  Head,          // the final normed hidden state: the output head (layer -1)
+};
+
+// Sees each projection input as forward() computes it: n_tokens rows of cols floats,
+// valid only during the call. qconvert --calibrate collects their statistics
+// (convert/calibration.h). Layers offloaded to a GPU are not observed.
+using InputObserver = std::function<void(int layer, MatrixInput which, const float* x, int n_tokens, int64_t cols)>;
 
 // The context a model runs with: `requested`, or min(trained context, 4096) when 0.
 int resolved_context(const format::HParams& hp, int requested);
@@ -67,6 +82,9 @@ class Model {
   // Bytes of activation and scratch buffers (for the memory estimate).
   uint64_t scratch_bytes() const;
 
+  // Called with every projection input from now on; an empty function stops it.
+  void set_input_observer(InputObserver observer) { observer_ = std::move(observer); }
+
   // Forget the conversation (the KV cache is reused).
   void reset() { truncate(0); }
   // Keep the first n cached tokens and forget the rest (prefix reuse: a prompt that
@@ -97,6 +115,7 @@ class Model {
   std::string kernel_choice_;
   int pos_ = 0;
   std::vector<int32_t> tokens_;  // capacity: context_length()
+  InputObserver observer_;       // usually empty: forward() then pays one test per input
 };
 
 }  // namespace qrun
