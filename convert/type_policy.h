@@ -39,7 +39,8 @@ std::string type_policy_choices();
 // The type a preset gives its sensitive tensors: two bits more (q8 above q5).
 DType upgraded_type(DType base);
 
-// True for the tensors a mixed preset upgrades.
+// True for the tensors a mixed preset upgrades (attention's value and output
+// projections and the output head).
 bool preset_upgrades(const std::string& qrun_name, int n_layers);
 
 // The storage type of a tensor of the given role. Vectors (norms, biases) stay F32

@@ -31,29 +31,28 @@ TEST(TypePolicy, ParsesPlainTypesAndPresets) {
   EXPECT_NE(choices.find("q6 (6.5)"), std::string::npos) << choices;
 }
 
-TEST(TypePolicy, PresetUpgradesValueProjectionsOutputAndChosenDownProjections) {
+TEST(TypePolicy, PresetUpgradesAttentionValueAndOutputProjectionsAndTheHead) {
   const TypePolicy q4m{DType::Q4N, true, {}};
   const int n = 22;  // TinyLlama
   EXPECT_EQ(storage_type_for("output", q4m, n), DType::Q6);
   EXPECT_EQ(storage_type_for("tok_embeddings", q4m, n), DType::F16);
   EXPECT_EQ(storage_type_for("layers.0.attention_norm", q4m, n), DType::F32);
   EXPECT_EQ(storage_type_for("layers.5.bq", q4m, n), DType::F32);
-  int upgraded_w2 = 0;
   for (int l = 0; l < n; ++l) {
-    EXPECT_EQ(storage_type_for(layer_tensor_name(l, "wq"), q4m, n), DType::Q4N) << l;
-    EXPECT_EQ(storage_type_for(layer_tensor_name(l, "w1"), q4m, n), DType::Q4N) << l;
-    const DType w2 = storage_type_for(layer_tensor_name(l, "w2"), q4m, n);
-    EXPECT_TRUE(w2 == DType::Q4N || w2 == DType::Q6) << l;
-    upgraded_w2 += w2 == DType::Q6;
+    for (const char* role : {"wq", "wk", "w1", "w2", "w3"})
+      EXPECT_EQ(storage_type_for(layer_tensor_name(l, role), q4m, n), DType::Q4N) << l << role;
+    for (const char* role : {"wv", "wo"})
+      EXPECT_EQ(storage_type_for(layer_tensor_name(l, role), q4m, n), DType::Q6) << l << role;
   }
-  EXPECT_GT(upgraded_w2, 0);
-  EXPECT_LT(upgraded_w2, n);
   // Plain types give every matrix the same type.
   const TypePolicy q5{DType::Q5, false, {}};
   EXPECT_EQ(storage_type_for("output", q5, n), DType::Q5);
   EXPECT_EQ(storage_type_for("layers.3.wv", q5, n), DType::Q5);
   EXPECT_EQ(upgraded_type(DType::Q3), DType::Q5);
   EXPECT_EQ(upgraded_type(DType::Q5), DType::Q8);
+  const TypePolicy q3m{DType::Q3, true, {}};
+  EXPECT_EQ(storage_type_for("layers.3.wo", q3m, n), DType::Q5);
+  EXPECT_EQ(storage_type_for("layers.3.w2", q3m, n), DType::Q3);
 }
 
 TEST(TypePolicy, RulesComeFirstButNeverQuantizeVectors) {
