@@ -95,13 +95,13 @@ DType upgraded_type(DType base) {
 
 // Chosen by measurement: q4n everywhere, then one role at a time with q6, mean KLD on
 // tinyshakespeare (6 x 512) against the model's own f16 (2026-12-02, bench notes in the
-// README's quality section). Per added bit/weight, the value and output projections of
-// attention paid most on all three models: synthetic smollm-135m wv -23% KLD for +0.06
+// README's quality section). Per added bit/weight, attention's value projection paid
+// most on all three models, its output projection on the two synthetic ones (stories260K:
+// wo -3% for +0.18): synthetic smollm-135m wv -23% KLD for +0.06
 // bits/weight, wo -27% for +0.19, both -62% for +0.25; synthetic tinyllama all of
 // wv/wo/output -22% for +0.33; stories260K wv -8% for +0.09. The FFN (w1/w2/w3) and wq/wk
 // gave 0-13% for 0.25-1.0 bits/weight on the synthetic models (stories260K, 64 wide:
-// wq/wk -23% for +0.27), and the output head alone
-// 0.5% on tinyllama, but it is kept: it decides every logit and real models' heads
+// wq/wk -23% for +0.27), and the output head alone 0.5% on tinyllama, but it is kept: it decides every logit and real models' heads
 // are known to be sensitive (llama.cpp's _M types give it 6 bits too).
 bool preset_upgrades(const std::string& name, int /*n_layers*/) {
   if (name == "output") return true;
