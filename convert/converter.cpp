@@ -35,6 +35,11 @@ WriteSummary convert_hf_checkpoint(const std::string& hf_dir, const std::string&
   auto tokenizer = load_hf_tokenizer(hf_dir);
   const std::vector<uint8_t> tok_blob = serialize_tokenizer(*tokenizer);
 
+  // With --calibrate, each projection's column importance from its inputs on the text.
+  const InputStats input_stats = options.calibration.text_file.empty()
+                                     ? InputStats{}
+                                     : calibrate_hf_checkpoint(hf_dir, options.calibration, options.threads);
+
   // A checkpoint that says "untied" but ships no lm_head is tied in practice.
   if (!hp.tied_embeddings && !ckpt.find("lm_head.weight")) hp.tied_embeddings = 1;
 
@@ -72,8 +77,13 @@ WriteSummary convert_hf_checkpoint(const std::string& hf_dir, const std::string&
       throw Error(src->file, -1, "tensor '" + src_name + "' has shape [" + got + "], config.json implies [" +
                                      std::to_string(src_rows) + ", " + std::to_string(spec.cols) + "]");
     }
-    t.fill = [src, dtype = t.dtype, cols = spec.cols, first_row, plus_one = recipe.plus_one](int64_t b, int64_t e,
-                                                                                             uint8_t* dst) {
+    std::vector<float> importance;
+    if (dtype_is_quantized(t.dtype)) importance = importance_from_mean_squares(input_stats.mean_squares(spec.name));
+    if (!importance.empty() && static_cast<int64_t>(importance.size()) != spec.cols)
+      throw Error(hf_dir, -1, "calibration saw " + std::to_string(importance.size()) + " input columns for '" +
+                                  spec.name + "', it has " + std::to_string(spec.cols));
+    t.fill = [src, dtype = t.dtype, cols = spec.cols, first_row, plus_one = recipe.plus_one,
+              importance = std::move(importance)](int64_t b, int64_t e, uint8_t* dst) {
       std::vector<float> row(static_cast<size_t>(cols));
       const int64_t row_bytes = dtype_row_bytes(dtype, cols);
       for (int64_t r = b; r < e; ++r) {
@@ -88,7 +98,7 @@ WriteSummary convert_hf_checkpoint(const std::string& hf_dir, const std::string&
         // Gemma's norms multiply by 1 + w: stored as that, the runtime's RMSNorm is one.
         if (plus_one)
           for (float& v : row) v += 1.0f;
-        quantize_row(dtype, row.data(), cols, dst + (r - b) * row_bytes);
+        quantize_row(dtype, row.data(), cols, dst + (r - b) * row_bytes, importance.empty() ? nullptr : importance.data());
       }
     };
     out.push_back(std::move(t));

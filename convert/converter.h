@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "convert/calibration.h"
 #include "convert/model_writer.h"
 #include "qrun/dtype.h"
 
@@ -16,6 +17,9 @@ struct ConvertOptions {
   std::vector<std::string> tensor_types;  // PATTERN=TYPE overrides (qconvert --tensor-type)
   int threads = 1;
   std::function<void(const WriteProgress&)> progress;
+  // qconvert --calibrate: weight each matrix's quantization error by the mean square of
+  // its inputs on this text (convert/calibration.h). Hugging Face input only.
+  CalibrationOptions calibration;
 };
 
 WriteSummary convert_hf_checkpoint(const std::string& hf_dir, const std::string& out_path,

@@ -67,6 +67,15 @@ int main(int argc, char** argv) {
           return std::string(e.what());
         }
       });
+  qrun::CalibrationOptions calibration;
+  app.add_option("--calibrate", calibration.text_file,
+                 "Weight each matrix's quantization error by the mean square of its inputs when the model (as "
+                 "F16) reads this text (llama.cpp's imatrix idea); Hugging Face input only");
+  app.add_option("--calibrate-chunks", calibration.chunks, "With --calibrate: at most this many windows (default 16)")
+      ->check(CLI::Range(1, 1 << 20));
+  app.add_option("--calibrate-ctx", calibration.context,
+                 "With --calibrate: tokens per window (default 512, at most the trained context)")
+      ->check(CLI::Range(2, 1 << 20));
   app.add_option("-t,--threads", threads, "Quantization threads (default: all cores)")->check(CLI::Range(1, 1024));
   app.add_option("--info", info_path, "Print the header and tensor table of a qrun model file and exit");
   app.add_flag("--verify", verify, "With --info: also verify every tensor checksum");
@@ -109,7 +118,22 @@ int main(int argc, char** argv) {
       opt.mixed = policy.mixed;
       opt.tensor_types = tensor_types;
     }
+    if (gguf && !calibration.text_file.empty()) {
+      std::cerr << "qconvert: --calibrate needs a Hugging Face folder; GGUF input is not supported\n";
+      return 2;
+    }
     opt.threads = threads;
+    qrun::ProgressBar f16_bar("calibration: f16 copy"), run_bar("calibration: running");
+    calibration.convert_progress = [&](const qrun::WriteProgress& p) {
+      f16_bar.update(p.bytes_done, p.bytes_total, p.tensor ? *p.tensor : "done");
+      if (!p.tensor) f16_bar.finish();
+    };
+    calibration.progress = [&](int window, int windows) {
+      run_bar.update(static_cast<uint64_t>(window), static_cast<uint64_t>(windows),
+                     "window " + std::to_string(window) + "/" + std::to_string(windows));
+      if (window == windows) run_bar.finish();
+    };
+    opt.calibration = calibration;
     qrun::ProgressBar bar("converting");
     opt.progress = [&](const qrun::WriteProgress& p) { bar.update(p.bytes_done, p.bytes_total, p.tensor ? *p.tensor : "done"); };
     const auto t0 = std::chrono::steady_clock::now();
