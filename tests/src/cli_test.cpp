@@ -91,8 +91,10 @@ TEST(QconvertCli, InfoShowsAValidFile) {
 TEST(QconvertCli, RefusesUnknownTypeAndMissingFolder) {
   test::ScratchDir dir;
   auto r = run_command(tool("qconvert") + " " + quoted(test::stories_dir().string()) + " -o " +
-                       quoted((dir / "x").string()) + " --type q3");
-  EXPECT_NE(r.exit_code, 0);
+                       quoted((dir / "x").string()) + " --type q7");
+  EXPECT_EQ(r.exit_code, 2) << r.out;
+  EXPECT_NE(r.out.find("unknown type 'q7'"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("q4m"), std::string::npos) << r.out;  // the choices are listed
   r = run_command(tool("qconvert") + " /nonexistent-folder -o " + quoted((dir / "x").string()));
   EXPECT_NE(r.exit_code, 0);
   EXPECT_NE(r.out.find("/nonexistent-folder"), std::string::npos) << r.out;
