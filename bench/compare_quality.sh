@@ -18,8 +18,10 @@
 #   -C  calibration text for qrun's quantized types (qconvert --calibrate); must not be the scored text.
 #       llama.cpp's files get no imatrix, so the table then compares calibrated qrun with plain llama.cpp.
 #
-# Default run: about 25 min of perplexity plus qconvert's time (several minutes per tinyllama type on
-# 2 cores); files already in WORKDIR are reused. Run it under `nice -n 19` on a shared machine.
+# Time, 2 shared cores: the default run took 1 h 57 min from an empty WORKDIR (tinyllama: qconvert 54 min,
+# llama-quantize 8 min, perplexity 38 min; smollm 15 min; stories 1 min). Files already in WORKDIR are reused
+# (qrun files only while newer than qconvert), leaving mostly the perplexity runs; -n 3 halves those, and
+# -m smollm,stories takes about 15 min. Run it under `nice -n 19` on a shared machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
