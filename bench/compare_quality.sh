@@ -18,7 +18,7 @@
 #   -C  calibration text for qrun's quantized types (qconvert --calibrate); must not be the scored text.
 #       llama.cpp's files get no imatrix, so the table then compares calibrated qrun with plain llama.cpp.
 #
-# Time, 2 shared cores: the default run took 1 h 57 min from an empty WORKDIR (tinyllama: qconvert 54 min,
+# Time, 2 shared cores: the default run took 1 h 57 min with no qrun files yet (tinyllama: qconvert 54 min,
 # llama-quantize 8 min, perplexity 38 min; smollm 15 min; stories 1 min). Files already in WORKDIR are reused
 # (qrun files only while newer than qconvert), leaving mostly the perplexity runs; -n 3 halves those, and
 # -m smollm,stories takes about 15 min. Run it under `nice -n 19` on a shared machine.
