@@ -19,10 +19,10 @@ namespace qrun {
 
 std::string hf_tensor_name(const std::string& name, uint32_t arch) { return source_tensor_name(name, arch, false); }
 
-DType storage_type_for(const std::string& name, const ConvertOptions& options, int n_layers) {
+TypePolicy type_policy(const ConvertOptions& options) {
   TypePolicy policy{options.weight_type, options.mixed, {}};
   for (const std::string& rule : options.tensor_types) policy.rules.push_back(parse_tensor_type_rule(rule));
-  return storage_type_for(name, policy, n_layers);
+  return policy;
 }
 
 WriteSummary convert_hf_checkpoint(const std::string& hf_dir, const std::string& out_path,
@@ -45,12 +45,13 @@ WriteSummary convert_hf_checkpoint(const std::string& hf_dir, const std::string&
 
   std::vector<TensorToWrite> out;
   std::set<std::string> used;
+  const TypePolicy policy = type_policy(options);
   for (const TensorSpec& spec : expected_tensors(hp)) {
     int layer = -1;
     const TensorRecipe& recipe = find_recipe(spec.name, hp.arch, &layer);
     TensorToWrite t;
     t.name = spec.name;
-    t.dtype = storage_type_for(spec.name, options, static_cast<int>(hp.n_layers));
+    t.dtype = storage_type_for(spec.name, policy);
     t.cols = spec.cols;
     t.rows = spec.rows;
     t.n_dims = spec.n_dims;

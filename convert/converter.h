@@ -7,6 +7,7 @@
 
 #include "convert/calibration.h"
 #include "convert/model_writer.h"
+#include "convert/type_policy.h"
 #include "qrun/dtype.h"
 
 namespace qrun {
@@ -29,7 +30,8 @@ WriteSummary convert_hf_checkpoint(const std::string& hf_dir, const std::string&
 // from the architecture's table (src/arch_table.h).
 std::string hf_tensor_name(const std::string& qrun_name, uint32_t arch = 1);
 
-// The storage type the options give a tensor of the given role (convert/type_policy.h).
-DType storage_type_for(const std::string& qrun_name, const ConvertOptions& options, int n_layers);
+// The type policy the options describe (convert/type_policy.h): their weight type,
+// preset and --tensor-type rules (parsed here, once per conversion).
+TypePolicy type_policy(const ConvertOptions& options);
 
 }  // namespace qrun

@@ -235,6 +235,7 @@ WriteSummary convert_gguf(const std::string& gguf_path, const std::string& out_p
   std::set<std::string> used;
   std::map<std::string, std::vector<std::string>> requantized;  // "Q4_K -> q8" -> tensor names
   DType main_type = options.weight_type;  // informational HParams.weight_type: layer 0's wq
+  const TypePolicy policy = type_policy(options);
   for (const TensorSpec& spec : expected_tensors(hp)) {
     const std::string src_name = gguf_tensor_name(spec.name, hp.arch);
     const GgufTensorInfo* src = g.tensor(src_name);
@@ -260,13 +261,13 @@ WriteSummary convert_gguf(const std::string& gguf_path, const std::string& out_p
     DType same;
     const bool has_twin = carried_type(src->type, &same);
     if (gopt.keep_types) {
-      const bool vector = storage_type_for(spec.name, TypePolicy{DType::Q8}, 0) == DType::F32;
+      const bool vector = storage_type_for(spec.name, TypePolicy{DType::Q8}) == DType::F32;
       if (vector) dst = DType::F32;
       else if (has_twin) dst = same;
       else if (spec.name == "tok_embeddings") dst = DType::F16;
       else dst = nearest_type(src->type);
     } else {
-      dst = storage_type_for(spec.name, options, static_cast<int>(hp.n_layers));
+      dst = storage_type_for(spec.name, policy);
     }
     const bool carry = has_twin && same == dst;
     if (!carry && !is_float_ggml(src->type))

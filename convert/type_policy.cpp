@@ -103,7 +103,7 @@ DType upgraded_type(DType base) {
 // gave 0-13% for 0.25-1.0 bits/weight on the synthetic models (stories260K, 64 wide:
 // wq/wk -23% for +0.27), and the output head alone 0.5% on tinyllama, but it is kept: it decides every logit and real models' heads
 // are known to be sensitive (llama.cpp's _M types give it 6 bits too).
-bool preset_upgrades(const std::string& name, int /*n_layers*/) {
+bool preset_upgrades(const std::string& name) {
   if (name == "output") return true;
   int layer;
   std::string role;
@@ -111,14 +111,14 @@ bool preset_upgrades(const std::string& name, int /*n_layers*/) {
   return role == "wv" || role == "wo";
 }
 
-DType storage_type_for(const std::string& name, const TypePolicy& policy, int n_layers) {
+DType storage_type_for(const std::string& name, const TypePolicy& policy) {
   if (is_vector(name)) return DType::F32;
   // The embedding is read one row per token, so its size costs no decode speed; F16
   // keeps a tied output head accurate (stories260K q8: mean KLD 0.00128 -> 0.00096).
   for (const TensorTypeRule& r : policy.rules)
     if (std::regex_search(name, r.re)) return r.type;
   if (name == "tok_embeddings" && dtype_is_quantized(policy.base)) return DType::F16;
-  if (policy.mixed && preset_upgrades(name, n_layers)) return upgraded_type(policy.base);
+  if (policy.mixed && preset_upgrades(name)) return upgraded_type(policy.base);
   return policy.base;
 }
 

@@ -41,10 +41,10 @@ DType upgraded_type(DType base);
 
 // True for the tensors a mixed preset upgrades (attention's value and output
 // projections and the output head).
-bool preset_upgrades(const std::string& qrun_name, int n_layers);
+bool preset_upgrades(const std::string& qrun_name);
 
 // The storage type of a tensor of the given role. Vectors (norms, biases) stay F32
 // whatever the rules say.
-DType storage_type_for(const std::string& qrun_name, const TypePolicy& policy, int n_layers);
+DType storage_type_for(const std::string& qrun_name, const TypePolicy& policy);
 
 }  // namespace qrun

@@ -72,20 +72,18 @@ static_assert(sizeof(BlockQ6) == dtype_block_bytes(DType::Q6));
 static_assert(sizeof(BlockQ5) == dtype_block_bytes(DType::Q5));
 static_assert(sizeof(BlockQ3) == dtype_block_bytes(DType::Q3));
 
-// Code j (0..31) of a block, unsigned, as the formulas above read it.
-inline int block_code(const BlockQ4& b, int j) { return j < 16 ? (b.qs[j] & 0x0F) : (b.qs[j - 16] >> 4); }
-inline int block_code(const BlockQ4N& b, int j) { return j < 16 ? (b.qs[j] & 0x0F) : (b.qs[j - 16] >> 4); }
-inline int block_code(const BlockQ6& b, int j) {
-  const int lo = j < 16 ? (b.qs[j] & 0x0F) : (b.qs[j - 16] >> 4);
-  return lo | (((b.qh[j % 8] >> (2 * (j / 8))) & 3) << 4);
-}
-inline int block_code(const BlockQ5& b, int j) {
-  const int lo = j < 16 ? (b.qs[j] & 0x0F) : (b.qs[j - 16] >> 4);
-  return lo | (((b.qh[j / 8] >> (j % 8)) & 1) << 4);
-}
-inline int block_code(const BlockQ3& b, int j) {
-  return ((b.ql[j % 8] >> (2 * (j / 8))) & 3) | (((b.qh[j / 8] >> (j % 8)) & 1) << 2);
-}
+// The code fields, element j (0..31) of a block: a nibble as BlockQ4::qs, a pair as
+// BlockQ6::qh, a bit as BlockQ5::qh.
+inline int nibble_field(const uint8_t* qs, int j) { return j < 16 ? (qs[j] & 0x0F) : (qs[j - 16] >> 4); }
+inline int pair_field(const uint8_t* q, int j) { return (q[j % 8] >> (2 * (j / 8))) & 3; }
+inline int bit_field(const uint8_t* q, int j) { return (q[j / 8] >> (j % 8)) & 1; }
+
+// Code j of a block, unsigned, as the formulas above read it.
+inline int block_code(const BlockQ4& b, int j) { return nibble_field(b.qs, j); }
+inline int block_code(const BlockQ4N& b, int j) { return nibble_field(b.qs, j); }
+inline int block_code(const BlockQ6& b, int j) { return nibble_field(b.qs, j) | pair_field(b.qh, j) << 4; }
+inline int block_code(const BlockQ5& b, int j) { return nibble_field(b.qs, j) | bit_field(b.qh, j) << 4; }
+inline int block_code(const BlockQ3& b, int j) { return pair_field(b.ql, j) | bit_field(b.qh, j) << 2; }
 // The int8 value a code stands for (times d): code - offset, or the code book's level.
 inline int block_value(const BlockQ4& b, int j) { return block_code(b, j) - 8; }
 inline int block_value(const BlockQ4N& b, int j) { return kQ4NLevels[block_code(b, j)]; }

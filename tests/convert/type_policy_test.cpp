@@ -33,26 +33,26 @@ TEST(TypePolicy, ParsesPlainTypesAndPresets) {
 
 TEST(TypePolicy, PresetUpgradesAttentionValueAndOutputProjectionsAndTheHead) {
   const TypePolicy q4m{DType::Q4N, true, {}};
-  const int n = 22;  // TinyLlama
-  EXPECT_EQ(storage_type_for("output", q4m, n), DType::Q6);
-  EXPECT_EQ(storage_type_for("tok_embeddings", q4m, n), DType::F16);
-  EXPECT_EQ(storage_type_for("layers.0.attention_norm", q4m, n), DType::F32);
-  EXPECT_EQ(storage_type_for("layers.5.bq", q4m, n), DType::F32);
+  const int n = 22;  // TinyLlama's layers
+  EXPECT_EQ(storage_type_for("output", q4m), DType::Q6);
+  EXPECT_EQ(storage_type_for("tok_embeddings", q4m), DType::F16);
+  EXPECT_EQ(storage_type_for("layers.0.attention_norm", q4m), DType::F32);
+  EXPECT_EQ(storage_type_for("layers.5.bq", q4m), DType::F32);
   for (int l = 0; l < n; ++l) {
     for (const char* role : {"wq", "wk", "w1", "w2", "w3"})
-      EXPECT_EQ(storage_type_for(layer_tensor_name(l, role), q4m, n), DType::Q4N) << l << role;
+      EXPECT_EQ(storage_type_for(layer_tensor_name(l, role), q4m), DType::Q4N) << l << role;
     for (const char* role : {"wv", "wo"})
-      EXPECT_EQ(storage_type_for(layer_tensor_name(l, role), q4m, n), DType::Q6) << l << role;
+      EXPECT_EQ(storage_type_for(layer_tensor_name(l, role), q4m), DType::Q6) << l << role;
   }
   // Plain types give every matrix the same type.
   const TypePolicy q5{DType::Q5, false, {}};
-  EXPECT_EQ(storage_type_for("output", q5, n), DType::Q5);
-  EXPECT_EQ(storage_type_for("layers.3.wv", q5, n), DType::Q5);
+  EXPECT_EQ(storage_type_for("output", q5), DType::Q5);
+  EXPECT_EQ(storage_type_for("layers.3.wv", q5), DType::Q5);
   EXPECT_EQ(upgraded_type(DType::Q3), DType::Q5);
   EXPECT_EQ(upgraded_type(DType::Q5), DType::Q8);
   const TypePolicy q3m{DType::Q3, true, {}};
-  EXPECT_EQ(storage_type_for("layers.3.wo", q3m, n), DType::Q5);
-  EXPECT_EQ(storage_type_for("layers.3.w2", q3m, n), DType::Q3);
+  EXPECT_EQ(storage_type_for("layers.3.wo", q3m), DType::Q5);
+  EXPECT_EQ(storage_type_for("layers.3.w2", q3m), DType::Q3);
 }
 
 TEST(TypePolicy, RulesComeFirstButNeverQuantizeVectors) {
@@ -60,12 +60,12 @@ TEST(TypePolicy, RulesComeFirstButNeverQuantizeVectors) {
   p.rules.push_back(parse_tensor_type_rule("layers\\.1\\.w[13]=q8"));
   p.rules.push_back(parse_tensor_type_rule("output=q3"));
   p.rules.push_back(parse_tensor_type_rule("norm=q4"));
-  EXPECT_EQ(storage_type_for("layers.1.w1", p, 22), DType::Q8);
-  EXPECT_EQ(storage_type_for("layers.1.w3", p, 22), DType::Q8);
-  EXPECT_EQ(storage_type_for("layers.11.w1", p, 22), DType::Q4N);
-  EXPECT_EQ(storage_type_for("output", p, 22), DType::Q3);  // before the preset's q6
-  EXPECT_EQ(storage_type_for("layers.1.ffn_norm", p, 22), DType::F32);
-  EXPECT_EQ(storage_type_for("norm", p, 22), DType::F32);
+  EXPECT_EQ(storage_type_for("layers.1.w1", p), DType::Q8);
+  EXPECT_EQ(storage_type_for("layers.1.w3", p), DType::Q8);
+  EXPECT_EQ(storage_type_for("layers.11.w1", p), DType::Q4N);
+  EXPECT_EQ(storage_type_for("output", p), DType::Q3);  // before the preset's q6
+  EXPECT_EQ(storage_type_for("layers.1.ffn_norm", p), DType::F32);
+  EXPECT_EQ(storage_type_for("norm", p), DType::F32);
 }
 
 TEST(TypePolicy, BadRulesNameWhatIsWrong) {
