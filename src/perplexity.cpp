@@ -82,13 +82,17 @@ PerplexityResult run_perplexity(Model& model, const std::string& text, const Per
   if (ctx < 8 || ctx > model.context_length())
     throw Error("perplexity context " + std::to_string(ctx) + " must be between 8 and the model context " +
                 std::to_string(model.context_length()));
-  const std::vector<int32_t> tokens = model.tokenizer().encode(text, false, false);
+  // As llama-perplexity: the text is tokenized with the tokenizer's own BOS (and EOS),
+  // and each window's first token becomes BOS when the tokenizer adds one, so the two
+  // tools score the same windows.
+  const std::vector<int32_t> tokens = model.tokenizer().encode(text, true, false);
   int n_chunks = static_cast<int>(tokens.size()) / ctx;
   if (options.max_chunks > 0) n_chunks = std::min(n_chunks, options.max_chunks);
   if (n_chunks < 1)
     throw Error("text has " + std::to_string(tokens.size()) + " tokens, fewer than one window of " + std::to_string(ctx));
   const int first = ctx / 2;
   const int32_t bos = model.tokenizer().bos_id();
+  const bool adds_bos = bos >= 0 && tokens.front() == bos;
 
   std::ofstream save;
   if (!options.save_kl_base.empty()) {
@@ -114,7 +118,7 @@ PerplexityResult run_perplexity(Model& model, const std::string& text, const Per
   std::vector<int32_t> window(static_cast<size_t>(ctx));
   for (int c = 0; c < n_chunks; ++c) {
     std::copy(tokens.begin() + c * ctx, tokens.begin() + (c + 1) * ctx, window.begin());
-    if (bos >= 0) window[0] = bos;
+    if (adds_bos) window[0] = bos;
     model.reset();
     model.forward(window, logits.data(), true);
     for (int j = first; j < ctx - 1; ++j) {

@@ -5,6 +5,9 @@
 // converter policy fails here.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cmath>
+
 #include "common/model_fixture.h"
 #include "qrun/model.h"
 #include "qrun/error.h"
@@ -64,6 +67,43 @@ TEST_F(StoriesQuality, Q4StaysWithinItsMeasuredLoss) {
   EXPECT_LT(r.kld_mean, 0.135);
   EXPECT_GT(r.top1_agreement, 0.78);
   EXPECT_LT(r.ppl / r.ppl_base, 1.11);
+}
+
+// llama-perplexity's windows: the text tokenized with BOS, each window's first token
+// replaced by BOS, the second half of each window scored against the next token. Scoring
+// windows one token off (as qppl once did) changes every figure compared with llama.cpp.
+TEST(Perplexity, ScoresTheWindowsLlamaPerplexityScores) {
+  RuntimeOptions ro;
+  ro.context = 32;
+  ro.threads = 1;
+  Model m(test::converted_stories(DType::Q8).string(), ro);
+  const std::string text = test::read_text(test::shared_dir() / "corpus/tinystories_valid_excerpt.txt").substr(0, 600);
+  PerplexityOptions po;
+  po.context = 32;
+  po.max_chunks = 2;
+  const PerplexityResult r = run_perplexity(m, text, po, {});
+
+  const std::vector<int32_t> tokens = m.tokenizer().encode(text, true, false);
+  ASSERT_EQ(tokens.front(), m.tokenizer().bos_id());
+  const int ctx = 32, vocab = static_cast<int>(m.hparams().vocab_size);
+  std::vector<float> logits(static_cast<size_t>(ctx) * vocab);
+  double nll = 0;
+  int n = 0;
+  for (int c = 0; c < 2; ++c) {
+    std::vector<int32_t> window(tokens.begin() + c * ctx, tokens.begin() + (c + 1) * ctx);
+    window[0] = m.tokenizer().bos_id();
+    m.reset();
+    m.forward(window, logits.data(), true);
+    for (int j = ctx / 2; j < ctx - 1; ++j, ++n) {
+      const float* row = &logits[static_cast<size_t>(j) * vocab];
+      const double mx = *std::max_element(row, row + vocab);
+      double sum = 0;
+      for (int i = 0; i < vocab; ++i) sum += std::exp(row[i] - mx);
+      nll += mx + std::log(sum) - row[tokens[static_cast<size_t>(c * ctx + j + 1)]];
+    }
+  }
+  EXPECT_EQ(r.scored_tokens, n);
+  EXPECT_NEAR(std::log(r.ppl), nll / n, 1e-5);
 }
 
 TEST(Perplexity, RefusesAMismatchedBaseFile) {
