@@ -93,6 +93,20 @@ void BM_QuantizeActivations(benchmark::State& state) {
   state.SetBytesProcessed(state.iterations() * n * 4);
 }
 
+// The converter's cost: one 2048-wide row quantized with the scale search (the
+// converter runs this on every row of every matrix, on all threads).
+void BM_QuantizeRow(benchmark::State& state, DType t) {
+  const int64_t cols = 2048;
+  const Weights w(DType::F32, 1, cols, 1);
+  std::vector<float> row(w.x.begin(), w.x.end());
+  std::vector<uint8_t> out(static_cast<size_t>(qrun::dtype_row_bytes(t, cols)));
+  for (auto _ : state) {
+    qrun::quantize_row(t, row.data(), cols, out.data());
+    benchmark::DoNotOptimize(out.data());
+  }
+  state.counters["weights/s"] = benchmark::Counter(double(cols), benchmark::Counter::kIsIterationInvariantRate);
+}
+
 BENCHMARK_CAPTURE(BM_Matvec, q4, DType::Q4)->Args({2048, 2048})->Args({5632, 2048});
 BENCHMARK_CAPTURE(BM_Matvec, q8, DType::Q8)->Args({2048, 2048})->Args({5632, 2048});
 // In L2 (compute bound).
@@ -114,6 +128,12 @@ BENCHMARK_CAPTURE(BM_Matmul, q4n, DType::Q4N)->Args({2048, 2048, 64});
 BENCHMARK_CAPTURE(BM_Matmul, q6, DType::Q6)->Args({2048, 2048, 64});
 BENCHMARK_CAPTURE(BM_Matmul, f32, DType::F32)->Args({2048, 2048, 64});
 BENCHMARK(BM_QuantizeActivations)->Arg(2048)->Arg(5632);
+BENCHMARK_CAPTURE(BM_QuantizeRow, q8, DType::Q8);
+BENCHMARK_CAPTURE(BM_QuantizeRow, q6, DType::Q6);
+BENCHMARK_CAPTURE(BM_QuantizeRow, q5, DType::Q5);
+BENCHMARK_CAPTURE(BM_QuantizeRow, q4n, DType::Q4N);
+BENCHMARK_CAPTURE(BM_QuantizeRow, q4, DType::Q4);
+BENCHMARK_CAPTURE(BM_QuantizeRow, q3, DType::Q3);
 
 }  // namespace
 

@@ -8,6 +8,7 @@
 #include "quant/scale_search.h"
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 
 #include "quant/block_formats.h"
@@ -22,46 +23,84 @@ constexpr int kBlock = 32;
 // Rounds d to f16, clamped to the finite range.
 uint16_t to_f16_scale(float d) { return f32_to_f16(std::clamp(d, -65504.0f, 65504.0f)); }
 
-// A set of levels (value = d * level(code)) and how to find the nearest code.
+// Round to nearest, ties to even, for |y| <= 2^22: what nearbyint does in the default
+// rounding mode, without the libm call nearbyint is on x86-64 without SSE4.1.
+inline float round_even(float y) {
+  constexpr float kMagic = 12582912.0f;  // 1.5 * 2^23
+  return (y + kMagic) - kMagic;
+}
+
+// A set of levels (value = d * level): the level nearest to y, and the code that stores
+// a level. nearest_level is branch-free float arithmetic so the search's loops over a
+// block vectorize (the search evaluates ~70 candidate scales per block).
 struct UniformLevels {
   int offset, top;  // level = code - offset, code in [0, top]
-  float level(int code) const { return static_cast<float>(code - offset); }
-  uint8_t nearest(float y) const {
-    const float q = std::nearbyint(y) + static_cast<float>(offset);
-    return std::isnan(q) ? static_cast<uint8_t>(offset) : static_cast<uint8_t>(std::clamp(q, 0.0f, float(top)));
+  float nearest_level(float y) const {
+    // std::max(lo, NaN) is lo: a NaN (never produced by finite weights) gets a valid code.
+    const float lo = -static_cast<float>(offset), hi = static_cast<float>(top - offset);
+    return round_even(std::min(hi, std::max(lo, y)));
   }
+  uint8_t code(float level) const { return static_cast<uint8_t>(static_cast<int>(level) + offset); }
 };
 
 struct Q4NLevels {
-  float level(int code) const { return static_cast<float>(kQ4NLevels[code]); }
-  uint8_t nearest(float y) const {
-    uint8_t c = 0;  // the levels ascend: count the midpoints below y
-    for (int i = 0; i < 15; ++i) c += y > 0.5f * static_cast<float>(kQ4NLevels[i] + kQ4NLevels[i + 1]);
+  // The lowest level plus the step to each higher level whose midpoint lies below y.
+  float nearest_level(float y) const {
+    float level = kQ4NLevels[0];
+    for (int k = 0; k < 15; ++k) level += y > kMid[k] ? kStep[k] : 0.0f;
+    return level;
+  }
+  uint8_t code(float level) const {
+    uint8_t c = 0;
+    while (c < 15 && static_cast<float>(kQ4NLevels[c]) != level) ++c;
     return c;
   }
+
+ private:
+  static constexpr auto kMid = [] {
+    std::array<float, 15> m{};
+    for (int k = 0; k < 15; ++k) m[k] = 0.5f * static_cast<float>(kQ4NLevels[k] + kQ4NLevels[k + 1]);
+    return m;
+  }();
+  static constexpr auto kStep = [] {
+    std::array<float, 15> m{};
+    for (int k = 0; k < 15; ++k) m[k] = static_cast<float>(kQ4NLevels[k + 1] - kQ4NLevels[k]);
+    return m;
+  }();
 };
+
+// Sums over a block in 8 interleaved partial sums: one running sum would make every
+// candidate wait on 32 dependent additions.
+template <class Term>
+float block_sum(Term term) {
+  float acc[8] = {};
+  for (int i = 0; i < kBlock; i += 8)
+    for (int k = 0; k < 8; ++k) acc[k] += term(i + k);
+  return ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+}
 
 template <class Levels>
 class Search {
  public:
   Search(const Levels& levels, const float* x, const float* w, uint8_t* codes)
-      : levels_(levels), x_(x), w_(w), codes_(codes) {}
+      : levels_(levels), x_(x), codes_(codes) {
+    for (int i = 0; i < kBlock; ++i) w_[i] = w ? w[i] : 1.0f;
+  }
 
   // Tries d (rounded to f16) and returns the rounded value.
   float consider(float d) {
     const uint16_t dh = to_f16_scale(d);
     const float dq = f16_to_f32(dh);
     const float id = dq != 0.0f ? 1.0f / dq : 0.0f;
-    for (int i = 0; i < kBlock; ++i) trial_[i] = levels_.nearest(x_[i] * id);
-    float err = 0.0f;
-    for (int i = 0; i < kBlock; ++i) {
-      const float e = x_[i] - dq * levels_.level(trial_[i]);
-      err += weight(i) * e * e;
-    }
+    for (int i = 0; i < kBlock; ++i) level_[i] = levels_.nearest_level(x_[i] * id);
+    const float err = block_sum([&](int i) {
+      const float e = x_[i] - dq * level_[i];
+      return w_[i] * e * e;
+    });
     if (err < best_err_) {
       best_err_ = err;
       best_d_ = dh;
-      std::copy(trial_, trial_ + kBlock, codes_);
+      for (int i = 0; i < kBlock; ++i) codes_[i] = levels_.code(level_[i]);
     }
     return dq;
   }
@@ -69,25 +108,19 @@ class Search {
   // Tries d, then the least-squares d for the codes d chose: sum(w x q) / sum(w q q).
   void consider_refined(float d) {
     const float dq = consider(d);
-    float sxq = 0.0f, sqq = 0.0f;
-    for (int i = 0; i < kBlock; ++i) {
-      const float q = levels_.level(trial_[i]);
-      sxq += weight(i) * x_[i] * q;
-      sqq += weight(i) * q * q;
-    }
+    const float sxq = block_sum([&](int i) { return w_[i] * x_[i] * level_[i]; });
+    const float sqq = block_sum([&](int i) { return w_[i] * level_[i] * level_[i]; });
     if (sqq > 0.0f && sxq / sqq != dq) consider(sxq / sqq);
   }
 
   uint16_t best_d() const { return best_d_; }
 
  private:
-  float weight(int i) const { return w_ ? w_[i] : 1.0f; }
-
   const Levels& levels_;
   const float* x_;
-  const float* w_;
+  float w_[kBlock];
   uint8_t* codes_;
-  uint8_t trial_[kBlock];
+  float level_[kBlock];
   float best_err_ = INFINITY;
   uint16_t best_d_ = 0;
 };
@@ -114,7 +147,7 @@ uint16_t absmax_uniform_scale(const float* x, int bits, uint8_t* codes) {
   const uint16_t dh = to_f16_scale(amax / static_cast<float>(levels.offset - 1));
   const float d = f16_to_f32(dh);
   const float id = d != 0.0f ? 1.0f / d : 0.0f;
-  for (int i = 0; i < kBlock; ++i) codes[i] = levels.nearest(x[i] * id);
+  for (int i = 0; i < kBlock; ++i) codes[i] = levels.code(levels.nearest_level(x[i] * id));
   return dh;
 }
 
