@@ -261,7 +261,7 @@ WriteSummary convert_gguf(const std::string& gguf_path, const std::string& out_p
     DType same;
     const bool has_twin = carried_type(src->type, &same);
     if (gopt.keep_types) {
-      const bool vector = storage_type_for(spec.name, TypePolicy{DType::Q8}) == DType::F32;
+      const bool vector = storage_type_for(spec.name, TypePolicy{DType::Q8, false, {}}) == DType::F32;
       if (vector) dst = DType::F32;
       else if (has_twin) dst = same;
       else if (spec.name == "tok_embeddings") dst = DType::F16;

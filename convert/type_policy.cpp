@@ -34,13 +34,13 @@ bool split_layer_name(const std::string& name, int* layer, std::string* role) {
 bool parse_type_policy(std::string_view name, TypePolicy* out) {
   for (const PresetName& p : kPresets) {
     if (name == p.name) {
-      *out = {p.base, true};
+      *out = TypePolicy{p.base, true, {}};
       return true;
     }
   }
   DType t;
   if (!dtype_from_name(name, &t) || t == DType::BF16) return false;
-  *out = {t, false};
+  *out = TypePolicy{t, false, {}};
   return true;
 }
 
@@ -64,6 +64,13 @@ std::string type_policy_name(const TypePolicy& p) {
     for (const PresetName& preset : kPresets)
       if (preset.base == p.base) return preset.name;
   return std::string(dtype_name(p.base));
+}
+
+std::vector<TypePolicy> type_policies() {
+  std::vector<TypePolicy> out;
+  for (DType t : kPlain) out.push_back(TypePolicy{t, false, {}});
+  for (const PresetName& p : kPresets) out.push_back(TypePolicy{p.base, true, {}});
+  return out;
 }
 
 std::string type_policy_choices() {

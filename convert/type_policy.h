@@ -33,6 +33,9 @@ TensorTypeRule parse_tensor_type_rule(const std::string& text);
 bool parse_type_policy(std::string_view name, TypePolicy* out);
 std::string type_policy_name(const TypePolicy& p);
 
+// Every plain type and preset parse_type_policy takes, as policies.
+std::vector<TypePolicy> type_policies();
+
 // The names parse_type_policy takes, with bits per weight ("q8 (8.5 bits/weight), ...").
 std::string type_policy_choices();
 

@@ -16,14 +16,15 @@ std::string mib(uint64_t b) { return std::to_string((b + (1 << 20) - 1) >> 20) +
 uint64_t embedding_bytes_not_paged_in(const ModelFile& file, uint64_t tokens) {
   const auto& hp = file.hparams();
   if (hp.tied_embeddings) return 0;
-  for (const auto& t : file.tensors()) {
-    if (t.name != "tok_embeddings") continue;
-    const uint64_t page = 4096, row = t.size / std::max<uint64_t>(1, hp.vocab_size);
-    const uint64_t touched = std::min<uint64_t>(t.size, std::min<uint64_t>(tokens, hp.vocab_size) *
-                                                            ((row + page - 1) / page * page));
-    return t.size - touched;
-  }
+  for (const auto& t : file.tensors())
+    if (t.name == "tok_embeddings") return table_bytes_not_paged_in(t.size, hp.vocab_size, tokens);
   return 0;
+}
+
+uint64_t table_bytes_not_paged_in(uint64_t table_bytes, uint64_t vocab, uint64_t tokens) {
+  const uint64_t page = 4096, row = table_bytes / std::max<uint64_t>(1, vocab);
+  const uint64_t touched = std::min(table_bytes, std::min(tokens, vocab) * ((row + page - 1) / page * page));
+  return table_bytes - touched;
 }
 
 StreamingPlan plan_streaming(const ModelFile& file, const std::vector<bool>& host, uint64_t budget,

@@ -29,6 +29,8 @@ struct StreamingPlan {
 // token, so only the rows of at most `tokens` distinct tokens (whole pages each) become
 // resident. 0 for a tied embedding, which is also the output head and read whole.
 uint64_t embedding_bytes_not_paged_in(const ModelFile& file, uint64_t tokens);
+// The same for an untied table of `table_bytes` over `vocab` rows.
+uint64_t table_bytes_not_paged_in(uint64_t table_bytes, uint64_t vocab, uint64_t tokens);
 
 // Which of the host layers (`host[l]`; GPU layers are not) fit in `budget` after
 // `fixed_bytes` (KV cache, scratch, runtime), first ones first. Throws with the numbers

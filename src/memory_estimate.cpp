@@ -1,11 +1,52 @@
 #include "qrun/memory_estimate.h"
 
+#include <algorithm>
 #include <cstdio>
+
+#include "convert/type_policy.h"
 
 #include "qrun/model_file.h"
 #include "qrun/run_plan.h"
+#include "src/layer_streamer.h"
 
 namespace qrun {
+
+namespace {
+
+// Each type's bytes for this file's tensors, by the converter's own policy, paged in as
+// plan_run counts them; the header, tokenizer and alignment are as in this file.
+std::vector<TypeEstimate> as_other_types(const ModelFile& file, int context, uint64_t non_weight_bytes) {
+  // Every tensor starts on an alignment boundary (docs/format.md).
+  const uint64_t align = file.header().alignment;
+  auto aligned = [&](uint64_t b) { return (b + align - 1) / align * align; };
+  uint64_t tensor_bytes = 0;
+  for (const TensorView& t : file.tensors()) tensor_bytes += aligned(t.size);
+  const uint64_t overhead = file.header().file_size - std::min(tensor_bytes, file.header().file_size);
+  std::vector<TypeEstimate> out;
+  for (const TypePolicy& policy : type_policies()) {
+    TypeEstimate e;
+    e.type = type_policy_name(policy);
+    uint64_t bytes = 0, matrix_bytes = 0, matrix_weights = 0;
+    for (const TensorView& t : file.tensors()) {
+      const uint64_t b = static_cast<uint64_t>(t.rows * dtype_row_bytes(storage_type_for(t.name, policy), t.cols));
+      bytes += aligned(b);
+      if (t.name == "tok_embeddings" && !file.hparams().tied_embeddings)
+        bytes -= table_bytes_not_paged_in(b, file.hparams().vocab_size, static_cast<uint64_t>(context));
+      if (t.rows > 1 && t.name != "tok_embeddings") {
+        matrix_bytes += b;
+        matrix_weights += static_cast<uint64_t>(t.rows * t.cols);
+      }
+    }
+    e.bits_per_weight = matrix_weights ? 8.0 * static_cast<double>(matrix_bytes) / static_cast<double>(matrix_weights) : 0;
+    e.weights = bytes + overhead;
+    e.total = e.weights + non_weight_bytes;
+    out.push_back(e);
+  }
+  std::sort(out.begin(), out.end(), [](const TypeEstimate& a, const TypeEstimate& b) { return a.weights > b.weights; });
+  return out;
+}
+
+}  // namespace
 
 MemoryEstimate estimate_memory(const std::string& path, const RuntimeOptions& options) {
   const ModelFile file(path);
@@ -20,6 +61,8 @@ MemoryEstimate estimate_memory(const std::string& path, const RuntimeOptions& op
   e.resident_layers = plan.count(LayerPlace::Resident);
   e.gpu_layers = plan.gpu_count;
   e.device = plan.device_bytes;
+  e.budget = options.mem_budget;
+  e.as_types = as_other_types(file, plan.context, e.kv_cache + e.scratch + e.tokenizer + e.runtime);
   return e;
 }
 
@@ -40,6 +83,15 @@ std::string format_estimate(const MemoryEstimate& e) {
     std::snprintf(buf, sizeof buf, "device    %9.1f MiB GPU memory (%d layers: weights, their KV cache, buffers)\n",
                   mib(e.device), e.gpu_layers);
     out += buf;
+  }
+  if (!e.as_types.empty()) {
+    out += "\nas another type (qconvert --type T), same settings, every layer resident:\n"
+           "type  bits/weight  weights MiB    total MiB\n";
+    for (const TypeEstimate& t : e.as_types) {
+      std::snprintf(buf, sizeof buf, "%-5s %11.2f %12.1f %12.1f%s\n", t.type.c_str(), t.bits_per_weight, mib(t.weights),
+                    mib(t.total), e.budget == 0 ? "" : t.total <= e.budget ? "  fits the budget" : "  over the budget");
+      out += buf;
+    }
   }
   return out;
 }

@@ -3,6 +3,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "qrun/model.h"
 
@@ -11,6 +12,15 @@ namespace qrun {
 // Process baseline measured on this runtime: code, libraries (OpenBLAS, libstdc++),
 // thread stacks and allocator arenas, before any model data (bench/memory_bench.sh).
 inline constexpr uint64_t kRuntimeOverheadBytes = 6ull << 20;
+
+// The same run with the model stored as another type (qconvert --type T): to pick the
+// type that fits a memory budget before converting.
+struct TypeEstimate {
+  std::string type;            // "q4m", "q8", ...
+  double bits_per_weight = 0;  // over the quantized matrices, as qconvert counts them
+  uint64_t weights = 0;        // every layer resident (mmap, no budget, no GPU)
+  uint64_t total = 0;
+};
 
 struct MemoryEstimate {
   uint64_t weights = 0;      // mapped model pages resident at peak
@@ -22,6 +32,8 @@ struct MemoryEstimate {
   int n_layers = 0;
   uint64_t device = 0;       // GPU memory of offloaded layers (weights, KV cache, buffers); not in total()
   int gpu_layers = 0;
+  uint64_t budget = 0;       // --mem-budget, 0 for none
+  std::vector<TypeEstimate> as_types;  // largest first
   uint64_t total() const { return weights + kv_cache + scratch + tokenizer + runtime; }
 };
 
