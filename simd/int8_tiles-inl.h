@@ -105,15 +105,57 @@ HWY_INLINE __m256i Bits(const uint8_t* q, char value) {
 
 // Unsigned codes with an offset: x = d * (code - kOffset...) enters as u8 x s8 products
 // plus kOffset * BlockQ8A::sum.
-template <class B, int32_t kOffset>
+template <class B, int32_t kOffset_>
 struct UnsignedCodeRows {
   using Block = B;
+  static constexpr int32_t kOffset = kOffset_;
   using Prepared = __m256i;  // 32 codes, element order
   static HWY_INLINE __m256i Dot(const Prepared& codes, const BlockQ8A& a, __m256i av) {
     const __m256i offset = _mm256_zextsi128_si256(_mm_cvtsi32_si128(kOffset * a.sum));
     return DotU8S8(offset, codes, av);
   }
 };
+
+#if HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL
+// AVX-512: the split-field types (Q6, Q5, Q3) unpack and multiply two consecutive blocks
+// per 512-bit vector (block b in the low half, b+1 in the high half), halving the
+// unpacking work that bounds their row kernels (one block per 256-bit vector ran at
+// about half of q4's bytes/s in L2 on Zen 5).
+#define QRUN_X86_PAIRS 1
+
+HWY_INLINE __m512i Halves(__m256i lo, __m256i hi) { return _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1); }
+
+HWY_INLINE __m512i Nibbles2(const uint8_t* qs0, const uint8_t* qs1) {
+  const __m256i two = _mm256_inserti128_si256(
+      _mm256_castsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(qs0))),
+      _mm_loadu_si128(reinterpret_cast<const __m128i*>(qs1)), 1);
+  const __m512i dup = _mm512_permutexvar_epi64(_mm512_set_epi64(3, 2, 3, 2, 1, 0, 1, 0), _mm512_castsi256_si512(two));
+  const __m512i shifted = _mm512_srlv_epi64(dup, _mm512_set_epi64(4, 4, 0, 0, 4, 4, 0, 0));
+  return _mm512_and_si512(shifted, _mm512_set1_epi8(0x0F));
+}
+
+HWY_INLINE __m512i Pairs2(const uint8_t* q0, const uint8_t* q1) {
+  int64_t b0, b1;
+  __builtin_memcpy(&b0, q0, 8);
+  __builtin_memcpy(&b1, q1, 8);
+  const __m512i both = Halves(_mm256_set1_epi64x(b0), _mm256_set1_epi64x(b1));
+  return _mm512_and_si512(_mm512_srlv_epi64(both, _mm512_set_epi64(6, 4, 2, 0, 6, 4, 2, 0)), _mm512_set1_epi8(3));
+}
+
+HWY_INLINE __m512i Bits2(const uint8_t* q0, const uint8_t* q1, char value) {
+  int32_t w0, w1;
+  __builtin_memcpy(&w0, q0, 4);
+  __builtin_memcpy(&w1, q1, 4);
+  const __m512i words = Halves(_mm256_set1_epi32(w0), _mm256_set1_epi32(w1));
+  const __m512i spread = _mm512_shuffle_epi8(
+      words, _mm512_set_epi64(0x0303030303030303, 0x0202020202020202, 0x0101010101010101, 0, 0x0303030303030303,
+                              0x0202020202020202, 0x0101010101010101, 0));
+  const __mmask64 set = _mm512_test_epi8_mask(spread, _mm512_set1_epi64(static_cast<int64_t>(0x8040201008040201)));
+  return _mm512_maskz_set1_epi8(set, value);
+}
+#else
+#define QRUN_X86_PAIRS 0
+#endif
 
 struct Q4Rows : UnsignedCodeRows<BlockQ4, -8> {
   static HWY_INLINE Prepared Prepare(const BlockQ4& b) { return Nibbles(b.qs); }
@@ -123,14 +165,29 @@ struct Q6Rows : UnsignedCodeRows<BlockQ6, -32> {
   static HWY_INLINE Prepared Prepare(const BlockQ6& b) {
     return _mm256_or_si256(Nibbles(b.qs), _mm256_slli_epi16(Pairs(b.qh), 4));  // pairs < 4: no carry between bytes
   }
+#if QRUN_X86_PAIRS
+  static HWY_INLINE __m512i Prepare2(const BlockQ6& b0, const BlockQ6& b1) {
+    return _mm512_or_si512(Nibbles2(b0.qs, b1.qs), _mm512_slli_epi16(Pairs2(b0.qh, b1.qh), 4));
+  }
+#endif
 };
 
 struct Q5Rows : UnsignedCodeRows<BlockQ5, -16> {
   static HWY_INLINE Prepared Prepare(const BlockQ5& b) { return _mm256_or_si256(Nibbles(b.qs), Bits(b.qh, 0x10)); }
+#if QRUN_X86_PAIRS
+  static HWY_INLINE __m512i Prepare2(const BlockQ5& b0, const BlockQ5& b1) {
+    return _mm512_or_si512(Nibbles2(b0.qs, b1.qs), Bits2(b0.qh, b1.qh, 0x10));
+  }
+#endif
 };
 
 struct Q3Rows : UnsignedCodeRows<BlockQ3, -4> {
   static HWY_INLINE Prepared Prepare(const BlockQ3& b) { return _mm256_or_si256(Pairs(b.ql), Bits(b.qh, 0x04)); }
+#if QRUN_X86_PAIRS
+  static HWY_INLINE __m512i Prepare2(const BlockQ3& b0, const BlockQ3& b1) {
+    return _mm512_or_si512(Pairs2(b0.ql, b1.ql), Bits2(b0.qh, b1.qh, 0x04));
+  }
+#endif
 };
 
 struct Q8Rows {
@@ -164,10 +221,78 @@ HWY_INLINE float HorizontalSum(__m256 v) {
   return _mm_cvtss_f32(_mm_add_ss(s2, _mm_movehdup_ps(s2)));
 }
 
+#if QRUN_X86_PAIRS
+template <class Rows>
+concept PairedRows = requires(const typename Rows::Block& b) { Rows::Prepare2(b, b); };
+
+// u8 x s8 products summed in groups of 4 into 16 int32 lanes, plus acc.
+HWY_INLINE __m512i DotU8S8x2(__m512i acc, __m512i u, __m512i s) {
+#if QRUN_X86_VNNI
+  return _mm512_dpbusd_epi32(acc, u, s);
+#else
+  return _mm512_add_epi32(acc, _mm512_madd_epi16(_mm512_maddubs_epi16(u, s), _mm512_set1_epi16(1)));
+#endif
+}
+
+// Tile over pairs of blocks; an odd last block takes the one-block path.
+template <class Rows, int R, int T>
+HWY_INLINE void TilePairs(const uint8_t* w, int64_t row_bytes, int64_t nb, const BlockQ8A* xq, int64_t xq_stride,
+                          float* y, int64_t ldy, const PrefetchConfig& pf) {
+  using Block = typename Rows::Block;
+  constexpr int32_t kOffset = Rows::kOffset;
+  __m512 acc[R][T];
+  for (int r = 0; r < R; ++r)
+    for (int t = 0; t < T; ++t) acc[r][t] = _mm512_setzero_ps();
+  int64_t b = 0;
+  for (; b + 2 <= nb; b += 2) {
+    __m512i codes[R];
+    float dw0[R], dw1[R];
+    for (int r = 0; r < R; ++r) {
+      const Block* blk = reinterpret_cast<const Block*>(w + r * row_bytes) + b;
+      for (int k = 0; k < 2; ++k)  // one prefetch per 64 bytes of row, as Tile
+        if (((b + k) * sizeof(Block)) % 64 < sizeof(Block))
+          PrefetchRow(reinterpret_cast<const char*>(blk + k) + pf.distance, pf.level);
+      dw0[r] = HalfToFloat(blk[0].d);
+      dw1[r] = HalfToFloat(blk[1].d);
+      codes[r] = Rows::Prepare2(blk[0], blk[1]);
+    }
+    for (int t = 0; t < T; ++t) {
+      const BlockQ8A& a0 = xq[t * xq_stride + b];
+      const BlockQ8A& a1 = xq[t * xq_stride + b + 1];
+      const __m512i av = Halves(LoadActivations(a0), LoadActivations(a1));
+      const __m512i offset = _mm512_mask_set1_epi32(_mm512_maskz_set1_epi32(0x0001, kOffset * a0.sum), 0x0100,
+                                                    kOffset * a1.sum);
+      for (int r = 0; r < R; ++r) {
+        const __m512 sums = _mm512_cvtepi32_ps(DotU8S8x2(offset, codes[r], av));
+        const __m512 scale = _mm512_insertf32x8(_mm512_set1_ps(dw0[r] * a0.d), _mm256_set1_ps(dw1[r] * a1.d), 1);
+        acc[r][t] = _mm512_fmadd_ps(sums, scale, acc[r][t]);
+      }
+    }
+  }
+  for (; b < nb; ++b) {
+    for (int r = 0; r < R; ++r) {
+      const Block& blk = reinterpret_cast<const Block*>(w + r * row_bytes)[b];
+      const __m256i codes = Rows::Prepare(blk);
+      for (int t = 0; t < T; ++t) {
+        const BlockQ8A& a = xq[t * xq_stride + b];
+        const __m256 sums = _mm256_cvtepi32_ps(Rows::Dot(codes, a, LoadActivations(a)));
+        const __m256 part = _mm256_mul_ps(sums, _mm256_set1_ps(HalfToFloat(blk.d) * a.d));
+        acc[r][t] = _mm512_add_ps(acc[r][t], _mm512_castps256_ps512(part));  // upper half of the cast: zero
+      }
+    }
+  }
+  for (int r = 0; r < R; ++r)
+    for (int t = 0; t < T; ++t) y[t * ldy + r] = _mm512_reduce_add_ps(acc[r][t]);
+}
+#endif
+
 // y[t * ldy + r] = dot(row r, token t) for r < R, t < T.
 template <class Rows, int R, int T>
 HWY_INLINE void Tile(const uint8_t* w, int64_t row_bytes, int64_t nb, const BlockQ8A* xq, int64_t xq_stride,
                      float* y, int64_t ldy, const PrefetchConfig& pf) {
+#if QRUN_X86_PAIRS
+  if constexpr (PairedRows<Rows>) return TilePairs<Rows, R, T>(w, row_bytes, nb, xq, xq_stride, y, ldy, pf);
+#endif
   using Block = typename Rows::Block;
   __m256 acc[R][T];
   for (int r = 0; r < R; ++r)
