@@ -7,6 +7,8 @@
 #include <string_view>
 #include <vector>
 
+#include "qrun/tokenizer.h"
+
 namespace qrun {
 
 class StopStrings {
@@ -26,6 +28,22 @@ class StopStrings {
   std::string held_;
   bool stopped_ = false;
   std::string matched_;
+};
+
+// A reply's token ids as text to show: whole UTF-8 characters, stop strings held back
+// and never shown. The one pipeline qrun's replies and the server's jobs both stream.
+class ReplyText {
+ public:
+  ReplyText(const Tokenizer& tok, std::vector<std::string> stops)
+      : decoder_(tok, /*at_text_start=*/false), stops_(std::move(stops)) {}
+  std::string push(int32_t id) { return stops_.push(decoder_.push(id)); }
+  // What is still held when generation ends for another reason than a stop string.
+  std::string finish() { return stops_.stopped() ? std::string() : stops_.push(decoder_.flush()) + stops_.flush(); }
+  bool stopped() const { return stops_.stopped(); }
+
+ private:
+  StreamingDecoder decoder_;
+  StopStrings stops_;
 };
 
 }  // namespace qrun

@@ -62,19 +62,18 @@ Input read_turn(std::string& out) {
 Reply stream_reply(Model& model, std::span<const int32_t> prompt, Sampler& sampler, const GenerateOptions& options,
                    const std::vector<std::string>& reverse_prompts) {
   Reply r;
-  StreamingDecoder decoder(model.tokenizer(), /*at_text_start=*/false);
-  StopStrings stops(reverse_prompts);
+  ReplyText reply(model.tokenizer(), reverse_prompts);
   r.stats = generate(model, prompt, sampler, options, [&](int32_t id) {
-    const std::string text = stops.push(decoder.push(id));
+    const std::string text = reply.push(id);
     r.text += text;
     print(text);
     if (take_interrupt()) {
       r.interrupted = true;
       return false;
     }
-    return !stops.stopped();
+    return !reply.stopped();
   });
-  const std::string tail = stops.stopped() ? std::string() : stops.push(decoder.flush()) + stops.flush();
+  const std::string tail = reply.finish();
   r.text += tail;
   print(tail);
   return r;

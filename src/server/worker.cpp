@@ -111,8 +111,7 @@ int run_worker(int fd, const std::string& model_path, const RuntimeOptions& opti
     go.n_predict = job.max_tokens;
     go.ignore_eos = job.ignore_eos;
     go.context_shift = false;
-    StreamingDecoder decoder(model.tokenizer(), /*at_text_start=*/false);
-    StopStrings stops(job.stop);
+    ReplyText reply(model.tokenizer(), job.stop);
     bool was_cancelled = false, front_gone = false;
     int tokens = 0;
     auto send_text = [&](const std::string& text) {
@@ -121,7 +120,7 @@ int run_worker(int fd, const std::string& model_path, const RuntimeOptions& opti
     GenerationStats st;
     try {
       st = generate(model, job.prompt, sampler, go, [&](int32_t id) {
-        send_text(stops.push(decoder.push(id)));
+        send_text(reply.push(id));
         ++tokens;
         if (fault.kind == Fault::Abort && tokens >= fault.after) std::abort();
         if (fault.kind == Fault::Stall && tokens >= fault.after) {
@@ -130,7 +129,7 @@ int run_worker(int fd, const std::string& model_path, const RuntimeOptions& opti
           return false;
         }
         was_cancelled = cancelled(ch, job.id, 0);
-        return !was_cancelled && !front_gone && !stops.stopped();
+        return !was_cancelled && !front_gone && !reply.stopped();
       });
     } catch (const std::exception& e) {
       ch.write_line(dump({{"type", "error"}, {"id", job.id}, {"message", e.what()}}));
@@ -138,9 +137,9 @@ int run_worker(int fd, const std::string& model_path, const RuntimeOptions& opti
     }
     if (front_gone) break;
     fault.kind = Fault::None;  // faults apply to the first job only
-    if (!stops.stopped() && !was_cancelled) send_text(stops.push(decoder.flush()) + stops.flush());
+    if (!was_cancelled) send_text(reply.finish());
     const char* finish = was_cancelled                                ? "cancelled"
-                         : stops.stopped()                            ? "stop"
+                         : reply.stopped()                            ? "stop"
                          : st.stop == StopReason::EndOfSequence       ? "stop"
                                                                       : "length";
     std::vector<int32_t> cache(model.tokens().begin(), model.tokens().end());
