@@ -4,8 +4,11 @@
 # alternating (which goes first swaps every round), then one table of ranges over the
 # rounds with the ratios. Speed claims in the README come from this script's output.
 #
-#   bench/compare_llamacpp.sh [-w WORKDIR] [-r ROUNDS] [-t 1,2] [-y q4,q8,f16] [-p 512] [-n 128] [-R REPS]
+#   bench/compare_llamacpp.sh [-w WORKDIR] [-r ROUNDS] [-t 1,2] [-y q4,q8,f16] [-p 512] [-n 128] [-R REPS] [-P]
 #
+# -P loads both engines' weights into private memory (llama-bench -mmp 0, e2e_bench
+# --no-mmap): for machines whose page cache cannot hold the files (a VM that caps it
+# re-reads a mapped model from disk during the run, for both engines alike).
 # WORKDIR (default /tmp/qrun-compare) keeps the checkpoint, GGUFs and qrun files between
 # runs; it must be outside the repository. Needs a Release build in build/.
 set -euo pipefail
@@ -13,11 +16,13 @@ cd "$(dirname "$0")/.."
 root=$(pwd)
 shared=$(cd "$root/../shared" && pwd)
 work=/tmp/qrun-compare rounds=2 threads=1,2 types=q4,q8,f16 n_prompt=512 n_gen=128 reps=3
-while getopts "w:r:t:y:p:n:R:" opt; do
+llama_load=() qrun_load=()
+while getopts "w:r:t:y:p:n:R:P" opt; do
   case $opt in
     w) work=$OPTARG ;; r) rounds=$OPTARG ;; t) threads=$OPTARG ;; y) types=$OPTARG ;;
     p) n_prompt=$OPTARG ;; n) n_gen=$OPTARG ;; R) reps=$OPTARG ;;
-    *) sed -n '2,10p' "$0"; exit 2 ;;
+    P) llama_load=(-mmp 0) qrun_load=(--no-mmap) ;;
+    *) sed -n '2,14p' "$0"; exit 2 ;;
   esac
 done
 llama=$shared/tools/llamacpp/bin/llama-bench
@@ -44,14 +49,14 @@ results=$work/results.csv
 echo "engine,type,round,threads,test,tokens_per_s" >"$results"
 run_llama() {  # type round
   "$llama" -m "$work/gguf/tinyllama-$(gguf_type "$1").gguf" -p "$n_prompt" -n "$n_gen" -t "$threads" -r "$reps" -o csv \
-    2>/dev/null | /usr/bin/python3 -c '
+    "${llama_load[@]}" 2>/dev/null | /usr/bin/python3 -c '
 import csv, sys
 for row in csv.DictReader(sys.stdin):
     test = "pp" if row["n_prompt"] != "0" else "tg"
     print("llama.cpp", sys.argv[1], sys.argv[2], row["n_threads"], test, row["avg_ts"], sep=",")' "$1" "$2" >>"$results"
 }
 run_qrun() {  # type round
-  build/bin/e2e_bench -m "$work/tinyllama.$1" -p "$n_prompt" -n "$n_gen" -t "$threads" -r "$reps" -o csv \
+  build/bin/e2e_bench -m "$work/tinyllama.$1" -p "$n_prompt" -n "$n_gen" -t "$threads" -r "$reps" -o csv "${qrun_load[@]}" \
     | tee -a "$work/e2e_bench.log" | /usr/bin/python3 -c '
 import csv, sys
 rows = csv.DictReader(l for l in sys.stdin if not l.startswith("#"))
@@ -75,7 +80,7 @@ cpu=$(grep -m1 "model name" /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
 family=$(grep -m1 "^cpu family" /proc/cpuinfo | cut -d: -f2 | tr -d ' ')
 model=$(grep -m1 "^model[[:space:]]*:" /proc/cpuinfo | cut -d: -f2 | tr -d ' ')
 echo
-echo "$(date -u '+%Y-%m-%d %H:%M UTC'), $cpu (family $family, model $model), $(nproc) CPUs; $rounds rounds, $reps reps each"
+echo "$(date -u '+%Y-%m-%d %H:%M UTC'), $cpu (family $family, model $model), $(nproc) CPUs; $rounds rounds, $reps reps each; weights $([ ${#qrun_load[@]} -gt 0 ] && echo "in private memory (-P)" || echo "mapped")"
 grep -m1 "^# CPU" "$work/e2e_bench.log" | sed 's/^# /qrun: /'
 /usr/bin/python3 - "$results" "$n_prompt" "$n_gen" <<'EOF'
 import collections, csv, sys

@@ -90,7 +90,7 @@ int main(int argc, char** argv) {
   std::vector<int> threads = {1, 2};
   int n_prompt = 512, n_gen = 128, reps = 5, batch = 0;
   std::string target, prefetch, output = "md";
-  bool no_blas = false;
+  bool no_blas = false, no_mmap = false;
   app.add_option("-m,--model", models, "Model file(s)")->required()->check(CLI::ExistingFile);
   app.add_option("-t,--threads", threads, "Thread counts, comma separated")
       ->delimiter(',')->check(CLI::Range(1, 1024));
@@ -103,6 +103,7 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"md", "csv"}));
   app.add_option("--prefetch", prefetch, "Force the kernels' weight prefetch: none, l1:BYTES, l2:BYTES");
   app.add_flag("--no-blas", no_blas, "Float-weight prompts on qrun's own kernels, not OpenBLAS");
+  app.add_flag("--no-mmap", no_mmap, "Read the model into private memory (as qrun --no-mmap; llama-bench -mmp 0)");
   app.add_option("--target", target, "Run the kernels of this Highway target (e.g. AVX2)");
   try {
     app.parse(argc, argv);
@@ -141,6 +142,7 @@ int main(int argc, char** argv) {
         ro.batch = batch;
         ro.prefetch = prefetch;
         ro.blas = !no_blas;
+        if (no_mmap) ro.load_mode = qrun::LoadMode::ReadPrivate;
         qrun::Model m(path, ro);
         const Result r = run(m, n_prompt, n_gen, reps);
         const auto& map = m.file().mapping();
