@@ -23,8 +23,6 @@ namespace {
 
 char g_temp_path[4096];
 
-uint64_t align_up(uint64_t v, uint64_t a) { return (v + a - 1) / a * a; }
-
 void pwrite_all(int fd, const void* buf, uint64_t n, uint64_t offset, const std::string& path) {
   const auto* p = static_cast<const uint8_t*>(buf);
   while (n > 0) {
@@ -226,7 +224,7 @@ WriteSummary write_model_file(const std::string& out_path, const format::HParams
   h.n_layers = hp.n_layers;
   h.tokenizer_offset = h.layers_offset + uint64_t{hp.n_layers} * sizeof(format::LayerRange);
   h.tokenizer_size = tokenizer_blob.size();
-  h.data_offset = align_up(h.tokenizer_offset + h.tokenizer_size, align);
+  h.data_offset = format::align_up(h.tokenizer_offset + h.tokenizer_size, align);
 
   // Layout: every tensor aligned; a layer's range runs from its first tensor to the
   // aligned end of its last, so the ranges tile the data area.
@@ -249,9 +247,9 @@ WriteSummary write_model_file(const std::string& out_path, const format::HParams
     if (t.layer >= 0) {
       auto& r = layers.at(static_cast<size_t>(t.layer));
       if (r.size == 0) r.offset = cursor;
-      r.size = align_up(cursor + e.size, align) - r.offset;
+      r.size = format::align_up(cursor + e.size, align) - r.offset;
     }
-    cursor = align_up(cursor + e.size, align);
+    cursor = format::align_up(cursor + e.size, align);
     summary.tensor_bytes += e.size;
     if (dtype_is_quantized(t.dtype)) {
       summary.quantized_weights += static_cast<uint64_t>(t.rows * t.cols);

@@ -16,11 +16,9 @@ namespace {
 // Each type's bytes for this file's tensors, by the converter's own policy, paged in as
 // plan_run counts them; the header, tokenizer and alignment are as in this file.
 std::vector<TypeEstimate> as_other_types(const ModelFile& file, int context, uint64_t non_weight_bytes) {
-  // Every tensor starts on an alignment boundary (docs/format.md).
   const uint64_t align = file.header().alignment;
-  auto aligned = [&](uint64_t b) { return (b + align - 1) / align * align; };
   uint64_t tensor_bytes = 0;
-  for (const TensorView& t : file.tensors()) tensor_bytes += aligned(t.size);
+  for (const TensorView& t : file.tensors()) tensor_bytes += format::align_up(t.size, align);
   const uint64_t overhead = file.header().file_size - std::min(tensor_bytes, file.header().file_size);
   std::vector<TypeEstimate> out;
   for (const TypePolicy& policy : type_policies()) {
@@ -29,7 +27,7 @@ std::vector<TypeEstimate> as_other_types(const ModelFile& file, int context, uin
     uint64_t bytes = 0, matrix_bytes = 0, matrix_weights = 0;
     for (const TensorView& t : file.tensors()) {
       const uint64_t b = static_cast<uint64_t>(t.rows * dtype_row_bytes(storage_type_for(t.name, policy), t.cols));
-      bytes += aligned(b);
+      bytes += format::align_up(b, align);
       if (t.name == "tok_embeddings" && !file.hparams().tied_embeddings)
         bytes -= table_bytes_not_paged_in(b, file.hparams().vocab_size, static_cast<uint64_t>(context));
       if (t.rows > 1 && t.name != "tok_embeddings") {

@@ -13,6 +13,9 @@ static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "qrun model files are l
 inline constexpr char kMagic[8] = {'Q', 'R', 'U', 'N', 'M', 'D', 'L', '\0'};
 inline constexpr uint32_t kVersion = 1;
 inline constexpr uint64_t kAlignment = 4096;  // tensor and layer alignment (docs/format.md)
+// The writer places every tensor at the next multiple of the alignment; readers that
+// predict a file's size (qrun --estimate) round the same way.
+inline constexpr uint64_t align_up(uint64_t v, uint64_t a) { return (v + a - 1) / a * a; }
 inline constexpr uint32_t kMaxNameLen = 63;   // tensor names are NUL-padded to 64 bytes
 inline constexpr uint32_t kMaxLayers = 1024;
 inline constexpr uint32_t kMaxTensors = 1u << 16;

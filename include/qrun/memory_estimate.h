@@ -17,7 +17,7 @@ inline constexpr uint64_t kRuntimeOverheadBytes = 6ull << 20;
 // type that fits a memory budget before converting.
 struct TypeEstimate {
   std::string type;            // "q4m", "q8", ...
-  double bits_per_weight = 0;  // over the quantized matrices, as qconvert counts them
+  double bits_per_weight = 0;  // over the 2-D matrices but the token embedding (bench/compare_quality.sh's count)
   uint64_t weights = 0;        // every layer resident (mmap, no budget, no GPU)
   uint64_t total = 0;
 };
