@@ -25,6 +25,7 @@
 #include <cstdint>
 #include <memory>
 #include <new>
+#include <type_traits>
 
 #include "hwy/highway.h"
 #include "quant/block_formats.h"
@@ -56,6 +57,10 @@ HWY_BEFORE_NAMESPACE();
 namespace qrun {
 namespace HWY_NAMESPACE {
 namespace int8_tiles {
+
+// 4-bit rows have their own prefetch distance (simd/prefetch.h).
+template <class Block>
+inline constexpr bool kFourBitBlock = std::is_same_v<Block, BlockQ4> || std::is_same_v<Block, BlockQ4N>;
 
 namespace hn = hwy::HWY_NAMESPACE;
 
@@ -243,15 +248,20 @@ HWY_INLINE void TilePairs(const uint8_t* w, int64_t row_bytes, int64_t nb, const
   __m512 acc[R][T];
   for (int r = 0; r < R; ++r)
     for (int t = 0; t < T; ++t) acc[r][t] = _mm512_setzero_ps();
+  TilePrefetch<R> ahead(pf, row_bytes);
   int64_t b = 0;
   for (; b + 2 <= nb; b += 2) {
     __m512i codes[R];
     float dw0[R], dw1[R];
+    for (int k = 0; k < 2; ++k) {  // one prefetch per 64 bytes of row, as Tile
+      const int64_t pos = (b + k) * static_cast<int64_t>(sizeof(Block));
+      if (pos % 64 < static_cast<int64_t>(sizeof(Block))) {
+        const int64_t offset = ahead.At(pos);
+        for (int r = 0; r < R; ++r) PrefetchRow(w + r * row_bytes + pos + offset, pf.level);
+      }
+    }
     for (int r = 0; r < R; ++r) {
       const Block* blk = reinterpret_cast<const Block*>(w + r * row_bytes) + b;
-      for (int k = 0; k < 2; ++k)  // one prefetch per 64 bytes of row, as Tile
-        if (((b + k) * sizeof(Block)) % 64 < sizeof(Block))
-          PrefetchRow(reinterpret_cast<const char*>(blk + k) + pf.distance, pf.level);
       dw0[r] = HalfToFloat(blk[0].d);
       dw1[r] = HalfToFloat(blk[1].d);
       codes[r] = Rows::Prepare2(blk[0], blk[1]);
@@ -297,14 +307,18 @@ HWY_INLINE void Tile(const uint8_t* w, int64_t row_bytes, int64_t nb, const Bloc
   __m256 acc[R][T];
   for (int r = 0; r < R; ++r)
     for (int t = 0; t < T; ++t) acc[r][t] = _mm256_setzero_ps();
+  TilePrefetch<R> ahead(pf, row_bytes);
   for (int64_t b = 0; b < nb; ++b) {
     typename Rows::Prepared prepared[R];
     float dw[R];
+    // One prefetch per 64 bytes of row (simd/prefetch.h).
+    const int64_t pos = b * static_cast<int64_t>(sizeof(Block));
+    if (pos % 64 < static_cast<int64_t>(sizeof(Block))) {
+      const int64_t offset = ahead.At(pos);
+      for (int r = 0; r < R; ++r) PrefetchRow(w + r * row_bytes + pos + offset, pf.level);
+    }
     for (int r = 0; r < R; ++r) {
       const Block& blk = reinterpret_cast<const Block*>(w + r * row_bytes)[b];
-      // One prefetch per 64 bytes of row (simd/prefetch.h).
-      if ((b * sizeof(Block)) % 64 < sizeof(Block))
-        PrefetchRow(reinterpret_cast<const char*>(&blk) + pf.distance, pf.level);
       dw[r] = HalfToFloat(blk.d);
       prepared[r] = Rows::Prepare(blk);
     }
@@ -351,6 +365,7 @@ inline constexpr int kMatvecRows = 4;
 namespace stream {
 
 struct Q4Format {
+  using Block = BlockQ4;
   static constexpr int kBlockBytes = sizeof(BlockQ4);
   static constexpr int kParts = 2;  // low nibbles, high nibbles
   static constexpr int32_t kOffset = -8;
@@ -375,6 +390,7 @@ struct Q4Format {
 // Q4N: the nibbles index the code book's levels + 128 (u8, vpshufb per 128-bit lane);
 // -128 * sum enters the sums as for Q8.
 struct Q4NFormat : Q4Format {
+  using Block = BlockQ4N;
   static constexpr int32_t kOffset = -128;
   static HWY_INLINE Unpacked Unpack(__m512i raw) {
     const Unpacked codes = Q4Format::Unpack(raw);
@@ -385,6 +401,7 @@ struct Q4NFormat : Q4Format {
 };
 
 struct Q8Format {
+  using Block = BlockQ8;
   static constexpr int kBlockBytes = sizeof(BlockQ8);
   static constexpr int kParts = 1;
   static constexpr int32_t kOffset = -128;
@@ -469,14 +486,14 @@ void PrepareToken(const Layout<Fmt>& L, const BlockQ8A* xq, uint8_t* out) {
 // One chunk of an R x T tile; idx: this chunk's vpermt2w indices.
 template <class Fmt, int R, int T, bool kLast>
 HWY_INLINE void Chunk(const uint8_t* w, int64_t row_bytes, int64_t c, __mmask64 last_mask, const uint16_t* idx,
-                      const uint8_t* tok, int64_t tok_stride, int64_t nc, const PrefetchConfig& pf,
-                      __m512i (&prev)[R], __m512 (&acc)[R][T]) {
+                      const uint8_t* tok, int64_t tok_stride, int64_t nc, PrefetchLevel pf_level,
+                      int64_t pf_offset, __m512i (&prev)[R], __m512 (&acc)[R][T]) {
   const __m512i vidx = _mm512_load_si512(idx);
   typename Fmt::Unpacked unpacked[R];
   __m512 dw[R];
   for (int r = 0; r < R; ++r) {
     const uint8_t* p = w + r * row_bytes + c * 64;
-    PrefetchRow(p + pf.distance, pf.level);
+    PrefetchRow(p + pf_offset, pf_level);
     const __m512i raw = kLast ? _mm512_maskz_loadu_epi8(last_mask, p) : _mm512_loadu_si512(p);
     dw[r] = _mm512_cvtph_ps(_mm512_castsi512_si256(_mm512_permutex2var_epi16(raw, vidx, prev[r])));
     prev[r] = raw;
@@ -505,12 +522,15 @@ HWY_NOINLINE void Tile(const uint8_t* w, const Layout<Fmt>& L, const uint16_t* i
     for (int t = 0; t < T; ++t) acc[r][t] = _mm512_setzero_ps();
   }
   const int64_t nc = L.nc;
+  TilePrefetch<R> ahead(pf, L.row_bytes);
   int64_t ci = 0;  // c modulo the index period
   for (int64_t c = 0; c + 1 < nc; ++c) {
-    Chunk<Fmt, R, T, false>(w, L.row_bytes, c, L.last_mask, idx + ci * 32, tok, L.token_bytes, nc, pf, prev, acc);
+    Chunk<Fmt, R, T, false>(w, L.row_bytes, c, L.last_mask, idx + ci * 32, tok, L.token_bytes, nc, pf.level,
+                            ahead.At(c * 64), prev, acc);
     if (++ci == Fmt::kPeriod) ci = 0;
   }
-  Chunk<Fmt, R, T, true>(w, L.row_bytes, nc - 1, L.last_mask, idx + ci * 32, tok, L.token_bytes, nc, pf, prev, acc);
+  Chunk<Fmt, R, T, true>(w, L.row_bytes, nc - 1, L.last_mask, idx + ci * 32, tok, L.token_bytes, nc, pf.level,
+                         ahead.At((nc - 1) * 64), prev, acc);
   for (int r = 0; r < R; ++r)
     for (int t = 0; t < T; ++t) y[t * ldy + r] = _mm512_reduce_add_ps(acc[r][t]);
 }
@@ -544,7 +564,7 @@ HWY_INLINE void MatMul(const uint8_t* w, int64_t rows, int64_t cols, int64_t n, 
   uint8_t* toks = Scratch(static_cast<size_t>(n * L.token_bytes + 64));
   for (int64_t t = 0; t < n; ++t) PrepareToken(L, xq + t * L.nb, toks + t * L.token_bytes);
   const uint16_t* idx = PeriodIndices<Fmt>();
-  const PrefetchConfig pf = prefetch_config();
+  const PrefetchConfig pf = prefetch_config_for(kFourBitBlock<typename Fmt::Block>);
   const int64_t rb = L.row_bytes;
   const int64_t n_full = n - n % kTileTokens;
   // Rows outer: a tile's weight rows stay in L1 while all tokens' activations stream
@@ -627,13 +647,17 @@ HWY_INLINE void Tile(const uint8_t* w, int64_t row_bytes, int64_t nb, const Bloc
                      float* y, int64_t ldy, const PrefetchConfig& pf) {
   using Block = typename Rows::Block;
   float acc[R][T] = {};
+  TilePrefetch<R> ahead(pf, row_bytes);
   for (int64_t b = 0; b < nb; ++b) {
     typename Rows::Prepared prepared[R];
     float dw[R];
+    const int64_t pos = b * static_cast<int64_t>(sizeof(Block));
+    if (pos % 64 < static_cast<int64_t>(sizeof(Block))) {
+      const int64_t offset = ahead.At(pos);
+      for (int r = 0; r < R; ++r) PrefetchRow(w + r * row_bytes + pos + offset, pf.level);
+    }
     for (int r = 0; r < R; ++r) {
       const Block& blk = reinterpret_cast<const Block*>(w + r * row_bytes)[b];
-      if ((b * sizeof(Block)) % 64 < sizeof(Block))
-        PrefetchRow(reinterpret_cast<const char*>(&blk) + pf.distance, pf.level);
       dw[r] = f16_to_f32(blk.d);
       Rows::Prepare(blk, prepared[r]);
     }
@@ -660,7 +684,7 @@ HWY_INLINE void MatMul(const uint8_t* w, int64_t rows, int64_t cols, int64_t n, 
                        int64_t ldy) {
   const int64_t nb = q8a_blocks(cols);
   const int64_t row_bytes = nb * static_cast<int64_t>(sizeof(typename Rows::Block));
-  const PrefetchConfig pf = prefetch_config();
+  const PrefetchConfig pf = prefetch_config_for(kFourBitBlock<typename Rows::Block>);
   int64_t t = 0;
   for (; t + kTileTokens <= n; t += kTileTokens) {
     int64_t r = 0;

@@ -21,6 +21,33 @@ HWY_INLINE void PrefetchRow(const void* p, PrefetchLevel level) {
   else if (level == PrefetchLevel::L1) __builtin_prefetch(p, 0, 3);
 }
 
+// Where to prefetch while a tile reads R adjacent rows side by side: distance / R bytes
+// ahead in each row and, past a row's end, on in row r + R (the next tile's), so each
+// line is prefetched once and the bytes in flight are the configured distance whatever
+// the row length. (A plain "distance bytes further in memory" lands in the tile's own
+// rows, which are being read already, and leaves each row's first lines unprefetched.)
+template <int R>
+class TilePrefetch {
+ public:
+  TilePrefetch(const PrefetchConfig& pf, int64_t row_bytes) : row_bytes_(row_bytes) {
+    const int64_t lead = pf.distance / R;
+    const int64_t rows_ahead = lead / row_bytes;
+    offset_ = lead + rows_ahead * (R - 1) * row_bytes;
+    wrap_at_ = (rows_ahead + 1) * row_bytes - lead;
+  }
+  // Offset from row position `pos` to the byte to prefetch; pos must not decrease.
+  HWY_INLINE int64_t At(int64_t pos) {
+    while (pos >= wrap_at_) {
+      offset_ += (R - 1) * row_bytes_;
+      wrap_at_ += row_bytes_;
+    }
+    return offset_;
+  }
+
+ private:
+  int64_t row_bytes_, offset_, wrap_at_;
+};
+
 }  // namespace HWY_NAMESPACE
 }  // namespace qrun
 HWY_AFTER_NAMESPACE();

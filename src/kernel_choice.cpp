@@ -15,15 +15,18 @@ namespace qrun {
 // buffers, hold them. The distance scales with L2 (Zen 4, 1 MiB: 16-32 KiB measured best;
 // beyond 48 KiB lines are evicted before use on smaller L2s).
 //
-// Zen 5 is the exception measured so far: an L1 prefetch 3 KiB ahead beat every L2
-// distance (2026-12-02, EPYC Zen 5 VM, tinyllama, weights in private memory, one thread:
-// q8 decode 15.7-16.0 tok/s vs 12.9-13.1 at l2+12KiB and 12.0 at l2+48KiB; q4 equal,
-// 35.9-37.5 vs 34.4-37.3; on two threads q8 22.9-29.0 vs 22.5-24.2, q4 equal).
+// Zen 5 is the exception measured so far: L1 prefetches a few KiB ahead beat every L2
+// distance, and q4 rows want them further ahead than q8 rows (2026-12-02, EPYC Zen 5 VM,
+// tinyllama, weights in private memory, `e2e_bench -p 0 -n 64 --no-mmap --prefetch X`,
+// configurations rotating, 3 rounds, tok/s one thread / two threads): q8 l1:2k
+// 17.4-18.2, l1:3k 18.4-18.6 / 31.3-32.2, l1:4k 17.3-18.7, l1:6k 16.1-17.5; q4 l1:3k
+// 36.6-45.9, l1:4k 41.7-47.5 / 58-75, l1:6k 45.0-52.5, l1:8k 45.6-55.5 / 74.7-75.5,
+// l1:12k 44.9-51.9, l2:12k 33.4-36.0.
 PrefetchConfig default_prefetch(const CpuInfo& cpu) {
-  if (cpu.family == CpuFamily::AmdZen5) return {PrefetchLevel::L1, 3 << 10};
+  if (cpu.family == CpuFamily::AmdZen5) return {PrefetchLevel::L1, 3 << 10, 8 << 10};
   const int64_t l2 = cpu.l2_bytes > 0 ? static_cast<int64_t>(cpu.l2_bytes) : (512 << 10);
   const int64_t distance = std::clamp<int64_t>(l2 / 40 / 4096 * 4096, 8 << 10, 32 << 10);
-  return {PrefetchLevel::L2, distance};
+  return {PrefetchLevel::L2, distance, distance};
 }
 
 std::string apply_kernel_choice(const std::string& forced_prefetch, bool blas) {
