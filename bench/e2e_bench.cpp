@@ -102,7 +102,7 @@ int main(int argc, char** argv) {
   app.add_option("-o,--output", output, "md (a table) or csv (one line per run, for scripts)")
       ->check(CLI::IsMember({"md", "csv"}));
   app.add_option("--prefetch", prefetch,
-                 "Force the kernels' weight prefetch: none, l1:BYTES, l2:BYTES; BYTES/BYTES for 8-bit/4-bit rows");
+                 "Force the kernels' weight prefetch: none, l1:BYTES, l2:BYTES; BYTES/BYTES_WIDE for q8 and float rows apart");
   app.add_flag("--no-blas", no_blas, "Float-weight prompts on qrun's own kernels, not OpenBLAS");
   app.add_flag("--no-mmap", no_mmap, "Read the model into private memory (as qrun --no-mmap; llama-bench -mmp 0)");
   app.add_option("--target", target, "Run the kernels of this Highway target (e.g. AVX2)");

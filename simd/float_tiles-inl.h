@@ -115,7 +115,7 @@ template <class Row>
 HWY_INLINE void MatMul(const void* w, int64_t rows, int64_t cols, int64_t n, const float* x, float* y,
                        int64_t ldy) {
   const auto* base = static_cast<const typename Row::Elem*>(w);
-  const PrefetchConfig pf = prefetch_config();
+  const PrefetchConfig pf = prefetch_config_for(/*wide_rows=*/true);
   for (int64_t r = 0; r < rows; ++r) {
     const auto* row = base + r * cols;
     int64_t t = 0;

@@ -58,9 +58,9 @@ namespace qrun {
 namespace HWY_NAMESPACE {
 namespace int8_tiles {
 
-// 4-bit rows have their own prefetch distance (simd/prefetch.h).
+// q8 rows have their own prefetch distance (simd/prefetch.h).
 template <class Block>
-inline constexpr bool kFourBitBlock = std::is_same_v<Block, BlockQ4> || std::is_same_v<Block, BlockQ4N>;
+inline constexpr bool kWideBlock = std::is_same_v<Block, BlockQ8>;
 
 namespace hn = hwy::HWY_NAMESPACE;
 
@@ -564,7 +564,7 @@ HWY_INLINE void MatMul(const uint8_t* w, int64_t rows, int64_t cols, int64_t n, 
   uint8_t* toks = Scratch(static_cast<size_t>(n * L.token_bytes + 64));
   for (int64_t t = 0; t < n; ++t) PrepareToken(L, xq + t * L.nb, toks + t * L.token_bytes);
   const uint16_t* idx = PeriodIndices<Fmt>();
-  const PrefetchConfig pf = prefetch_config_for(kFourBitBlock<typename Fmt::Block>);
+  const PrefetchConfig pf = prefetch_config_for(kWideBlock<typename Fmt::Block>);
   const int64_t rb = L.row_bytes;
   const int64_t n_full = n - n % kTileTokens;
   // Rows outer: a tile's weight rows stay in L1 while all tokens' activations stream
@@ -684,7 +684,7 @@ HWY_INLINE void MatMul(const uint8_t* w, int64_t rows, int64_t cols, int64_t n, 
                        int64_t ldy) {
   const int64_t nb = q8a_blocks(cols);
   const int64_t row_bytes = nb * static_cast<int64_t>(sizeof(typename Rows::Block));
-  const PrefetchConfig pf = prefetch_config_for(kFourBitBlock<typename Rows::Block>);
+  const PrefetchConfig pf = prefetch_config_for(kWideBlock<typename Rows::Block>);
   int64_t t = 0;
   for (; t + kTileTokens <= n; t += kTileTokens) {
     int64_t r = 0;

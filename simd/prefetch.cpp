@@ -8,7 +8,7 @@ namespace qrun {
 namespace {
 std::atomic<uint8_t> g_level{static_cast<uint8_t>(PrefetchConfig{}.level)};
 std::atomic<int64_t> g_distance{PrefetchConfig{}.distance};
-std::atomic<int64_t> g_distance_4bit{PrefetchConfig{}.distance_4bit};
+std::atomic<int64_t> g_distance_wide{PrefetchConfig{}.distance_wide};
 
 std::string describe_bytes(int64_t bytes) {
   return bytes % 1024 == 0 ? std::to_string(bytes / 1024) + "KiB" : std::to_string(bytes) + "B";
@@ -18,31 +18,31 @@ std::string describe_bytes(int64_t bytes) {
 void set_prefetch_config(const PrefetchConfig& c) {
   g_level.store(static_cast<uint8_t>(c.level), std::memory_order_relaxed);
   g_distance.store(c.distance, std::memory_order_relaxed);
-  g_distance_4bit.store(c.distance_4bit, std::memory_order_relaxed);
+  g_distance_wide.store(c.distance_wide, std::memory_order_relaxed);
 }
 
 PrefetchConfig prefetch_config() {
   return {static_cast<PrefetchLevel>(g_level.load(std::memory_order_relaxed)),
-          g_distance.load(std::memory_order_relaxed), g_distance_4bit.load(std::memory_order_relaxed)};
+          g_distance.load(std::memory_order_relaxed), g_distance_wide.load(std::memory_order_relaxed)};
 }
 
-PrefetchConfig prefetch_config_for(bool four_bit_codes) {
+PrefetchConfig prefetch_config_for(bool wide_rows) {
   PrefetchConfig c = prefetch_config();
-  if (four_bit_codes) c.distance = c.distance_4bit;
+  if (wide_rows) c.distance = c.distance_wide;
   return c;
 }
 
 std::string describe(const PrefetchConfig& c) {
   if (c.level == PrefetchLevel::None) return "none";
   std::string text = (c.level == PrefetchLevel::L1 ? "l1+" : "l2+") + describe_bytes(c.distance);
-  if (c.distance_4bit != c.distance) text += ", 4-bit " + describe_bytes(c.distance_4bit);
+  if (c.distance_wide != c.distance) text += ", q8/float " + describe_bytes(c.distance_wide);
   return text;
 }
 
 PrefetchConfig parse_prefetch_config(const std::string& text) {
   const auto bad = [&] {
     return std::invalid_argument("prefetch '" + text +
-                                 "': expected none, l1:BYTES, l2:BYTES or LEVEL:BYTES/BYTES_FOR_4BIT (e.g. l1:3k/8k)");
+                                 "': expected none, l1:BYTES, l2:BYTES or LEVEL:BYTES/BYTES_WIDE (e.g. l1:8k/3k)");
   };
   const auto bytes = [&](std::string num) {
     int64_t scale = 1;

@@ -16,23 +16,24 @@ namespace qrun {
 enum class PrefetchLevel : uint8_t { None, L1, L2 };
 
 // Distances are bytes of a tile's weight stream ahead of the position being read
-// (simd/prefetch-inl.h, TilePrefetch). 4-bit rows get their own: on Zen 5 the q4 stream
-// wants lines requested further ahead than the q8 one (measured in src/kernel_choice.cpp).
+// (simd/prefetch-inl.h, TilePrefetch). Rows of 8-bit codes and floats get their own: on
+// Zen 5 the q8 stream wants lines requested less far ahead than the packed q4 and q6
+// ones (measured in src/kernel_choice.cpp).
 struct PrefetchConfig {
   PrefetchLevel level = PrefetchLevel::L2;
-  int64_t distance = 24 << 10;       // 8-bit and wider codes, and float rows
-  int64_t distance_4bit = 24 << 10;  // q4 and q4n
+  int64_t distance = 24 << 10;       // packed codes: q3 to q6
+  int64_t distance_wide = 24 << 10;  // q8 and float rows
 };
 
 void set_prefetch_config(const PrefetchConfig& c);
 PrefetchConfig prefetch_config();
-// The setting for one kernel: `distance` is the one for its code width.
-PrefetchConfig prefetch_config_for(bool four_bit_codes);
+// The setting for one kernel: `distance` is the one for its rows.
+PrefetchConfig prefetch_config_for(bool wide_rows);
 
-// "l2+24KiB", "l1+3KiB, 4-bit 8KiB", "none".
+// "l2+24KiB", "l1+8KiB, q8/float 3KiB", "none".
 std::string describe(const PrefetchConfig& c);
-// Parses "none", "l1:BYTES", "l2:BYTES" or "LEVEL:BYTES/BYTES4" (the second distance for
-// 4-bit codes); BYTES may end in k/K. Throws on anything else.
+// Parses "none", "l1:BYTES", "l2:BYTES" or "LEVEL:BYTES/BYTES_WIDE" (the second distance
+// for q8 and float rows); BYTES may end in k/K. Throws on anything else.
 PrefetchConfig parse_prefetch_config(const std::string& text);
 
 // Kernels call their per-target copy, PrefetchRow (simd/prefetch-inl.h).

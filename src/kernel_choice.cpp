@@ -16,14 +16,16 @@ namespace qrun {
 // beyond 48 KiB lines are evicted before use on smaller L2s).
 //
 // Zen 5 is the exception measured so far: L1 prefetches a few KiB ahead beat every L2
-// distance, and q4 rows want them further ahead than q8 rows (2026-12-02, EPYC Zen 5 VM,
+// distance, and packed rows want them further ahead than q8 rows (2026-12-02, EPYC Zen 5 VM,
 // tinyllama, weights in private memory, `e2e_bench -p 0 -n 64 --no-mmap --prefetch X`,
 // configurations rotating, 3 rounds, tok/s one thread / two threads): q8 l1:2k
 // 17.4-18.2, l1:3k 18.4-18.6 / 31.3-32.2, l1:4k 17.3-18.7, l1:6k 16.1-17.5; q4 l1:3k
 // 36.6-45.9, l1:4k 41.7-47.5 / 58-75, l1:6k 45.0-52.5, l1:8k 45.6-55.5 / 74.7-75.5,
-// l1:12k 44.9-51.9, l2:12k 33.4-36.0.
+// l1:12k 44.9-51.9, l2:12k 33.4-36.0; q4m (q4 + q6 rows), its q6 rows at l1:2k 32.5-33.5,
+// l1:3k 33.1-34.4, l1:6k 36.5-39.7, l1:8k 36.9-37.0. Float rows keep the q8 distance
+// (not measured apart).
 PrefetchConfig default_prefetch(const CpuInfo& cpu) {
-  if (cpu.family == CpuFamily::AmdZen5) return {PrefetchLevel::L1, 3 << 10, 8 << 10};
+  if (cpu.family == CpuFamily::AmdZen5) return {PrefetchLevel::L1, 8 << 10, 3 << 10};
   const int64_t l2 = cpu.l2_bytes > 0 ? static_cast<int64_t>(cpu.l2_bytes) : (512 << 10);
   const int64_t distance = std::clamp<int64_t>(l2 / 40 / 4096 * 4096, 8 << 10, 32 << 10);
   return {PrefetchLevel::L2, distance, distance};

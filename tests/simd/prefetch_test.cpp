@@ -15,7 +15,7 @@ TEST(PrefetchConfig, ParsesOneDistanceForBothWidths) {
   const PrefetchConfig c = parse_prefetch_config("l1:3k");
   EXPECT_EQ(c.level, PrefetchLevel::L1);
   EXPECT_EQ(c.distance, 3072);
-  EXPECT_EQ(c.distance_4bit, 3072);
+  EXPECT_EQ(c.distance_wide, 3072);
   EXPECT_EQ(describe(c), "l1+3KiB");
   const PrefetchConfig l2 = parse_prefetch_config("l2:1000");
   EXPECT_EQ(l2.level, PrefetchLevel::L2);
@@ -23,15 +23,15 @@ TEST(PrefetchConfig, ParsesOneDistanceForBothWidths) {
   EXPECT_EQ(describe(parse_prefetch_config("none")), "none");
 }
 
-TEST(PrefetchConfig, ParsesASeparateDistanceFor4BitRows) {
-  const PrefetchConfig c = parse_prefetch_config("l1:3k/8K");
-  EXPECT_EQ(c.distance, 3072);
-  EXPECT_EQ(c.distance_4bit, 8192);
-  EXPECT_EQ(describe(c), "l1+3KiB, 4-bit 8KiB");
+TEST(PrefetchConfig, ParsesASeparateDistanceForWideRows) {
+  const PrefetchConfig c = parse_prefetch_config("l1:8K/3k");
+  EXPECT_EQ(c.distance, 8192);
+  EXPECT_EQ(c.distance_wide, 3072);
+  EXPECT_EQ(describe(c), "l1+8KiB, q8/float 3KiB");
 
   set_prefetch_config(c);
-  EXPECT_EQ(prefetch_config_for(false).distance, 3072);
-  EXPECT_EQ(prefetch_config_for(true).distance, 8192);
+  EXPECT_EQ(prefetch_config_for(false).distance, 8192);
+  EXPECT_EQ(prefetch_config_for(true).distance, 3072);
   EXPECT_EQ(prefetch_config_for(true).level, PrefetchLevel::L1);
   set_prefetch_config(PrefetchConfig{});
 }
