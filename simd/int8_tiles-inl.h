@@ -253,13 +253,7 @@ HWY_INLINE void TilePairs(const uint8_t* w, int64_t row_bytes, int64_t nb, const
   for (; b + 2 <= nb; b += 2) {
     __m512i codes[R];
     float dw0[R], dw1[R];
-    for (int k = 0; k < 2; ++k) {  // one prefetch per 64 bytes of row, as Tile
-      const int64_t pos = (b + k) * static_cast<int64_t>(sizeof(Block));
-      if (pos % 64 < static_cast<int64_t>(sizeof(Block))) {
-        const int64_t offset = ahead.At(pos);
-        for (int r = 0; r < R; ++r) PrefetchRow(w + r * row_bytes + pos + offset, pf.level);
-      }
-    }
+    for (int k = 0; k < 2; ++k) ahead.AtBlock(w, b + k, sizeof(Block), pf.level);
     for (int r = 0; r < R; ++r) {
       const Block* blk = reinterpret_cast<const Block*>(w + r * row_bytes) + b;
       dw0[r] = HalfToFloat(blk[0].d);
@@ -311,12 +305,7 @@ HWY_INLINE void Tile(const uint8_t* w, int64_t row_bytes, int64_t nb, const Bloc
   for (int64_t b = 0; b < nb; ++b) {
     typename Rows::Prepared prepared[R];
     float dw[R];
-    // One prefetch per 64 bytes of row (simd/prefetch.h).
-    const int64_t pos = b * static_cast<int64_t>(sizeof(Block));
-    if (pos % 64 < static_cast<int64_t>(sizeof(Block))) {
-      const int64_t offset = ahead.At(pos);
-      for (int r = 0; r < R; ++r) PrefetchRow(w + r * row_bytes + pos + offset, pf.level);
-    }
+    ahead.AtBlock(w, b, sizeof(Block), pf.level);
     for (int r = 0; r < R; ++r) {
       const Block& blk = reinterpret_cast<const Block*>(w + r * row_bytes)[b];
       dw[r] = HalfToFloat(blk.d);
@@ -651,11 +640,7 @@ HWY_INLINE void Tile(const uint8_t* w, int64_t row_bytes, int64_t nb, const Bloc
   for (int64_t b = 0; b < nb; ++b) {
     typename Rows::Prepared prepared[R];
     float dw[R];
-    const int64_t pos = b * static_cast<int64_t>(sizeof(Block));
-    if (pos % 64 < static_cast<int64_t>(sizeof(Block))) {
-      const int64_t offset = ahead.At(pos);
-      for (int r = 0; r < R; ++r) PrefetchRow(w + r * row_bytes + pos + offset, pf.level);
-    }
+    ahead.AtBlock(w, b, sizeof(Block), pf.level);
     for (int r = 0; r < R; ++r) {
       const Block& blk = reinterpret_cast<const Block*>(w + r * row_bytes)[b];
       dw[r] = f16_to_f32(blk.d);

@@ -43,6 +43,14 @@ class TilePrefetch {
     }
     return offset_;
   }
+  // For kernels that walk a row block by block: the R rows' prefetches at block b, once
+  // per 64 bytes of row.
+  HWY_INLINE void AtBlock(const uint8_t* w, int64_t b, int64_t block_bytes, PrefetchLevel level) {
+    const int64_t pos = b * block_bytes;
+    if (pos % 64 >= block_bytes) return;
+    const int64_t offset = At(pos);
+    for (int r = 0; r < R; ++r) PrefetchRow(w + r * row_bytes_ + pos + offset, level);
+  }
 
  private:
   int64_t row_bytes_, offset_, wrap_at_;
