@@ -43,12 +43,22 @@ TEST(PrefetchConfig, RejectsMalformedText) {
   }
 }
 
+}  // namespace
+}  // namespace qrun
+
+// TilePrefetch is HWY_INLINE for the kernels, so the code that calls it is compiled for
+// the static target too (calling it from plain code fails to inline on aarch64).
+HWY_BEFORE_NAMESPACE();
+namespace qrun {
+namespace HWY_NAMESPACE {
+namespace {
+
 // Walks a tile's rows as the kernels do (every 64 bytes, position nondecreasing) and
 // checks each offset against the target computed directly.
 template <int R>
 void ExpectDirectTargets(int64_t row_bytes, int64_t distance) {
   const PrefetchConfig pf{PrefetchLevel::L1, distance, distance};
-  HWY_NAMESPACE::TilePrefetch<R> ahead(pf, row_bytes);
+  TilePrefetch<R> ahead(pf, row_bytes);
   const int64_t lead = distance / R;
   for (int64_t pos = 0; pos < row_bytes; pos += 64) {
     const int64_t target = pos + lead;            // position in row r's sequence r, r + R, r + 2R, ...
@@ -59,21 +69,31 @@ void ExpectDirectTargets(int64_t row_bytes, int64_t distance) {
   }
 }
 
+void ExpectPlainDistanceForOneRow() {
+  TilePrefetch<1> ahead(PrefetchConfig{PrefetchLevel::L2, 4096, 4096}, 1152);
+  for (int64_t pos = 0; pos < 1152; pos += 64) EXPECT_EQ(ahead.At(pos), 4096);
+}
+
+}  // namespace
+}  // namespace HWY_NAMESPACE
+}  // namespace qrun
+HWY_AFTER_NAMESPACE();
+
+namespace qrun {
+namespace {
+
 TEST(TilePrefetch, EachRowLeadsIntoTheNextTilesRow) {
   // Row lengths of real shapes (q4 and q8 rows of 64, 2048 and 5632 columns) and odd ones.
   for (const int64_t row_bytes : {36, 68, 1152, 2176, 6336, 11968, 100, 4097}) {
     for (const int64_t distance : {64, 1000, 3072, 8192, 24576, 1 << 20}) {
-      ExpectDirectTargets<1>(row_bytes, distance);
-      ExpectDirectTargets<2>(row_bytes, distance);
-      ExpectDirectTargets<4>(row_bytes, distance);
+      HWY_NAMESPACE::ExpectDirectTargets<1>(row_bytes, distance);
+      HWY_NAMESPACE::ExpectDirectTargets<2>(row_bytes, distance);
+      HWY_NAMESPACE::ExpectDirectTargets<4>(row_bytes, distance);
     }
   }
 }
 
-TEST(TilePrefetch, OneRowIsAPlainDistance) {
-  HWY_NAMESPACE::TilePrefetch<1> ahead(PrefetchConfig{PrefetchLevel::L2, 4096, 4096}, 1152);
-  for (int64_t pos = 0; pos < 1152; pos += 64) EXPECT_EQ(ahead.At(pos), 4096);
-}
+TEST(TilePrefetch, OneRowIsAPlainDistance) { HWY_NAMESPACE::ExpectPlainDistanceForOneRow(); }
 
 }  // namespace
 }  // namespace qrun
