@@ -31,6 +31,8 @@ std::atomic<bool> g_enabled{true};
 
 }  // namespace
 
+std::string blas_core_name() { return openblas_get_corename(); }
+
 void set_blas_enabled(bool on) { g_enabled.store(on, std::memory_order_relaxed); }
 bool blas_enabled() { return g_enabled.load(std::memory_order_relaxed); }
 

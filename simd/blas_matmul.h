@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
 
 #include "qrun/dtype.h"
 
@@ -18,6 +19,10 @@ inline constexpr int64_t kBlasMinTokens = 8;
 // prompt batches to the Highway tiles too (to measure what sgemm gains).
 void set_blas_enabled(bool on);
 bool blas_enabled();
+
+// The kernel set OpenBLAS chose for this CPU, e.g. "Cooperlake" (AVX-512) or "Haswell"
+// (AVX2; also what OPENBLAS_CORETYPE=Haswell forces: half the f16 prompt speed on a Zen 5).
+std::string blas_core_name();
 
 inline bool blas_handles(DType t, int64_t n) {
   return n >= kBlasMinTokens && (t == DType::F32 || t == DType::F16 || t == DType::BF16) && blas_enabled();

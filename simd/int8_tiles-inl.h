@@ -370,9 +370,10 @@ struct Q4Format {
     const __m512i mask = _mm512_set1_epi8(0x0F);
     return {_mm512_and_si512(raw, mask), _mm512_and_si512(_mm512_srli_epi16(raw, 4), mask)};
   }
-  static HWY_INLINE __m512i Dot(__m512i acc, const Unpacked& w, const int8_t* a0, const int8_t* a1) {
-    acc = _mm512_dpbusd_epi32(acc, w.lo, _mm512_load_si512(a0));
-    return _mm512_dpbusd_epi32(acc, w.hi, _mm512_load_si512(a1));
+  // a: this chunk's activations in part 0; part p lies p * part_bytes further.
+  static HWY_INLINE __m512i Dot(__m512i acc, const Unpacked& w, const int8_t* a, int64_t part_bytes) {
+    acc = _mm512_dpbusd_epi32(acc, w.lo, _mm512_load_si512(a));
+    return _mm512_dpbusd_epi32(acc, w.hi, _mm512_load_si512(a + part_bytes));
   }
 };
 
@@ -400,8 +401,47 @@ struct Q8Format {
   }
   using Unpacked = __m512i;  // w + 128 as u8
   static HWY_INLINE Unpacked Unpack(__m512i raw) { return _mm512_xor_si512(raw, _mm512_set1_epi8(char(0x80))); }
-  static HWY_INLINE __m512i Dot(__m512i acc, const Unpacked& w, const int8_t* a0, const int8_t*) {
-    return _mm512_dpbusd_epi32(acc, w, _mm512_load_si512(a0));
+  static HWY_INLINE __m512i Dot(__m512i acc, const Unpacked& w, const int8_t* a, int64_t) {
+    return _mm512_dpbusd_epi32(acc, w, _mm512_load_si512(a));
+  }
+};
+
+// Q6: one part per field, so that no byte is moved: the low and high nibbles of qs, and
+// the four 2-bit fields of qh (byte j: elements j, j+8, j+16, j+24), each unpacked in
+// place as field << 4 (u8 <= 48) so that 16 * pair enters on the weight side. Each
+// part's activations sit at the bytes holding that part's field, 0 elsewhere, so the six
+// vpdpbusd per chunk sum code = nibble + 16 * pair; -32 * sum is the code offset.
+// 6 unpacked vectors per row: matvec only (prompt batches take TilePairs).
+struct Q6Format {
+  using Block = BlockQ6;
+  static constexpr int kBlockBytes = sizeof(BlockQ6);
+  static constexpr int kParts = 6;
+  static constexpr int32_t kOffset = -32;
+  static constexpr int kPeriod = 13;  // chunks in 32 blocks (832 bytes)
+  static HWY_INLINE void SetActivations(const BlockQ8A& a, int8_t* const* parts, int64_t pos) {
+    __builtin_memcpy(parts[0] + pos, a.qs, 16);
+    __builtin_memcpy(parts[1] + pos, a.qs + 16, 16);
+    for (int k = 0; k < 4; ++k) __builtin_memcpy(parts[2 + k] + pos + 16, a.qs + 8 * k, 8);
+  }
+  struct Unpacked {
+    __m512i field[6];
+  };
+  static HWY_INLINE Unpacked Unpack(__m512i raw) {
+    // 16-bit shifts move bits between the two bytes of a word; the masks drop them.
+    const __m512i nibble = _mm512_set1_epi8(0x0F), pair = _mm512_set1_epi8(0x30);
+    return {{_mm512_and_si512(raw, nibble), _mm512_and_si512(_mm512_srli_epi16(raw, 4), nibble),
+             _mm512_and_si512(_mm512_slli_epi16(raw, 4), pair), _mm512_and_si512(_mm512_slli_epi16(raw, 2), pair),
+             _mm512_and_si512(raw, pair), _mm512_and_si512(_mm512_srli_epi16(raw, 2), pair)}};
+  }
+  static HWY_INLINE __m512i Dot(__m512i acc, const Unpacked& w, const int8_t* a, int64_t part_bytes) {
+    // Two dependency chains of three.
+    __m512i other = _mm512_dpbusd_epi32(_mm512_setzero_si512(), w.field[1], _mm512_load_si512(a + part_bytes));
+    acc = _mm512_dpbusd_epi32(acc, w.field[0], _mm512_load_si512(a));
+    for (int p = 2; p < 6; p += 2) {
+      acc = _mm512_dpbusd_epi32(acc, w.field[p], _mm512_load_si512(a + p * part_bytes));
+      other = _mm512_dpbusd_epi32(other, w.field[p + 1], _mm512_load_si512(a + (p + 1) * part_bytes));
+    }
+    return _mm512_add_epi32(acc, other);
   }
 };
 
@@ -478,6 +518,24 @@ HWY_INLINE void Chunk(const uint8_t* w, int64_t row_bytes, int64_t c, __mmask64 
                       const uint8_t* tok, int64_t tok_stride, int64_t nc, PrefetchLevel pf_level,
                       int64_t pf_offset, __m512i (&prev)[R], __m512 (&acc)[R][T]) {
   const __m512i vidx = _mm512_load_si512(idx);
+  const int64_t part_bytes = nc * 64;
+  if constexpr (Fmt::kParts > 2 && T == 1) {
+    // One row at a time: 6 unpacked vectors per row for all R rows would not fit in
+    // the 32 registers (GCC keeps the source order's live ranges).
+    const int8_t* a = reinterpret_cast<const int8_t*>(tok + c * 64);
+    const __m512i off = _mm512_load_si512(tok + (Fmt::kParts * nc + c) * 64);
+    const __m512 da = _mm512_load_ps(tok + ((Fmt::kParts + 1) * nc + c) * 64);
+    for (int r = 0; r < R; ++r) {
+      const uint8_t* p = w + r * row_bytes + c * 64;
+      PrefetchRow(p + pf_offset, pf_level);
+      const __m512i raw = kLast ? _mm512_maskz_loadu_epi8(last_mask, p) : _mm512_loadu_si512(p);
+      const __m512 dw = _mm512_cvtph_ps(_mm512_castsi512_si256(_mm512_permutex2var_epi16(raw, vidx, prev[r])));
+      prev[r] = raw;
+      const __m512i dot = Fmt::Dot(off, Fmt::Unpack(raw), a, part_bytes);
+      acc[r][0] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), _mm512_mul_ps(dw, da), acc[r][0]);
+    }
+    return;
+  }
   typename Fmt::Unpacked unpacked[R];
   __m512 dw[R];
   for (int r = 0; r < R; ++r) {
@@ -490,12 +548,11 @@ HWY_INLINE void Chunk(const uint8_t* w, int64_t row_bytes, int64_t c, __mmask64 
   }
   for (int t = 0; t < T; ++t) {
     const uint8_t* tc = tok + t * tok_stride;
-    const int8_t* a0 = reinterpret_cast<const int8_t*>(tc + c * 64);
-    const int8_t* a1 = a0 + nc * 64;
+    const int8_t* a = reinterpret_cast<const int8_t*>(tc + c * 64);
     const __m512i off = _mm512_load_si512(tc + (Fmt::kParts * nc + c) * 64);
     const __m512 da = _mm512_load_ps(tc + ((Fmt::kParts + 1) * nc + c) * 64);
     for (int r = 0; r < R; ++r) {
-      const __m512i dot = Fmt::Dot(off, unpacked[r], a0, a1);
+      const __m512i dot = Fmt::Dot(off, unpacked[r], a, part_bytes);
       acc[r][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), _mm512_mul_ps(dw[r], da), acc[r][t]);
     }
   }

@@ -53,7 +53,8 @@ std::string apply_kernel_choice(const std::string& forced_prefetch, bool blas) {
   set_prefetch_config(c);
   if (const char* env = std::getenv("QRUN_BLAS"); env && std::string(env) == "0") blas = false;
   set_blas_enabled(blas);
-  return "prefetch " + describe(c) + " (" + source + ")" + (blas ? ", sgemm for float prompts" : ", no sgemm");
+  return "prefetch " + describe(c) + " (" + source + ")" +
+         (blas ? ", float prompts on OpenBLAS " + blas_core_name() : ", no sgemm");
 }
 
 int prompt_batch(const ModelFile& file, int requested) {
