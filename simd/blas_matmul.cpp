@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cstdlib>
 #include <vector>
 
 #include "simd/kernels.h"
@@ -31,7 +32,11 @@ std::atomic<bool> g_enabled{true};
 
 }  // namespace
 
-std::string blas_core_name() { return openblas_get_corename(); }
+std::string blas_core_name() {
+  std::string name = openblas_get_corename();
+  if (std::getenv("OPENBLAS_CORETYPE")) name += " (forced by OPENBLAS_CORETYPE)";
+  return name;
+}
 
 void set_blas_enabled(bool on) { g_enabled.store(on, std::memory_order_relaxed); }
 bool blas_enabled() { return g_enabled.load(std::memory_order_relaxed); }

@@ -20,8 +20,8 @@ inline constexpr int64_t kBlasMinTokens = 8;
 void set_blas_enabled(bool on);
 bool blas_enabled();
 
-// The kernel set OpenBLAS chose for this CPU, e.g. "Cooperlake" (AVX-512) or "Haswell"
-// (AVX2; also what OPENBLAS_CORETYPE=Haswell forces: half the f16 prompt speed on a Zen 5).
+// The kernel set OpenBLAS runs, e.g. "Cooperlake" (AVX-512) or "Haswell" (AVX2), noting
+// when OPENBLAS_CORETYPE forced it: Haswell on a Zen 5 halves f16 prompt speed.
 std::string blas_core_name();
 
 inline bool blas_handles(DType t, int64_t n) {
