@@ -4,8 +4,11 @@
 # alternating (which goes first swaps every round), then one table of ranges over the
 # rounds with the ratios. Speed claims in the README come from this script's output.
 #
-#   bench/compare_llamacpp.sh [-w WORKDIR] [-r ROUNDS] [-t 1,2] [-y q4,q8,f16] [-p 512] [-n 128] [-R REPS] [-P]
+#   bench/compare_llamacpp.sh [-w WORKDIR] [-r ROUNDS] [-t 1,2] [-y q4,q8,f16,q4m,q4n,q5,q6] [-p 512] [-n 128] [-R REPS] [-P] [-B]
 #
+# Both engines run with their defaults for this CPU: an OPENBLAS_CORETYPE in the
+# environment (which forces OpenBLAS's kernels for qrun's float prompts; the development
+# VM sets Haswell, 0.65x the AVX-512 speed on its Zen 5) is unset unless -B keeps it.
 # -P loads both engines' weights into private memory (llama-bench -mmp 0, e2e_bench
 # --no-mmap): for machines whose page cache cannot hold the files (a VM that caps it
 # re-reads a mapped model from disk during the run, for both engines alike).
@@ -16,16 +19,21 @@ cd "$(dirname "$0")/.."
 root=$(pwd)
 shared=$(cd "$root/../shared" && pwd)
 work=/tmp/qrun-compare rounds=2 threads=1,2 types=q4,q8,f16 n_prompt=512 n_gen=128 reps=3
-llama_load=() qrun_load=()
-while getopts "w:r:t:y:p:n:R:P" opt; do
+llama_load=() qrun_load=() keep_blas_core=0
+while getopts "w:r:t:y:p:n:R:PB" opt; do
   case $opt in
     w) work=$OPTARG ;; r) rounds=$OPTARG ;; t) threads=$OPTARG ;; y) types=$OPTARG ;;
     p) n_prompt=$OPTARG ;; n) n_gen=$OPTARG ;; R) reps=$OPTARG ;;
     P) llama_load=(-mmp 0) qrun_load=(--no-mmap) ;;
-    *) sed -n '2,14p' "$0"; exit 2 ;;
+    B) keep_blas_core=1 ;;
+    *) sed -n '2,18p' "$0"; exit 2 ;;
   esac
 done
 llama=$shared/tools/llamacpp/bin/llama-bench
+if [ -n "${OPENBLAS_CORETYPE:-}" ] && [ $keep_blas_core = 0 ]; then
+  echo "compare_llamacpp: unsetting OPENBLAS_CORETYPE=$OPENBLAS_CORETYPE (OpenBLAS picks its kernels for this CPU; -B keeps it)"
+  unset OPENBLAS_CORETYPE
+fi
 for f in "$llama" build/bin/e2e_bench build/bin/qconvert; do
   [ -x "$f" ] || { echo "compare_llamacpp: $f missing (build qrun first: ./scripts/build.sh)" >&2; exit 1; }
 done
@@ -35,7 +43,14 @@ if [ ! -f "$hf/config.json" ]; then
   echo "== synthetic tinyllama-1.1b checkpoint -> $hf"
   /usr/bin/python3 "$shared/tools/synth_hf.py" --preset tinyllama-1.1b --tokenizer-dir "$shared/tokenizers/llama2" "$hf"
 fi
-gguf_type() { case $1 in q4) echo Q4_0 ;; q8) echo Q8_0 ;; f16) echo F16 ;; *) echo "unknown type $1" >&2; exit 2 ;; esac; }
+# Each qrun type beside llama.cpp's nearest: same block for q4/q8/q5/q4n, the mixed
+# 4-bit presets' peer for q4m.
+gguf_type() {
+  case $1 in
+    q4) echo Q4_0 ;; q8) echo Q8_0 ;; f16) echo F16 ;; q4m) echo Q4_K_M ;; q4n) echo IQ4_NL ;; q5) echo Q5_0 ;;
+    q6) echo Q6_K ;; *) echo "unknown type $1 (q4 q8 f16 q4m q4n q5 q6)" >&2; exit 2 ;;
+  esac
+}
 IFS=, read -ra type_list <<<"$types"
 gguf_types=()
 for t in "${type_list[@]}"; do gguf_types+=("$(gguf_type "$t")"); done
@@ -88,7 +103,7 @@ path, n_prompt, n_gen = sys.argv[1], sys.argv[2], sys.argv[3]
 v = collections.defaultdict(list)
 for r in csv.DictReader(open(path)):
     v[(r["engine"], r["type"], int(r["threads"]), r["test"])].append(float(r["tokens_per_s"]))
-peer = {"q4": "Q4_0", "q8": "Q8_0", "f16": "F16"}
+peer = {"q4": "Q4_0", "q8": "Q8_0", "f16": "F16", "q4m": "Q4_K_M", "q4n": "IQ4_NL", "q5": "Q5_0", "q6": "Q6_K"}
 def rng(xs, fmt="{:.1f}"):
     return fmt.format(min(xs)) if min(xs) == max(xs) else (fmt + "-" + fmt).format(min(xs), max(xs))
 def ratio(a, b):  # range of per-round ratios
