@@ -359,6 +359,7 @@ struct Q4Format {
   static constexpr int kParts = 2;  // low nibbles, high nibbles
   static constexpr int32_t kOffset = -8;
   static constexpr int kPeriod = 9;  // chunks in 32 blocks (576 bytes)
+  static constexpr bool kReadsAhead = false;  // Unpack needs only the chunk itself
   static HWY_INLINE void SetActivations(const BlockQ8A& a, int8_t* const* parts, int64_t pos) {
     __builtin_memcpy(parts[0] + pos, a.qs, 16);
     __builtin_memcpy(parts[1] + pos, a.qs + 16, 16);
@@ -396,6 +397,7 @@ struct Q8Format {
   static constexpr int kParts = 1;
   static constexpr int32_t kOffset = -128;
   static constexpr int kPeriod = 17;  // chunks in 32 blocks (1088 bytes)
+  static constexpr bool kReadsAhead = false;
   static HWY_INLINE void SetActivations(const BlockQ8A& a, int8_t* const* parts, int64_t pos) {
     __builtin_memcpy(parts[0] + pos, a.qs, 32);
   }
@@ -406,42 +408,44 @@ struct Q8Format {
   }
 };
 
-// Q6: one part per field, so that no byte is moved: the low and high nibbles of qs, and
-// the four 2-bit fields of qh (byte j: elements j, j+8, j+16, j+24), each unpacked in
-// place as field << 4 (u8 <= 48) so that 16 * pair enters on the weight side. Each
-// part's activations sit at the bytes holding that part's field, 0 elsewhere, so the six
-// vpdpbusd per chunk sum code = nibble + 16 * pair; -32 * sum is the code offset.
-// 6 unpacked vectors per row: matvec only (prompt batches take TilePairs).
-struct Q6Format {
+// Q6Format's tables, per chunk of its 13-chunk period: the vpermt2b index of each qs
+// byte's qh byte (64 and up: the next chunk) and each word's shift.
+struct Q6Tables {
+  alignas(64) uint8_t gather[13 * 64] = {};
+  alignas(64) uint16_t shift[13 * 32] = {};
+  constexpr Q6Tables() {
+    constexpr int kBlockBytes = sizeof(BlockQ6);
+    for (int b = 0; b < 32; ++b)
+      for (int j = 0; j < 16; ++j) {
+        const int pos = b * kBlockBytes + 2 + j, c = pos / 64;
+        gather[pos] = uint8_t(b * kBlockBytes + 18 + j % 8 - c * 64);
+        shift[pos / 2] = j < 8 ? 0 : 2;
+      }
+  }
+};
+inline constexpr Q6Tables kQ6Tables{};
+
+// Q6: the nibbles as Q4's two parts, each completed in place with its 2-bit pair, so
+// that every element costs one product as in Q4. The qh byte holding the pairs of qs
+// byte j's elements (j and j + 16) lies 16 - j % 8 ... 8 bytes further (maybe in the
+// next chunk): one vpermt2b brings it to qs byte j, one vpsrlvw shifts it by 0 (j < 8)
+// or 2 (words never straddle the two: blocks and qs start at even offsets), leaving
+// element j's pair in bits 0-1 and element j + 16's in bits 4-5.
+struct Q6Format : Q4Format {
   using Block = BlockQ6;
   static constexpr int kBlockBytes = sizeof(BlockQ6);
-  static constexpr int kParts = 6;
   static constexpr int32_t kOffset = -32;
   static constexpr int kPeriod = 13;  // chunks in 32 blocks (832 bytes)
-  static HWY_INLINE void SetActivations(const BlockQ8A& a, int8_t* const* parts, int64_t pos) {
-    __builtin_memcpy(parts[0] + pos, a.qs, 16);
-    __builtin_memcpy(parts[1] + pos, a.qs + 16, 16);
-    for (int k = 0; k < 4; ++k) __builtin_memcpy(parts[2 + k] + pos + 16, a.qs + 8 * k, 8);
-  }
-  struct Unpacked {
-    __m512i field[6];
-  };
-  static HWY_INLINE Unpacked Unpack(__m512i raw) {
-    // 16-bit shifts move bits between the two bytes of a word; the masks drop them.
-    const __m512i nibble = _mm512_set1_epi8(0x0F), pair = _mm512_set1_epi8(0x30);
-    return {{_mm512_and_si512(raw, nibble), _mm512_and_si512(_mm512_srli_epi16(raw, 4), nibble),
-             _mm512_and_si512(_mm512_slli_epi16(raw, 4), pair), _mm512_and_si512(_mm512_slli_epi16(raw, 2), pair),
-             _mm512_and_si512(raw, pair), _mm512_and_si512(_mm512_srli_epi16(raw, 2), pair)}};
-  }
-  static HWY_INLINE __m512i Dot(__m512i acc, const Unpacked& w, const int8_t* a, int64_t part_bytes) {
-    // Two dependency chains of three.
-    __m512i other = _mm512_dpbusd_epi32(_mm512_setzero_si512(), w.field[1], _mm512_load_si512(a + part_bytes));
-    acc = _mm512_dpbusd_epi32(acc, w.field[0], _mm512_load_si512(a));
-    for (int p = 2; p < 6; p += 2) {
-      acc = _mm512_dpbusd_epi32(acc, w.field[p], _mm512_load_si512(a + p * part_bytes));
-      other = _mm512_dpbusd_epi32(other, w.field[p + 1], _mm512_load_si512(a + (p + 1) * part_bytes));
-    }
-    return _mm512_add_epi32(acc, other);
+  static constexpr bool kReadsAhead = true;
+  static const Q6Tables& tables() { return kQ6Tables; }
+  static HWY_INLINE Unpacked Unpack(__m512i raw, __m512i next, __m512i gather, __m512i shift) {
+    const __m512i qh = _mm512_permutex2var_epi8(raw, gather, next);
+    const __m512i pairs = _mm512_and_si512(_mm512_srlv_epi16(qh, shift), _mm512_set1_epi8(0x33));
+    const __m512i nibble = _mm512_set1_epi8(0x0F);
+    // 0xE4: nibble bits from the first operand, the rest from the second. 16-bit shifts
+    // move bits across the word's two bytes only into the bits taken from the other.
+    return {_mm512_ternarylogic_epi32(raw, _mm512_slli_epi16(pairs, 4), nibble, 0xE4),
+            _mm512_ternarylogic_epi32(_mm512_srli_epi16(raw, 4), pairs, nibble, 0xE4)};
   }
 };
 
@@ -512,16 +516,20 @@ void PrepareToken(const Layout<Fmt>& L, const BlockQ8A* xq, uint8_t* out) {
   }
 }
 
-// One chunk of an R x T tile; idx: this chunk's vpermt2w indices.
+// One chunk of an R x T tile; ci: the chunk's index in the period.
 template <class Fmt, int R, int T, bool kLast>
 HWY_INLINE void Chunk(const uint8_t* w, int64_t row_bytes, int64_t c, __mmask64 last_mask, const uint16_t* idx,
-                      const uint8_t* tok, int64_t tok_stride, int64_t nc, PrefetchLevel pf_level,
+                      int64_t ci, const uint8_t* tok, int64_t tok_stride, int64_t nc, PrefetchLevel pf_level,
                       int64_t pf_offset, __m512i (&prev)[R], __m512 (&acc)[R][T]) {
-  const __m512i vidx = _mm512_load_si512(idx);
+  const __m512i vidx = _mm512_load_si512(idx + ci * 32);
   const int64_t part_bytes = nc * 64;
-  if constexpr (Fmt::kParts > 2 && T == 1) {
-    // One row at a time: 6 unpacked vectors per row for all R rows would not fit in
-    // the 32 registers (GCC keeps the source order's live ranges).
+  __m512i gather = _mm512_setzero_si512(), shift = _mm512_setzero_si512();
+  if constexpr (Fmt::kReadsAhead) {
+    const auto& tables = Fmt::tables();
+    gather = _mm512_load_si512(tables.gather + ci * 64);
+    shift = _mm512_load_si512(tables.shift + ci * 32);
+  }
+  if constexpr (Fmt::kReadsAhead && T == 1) {
     const int8_t* a = reinterpret_cast<const int8_t*>(tok + c * 64);
     const __m512i off = _mm512_load_si512(tok + (Fmt::kParts * nc + c) * 64);
     const __m512 da = _mm512_load_ps(tok + ((Fmt::kParts + 1) * nc + c) * 64);
@@ -531,7 +539,10 @@ HWY_INLINE void Chunk(const uint8_t* w, int64_t row_bytes, int64_t c, __mmask64 
       const __m512i raw = kLast ? _mm512_maskz_loadu_epi8(last_mask, p) : _mm512_loadu_si512(p);
       const __m512 dw = _mm512_cvtph_ps(_mm512_castsi512_si256(_mm512_permutex2var_epi16(raw, vidx, prev[r])));
       prev[r] = raw;
-      const __m512i dot = Fmt::Dot(off, Fmt::Unpack(raw), a, part_bytes);
+      const __m512i next = kLast         ? _mm512_setzero_si512()
+                           : c + 2 < nc ? _mm512_loadu_si512(p + 64)
+                                        : _mm512_maskz_loadu_epi8(last_mask, p + 64);
+      const __m512i dot = Fmt::Dot(off, Fmt::Unpack(raw, next, gather, shift), a, part_bytes);
       acc[r][0] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), _mm512_mul_ps(dw, da), acc[r][0]);
     }
     return;
@@ -544,7 +555,14 @@ HWY_INLINE void Chunk(const uint8_t* w, int64_t row_bytes, int64_t c, __mmask64 
     const __m512i raw = kLast ? _mm512_maskz_loadu_epi8(last_mask, p) : _mm512_loadu_si512(p);
     dw[r] = _mm512_cvtph_ps(_mm512_castsi512_si256(_mm512_permutex2var_epi16(raw, vidx, prev[r])));
     prev[r] = raw;
-    unpacked[r] = Fmt::Unpack(raw);
+    if constexpr (Fmt::kReadsAhead) {
+      // The next chunk, masked where it is the row's last (nothing is read past the row).
+      const __m512i next =
+          kLast ? _mm512_setzero_si512() : _mm512_maskz_loadu_epi8(c + 2 < nc ? ~__mmask64{0} : last_mask, p + 64);
+      unpacked[r] = Fmt::Unpack(raw, next, gather, shift);
+    } else {
+      unpacked[r] = Fmt::Unpack(raw);
+    }
   }
   for (int t = 0; t < T; ++t) {
     const uint8_t* tc = tok + t * tok_stride;
@@ -571,11 +589,11 @@ HWY_NOINLINE void Tile(const uint8_t* w, const Layout<Fmt>& L, const uint16_t* i
   TilePrefetch<R> ahead(pf, L.row_bytes);
   int64_t ci = 0;  // c modulo the index period
   for (int64_t c = 0; c + 1 < nc; ++c) {
-    Chunk<Fmt, R, T, false>(w, L.row_bytes, c, L.last_mask, idx + ci * 32, tok, L.token_bytes, nc, pf.level,
+    Chunk<Fmt, R, T, false>(w, L.row_bytes, c, L.last_mask, idx, ci, tok, L.token_bytes, nc, pf.level,
                             ahead.At(c * 64), prev, acc);
     if (++ci == Fmt::kPeriod) ci = 0;
   }
-  Chunk<Fmt, R, T, true>(w, L.row_bytes, nc - 1, L.last_mask, idx + ci * 32, tok, L.token_bytes, nc, pf.level,
+  Chunk<Fmt, R, T, true>(w, L.row_bytes, nc - 1, L.last_mask, idx, ci, tok, L.token_bytes, nc, pf.level,
                          ahead.At((nc - 1) * 64), prev, acc);
   for (int r = 0; r < R; ++r)
     for (int t = 0; t < T; ++t) y[t * ldy + r] = _mm512_reduce_add_ps(acc[r][t]);

@@ -34,9 +34,7 @@ void MatMulImpl(DType t, const void* w, int64_t rows, int64_t cols, int64_t n, c
       return int8_tiles::stream::MatMul<int8_tiles::stream::Q8Format>(bytes, rows, cols, n, xq, y, ldy);
     case DType::Q4: return int8_tiles::stream::MatMul<int8_tiles::stream::Q4Format>(bytes, rows, cols, n, xq, y, ldy);
     case DType::Q4N: return int8_tiles::stream::MatMul<int8_tiles::stream::Q4NFormat>(bytes, rows, cols, n, xq, y, ldy);
-    case DType::Q6:
-      if (n == 1) return int8_tiles::stream::MatMul<int8_tiles::stream::Q6Format>(bytes, rows, cols, n, xq, y, ldy);
-      return int8_tiles::MatMul<int8_tiles::Q6Rows>(bytes, rows, cols, n, xq, y, ldy);
+    case DType::Q6: return int8_tiles::stream::MatMul<int8_tiles::stream::Q6Format>(bytes, rows, cols, n, xq, y, ldy);
 #else
     case DType::Q8: return int8_tiles::MatMul<int8_tiles::Q8Rows>(bytes, rows, cols, n, xq, y, ldy);
     case DType::Q4: return int8_tiles::MatMul<int8_tiles::Q4Rows>(bytes, rows, cols, n, xq, y, ldy);
