@@ -158,18 +158,24 @@ InputStats collect_input_stats(Model& model, std::span<const int32_t> tokens, co
   return stats;
 }
 
-InputStats calibrate_hf_checkpoint(const std::string& hf_dir, const CalibrationOptions& options, int threads) {
+std::vector<float> column_importance(const InputStats& stats, const std::string& tensor, int64_t cols,
+                                     const std::string& source) {
+  std::vector<float> importance = importance_from_mean_squares(stats.mean_squares(tensor));
+  if (!importance.empty() && static_cast<int64_t>(importance.size()) != cols)
+    throw Error(source, -1, "calibration saw " + std::to_string(importance.size()) + " input columns for '" + tensor +
+                                "', it has " + std::to_string(cols));
+  return importance;
+}
+
+InputStats calibrate_on_f16_copy(const CalibrationOptions& options, int threads,
+                                 const std::function<void(const std::string& f16_path)>& write_f16) {
   if (options.chunks < 1) throw Error("calibration chunks must be at least 1");
   if (options.context < 2) throw Error("calibration context must be at least 2 tokens");
   const std::string text = read_calibration_text(options.text_file);
 
   TempDir dir;
   const std::string f16_path = (dir.path() / "model.f16").string();
-  ConvertOptions f16;
-  f16.weight_type = DType::F16;
-  f16.threads = threads;
-  f16.progress = options.convert_progress;
-  convert_hf_checkpoint(hf_dir, f16_path, f16);
+  write_f16(f16_path);
 
   // Windows past the trained context would calibrate on activations the model never makes.
   CalibrationOptions capped = options;
@@ -189,6 +195,16 @@ InputStats calibrate_hf_checkpoint(const std::string& hf_dir, const CalibrationO
     throw Error(options.text_file, -1, "the calibration text has " + std::to_string(tokens.size()) +
                                            " token(s); at least 2 are needed");
   return collect_input_stats(model, tokens, capped);
+}
+
+InputStats calibrate_hf_checkpoint(const std::string& hf_dir, const CalibrationOptions& options, int threads) {
+  return calibrate_on_f16_copy(options, threads, [&](const std::string& f16_path) {
+    ConvertOptions f16;
+    f16.weight_type = DType::F16;
+    f16.threads = threads;
+    f16.progress = options.convert_progress;
+    convert_hf_checkpoint(hf_dir, f16_path, f16);
+  });
 }
 
 }  // namespace qrun

@@ -53,13 +53,21 @@ class InputStats {
 // column no token reached still counts and an all-silent block keeps its plain error.
 std::vector<float> importance_from_mean_squares(std::span<const float> mean_squares);
 
+// The named tensor's column weights for the quantizer (empty without calibration);
+// an error naming `source` when calibration saw another width.
+std::vector<float> column_importance(const InputStats& stats, const std::string& tensor, int64_t cols,
+                                     const std::string& source);
+
 // Runs `model` over windows of `tokens` (each starting at BOS, like perplexity) and
 // collects its projection inputs' statistics.
 InputStats collect_input_stats(Model& model, std::span<const int32_t> tokens, const CalibrationOptions& options);
 
-// The whole step for a Hugging Face folder: reads options.text_file (an error naming it
-// when unreadable or empty), converts the checkpoint to a temporary F16 file, runs it on
-// the text and removes the temporary, on error too.
+// The whole step: reads options.text_file (an error naming it when unreadable or empty),
+// has write_f16 convert the source (a Hugging Face folder, a GGUF file) to a temporary
+// F16 file at the path it is given, runs that on the text and removes the temporary, on
+// error too.
+InputStats calibrate_on_f16_copy(const CalibrationOptions& options, int threads,
+                                 const std::function<void(const std::string& f16_path)>& write_f16);
 InputStats calibrate_hf_checkpoint(const std::string& hf_dir, const CalibrationOptions& options, int threads);
 
 }  // namespace qrun

@@ -79,10 +79,7 @@ WriteSummary convert_hf_checkpoint(const std::string& hf_dir, const std::string&
                                      std::to_string(src_rows) + ", " + std::to_string(spec.cols) + "]");
     }
     std::vector<float> importance;
-    if (dtype_is_quantized(t.dtype)) importance = importance_from_mean_squares(input_stats.mean_squares(spec.name));
-    if (!importance.empty() && static_cast<int64_t>(importance.size()) != spec.cols)
-      throw Error(hf_dir, -1, "calibration saw " + std::to_string(importance.size()) + " input columns for '" +
-                                  spec.name + "', it has " + std::to_string(spec.cols));
+    if (dtype_is_quantized(t.dtype)) importance = column_importance(input_stats, spec.name, spec.cols, hf_dir);
     t.fill = [src, dtype = t.dtype, cols = spec.cols, first_row, plus_one = recipe.plus_one,
               importance = std::move(importance)](int64_t b, int64_t e, uint8_t* dst) {
       std::vector<float> row(static_cast<size_t>(cols));

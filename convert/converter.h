@@ -19,7 +19,8 @@ struct ConvertOptions {
   int threads = 1;
   std::function<void(const WriteProgress&)> progress;
   // qconvert --calibrate: weight each matrix's quantization error by the mean square of
-  // its inputs on this text (convert/calibration.h). Hugging Face input only.
+  // its inputs on this text (convert/calibration.h). For GGUF input, only the tensors
+  // re-quantized (blocks carried as they are keep their error).
   CalibrationOptions calibration;
 };
 

@@ -230,6 +230,18 @@ WriteSummary convert_gguf(const std::string& gguf_path, const std::string& out_p
   const bool permute_qk = hp.arch == static_cast<uint32_t>(format::Arch::Llama);
   const auto tokenizer = tokenizer_from_gguf(g);
   const std::vector<uint8_t> tok_blob = serialize_tokenizer(*tokenizer);
+  // With --calibrate, the column importance of every re-quantized matrix (blocks carried
+  // as they are keep their own error).
+  const InputStats input_stats =
+      options.calibration.text_file.empty()
+          ? InputStats{}
+          : calibrate_on_f16_copy(options.calibration, options.threads, [&](const std::string& f16_path) {
+              ConvertOptions f16;
+              f16.weight_type = DType::F16;
+              f16.threads = options.threads;
+              f16.progress = options.calibration.convert_progress;
+              convert_gguf(gguf_path, f16_path, f16, GgufImportOptions{.keep_types = false, .warn = gopt.warn});
+            });
 
   std::vector<TensorToWrite> out;
   std::set<std::string> used;
@@ -287,8 +299,10 @@ WriteSummary convert_gguf(const std::string& gguf_path, const std::string& out_p
     t.layer = spec.layer;
     const uint8_t* base = g.tensor_data(*src) + first_row * src_row_bytes;
     const int64_t head_dim = hp.head_dim;
-    t.fill = [&g, src, base, src_row_bytes, carry, permute, head_dim, dst, cols = spec.cols](int64_t b, int64_t e,
-                                                                                             uint8_t* out_rows) {
+    std::vector<float> importance;
+    if (!carry && dtype_is_quantized(dst)) importance = column_importance(input_stats, spec.name, spec.cols, gguf_path);
+    t.fill = [&g, src, base, src_row_bytes, carry, permute, head_dim, dst, cols = spec.cols,
+              importance = std::move(importance)](int64_t b, int64_t e, uint8_t* out_rows) {
       std::vector<float> row(static_cast<size_t>(cols));
       const int64_t dst_row_bytes = dtype_row_bytes(dst, cols);
       for (int64_t r = b; r < e; ++r) {
@@ -316,7 +330,7 @@ WriteSummary convert_gguf(const std::string& gguf_path, const std::string& out_p
                             (std::isnan(row[static_cast<size_t>(c)]) ? "nan" : "inf") + ") at [" + std::to_string(sr) +
                             ", " + std::to_string(c) + "]");
         if (carry) std::memcpy(o, in, static_cast<size_t>(src_row_bytes));  // floats: bit for bit
-        else quantize_row(dst, row.data(), cols, o);
+        else quantize_row(dst, row.data(), cols, o, importance.empty() ? nullptr : importance.data());
       }
     };
     out.push_back(std::move(t));

@@ -70,7 +70,7 @@ int main(int argc, char** argv) {
   qrun::CalibrationOptions calibration;
   app.add_option("--calibrate", calibration.text_file,
                  "Weight each matrix's quantization error by the mean square of its inputs when the model (as "
-                 "F16) reads this text (llama.cpp's imatrix idea); Hugging Face input only");
+                 "F16) reads this text (llama.cpp's imatrix idea); from GGUF input, the tensors it re-quantizes");
   app.add_option("--calibrate-chunks", calibration.chunks, "With --calibrate: at most this many windows (default 16)")
       ->check(CLI::Range(1, 1 << 20));
   app.add_option("--calibrate-ctx", calibration.context,
@@ -117,10 +117,6 @@ int main(int argc, char** argv) {
       opt.weight_type = policy.base;
       opt.mixed = policy.mixed;
       opt.tensor_types = tensor_types;
-    }
-    if (gguf && !calibration.text_file.empty()) {
-      std::cerr << "qconvert: --calibrate needs a Hugging Face folder; GGUF input is not supported\n";
-      return 2;
     }
     opt.threads = threads;
     qrun::ProgressBar f16_bar("calibration: f16 copy"), run_bar("calibration: running");

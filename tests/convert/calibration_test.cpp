@@ -1,10 +1,11 @@
 // qconvert --calibrate on stories260K: the collected input statistics against a
 // recomputation, the importance-weighted error of every quantized matrix, KL divergence
-// on a text other than the calibration text, and refused inputs.
+// on a text other than the calibration text, GGUF input, and refused inputs.
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 
 #include "common/gguf_stories.h"
 #include "common/model_fixture.h"
@@ -12,6 +13,7 @@
 #include "common/safetensors_writer.h"
 #include "convert/calibration.h"
 #include "convert/converter.h"
+#include "convert/gguf_convert.h"
 #include "convert/safetensors.h"
 #include "qrun/error.h"
 #include "qrun/model.h"
@@ -179,6 +181,32 @@ const fs::path& calibrated_stories(DType type) {
   return done.emplace(type, out).first->second;
 }
 
+// stories260K as an F32 GGUF file holds the checkpoint's weights exactly: calibrated,
+// it must give the same F16 copy, the same statistics and so the same bytes in every
+// tensor as the calibrated checkpoint, each quantized matrix unlike the plain conversion's.
+TEST(CalibratedGguf, SameTensorsAsTheCalibratedCheckpoint) {
+  ScratchDir dir;
+  test::write_bytes(dir / "m.gguf", test::stories_gguf([](const std::string&) { return test::kGgmlF32; }));
+  ConvertOptions opt;
+  opt.weight_type = DType::Q8;
+  opt.threads = 2;
+  opt.calibration.text_file = texts().calibration.string();
+  convert_gguf((dir / "m.gguf").string(), (dir / "m.q8").string(), opt);
+  const ModelFile hf(calibrated_stories(DType::Q8).string()), gguf((dir / "m.q8").string());
+  const ModelFile plain(test::converted_stories(DType::Q8).string());
+  ASSERT_EQ(gguf.tensors().size(), hf.tensors().size());
+  int calibrated = 0;
+  for (const auto& t : hf.tensors()) {
+    const TensorView& g = gguf.get(t.name);
+    const size_t bytes = static_cast<size_t>(t.rows * t.row_bytes());
+    ASSERT_EQ(g.dtype, t.dtype) << t.name;
+    ASSERT_EQ(g.rows * g.row_bytes(), t.rows * t.row_bytes()) << t.name;
+    EXPECT_EQ(std::memcmp(g.data, t.data, bytes), 0) << t.name;
+    if (dtype_is_quantized(t.dtype) && std::memcmp(plain.get(t.name).data, t.data, bytes) != 0) ++calibrated;
+  }
+  EXPECT_EQ(calibrated, 7 * 5);
+}
+
 class CalibratedConversion : public ::testing::TestWithParam<DType> {};
 
 // The objective calibration targets, sum_rc E[x_c^2] (Wq_rc - W_rc)^2, computed from the
@@ -291,7 +319,7 @@ TEST(CalibrationRefused, EmptyText) {
 }
 
 // The tool: progress on stderr, the temporary F16 copy gone afterwards (TMPDIR points at
-// a scratch folder), on failure too; GGUF input and bad numbers refused.
+// a scratch folder), on failure too; GGUF input; bad numbers refused.
 class CalibrateCli : public ::testing::Test {
  protected:
   test::CommandResult qconvert(const std::string& args) {
@@ -336,13 +364,14 @@ TEST_F(CalibrateCli, MissingTextIsOneLineNamingIt) {
   EXPECT_FALSE(fs::exists(dir_ / "m.q4"));
 }
 
-TEST_F(CalibrateCli, GgufInputIsRefused) {
+TEST_F(CalibrateCli, GgufInputCalibratesAndLeavesNoTemporary) {
   test::write_bytes(dir_ / "m.gguf", test::stories_gguf([](const std::string&) { return test::kGgmlF32; }));
   const auto r = qconvert(test::quoted((dir_ / "m.gguf").string()) + " -o " + test::quoted((dir_ / "m.q4").string()) +
-                          " --type q4 --calibrate " + text_);
-  EXPECT_EQ(r.exit_code, 2) << r.out;
-  EXPECT_NE(r.out.find("--calibrate needs a Hugging Face folder"), std::string::npos) << r.out;
-  EXPECT_FALSE(fs::exists(dir_ / "m.q4"));
+                          " --type q4 --calibrate " + text_ + " --calibrate-chunks 2 --calibrate-ctx 64");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_NE(r.out.find("window 2/2"), std::string::npos) << r.out;
+  EXPECT_TRUE(fs::exists(dir_ / "m.q4"));
+  EXPECT_TRUE(fs::is_empty(tmp_.path()));
 }
 
 TEST_F(CalibrateCli, BadNumbersAreUsageErrors) {
