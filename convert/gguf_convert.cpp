@@ -240,7 +240,9 @@ WriteSummary convert_gguf(const std::string& gguf_path, const std::string& out_p
               f16.weight_type = DType::F16;
               f16.threads = options.threads;
               f16.progress = options.calibration.convert_progress;
-              convert_gguf(gguf_path, f16_path, f16, GgufImportOptions{.keep_types = false, .warn = gopt.warn});
+              GgufImportOptions quiet;  // the conversion itself warns about re-quantized tensors
+              quiet.warn = [](const std::string&) {};
+              convert_gguf(gguf_path, f16_path, f16, quiet);
             });
 
   std::vector<TensorToWrite> out;

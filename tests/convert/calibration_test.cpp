@@ -364,12 +364,21 @@ TEST_F(CalibrateCli, MissingTextIsOneLineNamingIt) {
   EXPECT_FALSE(fs::exists(dir_ / "m.q4"));
 }
 
+// From Q8_0 blocks to q4: the re-quantization warnings once (the F16 copy does not repeat them).
 TEST_F(CalibrateCli, GgufInputCalibratesAndLeavesNoTemporary) {
-  test::write_bytes(dir_ / "m.gguf", test::stories_gguf([](const std::string&) { return test::kGgmlF32; }));
+  test::write_bytes(dir_ / "m.gguf", test::stories_gguf([](const std::string&) { return test::kGgmlQ8_0; }));
   const auto r = qconvert(test::quoted((dir_ / "m.gguf").string()) + " -o " + test::quoted((dir_ / "m.q4").string()) +
                           " --type q4 --calibrate " + text_ + " --calibrate-chunks 2 --calibrate-ctx 64");
   ASSERT_EQ(r.exit_code, 0) << r.out;
   EXPECT_NE(r.out.find("window 2/2"), std::string::npos) << r.out;
+  // The conversion's two groups (matrices to q4, the embedding to f16); the F16 copy's
+  // would be a third.
+  EXPECT_NE(r.out.find("re-quantizing 30 tensors Q8_0 -> q4"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("re-quantizing 1 tensor Q8_0 -> f16"), std::string::npos) << r.out;
+  int warnings = 0;
+  for (size_t at = r.out.find("re-quantizing"); at != std::string::npos; at = r.out.find("re-quantizing", at + 1))
+    ++warnings;
+  EXPECT_EQ(warnings, 2) << r.out;
   EXPECT_TRUE(fs::exists(dir_ / "m.q4"));
   EXPECT_TRUE(fs::is_empty(tmp_.path()));
 }
