@@ -79,6 +79,7 @@ void WorkerPool::spawn(Worker& w) {
     throw Error(argv_[0], -1, "cannot start a worker: " + std::string(std::strerror(rc)));
   }
   w.pid = pid;
+  w.process = ++spawned_;
   w.channel = std::make_unique<LineChannel>(fds[0]);
   w.cache.clear();
   w.busy = false;
@@ -159,17 +160,21 @@ void WorkerPool::watch_idle_workers() {
   while (!stopping_) {
     std::vector<pollfd> fds;
     std::vector<size_t> slots;
+    std::vector<uint64_t> processes;
     for (size_t i = 0; i < workers_.size(); ++i) {
       if (workers_[i].busy || !workers_[i].channel) continue;
       fds.push_back({workers_[i].channel->fd(), POLLIN, 0});
       slots.push_back(i);
+      processes.push_back(workers_[i].process);
     }
     lock.unlock();
     ::poll(fds.data(), fds.size(), 200);
     lock.lock();
     for (size_t k = 0; k < fds.size(); ++k) {
       Worker& w = workers_[slots[k]];
-      if (fds[k].revents != 0 && !w.busy && w.channel && w.channel->fd() == fds[k].fd) restart(w);
+      // The process polled, not one that replaced it meanwhile (its socket may have
+      // the same descriptor number).
+      if (fds[k].revents != 0 && !w.busy && w.channel && w.process == processes[k]) restart(w);
     }
   }
 }

@@ -68,6 +68,7 @@ class WorkerPool {
     bool busy = false;
     std::vector<int32_t> cache;  // the tokens its KV cache holds after its last job
     uint64_t last_used = 0;      // acquire() serial; 0: never
+    uint64_t process = 0;        // spawn() serial: tells a restarted worker from the one it replaced
   };
   void spawn(Worker& w);
   void restart(Worker& w);  // lock held
@@ -80,7 +81,7 @@ class WorkerPool {
   std::condition_variable cv_;
   std::vector<Worker> workers_;
   std::deque<uint64_t> waiting_;  // tickets, oldest first
-  uint64_t next_ticket_ = 0, next_job_ = 1, next_use_ = 0;
+  uint64_t next_ticket_ = 0, next_job_ = 1, next_use_ = 0, spawned_ = 0;
   PoolStats counters_;
   bool stopping_ = false;
   std::thread watcher_;
