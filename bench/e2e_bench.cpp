@@ -24,6 +24,7 @@
 #include "qrun/model.h"
 #include "qrun/sampler.h"
 #include "simd/kernels.h"
+#include "src/cli/cli_common.h"
 #include "src/kernel_choice.h"
 
 namespace {
@@ -88,7 +89,7 @@ int main(int argc, char** argv) {
   CLI::App app{"e2e_bench: prompt and generation tokens/s, like llama-bench"};
   std::vector<std::string> models;
   std::vector<int> threads = {1, 2};
-  int n_prompt = 512, n_gen = 128, reps = 5, batch = 0;
+  int n_prompt = 512, n_gen = 128, reps = 5, batch = 0, q8_act = 0;
   std::string target, prefetch, output = "md";
   bool no_blas = false, no_mmap = false;
   app.add_option("-m,--model", models, "Model file(s)")->required()->check(CLI::ExistingFile);
@@ -104,6 +105,7 @@ int main(int argc, char** argv) {
   app.add_option("--prefetch", prefetch,
                  "Force the kernels' weight prefetch: none, l1:BYTES, l2:BYTES; BYTES/BYTES_WIDE for q8 and float rows apart");
   app.add_flag("--no-blas", no_blas, "Float-weight prompts on qrun's own kernels, not OpenBLAS");
+  qrun::cli::add_q8_activations_option(app, q8_act);
   app.add_flag("--no-mmap", no_mmap, "Read the model into private memory (as qrun --no-mmap; llama-bench -mmp 0)");
   app.add_option("--target", target, "Run the kernels of this Highway target (e.g. AVX2)");
   try {
@@ -143,8 +145,11 @@ int main(int argc, char** argv) {
         ro.batch = batch;
         ro.prefetch = prefetch;
         ro.blas = !no_blas;
+        ro.q8_activation_bits = q8_act;
         if (no_mmap) ro.load_mode = qrun::LoadMode::ReadPrivate;
         qrun::Model m(path, ro);
+        if (const std::string q8 = m.plan().describe_q8_activations(); !q8.empty())
+          std::fprintf(stderr, "e2e_bench: %s: %s\n", path.c_str(), q8.c_str());
         const Result r = run(m, n_prompt, n_gen, reps);
         const auto& map = m.file().mapping();
         qrun::ThreadPool pool(t);

@@ -72,6 +72,14 @@ HWY_INLINE __m256i LoadActivations(const BlockQ8A& a) {
   return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.qs));
 }
 
+struct WideActivations {
+  __m256i hi, lo;
+};
+HWY_INLINE WideActivations LoadActivations(const BlockQ16A& a) {
+  return {_mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.hi)),
+          _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.lo))};
+}
+
 // u8 x s8 products of 32 pairs, summed in groups of 4 into 8 int32 lanes, plus acc.
 // AVX3_DL uses the stream kernels below, never these 256-bit row kernels; there, a
 // _mm256_dpbusd_epi32 would compile to the VEX form (AVX-VNNI, SIGILL on Zen 4 and Ice
@@ -208,6 +216,11 @@ struct Q8Rows {
   static HWY_INLINE __m256i Dot(const Prepared& p, const BlockQ8A&, __m256i av) {
     return DotU8S8(_mm256_setzero_si256(), p.abs_w, _mm256_sign_epi8(av, p.w));
   }
+  // 128 * hi_dot + lo_dot: |hi_dot| <= 32 * 127 * 127, far from int32's limit.
+  static HWY_INLINE __m256i Dot(const Prepared& p, const BlockQ16A&, const WideActivations& av) {
+    const __m256i hi = DotU8S8(_mm256_setzero_si256(), p.abs_w, _mm256_sign_epi8(av.hi, p.w));
+    return DotU8S8(_mm256_slli_epi32(hi, 7), p.abs_w, _mm256_sign_epi8(av.lo, p.w));
+  }
 };
 
 // Signed code-book levels (|level| <= 127) take Q8's sign trick.
@@ -290,12 +303,14 @@ HWY_INLINE void TilePairs(const uint8_t* w, int64_t row_bytes, int64_t nb, const
 }
 #endif
 
-// y[t * ldy + r] = dot(row r, token t) for r < R, t < T.
-template <class Rows, int R, int T>
-HWY_INLINE void Tile(const uint8_t* w, int64_t row_bytes, int64_t nb, const BlockQ8A* xq, int64_t xq_stride,
+// y[t * ldy + r] = dot(row r, token t) for r < R, t < T. Act: BlockQ8A, or BlockQ16A
+// for Q8Rows.
+template <class Rows, int R, int T, class Act>
+HWY_INLINE void Tile(const uint8_t* w, int64_t row_bytes, int64_t nb, const Act* xq, int64_t xq_stride,
                      float* y, int64_t ldy, const PrefetchConfig& pf) {
 #if QRUN_X86_PAIRS
-  if constexpr (PairedRows<Rows>) return TilePairs<Rows, R, T>(w, row_bytes, nb, xq, xq_stride, y, ldy, pf);
+  if constexpr (PairedRows<Rows> && std::is_same_v<Act, BlockQ8A>)
+    return TilePairs<Rows, R, T>(w, row_bytes, nb, xq, xq_stride, y, ldy, pf);
 #endif
   using Block = typename Rows::Block;
   __m256 acc[R][T];
@@ -312,8 +327,8 @@ HWY_INLINE void Tile(const uint8_t* w, int64_t row_bytes, int64_t nb, const Bloc
       prepared[r] = Rows::Prepare(blk);
     }
     for (int t = 0; t < T; ++t) {
-      const BlockQ8A& a = xq[t * xq_stride + b];
-      const __m256i av = LoadActivations(a);
+      const Act& a = xq[t * xq_stride + b];
+      const auto av = LoadActivations(a);
       for (int r = 0; r < R; ++r) {
         const __m256 sums = _mm256_cvtepi32_ps(Rows::Dot(prepared[r], a, av));
         acc[r][t] = _mm256_fmadd_ps(sums, _mm256_set1_ps(dw[r] * a.d), acc[r][t]);
@@ -355,6 +370,7 @@ namespace stream {
 
 struct Q4Format {
   using Block = BlockQ4;
+  using Act = BlockQ8A;
   static constexpr int kBlockBytes = sizeof(BlockQ4);
   static constexpr int kParts = 2;  // low nibbles, high nibbles
   static constexpr int32_t kOffset = -8;
@@ -393,6 +409,7 @@ struct Q4NFormat : Q4Format {
 
 struct Q8Format {
   using Block = BlockQ8;
+  using Act = BlockQ8A;
   static constexpr int kBlockBytes = sizeof(BlockQ8);
   static constexpr int kParts = 1;
   static constexpr int32_t kOffset = -128;
@@ -405,6 +422,22 @@ struct Q8Format {
   static HWY_INLINE Unpacked Unpack(__m512i raw) { return _mm512_xor_si512(raw, _mm512_set1_epi8(char(0x80))); }
   static HWY_INLINE __m512i Dot(__m512i acc, const Unpacked& w, const int8_t* a, int64_t) {
     return _mm512_dpbusd_epi32(acc, w, _mm512_load_si512(a));
+  }
+};
+
+// Q8 with 16-bit activations: their high bytes in part 0, low bytes in part 1; per
+// lane 128 * hi_dot + lo_dot + offset (|128 * hi_dot| <= 2^7 * 4 * 255 * 127, the
+// offset -128 * sum <= 2^7 * 32 * 16256 in magnitude: no int32 overflow).
+struct Q8WideFormat : Q8Format {
+  using Act = BlockQ16A;
+  static constexpr int kParts = 2;
+  static HWY_INLINE void SetActivations(const BlockQ16A& a, int8_t* const* parts, int64_t pos) {
+    __builtin_memcpy(parts[0] + pos, a.hi, 32);
+    __builtin_memcpy(parts[1] + pos, a.lo, 32);
+  }
+  static HWY_INLINE __m512i Dot(__m512i acc, const Unpacked& w, const int8_t* a, int64_t part_bytes) {
+    const __m512i hi = _mm512_dpbusd_epi32(_mm512_setzero_si512(), w, _mm512_load_si512(a));
+    return _mm512_add_epi32(_mm512_slli_epi32(hi, 7), _mm512_dpbusd_epi32(acc, w, _mm512_load_si512(a + part_bytes)));
   }
 };
 
@@ -497,14 +530,14 @@ const uint16_t* PeriodIndices() {
 }
 
 template <class Fmt>
-void PrepareToken(const Layout<Fmt>& L, const BlockQ8A* xq, uint8_t* out) {
+void PrepareToken(const Layout<Fmt>& L, const typename Fmt::Act* xq, uint8_t* out) {
   __builtin_memset(out, 0, static_cast<size_t>(L.token_bytes));
   int8_t* parts[Fmt::kParts];
   for (int p = 0; p < Fmt::kParts; ++p) parts[p] = reinterpret_cast<int8_t*>(out + p * L.nc * 64);
   auto* off = reinterpret_cast<int32_t*>(out + Fmt::kParts * L.nc * 64);
   auto* da = reinterpret_cast<float*>(out + (Fmt::kParts + 1) * L.nc * 64);
   for (int64_t b = 0; b < L.nb; ++b) {
-    const BlockQ8A& a = xq[b];
+    const auto& a = xq[b];
     Fmt::SetActivations(a, parts, b * Fmt::kBlockBytes + 2);
     const int64_t first = (b * Fmt::kBlockBytes + 2) / 4;
     off[first] = Fmt::kOffset * a.sum;
@@ -625,7 +658,7 @@ inline uint8_t* Scratch(size_t bytes) {
 }
 
 template <class Fmt>
-HWY_INLINE void MatMul(const uint8_t* w, int64_t rows, int64_t cols, int64_t n, const BlockQ8A* xq, float* y,
+HWY_INLINE void MatMul(const uint8_t* w, int64_t rows, int64_t cols, int64_t n, const typename Fmt::Act* xq, float* y,
                        int64_t ldy) {
   if (rows <= 0 || n <= 0) return;
   const Layout<Fmt> L(cols);
@@ -672,6 +705,9 @@ HWY_INLINE int32_t DotI8(const int8_t* w, const int8_t* a) {
   return hn::GetLane(hn::SumOfLanes(d32, hn::Add(sum0, sum1)));
 }
 
+HWY_INLINE int32_t ActivationDot(const int8_t* w, const BlockQ8A& a) { return DotI8(w, a.qs); }
+HWY_INLINE int32_t ActivationDot(const int8_t* w, const BlockQ16A& a) { return 128 * DotI8(w, a.hi) + DotI8(w, a.lo); }
+
 struct Q4Rows {
   using Block = BlockQ4;
   struct Prepared {
@@ -711,8 +747,8 @@ using Q6Rows = ValueRows<BlockQ6>;
 using Q5Rows = ValueRows<BlockQ5>;
 using Q3Rows = ValueRows<BlockQ3>;
 
-template <class Rows, int R, int T>
-HWY_INLINE void Tile(const uint8_t* w, int64_t row_bytes, int64_t nb, const BlockQ8A* xq, int64_t xq_stride,
+template <class Rows, int R, int T, class Act>
+HWY_INLINE void Tile(const uint8_t* w, int64_t row_bytes, int64_t nb, const Act* xq, int64_t xq_stride,
                      float* y, int64_t ldy, const PrefetchConfig& pf) {
   using Block = typename Rows::Block;
   float acc[R][T] = {};
@@ -727,9 +763,9 @@ HWY_INLINE void Tile(const uint8_t* w, int64_t row_bytes, int64_t nb, const Bloc
       Rows::Prepare(blk, prepared[r]);
     }
     for (int t = 0; t < T; ++t) {
-      const BlockQ8A& a = xq[t * xq_stride + b];
+      const Act& a = xq[t * xq_stride + b];
       for (int r = 0; r < R; ++r)
-        acc[r][t] += dw[r] * a.d * static_cast<float>(DotI8(prepared[r].q, a.qs));
+        acc[r][t] += dw[r] * a.d * static_cast<float>(ActivationDot(prepared[r].q, a));
     }
   }
   for (int r = 0; r < R; ++r)
@@ -744,8 +780,8 @@ inline constexpr int kMatvecRows = 2;
 
 // Y[i * ldy + r] for all rows and n tokens, in tiles of kTileRows x kTileTokens with
 // single-row / single-token tiles for the remainders.
-template <class Rows>
-HWY_INLINE void MatMul(const uint8_t* w, int64_t rows, int64_t cols, int64_t n, const BlockQ8A* xq, float* y,
+template <class Rows, class Act>
+HWY_INLINE void MatMul(const uint8_t* w, int64_t rows, int64_t cols, int64_t n, const Act* xq, float* y,
                        int64_t ldy) {
   const int64_t nb = q8a_blocks(cols);
   const int64_t row_bytes = nb * static_cast<int64_t>(sizeof(typename Rows::Block));

@@ -25,6 +25,21 @@ inline int64_t q8a_blocks(int64_t n) { return (n + 31) / 32; }
 // x[n] -> ceil(n/32) blocks (tail zero-padded).
 void quantize_activations(const float* x, int64_t n, BlockQ8A* out);
 
+// Activations quantized to 15 bits per block of 32, for Q8 weights, whose accuracy int8
+// activations limit. Element j is d * (128 * hi[j] + lo[j]), hi in [-127, 127], lo in
+// [-64, 63]: the kernels take the same u8 x s8 products of the two bytes and combine
+// them as 128 * hi_dot + lo_dot (128, not 256: lo then never is -128, which AVX2's sign
+// trick cannot negate). sum = sum of 128 * hi[j] + lo[j].
+struct BlockQ16A {
+  float d;
+  int32_t sum;
+  int8_t hi[32];
+  int8_t lo[32];
+};
+static_assert(sizeof(BlockQ16A) == 72);
+
+void quantize_activations_i16(const float* x, int64_t n, BlockQ16A* out);
+
 // y[r] = dot(W row r, x) for r in [0, rows). W rows have `cols` elements of type t.
 // For Q8/Q4 weights xq must hold quantize_activations(x); for F32/F16/BF16 weights x is used.
 void matvec(DType t, const void* w, int64_t rows, int64_t cols,
@@ -35,6 +50,12 @@ void matvec(DType t, const void* w, int64_t rows, int64_t cols,
 // Each weight block is loaded once and reused for many tokens.
 void matmul(DType t, const void* w, int64_t rows, int64_t cols, int64_t n,
             const float* x, const BlockQ8A* xq, float* y, int64_t ldy);
+
+// matmul for Q8 weights and 16-bit activations (n = 1 is the matvec).
+void matmul_i16(const void* w, int64_t rows, int64_t cols, int64_t n, const BlockQ16A* xq, float* y, int64_t ldy);
+// Whether the chosen target multiplies 16-bit activations in one pass over the weights
+// (AVX3_DL); the others take two int8 products per weight.
+bool fused_i16_activations();
 
 // out[i] = in[i] widened to f32, for F16 or BF16 rows.
 void widen_row_to_f32(DType t, const void* in, int64_t n, float* out);

@@ -47,6 +47,18 @@ void MatMulImpl(DType t, const void* w, int64_t rows, int64_t cols, int64_t n, c
   }
 }
 
+void MatMulI16Impl(const void* w, int64_t rows, int64_t cols, int64_t n, const BlockQ16A* xq, float* y,
+                   int64_t ldy) {
+  const auto* bytes = static_cast<const uint8_t*>(w);
+#if HWY_TARGET == HWY_AVX3_DL
+  int8_tiles::stream::MatMul<int8_tiles::stream::Q8WideFormat>(bytes, rows, cols, n, xq, y, ldy);
+#else
+  int8_tiles::MatMul<int8_tiles::Q8Rows>(bytes, rows, cols, n, xq, y, ldy);
+#endif
+}
+
+bool FusedI16Impl() { return HWY_TARGET == HWY_AVX3_DL; }
+
 namespace hn = hwy::HWY_NAMESPACE;
 
 template <class Row>
@@ -73,6 +85,10 @@ HWY_AFTER_NAMESPACE();
 namespace qrun {
 
 HWY_EXPORT(MatMulImpl);
+HWY_EXPORT(MatMulI16Impl);
+HWY_EXPORT(FusedI16Impl);
+
+bool fused_i16_activations() { return HWY_DYNAMIC_DISPATCH(FusedI16Impl)(); }
 HWY_EXPORT(WidenRowImpl);
 
 void widen_row_to_f32(DType t, const void* in, int64_t n, float* out) {
@@ -87,6 +103,10 @@ void matmul(DType t, const void* w, int64_t rows, int64_t cols, int64_t n, const
             float* y, int64_t ldy) {
   if (blas_handles(t, n)) return blas_matmul(t, w, rows, cols, n, x, y, ldy);
   HWY_DYNAMIC_DISPATCH(MatMulImpl)(t, w, rows, cols, n, x, xq, y, ldy);
+}
+
+void matmul_i16(const void* w, int64_t rows, int64_t cols, int64_t n, const BlockQ16A* xq, float* y, int64_t ldy) {
+  HWY_DYNAMIC_DISPATCH(MatMulI16Impl)(w, rows, cols, n, xq, y, ldy);
 }
 
 }  // namespace qrun

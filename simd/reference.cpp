@@ -80,6 +80,45 @@ void quantize_activations(const float* x, int64_t n, BlockQ8A* out) {
   }
 }
 
+void quantize_activations_i16(const float* x, int64_t n, BlockQ16A* out) {
+  for (int64_t b = 0; b < q8a_blocks(n); ++b) {
+    const int64_t len = std::min<int64_t>(32, n - b * 32);
+    const float* xb = x + b * 32;
+    float amax = 0.0f;
+    for (int64_t j = 0; j < len; ++j) amax = std::max(amax, std::fabs(xb[j]));
+    const float id = amax > 0.0f ? 16256.0f / amax : 0.0f;  // 16256 = 127 * 128
+    BlockQ16A& o = out[b];
+    o.d = amax / 16256.0f;
+    o.sum = 0;
+    for (int j = 0; j < 32; ++j) {
+      const float v = j < len ? xb[j] * id : 0.0f;
+      const auto q = static_cast<int32_t>(std::clamp(std::nearbyint(v), -16256.0f, 16256.0f));
+      const int32_t hi = (q + 64) >> 7;  // floor: lo = q - 128 * hi lands in [-64, 63]
+      o.hi[j] = static_cast<int8_t>(hi);
+      o.lo[j] = static_cast<int8_t>(q - 128 * hi);
+      o.sum += q;
+    }
+  }
+}
+
+void matmul_i16(const void* w, int64_t rows, int64_t cols, int64_t n, const BlockQ16A* xq, float* y, int64_t ldy) {
+  const int64_t nb = q8a_blocks(cols);
+  const auto* blocks = static_cast<const BlockQ8*>(w);
+  for (int64_t i = 0; i < n; ++i) {
+    for (int64_t r = 0; r < rows; ++r) {
+      double acc = 0.0;
+      for (int64_t b = 0; b < nb; ++b) {
+        const BlockQ8& wb = blocks[r * nb + b];
+        const BlockQ16A& a = xq[i * nb + b];
+        int32_t sum = 0;
+        for (int j = 0; j < 32; ++j) sum += wb.qs[j] * (128 * a.hi[j] + a.lo[j]);
+        acc += f16_to_f32(wb.d) * a.d * static_cast<float>(sum);
+      }
+      y[i * ldy + r] = static_cast<float>(acc);
+    }
+  }
+}
+
 void matvec(DType t, const void* w, int64_t rows, int64_t cols, const float* x, const BlockQ8A* xq,
             float* y) {
   const auto* base = static_cast<const uint8_t*>(w);

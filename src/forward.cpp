@@ -26,18 +26,6 @@ constexpr int64_t kMinBytesPerThread = 128 << 10;
 
 int useful_threads(int64_t bytes) { return static_cast<int>(std::max<int64_t>(1, bytes / kMinBytesPerThread)); }
 
-// Quantizes the n input rows once when w takes int8 activations; every projection
-// that reads the same input then reuses them.
-const BlockQ8A* prepare_input(ThreadPool& pool, const Weight& w, const float* x, int n, int64_t cols,
-                              std::vector<BlockQ8A>& xq) {
-  if (!dtype_is_quantized(w.dtype)) return nullptr;
-  const int64_t blocks = q8a_blocks(cols);
-  pool.parallel_for(n, [&](int64_t i0, int64_t i1) {
-    for (int64_t i = i0; i < i1; ++i) quantize_activations(x + i * cols, cols, xq.data() + i * blocks);
-  }, useful_threads(n * cols * 4));
-  return xq.data();
-}
-
 // One projection's output: y[i * ldy + r] = W row r . x row i.
 struct Projection {
   const Weight& w;
@@ -45,10 +33,47 @@ struct Projection {
   int64_t ldy;
 };
 
-// Projections of one input in one parallel section: the threads split the rows of all of
-// them taken together, so decode pays one hand-off and one wait for q, k and v (or gate
-// and up) instead of one per matrix, and no thread idles at each matrix's end.
-void project(ThreadPool& pool, std::initializer_list<Projection> outs, const float* x, const BlockQ8A* xq, int n) {
+// Where the quantized activations go; Q8 matrices take 16-bit ones when the plan says
+// so (RunPlan::q8_step_bits, q8_prompt_bits).
+struct ActivationBuffers {
+  std::vector<BlockQ8A>& q8;
+  std::vector<BlockQ16A>& q16;
+  bool wide;
+};
+
+bool takes_i16(const Weight& w, bool wide) { return wide && w.dtype == DType::Q8; }
+
+// The input's quantized forms, made once for every projection that reads it.
+struct QuantizedInput {
+  const BlockQ8A* q8 = nullptr;
+  const BlockQ16A* q16 = nullptr;
+};
+
+QuantizedInput quantize_input(ThreadPool& pool, std::initializer_list<Projection> outs, const float* x, int n,
+                              int64_t cols, const ActivationBuffers& act) {
+  bool int8 = false, int16 = false;
+  for (const Projection& p : outs) {
+    if (takes_i16(p.w, act.wide)) int16 = true;
+    else if (dtype_is_quantized(p.w.dtype)) int8 = true;
+  }
+  if (!int8 && !int16) return {};
+  const int64_t blocks = q8a_blocks(cols);
+  pool.parallel_for(n, [&](int64_t i0, int64_t i1) {
+    for (int64_t i = i0; i < i1; ++i) {
+      if (int8) quantize_activations(x + i * cols, cols, act.q8.data() + i * blocks);
+      if (int16) quantize_activations_i16(x + i * cols, cols, act.q16.data() + i * blocks);
+    }
+  }, useful_threads(n * cols * 4));
+  return {int8 ? act.q8.data() : nullptr, int16 ? act.q16.data() : nullptr};
+}
+
+// Projections of one input (n rows of the matrices' cols) in one parallel section: the
+// threads split the rows of all of them taken together, so decode pays one hand-off and
+// one wait for q, k and v (or gate and up) instead of one per matrix, and no thread idles
+// at each matrix's end.
+void project(ThreadPool& pool, std::initializer_list<Projection> outs, const float* x, int n,
+             const ActivationBuffers& act) {
+  const QuantizedInput xq = quantize_input(pool, outs, x, n, outs.begin()->w.cols, act);
   int64_t rows = 0, bytes = 0;
   for (const Projection& p : outs) {
     rows += p.w.rows;
@@ -61,10 +86,12 @@ void project(ThreadPool& pool, std::initializer_list<Projection> outs, const flo
       first += p.w.rows;
       if (b >= e) continue;
       const uint8_t* w = p.w.data + b * p.w.row_bytes();
-      if (n == 1) {
-        matvec(p.w.dtype, w, e - b, p.w.cols, x, xq, p.y + b);
+      if (takes_i16(p.w, act.wide)) {
+        matmul_i16(w, e - b, p.w.cols, n, xq.q16, p.y + b, p.ldy);
+      } else if (n == 1) {
+        matvec(p.w.dtype, w, e - b, p.w.cols, x, xq.q8, p.y + b);
       } else {
-        matmul(p.w.dtype, w, e - b, p.w.cols, n, x, xq, p.y + b, p.ldy);
+        matmul(p.w.dtype, w, e - b, p.w.cols, n, x, xq.q8, p.y + b, p.ldy);
       }
     }
   }, useful_threads(bytes * n));
@@ -80,6 +107,7 @@ void Model::forward_batch(const int32_t* tokens, int n, float* logits, bool all_
   const int group = n_heads / n_kv;
   const int pos0 = pos_;
   Scratch& s = *s_;
+  const ActivationBuffers act{s.xq, s.xq16, (n == 1 ? plan_.q8_step_bits : plan_.q8_prompt_bits) == 16};
 
   // Token embeddings.
   const Weight& emb = w_->embedding;
@@ -102,9 +130,8 @@ void Model::forward_batch(const int32_t* tokens, int n, float* logits, bool all_
     // Attention: norm, q/k/v projections, RoPE, cache, attention, output projection.
     for (int i = 0; i < n; ++i) rmsnorm(&s.xb[size_t(i) * dim], &s.x[size_t(i) * dim], w.attention_norm, dim, hp.norm_eps);
     if (observer_) observer_(l, MatrixInput::AttentionIn, s.xb.data(), n, dim);
-    const BlockQ8A* xq = prepare_input(pool_, w.wq, s.xb.data(), n, dim, s.xq);
     project(pool_, {{w.wq, s.q.data(), q_dim}, {w.wk, s.k.data(), kv_dim}, {w.wv, s.v.data(), kv_dim}}, s.xb.data(),
-            xq, n);
+            n, act);
     for (int i = 0; i < n; ++i) {
       float* q = &s.q[size_t(i) * q_dim];
       float* k = &s.k[size_t(i) * kv_dim];
@@ -137,8 +164,7 @@ void Model::forward_batch(const int32_t* tokens, int n, float* logits, bool all_
       }
     }, useful_threads(kv_bytes));
     if (observer_) observer_(l, MatrixInput::AttentionOut, s.xb.data(), n, q_dim);
-    xq = prepare_input(pool_, w.wo, s.xb.data(), n, q_dim, s.xq);
-    project(pool_, {{w.wo, s.xb2.data(), dim}}, s.xb.data(), xq, n);
+    project(pool_, {{w.wo, s.xb2.data(), dim}}, s.xb.data(), n, act);
     if (w.post_attention_norm)
       for (int i = 0; i < n; ++i)
         rmsnorm(&s.xb2[size_t(i) * dim], &s.xb2[size_t(i) * dim], w.post_attention_norm, dim, hp.norm_eps);
@@ -147,13 +173,11 @@ void Model::forward_batch(const int32_t* tokens, int n, float* logits, bool all_
     // Feed-forward: norm, SwiGLU(gate, up), down projection.
     for (int i = 0; i < n; ++i) rmsnorm(&s.xb[size_t(i) * dim], &s.x[size_t(i) * dim], w.ffn_norm, dim, hp.norm_eps);
     if (observer_) observer_(l, MatrixInput::FfnIn, s.xb.data(), n, dim);
-    xq = prepare_input(pool_, w.w1, s.xb.data(), n, dim, s.xq);
-    project(pool_, {{w.w1, s.hb.data(), hidden}, {w.w3, s.hb2.data(), hidden}}, s.xb.data(), xq, n);
+    project(pool_, {{w.w1, s.hb.data(), hidden}, {w.w3, s.hb2.data(), hidden}}, s.xb.data(), n, act);
     if (hp.flags & format::kGeluTanh) geglu_tanh(s.hb.data(), s.hb2.data(), int64_t{n} * hidden);
     else swiglu(s.hb.data(), s.hb2.data(), int64_t{n} * hidden);
     if (observer_) observer_(l, MatrixInput::FfnHidden, s.hb.data(), n, hidden);
-    xq = prepare_input(pool_, w.w2, s.hb.data(), n, hidden, s.xq);
-    project(pool_, {{w.w2, s.xb2.data(), dim}}, s.hb.data(), xq, n);
+    project(pool_, {{w.w2, s.xb2.data(), dim}}, s.hb.data(), n, act);
     if (w.post_ffn_norm)
       for (int i = 0; i < n; ++i)
         rmsnorm(&s.xb2[size_t(i) * dim], &s.xb2[size_t(i) * dim], w.post_ffn_norm, dim, hp.norm_eps);
@@ -169,8 +193,7 @@ void Model::forward_batch(const int32_t* tokens, int n, float* logits, bool all_
     rmsnorm(&s.xb[size_t(i) * dim], &s.x[size_t(first + i) * dim], w_->norm, dim, hp.norm_eps);
   if (observer_) observer_(-1, MatrixInput::Head, s.xb.data(), m, dim);
   const Weight& head = w_->head;
-  const BlockQ8A* xq = prepare_input(pool_, head, s.xb.data(), m, dim, s.xq);
-  project(pool_, {{head, logits, head.rows}}, s.xb.data(), xq, m);
+  project(pool_, {{head, logits, head.rows}}, s.xb.data(), m, act);
   if (hp.final_softcap > 0)
     for (float& v : std::span(logits, size_t(m) * head.rows)) v = hp.final_softcap * std::tanh(v / hp.final_softcap);
 }

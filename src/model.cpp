@@ -34,7 +34,8 @@ Model::Model(const std::string& path, const RuntimeOptions& options)
       cache_(static_cast<int>(file_.hparams().n_layers) - plan_.gpu_count, plan_.context,
              static_cast<int>(file_.hparams().n_kv_heads * file_.hparams().head_dim)),
       batch_(plan_.batch),
-      kernel_choice_(apply_kernel_choice(options.prefetch, options.blas)) {
+      kernel_choice_(apply_kernel_choice(options.prefetch, options.blas) +
+                     (plan_.q8_step_bits ? ", " + plan_.describe_q8_activations() : "")) {
   const auto& hp = file_.hparams();
   tokens_.resize(static_cast<size_t>(cache_.capacity()));
   if (tokenizer_.vocab_size() > static_cast<int32_t>(hp.vocab_size))
@@ -81,7 +82,7 @@ Model::Model(const std::string& path, const RuntimeOptions& options)
                                                                                                  : "rope_factors_short"));
   rope_inv_freq_ = rope_inv_freq(hp, longrope);
   rope_attn_factor_ = rope_attn_factor(hp);
-  s_ = std::make_unique<Scratch>(ScratchSizes(hp, batch_, pool_.size()));
+  s_ = std::make_unique<Scratch>(ScratchSizes(hp, batch_, pool_.size(), plan_.q8_wide_rows()));
   streamer_ = std::make_unique<LayerStreamer>(file_, plan_.layers, options.load_mode == LoadMode::MmapLocked);
   if (plan_.gpu_count > 0) {
     if (hp.flags != 0 || hp.rotary_dim != 0 || hp.rope_attn_factor != 0 || hp.query_scale != 0 || hp.rope_scaling > 2)

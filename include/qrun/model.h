@@ -29,6 +29,9 @@ struct RuntimeOptions {
   int gpu_layer_count = 0;     // 0: CPU only (src/gpu_offload.h)
   std::string prefetch;        // kernel prefetch, e.g. "l2:24k"; empty: chosen for this CPU
   bool blas = true;            // float-weight prompt batches through OpenBLAS sgemm
+  // Bits of the activations Q8 matrices multiply: 8, 16 (half the KL divergence, slower
+  // prompts), 0: 16 in one-token steps where the CPU's kernel does them in one pass, else 8.
+  int q8_activation_bits = 0;
 };
 
 // The inputs the projections read, one per group of matrices that share it.

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "qrun/model_file.h"
@@ -19,6 +20,9 @@ struct RunPlan {
   int context = 0;
   int threads = 0;
   int batch = 0;                   // prompt tokens per forward batch
+  // Bits of the activations Q8 matrices multiply (simd/kernels.h) in prompt batches and
+  // in one-token steps; 0: the model has no Q8 matrix.
+  int q8_prompt_bits = 0, q8_step_bits = 0;
   std::vector<LayerPlace> layers;  // one per layer
   int gpu_first = 0, gpu_count = 0;
   uint64_t kv_cache_bytes = 0;     // host KV cache: CPU layers only
@@ -31,6 +35,10 @@ struct RunPlan {
   bool on_gpu(int layer) const { return layers[static_cast<size_t>(layer)] == LayerPlace::Gpu; }
   // The layer's slot in the host KV cache (-1 for a GPU layer, whose cache is on the device).
   int kv_slot(int layer) const;
+  // Forward-batch rows that need 16-bit activation buffers.
+  int q8_wide_rows() const { return q8_prompt_bits == 16 ? batch : q8_step_bits == 16 ? 1 : 0; }
+  // "q8 activations 16-bit in steps, 8-bit in prompts", or "" without Q8 matrices.
+  std::string describe_q8_activations() const;
 };
 
 // Resolves `options` against the file's header. Throws qrun::Error naming the file when

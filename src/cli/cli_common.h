@@ -9,6 +9,14 @@ namespace qrun::cli {
 // exit 2, the usual code for a usage error; --help exits 0.
 inline int usage_exit(const CLI::App& app, const CLI::ParseError& e) { return app.exit(e) == 0 ? 0 : 2; }
 
+// --q8-activations BITS: RuntimeOptions::q8_activation_bits (0, the default: chosen).
+inline void add_q8_activations_option(CLI::App& app, int& bits) {
+  app.add_option("--q8-activations", bits,
+                 "Bits of the activations q8 matrices multiply: 8, or 16 (half the KL divergence, slower prompts); "
+                 "default: 16 in one-token steps where this CPU's kernel does them in one pass (AVX-512 VNNI), else 8")
+      ->check(CLI::IsMember({8, 16}));
+}
+
 // Ctrl-C asks the running generation to stop instead of killing the process (so the
 // timings still print); a second Ctrl-C before the first was taken kills it.
 void install_interrupt_handler();

@@ -25,7 +25,7 @@ namespace {
 
 struct Args {
   std::string model, prompt, prompt_file;
-  int n_predict = 128, context = 0, threads = 0, batch = 0;
+  int n_predict = 128, context = 0, threads = 0, batch = 0, q8_activations = 0;
   qrun::SamplerConfig sampling;
   int64_t seed = -1;
   std::string prefetch;
@@ -139,6 +139,7 @@ int main(int argc, char** argv) {
   app.add_option("--prefetch", a.prefetch, "Weight prefetch of the int8 kernels: none, l1:BYTES or l2:BYTES, "
                                            "BYTES/BYTES_WIDE for q8 and float rows apart (default: chosen for this CPU)");
   app.add_flag("--no-blas", a.no_blas, "Float-weight prompt batches on qrun's own kernels instead of OpenBLAS");
+  qrun::cli::add_q8_activations_option(app, a.q8_activations);
   app.add_flag("--mlock", a.mlock, "Lock the model in RAM (needs RLIMIT_MEMLOCK)");
   app.add_flag("--no-mmap", a.no_mmap, "Read the model into private memory instead of mapping it");
   app.add_flag("--ignore-eos", a.ignore_eos, "Keep generating past end-of-sequence");
@@ -190,6 +191,7 @@ int main(int argc, char** argv) {
     ro.threads = a.threads;
     ro.context = a.context;
     ro.batch = a.batch;
+    ro.q8_activation_bits = a.q8_activations;
     ro.verify_checksums = a.verify;
     if (!a.mem_budget.empty()) ro.mem_budget = parse_size(a.mem_budget);
     if (a.n_gpu_layers > 0 || !a.gpu_layers.empty())

@@ -136,6 +136,92 @@ TEST(Matmul, MatchesReferenceOnEveryTarget) {
   }
 }
 
+TEST(QuantizeActivationsI16, MatchesReferenceExactlyOnEveryTarget) {
+  for (int64_t n : {1, 31, 32, 33, 172, 2048}) {
+    for (Distribution dist : {Distribution::Normal, Distribution::StudentT3}) {
+      const auto x = random_values(dist, n, 12, 3.0f);
+      std::vector<BlockQ16A> expect(static_cast<size_t>(q8a_blocks(n)));
+      ref::quantize_activations_i16(x.data(), n, expect.data());
+      // The reference itself: each element within half a step of x, bytes in range.
+      for (int64_t i = 0; i < n; ++i) {
+        const BlockQ16A& b = expect[size_t(i / 32)];
+        const int32_t q = 128 * b.hi[i % 32] + b.lo[i % 32];
+        ASSERT_LE(std::fabs(b.d * float(q) - x[size_t(i)]), 0.501f * b.d) << "n=" << n << " i=" << i;
+        ASSERT_GE(b.hi[i % 32], -127);
+        ASSERT_GE(b.lo[i % 32], -64);
+        ASSERT_LE(b.lo[i % 32], 63);
+      }
+      for_each_target([&] {
+        std::vector<BlockQ16A> got(expect.size());
+        quantize_activations_i16(x.data(), n, got.data());
+        for (size_t b = 0; b < got.size(); ++b) {
+          ASSERT_EQ(got[b].d, expect[b].d) << "n=" << n << " block " << b;
+          ASSERT_EQ(got[b].sum, expect[b].sum) << "n=" << n << " block " << b;
+          for (int j = 0; j < 32; ++j) {
+            ASSERT_EQ(got[b].hi[j], expect[b].hi[j]) << "n=" << n << " block " << b << " j=" << j;
+            ASSERT_EQ(got[b].lo[j], expect[b].lo[j]) << "n=" << n << " block " << b << " j=" << j;
+          }
+        }
+      });
+    }
+  }
+}
+
+TEST(MatmulI16, MatchesReferenceOnEveryTarget) {
+  uint32_t seed = 900;
+  for (int64_t cols : kCols) {
+    for (int64_t rows : kRows) {
+      for (int64_t n : {int64_t{1}, int64_t{2}, int64_t{5}, int64_t{9}}) {
+        const Problem p(DType::Q8, rows, cols, n, (seed & 1) ? Distribution::StudentT3 : Distribution::Laplace, seed);
+        ++seed;
+        const int64_t nb = q8a_blocks(cols), ldy = rows + 3;
+        std::vector<BlockQ16A> xq(static_cast<size_t>(n * nb));
+        for (int64_t i = 0; i < n; ++i) ref::quantize_activations_i16(&p.x[size_t(i * cols)], cols, &xq[size_t(i * nb)]);
+        std::vector<float> expect(static_cast<size_t>(n * ldy), -7.0f);
+        ref::matmul_i16(p.w.data(), rows, cols, n, xq.data(), expect.data(), ldy);
+        for_each_target([&] {
+          std::vector<float> got(static_cast<size_t>(n * ldy), -7.0f);
+          matmul_i16(p.w.data(), rows, cols, n, xq.data(), got.data(), ldy);
+          for (int64_t i = 0; i < n; ++i)
+            for (int64_t r = 0; r < ldy; ++r) {
+              // abs_dot comes from the int8 activations: within 1% of the 16-bit ones'.
+              const float tol = r < rows ? 1.01f * kRelTol * p.abs_dot[size_t(i * rows + r)] + 1e-30f : 0.0f;
+              ASSERT_NEAR(got[size_t(i * ldy + r)], expect[size_t(i * ldy + r)], tol)
+                  << "rows=" << rows << " cols=" << cols << " n=" << n << " i=" << i << " r=" << r;
+            }
+        });
+      }
+    }
+  }
+}
+
+TEST(MatvecI16, SixteenBitActivationsRemoveMostOfTheInt8Error) {
+  // Against the exact dot product of the dequantized Q8 weights with x, the only error
+  // left is the activations' rounding: 128 times finer steps than int8's.
+  const int64_t rows = 64, cols = 2048, nb = q8a_blocks(cols);
+  const auto wf = random_values(Distribution::Normal, rows * cols, 17, 0.02f);
+  const auto x = random_values(Distribution::StudentT3, cols, 18, 1.0f);
+  const int64_t row_bytes = dtype_row_bytes(DType::Q8, cols);
+  std::vector<uint8_t> w(static_cast<size_t>(rows * row_bytes));
+  for (int64_t r = 0; r < rows; ++r) quantize_row(DType::Q8, &wf[size_t(r * cols)], cols, &w[size_t(r * row_bytes)]);
+  std::vector<BlockQ8A> xq8(static_cast<size_t>(nb));
+  std::vector<BlockQ16A> xq16(static_cast<size_t>(nb));
+  quantize_activations(x.data(), cols, xq8.data());
+  quantize_activations_i16(x.data(), cols, xq16.data());
+  std::vector<float> y8(static_cast<size_t>(rows)), y16(static_cast<size_t>(rows)), wr(static_cast<size_t>(cols));
+  matvec(DType::Q8, w.data(), rows, cols, x.data(), xq8.data(), y8.data());
+  matmul_i16(w.data(), rows, cols, 1, xq16.data(), y16.data(), rows);
+  double err8 = 0, err16 = 0;
+  for (int64_t r = 0; r < rows; ++r) {
+    dequantize_row(DType::Q8, &w[size_t(r * row_bytes)], cols, wr.data());
+    const double exact = ref::dot_f32(wr.data(), x.data(), cols);
+    err8 += (y8[size_t(r)] - exact) * (y8[size_t(r)] - exact);
+    err16 += (y16[size_t(r)] - exact) * (y16[size_t(r)] - exact);
+  }
+  EXPECT_GT(err8, 0.0);
+  EXPECT_LT(std::sqrt(err16), std::sqrt(err8) / 50) << "int8 RMS " << std::sqrt(err8 / rows);
+}
+
 TEST(Matvec, Int8PathTracksFloatDotProduct) {
   // End to end: quantized weights x quantized activations stay close to the f32 dot
   // product of the original values (bounds from the formats' step sizes, loose).

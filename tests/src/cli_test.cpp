@@ -54,7 +54,8 @@ TEST(QrunCli, BadInputGivesOneLineAndNonZeroExit) {
 }
 
 TEST(QrunCli, InvalidFlagsAreRefused) {
-  for (const std::string args : {"-m x.q4 -p hi --temp -1", "-m x.q4 -p hi -t abc", "-m x.q4 --no-such-flag", "-p hi"}) {
+  for (const std::string args : {"-m x.q4 -p hi --temp -1", "-m x.q4 -p hi -t abc", "-m x.q4 --no-such-flag", "-p hi",
+                                 "-m x.q4 -p hi --q8-activations 12"}) {
     const auto r = run_command(tool("qrun") + " " + args);
     EXPECT_NE(r.exit_code, 0) << args;
     EXPECT_LT(r.exit_code, 128) << args;
