@@ -51,8 +51,9 @@ RunPlan plan_run(const ModelFile& file, const RuntimeOptions& options) {
   if (bits != 0 && bits != 8 && bits != 16)
     throw Error(file.path(), -1, "q8 activation bits " + std::to_string(bits) + ": must be 8 or 16 (0: chosen)");
   if (std::any_of(file.tensors().begin(), file.tensors().end(), [](const TensorView& t) { return t.dtype == DType::Q8; })) {
-    // Measured (tinyllama q8, Zen 5): 16 bits cost prompts 23% on the fused AVX3_DL kernel
-    // and 40% on the others; one-token steps lose nothing on the fused one, 4-17% elsewhere.
+    // Measured (tinyllama q8, Zen 5, one thread): 16 bits cost prompts 23% on the fused
+    // AVX3_DL kernel and 40% on the others, one-token steps 2-3% on the fused one and
+    // 4-17% on the others.
     plan.q8_prompt_bits = bits == 16 ? 16 : 8;
     plan.q8_step_bits = bits == 16 || (bits == 0 && fused_i16_activations()) ? 16 : 8;
   }

@@ -140,7 +140,7 @@ TEST(Elementwise, AttentionMatchesReference) {
     quantize_row(DType::F16, vf.data(), static_cast<int64_t>(vf.size()), v.data());
     // Plain 1/sqrt(head_dim); Gemma 2's query_pre_attn_scalar scale with soft-capping at
     // 50 and at 2 (a cap the scores reach, so the tanh shapes them).
-    for (const auto [scale, softcap] : {std::pair{0.0f, 0.0f}, std::pair{0.2f, 50.0f}, std::pair{0.5f, 2.0f}}) {
+    for (const auto& [scale, softcap] : {std::pair{0.0f, 0.0f}, std::pair{0.2f, 50.0f}, std::pair{0.5f, 2.0f}}) {
       for (int64_t n : {int64_t{1}, int64_t{7}, int64_t{kAttentionTile}, int64_t{kAttentionTile + 1}, n_max}) {
         std::vector<float> want(static_cast<size_t>(hd));
         ref::attend_f16(q.data(), k.data() + hd, v.data() + hd, stride, n, hd, want.data(), scale, softcap);
