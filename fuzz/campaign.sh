@@ -9,8 +9,9 @@
 #   artifacts/<target>/   reproducers (crash-*, leak-*, timeout-*, oom-*)
 # scripts/fuzz_campaign_report.sh OUT prints the table, also while it runs.
 #   nohup nice -n 19 fuzz/campaign.sh 2400 /tmp/fuzz-campaign >/tmp/fuzz-campaign.out 2>&1 &
-# The timeout per input is 120 s, twice fuzz.sh's: the campaign runs niced beside other
-# work, and libFuzzer's timeout counts wall time. Units over 10 s are also written to
+# The timeout per input is 120 s (TIMEOUT=SECONDS to change), twice fuzz.sh's: the
+# campaign runs niced beside other work, and libFuzzer's timeout counts wall time, so a
+# fuzzer paused (kill -STOP) for longer reports a timeout that is not one. Units over 10 s are also written to
 # artifacts/<target>/slow-unit-*: not failures (the report counts them apart).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -37,7 +38,7 @@ run_one() {
   mkdir -p "$art"
   [ -f "fuzz/$t.dict" ] && dict=("-dict=fuzz/$t.dict")
   echo "campaign: start $(date +%s) $t $(git rev-parse --short HEAD 2>/dev/null || echo '?') seconds=$seconds runs=$runs" >"$log"
-  "$build/fuzz/fuzz_$t" "${dict[@]}" -max_total_time="$seconds" -runs="$runs" -timeout=120 \
+  "$build/fuzz/fuzz_$t" "${dict[@]}" -max_total_time="$seconds" -runs="$runs" -timeout="${TIMEOUT:-120}" \
     -rss_limit_mb=2048 -print_final_stats=1 -artifact_prefix="$art/" "$build/corpus/$t" >>"$log" 2>&1 &
   echo $! >"$out/$t.pid"
   wait $! || rc=$?
