@@ -1,6 +1,7 @@
 // quantize_activations: f32 -> BlockQ8A (per block of 32: d = absmax/127, int8 codes,
-// and their sum); quantize_activations_i16 likewise to BlockQ16A. Computed exactly as ref::quantize_activations (same float ops, round
-// to nearest even) so both produce identical blocks.
+// and their sum); quantize_activations_i16 likewise to BlockQ16A. Computed exactly as
+// their scalar twins (same float ops, round to nearest even) so both produce identical
+// blocks.
 #include "simd/hwy_targets.h"
 
 #undef HWY_TARGET_INCLUDE
