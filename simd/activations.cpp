@@ -20,6 +20,22 @@ namespace HWY_NAMESPACE {
 
 namespace hn = hwy::HWY_NAMESPACE;
 
+// Block b of x[n] (the tail block as a zero-padded copy in `padded`) and its largest |x|.
+HWY_INLINE const float* BlockAndMax(const float* x, int64_t n, int64_t b, float* padded, float& amax) {
+  const hn::CappedTag<float, 32> df;
+  const float* xb = x + b * 32;
+  const int64_t len = std::min<int64_t>(32, n - b * 32);
+  if (len < 32) {
+    std::fill(padded, padded + 32, 0.0f);
+    std::memcpy(padded, xb, static_cast<size_t>(len) * sizeof(float));
+    xb = padded;
+  }
+  auto vmax = hn::Zero(df);
+  for (size_t i = 0; i < 32; i += hn::Lanes(df)) vmax = hn::Max(vmax, hn::Abs(hn::LoadU(df, xb + i)));
+  amax = hn::GetLane(hn::MaxOfLanes(df, vmax));
+  return xb;
+}
+
 void QuantizeActivationsImpl(const float* x, int64_t n, BlockQ8A* out) {
   const hn::CappedTag<float, 32> df;
   const hn::Rebind<int32_t, decltype(df)> di;
@@ -27,16 +43,8 @@ void QuantizeActivationsImpl(const float* x, int64_t n, BlockQ8A* out) {
   const size_t N = hn::Lanes(df);
   HWY_ALIGN float padded[32];
   for (int64_t b = 0; b < q8a_blocks(n); ++b) {
-    const float* xb = x + b * 32;
-    const int64_t len = std::min<int64_t>(32, n - b * 32);
-    if (len < 32) {  // zero-padded copy of the tail block
-      std::fill(padded, padded + 32, 0.0f);
-      std::memcpy(padded, xb, static_cast<size_t>(len) * sizeof(float));
-      xb = padded;
-    }
-    auto vmax = hn::Zero(df);
-    for (size_t i = 0; i < 32; i += N) vmax = hn::Max(vmax, hn::Abs(hn::LoadU(df, xb + i)));
-    const float amax = hn::GetLane(hn::MaxOfLanes(df, vmax));
+    float amax;
+    const float* xb = BlockAndMax(x, n, b, padded, amax);
     const float id = amax > 0.0f ? 127.0f / amax : 0.0f;
     BlockQ8A& o = out[b];
     o.d = amax / 127.0f;
@@ -59,16 +67,8 @@ void QuantizeActivationsI16Impl(const float* x, int64_t n, BlockQ16A* out) {
   const size_t N = hn::Lanes(df);
   HWY_ALIGN float padded[32];
   for (int64_t b = 0; b < q8a_blocks(n); ++b) {
-    const float* xb = x + b * 32;
-    const int64_t len = std::min<int64_t>(32, n - b * 32);
-    if (len < 32) {
-      std::fill(padded, padded + 32, 0.0f);
-      std::memcpy(padded, xb, static_cast<size_t>(len) * sizeof(float));
-      xb = padded;
-    }
-    auto vmax = hn::Zero(df);
-    for (size_t i = 0; i < 32; i += N) vmax = hn::Max(vmax, hn::Abs(hn::LoadU(df, xb + i)));
-    const float amax = hn::GetLane(hn::MaxOfLanes(df, vmax));
+    float amax;
+    const float* xb = BlockAndMax(x, n, b, padded, amax);
     const float id = amax > 0.0f ? 16256.0f / amax : 0.0f;
     BlockQ16A& o = out[b];
     o.d = amax / 16256.0f;
