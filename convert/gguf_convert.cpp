@@ -4,6 +4,7 @@
 
 #include <sys/stat.h>
 
+#include <cstddef>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -56,8 +57,16 @@ bool carried_type(uint32_t ggml, DType* out) {
     case GgmlType::Q4_0: *out = DType::Q4; return true;
     case GgmlType::Q5_0: *out = DType::Q5; return true;
     case GgmlType::IQ4_NL: *out = DType::Q4N; return true;
+    case GgmlType::Q2_K: *out = DType::Q2K; return true;
     default: return false;
   }
+}
+
+// Whether byte `offset` of a block of type t starts an f16 scale.
+bool is_f16_scale(DType t, int64_t offset) {
+  if (t == DType::Q2K)
+    return offset == static_cast<int64_t>(offsetof(BlockQ2K, d)) || offset == static_cast<int64_t>(offsetof(BlockQ2K, dmin));
+  return offset == 0;
 }
 
 bool is_float_ggml(uint32_t t) {
@@ -314,7 +323,8 @@ WriteSummary convert_gguf(const std::string& gguf_path, const std::string& out_p
         if (carry && dtype_is_quantized(dst)) {
           // Blocks carried as they are: only the f16 scales need checking.
           const int64_t block = dtype_block_bytes(dst);
-          for (int64_t k = 0; k < src_row_bytes; k += block) {
+          for (int64_t k = 0; k < src_row_bytes; k += 2) {
+            if (!is_f16_scale(dst, k % block)) continue;
             uint16_t d;
             std::memcpy(&d, in + k, 2);
             if ((d & 0x7c00) == 0x7c00)

@@ -12,7 +12,7 @@ struct PresetName {
   DType base;
 };
 constexpr PresetName kPresets[] = {{"q3m", DType::Q3}, {"q4m", DType::Q4N}, {"q5m", DType::Q5}};
-constexpr DType kPlain[] = {DType::Q8, DType::Q6, DType::Q5, DType::Q4N, DType::Q4, DType::Q3, DType::F16, DType::F32};
+constexpr DType kPlain[] = {DType::Q8, DType::Q6, DType::Q5, DType::Q4N, DType::Q4, DType::Q3, DType::Q2K, DType::F16, DType::F32};
 
 bool is_vector(const std::string& name) {
   return name == "norm" || name.ends_with("_norm") || name.ends_with(".bq") || name.ends_with(".bk") ||

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "quant/q2k.h"
 #include "quant/scale_search.h"
 
 namespace qrun {
@@ -151,6 +152,7 @@ void quantize_row(DType t, const float* x, int64_t n, void* out, const float* im
     case DType::Q6: return quantize_blocks<BlockQ6>(x, n, importance, out);
     case DType::Q5: return quantize_blocks<BlockQ5>(x, n, importance, out);
     case DType::Q3: return quantize_blocks<BlockQ3>(x, n, importance, out);
+    case DType::Q2K: return quantize_q2k(x, n, importance, static_cast<BlockQ2K*>(out));
   }
 }
 
@@ -175,6 +177,7 @@ void dequantize_row(DType t, const void* in, int64_t n, float* out) {
     case DType::Q6: return dequantize_blocks<BlockQ6>(in, n, out);
     case DType::Q5: return dequantize_blocks<BlockQ5>(in, n, out);
     case DType::Q3: return dequantize_blocks<BlockQ3>(in, n, out);
+    case DType::Q2K: return dequantize_q2k(static_cast<const BlockQ2K*>(in), n, out);
   }
 }
 

@@ -22,6 +22,7 @@
 #define QRUN_SIMD_INT8_TILES_INL_H_
 #endif
 
+#include <array>
 #include <cstdint>
 #include <memory>
 #include <new>
@@ -63,6 +64,21 @@ template <class Block>
 inline constexpr bool kWideBlock = std::is_same_v<Block, BlockQ8>;
 
 namespace hn = hwy::HWY_NAMESPACE;
+
+// Q2K rows: a weight block (super-block) spans 8 activation blocks, so its tiles are
+// their own (Q2KTile below) and a row is ceil(runs / 8) super-blocks.
+struct Q2KRows {
+  using Block = BlockQ2K;
+};
+template <class Rows>
+inline constexpr int64_t kRunsPerBlock = 1;
+template <>
+inline constexpr int64_t kRunsPerBlock<Q2KRows> = 8;
+
+// Byte b of a run of 32 Q2K elements, element order: the 32 code bytes of its half,
+// shifted to its pair of bits.
+HWY_INLINE const uint8_t* Q2KRunBytes(const BlockQ2K& blk, int64_t run) { return blk.qs + run / 4 * 32; }
+HWY_INLINE int Q2KRunShift(int64_t run) { return static_cast<int>(2 * (run % 4)); }
 
 #if QRUN_X86_INT8
 
@@ -237,6 +253,65 @@ HWY_INLINE float HorizontalSum(__m256 v) {
   const __m128 s4 = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
   const __m128 s2 = _mm_add_ps(s4, _mm_movehl_ps(s4, s4));
   return _mm_cvtss_f32(_mm_add_ss(s2, _mm_movehdup_ps(s2)));
+}
+
+// sc * {0, 1, 2, 3} for each 4-bit scale sc: a byte shuffle turns codes into scaled codes.
+alignas(16) inline constexpr auto kQ2KScaledCodes = [] {
+  std::array<std::array<uint8_t, 16>, 16> t{};
+  for (int sc = 0; sc < 16; ++sc)
+    for (int c = 0; c < 4; ++c) t[sc][c] = static_cast<uint8_t>(sc * c);
+  return t;
+}();
+
+// Q2K: per run, the scaled codes (u8, <= 45) and the sub-blocks' minimums (u8, <= 15)
+// each make one u8 x s8 product with the activations (the low 128-bit lane is one
+// sub-block of 16, the high lane the next), scaled by d and dmin.
+template <int R, int T>
+HWY_INLINE void Q2KTile(const uint8_t* w, int64_t row_bytes, int64_t nb, const BlockQ8A* xq, int64_t xq_stride,
+                        float* y, int64_t ldy, const PrefetchConfig& pf) {
+  __m256 acc[R][T];
+  for (int r = 0; r < R; ++r)
+    for (int t = 0; t < T; ++t) acc[r][t] = _mm256_setzero_ps();
+  TilePrefetch<R> ahead(pf, row_bytes);
+  for (int64_t b = 0; b < nb; ++b) {
+    const int64_t sb = b / 8, run = b % 8;
+    if (run == 0 && pf.level != PrefetchLevel::None) {
+      const int64_t pos = sb * static_cast<int64_t>(sizeof(BlockQ2K)), offset = ahead.At(pos);
+      for (int r = 0; r < R; ++r) {
+        PrefetchRow(w + r * row_bytes + pos + offset, pf.level);
+        PrefetchRow(w + r * row_bytes + pos + offset + 64, pf.level);
+      }
+    }
+    __m256i scaled[R], mins[R];
+    float dw[R], dmin[R];
+    const __m128i shift = _mm_cvtsi32_si128(Q2KRunShift(run));
+    for (int r = 0; r < R; ++r) {
+      const BlockQ2K& blk = reinterpret_cast<const BlockQ2K*>(w + r * row_bytes)[sb];
+      const __m256i raw = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(Q2KRunBytes(blk, run)));
+      const __m256i codes = _mm256_and_si256(_mm256_srl_epi16(raw, shift), _mm256_set1_epi8(3));
+      const uint8_t s0 = blk.scales[2 * run], s1 = blk.scales[2 * run + 1];
+      const __m256i table = _mm256_inserti128_si256(
+          _mm256_castsi128_si256(_mm_load_si128(reinterpret_cast<const __m128i*>(kQ2KScaledCodes[s0 & 15].data()))),
+          _mm_load_si128(reinterpret_cast<const __m128i*>(kQ2KScaledCodes[s1 & 15].data())), 1);
+      scaled[r] = _mm256_shuffle_epi8(table, codes);
+      mins[r] = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_set1_epi8(static_cast<char>(s0 >> 4))),
+                                        _mm_set1_epi8(static_cast<char>(s1 >> 4)), 1);
+      dw[r] = HalfToFloat(blk.d);
+      dmin[r] = HalfToFloat(blk.dmin);
+    }
+    for (int t = 0; t < T; ++t) {
+      const BlockQ8A& a = xq[t * xq_stride + b];
+      const __m256i av = LoadActivations(a);
+      for (int r = 0; r < R; ++r) {
+        const __m256 sums = _mm256_cvtepi32_ps(DotU8S8(_mm256_setzero_si256(), scaled[r], av));
+        const __m256 min_sums = _mm256_cvtepi32_ps(DotU8S8(_mm256_setzero_si256(), mins[r], av));
+        acc[r][t] = _mm256_fmadd_ps(sums, _mm256_set1_ps(dw[r] * a.d), acc[r][t]);
+        acc[r][t] = _mm256_fnmadd_ps(min_sums, _mm256_set1_ps(dmin[r] * a.d), acc[r][t]);
+      }
+    }
+  }
+  for (int r = 0; r < R; ++r)
+    for (int t = 0; t < T; ++t) y[t * ldy + r] = HorizontalSum(acc[r][t]);
 }
 
 #if QRUN_X86_PAIRS
@@ -747,6 +822,38 @@ using Q6Rows = ValueRows<BlockQ6>;
 using Q5Rows = ValueRows<BlockQ5>;
 using Q3Rows = ValueRows<BlockQ3>;
 
+// Q2K: each run's scaled codes and its sub-blocks' minimums as int8, two products.
+template <int R, int T>
+HWY_INLINE void Q2KTile(const uint8_t* w, int64_t row_bytes, int64_t nb, const BlockQ8A* xq, int64_t xq_stride,
+                        float* y, int64_t ldy, const PrefetchConfig&) {
+  float acc[R][T] = {};
+  for (int64_t b = 0; b < nb; ++b) {
+    const int64_t sb = b / 8, run = b % 8;
+    HWY_ALIGN int8_t scaled[R][32];
+    HWY_ALIGN int8_t mins[R][32];
+    float dw[R], dmin[R];
+    for (int r = 0; r < R; ++r) {
+      const BlockQ2K& blk = reinterpret_cast<const BlockQ2K*>(w + r * row_bytes)[sb];
+      const uint8_t* bytes = Q2KRunBytes(blk, run);
+      for (int j = 0; j < 32; ++j) {
+        const uint8_t sm = blk.scales[2 * run + j / 16];
+        scaled[r][j] = static_cast<int8_t>((sm & 15) * ((bytes[j] >> Q2KRunShift(run)) & 3));
+        mins[r][j] = static_cast<int8_t>(sm >> 4);
+      }
+      dw[r] = f16_to_f32(blk.d);
+      dmin[r] = f16_to_f32(blk.dmin);
+    }
+    for (int t = 0; t < T; ++t) {
+      const BlockQ8A& a = xq[t * xq_stride + b];
+      for (int r = 0; r < R; ++r)
+        acc[r][t] += a.d * (dw[r] * static_cast<float>(DotI8(scaled[r], a.qs)) -
+                            dmin[r] * static_cast<float>(DotI8(mins[r], a.qs)));
+    }
+  }
+  for (int r = 0; r < R; ++r)
+    for (int t = 0; t < T; ++t) y[t * ldy + r] = acc[r][t];
+}
+
 template <class Rows, int R, int T, class Act>
 HWY_INLINE void Tile(const uint8_t* w, int64_t row_bytes, int64_t nb, const Act* xq, int64_t xq_stride,
                      float* y, int64_t ldy, const PrefetchConfig& pf) {
@@ -778,27 +885,36 @@ inline constexpr int kMatvecRows = 2;
 
 #endif  // QRUN_X86_INT8
 
+template <class Rows, int R, int T, class Act>
+HWY_INLINE void AnyTile(const uint8_t* w, int64_t row_bytes, int64_t nb, const Act* xq, int64_t xq_stride, float* y,
+                        int64_t ldy, const PrefetchConfig& pf) {
+  if constexpr (std::is_same_v<Rows, Q2KRows>) Q2KTile<R, T>(w, row_bytes, nb, xq, xq_stride, y, ldy, pf);
+  else Tile<Rows, R, T>(w, row_bytes, nb, xq, xq_stride, y, ldy, pf);
+}
+
 // Y[i * ldy + r] for all rows and n tokens, in tiles of kTileRows x kTileTokens with
 // single-row / single-token tiles for the remainders.
 template <class Rows, class Act>
 HWY_INLINE void MatMul(const uint8_t* w, int64_t rows, int64_t cols, int64_t n, const Act* xq, float* y,
                        int64_t ldy) {
   const int64_t nb = q8a_blocks(cols);
-  const int64_t row_bytes = nb * static_cast<int64_t>(sizeof(typename Rows::Block));
+  constexpr int64_t kRuns = kRunsPerBlock<Rows>;
+  const int64_t row_bytes = (nb + kRuns - 1) / kRuns * static_cast<int64_t>(sizeof(typename Rows::Block));
   const PrefetchConfig pf = prefetch_config_for(kWideBlock<typename Rows::Block>);
   int64_t t = 0;
   for (; t + kTileTokens <= n; t += kTileTokens) {
     int64_t r = 0;
     for (; r + kTileRows <= rows; r += kTileRows)
-      Tile<Rows, kTileRows, kTileTokens>(w + r * row_bytes, row_bytes, nb, xq + t * nb, nb, y + t * ldy + r, ldy, pf);
+      AnyTile<Rows, kTileRows, kTileTokens>(w + r * row_bytes, row_bytes, nb, xq + t * nb, nb, y + t * ldy + r, ldy, pf);
     for (; r < rows; ++r)
-      Tile<Rows, 1, kTileTokens>(w + r * row_bytes, row_bytes, nb, xq + t * nb, nb, y + t * ldy + r, ldy, pf);
+      AnyTile<Rows, 1, kTileTokens>(w + r * row_bytes, row_bytes, nb, xq + t * nb, nb, y + t * ldy + r, ldy, pf);
   }
   for (; t < n; ++t) {
     int64_t r = 0;
     for (; r + kMatvecRows <= rows; r += kMatvecRows)
-      Tile<Rows, kMatvecRows, 1>(w + r * row_bytes, row_bytes, nb, xq + t * nb, nb, y + t * ldy + r, ldy, pf);
-    for (; r < rows; ++r) Tile<Rows, 1, 1>(w + r * row_bytes, row_bytes, nb, xq + t * nb, nb, y + t * ldy + r, ldy, pf);
+      AnyTile<Rows, kMatvecRows, 1>(w + r * row_bytes, row_bytes, nb, xq + t * nb, nb, y + t * ldy + r, ldy, pf);
+    for (; r < rows; ++r)
+      AnyTile<Rows, 1, 1>(w + r * row_bytes, row_bytes, nb, xq + t * nb, nb, y + t * ldy + r, ldy, pf);
   }
 }
 

@@ -30,6 +30,25 @@ double blocks_dot(const uint8_t* row, int64_t nb, const BlockQ8A* xq) {
   return acc;
 }
 
+// Q2K: run b of 32 is elements 32 (b % 8) .. of super-block b / 8; the scaled codes
+// and the minimums make two integer sums with their own f16 step.
+double q2k_blocks_dot(const uint8_t* row, int64_t nb, const BlockQ8A* xq) {
+  const auto* w = reinterpret_cast<const BlockQ2K*>(row);
+  double acc = 0.0;
+  for (int64_t b = 0; b < nb; ++b) {
+    const BlockQ2K& s = w[b / 8];
+    const BlockQ8A& a = xq[b];
+    int32_t scaled = 0, mins = 0;
+    for (int j = 0; j < 32; ++j) {
+      const int e = static_cast<int>(b % 8) * 32 + j;
+      scaled += q2k_scale(s, e) * q2k_code(s, e) * a.qs[j];
+      mins += q2k_min(s, e) * a.qs[j];
+    }
+    acc += a.d * (f16_to_f32(s.d) * static_cast<float>(scaled) - f16_to_f32(s.dmin) * static_cast<float>(mins));
+  }
+  return acc;
+}
+
 float row_dot(DType t, const uint8_t* row, int64_t cols, const float* x, const BlockQ8A* xq) {
   const int64_t nb = q8a_blocks(cols);
   double acc = 0.0;
@@ -55,6 +74,7 @@ float row_dot(DType t, const uint8_t* row, int64_t cols, const float* x, const B
     case DType::Q6: return static_cast<float>(blocks_dot<BlockQ6>(row, nb, xq));
     case DType::Q5: return static_cast<float>(blocks_dot<BlockQ5>(row, nb, xq));
     case DType::Q3: return static_cast<float>(blocks_dot<BlockQ3>(row, nb, xq));
+    case DType::Q2K: return static_cast<float>(q2k_blocks_dot(row, nb, xq));
   }
   return static_cast<float>(acc);
 }

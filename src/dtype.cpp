@@ -3,7 +3,7 @@
 namespace qrun {
 
 namespace {
-constexpr std::string_view kNames[] = {"f32", "f16", "bf16", "q8", "q4", "q4n", "q6", "q5", "q3"};
+constexpr std::string_view kNames[] = {"f32", "f16", "bf16", "q8", "q4", "q4n", "q6", "q5", "q3", "q2k"};
 }
 
 std::string_view dtype_name(DType t) {

@@ -17,17 +17,23 @@ enum class DType : uint32_t {
   Q6 = 6,   // blocks of 32: f16 scale + 16 bytes low nibbles + 8 bytes high 2-bit pairs = 26 bytes, 6.5 bits/weight
   Q5 = 7,   // blocks of 32: f16 scale + 4 bytes high bits + 16 bytes low nibbles (= GGUF Q5_0) = 22 bytes, 5.5
   Q3 = 8,   // blocks of 32: f16 scale + 8 bytes low 2-bit pairs + 4 bytes high bits = 14 bytes, 3.5 bits/weight
+  Q2K = 9,  // super-blocks of 256: 16 x (4-bit scale, 4-bit min) + 64 bytes 2-bit codes + f16 d, dmin (= GGUF Q2_K) = 84 bytes, 2.625
 };
 
-inline constexpr int64_t kQuantBlock = 32;  // elements per block of every quantized type
+// Elements per block of every quantized type but Q2K, and per activation block: the
+// kernels work in runs of 32 (a Q2K super-block is 8 such runs).
+inline constexpr int64_t kQuantBlock = 32;
+inline constexpr int64_t kSuperBlock = 256;  // elements per Q2K super-block
 
-inline constexpr bool dtype_is_known(uint32_t v) { return v <= static_cast<uint32_t>(DType::Q3); }
+inline constexpr bool dtype_is_known(uint32_t v) { return v <= static_cast<uint32_t>(DType::Q2K); }
 inline constexpr bool dtype_is_quantized(DType t) {
   return t != DType::F32 && t != DType::F16 && t != DType::BF16;
 }
 
 // Elements per storage block and bytes per block.
-inline constexpr int64_t dtype_block_elems(DType t) { return dtype_is_quantized(t) ? kQuantBlock : 1; }
+inline constexpr int64_t dtype_block_elems(DType t) {
+  return t == DType::Q2K ? kSuperBlock : dtype_is_quantized(t) ? kQuantBlock : 1;
+}
 inline constexpr int64_t dtype_block_bytes(DType t) {
   switch (t) {
     case DType::F32: return 4;
@@ -39,6 +45,7 @@ inline constexpr int64_t dtype_block_bytes(DType t) {
     case DType::Q6: return 26;
     case DType::Q5: return 22;
     case DType::Q3: return 14;
+    case DType::Q2K: return 84;
   }
   return 0;
 }

@@ -24,7 +24,7 @@ TEST(TypePolicy, ParsesPlainTypesAndPresets) {
   EXPECT_FALSE(parse_type_policy("", &p));
   // Every name the help lists parses.
   const std::string choices = type_policy_choices();
-  for (const char* name : {"q8", "q6", "q5", "q4n", "q4", "q3", "f16", "f32", "q3m", "q4m", "q5m"}) {
+  for (const char* name : {"q8", "q6", "q5", "q4n", "q4", "q3", "q2k", "f16", "f32", "q3m", "q4m", "q5m"}) {
     EXPECT_NE(choices.find(std::string(name) + " ("), std::string::npos) << name << " in " << choices;
     EXPECT_TRUE(parse_type_policy(name, &p)) << name;
   }

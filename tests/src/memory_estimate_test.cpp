@@ -35,7 +35,7 @@ TEST(MemoryEstimate, PredictsTheWeightsOfEachTypeFromAnotherTypesFile) {
     EXPECT_EQ(row(*from, to).weights, actual->weights) << to << " predicted from another type's file";
   // Largest first, and the table names every type qconvert takes.
   for (size_t i = 1; i < q8.as_types.size(); ++i) EXPECT_GE(q8.as_types[i - 1].weights, q8.as_types[i].weights);
-  for (const char* t : {"f32", "f16", "q8", "q6", "q5m", "q5", "q4m", "q4n", "q4", "q3m", "q3"}) row(q8, t);
+  for (const char* t : {"f32", "f16", "q8", "q6", "q5m", "q5", "q4m", "q4n", "q4", "q3m", "q3", "q2k"}) row(q8, t);
 }
 
 }  // namespace
