@@ -118,6 +118,8 @@ BENCHMARK_CAPTURE(BM_MatvecDram, q4n, DType::Q4N)->Args({5632, 2048});
 BENCHMARK_CAPTURE(BM_MatvecDram, q6, DType::Q6)->Args({5632, 2048});
 BENCHMARK_CAPTURE(BM_MatvecDram, q5, DType::Q5)->Args({5632, 2048});
 BENCHMARK_CAPTURE(BM_MatvecDram, q3, DType::Q3)->Args({5632, 2048});
+BENCHMARK_CAPTURE(BM_MatvecDram, q2k, DType::Q2K)->Args({5632, 2048});
+BENCHMARK_CAPTURE(BM_Matvec, q2k_l2, DType::Q2K)->Args({256, 2048});
 BENCHMARK_CAPTURE(BM_Matvec, q4n_l2, DType::Q4N)->Args({256, 2048});
 BENCHMARK_CAPTURE(BM_Matvec, q6_l2, DType::Q6)->Args({128, 2048});
 BENCHMARK_CAPTURE(BM_Matvec, f16, DType::F16)->Args({2048, 2048});
@@ -126,6 +128,7 @@ BENCHMARK_CAPTURE(BM_Matmul, q4, DType::Q4)->Args({2048, 2048, 64})->Args({5632,
 BENCHMARK_CAPTURE(BM_Matmul, q8, DType::Q8)->Args({2048, 2048, 64})->Args({5632, 2048, 64});
 BENCHMARK_CAPTURE(BM_Matmul, q4n, DType::Q4N)->Args({2048, 2048, 64});
 BENCHMARK_CAPTURE(BM_Matmul, q6, DType::Q6)->Args({2048, 2048, 64});
+BENCHMARK_CAPTURE(BM_Matmul, q2k, DType::Q2K)->Args({2048, 2048, 64});
 BENCHMARK_CAPTURE(BM_Matmul, f32, DType::F32)->Args({2048, 2048, 64});
 BENCHMARK(BM_QuantizeActivations)->Arg(2048)->Arg(5632);
 BENCHMARK_CAPTURE(BM_QuantizeRow, q8, DType::Q8);
@@ -134,6 +137,7 @@ BENCHMARK_CAPTURE(BM_QuantizeRow, q5, DType::Q5);
 BENCHMARK_CAPTURE(BM_QuantizeRow, q4n, DType::Q4N);
 BENCHMARK_CAPTURE(BM_QuantizeRow, q4, DType::Q4);
 BENCHMARK_CAPTURE(BM_QuantizeRow, q3, DType::Q3);
+BENCHMARK_CAPTURE(BM_QuantizeRow, q2k, DType::Q2K);
 
 }  // namespace
 

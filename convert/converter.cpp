@@ -51,7 +51,7 @@ WriteSummary convert_hf_checkpoint(const std::string& hf_dir, const std::string&
     const TensorRecipe& recipe = find_recipe(spec.name, hp.arch, &layer);
     TensorToWrite t;
     t.name = spec.name;
-    t.dtype = storage_type_for(spec.name, policy);
+    t.dtype = storage_type_for(spec.name, spec.cols, policy);
     t.cols = spec.cols;
     t.rows = spec.rows;
     t.n_dims = spec.n_dims;

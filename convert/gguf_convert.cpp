@@ -290,7 +290,7 @@ WriteSummary convert_gguf(const std::string& gguf_path, const std::string& out_p
       else if (spec.name == "tok_embeddings") dst = DType::F16;
       else dst = nearest_type(src->type);
     } else {
-      dst = storage_type_for(spec.name, policy);
+      dst = storage_type_for(spec.name, spec.cols, policy);
     }
     const bool carry = has_twin && same == dst;
     if (!carry && !is_float_ggml(src->type))

@@ -11,7 +11,7 @@ struct PresetName {
   const char* name;
   DType base;
 };
-constexpr PresetName kPresets[] = {{"q3m", DType::Q3}, {"q4m", DType::Q4N}, {"q5m", DType::Q5}};
+constexpr PresetName kPresets[] = {{"q2m", DType::Q2K}, {"q3m", DType::Q3}, {"q4m", DType::Q4N}, {"q5m", DType::Q5}};
 constexpr DType kPlain[] = {DType::Q8, DType::Q6, DType::Q5, DType::Q4N, DType::Q4, DType::Q3, DType::Q2K, DType::F16, DType::F32};
 
 bool is_vector(const std::string& name) {
@@ -91,6 +91,7 @@ std::string type_policy_choices() {
 
 DType upgraded_type(DType base) {
   switch (base) {
+    case DType::Q2K: return DType::Q4N;
     case DType::Q3: return DType::Q5;
     case DType::Q4:
     case DType::Q4N: return DType::Q6;
@@ -127,6 +128,16 @@ DType storage_type_for(const std::string& name, const TypePolicy& policy) {
   if (name == "tok_embeddings" && dtype_is_quantized(policy.base)) return DType::F16;
   if (policy.mixed && preset_upgrades(name)) return upgraded_type(policy.base);
   return policy.base;
+}
+
+// A q2k row is whole super-blocks: 576 weights take 768's bytes, 3.5 bits/weight, q3's
+// size with more error. llama.cpp's k-quants fall back likewise on such rows.
+DType storage_type_for(const std::string& name, int64_t cols, const TypePolicy& policy) {
+  const DType t = storage_type_for(name, policy);
+  if (t != DType::Q2K || cols % kSuperBlock == 0) return t;
+  for (const TensorTypeRule& r : policy.rules)
+    if (std::regex_search(name, r.re)) return t;  // asked for by name: kept
+  return DType::Q3;
 }
 
 }  // namespace qrun

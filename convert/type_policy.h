@@ -1,5 +1,5 @@
 // Which storage type each tensor gets: one type for every big matrix (q8, q6, q5, q4n,
-// q4, q3, f16, f32), or a mixed preset (q3m, q4m, q5m) that stores the tensors whose
+// q4, q3, q2k, f16, f32), or a mixed preset (q2m, q3m, q4m, q5m) that stores the tensors whose
 // errors cost the model most with two more bits, as llama.cpp's _M types do.
 #pragma once
 
@@ -49,5 +49,8 @@ bool preset_upgrades(const std::string& qrun_name);
 // The storage type of a tensor of the given role. Vectors (norms, biases) stay F32
 // whatever the rules say.
 DType storage_type_for(const std::string& qrun_name, const TypePolicy& policy);
+// The same for a tensor whose rows are `cols` long: where the policy (not a user's rule)
+// gives q2k to rows that are not whole super-blocks of 256, q3 (below).
+DType storage_type_for(const std::string& qrun_name, int64_t cols, const TypePolicy& policy);
 
 }  // namespace qrun

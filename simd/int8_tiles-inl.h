@@ -27,6 +27,7 @@
 #include <memory>
 #include <new>
 #include <type_traits>
+#include <vector>
 
 #include "hwy/highway.h"
 #include "quant/block_formats.h"
@@ -64,21 +65,6 @@ template <class Block>
 inline constexpr bool kWideBlock = std::is_same_v<Block, BlockQ8>;
 
 namespace hn = hwy::HWY_NAMESPACE;
-
-// Q2K rows: a weight block (super-block) spans 8 activation blocks, so its tiles are
-// their own (Q2KTile below) and a row is ceil(runs / 8) super-blocks.
-struct Q2KRows {
-  using Block = BlockQ2K;
-};
-template <class Rows>
-inline constexpr int64_t kRunsPerBlock = 1;
-template <>
-inline constexpr int64_t kRunsPerBlock<Q2KRows> = 8;
-
-// Byte b of a run of 32 Q2K elements, element order: the 32 code bytes of its half,
-// shifted to its pair of bits.
-HWY_INLINE const uint8_t* Q2KRunBytes(const BlockQ2K& blk, int64_t run) { return blk.qs + run / 4 * 32; }
-HWY_INLINE int Q2KRunShift(int64_t run) { return static_cast<int>(2 * (run % 4)); }
 
 #if QRUN_X86_INT8
 
@@ -255,63 +241,127 @@ HWY_INLINE float HorizontalSum(__m256 v) {
   return _mm_cvtss_f32(_mm_add_ss(s2, _mm_movehdup_ps(s2)));
 }
 
-// sc * {0, 1, 2, 3} for each 4-bit scale sc: a byte shuffle turns codes into scaled codes.
-alignas(16) inline constexpr auto kQ2KScaledCodes = [] {
-  std::array<std::array<uint8_t, 16>, 16> t{};
-  for (int sc = 0; sc < 16; ++sc)
-    for (int c = 0; c < 4; ++c) t[sc][c] = static_cast<uint8_t>(sc * c);
+// Q2K super-blocks (BlockQ2K): 8 runs of 32 codes. Per run, u8 codes x s8 activations
+// pair up in maddubs and the pairs' int16 sums meet the sub-block scales in madd (the
+// low 128-bit lane of a run is one sub-block of 16, the high lane the next), so a run
+// costs q4's products; the minimums' term is one product per super-block with the
+// activations' sub-block sums (Q2KActivationSums).
+// Bytes 2k and 2k+1 of a super-block's scales as int16 lanes: run k's scale vector.
+inline constexpr auto kQ2KScaleIndex = [] {
+  std::array<std::array<int8_t, 32>, 8> t{};
+  for (int k = 0; k < 8; ++k)
+    for (int i = 0; i < 32; ++i) t[k][i] = static_cast<int8_t>(i % 2 ? -128 : 2 * k + i / 16);
   return t;
 }();
 
-// Q2K: per run, the scaled codes (u8, <= 45) and the sub-blocks' minimums (u8, <= 15)
-// each make one u8 x s8 product with the activations (the low 128-bit lane is one
-// sub-block of 16, the high lane the next), scaled by d and dmin.
+HWY_INLINE __m256i Q2KRunCodes(const BlockQ2K& blk, int k) {
+  const __m256i raw = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk.qs + k / 4 * 32));
+  return _mm256_and_si256(_mm256_srl_epi16(raw, _mm_cvtsi32_si128(2 * (k % 4))), _mm256_set1_epi8(3));
+}
+
 template <int R, int T>
 HWY_INLINE void Q2KTile(const uint8_t* w, int64_t row_bytes, int64_t nb, const BlockQ8A* xq, int64_t xq_stride,
-                        float* y, int64_t ldy, const PrefetchConfig& pf) {
-  __m256 acc[R][T];
+                        const float* sums, int64_t sums_stride, float* y, int64_t ldy, const PrefetchConfig& pf) {
+#if QRUN_X86_PAIRS
+  using Acc = __m512;
+#else
+  using Acc = __m256;
+#endif
+  Acc acc[R][T];
   for (int r = 0; r < R; ++r)
-    for (int t = 0; t < T; ++t) acc[r][t] = _mm256_setzero_ps();
+    for (int t = 0; t < T; ++t) acc[r][t] = Acc{};
   TilePrefetch<R> ahead(pf, row_bytes);
-  for (int64_t b = 0; b < nb; ++b) {
-    const int64_t sb = b / 8, run = b % 8;
-    if (run == 0 && pf.level != PrefetchLevel::None) {
+  for (int64_t sb = 0; sb * 8 < nb; ++sb) {
+    if (pf.level != PrefetchLevel::None) {
       const int64_t pos = sb * static_cast<int64_t>(sizeof(BlockQ2K)), offset = ahead.At(pos);
       for (int r = 0; r < R; ++r) {
         PrefetchRow(w + r * row_bytes + pos + offset, pf.level);
         PrefetchRow(w + r * row_bytes + pos + offset + 64, pf.level);
       }
     }
-    __m256i scaled[R], mins[R];
-    float dw[R], dmin[R];
-    const __m128i shift = _mm_cvtsi32_si128(Q2KRunShift(run));
+    const int runs = static_cast<int>(std::min<int64_t>(8, nb - sb * 8));
+    const BlockQ2K* blk[R];
+    __m128i scales[R];
+    float dw[R];
     for (int r = 0; r < R; ++r) {
-      const BlockQ2K& blk = reinterpret_cast<const BlockQ2K*>(w + r * row_bytes)[sb];
-      const __m256i raw = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(Q2KRunBytes(blk, run)));
-      const __m256i codes = _mm256_and_si256(_mm256_srl_epi16(raw, shift), _mm256_set1_epi8(3));
-      const uint8_t s0 = blk.scales[2 * run], s1 = blk.scales[2 * run + 1];
-      const __m256i table = _mm256_inserti128_si256(
-          _mm256_castsi128_si256(_mm_load_si128(reinterpret_cast<const __m128i*>(kQ2KScaledCodes[s0 & 15].data()))),
-          _mm_load_si128(reinterpret_cast<const __m128i*>(kQ2KScaledCodes[s1 & 15].data())), 1);
-      scaled[r] = _mm256_shuffle_epi8(table, codes);
-      mins[r] = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_set1_epi8(static_cast<char>(s0 >> 4))),
-                                        _mm_set1_epi8(static_cast<char>(s1 >> 4)), 1);
-      dw[r] = HalfToFloat(blk.d);
-      dmin[r] = HalfToFloat(blk.dmin);
+      blk[r] = reinterpret_cast<const BlockQ2K*>(w + r * row_bytes) + sb;
+      scales[r] = _mm_and_si128(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk[r]->scales)), _mm_set1_epi8(15));
+      dw[r] = HalfToFloat(blk[r]->d);
     }
-    for (int t = 0; t < T; ++t) {
-      const BlockQ8A& a = xq[t * xq_stride + b];
-      const __m256i av = LoadActivations(a);
+    const BlockQ8A* a_sb = xq + sb * 8;
+    int k = 0;
+#if QRUN_X86_PAIRS
+    for (; k + 2 <= runs; k += 2) {  // runs k and k+1: the same 32 bytes, two shifts
+      const __m512i idx = Halves(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(kQ2KScaleIndex[k].data())),
+                                 _mm256_loadu_si256(reinterpret_cast<const __m256i*>(kQ2KScaleIndex[k + 1].data())));
+      const __m512i shifts = _mm512_set_epi64(2 * (k % 4) + 2, 2 * (k % 4) + 2, 2 * (k % 4) + 2, 2 * (k % 4) + 2,
+                                              2 * (k % 4), 2 * (k % 4), 2 * (k % 4), 2 * (k % 4));
+      __m512i codes[R], scv[R];
       for (int r = 0; r < R; ++r) {
-        const __m256 sums = _mm256_cvtepi32_ps(DotU8S8(_mm256_setzero_si256(), scaled[r], av));
-        const __m256 min_sums = _mm256_cvtepi32_ps(DotU8S8(_mm256_setzero_si256(), mins[r], av));
-        acc[r][t] = _mm256_fmadd_ps(sums, _mm256_set1_ps(dw[r] * a.d), acc[r][t]);
-        acc[r][t] = _mm256_fnmadd_ps(min_sums, _mm256_set1_ps(dmin[r] * a.d), acc[r][t]);
+        const __m512i raw = _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk[r]->qs + k / 4 * 32)));
+        codes[r] = _mm512_and_si512(_mm512_srlv_epi64(raw, shifts), _mm512_set1_epi8(3));
+        scv[r] = _mm512_shuffle_epi8(_mm512_broadcast_i32x4(scales[r]), idx);
       }
+      for (int t = 0; t < T; ++t) {
+        const BlockQ8A& a0 = a_sb[t * xq_stride + k];
+        const BlockQ8A& a1 = a_sb[t * xq_stride + k + 1];
+        const __m512i av = Halves(LoadActivations(a0), LoadActivations(a1));
+        const __m512 ad = _mm512_insertf32x8(_mm512_set1_ps(a0.d), _mm256_set1_ps(a1.d), 1);
+        for (int r = 0; r < R; ++r) {
+          const __m512i sums32 = _mm512_madd_epi16(_mm512_maddubs_epi16(codes[r], av), scv[r]);
+          acc[r][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sums32), _mm512_mul_ps(ad, _mm512_set1_ps(dw[r])), acc[r][t]);
+        }
+      }
+    }
+#endif
+    for (; k < runs; ++k) {
+      const __m256i idx = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(kQ2KScaleIndex[k].data()));
+      __m256i codes[R], scv[R];
+      for (int r = 0; r < R; ++r) {
+        codes[r] = Q2KRunCodes(*blk[r], k);
+        scv[r] = _mm256_shuffle_epi8(_mm256_broadcastsi128_si256(scales[r]), idx);
+      }
+      for (int t = 0; t < T; ++t) {
+        const BlockQ8A& a = a_sb[t * xq_stride + k];
+        const __m256i av = LoadActivations(a);
+        for (int r = 0; r < R; ++r) {
+          const __m256i sums32 = _mm256_madd_epi16(_mm256_maddubs_epi16(codes[r], av), scv[r]);
+          const __m256 part = _mm256_mul_ps(_mm256_cvtepi32_ps(sums32), _mm256_set1_ps(dw[r] * a.d));
+#if QRUN_X86_PAIRS
+          acc[r][t] = _mm512_add_ps(acc[r][t], _mm512_castps256_ps512(part));  // upper half of the cast: zero
+#else
+          acc[r][t] = _mm256_add_ps(acc[r][t], part);
+#endif
+        }
+      }
+    }
+    // Minimums: - dmin * sum over the 16 sub-blocks of m_s * (activation sum of s).
+    for (int r = 0; r < R; ++r) {
+      const __m128i m = _mm_and_si128(_mm_srli_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk[r]->scales)), 4),
+                                      _mm_set1_epi8(15));
+      const float dmin = HalfToFloat(blk[r]->dmin);
+#if QRUN_X86_PAIRS
+      const __m512 mins = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(m)), _mm512_set1_ps(dmin));
+      for (int t = 0; t < T; ++t)
+        acc[r][t] = _mm512_fnmadd_ps(mins, _mm512_loadu_ps(sums + t * sums_stride + sb * 16), acc[r][t]);
+#else
+      const __m256 lo = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(m)), _mm256_set1_ps(dmin));
+      const __m256 hi = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128(m, 8))), _mm256_set1_ps(dmin));
+      for (int t = 0; t < T; ++t) {
+        acc[r][t] = _mm256_fnmadd_ps(lo, _mm256_loadu_ps(sums + t * sums_stride + sb * 16), acc[r][t]);
+        acc[r][t] = _mm256_fnmadd_ps(hi, _mm256_loadu_ps(sums + t * sums_stride + sb * 16 + 8), acc[r][t]);
+      }
+#endif
     }
   }
   for (int r = 0; r < R; ++r)
-    for (int t = 0; t < T; ++t) y[t * ldy + r] = HorizontalSum(acc[r][t]);
+    for (int t = 0; t < T; ++t) {
+#if QRUN_X86_PAIRS
+      y[t * ldy + r] = _mm512_reduce_add_ps(acc[r][t]);
+#else
+      y[t * ldy + r] = HorizontalSum(acc[r][t]);
+#endif
+    }
 }
 
 #if QRUN_X86_PAIRS
@@ -822,32 +872,32 @@ using Q6Rows = ValueRows<BlockQ6>;
 using Q5Rows = ValueRows<BlockQ5>;
 using Q3Rows = ValueRows<BlockQ3>;
 
-// Q2K: each run's scaled codes and its sub-blocks' minimums as int8, two products.
+// Q2K super-blocks: each run's scaled codes as int8 (sc * code <= 45); the minimums'
+// term per super-block from the activations' sub-block sums (Q2KActivationSums).
 template <int R, int T>
 HWY_INLINE void Q2KTile(const uint8_t* w, int64_t row_bytes, int64_t nb, const BlockQ8A* xq, int64_t xq_stride,
-                        float* y, int64_t ldy, const PrefetchConfig&) {
+                        const float* sums, int64_t sums_stride, float* y, int64_t ldy, const PrefetchConfig&) {
   float acc[R][T] = {};
-  for (int64_t b = 0; b < nb; ++b) {
-    const int64_t sb = b / 8, run = b % 8;
-    HWY_ALIGN int8_t scaled[R][32];
-    HWY_ALIGN int8_t mins[R][32];
-    float dw[R], dmin[R];
+  for (int64_t sb = 0; sb * 8 < nb; ++sb) {
+    const int64_t runs = std::min<int64_t>(8, nb - sb * 8);
     for (int r = 0; r < R; ++r) {
       const BlockQ2K& blk = reinterpret_cast<const BlockQ2K*>(w + r * row_bytes)[sb];
-      const uint8_t* bytes = Q2KRunBytes(blk, run);
-      for (int j = 0; j < 32; ++j) {
-        const uint8_t sm = blk.scales[2 * run + j / 16];
-        scaled[r][j] = static_cast<int8_t>((sm & 15) * ((bytes[j] >> Q2KRunShift(run)) & 3));
-        mins[r][j] = static_cast<int8_t>(sm >> 4);
+      const float dw = f16_to_f32(blk.d), dmin = f16_to_f32(blk.dmin);
+      for (int64_t k = 0; k < runs; ++k) {
+        HWY_ALIGN int8_t scaled[32];
+        for (int j = 0; j < 32; ++j)
+          scaled[j] = static_cast<int8_t>(q2k_scale(blk, static_cast<int>(k * 32 + j)) *
+                                          q2k_code(blk, static_cast<int>(k * 32 + j)));
+        for (int t = 0; t < T; ++t) {
+          const BlockQ8A& a = xq[t * xq_stride + sb * 8 + k];
+          acc[r][t] += dw * a.d * static_cast<float>(DotI8(scaled, a.qs));
+        }
       }
-      dw[r] = f16_to_f32(blk.d);
-      dmin[r] = f16_to_f32(blk.dmin);
-    }
-    for (int t = 0; t < T; ++t) {
-      const BlockQ8A& a = xq[t * xq_stride + b];
-      for (int r = 0; r < R; ++r)
-        acc[r][t] += a.d * (dw[r] * static_cast<float>(DotI8(scaled[r], a.qs)) -
-                            dmin[r] * static_cast<float>(DotI8(mins[r], a.qs)));
+      for (int t = 0; t < T; ++t) {
+        float m = 0.0f;
+        for (int s = 0; s < 16; ++s) m += static_cast<float>(blk.scales[s] >> 4) * sums[t * sums_stride + sb * 16 + s];
+        acc[r][t] -= dmin * m;
+      }
     }
   }
   for (int r = 0; r < R; ++r)
@@ -885,37 +935,63 @@ inline constexpr int kMatvecRows = 2;
 
 #endif  // QRUN_X86_INT8
 
-template <class Rows, int R, int T, class Act>
-HWY_INLINE void AnyTile(const uint8_t* w, int64_t row_bytes, int64_t nb, const Act* xq, int64_t xq_stride, float* y,
-                        int64_t ldy, const PrefetchConfig& pf) {
-  if constexpr (std::is_same_v<Rows, Q2KRows>) Q2KTile<R, T>(w, row_bytes, nb, xq, xq_stride, y, ldy, pf);
-  else Tile<Rows, R, T>(w, row_bytes, nb, xq, xq_stride, y, ldy, pf);
+// Calls tile.template operator()<R, T>(first row, first token) over all rows and n
+// tokens: tiles of kTileRows x kTileTokens, single-row / single-token tiles for the rest.
+template <class TileAt>
+HWY_INLINE void ForEachTile(int64_t rows, int64_t n, TileAt&& tile) {
+  int64_t t = 0;
+  for (; t + kTileTokens <= n; t += kTileTokens) {
+    int64_t r = 0;
+    for (; r + kTileRows <= rows; r += kTileRows) tile.template operator()<kTileRows, kTileTokens>(r, t);
+    for (; r < rows; ++r) tile.template operator()<1, kTileTokens>(r, t);
+  }
+  for (; t < n; ++t) {
+    int64_t r = 0;
+    for (; r + kMatvecRows <= rows; r += kMatvecRows) tile.template operator()<kMatvecRows, 1>(r, t);
+    for (; r < rows; ++r) tile.template operator()<1, 1>(r, t);
+  }
 }
 
-// Y[i * ldy + r] for all rows and n tokens, in tiles of kTileRows x kTileTokens with
-// single-row / single-token tiles for the remainders.
+// Y[i * ldy + r] for all rows and n tokens.
 template <class Rows, class Act>
 HWY_INLINE void MatMul(const uint8_t* w, int64_t rows, int64_t cols, int64_t n, const Act* xq, float* y,
                        int64_t ldy) {
   const int64_t nb = q8a_blocks(cols);
-  constexpr int64_t kRuns = kRunsPerBlock<Rows>;
-  const int64_t row_bytes = (nb + kRuns - 1) / kRuns * static_cast<int64_t>(sizeof(typename Rows::Block));
+  const int64_t row_bytes = nb * static_cast<int64_t>(sizeof(typename Rows::Block));
   const PrefetchConfig pf = prefetch_config_for(kWideBlock<typename Rows::Block>);
-  int64_t t = 0;
-  for (; t + kTileTokens <= n; t += kTileTokens) {
-    int64_t r = 0;
-    for (; r + kTileRows <= rows; r += kTileRows)
-      AnyTile<Rows, kTileRows, kTileTokens>(w + r * row_bytes, row_bytes, nb, xq + t * nb, nb, y + t * ldy + r, ldy, pf);
-    for (; r < rows; ++r)
-      AnyTile<Rows, 1, kTileTokens>(w + r * row_bytes, row_bytes, nb, xq + t * nb, nb, y + t * ldy + r, ldy, pf);
+  ForEachTile(rows, n, [&]<int R, int T>(int64_t r, int64_t t) {
+    Tile<Rows, R, T>(w + r * row_bytes, row_bytes, nb, xq + t * nb, nb, y + t * ldy + r, ldy, pf);
+  });
+}
+
+// Per token, the 16 sub-block sums of each super-block's activations, each times its
+// block's scale (zero past the row's end): a Q2K super-block's minimums then cost one
+// product of 16 floats per row and token instead of one per run (llama.cpp's Q8_K
+// blocks carry such sums for the same reason).
+inline const float* Q2KActivationSums(const BlockQ8A* xq, int64_t n, int64_t nb) {
+  const int64_t stride = (nb + 7) / 8 * 16;
+  thread_local std::vector<float> sums;
+  sums.assign(static_cast<size_t>(n * stride), 0.0f);
+  for (int64_t t = 0; t < n; ++t) {
+    for (int64_t b = 0; b < nb; ++b) {
+      const BlockQ8A& a = xq[t * nb + b];
+      int32_t half[2] = {0, 0};
+      for (int j = 0; j < 32; ++j) half[j / 16] += a.qs[j];
+      for (int h = 0; h < 2; ++h) sums[static_cast<size_t>(t * stride + 2 * b + h)] = a.d * static_cast<float>(half[h]);
+    }
   }
-  for (; t < n; ++t) {
-    int64_t r = 0;
-    for (; r + kMatvecRows <= rows; r += kMatvecRows)
-      AnyTile<Rows, kMatvecRows, 1>(w + r * row_bytes, row_bytes, nb, xq + t * nb, nb, y + t * ldy + r, ldy, pf);
-    for (; r < rows; ++r)
-      AnyTile<Rows, 1, 1>(w + r * row_bytes, row_bytes, nb, xq + t * nb, nb, y + t * ldy + r, ldy, pf);
-  }
+  return sums.data();
+}
+
+HWY_INLINE void Q2KMatMul(const uint8_t* w, int64_t rows, int64_t cols, int64_t n, const BlockQ8A* xq, float* y,
+                          int64_t ldy) {
+  const int64_t nb = q8a_blocks(cols), stride = (nb + 7) / 8 * 16;
+  const int64_t row_bytes = dtype_row_bytes(DType::Q2K, cols);
+  const float* sums = Q2KActivationSums(xq, n, nb);
+  const PrefetchConfig pf = prefetch_config_for(false);
+  ForEachTile(rows, n, [&]<int R, int T>(int64_t r, int64_t t) {
+    Q2KTile<R, T>(w + r * row_bytes, row_bytes, nb, xq + t * nb, nb, sums + t * stride, stride, y + t * ldy + r, ldy, pf);
+  });
 }
 
 }  // namespace int8_tiles

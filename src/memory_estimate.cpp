@@ -26,7 +26,7 @@ std::vector<TypeEstimate> as_other_types(const ModelFile& file, int context, uin
     e.type = type_policy_name(policy);
     uint64_t bytes = 0, matrix_bytes = 0, matrix_weights = 0;
     for (const TensorView& t : file.tensors()) {
-      const uint64_t b = static_cast<uint64_t>(t.rows * dtype_row_bytes(storage_type_for(t.name, policy), t.cols));
+      const uint64_t b = static_cast<uint64_t>(t.rows * dtype_row_bytes(storage_type_for(t.name, t.cols, policy), t.cols));
       bytes += format::align_up(b, align);
       if (t.name == "tok_embeddings" && !file.hparams().tied_embeddings)
         bytes -= table_bytes_not_paged_in(b, file.hparams().vocab_size, static_cast<uint64_t>(context));

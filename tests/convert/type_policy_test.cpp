@@ -84,5 +84,23 @@ TEST(TypePolicy, BadRulesNameWhatIsWrong) {
   EXPECT_NE(message("w[2=q8").find("bad pattern"), std::string::npos);
 }
 
+// q2k rows are whole super-blocks of 256; on other rows the policy stores q3 (a 576-wide
+// q2k row would take 3.5 bits/weight), unless a rule names the tensor.
+TEST(TypePolicy, Q2kFallsBackToQ3OnRowsThatAreNotWholeSuperBlocks) {
+  TypePolicy q2k, q2m;
+  ASSERT_TRUE(parse_type_policy("q2k", &q2k));
+  ASSERT_TRUE(parse_type_policy("q2m", &q2m));
+  EXPECT_EQ(storage_type_for("layers.0.w1", 2048, q2k), DType::Q2K);
+  EXPECT_EQ(storage_type_for("layers.0.w2", 5632, q2k), DType::Q2K);  // 22 super-blocks
+  EXPECT_EQ(storage_type_for("layers.0.w2", 5632 + 32, q2k), DType::Q3);
+  EXPECT_EQ(storage_type_for("layers.0.w1", 576, q2k), DType::Q3);
+  EXPECT_EQ(storage_type_for("layers.0.wv", 2048, q2m), DType::Q4N);
+  EXPECT_EQ(storage_type_for("layers.0.wq", 2048, q2m), DType::Q2K);
+  EXPECT_EQ(storage_type_for("layers.0.wq", 576, q2m), DType::Q3);
+  q2k.rules.push_back(parse_tensor_type_rule("w1=q2k"));
+  EXPECT_EQ(storage_type_for("layers.0.w1", 576, q2k), DType::Q2K);  // asked for by name
+  EXPECT_EQ(storage_type_for("layers.0.w3", 576, q2k), DType::Q3);
+}
+
 }  // namespace
 }  // namespace qrun
