@@ -4,7 +4,7 @@
 # alternating (which goes first swaps every round), then one table of ranges over the
 # rounds with the ratios. Speed claims in the README come from this script's output.
 #
-#   bench/compare_llamacpp.sh [-w WORKDIR] [-r ROUNDS] [-t 1,2] [-y q4,q8,f16,q4m,q4n,q5,q6] [-p 512] [-n 128] [-R REPS] [-P] [-B]
+#   bench/compare_llamacpp.sh [-w WORKDIR] [-r ROUNDS] [-t 1,2] [-y q4,q8,f16,q4m,q4n,q5,q6,q2k,q2m] [-p 512] [-n 128] [-R REPS] [-P] [-B]
 #
 # Both engines run with their defaults for this CPU: an OPENBLAS_CORETYPE in the
 # environment (which forces OpenBLAS's kernels for qrun's float prompts; the development
@@ -43,12 +43,12 @@ if [ ! -f "$hf/config.json" ]; then
   echo "== synthetic tinyllama-1.1b checkpoint -> $hf"
   /usr/bin/python3 "$shared/tools/synth_hf.py" --preset tinyllama-1.1b --tokenizer-dir "$shared/tokenizers/llama2" "$hf"
 fi
-# Each qrun type beside llama.cpp's nearest: same block for q4/q8/q5/q4n, the mixed
-# 4-bit presets' peer for q4m.
+# Each qrun type beside llama.cpp's nearest: same block for q4/q8/q5/q4n/q2k, the mixed
+# presets' peers for q4m and q2m.
 gguf_type() {
   case $1 in
     q4) echo Q4_0 ;; q8) echo Q8_0 ;; f16) echo F16 ;; q4m) echo Q4_K_M ;; q4n) echo IQ4_NL ;; q5) echo Q5_0 ;;
-    q6) echo Q6_K ;; *) echo "unknown type $1 (q4 q8 f16 q4m q4n q5 q6)" >&2; exit 2 ;;
+    q6) echo Q6_K ;; q2k | q2m) echo Q2_K ;; *) echo "unknown type $1 (q4 q8 f16 q4m q4n q5 q6 q2k q2m)" >&2; exit 2 ;;
   esac
 }
 IFS=, read -ra type_list <<<"$types"
@@ -103,7 +103,7 @@ path, n_prompt, n_gen = sys.argv[1], sys.argv[2], sys.argv[3]
 v = collections.defaultdict(list)
 for r in csv.DictReader(open(path)):
     v[(r["engine"], r["type"], int(r["threads"]), r["test"])].append(float(r["tokens_per_s"]))
-peer = {"q4": "Q4_0", "q8": "Q8_0", "f16": "F16", "q4m": "Q4_K_M", "q4n": "IQ4_NL", "q5": "Q5_0", "q6": "Q6_K"}
+peer = {"q4": "Q4_0", "q8": "Q8_0", "f16": "F16", "q4m": "Q4_K_M", "q4n": "IQ4_NL", "q5": "Q5_0", "q6": "Q6_K", "q2k": "Q2_K", "q2m": "Q2_K"}
 def rng(xs, fmt="{:.1f}"):
     return fmt.format(min(xs)) if min(xs) == max(xs) else (fmt + "-" + fmt).format(min(xs), max(xs))
 def ratio(a, b):  # range of per-round ratios

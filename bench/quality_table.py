@@ -20,7 +20,8 @@ import re
 import sys
 
 PAIRS = [("q8", "Q8_0"), ("q6", "Q6_K"), ("q5m", "Q5_K_M"), ("q5", "Q5_0"), ("q4m", "Q4_K_M"),
-         ("q4n", "IQ4_NL"), ("q4", "Q4_0"), ("q3m", "Q3_K_M"), ("q3", "Q3_K_M")]
+         ("q4n", "IQ4_NL"), ("q4", "Q4_0"), ("q3m", "Q3_K_M"), ("q3", "Q3_K_M"),
+         ("q2m", "Q2_K"), ("q2k", "Q2_K")]
 HERE = os.path.dirname(os.path.abspath(__file__))
 GGUF_PY = os.environ.get("GGUF_PY", os.path.join(HERE, "..", "..", "shared", "tools", "llamacpp", "convert"))
 

@@ -10,6 +10,7 @@
 #include <cmath>
 
 #include "quant/quantize.h"
+#include "quant/round_even.h"
 
 namespace qrun {
 
@@ -22,15 +23,19 @@ struct Range {
   float scale = 0.0f, min = 0.0f;
 };
 
-int nearest_code(float x, const Range& r) {
-  if (r.scale <= 0.0f) return 0;
-  return static_cast<int>(std::clamp(std::nearbyint((x + r.min) / r.scale), 0.0f, 3.0f));
+// inv_scale: 1 / r.scale, or 0 for an empty range (every code 0).
+int nearest_code(float x, const Range& r, float inv_scale) {
+  // std::min/max order: a NaN (never from finite weights) lands on code 0.
+  return static_cast<int>(round_even(std::min(3.0f, std::max(0.0f, (x + r.min) * inv_scale))));
 }
 
+float inverse(float scale) { return scale > 0.0f ? 1.0f / scale : 0.0f; }
+
 float range_error(const float* x, const float* w, const Range& r, uint8_t* codes = nullptr) {
+  const float inv = inverse(r.scale);
   float err = 0.0f;
   for (int i = 0; i < kSub; ++i) {
-    const int c = nearest_code(x[i], r);
+    const int c = nearest_code(x[i], r, inv);
     const float e = x[i] - (r.scale * static_cast<float>(c) - r.min);
     err += w[i] * e * e;
     if (codes) codes[i] = static_cast<uint8_t>(c);
@@ -41,9 +46,10 @@ float range_error(const float* x, const float* w, const Range& r, uint8_t* codes
 // The weighted least-squares scale and minimum for the codes `r` picks; the minimum
 // stays >= 0 (the lowest level <= 0) because the format stores it unsigned.
 Range refit(const float* x, const float* w, const Range& r) {
+  const float inv = inverse(r.scale);
   double s = 0, sc = 0, scc = 0, sx = 0, sxc = 0;
   for (int i = 0; i < kSub; ++i) {
-    const double c = nearest_code(x[i], r);
+    const double c = nearest_code(x[i], r, inv);
     s += w[i];
     sc += w[i] * c;
     scc += w[i] * c * c;
@@ -91,7 +97,7 @@ Range fit_sub_block(const float* x, const float* w) {
 }
 
 int grid_index(float v, float step) {
-  return step > 0.0f ? static_cast<int>(std::clamp(std::nearbyint(v / step), 0.0f, 15.0f)) : 0;
+  return step > 0.0f ? static_cast<int>(round_even(std::min(15.0f, std::max(0.0f, v / step)))) : 0;
 }
 
 void quantize_super_block(const float* x, const float* w, BlockQ2K* out) {

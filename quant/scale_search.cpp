@@ -13,6 +13,7 @@
 
 #include "quant/block_formats.h"
 #include "quant/quantize.h"
+#include "quant/round_even.h"
 
 namespace qrun {
 
@@ -22,13 +23,6 @@ constexpr int kBlock = 32;
 
 // Rounds d to f16, clamped to the finite range.
 uint16_t to_f16_scale(float d) { return f32_to_f16(std::clamp(d, -65504.0f, 65504.0f)); }
-
-// Round to nearest, ties to even, for |y| <= 2^22: what nearbyint does in the default
-// rounding mode, without the libm call nearbyint is on x86-64 without SSE4.1.
-inline float round_even(float y) {
-  constexpr float kMagic = 12582912.0f;  // 1.5 * 2^23
-  return (y + kMagic) - kMagic;
-}
 
 // A set of levels (value = d * level): the level nearest to y, and the code that stores
 // a level. nearest_level is branch-free float arithmetic so the search's loops over a
