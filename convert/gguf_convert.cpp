@@ -279,7 +279,7 @@ WriteSummary convert_gguf(const std::string& gguf_path, const std::string& out_p
     if (!gguf_can_dequantize(src->type))
       g.fail(src->info_offset, "tensor '" + src_name + "' has type " + ggml_type_name(src->type) +
                                    ", which qrun cannot convert (supported: F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, "
-                                   "Q5_1, Q2_K, Q4_K, Q5_K, Q6_K, IQ4_NL)");
+                                   "Q5_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_NL)");
     DType dst;
     DType same;
     const bool has_twin = carried_type(src->type, &same);

@@ -109,6 +109,25 @@ void q2_k(const uint8_t* b, float* y) {
     q += 32;
   }
 }
+// Q3_K: hmask[32] (high bits), qs[64] (low pairs), scales[12] (16 six-bit scales), d.
+// Element 128h + 32j + l: low pair in bits 2j of qs[32h + l], high bit (set: +0, clear:
+// -4) in bit 4h + j of hmask[l]; sub-block s = element / 16 has scale low nibble from
+// byte s (s < 8) or the high nibble of byte s - 8, top two bits from byte 8 + s % 4
+// at bit 2 (s / 4); x = d * (scale - 32) * (code - 4 * !high).
+void q3_k(const uint8_t* b, float* y) {
+  const uint8_t* hmask = b;
+  const uint8_t* qs = b + 32;
+  const uint8_t* sc = b + 96;
+  const float d = h(b + 108);
+  for (int e = 0; e < 256; ++e) {
+    const int half = e / 128, j = e % 128 / 32, l = e % 32, s = e / 16;
+    const int low4 = s < 8 ? sc[s] & 0xF : sc[s - 8] >> 4;
+    const int scale = (low4 | ((sc[8 + s % 4] >> (2 * (s / 4))) & 3) << 4) - 32;
+    const int pair = (qs[32 * half + l] >> (2 * j)) & 3;
+    const int high = (hmask[l] >> (4 * half + j)) & 1;
+    y[e] = d * static_cast<float>(scale) * static_cast<float>(pair - (high ? 0 : 4));
+  }
+}
 // Q4_K: d, dmin, scales[12] (6-bit scales and mins), qs[128].
 void q4_k(const uint8_t* b, float* y) {
   const float d = h(b), dmin = h(b + 2);
@@ -180,7 +199,7 @@ bool gguf_can_dequantize(uint32_t t) {
   switch (static_cast<GgmlType>(t)) {
     case GgmlType::F32: case GgmlType::F16: case GgmlType::BF16: case GgmlType::F64:
     case GgmlType::Q4_0: case GgmlType::Q4_1: case GgmlType::Q5_0: case GgmlType::Q5_1: case GgmlType::Q8_0:
-    case GgmlType::Q2_K: case GgmlType::Q4_K: case GgmlType::Q5_K: case GgmlType::Q6_K: case GgmlType::IQ4_NL:
+    case GgmlType::Q2_K: case GgmlType::Q3_K: case GgmlType::Q4_K: case GgmlType::Q5_K: case GgmlType::Q6_K: case GgmlType::IQ4_NL:
       return true;
     default:
       return false;
@@ -209,6 +228,7 @@ void gguf_dequantize_row(uint32_t t, const uint8_t* in, int64_t n, float* out) {
     case GgmlType::Q5_1: return blocks(32, 24, q5_1);
     case GgmlType::Q8_0: return blocks(32, 34, q8_0);
     case GgmlType::Q2_K: return blocks(256, 84, q2_k);
+    case GgmlType::Q3_K: return blocks(256, 110, q3_k);
     case GgmlType::Q4_K: return blocks(256, 144, q4_k);
     case GgmlType::Q5_K: return blocks(256, 176, q5_k);
     case GgmlType::Q6_K: return blocks(256, 210, q6_k);

@@ -241,6 +241,37 @@ TEST(GgufQuants, Q4_KDequantizesHandPackedBlock) {
   }
 }
 
+// Q3_K (in llama.cpp's Q2_K and Q3_K_* files): 3-bit codes as a low pair and a high
+// bit, sixteen 6-bit scales biased by 32.
+TEST(GgufQuants, Q3_KDequantizesHandPackedBlock) {
+  std::mt19937 rng(7);
+  uint8_t blk[110] = {};
+  uint8_t sc[16], q[256];  // value = d * (sc - 32) * (q - 4)
+  for (uint8_t& v : sc) v = static_cast<uint8_t>(rng() % 64);
+  for (uint8_t& v : q) v = static_cast<uint8_t>(rng() % 8);
+  uint8_t* hmask = blk;
+  uint8_t* qs = blk + 32;
+  uint8_t* scales = blk + 96;
+  for (int half = 0; half < 2; ++half)
+    for (int j = 0; j < 4; ++j)
+      for (int l = 0; l < 32; ++l) {
+        const uint8_t c = q[128 * half + 32 * j + l];
+        qs[32 * half + l] |= static_cast<uint8_t>((c & 3) << (2 * j));
+        if (c >> 2) hmask[l] |= static_cast<uint8_t>(1 << (4 * half + j));
+      }
+  for (int s = 0; s < 16; ++s) {
+    if (s < 8) scales[s] |= sc[s] & 15;
+    else scales[s - 8] |= static_cast<uint8_t>((sc[s] & 15) << 4);
+    scales[8 + s % 4] |= static_cast<uint8_t>((sc[s] >> 4) << (2 * (s / 4)));
+  }
+  const uint16_t d = f32_to_f16(0.25f);
+  std::memcpy(blk + 108, &d, 2);
+  float y[256];
+  ASSERT_TRUE(gguf_can_dequantize(11));
+  gguf_dequantize_row(11, blk, 256, y);
+  for (int i = 0; i < 256; ++i) EXPECT_EQ(y[i], 0.25f * (sc[i / 16] - 32) * (q[i] - 4)) << i;
+}
+
 TEST(GgufQuants, Q6_KDequantizesHandPackedBlock) {
   std::mt19937 rng(5);
   uint8_t blk[210] = {};
