@@ -872,8 +872,27 @@ using Q6Rows = ValueRows<BlockQ6>;
 using Q5Rows = ValueRows<BlockQ5>;
 using Q3Rows = ValueRows<BlockQ3>;
 
-// Q2K super-blocks: each run's scaled codes as int8 (sc * code <= 45); the minimums'
-// term per super-block from the activations' sub-block sums (Q2KActivationSums).
+// Q2K run k of a super-block times an activation block: sum of sc * code * a, exact in
+// int32. Each vector of int16 lanes (at most 16) lies within one sub-block of 16.
+HWY_INLINE int32_t Q2KRunDot(const BlockQ2K& blk, int64_t k, const int8_t* a) {
+  const hn::CappedTag<int16_t, 16> d16;
+  const hn::Rebind<uint8_t, decltype(d16)> du8;
+  const hn::Rebind<int8_t, decltype(d16)> d8;
+  const hn::Repartition<int32_t, decltype(d16)> d32;
+  const uint8_t* bytes = blk.qs + k / 4 * 32;
+  const int shift = static_cast<int>(2 * (k % 4));
+  auto sum0 = hn::Zero(d32), sum1 = hn::Zero(d32);
+  for (size_t i = 0; i < 32; i += hn::Lanes(d16)) {
+    const auto raw = hn::BitCast(d16, hn::PromoteTo(hn::RebindToUnsigned<decltype(d16)>(), hn::LoadU(du8, bytes + i)));
+    const auto codes = hn::And(hn::ShiftRightSame(raw, shift), hn::Set(d16, 3));
+    const auto scaled = hn::Mul(codes, hn::Set(d16, static_cast<int16_t>(blk.scales[2 * k + i / 16] & 15)));
+    sum0 = hn::ReorderWidenMulAccumulate(d32, scaled, hn::PromoteTo(d16, hn::LoadU(d8, a + i)), sum0, sum1);
+  }
+  return hn::GetLane(hn::SumOfLanes(d32, hn::Add(sum0, sum1)));
+}
+
+// Q2K super-blocks: the runs' scaled codes (Q2KRunDot); the minimums' term per
+// super-block from the activations' sub-block sums (Q2KActivationSums).
 template <int R, int T>
 HWY_INLINE void Q2KTile(const uint8_t* w, int64_t row_bytes, int64_t nb, const BlockQ8A* xq, int64_t xq_stride,
                         const float* sums, int64_t sums_stride, float* y, int64_t ldy, const PrefetchConfig&) {
@@ -884,13 +903,9 @@ HWY_INLINE void Q2KTile(const uint8_t* w, int64_t row_bytes, int64_t nb, const B
       const BlockQ2K& blk = reinterpret_cast<const BlockQ2K*>(w + r * row_bytes)[sb];
       const float dw = f16_to_f32(blk.d), dmin = f16_to_f32(blk.dmin);
       for (int64_t k = 0; k < runs; ++k) {
-        HWY_ALIGN int8_t scaled[32];
-        for (int j = 0; j < 32; ++j)
-          scaled[j] = static_cast<int8_t>(q2k_scale(blk, static_cast<int>(k * 32 + j)) *
-                                          q2k_code(blk, static_cast<int>(k * 32 + j)));
         for (int t = 0; t < T; ++t) {
           const BlockQ8A& a = xq[t * xq_stride + sb * 8 + k];
-          acc[r][t] += dw * a.d * static_cast<float>(DotI8(scaled, a.qs));
+          acc[r][t] += dw * a.d * static_cast<float>(Q2KRunDot(blk, k, a.qs));
         }
       }
       for (int t = 0; t < T; ++t) {
