@@ -44,6 +44,7 @@ void MatMulImpl(DType t, const void* w, int64_t rows, int64_t cols, int64_t n, c
     // Wider codes whose bits are split over two fields: block-per-vector row kernels.
     case DType::Q5: return int8_tiles::MatMul<int8_tiles::Q5Rows>(bytes, rows, cols, n, xq, y, ldy);
     case DType::Q3: return int8_tiles::MatMul<int8_tiles::Q3Rows>(bytes, rows, cols, n, xq, y, ldy);
+    // Super-blocks of 8 activation blocks with per-16 scales and minimums: their own tiles.
     case DType::Q2K: return int8_tiles::Q2KMatMul(bytes, rows, cols, n, xq, y, ldy);
   }
 }
