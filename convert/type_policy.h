@@ -39,7 +39,8 @@ std::vector<TypePolicy> type_policies();
 // The names parse_type_policy takes, with bits per weight ("q8 (8.5 bits/weight), ...").
 std::string type_policy_choices();
 
-// The type a preset gives its sensitive tensors: two bits more (q8 above q5).
+// The type a preset gives its sensitive tensors: about two bits more (q4n above q2k,
+// q8 above q5).
 DType upgraded_type(DType base);
 
 // True for the tensors a mixed preset upgrades (attention's value and output
