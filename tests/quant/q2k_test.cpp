@@ -11,6 +11,7 @@
 #include "convert/gguf_quants.h"
 #include "convert/gguf_reader.h"
 #include "quant/quantize.h"
+#include "round_trip.h"
 #include "test_data.h"
 
 namespace qrun {
@@ -18,21 +19,8 @@ namespace {
 
 using testing::Distribution;
 using testing::random_values;
-
-std::vector<float> round_trip(DType t, const std::vector<float>& x, const float* importance = nullptr) {
-  const int64_t n = static_cast<int64_t>(x.size());
-  std::vector<uint8_t> bytes(static_cast<size_t>(dtype_row_bytes(t, n)), 0xAB);
-  quantize_row(t, x.data(), n, bytes.data(), importance);
-  std::vector<float> y(x.size());
-  dequantize_row(t, bytes.data(), n, y.data());
-  return y;
-}
-
-double rmse(const std::vector<float>& a, const std::vector<float>& b) {
-  double s = 0.0;
-  for (size_t i = 0; i < a.size(); ++i) s += (double(a[i]) - b[i]) * (double(a[i]) - b[i]);
-  return std::sqrt(s / static_cast<double>(a.size()));
-}
+using testing::rmse;
+using testing::round_trip;
 
 TEST(Q2K, GeometryIsGgufQ2K) {
   EXPECT_EQ(dtype_block_elems(DType::Q2K), 256);

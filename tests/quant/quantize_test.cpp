@@ -10,6 +10,7 @@
 
 #include "quant/scale_search.h"
 #include "quant/quantize.h"
+#include "round_trip.h"
 #include "test_data.h"
 
 namespace qrun {
@@ -17,30 +18,17 @@ namespace {
 
 using testing::Distribution;
 using testing::random_values;
+using testing::rmse;
+using testing::round_trip;
 
 constexpr Distribution kDistributions[] = {Distribution::Normal, Distribution::StudentT3, Distribution::Laplace};
 constexpr int64_t kSizes[] = {172, 64, 33, 2048, 1, 31};
-
-std::vector<float> round_trip(DType t, const std::vector<float>& x) {
-  const int64_t n = static_cast<int64_t>(x.size());
-  std::vector<uint8_t> bytes(static_cast<size_t>(dtype_row_bytes(t, n)), 0xAB);
-  quantize_row(t, x.data(), n, bytes.data());
-  std::vector<float> y(x.size());
-  dequantize_row(t, bytes.data(), n, y.data());
-  return y;
-}
 
 float block_absmax(const std::vector<float>& x, size_t i) {
   const size_t b0 = i / 32 * 32, b1 = std::min(x.size(), b0 + 32);
   float m = 0.0f;
   for (size_t j = b0; j < b1; ++j) m = std::max(m, std::fabs(x[j]));
   return m;
-}
-
-double rmse(const std::vector<float>& a, const std::vector<float>& b) {
-  double s = 0.0;
-  for (size_t i = 0; i < a.size(); ++i) s += (double(a[i]) - b[i]) * (double(a[i]) - b[i]);
-  return std::sqrt(s / static_cast<double>(a.size()));
 }
 
 // NaN has no int8 code (casting it was undefined behaviour): Q8 and Q4 store it as 0,
