@@ -722,8 +722,8 @@ HWY_INLINE void Chunk(const uint8_t* w, int64_t row_bytes, int64_t c, __mmask64 
     PrefetchRow(p + pf_offset, pf_level);
     const __m512i raw = kLast ? _mm512_maskz_loadu_epi8(last_mask, p) : _mm512_loadu_si512(p);
     // Matvec keeps each row's previous chunk in a register; token tiles, whose
-    // accumulators fill the register file, reload it from L1 instead (Zen 5, q4 prompt
-    // tile: 247 -> 265 GFLOP/s, the spills gone).
+    // accumulators fill the register file, reload it from L1 instead (Zen 5,
+    // kernels_bench prompt tiles: q4 254 -> 276-284 GFLOP/s, q6 151 -> 162-167).
     __m512i before;
     if constexpr (T == 1) {
       before = prev[r];
