@@ -114,11 +114,24 @@ void quantize_blocks(const float* x, int64_t n, const float* importance, void* o
   }
 }
 
+// Q6 rows group their blocks' fields (Q6Group): each block is quantized on its own,
+// then stored in its group.
+void quantize_q6_row(const float* x, int64_t n, const float* importance, uint8_t* out) {
+  const int64_t nb = (n + kQuantBlock - 1) / kQuantBlock;
+  for (int64_t b = 0; b < nb; ++b) {
+    BlockQ6 blk{};
+    quantize_blocks<BlockQ6>(x + b * kQuantBlock, std::min<int64_t>(kQuantBlock, n - b * kQuantBlock),
+                             importance ? importance + b * kQuantBlock : nullptr, &blk);
+    q6_store_row_block(out, nb, b, blk);
+  }
+}
+
 template <class Block>
 void dequantize_blocks(const void* in, int64_t n, float* out) {
-  const auto* blocks = static_cast<const Block*>(in);
+  const auto* row = static_cast<const uint8_t*>(in);
+  const int64_t nb = (n + kQuantBlock - 1) / kQuantBlock;
   for (int64_t i = 0; i < n; ++i) {
-    const Block& b = blocks[i / kQuantBlock];
+    const auto& b = row_block<Block>(row, nb, i / kQuantBlock);
     out[i] = f16_to_f32(b.d) * static_cast<float>(block_value(b, static_cast<int>(i % kQuantBlock)));
   }
 }
@@ -149,7 +162,7 @@ void quantize_row(DType t, const float* x, int64_t n, void* out, const float* im
     }
     case DType::Q4: return quantize_blocks<BlockQ4>(x, n, importance, out);
     case DType::Q4N: return quantize_blocks<BlockQ4N>(x, n, importance, out);
-    case DType::Q6: return quantize_blocks<BlockQ6>(x, n, importance, out);
+    case DType::Q6: return quantize_q6_row(x, n, importance, static_cast<uint8_t*>(out));
     case DType::Q5: return quantize_blocks<BlockQ5>(x, n, importance, out);
     case DType::Q3: return quantize_blocks<BlockQ3>(x, n, importance, out);
     case DType::Q2K: return quantize_q2k(x, n, importance, static_cast<BlockQ2K*>(out));

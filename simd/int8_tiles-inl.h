@@ -179,11 +179,11 @@ struct Q4Rows : UnsignedCodeRows<BlockQ4, -8> {
 };
 
 struct Q6Rows : UnsignedCodeRows<BlockQ6, -32> {
-  static HWY_INLINE Prepared Prepare(const BlockQ6& b) {
+  static HWY_INLINE Prepared Prepare(const Q6BlockRef& b) {
     return _mm256_or_si256(Nibbles(b.qs), _mm256_slli_epi16(Pairs(b.qh), 4));  // pairs < 4: no carry between bytes
   }
 #if QRUN_X86_PAIRS
-  static HWY_INLINE __m512i Prepare2(const BlockQ6& b0, const BlockQ6& b1) {
+  static HWY_INLINE __m512i Prepare2(const Q6BlockRef& b0, const Q6BlockRef& b1) {
     return _mm512_or_si512(Nibbles2(b0.qs, b1.qs), _mm512_slli_epi16(Pairs2(b0.qh, b1.qh), 4));
   }
 #endif
@@ -368,7 +368,9 @@ HWY_INLINE void Q2KTile(const uint8_t* w, int64_t row_bytes, int64_t nb, const B
 
 #if QRUN_X86_PAIRS
 template <class Rows>
-concept PairedRows = requires(const typename Rows::Block& b) { Rows::Prepare2(b, b); };
+concept PairedRows = requires(const uint8_t* row) {
+  Rows::Prepare2(row_block<typename Rows::Block>(row, 2, 0), row_block<typename Rows::Block>(row, 2, 1));
+};
 
 // u8 x s8 products summed in groups of 4 into 16 int32 lanes, plus acc.
 HWY_INLINE __m512i DotU8S8x2(__m512i acc, __m512i u, __m512i s) {
@@ -395,10 +397,11 @@ HWY_INLINE void TilePairs(const uint8_t* w, int64_t row_bytes, int64_t nb, const
     float dw0[R], dw1[R];
     for (int k = 0; k < 2; ++k) ahead.AtBlock(w, b + k, sizeof(Block), pf.level);
     for (int r = 0; r < R; ++r) {
-      const Block* blk = reinterpret_cast<const Block*>(w + r * row_bytes) + b;
-      dw0[r] = HalfToFloat(blk[0].d);
-      dw1[r] = HalfToFloat(blk[1].d);
-      codes[r] = Rows::Prepare2(blk[0], blk[1]);
+      const auto& blk0 = row_block<Block>(w + r * row_bytes, nb, b);
+      const auto& blk1 = row_block<Block>(w + r * row_bytes, nb, b + 1);
+      dw0[r] = HalfToFloat(blk0.d);
+      dw1[r] = HalfToFloat(blk1.d);
+      codes[r] = Rows::Prepare2(blk0, blk1);
     }
     for (int t = 0; t < T; ++t) {
       const BlockQ8A& a0 = xq[t * xq_stride + b];
@@ -415,7 +418,7 @@ HWY_INLINE void TilePairs(const uint8_t* w, int64_t row_bytes, int64_t nb, const
   }
   for (; b < nb; ++b) {
     for (int r = 0; r < R; ++r) {
-      const Block& blk = reinterpret_cast<const Block*>(w + r * row_bytes)[b];
+      const auto& blk = row_block<Block>(w + r * row_bytes, nb, b);
       const __m256i codes = Rows::Prepare(blk);
       for (int t = 0; t < T; ++t) {
         const BlockQ8A& a = xq[t * xq_stride + b];
@@ -449,7 +452,7 @@ HWY_INLINE void Tile(const uint8_t* w, int64_t row_bytes, int64_t nb, const Act*
     float dw[R];
     ahead.AtBlock(w, b, sizeof(Block), pf.level);
     for (int r = 0; r < R; ++r) {
-      const Block& blk = reinterpret_cast<const Block*>(w + r * row_bytes)[b];
+      const auto& blk = row_block<Block>(w + r * row_bytes, nb, b);
       dw[r] = HalfToFloat(blk.d);
       prepared[r] = Rows::Prepare(blk);
     }
@@ -502,7 +505,6 @@ struct Q4Format {
   static constexpr int kParts = 2;  // low nibbles, high nibbles
   static constexpr int32_t kOffset = -8;
   static constexpr int kPeriod = 9;  // chunks in 32 blocks (576 bytes)
-  static constexpr bool kReadsAhead = false;  // Unpack needs only the chunk itself
   static HWY_INLINE void SetActivations(const BlockQ8A& a, int8_t* const* parts, int64_t pos) {
     __builtin_memcpy(parts[0] + pos, a.qs, 16);
     __builtin_memcpy(parts[1] + pos, a.qs + 16, 16);
@@ -541,7 +543,6 @@ struct Q8Format {
   static constexpr int kParts = 1;
   static constexpr int32_t kOffset = -128;
   static constexpr int kPeriod = 17;  // chunks in 32 blocks (1088 bytes)
-  static constexpr bool kReadsAhead = false;
   static HWY_INLINE void SetActivations(const BlockQ8A& a, int8_t* const* parts, int64_t pos) {
     __builtin_memcpy(parts[0] + pos, a.qs, 32);
   }
@@ -565,47 +566,6 @@ struct Q8WideFormat : Q8Format {
   static HWY_INLINE __m512i Dot(__m512i acc, const Unpacked& w, const int8_t* a, int64_t part_bytes) {
     const __m512i hi = _mm512_dpbusd_epi32(_mm512_setzero_si512(), w, _mm512_load_si512(a));
     return _mm512_add_epi32(_mm512_slli_epi32(hi, 7), _mm512_dpbusd_epi32(acc, w, _mm512_load_si512(a + part_bytes)));
-  }
-};
-
-// Q6Format's tables, per chunk of its 13-chunk period: the vpermt2b index of each qs
-// byte's qh byte (64 and up: the next chunk) and each word's shift.
-struct Q6Tables {
-  alignas(64) uint8_t gather[13 * 64] = {};
-  alignas(64) uint16_t shift[13 * 32] = {};
-  constexpr Q6Tables() {
-    constexpr int kBlockBytes = sizeof(BlockQ6);
-    for (int b = 0; b < 32; ++b)
-      for (int j = 0; j < 16; ++j) {
-        const int pos = b * kBlockBytes + 2 + j, c = pos / 64;
-        gather[pos] = uint8_t(b * kBlockBytes + 18 + j % 8 - c * 64);
-        shift[pos / 2] = j < 8 ? 0 : 2;
-      }
-  }
-};
-inline constexpr Q6Tables kQ6Tables{};
-
-// Q6: the nibbles as Q4's two parts, each completed in place with its 2-bit pair, so
-// that every element costs one product as in Q4. The qh byte holding the pairs of qs
-// byte j's elements (j and j + 16) lies 16 - j % 8 ... 8 bytes further (maybe in the
-// next chunk): one vpermt2b brings it to qs byte j, one vpsrlvw shifts it by 0 (j < 8)
-// or 2 (words never straddle the two: blocks and qs start at even offsets), leaving
-// element j's pair in bits 0-1 and element j + 16's in bits 4-5.
-struct Q6Format : Q4Format {
-  using Block = BlockQ6;
-  static constexpr int kBlockBytes = sizeof(BlockQ6);
-  static constexpr int32_t kOffset = -32;
-  static constexpr int kPeriod = 13;  // chunks in 32 blocks (832 bytes)
-  static constexpr bool kReadsAhead = true;
-  static const Q6Tables& tables() { return kQ6Tables; }
-  static HWY_INLINE Unpacked Unpack(__m512i raw, __m512i next, __m512i gather, __m512i shift) {
-    const __m512i qh = _mm512_permutex2var_epi8(raw, gather, next);
-    const __m512i pairs = _mm512_and_si512(_mm512_srlv_epi16(qh, shift), _mm512_set1_epi8(0x33));
-    const __m512i nibble = _mm512_set1_epi8(0x0F);
-    // 0xE4: nibble bits from the first operand, the rest from the second. 16-bit shifts
-    // move bits across the word's two bytes only into the bits taken from the other.
-    return {_mm512_ternarylogic_epi32(raw, _mm512_slli_epi16(pairs, 4), nibble, 0xE4),
-            _mm512_ternarylogic_epi32(_mm512_srli_epi16(raw, 4), pairs, nibble, 0xE4)};
   }
 };
 
@@ -676,14 +636,6 @@ void PrepareToken(const Layout<Fmt>& L, const typename Fmt::Act* xq, uint8_t* ou
   }
 }
 
-// The chunk after the one at p (chunk c of nc), masked where it is the row's last:
-// nothing is read past the row. Zero after the last.
-template <bool kLast>
-HWY_INLINE __m512i NextChunk(const uint8_t* p, int64_t c, int64_t nc, __mmask64 last_mask) {
-  if constexpr (kLast) return _mm512_setzero_si512();
-  return c + 2 < nc ? _mm512_loadu_si512(p + 64) : _mm512_maskz_loadu_epi8(last_mask, p + 64);
-}
-
 // One chunk of an R x T tile; ci: the chunk's index in the period.
 template <class Fmt, int R, int T, bool kLast>
 HWY_INLINE void Chunk(const uint8_t* w, int64_t row_bytes, int64_t c, __mmask64 last_mask, const uint16_t* idx,
@@ -691,30 +643,6 @@ HWY_INLINE void Chunk(const uint8_t* w, int64_t row_bytes, int64_t c, __mmask64 
                       int64_t pf_offset, __m512i (&prev)[R], __m512 (&acc)[R][T]) {
   const __m512i vidx = _mm512_load_si512(idx + ci * 32);
   const int64_t part_bytes = nc * 64;
-  __m512i gather = _mm512_setzero_si512(), shift = _mm512_setzero_si512();
-  if constexpr (Fmt::kReadsAhead) {
-    const auto& tables = Fmt::tables();
-    gather = _mm512_load_si512(tables.gather + ci * 64);
-    shift = _mm512_load_si512(tables.shift + ci * 32);
-  }
-  if constexpr (Fmt::kReadsAhead && T == 1) {
-    // One row at a time: R rows' chunks, next chunks and unpacked parts together spill
-    // (Zen 5, q6 matvec in L2: 26 GB/s that way, 28-29 this way).
-    const int8_t* a = reinterpret_cast<const int8_t*>(tok + c * 64);
-    const __m512i off = _mm512_load_si512(tok + (Fmt::kParts * nc + c) * 64);
-    const __m512 da = _mm512_load_ps(tok + ((Fmt::kParts + 1) * nc + c) * 64);
-    for (int r = 0; r < R; ++r) {
-      const uint8_t* p = w + r * row_bytes + c * 64;
-      PrefetchRow(p + pf_offset, pf_level);
-      const __m512i raw = kLast ? _mm512_maskz_loadu_epi8(last_mask, p) : _mm512_loadu_si512(p);
-      const __m512 dw = _mm512_cvtph_ps(_mm512_castsi512_si256(_mm512_permutex2var_epi16(raw, vidx, prev[r])));
-      prev[r] = raw;
-      const __m512i dot =
-          Fmt::Dot(off, Fmt::Unpack(raw, NextChunk<kLast>(p, c, nc, last_mask), gather, shift), a, part_bytes);
-      acc[r][0] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), _mm512_mul_ps(dw, da), acc[r][0]);
-    }
-    return;
-  }
   typename Fmt::Unpacked unpacked[R];
   __m512 dw[R];
   for (int r = 0; r < R; ++r) {
@@ -723,7 +651,7 @@ HWY_INLINE void Chunk(const uint8_t* w, int64_t row_bytes, int64_t c, __mmask64 
     const __m512i raw = kLast ? _mm512_maskz_loadu_epi8(last_mask, p) : _mm512_loadu_si512(p);
     // Matvec keeps each row's previous chunk in a register; token tiles, whose
     // accumulators fill the register file, reload it from L1 instead (Zen 5,
-    // kernels_bench prompt tiles: q4 254 -> 276-284 GFLOP/s, q6 151 -> 162-167).
+    // kernels_bench prompt tiles: q4 254 -> 276-284 GFLOP/s).
     __m512i before;
     if constexpr (T == 1) {
       before = prev[r];
@@ -732,11 +660,7 @@ HWY_INLINE void Chunk(const uint8_t* w, int64_t row_bytes, int64_t c, __mmask64 
       before = c == 0 ? _mm512_setzero_si512() : _mm512_loadu_si512(p - 64);
     }
     dw[r] = _mm512_cvtph_ps(_mm512_castsi512_si256(_mm512_permutex2var_epi16(raw, vidx, before)));
-    if constexpr (Fmt::kReadsAhead) {
-      unpacked[r] = Fmt::Unpack(raw, NextChunk<kLast>(p, c, nc, last_mask), gather, shift);
-    } else {
-      unpacked[r] = Fmt::Unpack(raw);
-    }
+    unpacked[r] = Fmt::Unpack(raw);
   }
   for (int t = 0; t < T; ++t) {
     const uint8_t* tc = tok + t * tok_stride;
@@ -793,6 +717,23 @@ inline uint8_t* Scratch(size_t bytes) {
   return buf.get();
 }
 
+// Calls tile.template operator()<R, T>(first row, first token) over all rows and n
+// tokens, rows outer: a tile's weight rows stay in L1 while all tokens' activations
+// stream from L2.
+template <int kRows, int kTokens, class TileAt>
+HWY_INLINE void ForEachTileRowsOuter(int64_t rows, int64_t n, TileAt&& tile) {
+  const int64_t n_full = n - n % kTokens;
+  int64_t r = 0;
+  for (; r + kRows <= rows; r += kRows) {
+    for (int64_t t = 0; t < n_full; t += kTokens) tile.template operator()<kRows, kTokens>(r, t);
+    for (int64_t t = n_full; t < n; ++t) tile.template operator()<kRows, 1>(r, t);
+  }
+  for (; r < rows; ++r) {
+    for (int64_t t = 0; t < n_full; t += kTokens) tile.template operator()<1, kTokens>(r, t);
+    for (int64_t t = n_full; t < n; ++t) tile.template operator()<1, 1>(r, t);
+  }
+}
+
 template <class Fmt>
 HWY_INLINE void MatMul(const uint8_t* w, int64_t rows, int64_t cols, int64_t n, const typename Fmt::Act* xq, float* y,
                        int64_t ldy) {
@@ -804,22 +745,9 @@ HWY_INLINE void MatMul(const uint8_t* w, int64_t rows, int64_t cols, int64_t n, 
   const uint16_t* idx = PeriodIndices<Fmt>();
   const PrefetchConfig pf = prefetch_config_for(kWideBlock<typename Fmt::Block>);
   const int64_t rb = L.row_bytes;
-  const int64_t n_full = n - n % kTileTokens;
-  // Rows outer: a tile's weight rows stay in L1 while all tokens' activations stream
-  // from L2.
-  int64_t r = 0;
-  for (; r + kTileRows <= rows; r += kTileRows) {
-    for (int64_t t = 0; t < n_full; t += kTileTokens)
-      Tile<Fmt, kTileRows, kTileTokens>(w + r * rb, L, idx, toks + t * L.token_bytes, y + t * ldy + r, ldy, pf);
-    for (int64_t t = n_full; t < n; ++t)
-      Tile<Fmt, kTileRows, 1>(w + r * rb, L, idx, toks + t * L.token_bytes, y + t * ldy + r, ldy, pf);
-  }
-  for (; r < rows; ++r) {
-    for (int64_t t = 0; t < n_full; t += kTileTokens)
-      Tile<Fmt, 1, kTileTokens>(w + r * rb, L, idx, toks + t * L.token_bytes, y + t * ldy + r, ldy, pf);
-    for (int64_t t = n_full; t < n; ++t)
-      Tile<Fmt, 1, 1>(w + r * rb, L, idx, toks + t * L.token_bytes, y + t * ldy + r, ldy, pf);
-  }
+  ForEachTileRowsOuter<kTileRows, kTileTokens>(rows, n, [&]<int R, int T>(int64_t r, int64_t t) {
+    Tile<Fmt, R, T>(w + r * rb, L, idx, toks + t * L.token_bytes, y + t * ldy + r, ldy, pf);
+  });
 }
 
 }  // namespace stream
@@ -874,7 +802,8 @@ struct ValueRows {
   struct Prepared {
     HWY_ALIGN int8_t q[32];
   };
-  static HWY_INLINE void Prepare(const B& b, Prepared& p) {
+  template <class BlockView>
+  static HWY_INLINE void Prepare(const BlockView& b, Prepared& p) {
     for (int j = 0; j < 32; ++j) p.q[j] = static_cast<int8_t>(block_value(b, j));
   }
 };
@@ -941,7 +870,7 @@ HWY_INLINE void Tile(const uint8_t* w, int64_t row_bytes, int64_t nb, const Act*
     float dw[R];
     ahead.AtBlock(w, b, sizeof(Block), pf.level);
     for (int r = 0; r < R; ++r) {
-      const Block& blk = reinterpret_cast<const Block*>(w + r * row_bytes)[b];
+      const auto& blk = row_block<Block>(w + r * row_bytes, nb, b);
       dw[r] = f16_to_f32(blk.d);
       Rows::Prepare(blk, prepared[r]);
     }

@@ -9,6 +9,7 @@
 #include "hwy/highway.h"
 #include "simd/float_tiles-inl.h"
 #include "simd/int8_tiles-inl.h"
+#include "simd/q6_group_tiles-inl.h"
 #include "simd/blas_matmul.h"
 #include "simd/kernels.h"
 
@@ -34,7 +35,7 @@ void MatMulImpl(DType t, const void* w, int64_t rows, int64_t cols, int64_t n, c
       return int8_tiles::stream::MatMul<int8_tiles::stream::Q8Format>(bytes, rows, cols, n, xq, y, ldy);
     case DType::Q4: return int8_tiles::stream::MatMul<int8_tiles::stream::Q4Format>(bytes, rows, cols, n, xq, y, ldy);
     case DType::Q4N: return int8_tiles::stream::MatMul<int8_tiles::stream::Q4NFormat>(bytes, rows, cols, n, xq, y, ldy);
-    case DType::Q6: return int8_tiles::stream::MatMul<int8_tiles::stream::Q6Format>(bytes, rows, cols, n, xq, y, ldy);
+    case DType::Q6: return q6_groups::MatMul(bytes, rows, cols, n, xq, y, ldy);
 #else
     case DType::Q8: return int8_tiles::MatMul<int8_tiles::Q8Rows>(bytes, rows, cols, n, xq, y, ldy);
     case DType::Q4: return int8_tiles::MatMul<int8_tiles::Q4Rows>(bytes, rows, cols, n, xq, y, ldy);

@@ -15,8 +15,8 @@ namespace qrun::ref {
 namespace {
 
 // Integer dot of one weight block with one activation block, then scaled.
-template <class Block>
-float block_dot(const Block& w, const BlockQ8A& a) {
+template <class BlockView>
+float block_dot(const BlockView& w, const BlockQ8A& a) {
   int32_t sum = 0;
   for (int j = 0; j < 32; ++j) sum += block_value(w, j) * a.qs[j];
   return f16_to_f32(w.d) * a.d * static_cast<float>(sum);
@@ -24,9 +24,8 @@ float block_dot(const Block& w, const BlockQ8A& a) {
 
 template <class Block>
 double blocks_dot(const uint8_t* row, int64_t nb, const BlockQ8A* xq) {
-  const auto* w = reinterpret_cast<const Block*>(row);
   double acc = 0.0;
-  for (int64_t b = 0; b < nb; ++b) acc += block_dot(w[b], xq[b]);
+  for (int64_t b = 0; b < nb; ++b) acc += block_dot(row_block<Block>(row, nb, b), xq[b]);
   return acc;
 }
 

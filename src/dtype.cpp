@@ -3,17 +3,18 @@
 namespace qrun {
 
 namespace {
-constexpr std::string_view kNames[] = {"f32", "f16", "bf16", "q8", "q4", "q4n", "q6", "q5", "q3", "q2k"};
+// Indexed by id; id 6 is retired (kRetiredQ6Id).
+constexpr std::string_view kNames[] = {"f32", "f16", "bf16", "q8", "q4", "q4n", "", "q5", "q3", "q2k", "q6"};
 }
 
 std::string_view dtype_name(DType t) {
   const auto i = static_cast<uint32_t>(t);
-  return i < std::size(kNames) ? kNames[i] : std::string_view("unknown");
+  return i < std::size(kNames) && !kNames[i].empty() ? kNames[i] : std::string_view("unknown");
 }
 
 bool dtype_from_name(std::string_view name, DType* out) {
   for (uint32_t i = 0; i < std::size(kNames); ++i) {
-    if (kNames[i] == name) {
+    if (!kNames[i].empty() && kNames[i] == name) {
       *out = static_cast<DType>(i);
       return true;
     }

@@ -196,6 +196,28 @@ TEST(Quantize, EveryWidthWithinBoundAndOrderedByBits) {
   }
 }
 
+// A Q6 row stores its blocks in groups of four (docs/format.md): per group of k blocks,
+// the k scales, the k qs fields, the k qh fields. Each block equals the one-block row
+// (= BlockQ6) of its 32 values; offsets are computed here independently of Q6Group.
+TEST(Quantize, Q6RowsGroupTheirBlocksByFour) {
+  for (int64_t nb = 1; nb <= 9; ++nb) {
+    const int64_t cols = 32 * nb - (nb % 2 ? 5 : 0);  // odd counts end with a partial block
+    const auto x = testing::random_values(testing::Distribution::Normal, cols, static_cast<uint32_t>(nb), 1.0f);
+    std::vector<uint8_t> row(static_cast<size_t>(dtype_row_bytes(DType::Q6, cols)));
+    ASSERT_EQ(static_cast<int64_t>(row.size()), 26 * nb);
+    quantize_row(DType::Q6, x.data(), cols, row.data());
+    for (int64_t b = 0; b < nb; ++b) {
+      BlockQ6 one;
+      quantize_row(DType::Q6, x.data() + 32 * b, std::min<int64_t>(32, cols - 32 * b), &one);
+      const int64_t base = b / 4 * 104, i = b % 4, k = std::min<int64_t>(4, nb - b / 4 * 4);
+      const std::string at = "nb " + std::to_string(nb) + " block " + std::to_string(b);
+      EXPECT_EQ(std::memcmp(row.data() + base + 2 * i, &one.d, 2), 0) << at;
+      EXPECT_EQ(std::memcmp(row.data() + base + 2 * k + 16 * i, one.qs, 16), 0) << at;
+      EXPECT_EQ(std::memcmp(row.data() + base + 18 * k + 8 * i, one.qh, 8), 0) << at;
+    }
+  }
+}
+
 // Integer-valued inputs that a scale of 1 represents exactly: the search must find it,
 // and the bytes must follow docs/format.md (decoded here independently of block_code).
 TEST(Quantize, WideAndNarrowCodesFollowTheirLayouts) {

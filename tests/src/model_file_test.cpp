@@ -151,6 +151,17 @@ TEST_F(CorruptModelFile, UnknownElementType) {
   EXPECT_NE(open_error().find("unknown element type 42"), std::string::npos);
 }
 
+TEST_F(CorruptModelFile, RetiredQ6LayoutAsksToConvertAgain) {
+  const size_t i = find_entry("layers.2.w3");
+  format::TensorEntry e = entry(i);
+  e.dtype = kRetiredQ6Id;
+  set_entry(i, e);
+  reseal();
+  const std::string error = open_error();
+  EXPECT_NE(error.find("tensor 'layers.2.w3': element type 6"), std::string::npos) << error;
+  EXPECT_NE(error.find("convert the model again"), std::string::npos) << error;
+}
+
 TEST_F(CorruptModelFile, MissingTensor) {
   const size_t i = find_entry("layers.4.w2");
   format::TensorEntry e = entry(i);
