@@ -1,6 +1,7 @@
 // Kernel throughput, one thread: matvec (token generation, weight-bandwidth bound;
 // bytes/s counts weight bytes) and matmul over 64 tokens (prompt processing, compute
-// bound; FLOP/s counts 2 * rows * cols * n).
+// bound; FLOP/s counts 2 * rows * cols * n). The kernels run with the prefetch the
+// runtime picks for this CPU (src/kernel_choice.h; QRUN_PREFETCH forces one).
 #include <benchmark/benchmark.h>
 
 #include <algorithm>
@@ -10,6 +11,7 @@
 
 #include "quant/quantize.h"
 #include "simd/kernels.h"
+#include "src/kernel_choice.h"
 
 namespace {
 
@@ -114,8 +116,8 @@ BENCHMARK_CAPTURE(BM_Matvec, q4_l2, DType::Q4)->Args({256, 2048})->Args({4, 2048
 BENCHMARK_CAPTURE(BM_Matvec, q8_l2, DType::Q8)->Args({128, 2048});
 BENCHMARK_CAPTURE(BM_MatvecDram, q4, DType::Q4)->Args({5632, 2048});
 BENCHMARK_CAPTURE(BM_MatvecDram, q8, DType::Q8)->Args({5632, 2048});
-BENCHMARK_CAPTURE(BM_MatvecDram, q4n, DType::Q4N)->Args({5632, 2048});
-BENCHMARK_CAPTURE(BM_MatvecDram, q6, DType::Q6)->Args({5632, 2048});
+BENCHMARK_CAPTURE(BM_MatvecDram, q4n, DType::Q4N)->Args({5632, 2048})->Args({32000, 2048});
+BENCHMARK_CAPTURE(BM_MatvecDram, q6, DType::Q6)->Args({5632, 2048})->Args({32000, 2048})->Args({256, 2048});
 BENCHMARK_CAPTURE(BM_MatvecDram, q5, DType::Q5)->Args({5632, 2048});
 BENCHMARK_CAPTURE(BM_MatvecDram, q3, DType::Q3)->Args({5632, 2048});
 BENCHMARK_CAPTURE(BM_MatvecDram, q2k, DType::Q2K)->Args({5632, 2048});
@@ -141,4 +143,11 @@ BENCHMARK_CAPTURE(BM_QuantizeRow, q2k, DType::Q2K);
 
 }  // namespace
 
-BENCHMARK_MAIN();
+int main(int argc, char** argv) {
+  benchmark::AddCustomContext("kernel choice", qrun::apply_kernel_choice(""));
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}
