@@ -1,10 +1,10 @@
 // AVX3_DL tiles of Q6 rows, which store their blocks in groups of four (Q6Group in
 // quant/block_formats.h). Per group of 128 codes and row: one 64-byte load of the
 // nibbles, one 32-byte load of the pairs that a fixed vpermb spreads to the nibbles'
-// bytes, a shift and two merges per half, two 512-bit vpdpbusd. The activations are
-// laid out once per call to match (GroupActivations). Each block's four int32 lanes
-// sum its products exactly, as the reference does; per lane the f32 step is
-// d_w * d_a of its block, which changes only f32 rounding.
+// bytes, one word shift for the pairs and a shift and a merge per half, two 512-bit
+// vpdpbusd. The activations are laid out once per call to match (GroupActivations).
+// Each block's four int32 lanes sum its products exactly, as the reference does; per
+// lane the f32 step is d_w * d_a of its block, which changes only f32 rounding.
 
 #if defined(QRUN_SIMD_Q6_GROUP_TILES_INL_H_) == defined(HWY_TARGET_TOGGLE)
 #ifdef QRUN_SIMD_Q6_GROUP_TILES_INL_H_
