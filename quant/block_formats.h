@@ -149,14 +149,12 @@ inline int bit_field(const uint8_t* q, int j) { return (q[j / 8] >> (j % 8)) & 1
 // Code j of a block, unsigned, as the formulas above read it.
 inline int block_code(const BlockQ4& b, int j) { return nibble_field(b.qs, j); }
 inline int block_code(const BlockQ4N& b, int j) { return nibble_field(b.qs, j); }
-inline int block_code(const BlockQ6& b, int j) { return nibble_field(b.qs, j) | pair_field(b.qh, j) << 4; }
 inline int block_code(const Q6BlockRef& b, int j) { return nibble_field(b.qs, j) | pair_field(b.qh, j) << 4; }
 inline int block_code(const BlockQ5& b, int j) { return nibble_field(b.qs, j) | bit_field(b.qh, j) << 4; }
 inline int block_code(const BlockQ3& b, int j) { return pair_field(b.ql, j) | bit_field(b.qh, j) << 2; }
 // The int8 value a code stands for (times d): code - offset, or the code book's level.
 inline int block_value(const BlockQ4& b, int j) { return block_code(b, j) - 8; }
 inline int block_value(const BlockQ4N& b, int j) { return kQ4NLevels[block_code(b, j)]; }
-inline int block_value(const BlockQ6& b, int j) { return block_code(b, j) - 32; }
 inline int block_value(const Q6BlockRef& b, int j) { return block_code(b, j) - 32; }
 inline int block_value(const BlockQ5& b, int j) { return block_code(b, j) - 16; }
 inline int block_value(const BlockQ3& b, int j) { return block_code(b, j) - 4; }
