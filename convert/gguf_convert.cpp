@@ -47,7 +47,8 @@ int64_t unpermuted_row(int64_t r, int64_t head_dim) {
   return h * head_dim + 2 * (w % half) + w / half;
 }
 
-// Where qrun has a block-identical type for a GGUF type.
+// Where qrun has a block-identical type for a GGUF type (Q5_0: the same fields, which
+// carry_row puts in q5's order).
 bool carried_type(uint32_t ggml, DType* out) {
   switch (static_cast<GgmlType>(ggml)) {
     case GgmlType::F32: *out = DType::F32; return true;
@@ -67,6 +68,24 @@ bool is_f16_scale(DType t, int64_t offset) {
   if (t == DType::Q2K)
     return offset == static_cast<int64_t>(offsetof(BlockQ2K, d)) || offset == static_cast<int64_t>(offsetof(BlockQ2K, dmin));
   return offset == 0;
+}
+
+// One row of GGUF blocks as qrun stores them: as they are, or Q5_0's (d, qh, qs) as
+// BlockQ5 (d, qs, qh) in its row's groups.
+void carry_row(DType t, const uint8_t* in, int64_t bytes, uint8_t* out) {
+  if (t != DType::Q5) {
+    std::memcpy(out, in, static_cast<size_t>(bytes));
+    return;
+  }
+  const int64_t nb = bytes / static_cast<int64_t>(sizeof(BlockQ5));
+  for (int64_t b = 0; b < nb; ++b) {
+    const uint8_t* src = in + b * static_cast<int64_t>(sizeof(BlockQ5));
+    BlockQ5 blk;
+    std::memcpy(&blk.d, src, 2);
+    std::memcpy(blk.qh, src + 2, 4);
+    std::memcpy(blk.qs, src + 6, 16);
+    store_split_row_block(out, nb, b, blk);
+  }
 }
 
 bool is_float_ggml(uint32_t t) {
@@ -331,7 +350,7 @@ WriteSummary convert_gguf(const std::string& gguf_path, const std::string& out_p
               throw Error(g.path(), static_cast<int64_t>(src->offset + static_cast<uint64_t>(sr * src_row_bytes + k)),
                           "tensor '" + src->name + "' row " + std::to_string(sr) + " has a non-finite block scale");
           }
-          std::memcpy(o, in, static_cast<size_t>(src_row_bytes));
+          carry_row(dst, in, src_row_bytes, o);
           continue;
         }
         gguf_dequantize_row(src->type, in, cols, row.data());

@@ -41,7 +41,6 @@ static_assert(sizeof(BlockQ4N) == 18);
 // Q6: value = d * (code - 32), code = nibble | pair << 4 in [0, 63]. qs as BlockQ4;
 // qh byte j (0..7) holds the high pairs of elements j, j+8, j+16, j+24 in bits 0-1,
 // 2-3, 4-5, 6-7, so one 8-byte broadcast and four shifts give them in element order.
-// BlockQ6 is one block's fields; rows store them grouped by four blocks (Q6Group).
 struct BlockQ6 {
   uint16_t d;
   uint8_t qs[16];
@@ -49,61 +48,13 @@ struct BlockQ6 {
 };
 static_assert(sizeof(BlockQ6) == 26);
 
-// A Q6 row is groups of four blocks (the last may hold fewer, k): the k scales, then
-// the k blocks' qs, then their qh, 26k bytes. So 128 codes' nibbles fill one 64-byte
-// vector and their pairs one 32-byte load, which a fixed byte permutation spreads to
-// the nibbles: no 26-byte block straddles vector loads (the kernels' cost with
-// interleaved blocks: q6 matvec at ~60% of q4's bytes/s on Zen 5).
-struct Q6Group {
-  static constexpr int64_t kBlocks = 4;
-  static constexpr int64_t kBytes = kBlocks * 26;
-  int64_t k;     // blocks in this group
-  int64_t base;  // byte offset of the group in its row
-  Q6Group(int64_t nb, int64_t b) : k(nb - b / kBlocks * kBlocks), base(b / kBlocks * kBytes) {
-    if (k > kBlocks) k = kBlocks;
-  }
-  int64_t d(int64_t i) const { return base + 2 * i; }
-  int64_t qs(int64_t i) const { return base + 2 * k + 16 * i; }
-  int64_t qh(int64_t i) const { return base + 18 * k + 8 * i; }
-};
-
-// Block b of a Q6 row of nb blocks, read in place.
-struct Q6BlockRef {
-  uint16_t d;
-  const uint8_t* qs;
-  const uint8_t* qh;
-};
-inline Q6BlockRef q6_row_block(const uint8_t* row, int64_t nb, int64_t b) {
-  const Q6Group g(nb, b);
-  const int64_t i = b % Q6Group::kBlocks;
-  uint16_t d;
-  __builtin_memcpy(&d, row + g.d(i), 2);
-  return {d, row + g.qs(i), row + g.qh(i)};
-}
-inline void q6_store_row_block(uint8_t* row, int64_t nb, int64_t b, const BlockQ6& blk) {
-  const Q6Group g(nb, b);
-  const int64_t i = b % Q6Group::kBlocks;
-  __builtin_memcpy(row + g.d(i), &blk.d, 2);
-  __builtin_memcpy(row + g.qs(i), blk.qs, 16);
-  __builtin_memcpy(row + g.qh(i), blk.qh, 8);
-}
-
-// Block b of a row of nb blocks as the kernels read it: a reference into the row, or
-// for Q6 a Q6BlockRef.
-template <class Block>
-decltype(auto) row_block(const uint8_t* row, int64_t nb, int64_t b) {
-  if constexpr (std::is_same_v<Block, BlockQ6>)
-    return q6_row_block(row, nb, b);
-  else
-    return (reinterpret_cast<const Block*>(row)[b]);
-}
-
 // Q5: value = d * (code - 16), code = nibble | bit << 4 in [0, 31]; bit j of the
-// little-endian qh is element j's. qs as BlockQ4. Same layout as GGUF Q5_0.
+// little-endian qh is element j's. qs as BlockQ4. GGUF's Q5_0 has the same fields with
+// qh first; import reorders them.
 struct BlockQ5 {
   uint16_t d;
-  uint8_t qh[4];
   uint8_t qs[16];
+  uint8_t qh[4];
 };
 static_assert(sizeof(BlockQ5) == 22);
 
@@ -115,6 +66,84 @@ struct BlockQ3 {
   uint8_t qh[4];
 };
 static_assert(sizeof(BlockQ3) == 14);
+
+// The split-field blocks (Q6, Q5, Q3: a scale, a low field, a high field) are each one
+// block's fields; rows store them grouped by four blocks (BlockGroup).
+template <class Block>
+struct SplitFields;
+template <>
+struct SplitFields<BlockQ6> {
+  static constexpr int64_t kLow = 16, kHigh = 8;
+};
+template <>
+struct SplitFields<BlockQ5> {
+  static constexpr int64_t kLow = 16, kHigh = 4;
+};
+template <>
+struct SplitFields<BlockQ3> {
+  static constexpr int64_t kLow = 8, kHigh = 4;
+};
+template <class Block>
+concept SplitBlock = requires { SplitFields<Block>::kLow; };
+
+// A row of split-field blocks is groups of four (the last may hold fewer, k): the k
+// scales, then the k low fields, then the k high fields; a group of k blocks is
+// k * sizeof(Block) bytes, so row sizes are those of the blocks and a one-block row is
+// the block. 128 codes' low fields fill one vector and their high fields one more
+// load, which fixed byte permutations spread to the codes: no block straddles vector
+// loads (with interleaved 26-byte blocks q6 matvec ran at ~60% of q4's bytes/s on Zen 5).
+template <SplitBlock Block>
+struct BlockGroup {
+  static constexpr int64_t kBlocks = 4;
+  static constexpr int64_t kLow = SplitFields<Block>::kLow, kHigh = SplitFields<Block>::kHigh;
+  static constexpr int64_t kBytes = kBlocks * static_cast<int64_t>(sizeof(Block));
+  static_assert(sizeof(Block) == 2 + kLow + kHigh);
+  int64_t k;     // blocks in this group
+  int64_t base;  // byte offset of the group in its row
+  BlockGroup(int64_t nb, int64_t b) : k(nb - b / kBlocks * kBlocks), base(b / kBlocks * kBytes) {
+    if (k > kBlocks) k = kBlocks;
+  }
+  int64_t d(int64_t i) const { return base + 2 * i; }
+  int64_t low(int64_t i) const { return base + 2 * k + kLow * i; }
+  int64_t high(int64_t i) const { return base + (2 + kLow) * k + kHigh * i; }
+};
+
+// Block b of a row of nb split-field blocks, read in place.
+template <SplitBlock Block>
+struct SplitBlockRef {
+  uint16_t d;
+  const uint8_t* low;   // BlockQ6/BlockQ5::qs, BlockQ3::ql
+  const uint8_t* high;  // qh
+};
+template <SplitBlock Block>
+SplitBlockRef<Block> split_row_block(const uint8_t* row, int64_t nb, int64_t b) {
+  const BlockGroup<Block> g(nb, b);
+  const int64_t i = b % BlockGroup<Block>::kBlocks;
+  uint16_t d;
+  __builtin_memcpy(&d, row + g.d(i), 2);
+  return {d, row + g.low(i), row + g.high(i)};
+}
+// The block's fields as BlockGroup stores them, read from one block (its struct order
+// is scale, low, high).
+template <SplitBlock Block>
+void store_split_row_block(uint8_t* row, int64_t nb, int64_t b, const Block& blk) {
+  const BlockGroup<Block> g(nb, b);
+  const int64_t i = b % BlockGroup<Block>::kBlocks;
+  const auto* bytes = reinterpret_cast<const uint8_t*>(&blk);
+  __builtin_memcpy(row + g.d(i), bytes, 2);
+  __builtin_memcpy(row + g.low(i), bytes + 2, BlockGroup<Block>::kLow);
+  __builtin_memcpy(row + g.high(i), bytes + 2 + BlockGroup<Block>::kLow, BlockGroup<Block>::kHigh);
+}
+
+// Block b of a row of nb blocks as the kernels read it: a reference into the row, or
+// for split-field types a SplitBlockRef.
+template <class Block>
+decltype(auto) row_block(const uint8_t* row, int64_t nb, int64_t b) {
+  if constexpr (SplitBlock<Block>)
+    return split_row_block<Block>(row, nb, b);
+  else
+    return (reinterpret_cast<const Block*>(row)[b]);
+}
 
 // Q2K: GGUF's Q2_K super-block of 256 (so such files import bit-exact). Element e has
 // sub-block s = e / 16 with scale sc = scales[s] & 15 and minimum m = scales[s] >> 4:
@@ -149,15 +178,15 @@ inline int bit_field(const uint8_t* q, int j) { return (q[j / 8] >> (j % 8)) & 1
 // Code j of a block, unsigned, as the formulas above read it.
 inline int block_code(const BlockQ4& b, int j) { return nibble_field(b.qs, j); }
 inline int block_code(const BlockQ4N& b, int j) { return nibble_field(b.qs, j); }
-inline int block_code(const Q6BlockRef& b, int j) { return nibble_field(b.qs, j) | pair_field(b.qh, j) << 4; }
-inline int block_code(const BlockQ5& b, int j) { return nibble_field(b.qs, j) | bit_field(b.qh, j) << 4; }
-inline int block_code(const BlockQ3& b, int j) { return pair_field(b.ql, j) | bit_field(b.qh, j) << 2; }
+inline int block_code(const SplitBlockRef<BlockQ6>& b, int j) { return nibble_field(b.low, j) | pair_field(b.high, j) << 4; }
+inline int block_code(const SplitBlockRef<BlockQ5>& b, int j) { return nibble_field(b.low, j) | bit_field(b.high, j) << 4; }
+inline int block_code(const SplitBlockRef<BlockQ3>& b, int j) { return pair_field(b.low, j) | bit_field(b.high, j) << 2; }
 // The int8 value a code stands for (times d): code - offset, or the code book's level.
 inline int block_value(const BlockQ4& b, int j) { return block_code(b, j) - 8; }
 inline int block_value(const BlockQ4N& b, int j) { return kQ4NLevels[block_code(b, j)]; }
-inline int block_value(const Q6BlockRef& b, int j) { return block_code(b, j) - 32; }
-inline int block_value(const BlockQ5& b, int j) { return block_code(b, j) - 16; }
-inline int block_value(const BlockQ3& b, int j) { return block_code(b, j) - 4; }
+inline int block_value(const SplitBlockRef<BlockQ6>& b, int j) { return block_code(b, j) - 32; }
+inline int block_value(const SplitBlockRef<BlockQ5>& b, int j) { return block_code(b, j) - 16; }
+inline int block_value(const SplitBlockRef<BlockQ3>& b, int j) { return block_code(b, j) - 4; }
 inline int block_value(const BlockQ8& b, int j) { return b.qs[j]; }
 
 // Element e (0..255) of a Q2K super-block: its code, and its sub-block's scale and minimum.

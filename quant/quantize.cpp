@@ -114,15 +114,16 @@ void quantize_blocks(const float* x, int64_t n, const float* importance, void* o
   }
 }
 
-// Q6 rows group their blocks' fields (Q6Group): each block is quantized on its own,
-// then stored in its group.
-void quantize_q6_row(const float* x, int64_t n, const float* importance, uint8_t* out) {
+// Split-field rows group their blocks' fields (BlockGroup): each block is quantized on
+// its own, then stored in its group.
+template <SplitBlock Block>
+void quantize_split_row(const float* x, int64_t n, const float* importance, void* out) {
   const int64_t nb = (n + kQuantBlock - 1) / kQuantBlock;
   for (int64_t b = 0; b < nb; ++b) {
-    BlockQ6 blk{};
-    quantize_blocks<BlockQ6>(x + b * kQuantBlock, std::min<int64_t>(kQuantBlock, n - b * kQuantBlock),
-                             importance ? importance + b * kQuantBlock : nullptr, &blk);
-    q6_store_row_block(out, nb, b, blk);
+    Block blk{};
+    quantize_blocks<Block>(x + b * kQuantBlock, std::min<int64_t>(kQuantBlock, n - b * kQuantBlock),
+                           importance ? importance + b * kQuantBlock : nullptr, &blk);
+    store_split_row_block(static_cast<uint8_t*>(out), nb, b, blk);
   }
 }
 
@@ -162,9 +163,9 @@ void quantize_row(DType t, const float* x, int64_t n, void* out, const float* im
     }
     case DType::Q4: return quantize_blocks<BlockQ4>(x, n, importance, out);
     case DType::Q4N: return quantize_blocks<BlockQ4N>(x, n, importance, out);
-    case DType::Q6: return quantize_q6_row(x, n, importance, static_cast<uint8_t*>(out));
-    case DType::Q5: return quantize_blocks<BlockQ5>(x, n, importance, out);
-    case DType::Q3: return quantize_blocks<BlockQ3>(x, n, importance, out);
+    case DType::Q6: return quantize_split_row<BlockQ6>(x, n, importance, out);
+    case DType::Q5: return quantize_split_row<BlockQ5>(x, n, importance, out);
+    case DType::Q3: return quantize_split_row<BlockQ3>(x, n, importance, out);
     case DType::Q2K: return quantize_q2k(x, n, importance, static_cast<BlockQ2K*>(out));
   }
 }

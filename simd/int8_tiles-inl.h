@@ -179,30 +179,33 @@ struct Q4Rows : UnsignedCodeRows<BlockQ4, -8> {
 };
 
 struct Q6Rows : UnsignedCodeRows<BlockQ6, -32> {
-  static HWY_INLINE Prepared Prepare(const Q6BlockRef& b) {
-    return _mm256_or_si256(Nibbles(b.qs), _mm256_slli_epi16(Pairs(b.qh), 4));  // pairs < 4: no carry between bytes
+  using Ref = SplitBlockRef<BlockQ6>;
+  static HWY_INLINE Prepared Prepare(const Ref& b) {
+    return _mm256_or_si256(Nibbles(b.low), _mm256_slli_epi16(Pairs(b.high), 4));  // pairs < 4: no carry between bytes
   }
 #if QRUN_X86_PAIRS
-  static HWY_INLINE __m512i Prepare2(const Q6BlockRef& b0, const Q6BlockRef& b1) {
-    return _mm512_or_si512(Nibbles2(b0.qs, b1.qs), _mm512_slli_epi16(Pairs2(b0.qh, b1.qh), 4));
+  static HWY_INLINE __m512i Prepare2(const Ref& b0, const Ref& b1) {
+    return _mm512_or_si512(Nibbles2(b0.low, b1.low), _mm512_slli_epi16(Pairs2(b0.high, b1.high), 4));
   }
 #endif
 };
 
 struct Q5Rows : UnsignedCodeRows<BlockQ5, -16> {
-  static HWY_INLINE Prepared Prepare(const BlockQ5& b) { return _mm256_or_si256(Nibbles(b.qs), Bits(b.qh, 0x10)); }
+  using Ref = SplitBlockRef<BlockQ5>;
+  static HWY_INLINE Prepared Prepare(const Ref& b) { return _mm256_or_si256(Nibbles(b.low), Bits(b.high, 0x10)); }
 #if QRUN_X86_PAIRS
-  static HWY_INLINE __m512i Prepare2(const BlockQ5& b0, const BlockQ5& b1) {
-    return _mm512_or_si512(Nibbles2(b0.qs, b1.qs), Bits2(b0.qh, b1.qh, 0x10));
+  static HWY_INLINE __m512i Prepare2(const Ref& b0, const Ref& b1) {
+    return _mm512_or_si512(Nibbles2(b0.low, b1.low), Bits2(b0.high, b1.high, 0x10));
   }
 #endif
 };
 
 struct Q3Rows : UnsignedCodeRows<BlockQ3, -4> {
-  static HWY_INLINE Prepared Prepare(const BlockQ3& b) { return _mm256_or_si256(Pairs(b.ql), Bits(b.qh, 0x04)); }
+  using Ref = SplitBlockRef<BlockQ3>;
+  static HWY_INLINE Prepared Prepare(const Ref& b) { return _mm256_or_si256(Pairs(b.low), Bits(b.high, 0x04)); }
 #if QRUN_X86_PAIRS
-  static HWY_INLINE __m512i Prepare2(const BlockQ3& b0, const BlockQ3& b1) {
-    return _mm512_or_si512(Pairs2(b0.ql, b1.ql), Bits2(b0.qh, b1.qh, 0x04));
+  static HWY_INLINE __m512i Prepare2(const Ref& b0, const Ref& b1) {
+    return _mm512_or_si512(Pairs2(b0.low, b1.low), Bits2(b0.high, b1.high, 0x04));
   }
 #endif
 };

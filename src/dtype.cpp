@@ -3,8 +3,8 @@
 namespace qrun {
 
 namespace {
-// Indexed by id; id 6 is retired (kRetiredQ6Id).
-constexpr std::string_view kNames[] = {"f32", "f16", "bf16", "q8", "q4", "q4n", "", "q5", "q3", "q2k", "q6"};
+// Indexed by id; ids 6-8 are retired (dtype_is_retired).
+constexpr std::string_view kNames[] = {"f32", "f16", "bf16", "q8", "q4", "q4n", "", "", "", "q2k", "q6", "q5", "q3"};
 }
 
 std::string_view dtype_name(DType t) {

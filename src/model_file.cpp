@@ -89,8 +89,11 @@ void ModelFile::validate_tensors() {
     if (!end || end == e.name) fail(where, "tensor " + std::to_string(i) + ": name empty or not NUL-terminated");
     std::string name(static_cast<const char*>(e.name), end);
     const std::string what = "tensor '" + name + "': ";
-    if (e.dtype == kRetiredQ6Id)
-      fail(where, what + "element type 6 is q6 in the layout before 2026-12-03; convert the model again with this qconvert");
+    if (dtype_is_retired(e.dtype)) {
+      static constexpr const char* kWas[] = {"q6", "q5", "q3"};
+      fail(where, what + "element type " + std::to_string(e.dtype) + " is " + kWas[e.dtype - 6] +
+                      " in the layout before 2026-12-03; convert the model again with this qconvert");
+    }
     if (!dtype_is_known(e.dtype)) fail(where, what + "unknown element type " + std::to_string(e.dtype));
     const auto t = static_cast<DType>(e.dtype);
     if (e.n_dims < 1 || e.n_dims > 2) fail(where, what + "bad number of dimensions " + std::to_string(e.n_dims));

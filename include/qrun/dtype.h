@@ -14,23 +14,24 @@ enum class DType : uint32_t {
   Q8 = 3,  // blocks of 32: f16 scale + 32 x int8                      = 34 bytes, 8.5 bits/weight
   Q4 = 4,  // blocks of 32: f16 scale + 16 bytes of unsigned 4-bit codes = 18 bytes, 4.5 bits/weight
   Q4N = 5,  // blocks of 32: f16 scale + 16 bytes of 4-bit indices into a non-uniform code book (= GGUF IQ4_NL), 4.5
-  Q5 = 7,   // blocks of 32: f16 scale + 4 bytes high bits + 16 bytes low nibbles (= GGUF Q5_0) = 22 bytes, 5.5
-  Q3 = 8,   // blocks of 32: f16 scale + 8 bytes low 2-bit pairs + 4 bytes high bits = 14 bytes, 3.5 bits/weight
   Q2K = 9,  // super-blocks of 256: 16 x (4-bit scale, 4-bit min) + 64 bytes 2-bit codes + f16 d, dmin (= GGUF Q2_K) = 84 bytes, 2.625
-  Q6 = 10,  // blocks of 32: f16 scale + 16 bytes low nibbles + 8 bytes high 2-bit pairs = 26 bytes, 6.5 bits/weight,
-            // stored in groups of four blocks (quant/block_formats.h: Q6Group)
+  // Blocks of 32 with their bits split over two fields, stored in groups of four blocks
+  // (quant/block_formats.h: BlockGroup):
+  Q6 = 10,  // f16 scale + 16 bytes low nibbles + 8 bytes high 2-bit pairs = 26 bytes, 6.5 bits/weight
+  Q5 = 11,  // f16 scale + 16 bytes low nibbles + 4 bytes high bits = 22 bytes, 5.5
+  Q3 = 12,  // f16 scale + 8 bytes low 2-bit pairs + 4 bytes high bits = 14 bytes, 3.5
 };
 
-// Id 6 was Q6 with its blocks interleaved, before the grouped layout (2026-12-03);
-// files with it are refused with a request to convert again.
-inline constexpr uint32_t kRetiredQ6Id = 6;
+// Ids 6, 7 and 8 were q6, q5 and q3 with their blocks interleaved, before the grouped
+// layout (2026-12-03); files with them are refused with a request to convert again.
+inline constexpr bool dtype_is_retired(uint32_t v) { return v >= 6 && v <= 8; }
 
 // Elements per block of every quantized type but Q2K, and per activation block: the
 // kernels work in runs of 32 (a Q2K super-block is 8 such runs).
 inline constexpr int64_t kQuantBlock = 32;
 inline constexpr int64_t kSuperBlock = 256;  // elements per Q2K super-block
 
-inline constexpr bool dtype_is_known(uint32_t v) { return v <= static_cast<uint32_t>(DType::Q6) && v != kRetiredQ6Id; }
+inline constexpr bool dtype_is_known(uint32_t v) { return v <= static_cast<uint32_t>(DType::Q3) && !dtype_is_retired(v); }
 inline constexpr bool dtype_is_quantized(DType t) {
   return t != DType::F32 && t != DType::F16 && t != DType::BF16;
 }

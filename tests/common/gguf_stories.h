@@ -45,6 +45,9 @@ inline std::vector<uint8_t> encode_rows(const std::vector<float>& w, int64_t col
   } else if (type == kGgmlQ4_0) {
     b.resize(static_cast<size_t>(rows * cols / 32 * 18));
     for (int64_t r = 0; r < rows; ++r) ggml_quantize_q4_0(&w[r * cols], cols, &b[r * cols / 32 * 18]);
+  } else if (type == kGgmlQ5_0) {
+    b.resize(static_cast<size_t>(rows * cols / 32 * 22));
+    for (int64_t r = 0; r < rows; ++r) ggml_quantize_q5_0(&w[r * cols], cols, &b[r * cols / 32 * 22]);
   }
   return b;
 }

@@ -19,7 +19,7 @@ enum : uint32_t {
   kGgufU8 = 0, kGgufI8 = 1, kGgufU16 = 2, kGgufI16 = 3, kGgufU32 = 4, kGgufI32 = 5, kGgufF32 = 6,
   kGgufBool = 7, kGgufString = 8, kGgufArray = 9, kGgufU64 = 10, kGgufI64 = 11, kGgufF64 = 12,
 };
-enum : uint32_t { kGgmlF32 = 0, kGgmlF16 = 1, kGgmlQ4_0 = 2, kGgmlQ8_0 = 8, kGgmlQ4_K = 12, kGgmlQ6_K = 14, kGgmlBF16 = 30 };
+enum : uint32_t { kGgmlF32 = 0, kGgmlF16 = 1, kGgmlQ4_0 = 2, kGgmlQ5_0 = 6, kGgmlQ8_0 = 8, kGgmlQ4_K = 12, kGgmlQ6_K = 14, kGgmlBF16 = 30 };
 
 class GgufWriter {
  public:
@@ -142,6 +142,27 @@ inline void ggml_quantize_q4_0(const float* x, int64_t n, uint8_t* out) {
       const uint8_t q1 = static_cast<uint8_t>(std::min<int8_t>(15, static_cast<int8_t>(x[j + 16] * id + 8.5f)));
       out[2 + j] = static_cast<uint8_t>(q0 | (q1 << 4));
     }
+  }
+}
+
+// llama.cpp's quantize_row_q5_0_ref: d = max/-16, q = min(31, (int8)(x/d + 16.5)); the
+// block is d, then qh (bit j: the 5th bit of q[j]), then byte j = low nibbles of q[j], q[j+16].
+inline void ggml_quantize_q5_0(const float* x, int64_t n, uint8_t* out) {
+  for (int64_t b = 0; b < n / 32; ++b, x += 32, out += 22) {
+    float amax = 0, max = 0;
+    for (int j = 0; j < 32; ++j)
+      if (std::fabs(x[j]) > amax) amax = std::fabs(x[j]), max = x[j];
+    const float d = max / -16.0f, id = d ? 1.0f / d : 0.0f;
+    const uint16_t dh = f32_to_f16(d);
+    std::memcpy(out, &dh, 2);
+    uint32_t qh = 0;
+    for (int j = 0; j < 16; ++j) {
+      const uint8_t q0 = static_cast<uint8_t>(std::min<int8_t>(31, static_cast<int8_t>(x[j] * id + 16.5f)));
+      const uint8_t q1 = static_cast<uint8_t>(std::min<int8_t>(31, static_cast<int8_t>(x[j + 16] * id + 16.5f)));
+      out[6 + j] = static_cast<uint8_t>((q0 & 0x0F) | ((q1 & 0x0F) << 4));
+      qh |= static_cast<uint32_t>(q0 >> 4) << j | static_cast<uint32_t>(q1 >> 4) << (j + 16);
+    }
+    std::memcpy(out + 2, &qh, 4);
   }
 }
 

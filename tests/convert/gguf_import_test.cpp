@@ -147,6 +147,40 @@ TEST(GgufImport, Q8_0BlocksCarriedBitExact) {
   EXPECT_EQ(got[0], c.greedy_ids[0]);
 }
 
+// Q5_0 blocks keep every code and scale; q5 stores their fields in its grouped order
+// (bits after the nibbles, four blocks' fields together), so the check is on values:
+// llama.cpp's formulas on the GGUF row against qrun's dequantize of the imported row.
+TEST(GgufImport, Q5_0BlocksCarriedIntoTheGroupedLayout) {
+  test::ScratchDir dir;
+  const Imported im = import_stories(dir, "Q5_0", test::kGgmlQ5_0, "keep");
+  const GgufFile g(im.gguf.string());
+  const ModelFile m(im.model.string());
+  int carried = 0;
+  for (const TensorView& t : m.tensors()) {
+    const GgufTensorInfo* src = g.tensor(gguf_tensor_name(t.name));
+    ASSERT_NE(src, nullptr) << t.name;
+    if (src->type != test::kGgmlQ5_0) continue;
+    ASSERT_EQ(t.dtype, DType::Q5) << t.name;
+    const int64_t rb = t.row_bytes();
+    ASSERT_EQ(static_cast<uint64_t>(rb * t.rows), src->size) << t.name;
+    std::vector<float> theirs(static_cast<size_t>(t.cols)), ours(theirs.size());
+    for (int64_t r = 0; r < t.rows; ++r) {
+      gguf_dequantize_row(src->type, g.tensor_data(*src) + gguf_row(t.name, r, 8) * rb, t.cols, theirs.data());
+      dequantize_row(DType::Q5, t.data + r * rb, t.cols, ours.data());
+      ASSERT_EQ(std::memcmp(theirs.data(), ours.data(), theirs.size() * 4), 0) << t.name << " row " << r;
+    }
+    ++carried;
+  }
+  EXPECT_EQ(carried, 5 * 6 + 1);  // wq wk wv wo w1 w3 per layer and the embedding
+  RuntimeOptions ro;
+  ro.threads = 2;
+  Model model(im.model.string(), ro);
+  const auto c = test::load_golden()[0];
+  const auto got = test::greedy(model, c.prompt_ids, 20);
+  EXPECT_EQ(got.size(), 20u);
+  EXPECT_EQ(got[0], c.greedy_ids[0]);
+}
+
 // The proof the issue asks for: the same GGUF Q4_0 tensor through llama.cpp's
 // dequantization formula and through qrun's dequantize_row gives bit-identical values,
 // and matvec through qrun's kernels equals the dot product computed from llama.cpp's

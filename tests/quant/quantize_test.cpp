@@ -196,26 +196,36 @@ TEST(Quantize, EveryWidthWithinBoundAndOrderedByBits) {
   }
 }
 
-// A Q6 row stores its blocks in groups of four (docs/format.md): per group of k blocks,
-// the k scales, the k qs fields, the k qh fields. Each block equals the one-block row
-// (= BlockQ6) of its 32 values; offsets are computed here independently of Q6Group.
-TEST(Quantize, Q6RowsGroupTheirBlocksByFour) {
+// A row of nb split-field blocks holds, per group of four (k in the last), the k
+// scales, the k low fields, the k high fields; each block's fields are those of the same
+// 32 values quantized as one block (its struct: scale, low, high). Offsets are computed
+// here independently of BlockGroup.
+template <class Block>
+void expect_grouped_by_four(DType t, int64_t low, int64_t high) {
+  const int64_t bytes = 2 + low + high;
   for (int64_t nb = 1; nb <= 9; ++nb) {
     const int64_t cols = 32 * nb - (nb % 2 ? 5 : 0);  // odd counts end with a partial block
     const auto x = testing::random_values(testing::Distribution::Normal, cols, static_cast<uint32_t>(nb), 1.0f);
-    std::vector<uint8_t> row(static_cast<size_t>(dtype_row_bytes(DType::Q6, cols)));
-    ASSERT_EQ(static_cast<int64_t>(row.size()), 26 * nb);
-    quantize_row(DType::Q6, x.data(), cols, row.data());
+    std::vector<uint8_t> row(static_cast<size_t>(dtype_row_bytes(t, cols)));
+    ASSERT_EQ(static_cast<int64_t>(row.size()), bytes * nb);
+    quantize_row(t, x.data(), cols, row.data());
     for (int64_t b = 0; b < nb; ++b) {
-      BlockQ6 one;
-      quantize_row(DType::Q6, x.data() + 32 * b, std::min<int64_t>(32, cols - 32 * b), &one);
-      const int64_t base = b / 4 * 104, i = b % 4, k = std::min<int64_t>(4, nb - b / 4 * 4);
-      const std::string at = "nb " + std::to_string(nb) + " block " + std::to_string(b);
-      EXPECT_EQ(std::memcmp(row.data() + base + 2 * i, &one.d, 2), 0) << at;
-      EXPECT_EQ(std::memcmp(row.data() + base + 2 * k + 16 * i, one.qs, 16), 0) << at;
-      EXPECT_EQ(std::memcmp(row.data() + base + 18 * k + 8 * i, one.qh, 8), 0) << at;
+      Block one;
+      quantize_row(t, x.data() + 32 * b, std::min<int64_t>(32, cols - 32 * b), &one);
+      const auto* f = reinterpret_cast<const uint8_t*>(&one);
+      const int64_t base = b / 4 * 4 * bytes, i = b % 4, k = std::min<int64_t>(4, nb - b / 4 * 4);
+      const std::string at = std::string(dtype_name(t)) + " nb " + std::to_string(nb) + " block " + std::to_string(b);
+      EXPECT_EQ(std::memcmp(row.data() + base + 2 * i, f, 2), 0) << at;
+      EXPECT_EQ(std::memcmp(row.data() + base + 2 * k + low * i, f + 2, low), 0) << at;
+      EXPECT_EQ(std::memcmp(row.data() + base + (2 + low) * k + high * i, f + 2 + low, high), 0) << at;
     }
   }
+}
+
+TEST(Quantize, SplitFieldRowsGroupTheirBlocksByFour) {
+  expect_grouped_by_four<BlockQ6>(DType::Q6, 16, 8);
+  expect_grouped_by_four<BlockQ5>(DType::Q5, 16, 4);
+  expect_grouped_by_four<BlockQ3>(DType::Q3, 8, 4);
 }
 
 // Integer-valued inputs that a scale of 1 represents exactly: the search must find it,

@@ -151,15 +151,19 @@ TEST_F(CorruptModelFile, UnknownElementType) {
   EXPECT_NE(open_error().find("unknown element type 42"), std::string::npos);
 }
 
-TEST_F(CorruptModelFile, RetiredQ6LayoutAsksToConvertAgain) {
+TEST_F(CorruptModelFile, RetiredInterleavedLayoutsAskToConvertAgain) {
   const size_t i = find_entry("layers.2.w3");
-  format::TensorEntry e = entry(i);
-  e.dtype = kRetiredQ6Id;
-  set_entry(i, e);
-  reseal();
-  const std::string error = open_error();
-  EXPECT_NE(error.find("tensor 'layers.2.w3': element type 6"), std::string::npos) << error;
-  EXPECT_NE(error.find("convert the model again"), std::string::npos) << error;
+  const format::TensorEntry original = entry(i);
+  for (const auto& [id, name] : {std::pair{6u, "q6"}, std::pair{7u, "q5"}, std::pair{8u, "q3"}}) {
+    format::TensorEntry e = original;
+    e.dtype = id;
+    set_entry(i, e);
+    reseal();
+    const std::string error = open_error();
+    EXPECT_NE(error.find("tensor 'layers.2.w3': element type " + std::to_string(id) + " is " + name), std::string::npos)
+        << error;
+    EXPECT_NE(error.find("convert the model again"), std::string::npos) << error;
+  }
 }
 
 TEST_F(CorruptModelFile, MissingTensor) {
