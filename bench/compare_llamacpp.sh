@@ -4,7 +4,7 @@
 # alternating (which goes first swaps every round), then one table of ranges over the
 # rounds with the ratios. Speed claims in the README come from this script's output.
 #
-#   bench/compare_llamacpp.sh [-w WORKDIR] [-r ROUNDS] [-t 1,2] [-y q4,q8,f16,q4m,q4n,q5,q6,q2k,q2m] [-p 512] [-n 128] [-R REPS] [-P] [-B]
+#   bench/compare_llamacpp.sh [-w WORKDIR] [-r ROUNDS] [-t 1,2] [-y q4,q8,f16,q4m,q4n,q5,q5m,q6,q3,q3m,q2k,q2m] [-p 512] [-n 128] [-R REPS] [-P] [-B]
 #
 # Both engines run with their defaults for this CPU: an OPENBLAS_CORETYPE in the
 # environment (which forces OpenBLAS's kernels for qrun's float prompts; the development
@@ -44,16 +44,20 @@ if [ ! -f "$hf/config.json" ]; then
   /usr/bin/python3 "$shared/tools/synth_hf.py" --preset tinyllama-1.1b --tokenizer-dir "$shared/tokenizers/llama2" "$hf"
 fi
 # Each qrun type beside llama.cpp's nearest: same block for q4/q8/q5/q4n/q2k, the mixed
-# presets' peers for q4m and q2m.
+# presets' peers for q4m, q5m, q3m and q2m, Q3_K_S (3.44 bits/weight) for q3 (3.5).
 gguf_type() {
   case $1 in
     q4) echo Q4_0 ;; q8) echo Q8_0 ;; f16) echo F16 ;; q4m) echo Q4_K_M ;; q4n) echo IQ4_NL ;; q5) echo Q5_0 ;;
-    q6) echo Q6_K ;; q2k | q2m) echo Q2_K ;; *) echo "unknown type $1 (q4 q8 f16 q4m q4n q5 q6 q2k q2m)" >&2; exit 2 ;;
+    q5m) echo Q5_K_M ;; q6) echo Q6_K ;; q3) echo Q3_K_S ;; q3m) echo Q3_K_M ;; q2k | q2m) echo Q2_K ;;
+    *) echo "unknown type $1 (q4 q8 f16 q4m q4n q5 q5m q6 q3 q3m q2k q2m)" >&2; exit 2 ;;
   esac
 }
 IFS=, read -ra type_list <<<"$types"
-gguf_types=()
-for t in "${type_list[@]}"; do gguf_types+=("$(gguf_type "$t")"); done
+gguf_types=() peers=()
+for t in "${type_list[@]}"; do
+  gguf_types+=("$(gguf_type "$t")")
+  peers+=("$t=$(gguf_type "$t")")
+done
 echo "== GGUF files (llama.cpp's converter and llama-quantize)"
 "$shared/tools/llamacpp/make_gguf.sh" "$hf" "$work/gguf" tinyllama "${gguf_types[@]}" >/dev/null
 for t in "${type_list[@]}"; do
@@ -97,13 +101,13 @@ model=$(grep -m1 "^model[[:space:]]*:" /proc/cpuinfo | cut -d: -f2 | tr -d ' ')
 echo
 echo "$(date -u '+%Y-%m-%d %H:%M UTC'), $cpu (family $family, model $model), $(nproc) CPUs; $rounds rounds, $reps reps each; weights $([ ${#qrun_load[@]} -gt 0 ] && echo "in private memory (-P)" || echo "mapped")"
 grep -m1 "^# CPU" "$work/e2e_bench.log" | sed 's/^# /qrun: /'
-/usr/bin/python3 - "$results" "$n_prompt" "$n_gen" <<'EOF'
+/usr/bin/python3 - "$results" "$n_prompt" "$n_gen" "${peers[@]}" <<'EOF'
 import collections, csv, sys
 path, n_prompt, n_gen = sys.argv[1], sys.argv[2], sys.argv[3]
+peer = dict(p.split("=") for p in sys.argv[4:])
 v = collections.defaultdict(list)
 for r in csv.DictReader(open(path)):
     v[(r["engine"], r["type"], int(r["threads"]), r["test"])].append(float(r["tokens_per_s"]))
-peer = {"q4": "Q4_0", "q8": "Q8_0", "f16": "F16", "q4m": "Q4_K_M", "q4n": "IQ4_NL", "q5": "Q5_0", "q6": "Q6_K", "q2k": "Q2_K", "q2m": "Q2_K"}
 def rng(xs, fmt="{:.1f}"):
     return fmt.format(min(xs)) if min(xs) == max(xs) else (fmt + "-" + fmt).format(min(xs), max(xs))
 def ratio(a, b):  # range of per-round ratios

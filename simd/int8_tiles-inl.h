@@ -508,6 +508,7 @@ struct Q4Format {
   static constexpr int kParts = 2;  // low nibbles, high nibbles
   static constexpr int32_t kOffset = -8;
   static constexpr int kPeriod = 9;  // chunks in 32 blocks (576 bytes)
+  static constexpr bool kOneRowMatvec = false;  // one row is compute bound (PrefetchConfig::matvec_rows)
   static HWY_INLINE void SetActivations(const BlockQ8A& a, int8_t* const* parts, int64_t pos) {
     __builtin_memcpy(parts[0] + pos, a.qs, 16);
     __builtin_memcpy(parts[1] + pos, a.qs + 16, 16);
@@ -546,6 +547,7 @@ struct Q8Format {
   static constexpr int kParts = 1;
   static constexpr int32_t kOffset = -128;
   static constexpr int kPeriod = 17;  // chunks in 32 blocks (1088 bytes)
+  static constexpr bool kOneRowMatvec = true;
   static HWY_INLINE void SetActivations(const BlockQ8A& a, int8_t* const* parts, int64_t pos) {
     __builtin_memcpy(parts[0] + pos, a.qs, 32);
   }
@@ -724,7 +726,11 @@ inline uint8_t* Scratch(size_t bytes) {
 // tokens, rows outer: a tile's weight rows stay in L1 while all tokens' activations
 // stream from L2.
 template <int kRows, int kTokens, class TileAt>
-HWY_INLINE void ForEachTileRowsOuter(int64_t rows, int64_t n, TileAt&& tile) {
+HWY_INLINE void ForEachTileRowsOuter(int64_t rows, int64_t n, bool one_row_matvec, TileAt&& tile) {
+  if (n == 1 && one_row_matvec) {  // PrefetchConfig::matvec_rows
+    for (int64_t r = 0; r < rows; ++r) tile.template operator()<1, 1>(r, 0);
+    return;
+  }
   const int64_t n_full = n - n % kTokens;
   int64_t r = 0;
   for (; r + kRows <= rows; r += kRows) {
@@ -748,7 +754,8 @@ HWY_INLINE void MatMul(const uint8_t* w, int64_t rows, int64_t cols, int64_t n, 
   const uint16_t* idx = PeriodIndices<Fmt>();
   const PrefetchConfig pf = prefetch_config_for(kWideBlock<typename Fmt::Block>);
   const int64_t rb = L.row_bytes;
-  ForEachTileRowsOuter<kTileRows, kTileTokens>(rows, n, [&]<int R, int T>(int64_t r, int64_t t) {
+  const bool one_row = Fmt::kOneRowMatvec && pf.matvec_rows == 1;
+  ForEachTileRowsOuter<kTileRows, kTileTokens>(rows, n, one_row, [&]<int R, int T>(int64_t r, int64_t t) {
     Tile<Fmt, R, T>(w + r * rb, L, idx, toks + t * L.token_bytes, y + t * ldy + r, ldy, pf);
   });
 }

@@ -23,6 +23,11 @@ struct PrefetchConfig {
   PrefetchLevel level = PrefetchLevel::L2;
   int64_t distance = 24 << 10;       // packed codes: q3 to q6
   int64_t distance_wide = 24 << 10;  // q8 and float rows
+  // Rows a matvec tile of q8, q6 or q5 reads side by side: 4 (they share each
+  // activation load), or 1, one sequential stream (src/kernel_choice.cpp: on Zen 5
+  // these rows stream from DRAM faster so). q4, q4n and q3 tiles, which one row leaves
+  // compute bound, keep 4.
+  int matvec_rows = 4;
 };
 
 void set_prefetch_config(const PrefetchConfig& c);
@@ -30,10 +35,11 @@ PrefetchConfig prefetch_config();
 // The setting for one kernel: `distance` is the one for its rows.
 PrefetchConfig prefetch_config_for(bool wide_rows);
 
-// "l2+24KiB", "l1+8KiB, q8/float 3KiB", "none".
+// "l2+24KiB", "l1+8KiB, q8/float 3KiB, q8/q6/q5 matvec by single rows", "none".
 std::string describe(const PrefetchConfig& c);
 // Parses "none", "l1:BYTES", "l2:BYTES" or "LEVEL:BYTES/BYTES_WIDE" (the second distance
-// for q8 and float rows); BYTES may end in k/K. Throws on anything else.
+// for q8 and float rows), each optionally followed by ",rows:1" or ",rows:4"
+// (matvec_rows); BYTES may end in k/K. Throws on anything else.
 PrefetchConfig parse_prefetch_config(const std::string& text);
 
 // Kernels call their per-target copy, PrefetchRow (simd/prefetch-inl.h).

@@ -121,6 +121,7 @@ struct Codes {
 struct Q6Codes {
   using Block = BlockQ6;
   static constexpr int32_t kOffset = -32;
+  static constexpr bool kOneRowMatvec = true;  // PrefetchConfig::matvec_rows
   template <bool kTail>
   static HWY_INLINE Codes Unpack(const uint8_t* low, const uint8_t* high, int64_t k) {
     const __m512i qs = Load64<kTail>(low, 16 * k), pairs = SpreadPairs<kTail>(high, k);
@@ -133,6 +134,7 @@ struct Q6Codes {
 struct Q5Codes {
   using Block = BlockQ5;
   static constexpr int32_t kOffset = -16;
+  static constexpr bool kOneRowMatvec = true;
   template <bool kTail>
   static HWY_INLINE Codes Unpack(const uint8_t* low, const uint8_t* high, int64_t k) {
     const __m512i qs = Load64<kTail>(low, 16 * k), nibble = _mm512_set1_epi8(0x0F), bit = _mm512_set1_epi8(0x10);
@@ -146,6 +148,7 @@ struct Q5Codes {
 struct Q3Codes {
   using Block = BlockQ3;
   static constexpr int32_t kOffset = -4;
+  static constexpr bool kOneRowMatvec = false;  // one row is compute bound
   template <bool kTail>
   static HWY_INLINE Codes Unpack(const uint8_t* low, const uint8_t* high, int64_t k) {
     const __m512i pairs = SpreadPairs<kTail>(low, k), two = _mm512_set1_epi8(0x03), bit = _mm512_set1_epi8(0x04);
@@ -227,7 +230,8 @@ HWY_INLINE void MatMul(const uint8_t* w, int64_t rows, int64_t cols, int64_t n, 
       int8_tiles::stream::Scratch(static_cast<size_t>(n * ng) * sizeof(GroupActivations)));
   for (int64_t t = 0; t < n; ++t) PrepareToken(xq + t * nb, nb, Fmt::kOffset, acts + t * ng);
   const PrefetchConfig pf = prefetch_config_for(false);
-  int8_tiles::stream::ForEachTileRowsOuter<kTileRows, kTileTokens>(rows, n, [&]<int R, int T>(int64_t r, int64_t t) {
+  const bool one_row = Fmt::kOneRowMatvec && pf.matvec_rows == 1;
+  int8_tiles::stream::ForEachTileRowsOuter<kTileRows, kTileTokens>(rows, n, one_row, [&]<int R, int T>(int64_t r, int64_t t) {
     Tile<Fmt, R, T>(w + r * rb, rb, nb, acts + t * ng, ng, y + t * ldy + r, ldy, pf);
   });
 }

@@ -24,8 +24,17 @@ namespace qrun {
 // l1:12k 44.9-51.9, l2:12k 33.4-36.0; q4m (q4 + q6 rows), its q6 rows at l1:2k 32.5-33.5,
 // l1:3k 33.1-34.4, l1:6k 36.5-39.7, l1:8k 36.9-37.0. Float rows keep the q8 distance
 // (not measured apart).
+//
+// Zen 5 also streams q8, q6 and q5 rows from DRAM faster one row per matvec tile than four
+// side by side (AVX-512 VNNI kernels; 2026-12-03, same VM, rotating, two rounds):
+// `kernels_bench BM_MatvecDram` (5632x2048) GB/s, 4 rows -> 1 row: q8 24.7-25.4 ->
+// 31.2-34.0, q6 26.0-27.1 -> 30.9-39.5, q5 25.9-30.5 -> 38.0-38.7; but q4 39.1-39.2 ->
+// 28.1-32.1 and q3 23.5-26.2 -> 16.1-25.3 (one row leaves their kernels compute bound: the
+// activation loads are no longer shared), so those keep 4. `e2e_bench -p 0 -n 64 -r 3
+// --no-mmap`, tinyllama q8, tok/s on one / two threads: 24.0-24.2 / 41.4-42.6 -> 26.2-26.9
+// / 47.8-49.5.
 PrefetchConfig default_prefetch(const CpuInfo& cpu) {
-  if (cpu.family == CpuFamily::AmdZen5) return {PrefetchLevel::L1, 8 << 10, 3 << 10};
+  if (cpu.family == CpuFamily::AmdZen5) return {PrefetchLevel::L1, 8 << 10, 3 << 10, 1};
   const int64_t l2 = cpu.l2_bytes > 0 ? static_cast<int64_t>(cpu.l2_bytes) : (512 << 10);
   const int64_t distance = std::clamp<int64_t>(l2 / 40 / 4096 * 4096, 8 << 10, 32 << 10);
   return {PrefetchLevel::L2, distance, distance};

@@ -9,6 +9,7 @@
 #include "../quant/test_data.h"
 #include "quant/quantize.h"
 #include "simd/kernels.h"
+#include "simd/prefetch.h"
 #include "simd/reference.h"
 #include "target_loop.h"
 
@@ -96,11 +97,17 @@ TEST(Matvec, MatchesReferenceOnEveryTarget) {
         std::vector<float> expect(static_cast<size_t>(rows));
         ref::matvec(t, p.w.data(), rows, cols, p.x.data(), p.xq.data(), expect.data());
         for_each_target([&] {
-          std::vector<float> got(static_cast<size_t>(rows), NAN);
-          matvec(t, p.w.data(), rows, cols, p.x.data(), p.xq.data(), got.data());
-          for (int64_t r = 0; r < rows; ++r)
-            ASSERT_NEAR(got[size_t(r)], expect[size_t(r)], kRelTol * p.abs_dot[size_t(r)] + 1e-30f)
-                << dtype_name(t) << " rows=" << rows << " cols=" << cols << " r=" << r;
+          // Both matvec tile shapes (PrefetchConfig::matvec_rows): four rows side by side, one.
+          for (const int matvec_rows : {4, 1}) {
+            set_prefetch_config(PrefetchConfig{PrefetchLevel::L2, 24 << 10, 24 << 10, matvec_rows});
+            std::vector<float> got(static_cast<size_t>(rows), NAN);
+            matvec(t, p.w.data(), rows, cols, p.x.data(), p.xq.data(), got.data());
+            for (int64_t r = 0; r < rows; ++r)
+              ASSERT_NEAR(got[size_t(r)], expect[size_t(r)], kRelTol * p.abs_dot[size_t(r)] + 1e-30f)
+                  << dtype_name(t) << " rows=" << rows << " cols=" << cols << " r=" << r
+                  << " matvec_rows=" << matvec_rows;
+          }
+          set_prefetch_config(PrefetchConfig{});
         });
       }
     }

@@ -36,9 +36,21 @@ TEST(PrefetchConfig, ParsesASeparateDistanceForWideRows) {
   set_prefetch_config(PrefetchConfig{});
 }
 
+TEST(PrefetchConfig, ParsesMatvecRows) {
+  EXPECT_EQ(parse_prefetch_config("l1:8k/3k").matvec_rows, 4);
+  const PrefetchConfig c = parse_prefetch_config("l1:8k/3k,rows:1");
+  EXPECT_EQ(c.matvec_rows, 1);
+  EXPECT_EQ(c.distance_wide, 3072);
+  EXPECT_EQ(describe(c), "l1+8KiB, q8/float 3KiB, q8/q6/q5 matvec by single rows");
+  EXPECT_EQ(parse_prefetch_config("none,rows:1").level, PrefetchLevel::None);
+  EXPECT_EQ(describe(parse_prefetch_config("none,rows:1")), "none, q8/q6/q5 matvec by single rows");
+  EXPECT_EQ(parse_prefetch_config("l2:16k,rows:4").matvec_rows, 4);
+}
+
 TEST(PrefetchConfig, RejectsMalformedText) {
   for (const char* text : {"", "l1", "l1:", "l3:3k", "L1:3k", "l1:3m", "l1:-3k", "l1:3k/", "l1:/8k", "l1:3k/8k/1k",
-                           "l1:32", "l2:2000k", "l1:3k/2000k", "none:1k", "l1:9999999"}) {
+                           "l1:32", "l2:2000k", "l1:3k/2000k", "none:1k", "l1:9999999", "l1:3k,", "l1:3k,rows:2",
+                           "l1:3k,rows:", ",rows:1", "l1:3k,rows:1,rows:1"}) {
     EXPECT_THROW(parse_prefetch_config(text), std::invalid_argument) << "'" << text << "'";
   }
 }
