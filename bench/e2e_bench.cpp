@@ -103,7 +103,8 @@ int main(int argc, char** argv) {
   app.add_option("-o,--output", output, "md (a table) or csv (one line per run, for scripts)")
       ->check(CLI::IsMember({"md", "csv"}));
   app.add_option("--prefetch", prefetch,
-                 "Force the kernels' weight prefetch: none, l1:BYTES, l2:BYTES; BYTES/BYTES_WIDE for q8 and float rows apart");
+                 "Force the kernels' weight prefetch: none, l1:BYTES, l2:BYTES; BYTES/BYTES_WIDE for q8 and float "
+                 "rows apart; then optionally ,rows:1 or ,rows:4 (q8/q6/q5 matvec rows side by side)");
   app.add_flag("--no-blas", no_blas, "Float-weight prompts on qrun's own kernels, not OpenBLAS");
   qrun::cli::add_q8_activations_option(app, q8_act);
   app.add_flag("--no-mmap", no_mmap, "Read the model into private memory (as qrun --no-mmap; llama-bench -mmp 0)");

@@ -137,7 +137,8 @@ int main(int argc, char** argv) {
                                       "printed with --verbose)")
       ->check(CLI::Range(int64_t{-1}, INT64_MAX));
   app.add_option("--prefetch", a.prefetch, "Weight prefetch of the int8 kernels: none, l1:BYTES or l2:BYTES, "
-                                           "BYTES/BYTES_WIDE for q8 and float rows apart (default: chosen for this CPU)");
+                                           "BYTES/BYTES_WIDE for q8 and float rows apart, then optionally ,rows:1 or "
+                                           ",rows:4 (q8/q6/q5 matvec rows side by side) (default: chosen for this CPU)");
   app.add_flag("--no-blas", a.no_blas, "Float-weight prompt batches on qrun's own kernels instead of OpenBLAS");
   qrun::cli::add_q8_activations_option(app, a.q8_activations);
   app.add_flag("--mlock", a.mlock, "Lock the model in RAM (needs RLIMIT_MEMLOCK)");
