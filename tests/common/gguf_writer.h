@@ -127,14 +127,20 @@ inline void ggml_quantize_q8_0(const float* x, int64_t n, uint8_t* out) {
   }
 }
 
+// The value of largest magnitude among a block's 32 (the first such), which llama.cpp's
+// Q4_0 and Q5_0 reference quantizers divide by their most negative code.
+inline float ggml_block_max(const float* x) {
+  float amax = 0, max = 0;
+  for (int j = 0; j < 32; ++j)
+    if (std::fabs(x[j]) > amax) amax = std::fabs(x[j]), max = x[j];
+  return max;
+}
+
 // llama.cpp's quantize_row_q4_0_ref: d = max/-8 (max the value of largest magnitude),
 // q = min(15, (int8)(x/d + 8.5)); byte j = q[j] | q[j+16] << 4.
 inline void ggml_quantize_q4_0(const float* x, int64_t n, uint8_t* out) {
   for (int64_t b = 0; b < n / 32; ++b, x += 32, out += 18) {
-    float amax = 0, max = 0;
-    for (int j = 0; j < 32; ++j)
-      if (std::fabs(x[j]) > amax) amax = std::fabs(x[j]), max = x[j];
-    const float d = max / -8.0f, id = d ? 1.0f / d : 0.0f;
+    const float d = ggml_block_max(x) / -8.0f, id = d ? 1.0f / d : 0.0f;
     const uint16_t dh = f32_to_f16(d);
     std::memcpy(out, &dh, 2);
     for (int j = 0; j < 16; ++j) {
@@ -149,10 +155,7 @@ inline void ggml_quantize_q4_0(const float* x, int64_t n, uint8_t* out) {
 // block is d, then qh (bit j: the 5th bit of q[j]), then byte j = low nibbles of q[j], q[j+16].
 inline void ggml_quantize_q5_0(const float* x, int64_t n, uint8_t* out) {
   for (int64_t b = 0; b < n / 32; ++b, x += 32, out += 22) {
-    float amax = 0, max = 0;
-    for (int j = 0; j < 32; ++j)
-      if (std::fabs(x[j]) > amax) amax = std::fabs(x[j]), max = x[j];
-    const float d = max / -16.0f, id = d ? 1.0f / d : 0.0f;
+    const float d = ggml_block_max(x) / -16.0f, id = d ? 1.0f / d : 0.0f;
     const uint16_t dh = f32_to_f16(d);
     std::memcpy(out, &dh, 2);
     uint32_t qh = 0;

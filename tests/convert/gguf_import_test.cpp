@@ -116,6 +116,18 @@ void expect_blocks_carried(const Imported& im, DType want, int64_t block_bytes, 
   }
 }
 
+// A model imported from llama.cpp's blocks runs; its greedy text agrees with the golden
+// F32 story for a while (llama.cpp's rounding differs from qrun's own quantizers).
+void expect_runs_into_golden_story(const fs::path& model) {
+  RuntimeOptions ro;
+  ro.threads = 2;
+  Model m(model.string(), ro);
+  const auto c = test::load_golden()[0];
+  const auto got = test::greedy(m, c.prompt_ids, 20);
+  EXPECT_EQ(got.size(), 20u);
+  EXPECT_EQ(got[0], c.greedy_ids[0]);
+}
+
 TEST(GgufImport, Q4_0BlocksCarriedBitExact) {
   test::ScratchDir dir;
   for (const char* type : {"q4", "keep"}) {
@@ -136,15 +148,7 @@ TEST(GgufImport, Q8_0BlocksCarriedBitExact) {
   int carried = 0;
   expect_blocks_carried(im, DType::Q8, 34, &carried);
   EXPECT_EQ(carried, 5 * 6);
-  // The carried q8 model runs; its greedy text agrees with the golden F32 story for a
-  // while (llama.cpp's Q8_0 rounding differs from qrun's own q8 quantizer).
-  RuntimeOptions ro;
-  ro.threads = 2;
-  Model m(im.model.string(), ro);
-  const auto c = test::load_golden()[0];
-  const auto got = test::greedy(m, c.prompt_ids, 20);
-  EXPECT_EQ(got.size(), 20u);
-  EXPECT_EQ(got[0], c.greedy_ids[0]);
+  expect_runs_into_golden_story(im.model);
 }
 
 // Q5_0 blocks keep every code and scale; q5 stores their fields in its grouped order
@@ -172,13 +176,7 @@ TEST(GgufImport, Q5_0BlocksCarriedIntoTheGroupedLayout) {
     ++carried;
   }
   EXPECT_EQ(carried, 5 * 6 + 1);  // wq wk wv wo w1 w3 per layer and the embedding
-  RuntimeOptions ro;
-  ro.threads = 2;
-  Model model(im.model.string(), ro);
-  const auto c = test::load_golden()[0];
-  const auto got = test::greedy(model, c.prompt_ids, 20);
-  EXPECT_EQ(got.size(), 20u);
-  EXPECT_EQ(got[0], c.greedy_ids[0]);
+  expect_runs_into_golden_story(im.model);
 }
 
 // The proof the issue asks for: the same GGUF Q4_0 tensor through llama.cpp's
