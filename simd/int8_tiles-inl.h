@@ -15,7 +15,7 @@
 //   [-127, 127]; vpmaddubsw (pairs to int16; at most 2*127*127 < 32767, so no
 //   saturation) then vpmaddwd with ones. Other targets use portable Highway ops.
 // Q2K super-blocks (8 activation blocks, a scale and a minimum per 16 weights) have
-// their own tiles on every target (Q2KTile, Q2KMatMul).
+// their own tiles (Q2KTile, Q2KMatMul here; AVX3_DL: simd/q2k_tiles-inl.h).
 
 #if defined(QRUN_SIMD_INT8_TILES_INL_H_) == defined(HWY_TARGET_TOGGLE)
 #ifdef QRUN_SIMD_INT8_TILES_INL_H_

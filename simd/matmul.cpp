@@ -10,6 +10,7 @@
 #include "simd/float_tiles-inl.h"
 #include "simd/int8_tiles-inl.h"
 #include "simd/split_group_tiles-inl.h"
+#include "simd/q2k_tiles-inl.h"
 #include "simd/blas_matmul.h"
 #include "simd/kernels.h"
 
@@ -38,6 +39,8 @@ void MatMulImpl(DType t, const void* w, int64_t rows, int64_t cols, int64_t n, c
     case DType::Q6: return split_groups::MatMul<split_groups::Q6Codes>(bytes, rows, cols, n, xq, y, ldy);
     case DType::Q5: return split_groups::MatMul<split_groups::Q5Codes>(bytes, rows, cols, n, xq, y, ldy);
     case DType::Q3: return split_groups::MatMul<split_groups::Q3Codes>(bytes, rows, cols, n, xq, y, ldy);
+    // Super-blocks of 8 activation blocks with per-16 scales and minimums: their own tiles.
+    case DType::Q2K: return q2k_tiles::MatMul(bytes, rows, cols, n, xq, y, ldy);
 #else
     case DType::Q8: return int8_tiles::MatMul<int8_tiles::Q8Rows>(bytes, rows, cols, n, xq, y, ldy);
     case DType::Q4: return int8_tiles::MatMul<int8_tiles::Q4Rows>(bytes, rows, cols, n, xq, y, ldy);
@@ -46,9 +49,9 @@ void MatMulImpl(DType t, const void* w, int64_t rows, int64_t cols, int64_t n, c
     case DType::Q6: return int8_tiles::MatMul<int8_tiles::Q6Rows>(bytes, rows, cols, n, xq, y, ldy);
     case DType::Q5: return int8_tiles::MatMul<int8_tiles::Q5Rows>(bytes, rows, cols, n, xq, y, ldy);
     case DType::Q3: return int8_tiles::MatMul<int8_tiles::Q3Rows>(bytes, rows, cols, n, xq, y, ldy);
-#endif
     // Super-blocks of 8 activation blocks with per-16 scales and minimums: their own tiles.
     case DType::Q2K: return int8_tiles::Q2KMatMul(bytes, rows, cols, n, xq, y, ldy);
+#endif
   }
 }
 
