@@ -1,5 +1,6 @@
 #include "convert/type_policy.h"
 
+#include <cctype>
 #include <cstdio>
 #include <stdexcept>
 
@@ -49,6 +50,19 @@ TensorTypeRule parse_tensor_type_rule(const std::string& text) {
   if (eq == std::string::npos || eq == 0)
     throw std::invalid_argument("'" + text + "' is not PATTERN=TYPE (e.g. w2=q6)");
   const std::string pattern = text.substr(0, eq), type_name = text.substr(eq + 1);
+  // A tensor name is a few dozen characters. std::regex compiles a pattern recursively,
+  // so a long one could exhaust the stack before it is refused, and reads the numbers
+  // of repeats and back-references into a long that a 20-digit one overflows.
+  if (pattern.size() > kMaxPatternLength)
+    throw std::invalid_argument("'" + text.substr(0, 40) + "...': pattern longer than " +
+                                std::to_string(kMaxPatternLength) + " characters");
+  size_t digits = 0;  // in a row
+  for (char c : pattern) {
+    digits = std::isdigit(static_cast<unsigned char>(c)) ? digits + 1 : 0;
+    if (digits > kMaxPatternDigits)
+      throw std::invalid_argument("'" + text + "': a number in the pattern has more than " +
+                                  std::to_string(kMaxPatternDigits) + " digits");
+  }
   DType t;
   if (!dtype_from_name(type_name, &t) || t == DType::BF16)
     throw std::invalid_argument("'" + text + "': unknown type '" + type_name + "'");

@@ -27,6 +27,7 @@ struct TypePolicy {
 };
 
 // "PATTERN=TYPE" -> a rule; std::invalid_argument naming what is wrong.
+inline constexpr size_t kMaxPatternLength = 256, kMaxPatternDigits = 4;
 TensorTypeRule parse_tensor_type_rule(const std::string& text);
 
 // "q4m" -> {Q4N, mixed}; "q8" -> {Q8, plain}. False for anything else.

@@ -15,7 +15,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-30}
-targets=(model_file safetensors hf_config tokenizer_json tokenizer_model chat_template gguf_reader server_request)
+targets=(model_file safetensors hf_config tokenizer_json tokenizer_model chat_template gguf_reader server_request option_text)
 
 ./scripts/install_deps.sh
 packages=(clang-14 libclang-rt-14-dev libfuzzer-14-dev)

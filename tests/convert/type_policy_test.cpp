@@ -82,6 +82,14 @@ TEST(TypePolicy, BadRulesNameWhatIsWrong) {
   EXPECT_NE(message("w2=q7").find("unknown type 'q7'"), std::string::npos);
   EXPECT_NE(message("w2=bf16").find("unknown type 'bf16'"), std::string::npos);
   EXPECT_NE(message("w[2=q8").find("bad pattern"), std::string::npos);
+  // Deep nesting would overflow std::regex's recursive compiler: long patterns are refused.
+  const std::string deep = std::string(kMaxPatternLength / 2 + 1, '(') + std::string(kMaxPatternLength / 2 + 1, ')');
+  EXPECT_NE(message(deep + "=q8").find("longer than 256 characters"), std::string::npos);
+  EXPECT_EQ(message(std::string(kMaxPatternLength, 'w') + "=q8"), "(accepted)");
+  // std::regex reads repeat counts and back-references into a long without a check.
+  EXPECT_NE(message("w\\77777777777777777777=q8").find("more than 4 digits"), std::string::npos);
+  EXPECT_NE(message("w{12345}=q8").find("more than 4 digits"), std::string::npos);
+  EXPECT_EQ(message("layers\\.(1[0-9]|2[0-1])\\.w2=q6"), "(accepted)");
 }
 
 // q2k rows are whole super-blocks of 256; on other rows the policy stores q3 (a 576-wide
