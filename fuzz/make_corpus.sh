@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 qconvert=$1
 out=$2
 shared=../shared
-for t in model_file safetensors hf_config tokenizer_json tokenizer_model chat_template server_request option_text; do
+for t in model_file safetensors hf_config tokenizer_json tokenizer_model chat_template server_request option_text tokenizer_config; do
   mkdir -p "$out/$t"
 done
 tmp=$(mktemp -d)
@@ -53,6 +53,18 @@ printf '\000l1:8k/3k,rows:1' >"$out/option_text/seed-prefetch"
 printf '\000none' >"$out/option_text/seed-prefetch-none"
 printf '\001layers\\.[0-3]\\.(wv|wo)=q6' >"$out/option_text/seed-tensor-type"
 printf '\002q4m' >"$out/option_text/seed-type"
+
+# tokenizer_config: the first byte picks the file (0 tokenizer_config.json,
+# 1 generation_config.json, 2 config.json), the shipped ones as they are.
+i=0
+seed() {  # PREFIX_BYTE FILE
+  [ -f "$2" ] || return 0
+  { printf "\\$1"; cat "$2"; } >"$out/tokenizer_config/seed-$i"
+  i=$((i + 1))
+}
+for f in "$shared"/models/*/tokenizer_config.json "$shared"/tokenizers/*/tokenizer_config.json; do seed 000 "$f"; done
+for f in "$shared"/models/*/generation_config.json; do seed 001 "$f"; done
+for f in "$shared"/models/*/config.json; do seed 002 "$f"; done
 
 # gguf_reader: llama.cpp's vocab-only GGUF files as they are.
 mkdir -p "$out/gguf_reader"

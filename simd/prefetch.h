@@ -23,10 +23,10 @@ struct PrefetchConfig {
   PrefetchLevel level = PrefetchLevel::L2;
   int64_t distance = 24 << 10;       // packed codes: q3 to q6
   int64_t distance_wide = 24 << 10;  // q8 and float rows
-  // Rows a matvec tile of q8, q6 or q5 reads side by side: 4 (they share each
-  // activation load), or 1, one sequential stream (src/kernel_choice.cpp: on Zen 5
-  // these rows stream from DRAM faster so). q4, q4n and q3 tiles, which one row leaves
-  // compute bound, keep 4.
+  // Rows an AVX-512 VNNI matvec tile of q8, q6 or q5 reads side by side: 4 (they share
+  // each activation load), or 1, one sequential stream (src/kernel_choice.cpp: on Zen 5
+  // these rows stream from DRAM faster so). q4, q4n, q3 and q2k tiles, which one row
+  // leaves compute bound, keep 4, as do the AVX2 and portable kernels.
   int matvec_rows = 4;
 };
 
