@@ -26,7 +26,9 @@ struct TypePolicy {
   std::vector<TensorTypeRule> rules;  // first match wins, before the preset
 };
 
-// "PATTERN=TYPE" -> a rule; std::invalid_argument naming what is wrong.
+// "PATTERN=TYPE" -> a rule; std::invalid_argument naming what is wrong. Patterns have at
+// most kMaxPatternLength characters and no number of more than kMaxPatternDigits digits
+// (what std::regex handles safely).
 inline constexpr size_t kMaxPatternLength = 256, kMaxPatternDigits = 4;
 TensorTypeRule parse_tensor_type_rule(const std::string& text);
 

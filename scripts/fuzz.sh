@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Fuzzes every parser of untrusted input (fuzz/: model file, safetensors header,
 # config.json, tokenizer.json, tokenizer_config.json, tokenizer.model, chat template,
-# GGUF, server request, option texts) with libFuzzer under ASan and UBSan, SECONDS seconds each (default 30):
+# GGUF, server request, option texts) with libFuzzer under ASan and UBSan, SECONDS
+# seconds each (default 30):
 #   scripts/fuzz.sh [SECONDS]
 # Installs clang-14 and libFuzzer when missing (idempotent), configures and builds
 # build-fuzz/ (clang-14, -DQRUN_FUZZ=ON -DQRUN_SANITIZE=ON), builds the seed corpora
