@@ -117,31 +117,16 @@ HWY_INLINE void SuperBlock(const uint8_t* w, int64_t row_bytes, int64_t sb, cons
     dw[r] = _mm512_permute_ps(both, 0x00);
     dmin[r] = _mm512_permute_ps(both, 0x55);
   }
-  if constexpr (T == 1) {
-    // Matvec: the super-block's sum in units of d_w, scaled once (one multiply fewer per run pair).
-    __m512 part[R];
-    for (int r = 0; r < R; ++r) part[r] = _mm512_setzero_ps();
-    for (int p = 0; p < kRuns / 2; ++p) {
-      const __m512i av = _mm512_load_si512(a[sb].qs + 64 * p);
-      const __m512 da = _mm512_load_ps(a[sb].da[p]);
+  for (int p = 0; p < kRuns / 2; ++p) {
+    __m512i wv[R];
+    for (int r = 0; r < R; ++r) wv[r] = _mm512_permutexvar_epi8(PairIndices(qs[r], p), table[r]);
+    for (int t = 0; t < T; ++t) {
+      const SuperBlockActivations& s = a[t * a_stride + sb];
+      const __m512i av = _mm512_load_si512(s.qs + 64 * p);
+      const __m512 da = _mm512_load_ps(s.da[p]);
       for (int r = 0; r < R; ++r) {
-        const __m512i wv = _mm512_permutexvar_epi8(PairIndices(qs[r], p), table[r]);
-        part[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_dpbusd_epi32(_mm512_setzero_si512(), wv, av)), da, part[r]);
-      }
-    }
-    for (int r = 0; r < R; ++r) acc[r][0] = _mm512_fmadd_ps(part[r], dw[r], acc[r][0]);
-  } else {
-    for (int p = 0; p < kRuns / 2; ++p) {
-      __m512i wv[R];
-      for (int r = 0; r < R; ++r) wv[r] = _mm512_permutexvar_epi8(PairIndices(qs[r], p), table[r]);
-      for (int t = 0; t < T; ++t) {
-        const SuperBlockActivations& s = a[t * a_stride + sb];
-        const __m512i av = _mm512_load_si512(s.qs + 64 * p);
-        const __m512 da = _mm512_load_ps(s.da[p]);
-        for (int r = 0; r < R; ++r) {
-          const __m512i dot = _mm512_dpbusd_epi32(_mm512_setzero_si512(), wv[r], av);
-          acc[r][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), _mm512_mul_ps(dw[r], da), acc[r][t]);
-        }
+        const __m512i dot = _mm512_dpbusd_epi32(_mm512_setzero_si512(), wv[r], av);
+        acc[r][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), _mm512_mul_ps(dw[r], da), acc[r][t]);
       }
     }
   }
