@@ -16,10 +16,8 @@
 
 #include <CLI/CLI.hpp>
 
-#include "simd/hwy_targets.h"  // before any hwy header: the library's target set
-
 #include "bench/read_bandwidth.h"
-#include "hwy/targets.h"
+#include "bench/simd_target.h"
 #include "qrun/cpu_info.h"
 #include "qrun/model.h"
 #include "qrun/sampler.h"
@@ -114,15 +112,9 @@ int main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     return app.exit(e) == 0 ? 0 : 2;  // --help is not an error
   }
-  if (!target.empty()) {
-    int64_t chosen = 0;
-    for (int64_t t : hwy::SupportedAndGeneratedTargets())
-      if (target == hwy::TargetName(t)) chosen = t;
-    if (chosen == 0) {
-      std::fprintf(stderr, "e2e_bench: target %s is not compiled in or not supported by this CPU\n", target.c_str());
-      return 2;
-    }
-    hwy::SetSupportedTargetsForTest(chosen);
+  if (!target.empty() && !qrun::bench::force_simd_target(target)) {
+    std::fprintf(stderr, "e2e_bench: target %s is not compiled in or not supported by this CPU\n", target.c_str());
+    return 2;
   }
   try {
     char date[32];

@@ -2,13 +2,17 @@
 // bytes/s counts weight bytes) and matmul over 64 tokens (prompt processing, compute
 // bound; FLOP/s counts 2 * rows * cols * n). The kernels run with the prefetch the
 // runtime picks for this CPU (src/kernel_choice.h; QRUN_PREFETCH forces one).
+// --target=AVX2 runs one compiled Highway target's kernels (bench/simd_target.h).
 #include <benchmark/benchmark.h>
 
 #include <algorithm>
 #include <cstdint>
+#include <cstdio>
 #include <random>
+#include <string>
 #include <vector>
 
+#include "bench/simd_target.h"
 #include "quant/quantize.h"
 #include "simd/kernels.h"
 #include "src/kernel_choice.h"
@@ -148,6 +152,19 @@ BENCHMARK_CAPTURE(BM_QuantizeRow, q2k, DType::Q2K);
 }  // namespace
 
 int main(int argc, char** argv) {
+  int kept = 1;
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    if (arg.rfind("--target=", 0) != 0) {
+      argv[kept++] = argv[i];
+      continue;
+    }
+    if (!qrun::bench::force_simd_target(arg.substr(9))) {
+      std::fprintf(stderr, "kernels_bench: target %s is not compiled in or not supported by this CPU\n", arg.c_str() + 9);
+      return 2;
+    }
+  }
+  argc = kept;
   benchmark::AddCustomContext("kernel choice", qrun::apply_kernel_choice(""));
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;

@@ -25,7 +25,8 @@ constexpr DType kTypes[] = {DType::F32, DType::F16, DType::BF16, DType::Q8, DTyp
 // 1100: rows of 35 blocks span more than one period of the AVX3_DL chunk layout and end
 // in a partial chunk (Q4: 630 bytes, Q8: 1190 bytes).
 constexpr int64_t kCols[] = {172, 64, 33, 2048, 1, 31, 100, 1100};
-constexpr int64_t kRows[] = {1, 3, 7, 17};
+// 13 = 8 + 4 + 1: every matvec tile height (8 for Q4 on AVX2/AVX3, 4, 1).
+constexpr int64_t kRows[] = {1, 3, 7, 13, 17};
 
 struct Problem {
   DType type;
