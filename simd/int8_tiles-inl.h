@@ -437,16 +437,20 @@ HWY_INLINE void TilePairs(const uint8_t* w, int64_t row_bytes, int64_t nb, const
 #endif
 
 #if !QRUN_X86_VNNI
-// Matvec of 4-bit rows (Q4, Q4N) on 256-bit vectors, R rows (a multiple of 4) and two
-// blocks at a time. A vector holds one row's 16 code bytes of blocks b and b + 1 (one per
-// 128-bit half), so the nibble split and the products run on 64 codes per op; three hadds
-// per four rows leave each row-block's sum in one lane (the four rows of block b, then of
-// b + 1), where the offset, the scales (eight f16 converted together) and one FMA serve
-// all eight. The one-block-per-vector Tile below spends most of its time on scalar scale
-// arithmetic per row and block. Zen 5, AVX2 target, kernels_bench, Tile -> this, GB/s:
-// q4 in L2 18.2 -> 25.7 (eight rows; 25.0 with four), from DRAM 13.5 -> 22.7-23.2; q4n
-// 15.5 -> 17.8 and 12.0 -> 16.2-16.5 (four rows; eight measured the same). Q8 keeps Tile:
-// with one block per step this measured 0.9x of it.
+// Matvec on 256-bit vectors for the one-scale-per-block formats of at most 6 bits (Q4,
+// Q4N, Q6, Q5, Q3), R rows (a multiple of 4) and two blocks at a time. A vector holds one
+// row's codes of elements 0-15 (or 16-31) of blocks b and b + 1, one block per 128-bit
+// half, so the unpacking and the products run on 64 codes per op; three hadds per four
+// rows leave each row-block's sum in one lane (the four rows of block b, then of b + 1),
+// where the offset, the scales (eight f16 converted together) and one FMA serve all
+// eight. The one-block-per-vector Tile below spends most of its time on scalar scale
+// arithmetic per row and block. Zen 5, AVX2 target, kernels_bench, Tile -> this, GB/s,
+// in L2 / from DRAM: q4 18.3 -> 26.4-27.7 / 12.3-13.5 -> 21.5-22.5 (eight rows; four gave
+// 25.0 in L2), q4n 15.5 -> 18.7-18.9 / 12.0 -> 16.2-16.5, q6 18.4 -> 20.2 / 13.0 -> 17.1,
+// q5 14.0 -> 16.0 / 9.6 -> 13.9, q3 8.9 -> 9.7 / 7.3 -> 7.6 (four rows; eight measured the
+// same for q4n). Q8 keeps Tile: one block per step measured 0.9x of it. AVX-512 without
+// VNNI (AVX3) takes this kernel for Q4 and Q4N (q4 in L2 15.2-18.6 -> 25.4-25.9) and its
+// 512-bit TilePairs for the split-field types.
 HWY_INLINE __m256i LanePair(const void* lo, const void* hi) {
   const __m128i l = _mm_loadu_si128(reinterpret_cast<const __m128i*>(lo));
   return hi ? _mm256_inserti128_si256(_mm256_castsi128_si256(l), _mm_loadu_si128(reinterpret_cast<const __m128i*>(hi)), 1)
@@ -471,37 +475,136 @@ HWY_INLINE __m256i SignedDot(__m256i w, __m256i a) {
   return _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_abs_epi8(w), _mm256_sign_epi8(a, w)), _mm256_set1_epi16(1));
 }
 
-struct Q4BlockPairs {
-  using Block = BlockQ4;
-  static constexpr int32_t kOffset = -8;
-  static HWY_INLINE __m256i Sums(const Block* row, bool pair, const BlockPairActivations& a) {
-    const __m256i q = LanePair(row[0].qs, pair ? row[1].qs : nullptr), low4 = _mm256_set1_epi8(0x0F);
-    const __m256i lo = _mm256_and_si256(q, low4), hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), low4);
-    // Each maddubs pair is at most 2 * 15 * 127, so the sum of two fits int16.
-    const __m256i pairs = _mm256_add_epi16(_mm256_maddubs_epi16(lo, a.lo), _mm256_maddubs_epi16(hi, a.hi));
+// Two blocks' fields spread to their codes: lo holds elements 0-15 of block b | of b + 1,
+// hi elements 16-31 (q1 null: the b + 1 halves are zero).
+struct CodeHalves {
+  __m256i lo, hi;
+};
+
+// 16 nibble bytes (byte j: element j low, j + 16 high), as Q4's qs.
+HWY_INLINE CodeHalves NibbleHalves(const uint8_t* q0, const uint8_t* q1) {
+  const __m256i q = LanePair(q0, q1), low4 = _mm256_set1_epi8(0x0F);
+  return {_mm256_and_si256(q, low4), _mm256_and_si256(_mm256_srli_epi16(q, 4), low4)};
+}
+
+// 8 bytes of pairs (byte j: elements j, j + 8, j + 16, j + 24), as BlockQ6::qh.
+HWY_INLINE CodeHalves PairHalves(const uint8_t* q0, const uint8_t* q1) {
+  int64_t w0, w1 = 0;
+  __builtin_memcpy(&w0, q0, 8);
+  if (q1) __builtin_memcpy(&w1, q1, 8);
+  const __m256i both = _mm256_set_epi64x(w1, w1, w0, w0), three = _mm256_set1_epi8(3);
+  return {_mm256_and_si256(_mm256_srlv_epi64(both, _mm256_set_epi64x(2, 0, 2, 0)), three),
+          _mm256_and_si256(_mm256_srlv_epi64(both, _mm256_set_epi64x(6, 4, 6, 4)), three)};
+}
+
+// 4 bytes of bits (bit j: element j) as bytes 0 or `value`.
+HWY_INLINE CodeHalves BitHalves(const uint8_t* q0, const uint8_t* q1, char value) {
+  int32_t w0, w1 = 0;
+  __builtin_memcpy(&w0, q0, 4);
+  if (q1) __builtin_memcpy(&w1, q1, 4);
+  const __m256i words = _mm256_set_epi32(0, 0, 0, w1, 0, 0, 0, w0);
+  const __m256i bit = _mm256_set1_epi64x(static_cast<int64_t>(0x8040201008040201)), v = _mm256_set1_epi8(value);
+  const auto spread = [&](int64_t first) {  // bytes `first`, `first` + 1 of each word, eight times each
+    const __m256i idx = _mm256_set_epi64x(0x0101010101010101 * (first + 1), 0x0101010101010101 * first,
+                                          0x0101010101010101 * (first + 1), 0x0101010101010101 * first);
+    const __m256i bytes = _mm256_shuffle_epi8(words, idx);
+    return _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(bytes, bit), bit), v);
+  };
+  return {spread(0), spread(2)};
+}
+
+HWY_INLINE CodeHalves Or(const CodeHalves& a, const CodeHalves& b) {
+  return {_mm256_or_si256(a.lo, b.lo), _mm256_or_si256(a.hi, b.hi)};
+}
+
+// Where block b's fields lie in a row (bytes from its start), computed once per step
+// for all rows. Split-field rows group blocks by four from block 0, so for even b,
+// block b + 1 is the next one in the same group.
+struct BlockFields {
+  int64_t d, low, high;
+};
+template <class Block>
+HWY_INLINE BlockFields FieldsOf(int64_t nb, int64_t b) {
+  if constexpr (SplitBlock<Block>) {
+    const BlockGroup<Block> g(nb, b);
+    const int64_t i = b % BlockGroup<Block>::kBlocks;
+    return {g.d(i), g.low(i), g.high(i)};
+  } else {
+    const int64_t at = b * static_cast<int64_t>(sizeof(Block));
+    return {at, at + 2, 0};
+  }
+}
+template <class Block>
+HWY_INLINE BlockFields NextFields(const BlockFields& f) {
+  if constexpr (SplitBlock<Block>)
+    return {f.d + 2, f.low + SplitFields<Block>::kLow, f.high + SplitFields<Block>::kHigh};
+  else
+    return {f.d + static_cast<int64_t>(sizeof(Block)), f.low + static_cast<int64_t>(sizeof(Block)), 0};
+}
+
+// Unsigned codes with an offset (x = d * (code + kOffset)): the int16 pair sums of both
+// halves fit int16 (at most 4 * 63 * 127 for Q6's codes), so they add before widening.
+template <class B, int32_t kOffset_>
+struct UnsignedPairs {
+  using Block = B;
+  static constexpr int32_t kOffset = kOffset_;
+  static HWY_INLINE __m256i Dot(const CodeHalves& c, const BlockPairActivations& a) {
+    const __m256i pairs = _mm256_add_epi16(_mm256_maddubs_epi16(c.lo, a.lo), _mm256_maddubs_epi16(c.hi, a.hi));
     return _mm256_madd_epi16(pairs, _mm256_set1_epi16(1));
   }
 };
 
-struct Q4NBlockPairs : Q4BlockPairs {
+// Codes(low0, high0, low1, high1): the fields of blocks b and b + 1 (low1, high1 null
+// when b is the last block).
+struct Q4BlockPairs : UnsignedPairs<BlockQ4, -8> {
+  static HWY_INLINE CodeHalves Codes(const uint8_t* low0, const uint8_t*, const uint8_t* low1, const uint8_t*) {
+    return NibbleHalves(low0, low1);
+  }
+};
+
+struct Q6BlockPairs : UnsignedPairs<BlockQ6, -32> {
+  static HWY_INLINE CodeHalves Codes(const uint8_t* low0, const uint8_t* high0, const uint8_t* low1,
+                                     const uint8_t* high1) {
+    const CodeHalves high = PairHalves(high0, high1);
+    return Or(NibbleHalves(low0, low1),
+              {_mm256_slli_epi16(high.lo, 4), _mm256_slli_epi16(high.hi, 4)});  // pairs < 4: no carry between bytes
+  }
+};
+
+struct Q5BlockPairs : UnsignedPairs<BlockQ5, -16> {
+  static HWY_INLINE CodeHalves Codes(const uint8_t* low0, const uint8_t* high0, const uint8_t* low1,
+                                     const uint8_t* high1) {
+    return Or(NibbleHalves(low0, low1), BitHalves(high0, high1, 0x10));
+  }
+};
+
+struct Q3BlockPairs : UnsignedPairs<BlockQ3, -4> {
+  static HWY_INLINE CodeHalves Codes(const uint8_t* low0, const uint8_t* high0, const uint8_t* low1,
+                                     const uint8_t* high1) {
+    return Or(PairHalves(low0, low1), BitHalves(high0, high1, 0x04));
+  }
+};
+
+// Signed code-book levels take Q8's sign trick; their int16 pair sums (up to 2 * 127 *
+// 127) leave no room to add the halves before widening.
+struct Q4NBlockPairs {
   using Block = BlockQ4N;
   static constexpr int32_t kOffset = 0;
-  static HWY_INLINE __m256i Sums(const Block* row, bool pair, const BlockPairActivations& a) {
-    const __m256i q = LanePair(row[0].qs, pair ? row[1].qs : nullptr), low4 = _mm256_set1_epi8(0x0F);
+  static HWY_INLINE CodeHalves Codes(const uint8_t* low0, const uint8_t*, const uint8_t* low1, const uint8_t*) {
+    const CodeHalves n = NibbleHalves(low0, low1);
     const __m256i table = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(kQ4NLevels)));
-    const __m256i lo = _mm256_shuffle_epi8(table, _mm256_and_si256(q, low4));
-    const __m256i hi = _mm256_shuffle_epi8(table, _mm256_and_si256(_mm256_srli_epi16(q, 4), low4));
-    return _mm256_add_epi32(SignedDot(lo, a.lo), SignedDot(hi, a.hi));  // int16 pair sums of +-127 levels: no room to add
+    return {_mm256_shuffle_epi8(table, n.lo), _mm256_shuffle_epi8(table, n.hi)};
+  }
+  static HWY_INLINE __m256i Dot(const CodeHalves& c, const BlockPairActivations& a) {
+    return _mm256_add_epi32(SignedDot(c.lo, a.lo), SignedDot(c.hi, a.hi));
   }
 };
 
 template <class Pairs, int R>
 HWY_INLINE void BlockPairMatvec(const uint8_t* w, int64_t row_bytes, int64_t nb, const BlockQ8A* xq, float* y,
-                            const PrefetchConfig& pf) {
+                                const PrefetchConfig& pf) {
   static_assert(R % 4 == 0);
   using Block = typename Pairs::Block;
-  const Block* rows[R];
-  for (int r = 0; r < R; ++r) rows[r] = reinterpret_cast<const Block*>(w + r * row_bytes);
   __m256 acc[R / 4];
   for (auto& a : acc) a = _mm256_setzero_ps();
   TilePrefetch<R> ahead(pf, row_bytes);
@@ -509,14 +612,23 @@ HWY_INLINE void BlockPairMatvec(const uint8_t* w, int64_t row_bytes, int64_t nb,
     ahead.AtBlock(w, b / 2, 2 * sizeof(Block), pf.level);
     const bool pair = b + 1 < nb;
     const BlockPairActivations a = LoadBlockPairActivations(xq[b], pair ? &xq[b + 1] : nullptr);
+    const BlockFields f0 = FieldsOf<Block>(nb, b), f1 = NextFields<Block>(f0);
     for (int g = 0; g < R / 4; ++g) {
-      const Block* const* group = rows + 4 * g;
       __m256i sums[4];
-      for (int i = 0; i < 4; ++i) sums[i] = Pairs::Sums(group[i] + b, pair, a);
       __m128i d16 = _mm_setzero_si128();
-      for (int i = 0; i < 4; ++i) d16 = _mm_insert_epi16(d16, group[i][b].d, i);
-      if (pair)
-        for (int i = 0; i < 4; ++i) d16 = _mm_insert_epi16(d16, group[i][b + 1].d, 4 + i);
+      for (int i = 0; i < 4; ++i) {
+        const uint8_t* row = w + (4 * g + i) * row_bytes;
+        uint16_t d0, d1;
+        __builtin_memcpy(&d0, row + f0.d, 2);
+        d16 = _mm_insert_epi16(d16, d0, i);
+        if (pair) {
+          __builtin_memcpy(&d1, row + f1.d, 2);
+          d16 = _mm_insert_epi16(d16, d1, 4 + i);
+          sums[i] = Pairs::Dot(Pairs::Codes(row + f0.low, row + f0.high, row + f1.low, row + f1.high), a);
+        } else {
+          sums[i] = Pairs::Dot(Pairs::Codes(row + f0.low, row + f0.high, nullptr, nullptr), a);
+        }
+      }
       // Lanes: the four rows in block b | in block b + 1.
       __m256i dots = _mm256_hadd_epi32(_mm256_hadd_epi32(sums[0], sums[1]), _mm256_hadd_epi32(sums[2], sums[3]));
       if constexpr (Pairs::kOffset != 0)
@@ -534,6 +646,9 @@ HWY_INLINE void BlockPairMatvec(const uint8_t* w, int64_t row_bytes, int64_t nb,
 template <class Rows> struct BlockPairsOf { using type = void; };
 template <> struct BlockPairsOf<Q4Rows> { using type = Q4BlockPairs; };
 template <> struct BlockPairsOf<Q4NRows> { using type = Q4NBlockPairs; };
+template <> struct BlockPairsOf<Q6Rows> { using type = Q6BlockPairs; };
+template <> struct BlockPairsOf<Q5Rows> { using type = Q5BlockPairs; };
+template <> struct BlockPairsOf<Q3Rows> { using type = Q3BlockPairs; };
 #endif
 
 // y[t * ldy + r] = dot(row r, token t) for r < R, t < T. Act: BlockQ8A, or BlockQ16A
