@@ -437,20 +437,23 @@ HWY_INLINE void TilePairs(const uint8_t* w, int64_t row_bytes, int64_t nb, const
 #endif
 
 #if !QRUN_X86_VNNI
-// Matvec on 256-bit vectors for the one-scale-per-block formats of at most 6 bits (Q4,
-// Q4N, Q6, Q5, Q3), R rows (a multiple of 4) and two blocks at a time. A vector holds one
-// row's codes of elements 0-15 (or 16-31) of blocks b and b + 1, one block per 128-bit
-// half, so the unpacking and the products run on 64 codes per op; three hadds per four
-// rows leave each row-block's sum in one lane (the four rows of block b, then of b + 1),
-// where the offset, the scales (eight f16 converted together) and one FMA serve all
-// eight. The one-block-per-vector Tile below spends most of its time on scalar scale
-// arithmetic per row and block. Zen 5, AVX2 target, kernels_bench, Tile -> this, GB/s,
-// in L2 / from DRAM: q4 18.3 -> 26.4-27.7 / 12.3-13.5 -> 21.5-22.5 (eight rows; four gave
-// 25.0 in L2), q4n 15.5 -> 18.7-18.9 / 12.0 -> 16.2-16.5, q6 18.4 -> 20.2 / 13.0 -> 17.1,
-// q5 14.0 -> 16.0 / 9.6 -> 13.9, q3 8.9 -> 9.7 / 7.3 -> 7.6 (four rows; eight measured the
-// same for q4n). Q8 keeps Tile: one block per step measured 0.9x of it. AVX-512 without
-// VNNI (AVX3) takes this kernel for Q4 and Q4N (q4 in L2 15.2-18.6 -> 25.4-25.9) and its
-// 512-bit TilePairs for the split-field types.
+// Tiles on 256-bit vectors for the one-scale-per-block formats of at most 6 bits (Q4,
+// Q4N, Q6, Q5, Q3), R rows (a multiple of 4) x T tokens, two blocks at a time. A vector
+// holds one row's codes of elements 0-15 (or 16-31) of blocks b and b + 1, one block per
+// 128-bit half, so the unpacking and the products run on 64 codes per op; three hadds per
+// four rows leave each row-block's sum in one lane (the four rows of block b, then of
+// b + 1), where the offset, the scales (eight f16 converted together) and one FMA serve
+// all eight. The one-block-per-vector Tile below spends most of its time on scalar scale
+// arithmetic per row and block. Zen 5, AVX2 target, kernels_bench, Tile -> this:
+// - matvec GB/s in L2 / from DRAM: q4 18.3 -> 26.4-27.7 / 12.3-13.5 -> 21.5-22.5 (eight
+//   rows; four gave 25.0 in L2), q4n 15.5 -> 18.7-18.9 / 12.0 -> 16.2-16.5, q6 18.4 ->
+//   20.2 / 13.0 -> 17.1, q5 14.0 -> 16.0 / 9.6 -> 13.9, q3 8.9 -> 9.7 / 7.3 -> 7.6 (four
+//   rows; eight measured the same for q4n);
+// - prompt tiles (4 rows x 4 tokens against 2 x 4), 2048x2048x64 GFLOP/s: q4 93 -> 127-129,
+//   q4n 85-91 -> 99-100, q6 80 -> 96-97, q5 73 -> 91, q3 75 -> 91.
+// Q8 keeps Tile: one block per step measured 0.9x of it. AVX-512 without VNNI (AVX3)
+// takes this for Q4 and Q4N (q4 matvec in L2 15.2-18.6 -> 25.4-25.9 GB/s, prompt 91 ->
+// 128 GFLOP/s) and keeps its 512-bit TilePairs for the split-field types (ahead in L2).
 HWY_INLINE __m256i LanePair(const void* lo, const void* hi) {
   const __m128i l = _mm_loadu_si128(reinterpret_cast<const __m128i*>(lo));
   return hi ? _mm256_inserti128_si256(_mm256_castsi128_si256(l), _mm_loadu_si128(reinterpret_cast<const __m128i*>(hi)), 1)
@@ -600,21 +603,24 @@ struct Q4NBlockPairs {
   }
 };
 
-template <class Pairs, int R>
-HWY_INLINE void BlockPairMatvec(const uint8_t* w, int64_t row_bytes, int64_t nb, const BlockQ8A* xq, float* y,
-                                const PrefetchConfig& pf) {
+// R rows (a multiple of 4) x T tokens; y[t * ldy + r].
+template <class Pairs, int R, int T>
+HWY_INLINE void BlockPairTile(const uint8_t* w, int64_t row_bytes, int64_t nb, const BlockQ8A* xq, int64_t xq_stride,
+                              float* y, int64_t ldy, const PrefetchConfig& pf) {
   static_assert(R % 4 == 0);
   using Block = typename Pairs::Block;
-  __m256 acc[R / 4];
-  for (auto& a : acc) a = _mm256_setzero_ps();
+  __m256 acc[R / 4][T];
+  for (auto& row : acc)
+    for (auto& a : row) a = _mm256_setzero_ps();
   TilePrefetch<R> ahead(pf, row_bytes);
   for (int64_t b = 0; b < nb; b += 2) {
     ahead.AtBlock(w, b / 2, 2 * sizeof(Block), pf.level);
     const bool pair = b + 1 < nb;
-    const BlockPairActivations a = LoadBlockPairActivations(xq[b], pair ? &xq[b + 1] : nullptr);
     const BlockFields f0 = FieldsOf<Block>(nb, b), f1 = NextFields<Block>(f0);
+    BlockPairActivations a[T];
+    for (int t = 0; t < T; ++t) a[t] = LoadBlockPairActivations(xq[t * xq_stride + b], pair ? &xq[t * xq_stride + b + 1] : nullptr);
     for (int g = 0; g < R / 4; ++g) {
-      __m256i sums[4];
+      CodeHalves codes[4];
       __m128i d16 = _mm_setzero_si128();
       for (int i = 0; i < 4; ++i) {
         const uint8_t* row = w + (4 * g + i) * row_bytes;
@@ -624,23 +630,29 @@ HWY_INLINE void BlockPairMatvec(const uint8_t* w, int64_t row_bytes, int64_t nb,
         if (pair) {
           __builtin_memcpy(&d1, row + f1.d, 2);
           d16 = _mm_insert_epi16(d16, d1, 4 + i);
-          sums[i] = Pairs::Dot(Pairs::Codes(row + f0.low, row + f0.high, row + f1.low, row + f1.high), a);
+          codes[i] = Pairs::Codes(row + f0.low, row + f0.high, row + f1.low, row + f1.high);
         } else {
-          sums[i] = Pairs::Dot(Pairs::Codes(row + f0.low, row + f0.high, nullptr, nullptr), a);
+          codes[i] = Pairs::Codes(row + f0.low, row + f0.high, nullptr, nullptr);
         }
       }
-      // Lanes: the four rows in block b | in block b + 1.
-      __m256i dots = _mm256_hadd_epi32(_mm256_hadd_epi32(sums[0], sums[1]), _mm256_hadd_epi32(sums[2], sums[3]));
-      if constexpr (Pairs::kOffset != 0)
-        dots = _mm256_add_epi32(dots, _mm256_mullo_epi32(a.sum, _mm256_set1_epi32(Pairs::kOffset)));
-      acc[g] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dots), _mm256_mul_ps(_mm256_cvtph_ps(d16), a.d), acc[g]);
+      const __m256 dw = _mm256_cvtph_ps(d16);
+      for (int t = 0; t < T; ++t) {
+        __m256i sums[4];
+        for (int i = 0; i < 4; ++i) sums[i] = Pairs::Dot(codes[i], a[t]);
+        // Lanes: the four rows in block b | in block b + 1.
+        __m256i dots = _mm256_hadd_epi32(_mm256_hadd_epi32(sums[0], sums[1]), _mm256_hadd_epi32(sums[2], sums[3]));
+        if constexpr (Pairs::kOffset != 0)
+          dots = _mm256_add_epi32(dots, _mm256_mullo_epi32(a[t].sum, _mm256_set1_epi32(Pairs::kOffset)));
+        acc[g][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dots), _mm256_mul_ps(dw, a[t].d), acc[g][t]);
+      }
     }
   }
-  for (int g = 0; g < R / 4; ++g) {
-    alignas(32) float lanes[8];
-    _mm256_store_ps(lanes, acc[g]);
-    for (int i = 0; i < 4; ++i) y[4 * g + i] = lanes[i] + lanes[4 + i];
-  }
+  for (int g = 0; g < R / 4; ++g)
+    for (int t = 0; t < T; ++t) {
+      alignas(32) float lanes[8];
+      _mm256_store_ps(lanes, acc[g][t]);
+      for (int i = 0; i < 4; ++i) y[t * ldy + 4 * g + i] = lanes[i] + lanes[4 + i];
+    }
 }
 
 template <class Rows> struct BlockPairsOf { using type = void; };
@@ -661,8 +673,8 @@ HWY_INLINE void Tile(const uint8_t* w, int64_t row_bytes, int64_t nb, const Act*
     return TilePairs<Rows, R, T>(w, row_bytes, nb, xq, xq_stride, y, ldy, pf);
 #endif
 #if !QRUN_X86_VNNI
-  if constexpr (!std::is_void_v<typename BlockPairsOf<Rows>::type> && std::is_same_v<Act, BlockQ8A> && R % 4 == 0 && T == 1)
-    return BlockPairMatvec<typename BlockPairsOf<Rows>::type, R>(w, row_bytes, nb, xq, y, pf);
+  if constexpr (!std::is_void_v<typename BlockPairsOf<Rows>::type> && std::is_same_v<Act, BlockQ8A> && R % 4 == 0)
+    return BlockPairTile<typename BlockPairsOf<Rows>::type, R, T>(w, row_bytes, nb, xq, xq_stride, y, ldy, pf);
 #endif
   using Block = typename Rows::Block;
   __m256 acc[R][T];
@@ -700,9 +712,19 @@ inline constexpr int kTileRows = 4;
 #endif
 inline constexpr int kTileTokens = 4;
 inline constexpr int kMatvecRows = 4;
-// BlockPairMatvec shares each step's activation work among eight rows.
+#if QRUN_X86_VNNI
 template <class Rows>
-inline constexpr int kMatvecRowsOf = !QRUN_X86_VNNI && std::is_same_v<Rows, Q4Rows> ? 8 : kMatvecRows;
+inline constexpr int kMatvecRowsOf = kMatvecRows;
+template <class Rows>
+inline constexpr int kTileRowsOf = kTileRows;
+#else
+// BlockPairTile: a Q4 matvec shares each step's activation work among eight rows; its
+// prompt tiles read four rows (its unit) on AVX2 too.
+template <class Rows>
+inline constexpr int kMatvecRowsOf = std::is_same_v<Rows, Q4Rows> ? 8 : kMatvecRows;
+template <class Rows>
+inline constexpr int kTileRowsOf = std::is_void_v<typename BlockPairsOf<Rows>::type> ? kTileRows : 4;
+#endif
 
 #if QRUN_X86_VNNI
 // AVX3_DL: 512-bit vpdpbusd over the weight rows as they lie in memory. A row is read
@@ -1121,18 +1143,20 @@ inline constexpr int kTileTokens = 4;
 inline constexpr int kMatvecRows = 2;
 template <class Rows>
 inline constexpr int kMatvecRowsOf = kMatvecRows;
+template <class Rows>
+inline constexpr int kTileRowsOf = kTileRows;
 
 #endif  // QRUN_X86_INT8
 
 // Calls tile.template operator()<R, T>(first row, first token) over all rows and n
 // tokens: tiles of kTileRows x kTileTokens, of kRows (then kMatvecRows) x 1 for single
 // tokens, single-row tiles for the rest.
-template <int kRows = kMatvecRows, class TileAt>
+template <int kRows = kMatvecRows, int kPromptRows = kTileRows, class TileAt>
 HWY_INLINE void ForEachTile(int64_t rows, int64_t n, TileAt&& tile) {
   int64_t t = 0;
   for (; t + kTileTokens <= n; t += kTileTokens) {
     int64_t r = 0;
-    for (; r + kTileRows <= rows; r += kTileRows) tile.template operator()<kTileRows, kTileTokens>(r, t);
+    for (; r + kPromptRows <= rows; r += kPromptRows) tile.template operator()<kPromptRows, kTileTokens>(r, t);
     for (; r < rows; ++r) tile.template operator()<1, kTileTokens>(r, t);
   }
   for (; t < n; ++t) {
@@ -1151,7 +1175,7 @@ HWY_INLINE void MatMul(const uint8_t* w, int64_t rows, int64_t cols, int64_t n, 
   const int64_t nb = q8a_blocks(cols);
   const int64_t row_bytes = nb * static_cast<int64_t>(sizeof(typename Rows::Block));
   const PrefetchConfig pf = prefetch_config_for(kWideBlock<typename Rows::Block>);
-  ForEachTile<kMatvecRowsOf<Rows>>(rows, n, [&]<int R, int T>(int64_t r, int64_t t) {
+  ForEachTile<kMatvecRowsOf<Rows>, kTileRowsOf<Rows>>(rows, n, [&]<int R, int T>(int64_t r, int64_t t) {
     Tile<Rows, R, T>(w + r * row_bytes, row_bytes, nb, xq + t * nb, nb, y + t * ldy + r, ldy, pf);
   });
 }
