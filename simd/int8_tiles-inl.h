@@ -10,7 +10,9 @@
 // activations rearranged once per call to match (namespace stream below):
 //   Q4: codes 0..15 are the unsigned operand; -8 * BlockQ8A::sum enters the int32 sums.
 //   Q8: w ^ 0x80 = w + 128 is the unsigned operand; -128 * BlockQ8A::sum enters the sums.
-// AVX2 / AVX3 use u8 x s8 multiply-adds on 256-bit vectors, one block per vector:
+// AVX2 / AVX3 use u8 x s8 multiply-adds on 256-bit vectors, two blocks per vector for
+// the formats of at most 6 bits (BlockPairTile), one block per vector for Q8 and rows
+// left over (Tile):
 //   Q4: as above; Q8: sign trick, |w| (u8) x sign(a, w) (s8), since w and a are in
 //   [-127, 127]; vpmaddubsw (pairs to int16; at most 2*127*127 < 32767, so no
 //   saturation) then vpmaddwd with ones. Other targets use portable Highway ops.
@@ -460,8 +462,8 @@ HWY_INLINE __m256i LanePair(const void* lo, const void* hi) {
             : _mm256_zextsi128_si256(l);
 }
 
-// Activations of blocks b, b + 1: qs of blocks b, b + 1 in the halves (elements 0-15 in lo, 16-31
-// in hi), their scales and sums likewise (zero for a missing b + 1).
+// Activations of blocks b, b + 1, one per 128-bit half (elements 0-15 in lo, 16-31 in
+// hi), their scales and sums likewise (zero for a missing b + 1).
 struct BlockPairActivations {
   __m256i lo, hi;
   __m256 d;
@@ -603,6 +605,25 @@ struct Q4NBlockPairs {
   }
 };
 
+// The f16 scales of four rows (at `first` bytes into each, then at `second` unless it is
+// negative: zero) in words 0-3 and 4-7. Word indices must be constants, so no loop.
+HWY_INLINE __m128i FourRowScales(const uint8_t* rows, int64_t row_bytes, int64_t first, int64_t second) {
+  const auto at = [&](int r, int64_t offset) {
+    uint16_t d;
+    __builtin_memcpy(&d, rows + r * row_bytes + offset, 2);
+    return d;
+  };
+  __m128i v = _mm_cvtsi32_si128(at(0, first));
+  v = _mm_insert_epi16(v, at(1, first), 1);
+  v = _mm_insert_epi16(v, at(2, first), 2);
+  v = _mm_insert_epi16(v, at(3, first), 3);
+  if (second < 0) return v;
+  v = _mm_insert_epi16(v, at(0, second), 4);
+  v = _mm_insert_epi16(v, at(1, second), 5);
+  v = _mm_insert_epi16(v, at(2, second), 6);
+  return _mm_insert_epi16(v, at(3, second), 7);
+}
+
 // R rows (a multiple of 4) x T tokens; y[t * ldy + r].
 template <class Pairs, int R, int T>
 HWY_INLINE void BlockPairTile(const uint8_t* w, int64_t row_bytes, int64_t nb, const BlockQ8A* xq, int64_t xq_stride,
@@ -620,22 +641,14 @@ HWY_INLINE void BlockPairTile(const uint8_t* w, int64_t row_bytes, int64_t nb, c
     BlockPairActivations a[T];
     for (int t = 0; t < T; ++t) a[t] = LoadBlockPairActivations(xq[t * xq_stride + b], pair ? &xq[t * xq_stride + b + 1] : nullptr);
     for (int g = 0; g < R / 4; ++g) {
+      const uint8_t* group = w + 4 * g * row_bytes;
       CodeHalves codes[4];
-      __m128i d16 = _mm_setzero_si128();
       for (int i = 0; i < 4; ++i) {
-        const uint8_t* row = w + (4 * g + i) * row_bytes;
-        uint16_t d0, d1;
-        __builtin_memcpy(&d0, row + f0.d, 2);
-        d16 = _mm_insert_epi16(d16, d0, i);
-        if (pair) {
-          __builtin_memcpy(&d1, row + f1.d, 2);
-          d16 = _mm_insert_epi16(d16, d1, 4 + i);
-          codes[i] = Pairs::Codes(row + f0.low, row + f0.high, row + f1.low, row + f1.high);
-        } else {
-          codes[i] = Pairs::Codes(row + f0.low, row + f0.high, nullptr, nullptr);
-        }
+        const uint8_t* row = group + i * row_bytes;
+        codes[i] = pair ? Pairs::Codes(row + f0.low, row + f0.high, row + f1.low, row + f1.high)
+                        : Pairs::Codes(row + f0.low, row + f0.high, nullptr, nullptr);
       }
-      const __m256 dw = _mm256_cvtph_ps(d16);
+      const __m256 dw = _mm256_cvtph_ps(FourRowScales(group, row_bytes, f0.d, pair ? f1.d : -1));
       for (int t = 0; t < T; ++t) {
         __m256i sums[4];
         for (int i = 0; i < 4; ++i) sums[i] = Pairs::Dot(codes[i], a[t]);
