@@ -1162,7 +1162,7 @@ inline constexpr int kTileRowsOf = kTileRows;
 #endif  // QRUN_X86_INT8
 
 // Calls tile.template operator()<R, T>(first row, first token) over all rows and n
-// tokens: tiles of kTileRows x kTileTokens, of kRows (then kMatvecRows) x 1 for single
+// tokens: tiles of kPromptRows x kTileTokens, of kRows (then kMatvecRows) x 1 for single
 // tokens, single-row tiles for the rest.
 template <int kRows = kMatvecRows, int kPromptRows = kTileRows, class TileAt>
 HWY_INLINE void ForEachTile(int64_t rows, int64_t n, TileAt&& tile) {
