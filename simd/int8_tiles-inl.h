@@ -52,6 +52,13 @@
 #else
 #define QRUN_X86_VNNI 0
 #endif
+// Targets whose int8 kernels come in a second copy with vpdpbusd (VnniDot below).
+#undef QRUN_X86_VNNI_COPY
+#if HWY_TARGET == HWY_AVX2 || HWY_TARGET == HWY_AVX3
+#define QRUN_X86_VNNI_COPY 1
+#else
+#define QRUN_X86_VNNI_COPY 0
+#endif
 
 HWY_BEFORE_NAMESPACE();
 #if QRUN_X86_VNNI
@@ -86,15 +93,52 @@ HWY_INLINE WideActivations LoadActivations(const BlockQ16A& a) {
           _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.lo))};
 }
 
-// u8 x s8 products of 32 pairs, summed in groups of 4 into 8 int32 lanes, plus acc.
-// AVX3_DL uses the stream kernels below, never these 256-bit row kernels; there, a
-// _mm256_dpbusd_epi32 would compile to the VEX form (AVX-VNNI, SIGILL on Zen 4 and Ice
-// Lake) because Highway 1.0.3's AVX3_DL target string enables avxvnni
-// (tests/simd/check_target_isa.py rejects it).
-HWY_INLINE __m256i DotU8S8(__m256i acc, __m256i u, __m256i s) {
-  const __m256i pairs = _mm256_maddubs_epi16(u, s);
-  return _mm256_add_epi32(acc, _mm256_madd_epi16(pairs, _mm256_set1_epi16(1)));
-}
+// How the AVX2 and AVX3 kernels sum u8 x s8 products in groups of 4 into int32 lanes
+// (plus acc): Acc on 256-bit vectors, and on 512-bit ones for AVX3's TilePairs.
+// MaddubsDot: vpmaddubsw (pairs to int16) then vpmaddwd with ones, on every such CPU.
+// AVX3_DL uses the stream kernels below, never these; a _mm256_dpbusd_epi32 there would
+// compile to the VEX form (AVX-VNNI, SIGILL on Zen 4 and Ice Lake) because Highway
+// 1.0.3's AVX3_DL target string enables avxvnni (tests/simd/check_target_isa.py).
+struct MaddubsDot {
+  static constexpr bool kVnni = false;
+  static HWY_INLINE __m256i Acc(__m256i acc, __m256i u, __m256i s) {
+    return _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1)));
+  }
+#if HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL
+  static HWY_INLINE __m512i Acc(__m512i acc, __m512i u, __m512i s) {
+    return _mm512_add_epi32(acc, _mm512_madd_epi16(_mm512_maddubs_epi16(u, s), _mm512_set1_epi16(1)));
+  }
+#endif
+};
+
+// VnniDot: one vpdpbusd, for the CPUs whose Highway target lacks it (simd/int8_vnni.h):
+// on AVX2 the VEX form (AVX-VNNI: Intel Alder Lake and later client CPUs, Zen 5), on AVX3
+// the EVEX one (AVX-512 VNNI without VBMI: Cascade Lake). Inline asm, because the
+// target's compiler flags must not enable it for the rest of its code; the kernels
+// instantiated with VnniDot run only where CPUID reports it, and the ISA check allows
+// vpdpbusd only in functions that name VnniDot.
+#if HWY_TARGET == HWY_AVX2
+struct VnniDot {
+  static constexpr bool kVnni = true;
+  static HWY_INLINE __m256i Acc(__m256i acc, __m256i u, __m256i s) {
+    asm("%{vex%} vpdpbusd %[s], %[u], %[acc]" : [acc] "+x"(acc) : [u] "x"(u), [s] "xm"(s));
+    return acc;
+  }
+};
+#elif HWY_TARGET == HWY_AVX3
+struct VnniDot {
+  static constexpr bool kVnni = true;
+  static HWY_INLINE __m256i Acc(__m256i acc, __m256i u, __m256i s) {
+    asm("vpdpbusd %[s], %[u], %[acc]" : [acc] "+v"(acc) : [u] "v"(u), [s] "vm"(s));
+    return acc;
+  }
+  static HWY_INLINE __m512i Acc(__m512i acc, __m512i u, __m512i s) {
+    asm("vpdpbusd %[s], %[u], %[acc]" : [acc] "+v"(acc) : [u] "v"(u), [s] "vm"(s));
+    return acc;
+  }
+};
+#endif
+using BaseDot = MaddubsDot;
 
 // The 16 packed bytes of a Q4-layout block in both halves (one load-broadcast), the
 // upper half shifted right by 4: low nibbles give elements 0..15, high nibbles 16..31.
@@ -129,9 +173,10 @@ struct UnsignedCodeRows {
   using Block = B;
   static constexpr int32_t kOffset = kOffset_;
   using Prepared = __m256i;  // 32 codes, element order
+  template <class D>
   static HWY_INLINE __m256i Dot(const Prepared& codes, const BlockQ8A& a, __m256i av) {
     const __m256i offset = _mm256_zextsi128_si256(_mm_cvtsi32_si128(kOffset * a.sum));
-    return DotU8S8(offset, codes, av);
+    return D::Acc(offset, codes, av);
   }
 };
 
@@ -222,13 +267,15 @@ struct Q8Rows {
     const __m256i w = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qs));
     return {w, _mm256_abs_epi8(w)};
   }
+  template <class D>
   static HWY_INLINE __m256i Dot(const Prepared& p, const BlockQ8A&, __m256i av) {
-    return DotU8S8(_mm256_setzero_si256(), p.abs_w, _mm256_sign_epi8(av, p.w));
+    return D::Acc(_mm256_setzero_si256(), p.abs_w, _mm256_sign_epi8(av, p.w));
   }
   // 128 * hi_dot + lo_dot: |hi_dot| <= 32 * 127 * 127, far from int32's limit.
+  template <class D>
   static HWY_INLINE __m256i Dot(const Prepared& p, const BlockQ16A&, const WideActivations& av) {
-    const __m256i hi = DotU8S8(_mm256_setzero_si256(), p.abs_w, _mm256_sign_epi8(av.hi, p.w));
-    return DotU8S8(_mm256_slli_epi32(hi, 7), p.abs_w, _mm256_sign_epi8(av.lo, p.w));
+    const __m256i hi = D::Acc(_mm256_setzero_si256(), p.abs_w, _mm256_sign_epi8(av.hi, p.w));
+    return D::Acc(_mm256_slli_epi32(hi, 7), p.abs_w, _mm256_sign_epi8(av.lo, p.w));
   }
 };
 
@@ -377,17 +424,8 @@ concept PairedRows = requires(const uint8_t* row) {
   Rows::Prepare2(row_block<typename Rows::Block>(row, 2, 0), row_block<typename Rows::Block>(row, 2, 1));
 };
 
-// u8 x s8 products summed in groups of 4 into 16 int32 lanes, plus acc.
-HWY_INLINE __m512i DotU8S8x2(__m512i acc, __m512i u, __m512i s) {
-#if QRUN_X86_VNNI
-  return _mm512_dpbusd_epi32(acc, u, s);
-#else
-  return _mm512_add_epi32(acc, _mm512_madd_epi16(_mm512_maddubs_epi16(u, s), _mm512_set1_epi16(1)));
-#endif
-}
-
 // Tile over pairs of blocks; an odd last block takes the one-block path.
-template <class Rows, int R, int T>
+template <class Rows, int R, int T, class D>
 HWY_INLINE void TilePairs(const uint8_t* w, int64_t row_bytes, int64_t nb, const BlockQ8A* xq, int64_t xq_stride,
                           float* y, int64_t ldy, const PrefetchConfig& pf) {
   using Block = typename Rows::Block;
@@ -415,7 +453,7 @@ HWY_INLINE void TilePairs(const uint8_t* w, int64_t row_bytes, int64_t nb, const
       const __m512i offset = _mm512_mask_set1_epi32(_mm512_maskz_set1_epi32(0x0001, kOffset * a0.sum), 0x0100,
                                                     kOffset * a1.sum);
       for (int r = 0; r < R; ++r) {
-        const __m512 sums = _mm512_cvtepi32_ps(DotU8S8x2(offset, codes[r], av));
+        const __m512 sums = _mm512_cvtepi32_ps(D::Acc(offset, codes[r], av));
         const __m512 scale = _mm512_insertf32x8(_mm512_set1_ps(dw0[r] * a0.d), _mm256_set1_ps(dw1[r] * a1.d), 1);
         acc[r][t] = _mm512_fmadd_ps(sums, scale, acc[r][t]);
       }
@@ -427,7 +465,7 @@ HWY_INLINE void TilePairs(const uint8_t* w, int64_t row_bytes, int64_t nb, const
       const __m256i codes = Rows::Prepare(blk);
       for (int t = 0; t < T; ++t) {
         const BlockQ8A& a = xq[t * xq_stride + b];
-        const __m256 sums = _mm256_cvtepi32_ps(Rows::Dot(codes, a, LoadActivations(a)));
+        const __m256 sums = _mm256_cvtepi32_ps(Rows::template Dot<D>(codes, a, LoadActivations(a)));
         const __m256 part = _mm256_mul_ps(sums, _mm256_set1_ps(HalfToFloat(blk.d) * a.d));
         acc[r][t] = _mm512_add_ps(acc[r][t], _mm512_castps256_ps512(part));  // upper half of the cast: zero
       }
@@ -553,9 +591,15 @@ template <class B, int32_t kOffset_>
 struct UnsignedPairs {
   using Block = B;
   static constexpr int32_t kOffset = kOffset_;
+  template <class D>
   static HWY_INLINE __m256i Dot(const CodeHalves& c, const BlockPairActivations& a) {
-    const __m256i pairs = _mm256_add_epi16(_mm256_maddubs_epi16(c.lo, a.lo), _mm256_maddubs_epi16(c.hi, a.hi));
-    return _mm256_madd_epi16(pairs, _mm256_set1_epi16(1));
+    if constexpr (D::kVnni) {
+      return D::Acc(D::Acc(_mm256_setzero_si256(), c.lo, a.lo), c.hi, a.hi);
+    } else {
+      static_assert(kOffset > -128, "codes of 8 bits would saturate the int16 pair sums");
+      const __m256i pairs = _mm256_add_epi16(_mm256_maddubs_epi16(c.lo, a.lo), _mm256_maddubs_epi16(c.hi, a.hi));
+      return _mm256_madd_epi16(pairs, _mm256_set1_epi16(1));
+    }
   }
 };
 
@@ -600,8 +644,20 @@ struct Q4NBlockPairs {
     const __m256i table = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(kQ4NLevels)));
     return {_mm256_shuffle_epi8(table, n.lo), _mm256_shuffle_epi8(table, n.hi)};
   }
+  template <class D>
   static HWY_INLINE __m256i Dot(const CodeHalves& c, const BlockPairActivations& a) {
     return _mm256_add_epi32(SignedDot(c.lo, a.lo), SignedDot(c.hi, a.hi));
+  }
+};
+
+// With vpdpbusd the levels enter as unsigned bytes, level + 128 (the table's bytes with
+// the top bit flipped), and -128 * sum corrects them: no abs or sign per row and token.
+struct Q4NOffsetPairs : UnsignedPairs<BlockQ4N, -128> {
+  static HWY_INLINE CodeHalves Codes(const uint8_t* low0, const uint8_t*, const uint8_t* low1, const uint8_t*) {
+    const CodeHalves n = NibbleHalves(low0, low1);
+    const __m256i table = _mm256_xor_si256(
+        _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(kQ4NLevels))), _mm256_set1_epi8(-128));
+    return {_mm256_shuffle_epi8(table, n.lo), _mm256_shuffle_epi8(table, n.hi)};
   }
 };
 
@@ -625,7 +681,7 @@ HWY_INLINE __m128i FourRowScales(const uint8_t* rows, int64_t row_bytes, int64_t
 }
 
 // R rows (a multiple of 4) x T tokens; y[t * ldy + r].
-template <class Pairs, int R, int T>
+template <class Pairs, int R, int T, class D>
 HWY_INLINE void BlockPairTile(const uint8_t* w, int64_t row_bytes, int64_t nb, const BlockQ8A* xq, int64_t xq_stride,
                               float* y, int64_t ldy, const PrefetchConfig& pf) {
   static_assert(R % 4 == 0);
@@ -651,7 +707,7 @@ HWY_INLINE void BlockPairTile(const uint8_t* w, int64_t row_bytes, int64_t nb, c
       const __m256 dw = _mm256_cvtph_ps(FourRowScales(group, row_bytes, f0.d, pair ? f1.d : -1));
       for (int t = 0; t < T; ++t) {
         __m256i sums[4];
-        for (int i = 0; i < 4; ++i) sums[i] = Pairs::Dot(codes[i], a[t]);
+        for (int i = 0; i < 4; ++i) sums[i] = Pairs::template Dot<D>(codes[i], a[t]);
         // Lanes: the four rows in block b | in block b + 1.
         __m256i dots = _mm256_hadd_epi32(_mm256_hadd_epi32(sums[0], sums[1]), _mm256_hadd_epi32(sums[2], sums[3]));
         if constexpr (Pairs::kOffset != 0)
@@ -668,26 +724,28 @@ HWY_INLINE void BlockPairTile(const uint8_t* w, int64_t row_bytes, int64_t nb, c
     }
 }
 
-template <class Rows> struct BlockPairsOf { using type = void; };
-template <> struct BlockPairsOf<Q4Rows> { using type = Q4BlockPairs; };
-template <> struct BlockPairsOf<Q4NRows> { using type = Q4NBlockPairs; };
-template <> struct BlockPairsOf<Q6Rows> { using type = Q6BlockPairs; };
-template <> struct BlockPairsOf<Q5Rows> { using type = Q5BlockPairs; };
-template <> struct BlockPairsOf<Q3Rows> { using type = Q3BlockPairs; };
+template <class Rows, class D> struct BlockPairsOf { using type = void; };
+template <class D> struct BlockPairsOf<Q4Rows, D> { using type = Q4BlockPairs; };
+template <class D> struct BlockPairsOf<Q4NRows, D> {
+  using type = std::conditional_t<D::kVnni, Q4NOffsetPairs, Q4NBlockPairs>;
+};
+template <class D> struct BlockPairsOf<Q6Rows, D> { using type = Q6BlockPairs; };
+template <class D> struct BlockPairsOf<Q5Rows, D> { using type = Q5BlockPairs; };
+template <class D> struct BlockPairsOf<Q3Rows, D> { using type = Q3BlockPairs; };
 #endif
 
 // y[t * ldy + r] = dot(row r, token t) for r < R, t < T. Act: BlockQ8A, or BlockQ16A
-// for Q8Rows.
-template <class Rows, int R, int T, class Act>
+// for Q8Rows. D: MaddubsDot or VnniDot.
+template <class Rows, int R, int T, class D, class Act>
 HWY_INLINE void Tile(const uint8_t* w, int64_t row_bytes, int64_t nb, const Act* xq, int64_t xq_stride,
                      float* y, int64_t ldy, const PrefetchConfig& pf) {
 #if QRUN_X86_PAIRS
   if constexpr (PairedRows<Rows> && std::is_same_v<Act, BlockQ8A>)
-    return TilePairs<Rows, R, T>(w, row_bytes, nb, xq, xq_stride, y, ldy, pf);
+    return TilePairs<Rows, R, T, D>(w, row_bytes, nb, xq, xq_stride, y, ldy, pf);
 #endif
 #if !QRUN_X86_VNNI
-  if constexpr (!std::is_void_v<typename BlockPairsOf<Rows>::type> && std::is_same_v<Act, BlockQ8A> && R % 4 == 0)
-    return BlockPairTile<typename BlockPairsOf<Rows>::type, R, T>(w, row_bytes, nb, xq, xq_stride, y, ldy, pf);
+  if constexpr (!std::is_void_v<typename BlockPairsOf<Rows, D>::type> && std::is_same_v<Act, BlockQ8A> && R % 4 == 0)
+    return BlockPairTile<typename BlockPairsOf<Rows, D>::type, R, T, D>(w, row_bytes, nb, xq, xq_stride, y, ldy, pf);
 #endif
   using Block = typename Rows::Block;
   __m256 acc[R][T];
@@ -707,7 +765,7 @@ HWY_INLINE void Tile(const uint8_t* w, int64_t row_bytes, int64_t nb, const Act*
       const Act& a = xq[t * xq_stride + b];
       const auto av = LoadActivations(a);
       for (int r = 0; r < R; ++r) {
-        const __m256 sums = _mm256_cvtepi32_ps(Rows::Dot(prepared[r], a, av));
+        const __m256 sums = _mm256_cvtepi32_ps(Rows::template Dot<D>(prepared[r], a, av));
         acc[r][t] = _mm256_fmadd_ps(sums, _mm256_set1_ps(dw[r] * a.d), acc[r][t]);
       }
     }
@@ -736,7 +794,7 @@ inline constexpr int kTileRowsOf = kTileRows;
 template <class Rows>
 inline constexpr int kMatvecRowsOf = std::is_same_v<Rows, Q4Rows> ? 8 : kMatvecRows;
 template <class Rows>
-inline constexpr int kTileRowsOf = std::is_void_v<typename BlockPairsOf<Rows>::type> ? kTileRows : 4;
+inline constexpr int kTileRowsOf = std::is_void_v<typename BlockPairsOf<Rows, MaddubsDot>::type> ? kTileRows : 4;
 #endif
 
 #if QRUN_X86_VNNI
@@ -1126,7 +1184,11 @@ HWY_INLINE void Q2KTile(const uint8_t* w, int64_t row_bytes, int64_t nb, const B
     for (int t = 0; t < T; ++t) y[t * ldy + r] = acc[r][t];
 }
 
-template <class Rows, int R, int T, class Act>
+struct PortableDot {};
+using BaseDot = PortableDot;
+
+// D: BaseDot, the one way of summing products here.
+template <class Rows, int R, int T, class D, class Act>
 HWY_INLINE void Tile(const uint8_t* w, int64_t row_bytes, int64_t nb, const Act* xq, int64_t xq_stride,
                      float* y, int64_t ldy, const PrefetchConfig& pf) {
   using Block = typename Rows::Block;
@@ -1181,15 +1243,16 @@ HWY_INLINE void ForEachTile(int64_t rows, int64_t n, TileAt&& tile) {
   }
 }
 
-// Y[i * ldy + r] for all rows and n tokens.
-template <class Rows, class Act>
+// Y[i * ldy + r] for all rows and n tokens, products summed as D says (BaseDot: the
+// target's own instructions).
+template <class Rows, class D, class Act>
 HWY_INLINE void MatMul(const uint8_t* w, int64_t rows, int64_t cols, int64_t n, const Act* xq, float* y,
                        int64_t ldy) {
   const int64_t nb = q8a_blocks(cols);
   const int64_t row_bytes = nb * static_cast<int64_t>(sizeof(typename Rows::Block));
   const PrefetchConfig pf = prefetch_config_for(kWideBlock<typename Rows::Block>);
   ForEachTile<kMatvecRowsOf<Rows>, kTileRowsOf<Rows>>(rows, n, [&]<int R, int T>(int64_t r, int64_t t) {
-    Tile<Rows, R, T>(w + r * row_bytes, row_bytes, nb, xq + t * nb, nb, y + t * ldy + r, ldy, pf);
+    Tile<Rows, R, T, D>(w + r * row_bytes, row_bytes, nb, xq + t * nb, nb, y + t * ldy + r, ldy, pf);
   });
 }
 

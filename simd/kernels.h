@@ -82,7 +82,8 @@ inline constexpr int kAttentionTile = 64;
 void attend_f16(const float* q, const uint16_t* k, const uint16_t* v, int64_t stride, int64_t n_keys,
                 int64_t head_dim, float* out, float* tile, float scale = 0.0f, float softcap = 0.0f);
 
-// Name of the SIMD target chosen at run time (e.g. "AVX3_ZEN4", "AVX2").
+// Name of the SIMD target chosen at run time (e.g. "AVX3_ZEN4", "AVX2", "AVX2+VNNI": its
+// int8 kernels with vpdpbusd, simd/int8_vnni.h).
 const char* simd_target_name();
 
 }  // namespace qrun

@@ -12,6 +12,7 @@
 #include "simd/split_group_tiles-inl.h"
 #include "simd/q2k_tiles-inl.h"
 #include "simd/blas_matmul.h"
+#include "simd/int8_vnni.h"
 #include "simd/kernels.h"
 
 HWY_BEFORE_NAMESPACE();
@@ -20,6 +21,35 @@ HWY_BEFORE_NAMESPACE();
 #endif
 namespace qrun {
 namespace HWY_NAMESPACE {
+
+#if HWY_TARGET != HWY_AVX3_DL
+// The row kernels of the one-scale-per-block types, products summed as D says. Not
+// inlined, so each copy is one function whose name says which (the ISA check reads it).
+template <class D>
+HWY_NOINLINE void Int8MatMul(DType t, const uint8_t* bytes, int64_t rows, int64_t cols, int64_t n,
+                             const BlockQ8A* xq, float* y, int64_t ldy) {
+  namespace it = int8_tiles;
+  switch (t) {
+    case DType::Q8: return it::MatMul<it::Q8Rows, D>(bytes, rows, cols, n, xq, y, ldy);
+    case DType::Q4: return it::MatMul<it::Q4Rows, D>(bytes, rows, cols, n, xq, y, ldy);
+    case DType::Q4N: return it::MatMul<it::Q4NRows, D>(bytes, rows, cols, n, xq, y, ldy);
+    case DType::Q6: return it::MatMul<it::Q6Rows, D>(bytes, rows, cols, n, xq, y, ldy);
+    case DType::Q5: return it::MatMul<it::Q5Rows, D>(bytes, rows, cols, n, xq, y, ldy);
+    case DType::Q3: return it::MatMul<it::Q3Rows, D>(bytes, rows, cols, n, xq, y, ldy);
+    default: HWY_ASSERT(false);
+  }
+}
+
+template <class D>
+HWY_NOINLINE void Int8MatMulI16(const uint8_t* bytes, int64_t rows, int64_t cols, int64_t n, const BlockQ16A* xq,
+                                float* y, int64_t ldy) {
+  int8_tiles::MatMul<int8_tiles::Q8Rows, D>(bytes, rows, cols, n, xq, y, ldy);
+}
+
+#if QRUN_X86_VNNI_COPY
+HWY_INLINE bool UseVnniCopy() { return int8_vnni_active(HWY_TARGET); }
+#endif
+#endif
 
 void MatMulImpl(DType t, const void* w, int64_t rows, int64_t cols, int64_t n, const float* x,
                 const BlockQ8A* xq, float* y, int64_t ldy) {
@@ -42,13 +72,16 @@ void MatMulImpl(DType t, const void* w, int64_t rows, int64_t cols, int64_t n, c
     // Super-blocks of 8 activation blocks with per-16 scales and minimums: their own tiles.
     case DType::Q2K: return q2k_tiles::MatMul(bytes, rows, cols, n, xq, y, ldy);
 #else
-    case DType::Q8: return int8_tiles::MatMul<int8_tiles::Q8Rows>(bytes, rows, cols, n, xq, y, ldy);
-    case DType::Q4: return int8_tiles::MatMul<int8_tiles::Q4Rows>(bytes, rows, cols, n, xq, y, ldy);
-    case DType::Q4N: return int8_tiles::MatMul<int8_tiles::Q4NRows>(bytes, rows, cols, n, xq, y, ldy);
-    // Codes whose bits are split over two fields: block-per-vector row kernels.
-    case DType::Q6: return int8_tiles::MatMul<int8_tiles::Q6Rows>(bytes, rows, cols, n, xq, y, ldy);
-    case DType::Q5: return int8_tiles::MatMul<int8_tiles::Q5Rows>(bytes, rows, cols, n, xq, y, ldy);
-    case DType::Q3: return int8_tiles::MatMul<int8_tiles::Q3Rows>(bytes, rows, cols, n, xq, y, ldy);
+    case DType::Q8:
+    case DType::Q4:
+    case DType::Q4N:
+    case DType::Q6:
+    case DType::Q5:
+    case DType::Q3:
+#if QRUN_X86_VNNI_COPY
+      if (UseVnniCopy()) return Int8MatMul<int8_tiles::VnniDot>(t, bytes, rows, cols, n, xq, y, ldy);
+#endif
+      return Int8MatMul<int8_tiles::BaseDot>(t, bytes, rows, cols, n, xq, y, ldy);
     // Super-blocks of 8 activation blocks with per-16 scales and minimums: their own tiles.
     case DType::Q2K: return int8_tiles::Q2KMatMul(bytes, rows, cols, n, xq, y, ldy);
 #endif
@@ -61,7 +94,10 @@ void MatMulI16Impl(const void* w, int64_t rows, int64_t cols, int64_t n, const B
 #if HWY_TARGET == HWY_AVX3_DL
   int8_tiles::stream::MatMul<int8_tiles::stream::Q8WideFormat>(bytes, rows, cols, n, xq, y, ldy);
 #else
-  int8_tiles::MatMul<int8_tiles::Q8Rows>(bytes, rows, cols, n, xq, y, ldy);
+#if QRUN_X86_VNNI_COPY
+  if (UseVnniCopy()) return Int8MatMulI16<int8_tiles::VnniDot>(bytes, rows, cols, n, xq, y, ldy);
+#endif
+  Int8MatMulI16<int8_tiles::BaseDot>(bytes, rows, cols, n, xq, y, ldy);
 #endif
 }
 

@@ -2,6 +2,7 @@
 #include "simd/hwy_targets.h"
 
 #include "hwy/targets.h"
+#include "simd/int8_vnni.h"
 #include "simd/kernels.h"
 
 namespace qrun {
@@ -9,6 +10,7 @@ namespace qrun {
 const char* simd_target_name() {
   // The chosen target is the best one both supported by the CPU and compiled in.
   const int64_t chosen = hwy::SupportedAndGeneratedTargets()[0];
+  if (int8_vnni_active(chosen)) return chosen == HWY_AVX2 ? "AVX2+VNNI" : "AVX3+VNNI";
   return hwy::TargetName(chosen);
 }
 
