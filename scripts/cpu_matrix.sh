@@ -67,7 +67,7 @@ run_tests() {
   out=$("$@" "$dir/bin/qconvert" ../shared/models/stories260K -o "$tmp/stories260K.q8" --type q8 2>&1 &&
     "$@" "$dir/bin/qrun" -m "$tmp/stories260K.q8" -p "Once upon a time" -n 8 --temp 0 2>&1) || true
   rm -rf "$tmp"
-  got=$(sed -n 's/.*SIMD \([A-Za-z0-9_]*\),.*/\1/p' <<<"$out")
+  got=$(sed -n 's/.*SIMD \([A-Za-z0-9_+]*\),.*/\1/p' <<<"$out")
   echo "cpu_matrix: SIMD target chosen: ${got:-none} (expected $want)"
   if [ "$got" != "$want" ]; then
     echo "$out"
