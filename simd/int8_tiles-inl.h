@@ -117,23 +117,16 @@ struct MaddubsDot {
 // target's compiler flags must not enable it for the rest of its code; the kernels
 // instantiated with VnniDot run only where CPUID reports it, and the ISA check allows
 // vpdpbusd only in functions that name VnniDot.
-#if HWY_TARGET == HWY_AVX2
+#if QRUN_X86_VNNI_COPY
 struct VnniDot {
   static constexpr bool kVnni = true;
-  static HWY_INLINE __m256i Acc(__m256i acc, __m256i u, __m256i s) {
+  template <class V>  // __m256i, or __m512i on AVX3
+  static HWY_INLINE V Acc(V acc, V u, V s) {
+#if HWY_TARGET == HWY_AVX2  // VEX can name only the first 16 vector registers
     asm("%{vex%} vpdpbusd %[s], %[u], %[acc]" : [acc] "+x"(acc) : [u] "x"(u), [s] "xm"(s));
-    return acc;
-  }
-};
-#elif HWY_TARGET == HWY_AVX3
-struct VnniDot {
-  static constexpr bool kVnni = true;
-  static HWY_INLINE __m256i Acc(__m256i acc, __m256i u, __m256i s) {
+#else
     asm("vpdpbusd %[s], %[u], %[acc]" : [acc] "+v"(acc) : [u] "v"(u), [s] "vm"(s));
-    return acc;
-  }
-  static HWY_INLINE __m512i Acc(__m512i acc, __m512i u, __m512i s) {
-    asm("vpdpbusd %[s], %[u], %[acc]" : [acc] "+v"(acc) : [u] "v"(u), [s] "vm"(s));
+#endif
     return acc;
   }
 };
