@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace qrun {
 
@@ -17,7 +18,8 @@ enum class CpuFamily {
 struct CpuInfo {
   std::string name;         // e.g. "AMD EPYC 9454"
   CpuFamily family = CpuFamily::Other;
-  int physical_cores = 1;
+  int physical_cores = 1;   // the default thread count: performance cores of a hybrid CPU
+  int other_cores = 0;      // a hybrid CPU's efficiency cores, left out of physical_cores
   uint64_t l2_bytes = 0;    // per core
   uint64_t l3_bytes = 0;    // total
 };
@@ -26,6 +28,14 @@ struct CpuInfo {
 const CpuInfo& cpu_info();
 
 const char* cpu_family_name(CpuFamily f);
+
+// How many of a CPU's physical cores the default thread count takes, from each core's
+// speed class (higher is faster: Intel's core type, an ARM core's top frequency; 0 for a
+// core it cannot tell or run on): all but the slowest class when the classes differ (a
+// hybrid CPU: Intel's efficiency cores, ARM's LITTLE ones), else all. qrun splits each
+// matrix evenly over its threads, so one efficiency core, about half as fast, would hold
+// every other thread back (llama.cpp leaves them out of its default on x86 too).
+int performance_core_count(const std::vector<uint64_t>& core_speed_class);
 
 // One line for logs and bench tables: name, family, cores, caches.
 std::string cpu_description();

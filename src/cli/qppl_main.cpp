@@ -24,7 +24,7 @@ int main(int argc, char** argv) {
   app.add_option("-c,--ctx-size", po.context, "Window size in tokens; the second half of each is scored")
       ->check(CLI::Range(8, 1 << 20));
   app.add_option("--chunks", po.max_chunks, "Score only the first N windows (default: all)")->check(CLI::Range(0, 1 << 30));
-  app.add_option("-t,--threads", threads, "Threads (default: physical cores)")->check(CLI::Range(0, 1024));
+  app.add_option("-t,--threads", threads, "Threads (default: physical cores; performance cores of a hybrid CPU)")->check(CLI::Range(0, 1024));
   app.add_option("--kl-divergence-base", po.save_kl_base, "Save this (reference) model's log-probabilities here");
   qrun::cli::add_q8_activations_option(app, q8_act);
   app.add_option("--kl-divergence", po.kl_base, "Compare against log-probabilities saved by a reference run");

@@ -122,7 +122,7 @@ int main(int argc, char** argv) {
   app.add_option("-n,--n-predict", a.n_predict, "Tokens to generate (-1: until EOS)")->check(CLI::Range(-1, 1 << 24));
   app.add_option("-c,--ctx-size", a.context, "Context size (default: min(trained context, 4096))")
       ->check(CLI::Range(0, 1 << 20));
-  app.add_option("-t,--threads", a.threads, "Threads (default: physical cores)")->check(CLI::Range(0, 1024));
+  app.add_option("-t,--threads", a.threads, "Threads (default: physical cores; performance cores of a hybrid CPU)")->check(CLI::Range(0, 1024));
   app.add_option("-b,--batch-size", a.batch, "Prompt tokens per batch (default: 256 for float weights, 64 for q4/q8)")
       ->check(CLI::Range(1, 4096));
   app.add_option("--temp", a.sampling.temperature, "Temperature (0: greedy)")->check(CLI::Range(0.0, 100.0));
