@@ -5,7 +5,8 @@
 //
 //   e2e_bench -m model.q4 [-m model.q8 ...] [-t 1,2] [-p 512] [-n 128] [-r 5] [--target AVX2]
 // --target runs the kernels of that Highway target (one this CPU supports), to measure
-// what machines without AVX-512 get.
+// what machines without AVX-512 get: AVX2 (Zen 2/3), AVX2+VNNI (Intel client CPUs with
+// AVX-VNNI), AVX3, AVX3+VNNI (bench/simd_target.h).
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -106,7 +107,7 @@ int main(int argc, char** argv) {
   app.add_flag("--no-blas", no_blas, "Float-weight prompts on qrun's own kernels, not OpenBLAS");
   qrun::cli::add_q8_activations_option(app, q8_act);
   app.add_flag("--no-mmap", no_mmap, "Read the model into private memory (as qrun --no-mmap; llama-bench -mmp 0)");
-  app.add_option("--target", target, "Run the kernels of this Highway target (e.g. AVX2)");
+  app.add_option("--target", target, "Run the kernels of this Highway target (e.g. AVX2, AVX2+VNNI)");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
