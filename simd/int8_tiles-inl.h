@@ -15,7 +15,9 @@
 // left over (Tile):
 //   Q4: as above; Q8: sign trick, |w| (u8) x sign(a, w) (s8), since w and a are in
 //   [-127, 127]; vpmaddubsw (pairs to int16; at most 2*127*127 < 32767, so no
-//   saturation) then vpmaddwd with ones. Other targets use portable Highway ops.
+//   saturation) then vpmaddwd with ones. On CPUs that also have vpdpbusd (AVX-VNNI
+//   beside AVX2, AVX-512 VNNI beside AVX3) a second copy of these kernels sums with it
+//   (VnniDot, simd/int8_vnni.h). Other targets use portable Highway ops.
 // Q2K super-blocks (8 activation blocks, a scale and a minimum per 16 weights) have
 // their own tiles (Q2KTile, Q2KMatMul here; AVX3_DL: simd/q2k_tiles-inl.h).
 
