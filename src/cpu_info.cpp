@@ -57,6 +57,7 @@ std::vector<uint64_t> x86_core_classes() {
   std::thread([&] {
     for (uint32_t i = 0; i < cpuinfo_get_processors_count(); ++i) {
       const cpuinfo_processor* p = cpuinfo_get_processor(i);
+      if (p->core == nullptr || p->linux_id < 0 || p->linux_id >= CPU_SETSIZE) continue;
       cpu_set_t set;
       CPU_ZERO(&set);
       CPU_SET(p->linux_id, &set);
