@@ -16,17 +16,15 @@ namespace qrun::bench {
 
 // False (and nothing changed) when `name` is not compiled in or not supported here.
 inline bool force_simd_target(const std::string& name) {
-  const size_t plus = name.find('+');
-  const std::string target = name.substr(0, plus);
-  const bool vnni = plus != std::string::npos;
-  if (vnni && name.substr(plus) != "+VNNI") return false;
-  for (int64_t t : hwy::SupportedAndGeneratedTargets())
-    if (target == hwy::TargetName(t)) {
-      if (vnni && !int8_vnni_active(t)) return false;
-      hwy::SetSupportedTargetsForTest(t);
-      set_int8_vnni_allowed(vnni);
-      return true;
-    }
+  for (int64_t t : hwy::SupportedAndGeneratedTargets()) {
+    const char* vnni_name = int8_vnni_copy_name(t);
+    const bool vnni = vnni_name && name == vnni_name;
+    if (name != hwy::TargetName(t) && !vnni) continue;
+    if (vnni && !int8_vnni_active(t)) return false;
+    hwy::SetSupportedTargetsForTest(t);
+    set_int8_vnni_allowed(vnni);
+    return true;
+  }
   return false;
 }
 

@@ -48,6 +48,12 @@ bool int8_vnni_active(int64_t hwy_target) {
   return false;
 }
 
+const char* int8_vnni_copy_name(int64_t hwy_target) {
+  if (hwy_target == HWY_AVX2) return "AVX2+VNNI";
+  if (hwy_target == HWY_AVX3) return "AVX3+VNNI";
+  return nullptr;
+}
+
 void set_int8_vnni_allowed(bool allowed) { g_allowed.store(allowed, std::memory_order_relaxed); }
 
 }  // namespace qrun

@@ -13,6 +13,10 @@ namespace qrun {
 // the CPU reports the form it uses, and it is allowed.
 bool int8_vnni_active(int64_t hwy_target);
 
+// The copy's name in timing blocks and the benches' --target ("AVX2+VNNI"); null for
+// targets without one.
+const char* int8_vnni_copy_name(int64_t hwy_target);
+
 // Tests and benches switch the copy off to run what CPUs without VNNI get. Default: on.
 void set_int8_vnni_allowed(bool allowed);
 

@@ -10,7 +10,7 @@ namespace qrun {
 const char* simd_target_name() {
   // The chosen target is the best one both supported by the CPU and compiled in.
   const int64_t chosen = hwy::SupportedAndGeneratedTargets()[0];
-  if (int8_vnni_active(chosen)) return chosen == HWY_AVX2 ? "AVX2+VNNI" : "AVX3+VNNI";
+  if (int8_vnni_active(chosen)) return int8_vnni_copy_name(chosen);
   return hwy::TargetName(chosen);
 }
 

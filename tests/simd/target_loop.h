@@ -28,7 +28,7 @@ void for_each_target(Check&& check) {
     }
     set_int8_vnni_allowed(true);
     if (int8_vnni_active(target)) {
-      SCOPED_TRACE(std::string(hwy::TargetName(target)) + "+VNNI");
+      SCOPED_TRACE(int8_vnni_copy_name(target));
       check();
     }
   }
