@@ -25,6 +25,7 @@ std::string resolve_chat_template(const Tokenizer& tok, const std::string& file_
 
 ChatFormatter::ChatFormatter(const Tokenizer& tok, std::string tmpl) : tok_(tok), tmpl_(std::move(tmpl)) {
   if (tmpl_.empty()) throw Error("this model has no chat template; give one with --chat-template");
+  check_chat_template(tmpl_);  // a broken template fails at start, not at every turn
   if (tok.bos_id() >= 0) bos_ = tok.piece(tok.bos_id());
   const auto eos = tok.eos_ids();
   if (!eos.empty()) eos_ = tok.piece(eos[0]);

@@ -10,13 +10,23 @@ namespace qrun {
 
 using namespace jinja;
 
+namespace {
+
+Body parse(const Source& src, const std::string& tmpl) {
+  std::vector<Piece> pieces = split_template(src);
+  apply_whitespace_rules(pieces, tmpl);
+  return parse_template(src, pieces);
+}
+
+}  // namespace
+
+void check_chat_template(const std::string& tmpl) { parse(Source(tmpl), tmpl); }
+
 std::string apply_chat_template(const std::string& tmpl, const std::vector<ChatMessage>& messages,
                                 bool add_generation_prompt, const std::string& bos_token,
                                 const std::string& eos_token) {
   const Source src(tmpl);
-  std::vector<Piece> pieces = split_template(src);
-  apply_whitespace_rules(pieces, tmpl);
-  const Body body = parse_template(src, pieces);
+  const Body body = parse(src, tmpl);
 
   List msgs;
   for (const ChatMessage& m : messages)

@@ -25,4 +25,8 @@ std::string apply_chat_template(const std::string& tmpl, const std::vector<ChatM
                                 bool add_generation_prompt, const std::string& bos_token,
                                 const std::string& eos_token);
 
+// Throws qrun::Error for a syntax error or an unsupported construct: what can be told
+// before any conversation is rendered.
+void check_chat_template(const std::string& tmpl);
+
 }  // namespace qrun

@@ -159,9 +159,13 @@ class Front {
   void routes(httplib::Server& svr) {
     svr.Get("/health", [this](const httplib::Request&, httplib::Response& res) {
       const PoolStats s = pool_->stats();
-      res.set_content(dump({{"status", "ok"},
+      // Every worker dying before it serves (the log says why): requests cannot succeed.
+      const bool broken = s.failing == s.workers;
+      res.status = broken ? 503 : 200;
+      res.set_content(dump({{"status", broken ? "error" : "ok"},
                             {"workers", s.workers},
                             {"idle_workers", s.idle},
+                            {"failing_workers", s.failing},
                             {"queued", s.queued},
                             {"served", s.served},
                             {"cancelled", s.cancelled},
@@ -177,12 +181,16 @@ class Front {
                                                    {"meta", {{"n_ctx", context_}, {"n_vocab", tok_.vocab_size()}}}}})}}),
                       "application/json");
     });
-    svr.Post("/v1/chat/completions", [this](const httplib::Request& req, httplib::Response& res) {
-      complete(Endpoint::ChatCompletions, req, res);
-    });
-    svr.Post("/v1/completions", [this](const httplib::Request& req, httplib::Response& res) {
-      complete(Endpoint::Completions, req, res);
-    });
+    svr.Post("/v1/chat/completions",
+             [this](const httplib::Request& req, httplib::Response& res, const httplib::ContentReader& reader) {
+               std::string body;
+               if (read_body(req, reader, res, body)) complete(Endpoint::ChatCompletions, req, body, res);
+             });
+    svr.Post("/v1/completions",
+             [this](const httplib::Request& req, httplib::Response& res, const httplib::ContentReader& reader) {
+               std::string body;
+               if (read_body(req, reader, res, body)) complete(Endpoint::Completions, req, body, res);
+             });
   }
 
   int context() const { return context_; }
@@ -193,6 +201,31 @@ class Front {
   }
 
  private:
+  // httplib caps only bodies with a Content-Length at --max-body (chunked ones it reads
+  // whole) and form-encoded ones, curl -d's default type, at 8 KiB: read all here.
+  bool read_body(const httplib::Request& req, const httplib::ContentReader& reader, httplib::Response& res,
+                 std::string& body) const {
+    if (req.is_multipart_form_data()) {
+      send_error(res, 415, "send the request body as JSON, not as multipart form data");
+      return false;
+    }
+    bool too_large = false;
+    const bool read = reader([&](const char* data, size_t n) {
+      too_large = body.size() + n > opt_.max_body;
+      if (!too_large) body.append(data, n);
+      return !too_large;
+    });
+    if (too_large || res.status == 413) {
+      // The rest of the body stays unread (httplib parses it as further requests, each a
+      // 400): the client is told to close.
+      res.set_header("Connection", "close");
+      send_error(res, 413, "request body larger than --max-body (" + std::to_string(opt_.max_body) + " bytes)");
+      return false;
+    }
+    if (!read) send_error(res, 400, "the request body could not be read");
+    return read;
+  }
+
   std::vector<int32_t> prompt_tokens(const CompletionRequest& r) const {
     if (r.endpoint == Endpoint::ChatCompletions) {
       if (!chat_)
@@ -200,7 +233,7 @@ class Front {
       try {
         return chat_->encode(chat_->render(r.messages, true), true);
       } catch (const Error& e) {
-        throw ApiError(400, std::string("chat template: ") + e.what(), "messages");
+        throw ApiError(400, e.what(), "messages");  // the message names the chat template
       }
     }
     return tok_.encode(r.prompt, true, false);
@@ -230,9 +263,9 @@ class Front {
     return job;
   }
 
-  void complete(Endpoint endpoint, const httplib::Request& req, httplib::Response& res) {
+  void complete(Endpoint endpoint, const httplib::Request& req, const std::string& body, httplib::Response& res) {
     try {
-      const CompletionRequest r = parse_request(endpoint, req.body);
+      const CompletionRequest r = parse_request(endpoint, body);
       Job job = job_for(r, prompt_tokens(r));
       const int client = find_client_socket(req);
       std::shared_ptr<WorkerPool::Lease> lease = pool_->acquire(job.prompt);
@@ -354,14 +387,20 @@ int run_server(const ServerOptions& options) {
   const size_t threads = static_cast<size_t>(options.workers + options.max_queue + 4);
   svr.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
   svr.set_payload_max_length(options.max_body);
+  // httplib's default adds SO_REUSEPORT, with which a second server on the same port
+  // starts and takes half the requests; SO_REUSEADDR alone still allows a quick restart.
+  svr.set_socket_options([](socket_t sock) {
+    int yes = 1;
+    ::setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
+  });
   svr.set_pre_routing_handler([&front](const httplib::Request& req, httplib::Response& res) {
     if (front.authorized(req)) return httplib::Server::HandlerResponse::Unhandled;
     send_error(res, 401, "invalid API key: send 'Authorization: Bearer KEY'");
     return httplib::Server::HandlerResponse::Handled;
   });
-  svr.set_error_handler([](const httplib::Request& req, httplib::Response& res) {
+  svr.set_error_handler([max_body = options.max_body](const httplib::Request& req, httplib::Response& res) {
     if (!res.body.empty()) return;
-    if (res.status == 413) send_error(res, 413, "request body larger than --max-body");
+    if (res.status == 413) send_error(res, 413, "request body larger than --max-body (" + std::to_string(max_body) + " bytes)");
     else if (res.status == 404) send_error(res, 404, "no route " + req.method + " " + req.path);
     else send_error(res, res.status, "HTTP error " + std::to_string(res.status));
   });

@@ -133,6 +133,7 @@ CompletionRequest parse_request(Endpoint endpoint, std::string_view text) {
     r.min_p = static_cast<float>(number(body, "min_p", 0, 1, 0));
     r.top_k = static_cast<int>(number(body, "top_k", 0, 1 << 24, 0));
     r.repeat_penalty = static_cast<float>(number(body, "repeat_penalty", 0, 100, 1));
+    if (!(r.repeat_penalty > 0)) bad("repeat_penalty", "must be greater than 0 (1: off)");  // logits / 0
     r.ignore_eos = boolean(body, "ignore_eos", false);
     if (const auto it = body.find("seed"); it != body.end() && !it->is_null()) {
       if (!it->is_number_integer()) bad("seed", "must be an integer");

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <cstring>
 
 #include <nlohmann/json.hpp>
@@ -85,19 +86,45 @@ void WorkerPool::spawn(Worker& w) {
   w.busy = false;
 }
 
+// A worker that keeps dying before it finishes a request (say, its model file broke)
+// is respawned after 0.25, 0.5, ... up to 8 s, not in a loop that burns a core.
 void WorkerPool::restart(Worker& w) {
   if (w.pid > 0) {
     ::kill(w.pid, SIGKILL);
     ::waitpid(w.pid, nullptr, 0);
   }
+  w.pid = -1;
   w.channel.reset();
+  w.cache.clear();
   ++counters_.restarts;
-  spawn(w);
+  ++w.failures;
+  const int doublings = std::min(w.failures - 2, 5);
+  w.respawn_at = std::chrono::steady_clock::now() +
+                 (doublings < 0 ? std::chrono::milliseconds(0) : std::chrono::milliseconds(250 << doublings));
+  respawn_due(std::chrono::steady_clock::now());
+}
+
+void WorkerPool::respawn_due(std::chrono::steady_clock::time_point now) {
+  bool spawned = false;
+  for (Worker& w : workers_) {
+    if (w.channel || w.respawn_at > now) continue;
+    try {
+      spawn(w);
+      spawned = true;
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "qserve: %s\n", e.what());
+      w.respawn_at = now + std::chrono::seconds(8);
+    }
+  }
+  if (spawned) cv_.notify_all();
 }
 
 std::unique_ptr<WorkerPool::Lease> WorkerPool::acquire(std::span<const int32_t> prompt) {
   std::unique_lock lock(mu_);
-  auto idle = [&] { return std::any_of(workers_.begin(), workers_.end(), [](const Worker& w) { return !w.busy; }); };
+  // A worker waiting to be respawned has no channel; requests wait for it.
+  auto idle = [&] {
+    return std::any_of(workers_.begin(), workers_.end(), [](const Worker& w) { return !w.busy && w.channel; });
+  };
   if (!(waiting_.empty() && idle()) && static_cast<int>(waiting_.size()) >= max_queue_)
     throw ApiError(503, "the server is busy: all workers are generating and " + std::to_string(waiting_.size()) +
                             " requests are queued already (--max-queue)");
@@ -111,7 +138,7 @@ std::unique_ptr<WorkerPool::Lease> WorkerPool::acquire(std::span<const int32_t> 
   // used one, so the caches of other conversations survive.
   size_t best = workers_.size(), best_len = 0, lru = workers_.size();
   for (size_t i = 0; i < workers_.size(); ++i) {
-    if (workers_[i].busy) continue;
+    if (workers_[i].busy || !workers_[i].channel) continue;
     const auto& c = workers_[i].cache;
     const size_t len = std::mismatch(c.begin(), c.end(), prompt.begin(), prompt.end()).first - c.begin();
     if (best == workers_.size() || len > best_len) {
@@ -137,6 +164,7 @@ void WorkerPool::release(size_t slot, bool dead, const std::string& done_json) {
     } else {
       const json j = json::parse(done_json, nullptr, false);
       w.cache = j.is_object() && j.contains("cache") ? j["cache"].get<std::vector<int32_t>>() : std::vector<int32_t>{};
+      w.failures = 0;
       ++counters_.served;
       if (j.is_object() && j.value("finish_reason", "") == "cancelled") ++counters_.cancelled;
     }
@@ -148,16 +176,19 @@ void WorkerPool::release(size_t slot, bool dead, const std::string& done_json) {
 PoolStats WorkerPool::stats() {
   std::lock_guard lock(mu_);
   PoolStats s = counters_;
-  s.idle = static_cast<int>(std::count_if(workers_.begin(), workers_.end(), [](const Worker& w) { return !w.busy; }));
+  s.idle = static_cast<int>(
+      std::count_if(workers_.begin(), workers_.end(), [](const Worker& w) { return !w.busy && w.channel; }));
+  s.failing = static_cast<int>(std::count_if(workers_.begin(), workers_.end(), [](const Worker& w) { return w.failures >= 2; }));
   s.queued = static_cast<int>(waiting_.size());
   return s;
 }
 
 // An idle worker says nothing: readable means it died (EOF). Restart it before a
-// request meets it.
+// request meets it; respawn the ones whose wait is over.
 void WorkerPool::watch_idle_workers() {
   std::unique_lock lock(mu_);
   while (!stopping_) {
+    respawn_due(std::chrono::steady_clock::now());
     std::vector<pollfd> fds;
     std::vector<size_t> slots;
     std::vector<uint64_t> processes;

@@ -4,6 +4,7 @@
 
 #include <sys/types.h>
 
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -21,6 +22,7 @@ namespace qrun::server {
 
 struct PoolStats {
   int workers = 0, idle = 0, queued = 0;
+  int failing = 0;  // workers that died again before serving a request, waiting to be restarted
   uint64_t restarts = 0, cancelled = 0, served = 0;
 };
 
@@ -69,9 +71,12 @@ class WorkerPool {
     std::vector<int32_t> cache;  // the tokens its KV cache holds after its last job
     uint64_t last_used = 0;      // acquire() serial; 0: never
     uint64_t process = 0;        // spawn() serial: tells a restarted worker from the one it replaced
+    int failures = 0;            // deaths since it last finished a request
+    std::chrono::steady_clock::time_point respawn_at;  // when channel is null: the next try
   };
   void spawn(Worker& w);
   void restart(Worker& w);  // lock held
+  void respawn_due(std::chrono::steady_clock::time_point now);  // lock held
   void release(size_t slot, bool dead, const std::string& done_json);
   void watch_idle_workers();
 

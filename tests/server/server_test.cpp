@@ -3,11 +3,14 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 
 #include <gtest/gtest.h>
 #include <httplib.h>
 
+#include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <thread>
 #include <nlohmann/json.hpp>
 
@@ -39,9 +42,11 @@ int free_port() {
 // A qserve process on a free port, ready when it has said so.
 class Server {
  public:
-  explicit Server(std::vector<std::string> flags, DType type = DType::Q8, const std::string& fault = {})
+  explicit Server(std::vector<std::string> flags, DType type = DType::Q8, const std::string& fault = {},
+                  const std::filesystem::path& model = {})
       : port_(free_port()) {
-    std::vector<std::string> argv = {(test::bin_dir() / "qserve").string(), "-m", test::converted_stories(type).string(),
+    std::vector<std::string> argv = {(test::bin_dir() / "qserve").string(), "-m",
+                                     (model.empty() ? test::converted_stories(type) : model).string(),
                                      "--port", std::to_string(port_), "-t", "1"};
     argv.insert(argv.end(), flags.begin(), flags.end());
     if (!fault.empty()) ::setenv("QRUN_WORKER_FAULT", fault.c_str(), 1);
@@ -116,6 +121,54 @@ int raw_request(const Server& s, const json& body) {
                            std::to_string(text.size()) + "\r\n\r\n" + text;
   if (::send(sock, http.data(), http.size(), 0) != static_cast<ssize_t>(http.size())) return -1;
   return sock;
+}
+
+// A qserve that should refuse to start: its exit status and output. One that starts
+// anyway is stopped (exit status then from SIGTERM).
+struct Refusal {
+  int status;
+  std::string out;
+};
+Refusal start_refused(const std::vector<std::string>& flags) {
+  std::vector<std::string> argv = {(test::bin_dir() / "qserve").string(), "-m",
+                                   test::converted_stories(DType::Q8).string(), "-t", "1", "--workers", "1"};
+  argv.insert(argv.end(), flags.begin(), flags.end());
+  test::ChildProcess p(argv);
+  if (p.read_until("listening on").find("listening on") != std::string::npos) p.signal(SIGTERM);
+  const std::string out = p.read_to_end();
+  const int status = p.wait();
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status), out};
+}
+
+// The HTTP response on a raw socket that sent `request` (as far as the server read it).
+std::string raw_exchange(int port, const std::string& head, const std::string& body, bool chunked) {
+  const int sock = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(static_cast<uint16_t>(port));
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (::connect(sock, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) return {};
+  std::string wire = head;
+  if (!chunked) {
+    wire += body;
+  } else {
+    char size[32];
+    for (size_t at = 0; at < body.size(); at += 4000) {
+      const size_t n = std::min<size_t>(4000, body.size() - at);
+      std::snprintf(size, sizeof size, "%zx\r\n", n);
+      wire += size + body.substr(at, n) + "\r\n";
+    }
+    wire += "0\r\n\r\n";
+  }
+  // The server may answer and stop reading before all of it is sent.
+  ::send(sock, wire.data(), wire.size(), MSG_NOSIGNAL);
+  std::string got;
+  char buf[4096];
+  ssize_t n;
+  while (got.find("\r\n\r\n") == std::string::npos && (n = ::recv(sock, buf, sizeof buf, 0)) > 0)
+    got.append(buf, static_cast<size_t>(n));
+  ::close(sock);
+  return got;
 }
 
 class QserveTest : public ::testing::Test {
@@ -220,6 +273,7 @@ TEST_F(QserveTest, BadRequestsGetOpenAiErrors) {
   expect_error(post(s, "/v1/completions", {{"prompt", "Once"}, {"temperature", "hot"}}, auth), 400, "temperature");
   expect_error(post(s, "/v1/completions", {{"prompt", 5}}, auth), 400, "prompt");
   expect_error(post(s, "/v1/completions", {{"prompt", "Once"}, {"n", 2}}, auth), 400, "n");
+  expect_error(post(s, "/v1/completions", {{"prompt", "Once"}, {"repeat_penalty", 0}}, auth), 400, "repeat_penalty");
   expect_error(post(s, "/v1/completions", {{"prompt", "Once"}, {"max_tokens", 600}}, auth), 400, "max_tokens");
   expect_error(post(s, "/v1/completions", {{"prompt", "Once"}, {"stop", {1, 2}}}, auth), 400, "stop");
   expect_error(post(s, "/v1/chat/completions", {{"messages", "hi"}}, auth), 400, "messages");
@@ -303,6 +357,65 @@ TEST_F(QserveTest, DisconnectCancelsANonStreamedRequest) {
   ASSERT_TRUE(r);
   EXPECT_EQ(r->status, 200) << r->body;
   EXPECT_EQ(health(s)["cancelled"], 1);
+}
+
+// A port another server holds is an error at start, not a second listener that takes
+// some of its requests.
+TEST_F(QserveTest, BusyPortFailsAtStart) {
+  Server s({"--workers", "1"});
+  ASSERT_TRUE(s.ready()) << s.log();
+  const Refusal r = start_refused({"--port", std::to_string(s.port())});
+  EXPECT_EQ(r.status, 1) << r.out;
+  EXPECT_NE(r.out.find("cannot listen"), std::string::npos) << r.out;
+}
+
+// A chat template that does not parse fails at start, naming the template once.
+TEST_F(QserveTest, BrokenChatTemplateFailsAtStart) {
+  const Refusal r = start_refused({"--port", std::to_string(free_port()), "--chat-template", "{{ foo("});
+  EXPECT_EQ(r.status, 1) << r.out;
+  EXPECT_NE(r.out.find("chat template"), std::string::npos) << r.out;
+  EXPECT_EQ(r.out.find("chat template: chat template"), std::string::npos) << r.out;
+}
+
+// --max-body holds for chunked bodies, which carry no length up front; form-encoded
+// bodies (curl -d's type) are read up to it as JSON ones are.
+TEST_F(QserveTest, MaxBodyHoldsForChunkedAndFormBodies) {
+  Server s({"--workers", "1", "--max-body", "20000"});
+  ASSERT_TRUE(s.ready()) << s.log();
+  const std::string big = json{{"prompt", std::string(30000, 'a')}}.dump();
+  const std::string chunked = raw_exchange(s.port(), "POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                                                     "Transfer-Encoding: chunked\r\n\r\n", big, true);
+  EXPECT_EQ(chunked.rfind("HTTP/1.1 413", 0), 0u) << chunked;
+  const std::string padded = json{{"prompt", "Once"}, {"max_tokens", 2}}.dump() + std::string(12000, ' ');
+  auto r = s.client()->Post("/v1/completions", padded, "application/x-www-form-urlencoded");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200) << r->body;
+  r = s.client()->Post("/v1/completions", padded + std::string(10000, ' '), "application/x-www-form-urlencoded");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 413) << r->body;
+}
+
+// Workers that die before serving (the model file broke under the server) are respawned
+// after growing waits, not in a loop, and /health answers 503.
+TEST_F(QserveTest, WorkersThatCannotLoadMakeHealth503) {
+  test::ScratchDir dir;
+  const auto model = dir / "stories260K.q8";
+  std::filesystem::copy_file(test::converted_stories(DType::Q8), model);
+  Server s({"--workers", "1"}, DType::Q8, {}, model);
+  ASSERT_TRUE(s.ready()) << s.log();
+  EXPECT_EQ(s.client()->Get("/health")->status, 200);
+  std::filesystem::resize_file(model, 100000);
+  auto r = post(s, "/v1/completions", {{"prompt", "Once"}, {"max_tokens", 3}});
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 500) << r->body;
+  httplib::Result h = s.client()->Get("/health");
+  int spins = 0;
+  while (h && h->status != 503 && ++spins < 100000) h = s.client()->Get("/health");
+  ASSERT_TRUE(h);
+  EXPECT_EQ(h->status, 503) << h->body;
+  const json j = json::parse(h->body);
+  EXPECT_EQ(j["status"], "error");
+  EXPECT_EQ(j["failing_workers"], 1);
 }
 
 }  // namespace
