@@ -5,7 +5,11 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <memory>
 #include <vector>
+
+#include <fcntl.h>
+#include <unistd.h>
 
 #include "qrun/error.h"
 
@@ -73,6 +77,35 @@ class KlBaseReader {
   uint32_t n_scored_ = 0;
 };
 
+// The KL base file is written beside its destination as DEST.partial and renamed when
+// complete, so an interrupted run leaves no file at DEST that looks like a base.
+class PendingFile {
+ public:
+  explicit PendingFile(std::string dest) : dest_(std::move(dest)), temp_(dest_ + ".partial") {
+    out_.open(temp_, std::ios::binary | std::ios::trunc);
+    if (!out_) throw Error(temp_, -1, "cannot create KL base file");
+  }
+  ~PendingFile() {
+    if (!committed_) std::remove(temp_.c_str());
+  }
+  std::ofstream& out() { return out_; }
+  void commit() {
+    out_.close();
+    if (!out_) throw Error(temp_, -1, "write failed");
+    const int fd = ::open(temp_.c_str(), O_RDONLY);
+    const bool synced = fd >= 0 && ::fsync(fd) == 0;
+    if (fd >= 0) ::close(fd);
+    if (!synced) throw Error(temp_, -1, "fsync failed");
+    if (std::rename(temp_.c_str(), dest_.c_str()) != 0) throw Error(dest_, -1, "cannot rename " + temp_ + " to it");
+    committed_ = true;
+  }
+
+ private:
+  std::string dest_, temp_;
+  std::ofstream out_;
+  bool committed_ = false;
+};
+
 }  // namespace
 
 PerplexityResult run_perplexity(Model& model, const std::string& text, const PerplexityOptions& options,
@@ -94,10 +127,10 @@ PerplexityResult run_perplexity(Model& model, const std::string& text, const Per
   const int32_t bos = model.tokenizer().bos_id();
   const bool adds_bos = bos >= 0 && tokens.front() == bos;
 
-  std::ofstream save;
-  if (!options.save_kl_base.empty()) {
-    save.open(options.save_kl_base, std::ios::binary | std::ios::trunc);
-    if (!save) throw Error(options.save_kl_base, -1, "cannot create KL base file");
+  std::unique_ptr<PendingFile> pending;
+  if (!options.save_kl_base.empty()) pending = std::make_unique<PendingFile>(options.save_kl_base);
+  std::ofstream* save = pending ? &pending->out() : nullptr;
+  if (save) {
     KlBaseHeader h{};
     std::memcpy(h.magic, kKlMagic, 8);
     h.version = 1;
@@ -105,8 +138,8 @@ PerplexityResult run_perplexity(Model& model, const std::string& text, const Per
     h.context = static_cast<uint32_t>(ctx);
     h.n_tokens = static_cast<uint32_t>(tokens.size());
     h.n_scored = static_cast<uint32_t>(n_chunks * (ctx - 1 - first));
-    save.write(reinterpret_cast<const char*>(&h), sizeof h);
-    save.write(reinterpret_cast<const char*>(tokens.data()), static_cast<std::streamsize>(tokens.size() * 4));
+    save->write(reinterpret_cast<const char*>(&h), sizeof h);
+    save->write(reinterpret_cast<const char*>(tokens.data()), static_cast<std::streamsize>(tokens.size() * 4));
   }
   std::unique_ptr<KlBaseReader> base;
   if (!options.kl_base.empty()) base = std::make_unique<KlBaseReader>(options.kl_base, tokens, vocab, ctx);
@@ -125,7 +158,7 @@ PerplexityResult run_perplexity(Model& model, const std::string& text, const Per
       log_softmax(&logits[static_cast<size_t>(j) * vocab], vocab, lp.data());
       const int32_t target = tokens[static_cast<size_t>(c * ctx + j + 1)];
       nll.push_back(-lp[static_cast<size_t>(target)]);
-      if (save.is_open()) save.write(reinterpret_cast<const char*>(lp.data()), static_cast<std::streamsize>(vocab) * 4);
+      if (save) save->write(reinterpret_cast<const char*>(lp.data()), static_cast<std::streamsize>(vocab) * 4);
       if (base) {
         base->next(base_lp.data(), vocab);
         double kl = 0;
@@ -144,10 +177,7 @@ PerplexityResult run_perplexity(Model& model, const std::string& text, const Per
     const double mean = mean_and_err(nll, &err);
     if (progress) progress(c + 1, n_chunks, std::exp(mean));
   }
-  if (save.is_open()) {
-    save.close();
-    if (!save) throw Error(options.save_kl_base, -1, "write failed");
-  }
+  if (pending) pending->commit();
   r.chunks = n_chunks;
   r.scored_tokens = static_cast<int>(nll.size());
   double err;

@@ -3,11 +3,27 @@
 
 #include <CLI/CLI.hpp>
 
+#include <cmath>
+#include <string>
+
 namespace qrun::cli {
 
 // CLI11 reports a bad flag with its own codes (105, 109...): print its message and
 // exit 2, the usual code for a usage error; --help exits 0.
 inline int usage_exit(const CLI::App& app, const CLI::ParseError& e) { return app.exit(e) == 0 ? 0 : 2; }
+
+// A real number in [lo, hi] ((lo, hi] when lo_open). CLI::Range lets NaN through.
+inline CLI::Validator FiniteRange(double lo, double hi, bool lo_open = false) {
+  const std::string range = (lo_open ? "(" : "[") + CLI::detail::to_string(lo) + ", " + CLI::detail::to_string(hi) + "]";
+  return CLI::Validator(
+      [=](std::string& text) -> std::string {
+        double v = 0;
+        if (!CLI::detail::lexical_cast(text, v) || !std::isfinite(v) || v < lo || v > hi || (lo_open && v == lo))
+          return "value " + text + " not in " + range;
+        return {};
+      },
+      "NUMBER in " + range);
+}
 
 // --q8-activations BITS: RuntimeOptions::q8_activation_bits (0, the default: chosen).
 inline void add_q8_activations_option(CLI::App& app, int& bits) {
@@ -16,6 +32,9 @@ inline void add_q8_activations_option(CLI::App& app, int& bits) {
                  "default: 16 in one-token steps where this CPU's kernel does them in one pass (AVX-512 VNNI), else 8")
       ->check(CLI::IsMember({8, 16}));
 }
+
+// The whole of a text file (-f); `what` names it in errors ("prompt file").
+std::string read_text_file(const std::string& path, const std::string& what);
 
 // Ctrl-C asks the running generation to stop instead of killing the process (so the
 // timings still print); a second Ctrl-C before the first was taken kills it.

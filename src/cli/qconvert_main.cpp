@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <filesystem>
 #include <iostream>
 #include <thread>
 
@@ -26,6 +27,18 @@ namespace {
 void remove_temp_file() {
   const char* tmp = qrun::model_writer_temp_path();
   if (tmp[0]) ::unlink(tmp);
+}
+
+// The writer renames its finished file over the destination; when that is the input
+// checkpoint (or one of its files) the conversion would replace its own source.
+bool output_replaces_input(const std::string& input, const std::string& output) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  if (!fs::exists(output, ec)) return false;
+  if (!fs::is_directory(input, ec)) return fs::equivalent(input, output, ec);
+  for (const auto& entry : fs::directory_iterator(input, ec))
+    if (fs::equivalent(entry.path(), output, ec)) return true;
+  return false;
 }
 
 void on_signal(int sig) {
@@ -86,6 +99,14 @@ int main(int argc, char** argv) {
   }
 
   try {
+    if (!info_path.empty() && (!in_dir.empty() || !out_path.empty())) {
+      std::cerr << "qconvert: --info FILE prints a model file; it takes no HF_DIR or -o (see --help)\n";
+      return 2;
+    }
+    if (verify && info_path.empty()) {
+      std::cerr << "qconvert: --verify goes with --info FILE (see --help)\n";
+      return 2;
+    }
     if (!info_path.empty()) {
       qrun::ModelFile model(info_path);
       qrun::print_model_info(model, std::cout);
@@ -97,6 +118,10 @@ int main(int argc, char** argv) {
     }
     if (in_dir.empty() || out_path.empty()) {
       std::cerr << "qconvert: need HF_DIR and -o OUTPUT (or --info FILE); see --help\n";
+      return 2;
+    }
+    if (output_replaces_input(in_dir, out_path)) {
+      std::cerr << "qconvert: -o " << out_path << " is a file of the input " << in_dir << "; write the model elsewhere\n";
       return 2;
     }
     ::signal(SIGINT, on_signal);

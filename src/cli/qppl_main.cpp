@@ -34,17 +34,14 @@ int main(int argc, char** argv) {
     return qrun::cli::usage_exit(app, e);
   }
   try {
-    std::ifstream in(text_path, std::ios::binary);
-    if (!in) throw qrun::Error(text_path, -1, "cannot open text file");
-    std::stringstream ss;
-    ss << in.rdbuf();
+    const std::string text = qrun::cli::read_text_file(text_path, "text file");
     qrun::RuntimeOptions ro;
     ro.threads = threads;
     ro.context = po.context;
     ro.batch = std::min(po.context, 256);
     ro.q8_activation_bits = q8_act;
     qrun::Model model(model_path, ro);
-    const auto r = qrun::run_perplexity(model, ss.str(), po, [](int c, int n, double ppl) {
+    const auto r = qrun::run_perplexity(model, text, po, [](int c, int n, double ppl) {
       std::fprintf(stderr, "[%d/%d] running perplexity %.4f\n", c, n, ppl);
     });
     std::printf("chunks %d, scored tokens %d, context %d\n", r.chunks, r.scored_tokens, po.context);

@@ -1,5 +1,6 @@
 // qrun: generate text from a qrun model file. Text streams to stdout; timings to stderr.
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <fstream>
 #include <iostream>
@@ -63,23 +64,25 @@ void parse_gpu_layers(const Args& a, int n_layers, qrun::RuntimeOptions& ro) {
   }
 }
 
-// "512M", "2G", "1.5G", "1048576" -> bytes.
+// "512M", "2G", "1.5G", "1048576" -> bytes (errors read after "--mem-budget: ").
 uint64_t parse_size(const std::string& s) {
   size_t used = 0;
   double v = 0;
   try {
     v = std::stod(s, &used);
   } catch (const std::exception&) {
-    throw qrun::Error("--mem-budget: cannot read size '" + s + "' (use e.g. 512M or 2G)");
+    throw qrun::Error("cannot read size '" + s + "' (use e.g. 512M or 2G)");
   }
   const std::string unit = s.substr(used);
   double mult = 1;
   if (unit == "K" || unit == "k" || unit == "KiB") mult = 1 << 10;
   else if (unit == "M" || unit == "m" || unit == "MiB") mult = 1 << 20;
   else if (unit == "G" || unit == "g" || unit == "GiB") mult = double(1 << 30);
-  else if (!unit.empty()) throw qrun::Error("--mem-budget: unknown unit '" + unit + "' (use K, M or G)");
-  if (!(v > 0)) throw qrun::Error("--mem-budget must be positive");
-  return static_cast<uint64_t>(v * mult);
+  else if (!unit.empty()) throw qrun::Error("unknown unit '" + unit + "' (use K, M or G)");
+  const double bytes = v * mult;
+  if (!(bytes >= 1) || !std::isfinite(bytes)) throw qrun::Error("'" + s + "' is not a positive size");
+  if (bytes >= 0x1p64) throw qrun::Error("'" + s + "' is more bytes than a 64-bit size holds");
+  return static_cast<uint64_t>(bytes);
 }
 
 double mib(uint64_t b) { return static_cast<double>(b) / (1 << 20); }
@@ -117,20 +120,20 @@ int main(int argc, char** argv) {
   CLI::App app{"qrun: run a quantized LLM from a qrun model file"};
   Args a;
   app.add_option("-m,--model", a.model, "Model file written by qconvert")->required();
-  app.add_option("-p,--prompt", a.prompt, "Prompt text");
-  app.add_option("-f,--file", a.prompt_file, "Read the prompt from a file");
+  CLI::Option* prompt_text = app.add_option("-p,--prompt", a.prompt, "Prompt text");
+  app.add_option("-f,--file", a.prompt_file, "Read the prompt from a file")->excludes(prompt_text);
   app.add_option("-n,--n-predict", a.n_predict, "Tokens to generate (-1: until EOS)")->check(CLI::Range(-1, 1 << 24));
   app.add_option("-c,--ctx-size", a.context, "Context size (default: min(trained context, 4096))")
       ->check(CLI::Range(0, 1 << 20));
   app.add_option("-t,--threads", a.threads, "Threads (default: physical cores; performance cores of a hybrid CPU)")->check(CLI::Range(0, 1024));
   app.add_option("-b,--batch-size", a.batch, "Prompt tokens per batch (default: 256 for float weights, 64 for q4/q8)")
       ->check(CLI::Range(1, 4096));
-  app.add_option("--temp", a.sampling.temperature, "Temperature (0: greedy)")->check(CLI::Range(0.0, 100.0));
+  app.add_option("--temp", a.sampling.temperature, "Temperature (0: greedy)")->check(qrun::cli::FiniteRange(0.0, 100.0));
   app.add_option("--top-k", a.sampling.top_k, "Top-k (0: off)")->check(CLI::Range(0, 1 << 24));
-  app.add_option("--top-p", a.sampling.top_p, "Top-p (1: off)")->check(CLI::Range(0.0, 1.0));
-  app.add_option("--min-p", a.sampling.min_p, "Min-p (0: off)")->check(CLI::Range(0.0, 1.0));
+  app.add_option("--top-p", a.sampling.top_p, "Top-p (1: off)")->check(qrun::cli::FiniteRange(0.0, 1.0));
+  app.add_option("--min-p", a.sampling.min_p, "Min-p (0: off)")->check(qrun::cli::FiniteRange(0.0, 1.0));
   app.add_option("--repeat-penalty", a.sampling.repeat_penalty, "Repetition penalty (1: off)")
-      ->check(CLI::Range(0.0, 100.0));
+      ->check(qrun::cli::FiniteRange(0.0, 100.0, true));
   app.add_option("--repeat-last-n", a.sampling.repeat_last_n, "Tokens the penalty looks back")
       ->check(CLI::Range(0, 1 << 24));
   app.add_option("-s,--seed", a.seed, "Random seed: same seed, same output (default -1: a random seed, "
@@ -149,7 +152,15 @@ int main(int argc, char** argv) {
   app.add_flag("--no-display-prompt", a.no_display_prompt, "Do not echo the prompt");
   app.add_flag("--verify", a.verify, "Verify every tensor checksum at load");
   app.add_option("--mem-budget", a.mem_budget,
-                 "Memory budget, e.g. 512M or 2G: keep the layers that fit resident, stream the rest from disk");
+                 "Memory budget, e.g. 512M or 2G: keep the layers that fit resident, stream the rest from disk")
+      ->check([](const std::string& s) {
+        try {
+          parse_size(s);
+          return std::string();
+        } catch (const std::exception& e) {
+          return std::string(e.what());
+        }
+      });
   app.add_option("--n-gpu-layers", a.n_gpu_layers, "-ngl N: run the last N layers on the GPU (CUDA builds)")
       ->check(CLI::Range(0, 1 << 16));
   app.add_option("--gpu-layers", a.gpu_layers, "Run this range of layers on the GPU, e.g. 0-9")
@@ -205,13 +216,7 @@ int main(int argc, char** argv) {
       }
       std::fprintf(stderr, "qrun: predicted peak memory %.1f MiB\n", mib(est.total()));
     }
-    if (!a.prompt_file.empty()) {
-      std::ifstream in(a.prompt_file, std::ios::binary);
-      if (!in) throw qrun::Error(a.prompt_file, -1, "cannot open prompt file");
-      std::stringstream ss;
-      ss << in.rdbuf();
-      a.prompt = ss.str();
-    }
+    if (!a.prompt_file.empty()) a.prompt = qrun::cli::read_text_file(a.prompt_file, "prompt file");
     if (a.prompt.empty() && !a.conversation) throw qrun::Error("empty prompt: give -p TEXT or -f FILE");
 
     const auto t0 = std::chrono::steady_clock::now();
@@ -231,6 +236,11 @@ int main(int argc, char** argv) {
     go.ignore_eos = a.ignore_eos;
     go.context_shift = !a.no_context_shift;
     go.n_keep = a.n_keep;
+    // A shift keeps BOS and --keep tokens and needs room for one more.
+    if (go.context_shift && a.n_keep + 2 > model.context_length())
+      throw qrun::Error("--keep " + std::to_string(a.n_keep) + " leaves no room for a context shift in a context of " +
+                        std::to_string(model.context_length()) + " (use at most " +
+                        std::to_string(std::max(model.context_length() - 2, 0)) + ", or raise -c)");
     const uint64_t disk0 = qrun::storage_bytes_read();
     if (a.conversation) {
       qrun::cli::ConversationSettings cs{a.chat_template, a.system_prompt, a.reverse_prompts, a.verbose};

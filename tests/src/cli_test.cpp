@@ -43,6 +43,8 @@ TEST(QrunCli, BadInputGivesOneLineAndNonZeroExit) {
       {"empty prompt", "-m " + quoted(model) + " -p ''", "empty prompt"},
       {"prompt too long", "-m " + quoted(model) + " -c 4 -p 'Once upon a time there was'", "longer than the context"},
       {"missing prompt file", "-m " + quoted(model) + " -f /nonexistent.txt", "/nonexistent.txt: cannot open"},
+      {"prompt file is a folder", "-m " + quoted(model) + " -f " + quoted(dir.path().string()), "is a directory"},
+      {"--keep fills the context", "-m " + quoted(model) + " -p hi -c 8 --keep 7", "leaves no room"},
   };
   for (const auto& c : cases) {
     const auto r = run_command(tool("qrun") + " " + c.args);
@@ -59,6 +61,14 @@ TEST(QrunCli, InvalidFlagsAreRefused) {
     const auto r = run_command(tool("qrun") + " " + args);
     EXPECT_NE(r.exit_code, 0) << args;
     EXPECT_LT(r.exit_code, 128) << args;
+  }
+  // Usage errors exit 2, NaN included (a range check alone lets it through), and values
+  // that would mean nothing (a penalty of 0 divides by it; a budget under one byte).
+  for (const std::string args : {"--temp nan", "--top-p nan", "--min-p nan", "--repeat-penalty nan", "--repeat-penalty 0",
+                                 "--mem-budget 0.5", "--mem-budget inf", "--mem-budget 99999999999999999999G",
+                                 "--mem-budget 2X", "-f /etc/hostname"}) {
+    const auto r = run_command(tool("qrun") + " -m x.q4 -p hi " + args);
+    EXPECT_EQ(r.exit_code, 2) << args << ": " << r.out;
   }
 }
 
@@ -101,6 +111,26 @@ TEST(QconvertCli, RefusesUnknownTypeAndMissingFolder) {
   EXPECT_NE(r.out.find("/nonexistent-folder"), std::string::npos) << r.out;
   EXPECT_EQ(count_lines(r.out), 1) << r.out;
   EXPECT_TRUE(std::filesystem::is_empty(dir.path()));
+}
+
+// An output that is one of the input's files would replace the checkpoint being read;
+// flags of the other mode (--info, --verify) are refused, not ignored.
+TEST(QconvertCli, RefusesToOverwriteItsInputAndMixedModes) {
+  test::ScratchDir dir;
+  const auto in = dir / "hf";
+  std::filesystem::copy(test::stories_dir(), in);
+  const auto weights = in / "model.safetensors";
+  const auto size = std::filesystem::file_size(weights);
+  auto r = run_command(tool("qconvert") + " " + quoted(in.string()) + " -o " + quoted(weights.string()));
+  EXPECT_EQ(r.exit_code, 2) << r.out;
+  EXPECT_NE(r.out.find("is a file of the input"), std::string::npos) << r.out;
+  EXPECT_EQ(std::filesystem::file_size(weights), size);
+  r = run_command(tool("qconvert") + " --info " + quoted(test::converted_stories(DType::Q4).string()) + " -o " +
+                  quoted((dir / "x").string()));
+  EXPECT_EQ(r.exit_code, 2) << r.out;
+  r = run_command(tool("qconvert") + " " + quoted(in.string()) + " -o " + quoted((dir / "x").string()) + " --verify");
+  EXPECT_EQ(r.exit_code, 2) << r.out;
+  EXPECT_FALSE(std::filesystem::exists(dir / "x"));
 }
 
 }  // namespace

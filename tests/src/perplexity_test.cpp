@@ -135,5 +135,26 @@ TEST(Perplexity, RefusesAMismatchedBaseFile) {
                Error);
 }
 
+// The base file appears at its path only when complete: a run that fails after starting
+// it (here: the base to compare with is missing) leaves neither it nor its temporary.
+TEST(Perplexity, BaseFileAppearsOnlyWhenComplete) {
+  test::ScratchDir dir;
+  RuntimeOptions ro;
+  ro.context = 32;
+  Model m(test::converted_stories(DType::Q8).string(), ro);
+  const std::string text = "Once upon a time there was a little girl named Lily. She loved to play outside. "
+                           "One day she saw a big red ball in the park and she wanted to play with it.";
+  PerplexityOptions save;
+  save.context = 32;
+  save.save_kl_base = (dir / "a.kld").string();
+  save.kl_base = (dir / "missing.kld").string();
+  EXPECT_THROW(run_perplexity(m, text, save, {}), Error);
+  EXPECT_TRUE(std::filesystem::is_empty(dir.path()));
+  save.kl_base.clear();
+  run_perplexity(m, text, save, {});
+  EXPECT_TRUE(std::filesystem::exists(save.save_kl_base));
+  EXPECT_FALSE(std::filesystem::exists(save.save_kl_base + ".partial"));
+}
+
 }  // namespace
 }  // namespace qrun
