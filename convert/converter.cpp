@@ -46,6 +46,7 @@ WriteSummary convert_hf_checkpoint(const std::string& hf_dir, const std::string&
   std::vector<TensorToWrite> out;
   std::set<std::string> used;
   const TypePolicy policy = type_policy(options);
+  check_rules_match(policy, expected_tensors(hp));
   for (const TensorSpec& spec : expected_tensors(hp)) {
     int layer = -1;
     const TensorRecipe& recipe = find_recipe(spec.name, hp.arch, &layer);

@@ -278,6 +278,7 @@ WriteSummary convert_gguf(const std::string& gguf_path, const std::string& out_p
   std::map<std::string, std::vector<std::string>> requantized;  // "Q4_K -> q8" -> tensor names
   DType main_type = options.weight_type;  // informational HParams.weight_type: layer 0's wq
   const TypePolicy policy = type_policy(options);
+  if (!gopt.keep_types) check_rules_match(policy, expected_tensors(hp));
   for (const TensorSpec& spec : expected_tensors(hp)) {
     const std::string src_name = gguf_tensor_name(spec.name, hp.arch);
     const GgufTensorInfo* src = g.tensor(src_name);

@@ -1,5 +1,6 @@
 #include "convert/type_policy.h"
 
+#include <algorithm>
 #include <cctype>
 #include <cstdio>
 #include <stdexcept>
@@ -133,6 +134,18 @@ bool preset_upgrades(const std::string& name) {
   std::string role;
   if (!split_layer_name(name, &layer, &role)) return false;
   return role == "wv" || role == "wo";
+}
+
+void check_rules_match(const TypePolicy& policy, const std::vector<TensorSpec>& tensors) {
+  for (const TensorTypeRule& r : policy.rules) {
+    const bool matched = std::any_of(tensors.begin(), tensors.end(), [&](const TensorSpec& t) {
+      return !is_vector(t.name) && std::regex_search(t.name, r.re);
+    });
+    if (!matched)
+      throw std::invalid_argument("--tensor-type '" + r.pattern + "=" + std::string(dtype_name(r.type)) +
+                                  "' matches none of this model's matrices (names as in qconvert --info: "
+                                  "tok_embeddings, layers.N.wq ... w3, output; norms stay f32)");
+  }
 }
 
 DType storage_type_for(const std::string& name, const TypePolicy& policy) {

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "qrun/dtype.h"
+#include "qrun/model_layout.h"
 
 namespace qrun {
 
@@ -49,6 +50,11 @@ DType upgraded_type(DType base);
 // True for the tensors a mixed preset upgrades (attention's value and output
 // projections and the output head).
 bool preset_upgrades(const std::string& qrun_name);
+
+// Throws std::invalid_argument for a rule that matches none of a model's tensors but
+// vectors, which keep F32 whatever the rules say: a typo, or "output" on a model whose
+// head is the embedding, would otherwise do nothing without a word.
+void check_rules_match(const TypePolicy& policy, const std::vector<TensorSpec>& tensors);
 
 // The storage type of a tensor of the given role. Vectors (norms, biases) stay F32
 // whatever the rules say.

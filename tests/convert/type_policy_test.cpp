@@ -68,6 +68,28 @@ TEST(TypePolicy, RulesComeFirstButNeverQuantizeVectors) {
   EXPECT_EQ(storage_type_for("norm", p), DType::F32);
 }
 
+// A rule must change some matrix of the model: one that matches nothing, or only norms,
+// or the head of a model that ties it to the embedding, is an error, not a no-op.
+TEST(TypePolicy, RulesThatMatchNoMatrixAreRefused) {
+  const std::vector<TensorSpec> tied = {{"tok_embeddings", 64, 512, 2, -1, TensorRole::Embedding},
+                                        {"layers.0.attention_norm", 64, 1, 1, 0, TensorRole::Norm},
+                                        {"layers.0.wq", 64, 64, 2, 0, TensorRole::Projection},
+                                        {"norm", 64, 1, 1, -1, TensorRole::Norm}};
+  for (const char* rule : {"layers\\.0\\.wq=q8", "wq=q6", "tok_embeddings=q8"}) {
+    TypePolicy p{DType::Q4, false, {parse_tensor_type_rule(rule)}};
+    EXPECT_NO_THROW(check_rules_match(p, tied)) << rule;
+  }
+  for (const char* rule : {"nomatch=q8", "attention_norm=q4", "output=q8", "layers\\.1\\.wq=q8"}) {
+    TypePolicy p{DType::Q4, false, {parse_tensor_type_rule("wq=q6"), parse_tensor_type_rule(rule)}};
+    try {
+      check_rules_match(p, tied);
+      ADD_FAILURE() << rule << " was accepted";
+    } catch (const std::invalid_argument& e) {
+      EXPECT_NE(std::string(e.what()).find(rule), std::string::npos) << e.what();
+    }
+  }
+}
+
 TEST(TypePolicy, BadRulesNameWhatIsWrong) {
   auto message = [](const std::string& rule) {
     try {
