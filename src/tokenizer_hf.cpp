@@ -265,6 +265,7 @@ void apply_eos_ids(const fs::path& path, TokenizerData& d) {
 
 std::shared_ptr<const TokenizerData> load_hf_tokenizer(const fs::path& dir) {
   auto d = std::make_shared<TokenizerData>();
+  if (fs::is_regular_file(dir)) throw Error(dir.string(), -1, "is a file: give the folder that holds tokenizer.json or tokenizer.model");
   if (fs::exists(dir / "tokenizer.json")) {
     load_tokenizer_json(dir / "tokenizer.json", *d);
   } else if (fs::exists(dir / "tokenizer.model")) {

@@ -92,7 +92,7 @@ GenerationStats run_conversation(Model& model, Sampler& sampler, const GenerateO
   const bool interactive = isatty(STDIN_FILENO);
   int32_t pending = -1;  // the last reply's final token, not yet run through the model
   GenerationStats total;
-  for (int turn = 1;; ++turn) {
+  for (int turn = 1;;) {
     if (interactive) print("\n> ");
     std::string user;
     const Input in = read_turn(user);
@@ -121,6 +121,7 @@ GenerationStats run_conversation(Model& model, Sampler& sampler, const GenerateO
       std::fprintf(stderr, "qrun: turn %d: %d prompt tokens evaluated, %d reused from the cache, %d generated\n", turn,
                    reply.stats.prompt_tokens, reply.stats.reused_tokens, reply.stats.generated_tokens);
     total.add(reply.stats);
+    ++turn;  // empty input lines are not turns
     history.add_assistant(reply.text);
     pending = reply.stats.pending_token;
     if (reply.stats.stop == StopReason::ContextFull) {

@@ -59,7 +59,7 @@ int main(int argc, char** argv) {
   bool pieces = false, jsonl = false, add_special = false, decode = false, special = false;
   auto* m = app.add_option("-m,--model", model, "qrun model file (its embedded tokenizer)");
   app.add_option("--tokenizer", dir, "Hugging Face folder (tokenizer.json or tokenizer.model)")->excludes(m);
-  app.add_option("-p,--prompt", text, "Text to encode (or ids to decode)");
+  auto* prompt = app.add_option("-p,--prompt", text, "Text to encode (or ids to decode)");
   app.add_flag("--pieces", pieces, "Print each id with its piece");
   app.add_flag("--jsonl", jsonl, "Read {\"text\": ...} lines on stdin, write {\"ids\": [...]} lines");
   app.add_flag("--add-special", add_special, "Add BOS/EOS as the tokenizer's config says");
@@ -72,23 +72,33 @@ int main(int argc, char** argv) {
   }
   try {
     if (model.empty() && dir.empty()) throw qrun::Error("need -m MODEL or --tokenizer DIR");
+    if (!jsonl && !decode && prompt->count() == 0) throw qrun::Error("need -p TEXT (or --jsonl, or --decode, on stdin)");
     const qrun::Tokenizer tok(load(model, dir));
     if (jsonl) {
       std::string line;
-      while (std::getline(std::cin, line)) {
+      for (int line_no = 1; std::getline(std::cin, line); ++line_no) {
         if (line.empty()) continue;
+        const std::string where = "line " + std::to_string(line_no) + ": ";
         nlohmann::json j;
         try {
           j = nlohmann::json::parse(line);
         } catch (const nlohmann::json::exception& e) {
-          throw qrun::Error("stdin", -1, std::string("malformed JSON line: ") + e.what());
+          throw qrun::Error("stdin", -1, where + "malformed JSON: " + e.what());
         }
+        const char* field = decode ? "ids" : "text";
+        if (!j.is_object() || !j.contains(field) || !(decode ? j[field].is_array() : j[field].is_string()))
+          throw qrun::Error("stdin", -1, where + "expected {\"" + field + "\": " + (decode ? "[ids...]" : "\"...\"") + "}");
         if (decode) {
-          const auto ids = j.at("ids").get<std::vector<int32_t>>();
+          std::vector<int32_t> ids;
+          try {
+            ids = j["ids"].get<std::vector<int32_t>>();
+          } catch (const nlohmann::json::exception&) {
+            throw qrun::Error("stdin", -1, where + "\"ids\" must be integers");
+          }
           check_ids(ids, tok);
           std::cout << nlohmann::json{{"text", tok.decode(ids)}}.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
         } else {
-          const auto ids = tok.encode(j.at("text").get<std::string>(), add_special, special);
+          const auto ids = tok.encode(j["text"].get<std::string>(), add_special, special);
           std::cout << nlohmann::json{{"ids", ids}}.dump() << "\n";
         }
       }

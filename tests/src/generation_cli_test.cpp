@@ -130,10 +130,10 @@ TEST(QrunInterrupt, CtrlCStopsGenerationAndPrintsTimings) {
   EXPECT_NE(out.find("eval time"), std::string::npos) << out.substr(out.size() > 2000 ? out.size() - 2000 : 0);
 }
 
-// -cnv with turns piped on stdin: each turn evaluates only what it adds, EOF ends with
-// the timings.
+// -cnv with turns piped on stdin: each turn evaluates only what it adds, an empty line
+// is no turn, EOF ends with the timings.
 TEST(QrunConversation, PipedTurnsReuseTheCache) {
-  const std::string input = "Once upon a time\nThe dog ran to the park\nLily was happy\n";
+  const std::string input = "Once upon a time\n\nThe dog ran to the park\nLily was happy\n";
   test::ChildProcess qrun({qrun_bin(), "-m", model(DType::Q8), "-cnv", "--chat-template", kChatml, "-sys",
                            "You tell stories.", "-n", "12", "--temp", "0", "-t", "1", "--verbose"},
                           &input);
@@ -148,6 +148,8 @@ TEST(QrunConversation, PipedTurnsReuseTheCache) {
        it != std::sregex_iterator(); ++it)
     turns.emplace_back(std::stoi((*it)[1]), std::stoi((*it)[2]));
   ASSERT_EQ(turns.size(), 3u) << out;
+  EXPECT_NE(out.find("turn 3:"), std::string::npos) << out;
+  EXPECT_EQ(out.find("turn 4:"), std::string::npos) << out;
   EXPECT_EQ(turns[0].second, 0);
   for (size_t i = 1; i < 3; ++i) {
     EXPECT_EQ(turns[i].second, turns[i - 1].first + turns[i - 1].second + 11) << "turn " << i + 1 << ":\n" << out;
