@@ -10,7 +10,12 @@
 namespace qrun {
 
 namespace {
-std::string mib(uint64_t b) { return std::to_string((b + (1 << 20) - 1) >> 20) + " MiB"; }
+// One decimal: a budget just under what is needed must not print as the same figure.
+std::string mib(uint64_t b) {
+  char text[32];
+  std::snprintf(text, sizeof text, "%.1f MiB", static_cast<double>(b) / (1 << 20));
+  return text;
+}
 }  // namespace
 
 uint64_t embedding_bytes_not_paged_in(const ModelFile& file, uint64_t tokens) {
