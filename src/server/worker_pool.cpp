@@ -81,6 +81,7 @@ void WorkerPool::spawn(Worker& w) {
   }
   w.pid = pid;
   w.process = ++spawned_;
+  w.spawned_at = std::chrono::steady_clock::now();
   w.channel = std::make_unique<LineChannel>(fds[0]);
   w.cache.clear();
   w.busy = false;
@@ -107,6 +108,8 @@ void WorkerPool::restart(Worker& w) {
 void WorkerPool::respawn_due(std::chrono::steady_clock::time_point now) {
   bool spawned = false;
   for (Worker& w : workers_) {
+    // Alive 2 s after its start: it loaded, whether or not a request came since.
+    if (w.channel && w.failures > 0 && now - w.spawned_at > std::chrono::seconds(2)) w.failures = 0;
     if (w.channel || w.respawn_at > now) continue;
     try {
       spawn(w);

@@ -71,7 +71,8 @@ class WorkerPool {
     std::vector<int32_t> cache;  // the tokens its KV cache holds after its last job
     uint64_t last_used = 0;      // acquire() serial; 0: never
     uint64_t process = 0;        // spawn() serial: tells a restarted worker from the one it replaced
-    int failures = 0;            // deaths since it last finished a request
+    int failures = 0;            // deaths since it last finished a request or lived 2 s
+    std::chrono::steady_clock::time_point spawned_at;
     std::chrono::steady_clock::time_point respawn_at;  // when channel is null: the next try
   };
   void spawn(Worker& w);
