@@ -237,7 +237,7 @@ int main(int argc, char** argv) {
     go.context_shift = !a.no_context_shift;
     go.n_keep = a.n_keep;
     // A shift keeps BOS and --keep tokens and needs room for one more.
-    if (go.context_shift && a.n_keep + 2 > model.context_length())
+    if (go.context_shift && a.n_keep > 0 && a.n_keep + 2 > model.context_length())
       throw qrun::Error("--keep " + std::to_string(a.n_keep) + " leaves no room for a context shift in a context of " +
                         std::to_string(model.context_length()) + " (use at most " +
                         std::to_string(std::max(model.context_length() - 2, 0)) + ", or raise -c)");
