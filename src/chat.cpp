@@ -36,8 +36,9 @@ std::string ChatFormatter::render(std::span<const ChatMessage> messages, bool ad
 }
 
 std::vector<int32_t> ChatFormatter::encode(const std::string& text, bool conversation_start) const {
+  if (!conversation_start) return tok_.encode_continuation(text, true);
   const bool has_bos = !bos_.empty() && text.rfind(bos_, 0) == 0;
-  return tok_.encode(text, conversation_start && !has_bos, true);
+  return tok_.encode(text, !has_bos, true);
 }
 
 ChatHistory::ChatHistory(const ChatFormatter& fmt, const std::string& system_prompt) : fmt_(fmt) {

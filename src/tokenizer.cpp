@@ -35,14 +35,15 @@ std::string replace_spaces(std::string_view text) {
 }
 
 // SentencePiece's remove_extra_whitespaces: no leading or trailing spaces, and each run
-// of spaces inside becomes one.
-std::string collapse_spaces(std::string_view text) {
+// of spaces inside becomes one. A continuation is inside its text: leading spaces
+// become one.
+std::string collapse_spaces(std::string_view text, bool continuation) {
   std::string out;
   out.reserve(text.size());
   bool pending_space = false;
   for (char c : text) {
     if (c == ' ') {
-      pending_space = !out.empty();
+      pending_space = continuation || !out.empty();
       continue;
     }
     if (pending_space) out += ' ';
@@ -328,18 +329,18 @@ struct Tokenizer::Impl {
   }
 
   // Splits text at special / added tokens, encoding the text between them.
-  void encode(std::string_view raw, bool parse_special, std::vector<int32_t>& out) const {
+  void encode(std::string_view raw, bool parse_special, bool continuation, std::vector<int32_t>& out) const {
     std::string normalized;
     std::string_view text = raw;
     if (d.remove_extra_whitespaces) {
-      normalized = collapse_spaces(raw);
+      normalized = collapse_spaces(raw, continuation);
       text = normalized;
     }
     if (d.nfc && !text.empty()) {
       normalized = nfc_valid_runs(text);
       text = normalized;
     }
-    bool first = true;
+    bool first = !continuation;
     size_t start = 0, i = 0;
     auto flush = [&](size_t end) {
       const std::string_view part = text.substr(start, end - start);
@@ -413,8 +414,14 @@ Tokenizer::~Tokenizer() = default;
 std::vector<int32_t> Tokenizer::encode(std::string_view text, bool add_special, bool parse_special) const {
   std::vector<int32_t> out;
   if (add_special && data_->add_bos && data_->bos >= 0) out.push_back(data_->bos);
-  impl_->encode(text, parse_special, out);
+  impl_->encode(text, parse_special, false, out);
   if (add_special && data_->add_eos && data_->eos >= 0) out.push_back(data_->eos);
+  return out;
+}
+
+std::vector<int32_t> Tokenizer::encode_continuation(std::string_view text, bool parse_special) const {
+  std::vector<int32_t> out;
+  impl_->encode(text, parse_special, true, out);
   return out;
 }
 

@@ -50,6 +50,10 @@ class Tokenizer {
   // without byte fallback; byte-level: its mapped code point, merged like any other),
   // so decode() gives the same bytes back.
   std::vector<int32_t> encode(std::string_view text, bool add_special, bool parse_special) const;
+  // Text that continues earlier text (a chat turn after the previous one): as encode()
+  // without BOS and without SentencePiece's dummy-prefix space at its start, which the
+  // whole text encoded at once has only at the very beginning.
+  std::vector<int32_t> encode_continuation(std::string_view text, bool parse_special) const;
   // Concatenated decoding of ids (skips BOS/EOS/control tokens unless keep_special).
   std::string decode(std::span<const int32_t> ids, bool keep_special = false) const;
 

@@ -59,6 +59,28 @@ TEST(ChatFormatter, AddsBosOnlyWhereTheTemplateDoesNot) {
   EXPECT_NE(chatml.encode("x", false).front(), tok.bos_id());
 }
 
+// The tokens fed turn by turn are the whole conversation's: a later turn continues the
+// text, so SentencePiece's dummy-prefix space must not start it (it did: one stray "\u2581"
+// token per turn, and other replies than the one-shot prompt gets).
+TEST(ChatFormatter, LaterTurnsEncodeAsPartOfTheWhole) {
+  const Tokenizer& tok = stories_tokenizer();
+  for (const char* tmpl : {kChatml, kLlama2}) {
+    const ChatFormatter fmt(tok, tmpl);
+    ChatHistory h(fmt, "Be brief.");
+    std::vector<int32_t> fed = fmt.encode(h.add_user("Hi there"), true);
+    const std::string reply = " Hello! How can I help?";  // as the model's tokens decode
+    const std::vector<int32_t> reply_ids = tok.encode_continuation(reply, false);
+    fed.insert(fed.end(), reply_ids.begin(), reply_ids.end());
+    h.add_assistant(reply);
+    const std::vector<int32_t> turn2 = fmt.encode(h.add_user("Tell me a story"), false);
+    fed.insert(fed.end(), turn2.begin(), turn2.end());
+    EXPECT_EQ(fed, fmt.encode(fmt.render(h.messages(), true), true)) << tmpl;
+  }
+  const std::vector<int32_t> hi = tok.encode_continuation("Hi", false);
+  ASSERT_FALSE(hi.empty());
+  EXPECT_NE(tok.piece(hi.front()).substr(0, 3), "\xE2\x96\x81");  // no dummy-prefix space
+}
+
 TEST(ChatFormatter, NoTemplateIsAClearError) {
   try {
     ChatFormatter(stories_tokenizer(), resolve_chat_template(stories_tokenizer(), ""));
