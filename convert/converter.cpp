@@ -46,8 +46,9 @@ WriteSummary convert_hf_checkpoint(const std::string& hf_dir, const std::string&
   std::vector<TensorToWrite> out;
   std::set<std::string> used;
   const TypePolicy policy = type_policy(options);
-  check_rules_match(policy, expected_tensors(hp));
-  for (const TensorSpec& spec : expected_tensors(hp)) {
+  const std::vector<TensorSpec> tensors = expected_tensors(hp);
+  check_rules_match(policy, tensors);
+  for (const TensorSpec& spec : tensors) {
     int layer = -1;
     const TensorRecipe& recipe = find_recipe(spec.name, hp.arch, &layer);
     TensorToWrite t;

@@ -278,8 +278,9 @@ WriteSummary convert_gguf(const std::string& gguf_path, const std::string& out_p
   std::map<std::string, std::vector<std::string>> requantized;  // "Q4_K -> q8" -> tensor names
   DType main_type = options.weight_type;  // informational HParams.weight_type: layer 0's wq
   const TypePolicy policy = type_policy(options);
-  if (!gopt.keep_types) check_rules_match(policy, expected_tensors(hp));
-  for (const TensorSpec& spec : expected_tensors(hp)) {
+  const std::vector<TensorSpec> tensors = expected_tensors(hp);
+  if (!gopt.keep_types) check_rules_match(policy, tensors);
+  for (const TensorSpec& spec : tensors) {
     const std::string src_name = gguf_tensor_name(spec.name, hp.arch);
     const GgufTensorInfo* src = g.tensor(src_name);
     if (!src) throw Error(gguf_path, -1, "GGUF file lacks tensor '" + src_name + "'");
