@@ -24,7 +24,7 @@
 #include "qrun/sampler.h"
 #include "simd/kernels.h"
 #include "src/cli/cli_common.h"
-#include "src/kernel_choice.h"
+#include "src/runtime/kernel_choice.h"
 
 namespace {
 

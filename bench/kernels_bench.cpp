@@ -1,7 +1,7 @@
 // Kernel throughput, one thread: matvec (token generation, weight-bandwidth bound;
 // bytes/s counts weight bytes) and matmul over 64 tokens (prompt processing, compute
 // bound; FLOP/s counts 2 * rows * cols * n). The kernels run with the prefetch the
-// runtime picks for this CPU (src/kernel_choice.h; QRUN_PREFETCH forces one).
+// runtime picks for this CPU (src/runtime/kernel_choice.h; QRUN_PREFETCH forces one).
 // --target=AVX2 runs one compiled Highway target's kernels (bench/simd_target.h).
 #include <benchmark/benchmark.h>
 
@@ -15,7 +15,7 @@
 #include "bench/simd_target.h"
 #include "quant/quantize.h"
 #include "simd/kernels.h"
-#include "src/kernel_choice.h"
+#include "src/runtime/kernel_choice.h"
 
 namespace {
 

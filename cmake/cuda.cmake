@@ -1,7 +1,7 @@
 # Optional CUDA backend (issue 7): layers offloaded with -ngl / --gpu-layers run on the
 # GPU. QRUN_CUDA=ON requires nvcc, OFF never uses it, AUTO (default) uses it when found.
-# src/cuda/ is not globbed by qrun_lib: this file adds either the CUDA sources or the
-# stub whose create() refuses, so exactly one GpuOffload::create is linked.
+# src/cuda/ is no layer of its own: this file adds either the CUDA sources or the stub
+# whose create() refuses to the runtime layer, so exactly one GpuOffload::create is linked.
 set(QRUN_HAVE_CUDA OFF)
 if(NOT QRUN_CUDA STREQUAL "OFF")
   include(CheckLanguage)
@@ -15,7 +15,7 @@ endif()
 message(STATUS "qrun CUDA backend: ${QRUN_HAVE_CUDA}")
 
 # Sizing is plain arithmetic, shared by both builds (memory estimates work without CUDA).
-target_sources(qrun_lib PRIVATE ${PROJECT_SOURCE_DIR}/src/cuda/gpu_offload_size.cpp)
+target_sources(qrun_runtime PRIVATE ${PROJECT_SOURCE_DIR}/src/cuda/gpu_offload_size.cpp)
 
 if(QRUN_HAVE_CUDA)
   # Turing (T4), Ampere (A100; RTX 30 runs the sm_80 code), Hopper (H100); newer chips
@@ -51,6 +51,6 @@ if(QRUN_HAVE_CUDA)
   target_link_libraries(qrun_lib PRIVATE CUDA::cudart_static)
   target_compile_definitions(qrun_lib PUBLIC QRUN_HAVE_CUDA=1)
 else()
-  target_sources(qrun_lib PRIVATE ${PROJECT_SOURCE_DIR}/src/cuda/gpu_offload_none.cpp)
+  target_sources(qrun_runtime PRIVATE ${PROJECT_SOURCE_DIR}/src/cuda/gpu_offload_none.cpp)
   target_compile_definitions(qrun_lib PUBLIC QRUN_HAVE_CUDA=0)
 endif()

@@ -8,11 +8,11 @@
 
 #include "convert/hf_config.h"
 #include "convert/safetensors.h"
-#include "convert/type_policy.h"
+#include "quant/type_policy.h"
 #include "qrun/error.h"
 #include "qrun/model_layout.h"
 #include "qrun/tokenizer.h"
-#include "src/arch_table.h"
+#include "src/format/arch_table.h"
 #include "quant/quantize.h"
 
 namespace qrun {

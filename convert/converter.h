@@ -7,14 +7,14 @@
 
 #include "convert/calibration.h"
 #include "convert/model_writer.h"
-#include "convert/type_policy.h"
+#include "quant/type_policy.h"
 #include "qrun/dtype.h"
 
 namespace qrun {
 
 struct ConvertOptions {
   DType weight_type = DType::Q4;   // the big matrices' type (docs/format.md: converter policy)
-  bool mixed = false;              // a preset (q4m...): some tensors get more bits (convert/type_policy.h)
+  bool mixed = false;              // a preset (q4m...): some tensors get more bits (quant/type_policy.h)
   std::vector<std::string> tensor_types;  // PATTERN=TYPE overrides (qconvert --tensor-type)
   int threads = 1;
   std::function<void(const WriteProgress&)> progress;
@@ -28,10 +28,10 @@ WriteSummary convert_hf_checkpoint(const std::string& hf_dir, const std::string&
                                    const ConvertOptions& options);
 
 // The Hugging Face name of a qrun tensor ("layers.3.wq" -> "model.layers.3.self_attn.q_proj.weight"),
-// from the architecture's table (src/arch_table.h).
+// from the architecture's table (src/format/arch_table.h).
 std::string hf_tensor_name(const std::string& qrun_name, uint32_t arch = 1);
 
-// The type policy the options describe (convert/type_policy.h): their weight type,
+// The type policy the options describe (quant/type_policy.h): their weight type,
 // preset and --tensor-type rules (parsed here, once per conversion).
 TypePolicy type_policy(const ConvertOptions& options);
 

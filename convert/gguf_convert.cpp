@@ -1,6 +1,6 @@
 #include "convert/gguf_convert.h"
 
-#include "convert/type_policy.h"
+#include "quant/type_policy.h"
 
 #include <sys/stat.h>
 
@@ -16,11 +16,11 @@
 #include "convert/gguf_quants.h"
 #include "convert/gguf_tokenizer.h"
 #include "qrun/error.h"
-#include "src/arch_table.h"
+#include "src/format/arch_table.h"
 #include "qrun/model_layout.h"
 #include "qrun/tokenizer.h"
 #include "quant/quantize.h"
-#include "src/rope.h"
+#include "src/runtime/rope.h"
 
 namespace qrun {
 

@@ -1,12 +1,12 @@
 // The tokenizer stored in a GGUF file's metadata (tokenizer.ggml.*), as qrun's
-// TokenizerData; implemented in src/tokenizer_gguf.cpp. The public entry point taking
+// TokenizerData; implemented in convert/gguf_tokenizer.cpp. The public entry point taking
 // a path is load_gguf_tokenizer in include/qrun/tokenizer.h.
 #pragma once
 
 #include <memory>
 
 #include "convert/gguf_reader.h"
-#include "src/tokenizer_data.h"
+#include "src/tokenizer/tokenizer_data.h"
 
 namespace qrun {
 

@@ -10,7 +10,7 @@
 
 #include "qrun/error.h"
 #include "qrun/model_layout.h"
-#include "src/arch_table.h"
+#include "src/format/arch_table.h"
 
 namespace qrun {
 

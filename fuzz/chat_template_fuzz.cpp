@@ -1,11 +1,11 @@
-// libFuzzer target: a chat template (src/chat_template.h: lexer, parser, renderer)
+// libFuzzer target: a chat template (include/qrun/chat_template.h: lexer, parser, renderer)
 // rendered over a short conversation. The input is the template text.
 #include <string>
 #include <vector>
 
 #include "fuzz/fuzz_util.h"
 #include "qrun/chat_template.h"
-#include "src/jinja_value.h"
+#include "src/chat/jinja_value.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace qrun;

@@ -15,7 +15,7 @@
 
 #include "qrun/error.h"
 #include "qrun/tokenizer.h"
-#include "src/tokenizer_data.h"
+#include "src/tokenizer/tokenizer_data.h"
 
 namespace qrun::fuzz {
 

@@ -8,7 +8,7 @@
 #include <stdexcept>
 #include <string>
 
-#include "convert/type_policy.h"
+#include "quant/type_policy.h"
 #include "simd/prefetch.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {

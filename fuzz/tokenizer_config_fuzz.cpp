@@ -1,5 +1,5 @@
 // libFuzzer target: the JSON files beside a tokenizer that set its special tokens and
-// flags (src/tokenizer_hf.cpp): tokenizer_config.json (bos/eos/unk/pad, add_bos_token,
+// flags (src/tokenizer/tokenizer_hf.cpp): tokenizer_config.json (bos/eos/unk/pad, add_bos_token,
 // chat_template), generation_config.json and config.json (eos_token_id). The first byte
 // picks the file, the rest is its text; a small fixed tokenizer.json stands beside it.
 // The tokenizer is then exercised as in tokenizer_json (fuzz/fuzz_util.h).

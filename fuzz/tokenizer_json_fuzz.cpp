@@ -1,4 +1,4 @@
-// libFuzzer target: a Hugging Face tokenizer.json (src/tokenizer_hf.cpp) loaded, then
+// libFuzzer target: a Hugging Face tokenizer.json (src/tokenizer/tokenizer_hf.cpp) loaded, then
 // encoding and decoding (fuzz/fuzz_util.h: exercise_tokenizer). The input is
 // tokenizer.json, alone in its folder.
 #include "fuzz/fuzz_util.h"

@@ -1,4 +1,4 @@
-// libFuzzer target: a SentencePiece tokenizer.model (protobuf, src/sentencepiece_model.cpp)
+// libFuzzer target: a SentencePiece tokenizer.model (protobuf, src/tokenizer/sentencepiece_model.cpp)
 // read, then encoding and decoding (fuzz/fuzz_util.h: exercise_tokenizer). The input is
 // tokenizer.model, alone in its folder, loaded as load_hf_tokenizer loads it.
 #include "fuzz/fuzz_util.h"

@@ -12,15 +12,17 @@ SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 
 # The tests each leg runs: all of test_simd (every compiled target the CPU supports,
-# against the scalar reference) and test_quant; file format and golden tests from
-# test_src; test_tokenizer except the tests that spawn the tools (Qtok.*, ToolsRefuse*,
+# against the scalar reference) and test_quant; the file format tests (test_src_format),
+# the golden tests of test_src_runtime; test_src_tokenizer except the tests that spawn the
+# tools (Qtok.*, ToolsRefuse*,
 # MergesAcrossWords*: they run natively in the main suite; the emulator
 # is not registered with binfmt_misc, so a spawned ARM binary would not run).
 TESTS=(
   "test_simd"
   "test_quant"
-  "test_src --gtest_filter=ModelFile.*:CorruptModelFile.*:GoldenStories.*"
-  "test_tokenizer --gtest_filter=-Qtok.*:TokenizerBytePieces.ToolsRefuse*:TokenizerSpaceInsidePiece.MergesAcrossWords*"
+  "test_src_format --gtest_filter=ModelFile.*:CorruptModelFile.*"
+  "test_src_runtime --gtest_filter=GoldenStories.*"
+  "test_src_tokenizer --gtest_filter=-Qtok.*:TokenizerBytePieces.ToolsRefuse*:TokenizerSpaceInsidePiece.MergesAcrossWords*"
 )
 
 install_packages() {
@@ -52,7 +54,7 @@ install_packages() {
 build_aarch64() {
   cmake -S . -B build-aarch64 --no-warn-unused-cli -DCMAKE_TOOLCHAIN_FILE=cmake/aarch64-linux-gnu.cmake \
     -DCMAKE_BUILD_TYPE=Release -DQRUN_BUILD_BENCH=OFF -DQRUN_CUDA=OFF >/dev/null
-  cmake --build build-aarch64 -j"$(nproc)" --target test_simd test_quant test_src test_tokenizer \
+  cmake --build build-aarch64 -j"$(nproc)" --target test_simd test_quant test_src_format test_src_runtime test_src_tokenizer \
     qrun_tool qconvert_tool
 }
 
@@ -86,7 +88,7 @@ run_tests() {
 run_x86() {
   # build/ as scripts/test.sh configured and built it (this only builds what is missing).
   [ -f build/CMakeCache.txt ] || ./scripts/build.sh
-  cmake --build build -j"$(nproc)" --target test_simd test_quant test_src test_tokenizer qrun_tool qconvert_tool \
+  cmake --build build -j"$(nproc)" --target test_simd test_quant test_src_format test_src_runtime test_src_tokenizer qrun_tool qconvert_tool \
     >/dev/null
   # Haswell less the features TCG cannot emulate, which it would warn about at every start.
   run_tests build AVX2 qemu-x86_64 -cpu Haswell,-pcid,-x2apic,-tsc-deadline,-hle,-invpcid,-rtm

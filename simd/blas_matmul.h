@@ -15,7 +15,7 @@ namespace qrun {
 // (a panel's widening pass would cost more than the few tokens' dot products).
 inline constexpr int64_t kBlasMinTokens = 8;
 
-// Process-wide, like the prefetch setting (src/kernel_choice.cpp): off sends float
+// Process-wide, like the prefetch setting (src/runtime/kernel_choice.cpp): off sends float
 // prompt batches to the Highway tiles too (to measure what sgemm gains).
 void set_blas_enabled(bool on);
 bool blas_enabled();

@@ -1,5 +1,5 @@
 // How the int8 kernels prefetch weight rows while streaming them from memory: a
-// process-wide setting, chosen once for the CPU (src/kernel_choice.cpp) and read by
+// process-wide setting, chosen once for the CPU (src/runtime/kernel_choice.cpp) and read by
 // every kernel call.
 //
 // Measured on Zen 4 (2-core EPYC, tinyllama q4 decode, one thread): prefetcht0 six rows
@@ -18,13 +18,13 @@ enum class PrefetchLevel : uint8_t { None, L1, L2 };
 // Distances are bytes of a tile's weight stream ahead of the position being read
 // (simd/prefetch-inl.h, TilePrefetch). Rows of 8-bit codes and floats get their own: on
 // Zen 5 the q8 stream wants lines requested less far ahead than the packed q4 and q6
-// ones (measured in src/kernel_choice.cpp).
+// ones (measured in src/runtime/kernel_choice.cpp).
 struct PrefetchConfig {
   PrefetchLevel level = PrefetchLevel::L2;
   int64_t distance = 24 << 10;       // packed codes: q3 to q6
   int64_t distance_wide = 24 << 10;  // q8 and float rows
   // Rows an AVX-512 VNNI matvec tile of q8, q6 or q5 reads side by side: 4 (they share
-  // each activation load), or 1, one sequential stream (src/kernel_choice.cpp: on Zen 5
+  // each activation load), or 1, one sequential stream (src/runtime/kernel_choice.cpp: on Zen 5
   // these rows stream from DRAM faster so). q4, q4n, q3 and q2k tiles, which one row
   // leaves compute bound, keep 4, as do the AVX2 and portable kernels.
   int matvec_rows = 4;

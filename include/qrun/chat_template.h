@@ -19,7 +19,7 @@ struct ChatMessage {
 // lstrip_blocks on), with the variables messages, add_generation_prompt, bos_token,
 // eos_token, tools (= none); enable_thinking is left undefined.
 // Throws qrun::Error for a syntax error, an unsupported construct, or raise_exception(),
-// and for a template that exceeds a limit (src/jinja_value.h: nesting of blocks,
+// and for a template that exceeds a limit (src/chat/jinja_value.h: nesting of blocks,
 // expressions and values, string and output size, total steps), naming the limit.
 std::string apply_chat_template(const std::string& tmpl, const std::vector<ChatMessage>& messages,
                                 bool add_generation_prompt, const std::string& bos_token,

@@ -45,7 +45,7 @@ inline constexpr uint32_t kMaxArch = 6;
 enum class RopeScaling : uint32_t { None = 0, Linear = 1, Llama3 = 2, Yarn = 3, LongRope = 4 };
 inline constexpr uint32_t kMaxRopeScaling = 4;
 
-// HParams::flags: the layer recipe's optional steps (src/forward.cpp).
+// HParams::flags: the layer recipe's optional steps (src/runtime/forward.cpp).
 enum ArchFlags : uint32_t {
   kQkNorm = 1u << 0,             // RMSNorm of each q and k head before RoPE (Qwen3)
   kSandwichNorms = 1u << 1,      // norms after attention and after the FFN too (Gemma 2)

@@ -1,6 +1,6 @@
 // A loaded model ready to run: the mapped file, its tokenizer, the KV cache and the
 // scratch buffers of one conversation. forward() runs a batch of tokens through
-// every layer (src/forward.cpp reads like llama2.c's forward()).
+// every layer (src/runtime/forward.cpp reads like llama2.c's forward()).
 #pragma once
 
 #include <cstdint>
@@ -24,9 +24,9 @@ struct RuntimeOptions {
   int context = 0;        // 0: min(trained context, 4096)
   int batch = 0;          // prompt tokens per forward batch; 0: chosen for the weight type
   bool verify_checksums = false;
-  uint64_t mem_budget = 0;     // bytes; 0: no budget (plain mmap). See src/layer_streamer.h
+  uint64_t mem_budget = 0;     // bytes; 0: no budget (plain mmap). See src/runtime/layer_streamer.h
   int gpu_first_layer = 0;     // layers [gpu_first_layer, +gpu_layer_count) run on the GPU
-  int gpu_layer_count = 0;     // 0: CPU only (src/gpu_offload.h)
+  int gpu_layer_count = 0;     // 0: CPU only (src/runtime/gpu_offload.h)
   std::string prefetch;        // kernel prefetch, e.g. "l2:24k"; empty: chosen for this CPU
   bool blas = true;            // float-weight prompt batches through OpenBLAS sgemm
   // Bits of the activations Q8 matrices multiply: 8, 16 (half the KL divergence, slower
@@ -51,9 +51,9 @@ using InputObserver = std::function<void(int layer, MatrixInput which, const flo
 // The context a model runs with: `requested`, or min(trained context, 4096) when 0.
 int resolved_context(const format::HParams& hp, int requested);
 
-struct ModelWeights;   // src/layer_weights.h
-class LayerStreamer;  // src/layer_streamer.h
-class GpuOffload;     // src/gpu_offload.h
+struct ModelWeights;   // src/runtime/layer_weights.h
+class LayerStreamer;  // src/runtime/layer_streamer.h
+class GpuOffload;     // src/runtime/gpu_offload.h
 
 class Model {
  public:

@@ -41,7 +41,7 @@ class ThreadPool {
   std::atomic<bool> stop_{false};
 };
 
-// Physical cores (cpuinfo; the performance cores of a hybrid CPU, src/cpu_info.cpp), at
+// Physical cores (cpuinfo; the performance cores of a hybrid CPU, src/runtime/cpu_info.cpp), at
 // least 1: the default thread count.
 int physical_core_count();
 

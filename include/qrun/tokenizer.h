@@ -15,7 +15,7 @@ namespace qrun {
 
 class ModelFile;
 
-struct TokenizerData;  // src/tokenizer_data.h
+struct TokenizerData;  // src/tokenizer/tokenizer_data.h
 
 // Reads a Hugging Face tokenizer folder: tokenizer.json and/or tokenizer.model, plus
 // tokenizer_config.json, generation_config.json and config.json when present.

@@ -12,7 +12,7 @@
 
 #include "convert/converter.h"
 #include "convert/gguf_convert.h"
-#include "convert/type_policy.h"
+#include "quant/type_policy.h"
 #include "src/cli/cli_common.h"
 #include "qrun/error.h"
 #include "qrun/mapped_file.h"

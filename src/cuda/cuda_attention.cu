@@ -1,5 +1,5 @@
 // Attention of each (token, query head) over the layer's f16 KV cache on the device,
-// with an online softmax (running max and sum, as src/attention.cpp does on the CPU),
+// with an online softmax (running max and sum, as src/runtime/attention.h does on the CPU),
 // so no score matrix is materialised whatever the context length.
 #include <cmath>
 

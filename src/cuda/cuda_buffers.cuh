@@ -9,7 +9,7 @@
 #include <string>
 
 #include "qrun/model_file.h"
-#include "src/layer_weights.h"
+#include "src/runtime/layer_weights.h"
 
 namespace qrun::cuda {
 

@@ -1,5 +1,5 @@
 // GpuOffload on CUDA: the offloaded layers' weights and KV cache live on the device,
-// and run_layers is the CPU layer loop of src/forward.cpp with each step replaced by
+// and run_layers is the CPU layer loop of src/runtime/forward.cpp with each step replaced by
 // its kernel. The residual stream goes up once and comes back once per call.
 #include <algorithm>
 #include <vector>
@@ -8,8 +8,8 @@
 #include "src/cuda/cuda_check.h"
 #include "src/cuda/cuda_kernels.cuh"
 #include "src/cuda/gpu_offload_size.h"
-#include "src/gpu_offload.h"
-#include "src/rope.h"
+#include "src/runtime/gpu_offload.h"
+#include "src/runtime/rope.h"
 
 namespace qrun {
 

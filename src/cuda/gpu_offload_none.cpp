@@ -2,7 +2,7 @@
 // with the way to get it, and the test helpers report that no GPU backend exists.
 #include "qrun/error.h"
 #include "src/cuda/cuda_testing.h"
-#include "src/gpu_offload.h"
+#include "src/runtime/gpu_offload.h"
 
 namespace qrun {
 

@@ -6,7 +6,7 @@
 
 #include "qrun/error.h"
 #include "simd/kernels.h"
-#include "src/gpu_offload.h"
+#include "src/runtime/gpu_offload.h"
 
 namespace qrun {
 

@@ -10,7 +10,7 @@
 #include "common/model_fixture.h"
 #include "common/safetensors_writer.h"
 #include "convert/converter.h"
-#include "convert/type_policy.h"
+#include "quant/type_policy.h"
 #include "convert/safetensors.h"
 #include "qrun/error.h"
 #include "qrun/model_file.h"

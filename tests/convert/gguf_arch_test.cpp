@@ -17,7 +17,7 @@
 #include "convert/safetensors.h"
 #include "qrun/model_file.h"
 #include "qrun/model_layout.h"
-#include "src/arch_table.h"
+#include "src/format/arch_table.h"
 
 namespace qrun {
 namespace {

@@ -17,7 +17,7 @@
 #include "convert/gguf_tokenizer.h"
 #include "qrun/error.h"
 #include "qrun/tokenizer.h"
-#include "src/tokenizer_data.h"
+#include "src/tokenizer/tokenizer_data.h"
 
 namespace qrun {
 namespace {

@@ -1,0 +1,220 @@
+#include "src/chat/jinja_value.h"
+
+#include <cstdio>
+
+namespace qrun::jinja {
+
+int nesting_of(const Value& child) { return child.is_namespace ? 1 : child.depth; }
+
+void check_nesting(int depth) {
+  if (depth > kMaxNesting)
+    throw ValueLimitError("lists and dicts nested more than the limit of " + std::to_string(kMaxNesting) + " levels");
+}
+
+namespace {
+
+[[noreturn]] void too_deep() {
+  throw ValueLimitError("value nested more than the limit of " + std::to_string(kMaxNesting) +
+                        " levels to print (or a namespace that contains itself)");
+}
+
+void check_size(const std::string& s) {
+  if (s.size() > kMaxStringBytes)
+    throw ValueLimitError("string longer than the limit of " + std::to_string(kMaxStringBytes) + " bytes");
+}
+
+void append_repr(std::string& r, const Value& v, int depth);
+
+void append_str(std::string& r, const Value& v, int depth) {
+  switch (v.t) {
+    case T::Undefined: return;
+    case T::None: r += "None"; break;
+    case T::Bool: r += v.b ? "True" : "False"; break;
+    case T::Int: r += std::to_string(v.i); break;
+    case T::Str: r += v.s; break;
+    default: append_repr(r, v, depth); return;
+  }
+  check_size(r);
+}
+
+// Python's repr(), so printing a list or dict matches what Jinja would print.
+void append_repr(std::string& r, const Value& v, int depth) {
+  if (depth > kMaxNesting) too_deep();
+  if (v.t == T::Str) {
+    const char q = v.s.find('\'') != std::string::npos && v.s.find('"') == std::string::npos ? '"' : '\'';
+    r += q;
+    for (char c : v.s) {
+      if (c == '\\' || c == q) r += '\\', r += c;
+      else if (c == '\n') r += "\\n";
+      else if (c == '\t') r += "\\t";
+      else if (c == '\r') r += "\\r";
+      else r += c;
+    }
+    r += q;
+  } else if (v.t == T::List) {
+    r += '[';
+    bool first = true;
+    for (const Value& x : *v.list) {
+      if (!first) r += ", ";
+      first = false;
+      append_repr(r, x, depth + 1);
+    }
+    r += ']';
+  } else if (v.t == T::Dict) {
+    r += '{';
+    bool first = true;
+    for (const auto& [k, x] : *v.dict) {
+      if (!first) r += ", ";
+      first = false;
+      append_repr(r, Value::str(k), depth + 1);
+      r += ": ";
+      append_repr(r, x, depth + 1);
+    }
+    r += '}';
+  } else {
+    append_str(r, v, depth);
+    return;
+  }
+  check_size(r);
+}
+
+// transformers' tojson: json.dumps(x, ensure_ascii=False) with its default separators.
+void append_json(std::string& r, const Value& v, int depth) {
+  if (depth > kMaxNesting) too_deep();
+  switch (v.t) {
+    case T::Bool: r += v.b ? "true" : "false"; break;
+    case T::Int: r += std::to_string(v.i); break;
+    case T::Str: {
+      r += '"';
+      for (unsigned char c : v.s) {
+        if (c == '"' || c == '\\') r += '\\', r += static_cast<char>(c);
+        else if (c == '\n') r += "\\n";
+        else if (c == '\r') r += "\\r";
+        else if (c == '\t') r += "\\t";
+        else if (c < 0x20) { char buf[8]; std::snprintf(buf, sizeof buf, "\\u%04x", c); r += buf; }
+        else r += static_cast<char>(c);
+      }
+      r += '"';
+      break;
+    }
+    case T::List: {
+      r += '[';
+      bool first = true;
+      for (const Value& x : *v.list) {
+        if (!first) r += ", ";
+        first = false;
+        append_json(r, x, depth + 1);
+      }
+      r += ']';
+      break;
+    }
+    case T::Dict: {
+      r += '{';
+      bool first = true;
+      for (const auto& [k, x] : *v.dict) {
+        if (!first) r += ", ";
+        first = false;
+        append_json(r, Value::str(k), depth + 1);
+        r += ": ";
+        append_json(r, x, depth + 1);
+      }
+      r += '}';
+      break;
+    }
+    default: r += "null"; break;
+  }
+  check_size(r);
+}
+
+bool equal_at(const Value& a, const Value& b, Steps& steps, int depth) {
+  if (depth > kMaxNesting) too_deep();
+  steps.charge(1);
+  auto num = [](const Value& v) { return v.t == T::Int || v.t == T::Bool; };
+  if (num(a) && num(b)) return (a.t == T::Int ? a.i : a.b) == (b.t == T::Int ? b.i : b.b);
+  if (a.t != b.t) return false;
+  switch (a.t) {
+    case T::Str: return a.s == b.s;
+    case T::List:
+      return std::equal(a.list->begin(), a.list->end(), b.list->begin(), b.list->end(),
+                        [&](const Value& x, const Value& y) { return equal_at(x, y, steps, depth + 1); });
+    case T::Dict:  // order-insensitive, as in Python
+      return a.dict->size() == b.dict->size() && std::all_of(a.dict->begin(), a.dict->end(), [&](const auto& x) {
+               const auto f = b.dict->find(x.first);
+               return f != b.dict->end() && equal_at(x.second, f->second, steps, depth + 1);
+             });
+    default: return true;
+  }
+}
+
+}  // namespace
+
+const char* type_name(const Value& v) {
+  static const char* names[] = {"undefined", "none", "boolean", "integer", "string", "list", "mapping"};
+  return names[static_cast<int>(v.t)];
+}
+
+bool truthy(const Value& v) {
+  switch (v.t) {
+    case T::Bool: return v.b;
+    case T::Int: return v.i != 0;
+    case T::Str: return !v.s.empty();
+    case T::List: return !v.list->empty();
+    case T::Dict: return !v.dict->empty();
+    default: return false;
+  }
+}
+
+// Python's str(): what {{ x }} prints (an undefined value prints nothing, as in Jinja).
+std::string to_str(const Value& v) {
+  if (v.t == T::Str) return v.s;
+  std::string r;
+  append_str(r, v, 0);
+  return r;
+}
+
+std::string repr(const Value& v) {
+  std::string r;
+  append_repr(r, v, 0);
+  return r;
+}
+
+std::string to_json(const Value& v) {
+  std::string r;
+  append_json(r, v, 0);
+  return r;
+}
+
+// Python indexes strings by code point; splitting into UTF-8 sequences keeps `s[-1]`,
+// `s[::-1]` and `s|length` from cutting a character in half.
+std::vector<size_t> utf8_starts(const std::string& s) {
+  std::vector<size_t> out;
+  for (size_t i = 0; i < s.size();) {
+    out.push_back(i);
+    const auto c = static_cast<unsigned char>(s[i]);
+    const size_t n = c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : c >= 0xC0 ? 2 : 1;
+    i += std::min(n, s.size() - i);
+  }
+  return out;
+}
+
+List utf8_chars(const std::string& s) {
+  const std::vector<size_t> starts = utf8_starts(s);
+  List out;
+  out.reserve(starts.size());
+  for (size_t k = 0; k < starts.size(); ++k) {
+    const size_t end = k + 1 < starts.size() ? starts[k + 1] : s.size();
+    out.push_back(Value::str(s.substr(starts[k], end - starts[k])));
+  }
+  return out;
+}
+
+bool equal(const Value& a, const Value& b, Steps& steps) { return equal_at(a, b, steps, 0); }
+
+std::string py_strip(const std::string& s, const std::string& chars, bool left, bool right) {
+  size_t a = 0, b = s.size();
+  while (left && a < b && chars.find(s[a]) != std::string::npos) ++a;
+  while (right && b > a && chars.find(s[b - 1]) != std::string::npos) --b;
+  return s.substr(a, b - a);
+}
+
+}  // namespace qrun::jinja

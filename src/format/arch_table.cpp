@@ -1,0 +1,172 @@
+#include "src/format/arch_table.h"
+
+#include "qrun/error.h"
+
+namespace qrun {
+
+namespace {
+
+using E = Extent;
+using N = Need;
+using P = Place;
+using R = TensorRole;
+
+// Llama's tensors; the other architectures are this list with changes.
+std::vector<TensorRecipe> llama_tensors() {
+  return {
+      {"tok_embeddings", P::BeforeLayers, E::Dim, E::Vocab, R::Embedding, N::Always, "model.embed_tokens.weight", Part::Whole, "token_embd.weight", false},
+      {"attention_norm", P::Layer, E::Dim, E::One, R::Norm, N::Always, "input_layernorm.weight", Part::Whole, "attn_norm.weight", false},
+      {"wq", P::Layer, E::Dim, E::QDim, R::Projection, N::Always, "self_attn.q_proj.weight", Part::Whole, "attn_q.weight", false},
+      {"wk", P::Layer, E::Dim, E::KvDim, R::Projection, N::Always, "self_attn.k_proj.weight", Part::Whole, "attn_k.weight", false},
+      {"wv", P::Layer, E::Dim, E::KvDim, R::Projection, N::Always, "self_attn.v_proj.weight", Part::Whole, "attn_v.weight", false},
+      {"bq", P::Layer, E::QDim, E::One, R::Bias, N::Bias, "self_attn.q_proj.bias", Part::Whole, "attn_q.bias", false},
+      {"bk", P::Layer, E::KvDim, E::One, R::Bias, N::Bias, "self_attn.k_proj.bias", Part::Whole, "attn_k.bias", false},
+      {"bv", P::Layer, E::KvDim, E::One, R::Bias, N::Bias, "self_attn.v_proj.bias", Part::Whole, "attn_v.bias", false},
+      {"q_norm", P::Layer, E::HeadDim, E::One, R::Norm, N::QkNorm, "self_attn.q_norm.weight", Part::Whole, "attn_q_norm.weight", false},
+      {"k_norm", P::Layer, E::HeadDim, E::One, R::Norm, N::QkNorm, "self_attn.k_norm.weight", Part::Whole, "attn_k_norm.weight", false},
+      {"wo", P::Layer, E::QDim, E::Dim, R::Projection, N::Always, "self_attn.o_proj.weight", Part::Whole, "attn_output.weight", false},
+      {"post_attention_norm", P::Layer, E::Dim, E::One, R::Norm, N::Sandwich, "post_attention_layernorm.weight", Part::Whole, "post_attention_norm.weight", false},
+      {"ffn_norm", P::Layer, E::Dim, E::One, R::Norm, N::Always, "post_attention_layernorm.weight", Part::Whole, "ffn_norm.weight", false},
+      {"w1", P::Layer, E::Dim, E::Hidden, R::Projection, N::Always, "mlp.gate_proj.weight", Part::Whole, "ffn_gate.weight", false},
+      {"w2", P::Layer, E::Hidden, E::Dim, R::Projection, N::Always, "mlp.down_proj.weight", Part::Whole, "ffn_down.weight", false},
+      {"w3", P::Layer, E::Dim, E::Hidden, R::Projection, N::Always, "mlp.up_proj.weight", Part::Whole, "ffn_up.weight", false},
+      {"post_ffn_norm", P::Layer, E::Dim, E::One, R::Norm, N::Sandwich, "post_feedforward_layernorm.weight", Part::Whole, "post_ffw_norm.weight", false},
+      {"norm", P::AfterLayers, E::Dim, E::One, R::Norm, N::Always, "model.norm.weight", Part::Whole, "output_norm.weight", false},
+      {"output", P::AfterLayers, E::Dim, E::Vocab, R::Output, N::Untied, "lm_head.weight", Part::Whole, "output.weight", false},
+  };
+}
+
+TensorRecipe& recipe(std::vector<TensorRecipe>& list, const std::string& name) {
+  for (TensorRecipe& r : list)
+    if (name == r.name) return r;
+  throw Error("arch table: no tensor " + name);
+}
+
+std::vector<TensorRecipe> gemma2_tensors() {
+  auto t = llama_tensors();
+  recipe(t, "ffn_norm").hf = "pre_feedforward_layernorm.weight";
+  for (const char* n : {"attention_norm", "post_attention_norm", "ffn_norm", "post_ffn_norm", "norm"})
+    recipe(t, n).plus_one = true;
+  return t;
+}
+
+std::vector<TensorRecipe> phi3_tensors() {
+  auto t = llama_tensors();
+  const std::pair<const char*, Part> fused[] = {{"wq", Part::Q}, {"wk", Part::K}, {"wv", Part::V}};
+  for (const auto& [name, part] : fused) {
+    recipe(t, name).hf = "self_attn.qkv_proj.weight";
+    recipe(t, name).gguf = "attn_qkv.weight";
+    recipe(t, name).part = part;
+  }
+  // llama.cpp keeps gate_up_proj fused too, as ffn_up (gate rows first).
+  for (const auto& [name, part] : {std::pair{"w1", Part::Gate}, std::pair{"w3", Part::Up}}) {
+    recipe(t, name).hf = "mlp.gate_up_proj.weight";
+    recipe(t, name).gguf = "ffn_up.weight";
+    recipe(t, name).part = part;
+  }
+  // LongRoPE's factors come from config.json (the converter fills them in).
+  t.insert(t.begin() + 1, {"rope_factors_short", P::BeforeLayers, E::RopeHalf, E::One, R::Norm, N::LongRope, "", Part::Whole, "rope_factors_short.weight", false});
+  t.insert(t.begin() + 2, {"rope_factors_long", P::BeforeLayers, E::RopeHalf, E::One, R::Norm, N::LongRope, "", Part::Whole, "rope_factors_long.weight", false});
+  return t;
+}
+
+}  // namespace
+
+const std::vector<ArchInfo>& all_archs() {
+  static const std::vector<ArchInfo> archs = {
+      {format::Arch::Llama, "llama", "LlamaForCausalLM", "llama", llama_tensors()},
+      {format::Arch::Mistral, "mistral", "MistralForCausalLM", "mistral", llama_tensors()},
+      {format::Arch::Qwen2, "qwen2", "Qwen2ForCausalLM", "qwen2", llama_tensors()},
+      {format::Arch::Qwen3, "qwen3", "Qwen3ForCausalLM", "qwen3", llama_tensors()},
+      {format::Arch::Gemma2, "gemma2", "Gemma2ForCausalLM", "gemma2", gemma2_tensors()},
+      {format::Arch::Phi3, "phi3", "Phi3ForCausalLM", "phi3", phi3_tensors()},
+  };
+  return archs;
+}
+
+const ArchInfo& arch_info(uint32_t arch) {
+  for (const ArchInfo& a : all_archs())
+    if (static_cast<uint32_t>(a.arch) == arch) return a;
+  throw Error("unknown architecture id " + std::to_string(arch));
+}
+
+const ArchInfo* find_arch(const std::string& hf_name) {
+  for (const ArchInfo& a : all_archs())
+    if (hf_name == a.hf_class || hf_name == a.model_type) return &a;
+  return nullptr;
+}
+
+std::string supported_archs() {
+  std::string s;
+  for (const ArchInfo& a : all_archs()) s += std::string(s.empty() ? "" : ", ") + a.hf_class;
+  return s;
+}
+
+const TensorRecipe& find_recipe(const std::string& name, uint32_t arch, int* layer) {
+  std::string base = name;
+  *layer = -1;
+  if (name.rfind("layers.", 0) == 0) {
+    const size_t dot = name.find('.', 7);
+    *layer = std::stoi(name.substr(7, dot - 7));
+    base = name.substr(dot + 1);
+  }
+  for (const TensorRecipe& r : arch_info(arch).tensors)
+    if (base == r.name) return r;
+  throw Error("no tensor '" + name + "' in architecture " + arch_info(arch).name);
+}
+
+std::string source_tensor_name(const std::string& name, uint32_t arch, bool gguf) {
+  int layer = -1;
+  const TensorRecipe& r = find_recipe(name, arch, &layer);
+  const char* n = gguf ? r.gguf : r.hf;
+  if (layer < 0) return n;
+  return (gguf ? "blk." : "model.layers.") + std::to_string(layer) + "." + n;
+}
+
+bool recipe_present(const TensorRecipe& r, const format::HParams& hp) {
+  switch (r.need) {
+    case Need::Always: return true;
+    case Need::Bias: return hp.attn_bias != 0;
+    case Need::QkNorm: return (hp.flags & format::kQkNorm) != 0;
+    case Need::Sandwich: return (hp.flags & format::kSandwichNorms) != 0;
+    case Need::Untied: return hp.tied_embeddings == 0;
+    case Need::LongRope: return hp.rope_scaling == static_cast<uint32_t>(format::RopeScaling::LongRope);
+  }
+  return false;
+}
+
+int64_t extent(Extent e, const format::HParams& hp) {
+  switch (e) {
+    case Extent::One: return 1;
+    case Extent::Dim: return hp.dim;
+    case Extent::Hidden: return hp.hidden_dim;
+    case Extent::QDim: return int64_t{hp.n_heads} * hp.head_dim;
+    case Extent::KvDim: return int64_t{hp.n_kv_heads} * hp.head_dim;
+    case Extent::HeadDim: return hp.head_dim;
+    case Extent::Vocab: return hp.vocab_size;
+    case Extent::RopeHalf: return (hp.rotary_dim ? hp.rotary_dim : hp.head_dim) / 2;
+  }
+  return 0;
+}
+
+int64_t source_rows(const TensorRecipe& r, const format::HParams& hp) {
+  switch (r.part) {
+    case Part::Q: case Part::K: case Part::V: return extent(Extent::QDim, hp) + 2 * extent(Extent::KvDim, hp);
+    case Part::Gate: case Part::Up: return 2 * int64_t{hp.hidden_dim};
+    case Part::Whole: break;
+  }
+  return extent(r.rows, hp);
+}
+
+int64_t part_row_offset(Part part, const format::HParams& hp) {
+  const int64_t q = extent(Extent::QDim, hp), kv = extent(Extent::KvDim, hp);
+  switch (part) {
+    case Part::Whole: case Part::Q: case Part::Gate: return 0;
+    case Part::K: return q;
+    case Part::V: return q + kv;
+    case Part::Up: return hp.hidden_dim;
+  }
+  return 0;
+}
+
+}  // namespace qrun

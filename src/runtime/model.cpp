@@ -1,0 +1,160 @@
+#include "qrun/model.h"
+
+#include <algorithm>
+
+#include "qrun/error.h"
+#include "qrun/memory_estimate.h"
+#include "qrun/model_layout.h"
+#include "simd/kernels.h"
+#include "src/runtime/layer_weights.h"
+#include "src/runtime/model_scratch.h"
+#include "src/runtime/gpu_offload.h"
+#include "src/runtime/kernel_choice.h"
+#include "src/runtime/layer_streamer.h"
+#include "src/runtime/rope.h"
+
+namespace qrun {
+
+namespace {
+
+const float* f32_data(const TensorView& t) { return reinterpret_cast<const float*>(t.data); }
+
+}  // namespace
+
+int resolved_context(const format::HParams& hp, int requested) {
+  if (requested > 0) return requested;
+  return static_cast<int>(std::min<uint32_t>(hp.max_seq_len, 4096));
+}
+
+Model::Model(const std::string& path, const RuntimeOptions& options)
+    : file_(path, options.load_mode),
+      tokenizer_(deserialize_tokenizer(file_)),
+      plan_(plan_run(file_, options)),
+      pool_(plan_.threads),
+      cache_(static_cast<int>(file_.hparams().n_layers) - plan_.gpu_count, plan_.context,
+             static_cast<int>(file_.hparams().n_kv_heads * file_.hparams().head_dim)),
+      batch_(plan_.batch),
+      kernel_choice_(apply_kernel_choice(options.prefetch, options.blas) +
+                     (plan_.q8_step_bits ? ", " + plan_.describe_q8_activations() : "")) {
+  const auto& hp = file_.hparams();
+  tokens_.resize(static_cast<size_t>(cache_.capacity()));
+  if (tokenizer_.vocab_size() > static_cast<int32_t>(hp.vocab_size))
+    throw Error(path, static_cast<int64_t>(file_.tokenizer_offset()),
+                "tokenizer has " + std::to_string(tokenizer_.vocab_size()) + " tokens but the model only " +
+                    std::to_string(hp.vocab_size));
+  if (options.verify_checksums) file_.verify_checksums();
+  w_ = std::make_unique<ModelWeights>();
+  w_->embedding = Weight::from(file_.get("tok_embeddings"));
+  w_->norm = f32_data(file_.get("norm"));
+  w_->head = Weight::from(file_.get(hp.tied_embeddings ? "tok_embeddings" : "output"));
+  for (int l = 0; l < static_cast<int>(hp.n_layers); ++l) {
+    auto get = [&](const char* what) -> const TensorView& { return file_.get(layer_tensor_name(l, what)); };
+    LayerWeights w;
+    w.attention_norm = f32_data(get("attention_norm"));
+    w.wq = Weight::from(get("wq"));
+    w.wk = Weight::from(get("wk"));
+    w.wv = Weight::from(get("wv"));
+    w.wo = Weight::from(get("wo"));
+    if (hp.attn_bias) {
+      w.bq = f32_data(get("bq"));
+      w.bk = f32_data(get("bk"));
+      w.bv = f32_data(get("bv"));
+    }
+    if (hp.flags & format::kQkNorm) {
+      w.q_norm = f32_data(get("q_norm"));
+      w.k_norm = f32_data(get("k_norm"));
+    }
+    if (hp.flags & format::kSandwichNorms) {
+      w.post_attention_norm = f32_data(get("post_attention_norm"));
+      w.post_ffn_norm = f32_data(get("post_ffn_norm"));
+    }
+    w.ffn_norm = f32_data(get("ffn_norm"));
+    w.w1 = Weight::from(get("w1"));
+    w.w2 = Weight::from(get("w2"));
+    w.w3 = Weight::from(get("w3"));
+    w_->layers.push_back(w);
+  }
+  // LongRoPE: the long factors once the context is longer than the model's original one
+  // (llama.cpp's choice: fixed per run, where transformers switches by sequence length).
+  const float* longrope = nullptr;
+  if (hp.rope_scaling == static_cast<uint32_t>(format::RopeScaling::LongRope))
+    longrope = f32_data(file_.get(context_length() > static_cast<int>(hp.rope_original_max_pos) ? "rope_factors_long"
+                                                                                                 : "rope_factors_short"));
+  rope_inv_freq_ = rope_inv_freq(hp, longrope);
+  rope_attn_factor_ = rope_attn_factor(hp);
+  s_ = std::make_unique<Scratch>(ScratchSizes(hp, batch_, pool_.size(), plan_.q8_wide_rows()));
+  streamer_ = std::make_unique<LayerStreamer>(file_, plan_.layers, options.load_mode == LoadMode::MmapLocked);
+  if (plan_.gpu_count > 0) {
+    if (hp.flags != 0 || hp.rotary_dim != 0 || hp.rope_attn_factor != 0 || hp.query_scale != 0 || hp.rope_scaling > 2)
+      throw Error(path, -1, std::string("GPU offload runs the Llama-family recipe only; ") + arch_name(hp.arch) +
+                                " needs steps (q/k norms, sandwich norms, GELU, soft-capping or this RoPE) it lacks: "
+                                "run without -ngl");
+    gpu_ = GpuOffload::create(file_, *w_, GpuLayerRange{plan_.gpu_first, plan_.gpu_count}, context_length(), batch_);
+    // The offloaded layers' weights now live on the device: give back their host pages
+    // (clean file pages; other processes' mappings keep theirs).
+    if (options.load_mode == LoadMode::Mmap)
+      for (int l = plan_.gpu_first; l < plan_.gpu_first + plan_.gpu_count; ++l)
+        file_.mapping().release(file_.layers()[size_t(l)].offset, file_.layers()[size_t(l)].size);
+  }
+}
+
+std::string Model::gpu_device() const { return gpu_ ? gpu_->device_name() : std::string(); }
+
+uint64_t Model::scratch_bytes() const { return plan_.scratch_bytes; }
+
+Model::~Model() = default;
+
+void Model::forward(std::span<const int32_t> tokens, float* logits, bool all_logits) {
+  const int n = static_cast<int>(tokens.size());
+  if (n == 0) return;
+  if (pos_ + n > context_length())
+    throw Error(file_.path(), -1, "context overflow: " + std::to_string(pos_ + n) + " tokens exceed the context of " +
+                                      std::to_string(context_length()) + " (raise -c)");
+  const int32_t vocab = static_cast<int32_t>(file_.hparams().vocab_size);
+  for (int32_t id : tokens)
+    if (id < 0 || id >= vocab) throw Error("token id " + std::to_string(id) + " outside the vocabulary");
+  std::copy(tokens.begin(), tokens.end(), tokens_.begin() + pos_);
+  for (int done = 0; done < n; done += batch_) {
+    const int b = std::min(batch_, n - done);
+    const bool last = done + b == n;
+    float* out = all_logits ? logits + static_cast<int64_t>(done) * vocab : (last ? logits : nullptr);
+    forward_batch(tokens.data() + done, b, out, all_logits);
+  }
+}
+
+void Model::truncate(int n) {
+  if (n < 0 || n > pos_)
+    throw Error("truncate: " + std::to_string(n) + " tokens asked, " + std::to_string(pos_) + " cached");
+  pos_ = n;
+}
+
+void Model::shift_context(int keep, int count) {
+  if (keep < 0 || count <= 0 || keep + count > pos_)
+    throw Error("context shift: cannot drop " + std::to_string(count) + " tokens after " + std::to_string(keep) +
+                " of " + std::to_string(pos_));
+  const int moved = pos_ - keep - count;
+  std::copy_n(tokens_.begin() + keep + count, moved, tokens_.begin() + keep);
+  if (gpu_) {
+    // The offloaded layers keep their cache on the device: recompute every layer from the kept tokens.
+    const std::vector<int32_t> kept(tokens_.begin(), tokens_.begin() + keep + moved);
+    pos_ = 0;
+    forward(kept, nullptr);
+    return;
+  }
+  const auto& hp = hparams();
+  const int n_kv = static_cast<int>(hp.n_kv_heads), hd = static_cast<int>(hp.head_dim), kv_dim = n_kv * hd;
+  const int slots = static_cast<int>(hp.n_layers) - plan_.gpu_count;  // the host cache's layers
+  pool_.parallel_for(int64_t{slots} * moved, [&](int64_t i0, int64_t i1) {
+    std::vector<float> k(static_cast<size_t>(kv_dim));
+    for (int64_t i = i0; i < i1; ++i) {
+      const int l = static_cast<int>(i / moved), to = keep + static_cast<int>(i % moved), from = to + count;
+      widen_row_to_f32(DType::F16, cache_.key(l, from), kv_dim, k.data());
+      rope_apply(k.data(), n_kv, hd, -count, rope_inv_freq_);  // a turn back: no attention factor again
+      f32_to_f16_row(k.data(), cache_.key(l, to), kv_dim);
+      std::copy_n(cache_.value(l, from), kv_dim, cache_.value(l, to));
+    }
+  }, 1);
+  pos_ -= count;
+}
+
+}  // namespace qrun
