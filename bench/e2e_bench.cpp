@@ -73,7 +73,7 @@ Result run(qrun::Model& m, int n_prompt, int n_gen, int reps) {
       int32_t tok = 1;
       const auto t0 = std::chrono::steady_clock::now();
       for (int i = 0; i < n_gen; ++i) {
-        m.forward(std::span<const int32_t>(&tok, 1), logits.data());
+        m.step(tok, logits.data());
         tok = qrun::argmax(logits);
       }
       tg.push_back(n_gen / seconds_since(t0));

@@ -30,7 +30,8 @@ struct RuntimeOptions {
   std::string prefetch;        // kernel prefetch, e.g. "l2:24k"; empty: chosen for this CPU
   bool blas = true;            // float-weight prompt batches through OpenBLAS sgemm
   // Bits of the activations Q8 matrices multiply: 8, 16 (half the KL divergence, slower
-  // prompts), 0: 16 in one-token steps where the CPU's kernel does them in one pass, else 8.
+  // prompts), 0: 16 in generation steps (step()) where the CPU's kernel does them in one
+  // pass, else 8. Prompt tokens always take the prompt bits, however they are batched.
   int q8_activation_bits = 0;
 };
 
@@ -70,10 +71,15 @@ class Model {
   // The tokens whose keys and values the cache holds, position by position.
   std::span<const int32_t> tokens() const { return {tokens_.data(), static_cast<size_t>(pos_)}; }
 
-  // Runs `tokens` at positions position() .. position()+n-1 and advances the position.
-  // logits receives vocab_size floats for the last token, or n * vocab_size when
+  // Runs prompt `tokens` at positions position() .. position()+n-1 and advances the
+  // position. logits receives vocab_size floats for the last token, or n * vocab_size when
   // all_logits (perplexity, teacher forcing). Throws when the context would overflow.
+  // A prompt's logits do not depend on how it is split into calls and batches, so a
+  // cached prefix (truncate) gives what evaluating the whole prompt gives.
   void forward(std::span<const int32_t> tokens, float* logits, bool all_logits = false);
+  // Runs one generated token: as forward() of one token, but with the step precision of
+  // the run plan (RunPlan::q8_step_bits), which may differ from the prompts'.
+  void step(int32_t token, float* logits);
 
   // Where each layer lives, the context, threads, batch and buffer sizes of this run.
   const RunPlan& plan() const { return plan_; }
@@ -100,7 +106,8 @@ class Model {
   void shift_context(int keep, int count);
 
  private:
-  void forward_batch(const int32_t* tokens, int n, float* logits, bool all_logits);
+  void forward_tokens(std::span<const int32_t> tokens, float* logits, bool all_logits, bool step);
+  void forward_batch(const int32_t* tokens, int n, float* logits, bool all_logits, bool step);
 
   ModelFile file_;
   Tokenizer tokenizer_;

@@ -1,5 +1,7 @@
 #include "qrun/cpu_info.h"
 
+#include "simd/x86_cpuid.h"
+
 #include <cpuinfo.h>
 
 #include <pthread.h>
@@ -27,12 +29,7 @@ CpuFamily detect_family() {
   if (!__get_cpuid(1, &eax, &ebx, &ecx, &edx)) return CpuFamily::Other;
   const unsigned family = ((eax >> 8) & 0xF) + ((eax >> 20) & 0xFF);
   const unsigned model = ((eax >> 4) & 0xF) | ((eax >> 12) & 0xF0);
-  unsigned b7 = 0;
-  if (__get_cpuid_max(0, nullptr) >= 7) {
-    unsigned a7, c7, d7;
-    __cpuid_count(7, 0, a7, b7, c7, d7);
-  }
-  const bool avx512f = (b7 >> 16) & 1;
+  const bool avx512f = cpuid_leaf7().avx512f();
   if (amd && family == 0x1A) return CpuFamily::AmdZen5;
   // Family 19h: Zen 3 has no AVX-512; Zen 4 (Genoa, Raphael, Phoenix, Bergamo) has it.
   if (amd && family == 0x19 && avx512f) return CpuFamily::AmdZen4;
@@ -49,9 +46,7 @@ std::vector<uint64_t> x86_core_classes() {
   std::vector<uint64_t> classes;
 #if defined(__x86_64__) || defined(__i386__)
   if (__get_cpuid_max(0, nullptr) < 0x1A) return classes;
-  unsigned a, b, c, d;
-  __cpuid_count(7, 0, a, b, c, d);
-  if (!((d >> 15) & 1)) return classes;  // not hybrid
+  if (!cpuid_leaf7().hybrid()) return classes;
   const cpuinfo_core* cores = cpuinfo_get_cores();
   classes.assign(cpuinfo_get_cores_count(), 0);
   std::thread([&] {

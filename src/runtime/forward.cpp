@@ -99,7 +99,7 @@ void project(ThreadPool& pool, std::initializer_list<Projection> outs, const flo
 
 }  // namespace
 
-void Model::forward_batch(const int32_t* tokens, int n, float* logits, bool all_logits) {
+void Model::forward_batch(const int32_t* tokens, int n, float* logits, bool all_logits, bool step) {
   const auto& hp = hparams();
   const int dim = static_cast<int>(hp.dim), hidden = static_cast<int>(hp.hidden_dim);
   const int hd = static_cast<int>(hp.head_dim), n_heads = static_cast<int>(hp.n_heads);
@@ -107,7 +107,7 @@ void Model::forward_batch(const int32_t* tokens, int n, float* logits, bool all_
   const int group = n_heads / n_kv;
   const int pos0 = pos_;
   Scratch& s = *s_;
-  const ActivationBuffers act{s.xq, s.xq16, (n == 1 ? plan_.q8_step_bits : plan_.q8_prompt_bits) == 16};
+  const ActivationBuffers act{s.xq, s.xq16, (step ? plan_.q8_step_bits : plan_.q8_prompt_bits) == 16};
 
   // Token embeddings.
   const Weight& emb = w_->embedding;

@@ -99,7 +99,7 @@ GenerationStats generate(Model& model, std::span<const int32_t> prompt, Sampler&
       }
       st.context_shifts += make_room(model, 1, options.n_keep);
     }
-    model.forward(std::span<const int32_t>(&next, 1), logits.data());
+    model.step(next, logits.data());
     st.pending_token = -1;
     ++st.eval_tokens;
   }

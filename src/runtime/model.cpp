@@ -105,6 +105,12 @@ uint64_t Model::scratch_bytes() const { return plan_.scratch_bytes; }
 Model::~Model() = default;
 
 void Model::forward(std::span<const int32_t> tokens, float* logits, bool all_logits) {
+  forward_tokens(tokens, logits, all_logits, false);
+}
+
+void Model::step(int32_t token, float* logits) { forward_tokens(std::span(&token, 1), logits, false, true); }
+
+void Model::forward_tokens(std::span<const int32_t> tokens, float* logits, bool all_logits, bool step) {
   const int n = static_cast<int>(tokens.size());
   if (n == 0) return;
   if (pos_ + n > context_length())
@@ -118,7 +124,7 @@ void Model::forward(std::span<const int32_t> tokens, float* logits, bool all_log
     const int b = std::min(batch_, n - done);
     const bool last = done + b == n;
     float* out = all_logits ? logits + static_cast<int64_t>(done) * vocab : (last ? logits : nullptr);
-    forward_batch(tokens.data() + done, b, out, all_logits);
+    forward_batch(tokens.data() + done, b, out, all_logits, step);
   }
 }
 

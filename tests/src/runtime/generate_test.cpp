@@ -90,6 +90,48 @@ TEST(Generate, PromptThatExtendsTheCacheEvaluatesOnlyNewTokens) {
   EXPECT_EQ(again, second);
 }
 
+// A prompt's logits do not depend on how it reaches the model: whole, after a cached
+// prefix (its last token alone, as generate() runs it), or one token per batch. On CPUs
+// whose q8 one-token steps take 16-bit activations (AVX-512 VNNI) the single-token
+// paths once took them too, so a cached prompt sampled differently under the same seed.
+TEST(Generate, PromptLogitsDoNotDependOnCachingOrBatching) {
+  const auto c = test::load_golden()[3];
+  const std::span<const int32_t> prompt(c.prompt_ids);
+  Model whole = load(DType::Q8);
+  const size_t vocab = whole.hparams().vocab_size;
+  std::vector<float> expected(vocab), got(vocab);
+  whole.forward(prompt, expected.data());
+
+  Model cached = load(DType::Q8);
+  cached.forward(prompt.first(prompt.size() - 1), got.data());
+  cached.forward(prompt.last(1), got.data());
+  for (size_t i = 0; i < vocab; ++i) ASSERT_EQ(got[i], expected[i]) << "cached prefix, logit " << i;
+
+  RuntimeOptions ro;
+  ro.threads = 1;
+  ro.batch = 1;
+  Model single(test::converted_stories(DType::Q8).string(), ro);
+  single.forward(prompt, got.data());
+  for (size_t i = 0; i < vocab; ++i) ASSERT_EQ(got[i], expected[i]) << "batches of one, logit " << i;
+
+  // What a seeded client sees: the same sampled text with and without the cache.
+  SamplerConfig sc;
+  sc.temperature = 1.5f, sc.top_k = 0, sc.top_p = 1, sc.min_p = 0, sc.seed = 7;
+  GenerateOptions go;
+  go.n_predict = 40;
+  go.ignore_eos = true;
+  auto sample = [&](Model& m) {
+    Sampler s(sc);
+    std::vector<int32_t> out;
+    generate(m, prompt, s, go, [&](int32_t id) { return out.push_back(id), true; });
+    return out;
+  };
+  Model m = load(DType::Q8);
+  const auto fresh = sample(m);
+  m.truncate(static_cast<int>(prompt.size()));  // the prompt cached, as qserve keeps it
+  EXPECT_EQ(sample(m), fresh);
+}
+
 // After a shift, every key and value of the kept tokens sits `drop` slots lower, and
 // the keys are rotated to their new positions: in layer 0, where a key depends only on
 // its token and position, they match a fresh evaluation of the kept tokens.

@@ -54,7 +54,7 @@ double logit_error(int bits, bool steps, const std::vector<float>& reference, co
   const size_t vocab = m.hparams().vocab_size;
   std::vector<float> logits(seq.size() * vocab);
   if (steps) {
-    for (size_t i = 0; i < seq.size(); ++i) m.forward(std::span(&seq[i], 1), &logits[i * vocab]);
+    for (size_t i = 0; i < seq.size(); ++i) m.step(seq[i], &logits[i * vocab]);
   } else {
     m.forward(seq, logits.data(), true);
   }
