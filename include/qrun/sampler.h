@@ -15,7 +15,10 @@ struct SamplerConfig {
   float top_p = 0.95f;          // 1: off
   float min_p = 0.05f;          // 0: off
   float repeat_penalty = 1.0f;  // 1: off
-  int repeat_last_n = 64;
+  // OpenAI's penalties: logit -= count * frequency_penalty + (count > 0) * presence_penalty
+  float frequency_penalty = 0.0f;  // 0: off
+  float presence_penalty = 0.0f;   // 0: off
+  int repeat_last_n = 64;          // the tokens every penalty counts
   uint64_t seed = 0;
 };
 

@@ -3,7 +3,9 @@
 
 #include <CLI/CLI.hpp>
 
+#include <charconv>
 #include <cmath>
+#include <cstdint>
 #include <string>
 
 namespace qrun::cli {
@@ -23,6 +25,21 @@ inline CLI::Validator FiniteRange(double lo, double hi, bool lo_open = false) {
         return {};
       },
       "NUMBER in " + range);
+}
+
+// An integer in [lo, hi], read exactly: CLI11 clamps an int64 that overflows to its
+// limit, so --seed 18446744073709551615 ran as 9223372036854775807.
+inline CLI::Validator IntegerRange(int64_t lo, int64_t hi) {
+  const std::string range = "[" + std::to_string(lo) + ", " + std::to_string(hi) + "]";
+  return CLI::Validator(
+      [=](std::string& text) -> std::string {
+        int64_t v = 0;
+        const char* end = text.data() + text.size();
+        const auto [p, ec] = std::from_chars(text.data(), end, v);
+        if (ec != std::errc() || p != end || v < lo || v > hi) return "value " + text + " not an integer in " + range;
+        return {};
+      },
+      "INT in " + range);
 }
 
 // --q8-activations BITS: RuntimeOptions::q8_activation_bits (0, the default: chosen).

@@ -134,11 +134,17 @@ int main(int argc, char** argv) {
   app.add_option("--min-p", a.sampling.min_p, "Min-p (0: off)")->check(qrun::cli::FiniteRange(0.0, 1.0));
   app.add_option("--repeat-penalty", a.sampling.repeat_penalty, "Repetition penalty (1: off)")
       ->check(qrun::cli::FiniteRange(0.0, 100.0, true));
-  app.add_option("--repeat-last-n", a.sampling.repeat_last_n, "Tokens the penalty looks back")
+  app.add_option("--frequency-penalty", a.sampling.frequency_penalty,
+                 "Subtracted from a token's logit per occurrence in the last --repeat-last-n tokens (0: off)")
+      ->check(qrun::cli::FiniteRange(-2.0, 2.0));
+  app.add_option("--presence-penalty", a.sampling.presence_penalty,
+                 "Subtracted once from the logit of a token in the last --repeat-last-n tokens (0: off)")
+      ->check(qrun::cli::FiniteRange(-2.0, 2.0));
+  app.add_option("--repeat-last-n", a.sampling.repeat_last_n, "Tokens the penalties look back")
       ->check(CLI::Range(0, 1 << 24));
   app.add_option("-s,--seed", a.seed, "Random seed: same seed, same output (default -1: a random seed, "
                                       "printed with --verbose)")
-      ->check(CLI::Range(int64_t{-1}, INT64_MAX));
+      ->check(qrun::cli::IntegerRange(-1, INT64_MAX));
   app.add_option("--prefetch", a.prefetch, "Weight prefetch of the int8 kernels: none, l1:BYTES or l2:BYTES, "
                                            "BYTES/BYTES_WIDE for q8 and float rows apart, then optionally ,rows:1 or "
                                            ",rows:4 (q8/q6/q5 matvec rows side by side) (default: chosen for this CPU)");

@@ -2,7 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
-#include <unordered_set>
+#include <unordered_map>
 
 namespace qrun {
 
@@ -13,16 +13,21 @@ int32_t argmax(std::span<const float> logits) {
 Sampler::Sampler(const SamplerConfig& config) : cfg_(config), rng_(config.seed) {}
 
 int32_t Sampler::sample(std::span<float> logits, std::span<const int32_t> history) {
-  if (cfg_.repeat_penalty != 1.0f && cfg_.repeat_last_n > 0) {
-    // CTRL-style penalty, once per distinct recent token (as llama.cpp applies it).
+  const bool penalties =
+      cfg_.repeat_penalty != 1.0f || cfg_.frequency_penalty != 0.0f || cfg_.presence_penalty != 0.0f;
+  if (penalties && cfg_.repeat_last_n > 0) {
+    // Over the last repeat_last_n tokens, as llama.cpp applies them: the CTRL-style
+    // penalty once per distinct token, then OpenAI's frequency and presence penalties.
     const size_t from = history.size() > static_cast<size_t>(cfg_.repeat_last_n)
                             ? history.size() - static_cast<size_t>(cfg_.repeat_last_n)
                             : 0;
-    std::unordered_set<int32_t> seen(history.begin() + static_cast<ptrdiff_t>(from), history.end());
-    for (int32_t id : seen) {
+    std::unordered_map<int32_t, int> counts;
+    for (size_t i = from; i < history.size(); ++i) ++counts[history[i]];
+    for (const auto [id, count] : counts) {
       if (id < 0 || static_cast<size_t>(id) >= logits.size()) continue;
       float& l = logits[static_cast<size_t>(id)];
       l = l > 0 ? l / cfg_.repeat_penalty : l * cfg_.repeat_penalty;
+      l -= static_cast<float>(count) * cfg_.frequency_penalty + cfg_.presence_penalty;
     }
   }
   if (cfg_.temperature <= 0.0f) return argmax(logits);

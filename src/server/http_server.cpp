@@ -257,6 +257,8 @@ class Front {
     job.sampling.top_k = r.top_k;
     job.sampling.min_p = r.min_p;
     job.sampling.repeat_penalty = r.repeat_penalty;
+    job.sampling.frequency_penalty = r.frequency_penalty;
+    job.sampling.presence_penalty = r.presence_penalty;
     job.sampling.seed = r.seed ? *r.seed : std::random_device{}();
     job.ignore_eos = r.ignore_eos;
     job.stop = r.stop;

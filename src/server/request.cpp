@@ -58,6 +58,29 @@ std::string content_text(const json& content, const std::string& field) {
   return text;
 }
 
+// Features qrun does not have. A request that asks for one gets a 400 naming the field
+// rather than an answer without it: a client that asked for logprobs would read null,
+// one that asked for tools or JSON mode would get free text. Fields that ask for
+// nothing (false, 0, "", [], {}, null, best_of 1, response_format text) pass.
+void refuse_unsupported(const json& body) {
+  auto asks = [&](const char* field) {
+    const auto it = body.find(field);
+    if (it == body.end() || it->is_null()) return false;
+    if (it->is_boolean()) return it->get<bool>();
+    if (it->is_number()) return it->get<double>() != 0;
+    if (it->is_string()) return !it->get_ref<const std::string&>().empty();
+    return !it->empty();  // a list or an object
+  };
+  for (const char* field : {"logprobs", "top_logprobs", "echo", "suffix", "logit_bias", "tools", "functions"})
+    if (asks(field)) bad(field, "is not supported by qrun");
+  if (const auto it = body.find("best_of"); it != body.end() && !it->is_null() && *it != 1)
+    bad("best_of", "must be 1 (one choice per request)");
+  if (const auto it = body.find("response_format"); it != body.end() && !it->is_null()) {
+    if (!it->is_object() || it->value("type", json()) != "text")
+      bad("response_format", "is not supported by qrun (only {\"type\": \"text\"})");
+  }
+}
+
 std::vector<ChatMessage> messages(const json& body) {
   const auto it = body.find("messages");
   if (it == body.end()) bad("messages", "is required");
@@ -134,6 +157,8 @@ CompletionRequest parse_request(Endpoint endpoint, std::string_view text) {
     r.top_k = static_cast<int>(number(body, "top_k", 0, 1 << 24, 0));
     r.repeat_penalty = static_cast<float>(number(body, "repeat_penalty", 0, 100, 1));
     if (!(r.repeat_penalty > 0)) bad("repeat_penalty", "must be greater than 0 (1: off)");  // logits / 0
+    r.frequency_penalty = static_cast<float>(number(body, "frequency_penalty", -2, 2, 0));
+    r.presence_penalty = static_cast<float>(number(body, "presence_penalty", -2, 2, 0));
     r.ignore_eos = boolean(body, "ignore_eos", false);
     if (const auto it = body.find("seed"); it != body.end() && !it->is_null()) {
       if (!it->is_number_integer()) bad("seed", "must be an integer");
@@ -143,6 +168,7 @@ CompletionRequest parse_request(Endpoint endpoint, std::string_view text) {
       if (!it->is_number_integer() || it->get<int64_t>() != 1) bad("n", "must be 1 (one choice per request)");
     }
     r.stop = stops(body);
+    refuse_unsupported(body);
   } catch (const json::exception& e) {
     throw ApiError(400, std::string("bad request body: ") + e.what());
   }

@@ -27,6 +27,8 @@ struct CompletionRequest {
   int top_k = 0;                      // extensions llama.cpp's server also takes
   float min_p = 0.0f;
   float repeat_penalty = 1.0f;
+  float frequency_penalty = 0.0f;     // OpenAI's, -2..2
+  float presence_penalty = 0.0f;
   bool ignore_eos = false;
   std::optional<uint64_t> seed;
   std::vector<std::string> stop;

@@ -32,6 +32,8 @@ Job job_from(const json& j) {
   job.sampling.top_k = j.at("top_k").get<int>();
   job.sampling.min_p = j.at("min_p").get<float>();
   job.sampling.repeat_penalty = j.at("repeat_penalty").get<float>();
+  job.sampling.frequency_penalty = j.at("frequency_penalty").get<float>();
+  job.sampling.presence_penalty = j.at("presence_penalty").get<float>();
   job.sampling.seed = j.at("seed").get<uint64_t>();
   job.ignore_eos = j.at("ignore_eos").get<bool>();
   job.stop = j.at("stop").get<std::vector<std::string>>();
@@ -84,6 +86,8 @@ std::string job_line(const Job& job) {
                {"top_k", job.sampling.top_k},
                {"min_p", job.sampling.min_p},
                {"repeat_penalty", job.sampling.repeat_penalty},
+               {"frequency_penalty", job.sampling.frequency_penalty},
+               {"presence_penalty", job.sampling.presence_penalty},
                {"seed", job.sampling.seed},
                {"ignore_eos", job.ignore_eos},
                {"stop", job.stop}});

@@ -66,7 +66,9 @@ TEST(QrunCli, InvalidFlagsAreRefused) {
   // that would mean nothing (a penalty of 0 divides by it; a budget under one byte).
   for (const std::string args : {"--temp nan", "--top-p nan", "--min-p nan", "--repeat-penalty nan", "--repeat-penalty 0",
                                  "--mem-budget 0.5", "--mem-budget inf", "--mem-budget 99999999999999999999G",
-                                 "--mem-budget 2X", "-f /etc/hostname"}) {
+                                 "--mem-budget 2X", "-f /etc/hostname", "--seed 9223372036854775808",
+                                 "--seed 18446744073709551615", "--seed -2", "--seed 1.5", "--frequency-penalty 2.5",
+                                 "--presence-penalty nan"}) {
     const auto r = run_command(tool("qrun") + " -m x.q4 -p hi " + args);
     EXPECT_EQ(r.exit_code, 2) << args << ": " << r.out;
   }

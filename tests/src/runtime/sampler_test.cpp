@@ -49,6 +49,40 @@ TEST(Sampler, RepetitionPenaltyDemotesRecentTokens) {
   EXPECT_EQ(s.sample(l, history), 0);  // 1.5 / 2 < 1.0
 }
 
+// OpenAI's penalties: token 1 was seen twice, token 2 once, token 0 never.
+TEST(Sampler, FrequencyAndPresencePenaltiesSubtractPerOccurrenceAndOnce) {
+  const std::vector<int32_t> history = {1, 2, 1};
+  SamplerConfig c = plain(0);
+  c.frequency_penalty = 0.3f;  // token 1: 2.0 - 2 * 0.3, token 2: 1.6 - 0.3
+  std::vector<float> l = {1.35f, 2.0f, 1.6f};
+  EXPECT_EQ(Sampler(c).sample(l, history), 1);
+  EXPECT_FLOAT_EQ(l[1], 1.4f);
+  EXPECT_FLOAT_EQ(l[2], 1.3f);
+  EXPECT_FLOAT_EQ(l[0], 1.35f);
+  c.frequency_penalty = 0.4f;  // token 1: 1.2, token 2: 1.2, token 0 untouched: 1.35
+  l = {1.35f, 2.0f, 1.6f};
+  EXPECT_EQ(Sampler(c).sample(l, history), 0);
+
+  c = plain(0);
+  c.presence_penalty = 0.5f;  // once per seen token, however often
+  l = {1.35f, 2.0f, 1.6f};
+  EXPECT_EQ(Sampler(c).sample(l, history), 1);
+  EXPECT_FLOAT_EQ(l[1], 1.5f);
+  EXPECT_FLOAT_EQ(l[2], 1.1f);
+  c.presence_penalty = -1.0f;  // negative: encourages what was seen
+  l = {1.35f, 2.0f, 1.6f};
+  Sampler(c).sample(l, history);
+  EXPECT_FLOAT_EQ(l[2], 2.6f);
+  // Only the last repeat_last_n tokens count.
+  c = plain(0);
+  c.frequency_penalty = 1.0f;
+  c.repeat_last_n = 1;
+  l = {1.35f, 2.0f, 1.6f};
+  Sampler(c).sample(l, history);
+  EXPECT_FLOAT_EQ(l[1], 1.0f);
+  EXPECT_FLOAT_EQ(l[2], 1.6f);
+}
+
 TEST(Sampler, MinPAndTopPDropTheTail) {
   SamplerConfig c = plain(1.0f);
   c.min_p = 0.3f;  // keeps tokens with p >= 0.3 * 0.6

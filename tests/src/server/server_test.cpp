@@ -222,6 +222,33 @@ TEST_F(QserveTest, StopStringsEndTheText) {
   EXPECT_EQ(j["choices"][0]["finish_reason"], "stop");
 }
 
+// The sampling fields reach the worker's sampler: OpenAI's penalties change a greedy
+// text, and a seed repeats a sampled one, also when the second request finds its prompt
+// cached (q8: its prompt and step activations differ in bits on AVX-512 VNNI CPUs).
+TEST_F(QserveTest, PenaltiesAndSeedReachTheSampler) {
+  Server s({"--workers", "1"}, DType::Q8);
+  ASSERT_TRUE(s.ready()) << s.log();
+  const auto c = test::load_golden()[1];
+  auto text = [&](json req) {
+    req["prompt"] = c.prompt;
+    req["max_tokens"] = 60;
+    req["ignore_eos"] = true;
+    auto r = post(s, "/v1/completions", req);
+    EXPECT_EQ(r->status, 200) << r->body;
+    const json j = json::parse(r->body);
+    return std::make_pair(j["choices"][0]["text"].get<std::string>(), j["usage"]["prompt_tokens_details"]["cached_tokens"].get<int>());
+  };
+  const auto greedy = text({{"temperature", 0}}).first;
+  EXPECT_NE(text({{"temperature", 0}, {"frequency_penalty", 2}}).first, greedy);
+  EXPECT_NE(text({{"temperature", 0}, {"presence_penalty", 2}}).first, greedy);
+  const json seeded = {{"temperature", 1.5}, {"top_k", 0}, {"seed", 11}};
+  s.client()->Post("/v1/completions", json({{"prompt", "Tom had a red ball."}, {"max_tokens", 1}}).dump(), "application/json");
+  const auto first = text(seeded), second = text(seeded);
+  EXPECT_LE(first.second, 1);  // at most BOS in common with the request before
+  EXPECT_EQ(second.second, static_cast<int>(c.prompt_ids.size()) - 1);
+  EXPECT_EQ(second.first, first.first);
+}
+
 // Chat on a template; a request that continues a conversation a worker holds evaluates
 // only the new turn, even with another conversation in between.
 TEST_F(QserveTest, ChatTurnsReuseTheWorkersCache) {
