@@ -222,7 +222,11 @@ int main(int argc, char** argv) {
       }
       std::fprintf(stderr, "qrun: predicted peak memory %.1f MiB\n", mib(est.total()));
     }
-    if (!a.prompt_file.empty()) a.prompt = qrun::cli::read_text_file(a.prompt_file, "prompt file");
+    if (!a.prompt_file.empty()) {
+      a.prompt = qrun::cli::read_text_file(a.prompt_file, "prompt file");
+      // The newline that ends the file's last line is not part of the prompt (llama.cpp's -f).
+      if (!a.prompt.empty() && a.prompt.back() == '\n') a.prompt.pop_back();
+    }
     if (a.prompt.empty() && !a.conversation) throw qrun::Error("empty prompt: give -p TEXT or -f FILE");
 
     const auto t0 = std::chrono::steady_clock::now();

@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <filesystem>
 #include <cstdlib>
 #include <cstring>
 #include <iterator>
@@ -115,6 +116,13 @@ MappedFile::MappedFile(const std::string& path, LoadMode mode) : path_(path) {
     const std::string why = errno_text();
     reset();
     throw Error(path, -1, "cannot stat: " + why);
+  }
+  if (S_ISDIR(st.st_mode)) {
+    reset();
+    std::error_code ec;
+    const bool checkpoint = std::filesystem::exists(std::filesystem::path(path) / "config.json", ec);
+    throw Error(path, -1, checkpoint ? "is a Hugging Face checkpoint folder: convert it with qconvert first"
+                                     : "is a directory, not a file");
   }
   if (!S_ISREG(st.st_mode)) {
     reset();

@@ -34,6 +34,9 @@ RunPlan plan_run(const ModelFile& file, const RuntimeOptions& options) {
     throw Error(file.path(), -1, "context size " + std::to_string(options.context) + " out of range");
   RunPlan plan;
   plan.context = resolved_context(hp, options.context);
+  if (options.threads < 0 || options.batch < 0)
+    throw Error(file.path(), -1, "threads " + std::to_string(options.threads) + " and batch " +
+                                     std::to_string(options.batch) + ": must be positive (0: chosen)");
   plan.threads = options.threads > 0 ? options.threads : physical_core_count();
   plan.batch = prompt_batch(file, options.batch);
   plan.layers.assign(static_cast<size_t>(n_layers), LayerPlace::Resident);

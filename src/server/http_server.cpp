@@ -9,11 +9,14 @@
 #include <sys/stat.h>
 
 #include <atomic>
+#include <cctype>
 #include <cstdio>
 #include <ctime>
 #include <filesystem>
 #include <memory>
+#include <mutex>
 #include <optional>
+#include <random>
 #include <thread>
 
 #include <httplib.h>
@@ -173,13 +176,11 @@ class Front {
                       "application/json");
     });
     svr.Get("/v1/models", [this](const httplib::Request&, httplib::Response& res) {
-      res.set_content(dump({{"object", "list"},
-                            {"data", json::array({{{"id", model_id_},
-                                                   {"object", "model"},
-                                                   {"created", static_cast<int64_t>(std::time(nullptr))},
-                                                   {"owned_by", "qrun"},
-                                                   {"meta", {{"n_ctx", context_}, {"n_vocab", tok_.vocab_size()}}}}})}}),
-                      "application/json");
+      res.set_content(dump({{"object", "list"}, {"data", json::array({model_object()})}}), "application/json");
+    });
+    svr.Get(R"(/v1/models/(.+))", [this](const httplib::Request& req, httplib::Response& res) {
+      if (req.matches[1] == model_id_) res.set_content(dump(model_object()), "application/json");
+      else send_error(res, 404, "no model '" + req.matches[1].str() + "' here: this server runs '" + model_id_ + "'", "model");
     });
     svr.Post("/v1/chat/completions",
              [this](const httplib::Request& req, httplib::Response& res, const httplib::ContentReader& reader) {
@@ -195,12 +196,38 @@ class Front {
 
   int context() const { return context_; }
 
+  // The auth scheme is case-insensitive (RFC 7235), the key is not.
   bool authorized(const httplib::Request& req) const {
     if (opt_.api_key.empty() || req.path == "/health") return true;
-    return req.get_header_value("Authorization") == "Bearer " + opt_.api_key;
+    const std::string h = req.get_header_value("Authorization");
+    constexpr std::string_view scheme = "bearer ";
+    if (h.size() != scheme.size() + opt_.api_key.size()) return false;
+    for (size_t i = 0; i < scheme.size(); ++i)
+      if (std::tolower(static_cast<unsigned char>(h[i])) != scheme[i]) return false;
+    return h.compare(scheme.size(), std::string::npos, opt_.api_key) == 0;
   }
 
  private:
+  json model_object() const {
+    return {{"id", model_id_},
+            {"object", "model"},
+            {"created", static_cast<int64_t>(std::time(nullptr))},
+            {"owned_by", "qrun"},
+            {"meta", {{"n_ctx", context_}, {"n_vocab", tok_.vocab_size()}}}};
+  }
+
+  // "chatcmpl-" + 24 hex digits: random, so ids do not repeat across restarts.
+  std::string completion_id(Endpoint endpoint) {
+    uint64_t hi, lo;
+    {
+      std::lock_guard lock(id_mutex_);
+      hi = id_rng_(), lo = id_rng_();
+    }
+    char hex[25];
+    std::snprintf(hex, sizeof hex, "%08x%016llx", static_cast<unsigned>(hi), static_cast<unsigned long long>(lo));
+    return (endpoint == Endpoint::ChatCompletions ? "chatcmpl-" : "cmpl-") + std::string(hex);
+  }
+
   // httplib caps only bodies with a Content-Length at --max-body (chunked ones it reads
   // whole) and form-encoded ones, curl -d's default type, at 8 KiB: read all here.
   bool read_body(const httplib::Request& req, const httplib::ContentReader& reader, httplib::Response& res,
@@ -272,10 +299,8 @@ class Front {
       const int client = find_client_socket(req);
       std::shared_ptr<WorkerPool::Lease> lease = pool_->acquire(job.prompt);
       if (!lease->send(job)) throw ApiError(500, "the worker process died; it is being restarted");
-      const uint64_t serial = ++serial_;
-      auto reply = std::make_shared<Reply>(Reply{endpoint, (endpoint == Endpoint::ChatCompletions ? "chatcmpl-" : "cmpl-") +
-                                                               std::to_string(serial),
-                                                 model_id_, static_cast<int64_t>(std::time(nullptr))});
+      auto reply = std::make_shared<Reply>(Reply{endpoint, completion_id(endpoint), model_id_,
+                                                 static_cast<int64_t>(std::time(nullptr))});
       // Wait for the first text (or the end) before answering, so a worker that dies
       // during the prompt is a 500 even for a stream.
       WorkerPool::Event first = wait_event(*lease, client);
@@ -370,7 +395,8 @@ class Front {
   std::string model_id_;
   std::optional<ChatFormatter> chat_;
   std::unique_ptr<WorkerPool> pool_;
-  std::atomic<uint64_t> serial_{0};
+  std::mutex id_mutex_;
+  std::mt19937_64 id_rng_{std::random_device{}()};
 };
 
 }  // namespace
@@ -395,7 +421,17 @@ int run_server(const ServerOptions& options) {
     int yes = 1;
     ::setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
   });
+  // Browser front ends on other origins may call the API, as llama.cpp's server allows;
+  // preflight requests carry no credentials, so they are answered before the key check.
+  svr.set_default_headers({{"Access-Control-Allow-Origin", "*"}});
   svr.set_pre_routing_handler([&front](const httplib::Request& req, httplib::Response& res) {
+    if (req.method == "OPTIONS") {
+      res.status = 204;
+      res.set_header("Access-Control-Allow-Methods", "GET, POST, OPTIONS");
+      res.set_header("Access-Control-Allow-Headers", "Authorization, Content-Type");
+      res.set_header("Access-Control-Max-Age", "86400");
+      return httplib::Server::HandlerResponse::Handled;
+    }
     if (front.authorized(req)) return httplib::Server::HandlerResponse::Unhandled;
     send_error(res, 401, "invalid API key: send 'Authorization: Bearer KEY'");
     return httplib::Server::HandlerResponse::Handled;
@@ -424,8 +460,8 @@ int run_server(const ServerOptions& options) {
     sigwait(&signals, &sig);
     svr.stop();
   });
-  std::fprintf(stderr, "qserve: listening on http://%s:%d (%d workers, context %d)\n", options.host.c_str(),
-               options.port, options.workers, front.context());
+  std::fprintf(stderr, "qserve: listening on http://%s:%d (%d worker%s, context %d)\n", options.host.c_str(),
+               options.port, options.workers, options.workers == 1 ? "" : "s", front.context());
   svr.listen_after_bind();
   // Stopped by a signal: the stopper thread has returned. Stopped otherwise: wake it.
   pthread_kill(stopper.native_handle(), SIGTERM);

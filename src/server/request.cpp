@@ -1,5 +1,7 @@
 #include "src/server/request.h"
 
+#include <cstdint>
+
 #include <nlohmann/json.hpp>
 
 #include "src/server/api_error.h"
@@ -31,6 +33,16 @@ double number(const json& body, const char* field, double lo, double hi, double 
   if (!it->is_number()) bad(field, "must be a number");
   const double v = it->get<double>();
   if (!(v >= lo && v <= hi)) bad(field, "must be between " + json(lo).dump() + " and " + json(hi).dump());
+  return v;
+}
+
+int64_t integer(const json& body, const char* field, int64_t lo, int64_t hi, int64_t fallback) {
+  const auto it = body.find(field);
+  if (it == body.end() || it->is_null()) return fallback;
+  const std::string range = " between " + std::to_string(lo) + " and " + std::to_string(hi);
+  if (!it->is_number_integer()) bad(field, "must be an integer" + range);
+  const int64_t v = it->is_number_unsigned() && it->get<uint64_t>() > uint64_t(INT64_MAX) ? INT64_MAX : it->get<int64_t>();
+  if (v < lo || v > hi) bad(field, "must be" + range);
   return v;
 }
 
@@ -145,23 +157,18 @@ CompletionRequest parse_request(Endpoint endpoint, std::string_view text) {
       r.include_usage = boolean(*it, "include_usage", false);
     }
     const char* max_field = body.contains("max_completion_tokens") ? "max_completion_tokens" : "max_tokens";
-    if (const auto it = body.find(max_field); it != body.end() && !it->is_null()) {
-      if (!it->is_number_integer()) bad(max_field, "must be an integer");
-      const int64_t v = it->get<int64_t>();
-      if (v < 0 || v > (1 << 24)) bad(max_field, "must be between 0 and 16777216");
-      r.max_tokens = static_cast<int>(v);
-    }
+    if (const int64_t v = integer(body, max_field, 0, 1 << 24, -1); v >= 0) r.max_tokens = static_cast<int>(v);
     r.temperature = static_cast<float>(number(body, "temperature", 0, 2, 1));
     r.top_p = static_cast<float>(number(body, "top_p", 0, 1, 1));
     r.min_p = static_cast<float>(number(body, "min_p", 0, 1, 0));
-    r.top_k = static_cast<int>(number(body, "top_k", 0, 1 << 24, 0));
+    r.top_k = static_cast<int>(integer(body, "top_k", 0, 1 << 24, 0));
     r.repeat_penalty = static_cast<float>(number(body, "repeat_penalty", 0, 100, 1));
     if (!(r.repeat_penalty > 0)) bad("repeat_penalty", "must be greater than 0 (1: off)");  // logits / 0
     r.frequency_penalty = static_cast<float>(number(body, "frequency_penalty", -2, 2, 0));
     r.presence_penalty = static_cast<float>(number(body, "presence_penalty", -2, 2, 0));
     r.ignore_eos = boolean(body, "ignore_eos", false);
     if (const auto it = body.find("seed"); it != body.end() && !it->is_null()) {
-      if (!it->is_number_integer()) bad("seed", "must be an integer");
+      if (!it->is_number_integer()) bad("seed", "must be an integer between -2^63 and 2^64 - 1");
       r.seed = it->is_number_unsigned() ? it->get<uint64_t>() : static_cast<uint64_t>(it->get<int64_t>());
     }
     if (const auto it = body.find("n"); it != body.end() && !it->is_null()) {

@@ -45,6 +45,8 @@ TEST(QrunCli, BadInputGivesOneLineAndNonZeroExit) {
       {"missing prompt file", "-m " + quoted(model) + " -f /nonexistent.txt", "/nonexistent.txt: cannot open"},
       {"prompt file is a folder", "-m " + quoted(model) + " -f " + quoted(dir.path().string()), "is a directory"},
       {"--keep fills the context", "-m " + quoted(model) + " -p hi -c 8 --keep 7", "leaves no room"},
+      {"model is a folder", "-m " + quoted(dir.path().string()) + " -p hi", "is a directory"},
+      {"model is a checkpoint", "-m " + quoted(test::stories_dir().string()) + " -p hi", "convert it with qconvert"},
   };
   for (const auto& c : cases) {
     const auto r = run_command(tool("qrun") + " " + c.args);

@@ -95,6 +95,22 @@ TEST(QrunGeneration, ChatTemplateFromAFile) {
   EXPECT_NE(missing.out.find("nope.jinja"), std::string::npos) << missing.out;
 }
 
+// -f reads the prompt as -p would take it: the newline that ends the file is not part of
+// it (as llama.cpp's -f), so the continuation is the same.
+TEST(QrunGeneration, PromptFileIsThePromptWithoutItsLastNewline) {
+  test::ScratchDir dir;
+  const auto c = test::load_golden()[0];
+  test::write_text(dir / "prompt.txt", c.prompt + "\n");
+  const std::string flags = " -m " + quoted(model(DType::F32)) + " -n 16 --temp 0 -t 1 --verbose-prompt";
+  const auto from_file = run_command(qrun_bin() + flags + " -f " + quoted((dir / "prompt.txt").string()));
+  const auto typed = run_command(qrun_bin() + flags + " -p " + quoted(c.prompt));
+  ASSERT_EQ(from_file.exit_code, 0) << from_file.out;
+  ASSERT_EQ(typed.exit_code, 0) << typed.out;
+  auto text = [](const std::string& out) { return out.substr(0, out.find("load time")); };
+  EXPECT_EQ(text(from_file.out), text(typed.out));
+  EXPECT_EQ(from_file.out.find("<0x0A>"), std::string::npos) << from_file.out;
+}
+
 TEST(ToolUsage, BadFlagsExitTwoHelpExitsZero) {
   for (const char* tool : {"qrun", "qconvert", "qtok", "qppl", "qserve"}) {
     const std::string bin = (test::bin_dir() / tool).string();

@@ -45,6 +45,12 @@ TEST(RunPlan, ChoosesTheActivationBitsOfQ8Matrices) {
   EXPECT_EQ(plan_run(f32, options(16)).q8_step_bits, 0);
   EXPECT_EQ(plan_run(f32, options(16)).describe_q8_activations(), "");
   EXPECT_THROW(plan_run(q8, options(12)), Error);
+  RuntimeOptions negative = options(0);
+  negative.threads = -3;
+  EXPECT_THROW(plan_run(q8, negative), Error);
+  negative = options(0);
+  negative.batch = -1;
+  EXPECT_THROW(plan_run(q8, negative), Error);
 }
 
 // Mean |logit - f32 logit| over a golden case's prompt and continuation, run as one batch

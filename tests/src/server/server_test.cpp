@@ -303,15 +303,38 @@ TEST_F(QserveTest, BadRequestsGetOpenAiErrors) {
   expect_error(post(s, "/v1/completions", {{"prompt", "Once"}, {"repeat_penalty", 0}}, auth), 400, "repeat_penalty");
   expect_error(post(s, "/v1/completions", {{"prompt", "Once"}, {"max_tokens", 600}}, auth), 400, "max_tokens");
   expect_error(post(s, "/v1/completions", {{"prompt", "Once"}, {"stop", {1, 2}}}, auth), 400, "stop");
+  expect_error(post(s, "/v1/completions", {{"prompt", "Once"}, {"top_k", 1.5}}, auth), 400, "top_k");
+  expect_error(post(s, "/v1/completions", {{"prompt", "Once"}, {"logprobs", 2}}, auth), 400, "logprobs");
   expect_error(post(s, "/v1/chat/completions", {{"messages", "hi"}}, auth), 400, "messages");
   expect_error(post(s, "/v1/chat/completions", {{"messages", {{{"role", "user"}, {"content", "hi"}}}}}, auth), 400, "");
   expect_error(post(s, "/v1/completions", {{"prompt", std::string(3000, 'a')}}, auth), 413, "");
   expect_error(post(s, "/v1/completions", {{"prompt", "Once"}}), 401, "");
   expect_error(post(s, "/v1/completions", {{"prompt", "Once"}}, {{"Authorization", "Bearer wrong"}}), 401, "");
   expect_error(cli->Get("/v1/nothing", auth), 404, "");
+  expect_error(cli->Get("/v1/models/other-model", auth), 404, "model");
   EXPECT_EQ(cli->Get("/health")->status, 200);
   const auto ok = post(s, "/v1/completions", {{"prompt", "Once"}, {"max_tokens", 4}}, auth);
   EXPECT_EQ(ok->status, 200) << ok->body;
+
+  // A browser's preflight carries no key; every answer allows other origins.
+  const auto preflight = cli->Options("/v1/chat/completions", {{"Origin", "http://localhost:3000"},
+                                                                {"Access-Control-Request-Method", "POST"}});
+  ASSERT_TRUE(preflight);
+  EXPECT_EQ(preflight->status, 204);
+  EXPECT_NE(preflight->get_header_value("Access-Control-Allow-Headers").find("Authorization"), std::string::npos);
+  EXPECT_EQ(ok->get_header_value("Access-Control-Allow-Origin"), "*");
+  // The scheme is case-insensitive, the key is not; a model is found by its id.
+  const std::string id = json::parse(cli->Get("/v1/models", auth)->body)["data"][0]["id"];
+  const auto model = cli->Get("/v1/models/" + id, {{"Authorization", "bearer sekret"}});
+  EXPECT_EQ(model->status, 200) << model->body;
+  EXPECT_EQ(json::parse(model->body)["id"], id);
+  expect_error(cli->Get("/v1/models", {{"Authorization", "bearer SEKRET"}}), 401, "");
+  // Completion ids do not repeat (and so cannot collide with another run's).
+  const auto again = post(s, "/v1/completions", {{"prompt", "Once"}, {"max_tokens", 4}}, auth);
+  const std::string id1 = json::parse(ok->body)["id"], id2 = json::parse(again->body)["id"];
+  EXPECT_NE(id1, id2);
+  EXPECT_EQ(id1.rfind("cmpl-", 0), 0u) << id1;
+  EXPECT_EQ(id1.size(), 5u + 24u) << id1;
 }
 
 // A worker that dies mid-request fails that request with a 500 and is replaced.
