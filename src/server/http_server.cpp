@@ -263,7 +263,12 @@ class Front {
         throw ApiError(400, e.what(), "messages");  // the message names the chat template
       }
     }
-    return tok_.encode(r.prompt, true, false);
+    if (r.prompt_ids.empty()) return tok_.encode(r.prompt, true, false);
+    for (int32_t id : r.prompt_ids)
+      if (id >= tok_.vocab_size())
+        throw ApiError(400, "token id " + std::to_string(id) + " is outside the vocabulary of " +
+                                std::to_string(tok_.vocab_size()), "prompt");
+    return r.prompt_ids;
   }
 
   Job job_for(const CompletionRequest& r, std::vector<int32_t> prompt) const {

@@ -1,5 +1,6 @@
 #include "src/server/request.h"
 
+#include <algorithm>
 #include <cstdint>
 
 #include <nlohmann/json.hpp>
@@ -143,9 +144,19 @@ CompletionRequest parse_request(Endpoint endpoint, std::string_view text) {
     } else {
       const auto it = body.find("prompt");
       if (it == body.end()) bad("prompt", "is required");
+      const bool ids = it->is_array() && !it->empty() &&
+                       std::all_of(it->begin(), it->end(), [](const json& v) { return v.is_number_integer(); });
       if (it->is_array() && it->size() == 1 && (*it)[0].is_string()) r.prompt = (*it)[0].get<std::string>();
       else if (it->is_string()) r.prompt = it->get<std::string>();
-      else bad("prompt", "must be a string");
+      else if (ids) {
+        for (const json& v : *it) {
+          const int64_t id = v.is_number_unsigned() && v.get<uint64_t>() > uint64_t(INT32_MAX) ? -1 : v.get<int64_t>();
+          if (id < 0 || id > INT32_MAX) bad("prompt", "token id " + v.dump() + " out of range");
+          r.prompt_ids.push_back(static_cast<int32_t>(id));
+        }
+      } else {
+        bad("prompt", "must be a string or a list of token ids (one prompt per request)");
+      }
     }
     if (const auto it = body.find("model"); it != body.end() && !it->is_null()) {
       if (!it->is_string()) bad("model", "must be a string");

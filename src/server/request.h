@@ -19,6 +19,7 @@ struct CompletionRequest {
   Endpoint endpoint = Endpoint::Completions;
   std::vector<ChatMessage> messages;  // chat
   std::string prompt;                 // completions
+  std::vector<int32_t> prompt_ids;    // completions: a prompt given as token ids, used as they are
   bool stream = false;
   bool include_usage = false;         // stream_options.include_usage
   std::optional<int> max_tokens;      // absent: until EOS or the context is full

@@ -33,6 +33,10 @@ TEST(ServerRequest, ReadsEveryField) {
   EXPECT_EQ(r.seed, 42u);
   EXPECT_EQ(r.stop, std::vector<std::string>{"x"});
   EXPECT_EQ(parse_request(Endpoint::Completions, R"({"prompt":["Once"]})").prompt, "Once");
+  EXPECT_EQ(parse_request(Endpoint::Completions, R"({"prompt":[1, 403, 0]})").prompt_ids, (std::vector<int32_t>{1, 403, 0}));
+  for (const std::string body : {R"({"prompt":["a","b"]})", R"({"prompt":[1,"a"]})", R"({"prompt":[-1]})",
+                                 R"({"prompt":[4294967296]})", R"({"prompt":[1.5]})", R"({"prompt":[]})"})
+    EXPECT_EQ(status_of(Endpoint::Completions, body), 400) << body;
 }
 
 // Found by fuzz/server_request_fuzz.cpp: a number beyond double's range made

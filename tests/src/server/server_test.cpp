@@ -208,6 +208,14 @@ TEST_F(QserveTest, CompletionsGiveTheGoldenTextWholeAndStreamed) {
     EXPECT_EQ(sse.events[sse.events.size() - 2]["choices"][0]["finish_reason"], "length");
   }
   EXPECT_EQ(json::parse(s.client()->Get("/v1/models")->body)["data"][0]["object"], "model");
+  // A prompt given as token ids (BOS included, as the client sends them) reads the same.
+  const auto c = test::load_golden()[1];
+  auto r = post(s, "/v1/completions", {{"prompt", c.prompt_ids}, {"max_tokens", 100}, {"temperature", 0}, {"ignore_eos", true}});
+  ASSERT_EQ(r->status, 200) << r->body;
+  EXPECT_EQ(json::parse(r->body)["choices"][0]["text"], c.greedy_text);
+  EXPECT_EQ(json::parse(r->body)["usage"]["prompt_tokens"], c.prompt_ids.size());
+  r = post(s, "/v1/completions", {{"prompt", {1, 999999}}});
+  EXPECT_EQ(r->status, 400) << r->body;
 }
 
 TEST_F(QserveTest, StopStringsEndTheText) {
