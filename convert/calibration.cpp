@@ -13,6 +13,7 @@
 #include "convert/converter.h"
 #include "qrun/error.h"
 #include "qrun/model_file.h"
+#include "src/format/text_file.h"
 
 namespace qrun {
 
@@ -44,10 +45,7 @@ bool tensor_input(const std::string& tensor, std::pair<int, MatrixInput>* key) {
 }
 
 std::string read_calibration_text(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw Error(path, -1, std::string("cannot read the calibration text: ") + std::strerror(errno));
-  std::string text{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-  if (in.bad()) throw Error(path, -1, "cannot read the calibration text");
+  std::string text = read_text_file(path, "calibration text");
   if (text.find_first_not_of(" \t\r\n") == std::string::npos) throw Error(path, -1, "the calibration text is empty");
   return text;
 }

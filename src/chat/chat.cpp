@@ -1,10 +1,7 @@
 #include "qrun/chat.h"
 
-#include <filesystem>
-#include <fstream>
-#include <sstream>
-
 #include "qrun/error.h"
+#include "src/format/text_file.h"
 
 namespace qrun {
 
@@ -14,13 +11,7 @@ std::string resolve_chat_template(const Tokenizer& tok, const std::string& file_
   // would become a "template" that renders as the path.
   if (file_or_text.find("{{") != std::string::npos || file_or_text.find("{%") != std::string::npos)
     return file_or_text;
-  std::ifstream in(file_or_text, std::ios::binary);
-  std::error_code ec;
-  if (!in || std::filesystem::is_directory(file_or_text, ec))
-    throw Error(file_or_text, -1, "--chat-template: cannot open this file (and it is not template text: no {{ or {%)");
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
+  return read_text_file(file_or_text, "chat template file");
 }
 
 ChatFormatter::ChatFormatter(const Tokenizer& tok, std::string tmpl) : tok_(tok), tmpl_(std::move(tmpl)) {

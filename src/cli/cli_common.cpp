@@ -3,11 +3,7 @@
 #include <signal.h>
 
 #include <atomic>
-#include <filesystem>
-#include <fstream>
-#include <sstream>
 
-#include "qrun/error.h"
 
 namespace qrun::cli {
 
@@ -21,17 +17,6 @@ void on_sigint(int) {
   }
 }
 }  // namespace
-
-std::string read_text_file(const std::string& path, const std::string& what) {
-  std::error_code ec;
-  if (std::filesystem::is_directory(path, ec)) throw Error(path, -1, "is a directory, not a " + what);
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw Error(path, -1, "cannot open " + what);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  if (in.bad()) throw Error(path, -1, "cannot read " + what);
-  return ss.str();
-}
 
 void install_interrupt_handler() {
   struct sigaction sa = {};

@@ -50,9 +50,6 @@ inline void add_q8_activations_option(CLI::App& app, int& bits) {
       ->check(CLI::IsMember({8, 16}));
 }
 
-// The whole of a text file (-f); `what` names it in errors ("prompt file").
-std::string read_text_file(const std::string& path, const std::string& what);
-
 // Ctrl-C asks the running generation to stop instead of killing the process (so the
 // timings still print); a second Ctrl-C before the first was taken kills it.
 void install_interrupt_handler();

@@ -8,6 +8,7 @@
 #include <CLI/CLI.hpp>
 
 #include "src/cli/cli_common.h"
+#include "src/format/text_file.h"
 #include "qrun/error.h"
 #include "qrun/mapped_file.h"
 #include "qrun/model.h"
@@ -34,7 +35,7 @@ int main(int argc, char** argv) {
     return qrun::cli::usage_exit(app, e);
   }
   try {
-    const std::string text = qrun::cli::read_text_file(text_path, "text file");
+    const std::string text = qrun::read_text_file(text_path, "text file");
     qrun::RuntimeOptions ro;
     ro.threads = threads;
     ro.context = po.context;

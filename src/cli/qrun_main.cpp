@@ -20,6 +20,7 @@
 #include "simd/kernels.h"
 #include "src/cli/cli_common.h"
 #include "src/cli/qrun_reply.h"
+#include "src/format/text_file.h"
 #include "qrun/chat.h"
 
 namespace {
@@ -223,7 +224,7 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "qrun: predicted peak memory %.1f MiB\n", mib(est.total()));
     }
     if (!a.prompt_file.empty()) {
-      a.prompt = qrun::cli::read_text_file(a.prompt_file, "prompt file");
+      a.prompt = qrun::read_text_file(a.prompt_file, "prompt file");
       // The newline that ends the file's last line is not part of the prompt (llama.cpp's -f).
       if (!a.prompt.empty() && a.prompt.back() == '\n') a.prompt.pop_back();
     }

@@ -307,7 +307,7 @@ void expect_calibration_refused(const fs::path& text, const std::string& what) {
 
 TEST(CalibrationRefused, MissingTextFile) {
   ScratchDir dir;
-  expect_calibration_refused(dir / "no-such-text.txt", "cannot read the calibration text");
+  expect_calibration_refused(dir / "no-such-text.txt", "cannot open the calibration text");
 }
 
 TEST(CalibrationRefused, EmptyText) {
@@ -359,7 +359,7 @@ TEST_F(CalibrateCli, MissingTextIsOneLineNamingIt) {
   const auto r = qconvert(test::quoted(test::stories_dir().string()) + " -o " + test::quoted((dir_ / "m.q4").string()) +
                           " --calibrate " + test::quoted((dir_ / "nope.txt").string()));
   EXPECT_EQ(r.exit_code, 1) << r.out;
-  EXPECT_NE(r.out.find((dir_ / "nope.txt").string() + ": cannot read the calibration text"), std::string::npos)
+  EXPECT_NE(r.out.find((dir_ / "nope.txt").string() + ": cannot open the calibration text"), std::string::npos)
       << r.out;
   EXPECT_FALSE(fs::exists(dir_ / "m.q4"));
 }
