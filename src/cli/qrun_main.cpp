@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <fstream>
 #include <iostream>
+#include <optional>
 #include <random>
 #include <sstream>
 
@@ -18,6 +19,7 @@
 #include "qrun/sampler.h"
 #include "qrun/tokenizer.h"
 #include "simd/kernels.h"
+#include "simd/prefetch.h"
 #include "src/cli/cli_common.h"
 #include "src/cli/qrun_reply.h"
 #include "src/format/text_file.h"
@@ -50,13 +52,18 @@ std::vector<int32_t> chat_prompt(const Args& a, const qrun::Tokenizer& tok) {
   return fmt.encode(history.add_user(a.prompt), true);
 }
 
+// "A-B" with 0 <= A <= B -> {A, B}; anything else -> nothing.
+std::optional<std::pair<int, int>> parse_layer_range(const std::string& text) {
+  int first = -1, last = -1;
+  char tail = 0;
+  if (std::sscanf(text.c_str(), "%d-%d%c", &first, &last, &tail) != 2 || first < 0 || last < first) return {};
+  return std::pair{first, last};
+}
+
 // "-ngl N": the last N layers, as llama.cpp offloads; "--gpu-layers A-B": that range.
 void parse_gpu_layers(const Args& a, int n_layers, qrun::RuntimeOptions& ro) {
   if (!a.gpu_layers.empty()) {
-    int first = -1, last = -1;
-    char tail = 0;
-    if (std::sscanf(a.gpu_layers.c_str(), "%d-%d%c", &first, &last, &tail) != 2 || first < 0 || last < first)
-      throw qrun::Error("--gpu-layers: expected a range like 0-9, got '" + a.gpu_layers + "'");
+    const auto [first, last] = *parse_layer_range(a.gpu_layers);  // checked when the flags were read
     ro.gpu_first_layer = first;
     ro.gpu_layer_count = last - first + 1;
   } else if (a.n_gpu_layers > 0) {
@@ -148,7 +155,15 @@ int main(int argc, char** argv) {
       ->check(qrun::cli::IntegerRange(-1, INT64_MAX));
   app.add_option("--prefetch", a.prefetch, "Weight prefetch of the int8 kernels: none, l1:BYTES or l2:BYTES, "
                                            "BYTES/BYTES_WIDE for q8 and float rows apart, then optionally ,rows:1 or "
-                                           ",rows:4 (q8/q6/q5 matvec rows side by side) (default: chosen for this CPU)");
+                                           ",rows:4 (q8/q6/q5 matvec rows side by side) (default: chosen for this CPU)")
+      ->check([](const std::string& s) {
+        try {
+          qrun::parse_prefetch_config(s);
+          return std::string();
+        } catch (const std::exception& e) {
+          return std::string(e.what());
+        }
+      });
   app.add_flag("--no-blas", a.no_blas, "Float-weight prompt batches on qrun's own kernels instead of OpenBLAS");
   qrun::cli::add_q8_activations_option(app, a.q8_activations);
   app.add_flag("--mlock", a.mlock, "Lock the model in RAM (needs RLIMIT_MEMLOCK)");
@@ -171,7 +186,10 @@ int main(int argc, char** argv) {
   app.add_option("--n-gpu-layers", a.n_gpu_layers, "-ngl N: run the last N layers on the GPU (CUDA builds)")
       ->check(CLI::Range(0, 1 << 16));
   app.add_option("--gpu-layers", a.gpu_layers, "Run this range of layers on the GPU, e.g. 0-9")
-      ->excludes("--n-gpu-layers");
+      ->excludes("--n-gpu-layers")
+      ->check([](const std::string& s) {
+        return parse_layer_range(s) ? std::string() : "expected a range like 0-9, got '" + s + "'";
+      });
   app.add_flag("--chat", a.chat, "Apply the model's chat template to the prompt (one user turn)");
   app.add_flag("--conversation", a.conversation,
                "-cnv: chat turn by turn, reading each user turn from stdin (a line; end it with \\ to go on)");

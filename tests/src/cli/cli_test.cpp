@@ -70,7 +70,8 @@ TEST(QrunCli, InvalidFlagsAreRefused) {
                                  "--mem-budget 0.5", "--mem-budget inf", "--mem-budget 99999999999999999999G",
                                  "--mem-budget 2X", "-f /etc/hostname", "--seed 9223372036854775808",
                                  "--seed 18446744073709551615", "--seed -2", "--seed 1.5", "--frequency-penalty 2.5",
-                                 "--presence-penalty nan"}) {
+                                 "--presence-penalty nan", "--prefetch l3:5", "--prefetch l2:abc", "--gpu-layers 5-2",
+                                 "--gpu-layers x"}) {
     const auto r = run_command(tool("qrun") + " -m x.q4 -p hi " + args);
     EXPECT_EQ(r.exit_code, 2) << args << ": " << r.out;
   }
