@@ -42,6 +42,21 @@ inline CLI::Validator IntegerRange(int64_t lo, int64_t hi) {
       "INT in " + range);
 }
 
+// A flag value the library's own parser accepts: its exception's text is the usage error.
+template <class Parse>
+CLI::Validator ParsedBy(Parse parse) {
+  return CLI::Validator(
+      [parse](std::string& text) -> std::string {
+        try {
+          parse(text);
+          return {};
+        } catch (const std::exception& e) {
+          return e.what();
+        }
+      },
+      "");
+}
+
 // --q8-activations BITS: RuntimeOptions::q8_activation_bits (0, the default: chosen).
 inline void add_q8_activations_option(CLI::App& app, int& bits) {
   app.add_option("--q8-activations", bits,

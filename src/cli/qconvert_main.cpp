@@ -72,14 +72,7 @@ int main(int argc, char** argv) {
   app.add_option("--tensor-type", tensor_types,
                  "PATTERN=TYPE: store the tensors whose qrun name matches the regex as TYPE, before --type's "
                  "choice (e.g. --tensor-type 'w2=q6' --tensor-type 'output=q8'); repeatable")
-      ->check([](const std::string& v) {
-        try {
-          qrun::parse_tensor_type_rule(v);
-          return std::string();
-        } catch (const std::invalid_argument& e) {
-          return std::string(e.what());
-        }
-      });
+      ->check(qrun::cli::ParsedBy(qrun::parse_tensor_type_rule));
   qrun::CalibrationOptions calibration;
   app.add_option("--calibrate", calibration.text_file,
                  "Weight each matrix's quantization error by the mean square of its inputs when the model (as "

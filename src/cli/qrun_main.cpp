@@ -156,14 +156,7 @@ int main(int argc, char** argv) {
   app.add_option("--prefetch", a.prefetch, "Weight prefetch of the int8 kernels: none, l1:BYTES or l2:BYTES, "
                                            "BYTES/BYTES_WIDE for q8 and float rows apart, then optionally ,rows:1 or "
                                            ",rows:4 (q8/q6/q5 matvec rows side by side) (default: chosen for this CPU)")
-      ->check([](const std::string& s) {
-        try {
-          qrun::parse_prefetch_config(s);
-          return std::string();
-        } catch (const std::exception& e) {
-          return std::string(e.what());
-        }
-      });
+      ->check(qrun::cli::ParsedBy(qrun::parse_prefetch_config));
   app.add_flag("--no-blas", a.no_blas, "Float-weight prompt batches on qrun's own kernels instead of OpenBLAS");
   qrun::cli::add_q8_activations_option(app, a.q8_activations);
   app.add_flag("--mlock", a.mlock, "Lock the model in RAM (needs RLIMIT_MEMLOCK)");
@@ -175,14 +168,7 @@ int main(int argc, char** argv) {
   app.add_flag("--verify", a.verify, "Verify every tensor checksum at load");
   app.add_option("--mem-budget", a.mem_budget,
                  "Memory budget, e.g. 512M or 2G: keep the layers that fit resident, stream the rest from disk")
-      ->check([](const std::string& s) {
-        try {
-          parse_size(s);
-          return std::string();
-        } catch (const std::exception& e) {
-          return std::string(e.what());
-        }
-      });
+      ->check(qrun::cli::ParsedBy(parse_size));
   app.add_option("--n-gpu-layers", a.n_gpu_layers, "-ngl N: run the last N layers on the GPU (CUDA builds)")
       ->check(CLI::Range(0, 1 << 16));
   app.add_option("--gpu-layers", a.gpu_layers, "Run this range of layers on the GPU, e.g. 0-9")
