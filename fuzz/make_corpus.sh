@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 qconvert=$1
 out=$2
 shared=../shared
-for t in model_file safetensors hf_config tokenizer_json tokenizer_model chat_template server_request option_text tokenizer_config; do
+for t in model_file safetensors hf_config tokenizer_json tokenizer_model chat_template server_request option_text tokenizer_config json_prefix; do
   mkdir -p "$out/$t"
 done
 tmp=$(mktemp -d)
@@ -47,6 +47,10 @@ printf '%s' '{"model":"m","messages":[{"role":"system","content":"Be brief."},{"
 printf '%s' '{"messages":[{"role":"user","content":[{"type":"text","text":"Hi"}]},{"role":"assistant","content":"Hello"},{"role":"user","content":"More"}],"stop":["\n","User:"],"seed":42,"top_k":40,"min_p":0.05,"n":1}' >"$out/server_request/seed-parts"
 printf '%s' '{"prompt":"Once upon a time","max_tokens":16,"top_p":0.9,"stop":"The end","ignore_eos":false,"repeat_penalty":1.1}' >"$out/server_request/seed-completion"
 printf '%s' '{"prompt":["Once"],"max_completion_tokens":4,"stream":false}' >"$out/server_request/seed-prompt-list"
+
+# json_prefix: JSON objects as a model might write them.
+printf '%s' '{"name": "Tim", "age": 3, "toys": ["car", {"ball": true}], "x": -0.5e-3, "y": null, "s": "a\n\u00e9\ud83d\ude00"}' >"$out/json_prefix/seed-object"
+printf '{\n  "a": [1, 2],\n  "b": {}\n}' >"$out/json_prefix/seed-indented"
 
 # option_text: the first byte picks the parser (0 --prefetch, 1 --tensor-type, 2 --type).
 printf '\000l1:8k/3k,rows:1' >"$out/option_text/seed-prefetch"

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Fuzzes every parser of untrusted input (fuzz/: model file, safetensors header,
 # config.json, tokenizer.json, tokenizer_config.json, tokenizer.model, chat template,
-# GGUF, server request, option texts) with libFuzzer under ASan and UBSan, SECONDS
+# GGUF, server request, option texts, JSON-mode recognizer) with libFuzzer under ASan and UBSan, SECONDS
 # seconds each (default 30):
 #   scripts/fuzz.sh [SECONDS]
 # Installs clang-14 and libFuzzer when missing (idempotent), configures and builds
@@ -16,7 +16,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-30}
-targets=(model_file safetensors hf_config tokenizer_json tokenizer_model chat_template gguf_reader server_request option_text tokenizer_config)
+targets=(model_file safetensors hf_config tokenizer_json tokenizer_model chat_template gguf_reader server_request option_text tokenizer_config json_prefix)
 
 ./scripts/install_deps.sh
 packages=(clang-14 libclang-rt-14-dev libfuzzer-14-dev)

@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <fstream>
 #include <iostream>
+#include <memory>
 #include <optional>
 #include <random>
 #include <sstream>
@@ -38,7 +39,7 @@ struct Args {
   std::string mem_budget;
   int n_gpu_layers = 0;
   std::string gpu_layers;
-  bool chat = false, conversation = false, no_context_shift = false;
+  bool chat = false, conversation = false, no_context_shift = false, json = false;
   int n_keep = 0;
   std::vector<std::string> reverse_prompts;
   std::string system_prompt, chat_template;
@@ -181,6 +182,9 @@ int main(int argc, char** argv) {
                "-cnv: chat turn by turn, reading each user turn from stdin (a line; end it with \\ to go on)");
   app.add_option("--system-prompt", a.system_prompt, "-sys TEXT: system turn for --chat and -cnv");
   app.add_option("--chat-template", a.chat_template, "Chat template to use instead of the model's: a file or the text");
+  app.add_flag("--json", a.json,
+               "Constrain the reply to one JSON object (as OpenAI's response_format json_object); it ends when the "
+               "object closes");
   app.add_option("-r,--reverse-prompt", a.reverse_prompts, "Stop the reply at this text (repeatable)");
   app.add_option("--keep", a.n_keep, "Tokens of the prompt a context shift keeps (after BOS)")
       ->check(CLI::Range(0, 1 << 20));
@@ -251,6 +255,11 @@ int main(int argc, char** argv) {
     go.ignore_eos = a.ignore_eos;
     go.context_shift = !a.no_context_shift;
     go.n_keep = a.n_keep;
+    std::unique_ptr<qrun::JsonConstraint> json;
+    if (a.json) {
+      json = std::make_unique<qrun::JsonConstraint>(model.tokenizer());
+      go.json = json.get();
+    }
     // A shift keeps BOS and --keep tokens and needs room for one more.
     if (go.context_shift && a.n_keep > 0 && a.n_keep + 2 > model.context_length())
       throw qrun::Error("--keep " + std::to_string(a.n_keep) + " leaves no room for a context shift in a context of " +

@@ -19,6 +19,20 @@ int kept_tokens(const Model& model, int n_keep) {
   const int bos = !cached.empty() && cached[0] == model.tokenizer().bos_id() ? 1 : 0;
   return std::min(bos + std::max(n_keep, 0), model.position());
 }
+
+// Samples as if unconstrained and keeps the token when the object allows it, so the
+// constraint costs one check per token while the model writes JSON of its own accord.
+// Otherwise every refused token is masked and the sampler draws again from the same
+// logits (penalties apply to the masked copy as to the first).
+int32_t sample_json(Sampler& sampler, std::vector<float>& logits, std::span<const int32_t> history,
+                    const JsonConstraint& json, std::vector<float>& scratch) {
+  scratch = logits;
+  const int32_t first = sampler.sample(scratch, history);
+  if (json.allows(first)) return first;
+  if (json.mask(logits) == 0) throw Error("JSON constraint: no token of the vocabulary can continue the object");
+  const int32_t next = sampler.sample(logits, history);
+  return json.allows(next) ? next : argmax(logits);  // a rounding edge of the sampler's last draw
+}
 }  // namespace
 
 void GenerationStats::add(const GenerationStats& o) {
@@ -57,6 +71,7 @@ GenerationStats generate(Model& model, std::span<const int32_t> prompt, Sampler&
   const int vocab = static_cast<int>(model.hparams().vocab_size);
   std::vector<float> logits(static_cast<size_t>(vocab));
   std::vector<int32_t> history(prompt.begin(), prompt.end());
+  std::vector<float> scratch;
   GenerationStats st;
 
   // The cached prefix is reused; the last prompt token always runs, for its logits.
@@ -76,7 +91,8 @@ GenerationStats generate(Model& model, std::span<const int32_t> prompt, Sampler&
       st.stop = StopReason::TokenLimit;
       break;
     }
-    const int32_t next = sampler.sample(logits, history);
+    const int32_t next = options.json ? sample_json(sampler, logits, history, *options.json, scratch)
+                                      : sampler.sample(logits, history);
     ++st.generated_tokens;
     history.push_back(next);
     if (!options.ignore_eos && model.tokenizer().is_eos(next)) {
@@ -84,8 +100,13 @@ GenerationStats generate(Model& model, std::span<const int32_t> prompt, Sampler&
       break;
     }
     st.pending_token = next;
+    if (options.json) options.json->accept(next);
     if (!on_token(next)) {
       st.stop = StopReason::Caller;
+      break;
+    }
+    if (options.json && options.json->complete()) {
+      st.stop = StopReason::Complete;
       break;
     }
     if (options.n_predict >= 0 && st.generated_tokens >= options.n_predict) {

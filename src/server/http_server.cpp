@@ -291,6 +291,7 @@ class Front {
     job.sampling.repeat_penalty = r.repeat_penalty;
     job.sampling.frequency_penalty = r.frequency_penalty;
     job.sampling.presence_penalty = r.presence_penalty;
+    job.json_object = r.json_object;
     job.sampling.seed = r.seed ? *r.seed : std::random_device{}();
     job.ignore_eos = r.ignore_eos;
     job.stop = r.stop;

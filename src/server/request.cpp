@@ -73,8 +73,8 @@ std::string content_text(const json& content, const std::string& field) {
 
 // Features qrun does not have. A request that asks for one gets a 400 naming the field
 // rather than an answer without it: a client that asked for logprobs would read null,
-// one that asked for tools or JSON mode would get free text. Fields that ask for
-// nothing (false, 0, "", [], {}, null, best_of 1, response_format text) pass.
+// one that asked for tools or a JSON schema would get free text. Fields that ask for
+// nothing (false, 0, "", [], {}, null, best_of 1) pass.
 void refuse_unsupported(const json& body) {
   auto asks = [&](const char* field) {
     const auto it = body.find(field);
@@ -88,10 +88,17 @@ void refuse_unsupported(const json& body) {
     if (asks(field)) bad(field, "is not supported by qrun");
   if (const auto it = body.find("best_of"); it != body.end() && !it->is_null() && *it != 1)
     bad("best_of", "must be 1 (one choice per request)");
-  if (const auto it = body.find("response_format"); it != body.end() && !it->is_null()) {
-    if (!it->is_object() || it->value("type", json()) != "text")
-      bad("response_format", "is not supported by qrun (only {\"type\": \"text\"})");
-  }
+}
+
+// OpenAI's {"type": "text"} or {"type": "json_object"}; json_schema (and llama.cpp's
+// schema extension) would need a grammar per schema, which qrun does not build.
+bool json_object_format(const json& body) {
+  const auto it = body.find("response_format");
+  if (it == body.end() || it->is_null()) return false;
+  const json type = it->is_object() ? it->value("type", json()) : json();
+  if (type == "text") return false;
+  if (type == "json_object" && !it->contains("schema")) return true;
+  bad("response_format", "must be {\"type\": \"text\"} or {\"type\": \"json_object\"} (JSON schemas are not supported)");
 }
 
 std::vector<ChatMessage> messages(const json& body) {
@@ -187,6 +194,7 @@ CompletionRequest parse_request(Endpoint endpoint, std::string_view text) {
     }
     r.stop = stops(body);
     refuse_unsupported(body);
+    r.json_object = json_object_format(body);
   } catch (const json::exception& e) {
     throw ApiError(400, std::string("bad request body: ") + e.what());
   }

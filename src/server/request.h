@@ -33,6 +33,7 @@ struct CompletionRequest {
   bool ignore_eos = false;
   std::optional<uint64_t> seed;
   std::vector<std::string> stop;
+  bool json_object = false;           // response_format {"type": "json_object"}
   std::string model;                  // echoed back
 };
 

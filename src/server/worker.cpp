@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <memory>
 
 #include <nlohmann/json.hpp>
 
@@ -37,6 +38,7 @@ Job job_from(const json& j) {
   job.sampling.seed = j.at("seed").get<uint64_t>();
   job.ignore_eos = j.at("ignore_eos").get<bool>();
   job.stop = j.at("stop").get<std::vector<std::string>>();
+  job.json_object = j.at("json_object").get<bool>();
   return job;
 }
 
@@ -90,7 +92,8 @@ std::string job_line(const Job& job) {
                {"presence_penalty", job.sampling.presence_penalty},
                {"seed", job.sampling.seed},
                {"ignore_eos", job.ignore_eos},
-               {"stop", job.stop}});
+               {"stop", job.stop},
+               {"json_object", job.json_object}});
 }
 
 std::string cancel_line(uint64_t job_id) { return dump({{"type", "cancel"}, {"id", job_id}}); }
@@ -99,6 +102,7 @@ int run_worker(int fd, const std::string& model_path, const RuntimeOptions& opti
   LineChannel ch(fd);
   Model model(model_path, options);
   Fault fault = fault_from_env();
+  std::unique_ptr<JsonConstraint> json_object;  // made for the first job that asks
   std::string line;
   while (ch.read_line(line, -1) == LineChannel::Read::Line) {
     const json j = json::parse(line, nullptr, false);
@@ -115,6 +119,11 @@ int run_worker(int fd, const std::string& model_path, const RuntimeOptions& opti
     go.n_predict = job.max_tokens;
     go.ignore_eos = job.ignore_eos;
     go.context_shift = false;
+    if (job.json_object) {
+      if (!json_object) json_object = std::make_unique<JsonConstraint>(model.tokenizer());
+      json_object->reset();
+      go.json = json_object.get();
+    }
     ReplyText reply(model.tokenizer(), job.stop);
     bool was_cancelled = false, front_gone = false;
     int tokens = 0;
@@ -145,6 +154,7 @@ int run_worker(int fd, const std::string& model_path, const RuntimeOptions& opti
     const char* finish = was_cancelled                                ? "cancelled"
                          : reply.stopped()                            ? "stop"
                          : st.stop == StopReason::EndOfSequence       ? "stop"
+                         : st.stop == StopReason::Complete            ? "stop"
                                                                       : "length";
     std::vector<int32_t> cache(model.tokens().begin(), model.tokens().end());
     ch.write_line(dump({{"type", "done"},

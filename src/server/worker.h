@@ -20,6 +20,7 @@ struct Job {
   SamplerConfig sampling;
   bool ignore_eos = false;
   std::vector<std::string> stop;
+  bool json_object = false;  // the reply is one JSON object (JsonConstraint)
 };
 
 std::string job_line(const Job& job);

@@ -166,7 +166,9 @@ struct Tokenizer::Impl {
         byte_piece[byte_piece_value(p)] = static_cast<int32_t>(i);  // validated above: 0..255
       }
       if (p.empty()) continue;
-      if (d.types[i] == PieceType::Control) specials.push_back(static_cast<int32_t>(i));
+      // <unk> is special text too (Hugging Face lists it among the special tokens,
+      // llama.cpp matches UNKNOWN pieces with the control ones).
+      if (d.types[i] == PieceType::Control || d.types[i] == PieceType::Unknown) specials.push_back(static_cast<int32_t>(i));
       // User-defined pieces (Hugging Face non-special added tokens, SentencePiece
       // user_defined symbols) are cut out of the text whole, before any merging.
       if (d.types[i] == PieceType::UserDefined) always_added.push_back(static_cast<int32_t>(i));

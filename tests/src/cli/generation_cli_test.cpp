@@ -8,6 +8,7 @@
 #include "common/golden.h"
 #include "common/model_fixture.h"
 #include "common/run_command.h"
+#include "src/runtime/json_prefix.h"
 
 namespace qrun {
 namespace {
@@ -47,6 +48,18 @@ TEST(QrunGeneration, RandomSeedByDefaultSameSeedSameText) {
   EXPECT_NE(seed_of(a.out), seed_of(b.out));
   EXPECT_EQ(stdout_of(base + " --seed 42"), stdout_of(base + " --seed 42"));
   EXPECT_NE(stdout_of(base + " --seed 42"), stdout_of(base + " --seed 43"));
+}
+
+// --json: what follows the prompt is a JSON object or, cut by -n, a prefix of one.
+TEST(QrunGeneration, JsonFlagConstrainsTheReply) {
+  const std::string base = "-m " + quoted(model(DType::Q8)) + " -p 'Tim liked' --no-display-prompt -n 150 --temp 1 -t 1";
+  for (int seed = 1; seed <= 3; ++seed) {
+    std::string out = stdout_of(base + " --json --seed " + std::to_string(seed));
+    ASSERT_FALSE(out.empty());
+    out.pop_back();  // qrun's closing newline
+    EXPECT_TRUE(JsonPrefix().feed(std::string_view(out))) << out;
+    EXPECT_FALSE(JsonPrefix().feed(std::string_view(stdout_of(base + " --seed " + std::to_string(seed)))));
+  }
 }
 
 // -r: generation stops where the text reaches the reverse prompt, which is not printed.

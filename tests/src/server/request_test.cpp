@@ -57,8 +57,8 @@ TEST(ServerRequest, UnsupportedFeaturesAre400AndTheirNullFormsPass) {
   const std::string head = R"({"messages":[{"role":"user","content":"x"}],)";
   for (const std::string field : {R"("logprobs":true)", R"("logprobs":2)", R"("top_logprobs":2)", R"("echo":true)",
                                   R"("suffix":"end")", R"("logit_bias":{"5":-100})", R"("tools":[{"type":"function"}])",
-                                  R"("functions":[{"name":"f"}])", R"("best_of":2)", R"("response_format":{"type":"json_object"})",
-                                  R"("response_format":"json")", R"("frequency_penalty":2.5)", R"("presence_penalty":"x")"}) {
+                                  R"("functions":[{"name":"f"}])", R"("best_of":2)", R"("response_format":{"type":"json_schema"})",
+                                  R"("response_format":{"type":"json_object","schema":{}})", R"("response_format":"json")", R"("frequency_penalty":2.5)", R"("presence_penalty":"x")"}) {
     try {
       parse_request(Endpoint::ChatCompletions, head + field + "}");
       ADD_FAILURE() << field << " accepted";
@@ -70,8 +70,11 @@ TEST(ServerRequest, UnsupportedFeaturesAre400AndTheirNullFormsPass) {
   }
   for (const std::string field : {R"("logprobs":false)", R"("logprobs":null)", R"("top_logprobs":0)", R"("echo":false)",
                                   R"("suffix":"")", R"("logit_bias":{})", R"("tools":[])", R"("best_of":1)",
-                                  R"("response_format":{"type":"text"})", R"("tool_choice":"none")"})
+                                  R"("response_format":{"type":"text"})", R"("response_format":{"type":"json_object"})",
+                                  R"("tool_choice":"none")"})
     EXPECT_EQ(status_of(Endpoint::ChatCompletions, head + field + "}"), 200) << field;
+  EXPECT_TRUE(parse_request(Endpoint::ChatCompletions, head + R"("response_format":{"type":"json_object"}})").json_object);
+  EXPECT_FALSE(parse_request(Endpoint::ChatCompletions, head + R"("response_format":{"type":"text"}})").json_object);
   const auto r = parse_request(Endpoint::Completions, R"({"prompt":"a","frequency_penalty":0.5,"presence_penalty":-1})");
   EXPECT_FLOAT_EQ(r.frequency_penalty, 0.5f);
   EXPECT_FLOAT_EQ(r.presence_penalty, -1.0f);

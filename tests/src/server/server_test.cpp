@@ -17,6 +17,7 @@
 #include "common/child_process.h"
 #include "common/golden.h"
 #include "common/model_fixture.h"
+#include "src/runtime/json_prefix.h"
 
 namespace qrun {
 namespace {
@@ -228,6 +229,37 @@ TEST_F(QserveTest, StopStringsEndTheText) {
   const json j = json::parse(r->body);
   EXPECT_EQ(j["choices"][0]["text"], c.greedy_text.substr(0, at));
   EXPECT_EQ(j["choices"][0]["finish_reason"], "stop");
+}
+
+// response_format json_object: the reply is an object (finish_reason stop) or, cut by
+// max_tokens, a prefix of one; streamed, the same text. A schema is refused. (stories260K
+// has no chat template, so /v1/completions, which takes the field as llama.cpp's does.)
+TEST_F(QserveTest, JsonObjectFormatConstrainsTheReply) {
+  Server s({"--workers", "1"}, DType::Q8);
+  ASSERT_TRUE(s.ready()) << s.log();
+  for (int seed = 1; seed <= 3; ++seed) {
+    const json req = {{"prompt", "Tim liked to play"},
+                      {"response_format", {{"type", "json_object"}}},
+                      {"temperature", 1},
+                      {"seed", seed},
+                      {"max_tokens", 200}};
+    auto r = post(s, "/v1/completions", req);
+    ASSERT_EQ(r->status, 200) << r->body;
+    const json j = json::parse(r->body);
+    const std::string text = j["choices"][0]["text"];
+    EXPECT_TRUE(JsonPrefix().feed(std::string_view(text))) << text;
+    if (j["choices"][0]["finish_reason"] == "stop") EXPECT_TRUE(json::parse(text).is_object()) << text;
+    else EXPECT_EQ(j["choices"][0]["finish_reason"], "length");
+    json sreq = req;
+    sreq["stream"] = true;
+    r = post(s, "/v1/completions", sreq);
+    ASSERT_EQ(r->status, 200) << r->body;
+    EXPECT_EQ(parse_sse(r->body, false).text, text);
+  }
+  auto r = post(s, "/v1/completions", {{"prompt", "x"},
+                                       {"response_format", {{"type", "json_schema"}, {"json_schema", json::object()}}}});
+  EXPECT_EQ(r->status, 400) << r->body;
+  EXPECT_EQ(json::parse(r->body)["error"]["param"], "response_format");
 }
 
 // The sampling fields reach the worker's sampler: OpenAI's penalties change a greedy

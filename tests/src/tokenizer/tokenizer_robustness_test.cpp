@@ -35,6 +35,10 @@ TEST(TokenizerSpecial, SentencePieceSegmentsAfterSpecialTokensGetThePrefix) {
   EXPECT_EQ(t.encode("hi</s>hi", false, true), concat({hi, {2}, hi}));
   EXPECT_EQ(t.encode("<s>hi", false, true), concat({{1}, hi}));
   EXPECT_EQ(t.encode("</s>\nyou", false, true), concat({{2}, nl}));
+  // <unk> is special text as well (llama.cpp's llama-tokenize --ids on this vocabulary's
+  // GGUF gives these ids; Hugging Face lists <unk> among the special tokens).
+  EXPECT_EQ(t.encode("text <unk>", false, true), (std::vector<int32_t>{1426, 29871, 0}));
+  EXPECT_EQ(t.encode("text <s>", false, true), (std::vector<int32_t>{1426, 29871, 1}));
   // Without parse_special the same text is plain text.
   const auto plain = t.encode("hi</s>hi", false, false);
   EXPECT_EQ(std::count(plain.begin(), plain.end(), 2), 0);

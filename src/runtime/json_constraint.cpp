@@ -1,0 +1,43 @@
+#include "qrun/json_constraint.h"
+
+#include <limits>
+
+#include "qrun/error.h"
+#include "src/runtime/json_prefix.h"
+
+namespace qrun {
+
+JsonConstraint::JsonConstraint(const Tokenizer& tok) : text_(std::make_unique<JsonPrefix>()) {
+  bytes_.resize(static_cast<size_t>(tok.vocab_size()));
+  for (int32_t id = 0; id < tok.vocab_size(); ++id) bytes_[static_cast<size_t>(id)] = tok.token_text(id, false);
+}
+
+JsonConstraint::~JsonConstraint() = default;
+
+void JsonConstraint::reset() { *text_ = JsonPrefix(); }
+
+bool JsonConstraint::complete() const { return text_->complete(); }
+
+bool JsonConstraint::allows(int32_t token) const {
+  if (token < 0 || static_cast<size_t>(token) >= bytes_.size()) return false;
+  const std::string& b = bytes_[static_cast<size_t>(token)];
+  if (b.empty()) return false;
+  JsonPrefix trial = *text_;
+  return trial.feed(b);
+}
+
+void JsonConstraint::accept(int32_t token) {
+  if (!allows(token)) throw Error("JSON constraint: token " + std::to_string(token) + " cannot continue the object");
+  text_->feed(bytes_[static_cast<size_t>(token)]);
+}
+
+int JsonConstraint::mask(std::span<float> logits) const {
+  int allowed = 0;
+  for (size_t id = 0; id < logits.size(); ++id) {
+    if (allows(static_cast<int32_t>(id))) ++allowed;
+    else logits[id] = -std::numeric_limits<float>::infinity();
+  }
+  return allowed;
+}
+
+}  // namespace qrun

@@ -1,0 +1,255 @@
+// JSON mode: the byte recognizer against nlohmann's parser on generated and mutated
+// documents, the token constraint on a real vocabulary, and constrained generation on
+// the real stories260K model.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "common/model_fixture.h"
+#include "qrun/error.h"
+#include "qrun/generate.h"
+#include "qrun/json_constraint.h"
+#include "qrun/model.h"
+#include "src/runtime/json_prefix.h"
+
+namespace qrun {
+namespace {
+
+// Random JSON objects within JsonPrefix's limits with room to spare (nesting <= 5,
+// numbers <= 12 characters, whitespace runs of at most one line break and 4 spaces), so
+// one mutation cannot cross a limit.
+class DocWriter {
+ public:
+  explicit DocWriter(uint32_t seed) : rng_(seed) {}
+  std::string object(int depth = 0) {
+    std::string s = "{" + ws();
+    const int n = pick(depth < 4 ? 4 : 2);
+    for (int i = 0; i < n; ++i) s += (i ? "," + ws() : "") + str() + ws() + ":" + ws() + value(depth + 1) + ws();
+    return s + "}";
+  }
+
+ private:
+  int pick(int n) { return std::uniform_int_distribution<int>(0, n - 1)(rng_); }
+  std::string ws() {
+    static const char* const kRuns[] = {"", "", " ", "\n", "\n    ", "\t", " \n  "};
+    return kRuns[pick(7)];
+  }
+  std::string str() {
+    static const char* const kPieces[] = {"a", "Tim", " ", "\\n", "\\\"", "\\\\", "\\/", "\\u00e9", "\\ud83d\\ude00",
+                                          "\xC3\xA9", "\xE4\xB8\xAD", "\xF0\x9F\x99\x82", "0", "{", "]", ":", ","};
+    std::string s = "\"";
+    for (int n = pick(5); n > 0; --n) s += kPieces[pick(17)];
+    return s + "\"";
+  }
+  std::string value(int depth) {
+    static const char* const kScalars[] = {"0", "-12", "3.25", "1e5", "-0.5E-3", "123456", "true", "false", "null"};
+    switch (pick(depth < 5 ? 5 : 3)) {
+      case 0: return str();
+      case 1:
+      case 2: return kScalars[pick(9)];
+      case 3: return object(depth);
+      default: {
+        std::string s = "[" + ws();
+        const int n = pick(4);
+        for (int i = 0; i < n; ++i) s += (i ? "," + ws() : "") + value(depth + 1);
+        return s + (n ? ws() : "") + "]";  // one run of whitespace between two tokens
+      }
+    }
+  }
+  std::mt19937 rng_;
+};
+
+bool nlohmann_object(const std::string& s) {
+  if (!nlohmann::json::accept(s)) return false;
+  return nlohmann::json::parse(s).is_object();
+}
+
+// Every byte fed, and the object closed.
+bool accepted_whole(const std::string& s) {
+  JsonPrefix p;
+  for (char c : s)
+    if (!p.feed(static_cast<uint8_t>(c))) return false;
+  return p.complete();
+}
+
+TEST(JsonPrefix, GeneratedObjectsAreAcceptedByteByByteAndCompleteOnlyAtTheirLastBrace) {
+  DocWriter w(7);
+  for (int i = 0; i < 2000; ++i) {
+    const std::string doc = w.object();
+    ASSERT_TRUE(nlohmann_object(doc)) << doc;
+    JsonPrefix p;
+    for (size_t k = 0; k < doc.size(); ++k) {
+      ASSERT_TRUE(p.feed(static_cast<uint8_t>(doc[k]))) << "byte " << k << " of " << doc;
+      ASSERT_EQ(p.complete(), k + 1 == doc.size()) << "byte " << k << " of " << doc;
+    }
+    EXPECT_TRUE(p.feed(std::string_view(" \n")));  // whitespace may follow
+    EXPECT_FALSE(p.feed(static_cast<uint8_t>('x'))) << doc;
+    EXPECT_FALSE(p.feed(static_cast<uint8_t>('{'))) << doc;
+  }
+}
+
+// One byte inserted, deleted or replaced: the recognizer accepts the whole text exactly
+// when nlohmann parses it to an object.
+TEST(JsonPrefix, MutatedObjectsAgreeWithNlohmann) {
+  const std::string alphabet = "{}[]:,\"\\ 0123456789.eE-+tfnaulrsx/u\x80\xC3\xA9\xED";
+  DocWriter w(11);
+  std::mt19937 rng(5);
+  int valid = 0, invalid = 0;
+  for (int i = 0; i < 3000; ++i) {
+    const std::string doc = w.object();
+    for (int m = 0; m < 4; ++m) {
+      std::string s = doc;
+      const size_t at = std::uniform_int_distribution<size_t>(0, s.size() - 1)(rng);
+      const char c = alphabet[std::uniform_int_distribution<size_t>(0, alphabet.size() - 1)(rng)];
+      switch (m % 3) {
+        case 0: s.insert(at, 1, c); break;
+        case 1: s.erase(at, 1); break;
+        default: s[at] = c; break;
+      }
+      const bool theirs = nlohmann_object(s);
+      ASSERT_EQ(accepted_whole(s), theirs) << s;
+      ++(theirs ? valid : invalid);
+    }
+  }
+  EXPECT_GT(valid, 1000);  // both kinds were tried
+  EXPECT_GT(invalid, 1000);
+}
+
+TEST(JsonPrefix, RefusesWhatParsersRejectAndWhatNeverEnds) {
+  const auto whole = [](const std::string& s) { return accepted_whole(s); };
+  const auto prefix = [](const std::string& s) { return JsonPrefix().feed(std::string_view(s)); };
+  EXPECT_TRUE(whole(R"({"a": [1, -0.5e+3, true, null, {"b": "\ud83d\ude00"}]})"));
+  EXPECT_FALSE(prefix("[1]"));  // the top level is an object
+  EXPECT_FALSE(prefix("{\"a\":1}}"));
+  EXPECT_FALSE(prefix("{\"a\":01"));
+  EXPECT_FALSE(prefix("{\"a\":1.}"));
+  EXPECT_FALSE(prefix("{\"a\":tru}"));
+  EXPECT_FALSE(prefix("{\"a\":[1,]"));
+  EXPECT_FALSE(prefix("{\"a\" \"b\""));
+  EXPECT_FALSE(prefix("{\"a\n"));           // raw control character in a string
+  EXPECT_FALSE(prefix("{\"\\x"));           // unknown escape
+  EXPECT_FALSE(prefix("{\"\\ud800x"));      // high surrogate without its low one
+  EXPECT_FALSE(prefix("{\"\\udc00"));       // low surrogate alone
+  EXPECT_FALSE(prefix("{\"\\ud800\\u0041"));
+  EXPECT_FALSE(prefix("{\"\xC0\x80"));      // overlong
+  EXPECT_FALSE(prefix("{\"\xE0\x80"));      // overlong
+  EXPECT_FALSE(prefix("{\"\xED\xA0"));      // UTF-8 surrogate
+  EXPECT_FALSE(prefix("{\"\xF4\x90"));      // past U+10FFFF
+  EXPECT_FALSE(prefix("{\"\xC3\""));        // character cut by the quote
+  // The limits: whitespace runs, number length, depth.
+  EXPECT_TRUE(prefix("{\n" + std::string(JsonPrefix::kMaxWhitespace, ' ')));
+  EXPECT_FALSE(prefix("{\n" + std::string(JsonPrefix::kMaxWhitespace + 1, ' ')));
+  EXPECT_FALSE(prefix("{\n\n"));
+  EXPECT_TRUE(prefix("{\r\n"));
+  EXPECT_TRUE(whole("{\"a\":" + std::string(JsonPrefix::kMaxNumberLength, '1') + "}"));
+  EXPECT_FALSE(prefix("{\"a\":" + std::string(JsonPrefix::kMaxNumberLength + 1, '1')));
+  EXPECT_FALSE(prefix("{\"a\":" + std::string(JsonPrefix::kMaxNumberLength - 1, '1') + "."));  // no room for a digit
+  EXPECT_TRUE(whole("{\"a\":1.5e-99}"));
+  EXPECT_FALSE(prefix("{\"a\":1e100"));
+  EXPECT_TRUE(prefix("{\"a\":" + std::string(JsonPrefix::kMaxDepth - 1, '[')));
+  EXPECT_FALSE(prefix("{\"a\":" + std::string(JsonPrefix::kMaxDepth, '[')));
+  // A refused byte leaves the state as it was.
+  JsonPrefix p;
+  ASSERT_TRUE(p.feed(std::string_view("{\"a\":1")));
+  EXPECT_FALSE(p.feed(std::string_view("2x")));
+  EXPECT_FALSE(p.feed(static_cast<uint8_t>(']')));
+  EXPECT_TRUE(p.feed(std::string_view("2}")));
+  EXPECT_TRUE(p.complete());
+}
+
+Model load_stories() {
+  RuntimeOptions ro;
+  ro.threads = 1;
+  return Model(test::converted_stories(DType::Q8).string(), ro);
+}
+
+TEST(JsonConstraint, TokensOfAnObjectAreAllowedInTurnAndSpecialTokensNever) {
+  Model m = load_stories();
+  const Tokenizer& tok = m.tokenizer();
+  JsonConstraint json(tok);
+  const std::string text = R"({"name": "Tim", "age": 3, "toys": ["car", "ball"], "happy": true, "note": "a\nb"})";
+  const std::vector<int32_t> ids = tok.encode(text, false, false);
+  ASSERT_GT(ids.size(), 10u);
+  for (int32_t id : tok.eos_ids()) EXPECT_FALSE(json.allows(id));
+  EXPECT_FALSE(json.allows(tok.bos_id()));
+  for (size_t i = 0; i < ids.size(); ++i) {
+    ASSERT_TRUE(json.allows(ids[i])) << "token " << i << " '" << tok.token_text(ids[i]) << "'";
+    EXPECT_FALSE(json.complete());
+    json.accept(ids[i]);
+  }
+  EXPECT_TRUE(json.complete());
+  for (int32_t id : tok.eos_ids()) EXPECT_FALSE(json.allows(id));
+  EXPECT_THROW(json.accept(ids.back()), Error);
+
+  // mask() keeps exactly the tokens allows() takes: at the start, those that are
+  // whitespace or open the object.
+  json.reset();
+  std::vector<float> logits(static_cast<size_t>(tok.vocab_size()), 1.0f);
+  const int allowed = json.mask(logits);
+  int finite = 0;
+  for (int32_t id = 0; id < tok.vocab_size(); ++id) {
+    const bool kept = std::isfinite(logits[static_cast<size_t>(id)]);
+    finite += kept;
+    EXPECT_EQ(kept, json.allows(id)) << id;
+    if (kept) {
+      const std::string b = tok.token_text(id);
+      const size_t first = b.find_first_not_of(" \t\r\n");
+      EXPECT_TRUE(first == std::string::npos || b[first] == '{') << "'" << b << "'";
+    }
+  }
+  EXPECT_EQ(allowed, finite);
+  EXPECT_GT(allowed, 0);
+}
+
+struct Constrained {
+  std::string text;
+  GenerationStats stats;
+};
+
+Constrained generate_text(Model& m, uint64_t seed, JsonConstraint* json, int n) {
+  m.reset();
+  SamplerConfig sc;
+  sc.temperature = 1.0f;
+  sc.seed = seed;
+  Sampler s(sc);
+  GenerateOptions go;
+  go.n_predict = n;
+  go.json = json;
+  if (json) json->reset();
+  Constrained out;
+  out.stats = generate(m, m.tokenizer().encode("Tim liked to play", true, false), s, go, [&](int32_t id) {
+    out.text += m.tokenizer().token_text(id);
+    return true;
+  });
+  return out;
+}
+
+// A story model writes no JSON of its own accord; constrained, every reply is a prefix
+// of an object, and one that ends on its own (StopReason::Complete) is an object.
+TEST(JsonConstraint, StoriesModelRepliesAreObjectsOrTheirPrefixes) {
+  Model m = load_stories();
+  JsonConstraint json(m.tokenizer());
+  int complete = 0;
+  for (uint64_t seed = 1; seed <= 8; ++seed) {
+    const Constrained free = generate_text(m, seed, nullptr, 60);
+    EXPECT_FALSE(JsonPrefix().feed(std::string_view(free.text))) << free.text;
+    const Constrained r = generate_text(m, seed, &json, 300);
+    EXPECT_TRUE(JsonPrefix().feed(std::string_view(r.text))) << r.text;
+    if (r.stats.stop == StopReason::Complete) {
+      ++complete;
+      EXPECT_TRUE(nlohmann_object(r.text)) << r.text;
+      EXPECT_EQ(r.text.back(), '}');
+    } else {
+      EXPECT_EQ(r.stats.stop, StopReason::TokenLimit) << r.text;
+      EXPECT_FALSE(accepted_whole(r.text)) << r.text;
+    }
+  }
+  RecordProperty("complete_replies", complete);
+}
+
+}  // namespace
+}  // namespace qrun
