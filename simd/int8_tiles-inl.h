@@ -496,21 +496,20 @@ HWY_INLINE __m256i LanePair(const void* lo, const void* hi) {
 }
 
 // Activations of blocks b, b + 1, one per 128-bit half (elements 0-15 in lo, 16-31 in
-// hi), their scales and sums likewise (zero for a missing b + 1).
+// hi), their scales and sums likewise (zero for a missing b + 1). abs_lo/abs_hi are
+// |lo|/|hi| for the signed code book, computed once per token rather than per row (the
+// compiler drops them where a format does not read them).
 struct BlockPairActivations {
-  __m256i lo, hi;
+  __m256i lo, hi, abs_lo, abs_hi;
   __m256 d;
   __m256i sum;
 };
 
 HWY_INLINE BlockPairActivations LoadBlockPairActivations(const BlockQ8A& a0, const BlockQ8A* a1) {
-  return {LanePair(a0.qs, a1 ? a1->qs : nullptr), LanePair(a0.qs + 16, a1 ? a1->qs + 16 : nullptr),
+  const __m256i lo = LanePair(a0.qs, a1 ? a1->qs : nullptr), hi = LanePair(a0.qs + 16, a1 ? a1->qs + 16 : nullptr);
+  return {lo, hi, _mm256_abs_epi8(lo), _mm256_abs_epi8(hi),
           _mm256_insertf128_ps(_mm256_castps128_ps256(_mm_set1_ps(a0.d)), _mm_set1_ps(a1 ? a1->d : 0.0f), 1),
           _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_set1_epi32(a0.sum)), _mm_set1_epi32(a1 ? a1->sum : 0), 1)};
-}
-
-HWY_INLINE __m256i SignedDot(__m256i w, __m256i a) {
-  return _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_abs_epi8(w), _mm256_sign_epi8(a, w)), _mm256_set1_epi16(1));
 }
 
 // Two blocks' fields spread to their codes: lo holds elements 0-15 of block b | of b + 1,
@@ -639,8 +638,11 @@ struct Q3BlockPairs : UnsignedPairs<BlockQ3, -4> {
   }
 };
 
-// Signed code-book levels take Q8's sign trick; their int16 pair sums (up to 2 * 127 *
-// 127) leave no room to add the halves before widening.
+// Signed code-book levels take the sign trick with the roles turned: |activation| as
+// the unsigned operand (once per token, shared by the rows) and the level carrying the
+// activation's sign, so each row pays one vpsignb per half instead of vpabsb and vpsignb.
+// Their int16 pair sums (up to 2 * 127 * 127) leave no room to add the halves before
+// widening.
 struct Q4NBlockPairs {
   using Block = BlockQ4N;
   static constexpr int32_t kOffset = 0;
@@ -651,7 +653,10 @@ struct Q4NBlockPairs {
   }
   template <class D>
   static HWY_INLINE __m256i Dot(const CodeHalves& c, const BlockPairActivations& a) {
-    return _mm256_add_epi32(SignedDot(c.lo, a.lo), SignedDot(c.hi, a.hi));
+    const __m256i ones = _mm256_set1_epi16(1);
+    const __m256i lo = _mm256_maddubs_epi16(a.abs_lo, _mm256_sign_epi8(c.lo, a.lo));
+    const __m256i hi = _mm256_maddubs_epi16(a.abs_hi, _mm256_sign_epi8(c.hi, a.hi));
+    return _mm256_add_epi32(_mm256_madd_epi16(lo, ones), _mm256_madd_epi16(hi, ones));
   }
 };
 
