@@ -33,6 +33,11 @@ WriteSummary convert_hf_checkpoint(const std::string& hf_dir, const std::string&
   hp.weight_type = static_cast<uint32_t>(options.weight_type);
   const SafetensorsCheckpoint ckpt(hf_dir);
   auto tokenizer = load_hf_tokenizer(hf_dir);
+  // Ids past the embedding rows would make the file unloadable (qrun checks it too):
+  // tokenizer files of another model, say so before converting.
+  if (const int32_t n = Tokenizer(tokenizer).vocab_size(); static_cast<uint32_t>(n) > hp.vocab_size)
+    throw Error(hf_dir, -1, "the tokenizer has " + std::to_string(n) + " tokens but config.json's vocab_size is " +
+                                std::to_string(hp.vocab_size) + " (tokenizer files of another model?)");
   const std::vector<uint8_t> tok_blob = serialize_tokenizer(*tokenizer);
 
   // With --calibrate, each projection's column importance from its inputs on the text.

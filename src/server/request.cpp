@@ -172,6 +172,7 @@ CompletionRequest parse_request(Endpoint endpoint, std::string_view text) {
     r.stream = boolean(body, "stream", false);
     if (const auto it = body.find("stream_options"); it != body.end() && !it->is_null()) {
       if (!it->is_object()) bad("stream_options", "must be an object");
+      if (!r.stream) bad("stream_options", "is only allowed when stream is true");  // as OpenAI answers
       r.include_usage = boolean(*it, "include_usage", false);
     }
     const char* max_field = body.contains("max_completion_tokens") ? "max_completion_tokens" : "max_tokens";

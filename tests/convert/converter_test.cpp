@@ -146,6 +146,14 @@ TEST_F(BrokenCheckpoint, MissingTokenizer) {
   expect_refused(hf_, "tokenizer");
 }
 
+// Another model's tokenizer (Llama 2's 32000 pieces beside stories260K's 512 embedding
+// rows): refused at conversion, not when qrun loads the file.
+TEST_F(BrokenCheckpoint, TokenizerLargerThanTheVocabulary) {
+  fs::copy_file(test::shared_dir() / "tokenizers/llama2/tokenizer.model", hf_ / "tokenizer.model",
+                fs::copy_options::overwrite_existing);
+  expect_refused(hf_, "the tokenizer has 32000 tokens but config.json's vocab_size is 512");
+}
+
 TEST_F(BrokenCheckpoint, MissingWeights) {
   fs::remove(hf_ / "model.safetensors");
   expect_refused(hf_, "no model.safetensors");

@@ -58,7 +58,9 @@ TEST(ServerRequest, UnsupportedFeaturesAre400AndTheirNullFormsPass) {
   for (const std::string field : {R"("logprobs":true)", R"("logprobs":2)", R"("top_logprobs":2)", R"("echo":true)",
                                   R"("suffix":"end")", R"("logit_bias":{"5":-100})", R"("tools":[{"type":"function"}])",
                                   R"("functions":[{"name":"f"}])", R"("best_of":2)", R"("response_format":{"type":"json_schema"})",
-                                  R"("response_format":{"type":"json_object","schema":{}})", R"("response_format":"json")", R"("frequency_penalty":2.5)", R"("presence_penalty":"x")"}) {
+                                  R"("response_format":{"type":"json_object","schema":{}})", R"("response_format":"json")",
+                                  R"("stream_options":{"include_usage":true})", R"("frequency_penalty":2.5)",
+                                  R"("presence_penalty":"x")"}) {
     try {
       parse_request(Endpoint::ChatCompletions, head + field + "}");
       ADD_FAILURE() << field << " accepted";
