@@ -1,4 +1,5 @@
-// libFuzzer target: an OpenAI request body (src/server/request.h) for both endpoints.
+// libFuzzer target: an OpenAI request body (src/server/request.h) for both endpoints,
+// and the same bytes as a /tokenize and a /detokenize body.
 // Anything may be refused with an ApiError; nothing may crash, and what is accepted
 // must be within the ranges the parser promises.
 #include <cstdint>
@@ -22,6 +23,18 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     } catch (const ApiError& err) {
       if (err.status != 400) std::abort();
     }
+  }
+  try {
+    const TokenizeRequest t = parse_tokenize_request(body);
+    (void)t;
+  } catch (const ApiError& err) {
+    if (err.status != 400) std::abort();
+  }
+  try {
+    for (int32_t id : parse_detokenize_request(body, 512))
+      if (id < 0 || id >= 512) std::abort();
+  } catch (const ApiError& err) {
+    if (err.status != 400) std::abort();
   }
   return 0;
 }

@@ -192,6 +192,18 @@ class Front {
                std::string body;
                if (read_body(req, reader, res, body)) complete(Endpoint::Completions, req, body, res);
              });
+    // llama.cpp's server routes, which clients use to count tokens before they send.
+    svr.Post("/tokenize",
+             [this](const httplib::Request& req, httplib::Response& res, const httplib::ContentReader& reader) {
+               std::string body;
+               if (read_body(req, reader, res, body)) answer(res, [&] { return tokenize(body); });
+             });
+    svr.Post("/detokenize",
+             [this](const httplib::Request& req, httplib::Response& res, const httplib::ContentReader& reader) {
+               std::string body;
+               if (read_body(req, reader, res, body))
+                 answer(res, [&] { return json{{"content", tok_.decode(parse_detokenize_request(body, tok_.vocab_size()))}}; });
+             });
   }
 
   int context() const { return context_; }
@@ -214,6 +226,35 @@ class Front {
             {"created", static_cast<int64_t>(std::time(nullptr))},
             {"owned_by", "qrun"},
             {"meta", {{"n_ctx", context_}, {"n_vocab", tok_.vocab_size()}}}};
+  }
+
+  template <class Body>
+  static void answer(httplib::Response& res, Body body) {
+    try {
+      res.set_content(dump(body()), "application/json");
+    } catch (const ApiError& e) {
+      send_error(res, e.status, e.what(), e.param);
+    }
+  }
+
+  json tokenize(const std::string& body) const {
+    const TokenizeRequest r = parse_tokenize_request(body);
+    const std::vector<int32_t> ids = tok_.encode(r.content, r.add_special, r.parse_special);
+    if (!r.with_pieces) return {{"tokens", ids}};
+    json tokens = json::array();
+    for (int32_t id : ids) {
+      // A piece that is part of a UTF-8 character goes out as its bytes, as llama.cpp does.
+      const std::string bytes = tok_.token_text(id, true);
+      json piece = bytes;
+      try {
+        (void)piece.dump();  // throws on invalid UTF-8
+      } catch (const json::type_error&) {
+        piece = std::vector<int>(reinterpret_cast<const uint8_t*>(bytes.data()),
+                                 reinterpret_cast<const uint8_t*>(bytes.data()) + bytes.size());
+      }
+      tokens.push_back({{"id", id}, {"piece", piece}});
+    }
+    return {{"tokens", tokens}};
   }
 
   // "chatcmpl-" + 24 hex digits: random, so ids do not repeat across restarts.

@@ -133,9 +133,7 @@ std::vector<std::string> stops(const json& body) {
   return out;
 }
 
-}  // namespace
-
-CompletionRequest parse_request(Endpoint endpoint, std::string_view text) {
+json object_body(std::string_view text) {
   json body;
   try {
     body = json::parse(text.begin(), text.end());
@@ -143,6 +141,39 @@ CompletionRequest parse_request(Endpoint endpoint, std::string_view text) {
     throw ApiError(400, std::string("malformed JSON body: ") + e.what());
   }
   if (!body.is_object()) throw ApiError(400, "the request body must be a JSON object");
+  return body;
+}
+
+}  // namespace
+
+TokenizeRequest parse_tokenize_request(std::string_view text) {
+  const json body = object_body(text);
+  TokenizeRequest r;
+  const auto it = body.find("content");
+  if (it == body.end() || !it->is_string()) bad("content", "is required: the text to tokenize, a string");
+  r.content = it->get<std::string>();
+  r.add_special = boolean(body, "add_special", false);
+  r.parse_special = boolean(body, "parse_special", true);
+  r.with_pieces = boolean(body, "with_pieces", false);
+  return r;
+}
+
+std::vector<int32_t> parse_detokenize_request(std::string_view text, int32_t vocab_size) {
+  const json body = object_body(text);
+  const auto it = body.find("tokens");
+  if (it == body.end() || !it->is_array()) bad("tokens", "is required: a list of token ids");
+  std::vector<int32_t> ids;
+  for (const json& v : *it) {
+    if (!v.is_number_integer() || (v.is_number_unsigned() && v.get<uint64_t>() >= uint64_t(vocab_size)) ||
+        v.get<int64_t>() < 0 || v.get<int64_t>() >= vocab_size)
+      bad("tokens", "token id " + v.dump() + " is not in the vocabulary (0.." + std::to_string(vocab_size - 1) + ")");
+    ids.push_back(static_cast<int32_t>(v.get<int64_t>()));
+  }
+  return ids;
+}
+
+CompletionRequest parse_request(Endpoint endpoint, std::string_view text) {
+  const json body = object_body(text);
   CompletionRequest r;
   r.endpoint = endpoint;
   try {

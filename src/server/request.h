@@ -40,4 +40,15 @@ struct CompletionRequest {
 // Throws ApiError(400) for malformed JSON, a wrong type, a value out of range or n != 1.
 CompletionRequest parse_request(Endpoint endpoint, std::string_view body);
 
+// llama.cpp server's POST /tokenize: {"content", "add_special" (false), "parse_special"
+// (true), "with_pieces" (false)}.
+struct TokenizeRequest {
+  std::string content;
+  bool add_special = false, parse_special = true, with_pieces = false;
+};
+TokenizeRequest parse_tokenize_request(std::string_view body);
+
+// POST /detokenize: {"tokens": [ids]}; each id must be below vocab_size.
+std::vector<int32_t> parse_detokenize_request(std::string_view body, int32_t vocab_size);
+
 }  // namespace qrun::server

@@ -231,6 +231,48 @@ TEST_F(QserveTest, StopStringsEndTheText) {
   EXPECT_EQ(j["choices"][0]["finish_reason"], "stop");
 }
 
+// llama.cpp's /tokenize and /detokenize: the model's own ids, with or without BOS and
+// pieces, and back to the text; bad bodies are 400s naming the field.
+TEST_F(QserveTest, TokenizeAndDetokenize) {
+  Server s({"--workers", "1"}, DType::Q8);
+  ASSERT_TRUE(s.ready()) << s.log();
+  const auto c = test::load_golden()[1];
+  auto r = post(s, "/tokenize", {{"content", c.prompt}, {"add_special", true}});
+  ASSERT_EQ(r->status, 200) << r->body;
+  EXPECT_EQ(json::parse(r->body)["tokens"].get<std::vector<int32_t>>(), c.prompt_ids);
+  r = post(s, "/tokenize", {{"content", c.prompt}, {"with_pieces", true}});
+  ASSERT_EQ(r->status, 200) << r->body;
+  const json pieces = json::parse(r->body)["tokens"];
+  ASSERT_EQ(pieces.size() + 1, c.prompt_ids.size());  // no BOS by default
+  std::string text;
+  for (size_t i = 0; i < pieces.size(); ++i) {
+    EXPECT_EQ(pieces[i]["id"], c.prompt_ids[i + 1]);
+    text += pieces[i]["piece"].get<std::string>();
+  }
+  EXPECT_EQ(text, " " + c.prompt);  // SentencePiece's dummy prefix
+  // An emoji is four byte-fallback pieces here, each a part of a character: bytes.
+  r = post(s, "/tokenize", {{"content", "\xF0\x9F\x99\x82"}, {"with_pieces", true}});
+  ASSERT_EQ(r->status, 200) << r->body;
+  std::vector<int> bytes;
+  const json emoji = json::parse(r->body);
+  for (const json& p : emoji["tokens"])
+    if (p["piece"].is_array())
+      for (const json& b : p["piece"]) bytes.push_back(b.get<int>());
+  EXPECT_EQ(bytes, (std::vector<int>{0xF0, 0x9F, 0x99, 0x82})) << r->body;
+  r = post(s, "/detokenize", {{"tokens", c.prompt_ids}});
+  ASSERT_EQ(r->status, 200) << r->body;
+  EXPECT_EQ(json::parse(r->body)["content"], c.prompt);
+  for (const auto& [path, body, param] : {std::tuple{"/tokenize", json{{"text", "x"}}, "content"},
+                                          std::tuple{"/tokenize", json{{"content", "x"}, {"add_special", 1}}, "add_special"},
+                                          std::tuple{"/detokenize", json{{"tokens", {1, 512}}}, "tokens"},
+                                          std::tuple{"/detokenize", json{{"tokens", {-1}}}, "tokens"},
+                                          std::tuple{"/detokenize", json{{"tokens", "1 2"}}, "tokens"}}) {
+    r = post(s, path, body);
+    EXPECT_EQ(r->status, 400) << path << " " << body.dump();
+    EXPECT_EQ(json::parse(r->body)["error"]["param"], param) << r->body;
+  }
+}
+
 // response_format json_object: the reply is an object (finish_reason stop) or, cut by
 // max_tokens, a prefix of one; streamed, the same text. A schema is refused. (stories260K
 // has no chat template, so /v1/completions, which takes the field as llama.cpp's does.)
