@@ -47,6 +47,11 @@ bool JsonPrefix::close_value() {
   return true;
 }
 
+bool JsonPrefix::close_container() {
+  stack_.pop_back();
+  return close_value();
+}
+
 bool JsonPrefix::start_value(uint8_t c) {
   if (c == '{' || c == '[') {
     if (static_cast<int>(stack_.size()) >= kMaxDepth) return false;
@@ -193,15 +198,9 @@ bool JsonPrefix::step(uint8_t c) {
   }
   switch (mode_) {
     case Mode::Start:
-      if (c != '{') return false;
-      stack_.push_back('{');
-      mode_ = Mode::ObjectFirst;
-      return true;
+      return c == '{' && start_value(c);
     case Mode::ObjectFirst:
-      if (c == '}') {
-        stack_.pop_back();
-        return close_value();
-      }
+      if (c == '}') return close_container();
       [[fallthrough]];
     case Mode::KeyStart:
       if (c != '"') return false;
@@ -213,10 +212,7 @@ bool JsonPrefix::step(uint8_t c) {
       mode_ = Mode::ValueStart;
       return true;
     case Mode::ArrayFirst:
-      if (c == ']') {
-        stack_.pop_back();
-        return close_value();
-      }
+      if (c == ']') return close_container();
       return start_value(c);
     case Mode::ValueStart:
       return start_value(c);
@@ -225,10 +221,7 @@ bool JsonPrefix::step(uint8_t c) {
         mode_ = top() == '{' ? Mode::KeyStart : Mode::ValueStart;
         return true;
       }
-      if ((c == '}' && top() == '{') || (c == ']' && top() == '[')) {
-        stack_.pop_back();
-        return close_value();
-      }
+      if ((c == '}' && top() == '{') || (c == ']' && top() == '[')) return close_container();
       return false;
     default:
       return false;

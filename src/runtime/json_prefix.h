@@ -49,6 +49,7 @@ class JsonPrefix {
   bool step(uint8_t c);
   bool whitespace_allowed() const;
   bool close_value();  // a value ended: where does the container go next
+  bool close_container();
   bool start_value(uint8_t c);
   bool number(uint8_t c);
   char top() const { return stack_.empty() ? '\0' : stack_.back(); }
