@@ -187,8 +187,9 @@ bool JsonPrefix::step(uint8_t c) {
   if (is_whitespace(c)) {
     if (!whitespace_allowed()) return false;
     if (is_line_break(c)) {
-      const uint8_t bit = c == '\n' ? 1 : 2;  // one \n and one \r per run
-      if (line_breaks_ & bit) return false;
+      // One line break per run: \n, \r\n, or a lone \r.
+      const uint8_t bit = c == '\n' ? 1 : 2;
+      if ((line_breaks_ & bit) || (c == '\r' && (line_breaks_ & 1))) return false;
       line_breaks_ |= bit;
     } else {
       if (whitespace_ >= kMaxWhitespace) return false;

@@ -14,7 +14,7 @@ namespace qrun {
 
 class JsonPrefix {
  public:
-  // Between two tokens of the grammar: one line break (\n or \r\n) and up to 20 spaces
+  // Between two tokens of the grammar: one line break (\n, \r\n or \r) and up to 20 spaces
   // or tabs to indent, as llama.cpp's json grammar allows; a model that likes blank
   // lines would otherwise fill its budget with them.
   static constexpr int kMaxWhitespace = 20;

@@ -202,7 +202,9 @@ class Front {
              [this](const httplib::Request& req, httplib::Response& res, const httplib::ContentReader& reader) {
                std::string body;
                if (read_body(req, reader, res, body))
-                 answer(res, [&] { return json{{"content", tok_.decode(parse_detokenize_request(body, tok_.vocab_size()))}}; });
+                 answer(res, [&] {  // special tokens as their text, as llama.cpp's: /tokenize parses them by default
+                   return json{{"content", tok_.decode(parse_detokenize_request(body, tok_.vocab_size()), true)}};
+                 });
              });
   }
 

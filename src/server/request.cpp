@@ -150,7 +150,8 @@ TokenizeRequest parse_tokenize_request(std::string_view text) {
   const json body = object_body(text);
   TokenizeRequest r;
   const auto it = body.find("content");
-  if (it == body.end() || !it->is_string()) bad("content", "is required: the text to tokenize, a string");
+  if (it == body.end()) bad("content", "is required: the text to tokenize");
+  if (!it->is_string()) bad("content", "must be a string");
   r.content = it->get<std::string>();
   r.add_special = boolean(body, "add_special", false);
   r.parse_special = boolean(body, "parse_special", true);
@@ -164,8 +165,9 @@ std::vector<int32_t> parse_detokenize_request(std::string_view text, int32_t voc
   if (it == body.end() || !it->is_array()) bad("tokens", "is required: a list of token ids");
   std::vector<int32_t> ids;
   for (const json& v : *it) {
-    if (!v.is_number_integer() || (v.is_number_unsigned() && v.get<uint64_t>() >= uint64_t(vocab_size)) ||
-        v.get<int64_t>() < 0 || v.get<int64_t>() >= vocab_size)
+    if (!v.is_number_integer()) bad("tokens", "must be a list of integer token ids, not " + v.dump());
+    if ((v.is_number_unsigned() && v.get<uint64_t>() >= uint64_t(vocab_size)) || v.get<int64_t>() < 0 ||
+        v.get<int64_t>() >= vocab_size)
       bad("tokens", "token id " + v.dump() + " is not in the vocabulary (0.." + std::to_string(vocab_size - 1) + ")");
     ids.push_back(static_cast<int32_t>(v.get<int64_t>()));
   }

@@ -145,6 +145,8 @@ TEST(JsonPrefix, RefusesWhatParsersRejectAndWhatNeverEnds) {
   EXPECT_FALSE(prefix("{\n" + std::string(JsonPrefix::kMaxWhitespace + 1, ' ')));
   EXPECT_FALSE(prefix("{\n\n"));
   EXPECT_TRUE(prefix("{\r\n"));
+  EXPECT_FALSE(prefix("{\n\r"));
+  EXPECT_FALSE(prefix("{\r\r"));
   EXPECT_TRUE(whole("{\"a\":" + std::string(JsonPrefix::kMaxNumberLength, '1') + "}"));
   EXPECT_FALSE(prefix("{\"a\":" + std::string(JsonPrefix::kMaxNumberLength + 1, '1')));
   EXPECT_FALSE(prefix("{\"a\":" + std::string(JsonPrefix::kMaxNumberLength - 1, '1') + "."));  // no room for a digit

@@ -259,14 +259,23 @@ TEST_F(QserveTest, TokenizeAndDetokenize) {
     if (p["piece"].is_array())
       for (const json& b : p["piece"]) bytes.push_back(b.get<int>());
   EXPECT_EQ(bytes, (std::vector<int>{0xF0, 0x9F, 0x99, 0x82})) << r->body;
-  r = post(s, "/detokenize", {{"tokens", c.prompt_ids}});
+  const std::vector<int32_t> no_bos(c.prompt_ids.begin() + 1, c.prompt_ids.end());
+  r = post(s, "/detokenize", {{"tokens", no_bos}});
   ASSERT_EQ(r->status, 200) << r->body;
   EXPECT_EQ(json::parse(r->body)["content"], c.prompt);
+  // Special tokens come back as their text, as /tokenize (parse_special) reads them.
+  r = post(s, "/detokenize", {{"tokens", c.prompt_ids}});
+  ASSERT_EQ(r->status, 200) << r->body;
+  const std::string with_bos = json::parse(r->body)["content"];
+  EXPECT_EQ(with_bos.rfind("<s>", 0), 0u) << with_bos;
+  EXPECT_TRUE(with_bos.ends_with(c.prompt)) << with_bos;
   for (const auto& [path, body, param] : {std::tuple{"/tokenize", json{{"text", "x"}}, "content"},
                                           std::tuple{"/tokenize", json{{"content", "x"}, {"add_special", 1}}, "add_special"},
                                           std::tuple{"/detokenize", json{{"tokens", {1, 512}}}, "tokens"},
                                           std::tuple{"/detokenize", json{{"tokens", {-1}}}, "tokens"},
-                                          std::tuple{"/detokenize", json{{"tokens", "1 2"}}, "tokens"}}) {
+                                          std::tuple{"/detokenize", json{{"tokens", "1 2"}}, "tokens"},
+                                          std::tuple{"/detokenize", json{{"tokens", {1.5}}}, "tokens"},
+                                          std::tuple{"/tokenize", json{{"content", 5}}, "content"}}) {
     r = post(s, path, body);
     EXPECT_EQ(r->status, 400) << path << " " << body.dump();
     EXPECT_EQ(json::parse(r->body)["error"]["param"], param) << r->body;
