@@ -34,6 +34,10 @@ class JsonConstraint {
 
  private:
   std::vector<std::string> bytes_;  // per token id; empty for special tokens
+  // Tokens that leave a string's text in a plain state (no quote, no control byte,
+  // whole characters, whole escapes): allowed wherever the text is in_plain_string(),
+  // so a mask inside a long string feeds only the others.
+  std::vector<bool> plain_;
   std::unique_ptr<JsonPrefix> text_;
 };
 

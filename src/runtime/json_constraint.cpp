@@ -9,7 +9,14 @@ namespace qrun {
 
 JsonConstraint::JsonConstraint(const Tokenizer& tok) : text_(std::make_unique<JsonPrefix>()) {
   bytes_.resize(static_cast<size_t>(tok.vocab_size()));
-  for (int32_t id = 0; id < tok.vocab_size(); ++id) bytes_[static_cast<size_t>(id)] = tok.token_text(id, false);
+  plain_.resize(bytes_.size());
+  JsonPrefix in_string;
+  in_string.feed(std::string_view("{\""));
+  for (size_t id = 0; id < bytes_.size(); ++id) {
+    bytes_[id] = tok.token_text(static_cast<int32_t>(id), false);
+    JsonPrefix p = in_string;
+    plain_[id] = !bytes_[id].empty() && p.feed(bytes_[id]) && p.in_plain_string();
+  }
 }
 
 JsonConstraint::~JsonConstraint() = default;
@@ -22,6 +29,7 @@ bool JsonConstraint::allows(int32_t token) const {
   if (token < 0 || static_cast<size_t>(token) >= bytes_.size()) return false;
   const std::string& b = bytes_[static_cast<size_t>(token)];
   if (b.empty()) return false;
+  if (plain_[static_cast<size_t>(token)] && text_->in_plain_string()) return true;
   JsonPrefix trial = *text_;
   return trial.feed(b);
 }

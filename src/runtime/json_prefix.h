@@ -27,6 +27,10 @@ class JsonPrefix {
   bool feed(uint8_t c);  // false (and the state unchanged) when c cannot continue the text
   bool feed(std::string_view bytes);  // all or nothing
   bool complete() const { return mode_ == Mode::Done; }
+  // Inside a string between characters: what a byte does here depends on nothing else
+  // (not the nesting, not whether the string is a key), which JsonConstraint uses to
+  // take plain-text tokens without feeding them.
+  bool in_plain_string() const { return mode_ == Mode::String && pending_utf8_ == 0 && !low_surrogate_; }
 
  private:
   enum class Mode : uint8_t {

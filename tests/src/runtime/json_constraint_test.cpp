@@ -205,6 +205,20 @@ TEST(JsonConstraint, TokensOfAnObjectAreAllowedInTurnAndSpecialTokensNever) {
   }
   EXPECT_EQ(allowed, finite);
   EXPECT_GT(allowed, 0);
+
+  // In every state along the object (inside keys, strings, escapes, numbers, between
+  // tokens), allows() equals feeding the token's bytes to a copy of the text so far.
+  json.reset();
+  JsonPrefix so_far;
+  for (size_t i = 0; i < ids.size(); ++i) {
+    for (int32_t id = 0; id < tok.vocab_size(); ++id) {
+      JsonPrefix trial = so_far;
+      const std::string b = tok.token_text(id);
+      ASSERT_EQ(json.allows(id), !b.empty() && trial.feed(std::string_view(b))) << "token " << id << " after " << i;
+    }
+    json.accept(ids[i]);
+    ASSERT_TRUE(so_far.feed(std::string_view(tok.token_text(ids[i]))));
+  }
 }
 
 struct Constrained {
