@@ -14,8 +14,13 @@ JsonConstraint::JsonConstraint(const Tokenizer& tok) : text_(std::make_unique<Js
   in_string.feed(std::string_view("{\""));
   for (size_t id = 0; id < bytes_.size(); ++id) {
     bytes_[id] = tok.token_text(static_cast<int32_t>(id), false);
+    // Never leaving the string: a token such as `","` that closes it and opens the next
+    // would be taken or refused by what the string belongs to (a key or a value).
     JsonPrefix p = in_string;
-    plain_[id] = !bytes_[id].empty() && p.feed(bytes_[id]) && p.in_plain_string();
+    bool plain = !bytes_[id].empty();
+    for (size_t i = 0; plain && i < bytes_[id].size(); ++i)
+      plain = p.feed(static_cast<uint8_t>(bytes_[id][i])) && p.in_string();
+    plain_[id] = plain && p.in_plain_string();
   }
 }
 

@@ -31,6 +31,7 @@ class JsonPrefix {
   // (not the nesting, not whether the string is a key), which JsonConstraint uses to
   // take plain-text tokens without feeding them.
   bool in_plain_string() const { return mode_ == Mode::String && pending_utf8_ == 0 && !low_surrogate_; }
+  bool in_string() const { return mode_ == Mode::String || mode_ == Mode::Escape || mode_ == Mode::Unicode; }
 
  private:
   enum class Mode : uint8_t {
