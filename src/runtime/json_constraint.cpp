@@ -40,8 +40,10 @@ bool JsonConstraint::allows(int32_t token) const {
 }
 
 void JsonConstraint::accept(int32_t token) {
-  if (!allows(token)) throw Error("JSON constraint: token " + std::to_string(token) + " cannot continue the object");
-  text_->feed(bytes_[static_cast<size_t>(token)]);
+  // feed() takes all of the bytes or none, so no trial copy first.
+  const bool known = token >= 0 && static_cast<size_t>(token) < bytes_.size();
+  if (!known || bytes_[static_cast<size_t>(token)].empty() || !text_->feed(bytes_[static_cast<size_t>(token)]))
+    throw Error("JSON constraint: token " + std::to_string(token) + " cannot continue the object");
 }
 
 int JsonConstraint::mask(std::span<float> logits) const {
