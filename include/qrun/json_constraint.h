@@ -1,22 +1,23 @@
-// Constrained generation of one JSON object (OpenAI's response_format
-// {"type": "json_object"}, llama.cpp's json grammar): a token is allowed when the bytes
-// it stands for keep the reply a prefix of a JSON object, and the reply ends when the
-// object closes. Whitespace runs, number lengths and nesting are bounded so that a
-// model cannot pad or nest forever (JsonPrefix's limits); strings are bounded only by the
-// token budget, so a reply cut by it is an unfinished object.
+// Constrained generation of JSON: a token is allowed when the bytes it stands for keep the
+// reply a prefix of what is asked for, and the reply ends when that is whole. By default
+// one JSON object (OpenAI's response_format {"type": "json_object"}, llama.cpp's json
+// grammar); with set_schema(), a JSON text a JSON schema accepts (response_format
+// json_schema, llama.cpp's --json-schema; the subset is listed in
+// src/runtime/json_schema_grammar.h). Whitespace runs, number lengths and nesting are
+// bounded so that a model cannot pad or nest forever; strings are bounded only by the
+// token budget (or a schema's maxLength), so a reply cut by it is unfinished.
 #pragma once
 
 #include <cstdint>
 #include <memory>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "qrun/tokenizer.h"
 
 namespace qrun {
-
-class JsonPrefix;  // src/runtime/json_prefix.h
 
 class JsonConstraint {
  public:
@@ -24,21 +25,29 @@ class JsonConstraint {
   explicit JsonConstraint(const Tokenizer& tok);
   ~JsonConstraint();
 
+  // From now on, replies the schema (its JSON text) accepts; "" for any JSON object again.
+  // Throws qrun::Error naming the schema's offending place, keeping the constraint as it was.
+  void set_schema(std::string_view schema);
+  // The same checks without a tokenizer (qserve makes them before it queues a request).
+  static void check_schema(std::string_view schema);
+
   void reset();                        // a new reply
   bool allows(int32_t token) const;
   void accept(int32_t token);          // throws qrun::Error for a token allows() refuses
-  bool complete() const;               // the object closed
+  bool complete() const;               // the reply is whole
   // Sets the logit of every token allows() refuses to -infinity; returns how many are
   // allowed.
   int mask(std::span<float> logits) const;
 
+  class Text;  // the recognizer of what is asked for (src/runtime/json_constraint.cpp)
+
  private:
   std::vector<std::string> bytes_;  // per token id; empty for special tokens
   // Tokens that leave a string's text in a plain state (no quote, no control byte,
-  // whole characters, whole escapes): allowed wherever the text is in_plain_string(),
+  // whole characters, whole escapes): allowed wherever the text is in a plain string,
   // so a mask inside a long string feeds only the others.
   std::vector<bool> plain_;
-  std::unique_ptr<JsonPrefix> text_;
+  std::unique_ptr<Text> text_;
 };
 
 }  // namespace qrun

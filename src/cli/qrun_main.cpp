@@ -43,6 +43,7 @@ struct Args {
   int n_keep = 0;
   std::vector<std::string> reverse_prompts;
   std::string system_prompt, chat_template;
+  std::string json_schema, json_schema_file;
 };
 
 // --chat: the prompt as one user turn (after an optional system turn), rendered with
@@ -185,6 +186,10 @@ int main(int argc, char** argv) {
   app.add_flag("--json", a.json,
                "Constrain the reply to one JSON object (as OpenAI's response_format json_object); it ends when the "
                "object closes");
+  auto* schema = app.add_option("-j,--json-schema", a.json_schema,
+                                "Constrain the reply to JSON that this JSON schema accepts (as OpenAI's response_format "
+                                "json_schema; the subset is in the README); it ends when the value is whole");
+  app.add_option("--json-schema-file", a.json_schema_file, "--json-schema read from a file")->excludes(schema);
   app.add_option("-r,--reverse-prompt", a.reverse_prompts, "Stop the reply at this text (repeatable)");
   app.add_option("--keep", a.n_keep, "Tokens of the prompt a context shift keeps (after BOS)")
       ->check(CLI::Range(0, 1 << 20));
@@ -237,6 +242,15 @@ int main(int argc, char** argv) {
       if (!a.prompt.empty() && a.prompt.back() == '\n') a.prompt.pop_back();
     }
     if (a.prompt.empty() && !a.conversation) throw qrun::Error("empty prompt: give -p TEXT or -f FILE");
+    if (!a.json_schema_file.empty()) a.json_schema = qrun::read_text_file(a.json_schema_file, "JSON schema file");
+    if (!a.json_schema.empty()) {
+      try {
+        qrun::JsonConstraint::check_schema(a.json_schema);  // before the model loads
+      } catch (const qrun::Error& e) {
+        throw qrun::Error(std::string(a.json_schema_file.empty() ? "--json-schema" : a.json_schema_file) + ": " +
+                          e.what());
+      }
+    }
 
     const auto t0 = std::chrono::steady_clock::now();
     qrun::Model model(a.model, ro);
@@ -256,8 +270,9 @@ int main(int argc, char** argv) {
     go.context_shift = !a.no_context_shift;
     go.n_keep = a.n_keep;
     std::unique_ptr<qrun::JsonConstraint> json;
-    if (a.json) {
+    if (a.json || !a.json_schema.empty()) {
       json = std::make_unique<qrun::JsonConstraint>(model.tokenizer());
+      json->set_schema(a.json_schema);
       go.json = json.get();
     }
     // A shift keeps BOS and --keep tokens and needs room for one more.

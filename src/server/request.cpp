@@ -5,6 +5,9 @@
 
 #include <nlohmann/json.hpp>
 
+#include "qrun/error.h"
+#include "qrun/json_constraint.h"
+
 #include "src/server/api_error.h"
 
 namespace qrun::server {
@@ -90,15 +93,36 @@ void refuse_unsupported(const json& body) {
     bad("best_of", "must be 1 (one choice per request)");
 }
 
-// OpenAI's {"type": "text"} or {"type": "json_object"}; json_schema (and llama.cpp's
-// schema extension) would need a grammar per schema, which qrun does not build.
-bool json_object_format(const json& body) {
+// OpenAI's {"type": "text"}, {"type": "json_object"} and {"type": "json_schema",
+// "json_schema": {"name": ..., "schema": {...}}}, and llama.cpp's {"type": "json_object",
+// "schema": {...}}. nlohmann's json sorts an object's keys, and the model writes a schema's
+// properties in the schema's order, so the schema's text comes from the body read again
+// with its order kept. A schema outside the subset qrun compiles is a 400 naming it.
+void response_format(const json& body, std::string_view text, CompletionRequest& r) {
   const auto it = body.find("response_format");
-  if (it == body.end() || it->is_null()) return false;
+  if (it == body.end() || it->is_null()) return;
   const json type = it->is_object() ? it->value("type", json()) : json();
-  if (type == "text") return false;
-  if (type == "json_object" && !it->contains("schema")) return true;
-  bad("response_format", "must be {\"type\": \"text\"} or {\"type\": \"json_object\"} (JSON schemas are not supported)");
+  if (type == "text") return;
+  if (type != "json_object" && type != "json_schema")
+    bad("response_format", "must be {\"type\": \"text\"}, {\"type\": \"json_object\"} or {\"type\": \"json_schema\", "
+                           "\"json_schema\": {\"schema\": ...}}");
+  r.json_object = true;
+  const bool openai = type == "json_schema";
+  if (openai) {
+    const auto js = it->find("json_schema");
+    if (js == it->end() || !js->is_object() || !js->contains("schema"))
+      bad("response_format.json_schema", "must be an object with the schema under \"schema\"");
+  } else if (!it->contains("schema")) {
+    return;  // any object
+  }
+  const auto ordered = nlohmann::ordered_json::parse(text.begin(), text.end());
+  const auto& format = ordered.at("response_format");
+  r.json_schema = (openai ? format.at("json_schema").at("schema") : format.at("schema")).dump();
+  try {
+    JsonConstraint::check_schema(r.json_schema);
+  } catch (const Error& e) {
+    bad(openai ? "response_format.json_schema.schema" : "response_format.schema", e.what());
+  }
 }
 
 std::vector<ChatMessage> messages(const json& body) {
@@ -228,7 +252,7 @@ CompletionRequest parse_request(Endpoint endpoint, std::string_view text) {
     }
     r.stop = stops(body);
     refuse_unsupported(body);
-    r.json_object = json_object_format(body);
+    response_format(body, text, r);
   } catch (const json::exception& e) {
     throw ApiError(400, std::string("bad request body: ") + e.what());
   }

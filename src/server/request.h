@@ -33,7 +33,8 @@ struct CompletionRequest {
   bool ignore_eos = false;
   std::optional<uint64_t> seed;
   std::vector<std::string> stop;
-  bool json_object = false;           // response_format {"type": "json_object"}
+  bool json_object = false;           // response_format json_object or json_schema
+  std::string json_schema;            // the schema's text, in its own key order; "" for any object
   std::string model;                  // echoed back
 };
 

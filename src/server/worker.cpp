@@ -10,6 +10,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "qrun/error.h"
 #include "qrun/generate.h"
 #include "qrun/stop_strings.h"
 #include "qrun/tokenizer.h"
@@ -39,6 +40,7 @@ Job job_from(const json& j) {
   job.ignore_eos = j.at("ignore_eos").get<bool>();
   job.stop = j.at("stop").get<std::vector<std::string>>();
   job.json_object = j.at("json_object").get<bool>();
+  job.json_schema = j.at("json_schema").get<std::string>();
   return job;
 }
 
@@ -93,7 +95,8 @@ std::string job_line(const Job& job) {
                {"seed", job.sampling.seed},
                {"ignore_eos", job.ignore_eos},
                {"stop", job.stop},
-               {"json_object", job.json_object}});
+               {"json_object", job.json_object},
+               {"json_schema", job.json_schema}});
 }
 
 std::string cancel_line(uint64_t job_id) { return dump({{"type", "cancel"}, {"id", job_id}}); }
@@ -102,7 +105,7 @@ int run_worker(int fd, const std::string& model_path, const RuntimeOptions& opti
   LineChannel ch(fd);
   Model model(model_path, options);
   Fault fault = fault_from_env();
-  std::unique_ptr<JsonConstraint> json_object;  // made for the first job that asks
+  std::unique_ptr<JsonConstraint> json_object;  // made for the first job that asks (reads the vocabulary)
   std::string line;
   while (ch.read_line(line, -1) == LineChannel::Read::Line) {
     const json j = json::parse(line, nullptr, false);
@@ -121,7 +124,12 @@ int run_worker(int fd, const std::string& model_path, const RuntimeOptions& opti
     go.context_shift = false;
     if (job.json_object) {
       if (!json_object) json_object = std::make_unique<JsonConstraint>(model.tokenizer());
-      json_object->reset();
+      try {
+        json_object->set_schema(job.json_schema);  // the front checked it: this does not throw
+      } catch (const Error& e) {
+        ch.write_line(dump({{"type", "error"}, {"id", job.id}, {"message", e.what()}}));
+        continue;
+      }
       go.json = json_object.get();
     }
     ReplyText reply(model.tokenizer(), job.stop);

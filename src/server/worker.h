@@ -20,7 +20,8 @@ struct Job {
   SamplerConfig sampling;
   bool ignore_eos = false;
   std::vector<std::string> stop;
-  bool json_object = false;  // the reply is one JSON object (JsonConstraint)
+  bool json_object = false;  // the reply is JSON (JsonConstraint)
+  std::string json_schema;   // what the JSON must be; "" for any object
 };
 
 std::string job_line(const Job& job);

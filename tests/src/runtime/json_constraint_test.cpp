@@ -15,7 +15,9 @@
 #include "qrun/generate.h"
 #include "qrun/json_constraint.h"
 #include "qrun/model.h"
+#include "src/runtime/grammar.h"
 #include "src/runtime/json_prefix.h"
+#include "src/runtime/json_schema_grammar.h"
 
 namespace qrun {
 namespace {
@@ -118,6 +120,29 @@ TEST(JsonPrefix, MutatedObjectsAgreeWithNlohmann) {
   }
   EXPECT_GT(valid, 1000);  // both kinds were tried
   EXPECT_GT(invalid, 1000);
+}
+
+// The grammar of {"type": "object"} is JSON mode written as a grammar: at every byte of
+// every mutated object both take or refuse it alike, and call the same texts complete.
+TEST(JsonSchemaGrammar, ObjectSchemaAgreesWithJsonModeByteByByte) {
+  const std::string alphabet = "{}[]:,\"\\ \n0123456789.eE-+tfnaulrsx/u\x80\xC3\xA9\xED";
+  const GrammarPrefix start(json_schema_grammar(R"({"type": "object"})"));
+  DocWriter w(13);
+  std::mt19937 rng(17);
+  for (int i = 0; i < 1500; ++i) {
+    std::string s = w.object();
+    if (i % 2) s[std::uniform_int_distribution<size_t>(0, s.size() - 1)(rng)] =
+        alphabet[std::uniform_int_distribution<size_t>(0, alphabet.size() - 1)(rng)];
+    JsonPrefix mode;
+    GrammarPrefix grammar = start;
+    for (size_t k = 0; k < s.size(); ++k) {
+      const bool took = mode.feed(static_cast<uint8_t>(s[k]));
+      ASSERT_EQ(grammar.feed(static_cast<uint8_t>(s[k])), took) << "byte " << k << " of " << s;
+      if (!took) break;
+      ASSERT_EQ(grammar.complete(), mode.complete()) << "byte " << k << " of " << s;
+      ASSERT_EQ(grammar.in_plain_string(), mode.in_plain_string()) << "byte " << k << " of " << s;
+    }
+  }
 }
 
 TEST(JsonPrefix, RefusesWhatParsersRejectAndWhatNeverEnds) {
@@ -235,6 +260,45 @@ TEST(JsonConstraint, AllowsEqualsFeedingTheBytesInEveryState) {
   }
 }
 
+// With a schema, allows() is feeding the bytes to the schema's grammar, and mask() refuses
+// exactly what allows() refuses (it skips tokens whose first byte is refused).
+TEST(JsonConstraint, WithASchemaAllowsAndMaskEqualFeedingTheGrammar) {
+  Model m = load_stories();
+  const Tokenizer& tok = m.tokenizer();
+  const std::string schema = R"({"type": "object", "properties": {"name": {"type": "string", "maxLength": 6},
+      "toys": {"type": "array", "items": {"enum": ["car", "ball"]}}, "n": {"type": "number"}}, "required": ["name"]})";
+  const std::string text = R"({"name":"Tim","toys":["car","ball"],"n":-1.5e3})";
+  JsonConstraint json(tok);
+  json.set_schema(schema);
+  GrammarPrefix so_far(json_schema_grammar(schema));
+  const std::vector<int32_t> ids = tok.encode(text, false, false);
+  std::vector<float> logits(static_cast<size_t>(tok.vocab_size()));
+  for (size_t i = 0; i < ids.size(); ++i) {
+    std::fill(logits.begin(), logits.end(), 0.0f);
+    const int allowed = json.mask(logits);
+    int counted = 0;
+    for (int32_t id = 0; id < tok.vocab_size(); ++id) {
+      GrammarPrefix trial = so_far;
+      const std::string b = tok.token_text(id);
+      const bool feeds = !b.empty() && trial.feed(std::string_view(b));
+      ASSERT_EQ(json.allows(id), feeds) << "token " << id << " '" << b << "' after " << i << " tokens";
+      ASSERT_EQ(std::isinf(logits[static_cast<size_t>(id)]), !feeds) << "token " << id << " after " << i << " tokens";
+      counted += feeds;
+    }
+    EXPECT_EQ(allowed, counted);
+    json.accept(ids[i]);
+    ASSERT_TRUE(so_far.feed(std::string_view(tok.token_text(ids[i]))));
+  }
+  EXPECT_TRUE(json.complete());
+  EXPECT_THROW(json.set_schema(R"({"type": "string", "pattern": "x"})"), Error);
+  EXPECT_TRUE(json.complete());  // a refused schema leaves the constraint as it was
+  json.set_schema("");           // any object again
+  for (int32_t id = 0; id < tok.vocab_size(); ++id) {
+    if (tok.token_text(id) == "[") EXPECT_FALSE(json.allows(id));
+    if (tok.token_text(id) == "{") EXPECT_TRUE(json.allows(id));
+  }
+}
+
 struct Constrained {
   std::string text;
   GenerationStats stats;
@@ -279,6 +343,45 @@ TEST(JsonConstraint, StoriesModelRepliesAreObjectsOrTheirPrefixes) {
     }
   }
   RecordProperty("complete_replies", complete);
+}
+
+// With a schema, a reply that ends on its own parses and has what the schema asks, in its
+// order; the others are prefixes of such replies.
+TEST(JsonConstraint, StoriesModelRepliesFollowTheSchema) {
+  Model m = load_stories();
+  JsonConstraint json(m.tokenizer());
+  const std::string schema = R"({"type": "object", "properties": {
+      "name": {"type": "string", "maxLength": 8}, "age": {"type": "integer"},
+      "pets": {"type": "array", "items": {"enum": ["cat", "dog"]}, "maxItems": 2}, "happy": {"type": "boolean"}},
+      "required": ["name", "age", "happy"]})";
+  json.set_schema(schema);
+  const auto grammar = json_schema_grammar(schema);
+  int complete = 0;
+  for (uint64_t seed = 1; seed <= 8; ++seed) {
+    const Constrained r = generate_text(m, seed, &json, 400);
+    EXPECT_TRUE(GrammarPrefix(grammar).feed(std::string_view(r.text))) << r.text;
+    if (r.stats.stop != StopReason::Complete) {
+      EXPECT_EQ(r.stats.stop, StopReason::TokenLimit) << r.text;
+      continue;
+    }
+    ++complete;
+    const auto reply = nlohmann::ordered_json::parse(r.text);
+    ASSERT_TRUE(reply.is_object()) << r.text;
+    ASSERT_TRUE(reply.contains("name") && reply["name"].is_string()) << r.text;
+    EXPECT_LE(reply["name"].get<std::string>().size(), 8u * 4) << r.text;
+    ASSERT_TRUE(reply.contains("age") && reply["age"].is_number_integer()) << r.text;
+    ASSERT_TRUE(reply.contains("happy") && reply["happy"].is_boolean()) << r.text;
+    EXPECT_EQ(reply.begin().key(), "name") << r.text;
+    if (reply.contains("pets")) {
+      ASSERT_TRUE(reply["pets"].is_array());
+      EXPECT_LE(reply["pets"].size(), 2u);
+      for (const auto& p : reply["pets"]) EXPECT_TRUE(p == "cat" || p == "dog") << r.text;
+    }
+    for (const auto& [key, value] : reply.items())
+      EXPECT_TRUE(key == "name" || key == "age" || key == "pets" || key == "happy") << r.text;
+  }
+  RecordProperty("complete_replies", complete);
+  EXPECT_GT(complete, 0);
 }
 
 }  // namespace

@@ -1,0 +1,106 @@
+// A context-free grammar over bytes and a recognizer that takes a text byte by byte while
+// it can still be completed to a sentence of the grammar: the set of pushdown stacks the
+// text so far can be in, as llama.cpp's grammar sampling keeps them. Besides single bytes,
+// three terminals read JSON's strings, numbers and whitespace with the lexers of
+// json_lexers.h, so that a JSON schema's grammar (json_schema_grammar.h) needs no rules for
+// UTF-8 or escapes and takes exactly the strings and numbers that JSON mode takes.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "src/runtime/json_lexers.h"
+
+namespace qrun {
+
+struct GrammarElement {
+  enum class Kind : uint8_t {
+    Byte,     // arg: the byte
+    Rule,     // arg: the rule
+    String,   // a JSON string, quotes included; min and max: its characters
+    Number,   // a JSON number
+    Integer,  // a JSON number without fraction or exponent
+    Space,    // a run of whitespace, possibly empty
+  };
+  Kind kind = Kind::Byte;
+  uint32_t arg = 0;
+  uint32_t min = 0, max = JsonStringLexer::kUnbounded;
+
+  static GrammarElement byte(uint8_t c) { return {Kind::Byte, c}; }
+  static GrammarElement rule(uint32_t id) { return {Kind::Rule, id}; }
+  static GrammarElement of(Kind kind) { return {kind}; }
+  static GrammarElement string(uint32_t min, uint32_t max) { return {Kind::String, 0, min, max}; }
+};
+
+class Grammar {
+ public:
+  using Sequence = std::vector<GrammarElement>;
+  // Deep enough for JSON nested as far as JsonPrefix allows (64 containers, a few frames each).
+  static constexpr size_t kMaxFrames = 512;
+  static constexpr size_t kMaxRules = 1 << 16;
+
+  uint32_t add_rule();  // with no alternatives yet, so that rules can refer to each other
+  void add_alternative(uint32_t rule, Sequence sequence);
+  void set_root(uint32_t rule) { root_ = rule; }
+  // Throws qrun::Error (with `what` naming the grammar's source) for a rule that can reach
+  // itself without reading a byte: the recognizer would expand it forever.
+  void check_left_recursion(const std::string& what) const;
+
+  uint32_t root() const { return root_; }
+  size_t rules() const { return rules_.size(); }
+  const std::vector<uint32_t>& alternatives(uint32_t rule) const { return rules_[rule]; }
+  const Sequence& sequence(uint32_t id) const { return sequences_[id]; }
+
+ private:
+  std::vector<std::vector<uint32_t>> rules_;  // each rule's alternatives: ids into sequences_
+  std::vector<Sequence> sequences_;
+  uint32_t root_ = 0;
+};
+
+class GrammarPrefix {
+ public:
+  // More stacks than this means an ambiguous grammar meets an ambiguous text; the byte
+  // that would need them is refused rather than the recognizer slowing to a crawl.
+  static constexpr size_t kMaxStacks = 1024;
+
+  explicit GrammarPrefix(std::shared_ptr<const Grammar> grammar);
+
+  bool feed(uint8_t c);               // false (and the state unchanged) when c cannot continue
+  bool feed(std::string_view bytes);  // all or nothing
+  // The text is a sentence and nothing but whitespace can follow it.
+  bool complete() const;
+  // Some stack is between two characters of a string without maxLength: a token that
+  // stays inside a string (JsonConstraint's plain tokens) continues the text.
+  bool in_plain_string() const;
+  void reset();
+
+ private:
+  struct Frame {
+    uint32_t sequence;
+    uint32_t position;  // the next element of the sequence
+    bool operator==(const Frame&) const = default;
+  };
+  // The top frame's element is a terminal (or the stack is empty: the text is a sentence);
+  // the lexers hold how far that terminal has been read.
+  struct Stack {
+    std::vector<Frame> frames;
+    bool started = false;  // the terminal has read its first byte
+    JsonStringLexer string;
+    JsonNumberLexer number;
+    JsonSpaceLexer space;
+    bool operator==(const Stack&) const = default;
+  };
+
+  const GrammarElement* top(const Stack& s) const;
+  void advance(Stack s, std::vector<Stack>& out) const;  // past the top terminal
+  void expand(Stack s, std::vector<Stack>& out) const;   // down to terminals
+  void step(const Stack& s, uint8_t c, std::vector<Stack>& out) const;
+
+  std::shared_ptr<const Grammar> grammar_;
+  std::vector<Stack> stacks_;
+};
+
+}  // namespace qrun

@@ -1,0 +1,342 @@
+#include "src/runtime/json_schema_grammar.h"
+
+#include <algorithm>
+#include <map>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "qrun/error.h"
+
+namespace qrun {
+
+namespace {
+
+using json = nlohmann::ordered_json;  // properties are written in the schema's order
+using Kind = GrammarElement::Kind;
+using Sequence = Grammar::Sequence;
+
+constexpr size_t kMaxSchemaDepth = 128;  // keeps the compiler's (and dump()'s) recursion shallow
+constexpr uint32_t kMaxItemsBound = 1024;  // minItems/maxItems above this would unroll into huge grammars
+
+const GrammarElement kSpace = GrammarElement::of(Kind::Space);
+
+// Keywords that constrain values beyond what the grammar enforces.
+constexpr const char* kUnsupported[] = {
+    "pattern", "format", "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf",
+    "uniqueItems", "contains", "minContains", "maxContains", "minProperties", "maxProperties",
+    "patternProperties", "propertyNames", "dependentRequired", "dependentSchemas", "dependencies", "not", "if",
+    "then", "else", "unevaluatedProperties", "unevaluatedItems", "additionalItems"};
+
+Sequence literal(std::string_view text, Sequence tail = {}) {
+  Sequence s;
+  for (const char c : text) s.push_back(GrammarElement::byte(static_cast<uint8_t>(c)));
+  s.insert(s.end(), tail.begin(), tail.end());
+  return s;
+}
+
+Sequence then(Sequence head, std::initializer_list<GrammarElement> tail) {
+  head.insert(head.end(), tail);
+  return head;
+}
+
+size_t depth_of(const json& root) {
+  size_t deepest = 0;
+  std::vector<std::pair<const json*, size_t>> todo{{&root, 1}};
+  while (!todo.empty()) {
+    const auto [j, depth] = todo.back();
+    todo.pop_back();
+    deepest = std::max(deepest, depth);
+    if (depth > kMaxSchemaDepth) break;
+    if (j->is_structured())
+      for (const json& child : *j) todo.emplace_back(&child, depth + 1);
+  }
+  return deepest;
+}
+
+class SchemaCompiler {
+ public:
+  explicit SchemaCompiler(const json& root) : root_(root), g_(std::make_shared<Grammar>()) {}
+
+  std::shared_ptr<const Grammar> compile_root() {
+    const uint32_t value = compile(root_, "");
+    const uint32_t root = g_->add_rule();
+    g_->add_alternative(root, {kSpace, GrammarElement::rule(value)});
+    g_->set_root(root);
+    g_->check_left_recursion("JSON schema");
+    return g_;
+  }
+
+ private:
+  [[noreturn]] static void fail(const std::string& path, const std::string& why) {
+    throw Error("JSON schema at \"" + (path.empty() ? std::string("/") : path) + "\": " + why);
+  }
+
+  uint32_t rule(std::vector<Sequence> alternatives) {
+    const uint32_t id = g_->add_rule();
+    for (Sequence& s : alternatives) g_->add_alternative(id, std::move(s));
+    return id;
+  }
+
+  // Rules that do not depend on the schema, made once.
+  uint32_t shared(const std::string& name, std::vector<Sequence> alternatives) {
+    const auto it = shared_.find(name);
+    if (it != shared_.end()) return it->second;
+    return shared_[name] = rule(std::move(alternatives));
+  }
+
+  static uint32_t bound(const json& s, const char* key, const std::string& path, uint32_t fallback, uint32_t most) {
+    if (!s.contains(key)) return fallback;
+    const json& v = s[key];
+    if (!v.is_number_integer() || v.get<int64_t>() < 0) fail(path + "/" + key, "must be a non-negative integer");
+    if (v.get<uint64_t>() > most) fail(path + "/" + key, "above " + std::to_string(most) + " is not supported");
+    return static_cast<uint32_t>(v.get<uint64_t>());
+  }
+
+  uint32_t compile(const json& s, const std::string& path) {
+    if (s.is_boolean()) {
+      if (!s.get<bool>()) fail(path, "false accepts no value");
+      return any_value();
+    }
+    if (!s.is_object()) fail(path, "must be an object or a boolean");
+    for (const char* keyword : kUnsupported)
+      if (s.contains(keyword))
+        fail(path + "/" + keyword, "is not supported (a grammar without it would let the model write what it refuses)");
+    if (s.contains("$ref")) return reference(s["$ref"], path + "/$ref");
+    if (s.contains("const")) return rule({then(literal(s["const"].dump()), {kSpace})});
+    if (s.contains("enum")) {
+      const json& values = s["enum"];
+      if (!values.is_array() || values.empty()) fail(path + "/enum", "must be a non-empty list");
+      std::vector<Sequence> alternatives;
+      for (const json& v : values) alternatives.push_back(then(literal(v.dump()), {kSpace}));
+      return rule(std::move(alternatives));
+    }
+    for (const char* key : {"anyOf", "oneOf"})  // oneOf's exclusivity is not enforced, as in llama.cpp
+      if (s.contains(key)) {
+        const json& list = s[key];
+        if (!list.is_array() || list.empty()) fail(path + "/" + key, "must be a non-empty list of schemas");
+        std::vector<Sequence> alternatives;
+        for (size_t i = 0; i < list.size(); ++i)
+          alternatives.push_back({GrammarElement::rule(compile(list[i], path + "/" + key + "/" + std::to_string(i)))});
+        return rule(std::move(alternatives));
+      }
+    if (s.contains("allOf")) {
+      const json& list = s["allOf"];
+      if (!list.is_array() || list.size() != 1) fail(path + "/allOf", "is supported with exactly one schema");
+      return compile(list[0], path + "/allOf/0");
+    }
+    if (!s.contains("type")) {
+      for (const char* key : {"properties", "additionalProperties", "required"})
+        if (s.contains(key)) return typed(s, "object", path);
+      for (const char* key : {"items", "prefixItems", "minItems", "maxItems"})
+        if (s.contains(key)) return typed(s, "array", path);
+      for (const char* key : {"minLength", "maxLength"})
+        if (s.contains(key)) return typed(s, "string", path);
+      return any_value();
+    }
+    const json& type = s["type"];
+    if (type.is_string()) return typed(s, type.get<std::string>(), path);
+    if (!type.is_array() || type.empty()) fail(path + "/type", "must be a type name or a non-empty list of them");
+    std::vector<Sequence> alternatives;
+    for (const json& t : type) {
+      if (!t.is_string()) fail(path + "/type", "must be a type name or a non-empty list of them");
+      alternatives.push_back({GrammarElement::rule(typed(s, t.get<std::string>(), path))});
+    }
+    return rule(std::move(alternatives));
+  }
+
+  uint32_t typed(const json& s, const std::string& type, const std::string& path) {
+    if (type == "object") return object(s, path);
+    if (type == "array") return array(s, path);
+    if (type == "string") {
+      const uint32_t min = bound(s, "minLength", path, 0, JsonStringLexer::kUnbounded - 1);
+      const uint32_t max = bound(s, "maxLength", path, JsonStringLexer::kUnbounded, JsonStringLexer::kUnbounded - 1);
+      if (min > max) fail(path + "/minLength", "is larger than maxLength");
+      return rule({{GrammarElement::string(min, max), kSpace}});
+    }
+    if (type == "number") return shared("number", {{GrammarElement::of(Kind::Number), kSpace}});
+    if (type == "integer") return shared("integer", {{GrammarElement::of(Kind::Integer), kSpace}});
+    if (type == "boolean") return shared("boolean", {literal("true", {kSpace}), literal("false", {kSpace})});
+    if (type == "null") return shared("null", {literal("null", {kSpace})});
+    fail(path + "/type", "unknown type \"" + type + "\"");
+  }
+
+  // '{' then the properties in the schema's order, each optional one skippable: none[i]
+  // before property i when none is written yet, some[i] when one is (a comma comes first).
+  uint32_t object(const json& s, const std::string& path) {
+    static const json any = true;
+    std::vector<std::pair<std::string, const json*>> properties;
+    if (s.contains("properties")) {
+      if (!s["properties"].is_object()) fail(path + "/properties", "must be an object");
+      for (const auto& [name, schema] : s["properties"].items()) properties.emplace_back(name, &schema);
+    }
+    std::vector<bool> required(properties.size(), false);
+    if (s.contains("required")) {
+      if (!s["required"].is_array()) fail(path + "/required", "must be a list of property names");
+      for (const json& name : s["required"]) {
+        if (!name.is_string()) fail(path + "/required", "must be a list of property names");
+        size_t i = 0;
+        while (i < properties.size() && properties[i].first != name.get_ref<const std::string&>()) ++i;
+        if (i == properties.size()) {  // required without a schema: any value
+          properties.emplace_back(name.get<std::string>(), &any);
+          required.push_back(false);
+        }
+        required[i] = true;
+      }
+    }
+    // Without additionalProperties, an object with listed properties takes no others (as
+    // llama.cpp and OpenAI's strict mode read it) and one without takes any.
+    std::optional<uint32_t> extra;
+    const json* additional = s.contains("additionalProperties") ? &s["additionalProperties"] : nullptr;
+    if (additional ? !(additional->is_boolean() && !additional->get<bool>()) : properties.empty())
+      extra = compile(additional ? *additional : any, path + "/additionalProperties");
+
+    const size_t n = properties.size();
+    std::vector<uint32_t> value(n);
+    for (size_t i = 0; i < n; ++i)
+      value[i] = compile(*properties[i].second, path + "/properties/" + properties[i].first);
+    std::vector<uint32_t> none(n + 1), some(n + 1);
+    for (size_t i = 0; i <= n; ++i) none[i] = g_->add_rule(), some[i] = g_->add_rule();
+    for (size_t i = 0; i < n; ++i) {
+      const Sequence kv = member(literal(json(properties[i].first).dump()), value[i]);
+      g_->add_alternative(none[i], then(kv, {GrammarElement::rule(some[i + 1])}));
+      g_->add_alternative(some[i], then(comma(kv), {GrammarElement::rule(some[i + 1])}));
+      if (!required[i]) {
+        g_->add_alternative(none[i], {GrammarElement::rule(none[i + 1])});
+        g_->add_alternative(some[i], {GrammarElement::rule(some[i + 1])});
+      }
+    }
+    const Sequence close = literal("}", {kSpace});
+    g_->add_alternative(none[n], close);
+    g_->add_alternative(some[n], close);
+    if (extra) {
+      const Sequence kv = member({GrammarElement::string(0, JsonStringLexer::kUnbounded)}, *extra);
+      g_->add_alternative(none[n], then(kv, {GrammarElement::rule(some[n])}));
+      g_->add_alternative(some[n], then(comma(kv), {GrammarElement::rule(some[n])}));
+    }
+    return rule({literal("{", {kSpace, GrammarElement::rule(none[0])})});
+  }
+
+  static Sequence member(Sequence key, uint32_t value) {
+    return then(std::move(key), {kSpace, GrammarElement::byte(':'), kSpace, GrammarElement::rule(value)});
+  }
+  static Sequence comma(const Sequence& rest) {
+    Sequence s{GrammarElement::byte(','), kSpace};
+    s.insert(s.end(), rest.begin(), rest.end());
+    return s;
+  }
+
+  // '[' then prefixItems' schemas in turn and items' after them, between minItems and
+  // maxItems of them: after[i] follows i items, unrolled as far as the bounds need.
+  uint32_t array(const json& s, const std::string& path) {
+    const bool tuple = s.contains("prefixItems") || (s.contains("items") && s["items"].is_array());
+    const std::string prefix_key = s.contains("prefixItems") ? "prefixItems" : "items";
+    std::vector<uint32_t> prefix;
+    if (tuple) {
+      const json& list = s[prefix_key];
+      if (!list.is_array()) fail(path + "/" + prefix_key, "must be a list of schemas");
+      for (size_t i = 0; i < list.size(); ++i)
+        prefix.push_back(compile(list[i], path + "/" + prefix_key + "/" + std::to_string(i)));
+    }
+    std::optional<uint32_t> rest;  // the schema of items past the prefix
+    const json* items = s.contains("items") && !s["items"].is_array() ? &s["items"] : nullptr;
+    if (!items) rest = any_value();
+    else if (!(items->is_boolean() && !items->get<bool>())) rest = compile(*items, path + "/items");
+    const uint32_t unbounded = JsonStringLexer::kUnbounded;
+    const uint32_t min = bound(s, "minItems", path, 0, kMaxItemsBound);
+    uint32_t max = bound(s, "maxItems", path, unbounded, kMaxItemsBound);
+    const uint32_t k = static_cast<uint32_t>(prefix.size());
+    if (!rest) max = std::min(max, k);
+    if (min > max) fail(path + "/minItems", "asks for more items than the schema allows");
+    const auto item = [&](uint32_t i) { return GrammarElement::rule(i < k ? prefix[i] : *rest); };
+    const auto separated = [&](uint32_t i, Sequence rest_of) { return i == 0 ? rest_of : comma(rest_of); };
+
+    const uint32_t unrolled = max != unbounded ? max : std::max(k, min);
+    std::vector<uint32_t> after(unrolled + 1);
+    for (uint32_t i = 0; i <= unrolled; ++i) after[i] = g_->add_rule();
+    const Sequence close = literal("]", {kSpace});
+    for (uint32_t i = 0; i < unrolled; ++i) {
+      if (i >= min) g_->add_alternative(after[i], close);
+      g_->add_alternative(after[i], separated(i, {item(i), GrammarElement::rule(after[i + 1])}));
+    }
+    g_->add_alternative(after[unrolled], close);
+    if (max == unbounded) {  // any number more, each after a comma
+      if (unrolled > 0) {
+        g_->add_alternative(after[unrolled], comma({item(unrolled), GrammarElement::rule(after[unrolled])}));
+      } else {
+        const uint32_t more = g_->add_rule();
+        g_->add_alternative(more, close);
+        g_->add_alternative(more, comma({item(0), GrammarElement::rule(more)}));
+        g_->add_alternative(after[0], {item(0), GrammarElement::rule(more)});
+      }
+    }
+    return rule({literal("[", {kSpace, GrammarElement::rule(after[0])})});
+  }
+
+  uint32_t reference(const json& ref, const std::string& path) {
+    if (!ref.is_string()) fail(path, "must be a string");
+    const std::string& target = ref.get_ref<const std::string&>();
+    if (target.empty() || target[0] != '#')
+      fail(path, "only references inside the schema (\"#\", \"#/$defs/...\") are supported");
+    if (const auto it = references_.find(target); it != references_.end()) return it->second;
+    const json* resolved = nullptr;
+    try {
+      resolved = &root_.at(json::json_pointer(target.substr(1)));
+    } catch (const json::exception&) {
+      fail(path, "\"" + target + "\" names nothing in the schema");
+    }
+    // Named before it is compiled, so that a schema can refer to itself (trees, lists).
+    const uint32_t id = g_->add_rule();
+    references_[target] = id;
+    g_->add_alternative(id, {GrammarElement::rule(compile(*resolved, target.substr(1)))});
+    return id;
+  }
+
+  // Any JSON value (a schema of true or {}), as JSON mode takes it.
+  uint32_t any_value() {
+    if (any_) return *any_;
+    const uint32_t value = g_->add_rule(), members = g_->add_rule(), more_members = g_->add_rule(),
+                   items = g_->add_rule(), more_items = g_->add_rule();
+    any_ = value;
+    const Sequence kv = member({GrammarElement::string(0, JsonStringLexer::kUnbounded)}, value);
+    g_->add_alternative(value, literal("{", {kSpace, GrammarElement::rule(members)}));
+    g_->add_alternative(value, literal("[", {kSpace, GrammarElement::rule(items)}));
+    g_->add_alternative(value, {GrammarElement::string(0, JsonStringLexer::kUnbounded), kSpace});
+    g_->add_alternative(value, {GrammarElement::of(Kind::Number), kSpace});
+    for (const char* word : {"true", "false", "null"}) g_->add_alternative(value, literal(word, {kSpace}));
+    g_->add_alternative(members, literal("}", {kSpace}));
+    g_->add_alternative(members, then(kv, {GrammarElement::rule(more_members)}));
+    g_->add_alternative(more_members, literal("}", {kSpace}));
+    g_->add_alternative(more_members, then(comma(kv), {GrammarElement::rule(more_members)}));
+    g_->add_alternative(items, literal("]", {kSpace}));
+    g_->add_alternative(items, {GrammarElement::rule(value), GrammarElement::rule(more_items)});
+    g_->add_alternative(more_items, literal("]", {kSpace}));
+    g_->add_alternative(more_items, comma({GrammarElement::rule(value), GrammarElement::rule(more_items)}));
+    return value;
+  }
+
+  const json& root_;
+  std::shared_ptr<Grammar> g_;
+  std::map<std::string, uint32_t> shared_;
+  std::map<std::string, uint32_t> references_;
+  std::optional<uint32_t> any_;
+};
+
+}  // namespace
+
+std::shared_ptr<const Grammar> json_schema_grammar(std::string_view schema_text) {
+  json schema;
+  try {
+    schema = json::parse(schema_text.begin(), schema_text.end());
+  } catch (const json::exception& e) {
+    throw Error(std::string("JSON schema: not JSON (") + e.what() + ")");
+  }
+  if (depth_of(schema) > kMaxSchemaDepth)
+    throw Error("JSON schema: nested deeper than " + std::to_string(kMaxSchemaDepth) + " levels");
+  return SchemaCompiler(schema).compile_root();
+}
+
+}  // namespace qrun

@@ -1,0 +1,25 @@
+// Compiles a JSON schema to a Grammar whose sentences are the JSON texts the schema
+// accepts (OpenAI's response_format json_schema, llama.cpp's --json-schema). The subset is
+// what structured-output schemas use: type (or a list of types), properties, required,
+// additionalProperties, items, prefixItems, minItems, maxItems, minLength, maxLength,
+// enum, const, anyOf, oneOf (as anyOf), allOf of one schema, $ref to "#", "#/$defs/..."
+// or "#/definitions/...". Properties are written in the schema's order, the optional ones
+// skippable, as llama.cpp's converter writes them; without additionalProperties an object
+// with properties takes no others. A validation keyword outside the subset (pattern,
+// format, minimum, ...) is an error naming it: a grammar that ignored it would let the
+// model write what the schema refuses. Whitespace and numbers are bounded as in JSON mode.
+#pragma once
+
+#include <memory>
+#include <string_view>
+
+#include "src/runtime/grammar.h"
+
+namespace qrun {
+
+// Throws qrun::Error naming the offending place ("/properties/age/type") for a schema
+// that is not JSON, uses a keyword outside the subset, or refers to itself before any
+// value is written.
+std::shared_ptr<const Grammar> json_schema_grammar(std::string_view schema_text);
+
+}  // namespace qrun

@@ -1,0 +1,222 @@
+// JSON schemas compiled to grammars: what each keyword lets through and what it refuses,
+// byte by byte, and the errors that name a schema's unsupported or broken places.
+#include <gtest/gtest.h>
+
+#include <string>
+
+#include "qrun/error.h"
+#include "src/runtime/grammar.h"
+#include "src/runtime/json_schema_grammar.h"
+
+namespace qrun {
+namespace {
+
+// The whole text fed byte by byte, and nothing but whitespace left to come.
+bool whole(const std::string& schema, const std::string& text) {
+  GrammarPrefix p(json_schema_grammar(schema));
+  for (const char c : text)
+    if (!p.feed(static_cast<uint8_t>(c))) return false;
+  return p.complete();
+}
+
+// The text can still be completed to one the schema accepts.
+bool prefix(const std::string& schema, const std::string& text) {
+  return GrammarPrefix(json_schema_grammar(schema)).feed(std::string_view(text));
+}
+
+std::string error_of(const std::string& schema) {
+  try {
+    json_schema_grammar(schema);
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+const std::string kPerson = R"({"type": "object", "properties": {
+    "name": {"type": "string", "maxLength": 12},
+    "age": {"type": "integer"},
+    "tags": {"type": "array", "items": {"enum": ["a", "b"]}, "maxItems": 3},
+    "ok": {"type": "boolean"}},
+  "required": ["name", "age"]})";
+
+TEST(JsonSchemaGrammar, ObjectsTakeTheirPropertiesInOrderTheOptionalOnesSkippable) {
+  EXPECT_TRUE(whole(kPerson, R"({"name":"Tim","age":3})"));
+  EXPECT_TRUE(whole(kPerson, "{ \"name\" : \"Tim\",\n  \"age\": -0, \"ok\": false }"));
+  EXPECT_TRUE(whole(kPerson, R"({"name":"Tim","age":3,"tags":[],"ok":true})"));
+  EXPECT_TRUE(whole(kPerson, R"({"name":"Tim","age":3,"tags":["a","b","a"]})"));
+  EXPECT_TRUE(prefix(kPerson, R"({"name":"Tim")"));
+  EXPECT_FALSE(whole(kPerson, R"({"name":"Tim"})"));                      // age is required
+  EXPECT_FALSE(prefix(kPerson, R"({"age":3,"name":"Tim"})"));             // schema order
+  EXPECT_FALSE(prefix(kPerson, R"({"name":"Tim","age":3,"x":1})"));       // no other properties
+  EXPECT_FALSE(prefix(kPerson, R"({"name":"Tim","age":3,"age":4})"));     // no repeats
+  EXPECT_FALSE(prefix(kPerson, R"({"name":"abcdefghijklm")"));            // maxLength 12
+  EXPECT_FALSE(prefix(kPerson, R"({"name":"Tim","age":1.5)"));            // an integer
+  EXPECT_FALSE(prefix(kPerson, R"({"name":"Tim","age":1e3)"));
+  EXPECT_FALSE(prefix(kPerson, R"({"name":"Tim","age":3,"tags":["c")"));  // enum
+  EXPECT_FALSE(prefix(kPerson, R"({"name":"Tim","age":3,"tags":["a","a","a","a")"));  // maxItems 3
+  EXPECT_FALSE(prefix(kPerson, R"({"name":"Tim","age":3,"ok":1)"));
+  EXPECT_FALSE(prefix(kPerson, "[")); // the top level is the schema's
+  // Required names without a schema of their own take any value.
+  EXPECT_TRUE(whole(R"({"properties": {"a": {"type": "integer"}}, "required": ["b"]})", R"({"a":1,"b":[{}]})"));
+  EXPECT_FALSE(whole(R"({"properties": {"a": {"type": "integer"}}, "required": ["b"]})", R"({"a":1})"));
+}
+
+TEST(JsonSchemaGrammar, AdditionalPropertiesAndObjectsWithoutProperties) {
+  const std::string counts = R"({"type": "object", "additionalProperties": {"type": "integer"}})";
+  EXPECT_TRUE(whole(counts, R"({})"));
+  EXPECT_TRUE(whole(counts, R"({"a":1,"b":2,"\u00e9":3})"));
+  EXPECT_FALSE(prefix(counts, R"({"a":"x")"));
+  EXPECT_TRUE(whole(R"({"type": "object"})", R"({"a":[1,{"b":null}],"c":"d"})"));
+  const std::string listed_and_more = R"({"properties": {"id": {"type": "integer"}}, "additionalProperties": true})";
+  EXPECT_TRUE(whole(listed_and_more, R"({"id":1,"x":[true]})"));
+  EXPECT_TRUE(whole(listed_and_more, R"({"x":{}})"));
+  EXPECT_FALSE(prefix(R"({"properties": {"id": {"type": "integer"}}, "additionalProperties": false})", R"({"x")"));
+}
+
+TEST(JsonSchemaGrammar, ArraysCountTheirItemsAndTuplesTakeTheirSchemasInTurn) {
+  const std::string two_to_three = R"({"type": "array", "items": {"type": "number"}, "minItems": 2, "maxItems": 3})";
+  EXPECT_FALSE(whole(two_to_three, "[1]"));
+  EXPECT_TRUE(whole(two_to_three, "[1, 2.5]"));
+  EXPECT_TRUE(whole(two_to_three, "[1,2,-3e2]"));
+  EXPECT_FALSE(prefix(two_to_three, "[1,2,3,"));
+  EXPECT_FALSE(prefix(two_to_three, "[]"));
+  const std::string at_least_two = R"({"type": "array", "minItems": 2})";
+  EXPECT_FALSE(whole(at_least_two, "[[]]"));
+  EXPECT_TRUE(whole(at_least_two, R"([[],"x",3,4,5,6])"));
+  const std::string pair = R"({"prefixItems": [{"type": "string"}, {"type": "integer"}], "items": false})";
+  EXPECT_TRUE(whole(pair, R"(["a",1])"));
+  EXPECT_TRUE(whole(pair, R"(["a"])"));
+  EXPECT_FALSE(prefix(pair, R"([1)"));
+  EXPECT_FALSE(prefix(pair, R"(["a",1,)"));
+  const std::string pair_then_booleans = R"({"prefixItems": [{"type": "string"}], "items": {"type": "boolean"}})";
+  EXPECT_TRUE(whole(pair_then_booleans, R"(["a",true,false,true])"));
+  EXPECT_FALSE(prefix(pair_then_booleans, R"(["a",1)"));
+  // A long list needs no deeper stack than a short one (a rule in tail position returns to nothing).
+  std::string many = "[0";
+  for (int i = 1; i < 5000; ++i) many += "," + std::to_string(i);
+  EXPECT_TRUE(whole(R"({"type": "array", "items": {"type": "integer"}})", many + "]"));
+}
+
+TEST(JsonSchemaGrammar, StringsCountCharactersNotBytes) {
+  const std::string two = R"({"type": "string", "minLength": 2, "maxLength": 2})";
+  EXPECT_TRUE(whole(two, R"("ab")"));
+  EXPECT_FALSE(whole(two, R"("a")"));
+  EXPECT_FALSE(prefix(two, R"("abc)"));
+  EXPECT_TRUE(whole(two, "\"\xC3\xA9\xE4\xB8\xAD\""));           // two characters, five bytes
+  EXPECT_TRUE(whole(two, R"("\u00e9\n")"));                       // escapes count as one
+  EXPECT_FALSE(whole(two, R"("\ud83d\ude00")"));                  // one character (a surrogate pair)
+  EXPECT_TRUE(whole(two, R"("\ud83d\ude00x")"));
+  EXPECT_FALSE(whole(two, "\"\xF0\x9F\x99\x82\""));               // one character, four bytes
+  EXPECT_FALSE(prefix(R"({"type": "string"})", "\"\xC0\xAF"));   // overlong UTF-8, as JSON mode
+  EXPECT_FALSE(prefix(R"({"type": "string"})", "\"a\nb"));         // control characters are escaped
+}
+
+TEST(JsonSchemaGrammar, EnumsConstantsUnionsAndTypeLists) {
+  const std::string colour = R"({"enum": ["red", "green", 7, null, {"a": [1]}]})";
+  for (const char* ok : {R"("red")", R"("green")", "7", "null", R"({"a":[1]})"}) EXPECT_TRUE(whole(colour, ok)) << ok;
+  EXPECT_FALSE(prefix(colour, R"("blue)"));
+  EXPECT_FALSE(whole(colour, R"("re")"));
+  EXPECT_FALSE(prefix(colour, "70"));
+  EXPECT_TRUE(whole(R"({"const": "yes"})", R"("yes")"));
+  EXPECT_FALSE(prefix(R"({"const": "yes"})", R"("no)"));
+  const std::string maybe = R"({"type": ["string", "null"]})";
+  EXPECT_TRUE(whole(maybe, R"("x")"));
+  EXPECT_TRUE(whole(maybe, "null"));
+  EXPECT_FALSE(prefix(maybe, "1"));
+  const std::string either = R"({"anyOf": [{"type": "integer"}, {"type": "array", "items": {"type": "integer"}}]})";
+  EXPECT_TRUE(whole(either, "[1,2]"));
+  EXPECT_FALSE(prefix(either, "1.5"));
+  // Two object schemas that share their first property: both stay open until they part.
+  const std::string shapes = R"({"oneOf": [
+      {"properties": {"kind": {"const": "circle"}, "r": {"type": "number"}}, "required": ["kind", "r"]},
+      {"properties": {"kind": {"const": "rect"}, "w": {"type": "number"}}, "required": ["kind", "w"]}]})";
+  EXPECT_TRUE(whole(shapes, R"({"kind":"circle","r":1})"));
+  EXPECT_TRUE(whole(shapes, R"({"kind":"rect","w":2})"));
+  EXPECT_FALSE(prefix(shapes, R"({"kind":"circle","w")"));
+}
+
+TEST(JsonSchemaGrammar, NumbersAndTheEndOfTheText) {
+  // A number at the top level is whole only when nothing but whitespace can follow.
+  const std::string integer = R"({"type": "integer"})";
+  GrammarPrefix p(json_schema_grammar(integer));
+  ASSERT_TRUE(p.feed(std::string_view("12")));
+  EXPECT_FALSE(p.complete());
+  ASSERT_TRUE(p.feed(std::string_view(" ")));
+  EXPECT_TRUE(p.complete());
+  EXPECT_FALSE(p.feed(static_cast<uint8_t>('3')));
+  EXPECT_FALSE(prefix(integer, "01"));
+  EXPECT_TRUE(prefix(integer, "-"));
+  EXPECT_FALSE(whole(integer, "- "));
+  EXPECT_TRUE(whole(R"({"type": "number"})", "-0.5e-3 "));
+  EXPECT_TRUE(whole(R"({"type": "boolean"})", "true"));
+  EXPECT_FALSE(prefix(R"({"type": "boolean"})", "tru "));
+  EXPECT_TRUE(whole("{}", R"( {"a": [1, "b", null]} )"));
+  EXPECT_TRUE(whole("true", "[]"));
+}
+
+TEST(JsonSchemaGrammar, ReferencesReachDefinitionsAndMayRecurse) {
+  const std::string tree = R"({"$ref": "#/$defs/node", "$defs": {"node": {"type": "object",
+      "properties": {"value": {"type": "integer"}, "children": {"type": "array", "items": {"$ref": "#/$defs/node"}}},
+      "required": ["value", "children"]}}})";
+  EXPECT_TRUE(whole(tree, R"({"value":1,"children":[{"value":2,"children":[]},{"value":3,"children":[{"value":4,"children":[]}]}]})"));
+  EXPECT_FALSE(prefix(tree, R"({"value":1,"children":[{"value":"x")"));
+  const std::string list = R"({"definitions": {"cell": {"type": ["null", "object"], "properties": {"next": {"$ref": "#/definitions/cell"}}}},
+      "$ref": "#/definitions/cell"})";
+  EXPECT_TRUE(whole(list, R"({"next":{"next":{"next":null}}})"));
+}
+
+TEST(JsonSchemaGrammar, ErrorsNameThePlaceAndTheReason) {
+  const auto says = [](const std::string& schema, const std::string& place, const std::string& reason) {
+    const std::string e = error_of(schema);
+    EXPECT_NE(e.find("\"" + place + "\""), std::string::npos) << schema << " -> " << e;
+    EXPECT_NE(e.find(reason), std::string::npos) << schema << " -> " << e;
+  };
+  says(R"({"type": "string", "pattern": "^a"})", "/pattern", "not supported");
+  says(R"({"properties": {"when": {"type": "string", "format": "date-time"}}})", "/properties/when/format", "not supported");
+  says(R"({"properties": {"a": {"type": "int"}}})", "/properties/a/type", "unknown type \"int\"");
+  says(R"({"type": "array", "minItems": 3, "maxItems": 2})", "/minItems", "more items");
+  says(R"({"type": "array", "maxItems": 100000})", "/maxItems", "not supported");
+  says(R"({"type": "string", "minLength": -1})", "/minLength", "non-negative");
+  says(R"({"$ref": "#/$defs/missing"})", "/$ref", "names nothing");
+  says(R"({"$ref": "https://example.com/schema.json"})", "/$ref", "inside the schema");
+  says(R"({"anyOf": []})", "/anyOf", "non-empty");
+  says(R"({"allOf": [{}, {}]})", "/allOf", "exactly one");
+  says(R"({"properties": {"a": false}})", "/properties/a", "accepts no value");
+  says("[1]", "/", "must be an object");
+  EXPECT_NE(error_of(R"({"$ref": "#"})").find("left recursion"), std::string::npos);
+  EXPECT_NE(error_of(R"({"anyOf": [{"$ref": "#/$defs/a"}], "$defs": {"a": {"$ref": "#"}}})").find("left recursion"),
+            std::string::npos);
+  EXPECT_NE(error_of(R"({"type": "object")").find("not JSON"), std::string::npos);
+  std::string deep;
+  for (int i = 0; i < 10000; ++i) deep += R"({"items":)";
+  deep += "{}" + std::string(10000, '}');
+  EXPECT_NE(error_of(deep).find("nested deeper"), std::string::npos);
+  EXPECT_EQ(error_of(kPerson), "");
+}
+
+TEST(Grammar, LeftRecursionIsRefusedAndRightRecursionTaken) {
+  Grammar left;
+  const uint32_t a = left.add_rule();
+  left.add_alternative(a, {GrammarElement::of(GrammarElement::Kind::Space), GrammarElement::rule(a),
+                           GrammarElement::byte('x')});
+  left.add_alternative(a, {GrammarElement::byte('y')});
+  EXPECT_THROW(left.check_left_recursion("test grammar"), Error);
+
+  auto right = std::make_shared<Grammar>();  // x* y
+  const uint32_t r = right->add_rule();
+  right->add_alternative(r, {GrammarElement::byte('x'), GrammarElement::rule(r)});
+  right->add_alternative(r, {GrammarElement::byte('y')});
+  right->set_root(r);
+  right->check_left_recursion("test grammar");
+  GrammarPrefix p(right);
+  EXPECT_TRUE(p.feed(std::string_view(std::string(10000, 'x'))));
+  EXPECT_FALSE(p.complete());
+  EXPECT_FALSE(p.feed(std::string_view("xz")));  // all or nothing
+  EXPECT_TRUE(p.feed(static_cast<uint8_t>('y')));
+  EXPECT_TRUE(p.complete());
+  EXPECT_THROW(right->add_alternative(r, {GrammarElement::rule(7)}), Error);
+}
+
+}  // namespace
+}  // namespace qrun
