@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 qconvert=$1
 out=$2
 shared=../shared
-for t in model_file safetensors hf_config tokenizer_json tokenizer_model chat_template server_request option_text tokenizer_config json_prefix; do
+for t in model_file safetensors hf_config tokenizer_json tokenizer_model chat_template server_request option_text tokenizer_config json_prefix json_schema; do
   mkdir -p "$out/$t"
 done
 tmp=$(mktemp -d)
@@ -51,6 +51,11 @@ printf '%s' '{"prompt":["Once"],"max_completion_tokens":4,"stream":false}' >"$ou
 # json_prefix: JSON objects as a model might write them.
 printf '%s' '{"name": "Tim", "age": 3, "toys": ["car", {"ball": true}], "x": -0.5e-3, "y": null, "s": "a\n\u00e9\ud83d\ude00"}' >"$out/json_prefix/seed-object"
 printf '{\n  "a": [1, 2],\n  "b": {}\n}' >"$out/json_prefix/seed-indented"
+
+# json_schema: a schema, a NUL byte, then a text the grammar reads.
+printf '%s\000%s' '{"type":"object","properties":{"name":{"type":"string","maxLength":8},"tags":{"type":"array","items":{"enum":["a","b"]},"maxItems":3},"n":{"type":["integer","null"]}},"required":["name"]}' '{"name": "Tim", "tags": ["a"], "n": -3}' >"$out/json_schema/seed-object"
+printf '%s\000%s' '{"$ref":"#/$defs/node","$defs":{"node":{"type":"object","properties":{"v":{"const":1},"kids":{"type":"array","items":{"$ref":"#/$defs/node"}}},"additionalProperties":{"type":"number"}}}}' '{"v":1,"kids":[{"v":1,"x":2.5e3}]}' >"$out/json_schema/seed-ref"
+printf '%s\000%s' '{"anyOf":[{"type":"string","minLength":2},{"prefixItems":[{"type":"boolean"}],"items":false,"minItems":1}]}' '[true]' >"$out/json_schema/seed-union"
 
 # option_text: the first byte picks the parser (0 --prefetch, 1 --tensor-type, 2 --type).
 printf '\000l1:8k/3k,rows:1' >"$out/option_text/seed-prefetch"

@@ -2,13 +2,18 @@
 // seeds, stop strings, a full context, Ctrl-C, and -cnv conversations piped on stdin.
 #include <gtest/gtest.h>
 
+#include <fstream>
 #include <regex>
+
+#include <nlohmann/json.hpp>
 
 #include "common/child_process.h"
 #include "common/golden.h"
 #include "common/model_fixture.h"
 #include "common/run_command.h"
+#include "src/runtime/grammar.h"
 #include "src/runtime/json_prefix.h"
+#include "src/runtime/json_schema_grammar.h"
 
 namespace qrun {
 namespace {
@@ -60,6 +65,40 @@ TEST(QrunGeneration, JsonFlagConstrainsTheReply) {
     EXPECT_TRUE(JsonPrefix().feed(std::string_view(out))) << out;
     EXPECT_FALSE(JsonPrefix().feed(std::string_view(stdout_of(base + " --seed " + std::to_string(seed)))));
   }
+}
+
+// -j / --json-schema-file: the reply is what the schema accepts (or a prefix of it, cut by
+// -n); a schema qrun cannot compile, or a missing file, is an error naming it before the
+// model loads.
+TEST(QrunGeneration, JsonSchemaConstrainsTheReply) {
+  const std::string schema = R"({"type":"object","properties":{"colour":{"enum":["red","blue"]},"n":{"type":"integer"}},"required":["colour","n"]})";
+  const std::string base = "-m " + quoted(model(DType::Q8)) + " -p 'Tim liked' --no-display-prompt -n 150 --temp 1 -t 1";
+  test::ScratchDir dir;
+  {
+    std::ofstream f(dir / "schema.json");
+    f << schema;
+  }
+  int whole = 0;
+  for (int seed = 1; seed <= 3; ++seed) {
+    for (const std::string flag : {"-j " + quoted(schema), "--json-schema-file " + quoted((dir / "schema.json").string())}) {
+      std::string out = stdout_of(base + " " + flag + " --seed " + std::to_string(seed));
+      ASSERT_FALSE(out.empty());
+      out.pop_back();  // qrun's closing newline
+      EXPECT_TRUE(GrammarPrefix(json_schema_grammar(schema)).feed(std::string_view(out))) << out;
+      if (!nlohmann::json::accept(out)) continue;
+      ++whole;
+      const auto j = nlohmann::json::parse(out);
+      EXPECT_TRUE(j["colour"] == "red" || j["colour"] == "blue") << out;
+      EXPECT_TRUE(j["n"].is_number_integer()) << out;
+    }
+  }
+  EXPECT_GT(whole, 0);
+  const auto bad = run_command(qrun_bin() + " " + base + " -j '{\"type\":\"string\",\"pattern\":\"a\"}'");
+  EXPECT_NE(bad.exit_code, 0);
+  EXPECT_NE(bad.out.find("--json-schema: JSON schema at \"/pattern\""), std::string::npos) << bad.out;
+  const auto missing = run_command(qrun_bin() + " " + base + " --json-schema-file " + quoted((dir / "none.json").string()));
+  EXPECT_NE(missing.exit_code, 0);
+  EXPECT_NE(missing.out.find("none.json"), std::string::npos) << missing.out;
 }
 
 // -r: generation stops where the text reaches the reverse prompt, which is not printed.

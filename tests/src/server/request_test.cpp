@@ -3,6 +3,8 @@
 
 #include <gtest/gtest.h>
 
+#include <nlohmann/json.hpp>
+
 #include "src/server/api_error.h"
 
 namespace qrun::server {
@@ -57,8 +59,8 @@ TEST(ServerRequest, UnsupportedFeaturesAre400AndTheirNullFormsPass) {
   const std::string head = R"({"messages":[{"role":"user","content":"x"}],)";
   for (const std::string field : {R"("logprobs":true)", R"("logprobs":2)", R"("top_logprobs":2)", R"("echo":true)",
                                   R"("suffix":"end")", R"("logit_bias":{"5":-100})", R"("tools":[{"type":"function"}])",
-                                  R"("functions":[{"name":"f"}])", R"("best_of":2)", R"("response_format":{"type":"json_schema"})",
-                                  R"("response_format":{"type":"json_object","schema":{}})", R"("response_format":"json")",
+                                  R"("functions":[{"name":"f"}])", R"("best_of":2)", R"("response_format":"json")",
+                                  R"("response_format":{"type":"xml"})",
                                   R"("stream_options":{"include_usage":true})", R"("frequency_penalty":2.5)",
                                   R"("presence_penalty":"x")"}) {
     try {
@@ -80,6 +82,38 @@ TEST(ServerRequest, UnsupportedFeaturesAre400AndTheirNullFormsPass) {
   const auto r = parse_request(Endpoint::Completions, R"({"prompt":"a","frequency_penalty":0.5,"presence_penalty":-1})");
   EXPECT_FLOAT_EQ(r.frequency_penalty, 0.5f);
   EXPECT_FLOAT_EQ(r.presence_penalty, -1.0f);
+}
+
+// OpenAI's json_schema and llama.cpp's json_object with a schema: the schema's text keeps
+// its key order (the model writes properties in it); one qrun cannot compile is a 400
+// naming where the schema sits and, in the message, the place inside it.
+TEST(ServerRequest, JsonSchemasKeepTheirOrderOrAre400) {
+  const std::string head = R"({"messages":[{"role":"user","content":"x"}],)";
+  const std::string schema = R"({"type":"object","properties":{"zeta":{"type":"integer"},"alpha":{"type":"string"}}})";
+  for (const std::string format : {R"({"type":"json_schema","json_schema":{"name":"n","strict":true,"schema":)" + schema + "}}",
+                                   R"({"type":"json_object","schema":)" + schema + "}"}) {
+    const auto r = parse_request(Endpoint::ChatCompletions, head + R"("response_format":)" + format + "}");
+    EXPECT_TRUE(r.json_object);
+    EXPECT_LT(r.json_schema.find("zeta"), r.json_schema.find("alpha")) << r.json_schema;
+    EXPECT_EQ(nlohmann::json::parse(r.json_schema), nlohmann::json::parse(schema));
+  }
+  EXPECT_EQ(parse_request(Endpoint::ChatCompletions, head + R"("response_format":{"type":"json_object"}})").json_schema, "");
+  const auto refused = [&](const std::string& format, const std::string& param, const std::string& says) {
+    try {
+      parse_request(Endpoint::ChatCompletions, head + R"("response_format":)" + format + "}");
+      ADD_FAILURE() << format << " accepted";
+    } catch (const ApiError& e) {
+      EXPECT_EQ(e.status, 400);
+      EXPECT_EQ(e.param, param) << format;
+      EXPECT_NE(std::string(e.what()).find(says), std::string::npos) << format << ": " << e.what();
+    }
+  };
+  refused(R"({"type":"json_schema"})", "response_format.json_schema", "schema");
+  refused(R"({"type":"json_schema","json_schema":{"name":"n"}})", "response_format.json_schema", "schema");
+  refused(R"({"type":"json_schema","json_schema":{"schema":{"properties":{"a":{"type":"string","pattern":"x"}}}}})",
+          "response_format.json_schema.schema", "/properties/a/pattern");
+  refused(R"({"type":"json_object","schema":{"$ref":"#"}})", "response_format.schema", "left recursion");
+  refused(R"({"type":"json_object","schema":[1]})", "response_format.schema", "must be an object");
 }
 
 }  // namespace

@@ -75,7 +75,9 @@ class Server {
   bool ready_ = false;
 };
 
-httplib::Result post(const Server& s, const std::string& path, const json& body, const httplib::Headers& h = {}) {
+// Any nlohmann type: an ordered_json body keeps its keys in the order written.
+template <class Json = json>
+httplib::Result post(const Server& s, const std::string& path, const Json& body, const httplib::Headers& h = {}) {
   return s.client()->Post(path.c_str(), h, body.dump(), "application/json");
 }
 
@@ -283,7 +285,7 @@ TEST_F(QserveTest, TokenizeAndDetokenize) {
 }
 
 // response_format json_object: the reply is an object (finish_reason stop) or, cut by
-// max_tokens, a prefix of one; streamed, the same text. A schema is refused. (stories260K
+// max_tokens, a prefix of one; streamed, the same text. (stories260K
 // has no chat template, so /v1/completions, which takes the field as llama.cpp's does.)
 TEST_F(QserveTest, JsonObjectFormatConstrainsTheReply) {
   Server s({"--workers", "1"}, DType::Q8);
@@ -307,10 +309,45 @@ TEST_F(QserveTest, JsonObjectFormatConstrainsTheReply) {
     ASSERT_EQ(r->status, 200) << r->body;
     EXPECT_EQ(parse_sse(r->body, false).text, text);
   }
+}
+
+// response_format json_schema: a reply that ends on its own has the schema's properties
+// in the schema's order; a schema qrun cannot compile is a 400 naming it.
+TEST_F(QserveTest, JsonSchemaFormatConstrainsTheReply) {
+  Server s({"--workers", "1"}, DType::Q8);
+  ASSERT_TRUE(s.ready()) << s.log();
+  using ordered = nlohmann::ordered_json;  // "name" before "legs", as a client sends it
+  const ordered schema = ordered::parse(R"({"type": "object", "properties": {"name": {"type": "string", "maxLength": 10},
+      "legs": {"type": "integer"}}, "required": ["name", "legs"]})");
+  int whole = 0;
+  for (int seed = 1; seed <= 3; ++seed) {
+    const ordered req = {{"prompt", "Tim liked to play"},
+                      {"response_format", {{"type", "json_schema"}, {"json_schema", {{"name", "pet"}, {"schema", schema}}}}},
+                      {"temperature", 1},
+                      {"seed", seed},
+                      {"max_tokens", 300}};
+    auto r = post(s, "/v1/completions", req);
+    ASSERT_EQ(r->status, 200) << r->body;
+    const json j = json::parse(r->body);
+    const std::string text = j["choices"][0]["text"];
+    if (j["choices"][0]["finish_reason"] != "stop") continue;
+    ++whole;
+    const auto reply = nlohmann::ordered_json::parse(text);
+    ASSERT_EQ(reply.size(), 2u) << text;
+    EXPECT_EQ(reply.begin().key(), "name") << text;
+    EXPECT_TRUE(reply["name"].is_string() && reply["legs"].is_number_integer()) << text;
+    ordered sreq = req;
+    sreq["stream"] = true;
+    r = post(s, "/v1/completions", sreq);
+    ASSERT_EQ(r->status, 200) << r->body;
+    EXPECT_EQ(parse_sse(r->body, false).text, text);
+  }
+  EXPECT_GT(whole, 0);
   auto r = post(s, "/v1/completions", {{"prompt", "x"},
-                                       {"response_format", {{"type", "json_schema"}, {"json_schema", json::object()}}}});
+                                       {"response_format", {{"type", "json_schema"},
+                                                            {"json_schema", {{"schema", {{"type", "string"}, {"format", "email"}}}}}}}});
   EXPECT_EQ(r->status, 400) << r->body;
-  EXPECT_EQ(json::parse(r->body)["error"]["param"], "response_format");
+  EXPECT_EQ(json::parse(r->body)["error"]["param"], "response_format.json_schema.schema") << r->body;
 }
 
 // The sampling fields reach the worker's sampler: OpenAI's penalties change a greedy
