@@ -19,6 +19,8 @@
 
 namespace qrun {
 
+class TokenTrie;  // src/runtime/token_trie.h
+
 class JsonConstraint {
  public:
   // Reads every token's bytes once (special and control tokens are never allowed).
@@ -43,10 +45,12 @@ class JsonConstraint {
 
  private:
   std::vector<std::string> bytes_;  // per token id; empty for special tokens
-  // Tokens that leave a string's text in a plain state (no quote, no control byte,
-  // whole characters, whole escapes): allowed wherever the text is in a plain string,
-  // so a mask inside a long string feeds only the others.
-  std::vector<bool> plain_;
+  // Per token, its characters when it leaves a string's text in a plain state (no quote,
+  // no control byte, whole characters, whole escapes), else 0: allowed wherever the text
+  // is between two characters of a string with room for them, so a mask inside a long
+  // string feeds only the other tokens.
+  std::vector<uint32_t> plain_chars_;
+  std::unique_ptr<TokenTrie> trie_;  // mask() walks it outside strings
   std::unique_ptr<Text> text_;
 };
 

@@ -1,5 +1,6 @@
 #include "src/runtime/grammar.h"
 
+#include <algorithm>
 #include <utility>
 
 #include "qrun/error.h"
@@ -219,14 +220,14 @@ bool GrammarPrefix::complete() const {
   return sentence;
 }
 
-bool GrammarPrefix::in_plain_string() const {
+uint32_t GrammarPrefix::plain_string_room() const {
+  uint32_t room = 0;
   for (const Stack& s : stacks_) {
     const GrammarElement* e = top(s);
-    if (e && e->kind == GrammarElement::Kind::String && s.started && e->max == JsonStringLexer::kUnbounded &&
-        s.string.between_chars())
-      return true;
+    if (e && e->kind == GrammarElement::Kind::String && s.started && s.string.between_chars())
+      room = std::max(room, e->max == JsonStringLexer::kUnbounded ? e->max : e->max - s.string.chars());
   }
-  return false;
+  return room;
 }
 
 }  // namespace qrun

@@ -72,9 +72,11 @@ class GrammarPrefix {
   bool feed(std::string_view bytes);  // all or nothing
   // The text is a sentence and nothing but whitespace can follow it.
   bool complete() const;
-  // Some stack is between two characters of a string without maxLength: a token that
-  // stays inside a string (JsonConstraint's plain tokens) continues the text.
-  bool in_plain_string() const;
+  // The most characters a stack between two characters of a string can still take (its
+  // maxLength less what it holds; kUnbounded without maxLength; 0 outside strings): a
+  // token that stays inside a string (JsonConstraint's plain tokens) with no more
+  // characters than this continues the text.
+  uint32_t plain_string_room() const;
   void reset();
 
  private:

@@ -1,13 +1,14 @@
 #include "qrun/json_constraint.h"
 
-#include <array>
 #include <limits>
 #include <utility>
 
 #include "qrun/error.h"
 #include "src/runtime/grammar.h"
+#include "src/runtime/json_lexers.h"
 #include "src/runtime/json_prefix.h"
 #include "src/runtime/json_schema_grammar.h"
+#include "src/runtime/token_trie.h"
 
 namespace qrun {
 
@@ -17,8 +18,10 @@ class JsonConstraint::Text {
   virtual bool accepts(std::string_view bytes) const = 0;
   virtual bool feed(std::string_view bytes) = 0;  // all or nothing
   virtual bool complete() const = 0;
-  virtual bool in_plain_string() const = 0;
+  virtual uint32_t plain_string_room() const = 0;
   virtual void reset() = 0;
+  // Sets allowed[id] for every token of the trie whose bytes continue the text.
+  virtual void allowed_tokens(const TokenTrie& trie, std::vector<uint8_t>& allowed) const = 0;
 };
 
 namespace {
@@ -34,10 +37,25 @@ class TextOf final : public JsonConstraint::Text {
   }
   bool feed(std::string_view bytes) override { return now_.feed(bytes); }
   bool complete() const override { return now_.complete(); }
-  bool in_plain_string() const override { return now_.in_plain_string(); }
+  uint32_t plain_string_room() const override { return now_.plain_string_room(); }
   void reset() override { now_ = initial_; }
+  void allowed_tokens(const TokenTrie& trie, std::vector<uint8_t>& allowed) const override {
+    std::vector<Prefix> after{now_};  // after[d]: the text and the first d bytes of the path
+    walk(trie, trie.root(), 0, after, allowed);
+  }
 
  private:
+  static void walk(const TokenTrie& trie, const TokenTrie::Node& node, size_t depth, std::vector<Prefix>& after,
+                   std::vector<uint8_t>& allowed) {
+    if (after.size() == depth + 1) after.push_back(after[depth]);
+    for (const TokenTrie::Node& child : trie.children(node)) {
+      after[depth + 1] = after[depth];
+      if (!after[depth + 1].feed(child.byte)) continue;  // and every token below it
+      for (const int32_t id : trie.tokens(child)) allowed[static_cast<size_t>(id)] = 1;
+      if (child.children) walk(trie, child, depth + 1, after, allowed);
+    }
+  }
+
   Prefix initial_, now_;
 };
 
@@ -45,19 +63,18 @@ class TextOf final : public JsonConstraint::Text {
 
 JsonConstraint::JsonConstraint(const Tokenizer& tok) : text_(std::make_unique<TextOf<JsonPrefix>>(JsonPrefix())) {
   bytes_.resize(static_cast<size_t>(tok.vocab_size()));
-  plain_.resize(bytes_.size());
-  JsonPrefix in_string;
-  in_string.feed(std::string_view("{\""));
+  plain_chars_.resize(bytes_.size());
   for (size_t id = 0; id < bytes_.size(); ++id) {
     bytes_[id] = tok.token_text(static_cast<int32_t>(id), false);
     // Never leaving the string: a token such as `","` that closes it and opens the next
     // would be taken or refused by what the string belongs to (a key or a value).
-    JsonPrefix p = in_string;
+    JsonStringLexer string;
     bool plain = !bytes_[id].empty();
     for (size_t i = 0; plain && i < bytes_[id].size(); ++i)
-      plain = p.feed(static_cast<uint8_t>(bytes_[id][i])) && p.in_string();
-    plain_[id] = plain && p.in_plain_string();
+      plain = string.step(static_cast<uint8_t>(bytes_[id][i])) == JsonStringLexer::Step::Inside;
+    plain_chars_[id] = plain && string.between_chars() ? string.chars() : 0;
   }
+  trie_ = std::make_unique<TokenTrie>(bytes_);
 }
 
 JsonConstraint::~JsonConstraint() = default;
@@ -77,7 +94,8 @@ bool JsonConstraint::allows(int32_t token) const {
   if (token < 0 || static_cast<size_t>(token) >= bytes_.size()) return false;
   const std::string& b = bytes_[static_cast<size_t>(token)];
   if (b.empty()) return false;
-  if (plain_[static_cast<size_t>(token)] && text_->in_plain_string()) return true;
+  const uint32_t chars = plain_chars_[static_cast<size_t>(token)];
+  if (chars > 0 && chars <= text_->plain_string_room()) return true;
   return text_->accepts(b);
 }
 
@@ -89,20 +107,20 @@ void JsonConstraint::accept(int32_t token) {
 }
 
 int JsonConstraint::mask(std::span<float> logits) const {
-  // Most places in JSON take few bytes: a token whose first byte is refused needs no trial.
-  std::array<bool, 256> first{};
-  for (int c = 0; c < 256; ++c) {
-    const char byte = static_cast<char>(c);
-    first[static_cast<size_t>(c)] = text_->accepts(std::string_view(&byte, 1));
+  // Inside a string nearly every token is allowed and plain ones need no trial: try the
+  // others one by one. Elsewhere few are: walk the trie, where a refused byte prunes.
+  std::vector<uint8_t> allowed(bytes_.size(), 0);
+  if (text_->plain_string_room() > 0) {
+    for (size_t id = 0; id < bytes_.size(); ++id) allowed[id] = allows(static_cast<int32_t>(id));
+  } else {
+    text_->allowed_tokens(*trie_, allowed);
   }
-  int allowed = 0;
+  int count = 0;
   for (size_t id = 0; id < logits.size(); ++id) {
-    const bool ok = id < bytes_.size() && !bytes_[id].empty() &&
-                    first[static_cast<uint8_t>(bytes_[id][0])] && allows(static_cast<int32_t>(id));
-    if (ok) ++allowed;
+    if (id < allowed.size() && allowed[id]) ++count;
     else logits[id] = -std::numeric_limits<float>::infinity();
   }
-  return allowed;
+  return count;
 }
 
 }  // namespace qrun

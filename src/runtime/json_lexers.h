@@ -25,6 +25,7 @@ class JsonStringLexer {
   // nesting, not whether the string is a key), which JsonConstraint uses to take
   // plain-text tokens without feeding them.
   bool between_chars() const { return mode_ == Mode::Body && pending_utf8_ == 0 && !low_surrogate_; }
+  uint32_t chars() const { return chars_; }
   bool operator==(const JsonStringLexer&) const = default;
 
  private:
