@@ -131,9 +131,12 @@ void GrammarPrefix::expand(Stack s, std::vector<Stack>& out) const {
         advance(std::move(s), out);
         return;
       case Kind::Number:
-      case Kind::Integer:
         out.push_back(s);
         if (s.started && s.number.can_end()) advance(std::move(s), out);
+        return;
+      case Kind::Integer:
+        out.push_back(s);
+        if (s.started && s.number.can_end() && s.number.integer_within(e.low, e.high)) advance(std::move(s), out);
         return;
       case Kind::Byte:
       case Kind::String:
@@ -150,7 +153,7 @@ void GrammarPrefix::step(const Stack& s, uint8_t c, std::vector<Stack>& out) con
   Stack t = s;
   switch (e->kind) {
     case Kind::Byte:
-      if (c == e->arg) advance(std::move(t), out);
+      if (c >= e->min && c <= e->max) advance(std::move(t), out);
       return;
     case Kind::String:
       if (!t.started) {
@@ -173,6 +176,7 @@ void GrammarPrefix::step(const Stack& s, uint8_t c, std::vector<Stack>& out) con
     case Kind::Number:
     case Kind::Integer:
       if (!(t.started ? t.number.step(c, e->kind == Kind::Integer) : t.number.start(c))) return;
+      if (e->kind == Kind::Integer && !t.number.integer_may_reach(e->low, e->high)) return;
       t.started = true;
       expand(std::move(t), out);
       return;

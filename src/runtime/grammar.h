@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstdint>
+#include <limits>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -18,21 +19,28 @@ namespace qrun {
 
 struct GrammarElement {
   enum class Kind : uint8_t {
-    Byte,     // arg: the byte
+    Byte,     // one byte from min to max
     Rule,     // arg: the rule
     String,   // a JSON string, quotes included; min and max: its characters
     Number,   // a JSON number
-    Integer,  // a JSON number without fraction or exponent
+    Integer,  // a JSON number without fraction or exponent, from low to high
     Space,    // a run of whitespace, possibly empty
   };
   Kind kind = Kind::Byte;
   uint32_t arg = 0;
   uint32_t min = 0, max = JsonStringLexer::kUnbounded;
+  int64_t low = std::numeric_limits<int64_t>::min(), high = std::numeric_limits<int64_t>::max();
 
-  static GrammarElement byte(uint8_t c) { return {Kind::Byte, c}; }
+  static GrammarElement byte(uint8_t c) { return {Kind::Byte, 0, c, c}; }
+  static GrammarElement bytes(uint8_t first, uint8_t last) { return {Kind::Byte, 0, first, last}; }
   static GrammarElement rule(uint32_t id) { return {Kind::Rule, id}; }
   static GrammarElement of(Kind kind) { return {kind}; }
   static GrammarElement string(uint32_t min, uint32_t max) { return {Kind::String, 0, min, max}; }
+  static GrammarElement integer(int64_t low, int64_t high) {
+    GrammarElement e{Kind::Integer};
+    e.low = low, e.high = high;
+    return e;
+  }
 };
 
 class Grammar {

@@ -78,6 +78,9 @@ bool JsonNumberLexer::start(uint8_t c) {
   part_ = c == '-' ? Part::Minus : c == '0' ? Part::Zero : Part::Int;
   length_ = 1;
   exponent_digits_ = 0;
+  negative_ = c == '-';
+  int_digits_ = negative_ ? 0 : 1;
+  magnitude_ = negative_ ? 0 : c - '0';
   return true;
 }
 
@@ -93,6 +96,10 @@ bool JsonNumberLexer::to(Part part, int needs) {
 bool JsonNumberLexer::step(uint8_t c, bool integer) {
   const bool exp = !integer && (c == 'e' || c == 'E');
   const bool dot = !integer && c == '.';
+  if (is_digit(c) && (part_ == Part::Minus || part_ == Part::Int) && int_digits_ < 21) {
+    ++int_digits_;
+    magnitude_ = magnitude_ * 10 + (c - '0');
+  }
   switch (part_) {
     case Part::Minus:
       return c == '0' ? to(Part::Zero, 1) : is_digit(c) ? to(Part::Int, 1) : false;
@@ -120,6 +127,29 @@ bool JsonNumberLexer::step(uint8_t c, bool integer) {
 
 bool JsonNumberLexer::can_end() const {
   return part_ == Part::Zero || part_ == Part::Int || part_ == Part::Frac || part_ == Part::ExpDigits;
+}
+
+// The integers the digits so far can still become are the magnitude m itself and, with k
+// more digits, m * 10^k .. m * 10^k + 10^k - 1 (none after a leading 0); some must lie
+// within [low, high]. Past 20 digits nothing fits an int64 bound.
+bool JsonNumberLexer::integer_may_reach(int64_t low, int64_t high) const {
+  if (int_digits_ > 20) return false;
+  const auto meets = [&](__int128 a, __int128 b) {  // magnitudes a..b, with the sign
+    const __int128 lo = negative_ ? -b : a, hi = negative_ ? -a : b;
+    return lo <= high && hi >= low;
+  };
+  if (int_digits_ == 0) return meets(1, static_cast<__int128>(1) << 64);  // "-": any negative
+  if (part_ == Part::Zero) return meets(0, 0);
+  __int128 first = magnitude_, span = 1;
+  for (int digits = int_digits_; digits <= 20; ++digits, first *= 10, span *= 10)
+    if (meets(first, first + span - 1)) return true;
+  return false;
+}
+
+bool JsonNumberLexer::integer_within(int64_t low, int64_t high) const {
+  if (int_digits_ == 0 || int_digits_ > 20) return false;
+  const __int128 v = negative_ ? -magnitude_ : magnitude_;
+  return v >= low && v <= high;
 }
 
 bool JsonSpaceLexer::step(uint8_t c) {

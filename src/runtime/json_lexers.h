@@ -53,6 +53,10 @@ class JsonNumberLexer {
   bool start(uint8_t c);
   bool step(uint8_t c, bool integer = false);  // whether c continues the number
   bool can_end() const;  // the number so far is whole (it does not end in '-', '.', 'e' or a sign)
+  // For an integer (step(c, true)): whether more digits can still make it one from low to
+  // high, and whether it is one now. (A schema's minimum and maximum.)
+  bool integer_may_reach(int64_t low, int64_t high) const;
+  bool integer_within(int64_t low, int64_t high) const;
   bool operator==(const JsonNumberLexer&) const = default;
 
  private:
@@ -62,6 +66,9 @@ class JsonNumberLexer {
   Part part_ = Part::Minus;
   int length_ = 0;
   int exponent_digits_ = 0;
+  bool negative_ = false;
+  int int_digits_ = 0;
+  __int128 magnitude_ = 0;  // of the integer part, while it has at most 20 digits
 };
 
 // A run of whitespace between two tokens of the grammar: one line break (\n, \r\n or \r)

@@ -1,6 +1,8 @@
 #include "src/runtime/json_schema_grammar.h"
 
 #include <algorithm>
+#include <cmath>
+#include <limits>
 #include <map>
 #include <optional>
 #include <string>
@@ -20,14 +22,14 @@ using Kind = GrammarElement::Kind;
 using Sequence = Grammar::Sequence;
 
 constexpr size_t kMaxSchemaDepth = 128;  // keeps the compiler's (and dump()'s) recursion shallow
-constexpr uint32_t kMaxItemsBound = 1024;  // minItems/maxItems above this would unroll into huge grammars
+constexpr uint32_t kMaxItemsBound = 1024;
+constexpr const char* kRangeKeywords[] = {"minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"};  // minItems/maxItems above this would unroll into huge grammars
 
 const GrammarElement kSpace = GrammarElement::of(Kind::Space);
 
 // Keywords that constrain values beyond what the grammar enforces.
 constexpr const char* kUnsupported[] = {
-    "pattern", "format", "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf",
-    "uniqueItems", "contains", "minContains", "maxContains", "minProperties", "maxProperties",
+    "pattern", "multipleOf", "uniqueItems", "contains", "minContains", "maxContains", "minProperties", "maxProperties",
     "patternProperties", "propertyNames", "dependentRequired", "dependentSchemas", "dependencies", "not", "if",
     "then", "else", "unevaluatedProperties", "unevaluatedItems", "additionalItems"};
 
@@ -152,16 +154,85 @@ class SchemaCompiler {
     if (type == "object") return object(s, path);
     if (type == "array") return array(s, path);
     if (type == "string") {
+      if (s.contains("format")) return formatted(s["format"], path + "/format");
       const uint32_t min = bound(s, "minLength", path, 0, JsonStringLexer::kUnbounded - 1);
       const uint32_t max = bound(s, "maxLength", path, JsonStringLexer::kUnbounded, JsonStringLexer::kUnbounded - 1);
       if (min > max) fail(path + "/minLength", "is larger than maxLength");
       return rule({{GrammarElement::string(min, max), kSpace}});
     }
-    if (type == "number") return shared("number", {{GrammarElement::of(Kind::Number), kSpace}});
-    if (type == "integer") return shared("integer", {{GrammarElement::of(Kind::Integer), kSpace}});
+    if (type == "number") {
+      for (const char* key : kRangeKeywords)
+        if (s.contains(key)) fail(path + "/" + key, "is supported for integers only");
+      return shared("number", {{GrammarElement::of(Kind::Number), kSpace}});
+    }
+    if (type == "integer") {
+      const auto [low, high] = integer_range(s, path);
+      return rule({{GrammarElement::integer(low, high), kSpace}});
+    }
     if (type == "boolean") return shared("boolean", {literal("true", {kSpace}), literal("false", {kSpace})});
     if (type == "null") return shared("null", {literal("null", {kSpace})});
     fail(path + "/type", "unknown type \"" + type + "\"");
+  }
+
+  // minimum, maximum and their exclusive forms (numbers, or draft 4's booleans beside
+  // minimum and maximum) as the integers they leave.
+  static std::pair<int64_t, int64_t> integer_range(const json& s, const std::string& path) {
+    double low = -std::numeric_limits<double>::infinity(), high = std::numeric_limits<double>::infinity();
+    const auto number = [&](const char* key) {
+      if (!s[key].is_number()) fail(path + "/" + key, "must be a number");
+      return s[key].get<double>();
+    };
+    const auto exclusive = [&](const char* key) { return s.contains(key) && s[key].is_boolean() && s[key].get<bool>(); };
+    if (s.contains("minimum")) low = exclusive("exclusiveMinimum") ? std::floor(number("minimum")) + 1 : std::ceil(number("minimum"));
+    if (s.contains("maximum")) high = exclusive("exclusiveMaximum") ? std::ceil(number("maximum")) - 1 : std::floor(number("maximum"));
+    if (s.contains("exclusiveMinimum") && !s["exclusiveMinimum"].is_boolean())
+      low = std::max(low, std::floor(number("exclusiveMinimum")) + 1);
+    if (s.contains("exclusiveMaximum") && !s["exclusiveMaximum"].is_boolean())
+      high = std::min(high, std::ceil(number("exclusiveMaximum")) - 1);
+    constexpr double kInt64 = 9223372036854775807.0;
+    if (low > high || low > kInt64 || high < -kInt64) fail(path + "/minimum", "leaves no integer between the bounds");
+    return {low <= -kInt64 ? std::numeric_limits<int64_t>::min() : static_cast<int64_t>(low),
+            high >= kInt64 ? std::numeric_limits<int64_t>::max() : static_cast<int64_t>(high)};
+  }
+
+  // The formats of RFC 3339 and RFC 4122 that JSON Schema names and structured outputs
+  // use: "2026-12-05", "13:45:00.5+01:00", both joined by T, and a UUID.
+  uint32_t formatted(const json& format, const std::string& path) {
+    if (!format.is_string()) fail(path, "must be a string");
+    const std::string& name = format.get_ref<const std::string&>();
+    const GrammarElement digit = GrammarElement::bytes('0', '9'), quote = GrammarElement::byte('"');
+    const auto r = GrammarElement::rule;
+    const auto b = GrammarElement::byte;
+    const uint32_t month = shared("month", {{b('0'), GrammarElement::bytes('1', '9')}, {b('1'), GrammarElement::bytes('0', '2')}});
+    const uint32_t day = shared("day", {{b('0'), GrammarElement::bytes('1', '9')}, {GrammarElement::bytes('1', '2'), digit},
+                                        {b('3'), GrammarElement::bytes('0', '1')}});
+    const uint32_t hour = shared("hour", {{GrammarElement::bytes('0', '1'), digit}, {b('2'), GrammarElement::bytes('0', '3')}});
+    const GrammarElement sixty = GrammarElement::bytes('0', '5');
+    const Sequence date{digit, digit, digit, digit, b('-'), r(month), b('-'), r(day)};
+    uint32_t fraction = shared("fraction9", {{digit}});  // up to nine digits after the point
+    for (int n = 8; n >= 1; --n) fraction = shared("fraction" + std::to_string(n), {{digit}, {digit, r(fraction)}});
+    const uint32_t seconds_part = shared("seconds_fraction", {{}, {b('.'), r(fraction)}});
+    const uint32_t offset = shared("offset", {{b('Z')}, {b('z')}, {b('+'), r(hour), b(':'), sixty, digit},
+                                              {b('-'), r(hour), b(':'), sixty, digit}});
+    const Sequence time{r(hour), b(':'), sixty, digit, b(':'), sixty, digit, r(seconds_part), r(offset)};
+    const auto quoted = [&](std::initializer_list<Sequence> parts) {
+      Sequence s{quote};
+      for (const Sequence& p : parts) s.insert(s.end(), p.begin(), p.end());
+      return rule({then(s, {quote, kSpace})});
+    };
+    if (name == "uuid") {
+      const uint32_t hex = shared("hex", {{digit}, {GrammarElement::bytes('a', 'f')}, {GrammarElement::bytes('A', 'F')}});
+      Sequence s;
+      for (const int group : {8, 4, 4, 4, 12}) {
+        if (!s.empty()) s.push_back(b('-'));
+        s.insert(s.end(), static_cast<size_t>(group), r(hex));
+      }
+      return quoted({s});
+    }
+    if (name == "date") return quoted({date});
+    if (name == "time") return quoted({time});
+    if (name == "date-time") return quoted({date, {r(shared("T", {{b('T')}, {b('t')}}))}, time});
+    fail(path, "\"" + name + "\" is not supported (date, time, date-time and uuid are)");
   }
 
   // '{' then the properties in the schema's order, each optional one skippable: none[i]

@@ -155,6 +155,60 @@ TEST(JsonSchemaGrammar, NumbersAndTheEndOfTheText) {
   EXPECT_TRUE(whole("true", "[]"));
 }
 
+// minimum and maximum (and their exclusive forms) bound integers digit by digit: a prefix
+// is refused as soon as no more digits can bring it within the bounds.
+TEST(JsonSchemaGrammar, IntegerBoundsRefuseDigitsThatCannotFit) {
+  const std::string age = R"({"type": "integer", "minimum": 18, "maximum": 120})";
+  for (const char* ok : {"18", "99", "120", "42"}) EXPECT_TRUE(whole(age, std::string(ok) + " ")) << ok;
+  EXPECT_TRUE(prefix(age, "1"));   // 1 -> 18..19, 100..120
+  EXPECT_FALSE(whole(age, "1 "));
+  EXPECT_FALSE(prefix(age, "13 "));
+  EXPECT_FALSE(prefix(age, "121"));
+  EXPECT_FALSE(prefix(age, "-"));
+  EXPECT_FALSE(prefix(age, "0"));
+  EXPECT_FALSE(prefix(age, "1000"));
+  EXPECT_TRUE(prefix(age, "12"));  // 120
+  EXPECT_FALSE(prefix(age, "125"));
+  const std::string cold = R"({"type": "integer", "exclusiveMinimum": -10, "exclusiveMaximum": 0})";
+  EXPECT_TRUE(whole(cold, "-9 "));
+  EXPECT_FALSE(prefix(cold, "-10"));
+  EXPECT_FALSE(prefix(cold, "0"));
+  EXPECT_FALSE(prefix(cold, "-0"));
+  EXPECT_FALSE(prefix(cold, "5"));
+  const std::string draft4 = R"({"type": "integer", "minimum": 0, "exclusiveMinimum": true, "maximum": 2.5})";
+  EXPECT_FALSE(prefix(draft4, "0"));
+  EXPECT_TRUE(whole(draft4, "2 "));
+  EXPECT_FALSE(prefix(draft4, "3"));
+  const std::string natural = R"({"type": "integer", "minimum": 0})";
+  EXPECT_TRUE(whole(natural, "9223372036854775807 "));
+  EXPECT_FALSE(prefix(natural, "9223372036854775808"));
+  EXPECT_FALSE(prefix(natural, "-1"));
+  EXPECT_TRUE(whole(R"({"type": "integer"})", "-9223372036854775808 "));
+  // As an object's property the number ends at the comma or brace.
+  EXPECT_TRUE(whole(R"({"properties": {"n": {"type": "integer", "maximum": 5}}})", R"({"n":5})"));
+  EXPECT_FALSE(prefix(R"({"properties": {"n": {"type": "integer", "maximum": 5}}})", R"({"n":6)"));
+}
+
+TEST(JsonSchemaGrammar, DateTimeAndUuidFormats) {
+  const std::string date = R"({"type": "string", "format": "date"})";
+  EXPECT_TRUE(whole(date, R"("2026-12-05")"));
+  EXPECT_FALSE(prefix(date, R"("2026-13)"));
+  EXPECT_FALSE(prefix(date, R"("2026-12-32)"));
+  EXPECT_FALSE(prefix(date, R"("26-)"));
+  const std::string time = R"({"type": "string", "format": "time"})";
+  EXPECT_TRUE(whole(time, R"("23:59:59Z")"));
+  EXPECT_TRUE(whole(time, R"("08:05:00.123+01:00")"));
+  EXPECT_FALSE(prefix(time, R"("24:)"));
+  EXPECT_FALSE(whole(time, R"("10:00:00")"));  // RFC 3339 wants the offset
+  const std::string stamp = R"({"type": "string", "format": "date-time"})";
+  EXPECT_TRUE(whole(stamp, R"("2026-12-05T03:04:05.5-07:30")"));
+  EXPECT_FALSE(prefix(stamp, R"("2026-12-05 03)"));
+  const std::string uuid = R"({"type": "string", "format": "uuid"})";
+  EXPECT_TRUE(whole(uuid, R"("123e4567-e89b-12d3-A456-426614174000")"));
+  EXPECT_FALSE(prefix(uuid, R"("123e4567e)"));
+  EXPECT_FALSE(prefix(uuid, R"("123g)"));
+}
+
 TEST(JsonSchemaGrammar, ReferencesReachDefinitionsAndMayRecurse) {
   const std::string tree = R"({"$ref": "#/$defs/node", "$defs": {"node": {"type": "object",
       "properties": {"value": {"type": "integer"}, "children": {"type": "array", "items": {"$ref": "#/$defs/node"}}},
@@ -173,7 +227,10 @@ TEST(JsonSchemaGrammar, ErrorsNameThePlaceAndTheReason) {
     EXPECT_NE(e.find(reason), std::string::npos) << schema << " -> " << e;
   };
   says(R"({"type": "string", "pattern": "^a"})", "/pattern", "not supported");
-  says(R"({"properties": {"when": {"type": "string", "format": "date-time"}}})", "/properties/when/format", "not supported");
+  says(R"({"properties": {"to": {"type": "string", "format": "email"}}})", "/properties/to/format", "not supported");
+  says(R"({"type": "number", "minimum": 0})", "/minimum", "integers only");
+  says(R"({"type": "integer", "minimum": 5, "maximum": 4})", "/minimum", "no integer");
+  says(R"({"type": "integer", "maximum": "5"})", "/maximum", "must be a number");
   says(R"({"properties": {"a": {"type": "int"}}})", "/properties/a/type", "unknown type \"int\"");
   says(R"({"type": "array", "minItems": 3, "maxItems": 2})", "/minItems", "more items");
   says(R"({"type": "array", "maxItems": 100000})", "/maxItems", "not supported");
