@@ -108,13 +108,13 @@ class SchemaCompiler {
       if (s.contains(keyword))
         fail(path + "/" + keyword, "is not supported (a grammar without it would let the model write what it refuses)");
     if (s.contains("$ref")) return reference(s["$ref"], path + "/$ref");
-    if (s.contains("const")) return rule({then(literal(s["const"].dump()), {kSpace})});
+    if (s.contains("const")) return literals({s["const"].dump()});
     if (s.contains("enum")) {
       const json& values = s["enum"];
       if (!values.is_array() || values.empty()) fail(path + "/enum", "must be a non-empty list");
-      std::vector<Sequence> alternatives;
-      for (const json& v : values) alternatives.push_back(then(literal(v.dump()), {kSpace}));
-      return rule(std::move(alternatives));
+      std::vector<std::string> texts;
+      for (const json& v : values) texts.push_back(v.dump());
+      return literals(std::move(texts));
     }
     for (const char* key : {"anyOf", "oneOf"})  // oneOf's exclusivity is not enforced, as in llama.cpp
       if (s.contains(key)) {
@@ -150,11 +150,42 @@ class SchemaCompiler {
     return rule(std::move(alternatives));
   }
 
+  // Values written as they are (enum, const), as a trie of rules: values that share a
+  // prefix share its bytes, so that a long enum keeps one stack per place in it rather
+  // than one per value.
+  uint32_t literals(std::vector<std::string> texts) {
+    std::sort(texts.begin(), texts.end());
+    texts.erase(std::unique(texts.begin(), texts.end()), texts.end());
+    return literal_tree(texts, 0, texts.size(), 0);
+  }
+
+  // texts[lo, hi) share their first `depth` bytes.
+  uint32_t literal_tree(const std::vector<std::string>& texts, size_t lo, size_t hi, size_t depth) {
+    const uint32_t id = g_->add_rule();
+    size_t i = lo;
+    if (texts[i].size() == depth) g_->add_alternative(id, {kSpace}), ++i;  // one value ends here
+    while (i < hi) {
+      size_t j = i;
+      while (j < hi && texts[j][depth] == texts[i][depth]) ++j;
+      const std::string& first = texts[i];
+      const std::string& last = texts[j - 1];  // sorted: the run's common prefix is theirs
+      size_t end = depth + 1;
+      while (end < first.size() && end < last.size() && first[end] == last[end]) ++end;
+      Sequence s = literal(std::string_view(first).substr(depth, end - depth));
+      if (j - i == 1) s.push_back(kSpace);  // end == first.size(): the value is whole
+      else s.push_back(GrammarElement::rule(literal_tree(texts, i, j, end)));
+      g_->add_alternative(id, std::move(s));
+      i = j;
+    }
+    return id;
+  }
+
   uint32_t typed(const json& s, const std::string& type, const std::string& path) {
     if (type == "object") return object(s, path);
     if (type == "array") return array(s, path);
     if (type == "string") {
-      if (s.contains("format")) return formatted(s["format"], path + "/format");
+      if (s.contains("format"))
+        if (const auto f = formatted(s["format"], path + "/format")) return *f;
       const uint32_t min = bound(s, "minLength", path, 0, JsonStringLexer::kUnbounded - 1);
       const uint32_t max = bound(s, "maxLength", path, JsonStringLexer::kUnbounded, JsonStringLexer::kUnbounded - 1);
       if (min > max) fail(path + "/minLength", "is larger than maxLength");
@@ -196,8 +227,10 @@ class SchemaCompiler {
   }
 
   // The formats of RFC 3339 and RFC 4122 that JSON Schema names and structured outputs
-  // use: "2026-12-05", "13:45:00.5+01:00", both joined by T, and a UUID.
-  uint32_t formatted(const json& format, const std::string& path) {
+  // use: "2026-12-05", "13:45:00.5+01:00", both joined by T, and a UUID. Others (email,
+  // uri, ...) are annotations, as JSON Schema 2020-12 reads format by default and
+  // llama.cpp treats them: any string.
+  std::optional<uint32_t> formatted(const json& format, const std::string& path) {
     if (!format.is_string()) fail(path, "must be a string");
     const std::string& name = format.get_ref<const std::string&>();
     const GrammarElement digit = GrammarElement::bytes('0', '9'), quote = GrammarElement::byte('"');
@@ -232,7 +265,7 @@ class SchemaCompiler {
     if (name == "date") return quoted({date});
     if (name == "time") return quoted({time});
     if (name == "date-time") return quoted({date, {r(shared("T", {{b('T')}, {b('t')}}))}, time});
-    fail(path, "\"" + name + "\" is not supported (date, time, date-time and uuid are)");
+    return std::nullopt;
   }
 
   // '{' then the properties in the schema's order, each optional one skippable: none[i]

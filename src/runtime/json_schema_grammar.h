@@ -3,11 +3,11 @@
 // what structured-output schemas use: type (or a list of types), properties, required,
 // additionalProperties, items, prefixItems, minItems, maxItems, minLength, maxLength,
 // minimum/maximum/exclusiveMinimum/exclusiveMaximum of integers, format date, time,
-// date-time and uuid, enum, const, anyOf, oneOf (as anyOf), allOf of one schema, $ref to
+// date-time and uuid (other formats are annotations), enum, const, anyOf, oneOf (as anyOf), allOf of one schema, $ref to
 // "#", "#/$defs/..." or "#/definitions/...". Properties are written in the schema's order,
 // the optional ones skippable, as llama.cpp's converter writes them; without
 // additionalProperties an object with properties takes no others. A validation keyword
-// outside the subset (pattern, multipleOf, a number's minimum, another format, ...) is an
+// outside the subset (pattern, multipleOf, a number's minimum, ...) is an
 // error naming it: a grammar that ignored it would let the model write what the schema
 // refuses. Whitespace and numbers are bounded as in JSON mode.
 #pragma once

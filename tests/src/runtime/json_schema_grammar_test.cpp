@@ -118,6 +118,19 @@ TEST(JsonSchemaGrammar, EnumsConstantsUnionsAndTypeLists) {
   EXPECT_FALSE(prefix(colour, R"("blue)"));
   EXPECT_FALSE(whole(colour, R"("re")"));
   EXPECT_FALSE(prefix(colour, "70"));
+  // Values that are prefixes of others, and a long list (a trie of rules: one stack per
+  // place, not one per value).
+  const std::string numbers = R"({"enum": [1, 12, 123, 2]})";
+  for (const char* ok : {"1 ", "12 ", "123 ", "2 "}) EXPECT_TRUE(whole(numbers, ok)) << ok;
+  EXPECT_FALSE(prefix(numbers, "13"));
+  EXPECT_FALSE(prefix(numbers, "1234"));
+  std::string many = R"({"enum": [)";
+  for (int i = 0; i < 10000; ++i) many += (i ? ",\"item-" : "\"item-") + std::to_string(i * 7) + "\"";
+  many += "]}";
+  EXPECT_TRUE(whole(many, R"("item-69993")"));
+  EXPECT_TRUE(whole(many, R"("item-0")"));
+  EXPECT_FALSE(prefix(many, R"("item-69994)"));
+  EXPECT_FALSE(whole(many, R"("item-6999")"));
   EXPECT_TRUE(whole(R"({"const": "yes"})", R"("yes")"));
   EXPECT_FALSE(prefix(R"({"const": "yes"})", R"("no)"));
   const std::string maybe = R"({"type": ["string", "null"]})";
@@ -207,6 +220,9 @@ TEST(JsonSchemaGrammar, DateTimeAndUuidFormats) {
   EXPECT_TRUE(whole(uuid, R"("123e4567-e89b-12d3-A456-426614174000")"));
   EXPECT_FALSE(prefix(uuid, R"("123e4567e)"));
   EXPECT_FALSE(prefix(uuid, R"("123g)"));
+  // Other formats are annotations: any string, within its lengths.
+  EXPECT_TRUE(whole(R"({"type": "string", "format": "email", "maxLength": 9})", R"("a@b.c")"));
+  EXPECT_FALSE(prefix(R"({"type": "string", "format": "uri", "maxLength": 3})", R"("http)"));
 }
 
 TEST(JsonSchemaGrammar, ReferencesReachDefinitionsAndMayRecurse) {
@@ -227,7 +243,7 @@ TEST(JsonSchemaGrammar, ErrorsNameThePlaceAndTheReason) {
     EXPECT_NE(e.find(reason), std::string::npos) << schema << " -> " << e;
   };
   says(R"({"type": "string", "pattern": "^a"})", "/pattern", "not supported");
-  says(R"({"properties": {"to": {"type": "string", "format": "email"}}})", "/properties/to/format", "not supported");
+  says(R"({"properties": {"to": {"type": "string", "format": 5}}})", "/properties/to/format", "must be a string");
   says(R"({"type": "number", "minimum": 0})", "/minimum", "integers only");
   says(R"({"type": "integer", "minimum": 5, "maximum": 4})", "/minimum", "no integer");
   says(R"({"type": "integer", "maximum": "5"})", "/maximum", "must be a number");
