@@ -132,7 +132,8 @@ void GrammarPrefix::expand(Stack s, std::vector<Stack>& out) const {
         return;
       case Kind::Number:
         out.push_back(s);
-        if (s.started && s.number.can_end()) advance(std::move(s), out);
+        if (s.started && s.number.can_end() && (!e.bounded() || s.number.decimal_within(e.lower, e.upper)))
+          advance(std::move(s), out);
         return;
       case Kind::Integer:
         out.push_back(s);
@@ -175,8 +176,13 @@ void GrammarPrefix::step(const Stack& s, uint8_t c, std::vector<Stack>& out) con
       return;
     case Kind::Number:
     case Kind::Integer:
-      if (!(t.started ? t.number.step(c, e->kind == Kind::Integer) : t.number.start(c))) return;
-      if (e->kind == Kind::Integer && !t.number.integer_may_reach(e->low, e->high)) return;
+    {
+      using Shape = JsonNumberLexer::Shape;
+      const Shape shape = e->kind == Kind::Integer ? Shape::Integer : e->bounded() ? Shape::Decimal : Shape::Any;
+      if (!(t.started ? t.number.step(c, shape) : t.number.start(c))) return;
+      if (shape == Shape::Integer && !t.number.integer_may_reach(e->low, e->high)) return;
+      if (shape == Shape::Decimal && !t.number.decimal_may_reach(e->lower, e->upper)) return;
+    }
       t.started = true;
       expand(std::move(t), out);
       return;

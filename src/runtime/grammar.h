@@ -6,6 +6,7 @@
 // UTF-8 or escapes and takes exactly the strings and numbers that JSON mode takes.
 #pragma once
 
+#include <cmath>
 #include <cstdint>
 #include <limits>
 #include <memory>
@@ -22,7 +23,7 @@ struct GrammarElement {
     Byte,     // one byte from min to max
     Rule,     // arg: the rule
     String,   // a JSON string, quotes included; min and max: its characters
-    Number,   // a JSON number
+    Number,   // a JSON number; bounded (lower or upper finite), without exponent and within them
     Integer,  // a JSON number without fraction or exponent, from low to high
     Space,    // a run of whitespace, possibly empty
   };
@@ -30,12 +31,19 @@ struct GrammarElement {
   uint32_t arg = 0;
   uint32_t min = 0, max = JsonStringLexer::kUnbounded;
   int64_t low = std::numeric_limits<int64_t>::min(), high = std::numeric_limits<int64_t>::max();
+  double lower = -std::numeric_limits<double>::infinity(), upper = std::numeric_limits<double>::infinity();
 
   static GrammarElement byte(uint8_t c) { return {Kind::Byte, 0, c, c}; }
   static GrammarElement bytes(uint8_t first, uint8_t last) { return {Kind::Byte, 0, first, last}; }
   static GrammarElement rule(uint32_t id) { return {Kind::Rule, id}; }
   static GrammarElement of(Kind kind) { return {kind}; }
   static GrammarElement string(uint32_t min, uint32_t max) { return {Kind::String, 0, min, max}; }
+  static GrammarElement number(double lower, double upper) {
+    GrammarElement e{Kind::Number};
+    e.lower = lower, e.upper = upper;
+    return e;
+  }
+  bool bounded() const { return std::isfinite(lower) || std::isfinite(upper); }
   static GrammarElement integer(int64_t low, int64_t high) {
     GrammarElement e{Kind::Integer};
     e.low = low, e.high = high;

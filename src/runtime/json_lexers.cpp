@@ -1,5 +1,7 @@
 #include "src/runtime/json_lexers.h"
 
+#include <cmath>
+
 namespace qrun {
 
 namespace {
@@ -81,6 +83,8 @@ bool JsonNumberLexer::start(uint8_t c) {
   negative_ = c == '-';
   int_digits_ = negative_ ? 0 : 1;
   magnitude_ = negative_ ? 0 : c - '0';
+  fraction_ = 0;
+  fraction_digits_ = 0;
   return true;
 }
 
@@ -93,12 +97,16 @@ bool JsonNumberLexer::to(Part part, int needs) {
   return true;
 }
 
-bool JsonNumberLexer::step(uint8_t c, bool integer) {
-  const bool exp = !integer && (c == 'e' || c == 'E');
-  const bool dot = !integer && c == '.';
+bool JsonNumberLexer::step(uint8_t c, Shape shape) {
+  const bool exp = shape == Shape::Any && (c == 'e' || c == 'E');
+  const bool dot = shape != Shape::Integer && c == '.';
   if (is_digit(c) && (part_ == Part::Minus || part_ == Part::Int) && int_digits_ < 21) {
     ++int_digits_;
     magnitude_ = magnitude_ * 10 + (c - '0');
+  }
+  if (is_digit(c) && (part_ == Part::Dot || part_ == Part::Frac) && fraction_digits_ < 18) {
+    ++fraction_digits_;
+    fraction_ = fraction_ * 10 + (c - '0');
   }
   switch (part_) {
     case Part::Minus:
@@ -149,6 +157,37 @@ bool JsonNumberLexer::integer_may_reach(int64_t low, int64_t high) const {
 bool JsonNumberLexer::integer_within(int64_t low, int64_t high) const {
   if (int_digits_ == 0 || int_digits_ > 20) return false;
   const __int128 v = negative_ ? -magnitude_ : magnitude_;
+  return v >= low && v <= high;
+}
+
+long double JsonNumberLexer::decimal() const {
+  return static_cast<long double>(magnitude_) + static_cast<long double>(fraction_) / powl(10.0L, fraction_digits_);
+}
+
+// What more digits can make of the decimal so far: before the point, with k more integer
+// digits, [m * 10^k, (m + 1) * 10^k); after it, [v, v + 10^-f) for its f digits. Some
+// value of one of them must lie within [low, high] (the interval's end is never reached).
+bool JsonNumberLexer::decimal_may_reach(long double low, long double high) const {
+  const auto meets = [&](long double a, long double b) {  // magnitudes [a, b), with the sign
+    return negative_ ? (-a >= low && -b < high) : (a <= high && b > low);
+  };
+  if (part_ == Part::Minus) return low <= 0;  // "-": any value up to -0
+  if (part_ == Part::Zero) return meets(0, 1);
+  if (part_ == Part::Dot || part_ == Part::Frac) {
+    const long double v = decimal();
+    return meets(v, v + powl(10.0L, -fraction_digits_));
+  }
+  if (part_ != Part::Int || int_digits_ > 20) return false;
+  const long double m = static_cast<long double>(magnitude_);
+  long double scale = 1;
+  for (int digits = int_digits_; digits < kMaxLength; ++digits, scale *= 10)
+    if (meets(m * scale, (m + 1) * scale)) return true;
+  return false;
+}
+
+bool JsonNumberLexer::decimal_within(long double low, long double high) const {
+  if (int_digits_ == 0 || int_digits_ > 20) return false;
+  const long double v = negative_ ? -decimal() : decimal();
   return v >= low && v <= high;
 }
 

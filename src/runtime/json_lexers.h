@@ -44,19 +44,23 @@ class JsonStringLexer {
 // A number from its first byte ('-' or a digit) on. Bounded in length, and its exponent
 // to two digits so that every number is a finite double (at most 1e119): parsers such as
 // nlohmann's refuse 1e400 rather than read infinity. An integer (a schema's "integer")
-// has neither fraction nor exponent.
+// has neither fraction nor exponent; a decimal (a schema's number with bounds) no exponent.
 class JsonNumberLexer {
  public:
   static constexpr int kMaxLength = 24;
   static constexpr int kMaxExponentDigits = 2;
+  enum class Shape : uint8_t { Any, Decimal, Integer };
 
   bool start(uint8_t c);
-  bool step(uint8_t c, bool integer = false);  // whether c continues the number
+  bool step(uint8_t c, Shape shape = Shape::Any);  // whether c continues the number
   bool can_end() const;  // the number so far is whole (it does not end in '-', '.', 'e' or a sign)
-  // For an integer (step(c, true)): whether more digits can still make it one from low to
-  // high, and whether it is one now. (A schema's minimum and maximum.)
+  // A schema's minimum and maximum. For an integer: whether more digits can still make it
+  // one from low to high, and whether it is one now.
   bool integer_may_reach(int64_t low, int64_t high) const;
   bool integer_within(int64_t low, int64_t high) const;
+  // The same for a decimal, in long double (a bound is met to its last bits at best).
+  bool decimal_may_reach(long double low, long double high) const;
+  bool decimal_within(long double low, long double high) const;
   bool operator==(const JsonNumberLexer&) const = default;
 
  private:
@@ -69,6 +73,9 @@ class JsonNumberLexer {
   bool negative_ = false;
   int int_digits_ = 0;
   __int128 magnitude_ = 0;  // of the integer part, while it has at most 20 digits
+  int64_t fraction_ = 0;    // the first 18 digits after the point
+  int fraction_digits_ = 0;
+  long double decimal() const;  // without its sign
 };
 
 // A run of whitespace between two tokens of the grammar: one line break (\n, \r\n or \r)

@@ -22,10 +22,10 @@ using Kind = GrammarElement::Kind;
 using Sequence = Grammar::Sequence;
 
 constexpr size_t kMaxSchemaDepth = 128;  // keeps the compiler's (and dump()'s) recursion shallow
-constexpr uint32_t kMaxItemsBound = 1024;
-constexpr const char* kRangeKeywords[] = {"minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"};  // minItems/maxItems above this would unroll into huge grammars
+constexpr uint32_t kMaxItemsBound = 1024;  // minItems/maxItems above this would unroll into huge grammars
 
 const GrammarElement kSpace = GrammarElement::of(Kind::Space);
+constexpr double kInfinity = std::numeric_limits<double>::infinity();
 
 // Keywords that constrain values beyond what the grammar enforces.
 constexpr const char* kUnsupported[] = {
@@ -192,38 +192,46 @@ class SchemaCompiler {
       return rule({{GrammarElement::string(min, max), kSpace}});
     }
     if (type == "number") {
-      for (const char* key : kRangeKeywords)
-        if (s.contains(key)) fail(path + "/" + key, "is supported for integers only");
-      return shared("number", {{GrammarElement::of(Kind::Number), kSpace}});
+      const Range r = range(s, path);
+      const double lower = r.low_open ? std::nextafter(r.low, kInfinity) : r.low;
+      const double upper = r.high_open ? std::nextafter(r.high, -kInfinity) : r.high;
+      if (lower > upper) fail(path + "/minimum", "leaves no number between the bounds");
+      return rule({{GrammarElement::number(lower, upper), kSpace}});
     }
     if (type == "integer") {
-      const auto [low, high] = integer_range(s, path);
-      return rule({{GrammarElement::integer(low, high), kSpace}});
+      const Range r = range(s, path);
+      const double low = r.low_open ? std::floor(r.low) + 1 : std::ceil(r.low);
+      const double high = r.high_open ? std::ceil(r.high) - 1 : std::floor(r.high);
+      constexpr double kInt64 = 9223372036854775807.0;  // 2^63 as a double
+      if (low > high || low >= kInt64 || high < -kInt64) fail(path + "/minimum", "leaves no integer between the bounds");
+      return rule({{GrammarElement::integer(low <= -kInt64 ? std::numeric_limits<int64_t>::min() : static_cast<int64_t>(low),
+                                            high >= kInt64 ? std::numeric_limits<int64_t>::max() : static_cast<int64_t>(high)),
+                    kSpace}});
     }
     if (type == "boolean") return shared("boolean", {literal("true", {kSpace}), literal("false", {kSpace})});
     if (type == "null") return shared("null", {literal("null", {kSpace})});
     fail(path + "/type", "unknown type \"" + type + "\"");
   }
 
-  // minimum, maximum and their exclusive forms (numbers, or draft 4's booleans beside
-  // minimum and maximum) as the integers they leave.
-  static std::pair<int64_t, int64_t> integer_range(const json& s, const std::string& path) {
-    double low = -std::numeric_limits<double>::infinity(), high = std::numeric_limits<double>::infinity();
+  // minimum, maximum and their exclusive forms: numbers, or draft 4's booleans beside
+  // minimum and maximum.
+  struct Range {
+    double low = -kInfinity, high = kInfinity;
+    bool low_open = false, high_open = false;
+  };
+  static Range range(const json& s, const std::string& path) {
     const auto number = [&](const char* key) {
       if (!s[key].is_number()) fail(path + "/" + key, "must be a number");
       return s[key].get<double>();
     };
-    const auto exclusive = [&](const char* key) { return s.contains(key) && s[key].is_boolean() && s[key].get<bool>(); };
-    if (s.contains("minimum")) low = exclusive("exclusiveMinimum") ? std::floor(number("minimum")) + 1 : std::ceil(number("minimum"));
-    if (s.contains("maximum")) high = exclusive("exclusiveMaximum") ? std::ceil(number("maximum")) - 1 : std::floor(number("maximum"));
-    if (s.contains("exclusiveMinimum") && !s["exclusiveMinimum"].is_boolean())
-      low = std::max(low, std::floor(number("exclusiveMinimum")) + 1);
-    if (s.contains("exclusiveMaximum") && !s["exclusiveMaximum"].is_boolean())
-      high = std::min(high, std::ceil(number("exclusiveMaximum")) - 1);
-    constexpr double kInt64 = 9223372036854775807.0;
-    if (low > high || low > kInt64 || high < -kInt64) fail(path + "/minimum", "leaves no integer between the bounds");
-    return {low <= -kInt64 ? std::numeric_limits<int64_t>::min() : static_cast<int64_t>(low),
-            high >= kInt64 ? std::numeric_limits<int64_t>::max() : static_cast<int64_t>(high)};
+    const auto flag = [&](const char* key) { return s.contains(key) && s[key].is_boolean() && s[key].get<bool>(); };
+    const auto given = [&](const char* key) { return s.contains(key) && !s[key].is_boolean(); };
+    Range r;
+    if (s.contains("minimum")) r.low = number("minimum"), r.low_open = flag("exclusiveMinimum");
+    if (s.contains("maximum")) r.high = number("maximum"), r.high_open = flag("exclusiveMaximum");
+    if (given("exclusiveMinimum") && number("exclusiveMinimum") >= r.low) r.low = number("exclusiveMinimum"), r.low_open = true;
+    if (given("exclusiveMaximum") && number("exclusiveMaximum") <= r.high) r.high = number("exclusiveMaximum"), r.high_open = true;
+    return r;
   }
 
   // The formats of RFC 3339 and RFC 4122 that JSON Schema names and structured outputs

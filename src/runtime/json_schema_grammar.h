@@ -2,12 +2,13 @@
 // accepts (OpenAI's response_format json_schema, llama.cpp's --json-schema). The subset is
 // what structured-output schemas use: type (or a list of types), properties, required,
 // additionalProperties, items, prefixItems, minItems, maxItems, minLength, maxLength,
-// minimum/maximum/exclusiveMinimum/exclusiveMaximum of integers, format date, time,
+// minimum/maximum/exclusiveMinimum/exclusiveMaximum (a bounded number is written without
+// exponent), format date, time,
 // date-time and uuid (other formats are annotations), enum, const, anyOf, oneOf (as anyOf), allOf of one schema, $ref to
 // "#", "#/$defs/..." or "#/definitions/...". Properties are written in the schema's order,
 // the optional ones skippable, as llama.cpp's converter writes them; without
 // additionalProperties an object with properties takes no others. A validation keyword
-// outside the subset (pattern, multipleOf, a number's minimum, ...) is an
+// outside the subset (pattern, multipleOf, uniqueItems, ...) is an
 // error naming it: a grammar that ignored it would let the model write what the schema
 // refuses. Whitespace and numbers are bounded as in JSON mode.
 #pragma once

@@ -202,6 +202,30 @@ TEST(JsonSchemaGrammar, IntegerBoundsRefuseDigitsThatCannotFit) {
   EXPECT_FALSE(prefix(R"({"properties": {"n": {"type": "integer", "maximum": 5}}})", R"({"n":6)"));
 }
 
+// A number with bounds is a decimal (no exponent) whose every prefix can still end
+// within them.
+TEST(JsonSchemaGrammar, NumberBoundsRefuseDigitsThatCannotFit) {
+  const std::string unit = R"({"type": "number", "minimum": 0, "maximum": 1})";
+  for (const char* ok : {"0 ", "1 ", "0.5 ", "0.999 ", "1.0 ", "1.000 ", "-0 "}) EXPECT_TRUE(whole(unit, ok)) << ok;
+  EXPECT_FALSE(prefix(unit, "-0.1"));
+  EXPECT_FALSE(prefix(unit, "1.01"));
+  EXPECT_FALSE(prefix(unit, "2"));
+  EXPECT_FALSE(prefix(unit, "10"));
+  EXPECT_FALSE(prefix(unit, "1e"));  // no exponent with bounds
+  const std::string temp = R"({"type": "number", "exclusiveMinimum": -273.15, "maximum": 1e3})";
+  EXPECT_TRUE(whole(temp, "-273.14 "));
+  EXPECT_TRUE(whole(temp, "1000 "));
+  EXPECT_TRUE(whole(temp, "-273.1 "));
+  EXPECT_FALSE(prefix(temp, "-273.15"));    // more digits only go further down
+  EXPECT_FALSE(prefix(temp, "-274"));
+  EXPECT_FALSE(prefix(temp, "1000.1"));
+  EXPECT_TRUE(prefix(temp, "99"));          // 99, 990..999
+  EXPECT_FALSE(prefix(temp, "99999"));
+  EXPECT_TRUE(whole(R"({"properties": {"p": {"type": "number", "minimum": 0.5}}})", R"({"p":0.5})"));
+  EXPECT_FALSE(prefix(R"({"properties": {"p": {"type": "number", "minimum": 0.5}}})", R"({"p":0.4)"));
+  EXPECT_TRUE(whole(R"({"type": "number"})", "1e5 "));  // without bounds, any number
+}
+
 TEST(JsonSchemaGrammar, DateTimeAndUuidFormats) {
   const std::string date = R"({"type": "string", "format": "date"})";
   EXPECT_TRUE(whole(date, R"("2026-12-05")"));
@@ -244,7 +268,7 @@ TEST(JsonSchemaGrammar, ErrorsNameThePlaceAndTheReason) {
   };
   says(R"({"type": "string", "pattern": "^a"})", "/pattern", "not supported");
   says(R"({"properties": {"to": {"type": "string", "format": 5}}})", "/properties/to/format", "must be a string");
-  says(R"({"type": "number", "minimum": 0})", "/minimum", "integers only");
+  says(R"({"type": "number", "minimum": 1, "exclusiveMaximum": 1})", "/minimum", "no number");
   says(R"({"type": "integer", "minimum": 5, "maximum": 4})", "/minimum", "no integer");
   says(R"({"type": "integer", "maximum": "5"})", "/maximum", "must be a number");
   says(R"({"properties": {"a": {"type": "int"}}})", "/properties/a/type", "unknown type \"int\"");
