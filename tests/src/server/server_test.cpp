@@ -345,7 +345,7 @@ TEST_F(QserveTest, JsonSchemaFormatConstrainsTheReply) {
   EXPECT_GT(whole, 0);
   auto r = post(s, "/v1/completions", {{"prompt", "x"},
                                        {"response_format", {{"type", "json_schema"},
-                                                            {"json_schema", {{"schema", {{"type", "string"}, {"format", "email"}}}}}}}});
+                                                            {"json_schema", {{"schema", {{"type", "string"}, {"pattern", "^a"}}}}}}}});
   EXPECT_EQ(r->status, 400) << r->body;
   EXPECT_EQ(json::parse(r->body)["error"]["param"], "response_format.json_schema.schema") << r->body;
 }
