@@ -27,9 +27,10 @@ class JsonConstraint {
   explicit JsonConstraint(const Tokenizer& tok);
   ~JsonConstraint();
 
-  // From now on, replies the schema (its JSON text) accepts; "" for any JSON object again.
-  // Throws qrun::Error naming the schema's offending place, keeping the constraint as it was.
+  // From now on, replies the schema (its JSON text) accepts. Throws qrun::Error naming the
+  // schema's offending place (an empty text is not JSON), keeping the constraint as it was.
   void set_schema(std::string_view schema);
+  void set_object();  // any JSON object again
   // The same checks without a tokenizer (qserve makes them before it queues a request).
   static void check_schema(std::string_view schema);
 

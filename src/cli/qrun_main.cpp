@@ -44,6 +44,7 @@ struct Args {
   std::vector<std::string> reverse_prompts;
   std::string system_prompt, chat_template;
   std::string json_schema, json_schema_file;
+  bool has_json_schema = false;  // given, even as an empty text (which is not JSON)
 };
 
 // --chat: the prompt as one user turn (after an optional system turn), rendered with
@@ -189,7 +190,9 @@ int main(int argc, char** argv) {
   auto* schema = app.add_option("-j,--json-schema", a.json_schema,
                                 "Constrain the reply to JSON that this JSON schema accepts (as OpenAI's response_format "
                                 "json_schema; the subset is in the README); it ends when the value is whole");
-  app.add_option("--json-schema-file", a.json_schema_file, "--json-schema read from a file")->excludes(schema);
+  auto* schema_file = app.add_option("--json-schema-file", a.json_schema_file, "--json-schema read from a file");
+  schema_file->excludes(schema);
+  app.get_option("--json")->excludes(schema)->excludes(schema_file);
   app.add_option("-r,--reverse-prompt", a.reverse_prompts, "Stop the reply at this text (repeatable)");
   app.add_option("--keep", a.n_keep, "Tokens of the prompt a context shift keeps (after BOS)")
       ->check(CLI::Range(0, 1 << 20));
@@ -242,8 +245,9 @@ int main(int argc, char** argv) {
       if (!a.prompt.empty() && a.prompt.back() == '\n') a.prompt.pop_back();
     }
     if (a.prompt.empty() && !a.conversation) throw qrun::Error("empty prompt: give -p TEXT or -f FILE");
-    if (!a.json_schema_file.empty()) a.json_schema = qrun::read_text_file(a.json_schema_file, "JSON schema file");
-    if (!a.json_schema.empty()) {
+    a.has_json_schema = app.count("--json-schema") > 0 || app.count("--json-schema-file") > 0;
+    if (app.count("--json-schema-file")) a.json_schema = qrun::read_text_file(a.json_schema_file, "JSON schema file");
+    if (a.has_json_schema) {
       try {
         qrun::JsonConstraint::check_schema(a.json_schema);  // before the model loads
       } catch (const qrun::Error& e) {
@@ -270,9 +274,9 @@ int main(int argc, char** argv) {
     go.context_shift = !a.no_context_shift;
     go.n_keep = a.n_keep;
     std::unique_ptr<qrun::JsonConstraint> json;
-    if (a.json || !a.json_schema.empty()) {
+    if (a.json || a.has_json_schema) {
       json = std::make_unique<qrun::JsonConstraint>(model.tokenizer());
-      json->set_schema(a.json_schema);
+      if (a.has_json_schema) json->set_schema(a.json_schema);
       go.json = json.get();
     }
     // A shift keeps BOS and --keep tokens and needs room for one more.

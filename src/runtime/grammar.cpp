@@ -230,6 +230,12 @@ bool GrammarPrefix::complete() const {
   return sentence;
 }
 
+bool GrammarPrefix::accepted() const {
+  for (const Stack& s : stacks_)
+    if (s.frames.empty()) return true;
+  return false;
+}
+
 uint32_t GrammarPrefix::plain_string_room() const {
   uint32_t room = 0;
   for (const Stack& s : stacks_) {

@@ -88,6 +88,7 @@ class GrammarPrefix {
   bool feed(std::string_view bytes);  // all or nothing
   // The text is a sentence and nothing but whitespace can follow it.
   bool complete() const;
+  bool accepted() const;  // the text is a sentence (more may follow)
   // The most characters a stack between two characters of a string can still take (its
   // maxLength less what it holds; kUnbounded without maxLength; 0 outside strings): a
   // token that stays inside a string (JsonConstraint's plain tokens) with no more

@@ -80,9 +80,10 @@ JsonConstraint::JsonConstraint(const Tokenizer& tok) : text_(std::make_unique<Te
 JsonConstraint::~JsonConstraint() = default;
 
 void JsonConstraint::set_schema(std::string_view schema) {
-  if (schema.empty()) text_ = std::make_unique<TextOf<JsonPrefix>>(JsonPrefix());
-  else text_ = std::make_unique<TextOf<GrammarPrefix>>(GrammarPrefix(json_schema_grammar(schema)));
+  text_ = std::make_unique<TextOf<GrammarPrefix>>(GrammarPrefix(json_schema_grammar(schema)));
 }
+
+void JsonConstraint::set_object() { text_ = std::make_unique<TextOf<JsonPrefix>>(JsonPrefix()); }
 
 void JsonConstraint::check_schema(std::string_view schema) { json_schema_grammar(schema); }
 

@@ -21,11 +21,17 @@ using json = nlohmann::ordered_json;  // properties are written in the schema's 
 using Kind = GrammarElement::Kind;
 using Sequence = Grammar::Sequence;
 
-constexpr size_t kMaxSchemaDepth = 128;  // keeps the compiler's (and dump()'s) recursion shallow
 constexpr uint32_t kMaxItemsBound = 1024;  // minItems/maxItems above this would unroll into huge grammars
 
 const GrammarElement kSpace = GrammarElement::of(Kind::Space);
 constexpr double kInfinity = std::numeric_limits<double>::infinity();
+
+// Keywords that say what a value may be. Beside $ref, anyOf, oneOf or allOf they would
+// have to be combined with the schemas those name, which the compiler does not do.
+constexpr const char* kValidation[] = {
+    "type", "enum", "const", "properties", "required", "additionalProperties", "items", "prefixItems", "minItems",
+    "maxItems", "minLength", "maxLength", "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "format",
+    "anyOf", "oneOf", "allOf", "$ref"};
 
 // Keywords that constrain values beyond what the grammar enforces.
 constexpr const char* kUnsupported[] = {
@@ -45,26 +51,14 @@ Sequence then(Sequence head, std::initializer_list<GrammarElement> tail) {
   return head;
 }
 
-size_t depth_of(const json& root) {
-  size_t deepest = 0;
-  std::vector<std::pair<const json*, size_t>> todo{{&root, 1}};
-  while (!todo.empty()) {
-    const auto [j, depth] = todo.back();
-    todo.pop_back();
-    deepest = std::max(deepest, depth);
-    if (depth > kMaxSchemaDepth) break;
-    if (j->is_structured())
-      for (const json& child : *j) todo.emplace_back(&child, depth + 1);
-  }
-  return deepest;
-}
-
 class SchemaCompiler {
  public:
   explicit SchemaCompiler(const json& root) : root_(root), g_(std::make_shared<Grammar>()) {}
 
-  std::shared_ptr<const Grammar> compile_root() {
-    const uint32_t value = compile(root_, "");
+  std::shared_ptr<const Grammar> compile_root() { return compile_root(root_, ""); }
+
+  std::shared_ptr<const Grammar> compile_root(const json& schema, const std::string& path) {
+    const uint32_t value = compile(schema, path);
     const uint32_t root = g_->add_rule();
     g_->add_alternative(root, {kSpace, GrammarElement::rule(value)});
     g_->set_root(root);
@@ -107,15 +101,14 @@ class SchemaCompiler {
     for (const char* keyword : kUnsupported)
       if (s.contains(keyword))
         fail(path + "/" + keyword, "is not supported (a grammar without it would let the model write what it refuses)");
+    for (const char* composite : {"$ref", "anyOf", "oneOf", "allOf"})
+      if (s.contains(composite))
+        for (const char* keyword : kValidation)
+          if (keyword != std::string_view(composite) && s.contains(keyword))
+            fail(path + "/" + keyword, std::string("beside ") + composite +
+                                           " is not supported (move it into the schemas " + composite + " names)");
     if (s.contains("$ref")) return reference(s["$ref"], path + "/$ref");
-    if (s.contains("const")) return literals({s["const"].dump()});
-    if (s.contains("enum")) {
-      const json& values = s["enum"];
-      if (!values.is_array() || values.empty()) fail(path + "/enum", "must be a non-empty list");
-      std::vector<std::string> texts;
-      for (const json& v : values) texts.push_back(v.dump());
-      return literals(std::move(texts));
-    }
+    if (s.contains("const") || s.contains("enum")) return listed(s, path);
     for (const char* key : {"anyOf", "oneOf"})  // oneOf's exclusivity is not enforced, as in llama.cpp
       if (s.contains(key)) {
         const json& list = s[key];
@@ -148,6 +141,42 @@ class SchemaCompiler {
       alternatives.push_back({GrammarElement::rule(typed(s, t.get<std::string>(), path))});
     }
     return rule(std::move(alternatives));
+  }
+
+  // enum and const: the listed values that the rest of the schema (type, bounds, ...)
+  // also accepts, checked with the rest's own grammar.
+  uint32_t listed(const json& s, const std::string& path) {
+    const std::string key = s.contains("const") ? "const" : "enum";
+    const json values = key == "const" ? json::array({s["const"]}) : s["enum"];
+    if (!values.is_array() || values.empty()) fail(path + "/enum", "must be a non-empty list");
+    json rest = s;
+    rest.erase("const");
+    rest.erase("enum");
+    std::shared_ptr<const Grammar> check;
+    for (const char* keyword : kValidation)
+      if (rest.contains(keyword)) check = SchemaCompiler(root_).compile_root(rest, path);
+    std::vector<std::string> texts;
+    for (const json& v : values) {
+      if (lossy(v)) fail(path + "/" + key, "holds a whole number past 2^64 (read as " + v.dump() + ", not as written)");
+      std::string text = v.dump();
+      if (check) {
+        GrammarPrefix p(check);
+        if (!p.feed(std::string_view(text)) || !p.accepted()) continue;
+      }
+      texts.push_back(std::move(text));
+    }
+    if (texts.empty()) fail(path + "/" + key, "has no value the rest of the schema accepts");
+    return literals(std::move(texts));
+  }
+
+  // nlohmann reads an integer past 64 bits as a double: written back, it would be
+  // another number.
+  static bool lossy(const json& v) {
+    if (v.is_number_float()) return std::fabs(v.get<double>()) >= 0x1p64 && std::trunc(v.get<double>()) == v.get<double>();
+    if (v.is_structured())
+      for (const json& child : v)
+        if (lossy(child)) return true;
+    return false;
   }
 
   // Values written as they are (enum, const), as a trie of rules: values that share a
@@ -184,11 +213,17 @@ class SchemaCompiler {
     if (type == "object") return object(s, path);
     if (type == "array") return array(s, path);
     if (type == "string") {
-      if (s.contains("format"))
-        if (const auto f = formatted(s["format"], path + "/format")) return *f;
       const uint32_t min = bound(s, "minLength", path, 0, JsonStringLexer::kUnbounded - 1);
       const uint32_t max = bound(s, "maxLength", path, JsonStringLexer::kUnbounded, JsonStringLexer::kUnbounded - 1);
       if (min > max) fail(path + "/minLength", "is larger than maxLength");
+      if (s.contains("format"))
+        if (const auto f = formatted(s["format"], path + "/format")) {
+          if (min > f->shortest || max < f->longest)
+            fail(path + (min > f->shortest ? "/minLength" : "/maxLength"),
+                 "beside format " + s["format"].dump() + " must admit all of its " + std::to_string(f->shortest) + " to " +
+                     std::to_string(f->longest) + " characters");
+          return f->rule;
+        }
       return rule({{GrammarElement::string(min, max), kSpace}});
     }
     if (type == "number") {
@@ -238,28 +273,45 @@ class SchemaCompiler {
   // use: "2026-12-05", "13:45:00.5+01:00", both joined by T, and a UUID. Others (email,
   // uri, ...) are annotations, as JSON Schema 2020-12 reads format by default and
   // llama.cpp treats them: any string.
-  std::optional<uint32_t> formatted(const json& format, const std::string& path) {
+  struct Format {
+    uint32_t rule, shortest, longest;  // its characters, without the quotes
+  };
+  std::optional<Format> formatted(const json& format, const std::string& path) {
     if (!format.is_string()) fail(path, "must be a string");
     const std::string& name = format.get_ref<const std::string&>();
     const GrammarElement digit = GrammarElement::bytes('0', '9'), quote = GrammarElement::byte('"');
     const auto r = GrammarElement::rule;
     const auto b = GrammarElement::byte;
-    const uint32_t month = shared("month", {{b('0'), GrammarElement::bytes('1', '9')}, {b('1'), GrammarElement::bytes('0', '2')}});
-    const uint32_t day = shared("day", {{b('0'), GrammarElement::bytes('1', '9')}, {GrammarElement::bytes('1', '2'), digit},
-                                        {b('3'), GrammarElement::bytes('0', '1')}});
+    // Month and day together: 31 days in 01, 03, 05, 07, 08, 10, 12, 30 in 04, 06, 09,
+    // 11, 28 in 02, and 02-29 in leap years (multiples of 4 but of 100 only when of 400).
+    const GrammarElement not_zero = GrammarElement::bytes('1', '9');
+    const uint32_t day28 = shared("day28", {{b('0'), not_zero}, {b('1'), digit}, {b('2'), GrammarElement::bytes('0', '8')}});
+    const uint32_t day30 = shared("day30", {{r(day28)}, {b('2'), b('9')}, {b('3'), b('0')}});
+    const uint32_t day31 = shared("day31", {{r(day30)}, {b('3'), b('1')}});
+    const uint32_t long_month = shared("long_month", {{b('0'), b('1')}, {b('0'), b('3')}, {b('0'), b('5')}, {b('0'), b('7')},
+                                                      {b('0'), b('8')}, {b('1'), b('0')}, {b('1'), b('2')}});
+    const uint32_t short_month = shared("short_month", {{b('0'), b('4')}, {b('0'), b('6')}, {b('0'), b('9')}, {b('1'), b('1')}});
+    std::vector<Sequence> by_four;  // 04, 08, ..., 96
+    for (int n = 4; n < 100; n += 4) by_four.push_back({b(static_cast<uint8_t>('0' + n / 10)), b(static_cast<uint8_t>('0' + n % 10))});
+    const uint32_t fourth = shared("fourth", std::move(by_four));
+    const uint32_t leap_year = shared("leap_year", {{digit, digit, r(fourth)}, {r(fourth), b('0'), b('0')}, {b('0'), b('0'), b('0'), b('0')}});
+    const uint32_t date_rule = shared("date", {{digit, digit, digit, digit, b('-'), r(long_month), b('-'), r(day31)},
+                                               {digit, digit, digit, digit, b('-'), r(short_month), b('-'), r(day30)},
+                                               {digit, digit, digit, digit, b('-'), b('0'), b('2'), b('-'), r(day28)},
+                                               {r(leap_year), b('-'), b('0'), b('2'), b('-'), b('2'), b('9')}});
     const uint32_t hour = shared("hour", {{GrammarElement::bytes('0', '1'), digit}, {b('2'), GrammarElement::bytes('0', '3')}});
     const GrammarElement sixty = GrammarElement::bytes('0', '5');
-    const Sequence date{digit, digit, digit, digit, b('-'), r(month), b('-'), r(day)};
+    const Sequence date{r(date_rule)};
     uint32_t fraction = shared("fraction9", {{digit}});  // up to nine digits after the point
     for (int n = 8; n >= 1; --n) fraction = shared("fraction" + std::to_string(n), {{digit}, {digit, r(fraction)}});
     const uint32_t seconds_part = shared("seconds_fraction", {{}, {b('.'), r(fraction)}});
     const uint32_t offset = shared("offset", {{b('Z')}, {b('z')}, {b('+'), r(hour), b(':'), sixty, digit},
                                               {b('-'), r(hour), b(':'), sixty, digit}});
     const Sequence time{r(hour), b(':'), sixty, digit, b(':'), sixty, digit, r(seconds_part), r(offset)};
-    const auto quoted = [&](std::initializer_list<Sequence> parts) {
+    const auto quoted = [&](std::initializer_list<Sequence> parts, uint32_t shortest, uint32_t longest) {
       Sequence s{quote};
       for (const Sequence& p : parts) s.insert(s.end(), p.begin(), p.end());
-      return rule({then(s, {quote, kSpace})});
+      return Format{rule({then(s, {quote, kSpace})}), shortest, longest};
     };
     if (name == "uuid") {
       const uint32_t hex = shared("hex", {{digit}, {GrammarElement::bytes('a', 'f')}, {GrammarElement::bytes('A', 'F')}});
@@ -268,11 +320,12 @@ class SchemaCompiler {
         if (!s.empty()) s.push_back(b('-'));
         s.insert(s.end(), static_cast<size_t>(group), r(hex));
       }
-      return quoted({s});
+      return quoted({s}, 36, 36);
     }
-    if (name == "date") return quoted({date});
-    if (name == "time") return quoted({time});
-    if (name == "date-time") return quoted({date, {r(shared("T", {{b('T')}, {b('t')}}))}, time});
+    // A time is HH:MM:SS, up to nine fraction digits after a point, then Z or +HH:MM.
+    if (name == "date") return quoted({date}, 10, 10);
+    if (name == "time") return quoted({time}, 9, 24);
+    if (name == "date-time") return quoted({date, {r(shared("T", {{b('T')}, {b('t')}}))}, time}, 20, 35);
     return std::nullopt;
   }
 
@@ -285,6 +338,8 @@ class SchemaCompiler {
       if (!s["properties"].is_object()) fail(path + "/properties", "must be an object");
       for (const auto& [name, schema] : s["properties"].items()) properties.emplace_back(name, &schema);
     }
+    const json* additional = s.contains("additionalProperties") ? &s["additionalProperties"] : nullptr;
+    const bool listed = !properties.empty();
     std::vector<bool> required(properties.size(), false);
     if (s.contains("required")) {
       if (!s["required"].is_array()) fail(path + "/required", "must be a list of property names");
@@ -292,6 +347,8 @@ class SchemaCompiler {
         if (!name.is_string()) fail(path + "/required", "must be a list of property names");
         size_t i = 0;
         while (i < properties.size() && properties[i].first != name.get_ref<const std::string&>()) ++i;
+        if (i == properties.size() && additional && additional->is_boolean() && !additional->get<bool>())
+          fail(path + "/required", "names \"" + name.get<std::string>() + "\", which additionalProperties false forbids");
         if (i == properties.size()) {  // required without a schema: any value
           properties.emplace_back(name.get<std::string>(), &any);
           required.push_back(false);
@@ -302,8 +359,7 @@ class SchemaCompiler {
     // Without additionalProperties, an object with listed properties takes no others (as
     // llama.cpp and OpenAI's strict mode read it) and one without takes any.
     std::optional<uint32_t> extra;
-    const json* additional = s.contains("additionalProperties") ? &s["additionalProperties"] : nullptr;
-    if (additional ? !(additional->is_boolean() && !additional->get<bool>()) : properties.empty())
+    if (additional ? !(additional->is_boolean() && !additional->get<bool>()) : !listed)
       extra = compile(additional ? *additional : any, path + "/additionalProperties");
 
     const size_t n = properties.size();
@@ -446,7 +502,7 @@ std::shared_ptr<const Grammar> json_schema_grammar(std::string_view schema_text)
   } catch (const json::exception& e) {
     throw Error(std::string("JSON schema: not JSON (") + e.what() + ")");
   }
-  if (depth_of(schema) > kMaxSchemaDepth)
+  if (json_depth(schema, kMaxSchemaDepth) > kMaxSchemaDepth)
     throw Error("JSON schema: nested deeper than " + std::to_string(kMaxSchemaDepth) + " levels");
   return SchemaCompiler(schema).compile_root();
 }

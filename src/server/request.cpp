@@ -7,6 +7,7 @@
 
 #include "qrun/error.h"
 #include "qrun/json_constraint.h"
+#include "src/runtime/json_schema_grammar.h"
 
 #include "src/server/api_error.h"
 
@@ -115,13 +116,17 @@ void response_format(const json& body, std::string_view text, CompletionRequest&
   } else if (!it->contains("schema")) {
     return;  // any object
   }
+  const char* field = openai ? "response_format.json_schema.schema" : "response_format.schema";
   const auto ordered = nlohmann::ordered_json::parse(text.begin(), text.end());
   const auto& format = ordered.at("response_format");
-  r.json_schema = (openai ? format.at("json_schema").at("schema") : format.at("schema")).dump();
+  const auto& schema = openai ? format.at("json_schema").at("schema") : format.at("schema");
+  if (json_depth(schema, kMaxSchemaDepth) > kMaxSchemaDepth)  // before dump() recurses into it
+    bad(field, "JSON schema: nested deeper than " + std::to_string(kMaxSchemaDepth) + " levels");
+  r.json_schema = schema.dump();
   try {
     JsonConstraint::check_schema(r.json_schema);
   } catch (const Error& e) {
-    bad(openai ? "response_format.json_schema.schema" : "response_format.schema", e.what());
+    bad(field, e.what());
   }
 }
 

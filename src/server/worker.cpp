@@ -125,7 +125,8 @@ int run_worker(int fd, const std::string& model_path, const RuntimeOptions& opti
     if (job.json_object) {
       if (!json_object) json_object = std::make_unique<JsonConstraint>(model.tokenizer());
       try {
-        json_object->set_schema(job.json_schema);  // the front checked it: this does not throw
+        if (job.json_schema.empty()) json_object->set_object();
+        else json_object->set_schema(job.json_schema);  // the front checked it: this does not throw
       } catch (const Error& e) {
         ch.write_line(dump({{"type", "error"}, {"id", job.id}, {"message", e.what()}}));
         continue;

@@ -96,6 +96,12 @@ TEST(QrunGeneration, JsonSchemaConstrainsTheReply) {
   const auto bad = run_command(qrun_bin() + " " + base + " -j '{\"type\":\"string\",\"pattern\":\"a\"}'");
   EXPECT_NE(bad.exit_code, 0);
   EXPECT_NE(bad.out.find("--json-schema: JSON schema at \"/pattern\""), std::string::npos) << bad.out;
+  const auto empty = run_command(qrun_bin() + " " + base + " -j ''");
+  EXPECT_NE(empty.exit_code, 0);
+  EXPECT_NE(empty.out.find("--json-schema: JSON schema: not JSON"), std::string::npos) << empty.out;
+  const auto both = run_command(qrun_bin() + " " + base + " --json -j '{}'");
+  EXPECT_NE(both.exit_code, 0);
+  EXPECT_NE(both.out.find("excludes"), std::string::npos) << both.out;
   const auto missing = run_command(qrun_bin() + " " + base + " --json-schema-file " + quoted((dir / "none.json").string()));
   EXPECT_NE(missing.exit_code, 0);
   EXPECT_NE(missing.out.find("none.json"), std::string::npos) << missing.out;

@@ -60,6 +60,10 @@ TEST(JsonSchemaGrammar, ObjectsTakeTheirPropertiesInOrderTheOptionalOnesSkippabl
   // Required names without a schema of their own take any value.
   EXPECT_TRUE(whole(R"({"properties": {"a": {"type": "integer"}}, "required": ["b"]})", R"({"a":1,"b":[{}]})"));
   EXPECT_FALSE(whole(R"({"properties": {"a": {"type": "integer"}}, "required": ["b"]})", R"({"a":1})"));
+  EXPECT_TRUE(whole(R"({"type": "object", "required": ["a"]})", R"({"a":1,"b":2})"));  // no properties: any others
+  // Annotations beside $ref and anyOf are fine.
+  EXPECT_TRUE(whole(R"({"$defs": {"S": {"type": "string"}}, "$ref": "#/$defs/S", "description": "d", "title": "t"})", R"("x")"));
+  EXPECT_TRUE(whole(R"({"anyOf": [{"type": "string"}, {"type": "null"}], "default": null, "title": "t"})", "null"));
 }
 
 TEST(JsonSchemaGrammar, AdditionalPropertiesAndObjectsWithoutProperties) {
@@ -133,6 +137,11 @@ TEST(JsonSchemaGrammar, EnumsConstantsUnionsAndTypeLists) {
   EXPECT_FALSE(whole(many, R"("item-6999")"));
   EXPECT_TRUE(whole(R"({"const": "yes"})", R"("yes")"));
   EXPECT_FALSE(prefix(R"({"const": "yes"})", R"("no)"));
+  // Beside enum or const, the rest of the schema filters the listed values.
+  EXPECT_FALSE(prefix(R"({"type": "string", "enum": ["a", 1, null]})", "n"));
+  EXPECT_TRUE(whole(R"({"type": "string", "enum": ["a", 1, null]})", R"("a")"));
+  EXPECT_TRUE(whole(R"({"type": "integer", "minimum": 5, "enum": [1, 2, 7]})", "7 "));
+  EXPECT_FALSE(prefix(R"({"type": "integer", "minimum": 5, "enum": [1, 2, 7]})", "1"));
   const std::string maybe = R"({"type": ["string", "null"]})";
   EXPECT_TRUE(whole(maybe, R"("x")"));
   EXPECT_TRUE(whole(maybe, "null"));
@@ -231,6 +240,11 @@ TEST(JsonSchemaGrammar, DateTimeAndUuidFormats) {
   EXPECT_TRUE(whole(date, R"("2026-12-05")"));
   EXPECT_FALSE(prefix(date, R"("2026-13)"));
   EXPECT_FALSE(prefix(date, R"("2026-12-32)"));
+  // Each month its days; February 29 in leap years only.
+  for (const char* ok : {"2026-01-31", "2026-04-30", "2024-02-29", "2000-02-29", "0400-02-29", "1996-02-29", "2026-02-28"})
+    EXPECT_TRUE(whole(date, "\"" + std::string(ok) + "\"")) << ok;
+  for (const char* bad : {"2026-04-31", "2026-02-30", "2023-02-29", "1900-02-29", "2100-02-29", "2026-06-31", "2026-00-01"})
+    EXPECT_FALSE(whole(date, "\"" + std::string(bad) + "\"")) << bad;
   EXPECT_FALSE(prefix(date, R"("26-)"));
   const std::string time = R"({"type": "string", "format": "time"})";
   EXPECT_TRUE(whole(time, R"("23:59:59Z")"));
@@ -244,6 +258,7 @@ TEST(JsonSchemaGrammar, DateTimeAndUuidFormats) {
   EXPECT_TRUE(whole(uuid, R"("123e4567-e89b-12d3-A456-426614174000")"));
   EXPECT_FALSE(prefix(uuid, R"("123e4567e)"));
   EXPECT_FALSE(prefix(uuid, R"("123g)"));
+  EXPECT_TRUE(whole(R"({"type": "string", "format": "date", "minLength": 10, "maxLength": 10})", R"("2026-12-05")"));
   // Other formats are annotations: any string, within its lengths.
   EXPECT_TRUE(whole(R"({"type": "string", "format": "email", "maxLength": 9})", R"("a@b.c")"));
   EXPECT_FALSE(prefix(R"({"type": "string", "format": "uri", "maxLength": 3})", R"("http)"));
@@ -281,6 +296,16 @@ TEST(JsonSchemaGrammar, ErrorsNameThePlaceAndTheReason) {
   says(R"({"allOf": [{}, {}]})", "/allOf", "exactly one");
   says(R"({"properties": {"a": false}})", "/properties/a", "accepts no value");
   says("[1]", "/", "must be an object");
+  says(R"({"type": "string", "maxLength": 2, "const": "abcdef"})", "/const", "no value the rest");
+  says(R"({"type": "string", "const": 1})", "/const", "no value the rest");
+  says(R"({"const": 123456789012345678901234567890})", "/const", "past 2^64");
+  says(R"({"type": "string", "format": "date", "maxLength": 5})", "/maxLength", "10 to 10 characters");
+  says(R"({"type": "string", "format": "uuid", "minLength": 40})", "/minLength", "36 to 36");
+  says(R"({"anyOf": [{"type": "string"}, {"type": "integer"}], "maxLength": 2})", "/maxLength", "beside anyOf");
+  says(R"({"allOf": [{"type": "string"}], "maxLength": 2})", "/maxLength", "beside allOf");
+  says(R"({"type": "integer", "anyOf": [{"type": "string"}]})", "/type", "beside anyOf");
+  says(R"({"$defs": {"S": {"type": "string"}}, "$ref": "#/$defs/S", "maxLength": 3})", "/maxLength", "beside $ref");
+  says(R"({"type": "object", "required": ["a"], "additionalProperties": false})", "/required", "forbids");
   EXPECT_NE(error_of(R"({"$ref": "#"})").find("left recursion"), std::string::npos);
   EXPECT_NE(error_of(R"({"anyOf": [{"$ref": "#/$defs/a"}], "$defs": {"a": {"$ref": "#"}}})").find("left recursion"),
             std::string::npos);

@@ -114,6 +114,10 @@ TEST(ServerRequest, JsonSchemasKeepTheirOrderOrAre400) {
           "response_format.json_schema.schema", "/properties/a/pattern");
   refused(R"({"type":"json_object","schema":{"$ref":"#"}})", "response_format.schema", "left recursion");
   refused(R"({"type":"json_object","schema":[1]})", "response_format.schema", "must be an object");
+  // Deep nesting is refused before anything recurses into it (dump() did, and overflowed the stack).
+  const std::string deep = std::string(100000, '[') + std::string(100000, ']');
+  refused(R"({"type":"json_schema","json_schema":{"name":"n","schema":)" + deep + "}}",
+          "response_format.json_schema.schema", "nested deeper");
 }
 
 }  // namespace
