@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 qconvert=$1
 out=$2
 shared=../shared
-for t in model_file safetensors hf_config tokenizer_json tokenizer_model chat_template server_request option_text tokenizer_config json_prefix json_schema; do
+for t in model_file safetensors hf_config tokenizer_json tokenizer_model chat_template server_request option_text tokenizer_config json_prefix json_schema gbnf; do
   mkdir -p "$out/$t"
 done
 tmp=$(mktemp -d)
@@ -56,6 +56,16 @@ printf '{\n  "a": [1, 2],\n  "b": {}\n}' >"$out/json_prefix/seed-indented"
 printf '%s\000%s' '{"type":"object","properties":{"name":{"type":"string","maxLength":8},"tags":{"type":"array","items":{"enum":["a","b"]},"maxItems":3},"n":{"type":["integer","null"]}},"required":["name"]}' '{"name": "Tim", "tags": ["a"], "n": -3}' >"$out/json_schema/seed-object"
 printf '%s\000%s' '{"$ref":"#/$defs/node","$defs":{"node":{"type":"object","properties":{"v":{"const":1},"kids":{"type":"array","items":{"$ref":"#/$defs/node"}}},"additionalProperties":{"type":"number"}}}}' '{"v":1,"kids":[{"v":1,"x":2.5e3}]}' >"$out/json_schema/seed-ref"
 printf '%s\000%s' '{"anyOf":[{"type":"string","minLength":2},{"prefixItems":[{"type":"boolean"}],"items":false,"minItems":1}]}' '[true]' >"$out/json_schema/seed-union"
+
+# gbnf: a GBNF grammar, a NUL byte, then a text the grammar reads.
+printf '%s\000%s' 'root ::= object
+object ::= "{" ws (pair ("," ws pair)*)? "}"
+pair ::= string ":" ws value
+value ::= object | string | [0-9]+ ("." [0-9]{1,3})? | "true" | "false"
+string ::= "\"" [^"\\\x00-\x1F]* "\"" ws   # comment
+ws ::= [ \t\n]{0,4}' '{"a": 12.5, "b": {"c": "Ã©"}}' >"$out/gbnf/seed-json"
+printf '%s\000%s' 'root ::= (greet | "bye") "!"? .
+greet ::= ("hi" | "hello"){1,2} [\u00e0-\U0001F642]+' 'hihelloð!x' >"$out/gbnf/seed-classes"
 
 # option_text: the first byte picks the parser (0 --prefetch, 1 --tensor-type, 2 --type).
 printf '\000l1:8k/3k,rows:1' >"$out/option_text/seed-prefetch"

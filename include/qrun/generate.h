@@ -7,7 +7,7 @@
 #include <functional>
 #include <span>
 
-#include "qrun/json_constraint.h"
+#include "qrun/grammar_constraint.h"
 #include "qrun/model.h"
 #include "qrun/sampler.h"
 
@@ -18,9 +18,10 @@ struct GenerateOptions {
   bool ignore_eos = false;
   bool context_shift = true;  // on a full context drop half of the tokens after n_keep; else stop
   int n_keep = 0;             // prompt tokens a context shift keeps, not counting BOS (always kept)
-  // When set (and reset() by the caller), every sampled token keeps the reply a prefix
-  // of one JSON object, and generation stops when the object closes.
-  JsonConstraint* json = nullptr;
+  // When set (and reset() by the caller), every sampled token keeps the reply a prefix of
+  // what the constraint asks for (a JSON object, a schema's JSON, a GBNF grammar's text),
+  // and generation stops when nothing more can follow.
+  GrammarConstraint* constraint = nullptr;
 };
 
 enum class StopReason {
@@ -28,7 +29,7 @@ enum class StopReason {
   TokenLimit,     // n_predict tokens generated
   Caller,         // on_token returned false
   ContextFull,    // context full and context_shift off
-  Complete,       // the JSON object of GenerateOptions::json closed
+  Complete,       // GenerateOptions::constraint's text is whole and nothing can follow
 };
 
 struct GenerationStats {

@@ -44,7 +44,8 @@ struct Args {
   std::vector<std::string> reverse_prompts;
   std::string system_prompt, chat_template;
   std::string json_schema, json_schema_file;
-  bool has_json_schema = false;  // given, even as an empty text (which is not JSON)
+  std::string grammar, grammar_file;
+  bool has_json_schema = false, has_grammar = false;  // given, even as an empty text (an error)
 };
 
 // --chat: the prompt as one user turn (after an optional system turn), rendered with
@@ -191,8 +192,14 @@ int main(int argc, char** argv) {
                                 "Constrain the reply to JSON that this JSON schema accepts (as OpenAI's response_format "
                                 "json_schema; the subset is in the README); it ends when the value is whole");
   auto* schema_file = app.add_option("--json-schema-file", a.json_schema_file, "--json-schema read from a file");
-  schema_file->excludes(schema);
-  app.get_option("--json")->excludes(schema)->excludes(schema_file);
+  auto* grammar = app.add_option("--grammar", a.grammar,
+                                 "Constrain the reply to text of this GBNF grammar (llama.cpp's notation, from rule root); "
+                                 "it ends at EOS once the text is whole, or when nothing more can follow");
+  auto* grammar_file = app.add_option("--grammar-file", a.grammar_file, "--grammar read from a file");
+  const std::vector<CLI::Option*> constraints{app.get_option("--json"), schema, schema_file, grammar, grammar_file};
+  for (CLI::Option* o : constraints)  // one constraint at a time
+    for (CLI::Option* other : constraints)
+      if (o != other) o->excludes(other);
   app.add_option("-r,--reverse-prompt", a.reverse_prompts, "Stop the reply at this text (repeatable)");
   app.add_option("--keep", a.n_keep, "Tokens of the prompt a context shift keeps (after BOS)")
       ->check(CLI::Range(0, 1 << 20));
@@ -245,15 +252,18 @@ int main(int argc, char** argv) {
       if (!a.prompt.empty() && a.prompt.back() == '\n') a.prompt.pop_back();
     }
     if (a.prompt.empty() && !a.conversation) throw qrun::Error("empty prompt: give -p TEXT or -f FILE");
+    // The constraint's text, checked before the model loads (an empty one is an error too).
     a.has_json_schema = app.count("--json-schema") > 0 || app.count("--json-schema-file") > 0;
+    a.has_grammar = app.count("--grammar") > 0 || app.count("--grammar-file") > 0;
     if (app.count("--json-schema-file")) a.json_schema = qrun::read_text_file(a.json_schema_file, "JSON schema file");
-    if (a.has_json_schema) {
-      try {
-        qrun::JsonConstraint::check_schema(a.json_schema);  // before the model loads
-      } catch (const qrun::Error& e) {
-        throw qrun::Error(std::string(a.json_schema_file.empty() ? "--json-schema" : a.json_schema_file) + ": " +
-                          e.what());
-      }
+    if (app.count("--grammar-file")) a.grammar = qrun::read_text_file(a.grammar_file, "grammar file");
+    try {
+      if (a.has_json_schema) qrun::GrammarConstraint::check_schema(a.json_schema);
+      if (a.has_grammar) qrun::GrammarConstraint::check_gbnf(a.grammar);
+    } catch (const qrun::Error& e) {
+      const std::string source = a.has_json_schema ? (app.count("--json-schema-file") ? a.json_schema_file : "--json-schema")
+                                                   : (app.count("--grammar-file") ? a.grammar_file : "--grammar");
+      throw qrun::Error(source + ": " + e.what());
     }
 
     const auto t0 = std::chrono::steady_clock::now();
@@ -273,11 +283,12 @@ int main(int argc, char** argv) {
     go.ignore_eos = a.ignore_eos;
     go.context_shift = !a.no_context_shift;
     go.n_keep = a.n_keep;
-    std::unique_ptr<qrun::JsonConstraint> json;
-    if (a.json || a.has_json_schema) {
-      json = std::make_unique<qrun::JsonConstraint>(model.tokenizer());
-      if (a.has_json_schema) json->set_schema(a.json_schema);
-      go.json = json.get();
+    std::unique_ptr<qrun::GrammarConstraint> constraint;
+    if (a.json || a.has_json_schema || a.has_grammar) {
+      constraint = std::make_unique<qrun::GrammarConstraint>(model.tokenizer());
+      if (a.has_json_schema) constraint->set_schema(a.json_schema);
+      if (a.has_grammar) constraint->set_gbnf(a.grammar);
+      go.constraint = constraint.get();
     }
     // A shift keeps BOS and --keep tokens and needs room for one more.
     if (go.context_shift && a.n_keep > 0 && a.n_keep + 2 > model.context_length())

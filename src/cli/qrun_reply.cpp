@@ -115,7 +115,7 @@ GenerationStats run_conversation(Model& model, Sampler& sampler, const GenerateO
     std::vector<int32_t> prompt(model.tokens().begin(), model.tokens().end());
     if (pending >= 0) prompt.push_back(pending);
     prompt.insert(prompt.end(), added.begin(), added.end());
-    if (options.json) options.json->reset();
+    if (options.constraint) options.constraint->reset();
     Reply reply = stream_reply(model, prompt, sampler, options, settings.reverse_prompts);
     print("\n");
     if (settings.verbose)

@@ -24,8 +24,8 @@ int kept_tokens(const Model& model, int n_keep) {
 // constraint costs one check per token while the model writes JSON of its own accord.
 // Otherwise every refused token is masked and the sampler draws again from the same
 // logits (penalties apply to the masked copy as to the first).
-int32_t sample_json(Sampler& sampler, std::vector<float>& logits, std::span<const int32_t> history,
-                    const JsonConstraint& json, std::vector<float>& scratch) {
+int32_t sample_constrained(Sampler& sampler, std::vector<float>& logits, std::span<const int32_t> history,
+                    const GrammarConstraint& json, std::vector<float>& scratch) {
   scratch = logits;
   const int32_t first = sampler.sample(scratch, history);
   if (json.allows(first)) return first;
@@ -91,7 +91,7 @@ GenerationStats generate(Model& model, std::span<const int32_t> prompt, Sampler&
       st.stop = StopReason::TokenLimit;
       break;
     }
-    const int32_t next = options.json ? sample_json(sampler, logits, history, *options.json, scratch)
+    const int32_t next = options.constraint ? sample_constrained(sampler, logits, history, *options.constraint, scratch)
                                       : sampler.sample(logits, history);
     ++st.generated_tokens;
     history.push_back(next);
@@ -100,12 +100,12 @@ GenerationStats generate(Model& model, std::span<const int32_t> prompt, Sampler&
       break;
     }
     st.pending_token = next;
-    if (options.json) options.json->accept(next);
+    if (options.constraint) options.constraint->accept(next);
     if (!on_token(next)) {
       st.stop = StopReason::Caller;
       break;
     }
-    if (options.json && options.json->complete()) {
+    if (options.constraint && options.constraint->complete()) {
       st.stop = StopReason::Complete;
       break;
     }

@@ -91,7 +91,7 @@ class GrammarPrefix {
   bool accepted() const;  // the text is a sentence (more may follow)
   // The most characters a stack between two characters of a string can still take (its
   // maxLength less what it holds; kUnbounded without maxLength; 0 outside strings): a
-  // token that stays inside a string (JsonConstraint's plain tokens) with no more
+  // token that stays inside a string (GrammarConstraint's plain tokens) with no more
   // characters than this continues the text.
   uint32_t plain_string_room() const;
   void reset();

@@ -22,7 +22,7 @@ class JsonStringLexer {
 
   Step step(uint8_t c, uint32_t min_chars = 0, uint32_t max_chars = kUnbounded);
   // Between two characters: what a byte does here depends on nothing else (not the
-  // nesting, not whether the string is a key), which JsonConstraint uses to take
+  // nesting, not whether the string is a key), which GrammarConstraint uses to take
   // plain-text tokens without feeding them.
   bool between_chars() const { return mode_ == Mode::Body && pending_utf8_ == 0 && !low_surrogate_; }
   uint32_t chars() const { return chars_; }

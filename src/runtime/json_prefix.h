@@ -3,7 +3,7 @@
 // object at the top level, as OpenAI's response_format json_object promises).
 // Beyond the grammar it bounds what a model could otherwise repeat forever: runs of
 // whitespace, digits in a number (json_lexers.h), nesting depth. The state is small and
-// copyable except for the nesting stack, so JsonConstraint can try a token's bytes on a copy.
+// copyable except for the nesting stack, so GrammarConstraint can try a token's bytes on a copy.
 #pragma once
 
 #include <cstdint>
@@ -23,6 +23,7 @@ class JsonPrefix {
   bool feed(uint8_t c);  // false (and the state unchanged) when c cannot continue the text
   bool feed(std::string_view bytes);  // all or nothing
   bool complete() const { return mode_ == Mode::Done; }
+  bool accepted() const { return complete(); }
   bool in_plain_string() const { return mode_ == Mode::String && string_.between_chars(); }
   // How many characters of plain text the text can take here (see GrammarPrefix).
   uint32_t plain_string_room() const { return in_plain_string() ? JsonStringLexer::kUnbounded : 0; }

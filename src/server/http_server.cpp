@@ -336,6 +336,7 @@ class Front {
     job.sampling.presence_penalty = r.presence_penalty;
     job.json_object = r.json_object;
     job.json_schema = r.json_schema;
+    job.grammar = r.grammar;
     job.sampling.seed = r.seed ? *r.seed : std::random_device{}();
     job.ignore_eos = r.ignore_eos;
     job.stop = r.stop;

@@ -6,7 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "qrun/error.h"
-#include "qrun/json_constraint.h"
+#include "qrun/grammar_constraint.h"
 #include "src/runtime/json_schema_grammar.h"
 
 #include "src/server/api_error.h"
@@ -124,7 +124,7 @@ void response_format(const json& body, std::string_view text, CompletionRequest&
     bad(field, "JSON schema: nested deeper than " + std::to_string(kMaxSchemaDepth) + " levels");
   r.json_schema = schema.dump();
   try {
-    JsonConstraint::check_schema(r.json_schema);
+    GrammarConstraint::check_schema(r.json_schema);
   } catch (const Error& e) {
     bad(field, e.what());
   }
@@ -258,6 +258,16 @@ CompletionRequest parse_request(Endpoint endpoint, std::string_view text) {
     r.stop = stops(body);
     refuse_unsupported(body);
     response_format(body, text, r);
+    if (const auto it = body.find("grammar"); it != body.end() && !it->is_null()) {
+      if (!it->is_string()) bad("grammar", "must be a string of GBNF rules");
+      if (r.json_object) bad("grammar", "cannot be combined with a JSON response_format");
+      r.grammar = it->get<std::string>();
+      try {
+        GrammarConstraint::check_gbnf(r.grammar);
+      } catch (const Error& e) {
+        bad("grammar", e.what());
+      }
+    }
   } catch (const json::exception& e) {
     throw ApiError(400, std::string("bad request body: ") + e.what());
   }

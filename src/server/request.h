@@ -35,6 +35,7 @@ struct CompletionRequest {
   std::vector<std::string> stop;
   bool json_object = false;           // response_format json_object or json_schema
   std::string json_schema;            // the schema's text, in its own key order; "" for any object
+  std::string grammar;                // llama.cpp's "grammar": GBNF text; "" for none
   std::string model;                  // echoed back
 };
 

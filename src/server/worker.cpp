@@ -41,6 +41,7 @@ Job job_from(const json& j) {
   job.stop = j.at("stop").get<std::vector<std::string>>();
   job.json_object = j.at("json_object").get<bool>();
   job.json_schema = j.at("json_schema").get<std::string>();
+  job.grammar = j.at("grammar").get<std::string>();
   return job;
 }
 
@@ -96,7 +97,8 @@ std::string job_line(const Job& job) {
                {"ignore_eos", job.ignore_eos},
                {"stop", job.stop},
                {"json_object", job.json_object},
-               {"json_schema", job.json_schema}});
+               {"json_schema", job.json_schema},
+               {"grammar", job.grammar}});
 }
 
 std::string cancel_line(uint64_t job_id) { return dump({{"type", "cancel"}, {"id", job_id}}); }
@@ -105,7 +107,7 @@ int run_worker(int fd, const std::string& model_path, const RuntimeOptions& opti
   LineChannel ch(fd);
   Model model(model_path, options);
   Fault fault = fault_from_env();
-  std::unique_ptr<JsonConstraint> json_object;  // made for the first job that asks (reads the vocabulary)
+  std::unique_ptr<GrammarConstraint> constraint;  // made for the first job that asks (reads the vocabulary)
   std::string line;
   while (ch.read_line(line, -1) == LineChannel::Read::Line) {
     const json j = json::parse(line, nullptr, false);
@@ -122,16 +124,17 @@ int run_worker(int fd, const std::string& model_path, const RuntimeOptions& opti
     go.n_predict = job.max_tokens;
     go.ignore_eos = job.ignore_eos;
     go.context_shift = false;
-    if (job.json_object) {
-      if (!json_object) json_object = std::make_unique<JsonConstraint>(model.tokenizer());
-      try {
-        if (job.json_schema.empty()) json_object->set_object();
-        else json_object->set_schema(job.json_schema);  // the front checked it: this does not throw
+    if (job.json_object || !job.grammar.empty()) {
+      if (!constraint) constraint = std::make_unique<GrammarConstraint>(model.tokenizer());
+      try {  // the front checked the texts: this does not throw
+        if (!job.grammar.empty()) constraint->set_gbnf(job.grammar);
+        else if (!job.json_schema.empty()) constraint->set_schema(job.json_schema);
+        else constraint->set_object();
       } catch (const Error& e) {
         ch.write_line(dump({{"type", "error"}, {"id", job.id}, {"message", e.what()}}));
         continue;
       }
-      go.json = json_object.get();
+      go.constraint = constraint.get();
     }
     ReplyText reply(model.tokenizer(), job.stop);
     bool was_cancelled = false, front_gone = false;

@@ -20,8 +20,9 @@ struct Job {
   SamplerConfig sampling;
   bool ignore_eos = false;
   std::vector<std::string> stop;
-  bool json_object = false;  // the reply is JSON (JsonConstraint)
+  bool json_object = false;  // the reply is JSON (GrammarConstraint)
   std::string json_schema;   // what the JSON must be; "" for any object
+  std::string grammar;       // GBNF text, when not json_object
 };
 
 std::string job_line(const Job& job);

@@ -11,6 +11,7 @@
 #include "common/golden.h"
 #include "common/model_fixture.h"
 #include "common/run_command.h"
+#include "src/runtime/gbnf_grammar.h"
 #include "src/runtime/grammar.h"
 #include "src/runtime/json_prefix.h"
 #include "src/runtime/json_schema_grammar.h"
@@ -105,6 +106,31 @@ TEST(QrunGeneration, JsonSchemaConstrainsTheReply) {
   const auto missing = run_command(qrun_bin() + " " + base + " --json-schema-file " + quoted((dir / "none.json").string()));
   EXPECT_NE(missing.exit_code, 0);
   EXPECT_NE(missing.out.find("none.json"), std::string::npos) << missing.out;
+}
+
+// --grammar / --grammar-file: the reply is text of the GBNF grammar; a grammar qrun cannot
+// read is an error naming the line and column; one constraint at a time.
+TEST(QrunGeneration, GrammarConstrainsTheReply) {
+  const std::string gbnf = "root ::= \" \" [A-Z] [a-z]+ (\" \" [a-z]+){1,3} \".\"";
+  const std::string base = "-m " + quoted(model(DType::Q8)) + " -p 'Tim liked' --no-display-prompt -n 60 --temp 1 -t 1";
+  test::ScratchDir dir;
+  {
+    std::ofstream f(dir / "g.gbnf");
+    f << gbnf << "\n";
+  }
+  for (int seed = 1; seed <= 2; ++seed)
+    for (const std::string flag : {"--grammar " + quoted(gbnf), "--grammar-file " + quoted((dir / "g.gbnf").string())}) {
+      std::string out = stdout_of(base + " " + flag + " --seed " + std::to_string(seed));
+      ASSERT_FALSE(out.empty());
+      out.pop_back();  // qrun's closing newline
+      EXPECT_TRUE(GrammarPrefix(gbnf_grammar(gbnf)).feed(std::string_view(out))) << out;
+    }
+  const auto bad = run_command(qrun_bin() + " " + base + " --grammar 'root ::= \"a\"\nroot ::= \"b\"'");
+  EXPECT_NE(bad.exit_code, 0);
+  EXPECT_NE(bad.out.find("--grammar: GBNF grammar at line"), std::string::npos) << bad.out;
+  const auto both = run_command(qrun_bin() + " " + base + " --json --grammar 'root ::= \"a\"'");
+  EXPECT_NE(both.exit_code, 0);
+  EXPECT_NE(both.out.find("excludes"), std::string::npos) << both.out;
 }
 
 // -r: generation stops where the text reaches the reverse prompt, which is not printed.

@@ -1,4 +1,4 @@
-// The vocabulary trie that JsonConstraint::mask walks: every token sits where its bytes
+// The vocabulary trie that GrammarConstraint::mask walks: every token sits where its bytes
 // lead, once, and children are distinct bytes.
 #include <gtest/gtest.h>
 

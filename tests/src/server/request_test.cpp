@@ -114,6 +114,21 @@ TEST(ServerRequest, JsonSchemasKeepTheirOrderOrAre400) {
           "response_format.json_schema.schema", "/properties/a/pattern");
   refused(R"({"type":"json_object","schema":{"$ref":"#"}})", "response_format.schema", "left recursion");
   refused(R"({"type":"json_object","schema":[1]})", "response_format.schema", "must be an object");
+  // llama.cpp's "grammar": GBNF text, checked here, alone.
+  EXPECT_EQ(parse_request(Endpoint::ChatCompletions, head + R"("grammar":"root ::= \"a\""})").grammar, "root ::= \"a\"");
+  const auto grammar_refused = [&](const std::string& field, const std::string& says) {
+    try {
+      parse_request(Endpoint::ChatCompletions, head + field + "}");
+      ADD_FAILURE() << field << " accepted";
+    } catch (const ApiError& e) {
+      EXPECT_EQ(e.status, 400);
+      EXPECT_EQ(e.param, "grammar") << field;
+      EXPECT_NE(std::string(e.what()).find(says), std::string::npos) << field << ": " << e.what();
+    }
+  };
+  grammar_refused(R"("grammar":"root ::= valu")", "unknown rule \"valu\"");
+  grammar_refused(R"("grammar":5)", "must be a string");
+  grammar_refused(R"("grammar":"root ::= \"a\"","response_format":{"type":"json_object"})", "cannot be combined");
   // Deep nesting is refused before anything recurses into it (dump() did, and overflowed the stack).
   const std::string deep = std::string(100000, '[') + std::string(100000, ']');
   refused(R"({"type":"json_schema","json_schema":{"name":"n","schema":)" + deep + "}}",

@@ -11,12 +11,15 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <regex>
 #include <thread>
 #include <nlohmann/json.hpp>
 
 #include "common/child_process.h"
 #include "common/golden.h"
 #include "common/model_fixture.h"
+#include "src/runtime/gbnf_grammar.h"
+#include "src/runtime/grammar.h"
 #include "src/runtime/json_prefix.h"
 
 namespace qrun {
@@ -348,6 +351,26 @@ TEST_F(QserveTest, JsonSchemaFormatConstrainsTheReply) {
                                                             {"json_schema", {{"schema", {{"type", "string"}, {"pattern", "^a"}}}}}}}});
   EXPECT_EQ(r->status, 400) << r->body;
   EXPECT_EQ(json::parse(r->body)["error"]["param"], "response_format.json_schema.schema") << r->body;
+}
+
+// llama.cpp's "grammar" field: the reply is text of the GBNF grammar, whole when the
+// request ends on its own.
+TEST_F(QserveTest, GrammarFieldConstrainsTheReply) {
+  Server s({"--workers", "1"}, DType::Q8);
+  ASSERT_TRUE(s.ready()) << s.log();
+  const std::string gbnf = "root ::= \" \" (\"yes\" | \"no\") \", \" [a-z]{1,12} \".\"\n";
+  const std::regex reply(R"( (yes|no), [a-z]{1,12}\.)");
+  for (int seed = 1; seed <= 3; ++seed) {
+    auto r = post(s, "/v1/completions", {{"prompt", "Tim said"}, {"grammar", gbnf}, {"seed", seed}, {"max_tokens", 40}});
+    ASSERT_EQ(r->status, 200) << r->body;
+    const json j = json::parse(r->body);
+    const std::string text = j["choices"][0]["text"];
+    EXPECT_TRUE(GrammarPrefix(gbnf_grammar(gbnf)).feed(std::string_view(text))) << text;
+    if (j["choices"][0]["finish_reason"] == "stop") EXPECT_TRUE(std::regex_match(text, reply)) << text;
+  }
+  auto r = post(s, "/v1/completions", {{"prompt", "x"}, {"grammar", "root ::= [z-a]"}});
+  EXPECT_EQ(r->status, 400) << r->body;
+  EXPECT_EQ(json::parse(r->body)["error"]["param"], "grammar") << r->body;
 }
 
 // The sampling fields reach the worker's sampler: OpenAI's penalties change a greedy

@@ -1,9 +1,10 @@
-#include "qrun/json_constraint.h"
+#include "qrun/grammar_constraint.h"
 
 #include <limits>
 #include <utility>
 
 #include "qrun/error.h"
+#include "src/runtime/gbnf_grammar.h"
 #include "src/runtime/grammar.h"
 #include "src/runtime/json_lexers.h"
 #include "src/runtime/json_prefix.h"
@@ -12,12 +13,13 @@
 
 namespace qrun {
 
-class JsonConstraint::Text {
+class GrammarConstraint::Text {
  public:
   virtual ~Text() = default;
   virtual bool accepts(std::string_view bytes) const = 0;
   virtual bool feed(std::string_view bytes) = 0;  // all or nothing
   virtual bool complete() const = 0;
+  virtual bool accepted() const = 0;  // whole, though more may follow
   virtual uint32_t plain_string_room() const = 0;
   virtual void reset() = 0;
   // Sets allowed[id] for every token of the trie whose bytes continue the text.
@@ -26,9 +28,10 @@ class JsonConstraint::Text {
 
 namespace {
 
-// JsonPrefix (any object) or GrammarPrefix (a schema) behind JsonConstraint::Text.
+// JsonPrefix (any object) or GrammarPrefix (a schema's or GBNF grammar) behind
+// GrammarConstraint::Text.
 template <class Prefix>
-class TextOf final : public JsonConstraint::Text {
+class TextOf final : public GrammarConstraint::Text {
  public:
   explicit TextOf(Prefix initial) : initial_(initial), now_(std::move(initial)) {}
   bool accepts(std::string_view bytes) const override {
@@ -37,6 +40,7 @@ class TextOf final : public JsonConstraint::Text {
   }
   bool feed(std::string_view bytes) override { return now_.feed(bytes); }
   bool complete() const override { return now_.complete(); }
+  bool accepted() const override { return now_.accepted(); }
   uint32_t plain_string_room() const override { return now_.plain_string_room(); }
   void reset() override { now_ = initial_; }
   void allowed_tokens(const TokenTrie& trie, std::vector<uint8_t>& allowed) const override {
@@ -61,9 +65,12 @@ class TextOf final : public JsonConstraint::Text {
 
 }  // namespace
 
-JsonConstraint::JsonConstraint(const Tokenizer& tok) : text_(std::make_unique<TextOf<JsonPrefix>>(JsonPrefix())) {
+GrammarConstraint::GrammarConstraint(const Tokenizer& tok) : text_(std::make_unique<TextOf<JsonPrefix>>(JsonPrefix())) {
   bytes_.resize(static_cast<size_t>(tok.vocab_size()));
   plain_chars_.resize(bytes_.size());
+  ends_.assign(bytes_.size(), false);
+  for (const int32_t id : tok.eos_ids())
+    if (id >= 0 && static_cast<size_t>(id) < ends_.size()) ends_[static_cast<size_t>(id)] = true;
   for (size_t id = 0; id < bytes_.size(); ++id) {
     bytes_[id] = tok.token_text(static_cast<int32_t>(id), false);
     // Never leaving the string: a token such as `","` that closes it and opens the next
@@ -77,22 +84,29 @@ JsonConstraint::JsonConstraint(const Tokenizer& tok) : text_(std::make_unique<Te
   trie_ = std::make_unique<TokenTrie>(bytes_);
 }
 
-JsonConstraint::~JsonConstraint() = default;
+GrammarConstraint::~GrammarConstraint() = default;
 
-void JsonConstraint::set_schema(std::string_view schema) {
+void GrammarConstraint::set_schema(std::string_view schema) {
   text_ = std::make_unique<TextOf<GrammarPrefix>>(GrammarPrefix(json_schema_grammar(schema)));
 }
 
-void JsonConstraint::set_object() { text_ = std::make_unique<TextOf<JsonPrefix>>(JsonPrefix()); }
+void GrammarConstraint::set_gbnf(std::string_view grammar) {
+  text_ = std::make_unique<TextOf<GrammarPrefix>>(GrammarPrefix(gbnf_grammar(grammar)));
+}
 
-void JsonConstraint::check_schema(std::string_view schema) { json_schema_grammar(schema); }
+void GrammarConstraint::check_gbnf(std::string_view grammar) { gbnf_grammar(grammar); }
 
-void JsonConstraint::reset() { text_->reset(); }
+void GrammarConstraint::set_object() { text_ = std::make_unique<TextOf<JsonPrefix>>(JsonPrefix()); }
 
-bool JsonConstraint::complete() const { return text_->complete(); }
+void GrammarConstraint::check_schema(std::string_view schema) { json_schema_grammar(schema); }
 
-bool JsonConstraint::allows(int32_t token) const {
+void GrammarConstraint::reset() { text_->reset(); }
+
+bool GrammarConstraint::complete() const { return text_->complete(); }
+
+bool GrammarConstraint::allows(int32_t token) const {
   if (token < 0 || static_cast<size_t>(token) >= bytes_.size()) return false;
+  if (ends_[static_cast<size_t>(token)]) return text_->accepted();
   const std::string& b = bytes_[static_cast<size_t>(token)];
   if (b.empty()) return false;
   const uint32_t chars = plain_chars_[static_cast<size_t>(token)];
@@ -100,14 +114,15 @@ bool JsonConstraint::allows(int32_t token) const {
   return text_->accepts(b);
 }
 
-void JsonConstraint::accept(int32_t token) {
+void GrammarConstraint::accept(int32_t token) {
   // feed() takes all of the bytes or none, so no trial copy first.
   const bool known = token >= 0 && static_cast<size_t>(token) < bytes_.size();
+  if (known && ends_[static_cast<size_t>(token)] && text_->accepted()) return;  // nothing to feed
   if (!known || bytes_[static_cast<size_t>(token)].empty() || !text_->feed(bytes_[static_cast<size_t>(token)]))
     throw Error("JSON constraint: token " + std::to_string(token) + " cannot continue the reply");
 }
 
-int JsonConstraint::mask(std::span<float> logits) const {
+int GrammarConstraint::mask(std::span<float> logits) const {
   // Inside a string nearly every token is allowed and plain ones need no trial: try the
   // others one by one. Elsewhere few are: walk the trie, where a refused byte prunes.
   std::vector<uint8_t> allowed(bytes_.size(), 0);
@@ -116,6 +131,8 @@ int JsonConstraint::mask(std::span<float> logits) const {
   } else {
     text_->allowed_tokens(*trie_, allowed);
   }
+  if (text_->accepted())
+    for (size_t id = 0; id < ends_.size(); ++id) allowed[id] = allowed[id] || ends_[id];
   int count = 0;
   for (size_t id = 0; id < logits.size(); ++id) {
     if (id < allowed.size() && allowed[id]) ++count;

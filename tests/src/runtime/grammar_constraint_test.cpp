@@ -5,6 +5,7 @@
 
 #include <cmath>
 #include <random>
+#include <regex>
 #include <string>
 
 #include <nlohmann/json.hpp>
@@ -13,8 +14,9 @@
 #include "common/test_paths.h"
 #include "qrun/error.h"
 #include "qrun/generate.h"
-#include "qrun/json_constraint.h"
+#include "qrun/grammar_constraint.h"
 #include "qrun/model.h"
+#include "src/runtime/gbnf_grammar.h"
 #include "src/runtime/grammar.h"
 #include "src/runtime/json_prefix.h"
 #include "src/runtime/json_schema_grammar.h"
@@ -195,10 +197,12 @@ Model load_stories() {
   return Model(test::converted_stories(DType::Q8).string(), ro);
 }
 
-TEST(JsonConstraint, TokensOfAnObjectAreAllowedInTurnAndSpecialTokensNever) {
+// Special tokens are never allowed, but for an end of generation (EOS, end of turn) once
+// the reply is whole.
+TEST(GrammarConstraint, TokensOfAnObjectAreAllowedInTurnAndSpecialTokensNever) {
   Model m = load_stories();
   const Tokenizer& tok = m.tokenizer();
-  JsonConstraint json(tok);
+  GrammarConstraint json(tok);
   const std::string text = R"({"name": "Tim", "age": 3, "toys": ["car", "ball"], "happy": true, "note": "a\nb"})";
   const std::vector<int32_t> ids = tok.encode(text, false, false);
   ASSERT_GT(ids.size(), 10u);
@@ -210,7 +214,8 @@ TEST(JsonConstraint, TokensOfAnObjectAreAllowedInTurnAndSpecialTokensNever) {
     json.accept(ids[i]);
   }
   EXPECT_TRUE(json.complete());
-  for (int32_t id : tok.eos_ids()) EXPECT_FALSE(json.allows(id));
+  for (int32_t id : tok.eos_ids()) EXPECT_TRUE(json.allows(id));
+  EXPECT_FALSE(json.allows(tok.bos_id()));
   EXPECT_THROW(json.accept(ids.back()), Error);
 
   // mask() keeps exactly the tokens allows() takes: at the start, those that are
@@ -239,12 +244,12 @@ TEST(JsonConstraint, TokensOfAnObjectAreAllowedInTurnAndSpecialTokensNever) {
 // mask() (a trie walk outside strings) keeps exactly those tokens: on stories260K's
 // vocabulary and on Qwen3's, whose 151,669 tokens include `","` and `":"`, which close one
 // string and open the next.
-TEST(JsonConstraint, AllowsEqualsFeedingTheBytesInEveryState) {
+TEST(GrammarConstraint, AllowsEqualsFeedingTheBytesInEveryState) {
   Model m = load_stories();
   const Tokenizer qwen(load_hf_tokenizer(test::shared_dir() / "tokenizers/qwen3"));
   const std::string text = R"({"name":"Tim","toys":["car","ball"],"note":"a\nb \u00e9","n":-1.5e3,"ok":true})";
   for (const Tokenizer* tok : {&m.tokenizer(), &qwen}) {
-    JsonConstraint json(*tok);
+    GrammarConstraint json(*tok);
     JsonPrefix so_far;
     const std::vector<int32_t> ids = tok->encode(text, false, false);
     std::vector<float> logits(static_cast<size_t>(tok->vocab_size()));
@@ -267,13 +272,13 @@ TEST(JsonConstraint, AllowsEqualsFeedingTheBytesInEveryState) {
 
 // With a schema, allows() is feeding the bytes to the schema's grammar, and mask() refuses
 // exactly what allows() refuses (it skips tokens whose first byte is refused).
-TEST(JsonConstraint, WithASchemaAllowsAndMaskEqualFeedingTheGrammar) {
+TEST(GrammarConstraint, WithASchemaAllowsAndMaskEqualFeedingTheGrammar) {
   Model m = load_stories();
   const Tokenizer& tok = m.tokenizer();
   const std::string schema = R"({"type": "object", "properties": {"name": {"type": "string", "maxLength": 6},
       "toys": {"type": "array", "items": {"enum": ["car", "ball"]}}, "n": {"type": "number"}}, "required": ["name"]})";
   const std::string text = R"({"name":"Tim","toys":["car","ball"],"n":-1.5e3})";
-  JsonConstraint json(tok);
+  GrammarConstraint json(tok);
   json.set_schema(schema);
   GrammarPrefix so_far(json_schema_grammar(schema));
   const std::vector<int32_t> ids = tok.encode(text, false, false);
@@ -309,7 +314,7 @@ struct Constrained {
   GenerationStats stats;
 };
 
-Constrained generate_text(Model& m, uint64_t seed, JsonConstraint* json, int n) {
+Constrained generate_text(Model& m, uint64_t seed, GrammarConstraint* json, int n) {
   m.reset();
   SamplerConfig sc;
   sc.temperature = 1.0f;
@@ -317,7 +322,7 @@ Constrained generate_text(Model& m, uint64_t seed, JsonConstraint* json, int n) 
   Sampler s(sc);
   GenerateOptions go;
   go.n_predict = n;
-  go.json = json;
+  go.constraint = json;
   if (json) json->reset();
   Constrained out;
   out.stats = generate(m, m.tokenizer().encode("Tim liked to play", true, false), s, go, [&](int32_t id) {
@@ -329,9 +334,9 @@ Constrained generate_text(Model& m, uint64_t seed, JsonConstraint* json, int n) 
 
 // A story model writes no JSON of its own accord; constrained, every reply is a prefix
 // of an object, and one that ends on its own (StopReason::Complete) is an object.
-TEST(JsonConstraint, StoriesModelRepliesAreObjectsOrTheirPrefixes) {
+TEST(GrammarConstraint, StoriesModelRepliesAreObjectsOrTheirPrefixes) {
   Model m = load_stories();
-  JsonConstraint json(m.tokenizer());
+  GrammarConstraint json(m.tokenizer());
   int complete = 0;
   for (uint64_t seed = 1; seed <= 8; ++seed) {
     const Constrained free = generate_text(m, seed, nullptr, 60);
@@ -352,9 +357,9 @@ TEST(JsonConstraint, StoriesModelRepliesAreObjectsOrTheirPrefixes) {
 
 // With a schema, a reply that ends on its own parses and has what the schema asks, in its
 // order; the others are prefixes of such replies.
-TEST(JsonConstraint, StoriesModelRepliesFollowTheSchema) {
+TEST(GrammarConstraint, StoriesModelRepliesFollowTheSchema) {
   Model m = load_stories();
-  JsonConstraint json(m.tokenizer());
+  GrammarConstraint json(m.tokenizer());
   const std::string schema = R"({"type": "object", "properties": {
       "name": {"type": "string", "maxLength": 8}, "age": {"type": "integer"},
       "pets": {"type": "array", "items": {"enum": ["cat", "dog"]}, "maxItems": 2}, "happy": {"type": "boolean"}},
@@ -387,6 +392,29 @@ TEST(JsonConstraint, StoriesModelRepliesFollowTheSchema) {
   }
   RecordProperty("complete_replies", complete);
   EXPECT_GT(complete, 0);
+}
+
+// With a GBNF grammar, every reply is text of the grammar, whole when it ends on its own
+// (at EOS, or where nothing can follow), a prefix of one when cut by the token budget.
+TEST(GrammarConstraint, StoriesModelRepliesFollowAGbnfGrammar) {
+  Model m = load_stories();
+  GrammarConstraint constraint(m.tokenizer());
+  const std::string gbnf = R"(root ::= " " name " " verb " " thing ("," " " thing){0,2} "."
+name  ::= "Tim" | "Lily" | "Ben"
+verb  ::= "saw" | "liked" | "found"
+thing ::= [a-z]{2,10}
+)";
+  constraint.set_gbnf(gbnf);
+  const std::regex sentence(R"( (Tim|Lily|Ben) (saw|liked|found) [a-z]{2,10}(, [a-z]{2,10}){0,2}\.)");
+  int whole = 0;
+  for (uint64_t seed = 1; seed <= 8; ++seed) {
+    const Constrained r = generate_text(m, seed, &constraint, 80);
+    EXPECT_TRUE(GrammarPrefix(gbnf_grammar(gbnf)).feed(std::string_view(r.text))) << r.text;
+    if (r.stats.stop == StopReason::TokenLimit) continue;
+    ++whole;
+    EXPECT_TRUE(std::regex_match(r.text, sentence)) << r.text;
+  }
+  EXPECT_GT(whole, 0);
 }
 
 }  // namespace
