@@ -201,14 +201,16 @@ bool GrammarPrefix::feed(uint8_t c) {
     if (next.size() > kMaxStacks) return false;
   }
   if (next.empty()) return false;
-  std::vector<Stack> unique;
-  unique.reserve(next.size());
-  for (Stack& s : next) {
+  size_t kept = 0;  // the distinct stacks, moved to the front
+  for (size_t i = 0; i < next.size(); ++i) {
     bool seen = false;
-    for (const Stack& u : unique) seen = seen || u == s;
-    if (!seen) unique.push_back(std::move(s));
+    for (size_t k = 0; k < kept && !seen; ++k) seen = next[k] == next[i];
+    if (seen) continue;
+    if (kept != i) next[kept] = std::move(next[i]);
+    ++kept;
   }
-  stacks_ = std::move(unique);
+  next.resize(kept);
+  stacks_ = std::move(next);
   return true;
 }
 
