@@ -87,6 +87,7 @@ class GbnfParser {
   explicit GbnfParser(std::string_view text) : src_(text), g_(std::make_shared<Grammar>()) {}
 
   std::shared_ptr<const Grammar> parse() {
+    if (src_.substr(0, 3) == "\xEF\xBB\xBF") pos_ = 3;  // a UTF-8 byte order mark, as some editors save
     skip(true);
     while (!eof()) {
       const size_t at = pos_;
@@ -105,7 +106,8 @@ class GbnfParser {
       if (!defined_.count(name)) fail(at, "unknown rule \"" + name + "\"");
     if (!defined_.count("root")) fail(pos_, "no rule named root (where the grammar starts)");
     g_->set_root(rules_.at("root"));
-    g_->check_left_recursion("GBNF grammar");
+    g_->factor();
+    g_->check("GBNF grammar");
     return g_;
   }
 
@@ -146,7 +148,7 @@ class GbnfParser {
   uint32_t rule_named(const std::string& name) {
     const auto it = rules_.find(name);
     if (it != rules_.end()) return it->second;
-    return rules_[name] = g_->add_rule();
+    return rules_[name] = g_->add_rule(name);
   }
 
   void alternatives(uint32_t rule, int depth) {

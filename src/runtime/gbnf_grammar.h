@@ -1,11 +1,11 @@
 // llama.cpp's GBNF grammars (`--grammar`, `--grammar-file`, the server's "grammar" field)
 // compiled to a byte Grammar. The notation: `name ::= alternatives`, one rule per line
 // (parentheses may span lines), `|` between alternatives, "literals" and [character
-// classes] (ranges, `^` negation) over Unicode code points with the escapes \n \r \t \\
-// \" \[ \] \xHH \uHHHH \UHHHHHHHH, `.` for any character, ( groups ), the postfixes * +
-// ? {m} {m,} {m,n}, and # comments. The grammar starts at `root`. Code points become
-// their UTF-8 bytes (a class becomes byte-range sequences), so the recognizer takes
-// exactly the texts whose characters the grammar takes.
+// classes] (ranges, `^` negation) over Unicode code points with the escapes \n \r \t,
+// backslash, quote, brackets, \xHH \uHHHH \UHHHHHHHH, `.` for any character, ( groups ),
+// the postfixes * + ? {m} {m,} {m,n} (up to 1000), and # comments. The grammar starts at
+// `root`. Code points become their UTF-8 bytes (a class becomes byte-range sequences), so
+// the recognizer takes exactly the texts whose characters the grammar takes.
 #pragma once
 
 #include <memory>

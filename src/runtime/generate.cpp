@@ -29,7 +29,7 @@ int32_t sample_constrained(Sampler& sampler, std::vector<float>& logits, std::sp
   scratch = logits;
   const int32_t first = sampler.sample(scratch, history);
   if (json.allows(first)) return first;
-  if (json.mask(logits) == 0) throw Error("JSON constraint: no token of the vocabulary can continue the reply");
+  if (json.mask(logits) == 0) throw Error("constraint: no token of the vocabulary can continue the reply");
   const int32_t next = sampler.sample(logits, history);
   return json.allows(next) ? next : argmax(logits);  // a rounding edge of the sampler's last draw
 }

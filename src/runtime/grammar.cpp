@@ -1,16 +1,57 @@
 #include "src/runtime/grammar.h"
 
 #include <algorithm>
+#include <string>
 #include <utility>
 
 #include "qrun/error.h"
 
 namespace qrun {
 
-uint32_t Grammar::add_rule() {
-  if (rules_.size() >= kMaxRules) throw Error("grammar: more than " + std::to_string(kMaxRules) + " rules");
+uint32_t Grammar::add_rule(std::string name) {
+  if (rules_.size() >= kMaxRules)
+    throw Error("grammar: more than " + std::to_string(kMaxRules) + " rules (repetitions and classes unrolled)");
   rules_.emplace_back();
+  names_.push_back(std::move(name));
   return static_cast<uint32_t>(rules_.size() - 1);
+}
+
+std::string Grammar::describe(uint32_t rule) const {
+  return names_[rule].empty() ? "a group of rule " + std::to_string(rule) : "rule \"" + names_[rule] + "\"";
+}
+
+void Grammar::factor() {
+  for (size_t r = 0; r < rules_.size(); ++r) {  // the rules it adds are factored in turn
+    std::vector<uint32_t> alts = rules_[r];
+    const auto first = [&](uint32_t alt) { return sequences_[alt].front().key(); };
+    std::stable_sort(alts.begin(), alts.end(), [&](uint32_t a, uint32_t b) {
+      if (sequences_[a].empty() || sequences_[b].empty()) return sequences_[a].empty() && !sequences_[b].empty();
+      return first(a) < first(b);
+    });
+    std::vector<uint32_t> merged;
+    bool grouped = false;
+    for (size_t i = 0; i < alts.size();) {
+      size_t j = i + 1;
+      if (!sequences_[alts[i]].empty())
+        while (j < alts.size() && !sequences_[alts[j]].empty() &&
+               sequences_[alts[j]].front() == sequences_[alts[i]].front())
+          ++j;
+      if (j - i == 1) {
+        merged.push_back(alts[i++]);
+        continue;
+      }
+      const uint32_t rest = add_rule();
+      for (size_t k = i; k < j; ++k) {
+        const Sequence& s = sequences_[alts[k]];
+        add_alternative(rest, Sequence(s.begin() + 1, s.end()));
+      }
+      merged.push_back(static_cast<uint32_t>(sequences_.size()));
+      sequences_.push_back({sequences_[alts[i]].front(), GrammarElement::rule(rest)});
+      grouped = true;
+      i = j;
+    }
+    if (grouped) rules_[r] = std::move(merged);  // else keep the order the grammar gave
+  }
 }
 
 void Grammar::add_alternative(uint32_t rule, Sequence sequence) {
@@ -21,7 +62,7 @@ void Grammar::add_alternative(uint32_t rule, Sequence sequence) {
   sequences_.push_back(std::move(sequence));
 }
 
-void Grammar::check_left_recursion(const std::string& what) const {
+void Grammar::check(const std::string& what) const {
   using Kind = GrammarElement::Kind;
   std::vector<bool> nullable(rules_.size(), false);
   const auto element_nullable = [&](const GrammarElement& e) {
@@ -63,24 +104,53 @@ void Grammar::check_left_recursion(const std::string& what) const {
         continue;
       }
       const uint32_t to = first[rule][next++];
-      if (state[to] == Open) throw Error(what + ": refers to itself before any value is written (left recursion)");
+      if (state[to] == Open) {
+        // The cycle runs from `to` to the end of the path: name its first rule with a name.
+        size_t at = 0;
+        while (path[at].first != to) ++at;
+        uint32_t named = to;
+        for (size_t i = path.size(); i-- > at;)
+          if (!names_[path[i].first].empty()) named = path[i].first;
+        throw Error(what + ": " + describe(named) + " refers to itself before reading a byte (left recursion)");
+      }
       if (state[to] == Unseen) {
         state[to] = Open;
         path.emplace_back(to, 0);
       }
     }
   }
+  std::vector<bool> productive(rules_.size(), false);  // takes some text
+  for (bool changed = true; changed;) {
+    changed = false;
+    for (size_t r = 0; r < rules_.size(); ++r) {
+      if (productive[r]) continue;
+      for (const uint32_t alt : rules_[r]) {
+        bool all = true;
+        for (const GrammarElement& e : sequences_[alt])
+          all = all && (e.kind == Kind::Rule ? bool(productive[e.arg]) : e.kind != Kind::Byte || e.min <= e.max);
+        if (all) {
+          productive[r] = changed = true;
+          break;
+        }
+      }
+    }
+  }
+  if (!productive[root_]) throw Error(what + ": has no sentence (" + describe(root_) + " can take no text)");
 }
 
 GrammarPrefix::GrammarPrefix(std::shared_ptr<const Grammar> grammar) : grammar_(std::move(grammar)) { reset(); }
 
 void GrammarPrefix::reset() {
   stacks_.clear();
+  Stack start;
+  start.frames.push_back({0, 0});  // stands for a caller of the root: expand() replaces it
+  bool fits = true;
   for (const uint32_t alt : grammar_->alternatives(grammar_->root())) {
-    Stack s;
-    s.frames.push_back({alt, 0});
-    expand(std::move(s), stacks_);
+    start.frames.back() = {alt, 0};
+    fits = fits && expand(start, stacks_);
   }
+  if (!fits || stacks_.size() > kMaxStacks)
+    throw Error("grammar: its start has more than " + std::to_string(kMaxStacks) + " ways to go on (too ambiguous)");
 }
 
 const GrammarElement* GrammarPrefix::top(const Stack& s) const {
@@ -89,117 +159,131 @@ const GrammarElement* GrammarPrefix::top(const Stack& s) const {
   return &grammar_->sequence(f.sequence)[f.position];
 }
 
-void GrammarPrefix::advance(Stack s, std::vector<Stack>& out) const {
+void GrammarPrefix::to_next(Stack& s) {
   ++s.frames.back().position;
   s.started = false;
   s.string = {};
   s.number = {};
   s.space = {};
-  expand(std::move(s), out);
 }
 
-void GrammarPrefix::expand(Stack s, std::vector<Stack>& out) const {
+// Down to terminals, without recursion (a grammar may nest nullable rules deeply): a
+// worklist of stacks still to expand. Returns false when the stacks (or the work to find
+// them) pass kMaxStacks: the byte that led here is refused rather than the recognizer
+// slowing to a crawl.
+bool GrammarPrefix::expand(Stack first, std::vector<Stack>& out) const {
   using Kind = GrammarElement::Kind;
+  std::vector<Stack> todo;  // the other alternatives of rules met on the way
+  size_t work = 0;
+  Stack s = std::move(first);
   for (;;) {
-    if (s.frames.empty()) {
-      out.push_back(std::move(s));
-      return;
-    }
-    Frame& f = s.frames.back();
-    const Grammar::Sequence& seq = grammar_->sequence(f.sequence);
-    if (f.position == seq.size()) {  // the rule is read: its caller already points past it
-      s.frames.pop_back();
-      continue;
-    }
-    const GrammarElement& e = seq[f.position];
-    switch (e.kind) {
-      case Kind::Rule: {
-        // A rule that ends its sequence leaves nothing to come back to: its frame goes
-        // before the callee's is pushed, so that a list of any length needs no deeper stack.
-        if (++f.position == seq.size()) s.frames.pop_back();
-        if (s.frames.size() >= Grammar::kMaxFrames) return;
-        const auto& alts = grammar_->alternatives(e.arg);
-        for (size_t i = 0; i < alts.size(); ++i) {
-          Stack t = i + 1 < alts.size() ? s : std::move(s);
-          t.frames.push_back({alts[i], 0});
-          expand(std::move(t), out);
-        }
-        return;
-      }
-      case Kind::Space:  // possibly empty: also what follows it
-        out.push_back(s);
-        advance(std::move(s), out);
-        return;
-      case Kind::Number:
-        out.push_back(s);
-        if (s.started && s.number.can_end() && (!e.bounded() || s.number.decimal_within(e.lower, e.upper)))
-          advance(std::move(s), out);
-        return;
-      case Kind::Integer:
-        out.push_back(s);
-        if (s.started && s.number.can_end() && s.number.integer_within(e.low, e.high)) advance(std::move(s), out);
-        return;
-      case Kind::Byte:
-      case Kind::String:
+    for (bool more = true; more;) {
+      if (++work > 16 * kMaxStacks || out.size() > kMaxStacks) return false;
+      if (s.frames.empty()) {
         out.push_back(std::move(s));
-        return;
+        break;
+      }
+      Frame& f = s.frames.back();
+      const Grammar::Sequence& seq = grammar_->sequence(f.sequence);
+      if (f.position == seq.size()) {  // the rule is read: its caller already points past it
+        s.frames.pop_back();
+        continue;
+      }
+      const GrammarElement& e = seq[f.position];
+      more = false;
+      switch (e.kind) {
+        case Kind::Rule: {
+          // A rule that ends its sequence leaves nothing to come back to: its frame goes
+          // before the callee's is pushed, so that a list of any length needs no deeper stack.
+          if (++f.position == seq.size()) s.frames.pop_back();
+          const auto& alts = grammar_->alternatives(e.arg);
+          if (s.frames.size() >= Grammar::kMaxFrames || alts.empty()) break;
+          for (size_t i = 1; i < alts.size(); ++i) {
+            todo.push_back(s);
+            todo.back().frames.push_back({alts[i], 0});
+          }
+          s.frames.push_back({alts[0], 0});  // the first goes on here
+          more = true;
+          break;
+        }
+        case Kind::Space:  // possibly empty: also what follows it
+          out.push_back(s);
+          to_next(s);
+          more = true;
+          break;
+        case Kind::Number:
+          out.push_back(s);
+          more = s.started && s.number.can_end() && (!e.bounded() || s.number.decimal_within(e.lower, e.upper));
+          if (more) to_next(s);
+          break;
+        case Kind::Integer:
+          out.push_back(s);
+          more = s.started && s.number.can_end() && s.number.integer_within(e.low, e.high);
+          if (more) to_next(s);
+          break;
+        case Kind::Byte:
+        case Kind::String:
+          out.push_back(std::move(s));
+          break;
+      }
     }
+    if (todo.empty()) return true;
+    s = std::move(todo.back());
+    todo.pop_back();
   }
 }
 
-void GrammarPrefix::step(const Stack& s, uint8_t c, std::vector<Stack>& out) const {
+bool GrammarPrefix::step(const Stack& s, uint8_t c, std::vector<Stack>& out) const {
   using Kind = GrammarElement::Kind;
   const GrammarElement* e = top(s);
-  if (!e) return;  // the text is a sentence: nothing more
+  if (!e) return true;  // the text is a sentence: nothing more
   Stack t = s;
   switch (e->kind) {
     case Kind::Byte:
-      if (c >= e->min && c <= e->max) advance(std::move(t), out);
-      return;
+      if (c < e->min || c > e->max) return true;
+      to_next(t);
+      return expand(std::move(t), out);
     case Kind::String:
       if (!t.started) {
-        if (c != '"') return;
+        if (c != '"') return true;
         t.started = true;
         out.push_back(std::move(t));
-        return;
+        return true;
       }
       switch (t.string.step(c, e->min, e->max)) {
         case JsonStringLexer::Step::Refused:
-          return;
+          return true;
         case JsonStringLexer::Step::Inside:
           out.push_back(std::move(t));
-          return;
+          return true;
         case JsonStringLexer::Step::Closed:
-          advance(std::move(t), out);
-          return;
+          to_next(t);
+          return expand(std::move(t), out);
       }
-      return;
+      return true;
     case Kind::Number:
-    case Kind::Integer:
-    {
+    case Kind::Integer: {
       using Shape = JsonNumberLexer::Shape;
       const Shape shape = e->kind == Kind::Integer ? Shape::Integer : e->bounded() ? Shape::Decimal : Shape::Any;
-      if (!(t.started ? t.number.step(c, shape) : t.number.start(c))) return;
-      if (shape == Shape::Integer && !t.number.integer_may_reach(e->low, e->high)) return;
-      if (shape == Shape::Decimal && !t.number.decimal_may_reach(e->lower, e->upper)) return;
-    }
+      if (!(t.started ? t.number.step(c, shape) : t.number.start(c))) return true;
+      if (shape == Shape::Integer && !t.number.integer_may_reach(e->low, e->high)) return true;
+      if (shape == Shape::Decimal && !t.number.decimal_may_reach(e->lower, e->upper)) return true;
       t.started = true;
-      expand(std::move(t), out);
-      return;
+      return expand(std::move(t), out);
+    }
     case Kind::Space:
-      if (JsonSpaceLexer::is_space(c) && t.space.step(c)) expand(std::move(t), out);
-      return;
+      if (!JsonSpaceLexer::is_space(c) || !t.space.step(c)) return true;
+      return expand(std::move(t), out);
     case Kind::Rule:
-      return;  // never on top: expand() replaces it
+      return true;  // never on top: expand() replaces it
   }
+  return true;
 }
 
 bool GrammarPrefix::feed(uint8_t c) {
   std::vector<Stack> next;
-  for (const Stack& s : stacks_) {
-    step(s, c, next);
-    if (next.size() > kMaxStacks) return false;
-  }
+  for (const Stack& s : stacks_)
+    if (!step(s, c, next) || next.size() > kMaxStacks) return false;
   if (next.empty()) return false;
   size_t kept = 0;  // the distinct stacks, moved to the front
   for (size_t i = 0; i < next.size(); ++i) {

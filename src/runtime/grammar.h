@@ -12,6 +12,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <tuple>
 #include <vector>
 
 #include "src/runtime/json_lexers.h"
@@ -49,6 +50,8 @@ struct GrammarElement {
     e.low = low, e.high = high;
     return e;
   }
+  bool operator==(const GrammarElement&) const = default;
+  auto key() const { return std::tie(kind, arg, min, max, low, high, lower, upper); }  // an order for grouping
 };
 
 class Grammar {
@@ -56,14 +59,19 @@ class Grammar {
   using Sequence = std::vector<GrammarElement>;
   // Deep enough for JSON nested as far as JsonPrefix allows (64 containers, a few frames each).
   static constexpr size_t kMaxFrames = 512;
-  static constexpr size_t kMaxRules = 1 << 16;
+  static constexpr size_t kMaxRules = 1 << 18;
 
-  uint32_t add_rule();  // with no alternatives yet, so that rules can refer to each other
+  uint32_t add_rule(std::string name = {});  // with no alternatives yet, so that rules can refer to each other
   void add_alternative(uint32_t rule, Sequence sequence);
   void set_root(uint32_t rule) { root_ = rule; }
-  // Throws qrun::Error (with `what` naming the grammar's source) for a rule that can reach
-  // itself without reading a byte: the recognizer would expand it forever.
-  void check_left_recursion(const std::string& what) const;
+  // Alternatives that begin with the same element share it (recursively): a rule of 1,100
+  // words, or a class of 1,100 characters, becomes a trie, and the recognizer holds one
+  // stack per place in it rather than one per alternative. The same sentences.
+  void factor();
+  // Throws qrun::Error (`what` names the grammar's source, and the message the rule) for a
+  // rule that can reach itself without reading a byte (the recognizer would expand it
+  // forever), and for a grammar with no sentence at all.
+  void check(const std::string& what) const;
 
   uint32_t root() const { return root_; }
   size_t rules() const { return rules_.size(); }
@@ -71,7 +79,10 @@ class Grammar {
   const Sequence& sequence(uint32_t id) const { return sequences_[id]; }
 
  private:
+  std::string describe(uint32_t rule) const;
+
   std::vector<std::vector<uint32_t>> rules_;  // each rule's alternatives: ids into sequences_
+  std::vector<std::string> names_;            // for messages; empty for rules made on the way
   std::vector<Sequence> sequences_;
   uint32_t root_ = 0;
 };
@@ -82,6 +93,7 @@ class GrammarPrefix {
   // that would need them is refused rather than the recognizer slowing to a crawl.
   static constexpr size_t kMaxStacks = 1024;
 
+  // Throws qrun::Error when the grammar's start alone needs more than kMaxStacks stacks.
   explicit GrammarPrefix(std::shared_ptr<const Grammar> grammar);
 
   bool feed(uint8_t c);               // false (and the state unchanged) when c cannot continue
@@ -114,9 +126,9 @@ class GrammarPrefix {
   };
 
   const GrammarElement* top(const Stack& s) const;
-  void advance(Stack s, std::vector<Stack>& out) const;  // past the top terminal
-  void expand(Stack s, std::vector<Stack>& out) const;   // down to terminals
-  void step(const Stack& s, uint8_t c, std::vector<Stack>& out) const;
+  static void to_next(Stack& s);  // past the top terminal, to the next element
+  bool expand(Stack first, std::vector<Stack>& out) const;  // down to terminals
+  bool step(const Stack& s, uint8_t c, std::vector<Stack>& out) const;  // false: too many stacks
 
   std::shared_ptr<const Grammar> grammar_;
   std::vector<Stack> stacks_;

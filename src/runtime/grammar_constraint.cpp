@@ -94,11 +94,12 @@ void GrammarConstraint::set_gbnf(std::string_view grammar) {
   text_ = std::make_unique<TextOf<GrammarPrefix>>(GrammarPrefix(gbnf_grammar(grammar)));
 }
 
-void GrammarConstraint::check_gbnf(std::string_view grammar) { gbnf_grammar(grammar); }
+void GrammarConstraint::check_gbnf(std::string_view grammar) { GrammarPrefix(gbnf_grammar(grammar)); }
 
 void GrammarConstraint::set_object() { text_ = std::make_unique<TextOf<JsonPrefix>>(JsonPrefix()); }
 
-void GrammarConstraint::check_schema(std::string_view schema) { json_schema_grammar(schema); }
+// Building the recognizer too: a grammar whose start alone is too ambiguous is refused here.
+void GrammarConstraint::check_schema(std::string_view schema) { GrammarPrefix(json_schema_grammar(schema)); }
 
 void GrammarConstraint::reset() { text_->reset(); }
 
@@ -119,7 +120,7 @@ void GrammarConstraint::accept(int32_t token) {
   const bool known = token >= 0 && static_cast<size_t>(token) < bytes_.size();
   if (known && ends_[static_cast<size_t>(token)] && text_->accepted()) return;  // nothing to feed
   if (!known || bytes_[static_cast<size_t>(token)].empty() || !text_->feed(bytes_[static_cast<size_t>(token)]))
-    throw Error("JSON constraint: token " + std::to_string(token) + " cannot continue the reply");
+    throw Error("constraint: token " + std::to_string(token) + " cannot continue the reply");
 }
 
 int GrammarConstraint::mask(std::span<float> logits) const {

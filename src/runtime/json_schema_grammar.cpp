@@ -59,10 +59,11 @@ class SchemaCompiler {
 
   std::shared_ptr<const Grammar> compile_root(const json& schema, const std::string& path) {
     const uint32_t value = compile(schema, path);
-    const uint32_t root = g_->add_rule();
+    const uint32_t root = g_->add_rule(path.empty() ? "/" : path);
     g_->add_alternative(root, {kSpace, GrammarElement::rule(value)});
     g_->set_root(root);
-    g_->check_left_recursion("JSON schema");
+    g_->factor();
+    g_->check("JSON schema");
     return g_;
   }
 
@@ -457,7 +458,7 @@ class SchemaCompiler {
       fail(path, "\"" + target + "\" names nothing in the schema");
     }
     // Named before it is compiled, so that a schema can refer to itself (trees, lists).
-    const uint32_t id = g_->add_rule();
+    const uint32_t id = g_->add_rule(target);
     references_[target] = id;
     g_->add_alternative(id, {GrammarElement::rule(compile(*resolved, target.substr(1)))});
     return id;

@@ -81,7 +81,7 @@ TEST(QrunGeneration, JsonSchemaConstrainsTheReply) {
   }
   int whole = 0;
   for (int seed = 1; seed <= 3; ++seed) {
-    for (const std::string flag : {"-j " + quoted(schema), "--json-schema-file " + quoted((dir / "schema.json").string())}) {
+    for (const std::string& flag : {"-j " + quoted(schema), "--json-schema-file " + quoted((dir / "schema.json").string())}) {
       std::string out = stdout_of(base + " " + flag + " --seed " + std::to_string(seed));
       ASSERT_FALSE(out.empty());
       out.pop_back();  // qrun's closing newline
@@ -119,7 +119,7 @@ TEST(QrunGeneration, GrammarConstrainsTheReply) {
     f << gbnf << "\n";
   }
   for (int seed = 1; seed <= 2; ++seed)
-    for (const std::string flag : {"--grammar " + quoted(gbnf), "--grammar-file " + quoted((dir / "g.gbnf").string())}) {
+    for (const std::string& flag : {"--grammar " + quoted(gbnf), "--grammar-file " + quoted((dir / "g.gbnf").string())}) {
       std::string out = stdout_of(base + " " + flag + " --seed " + std::to_string(seed));
       ASSERT_FALSE(out.empty());
       out.pop_back();  // qrun's closing newline

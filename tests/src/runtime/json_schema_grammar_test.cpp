@@ -323,14 +323,14 @@ TEST(Grammar, LeftRecursionIsRefusedAndRightRecursionTaken) {
   left.add_alternative(a, {GrammarElement::of(GrammarElement::Kind::Space), GrammarElement::rule(a),
                            GrammarElement::byte('x')});
   left.add_alternative(a, {GrammarElement::byte('y')});
-  EXPECT_THROW(left.check_left_recursion("test grammar"), Error);
+  EXPECT_THROW(left.check("test grammar"), Error);
 
   auto right = std::make_shared<Grammar>();  // x* y
   const uint32_t r = right->add_rule();
   right->add_alternative(r, {GrammarElement::byte('x'), GrammarElement::rule(r)});
   right->add_alternative(r, {GrammarElement::byte('y')});
   right->set_root(r);
-  right->check_left_recursion("test grammar");
+  right->check("test grammar");
   GrammarPrefix p(right);
   EXPECT_TRUE(p.feed(std::string_view(std::string(10000, 'x'))));
   EXPECT_FALSE(p.complete());
