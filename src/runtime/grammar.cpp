@@ -316,6 +316,16 @@ bool GrammarPrefix::complete() const {
   return sentence;
 }
 
+bool GrammarPrefix::same_state(const GrammarPrefix& o) const {
+  if (grammar_ != o.grammar_ || stacks_.size() != o.stacks_.size()) return false;
+  for (const Stack& s : stacks_) {  // both are free of duplicates
+    bool found = false;
+    for (const Stack& t : o.stacks_) found = found || s == t;
+    if (!found) return false;
+  }
+  return true;
+}
+
 bool GrammarPrefix::accepted() const {
   for (const Stack& s : stacks_)
     if (s.frames.empty()) return true;

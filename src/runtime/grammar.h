@@ -101,6 +101,8 @@ class GrammarPrefix {
   // The text is a sentence and nothing but whitespace can follow it.
   bool complete() const;
   bool accepted() const;  // the text is a sentence (more may follow)
+  // The same set of stacks: whatever follows, both take or refuse it alike.
+  bool same_state(const GrammarPrefix& o) const;
   // The most characters a stack between two characters of a string can still take (its
   // maxLength less what it holds; kUnbounded without maxLength; 0 outside strings): a
   // token that stays inside a string (GrammarConstraint's plain tokens) with no more

@@ -24,6 +24,8 @@ class JsonPrefix {
   bool feed(std::string_view bytes);  // all or nothing
   bool complete() const { return mode_ == Mode::Done; }
   bool accepted() const { return complete(); }
+  bool same_state(const JsonPrefix& o) const { return *this == o; }
+  bool operator==(const JsonPrefix&) const = default;
   bool in_plain_string() const { return mode_ == Mode::String && string_.between_chars(); }
   // How many characters of plain text the text can take here (see GrammarPrefix).
   uint32_t plain_string_room() const { return in_plain_string() ? JsonStringLexer::kUnbounded : 0; }

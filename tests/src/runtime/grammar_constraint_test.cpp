@@ -309,6 +309,33 @@ TEST(GrammarConstraint, WithASchemaAllowsAndMaskEqualFeedingTheGrammar) {
   }
 }
 
+// A GBNF grammar whose class repeats: the mask's walk takes bytes that lead back to the
+// same state by table, and keeps exactly the tokens allows() takes (each fed in full), on
+// Qwen3's vocabulary, in every state along a text.
+TEST(GrammarConstraint, GbnfMaskEqualsAllowsWhereAClassRepeats) {
+  const Tokenizer qwen(load_hf_tokenizer(test::shared_dir() / "tokenizers/qwen3"));
+  GrammarConstraint constraint(qwen);
+  constraint.set_gbnf("root ::= [a-z ,.]+ (\"!\" | \"?\" [0-9]{1,3})\n");
+  const std::vector<int32_t> ids = qwen.encode("once upon a time, there was?42", false, false);
+  std::vector<float> logits(static_cast<size_t>(qwen.vocab_size()));
+  int loops_seen = 0;
+  for (size_t i = 0; i < ids.size(); ++i) {
+    std::fill(logits.begin(), logits.end(), 0.0f);
+    const int allowed = constraint.mask(logits);
+    int counted = 0;
+    for (int32_t id = 0; id < qwen.vocab_size(); ++id) {
+      const bool ok = constraint.allows(id);
+      ASSERT_EQ(std::isinf(logits[static_cast<size_t>(id)]), !ok) << "token " << id << " '" << qwen.token_text(id)
+                                                                   << "' after " << i << " tokens";
+      counted += ok;
+    }
+    EXPECT_EQ(allowed, counted);
+    loops_seen += allowed > 40000;  // inside the repeated class most of the vocabulary is allowed
+    constraint.accept(ids[i]);
+  }
+  EXPECT_GT(loops_seen, 3);
+}
+
 struct Constrained {
   std::string text;
   GenerationStats stats;
