@@ -129,8 +129,12 @@ class SchemaCompiler {
         if (s.contains(key)) return typed(s, "object", path);
       for (const char* key : {"items", "prefixItems", "minItems", "maxItems"})
         if (s.contains(key)) return typed(s, "array", path);
-      for (const char* key : {"minLength", "maxLength"})
+      // Without a type these keywords would let other types through; a grammar that took
+      // any value would then also take, say, a number below the minimum. Their type only.
+      for (const char* key : {"minLength", "maxLength", "format"})
         if (s.contains(key)) return typed(s, "string", path);
+      for (const char* key : {"minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"})
+        if (s.contains(key)) return typed(s, "number", path);
       return any_value();
     }
     const json& type = s["type"];

@@ -233,6 +233,9 @@ TEST(JsonSchemaGrammar, NumberBoundsRefuseDigitsThatCannotFit) {
   EXPECT_TRUE(whole(R"({"properties": {"p": {"type": "number", "minimum": 0.5}}})", R"({"p":0.5})"));
   EXPECT_FALSE(prefix(R"({"properties": {"p": {"type": "number", "minimum": 0.5}}})", R"({"p":0.4)"));
   EXPECT_TRUE(whole(R"({"type": "number"})", "1e5 "));  // without bounds, any number
+  EXPECT_FALSE(prefix(R"({"minimum": 0})", "-1"));          // without a type: a number within them
+  EXPECT_TRUE(whole(R"({"minimum": 0})", "3.5 "));
+  EXPECT_FALSE(prefix(R"({"format": "date"})", R"("x)"));
 }
 
 TEST(JsonSchemaGrammar, DateTimeAndUuidFormats) {
