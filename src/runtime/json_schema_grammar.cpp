@@ -159,7 +159,10 @@ class SchemaCompiler {
     rest.erase("enum");
     std::shared_ptr<const Grammar> check;
     for (const char* keyword : kValidation)
-      if (rest.contains(keyword)) check = SchemaCompiler(root_).compile_root(rest, path);
+      if (rest.contains(keyword)) {
+        check = SchemaCompiler(root_).compile_root(rest, path);
+        break;
+      }
     std::vector<std::string> texts;
     for (const json& v : values) {
       if (lossy(v)) fail(path + "/" + key, "holds a whole number past 2^64 (read as " + v.dump() + ", not as written)");
