@@ -62,26 +62,33 @@ void Grammar::add_alternative(uint32_t rule, Sequence sequence) {
   sequences_.push_back(std::move(sequence));
 }
 
-void Grammar::check(const std::string& what) const {
-  using Kind = GrammarElement::Kind;
-  std::vector<bool> nullable(rules_.size(), false);
-  const auto element_nullable = [&](const GrammarElement& e) {
-    return e.kind == Kind::Space || (e.kind == Kind::Rule && nullable[e.arg]);
-  };
+template <class Holds>
+std::vector<bool> Grammar::closure(Holds holds) const {
+  std::vector<bool> in(rules_.size(), false);
   for (bool changed = true; changed;) {
     changed = false;
     for (size_t r = 0; r < rules_.size(); ++r) {
-      if (nullable[r]) continue;
+      if (in[r]) continue;
       for (const uint32_t alt : rules_[r]) {
         bool all = true;
-        for (const GrammarElement& e : sequences_[alt]) all = all && element_nullable(e);
+        for (const GrammarElement& e : sequences_[alt]) all = all && holds(e, in);
         if (all) {
-          nullable[r] = changed = true;
+          in[r] = changed = true;
           break;
         }
       }
     }
   }
+  return in;
+}
+
+void Grammar::check(const std::string& what) const {
+  using Kind = GrammarElement::Kind;
+  const auto reads_nothing = [](const GrammarElement& e, const std::vector<bool>& nullable_rules) {
+    return e.kind == Kind::Space || (e.kind == Kind::Rule && nullable_rules[e.arg]);
+  };
+  const std::vector<bool> nullable = closure(reads_nothing);
+  const auto element_nullable = [&](const GrammarElement& e) { return reads_nothing(e, nullable); };
   // The rules each rule can start with: a cycle among them never reads a byte.
   std::vector<std::vector<uint32_t>> first(rules_.size());
   for (size_t r = 0; r < rules_.size(); ++r)
@@ -119,22 +126,9 @@ void Grammar::check(const std::string& what) const {
       }
     }
   }
-  std::vector<bool> productive(rules_.size(), false);  // takes some text
-  for (bool changed = true; changed;) {
-    changed = false;
-    for (size_t r = 0; r < rules_.size(); ++r) {
-      if (productive[r]) continue;
-      for (const uint32_t alt : rules_[r]) {
-        bool all = true;
-        for (const GrammarElement& e : sequences_[alt])
-          all = all && (e.kind == Kind::Rule ? bool(productive[e.arg]) : e.kind != Kind::Byte || e.min <= e.max);
-        if (all) {
-          productive[r] = changed = true;
-          break;
-        }
-      }
-    }
-  }
+  const std::vector<bool> productive = closure([](const GrammarElement& e, const std::vector<bool>& rules) {  // takes some text
+    return e.kind == Kind::Rule ? bool(rules[e.arg]) : e.kind != Kind::Byte || e.min <= e.max;
+  });
   if (!productive[root_]) throw Error(what + ": has no sentence (" + describe(root_) + " can take no text)");
 }
 

@@ -80,6 +80,10 @@ class Grammar {
 
  private:
   std::string describe(uint32_t rule) const;
+  // The rules with an alternative whose every element holds(element, rules so far), grown
+  // to a fixpoint: nullable rules, rules that take some text.
+  template <class Holds>
+  std::vector<bool> closure(Holds holds) const;
 
   std::vector<std::vector<uint32_t>> rules_;  // each rule's alternatives: ids into sequences_
   std::vector<std::string> names_;            // for messages; empty for rules made on the way
