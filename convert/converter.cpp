@@ -19,6 +19,34 @@ namespace qrun {
 
 std::string hf_tensor_name(const std::string& name, uint32_t arch) { return source_tensor_name(name, arch, false); }
 
+namespace {
+
+// A multimodal checkpoint nests the language model: transformers 4.50 wrote
+// "language_model.model.*" and "language_model.lm_head.*", later ones "model.language_model.*".
+const SafeTensor* find_text_tensor(const SafetensorsCheckpoint& ckpt, const std::string& hf, bool multimodal,
+                                   std::string* found) {
+  std::vector<std::string> names{hf};
+  if (multimodal) {
+    names.push_back("language_model." + hf);
+    if (hf.starts_with("model.")) names.push_back("model.language_model." + hf.substr(6));
+  }
+  for (const std::string& n : names)
+    if (const SafeTensor* t = ckpt.find(n)) {
+      *found = n;
+      return t;
+    }
+  return nullptr;
+}
+
+// The vision tower and its projector beside a multimodal checkpoint's language model.
+bool is_vision_tensor(const std::string& name) {
+  for (const char* p : {"vision_tower.", "multi_modal_projector.", "model.vision_tower.", "model.multi_modal_projector."})
+    if (name.starts_with(p)) return true;
+  return false;
+}
+
+}  // namespace
+
 TypePolicy type_policy(const ConvertOptions& options) {
   TypePolicy policy{options.weight_type, options.mixed, {}};
   for (const std::string& rule : options.tensor_types) policy.rules.push_back(parse_tensor_type_rule(rule));
@@ -46,7 +74,9 @@ WriteSummary convert_hf_checkpoint(const std::string& hf_dir, const std::string&
                                      : calibrate_hf_checkpoint(hf_dir, options.calibration, options.threads);
 
   // A checkpoint that says "untied" but ships no lm_head is tied in practice.
-  if (!hp.tied_embeddings && !ckpt.find("lm_head.weight")) hp.tied_embeddings = 1;
+  std::string head_name = "lm_head.weight";
+  const bool has_head = find_text_tensor(ckpt, head_name, config.multimodal, &head_name) != nullptr;
+  if (!hp.tied_embeddings && !has_head) hp.tied_embeddings = 1;
 
   std::vector<TensorToWrite> out;
   std::set<std::string> used;
@@ -69,8 +99,8 @@ WriteSummary convert_hf_checkpoint(const std::string& hf_dir, const std::string&
       out.push_back(std::move(t));
       continue;
     }
-    const std::string src_name = hf_tensor_name(spec.name, hp.arch);
-    const SafeTensor* src = ckpt.find(src_name);
+    std::string src_name = hf_tensor_name(spec.name, hp.arch);
+    const SafeTensor* src = find_text_tensor(ckpt, src_name, config.multimodal, &src_name);
     if (!src) throw Error(hf_dir, -1, "checkpoint lacks tensor '" + src_name + "'");
     used.insert(src_name);
     // A fused source (Phi-3's qkv_proj, gate_up_proj) holds this tensor's rows after others'.
@@ -112,7 +142,8 @@ WriteSummary convert_hf_checkpoint(const std::string& hf_dir, const std::string&
   // describes another model (num_hidden_layers too small drops a layer silently).
   for (const auto& [name, t] : ckpt.tensors()) {
     if (used.count(name) || name.ends_with(".rotary_emb.inv_freq")) continue;  // a buffer, recomputed at load
-    if (name == "lm_head.weight" && hp.tied_embeddings) continue;            // tied: the embedding is the head
+    if (name == head_name && hp.tied_embeddings) continue;                   // tied: the embedding is the head
+    if (config.multimodal && is_vision_tensor(name)) continue;                // qrun runs the text model
     std::string why = "is not used by the model config.json describes";
     if (name.rfind("model.layers.", 0) == 0) {
       const std::string rest = name.substr(13);

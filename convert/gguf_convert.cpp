@@ -26,7 +26,7 @@ namespace qrun {
 
 namespace {
 
-constexpr const char* kSupportedArchs = "llama (Llama 1/2/3, TinyLlama, Mistral, SmolLM), qwen2, qwen3, phi3, gemma2";
+constexpr const char* kSupportedArchs = "llama (Llama 1/2/3, TinyLlama, Mistral, SmolLM), qwen2, qwen3, phi3, gemma2, gemma3";
 
 uint32_t u32_of(const GgufFile& g, const std::string& key, uint64_t v) {
   if (v > 0xffffffffu) g.fail(g.find(key)->offset, "key '" + key + "' is " + std::to_string(v) + ", too large");
@@ -162,6 +162,9 @@ format::HParams gguf_hparams(const GgufFile& g) {
   else if (arch == "gemma2")
     hp.arch = static_cast<uint32_t>(format::Arch::Gemma2),
     hp.flags = format::kSandwichNorms | format::kGeluTanh | format::kEmbedScale | format::kSlidingEvenLayers;
+  else if (arch == "gemma3")
+    hp.arch = static_cast<uint32_t>(format::Arch::Gemma3),
+    hp.flags = format::kSandwichNorms | format::kGeluTanh | format::kEmbedScale | format::kQkNorm;
   else
     g.fail(arch_kv->offset, "unsupported GGUF architecture '" + arch.substr(0, 60) + "'; supported: " + kSupportedArchs);
   const std::string p = arch + ".";
@@ -216,6 +219,15 @@ format::HParams gguf_hparams(const GgufFile& g) {
     hp.attn_softcap = f32_of(g, p + "attn_logit_softcapping", 0.0);
     hp.final_softcap = f32_of(g, p + "final_logit_softcapping", 0.0);
     hp.sliding_window = u32_or("attention.sliding_window", 0);
+  }
+  if (hp.arch == static_cast<uint32_t>(format::Arch::Gemma3)) {
+    // Not in the file; llama.cpp fixes them for gemma3 as every checkpoint has them: every
+    // 6th layer global, the sliding layers' RoPE base 10,000 unscaled, and the 62-layer
+    // 27B's query scale 1/sqrt(dim / heads) (1/sqrt(head_dim) otherwise).
+    hp.sliding_window = u32_or("attention.sliding_window", 0);
+    hp.sliding_period = 6;
+    hp.rope_local_theta = 10000.0f;
+    if (hp.n_layers == 62) hp.query_scale = 1.0f / std::sqrt(static_cast<float>(hp.dim) / static_cast<float>(hp.n_heads));
   }
 
   // Rope scaling: rope.scaling.type (linear; yarn is refused), the older

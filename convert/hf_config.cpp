@@ -60,16 +60,61 @@ struct ConfigReader {
   }
 };
 
-const ArchInfo& parse_arch(const json& j, const std::string& file) {
-  std::string name;
+std::string arch_field(const json& j) {
   if (j.contains("architectures") && j["architectures"].is_array() && !j["architectures"].empty() &&
       j["architectures"][0].is_string())
-    name = j["architectures"][0].get<std::string>();
-  else if (j.contains("model_type") && j["model_type"].is_string())
-    name = j["model_type"].get<std::string>();
-  if (const ArchInfo* a = find_arch(name)) return *a;
+    return j["architectures"][0].get<std::string>();
+  if (j.contains("model_type") && j["model_type"].is_string()) return j["model_type"].get<std::string>();
+  return "";
+}
+
+// Multimodal checkpoints whose language model qrun runs: config.json nests its fields in
+// text_config, the checkpoint its tensors under a prefix (see HfConfig::multimodal).
+bool is_multimodal_gemma3(const std::string& name) {
+  return name == "Gemma3ForConditionalGeneration" || name == "gemma3";
+}
+
+const ArchInfo& parse_arch(const std::string& name, const std::string& file) {
+  if (const ArchInfo* a = find_arch(is_multimodal_gemma3(name) ? "Gemma3ForCausalLM" : name)) return *a;
   throw Error(file, -1, "unsupported architecture '" + (name.empty() ? std::string("(none given)") : name) +
-                            "'; supported: " + supported_archs());
+                            "'; supported: " + supported_archs() + ", Gemma3ForConditionalGeneration (its text model)");
+}
+
+// transformers' Gemma3TextConfig defaults: a multimodal config.json's text_config leaves
+// out every field that has its default (Gemma 3 4B lists five).
+json gemma3_text_defaults() {
+  return {{"vocab_size", 262208u}, {"hidden_size", 2304u}, {"intermediate_size", 9216u}, {"num_hidden_layers", 26u},
+          {"num_attention_heads", 8u}, {"num_key_value_heads", 4u}, {"head_dim", 256u},
+          {"hidden_activation", "gelu_pytorch_tanh"}, {"max_position_embeddings", 131072u}, {"rms_norm_eps", 1e-6},
+          {"rope_theta", 1000000.0}, {"rope_local_base_freq", 10000.0}, {"query_pre_attn_scalar", 256u},
+          {"sliding_window", 4096u}, {"sliding_window_pattern", 6u}, {"tie_word_embeddings", true}};
+}
+
+// Which layers slide: layer_types (newer transformers) or sliding_window_pattern. qrun
+// stores a period (every period-th layer global), so other patterns are refused.
+void read_gemma3_layers(const ConfigReader& r, format::HParams& hp) {
+  hp.sliding_window = r.u32_or("sliding_window", 0);
+  if (!r.j.contains("layer_types") || r.j["layer_types"].is_null()) {
+    hp.sliding_period = r.u32_or("sliding_window_pattern", 6);
+    if (hp.sliding_period == 0) throw Error(r.file, -1, "sliding_window_pattern is 0");
+    return;
+  }
+  const json& types = r.j["layer_types"];
+  if (!types.is_array() || types.size() != hp.n_layers)
+    throw Error(r.file, -1, "layer_types must list one type per layer (" + std::to_string(hp.n_layers) + ")");
+  std::vector<bool> full;
+  for (const json& t : types) {
+    if (t != "full_attention" && t != "sliding_attention")
+      throw Error(r.file, -1, "layer_types holds " + t.dump() + " (full_attention, sliding_attention)");
+    full.push_back(t == "full_attention");
+  }
+  const auto first_full = std::find(full.begin(), full.end(), true);
+  if (first_full == full.end()) return;  // every layer slides
+  hp.sliding_period = static_cast<uint32_t>(first_full - full.begin()) + 1;
+  for (size_t l = 0; l < full.size(); ++l)
+    if (full[l] != ((l + 1) % hp.sliding_period == 0))
+      throw Error(r.file, -1, "layer_types: only every n-th layer global is supported (layer " + std::to_string(l) +
+                                  " breaks the period " + std::to_string(hp.sliding_period) + ")");
 }
 
 std::vector<float> factor_list(const ConfigReader& r, const json& rs, const char* key, size_t n) {
@@ -98,11 +143,19 @@ HfConfig read_hf_config_full(const std::filesystem::path& dir) {
     throw Error(file, -1, std::string("malformed JSON: ") + e.what());
   }
   if (!j.is_object()) throw Error(file, -1, "top level is not a JSON object");
-  const ConfigReader r{j, file};
-
   HfConfig out{};  // hp zeroed: unset fields mean "off"
+  const std::string arch_name = arch_field(j);
+  const format::Arch arch = parse_arch(arch_name, file).arch;
+  if (arch == format::Arch::Gemma3) {
+    out.multimodal = is_multimodal_gemma3(arch_name);
+    const json& fields = out.multimodal ? j.value("text_config", json::object()) : j;
+    if (!fields.is_object()) throw Error(file, -1, "text_config is not a JSON object");
+    json merged = gemma3_text_defaults();
+    merged.update(fields);
+    j = std::move(merged);
+  }
+  const ConfigReader r{j, file};
   format::HParams& hp = out.hp;
-  const format::Arch arch = parse_arch(j, file).arch;
   hp.arch = static_cast<uint32_t>(arch);
   hp.dim = r.u32("hidden_size");
   hp.hidden_dim = r.u32("intermediate_size");
@@ -114,18 +167,24 @@ HfConfig read_hf_config_full(const std::filesystem::path& dir) {
   hp.vocab_size = r.u32("vocab_size");
   hp.max_seq_len = r.u32_or("max_position_embeddings", 2048);
   // Gemma ties its head to the embedding unless told otherwise.
-  hp.tied_embeddings = r.bool_or("tie_word_embeddings", arch == format::Arch::Gemma2) ? 1 : 0;
+  hp.tied_embeddings = r.bool_or("tie_word_embeddings", arch == format::Arch::Gemma2 || arch == format::Arch::Gemma3) ? 1 : 0;
   hp.attn_bias = (arch == format::Arch::Qwen2 || r.bool_or("attention_bias", false)) ? 1 : 0;
   hp.rope_theta = r.f32_or(j, "rope_theta", 10000.0f);
   hp.norm_eps = r.f32_or(j, "rms_norm_eps", 1e-6f);
   if (arch == format::Arch::Mistral || arch == format::Arch::Phi3 || arch == format::Arch::Gemma2)
     hp.sliding_window = r.u32_or("sliding_window", 0);
   if (arch == format::Arch::Qwen3) hp.flags |= format::kQkNorm;
-  if (arch == format::Arch::Gemma2) {
-    hp.flags |= format::kSandwichNorms | format::kEmbedScale | format::kSlidingEvenLayers;
+  if (arch == format::Arch::Gemma2 || arch == format::Arch::Gemma3) {
+    hp.flags |= format::kSandwichNorms | format::kEmbedScale;
     hp.query_scale = 1.0f / std::sqrt(r.f32_or(j, "query_pre_attn_scalar", static_cast<float>(hp.head_dim)));
     hp.attn_softcap = r.f32_or(j, "attn_logit_softcapping", 0.0f);
     hp.final_softcap = r.f32_or(j, "final_logit_softcapping", 0.0f);
+  }
+  if (arch == format::Arch::Gemma2) hp.flags |= format::kSlidingEvenLayers;
+  if (arch == format::Arch::Gemma3) {
+    hp.flags |= format::kQkNorm;
+    hp.rope_local_theta = r.f32_or(j, "rope_local_base_freq", 10000.0f);
+    read_gemma3_layers(r, hp);
   }
   if (j.contains("partial_rotary_factor")) {
     const float f = r.f32_or(j, "partial_rotary_factor", 1.0f);

@@ -11,6 +11,9 @@ namespace qrun {
 struct HfConfig {
   format::HParams hp;
   std::vector<float> rope_short_factors, rope_long_factors;  // LongRoPE (Phi-3), one per frequency
+  // Gemma3ForConditionalGeneration (4B and up): the language model's tensors sit under a
+  // prefix, beside a vision tower qrun does not run (the converter maps and skips them).
+  bool multimodal = false;
 };
 
 // Throws qrun::Error naming config.json and the problem (malformed JSON, missing

@@ -40,8 +40,8 @@ struct FileHeader {                 // at offset 0, 128 bytes
 };
 static_assert(sizeof(FileHeader) == 128);
 
-enum class Arch : uint32_t { Llama = 1, Mistral = 2, Qwen2 = 3, Qwen3 = 4, Gemma2 = 5, Phi3 = 6 };
-inline constexpr uint32_t kMaxArch = 6;
+enum class Arch : uint32_t { Llama = 1, Mistral = 2, Qwen2 = 3, Qwen3 = 4, Gemma2 = 5, Phi3 = 6, Gemma3 = 7 };
+inline constexpr uint32_t kMaxArch = 7;
 enum class RopeScaling : uint32_t { None = 0, Linear = 1, Llama3 = 2, Yarn = 3, LongRope = 4 };
 inline constexpr uint32_t kMaxRopeScaling = 4;
 
@@ -84,7 +84,9 @@ struct HParams {                    // 128 bytes
   float attn_softcap;               // scores = cap * tanh(scores / cap) (Gemma 2); 0: off
   float final_softcap;              // logits likewise; 0: off
   float query_scale;                // scale of q . k; 0: 1 / sqrt(head_dim)
-  uint8_t reserved[16];
+  uint32_t sliding_period;          // with a window: every period-th layer attends globally (Gemma 3: 6); 0: all slide
+  float rope_local_theta;           // RoPE base of the sliding layers, unscaled (Gemma 3); 0: rope_theta for all
+  uint8_t reserved[8];
 };
 static_assert(sizeof(HParams) == 128);
 

@@ -108,6 +108,9 @@ class Model {
  private:
   void forward_tokens(std::span<const int32_t> tokens, float* logits, bool all_logits, bool step);
   void forward_batch(const int32_t* tokens, int n, float* logits, bool all_logits, bool step);
+  // A layer's RoPE frequencies: the sliding layers' own where the model has them (Gemma 3).
+  bool local_rope(int layer) const;
+  const std::vector<float>& rope_table(int layer) const;
 
   ModelFile file_;
   Tokenizer tokenizer_;
@@ -120,7 +123,8 @@ class Model {
   std::unique_ptr<LayerStreamer> streamer_;
   std::unique_ptr<GpuOffload> gpu_;
   std::vector<float> rope_inv_freq_;
-  float rope_attn_factor_ = 1.0f;
+  std::vector<float> rope_local_inv_freq_;  // empty: every layer takes rope_inv_freq_
+  float rope_attn_factor_ = 1.0f;           // the global table's (the local one is unscaled)
   int batch_;
   std::string kernel_choice_;
   int pos_ = 0;

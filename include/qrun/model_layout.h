@@ -29,6 +29,10 @@ std::string layer_tensor_name(int layer, const char* what);  // "layers.3.wq"
 // Throws qrun::Error(file, offset, ...) if the hyper-parameters are inconsistent.
 void validate_hparams(const format::HParams& hp, const std::string& file, int64_t offset);
 
+// Whether a layer attends through the sliding window (Mistral: all; Gemma 2: even layers;
+// Gemma 3: all but every sliding_period-th). Sliding layers take rope_local_theta if set.
+bool layer_is_sliding(const format::HParams& hp, int layer);
+
 const char* arch_name(uint32_t arch);
 
 }  // namespace qrun

@@ -50,6 +50,13 @@ std::vector<TensorRecipe> gemma2_tensors() {
   return t;
 }
 
+// Gemma 3: Gemma 2's tensors plus q/k norms, which multiply by 1 + w too.
+std::vector<TensorRecipe> gemma3_tensors() {
+  auto t = gemma2_tensors();
+  for (const char* n : {"q_norm", "k_norm"}) recipe(t, n).plus_one = true;
+  return t;
+}
+
 std::vector<TensorRecipe> phi3_tensors() {
   auto t = llama_tensors();
   const std::pair<const char*, Part> fused[] = {{"wq", Part::Q}, {"wk", Part::K}, {"wv", Part::V}};
@@ -80,6 +87,7 @@ const std::vector<ArchInfo>& all_archs() {
       {format::Arch::Qwen3, "qwen3", "Qwen3ForCausalLM", "qwen3", llama_tensors()},
       {format::Arch::Gemma2, "gemma2", "Gemma2ForCausalLM", "gemma2", gemma2_tensors()},
       {format::Arch::Phi3, "phi3", "Phi3ForCausalLM", "phi3", phi3_tensors()},
+      {format::Arch::Gemma3, "gemma3", "Gemma3ForCausalLM", "gemma3_text", gemma3_tensors()},
   };
   return archs;
 }

@@ -59,6 +59,17 @@ void validate_hparams(const format::HParams& hp, const std::string& file, int64_
   if (hp.rope_scaling != 0 && !(hp.rope_factor >= 1.0f)) bad("rope factor must be >= 1");
   if (hp.rope_scaling == 2 && (hp.rope_original_max_pos == 0 || !(hp.rope_high_freq_factor > hp.rope_low_freq_factor)))
     bad("llama3 rope scaling needs original_max_position_embeddings and high_freq_factor > low_freq_factor");
+  if (hp.sliding_period > format::kMaxLayers) bad("sliding_period " + std::to_string(hp.sliding_period));
+  if ((hp.flags & format::kSlidingEvenLayers) && hp.sliding_period != 0)
+    bad("sliding_period and sliding-on-even-layers both set");
+  if (!(hp.rope_local_theta >= 0.0f && hp.rope_local_theta < 1e12f)) bad("rope_local_theta is negative or not finite");
+}
+
+bool layer_is_sliding(const format::HParams& hp, int layer) {
+  if (hp.sliding_window == 0) return false;
+  if (hp.flags & format::kSlidingEvenLayers) return layer % 2 == 0;
+  if (hp.sliding_period != 0) return (layer + 1) % static_cast<int>(hp.sliding_period) != 0;
+  return true;
 }
 
 }  // namespace qrun

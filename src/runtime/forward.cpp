@@ -6,6 +6,7 @@
 
 #include "qrun/error.h"
 #include "qrun/model.h"
+#include "qrun/model_layout.h"
 #include "quant/quantize.h"
 #include "simd/kernels.h"
 #include "src/runtime/attention.h"
@@ -132,6 +133,8 @@ void Model::forward_batch(const int32_t* tokens, int n, float* logits, bool all_
     if (observer_) observer_(l, MatrixInput::AttentionIn, s.xb.data(), n, dim);
     project(pool_, {{w.wq, s.q.data(), q_dim}, {w.wk, s.k.data(), kv_dim}, {w.wv, s.v.data(), kv_dim}}, s.xb.data(),
             n, act);
+    const std::vector<float>& rope = rope_table(l);
+    const float rope_scale = local_rope(l) ? 1.0f : rope_attn_factor_;
     for (int i = 0; i < n; ++i) {
       float* q = &s.q[size_t(i) * q_dim];
       float* k = &s.k[size_t(i) * kv_dim];
@@ -145,14 +148,14 @@ void Model::forward_batch(const int32_t* tokens, int n, float* logits, bool all_
         for (int h = 0; h < n_heads; ++h) rmsnorm(q + h * hd, q + h * hd, w.q_norm, hd, hp.norm_eps);
         for (int h = 0; h < n_kv; ++h) rmsnorm(k + h * hd, k + h * hd, w.k_norm, hd, hp.norm_eps);
       }
-      rope_apply(q, n_heads, hd, pos0 + i, rope_inv_freq_, rope_attn_factor_);
-      rope_apply(k, n_kv, hd, pos0 + i, rope_inv_freq_, rope_attn_factor_);
+      rope_apply(q, n_heads, hd, pos0 + i, rope, rope_scale);
+      rope_apply(k, n_kv, hd, pos0 + i, rope, rope_scale);
       f32_to_f16_row(k, cache_.key(slot, pos0 + i), kv_dim);
       f32_to_f16_row(v, cache_.value(slot, pos0 + i), kv_dim);
     }
     // Attention work grows with the context; split by (token, head) once it is worth it.
     const int64_t kv_bytes = int64_t{n} * n_heads * (pos0 + n) * hd * 4;
-    const bool sliding = hp.sliding_window && (!(hp.flags & format::kSlidingEvenLayers) || l % 2 == 0);
+    const bool sliding = layer_is_sliding(hp, l);
     pool_.run([&](int t, int nt) {
       for (int task = t; task < n * n_heads; task += nt) {
         const int i = task / n_heads, h = task % n_heads;

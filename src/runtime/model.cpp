@@ -81,11 +81,13 @@ Model::Model(const std::string& path, const RuntimeOptions& options)
     longrope = f32_data(file_.get(context_length() > static_cast<int>(hp.rope_original_max_pos) ? "rope_factors_long"
                                                                                                  : "rope_factors_short"));
   rope_inv_freq_ = rope_inv_freq(hp, longrope);
+  rope_local_inv_freq_ = rope_local_inv_freq(hp);
   rope_attn_factor_ = rope_attn_factor(hp);
   s_ = std::make_unique<Scratch>(ScratchSizes(hp, batch_, pool_.size(), plan_.q8_wide_rows()));
   streamer_ = std::make_unique<LayerStreamer>(file_, plan_.layers, options.load_mode == LoadMode::MmapLocked);
   if (plan_.gpu_count > 0) {
-    if (hp.flags != 0 || hp.rotary_dim != 0 || hp.rope_attn_factor != 0 || hp.query_scale != 0 || hp.rope_scaling > 2)
+    if (hp.flags != 0 || hp.rotary_dim != 0 || hp.rope_attn_factor != 0 || hp.query_scale != 0 || hp.rope_scaling > 2 ||
+        hp.sliding_period != 0 || hp.rope_local_theta != 0)
       throw Error(path, -1, std::string("GPU offload runs the Llama-family recipe only; ") + arch_name(hp.arch) +
                                 " needs steps (q/k norms, sandwich norms, GELU, soft-capping or this RoPE) it lacks: "
                                 "run without -ngl");
@@ -96,6 +98,14 @@ Model::Model(const std::string& path, const RuntimeOptions& options)
       for (int l = plan_.gpu_first; l < plan_.gpu_first + plan_.gpu_count; ++l)
         file_.mapping().release(file_.layers()[size_t(l)].offset, file_.layers()[size_t(l)].size);
   }
+}
+
+bool Model::local_rope(int layer) const {
+  return !rope_local_inv_freq_.empty() && layer_is_sliding(hparams(), layer);
+}
+
+const std::vector<float>& Model::rope_table(int layer) const {
+  return local_rope(layer) ? rope_local_inv_freq_ : rope_inv_freq_;
 }
 
 std::string Model::gpu_device() const { return gpu_ ? gpu_->device_name() : std::string(); }
@@ -155,7 +165,7 @@ void Model::shift_context(int keep, int count) {
     for (int64_t i = i0; i < i1; ++i) {
       const int l = static_cast<int>(i / moved), to = keep + static_cast<int>(i % moved), from = to + count;
       widen_row_to_f32(DType::F16, cache_.key(l, from), kv_dim, k.data());
-      rope_apply(k.data(), n_kv, hd, -count, rope_inv_freq_);  // a turn back: no attention factor again
+      rope_apply(k.data(), n_kv, hd, -count, rope_table(l));  // a turn back: no attention factor again
       f32_to_f16_row(k.data(), cache_.key(l, to), kv_dim);
       std::copy_n(cache_.value(l, from), kv_dim, cache_.value(l, to));
     }

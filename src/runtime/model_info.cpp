@@ -19,7 +19,7 @@ std::string mib(uint64_t bytes) {
 void print_model_info(const ModelFile& model, std::ostream& out, bool list_tensors) {
   const auto& hp = model.hparams();
   const auto& h = model.header();
-  const char* scaling[] = {"none", "linear", "llama3"};
+  const char* scaling[] = {"none", "linear", "llama3", "yarn", "longrope"};
   out << "file:          " << model.path() << " (" << mib(h.file_size) << ", format v" << h.version << ", alignment "
       << h.alignment << ")\n"
       << "architecture:  " << arch_name(hp.arch) << "\n"
@@ -28,9 +28,16 @@ void print_model_info(const ModelFile& model, std::ostream& out, bool list_tenso
       << "heads:         " << hp.n_heads << " (kv " << hp.n_kv_heads << ", head_dim " << hp.head_dim << ")\n"
       << "vocab:         " << hp.vocab_size << "\n"
       << "context:       " << hp.max_seq_len << "\n"
-      << "rope:          theta " << hp.rope_theta << ", scaling " << scaling[hp.rope_scaling % 3];
+      << "rope:          theta " << hp.rope_theta << ", scaling " << scaling[hp.rope_scaling % 5];
   if (hp.rope_scaling) out << " x" << hp.rope_factor;
-  out << "\n"
+  if (hp.rope_local_theta > 0) out << "; sliding layers theta " << hp.rope_local_theta << ", unscaled";
+  out << "\n";
+  if (hp.sliding_window) {
+    int sliding = 0;
+    for (int l = 0; l < static_cast<int>(hp.n_layers); ++l) sliding += layer_is_sliding(hp, l);
+    out << "window:        " << hp.sliding_window << " tokens, sliding on " << sliding << " of " << hp.n_layers << " layers\n";
+  }
+  out
       << "norm eps:      " << hp.norm_eps << "\n"
       << "tied output:   " << (hp.tied_embeddings ? "yes" : "no") << ", attention bias: " << (hp.attn_bias ? "yes" : "no")
       << "\n"

@@ -57,6 +57,14 @@ std::vector<float> rope_inv_freq(const format::HParams& hp, const float* longrop
   return inv;
 }
 
+std::vector<float> rope_local_inv_freq(const format::HParams& hp) {
+  if (hp.rope_local_theta <= 0.0f) return {};
+  format::HParams local = hp;
+  local.rope_theta = hp.rope_local_theta;
+  local.rope_scaling = static_cast<uint32_t>(format::RopeScaling::None);
+  return rope_inv_freq(local);
+}
+
 float rope_attn_factor(const format::HParams& hp) { return hp.rope_attn_factor > 0 ? hp.rope_attn_factor : 1.0f; }
 
 void rope_apply(float* x, int n_heads, int head_dim, int pos, const std::vector<float>& inv_freq, float attn_factor) {

@@ -14,6 +14,10 @@ namespace qrun {
 // by its factor: pass the short or the long list (rope_factors_short/_long).
 std::vector<float> rope_inv_freq(const format::HParams& hp, const float* longrope_factors = nullptr);
 
+// The sliding layers' frequencies where the model sets rope_local_theta (Gemma 3: base
+// 10,000, no scaling, while global layers take rope_theta and the scaling); else empty.
+std::vector<float> rope_local_inv_freq(const format::HParams& hp);
+
 // The scale YaRN and LongRoPE give RoPE's cos and sin (1 otherwise).
 float rope_attn_factor(const format::HParams& hp);
 

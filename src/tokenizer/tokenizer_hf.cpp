@@ -3,6 +3,7 @@
 // generation_config.json and config.json.
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 
 #include <nlohmann/json.hpp>
 
@@ -121,7 +122,7 @@ void load_tokenizer_json(const fs::path& path, TokenizerData& d) {
       d.unk = it == ids.end() ? -1 : it->second;
     }
 
-    bool byte_level = false, split_found = false;
+    bool byte_level = false, split_found = false, space_split = false;
     if (j.contains("pre_tokenizer") && !j["pre_tokenizer"].is_null()) {
       visit(j["pre_tokenizer"], "pre_tokenizer", "pretokenizers", file, [&](const json& p) {
         const std::string type = p.value("type", "");
@@ -142,6 +143,10 @@ void load_tokenizer_json(const fs::path& path, TokenizerData& d) {
             throw Error(file, -1, "Split pre-tokenizer behavior '" + p.value("behavior", "") + "' is not supported");
           d.pretokenizer_regex = p["pattern"]["Regex"].get<std::string>();
           split_found = true;
+        } else if (type == "Split" && p.contains("pattern") && p["pattern"].value("String", "") == " ") {
+          // Gemma's: split at spaces, but the normalizer has already turned every space
+          // into U+2581, so nothing is left to split (checked below).
+          space_split = true;
         } else if (type == "Metaspace") {
           d.add_dummy_prefix = p.value("add_prefix_space", true) && p.value("prepend_scheme", "always") != "never";
           d.dummy_prefix_every_segment = p.value("prepend_scheme", "always") == "always";
@@ -164,6 +169,7 @@ void load_tokenizer_json(const fs::path& path, TokenizerData& d) {
         d.add_dummy_prefix = prepend;
       }
     }
+    bool spaces_replaced = false;
     if (j.contains("normalizer") && !j["normalizer"].is_null())
       visit(j["normalizer"], "normalizer", "normalizers", file, [&](const json& nrm) {
         const std::string type = nrm.value("type", "");
@@ -176,10 +182,13 @@ void load_tokenizer_json(const fs::path& path, TokenizerData& d) {
           const json& pat = nrm.contains("pattern") ? nrm["pattern"] : json();
           if (!pat.is_object() || pat.value("String", "") != " " || nrm.value("content", "") != "\xE2\x96\x81")
             throw Error(file, -1, "Replace normalizer other than ' ' -> '\xE2\x96\x81' is not supported");
+          spaces_replaced = true;
         } else {
           throw Error(file, -1, "normalizer '" + type + "' is not supported");
         }
       });
+    if (space_split && (byte_level || !spaces_replaced))
+      throw Error(file, -1, "a Split pre-tokenizer on \" \" is supported only after a ' ' -> '\xE2\x96\x81' normalizer");
     // A post-processor that puts BOS first means encode adds it.
     if (j.contains("post_processor") && !j["post_processor"].is_null()) {
       const json& pp = j["post_processor"];
@@ -243,6 +252,22 @@ void apply_tokenizer_config(const fs::path& path, TokenizerData& d) {
   }
 }
 
+// Newer checkpoints keep the template beside tokenizer_config.json: chat_template.jinja
+// (transformers' own file, preferred as transformers does) or a processor's
+// chat_template.json ({"chat_template": "..."}, multimodal models such as Gemma 3).
+void apply_chat_template_files(const fs::path& dir, TokenizerData& d) {
+  if (fs::exists(dir / "chat_template.jinja")) {
+    std::ifstream in(dir / "chat_template.jinja", std::ios::binary);
+    if (!in) throw Error((dir / "chat_template.jinja").string(), -1, "cannot open");
+    d.chat_template.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  } else if (d.chat_template.empty() && fs::exists(dir / "chat_template.json")) {
+    const json j = read_json(dir / "chat_template.json");
+    if (!j.is_object() || !j.contains("chat_template") || !j["chat_template"].is_string())
+      throw Error((dir / "chat_template.json").string(), -1, "no \"chat_template\" string");
+    d.chat_template = j["chat_template"].get<std::string>();
+  }
+}
+
 // eos_token_id in generation_config.json / config.json: one id or a list (end of turn).
 void apply_eos_ids(const fs::path& path, TokenizerData& d) {
   const json j = read_json(path);
@@ -283,6 +308,7 @@ std::shared_ptr<const TokenizerData> load_hf_tokenizer(const fs::path& dir) {
     }
   };
   guarded(dir / "tokenizer_config.json", apply_tokenizer_config);
+  guarded(dir, apply_chat_template_files);
   for (const char* f : {"generation_config.json", "config.json"}) guarded(dir / f, apply_eos_ids);
   validate_tokenizer_data(*d, dir.string(), -1);
   return d;

@@ -2,20 +2,28 @@
 // (tests/reference/hf_reference.py), made once per machine in the test cache.
 #pragma once
 
+#include <cstdint>
+#include <cstdio>
 #include <filesystem>
 #include <string>
 
 #include "common/run_command.h"
+#include "common/test_paths.h"
 #include "common/synthetic_model.h"
 
 namespace qrun::test {
 
-// The checkpoint folder; "" and why when python3 or numpy is missing.
+// The checkpoint folder; "" and why when python3 or numpy is missing. The cache entry is
+// named by a hash of the script, so an edited reference is made afresh.
 inline std::string reference_checkpoint(const std::string& arch, std::string* why_not) {
-  const auto dir = test_cache_dir() / ("hf-ref-" + arch);
+  const auto script = std::filesystem::path(QRUN_SOURCE_DIR) / "tests/reference/hf_reference.py";
+  uint64_t hash = 1469598103934665603ull;  // FNV-1a
+  for (const char ch : read_text(script)) hash = (hash ^ static_cast<uint8_t>(ch)) * 1099511628211ull;
+  char tag[17];
+  std::snprintf(tag, sizeof tag, "%016llx", static_cast<unsigned long long>(hash));
+  const auto dir = test_cache_dir() / ("hf-ref-" + arch + "-" + tag);
   if (std::filesystem::exists(dir / "reference.json")) return dir.string();
   const std::string python = std::filesystem::exists("/usr/bin/python3") ? "/usr/bin/python3" : "python3";
-  const auto script = std::filesystem::path(QRUN_SOURCE_DIR) / "tests/reference/hf_reference.py";
   const auto r = run_command(python + " " + quoted(script.string()) + " make " + arch + " " + quoted(dir.string()));
   if (r.exit_code != 0) {
     *why_not = "hf_reference.py failed (python3-numpy missing?): " + r.out;

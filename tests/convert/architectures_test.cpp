@@ -10,10 +10,12 @@
 #include <nlohmann/json.hpp>
 
 #include "common/hf_reference.h"
+#include "common/rotated_keys.h"
 #include "common/test_paths.h"
 #include "convert/converter.h"
 #include "qrun/generate.h"
 #include "qrun/model.h"
+#include "qrun/model_layout.h"
 
 namespace qrun {
 namespace {
@@ -98,6 +100,37 @@ TEST_P(Architectures, MatchesFloat64ReferenceAtF32AndQ8) {
   }
 }
 
+// Gemma 3's sliding layers turn keys with their own RoPE base: a context shift must
+// turn them back with it. Layer 0 (sliding) keys depend only on token and position, so
+// after the shift they match a fresh evaluation of the kept tokens.
+TEST(Architectures, Gemma3ContextShiftTurnsSlidingLayerKeysWithTheirOwnBase) {
+  std::string why;
+  const std::string dir = test::reference_checkpoint("gemma3", &why);
+  if (dir.empty()) GTEST_SKIP() << why;
+  test::ScratchDir out;
+  const auto path = out / "model.qrun";
+  ConvertOptions opt;
+  opt.weight_type = DType::F32;
+  convert_hf_checkpoint(dir, path.string(), opt);
+  RuntimeOptions ro;
+  ro.threads = 1;
+  ro.context = 64;
+  const Reference ref = load_reference(dir);
+  std::vector<int32_t> seq = ref.tokens;
+  seq.insert(seq.end(), ref.greedy.begin(), ref.greedy.end());
+  const int keep = 3, drop = 11, n = static_cast<int>(seq.size());
+  Model shifted(path.string(), ro), fresh(path.string(), ro);
+  ASSERT_TRUE(layer_is_sliding(shifted.hparams(), 0));
+  shifted.forward(seq, nullptr);
+  shifted.shift_context(keep, drop);
+  std::vector<int32_t> kept(seq.begin(), seq.begin() + keep);
+  kept.insert(kept.end(), seq.begin() + keep + drop, seq.end());
+  fresh.forward(kept, nullptr);
+  EXPECT_LE(test::max_key_error_in_f16_steps(shifted.kv_cache(), fresh.kv_cache(), 0, n - drop,
+                                             static_cast<int>(shifted.hparams().head_dim)),
+            4.0f);
+}
+
 // Tolerances: f32 weights, f16 KV cache (keys and values rounded to 2^-11 relative);
 // q8: 5% of the largest logit (random weights quantize worse than trained ones).
 // LongRoPE takes its long factors when the context exceeds the original one: phi3 runs
@@ -105,7 +138,8 @@ TEST_P(Architectures, MatchesFloat64ReferenceAtF32AndQ8) {
 // past its original 16 (long factors, as transformers for 40 tokens).
 INSTANTIATE_TEST_SUITE_P(Hf, Architectures,
                          ::testing::Values(ArchCase{"llama", 1e-3}, ArchCase{"llama-yarn", 1e-3}, ArchCase{"qwen2", 1e-3},
-                                           ArchCase{"qwen3", 1e-3}, ArchCase{"gemma2", 1e-3}, ArchCase{"phi3", 1e-3, 64},
+                                           ArchCase{"qwen3", 1e-3}, ArchCase{"gemma2", 1e-3}, ArchCase{"gemma3", 1e-3},
+                                           ArchCase{"gemma3-mm", 1e-3}, ArchCase{"phi3", 1e-3, 64},
                                            ArchCase{"phi3-long", 1e-3}, ArchCase{"phi4-mini", 1e-3}),
                          [](const auto& info) {
                            std::string n = info.param.arch;

@@ -1,4 +1,4 @@
-// GGUF import of Qwen3, Gemma 2, Phi-3 and Llama with YaRN (issue 13): a GGUF written the way llama.cpp's
+// GGUF import of Qwen3, Gemma 2 and 3, Phi-3 and Llama with YaRN (issue 13): a GGUF written the way llama.cpp's
 // convert_hf_to_gguf.py writes these architectures (GGUF names from the table, Gemma's
 // norms stored as 1 + w, Phi-3's qkv and gate_up fused and its LongRoPE factors as
 // tensors, no Q/K permutation: all use NeoX RoPE) from the synthetic
@@ -53,6 +53,11 @@ std::vector<uint8_t> gguf_from_checkpoint(const std::string& dir) {
     g.u32(p + "rope.scaling.original_context_length", hp.rope_original_max_pos);
     g.f32(p + "rope.scaling.attn_factor", hp.rope_attn_factor);
   }
+  if (arch == "gemma3") {
+    g.u32(p + "attention.sliding_window", hp.sliding_window);
+    g.str(p + "rope.scaling.type", "linear");
+    g.f32(p + "rope.scaling.factor", hp.rope_factor);
+  }
   if (arch == "gemma2") {
     g.f32(p + "attn_logit_softcapping", hp.attn_softcap);
     g.f32(p + "final_logit_softcapping", hp.final_softcap);
@@ -106,6 +111,8 @@ TEST_P(GgufArch, ImportEqualsSafetensorsConversion) {
   EXPECT_EQ(hb.flags, ha.flags);
   EXPECT_EQ(hb.head_dim, ha.head_dim);
   EXPECT_EQ(hb.sliding_window, ha.sliding_window);
+  EXPECT_EQ(hb.sliding_period, ha.sliding_period);
+  EXPECT_EQ(hb.rope_local_theta, ha.rope_local_theta);
   EXPECT_EQ(hb.attn_softcap, ha.attn_softcap);
   EXPECT_EQ(hb.final_softcap, ha.final_softcap);
   EXPECT_EQ(hb.tied_embeddings, ha.tied_embeddings);
@@ -125,7 +132,7 @@ TEST_P(GgufArch, ImportEqualsSafetensorsConversion) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Archs, GgufArch, ::testing::Values("qwen3", "gemma2", "phi3", "phi4-mini", "llama-yarn"));
+INSTANTIATE_TEST_SUITE_P(Archs, GgufArch, ::testing::Values("qwen3", "gemma2", "gemma3", "phi3", "phi4-mini", "llama-yarn"));
 
 }  // namespace
 }  // namespace qrun

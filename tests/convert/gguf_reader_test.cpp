@@ -233,8 +233,8 @@ std::string convert_error(const std::vector<uint8_t>& bytes) {
 TEST(GgufConvert, RefusesWhatItCannotImport) {
   {
     GgufWriter w;
-    w.str("general.architecture", "gemma3");
-    EXPECT_NE(convert_error(w.bytes()).find("unsupported GGUF architecture 'gemma3'"), std::string::npos);
+    w.str("general.architecture", "gemma3n");
+    EXPECT_NE(convert_error(w.bytes()).find("unsupported GGUF architecture 'gemma3n'"), std::string::npos);
   }
   {
     GgufWriter w;

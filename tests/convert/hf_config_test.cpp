@@ -4,6 +4,7 @@
 #include "common/test_paths.h"
 #include "convert/hf_config.h"
 #include "qrun/error.h"
+#include "qrun/model_layout.h"
 
 namespace qrun {
 namespace {
@@ -58,6 +59,49 @@ TEST(HfConfig, MistralLinearScalingAndWindow) {
   EXPECT_EQ(hp.rope_scaling, static_cast<uint32_t>(format::RopeScaling::Linear));
 }
 
+// Gemma 3 4B's config.json: a multimodal config whose text_config lists five fields and
+// leaves the rest at Gemma3TextConfig's defaults.
+TEST(HfConfig, Gemma3MultimodalTakesTextConfigOverDefaults) {
+  const auto hp = parse(R"({"architectures": ["Gemma3ForConditionalGeneration"], "model_type": "gemma3",
+    "eos_token_id": [1, 106], "text_config": {"hidden_size": 2560, "intermediate_size": 10240,
+    "model_type": "gemma3_text", "num_hidden_layers": 34, "rope_scaling": {"factor": 8.0, "rope_type": "linear"},
+    "sliding_window": 1024}, "vision_config": {"hidden_size": 1152, "model_type": "siglip_vision_model"}})");
+  EXPECT_EQ(hp.arch, static_cast<uint32_t>(format::Arch::Gemma3));
+  EXPECT_EQ(hp.dim, 2560u);
+  EXPECT_EQ(hp.n_layers, 34u);
+  EXPECT_EQ(hp.n_heads, 8u);
+  EXPECT_EQ(hp.n_kv_heads, 4u);
+  EXPECT_EQ(hp.head_dim, 256u);
+  EXPECT_EQ(hp.vocab_size, 262208u);
+  EXPECT_EQ(hp.tied_embeddings, 1u);
+  EXPECT_FLOAT_EQ(hp.rope_theta, 1e6f);
+  EXPECT_FLOAT_EQ(hp.rope_local_theta, 1e4f);
+  EXPECT_EQ(hp.rope_scaling, static_cast<uint32_t>(format::RopeScaling::Linear));
+  EXPECT_FLOAT_EQ(hp.rope_factor, 8.0f);
+  EXPECT_FLOAT_EQ(hp.query_scale, 1.0f / 16);
+  EXPECT_EQ(hp.sliding_window, 1024u);
+  const uint32_t flags = format::kQkNorm | format::kSandwichNorms | format::kEmbedScale | format::kGeluTanh;
+  EXPECT_EQ(hp.flags, flags);
+  EXPECT_EQ(hp.attn_softcap, 0.0f);
+  std::string global;
+  for (int l = 0; l < 12; ++l) global += layer_is_sliding(hp, l) ? '.' : 'G';
+  EXPECT_EQ(global, ".....G.....G");
+}
+
+// Newer transformers write layer_types instead of sliding_window_pattern.
+TEST(HfConfig, Gemma3LayerTypes) {
+  std::string types;
+  for (int l = 0; l < 26; ++l) types += std::string(l ? ", " : "") + ((l + 1) % 6 ? "\"sliding_attention\"" : "\"full_attention\"");
+  const auto hp = parse(R"({"architectures": ["Gemma3ForCausalLM"], "model_type": "gemma3_text", "hidden_size": 1152,
+    "intermediate_size": 6912, "num_hidden_layers": 26, "num_attention_heads": 4, "num_key_value_heads": 1,
+    "vocab_size": 262144, "sliding_window": 512, "rope_scaling": null, "layer_types": [)" + types + "]}");
+  EXPECT_EQ(hp.sliding_period, 6u);
+  EXPECT_EQ(hp.n_kv_heads, 1u);
+  EXPECT_EQ(hp.rope_scaling, 0u);
+  EXPECT_TRUE(layer_is_sliding(hp, 24));
+  EXPECT_FALSE(layer_is_sliding(hp, 23));
+}
+
 TEST(HfConfig, RefusesWithTheProblemNamed) {
   const std::pair<std::string, std::string> cases[] = {
       {"[1, 2]", "not a JSON object"},
@@ -68,6 +112,15 @@ TEST(HfConfig, RefusesWithTheProblemNamed) {
            "num_attention_heads": 4, "vocab_size": 10, "rope_scaling": {"type": "dynamic", "factor": 4}})", "rope_scaling type 'dynamic'"},
       {R"({"architectures": ["LlamaForCausalLM"], "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,
            "num_attention_heads": 4, "vocab_size": 10, "hidden_act": "gelu"})", "hidden_act"},
+      {R"({"architectures": ["Gemma3ForConditionalGeneration"], "text_config": [1]})", "text_config is not a JSON object"},
+      {R"({"architectures": ["Gemma3ForCausalLM"], "num_hidden_layers": 3,
+           "layer_types": ["sliding_attention", "full_attention", "full_attention"]})", "layer 2 breaks the period 2"},
+      {R"({"architectures": ["Gemma3ForCausalLM"], "num_hidden_layers": 3, "layer_types": ["full_attention"]})",
+       "one type per layer (3)"},
+      {R"({"architectures": ["Gemma3ForCausalLM"], "num_hidden_layers": 1, "layer_types": ["chunked_attention"]})",
+       "layer_types holds \"chunked_attention\""},
+      {R"({"architectures": ["Gemma3ForCausalLM"], "sliding_window_pattern": 0})", "sliding_window_pattern is 0"},
+      {R"({"architectures": ["LlavaForConditionalGeneration"]})", "Gemma3ForConditionalGeneration (its text model)"},
   };
   // issue 15: values that were cast to uint32 / float unchecked (undefined behaviour).
   const std::string llama = R"({"architectures": ["LlamaForCausalLM"], "hidden_size": 64, "intermediate_size": 128,

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Float64 NumPy forward pass written from the Hugging Face modelling code of the
-architectures qrun runs (modeling_llama, _qwen2, _qwen3, _gemma2, _phi3 and the rope
+architectures qrun runs (modeling_llama, _qwen2, _qwen3, _gemma2, _gemma3, _phi3 and the rope
 initialisers of modeling_rope_utils), plus tiny synthetic checkpoints that use each
 real model's tensor names and config fields. Independent of qrun: the C++ tests compare
 qrun's logits and greedy tokens with what this prints.
@@ -9,7 +9,10 @@ qrun's logits and greedy tokens with what this prints.
 writes OUT_DIR/config.json, model.safetensors, the stories260K tokenizer files, and
 OUT_DIR/reference.json: {"tokens": [...], "logits": [[vocab floats] per position],
 "greedy": [16 ids after the tokens]}.
-ARCH: llama, llama-yarn, qwen2, qwen3, gemma2, phi3, phi3-long, phi4-mini.
+ARCH: llama, llama-yarn, qwen2, qwen3, gemma2, gemma3, gemma3-mm, phi3, phi3-long, phi4-mini.
+gemma3-mm is a Gemma3ForConditionalGeneration checkpoint: config.json nests the text
+model's fields in text_config (most left at Gemma3TextConfig's defaults), its tensors sit
+under "language_model.", beside vision-tower tensors qrun must skip.
 """
 import json
 import math
@@ -51,6 +54,23 @@ def configs(arch):
                            query_pre_attn_scalar=24, sliding_window=6, final_logit_softcapping=30.0,
                            attn_logit_softcapping=50.0, hidden_activation="gelu_pytorch_tanh",
                            tie_word_embeddings=True, num_hidden_layers=4, rms_norm_eps=1e-6)
+    if arch == "gemma3":
+        # Layer 5 global (sliding_window_pattern 6, as every Gemma 3), the others in a
+        # window of 5 with their own RoPE base; linear scaling on the global layer only.
+        # (gemma3-mm takes another period.)
+        return base_config(architectures=["Gemma3ForCausalLM"], model_type="gemma3_text", head_dim=32,
+                           query_pre_attn_scalar=24, sliding_window=5, sliding_window_pattern=6,
+                           final_logit_softcapping=None, attn_logit_softcapping=None,
+                           hidden_activation="gelu_pytorch_tanh", tie_word_embeddings=True, num_hidden_layers=6,
+                           rms_norm_eps=1e-6, rope_theta=1000000.0, rope_local_base_freq=10000.0,
+                           rope_scaling={"rope_type": "linear", "factor": 8.0})
+    if arch == "gemma3-mm":
+        text = dict(model_type="gemma3_text", hidden_size=64, intermediate_size=96, num_hidden_layers=4,
+                    num_attention_heads=4, num_key_value_heads=2, head_dim=16, vocab_size=VOCAB,
+                    max_position_embeddings=256, query_pre_attn_scalar=16, sliding_window=6,
+                    layer_types=["sliding_attention", "full_attention"] * 2)
+        return dict(architectures=["Gemma3ForConditionalGeneration"], model_type="gemma3", text_config=text,
+                    vision_config={"model_type": "siglip_vision_model", "hidden_size": 8}, eos_token_id=[2, 106])
     if arch in ("phi3", "phi3-long"):
         # phi3: the 24 test tokens are within original_max_position_embeddings (short
         # factors); phi3-long: the 40 test tokens are beyond it (long factors).
@@ -76,6 +96,23 @@ def configs(arch):
     raise SystemExit("unknown arch " + arch)
 
 
+GEMMA3_TEXT_DEFAULTS = dict(  # transformers' Gemma3TextConfig
+    vocab_size=262208, hidden_size=2304, intermediate_size=9216, num_hidden_layers=26, num_attention_heads=8,
+    num_key_value_heads=4, head_dim=256, hidden_activation="gelu_pytorch_tanh", max_position_embeddings=131072,
+    rms_norm_eps=1e-6, rope_theta=1000000.0, rope_local_base_freq=10000.0, query_pre_attn_scalar=256,
+    sliding_window=4096, sliding_window_pattern=6, final_logit_softcapping=None, attn_logit_softcapping=None,
+    rope_scaling=None, tie_word_embeddings=True)
+
+
+def text_config(c):
+    """The language model's config, as transformers builds it."""
+    if c["model_type"] == "gemma3":
+        return {**GEMMA3_TEXT_DEFAULTS, **c["text_config"]}
+    if c["model_type"] == "gemma3_text":
+        return {**GEMMA3_TEXT_DEFAULTS, **c}
+    return c
+
+
 def head_dim(c):
     return c.get("head_dim", c["hidden_size"] // c["num_attention_heads"])
 
@@ -92,8 +129,9 @@ def make_weights(arch, c, rng):
     def vec(n, around):
         return (around + 0.1 * rng.standard_normal(n)).astype(np.float32)
 
-    norm_center = 0.0 if mt == "gemma2" else 1.0  # Gemma's norms multiply by (1 + w)
-    w["model.embed_tokens.weight"] = mat(VOCAB, d, 1.0 if mt != "gemma2" else 0.2)
+    gemma = mt in ("gemma2", "gemma3_text")
+    norm_center = 0.0 if gemma else 1.0  # Gemma's norms multiply by (1 + w)
+    w["model.embed_tokens.weight"] = mat(VOCAB, d, 0.2 if gemma else 1.0)
     for l in range(L):
         p = f"model.layers.{l}."
         w[p + "input_layernorm.weight"] = vec(d, norm_center)
@@ -112,10 +150,10 @@ def make_weights(arch, c, rng):
         if mt == "qwen2":
             for n, rows in (("q", nh * hd), ("k", nkv * hd), ("v", nkv * hd)):
                 w[p + f"self_attn.{n}_proj.bias"] = (0.3 * rng.standard_normal(rows)).astype(np.float32)
-        if mt == "qwen3":
-            w[p + "self_attn.q_norm.weight"] = vec(hd, 1.0)
-            w[p + "self_attn.k_norm.weight"] = vec(hd, 1.0)
-        if mt == "gemma2":
+        if mt in ("qwen3", "gemma3_text"):
+            w[p + "self_attn.q_norm.weight"] = vec(hd, norm_center)
+            w[p + "self_attn.k_norm.weight"] = vec(hd, norm_center)
+        if gemma:
             w[p + "pre_feedforward_layernorm.weight"] = vec(d, norm_center)
             w[p + "post_feedforward_layernorm.weight"] = vec(d, norm_center)
     w["model.norm.weight"] = vec(d, norm_center)
@@ -143,16 +181,19 @@ def write_safetensors(path, tensors):
 # ---------------------------------------------------------------- reference forward
 
 
-def rope_params(c):
-    """inv_freq over the rotary dims and the attention factor (modeling_rope_utils)."""
+def rope_params(c, local=False):
+    """inv_freq over the rotary dims and the attention factor (modeling_rope_utils).
+    local: Gemma 3's sliding layers, base rope_local_base_freq and no scaling."""
     hd = head_dim(c)
     dim = int(hd * c.get("partial_rotary_factor", 1.0))
-    base = c["rope_theta"]
-    rs = c.get("rope_scaling") or {}
+    base = c["rope_local_base_freq"] if local else c["rope_theta"]
+    rs = {} if local else (c.get("rope_scaling") or {})
     kind = rs.get("rope_type", rs.get("type", "default"))
     pos = np.arange(0, dim, 2, dtype=np.float64) / dim
     if kind == "default":
         return 1.0 / base ** pos, 1.0, dim
+    if kind == "linear":
+        return 1.0 / base ** pos / rs["factor"], 1.0, dim
     if kind == "yarn":
         factor = rs["factor"]
         orig = rs.get("original_max_position_embeddings") or c["max_position_embeddings"]
@@ -193,7 +234,7 @@ def silu(x):
 
 def forward(c, w, tokens):
     mt = c["model_type"]
-    gemma = mt == "gemma2"
+    gemma = mt in ("gemma2", "gemma3_text")
     W = {k: v.astype(np.float64) for k, v in w.items()}
     T = len(tokens)
     d, L, eps = c["hidden_size"], c["num_hidden_layers"], c["rms_norm_eps"]
@@ -204,18 +245,31 @@ def forward(c, w, tokens):
         orig = c.get("original_max_position_embeddings", c["max_position_embeddings"])
         ext = np.array(rs["long_factor"] if T > orig else rs["short_factor"], dtype=np.float64)
         inv = 1.0 / (ext * c["rope_theta"] ** inv)
-    ang = np.arange(T, dtype=np.float64)[:, None] * inv[None, :]
-    cos, sin = np.cos(ang) * attn_factor, np.sin(ang) * attn_factor
 
-    def rope(x):  # x: [T, heads, hd]; rotate-half over the first `rot` dims
+    def tables(inv, attn_factor):
+        ang = np.arange(T, dtype=np.float64)[:, None] * inv[None, :]
+        return np.cos(ang) * attn_factor, np.sin(ang) * attn_factor
+
+    global_rope = tables(inv, attn_factor)
+    local_rope = tables(*rope_params(c, local=True)[:2]) if mt == "gemma3_text" else global_rope
+
+    def rope(x, cos_sin):  # x: [T, heads, hd]; rotate-half over the first `rot` dims
+        cos, sin = cos_sin
         r, rest = x[..., :rot], x[..., rot:]
         half = rot // 2
         a, b = r[..., :half], r[..., half:]
         cs, sn = cos[:, None, :], sin[:, None, :]
         return np.concatenate([a * cs - b * sn, b * cs + a * sn, rest], axis=-1)
 
+    def is_sliding(l):
+        if mt == "gemma3_text":
+            if c.get("layer_types"):
+                return c["layer_types"][l] == "sliding_attention"
+            return bool((l + 1) % c["sliding_window_pattern"])
+        return window is not None and (not gemma or l % 2 == 0)
+
     scale = c["query_pre_attn_scalar"] ** -0.5 if gemma else hd ** -0.5
-    window = c.get("sliding_window") if mt in ("gemma2", "phi3", "mistral") else None
+    window = c.get("sliding_window") if mt in ("gemma2", "gemma3_text", "phi3", "mistral") else None
     h = W["model.embed_tokens.weight"][tokens]
     if gemma:
         h = h * math.sqrt(d)
@@ -232,13 +286,14 @@ def forward(c, w, tokens):
         if mt == "qwen2":
             q, k, v = q + W[p + "self_attn.q_proj.bias"], k + W[p + "self_attn.k_proj.bias"], v + W[p + "self_attn.v_proj.bias"]
         q, k, v = q.reshape(T, nh, hd), k.reshape(T, nkv, hd), v.reshape(T, nkv, hd)
-        if mt == "qwen3":
-            q = rms_norm(q, W[p + "self_attn.q_norm.weight"], eps)
-            k = rms_norm(k, W[p + "self_attn.k_norm.weight"], eps)
-        q, k = rope(q), rope(k)
+        if mt in ("qwen3", "gemma3_text"):
+            q = rms_norm(q, W[p + "self_attn.q_norm.weight"], eps, gemma)
+            k = rms_norm(k, W[p + "self_attn.k_norm.weight"], eps, gemma)
+        sliding = is_sliding(l)
+        cos_sin = local_rope if sliding else global_rope
+        q, k = rope(q, cos_sin), rope(k, cos_sin)
         group = nh // nkv
         out = np.zeros((T, nh, hd))
-        sliding = window is not None and (not gemma or l % 2 == 0)
         for hh in range(nh):
             s = (q[:, hh, :] @ k[:, hh // group, :].T) * scale
             if gemma and c.get("attn_logit_softcapping"):
@@ -283,9 +338,15 @@ def main():
     arch, out = sys.argv[2], sys.argv[3]
     os.makedirs(out, exist_ok=True)
     c = configs(arch)
+    tc = text_config(c)
     rng = np.random.default_rng(sum(map(ord, arch)))
-    w = make_weights(arch, c, rng)
-    write_safetensors(os.path.join(out, "model.safetensors"), w)
+    w = make_weights(arch, tc, rng)
+    stored = w
+    if c["model_type"] == "gemma3":  # transformers 4.50's multimodal layout
+        stored = {"language_model." + k: v for k, v in w.items()}
+        stored["vision_tower.vision_model.embeddings.patch_embedding.weight"] = rng.standard_normal((8, 3)).astype(np.float32)
+        stored["multi_modal_projector.mm_input_projection_weight"] = rng.standard_normal((8, 64)).astype(np.float32)
+    write_safetensors(os.path.join(out, "model.safetensors"), stored)
     with open(os.path.join(out, "config.json"), "w") as f:
         json.dump(c, f, indent=1)
     stories = os.path.join(SHARED, "models", "stories260K")
@@ -294,10 +355,10 @@ def main():
             shutil.copy(os.path.join(stories, name), out)
     n = 40 if arch == "phi3-long" else 24  # phi3-long: longer than original_max_position_embeddings
     tokens = [1] + [int(t) for t in np.random.default_rng(3).integers(3, VOCAB, n - 1)]
-    logits = forward(c, w, tokens)
+    logits = forward(tc, w, tokens)
     greedy, seq = [], list(tokens)
     for _ in range(16):
-        nxt = int(np.argmax(forward(c, w, seq)[-1]))
+        nxt = int(np.argmax(forward(tc, w, seq)[-1]))
         greedy.append(nxt)
         seq.append(nxt)
     with open(os.path.join(out, "reference.json"), "w") as f:

@@ -86,6 +86,62 @@ TEST(ChatTemplate, Gemma2ThreeTurns) {
   EXPECT_THROW(apply_chat_template(kGemma2Template, {{"user", "U"}, {"user", "U"}}, true, "<bos>", "<eos>"), Error);
 }
 
+// Gemma 3's template: the system message is folded into the first user turn; content
+// may be a string or a list of parts. Expected text rendered with jinja2 3.1.2 and
+// transformers' settings (trim_blocks, lstrip_blocks).
+const char* kGemma3Template = R"JINJA({{ bos_token }}
+{%- if messages[0]['role'] == 'system' -%}
+    {%- if messages[0]['content'] is string -%}
+        {%- set first_user_prefix = messages[0]['content'] + '\n\n' -%}
+    {%- else -%}
+        {%- set first_user_prefix = messages[0]['content'][0]['text'] + '\n\n' -%}
+    {%- endif -%}
+    {%- set loop_messages = messages[1:] -%}
+{%- else -%}
+    {%- set first_user_prefix = "" -%}
+    {%- set loop_messages = messages -%}
+{%- endif -%}
+{%- for message in loop_messages -%}
+    {%- if (message['role'] == 'user') != (loop.index0 % 2 == 0) -%}
+        {{ raise_exception("Conversation roles must alternate user/assistant/user/assistant/...") }}
+    {%- endif -%}
+    {%- if (message['role'] == 'assistant') -%}
+        {%- set role = "model" -%}
+    {%- else -%}
+        {%- set role = message['role'] -%}
+    {%- endif -%}
+    {{ '<start_of_turn>' + role + '\n' + (first_user_prefix if loop.first else "") }}
+    {%- if message['content'] is string -%}
+        {{ message['content'] | trim }}
+    {%- elif message['content'] is iterable -%}
+        {%- for item in message['content'] -%}
+            {%- if item['type'] == 'image' -%}
+                {{ '<start_of_image>' }}
+            {%- elif item['type'] == 'text' -%}
+                {{ item['text'] | trim }}
+            {%- endif -%}
+        {%- endfor -%}
+    {%- else -%}
+        {{ raise_exception("Invalid content type") }}
+    {%- endif -%}
+    {{ '<end_of_turn>\n' }}
+{%- endfor -%}
+{%- if add_generation_prompt -%}
+    {{'<start_of_turn>model\n'}}
+{%- endif -%}
+)JINJA";
+
+TEST(ChatTemplate, Gemma3FoldsTheSystemMessageIntoTheFirstTurn) {
+  const std::vector<ChatMessage> msgs = {
+      {"system", "Be brief."}, {"user", "Hi there"}, {"assistant", " Hello! How can I help? "}, {"user", "Tell me a story"}};
+  EXPECT_EQ(apply_chat_template(kGemma3Template, msgs, true, "<bos>", "<eos>"),
+            "<bos><start_of_turn>user\nBe brief.\n\nHi there<end_of_turn>\n<start_of_turn>model\nHello! How can I "
+            "help?<end_of_turn>\n<start_of_turn>user\nTell me a story<end_of_turn>\n<start_of_turn>model\n");
+  EXPECT_EQ(apply_chat_template(kGemma3Template, {{"user", "Hi there"}}, false, "<bos>", "<eos>"),
+            "<bos><start_of_turn>user\nHi there<end_of_turn>\n");
+  EXPECT_THROW(apply_chat_template(kGemma3Template, {{"user", "U"}, {"user", "U"}}, true, "<bos>", "<eos>"), Error);
+}
+
 TEST(ChatTemplate, Phi3ThreeTurns) {
   const std::vector<ChatMessage> msgs = {
       {"system", "Be brief."}, {"user", "Hi"}, {"assistant", "Hello!"}, {"user", "Tell me a story"}};

@@ -7,6 +7,7 @@
 
 #include "common/golden.h"
 #include "common/model_fixture.h"
+#include "common/rotated_keys.h"
 #include "qrun/error.h"
 #include "qrun/generate.h"
 #include "qrun/model.h"
@@ -160,20 +161,8 @@ TEST(Generate, ContextShiftMovesTheCacheAndRotatesKeysToTheirNewPositions) {
       ASSERT_TRUE(std::equal(kv.value(l, p), kv.value(l, p) + kv_dim, values_before[k].begin())) << l << " " << p;
   Model fresh = load(DType::F32, 64);
   fresh.forward(kept, logits.data());
-  // RoPE rotates pairs (i, i + head_dim/2); the f16 rounding before and after the turn
-  // moves each element by a few f16 steps (2^-10) of its pair's length. An unrotated or
-  // wrongly rotated key is off by about the pair's length: ~1000 steps.
-  const int half = static_cast<int>(shifted.hparams().head_dim) / 2;
-  float worst = 0;
-  for (int p = 0; p < n - drop; ++p) {
-    const uint16_t* got = kv.key(0, p);
-    const uint16_t* want = fresh.kv_cache().key(0, p);
-    for (int i = 0; i < kv_dim; ++i) {
-      const int partner = (i % (2 * half)) < half ? i + half : i - half;
-      const float len = std::hypot(f16_to_f32(want[i]), f16_to_f32(want[partner]));
-      worst = std::max(worst, std::abs(f16_to_f32(got[i]) - f16_to_f32(want[i])) / (len * 0x1p-10f + 1e-6f));
-    }
-  }
+  const float worst = test::max_key_error_in_f16_steps(kv, fresh.kv_cache(), 0, n - drop,
+                                                      static_cast<int>(shifted.hparams().head_dim));
   EXPECT_LE(worst, 4.0f) << "in f16 steps of the pair's length";
   // The shifted cache keeps generating.
   Sampler s(greedy_config());

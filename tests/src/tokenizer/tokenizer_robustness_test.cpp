@@ -187,14 +187,12 @@ TEST(Qtok, BadInputFailsWithAMessage) {
 namespace qrun {
 namespace {
 
-// A Llama-2-style tokenizer.json (normalizer Prepend "▁" + Replace " " -> "▁", BPE with
-// byte_fallback, merges by rank) built from llama2's tokenizer.model the way
-// transformers' SentencePiece converter does: every split of a piece into two pieces
-// is a merge, ranked by the merged piece's score. It must encode the golden llama2
-// texts exactly as the tokenizer.model does.
-TEST(TokenizerJson, SentencePieceStyleBpeMatchesTheModelFile) {
-  const Tokenizer spm(load_hf_tokenizer(test::shared_dir() / "tokenizers/llama2"));
-  const TokenizerData& d = spm.data();
+// llama2's tokenizer.model as a tokenizer.json with the given normalizer and
+// pre-tokenizer, built the way transformers' SentencePiece converter does: BPE with
+// byte_fallback, every split of a piece into two pieces a merge, ranked by the merged
+// piece's score.
+nlohmann::json llama2_as_tokenizer_json(const TokenizerData& d, const nlohmann::json& normalizer,
+                                        const nlohmann::json& pre_tokenizer) {
   nlohmann::json vocab = nlohmann::json::object(), merges = nlohmann::json::array(), added = nlohmann::json::array();
   std::unordered_map<std::string, int32_t> ids;
   for (size_t i = 0; i < d.pieces.size(); ++i) {
@@ -221,13 +219,22 @@ TEST(TokenizerJson, SentencePieceStyleBpeMatchesTheModelFile) {
   }
   std::stable_sort(all.begin(), all.end(), [](const Merge& a, const Merge& b) { return a.score > b.score; });
   for (const Merge& m : all) merges.push_back(d.pieces[size_t(m.left)] + " " + d.pieces[size_t(m.right)]);
-  const nlohmann::json j = {
-      {"added_tokens", added},
-      {"normalizer", {{"type", "Sequence"}, {"normalizers", {{{"type", "Prepend"}, {"prepend", "\xE2\x96\x81"}},
-                                                             {{"type", "Replace"}, {"pattern", {{"String", " "}}},
-                                                              {"content", "\xE2\x96\x81"}}}}}},
-      {"pre_tokenizer", nullptr},
-      {"model", {{"type", "BPE"}, {"byte_fallback", true}, {"unk_token", "<unk>"}, {"vocab", vocab}, {"merges", merges}}}};
+  return {{"added_tokens", added},
+          {"normalizer", normalizer},
+          {"pre_tokenizer", pre_tokenizer},
+          {"model", {{"type", "BPE"}, {"byte_fallback", true}, {"unk_token", "<unk>"}, {"vocab", vocab}, {"merges", merges}}}};
+}
+
+const nlohmann::json kSpacesToMetaspace = {{"type", "Replace"}, {"pattern", {{"String", " "}}}, {"content", "\xE2\x96\x81"}};
+
+// A Llama-2-style tokenizer.json (normalizer Prepend "\xE2\x96\x81" + Replace " " -> "\xE2\x96\x81") must
+// encode the golden llama2 texts exactly as the tokenizer.model does.
+TEST(TokenizerJson, SentencePieceStyleBpeMatchesTheModelFile) {
+  const Tokenizer spm(load_hf_tokenizer(test::shared_dir() / "tokenizers/llama2"));
+  const nlohmann::json normalizer = {
+      {"type", "Sequence"},
+      {"normalizers", {{{"type", "Prepend"}, {"prepend", "\xE2\x96\x81"}}, kSpacesToMetaspace}}};
+  const nlohmann::json j = llama2_as_tokenizer_json(spm.data(), normalizer, nullptr);
   test::ScratchDir dir;
   test::write_text(dir / "tokenizer.json", j.dump());
   test::write_text(dir / "tokenizer_config.json", R"({"bos_token": "<s>", "eos_token": "</s>", "add_bos_token": true})");
@@ -243,6 +250,23 @@ TEST(TokenizerJson, SentencePieceStyleBpeMatchesTheModelFile) {
   EXPECT_EQ(cases, 75);
   EXPECT_EQ(hf.encode("hi</s>hi", true, true), spm.encode("hi</s>hi", true, true));
   EXPECT_EQ(hf.decode(hf.encode(" a  b\n\xE6\x97\xA5", false, false)), " a  b\n\xE6\x97\xA5");
+}
+
+// Gemma's tokenizer.json (transformers' GemmaConverter): spaces replaced, no prefix, and
+// a Split pre-tokenizer on " " that finds no space left. With llama2's vocabulary it
+// encodes " " + text as the llama2 model, which adds "\xE2\x96\x81" in front, encodes text.
+TEST(TokenizerJson, GemmaStyleSplitOnSpaceAfterTheReplaceIsANoOp) {
+  const Tokenizer spm(load_hf_tokenizer(test::shared_dir() / "tokenizers/llama2"));
+  const nlohmann::json split = {{"type", "Split"}, {"pattern", {{"String", " "}}}, {"behavior", "MergedWithPrevious"},
+                                {"invert", false}};
+  test::ScratchDir dir;
+  test::write_text(dir / "tokenizer.json", llama2_as_tokenizer_json(spm.data(), kSpacesToMetaspace, split).dump());
+  const Tokenizer gemma_style(load_hf_tokenizer(dir.path()));
+  for (const std::string text : {"Hello world", " two  spaces", "end with space ", "a\tb\nc", "\xE6\x97\xA5 \xF0\x9F\x98\x80 x"})
+    EXPECT_EQ(gemma_style.encode(" " + text, false, false), spm.encode(text, false, false)) << text;
+  // Without the Replace the split would matter: refused, not silently ignored.
+  test::write_text(dir / "tokenizer.json", llama2_as_tokenizer_json(spm.data(), nullptr, split).dump());
+  EXPECT_THROW(load_hf_tokenizer(dir.path()), Error);
 }
 
 }  // namespace
@@ -288,6 +312,29 @@ TEST(TokenizerNormalizer, NfcAroundInvalidBytes) {
 
 namespace qrun {
 namespace {
+
+// The chat template may sit in its own file: chat_template.jinja (transformers' newer
+// layout, taken over tokenizer_config.json's as transformers does) or a multimodal
+// processor's chat_template.json (Gemma 3), read when tokenizer_config.json has none.
+TEST(TokenizerConfig, ChatTemplateFiles) {
+  test::ScratchDir dir;
+  std::filesystem::copy_file(test::stories_dir() / "tokenizer.model", dir / "tokenizer.model");
+  test::write_text(dir / "chat_template.json", R"({"chat_template": "{{ 'from json' }}"})");
+  EXPECT_EQ(Tokenizer(load_hf_tokenizer(dir.path())).chat_template(), "{{ 'from json' }}");
+  test::write_text(dir / "tokenizer_config.json", R"({"chat_template": "{{ 'from config' }}"})");
+  EXPECT_EQ(Tokenizer(load_hf_tokenizer(dir.path())).chat_template(), "{{ 'from config' }}");
+  test::write_text(dir / "chat_template.jinja", "{{ 'from jinja' }}\n");
+  EXPECT_EQ(Tokenizer(load_hf_tokenizer(dir.path())).chat_template(), "{{ 'from jinja' }}\n");
+  std::filesystem::remove(dir / "chat_template.jinja");
+  std::filesystem::remove(dir / "tokenizer_config.json");
+  test::write_text(dir / "chat_template.json", R"({"chat_template": 7})");
+  try {
+    load_hf_tokenizer(dir.path());
+    ADD_FAILURE() << "accepted a chat_template.json without a template";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("chat_template.json"), std::string::npos) << e.what();
+  }
+}
 
 // eos_token_id may be a list (end-of-turn ids) in generation_config.json / config.json.
 TEST(TokenizerConfig, EosListFromGenerationConfig) {
