@@ -33,6 +33,9 @@ struct RuntimeOptions {
   // prompts), 0: 16 in generation steps (step()) where the CPU's kernel does them in one
   // pass, else 8. Prompt tokens always take the prompt bits, however they are batched.
   int q8_activation_bits = 0;
+  // Sliding-window layers keep every position of the context, not a ring of the window
+  // (more memory; a cached prefix is then always reused, see Model::truncate).
+  bool swa_full = false;
 };
 
 // The inputs the projections read, one per group of matrices that share it.
@@ -97,7 +100,9 @@ class Model {
   // Forget the conversation (the KV cache is reused).
   void reset() { truncate(0); }
   // Keep the first n cached tokens and forget the rest (prefix reuse: a prompt that
-  // extends tokens()[0, n) evaluates only its new tokens).
+  // extends tokens()[0, n) evaluates only its new tokens). Sliding layers that keep a
+  // ring (RunPlan::kv_ring) may no longer hold the window before n: then nothing is kept
+  // and position() is 0.
   void truncate(int n);
   // Context shift: forget `count` tokens after the first `keep` and move the later ones
   // down, so generation can go on in a full context. Cached keys are rotated back by
@@ -128,6 +133,7 @@ class Model {
   int batch_;
   std::string kernel_choice_;
   int pos_ = 0;
+  int ring_from_ = 0;            // the first position the sliding layers' rings still hold
   std::vector<int32_t> tokens_;  // capacity: context_length()
   InputObserver observer_;       // usually empty: forward() then pays one test per input
 };

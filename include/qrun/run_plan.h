@@ -25,6 +25,10 @@ struct RunPlan {
   int q8_prompt_bits = 0, q8_step_bits = 0;
   std::vector<LayerPlace> layers;  // one per layer
   int gpu_first = 0, gpu_count = 0;
+  // Per host KV slot: the ring of positions a sliding-window layer keeps (window + batch,
+  // where that is under half the context and RuntimeOptions::swa_full is off), 0: the
+  // whole context.
+  std::vector<int> kv_ring;
   uint64_t kv_cache_bytes = 0;     // host KV cache: CPU layers only
   uint64_t scratch_bytes = 0;      // activations, int8 activations, attention tiles, logits
   uint64_t weight_bytes = 0;       // host pages of weights resident at peak
@@ -35,6 +39,7 @@ struct RunPlan {
   bool on_gpu(int layer) const { return layers[static_cast<size_t>(layer)] == LayerPlace::Gpu; }
   // The layer's slot in the host KV cache (-1 for a GPU layer, whose cache is on the device).
   int kv_slot(int layer) const;
+  int ring_positions() const;  // the sliding layers' ring, 0 when none keeps one
   // Forward-batch rows that need 16-bit activation buffers.
   int q8_wide_rows() const { return q8_prompt_bits == 16 ? batch : q8_step_bits == 16 ? 1 : 0; }
   // "q8 activations 16-bit in steps, 8-bit in prompts", or "" without Q8 matrices.

@@ -57,6 +57,11 @@ CLI::Validator ParsedBy(Parse parse) {
       "");
 }
 
+// --swa-full: RuntimeOptions::swa_full.
+inline constexpr const char* kSwaFullHelp =
+    "Sliding-window layers keep the whole context, not a ring of window + batch positions (more memory; a cached "
+    "prefix is always reused)";
+
 // --q8-activations BITS: RuntimeOptions::q8_activation_bits (0, the default: chosen).
 inline void add_q8_activations_option(CLI::App& app, int& bits) {
   app.add_option("--q8-activations", bits,

@@ -34,7 +34,7 @@ struct Args {
   qrun::SamplerConfig sampling;
   int64_t seed = -1;
   std::string prefetch;
-  bool no_blas = false, mlock = false, no_mmap = false, ignore_eos = false, verbose_prompt = false, special = false;
+  bool no_blas = false, swa_full = false, mlock = false, no_mmap = false, ignore_eos = false, verbose_prompt = false, special = false;
   bool no_display_prompt = false, verify = false, estimate = false, verbose = false;
   std::string mem_budget;
   int n_gpu_layers = 0;
@@ -112,8 +112,11 @@ void print_timings(double load_ms, const qrun::GenerationStats& st, const qrun::
                rate(st.eval_tokens, st.eval_ms));
   std::fprintf(stderr, "qrun: memory      = peak RSS %.1f MiB; now %.1f MiB private + %.1f MiB mapped model (shared)\n",
                mib(mem.peak_rss), mib(mem.rss_anon), mib(mem.rss_file));
-  std::fprintf(stderr, "qrun: threads     = %d, SIMD %s, %s, context %d, KV cache f16\n", m.threads(),
-               qrun::simd_target_name(), m.kernel_choice().c_str(), m.context_length());
+  std::string ring;
+  if (const int r = m.plan().ring_positions()) ring = ", sliding layers keep " + std::to_string(r) + " positions";
+  std::fprintf(stderr, "qrun: threads     = %d, SIMD %s, %s, context %d, KV cache f16 %.1f MiB%s\n", m.threads(),
+               qrun::simd_target_name(), m.kernel_choice().c_str(), m.context_length(), mib(m.kv_cache().bytes()),
+               ring.c_str());
   if (m.gpu_layers() > 0)
     std::fprintf(stderr, "qrun: gpu         = %d layers on %s\n", m.gpu_layers(), m.gpu_device().c_str());
   const int runs = st.eval_tokens + 1;
@@ -163,6 +166,7 @@ int main(int argc, char** argv) {
       ->check(qrun::cli::ParsedBy(qrun::parse_prefetch_config));
   app.add_flag("--no-blas", a.no_blas, "Float-weight prompt batches on qrun's own kernels instead of OpenBLAS");
   qrun::cli::add_q8_activations_option(app, a.q8_activations);
+  app.add_flag("--swa-full", a.swa_full, qrun::cli::kSwaFullHelp);
   app.add_flag("--mlock", a.mlock, "Lock the model in RAM (needs RLIMIT_MEMLOCK)");
   app.add_flag("--no-mmap", a.no_mmap, "Read the model into private memory instead of mapping it");
   app.add_flag("--ignore-eos", a.ignore_eos, "Keep generating past end-of-sequence");
@@ -234,6 +238,7 @@ int main(int argc, char** argv) {
     ro.context = a.context;
     ro.batch = a.batch;
     ro.q8_activation_bits = a.q8_activations;
+    ro.swa_full = a.swa_full;
     ro.verify_checksums = a.verify;
     if (!a.mem_budget.empty()) ro.mem_budget = parse_size(a.mem_budget);
     if (a.n_gpu_layers > 0 || !a.gpu_layers.empty())

@@ -23,6 +23,7 @@ int main(int argc, char** argv) {
   CLI::App app{"qserve: OpenAI-compatible server for a qrun model file"};
   qrun::server::ServerOptions o;
   int threads = 0, batch = 0, worker_fd = -1, q8_activations = 0;
+  bool swa_full = false;
   app.add_option("-m,--model", o.model_path, "Model file written by qconvert")->required();
   app.add_option("--host", o.host, "Address to listen on")->capture_default_str();
   app.add_option("--port", o.port, "Port to listen on")->check(CLI::Range(1, 65535))->capture_default_str();
@@ -34,6 +35,7 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(0, 1 << 20));
   app.add_option("-b,--batch-size", batch, "Prompt tokens per batch")->check(CLI::Range(0, 4096));
   qrun::cli::add_q8_activations_option(app, q8_activations);
+  app.add_flag("--swa-full", swa_full, qrun::cli::kSwaFullHelp);
   app.add_option("--api-key", o.api_key, "Require 'Authorization: Bearer KEY' (all routes but /health)");
   app.add_option("--max-body", o.max_body, "Largest request body in bytes (413 beyond)")
       ->check(CLI::Range(size_t{1}, size_t{1} << 30))->capture_default_str();
@@ -56,12 +58,14 @@ int main(int argc, char** argv) {
     ro.threads = o.threads_per_worker;
     ro.batch = batch;
     ro.q8_activation_bits = q8_activations;
+    ro.swa_full = swa_full;
     if (worker_fd >= 0) return qrun::server::run_worker(worker_fd, o.model_path, ro);
 
     o.worker_argv = {"/proc/self/exe", "--worker-fd", "3", "-m", o.model_path, "-t",
                      std::to_string(o.threads_per_worker), "-c", std::to_string(o.context), "-b",
                      std::to_string(batch)};
     if (q8_activations) o.worker_argv.insert(o.worker_argv.end(), {"--q8-activations", std::to_string(q8_activations)});
+    if (swa_full) o.worker_argv.push_back("--swa-full");
     return qrun::server::run_server(o);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "qserve: %s\n", e.what());

@@ -152,6 +152,7 @@ void Model::forward_batch(const int32_t* tokens, int n, float* logits, bool all_
       rope_apply(k, n_kv, hd, pos0 + i, rope, rope_scale);
       f32_to_f16_row(k, cache_.key(slot, pos0 + i), kv_dim);
       f32_to_f16_row(v, cache_.value(slot, pos0 + i), kv_dim);
+      cache_.mirror(slot, pos0 + i);
     }
     // Attention work grows with the context; split by (token, head) once it is worth it.
     const int64_t kv_bytes = int64_t{n} * n_heads * (pos0 + n) * hd * 4;
@@ -188,6 +189,7 @@ void Model::forward_batch(const int32_t* tokens, int n, float* logits, bool all_
     streamer_->after_layer(l);
   }
   pos_ += n;
+  if (const int ring = plan_.ring_positions()) ring_from_ = std::max(ring_from_, pos_ - ring);
   if (!logits) return;
 
   // Final norm and output head, for the last token or all of them.

@@ -79,10 +79,11 @@ GenerationStats generate(Model& model, std::span<const int32_t> prompt, Sampler&
   const size_t common = std::mismatch(cached.begin(), cached.end(), prompt.begin(), prompt.end()).first - cached.begin();
   const int reuse = static_cast<int>(std::min(common, prompt.size() - 1));
   model.truncate(reuse);
+  const int kept = model.position();  // a sliding window's ring may keep less
   auto t0 = std::chrono::steady_clock::now();
-  model.forward(prompt.subspan(static_cast<size_t>(reuse)), logits.data());
-  st.reused_tokens = reuse;
-  st.prompt_tokens = static_cast<int>(prompt.size()) - reuse;
+  model.forward(prompt.subspan(static_cast<size_t>(kept)), logits.data());
+  st.reused_tokens = kept;
+  st.prompt_tokens = static_cast<int>(prompt.size()) - kept;
   st.prompt_ms = ms_since(t0);
 
   t0 = std::chrono::steady_clock::now();

@@ -31,8 +31,7 @@ Model::Model(const std::string& path, const RuntimeOptions& options)
       tokenizer_(deserialize_tokenizer(file_)),
       plan_(plan_run(file_, options)),
       pool_(plan_.threads),
-      cache_(static_cast<int>(file_.hparams().n_layers) - plan_.gpu_count, plan_.context,
-             static_cast<int>(file_.hparams().n_kv_heads * file_.hparams().head_dim)),
+      cache_(plan_.kv_ring, plan_.context, static_cast<int>(file_.hparams().n_kv_heads * file_.hparams().head_dim)),
       batch_(plan_.batch),
       kernel_choice_(apply_kernel_choice(options.prefetch, options.blas) +
                      (plan_.q8_step_bits ? ", " + plan_.describe_q8_activations() : "")) {
@@ -142,35 +141,70 @@ void Model::truncate(int n) {
   if (n < 0 || n > pos_)
     throw Error("truncate: " + std::to_string(n) + " tokens asked, " + std::to_string(pos_) + " cached");
   pos_ = n;
+  // The next query reads the window before n: a ring that no longer holds it starts over.
+  if (plan_.ring_positions() && ring_from_ > std::max(0, n - static_cast<int>(hparams().sliding_window)))
+    pos_ = ring_from_ = 0;
 }
 
 void Model::shift_context(int keep, int count) {
   if (keep < 0 || count <= 0 || keep + count > pos_)
     throw Error("context shift: cannot drop " + std::to_string(count) + " tokens after " + std::to_string(keep) +
                 " of " + std::to_string(pos_));
-  const int moved = pos_ - keep - count;
+  const int moved = pos_ - keep - count, new_pos = pos_ - count;
   std::copy_n(tokens_.begin() + keep + count, moved, tokens_.begin() + keep);
-  if (gpu_) {
-    // The offloaded layers keep their cache on the device: recompute every layer from the kept tokens.
-    const std::vector<int32_t> kept(tokens_.begin(), tokens_.begin() + keep + moved);
-    pos_ = 0;
+  // The sliding layers' rings must give the new window: its moved positions are the last
+  // ones written, but a kept one may be long gone from the ring.
+  const int window_from = std::max(0, new_pos - static_cast<int>(hparams().sliding_window));
+  if (gpu_ || (plan_.ring_positions() && window_from < keep && window_from < ring_from_)) {
+    // Offloaded layers keep their cache on the device, a ring only recent positions:
+    // recompute every layer from the kept tokens.
+    const std::vector<int32_t> kept(tokens_.begin(), tokens_.begin() + new_pos);
+    pos_ = ring_from_ = 0;
     forward(kept, nullptr);
     return;
   }
   const auto& hp = hparams();
   const int n_kv = static_cast<int>(hp.n_kv_heads), hd = static_cast<int>(hp.head_dim), kv_dim = n_kv * hd;
-  const int slots = static_cast<int>(hp.n_layers) - plan_.gpu_count;  // the host cache's layers
+  const int slots = static_cast<int>(hp.n_layers);  // no GPU layers here: slot = layer
+  // The old position's key turned back by `count` (no attention factor again).
+  auto turned_key = [&](int l, int from, float* k, uint16_t* out) {
+    widen_row_to_f32(DType::F16, cache_.key(l, from), kv_dim, k);
+    rope_apply(k, n_kv, hd, -count, rope_table(l));
+    f32_to_f16_row(k, out, kv_dim);
+  };
   pool_.parallel_for(int64_t{slots} * moved, [&](int64_t i0, int64_t i1) {
     std::vector<float> k(static_cast<size_t>(kv_dim));
     for (int64_t i = i0; i < i1; ++i) {
       const int l = static_cast<int>(i / moved), to = keep + static_cast<int>(i % moved), from = to + count;
-      widen_row_to_f32(DType::F16, cache_.key(l, from), kv_dim, k.data());
-      rope_apply(k.data(), n_kv, hd, -count, rope_table(l));  // a turn back: no attention factor again
-      f32_to_f16_row(k.data(), cache_.key(l, to), kv_dim);
+      if (cache_.ring(l)) continue;
+      turned_key(l, from, k.data(), cache_.key(l, to));
       std::copy_n(cache_.value(l, from), kv_dim, cache_.value(l, to));
     }
   }, 1);
-  pos_ -= count;
+  // A ring's old and new rows overlap: gather the new window first, then store it.
+  pool_.parallel_for(slots, [&](int64_t l0, int64_t l1) {
+    std::vector<float> k(static_cast<size_t>(kv_dim));
+    std::vector<uint16_t> keys, values;
+    for (int l = static_cast<int>(l0); l < l1; ++l) {
+      if (!cache_.ring(l)) continue;
+      keys.resize(size_t(new_pos - window_from) * kv_dim);
+      values.resize(keys.size());
+      for (int to = window_from; to < new_pos; ++to) {
+        uint16_t* key = &keys[size_t(to - window_from) * kv_dim];
+        const int from = to < keep ? to : to + count;
+        if (to < keep) std::copy_n(cache_.key(l, from), kv_dim, key);
+        else turned_key(l, from, k.data(), key);
+        std::copy_n(cache_.value(l, from), kv_dim, &values[size_t(to - window_from) * kv_dim]);
+      }
+      for (int to = window_from; to < new_pos; ++to) {
+        std::copy_n(&keys[size_t(to - window_from) * kv_dim], kv_dim, cache_.key(l, to));
+        std::copy_n(&values[size_t(to - window_from) * kv_dim], kv_dim, cache_.value(l, to));
+        cache_.mirror(l, to);
+      }
+    }
+  }, 1);
+  if (plan_.ring_positions()) ring_from_ = window_from;
+  pos_ = new_pos;
 }
 
 }  // namespace qrun

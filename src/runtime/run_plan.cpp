@@ -5,6 +5,7 @@
 #include "qrun/error.h"
 #include "qrun/memory_estimate.h"
 #include "qrun/model.h"
+#include "qrun/model_layout.h"
 #include "qrun/thread_pool.h"
 #include "src/runtime/gpu_offload.h"
 #include "src/runtime/kernel_choice.h"
@@ -18,6 +19,11 @@ int RunPlan::count(LayerPlace p) const { return static_cast<int>(std::count(laye
 int RunPlan::kv_slot(int layer) const {
   if (on_gpu(layer)) return -1;
   return layer - (layer >= gpu_first + gpu_count ? gpu_count : 0);
+}
+
+int RunPlan::ring_positions() const {
+  const auto it = std::find_if(kv_ring.begin(), kv_ring.end(), [](int r) { return r > 0; });
+  return it == kv_ring.end() ? 0 : *it;
 }
 
 std::string RunPlan::describe_q8_activations() const {
@@ -47,9 +53,15 @@ RunPlan plan_run(const ModelFile& file, const RuntimeOptions& options) {
     for (int l = range.first; l < range.first + range.count; ++l) plan.layers[static_cast<size_t>(l)] = LayerPlace::Gpu;
     plan.device_bytes = GpuOffload::device_bytes(file, range, plan.context, plan.batch);
   }
-  const int host_layers = n_layers - plan.gpu_count;
-  plan.kv_cache_bytes = uint64_t(host_layers) * 2 * static_cast<uint64_t>(plan.context) * hp.n_kv_heads * hp.head_dim *
-                        sizeof(uint16_t);
+  // A sliding layer's queries read at most the window: its ring holds the window and the
+  // batch whose keys are written before it attends.
+  const int64_t ring = int64_t{hp.sliding_window} + plan.batch;
+  const bool rings = hp.sliding_window && !options.swa_full && 2 * ring < plan.context;
+  for (int l = 0; l < n_layers; ++l)
+    if (!plan.on_gpu(l)) plan.kv_ring.push_back(rings && layer_is_sliding(hp, l) ? static_cast<int>(ring) : 0);
+  for (const int r : plan.kv_ring)
+    plan.kv_cache_bytes += 2 * static_cast<uint64_t>(r ? 2 * r : plan.context) * hp.n_kv_heads * hp.head_dim *
+                           sizeof(uint16_t);
   const int bits = options.q8_activation_bits;
   if (bits != 0 && bits != 8 && bits != 16)
     throw Error(file.path(), -1, "q8 activation bits " + std::to_string(bits) + ": must be 8 or 16 (0: chosen)");
