@@ -106,8 +106,9 @@ class Model {
   void truncate(int n);
   // Context shift: forget `count` tokens after the first `keep` and move the later ones
   // down, so generation can go on in a full context. Cached keys are rotated back by
-  // `count` positions (RoPE of p - count = RoPE(-count) after RoPE(p)); layers on a GPU
-  // are recomputed from the kept tokens instead.
+  // `count` positions (RoPE of p - count = RoPE(-count) after RoPE(p)); layers on a GPU,
+  // or sliding-window rings that dropped a kept token the new window needs, are
+  // recomputed from the kept tokens instead.
   void shift_context(int keep, int count);
 
  private:
@@ -116,6 +117,10 @@ class Model {
   // A layer's RoPE frequencies: the sliding layers' own where the model has them (Gemma 3).
   bool local_rope(int layer) const;
   const std::vector<float>& rope_table(int layer) const;
+  // Context shift helpers: a cached key turned back by `count` positions; the rings'
+  // new window [from, to) gathered from the old positions.
+  void turn_key_back(int layer, int pos, int count, float* scratch, uint16_t* out);
+  void shift_rings(int keep, int count, int from, int to);
 
   ModelFile file_;
   Tokenizer tokenizer_;

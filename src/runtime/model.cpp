@@ -163,48 +163,50 @@ void Model::shift_context(int keep, int count) {
     forward(kept, nullptr);
     return;
   }
-  const auto& hp = hparams();
-  const int n_kv = static_cast<int>(hp.n_kv_heads), hd = static_cast<int>(hp.head_dim), kv_dim = n_kv * hd;
-  const int slots = static_cast<int>(hp.n_layers);  // no GPU layers here: slot = layer
-  // The old position's key turned back by `count` (no attention factor again).
-  auto turned_key = [&](int l, int from, float* k, uint16_t* out) {
-    widen_row_to_f32(DType::F16, cache_.key(l, from), kv_dim, k);
-    rope_apply(k, n_kv, hd, -count, rope_table(l));
-    f32_to_f16_row(k, out, kv_dim);
-  };
+  const int kv_dim = cache_.kv_dim(), slots = static_cast<int>(hparams().n_layers);  // no GPU here: slot = layer
   pool_.parallel_for(int64_t{slots} * moved, [&](int64_t i0, int64_t i1) {
     std::vector<float> k(static_cast<size_t>(kv_dim));
     for (int64_t i = i0; i < i1; ++i) {
       const int l = static_cast<int>(i / moved), to = keep + static_cast<int>(i % moved), from = to + count;
       if (cache_.ring(l)) continue;
-      turned_key(l, from, k.data(), cache_.key(l, to));
+      turn_key_back(l, from, count, k.data(), cache_.key(l, to));
       std::copy_n(cache_.value(l, from), kv_dim, cache_.value(l, to));
     }
   }, 1);
-  // A ring's old and new rows overlap: gather the new window first, then store it.
-  pool_.parallel_for(slots, [&](int64_t l0, int64_t l1) {
+  if (plan_.ring_positions()) shift_rings(keep, count, window_from, new_pos);
+  pos_ = new_pos;
+}
+
+void Model::turn_key_back(int layer, int pos, int count, float* scratch, uint16_t* out) {
+  const int kv_dim = cache_.kv_dim(), hd = static_cast<int>(hparams().head_dim);
+  widen_row_to_f32(DType::F16, cache_.key(layer, pos), kv_dim, scratch);
+  rope_apply(scratch, kv_dim / hd, hd, -count, rope_table(layer));  // no attention factor again
+  f32_to_f16_row(scratch, out, kv_dim);
+}
+
+// A ring's old and new rows overlap: gather the new window [from, to) first, then store it.
+void Model::shift_rings(int keep, int count, int from, int to) {
+  const int kv_dim = cache_.kv_dim();
+  pool_.parallel_for(hparams().n_layers, [&](int64_t l0, int64_t l1) {
     std::vector<float> k(static_cast<size_t>(kv_dim));
-    std::vector<uint16_t> keys, values;
+    std::vector<uint16_t> keys(size_t(to - from) * kv_dim), values(keys.size());
     for (int l = static_cast<int>(l0); l < l1; ++l) {
       if (!cache_.ring(l)) continue;
-      keys.resize(size_t(new_pos - window_from) * kv_dim);
-      values.resize(keys.size());
-      for (int to = window_from; to < new_pos; ++to) {
-        uint16_t* key = &keys[size_t(to - window_from) * kv_dim];
-        const int from = to < keep ? to : to + count;
-        if (to < keep) std::copy_n(cache_.key(l, from), kv_dim, key);
-        else turned_key(l, from, k.data(), key);
-        std::copy_n(cache_.value(l, from), kv_dim, &values[size_t(to - window_from) * kv_dim]);
+      for (int p = from; p < to; ++p) {
+        uint16_t* key = &keys[size_t(p - from) * kv_dim];
+        const int old = p < keep ? p : p + count;
+        if (p < keep) std::copy_n(cache_.key(l, old), kv_dim, key);
+        else turn_key_back(l, old, count, k.data(), key);
+        std::copy_n(cache_.value(l, old), kv_dim, &values[size_t(p - from) * kv_dim]);
       }
-      for (int to = window_from; to < new_pos; ++to) {
-        std::copy_n(&keys[size_t(to - window_from) * kv_dim], kv_dim, cache_.key(l, to));
-        std::copy_n(&values[size_t(to - window_from) * kv_dim], kv_dim, cache_.value(l, to));
-        cache_.mirror(l, to);
+      for (int p = from; p < to; ++p) {
+        std::copy_n(&keys[size_t(p - from) * kv_dim], kv_dim, cache_.key(l, p));
+        std::copy_n(&values[size_t(p - from) * kv_dim], kv_dim, cache_.value(l, p));
+        cache_.mirror(l, p);
       }
     }
   }, 1);
-  if (plan_.ring_positions()) ring_from_ = window_from;
-  pos_ = new_pos;
+  ring_from_ = from;
 }
 
 }  // namespace qrun
