@@ -133,6 +133,14 @@ CONFIGS = {
                "rms_norm_eps": 1e-5, "tie_word_embeddings": True, "head_dim": 64,
                "rope_scaling": {"factor": 32.0, "high_freq_factor": 4.0, "low_freq_factor": 1.0,
                                 "original_max_position_embeddings": 8192, "rope_type": "llama3"}},
+    "gemma3-4b": {"architectures": ["Gemma3ForConditionalGeneration"], "model_type": "gemma3",
+                  "text_config": {"hidden_size": 2560, "intermediate_size": 10240, "model_type": "gemma3_text",
+                                  "num_hidden_layers": 34, "sliding_window": 1024,
+                                  "rope_scaling": {"factor": 8.0, "rope_type": "linear"}}},
+    "gemma3-1b": {"architectures": ["Gemma3ForCausalLM"], "model_type": "gemma3_text", "hidden_size": 1152,
+                  "intermediate_size": 6912, "num_hidden_layers": 6, "num_attention_heads": 4,
+                  "num_key_value_heads": 1, "head_dim": 256, "vocab_size": 262144, "sliding_window": 512,
+                  "layer_types": ["sliding_attention"] * 5 + ["full_attention"]},
 }
 
 
@@ -163,6 +171,9 @@ def main():
                                                    {"type": "Replace", "pattern": {"String": " "}, "content": SPACE}]}))
     write(os.path.join(tok_dir, "seed-sentencepiece-metaspace.json"), sentencepiece_json(
         {"type": "Metaspace", "replacement": SPACE, "prepend_scheme": "first", "split": False}, None, False))
+    write(os.path.join(tok_dir, "seed-sentencepiece-gemma.json"), sentencepiece_json(
+        {"type": "Split", "pattern": {"String": " "}, "behavior": "MergedWithPrevious", "invert": False},
+        {"type": "Replace", "pattern": {"String": " "}, "content": SPACE}))
 
     tmpl_dir = os.path.join(out, "chat_template")
     for path in sorted(glob.glob(os.path.join(shared, "**", "tokenizer_config.json"), recursive=True)):
