@@ -1,6 +1,7 @@
 #include "convert/converter.h"
 
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <map>
 #include <set>
@@ -9,6 +10,7 @@
 #include "convert/hf_config.h"
 #include "convert/safetensors.h"
 #include "quant/type_policy.h"
+#include "qrun/chat_template.h"
 #include "qrun/error.h"
 #include "qrun/model_layout.h"
 #include "qrun/tokenizer.h"
@@ -61,9 +63,20 @@ WriteSummary convert_hf_checkpoint(const std::string& hf_dir, const std::string&
   hp.weight_type = static_cast<uint32_t>(options.weight_type);
   const SafetensorsCheckpoint ckpt(hf_dir);
   auto tokenizer = load_hf_tokenizer(hf_dir);
+  // A template qrun cannot run does not stop the conversion (raw prompts work, and
+  // --chat-template can replace it), but say so now rather than at the first --chat.
+  const Tokenizer tok(tokenizer);
+  if (!tok.chat_template().empty()) {
+    try {
+      check_chat_template(tok.chat_template());
+    } catch (const Error& e) {
+      std::fprintf(stderr, "qconvert: warning: %s: the chat template cannot be run (%s); qrun --chat will need "
+                           "--chat-template\n", hf_dir.c_str(), e.what());
+    }
+  }
   // Ids past the embedding rows would make the file unloadable (qrun checks it too):
   // tokenizer files of another model, say so before converting.
-  if (const int32_t n = Tokenizer(tokenizer).vocab_size(); static_cast<uint32_t>(n) > hp.vocab_size)
+  if (const int32_t n = tok.vocab_size(); static_cast<uint32_t>(n) > hp.vocab_size)
     throw Error(hf_dir, -1, "the tokenizer has " + std::to_string(n) + " tokens but config.json's vocab_size is " +
                                 std::to_string(hp.vocab_size) + " (tokenizer files of another model?)");
   const std::vector<uint8_t> tok_blob = serialize_tokenizer(*tokenizer);
@@ -101,7 +114,9 @@ WriteSummary convert_hf_checkpoint(const std::string& hf_dir, const std::string&
     }
     std::string src_name = hf_tensor_name(spec.name, hp.arch);
     const SafeTensor* src = find_text_tensor(ckpt, src_name, config.multimodal, &src_name);
-    if (!src) throw Error(hf_dir, -1, "checkpoint lacks tensor '" + src_name + "'");
+    if (!src)
+      throw Error(hf_dir, -1, "checkpoint lacks tensor '" + src_name + "'" +
+                                  (config.multimodal ? " (also looked for it under language_model. and model.language_model.)" : ""));
     used.insert(src_name);
     // A fused source (Phi-3's qkv_proj, gate_up_proj) holds this tensor's rows after others'.
     const int64_t first_row = part_row_offset(recipe.part, hp);
@@ -112,8 +127,9 @@ WriteSummary convert_hf_checkpoint(const std::string& hf_dir, const std::string&
     if (!shape_ok) {
       std::string got;
       for (int64_t d : src->shape) got += (got.empty() ? "" : ", ") + std::to_string(d);
-      throw Error(src->file, -1, "tensor '" + src_name + "' has shape [" + got + "], config.json implies [" +
-                                     std::to_string(src_rows) + ", " + std::to_string(spec.cols) + "]");
+      const std::string want = spec.n_dims == 1 ? std::to_string(spec.cols)
+                                                : std::to_string(src_rows) + ", " + std::to_string(spec.cols);
+      throw Error(src->file, -1, "tensor '" + src_name + "' has shape [" + got + "], config.json implies [" + want + "]");
     }
     std::vector<float> importance;
     if (dtype_is_quantized(t.dtype)) importance = column_importance(input_stats, spec.name, spec.cols, hf_dir);

@@ -55,7 +55,8 @@ struct ConfigReader {
   }
   uint32_t u32_value(const json& v, const char* key) const {
     if (!v.is_number_unsigned() || v.get<uint64_t>() > 0xffffffffu)
-      throw Error(file, -1, std::string("field \"") + key + "\" is not a non-negative integer");
+      throw Error(file, -1, std::string("field \"") + key + "\" is " + v.dump().substr(0, 40) +
+                                ", not an integer in [0, 4294967295]");
     return v.get<uint32_t>();
   }
 };
@@ -90,31 +91,55 @@ json gemma3_text_defaults() {
           {"sliding_window", 4096u}, {"sliding_window_pattern", 6u}, {"tie_word_embeddings", true}};
 }
 
-// Which layers slide: layer_types (newer transformers) or sliding_window_pattern. qrun
-// stores a period (every period-th layer global), so other patterns are refused.
+// A per-layer list (layer_types, no_rope_layers) whose `odd` layers must be every n-th
+// one, as qrun stores a period: the period, 0 when no layer is odd.
+uint32_t odd_layer_period(const ConfigReader& r, const char* field, uint32_t n_layers,
+                          const std::vector<json>& allowed, const json& odd) {
+  const json& list = r.j[field];
+  if (!list.is_array() || list.size() != n_layers)
+    throw Error(r.file, -1, std::string(field) + " must list one value per layer (" + std::to_string(n_layers) + ")");
+  std::vector<bool> marked;
+  for (const json& v : list) {
+    if (std::find(allowed.begin(), allowed.end(), v) == allowed.end())
+      throw Error(r.file, -1, std::string(field) + " holds " + v.dump() + " (allowed: " + json(allowed).dump() + ")");
+    marked.push_back(v == odd);
+  }
+  const auto first = std::find(marked.begin(), marked.end(), true);
+  if (first == marked.end()) return 0;
+  const uint32_t period = static_cast<uint32_t>(first - marked.begin()) + 1;
+  for (size_t l = 0; l < marked.size(); ++l) {
+    if (marked[l] == ((l + 1) % period == 0)) continue;
+    std::string at;
+    for (size_t i = 0; i < marked.size(); ++i)
+      if (marked[i]) at += (at.empty() ? "" : ", ") + std::to_string(i);
+    throw Error(r.file, -1, std::string(field) + ": " + odd.dump() + " must be every n-th layer (n-1, 2n-1, ...), " +
+                                "as qrun stores a period; here it is layers " + at.substr(0, 200));
+  }
+  return period;
+}
+
+bool has_field(const ConfigReader& r, const char* field) { return r.j.contains(field) && !r.j[field].is_null(); }
+
+// Which layers slide: layer_types (newer transformers) or sliding_window_pattern.
 void read_gemma3_layers(const ConfigReader& r, format::HParams& hp) {
   hp.sliding_window = r.u32_or("sliding_window", 0);
-  if (!r.j.contains("layer_types") || r.j["layer_types"].is_null()) {
-    hp.sliding_period = r.u32_or("sliding_window_pattern", 6);
-    if (hp.sliding_period == 0) throw Error(r.file, -1, "sliding_window_pattern is 0");
+  if (has_field(r, "layer_types")) {
+    hp.sliding_period = odd_layer_period(r, "layer_types", hp.n_layers, {"sliding_attention", "full_attention"},
+                                         "full_attention");
     return;
   }
-  const json& types = r.j["layer_types"];
-  if (!types.is_array() || types.size() != hp.n_layers)
-    throw Error(r.file, -1, "layer_types must list one type per layer (" + std::to_string(hp.n_layers) + ")");
-  std::vector<bool> full;
-  for (const json& t : types) {
-    if (t != "full_attention" && t != "sliding_attention")
-      throw Error(r.file, -1, "layer_types holds " + t.dump() + " (full_attention, sliding_attention)");
-    full.push_back(t == "full_attention");
+  hp.sliding_period = r.u32_or("sliding_window_pattern", 6);
+  if (hp.sliding_period == 0) throw Error(r.file, -1, "sliding_window_pattern is 0");
+}
+
+// SmolLM3's NoPE layers: no_rope_layers (1: RoPE, 0: none) or every no_rope_layer_interval-th.
+void read_nope_layers(const ConfigReader& r, format::HParams& hp) {
+  if (has_field(r, "no_rope_layers")) {
+    hp.nope_period = odd_layer_period(r, "no_rope_layers", hp.n_layers, {0, 1}, 0);
+    return;
   }
-  const auto first_full = std::find(full.begin(), full.end(), true);
-  if (first_full == full.end()) return;  // every layer slides
-  hp.sliding_period = static_cast<uint32_t>(first_full - full.begin()) + 1;
-  for (size_t l = 0; l < full.size(); ++l)
-    if (full[l] != ((l + 1) % hp.sliding_period == 0))
-      throw Error(r.file, -1, "layer_types: only every n-th layer global is supported (layer " + std::to_string(l) +
-                                  " breaks the period " + std::to_string(hp.sliding_period) + ")");
+  hp.nope_period = r.u32_or("no_rope_layer_interval", 4);
+  if (hp.nope_period == 0) throw Error(r.file, -1, "no_rope_layer_interval is 0");
 }
 
 std::vector<float> factor_list(const ConfigReader& r, const json& rs, const char* key, size_t n) {
@@ -181,6 +206,7 @@ HfConfig read_hf_config_full(const std::filesystem::path& dir) {
     hp.final_softcap = r.f32_or(j, "final_logit_softcapping", 0.0f);
   }
   if (arch == format::Arch::Gemma2) hp.flags |= format::kSlidingEvenLayers;
+  if (arch == format::Arch::SmolLM3) read_nope_layers(r, hp);
   if (arch == format::Arch::Gemma3) {
     hp.flags |= format::kQkNorm;
     hp.rope_local_theta = r.f32_or(j, "rope_local_base_freq", 10000.0f);

@@ -40,8 +40,8 @@ struct FileHeader {                 // at offset 0, 128 bytes
 };
 static_assert(sizeof(FileHeader) == 128);
 
-enum class Arch : uint32_t { Llama = 1, Mistral = 2, Qwen2 = 3, Qwen3 = 4, Gemma2 = 5, Phi3 = 6, Gemma3 = 7 };
-inline constexpr uint32_t kMaxArch = 7;
+enum class Arch : uint32_t { Llama = 1, Mistral = 2, Qwen2 = 3, Qwen3 = 4, Gemma2 = 5, Phi3 = 6, Gemma3 = 7, SmolLM3 = 8 };
+inline constexpr uint32_t kMaxArch = 8;
 enum class RopeScaling : uint32_t { None = 0, Linear = 1, Llama3 = 2, Yarn = 3, LongRope = 4 };
 inline constexpr uint32_t kMaxRopeScaling = 4;
 
@@ -86,7 +86,8 @@ struct HParams {                    // 128 bytes
   float query_scale;                // scale of q . k; 0: 1 / sqrt(head_dim)
   uint32_t sliding_period;          // with a window: every period-th layer attends globally (Gemma 3: 6); 0: all slide
   float rope_local_theta;           // RoPE base of the sliding layers, unscaled (Gemma 3); 0: rope_theta for all
-  uint8_t reserved[8];
+  uint32_t nope_period;             // every nope_period-th layer has no RoPE (SmolLM3: 4); 0: all rotate
+  uint8_t reserved[4];
 };
 static_assert(sizeof(HParams) == 128);
 

@@ -33,6 +33,9 @@ void validate_hparams(const format::HParams& hp, const std::string& file, int64_
 // Gemma 3: all but every sliding_period-th). Sliding layers take rope_local_theta if set.
 bool layer_is_sliding(const format::HParams& hp, int layer);
 
+// Whether a layer turns q and k with RoPE (SmolLM3's every fourth layer does not: NoPE).
+bool layer_uses_rope(const format::HParams& hp, int layer);
+
 const char* arch_name(uint32_t arch);
 
 }  // namespace qrun

@@ -88,6 +88,7 @@ const std::vector<ArchInfo>& all_archs() {
       {format::Arch::Gemma2, "gemma2", "Gemma2ForCausalLM", "gemma2", gemma2_tensors()},
       {format::Arch::Phi3, "phi3", "Phi3ForCausalLM", "phi3", phi3_tensors()},
       {format::Arch::Gemma3, "gemma3", "Gemma3ForCausalLM", "gemma3_text", gemma3_tensors()},
+      {format::Arch::SmolLM3, "smollm3", "SmolLM3ForCausalLM", "smollm3", llama_tensors()},
   };
   return archs;
 }

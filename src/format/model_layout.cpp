@@ -63,6 +63,11 @@ void validate_hparams(const format::HParams& hp, const std::string& file, int64_
   if ((hp.flags & format::kSlidingEvenLayers) && hp.sliding_period != 0)
     bad("sliding_period and sliding-on-even-layers both set");
   if (!(hp.rope_local_theta >= 0.0f && hp.rope_local_theta < 1e12f)) bad("rope_local_theta is negative or not finite");
+  if (hp.nope_period > format::kMaxLayers) bad("nope_period " + std::to_string(hp.nope_period));
+}
+
+bool layer_uses_rope(const format::HParams& hp, int layer) {
+  return hp.nope_period == 0 || (layer + 1) % static_cast<int>(hp.nope_period) != 0;
 }
 
 bool layer_is_sliding(const format::HParams& hp, int layer) {

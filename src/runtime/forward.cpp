@@ -135,6 +135,7 @@ void Model::forward_batch(const int32_t* tokens, int n, float* logits, bool all_
             n, act);
     const std::vector<float>& rope = rope_table(l);
     const float rope_scale = local_rope(l) ? 1.0f : rope_attn_factor_;
+    const bool rotates = layer_uses_rope(hp, l);
     for (int i = 0; i < n; ++i) {
       float* q = &s.q[size_t(i) * q_dim];
       float* k = &s.k[size_t(i) * kv_dim];
@@ -148,8 +149,10 @@ void Model::forward_batch(const int32_t* tokens, int n, float* logits, bool all_
         for (int h = 0; h < n_heads; ++h) rmsnorm(q + h * hd, q + h * hd, w.q_norm, hd, hp.norm_eps);
         for (int h = 0; h < n_kv; ++h) rmsnorm(k + h * hd, k + h * hd, w.k_norm, hd, hp.norm_eps);
       }
-      rope_apply(q, n_heads, hd, pos0 + i, rope, rope_scale);
-      rope_apply(k, n_kv, hd, pos0 + i, rope, rope_scale);
+      if (rotates) {
+        rope_apply(q, n_heads, hd, pos0 + i, rope, rope_scale);
+        rope_apply(k, n_kv, hd, pos0 + i, rope, rope_scale);
+      }
       f32_to_f16_row(k, cache_.key(slot, pos0 + i), kv_dim);
       f32_to_f16_row(v, cache_.value(slot, pos0 + i), kv_dim);
       cache_.mirror(slot, pos0 + i);

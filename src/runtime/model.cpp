@@ -86,7 +86,7 @@ Model::Model(const std::string& path, const RuntimeOptions& options)
   streamer_ = std::make_unique<LayerStreamer>(file_, plan_.layers, options.load_mode == LoadMode::MmapLocked);
   if (plan_.gpu_count > 0) {
     if (hp.flags != 0 || hp.rotary_dim != 0 || hp.rope_attn_factor != 0 || hp.query_scale != 0 || hp.rope_scaling > 2 ||
-        hp.sliding_period != 0 || hp.rope_local_theta != 0)
+        hp.sliding_period != 0 || hp.rope_local_theta != 0 || hp.nope_period != 0)
       throw Error(path, -1, std::string("GPU offload runs the Llama-family recipe only; ") + arch_name(hp.arch) +
                                 " needs steps (q/k norms, sandwich norms, GELU, soft-capping or this RoPE) it lacks: "
                                 "run without -ngl");
@@ -179,6 +179,10 @@ void Model::shift_context(int keep, int count) {
 
 void Model::turn_key_back(int layer, int pos, int count, float* scratch, uint16_t* out) {
   const int kv_dim = cache_.kv_dim(), hd = static_cast<int>(hparams().head_dim);
+  if (!layer_uses_rope(hparams(), layer)) {  // NoPE: a key does not depend on its position
+    std::copy_n(cache_.key(layer, pos), kv_dim, out);
+    return;
+  }
   widen_row_to_f32(DType::F16, cache_.key(layer, pos), kv_dim, scratch);
   rope_apply(scratch, kv_dim / hd, hd, -count, rope_table(layer));  // no attention factor again
   f32_to_f16_row(scratch, out, kv_dim);

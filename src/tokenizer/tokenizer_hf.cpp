@@ -256,15 +256,21 @@ void apply_tokenizer_config(const fs::path& path, TokenizerData& d) {
 // (transformers' own file, preferred as transformers does) or a processor's
 // chat_template.json ({"chat_template": "..."}, multimodal models such as Gemma 3).
 void apply_chat_template_files(const fs::path& dir, TokenizerData& d) {
-  if (fs::exists(dir / "chat_template.jinja")) {
-    std::ifstream in(dir / "chat_template.jinja", std::ios::binary);
-    if (!in) throw Error((dir / "chat_template.jinja").string(), -1, "cannot open");
-    d.chat_template.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-  } else if (d.chat_template.empty() && fs::exists(dir / "chat_template.json")) {
-    const json j = read_json(dir / "chat_template.json");
+  const fs::path json_file = dir / "chat_template.json", jinja_file = dir / "chat_template.jinja";
+  std::string from_json;
+  if (fs::exists(json_file)) {
+    const json j = read_json(json_file);
     if (!j.is_object() || !j.contains("chat_template") || !j["chat_template"].is_string())
-      throw Error((dir / "chat_template.json").string(), -1, "no \"chat_template\" string");
-    d.chat_template = j["chat_template"].get<std::string>();
+      throw Error(json_file.string(), -1, "no \"chat_template\" string");
+    from_json = j["chat_template"].get<std::string>();
+  }
+  if (fs::exists(jinja_file)) {
+    std::ifstream in(jinja_file, std::ios::binary);
+    if (!fs::is_regular_file(jinja_file) || !in) throw Error(jinja_file.string(), -1, "cannot read: not a readable file");
+    d.chat_template.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+    if (in.bad()) throw Error(jinja_file.string(), -1, "read error");
+  } else if (d.chat_template.empty()) {
+    d.chat_template = from_json;
   }
 }
 

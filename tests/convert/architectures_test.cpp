@@ -131,6 +131,33 @@ TEST(Architectures, Gemma3ContextShiftTurnsSlidingLayerKeysWithTheirOwnBase) {
             4.0f);
 }
 
+// SmolLM3's NoPE layers store keys without a position: a context shift moves them as
+// they are (turning them would change them), while RoPE layers' keys are turned.
+TEST(Architectures, SmolLM3ContextShiftMovesNoPeKeysUnturned) {
+  std::string why;
+  const std::string dir = test::reference_checkpoint("smollm3", &why);
+  if (dir.empty()) GTEST_SKIP() << why;
+  test::ScratchDir out;
+  const auto path = out / "model.qrun";
+  ConvertOptions opt;
+  opt.weight_type = DType::F32;
+  convert_hf_checkpoint(dir, path.string(), opt);
+  RuntimeOptions ro;
+  ro.threads = 1;
+  ro.context = 64;
+  Model m(path.string(), ro);
+  ASSERT_FALSE(layer_uses_rope(m.hparams(), 3));
+  ASSERT_TRUE(layer_uses_rope(m.hparams(), 2));
+  const Reference ref = load_reference(dir);
+  m.forward(ref.tokens, nullptr);
+  const int keep = 2, drop = 7, kv_dim = m.kv_cache().kv_dim();
+  auto key = [&](int layer, int pos) { return std::vector<uint16_t>(m.kv_cache().key(layer, pos), m.kv_cache().key(layer, pos) + kv_dim); };
+  const auto nope_before = key(3, keep + drop), rope_before = key(2, keep + drop);
+  m.shift_context(keep, drop);
+  EXPECT_EQ(key(3, keep), nope_before);
+  EXPECT_NE(key(2, keep), rope_before);
+}
+
 // Tolerances: f32 weights, f16 KV cache (keys and values rounded to 2^-11 relative);
 // q8: 5% of the largest logit (random weights quantize worse than trained ones).
 // LongRoPE takes its long factors when the context exceeds the original one: phi3 runs
@@ -139,7 +166,7 @@ TEST(Architectures, Gemma3ContextShiftTurnsSlidingLayerKeysWithTheirOwnBase) {
 INSTANTIATE_TEST_SUITE_P(Hf, Architectures,
                          ::testing::Values(ArchCase{"llama", 1e-3}, ArchCase{"llama-yarn", 1e-3}, ArchCase{"qwen2", 1e-3},
                                            ArchCase{"qwen3", 1e-3}, ArchCase{"gemma2", 1e-3}, ArchCase{"gemma3", 1e-3},
-                                           ArchCase{"gemma3-mm", 1e-3}, ArchCase{"phi3", 1e-3, 64},
+                                           ArchCase{"gemma3-mm", 1e-3}, ArchCase{"smollm3", 1e-3}, ArchCase{"phi3", 1e-3, 64},
                                            ArchCase{"phi3-long", 1e-3}, ArchCase{"phi4-mini", 1e-3}),
                          [](const auto& info) {
                            std::string n = info.param.arch;

@@ -102,10 +102,26 @@ TEST(HfConfig, Gemma3LayerTypes) {
   EXPECT_FALSE(layer_is_sliding(hp, 23));
 }
 
+// SmolLM3: no RoPE on every fourth layer, from no_rope_layers or no_rope_layer_interval.
+TEST(HfConfig, SmolLM3NoPeLayers) {
+  const std::string head = R"({"architectures": ["SmolLM3ForCausalLM"], "hidden_size": 2048, "intermediate_size": 11008,
+    "num_hidden_layers": 8, "num_attention_heads": 16, "num_key_value_heads": 4, "vocab_size": 128256, )";
+  const auto listed = parse(head + R"("no_rope_layers": [1, 1, 1, 0, 1, 1, 1, 0]})");
+  EXPECT_EQ(listed.arch, static_cast<uint32_t>(format::Arch::SmolLM3));
+  EXPECT_EQ(listed.nope_period, 4u);
+  EXPECT_EQ(parse(head + R"("no_rope_layer_interval": 2})").nope_period, 2u);
+  EXPECT_EQ(parse(head + "\"use_sliding_window\": false}").nope_period, 4u);
+  std::string rotates;
+  for (int l = 0; l < 8; ++l) rotates += layer_uses_rope(listed, l) ? 'R' : '-';
+  EXPECT_EQ(rotates, "RRR-RRR-");
+  EXPECT_THROW(parse(head + R"("no_rope_layers": [1, 0, 1, 1, 1, 0, 1, 1]})"), Error);
+  EXPECT_THROW(parse(head + R"("no_rope_layers": [1, 1, 2, 0, 1, 1, 1, 0]})"), Error);
+}
+
 TEST(HfConfig, RefusesWithTheProblemNamed) {
   const std::pair<std::string, std::string> cases[] = {
       {"[1, 2]", "not a JSON object"},
-      {R"({"architectures": ["LlamaForCausalLM"], "hidden_size": "big"})", "\"hidden_size\" is not a non-negative integer"},
+      {R"({"architectures": ["LlamaForCausalLM"], "hidden_size": "big"})", "\"hidden_size\" is \"big\", not an integer in [0, 4294967295]"},
       {R"({"architectures": ["LlamaForCausalLM"], "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,
            "num_attention_heads": 3, "num_key_value_heads": 2, "vocab_size": 10})", "n_kv_heads"},
       {R"({"architectures": ["LlamaForCausalLM"], "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,
@@ -114,11 +130,11 @@ TEST(HfConfig, RefusesWithTheProblemNamed) {
            "num_attention_heads": 4, "vocab_size": 10, "hidden_act": "gelu"})", "hidden_act"},
       {R"({"architectures": ["Gemma3ForConditionalGeneration"], "text_config": [1]})", "text_config is not a JSON object"},
       {R"({"architectures": ["Gemma3ForCausalLM"], "num_hidden_layers": 3,
-           "layer_types": ["sliding_attention", "full_attention", "full_attention"]})", "layer 2 breaks the period 2"},
+           "layer_types": ["sliding_attention", "full_attention", "full_attention"]})", "\"full_attention\" must be every n-th layer (n-1, 2n-1, ...), as qrun stores a period; here it is layers 1, 2"},
       {R"({"architectures": ["Gemma3ForCausalLM"], "num_hidden_layers": 3, "layer_types": ["full_attention"]})",
-       "one type per layer (3)"},
+       "one value per layer (3)"},
       {R"({"architectures": ["Gemma3ForCausalLM"], "num_hidden_layers": 1, "layer_types": ["chunked_attention"]})",
-       "layer_types holds \"chunked_attention\""},
+       "layer_types holds \"chunked_attention\" (allowed"},
       {R"({"architectures": ["Gemma3ForCausalLM"], "sliding_window_pattern": 0})", "sliding_window_pattern is 0"},
       {R"({"architectures": ["LlavaForConditionalGeneration"]})", "Gemma3ForConditionalGeneration (its text model)"},
   };

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Float64 NumPy forward pass written from the Hugging Face modelling code of the
-architectures qrun runs (modeling_llama, _qwen2, _qwen3, _gemma2, _gemma3, _phi3 and the rope
+architectures qrun runs (modeling_llama, _qwen2, _qwen3, _gemma2, _gemma3, _smollm3, _phi3 and the rope
 initialisers of modeling_rope_utils), plus tiny synthetic checkpoints that use each
 real model's tensor names and config fields. Independent of qrun: the C++ tests compare
 qrun's logits and greedy tokens with what this prints.
@@ -9,7 +9,7 @@ qrun's logits and greedy tokens with what this prints.
 writes OUT_DIR/config.json, model.safetensors, the stories260K tokenizer files, and
 OUT_DIR/reference.json: {"tokens": [...], "logits": [[vocab floats] per position],
 "greedy": [16 ids after the tokens]}.
-ARCH: llama, llama-yarn, qwen2, qwen3, gemma2, gemma3, gemma3-mm, phi3, phi3-long, phi4-mini.
+ARCH: llama, llama-yarn, qwen2, qwen3, gemma2, gemma3, gemma3-mm, smollm3, phi3, phi3-long, phi4-mini.
 gemma3-mm is a Gemma3ForConditionalGeneration checkpoint: config.json nests the text
 model's fields in text_config (most left at Gemma3TextConfig's defaults), its tensors sit
 under "language_model.", beside vision-tower tensors qrun must skip.
@@ -71,6 +71,11 @@ def configs(arch):
                     layer_types=["sliding_attention", "full_attention"] * 2)
         return dict(architectures=["Gemma3ForConditionalGeneration"], model_type="gemma3", text_config=text,
                     vision_config={"model_type": "siglip_vision_model", "hidden_size": 8}, eos_token_id=[2, 106])
+    if arch == "smollm3":
+        # Llama's recipe with no RoPE on every fourth layer (no_rope_layers: 1 rotates).
+        return base_config(architectures=["SmolLM3ForCausalLM"], model_type="smollm3", num_hidden_layers=4,
+                           no_rope_layers=[1, 1, 1, 0], no_rope_layer_interval=4, tie_word_embeddings=True,
+                           rope_theta=5000000.0, use_sliding_window=False, sliding_window=None)
     if arch in ("phi3", "phi3-long"):
         # phi3: the 24 test tokens are within original_max_position_embeddings (short
         # factors); phi3-long: the 40 test tokens are beyond it (long factors).
@@ -291,7 +296,8 @@ def forward(c, w, tokens):
             k = rms_norm(k, W[p + "self_attn.k_norm.weight"], eps, gemma)
         sliding = is_sliding(l)
         cos_sin = local_rope if sliding else global_rope
-        q, k = rope(q, cos_sin), rope(k, cos_sin)
+        if mt != "smollm3" or c["no_rope_layers"][l]:
+            q, k = rope(q, cos_sin), rope(k, cos_sin)
         group = nh // nkv
         out = np.zeros((T, nh, hd))
         for hh in range(nh):

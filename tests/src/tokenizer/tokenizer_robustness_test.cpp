@@ -326,14 +326,22 @@ TEST(TokenizerConfig, ChatTemplateFiles) {
   test::write_text(dir / "chat_template.jinja", "{{ 'from jinja' }}\n");
   EXPECT_EQ(Tokenizer(load_hf_tokenizer(dir.path())).chat_template(), "{{ 'from jinja' }}\n");
   std::filesystem::remove(dir / "chat_template.jinja");
-  std::filesystem::remove(dir / "tokenizer_config.json");
+  // A broken file is an error naming it, whichever template wins.
+  auto error_of = [&] {
+    try {
+      load_hf_tokenizer(dir.path());
+    } catch (const Error& e) {
+      return std::string(e.what());
+    }
+    return std::string("accepted");
+  };
   test::write_text(dir / "chat_template.json", R"({"chat_template": 7})");
-  try {
-    load_hf_tokenizer(dir.path());
-    ADD_FAILURE() << "accepted a chat_template.json without a template";
-  } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("chat_template.json"), std::string::npos) << e.what();
-  }
+  EXPECT_NE(error_of().find("chat_template.json: no \"chat_template\" string"), std::string::npos) << error_of();
+  test::write_text(dir / "chat_template.json", "{bad");
+  EXPECT_NE(error_of().find("chat_template.json: malformed JSON"), std::string::npos) << error_of();
+  std::filesystem::remove(dir / "chat_template.json");
+  std::filesystem::create_directory(dir / "chat_template.jinja");
+  EXPECT_NE(error_of().find("chat_template.jinja: cannot read"), std::string::npos) << error_of();
 }
 
 // eos_token_id may be a list (end-of-turn ids) in generation_config.json / config.json.
