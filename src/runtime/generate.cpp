@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <limits>
 #include <vector>
 
 #include "qrun/error.h"
@@ -92,6 +93,10 @@ GenerationStats generate(Model& model, std::span<const int32_t> prompt, Sampler&
       st.stop = StopReason::TokenLimit;
       break;
     }
+    // Rows past the tokenizer's ids (Gemma 3 4B's head has 64 more than its 262,144
+    // tokens) have no text: never sample them.
+    std::fill(logits.begin() + std::min(model.tokenizer().vocab_size(), vocab), logits.end(),
+              -std::numeric_limits<float>::infinity());
     const int32_t next = options.constraint ? sample_constrained(sampler, logits, history, *options.constraint, scratch)
                                       : sampler.sample(logits, history);
     ++st.generated_tokens;

@@ -65,8 +65,9 @@ def configs(arch):
                            rms_norm_eps=1e-6, rope_theta=1000000.0, rope_local_base_freq=10000.0,
                            rope_scaling={"rope_type": "linear", "factor": 8.0})
     if arch == "gemma3-mm":
+        # 8 head rows past the tokenizer's 512 ids, as Gemma 3 4B has 64 past its 262,144.
         text = dict(model_type="gemma3_text", hidden_size=64, intermediate_size=96, num_hidden_layers=4,
-                    num_attention_heads=4, num_key_value_heads=2, head_dim=16, vocab_size=VOCAB,
+                    num_attention_heads=4, num_key_value_heads=2, head_dim=16, vocab_size=VOCAB + 8,
                     max_position_embeddings=256, query_pre_attn_scalar=16, sliding_window=6,
                     layer_types=["sliding_attention", "full_attention"] * 2)
         return dict(architectures=["Gemma3ForConditionalGeneration"], model_type="gemma3", text_config=text,
@@ -136,7 +137,8 @@ def make_weights(arch, c, rng):
 
     gemma = mt in ("gemma2", "gemma3_text")
     norm_center = 0.0 if gemma else 1.0  # Gemma's norms multiply by (1 + w)
-    w["model.embed_tokens.weight"] = mat(VOCAB, d, 0.2 if gemma else 1.0)
+    w["model.embed_tokens.weight"] = mat(c["vocab_size"], d, 0.2 if gemma else 1.0)
+    w["model.embed_tokens.weight"][VOCAB:] *= 4  # rows without a token win the argmax unless left out
     for l in range(L):
         p = f"model.layers.{l}."
         w[p + "input_layernorm.weight"] = vec(d, norm_center)
@@ -163,7 +165,7 @@ def make_weights(arch, c, rng):
             w[p + "post_feedforward_layernorm.weight"] = vec(d, norm_center)
     w["model.norm.weight"] = vec(d, norm_center)
     if not c["tie_word_embeddings"]:
-        w["lm_head.weight"] = mat(VOCAB, d)
+        w["lm_head.weight"] = mat(c["vocab_size"], d)
     return w
 
 
@@ -363,8 +365,8 @@ def main():
     tokens = [1] + [int(t) for t in np.random.default_rng(3).integers(3, VOCAB, n - 1)]
     logits = forward(tc, w, tokens)
     greedy, seq = [], list(tokens)
-    for _ in range(16):
-        nxt = int(np.argmax(forward(tc, w, seq)[-1]))
+    for _ in range(16):  # greedy over the tokenizer's ids only
+        nxt = int(np.argmax(forward(tc, w, seq)[-1][:VOCAB]))
         greedy.append(nxt)
         seq.append(nxt)
     with open(os.path.join(out, "reference.json"), "w") as f:
