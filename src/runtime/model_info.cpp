@@ -31,6 +31,7 @@ void print_model_info(const ModelFile& model, std::ostream& out, bool list_tenso
       << "rope:          theta " << hp.rope_theta << ", scaling " << scaling[hp.rope_scaling % 5];
   if (hp.rope_scaling) out << " x" << hp.rope_factor;
   if (hp.rope_local_theta > 0) out << "; sliding layers theta " << hp.rope_local_theta << ", unscaled";
+  if (hp.nope_period) out << "; none on every " << hp.nope_period << "th layer (NoPE)";
   out << "\n";
   if (hp.sliding_window) {
     int sliding = 0;
