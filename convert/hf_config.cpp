@@ -26,9 +26,8 @@ struct ConfigReader {
     if (!j.contains(key)) throw Error(file, -1, std::string("missing field \"") + key + "\"");
     return u32_value(j[key], key);
   }
-  uint32_t u32_or(const char* key, uint32_t fallback) const {
-    return j.contains(key) && !j[key].is_null() ? u32_value(j[key], key) : fallback;
-  }
+  bool has(const char* key) const { return j.contains(key) && !j[key].is_null(); }
+  uint32_t u32_or(const char* key, uint32_t fallback) const { return has(key) ? u32_value(j[key], key) : fallback; }
   float f32_or(const json& obj, const char* key, float fallback) const {
     if (!obj.contains(key) || obj[key].is_null()) return fallback;
     if (!obj[key].is_number()) throw Error(file, -1, std::string("field \"") + key + "\" is not a number");
@@ -49,7 +48,7 @@ struct ConfigReader {
     return static_cast<uint32_t>(d);
   }
   bool bool_or(const char* key, bool fallback) const {
-    if (!j.contains(key) || j[key].is_null()) return fallback;
+    if (!has(key)) return fallback;
     if (!j[key].is_boolean()) throw Error(file, -1, std::string("field \"") + key + "\" is not a boolean");
     return j[key].get<bool>();
   }
@@ -118,12 +117,10 @@ uint32_t odd_layer_period(const ConfigReader& r, const char* field, uint32_t n_l
   return period;
 }
 
-bool has_field(const ConfigReader& r, const char* field) { return r.j.contains(field) && !r.j[field].is_null(); }
-
 // Which layers slide: layer_types (newer transformers) or sliding_window_pattern.
 void read_gemma3_layers(const ConfigReader& r, format::HParams& hp) {
   hp.sliding_window = r.u32_or("sliding_window", 0);
-  if (has_field(r, "layer_types")) {
+  if (r.has("layer_types")) {
     hp.sliding_period = odd_layer_period(r, "layer_types", hp.n_layers, {"sliding_attention", "full_attention"},
                                          "full_attention");
     return;
@@ -134,7 +131,7 @@ void read_gemma3_layers(const ConfigReader& r, format::HParams& hp) {
 
 // SmolLM3's NoPE layers: no_rope_layers (1: RoPE, 0: none) or every no_rope_layer_interval-th.
 void read_nope_layers(const ConfigReader& r, format::HParams& hp) {
-  if (has_field(r, "no_rope_layers")) {
+  if (r.has("no_rope_layers")) {
     hp.nope_period = odd_layer_period(r, "no_rope_layers", hp.n_layers, {0, 1}, 0);
     return;
   }

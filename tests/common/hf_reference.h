@@ -5,7 +5,11 @@
 #include <cstdint>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
 
 #include "common/run_command.h"
 #include "common/test_paths.h"
@@ -30,6 +34,32 @@ inline std::string reference_checkpoint(const std::string& arch, std::string* wh
     return "";
   }
   return dir.string();
+}
+
+// What reference.json holds: the token sequence, the reference logits at every position
+// and the 16 greedy tokens after it.
+struct Reference {
+  std::vector<int32_t> tokens, greedy;
+  std::vector<std::vector<double>> logits;
+};
+
+inline Reference load_reference(const std::string& dir) {
+  std::ifstream in(dir + "/reference.json");
+  const auto j = nlohmann::json::parse(in);
+  return {j["tokens"].get<std::vector<int32_t>>(), j["greedy"].get<std::vector<int32_t>>(),
+          j["logits"].get<std::vector<std::vector<double>>>()};
+}
+
+// The checkpoint converted to `type` as out/model.qrun: its path, or "" and why.
+inline std::string converted_reference(const std::string& arch, DType type, const std::filesystem::path& out,
+                                       std::string* why_not) {
+  const std::string dir = reference_checkpoint(arch, why_not);
+  if (dir.empty()) return "";
+  const auto path = out / "model.qrun";
+  ConvertOptions opt;
+  opt.weight_type = type;
+  convert_hf_checkpoint(dir, path.string(), opt);
+  return path.string();
 }
 
 }  // namespace qrun::test

@@ -5,10 +5,6 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
-#include <fstream>
-
-#include <nlohmann/json.hpp>
-
 #include "common/hf_reference.h"
 #include "common/rotated_keys.h"
 #include "common/test_paths.h"
@@ -20,17 +16,8 @@
 namespace qrun {
 namespace {
 
-struct Reference {
-  std::vector<int32_t> tokens, greedy;
-  std::vector<std::vector<double>> logits;
-};
-
-Reference load_reference(const std::string& dir) {
-  std::ifstream in(dir + "/reference.json");
-  const auto j = nlohmann::json::parse(in);
-  return {j["tokens"].get<std::vector<int32_t>>(), j["greedy"].get<std::vector<int32_t>>(),
-          j["logits"].get<std::vector<std::vector<double>>>()};
-}
+using test::load_reference;
+using test::Reference;
 
 struct ArchCase {
   const char* arch;
@@ -48,14 +35,10 @@ TEST_P(Architectures, MatchesFloat64ReferenceAtF32AndQ8) {
   const Reference ref = load_reference(dir);
   for (const DType type : {DType::F32, DType::Q8}) {
     test::ScratchDir out;
-    const auto path = out / "model.qrun";
-    ConvertOptions opt;
-    opt.weight_type = type;
-    convert_hf_checkpoint(dir, path.string(), opt);
     RuntimeOptions ro;
     ro.threads = 1;
     ro.context = c.context;
-    Model m(path.string(), ro);
+    Model m(test::converted_reference(c.arch, type, out.path(), &why), ro);
     const size_t vocab = m.hparams().vocab_size;
     std::vector<float> logits(ref.tokens.size() * vocab);
     m.forward(ref.tokens, logits.data(), true);
@@ -100,26 +83,27 @@ TEST_P(Architectures, MatchesFloat64ReferenceAtF32AndQ8) {
   }
 }
 
+// The context-shift tests run in a context of 64 on one thread.
+RuntimeOptions small_run() {
+  RuntimeOptions ro;
+  ro.threads = 1;
+  ro.context = 64;
+  return ro;
+}
+
 // Gemma 3's sliding layers turn keys with their own RoPE base: a context shift must
 // turn them back with it. Layer 0 (sliding) keys depend only on token and position, so
 // after the shift they match a fresh evaluation of the kept tokens.
 TEST(Architectures, Gemma3ContextShiftTurnsSlidingLayerKeysWithTheirOwnBase) {
   std::string why;
-  const std::string dir = test::reference_checkpoint("gemma3", &why);
-  if (dir.empty()) GTEST_SKIP() << why;
   test::ScratchDir out;
-  const auto path = out / "model.qrun";
-  ConvertOptions opt;
-  opt.weight_type = DType::F32;
-  convert_hf_checkpoint(dir, path.string(), opt);
-  RuntimeOptions ro;
-  ro.threads = 1;
-  ro.context = 64;
-  const Reference ref = load_reference(dir);
+  const std::string path = test::converted_reference("gemma3", DType::F32, out.path(), &why);
+  if (path.empty()) GTEST_SKIP() << why;
+  const Reference ref = load_reference(test::reference_checkpoint("gemma3", &why));
   std::vector<int32_t> seq = ref.tokens;
   seq.insert(seq.end(), ref.greedy.begin(), ref.greedy.end());
   const int keep = 3, drop = 11, n = static_cast<int>(seq.size());
-  Model shifted(path.string(), ro), fresh(path.string(), ro);
+  Model shifted(path, small_run()), fresh(path, small_run());
   ASSERT_TRUE(layer_is_sliding(shifted.hparams(), 0));
   shifted.forward(seq, nullptr);
   shifted.shift_context(keep, drop);
@@ -135,20 +119,13 @@ TEST(Architectures, Gemma3ContextShiftTurnsSlidingLayerKeysWithTheirOwnBase) {
 // they are (turning them would change them), while RoPE layers' keys are turned.
 TEST(Architectures, SmolLM3ContextShiftMovesNoPeKeysUnturned) {
   std::string why;
-  const std::string dir = test::reference_checkpoint("smollm3", &why);
-  if (dir.empty()) GTEST_SKIP() << why;
   test::ScratchDir out;
-  const auto path = out / "model.qrun";
-  ConvertOptions opt;
-  opt.weight_type = DType::F32;
-  convert_hf_checkpoint(dir, path.string(), opt);
-  RuntimeOptions ro;
-  ro.threads = 1;
-  ro.context = 64;
-  Model m(path.string(), ro);
+  const std::string path = test::converted_reference("smollm3", DType::F32, out.path(), &why);
+  if (path.empty()) GTEST_SKIP() << why;
+  Model m(path, small_run());
   ASSERT_FALSE(layer_uses_rope(m.hparams(), 3));
   ASSERT_TRUE(layer_uses_rope(m.hparams(), 2));
-  const Reference ref = load_reference(dir);
+  const Reference ref = load_reference(test::reference_checkpoint("smollm3", &why));
   m.forward(ref.tokens, nullptr);
   const int keep = 2, drop = 7, kv_dim = m.kv_cache().kv_dim();
   auto key = [&](int layer, int pos) { return std::vector<uint16_t>(m.kv_cache().key(layer, pos), m.kv_cache().key(layer, pos) + kv_dim); };

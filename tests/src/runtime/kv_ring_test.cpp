@@ -5,13 +5,8 @@
 // global), converted at f32.
 #include <gtest/gtest.h>
 
-#include <fstream>
-
-#include <nlohmann/json.hpp>
-
 #include "common/hf_reference.h"
 #include "common/test_paths.h"
-#include "convert/converter.h"
 #include "qrun/model.h"
 
 namespace qrun {
@@ -21,24 +16,19 @@ class KvRing : public ::testing::Test {
  protected:
   void SetUp() override {
     std::string why;
-    dir_ = test::reference_checkpoint("gemma3", &why);
-    if (dir_.empty()) GTEST_SKIP() << why;
-    ConvertOptions opt;
-    opt.weight_type = DType::F32;
-    convert_hf_checkpoint(dir_, path().string(), opt);
-    std::ifstream in(dir_ + "/reference.json");
-    const auto j = nlohmann::json::parse(in);
-    seq_ = j["tokens"].get<std::vector<int32_t>>();
-    for (int32_t t : j["greedy"].get<std::vector<int32_t>>()) seq_.push_back(t);
+    path_ = test::converted_reference("gemma3", DType::F32, out_.path(), &why);
+    if (path_.empty()) GTEST_SKIP() << why;
+    const test::Reference ref = test::load_reference(test::reference_checkpoint("gemma3", &why));
+    seq_ = ref.tokens;
+    seq_.insert(seq_.end(), ref.greedy.begin(), ref.greedy.end());
   }
-  std::filesystem::path path() const { return out_ / "model.qrun"; }
   Model load(bool swa_full) const {
     RuntimeOptions ro;
     ro.threads = 2;
     ro.context = 64;
     ro.batch = 3;
     ro.swa_full = swa_full;
-    return Model(path().string(), ro);
+    return Model(path_, ro);
   }
   std::vector<float> run(Model& m, std::span<const int32_t> tokens) const {
     std::vector<float> logits(tokens.size() * m.hparams().vocab_size);
@@ -46,8 +36,8 @@ class KvRing : public ::testing::Test {
     return logits;
   }
 
-  std::string dir_;
   test::ScratchDir out_;
+  std::string path_;
   std::vector<int32_t> seq_;  // 40 tokens
 };
 
