@@ -4,6 +4,7 @@
 // its all-or-nothing promise: a refused byte leaves the state as it was.
 #include <cstdint>
 #include <cstdlib>
+#include <optional>
 #include <string_view>
 
 #include "qrun/error.h"
@@ -14,13 +15,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string_view input(reinterpret_cast<const char*>(data), size);
   const size_t split = input.find('\0');
   const std::string_view text = split == std::string_view::npos ? std::string_view() : input.substr(split + 1);
-  std::shared_ptr<const qrun::Grammar> grammar;
-  try {
-    grammar = qrun::gbnf_grammar(input.substr(0, split));
+  std::optional<qrun::GrammarPrefix> start;
+  try {  // the parser and the recognizer's start (too ambiguous a start) may refuse a grammar
+    start.emplace(qrun::gbnf_grammar(input.substr(0, split)));
   } catch (const qrun::Error&) {
     return 0;
   }
-  qrun::GrammarPrefix p(grammar);
+  qrun::GrammarPrefix& p = *start;
   for (const char c : text) {
     const bool was_accepted = p.accepted(), was_complete = p.complete();
     if (!p.feed(static_cast<uint8_t>(c)) && (p.accepted() != was_accepted || p.complete() != was_complete)) std::abort();

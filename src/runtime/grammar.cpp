@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <string>
+#include <unordered_set>
 #include <utility>
 
 #include "qrun/error.h"
@@ -135,16 +136,31 @@ void Grammar::check(const std::string& what) const {
 GrammarPrefix::GrammarPrefix(std::shared_ptr<const Grammar> grammar) : grammar_(std::move(grammar)) { reset(); }
 
 void GrammarPrefix::reset() {
-  stacks_.clear();
+  Expansion start_of;
   Stack start;
   start.frames.push_back({0, 0});  // stands for a caller of the root: expand() replaces it
   bool fits = true;
   for (const uint32_t alt : grammar_->alternatives(grammar_->root())) {
     start.frames.back() = {alt, 0};
-    fits = fits && expand(start, stacks_);
+    fits = fits && expand(start, start_of);
   }
-  if (!fits || stacks_.size() > kMaxStacks)
+  if (!fits || start_of.stacks.size() > kMaxStacks)
     throw Error("grammar: its start has more than " + std::to_string(kMaxStacks) + " ways to go on (too ambiguous)");
+  stacks_ = std::move(start_of.stacks);
+}
+
+size_t GrammarPrefix::StackHash::operator()(const Stack& s) const {
+  size_t h = s.frames.size();
+  for (const Frame& f : s.frames) h = (h * 0x9E3779B97F4A7C15ull) ^ (uint64_t{f.sequence} << 32 | f.position);
+  return h;
+}
+
+void GrammarPrefix::Expansion::add(Stack s) {
+  const size_t h = StackHash{}(s);
+  for (size_t i = 0; i < stacks.size(); ++i)
+    if (hashes[i] == h && stacks[i] == s) return;
+  stacks.push_back(std::move(s));
+  hashes.push_back(h);
 }
 
 const GrammarElement* GrammarPrefix::top(const Stack& s) const {
@@ -162,25 +178,32 @@ void GrammarPrefix::to_next(Stack& s) {
 }
 
 // Down to terminals, without recursion (a grammar may nest nullable rules deeply): a
-// worklist of stacks still to expand. Returns false when the stacks (or the work to find
-// them) pass kMaxStacks: the byte that led here is refused rather than the recognizer
-// slowing to a crawl.
-bool GrammarPrefix::expand(Stack first, std::vector<Stack>& out) const {
+// worklist of stacks still to expand. Returns false past kMaxStacks stacks or kMaxWork
+// steps: the byte that led here is refused rather than the recognizer slowing to a crawl.
+bool GrammarPrefix::expand(Stack first, Expansion& out) const {
   using Kind = GrammarElement::Kind;
   std::vector<Stack> todo;  // the other alternatives of rules met on the way
-  size_t work = 0;
+  // Where ways came back to a caller: a way that comes back to a stack another already
+  // reached goes on as that one did (empty alternatives, nullable rules repeated), so it
+  // stops. Kept only once the expansion is long: most are a few steps, and a set costs.
+  std::unordered_set<Stack, StackHash> resumed;
+  const size_t long_after = out.work + 64;
   Stack s = std::move(first);
   for (;;) {
     for (bool more = true; more;) {
-      if (++work > 16 * kMaxStacks || out.size() > kMaxStacks) return false;
+      if (++out.work > kMaxWork || out.stacks.size() > kMaxStacks) return false;
       if (s.frames.empty()) {
-        out.push_back(std::move(s));
+        out.add(std::move(s));
         break;
       }
       Frame& f = s.frames.back();
       const Grammar::Sequence& seq = grammar_->sequence(f.sequence);
       if (f.position == seq.size()) {  // the rule is read: its caller already points past it
         s.frames.pop_back();
+        if (out.work > long_after) {
+          if (!resumed.insert(s).second) break;
+          out.work += s.frames.size() / kFramesPerStep;
+        }
         continue;
       }
       const GrammarElement& e = seq[f.position];
@@ -195,29 +218,30 @@ bool GrammarPrefix::expand(Stack first, std::vector<Stack>& out) const {
           for (size_t i = 1; i < alts.size(); ++i) {
             todo.push_back(s);
             todo.back().frames.push_back({alts[i], 0});
+            out.work += s.frames.size() / kFramesPerStep;
           }
           s.frames.push_back({alts[0], 0});  // the first goes on here
           more = true;
           break;
         }
         case Kind::Space:  // possibly empty: also what follows it
-          out.push_back(s);
+          out.add(s);
           to_next(s);
           more = true;
           break;
         case Kind::Number:
-          out.push_back(s);
+          out.add(s);
           more = s.started && s.number.can_end() && (!e.bounded() || s.number.decimal_within(e.lower, e.upper));
           if (more) to_next(s);
           break;
         case Kind::Integer:
-          out.push_back(s);
+          out.add(s);
           more = s.started && s.number.can_end() && s.number.integer_within(e.low, e.high);
           if (more) to_next(s);
           break;
         case Kind::Byte:
         case Kind::String:
-          out.push_back(std::move(s));
+          out.add(std::move(s));
           break;
       }
     }
@@ -227,7 +251,7 @@ bool GrammarPrefix::expand(Stack first, std::vector<Stack>& out) const {
   }
 }
 
-bool GrammarPrefix::step(const Stack& s, uint8_t c, std::vector<Stack>& out) const {
+bool GrammarPrefix::step(const Stack& s, uint8_t c, Expansion& out) const {
   using Kind = GrammarElement::Kind;
   const GrammarElement* e = top(s);
   if (!e) return true;  // the text is a sentence: nothing more
@@ -241,14 +265,14 @@ bool GrammarPrefix::step(const Stack& s, uint8_t c, std::vector<Stack>& out) con
       if (!t.started) {
         if (c != '"') return true;
         t.started = true;
-        out.push_back(std::move(t));
+        out.add(std::move(t));
         return true;
       }
       switch (t.string.step(c, e->min, e->max)) {
         case JsonStringLexer::Step::Refused:
           return true;
         case JsonStringLexer::Step::Inside:
-          out.push_back(std::move(t));
+          out.add(std::move(t));
           return true;
         case JsonStringLexer::Step::Closed:
           to_next(t);
@@ -275,20 +299,11 @@ bool GrammarPrefix::step(const Stack& s, uint8_t c, std::vector<Stack>& out) con
 }
 
 bool GrammarPrefix::feed(uint8_t c) {
-  std::vector<Stack> next;
+  Expansion next;
   for (const Stack& s : stacks_)
-    if (!step(s, c, next) || next.size() > kMaxStacks) return false;
-  if (next.empty()) return false;
-  size_t kept = 0;  // the distinct stacks, moved to the front
-  for (size_t i = 0; i < next.size(); ++i) {
-    bool seen = false;
-    for (size_t k = 0; k < kept && !seen; ++k) seen = next[k] == next[i];
-    if (seen) continue;
-    if (kept != i) next[kept] = std::move(next[i]);
-    ++kept;
-  }
-  next.resize(kept);
-  stacks_ = std::move(next);
+    if (!step(s, c, next) || next.stacks.size() > kMaxStacks) return false;
+  if (next.stacks.empty()) return false;
+  stacks_ = std::move(next.stacks);
   return true;
 }
 

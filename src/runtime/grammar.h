@@ -96,6 +96,10 @@ class GrammarPrefix {
   // More stacks than this means an ambiguous grammar meets an ambiguous text; the byte
   // that would need them is refused rather than the recognizer slowing to a crawl.
   static constexpr size_t kMaxStacks = 1024;
+  // Steps of expansion one byte may take; copying a stack costs a step per kFramesPerStep
+  // frames, so that deeply nested grammars are bounded in time too.
+  static constexpr size_t kMaxWork = 16 * kMaxStacks;
+  static constexpr size_t kFramesPerStep = 32;
 
   // Throws qrun::Error when the grammar's start alone needs more than kMaxStacks stacks.
   explicit GrammarPrefix(std::shared_ptr<const Grammar> grammar);
@@ -130,11 +134,25 @@ class GrammarPrefix {
     JsonSpaceLexer space;
     bool operator==(const Stack&) const = default;
   };
+  struct StackHash {
+    size_t operator()(const Stack& s) const;  // of the frames: the lexers rarely differ
+  };
+  // What one byte (or the start) expands to: distinct stacks, and the steps it took.
+  // Readings that reach the same stack by different ways (empty alternatives, nullable
+  // rules met twice) go on identically, so one copy is kept and the limit counts what
+  // differs.
+  struct Expansion {
+    std::vector<Stack> stacks;
+    std::vector<size_t> hashes;  // of stacks, to find a copy without comparing deep stacks
+    size_t work = 0;
+    void add(Stack s);
+  };
 
   const GrammarElement* top(const Stack& s) const;
   static void to_next(Stack& s);  // past the top terminal, to the next element
-  bool expand(Stack first, std::vector<Stack>& out) const;  // down to terminals
-  bool step(const Stack& s, uint8_t c, std::vector<Stack>& out) const;  // false: too many stacks
+  // Both return false past kMaxStacks stacks or kMaxWork steps.
+  bool expand(Stack first, Expansion& out) const;  // down to terminals
+  bool step(const Stack& s, uint8_t c, Expansion& out) const;
 
   std::shared_ptr<const Grammar> grammar_;
   std::vector<Stack> stacks_;

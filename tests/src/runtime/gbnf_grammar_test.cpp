@@ -150,6 +150,19 @@ TEST(GbnfGrammar, AmbiguityHasALimitNotACrash) {
   // Past the limit a byte is refused (as llama.cpp's grammars, such texts need a stack per
   // reading): 500 optional a's read after the first in 500 places, each with 500 ways on.
   EXPECT_FALSE(prefix(R"(root ::= ("a"?){500} "b")", "aa"));
+  EXPECT_FALSE(prefix(R"(root ::= "x" (("a"?){40}){40} "b")", "x"));  // 1,600 ways after the x
+}
+
+// Ways that meet again are one reading: 40 empty alternatives repeated three times reach
+// the same stacks 64,000 ways (a limit on ways rather than on stacks refused this grammar
+// at its start; the fuzzer found its kind).
+TEST(GbnfGrammar, WaysThatMeetAreOneReading) {
+  std::string g = R"(root ::= ("hi")";
+  for (int i = 0; i < 40; ++i) g += " |";
+  g += R"( "hello"){1,3} [\u00e0-\U0001F642]+)";
+  EXPECT_TRUE(sentence(g, "hihello\u00e9"));
+  EXPECT_TRUE(sentence(g, "\U0001F600"));  // every repetition empty
+  EXPECT_FALSE(prefix(g, "hihihih"));
 }
 
 // Alternatives that share their first elements are factored into a trie: 1,100 words in
