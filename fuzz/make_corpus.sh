@@ -42,11 +42,14 @@ for f in "$shared"/models/stories260K/tokenizer.model "$shared"/tokenizers/*/tok
   install -m 644 "$f" "$out/tokenizer_model/seed-$(basename "$(dirname "$f")").model"
 done
 
-# server_request: OpenAI request bodies, chat and completion, streamed or not.
+# server_request: OpenAI request bodies, chat and completion, streamed or not, with tools;
+# and a model reply with tool calls.
 printf '%s' '{"model":"m","messages":[{"role":"system","content":"Be brief."},{"role":"user","content":"Hi"}],"temperature":0.7,"max_tokens":32,"stream":true,"stream_options":{"include_usage":true}}' >"$out/server_request/seed-chat"
 printf '%s' '{"messages":[{"role":"user","content":[{"type":"text","text":"Hi"}]},{"role":"assistant","content":"Hello"},{"role":"user","content":"More"}],"stop":["\n","User:"],"seed":42,"top_k":40,"min_p":0.05,"n":1}' >"$out/server_request/seed-parts"
 printf '%s' '{"prompt":"Once upon a time","max_tokens":16,"top_p":0.9,"stop":"The end","ignore_eos":false,"repeat_penalty":1.1}' >"$out/server_request/seed-completion"
 printf '%s' '{"prompt":["Once"],"max_completion_tokens":4,"stream":false}' >"$out/server_request/seed-prompt-list"
+printf '%s' '{"messages":[{"role":"user","content":"Weather?"},{"role":"assistant","content":null,"tool_calls":[{"id":"call_1","type":"function","function":{"name":"get_weather","arguments":"{\"city\":\"Paris\"}"}}]},{"role":"tool","tool_call_id":"call_1","content":"21"}],"tools":[{"type":"function","function":{"name":"get_weather","description":"d","parameters":{"type":"object","properties":{"city":{"type":"string","enum":["Paris","Rome"]}},"required":["city"]}}}],"tool_choice":"required","parallel_tool_calls":false}' >"$out/server_request/seed-tools"
+printf 'Sure.\n<tool_call>\n{"name": "get_weather", "arguments": {"city": "Paris"}}\n</tool_call>\n<tool_call>{"name": "now", "parameters": {}}' >"$out/server_request/seed-tool-reply"
 
 # json_prefix: JSON objects as a model might write them.
 printf '%s' '{"name": "Tim", "age": 3, "toys": ["car", {"ball": true}], "x": -0.5e-3, "y": null, "s": "a\n\u00e9\ud83d\ude00"}' >"$out/json_prefix/seed-object"

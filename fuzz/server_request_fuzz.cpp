@@ -1,5 +1,6 @@
 // libFuzzer target: an OpenAI request body (src/server/request.h) for both endpoints,
-// and the same bytes as a /tokenize and a /detokenize body.
+// the same bytes as a /tokenize and a /detokenize body, and as a model's reply read for
+// tool calls (src/server/tool_calls.h) whole and streamed.
 // Anything may be refused with an ApiError; nothing may crash, and what is accepted
 // must be within the ranges the parser promises.
 #include <cstdint>
@@ -8,6 +9,7 @@
 
 #include "src/server/api_error.h"
 #include "src/server/request.h"
+#include "src/server/tool_calls.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace qrun::server;
@@ -19,6 +21,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
           (r.max_tokens && *r.max_tokens < 0) || r.stop.size() > 16)
         std::abort();
       if (e == Endpoint::ChatCompletions && r.messages.empty()) std::abort();
+      if ((r.tool_choice == CompletionRequest::ToolChoice::Required) == r.tool_call_schema.empty()) std::abort();
       (void)error_body(400, "x", r.model);
     } catch (const ApiError& err) {
       if (err.status != 400) std::abort();
@@ -36,5 +39,15 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   } catch (const ApiError& err) {
     if (err.status != 400) std::abort();
   }
+  // What a stream sends of a reply is the start of the whole reply's content (the rest is
+  // the whitespace that went with the calls), and it finds the same calls.
+  const ParsedReply whole = parse_tool_calls(body);
+  ToolCallStream stream;
+  std::string sent;
+  for (size_t at = 0; at < body.size(); at += 3) sent += stream.feed(body.substr(at, 3));
+  const ParsedReply last = stream.finish();
+  sent += last.content;
+  if (sent.compare(0, whole.content.size(), whole.content) != 0 || last.calls.size() != whole.calls.size())
+    std::abort();
   return 0;
 }

@@ -23,7 +23,10 @@ class ChatFormatter {
   // Throws when tmpl is empty (the model has no template and none was given).
   ChatFormatter(const Tokenizer& tok, std::string tmpl);
 
-  std::string render(std::span<const ChatMessage> messages, bool add_generation_prompt) const;
+  // tools_json: OpenAI's tools list as JSON text ("" for none).
+  std::string render(std::span<const ChatMessage> messages, bool add_generation_prompt,
+                     const std::string& tools_json = {}) const;
+  const std::string& template_text() const { return tmpl_; }
   // Special-token text becomes special tokens; at the start of a conversation BOS is
   // added unless the template already wrote it.
   std::vector<int32_t> encode(const std::string& text, bool conversation_start) const;

@@ -22,8 +22,9 @@ ChatFormatter::ChatFormatter(const Tokenizer& tok, std::string tmpl) : tok_(tok)
   if (!eos.empty()) eos_ = tok.piece(eos[0]);
 }
 
-std::string ChatFormatter::render(std::span<const ChatMessage> messages, bool add_generation_prompt) const {
-  return apply_chat_template(tmpl_, {messages.begin(), messages.end()}, add_generation_prompt, bos_, eos_);
+std::string ChatFormatter::render(std::span<const ChatMessage> messages, bool add_generation_prompt,
+                                  const std::string& tools_json) const {
+  return apply_chat_template(tmpl_, {messages.begin(), messages.end()}, add_generation_prompt, bos_, eos_, tools_json);
 }
 
 std::vector<int32_t> ChatFormatter::encode(const std::string& text, bool conversation_start) const {

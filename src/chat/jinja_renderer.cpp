@@ -553,7 +553,9 @@ class Renderer {
     if (t == "undefined") return v.t == T::Undefined;
     if (t == "none") return v.t == T::None;
     if (t == "string") return v.t == T::Str;
-    if (t == "number" || t == "integer") return v.t == T::Int;
+    if (t == "number") return v.t == T::Int || v.t == T::Float;
+    if (t == "integer") return v.t == T::Int;
+    if (t == "float") return v.t == T::Float;
     if (t == "boolean") return v.t == T::Bool;
     if (t == "true") return v.t == T::Bool && v.b;
     if (t == "false") return v.t == T::Bool && !v.b;

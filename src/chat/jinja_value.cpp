@@ -1,6 +1,9 @@
 #include "src/chat/jinja_value.h"
 
+#include <charconv>
+#include <cmath>
 #include <cstdio>
+#include <cstdlib>
 
 namespace qrun::jinja {
 
@@ -31,6 +34,7 @@ void append_str(std::string& r, const Value& v, int depth) {
     case T::None: r += "None"; break;
     case T::Bool: r += v.b ? "True" : "False"; break;
     case T::Int: r += std::to_string(v.i); break;
+    case T::Float: r += py_float(v.f); break;
     case T::Str: r += v.s; break;
     default: append_repr(r, v, depth); return;
   }
@@ -84,6 +88,7 @@ void append_json(std::string& r, const Value& v, int depth) {
   switch (v.t) {
     case T::Bool: r += v.b ? "true" : "false"; break;
     case T::Int: r += std::to_string(v.i); break;
+    case T::Float: r += std::isfinite(v.f) ? py_float(v.f) : v.f != v.f ? "NaN" : v.f > 0 ? "Infinity" : "-Infinity"; break;
     case T::Str: {
       r += '"';
       for (unsigned char c : v.s) {
@@ -131,6 +136,8 @@ bool equal_at(const Value& a, const Value& b, Steps& steps, int depth) {
   steps.charge(1);
   auto num = [](const Value& v) { return v.t == T::Int || v.t == T::Bool; };
   if (num(a) && num(b)) return (a.t == T::Int ? a.i : a.b) == (b.t == T::Int ? b.i : b.b);
+  auto real = [](const Value& v) { return v.t == T::Float ? v.f : v.t == T::Int ? double(v.i) : double(v.b); };
+  if ((a.t == T::Float && (num(b) || b.t == T::Float)) || (b.t == T::Float && num(a))) return real(a) == real(b);
   if (a.t != b.t) return false;
   switch (a.t) {
     case T::Str: return a.s == b.s;
@@ -149,7 +156,7 @@ bool equal_at(const Value& a, const Value& b, Steps& steps, int depth) {
 }  // namespace
 
 const char* type_name(const Value& v) {
-  static const char* names[] = {"undefined", "none", "boolean", "integer", "string", "list", "mapping"};
+  static const char* names[] = {"undefined", "none", "boolean", "integer", "string", "list", "mapping", "float"};
   return names[static_cast<int>(v.t)];
 }
 
@@ -157,6 +164,7 @@ bool truthy(const Value& v) {
   switch (v.t) {
     case T::Bool: return v.b;
     case T::Int: return v.i != 0;
+    case T::Float: return v.f != 0;
     case T::Str: return !v.s.empty();
     case T::List: return !v.list->empty();
     case T::Dict: return !v.dict->empty();
@@ -176,6 +184,32 @@ std::string repr(const Value& v) {
   std::string r;
   append_repr(r, v, 0);
   return r;
+}
+
+std::string py_float(double x) {
+  if (std::isnan(x)) return "nan";
+  if (std::isinf(x)) return x > 0 ? "inf" : "-inf";
+  char buf[40];
+  const auto end = std::to_chars(buf, buf + sizeof buf, x, std::chars_format::scientific).ptr;  // shortest: -1.25e+01
+  const std::string sci(buf, end);
+  const size_t e = sci.find('e');
+  const int exp = std::atoi(sci.c_str() + e + 1);
+  const bool negative = sci[0] == '-';
+  std::string digits;
+  for (size_t k = negative; k < e; ++k)
+    if (sci[k] != '.') digits += sci[k];
+  std::string r = negative ? "-" : "";
+  if (exp < -4 || exp >= 16) {  // Python's repr switches to an exponent outside [1e-4, 1e16)
+    r += digits.substr(0, 1);
+    if (digits.size() > 1) r += "." + digits.substr(1);
+    char tail[8];
+    std::snprintf(tail, sizeof tail, "e%c%02d", exp < 0 ? '-' : '+', exp < 0 ? -exp : exp);
+    return r + tail;
+  }
+  if (exp < 0) return r + "0." + std::string(-exp - 1, '0') + digits;
+  const size_t whole = static_cast<size_t>(exp) + 1;
+  if (digits.size() <= whole) return r + digits + std::string(whole - digits.size(), '0') + ".0";
+  return r + digits.substr(0, whole) + "." + digits.substr(whole);
 }
 
 std::string to_json(const Value& v) {

@@ -49,10 +49,13 @@ class Dict;
 using List = std::vector<Value>;
 
 struct Value {
-  enum class T { Undefined, None, Bool, Int, Str, List, Dict };
+  // Float comes only from JSON given to a template (tools' schemas, call arguments): it
+  // prints and compares as Python's float; arithmetic on it is not supported.
+  enum class T { Undefined, None, Bool, Int, Str, List, Dict, Float };
   T t = T::Undefined;
   bool b = false;
   int64_t i = 0;
+  double f = 0;
   std::string s;
   std::shared_ptr<List> list;
   std::shared_ptr<Dict> dict;  // shared: `set ns.x` must change the namespace every alias sees
@@ -67,6 +70,7 @@ struct Value {
   static Value boolean(bool x) { Value v; v.t = T::Bool; v.b = x; return v; }
   static Value integer(int64_t x) { Value v; v.t = T::Int; v.i = x; return v; }
   static Value str(std::string x) { Value v; v.t = T::Str; v.s = std::move(x); return v; }
+  static Value real(double x) { Value v; v.t = T::Float; v.f = x; return v; }
   static Value of(List x);   // throw ValueLimitError past kMaxNesting
   static Value of(Dict x);
 };
@@ -131,6 +135,7 @@ bool truthy(const Value& v);
 std::string to_str(const Value& v);   // Python's str(): what {{ x }} prints
 std::string repr(const Value& v);     // Python's repr()
 std::string to_json(const Value& v);  // transformers' tojson
+std::string py_float(double x);       // Python's repr() of a float: 1.0, 0.0001, 1e-05, 1e+16
 List utf8_chars(const std::string& s);
 // Byte offset where each UTF-8 character of s starts (as utf8_chars splits it).
 std::vector<size_t> utf8_starts(const std::string& s);

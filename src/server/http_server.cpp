@@ -28,6 +28,7 @@
 #include "qrun/model_file.h"
 #include "src/server/api_error.h"
 #include "src/server/request.h"
+#include "src/server/tool_calls.h"
 #include "src/server/worker_pool.h"
 
 namespace qrun::server {
@@ -93,11 +94,25 @@ struct Usage {
   }
 };
 
+json tool_calls_json(const std::vector<ToolCall>& calls, bool indexed) {
+  json out = json::array();
+  for (size_t i = 0; i < calls.size(); ++i) {
+    json c = {{"id", calls[i].id}, {"type", "function"},
+              {"function", {{"name", calls[i].name}, {"arguments", calls[i].arguments}}}};
+    if (indexed) c["index"] = i;  // a stream's deltas say which call they add to
+    out.push_back(std::move(c));
+  }
+  return out;
+}
+
 // One request's output in OpenAI's shapes (chat or text completion, whole or chunked).
 struct Reply {
   Endpoint endpoint;
   std::string id, model;
   int64_t created;
+  bool reads_tool_calls = false;  // tools were offered and may be called
+  std::string reply_start = {};   // text the prompt already wrote of the reply (a required call's opening tag)
+  bool parallel_tool_calls = true;
 
   json base(const char* object) const { return {{"id", id}, {"object", object}, {"created", created}, {"model", model}}; }
   json chunk(const std::string& text, const json& finish, bool first) const {
@@ -114,12 +129,22 @@ struct Reply {
     }
     return c;
   }
-  json whole(const std::string& text, const std::string& finish, const Usage& usage) const {
+  json tool_calls_chunk(const std::vector<ToolCall>& calls) const {
+    json c = base("chat.completion.chunk");
+    c["choices"] = json::array({{{"index", 0}, {"delta", {{"tool_calls", tool_calls_json(calls, true)}}}, {"finish_reason", nullptr}}});
+    return c;
+  }
+  json whole(const std::string& text, const std::string& finish, const Usage& usage,
+             const std::vector<ToolCall>& calls = {}) const {
     json r;
     if (endpoint == Endpoint::ChatCompletions) {
       r = base("chat.completion");
-      r["choices"] = json::array(
-          {{{"index", 0}, {"message", {{"role", "assistant"}, {"content", text}}}, {"finish_reason", finish}}});
+      json message = {{"role", "assistant"}, {"content", text}};
+      if (!calls.empty()) {
+        if (text.empty()) message["content"] = nullptr;
+        message["tool_calls"] = tool_calls_json(calls, false);
+      }
+      r["choices"] = json::array({{{"index", 0}, {"message", message}, {"finish_reason", calls.empty() ? finish : "tool_calls"}}});
     } else {
       r = base("text_completion");
       r["choices"] = json::array({{{"index", 0}, {"text", text}, {"logprobs", nullptr}, {"finish_reason", finish}}});
@@ -259,8 +284,9 @@ class Front {
     return {{"tokens", tokens}};
   }
 
-  // "chatcmpl-" + 24 hex digits: random, so ids do not repeat across restarts.
-  std::string completion_id(Endpoint endpoint) {
+  // "chatcmpl-" (or "call_" for a tool call) + 24 hex digits: random, so ids do not repeat
+  // across restarts.
+  std::string random_id(const char* prefix) {
     uint64_t hi, lo;
     {
       std::lock_guard lock(id_mutex_);
@@ -268,7 +294,14 @@ class Front {
     }
     char hex[25];
     std::snprintf(hex, sizeof hex, "%08x%016llx", static_cast<unsigned>(hi), static_cast<unsigned long long>(lo));
-    return (endpoint == Endpoint::ChatCompletions ? "chatcmpl-" : "cmpl-") + std::string(hex);
+    return prefix + std::string(hex);
+  }
+
+  // The calls of a finished reply get their ids; one only when parallel calls are off.
+  std::vector<ToolCall> identified(std::vector<ToolCall> calls, const Reply& reply) {
+    if (!reply.parallel_tool_calls && calls.size() > 1) calls.resize(1);
+    for (ToolCall& c : calls) c.id = random_id("call_");
+    return calls;
   }
 
   // httplib caps only bodies with a Content-Length at --max-body (chunked ones it reads
@@ -300,8 +333,16 @@ class Front {
     if (r.endpoint == Endpoint::ChatCompletions) {
       if (!chat_)
         throw ApiError(400, "this model has no chat template: use /v1/completions, or start qserve with --chat-template");
+      const bool offers_tools = r.tool_choice != CompletionRequest::ToolChoice::None;
+      if (offers_tools && !template_writes_tool_calls(chat_->template_text()))
+        throw ApiError(400,
+                       "this model's chat template does not write tool calls in the form qrun reads (<tool_call> "
+                       "blocks, as Qwen2.5, Qwen3, Hermes and SmolLM3 templates do): give qserve such a "
+                       "--chat-template, or send tool_choice \"none\"",
+                       "tools");
       try {
-        return chat_->encode(chat_->render(r.messages, true), true);
+        return chat_->encode(chat_->render(r.messages, true, offers_tools ? r.tools : std::string()) +
+                                 reply_start(r), true);
       } catch (const Error& e) {
         throw ApiError(400, e.what(), "messages");  // the message names the chat template
       }
@@ -312,6 +353,11 @@ class Front {
         throw ApiError(400, "token id " + std::to_string(id) + " is outside the vocabulary of " +
                                 std::to_string(tok_.vocab_size()), "prompt");
     return r.prompt_ids;
+  }
+
+  // A required call starts the reply: the prompt ends with its opening tag.
+  static std::string reply_start(const CompletionRequest& r) {
+    return r.tool_choice == CompletionRequest::ToolChoice::Required ? std::string(kToolCallOpen) + "\n" : std::string();
   }
 
   Job job_for(const CompletionRequest& r, std::vector<int32_t> prompt) const {
@@ -334,8 +380,8 @@ class Front {
     job.sampling.repeat_penalty = r.repeat_penalty;
     job.sampling.frequency_penalty = r.frequency_penalty;
     job.sampling.presence_penalty = r.presence_penalty;
-    job.json_object = r.json_object;
-    job.json_schema = r.json_schema;
+    job.json_object = r.json_object || !r.tool_call_schema.empty();
+    job.json_schema = r.tool_call_schema.empty() ? r.json_schema : r.tool_call_schema;
     job.grammar = r.grammar;
     job.sampling.seed = r.seed ? *r.seed : std::random_device{}();
     job.ignore_eos = r.ignore_eos;
@@ -350,8 +396,11 @@ class Front {
       const int client = find_client_socket(req);
       std::shared_ptr<WorkerPool::Lease> lease = pool_->acquire(job.prompt);
       if (!lease->send(job)) throw ApiError(500, "the worker process died; it is being restarted");
-      auto reply = std::make_shared<Reply>(Reply{endpoint, completion_id(endpoint), model_id_,
-                                                 static_cast<int64_t>(std::time(nullptr))});
+      auto reply = std::make_shared<Reply>(Reply{endpoint, random_id(endpoint == Endpoint::ChatCompletions ? "chatcmpl-" : "cmpl-"),
+                                                 model_id_, static_cast<int64_t>(std::time(nullptr))});
+      reply->reads_tool_calls = r.tool_choice != CompletionRequest::ToolChoice::None;
+      reply->reply_start = reply_start(r);
+      reply->parallel_tool_calls = r.parallel_tool_calls;
       // Wait for the first text (or the end) before answering, so a worker that dies
       // during the prompt is a 500 even for a stream.
       WorkerPool::Event first = wait_event(*lease, client);
@@ -389,7 +438,13 @@ class Front {
     if (e.kind == WorkerPool::Event::Timeout) return;
     if (e.kind == WorkerPool::Event::Died) throw ApiError(500, "the worker process died; it is being restarted");
     if (e.kind == WorkerPool::Event::Error) throw ApiError(500, "generation failed: " + e.text);
-    res.set_content(dump(reply.whole(text, finish_of(e.json), usage_of(e.json))), "application/json");
+    std::vector<ToolCall> calls;
+    if (reply.reads_tool_calls) {
+      ParsedReply parsed = parse_tool_calls(reply.reply_start + text);
+      calls = identified(std::move(parsed.calls), reply);
+      if (!calls.empty()) text = std::move(parsed.content);
+    }
+    res.set_content(dump(reply.whole(text, finish_of(e.json), usage_of(e.json), calls)), "application/json");
   }
 
   void stream(httplib::Response& res, std::shared_ptr<WorkerPool::Lease> lease, std::shared_ptr<Reply> reply,
@@ -404,6 +459,7 @@ class Front {
             return sink.write(s.data(), s.size());
           };
           if (!send(reply->chunk("", nullptr, true))) return false;
+          ToolCallStream tool_stream(reply->reply_start);
           while (true) {
             WorkerPool::Event e = pending->has_value() ? std::move(**pending) : lease->next(kPollMs);
             pending->reset();
@@ -413,11 +469,22 @@ class Front {
               continue;
             }
             if (e.kind == WorkerPool::Event::Text) {
-              if (!send(reply->chunk(e.text, nullptr, false))) return false;
+              const std::string text = reply->reads_tool_calls ? tool_stream.feed(e.text) : e.text;
+              if (!text.empty() && !send(reply->chunk(text, nullptr, false))) return false;
               continue;
             }
             if (e.kind == WorkerPool::Event::Done) {
-              send(reply->chunk("", finish_of(e.json), false));
+              std::string finish = finish_of(e.json);
+              if (reply->reads_tool_calls) {
+                ParsedReply parsed = tool_stream.finish();
+                if (!parsed.content.empty()) send(reply->chunk(parsed.content, nullptr, false));
+                const std::vector<ToolCall> calls = identified(std::move(parsed.calls), *reply);
+                if (!calls.empty()) {
+                  send(reply->tool_calls_chunk(calls));
+                  finish = "tool_calls";
+                }
+              }
+              send(reply->chunk("", finish, false));
               if (include_usage) {
                 json u = reply->base(reply->endpoint == Endpoint::ChatCompletions ? "chat.completion.chunk"
                                                                                   : "text_completion");

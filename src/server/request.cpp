@@ -1,6 +1,7 @@
 #include "src/server/request.h"
 
 #include <algorithm>
+#include <cctype>
 #include <cstdint>
 
 #include <nlohmann/json.hpp>
@@ -10,6 +11,7 @@
 #include "src/runtime/json_schema_grammar.h"
 
 #include "src/server/api_error.h"
+#include "src/server/tool_calls.h"
 
 namespace qrun::server {
 
@@ -77,7 +79,7 @@ std::string content_text(const json& content, const std::string& field) {
 
 // Features qrun does not have. A request that asks for one gets a 400 naming the field
 // rather than an answer without it: a client that asked for logprobs would read null,
-// one that asked for tools or a JSON schema would get free text. Fields that ask for
+// one that asked for the old "functions" would get free text. Fields that ask for
 // nothing (false, 0, "", [], {}, null, best_of 1) pass.
 void refuse_unsupported(const json& body) {
   auto asks = [&](const char* field) {
@@ -88,7 +90,7 @@ void refuse_unsupported(const json& body) {
     if (it->is_string()) return !it->get_ref<const std::string&>().empty();
     return !it->empty();  // a list or an object
   };
-  for (const char* field : {"logprobs", "top_logprobs", "echo", "suffix", "logit_bias", "tools", "functions"})
+  for (const char* field : {"logprobs", "top_logprobs", "echo", "suffix", "logit_bias", "functions"})
     if (asks(field)) bad(field, "is not supported by qrun");
   if (const auto it = body.find("best_of"); it != body.end() && !it->is_null() && *it != 1)
     bad("best_of", "must be 1 (one choice per request)");
@@ -130,6 +132,8 @@ void response_format(const json& body, std::string_view text, CompletionRequest&
   }
 }
 
+std::vector<ToolCall> tool_calls(const json& list, const std::string& field);
+
 std::vector<ChatMessage> messages(const json& body) {
   const auto it = body.find("messages");
   if (it == body.end()) bad("messages", "is required");
@@ -143,10 +147,116 @@ std::vector<ChatMessage> messages(const json& body) {
     const std::string role = m["role"].get<std::string>();
     if (role != "system" && role != "user" && role != "assistant" && role != "developer" && role != "tool")
       bad(f + ".role", "must be system, developer, user, assistant or tool");
-    if (!m.contains("content")) bad(f + ".content", "is required");
-    out.push_back({role == "developer" ? "system" : role, content_text(m["content"], f + ".content")});
+    ChatMessage msg{role == "developer" ? "system" : role, {}};
+    if (role == "assistant" && m.contains("tool_calls") && !m["tool_calls"].is_null())
+      msg.tool_calls = tool_calls(m["tool_calls"], f + ".tool_calls");
+    if (m.contains("content")) msg.content = content_text(m["content"], f + ".content");
+    else if (msg.tool_calls.empty()) bad(f + ".content", "is required");
+    if (role == "tool" && m.contains("tool_call_id") && !m["tool_call_id"].is_null()) {
+      if (!m["tool_call_id"].is_string()) bad(f + ".tool_call_id", "must be a string");
+      msg.tool_call_id = m["tool_call_id"].get<std::string>();
+    }
+    out.push_back(std::move(msg));
   }
   return out;
+}
+
+// An assistant turn's calls: [{"id", "type": "function", "function": {"name", "arguments"}}],
+// arguments a JSON text (or, as some clients send them, an object).
+std::vector<ToolCall> tool_calls(const json& list, const std::string& field) {
+  if (!list.is_array()) bad(field, "must be a list of tool calls");
+  std::vector<ToolCall> out;
+  for (size_t i = 0; i < list.size(); ++i) {
+    const json& c = list[i];
+    const std::string f = field + "[" + std::to_string(i) + "]";
+    if (!c.is_object()) bad(f, "must be an object");
+    ToolCall call;
+    if (c.contains("id") && !c["id"].is_null()) {
+      if (!c["id"].is_string()) bad(f + ".id", "must be a string");
+      call.id = c["id"].get<std::string>();
+    }
+    if (c.contains("type") && c["type"] != "function") bad(f + ".type", "must be \"function\"");
+    if (!c.contains("function") || !c["function"].is_object()) bad(f + ".function", "must be an object");
+    const json& fn = c["function"];
+    if (!fn.contains("name") || !fn["name"].is_string()) bad(f + ".function.name", "must be a string");
+    call.name = fn["name"].get<std::string>();
+    const json args = fn.value("arguments", json());
+    if (args.is_string()) call.arguments = args.get<std::string>();
+    else if (args.is_object()) call.arguments = args.dump(-1, ' ', false, json::error_handler_t::replace);
+    else bad(f + ".function.arguments", "must be a JSON string (or an object)");
+    out.push_back(std::move(call));
+  }
+  return out;
+}
+
+// OpenAI's function names: letters, digits, '_' and '-', 1 to 64 of them.
+bool function_name(const std::string& name) {
+  if (name.empty() || name.size() > 64) return false;
+  for (const char c : name)
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '_' && c != '-') return false;
+  return true;
+}
+
+// "tools": [{"type": "function", "function": {"name", "description", "parameters"}}] and
+// "tool_choice". The list goes to the chat template as the client wrote it (key order
+// kept, as for a schema); when a call is required its JSON schema is compiled here, so a
+// schema qrun cannot hold a reply to is a 400 naming the tool.
+void tools(const json& body, std::string_view text, CompletionRequest& r) {
+  const auto it = body.find("tools");
+  const bool has_tools = it != body.end() && !it->is_null() && !(it->is_array() && it->empty());
+  if (has_tools) {
+    if (!it->is_array()) bad("tools", "must be a list of {\"type\": \"function\", \"function\": {...}}");
+    for (size_t i = 0; i < it->size(); ++i) {
+      const json& t = (*it)[i];
+      const std::string f = "tools[" + std::to_string(i) + "]";
+      if (!t.is_object() || t.value("type", json()) != "function") bad(f + ".type", "must be \"function\"");
+      if (!t.contains("function") || !t["function"].is_object()) bad(f + ".function", "must be an object");
+      const json& fn = t["function"];
+      if (!fn.contains("name") || !fn["name"].is_string() || !function_name(fn["name"].get<std::string>()))
+        bad(f + ".function.name", "must be 1 to 64 letters, digits, '_' or '-'");
+      if (fn.contains("description") && !fn["description"].is_string() && !fn["description"].is_null())
+        bad(f + ".function.description", "must be a string");
+      if (fn.contains("parameters") && !fn["parameters"].is_object())
+        bad(f + ".function.parameters", "must be a JSON schema object");
+      for (size_t k = 0; k < i; ++k)
+        if ((*it)[k]["function"]["name"] == fn["name"]) bad(f + ".function.name", "names a second tool '" + fn["name"].get<std::string>() + "'");
+    }
+  }
+  using Choice = CompletionRequest::ToolChoice;
+  r.tool_choice = has_tools ? Choice::Auto : Choice::None;
+  if (const auto c = body.find("tool_choice"); c != body.end() && !c->is_null()) {
+    if (*c == "none") r.tool_choice = Choice::None;
+    else if (*c == "auto") r.tool_choice = has_tools ? Choice::Auto : Choice::None;
+    else if (*c == "required") r.tool_choice = Choice::Required;
+    else if (c->is_object() && c->value("type", json()) == "function" && c->contains("function") &&
+             (*c)["function"].is_object() && (*c)["function"].value("name", json()).is_string()) {
+      r.tool_choice = Choice::Required;
+      r.tool_name = (*c)["function"]["name"].get<std::string>();
+    } else {
+      bad("tool_choice", "must be \"none\", \"auto\", \"required\" or {\"type\": \"function\", \"function\": {\"name\": ...}}");
+    }
+    if (r.tool_choice == Choice::Required && !has_tools) bad("tool_choice", "asks for a tool call but no tools are given");
+  }
+  r.parallel_tool_calls = boolean(body, "parallel_tool_calls", true);
+  if (!has_tools) return;
+  const auto ordered = nlohmann::ordered_json::parse(text.begin(), text.end()).at("tools");
+  if (json_depth(ordered, kMaxSchemaDepth) > kMaxSchemaDepth)  // before dump() recurses into it
+    bad("tools", "nested deeper than " + std::to_string(kMaxSchemaDepth) + " levels");
+  r.tools = ordered.dump(-1, ' ', false, json::error_handler_t::replace);
+  if (r.tool_choice != Choice::Required) return;
+  bool named = r.tool_name.empty();
+  for (size_t i = 0; i < ordered.size(); ++i) {
+    const std::string& name = ordered[i]["function"]["name"].get_ref<const std::string&>();
+    if (!r.tool_name.empty() && name != r.tool_name) continue;
+    named = true;
+    try {
+      GrammarConstraint::check_schema(tool_call_schema(nlohmann::ordered_json::array({ordered[i]}), ""));
+    } catch (const Error& e) {
+      bad("tools[" + std::to_string(i) + "].function.parameters", e.what());
+    }
+  }
+  if (!named) bad("tool_choice", "names '" + r.tool_name + "', which is not among the tools");
+  r.tool_call_schema = tool_call_schema(ordered, r.tool_name);
 }
 
 std::vector<std::string> stops(const json& body) {
@@ -258,9 +368,15 @@ CompletionRequest parse_request(Endpoint endpoint, std::string_view text) {
     r.stop = stops(body);
     refuse_unsupported(body);
     response_format(body, text, r);
+    if (endpoint == Endpoint::ChatCompletions) tools(body, text, r);
+    else if (body.contains("tools") && !body["tools"].is_null() && !body["tools"].empty())
+      bad("tools", "is for /v1/chat/completions");
+    if (r.tool_choice == CompletionRequest::ToolChoice::Required && r.json_object)
+      bad("tool_choice", "cannot require a tool call with a JSON response_format");
     if (const auto it = body.find("grammar"); it != body.end() && !it->is_null()) {
       if (!it->is_string()) bad("grammar", "must be a string of GBNF rules");
       if (r.json_object) bad("grammar", "cannot be combined with a JSON response_format");
+      if (r.tool_choice == CompletionRequest::ToolChoice::Required) bad("grammar", "cannot be combined with a required tool call");
       r.grammar = it->get<std::string>();
       try {
         GrammarConstraint::check_gbnf(r.grammar);

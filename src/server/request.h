@@ -36,6 +36,14 @@ struct CompletionRequest {
   bool json_object = false;           // response_format json_object or json_schema
   std::string json_schema;            // the schema's text, in its own key order; "" for any object
   std::string grammar;                // llama.cpp's "grammar": GBNF text; "" for none
+  std::string tools;                  // chat: OpenAI's tools list as JSON text in its own key order; "" for none
+  // tool_choice: None (tools are described, calls are not read), Auto (the model may call),
+  // Required (it must call one, or tool_name when set). Default Auto with tools, else None.
+  enum class ToolChoice { None, Auto, Required };
+  ToolChoice tool_choice = ToolChoice::None;
+  std::string tool_name;
+  std::string tool_call_schema;       // Required: the schema of the call's JSON (src/server/tool_calls.h)
+  bool parallel_tool_calls = true;    // false: one call at most
   std::string model;                  // echoed back
 };
 

@@ -356,5 +356,56 @@ TEST(ChatTemplateLimits, IntegerOverflowIsAnError) {
   EXPECT_EQ(render("{{ range(10, 0, -3) | join(',') }} {{ 'abcdef'[1::999999999999999999] }}"), "10,7,4,1 b");
 }
 
+
+// Tools and tool calls as transformers gives them to Qwen3's real template: the tools list
+// (key order, a non-ASCII description, floats) printed by tojson, the calls' arguments as
+// mappings (OpenAI sends them as JSON text), tool replies folded into one user turn.
+TEST(ChatTemplate, Qwen3ToolsCallsAndReplies) {
+  const std::string tools =
+      R"([{"type": "function", "function": {"name": "get_weather", "description": "Weather for a city, in °C",)"
+      R"( "parameters": {"type": "object", "properties": {"city": {"type": "string", "enum": ["Paris", "Rome"]},)"
+      R"( "days": {"type": "integer", "minimum": 1, "maximum": 9}, "ratio": {"type": "number", "minimum": 0.5,)"
+      R"( "maximum": 1e-05}}, "required": ["city"]}}}, {"type": "function", "function": {"name": "now", "parameters": {}}}])";
+  std::vector<ChatMessage> msgs = {{"system", "SYS"}, {"user", "Weather in Paris?"}, {"assistant", ""}};
+  msgs.back().tool_calls = {{"call_1", "get_weather", R"({"city":"Paris","days":2,"ratio":0.75})"}, {"call_2", "now", "{}"}};
+  msgs.push_back({"tool", R"({"temp": 21.5})", {}, "call_1"});
+  msgs.push_back({"tool", "12:00", {}, "call_2"});
+  const std::string expected =
+      "<|im_start|>system\nSYS\n\n# Tools\n\nYou may call one or more functions to assist with the user query.\n\n"
+      "You are provided with function signatures within <tools></tools> XML tags:\n<tools>\n"
+      R"({"type": "function", "function": {"name": "get_weather", "description": "Weather for a city, in °C", )"
+      R"("parameters": {"type": "object", "properties": {"city": {"type": "string", "enum": ["Paris", "Rome"]}, )"
+      R"("days": {"type": "integer", "minimum": 1, "maximum": 9}, "ratio": {"type": "number", "minimum": 0.5, )"
+      R"("maximum": 1e-05}}, "required": ["city"]}}})"
+      "\n"
+      R"({"type": "function", "function": {"name": "now", "parameters": {}}})"
+      "\n</tools>\n\nFor each function call, return a json object with function name and arguments within "
+      "<tool_call></tool_call> XML tags:\n<tool_call>\n{\"name\": <function-name>, \"arguments\": <args-json-object>}\n"
+      "</tool_call><|im_end|>\n<|im_start|>user\nWeather in Paris?<|im_end|>\n<|im_start|>assistant\n<tool_call>\n"
+      R"({"name": "get_weather", "arguments": {"city": "Paris", "days": 2, "ratio": 0.75}})"
+      "\n</tool_call>\n<tool_call>\n"
+      R"({"name": "now", "arguments": {}})"
+      "\n</tool_call><|im_end|>\n<|im_start|>user\n<tool_response>\n{\"temp\": 21.5}\n</tool_response>\n"
+      "<tool_response>\n12:00\n</tool_response><|im_end|>\n<|im_start|>assistant\n";
+  EXPECT_EQ(apply_chat_template(hf_template("qwen3"), msgs, true, "", "<|im_end|>", tools), expected);
+  // Arguments that are not a JSON object reach the template as the text they are.
+  msgs[2].tool_calls = {{"c", "now", "not json"}};
+  EXPECT_NE(apply_chat_template(hf_template("qwen3"), msgs, true, "", "", tools).find("\"arguments\": not json}"),
+            std::string::npos);
+  EXPECT_THROW(apply_chat_template(hf_template("qwen3"), msgs, true, "", "", "{\"a\": 1}"), Error);  // not a list
+}
+
+// JSON floats print as Python's repr (what json.dumps and str() write): expected text from
+// Python 3.11.
+TEST(ChatTemplate, JsonFloatsPrintAsPython) {
+  const std::string floats = "[0.1, 1.0, 100.0, 1e+16, 1.5e-07, 123456.789, -0.0001, 2.5e+300, 1e+22, "
+                             "0.30000000000000004, 1.2345678901234568e+16, 9999999999999998.0, 0.00012, -3.0]";
+  EXPECT_EQ(apply_chat_template("{{ tools | tojson }}|{{ tools }}", {}, false, "", "", floats), floats + "|" + floats);
+  EXPECT_EQ(apply_chat_template("{{ tools[1] is float }} {{ tools[1] is number }} {{ tools[1] is integer }} "
+                                "{{ tools[1] == 1 }} {{ tools[2] is float }}",
+                                {}, false, "", "", "[1, 1.0, 2]"),
+            "True True False True False");
+}
+
 }  // namespace
 }  // namespace qrun

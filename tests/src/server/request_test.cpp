@@ -58,7 +58,7 @@ TEST(ServerRequest, MalformedBodiesAre400) {
 TEST(ServerRequest, UnsupportedFeaturesAre400AndTheirNullFormsPass) {
   const std::string head = R"({"messages":[{"role":"user","content":"x"}],)";
   for (const std::string field : {R"("logprobs":true)", R"("logprobs":2)", R"("top_logprobs":2)", R"("echo":true)",
-                                  R"("suffix":"end")", R"("logit_bias":{"5":-100})", R"("tools":[{"type":"function"}])",
+                                  R"("suffix":"end")", R"("logit_bias":{"5":-100})",
                                   R"("functions":[{"name":"f"}])", R"("best_of":2)", R"("response_format":"json")",
                                   R"("response_format":{"type":"xml"})",
                                   R"("stream_options":{"include_usage":true})", R"("frequency_penalty":2.5)",
@@ -82,6 +82,82 @@ TEST(ServerRequest, UnsupportedFeaturesAre400AndTheirNullFormsPass) {
   const auto r = parse_request(Endpoint::Completions, R"({"prompt":"a","frequency_penalty":0.5,"presence_penalty":-1})");
   EXPECT_FLOAT_EQ(r.frequency_penalty, 0.5f);
   EXPECT_FLOAT_EQ(r.presence_penalty, -1.0f);
+}
+
+// OpenAI's tools: the list reaches the template in its own key order; tool_choice picks
+// whether a call is read, required, or required of one tool (whose schema is compiled
+// here); history messages carry calls and the ids they answer; anything malformed is a
+// 400 naming the field.
+TEST(ServerRequest, ToolsAreReadOrAre400NamingTheField) {
+  using Choice = CompletionRequest::ToolChoice;
+  const std::string tools = R"("tools":[{"type":"function","function":{"name":"get_weather","description":"d",)"
+                            R"("parameters":{"type":"object","properties":{"city":{"type":"string"}},"required":["city"]}}},)"
+                            R"({"type":"function","function":{"name":"now"}}])";
+  const std::string head = R"({"messages":[{"role":"user","content":"x"}],)";
+  CompletionRequest r = parse_request(Endpoint::ChatCompletions, head + tools + "}");
+  EXPECT_EQ(r.tool_choice, Choice::Auto);
+  EXPECT_EQ(r.tools.find(R"({"type":"function","function":{"name":"get_weather","description":"d")"), 1u) << r.tools;
+  EXPECT_TRUE(r.tool_call_schema.empty());
+  r = parse_request(Endpoint::ChatCompletions, head + tools + R"(,"tool_choice":"required","parallel_tool_calls":false})");
+  EXPECT_EQ(r.tool_choice, Choice::Required);
+  EXPECT_FALSE(r.parallel_tool_calls);
+  EXPECT_NE(r.tool_call_schema.find("anyOf"), std::string::npos);
+  r = parse_request(Endpoint::ChatCompletions, head + tools + R"(,"tool_choice":{"type":"function","function":{"name":"now"}}})");
+  EXPECT_EQ(r.tool_choice, Choice::Required);
+  EXPECT_EQ(r.tool_name, "now");
+  EXPECT_EQ(r.tool_call_schema.find("get_weather"), std::string::npos);
+  EXPECT_EQ(parse_request(Endpoint::ChatCompletions, head + tools + R"(,"tool_choice":"none"})").tool_choice, Choice::None);
+  EXPECT_EQ(parse_request(Endpoint::ChatCompletions, head + R"("tool_choice":"auto"})").tool_choice, Choice::None);
+
+  // A conversation that called tools: the assistant's calls (content null) and the replies.
+  r = parse_request(Endpoint::ChatCompletions,
+                    R"({"messages":[{"role":"user","content":"x"},{"role":"assistant","content":null,"tool_calls":[)"
+                    R"({"id":"call_1","type":"function","function":{"name":"now","arguments":"{}"}},)"
+                    R"({"id":"call_2","type":"function","function":{"name":"get_weather","arguments":{"city":"Rome"}}}]},)"
+                    R"({"role":"tool","tool_call_id":"call_1","content":"12:00"}],)" + tools + "}");
+  ASSERT_EQ(r.messages.size(), 3u);
+  ASSERT_EQ(r.messages[1].tool_calls.size(), 2u);
+  EXPECT_EQ(r.messages[1].content, "");
+  EXPECT_EQ(r.messages[1].tool_calls[0].id, "call_1");
+  EXPECT_EQ(r.messages[1].tool_calls[1].arguments, R"({"city":"Rome"})");
+  EXPECT_EQ(r.messages[2].tool_call_id, "call_1");
+
+  const std::pair<std::string, std::string> bad[] = {
+      {head + R"("tools":{"type":"function"}})", "tools"},
+      {head + R"("tools":[{"type":"function"}]})", "tools[0].function"},
+      {head + R"("tools":[{"type":"code","function":{"name":"f"}}]})", "tools[0].type"},
+      {head + R"("tools":[{"type":"function","function":{"name":"a b"}}]})", "tools[0].function.name"},
+      {head + R"("tools":[{"type":"function","function":{"name":"f","parameters":[]}}]})", "tools[0].function.parameters"},
+      {head + R"("tools":[{"type":"function","function":{"name":"f"}},{"type":"function","function":{"name":"f"}}]})",
+       "tools[1].function.name"},
+      {head + R"("tool_choice":"required"})", "tool_choice"},
+      {head + tools + R"(,"tool_choice":"always"})", "tool_choice"},
+      {head + tools + R"(,"tool_choice":{"type":"function","function":{"name":"other"}}})", "tool_choice"},
+      {head + R"("tools":[{"type":"function","function":{"name":"f","parameters":{"type":"object","properties":)"
+              R"({"s":{"type":"string","pattern":"^a"}}}}}],"tool_choice":"required"})",
+       "tools[0].function.parameters"},
+      {head + tools + R"(,"tool_choice":"required","response_format":{"type":"json_object"}})", "tool_choice"},
+      {head + tools + R"(,"parallel_tool_calls":"yes"})", "parallel_tool_calls"},
+      {R"({"messages":[{"role":"assistant","content":null,"tool_calls":[{"function":{"name":"f","arguments":5}}]}]})",
+       "messages[0].tool_calls[0].function.arguments"},
+      {R"({"messages":[{"role":"assistant","tool_calls":{}}]})", "messages[0].tool_calls"},
+      {R"({"messages":[{"role":"tool","content":"x","tool_call_id":7}]})", "messages[0].tool_call_id"},
+  };
+  for (const auto& [body, param] : bad) {
+    try {
+      parse_request(Endpoint::ChatCompletions, body);
+      ADD_FAILURE() << body << " accepted";
+    } catch (const ApiError& e) {
+      EXPECT_EQ(e.status, 400);
+      EXPECT_EQ(e.param, param) << body << ": " << e.what();
+    }
+  }
+  EXPECT_EQ(status_of(Endpoint::Completions, R"({"prompt":"a",)" + tools + "}"), 400);
+  EXPECT_EQ(status_of(Endpoint::Completions, R"({"prompt":"a","tools":[]})"), 200);
+  // The unsupported schema is fine when no call is required: it only describes the tool.
+  EXPECT_EQ(status_of(Endpoint::ChatCompletions, head + R"("tools":[{"type":"function","function":{"name":"f",)"
+                                                          R"("parameters":{"type":"string","pattern":"^a"}}}]})"),
+            200);
 }
 
 // OpenAI's json_schema and llama.cpp's json_object with a schema: the schema's text keeps

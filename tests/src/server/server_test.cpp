@@ -430,6 +430,91 @@ TEST_F(QserveTest, ChatTurnsReuseTheWorkersCache) {
   EXPECT_LT(next["usage"]["prompt_tokens_details"]["cached_tokens"].get<int>(), next["usage"]["prompt_tokens"].get<int>());
 }
 
+// OpenAI tool calling on Qwen3's real template. A required call is a call to an offered
+// tool with arguments its schema allows, the same whole or streamed; a named one calls
+// that tool; with "auto" the story model writes text, which comes back as content. A
+// template that does not write calls refuses tools rather than ignoring them.
+TEST_F(QserveTest, ToolCallsFollowToolChoice) {
+  const std::string qwen3 = json::parse(test::read_text(test::shared_dir() / "tokenizers" / "qwen3" / "tokenizer_config.json"))
+                                .at("chat_template");
+  Server s({"--workers", "1", "-c", "2048", "--chat-template", qwen3}, DType::Q8);  // its tools preamble is long
+  ASSERT_TRUE(s.ready()) << s.log();
+  using ordered = nlohmann::ordered_json;
+  const ordered tools = ordered::parse(R"([
+      {"type": "function", "function": {"name": "get_weather", "description": "The weather in a city",
+       "parameters": {"type": "object", "properties": {"city": {"type": "string", "enum": ["Paris", "Rome"]},
+                      "days": {"type": "integer", "minimum": 1, "maximum": 9}}, "required": ["city", "days"],
+                      "additionalProperties": false}}},
+      {"type": "function", "function": {"name": "now", "parameters": {"type": "object", "additionalProperties": false}}}])");
+  const ordered messages = ordered::parse(R"([{"role": "user", "content": "What is the weather in Paris?"}])");
+  int called = 0;
+  for (int seed = 1; seed <= 3; ++seed) {
+    ordered req = {{"messages", messages}, {"tools", tools}, {"tool_choice", "required"},
+                   {"temperature", 1}, {"seed", seed}, {"max_tokens", 400}};
+    auto r = post(s, "/v1/chat/completions", req);
+    ASSERT_EQ(r->status, 200) << r->body;
+    const json choice = json::parse(r->body)["choices"][0];
+    if (choice["finish_reason"] != "tool_calls") continue;  // the story model can write long runs of spaces
+    ++called;
+    const json& message = choice["message"];
+    EXPECT_TRUE(message["content"].is_null()) << message;
+    ASSERT_EQ(message["tool_calls"].size(), 1u) << message;
+    const json& call = message["tool_calls"][0];
+    EXPECT_EQ(call["id"].get<std::string>().rfind("call_", 0), 0u) << call;
+    EXPECT_EQ(call["type"], "function");
+    const std::string name = call["function"]["name"];
+    const json args = json::parse(call["function"]["arguments"].get<std::string>());
+    if (name == "get_weather") {
+      EXPECT_TRUE(args["city"] == "Paris" || args["city"] == "Rome") << args;
+      EXPECT_TRUE(args["days"].is_number_integer() && args["days"] >= 1 && args["days"] <= 9) << args;
+      EXPECT_EQ(args.size(), 2u) << args;
+    } else {
+      EXPECT_EQ(name, "now");
+      EXPECT_TRUE(args.is_object());
+    }
+    req["stream"] = true;
+    r = post(s, "/v1/chat/completions", req);
+    ASSERT_EQ(r->status, 200) << r->body;
+    const Sse sse = parse_sse(r->body, true);
+    EXPECT_EQ(sse.text, "");
+    json streamed;
+    for (const json& e : sse.events)
+      if (e["choices"][0]["delta"].contains("tool_calls")) streamed = e["choices"][0]["delta"]["tool_calls"];
+    ASSERT_EQ(streamed.size(), 1u) << r->body;
+    EXPECT_EQ(streamed[0]["index"], 0);
+    EXPECT_EQ(streamed[0]["function"], call["function"]);
+    EXPECT_EQ(sse.events.back()["choices"][0]["finish_reason"], "tool_calls");
+  }
+  EXPECT_GT(called, 0);
+
+  ordered named = {{"messages", messages}, {"tools", tools}, {"seed", 4}, {"max_tokens", 400},
+                   {"tool_choice", {{"type", "function"}, {"function", {{"name", "now"}}}}}};
+  auto r = post(s, "/v1/chat/completions", named);
+  ASSERT_EQ(r->status, 200) << r->body;
+  json choice = json::parse(r->body)["choices"][0];
+  if (choice["finish_reason"] == "tool_calls") {
+    EXPECT_EQ(choice["message"]["tool_calls"][0]["function"]["name"], "now");
+    EXPECT_EQ(choice["message"]["tool_calls"][0]["function"]["arguments"], "{}");
+  } else {
+    EXPECT_EQ(choice["finish_reason"], "length") << choice;
+  }
+
+  r = post(s, "/v1/chat/completions", ordered{{"messages", messages}, {"tools", tools}, {"seed", 1}, {"max_tokens", 12}});
+  ASSERT_EQ(r->status, 200) << r->body;
+  choice = json::parse(r->body)["choices"][0];
+  EXPECT_FALSE(choice["message"].contains("tool_calls")) << choice;
+  EXPECT_FALSE(choice["message"]["content"].get<std::string>().empty()) << choice;
+
+  Server plain({"--workers", "1", "--chat-template", kChatml}, DType::Q8);
+  ASSERT_TRUE(plain.ready()) << plain.log();
+  r = post(plain, "/v1/chat/completions", ordered{{"messages", messages}, {"tools", tools}, {"max_tokens", 4}});
+  EXPECT_EQ(r->status, 400) << r->body;
+  EXPECT_EQ(json::parse(r->body)["error"]["param"], "tools") << r->body;
+  r = post(plain, "/v1/chat/completions",
+           ordered{{"messages", messages}, {"tools", tools}, {"tool_choice", "none"}, {"max_tokens", 4}});
+  EXPECT_EQ(r->status, 200) << r->body;
+}
+
 TEST_F(QserveTest, BadRequestsGetOpenAiErrors) {
   Server s({"--workers", "1", "--max-body", "2000", "--api-key", "sekret"});
   ASSERT_TRUE(s.ready()) << s.log();

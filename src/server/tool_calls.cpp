@@ -1,0 +1,107 @@
+#include "src/server/tool_calls.h"
+
+#include <optional>
+
+namespace qrun::server {
+
+namespace {
+
+using ordered = nlohmann::ordered_json;
+
+constexpr std::string_view kToolCallClose = "</tool_call>";
+constexpr std::string_view kSpace = " \t\r\n";
+
+std::string_view trimmed(std::string_view s) {
+  const size_t a = s.find_first_not_of(kSpace);
+  if (a == std::string_view::npos) return {};
+  return s.substr(a, s.find_last_not_of(kSpace) - a + 1);
+}
+
+// {"name": "f", "arguments": {...}}; Llama-style "parameters" and arguments written as a
+// JSON string are read too.
+std::optional<ToolCall> read_call(std::string_view block) {
+  const ordered j = ordered::parse(trimmed(block), nullptr, false);
+  if (!j.is_object() || !j.contains("name") || !j["name"].is_string() || j["name"].get_ref<const std::string&>().empty())
+    return std::nullopt;
+  const char* key = j.contains("arguments") ? "arguments" : "parameters";
+  if (!j.contains(key)) return std::nullopt;
+  ordered args = j[key];
+  if (args.is_string()) args = ordered::parse(args.get<std::string>(), nullptr, false);
+  if (!args.is_object()) return std::nullopt;
+  return ToolCall{"", j["name"].get<std::string>(), args.dump(-1, ' ', false, ordered::error_handler_t::replace)};
+}
+
+}  // namespace
+
+bool template_writes_tool_calls(const std::string& tmpl) { return tmpl.find(kToolCallOpen) != std::string::npos; }
+
+ParsedReply parse_tool_calls(std::string_view reply) {
+  ParsedReply r;
+  std::string text;
+  size_t at = 0;
+  while (at < reply.size()) {
+    const size_t open = reply.find(kToolCallOpen, at);
+    if (open == std::string_view::npos) {
+      text += reply.substr(at);
+      break;
+    }
+    const size_t body = open + kToolCallOpen.size();
+    const size_t close = reply.find(kToolCallClose, body);
+    const size_t end = close == std::string_view::npos ? reply.size() : close + kToolCallClose.size();
+    const std::optional<ToolCall> call =
+        read_call(reply.substr(body, close == std::string_view::npos ? std::string_view::npos : close - body));
+    text += reply.substr(at, (call ? open : end) - at);
+    if (call) r.calls.push_back(*call);
+    at = end;
+  }
+  if (r.calls.empty()) {
+    r.content = std::string(reply);
+  } else {
+    // The newlines that separated text from the blocks go with the blocks.
+    const size_t last = text.find_last_not_of(kSpace);
+    r.content = last == std::string::npos ? std::string() : text.substr(0, last + 1);
+  }
+  return r;
+}
+
+size_t plain_text_length(std::string_view reply) {
+  if (const size_t open = reply.find(kToolCallOpen); open != std::string_view::npos) return open;
+  for (size_t k = std::min(reply.size(), kToolCallOpen.size() - 1); k > 0; --k)
+    if (reply.substr(reply.size() - k) == kToolCallOpen.substr(0, k)) return reply.size() - k;
+  return reply.size();
+}
+
+std::string ToolCallStream::feed(std::string_view text) {
+  reply_ += text;
+  const size_t plain = plain_text_length(reply_);
+  if (plain <= sent_) return {};
+  std::string out = reply_.substr(sent_, plain - sent_);
+  sent_ = plain;
+  return out;
+}
+
+ParsedReply ToolCallStream::finish() const {
+  ParsedReply r = parse_tool_calls(reply_);
+  // What was sent is the start of the content: the text before the first block.
+  r.content = r.content.size() > sent_ ? r.content.substr(sent_) : std::string();
+  return r;
+}
+
+std::string tool_call_schema(const ordered& tools, const std::string& only) {
+  ordered calls = ordered::array();
+  for (const ordered& tool : tools) {
+    const ordered& function = tool.at("function");
+    const std::string& name = function.at("name").get_ref<const std::string&>();
+    if (!only.empty() && name != only) continue;
+    ordered arguments = function.contains("parameters") ? function["parameters"] : ordered::object();
+    if (arguments.empty()) arguments = {{"type", "object"}};  // {}: any arguments, still an object
+    calls.push_back({{"type", "object"},
+                     {"properties", {{"name", {{"const", name}}}, {"arguments", std::move(arguments)}}},
+                     {"required", {"name", "arguments"}},
+                     {"additionalProperties", false}});
+  }
+  const ordered schema = calls.size() == 1 ? calls[0] : ordered{{"anyOf", calls}};
+  return schema.dump(-1, ' ', false, ordered::error_handler_t::replace);
+}
+
+}  // namespace qrun::server

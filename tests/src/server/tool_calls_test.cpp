@@ -1,0 +1,124 @@
+// Hermes-form tool calls: reading them out of a reply, streaming the text around them,
+// and the schema that holds a required call.
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+
+#include "qrun/error.h"
+#include "src/runtime/grammar.h"
+#include "src/runtime/json_schema_grammar.h"
+#include "src/server/tool_calls.h"
+
+namespace qrun::server {
+namespace {
+
+using ordered = nlohmann::ordered_json;
+
+TEST(ToolCalls, BlocksBecomeCallsAndLeaveTheText) {
+  const ParsedReply r = parse_tool_calls(
+      "Let me look.\n<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Paris\", \"days\": 2}}\n"
+      "</tool_call>\n<tool_call>\n{\"name\": \"now\", \"arguments\": {}}\n</tool_call>\n");
+  ASSERT_EQ(r.calls.size(), 2u);
+  EXPECT_EQ(r.calls[0].name, "get_weather");
+  EXPECT_EQ(r.calls[0].arguments, R"({"city":"Paris","days":2})");  // compact, in the model's key order
+  EXPECT_EQ(r.calls[1].name, "now");
+  EXPECT_EQ(r.calls[1].arguments, "{}");
+  EXPECT_EQ(r.content, "Let me look.");
+  EXPECT_TRUE(r.calls[0].id.empty());
+}
+
+TEST(ToolCalls, OtherFormsAndBrokenBlocks) {
+  // Arguments as a JSON string, Llama's "parameters", a last block without its closing tag.
+  ParsedReply r = parse_tool_calls("<tool_call>{\"name\": \"f\", \"arguments\": \"{\\\"x\\\": 1}\"}</tool_call>"
+                                   "<tool_call>{\"name\": \"g\", \"parameters\": {\"y\": [1, 2]}}");
+  ASSERT_EQ(r.calls.size(), 2u);
+  EXPECT_EQ(r.calls[0].arguments, R"({"x":1})");
+  EXPECT_EQ(r.calls[1].name, "g");
+  EXPECT_EQ(r.calls[1].arguments, R"({"y":[1,2]})");
+  EXPECT_EQ(r.content, "");
+  // A block that is not a call stays text, and a reply without calls is unchanged.
+  for (const char* text : {"<tool_call>{\"name\": \"f\"}</tool_call> ", "<tool_call>{\"name\": 3, \"arguments\": {}}",
+                           "<tool_call>{\"name\": \"\", \"arguments\": {}}", "<tool_call>not json</tool_call>",
+                           "<tool_call>{\"name\": \"f\", \"arguments\": [1]}", "plain text  ", "", "<tool_call"}) {
+    r = parse_tool_calls(text);
+    EXPECT_TRUE(r.calls.empty()) << text;
+    EXPECT_EQ(r.content, text);
+  }
+  r = parse_tool_calls("a <tool_call>bad</tool_call> b <tool_call>{\"name\": \"f\", \"arguments\": {}}</tool_call>");
+  ASSERT_EQ(r.calls.size(), 1u);
+  EXPECT_EQ(r.content, "a <tool_call>bad</tool_call> b");
+}
+
+TEST(ToolCalls, PlainTextStopsWhereACallMayBegin) {
+  EXPECT_EQ(plain_text_length("hello"), 5u);
+  EXPECT_EQ(plain_text_length("hello <"), 6u);
+  EXPECT_EQ(plain_text_length("hello <tool_c"), 6u);
+  EXPECT_EQ(plain_text_length("hello <tool_call"), 6u);
+  EXPECT_EQ(plain_text_length("a <tool_call>{"), 2u);
+  EXPECT_EQ(plain_text_length("a <b> c"), 7u);
+  EXPECT_EQ(plain_text_length("<tool_calx"), 10u);
+}
+
+// Whatever the pieces a reply arrives in, what a stream sends adds up to the whole
+// reply's content, and it finds the same calls.
+TEST(ToolCalls, StreamedPiecesAddUpToTheWholeReply) {
+  const std::string replies[] = {
+      "Sure.\n<tool_call>\n{\"name\": \"f\", \"arguments\": {\"a\": \"<tool_call>\"}}\n</tool_call>",
+      "no calls, a < sign and <tool_ at the end <tool_",
+      "x <tool_call>broken</tool_call> y",
+      "<tool_call>{\"name\": \"f\", \"arguments\": {}}</tool_call>\n<tool_call>{\"name\": \"g\", \"arguments\": {}}",
+  };
+  for (const std::string& reply : replies) {
+    const ParsedReply whole = parse_tool_calls(reply);
+    for (size_t piece = 1; piece <= 5; ++piece) {
+      ToolCallStream stream;
+      std::string sent;
+      for (size_t at = 0; at < reply.size(); at += piece) sent += stream.feed(reply.substr(at, piece));
+      const ParsedReply last = stream.finish();
+      sent += last.content;
+      EXPECT_EQ(sent.substr(0, whole.content.size()), whole.content) << reply << " in pieces of " << piece;
+      EXPECT_EQ(sent.find_first_not_of(" \n", whole.content.size()), std::string::npos) << reply;
+      ASSERT_EQ(last.calls.size(), whole.calls.size()) << reply;
+      for (size_t i = 0; i < whole.calls.size(); ++i) EXPECT_EQ(last.calls[i].arguments, whole.calls[i].arguments);
+    }
+  }
+  ToolCallStream required("<tool_call>\n");  // a required call: the prompt wrote the opening tag
+  EXPECT_EQ(required.feed("{\"name\": \"f\", \"arguments\": {}}"), "");
+  ASSERT_EQ(required.finish().calls.size(), 1u);
+}
+
+// The schema of a required call takes a call to an offered tool with its arguments, and
+// nothing else.
+TEST(ToolCalls, RequiredCallSchemaTakesOnlyOfferedCalls) {
+  const ordered tools = ordered::parse(R"([
+      {"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object",
+        "properties": {"city": {"type": "string", "enum": ["Paris", "Rome"]}}, "required": ["city"]}}},
+      {"type": "function", "function": {"name": "now", "parameters": {}}},
+      {"type": "function", "function": {"name": "noargs"}}])");
+  const auto takes = [](const std::string& schema, const std::string& text) {
+    GrammarPrefix p(json_schema_grammar(schema));
+    return p.feed(std::string_view(text)) && p.complete();
+  };
+  const std::string any = tool_call_schema(tools, "");
+  EXPECT_TRUE(takes(any, R"({"name": "get_weather", "arguments": {"city": "Rome"}})"));
+  EXPECT_TRUE(takes(any, R"({"name": "now", "arguments": {}})"));
+  EXPECT_TRUE(takes(any, R"({"name": "noargs", "arguments": {"z": 1}})"));
+  EXPECT_FALSE(takes(any, R"({"name": "get_weather", "arguments": {"city": "Oslo"}})"));
+  EXPECT_FALSE(takes(any, R"({"name": "other", "arguments": {}})"));
+  EXPECT_FALSE(takes(any, R"({"name": "now", "arguments": []})"));
+  EXPECT_FALSE(takes(any, R"({"name": "now"})"));
+  const std::string one = tool_call_schema(tools, "now");
+  EXPECT_TRUE(takes(one, R"({"name": "now", "arguments": {}})"));
+  EXPECT_FALSE(takes(one, R"({"name": "get_weather", "arguments": {"city": "Rome"}})"));
+  const ParsedReply r = parse_tool_calls("<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Rome\"}}");
+  ASSERT_EQ(r.calls.size(), 1u);
+  EXPECT_EQ(r.calls[0].arguments, R"({"city":"Rome"})");
+}
+
+TEST(ToolCalls, TemplatesThatWriteHermesCalls) {
+  EXPECT_TRUE(template_writes_tool_calls("{{ '<tool_call>\\n' }}"));
+  EXPECT_FALSE(template_writes_tool_calls("{% for m in messages %}{{ m.content }}{% endfor %}"));
+}
+
+}  // namespace
+}  // namespace qrun::server
