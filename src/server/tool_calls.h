@@ -38,15 +38,17 @@ ParsedReply parse_tool_calls(std::string_view reply);
 size_t plain_text_length(std::string_view reply);
 
 // A reply as it streams: text goes out as soon as it cannot be the start of a call.
+// `start` is what the prompt already wrote of the reply (a required call's opening tag):
+// read with the reply, never sent.
 class ToolCallStream {
  public:
-  explicit ToolCallStream(std::string start = {}) : reply_(std::move(start)) {}
+  explicit ToolCallStream(std::string start = {}) : reply_(std::move(start)), sent_(reply_.size()) {}
   std::string feed(std::string_view text);  // the content to send now
   ParsedReply finish() const;               // the content not sent yet, and the calls
 
  private:
   std::string reply_;
-  size_t sent_ = 0;
+  size_t sent_;
 };
 
 // The JSON schema of one call (the block's JSON) to one of `tools` (OpenAI's list), or

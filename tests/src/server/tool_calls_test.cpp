@@ -85,6 +85,10 @@ TEST(ToolCalls, StreamedPiecesAddUpToTheWholeReply) {
   ToolCallStream required("<tool_call>\n");  // a required call: the prompt wrote the opening tag
   EXPECT_EQ(required.feed("{\"name\": \"f\", \"arguments\": {}}"), "");
   ASSERT_EQ(required.finish().calls.size(), 1u);
+  ToolCallStream cut("<tool_call>\n");  // one that ran out of tokens: the text, as a whole reply gives it
+  EXPECT_EQ(cut.feed("{\"name\": "), "");
+  EXPECT_EQ(cut.finish().content, "{\"name\": ");
+  EXPECT_TRUE(cut.finish().calls.empty());
 }
 
 // The schema of a required call takes a call to an offered tool with its arguments, and
