@@ -20,12 +20,14 @@ std::string resolve_chat_template(const Tokenizer& tok, const std::string& file_
 
 class ChatFormatter {
  public:
-  // Throws when tmpl is empty (the model has no template and none was given).
-  ChatFormatter(const Tokenizer& tok, std::string tmpl);
+  // Throws when tmpl is empty (the model has no template and none was given), or when
+  // kwargs_json (more template variables, see apply_chat_template) is not a JSON object.
+  ChatFormatter(const Tokenizer& tok, std::string tmpl, const std::string& kwargs_json = {});
 
-  // tools_json: OpenAI's tools list as JSON text ("" for none).
+  // tools_json: OpenAI's tools list as JSON text ("" for none); kwargs_json: variables
+  // that add to (or replace, key by key) the formatter's own.
   std::string render(std::span<const ChatMessage> messages, bool add_generation_prompt,
-                     const std::string& tools_json = {}) const;
+                     const std::string& tools_json = {}, const std::string& kwargs_json = {}) const;
   const std::string& template_text() const { return tmpl_; }
   // Special-token text becomes special tokens; at the start of a conversation BOS is
   // added unless the template already wrote it.
@@ -35,6 +37,7 @@ class ChatFormatter {
  private:
   const Tokenizer& tok_;
   std::string tmpl_;
+  std::string kwargs_;  // a JSON object's text, or ""
   std::string bos_, eos_;
 };
 

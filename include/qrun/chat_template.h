@@ -29,13 +29,16 @@ struct ChatMessage {
 // eos_token and tools; enable_thinking is left undefined. `tools_json` is the JSON text
 // of OpenAI's tools list ("" for none: tools is none). A message's tool calls reach the
 // template as transformers documents them: tool_calls[i].function.arguments a mapping
-// (the JSON text when it is not an object).
+// (the JSON text when it is not an object). `kwargs_json` is a JSON object of more
+// variables, as transformers' apply_chat_template(**kwargs) and llama.cpp's
+// chat_template_kwargs pass them (Qwen3's {"enable_thinking": false}); "" for none.
 // Throws qrun::Error for a syntax error, an unsupported construct, or raise_exception(),
 // and for a template that exceeds a limit (src/chat/jinja_value.h: nesting of blocks,
 // expressions and values, string and output size, total steps), naming the limit.
 std::string apply_chat_template(const std::string& tmpl, const std::vector<ChatMessage>& messages,
                                 bool add_generation_prompt, const std::string& bos_token,
-                                const std::string& eos_token, const std::string& tools_json = {});
+                                const std::string& eos_token, const std::string& tools_json = {},
+                                const std::string& kwargs_json = {});
 
 // Throws qrun::Error for a syntax error or an unsupported construct: what can be told
 // before any conversation is rendered.

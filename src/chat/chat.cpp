@@ -1,5 +1,7 @@
 #include "qrun/chat.h"
 
+#include <nlohmann/json.hpp>
+
 #include "qrun/error.h"
 #include "src/format/text_file.h"
 
@@ -14,8 +16,22 @@ std::string resolve_chat_template(const Tokenizer& tok, const std::string& file_
   return read_text_file(file_or_text, "chat template file");
 }
 
-ChatFormatter::ChatFormatter(const Tokenizer& tok, std::string tmpl) : tok_(tok), tmpl_(std::move(tmpl)) {
+namespace {
+
+// A JSON object's text, or "" for none; throws naming what it is.
+nlohmann::ordered_json kwargs_object(const std::string& text) {
+  if (text.empty()) return nlohmann::ordered_json::object();
+  const auto j = nlohmann::ordered_json::parse(text, nullptr, false);
+  if (!j.is_object()) throw Error("chat template kwargs: must be a JSON object, not: " + text.substr(0, 80));
+  return j;
+}
+
+}  // namespace
+
+ChatFormatter::ChatFormatter(const Tokenizer& tok, std::string tmpl, const std::string& kwargs_json)
+    : tok_(tok), tmpl_(std::move(tmpl)), kwargs_(kwargs_json) {
   if (tmpl_.empty()) throw Error("this model has no chat template; give one with --chat-template");
+  kwargs_object(kwargs_);
   check_chat_template(tmpl_);  // a broken template fails at start, not at every turn
   if (tok.bos_id() >= 0) bos_ = tok.piece(tok.bos_id());
   const auto eos = tok.eos_ids();
@@ -23,8 +39,16 @@ ChatFormatter::ChatFormatter(const Tokenizer& tok, std::string tmpl) : tok_(tok)
 }
 
 std::string ChatFormatter::render(std::span<const ChatMessage> messages, bool add_generation_prompt,
-                                  const std::string& tools_json) const {
-  return apply_chat_template(tmpl_, {messages.begin(), messages.end()}, add_generation_prompt, bos_, eos_, tools_json);
+                                  const std::string& tools_json, const std::string& kwargs_json) const {
+  std::string kwargs = kwargs_;
+  if (!kwargs_json.empty()) {
+    nlohmann::ordered_json merged = kwargs_object(kwargs_);
+    const nlohmann::ordered_json more = kwargs_object(kwargs_json);  // alive for the loop (items() refers to it)
+    for (const auto& [key, value] : more.items()) merged[key] = value;
+    kwargs = merged.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
+  }
+  return apply_chat_template(tmpl_, {messages.begin(), messages.end()}, add_generation_prompt, bos_, eos_, tools_json,
+                             kwargs);
 }
 
 std::vector<int32_t> ChatFormatter::encode(const std::string& text, bool conversation_start) const {

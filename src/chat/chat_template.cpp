@@ -69,7 +69,8 @@ void check_chat_template(const std::string& tmpl) { parse(Source(tmpl), tmpl); }
 
 std::string apply_chat_template(const std::string& tmpl, const std::vector<ChatMessage>& messages,
                                 bool add_generation_prompt, const std::string& bos_token,
-                                const std::string& eos_token, const std::string& tools_json) {
+                                const std::string& eos_token, const std::string& tools_json,
+                                const std::string& kwargs_json) {
   const Source src(tmpl);
   const Body body = parse(src, tmpl);
 
@@ -86,6 +87,14 @@ std::string apply_chat_template(const std::string& tmpl, const std::vector<ChatM
                {"bos_token", Value::str(bos_token)},
                {"eos_token", Value::str(eos_token)},
                {"tools", std::move(tools)}};
+  if (!kwargs_json.empty()) {
+    const auto j = nlohmann::ordered_json::parse(kwargs_json, nullptr, false);
+    if (!j.is_object()) throw Error("chat template kwargs: must be a JSON object");
+    for (const auto& [key, value] : j.items()) {
+      if (globals.count(key)) throw Error("chat template kwargs: '" + key + "' is set by qrun, not by kwargs");
+      globals[key] = from_json(value);
+    }
+  }
   return render(src, body, std::move(globals));
 }
 

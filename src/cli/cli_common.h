@@ -62,6 +62,10 @@ inline constexpr const char* kSwaFullHelp =
     "Sliding-window layers keep the whole context, not a ring of window + batch positions (more memory; a cached "
     "prefix is always reused)";
 
+// --chat-template-kwargs JSON: ChatFormatter's kwargs.
+inline constexpr const char* kChatTemplateKwargsHelp =
+    "More chat-template variables, a JSON object, e.g. '{\"enable_thinking\": false}' for Qwen3 (as llama.cpp's)";
+
 // --q8-activations BITS: RuntimeOptions::q8_activation_bits (0, the default: chosen).
 inline void add_q8_activations_option(CLI::App& app, int& bits) {
   app.add_option("--q8-activations", bits,

@@ -42,7 +42,7 @@ struct Args {
   bool chat = false, conversation = false, no_context_shift = false, json = false;
   int n_keep = 0;
   std::vector<std::string> reverse_prompts;
-  std::string system_prompt, chat_template;
+  std::string system_prompt, chat_template, chat_template_kwargs;
   std::string json_schema, json_schema_file;
   std::string grammar, grammar_file;
   bool has_json_schema = false, has_grammar = false;  // given, even as an empty text (an error)
@@ -51,7 +51,7 @@ struct Args {
 // --chat: the prompt as one user turn (after an optional system turn), rendered with
 // the model's chat template (or --chat-template).
 std::vector<int32_t> chat_prompt(const Args& a, const qrun::Tokenizer& tok) {
-  const qrun::ChatFormatter fmt(tok, qrun::resolve_chat_template(tok, a.chat_template));
+  const qrun::ChatFormatter fmt(tok, qrun::resolve_chat_template(tok, a.chat_template), a.chat_template_kwargs);
   qrun::ChatHistory history(fmt, a.system_prompt);
   return fmt.encode(history.add_user(a.prompt), true);
 }
@@ -189,6 +189,7 @@ int main(int argc, char** argv) {
                "-cnv: chat turn by turn, reading each user turn from stdin (a line; end it with \\ to go on)");
   app.add_option("--system-prompt", a.system_prompt, "-sys TEXT: system turn for --chat and -cnv");
   app.add_option("--chat-template", a.chat_template, "Chat template to use instead of the model's: a file or the text");
+  app.add_option("--chat-template-kwargs", a.chat_template_kwargs, qrun::cli::kChatTemplateKwargsHelp);
   app.add_flag("--json", a.json,
                "Constrain the reply to one JSON object (as OpenAI's response_format json_object); it ends when the "
                "object closes");
@@ -302,7 +303,8 @@ int main(int argc, char** argv) {
                         std::to_string(std::max(model.context_length() - 2, 0)) + ", or raise -c)");
     const uint64_t disk0 = qrun::storage_bytes_read();
     if (a.conversation) {
-      qrun::cli::ConversationSettings cs{a.chat_template, a.system_prompt, a.reverse_prompts, a.verbose};
+      qrun::cli::ConversationSettings cs{a.chat_template, a.chat_template_kwargs, a.system_prompt, a.reverse_prompts,
+                                         a.verbose};
       const auto stats = qrun::cli::run_conversation(model, sampler, go, cs);
       print_timings(load_ms, stats, model, qrun::storage_bytes_read() - disk0);
       return 0;

@@ -87,7 +87,7 @@ static void say_context_full(const Model& model) {
 GenerationStats run_conversation(Model& model, Sampler& sampler, const GenerateOptions& options,
                                  const ConversationSettings& settings) {
   const Tokenizer& tok = model.tokenizer();
-  const ChatFormatter fmt(tok, resolve_chat_template(tok, settings.chat_template));
+  const ChatFormatter fmt(tok, resolve_chat_template(tok, settings.chat_template), settings.chat_template_kwargs);
   ChatHistory history(fmt, settings.system_prompt);
   const bool interactive = isatty(STDIN_FILENO);
   int32_t pending = -1;  // the last reply's final token, not yet run through the model

@@ -26,6 +26,7 @@ Reply stream_reply(Model& model, std::span<const int32_t> prompt, Sampler& sampl
 
 struct ConversationSettings {
   std::string chat_template;  // --chat-template FILE_OR_TEXT (empty: the model's)
+  std::string chat_template_kwargs;  // --chat-template-kwargs JSON (empty: none)
   std::string system_prompt;
   std::vector<std::string> reverse_prompts;
   bool verbose = false;

@@ -42,6 +42,7 @@ int main(int argc, char** argv) {
   app.add_option("--max-queue", o.max_queue, "Requests that may wait for a worker (503 beyond)")
       ->check(CLI::Range(0, 100000))->capture_default_str();
   app.add_option("--chat-template", o.chat_template, "Chat template instead of the model's: a file or the text");
+  app.add_option("--chat-template-kwargs", o.chat_template_kwargs, qrun::cli::kChatTemplateKwargsHelp);
   app.add_option("--worker-fd", worker_fd, "Internal: run as a worker on this socket")->group("");
   o.workers = 0;
   try {

@@ -1,6 +1,9 @@
 #include "src/runtime/json_lexers.h"
 
+#include <charconv>
 #include <cmath>
+#include <cstdlib>
+#include <string>
 
 namespace qrun {
 
@@ -83,8 +86,7 @@ bool JsonNumberLexer::start(uint8_t c) {
   negative_ = c == '-';
   int_digits_ = negative_ ? 0 : 1;
   magnitude_ = negative_ ? 0 : c - '0';
-  fraction_ = 0;
-  fraction_digits_ = 0;
+  text_[0] = static_cast<char>(c);
   return true;
 }
 
@@ -98,15 +100,17 @@ bool JsonNumberLexer::to(Part part, int needs) {
 }
 
 bool JsonNumberLexer::step(uint8_t c, Shape shape) {
+  if (!step_part(c, shape)) return false;
+  text_[length_ - 1] = static_cast<char>(c);
+  return true;
+}
+
+bool JsonNumberLexer::step_part(uint8_t c, Shape shape) {
   const bool exp = shape == Shape::Any && (c == 'e' || c == 'E');
   const bool dot = shape != Shape::Integer && c == '.';
   if (is_digit(c) && (part_ == Part::Minus || part_ == Part::Int) && int_digits_ < 21) {
     ++int_digits_;
     magnitude_ = magnitude_ * 10 + (c - '0');
-  }
-  if (is_digit(c) && (part_ == Part::Dot || part_ == Part::Frac) && fraction_digits_ < 18) {
-    ++fraction_digits_;
-    fraction_ = fraction_ * 10 + (c - '0');
   }
   switch (part_) {
     case Part::Minus:
@@ -160,22 +164,54 @@ bool JsonNumberLexer::integer_within(int64_t low, int64_t high) const {
   return v >= low && v <= high;
 }
 
-long double JsonNumberLexer::decimal() const {
-  return static_cast<long double>(magnitude_) + static_cast<long double>(fraction_) / powl(10.0L, fraction_digits_);
+long double JsonNumberLexer::magnitude() const {
+  const std::string text(text_.data() + negative_, static_cast<size_t>(length_ - negative_));
+  return std::strtold(text.c_str(), nullptr);
 }
+
+namespace {
+
+// A schema's bound is a double; the schema wrote the shortest decimal that reads as it
+// (0.1, not 0.1000000000000000055511...), and text is compared with that decimal.
+long double as_written(long double bound) {
+  if (!std::isfinite(bound)) return bound;
+  char buf[40];
+  const auto end = std::to_chars(buf, buf + sizeof buf - 1, static_cast<double>(bound)).ptr;
+  *end = '\0';
+  return std::strtold(buf, nullptr);
+}
+
+// The decimal one unit of the last digit above `digits` ("0.009" -> "0.010"), exact
+// where v + 10^-f in long double would round.
+std::string one_unit_up(std::string digits) {
+  for (size_t i = digits.size(); i-- > 0;) {
+    if (digits[i] == '.') continue;
+    if (digits[i] != '9') {
+      ++digits[i];
+      return digits;
+    }
+    digits[i] = '0';
+  }
+  return "1" + digits;
+}
+
+}  // namespace
 
 // What more digits can make of the decimal so far: before the point, with k more integer
 // digits, [m * 10^k, (m + 1) * 10^k); after it, [v, v + 10^-f) for its f digits. Some
-// value of one of them must lie within [low, high] (the interval's end is never reached).
+// value of one of them must lie within [low, high] as written (the interval's end is
+// never reached); a number that cannot grow must be within.
 bool JsonNumberLexer::decimal_may_reach(long double low, long double high) const {
+  if (length_ >= kMaxLength) return can_end() && decimal_within(low, high);
+  const long double lo = as_written(low), hi = as_written(high);
   const auto meets = [&](long double a, long double b) {  // magnitudes [a, b), with the sign
-    return negative_ ? (-a >= low && -b < high) : (a <= high && b > low);
+    return negative_ ? (-a >= lo && -b < hi) : (a <= hi && b > lo);
   };
-  if (part_ == Part::Minus) return low <= 0;  // "-": any value up to -0
+  if (part_ == Part::Minus) return lo <= 0;  // "-": any value up to -0
   if (part_ == Part::Zero) return meets(0, 1);
   if (part_ == Part::Dot || part_ == Part::Frac) {
-    const long double v = decimal();
-    return meets(v, v + powl(10.0L, -fraction_digits_));
+    const std::string digits(text_.data() + negative_, static_cast<size_t>(length_ - negative_));
+    return meets(std::strtold(digits.c_str(), nullptr), std::strtold(one_unit_up(digits).c_str(), nullptr));
   }
   if (part_ != Part::Int || int_digits_ > 20) return false;
   const long double m = static_cast<long double>(magnitude_);
@@ -187,8 +223,8 @@ bool JsonNumberLexer::decimal_may_reach(long double low, long double high) const
 
 bool JsonNumberLexer::decimal_within(long double low, long double high) const {
   if (int_digits_ == 0 || int_digits_ > 20) return false;
-  const long double v = negative_ ? -decimal() : decimal();
-  return v >= low && v <= high;
+  const long double v = negative_ ? -magnitude() : magnitude();
+  return v >= as_written(low) && v <= as_written(high);
 }
 
 bool JsonSpaceLexer::step(uint8_t c) {

@@ -5,6 +5,7 @@
 // callers try bytes on copies.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <limits>
 
@@ -58,7 +59,7 @@ class JsonNumberLexer {
   // one from low to high, and whether it is one now.
   bool integer_may_reach(int64_t low, int64_t high) const;
   bool integer_within(int64_t low, int64_t high) const;
-  // The same for a decimal, in long double (a bound is met to its last bits at best).
+  // The same for a decimal, its text compared with the bounds as the schema wrote them.
   bool decimal_may_reach(long double low, long double high) const;
   bool decimal_within(long double low, long double high) const;
   bool operator==(const JsonNumberLexer&) const = default;
@@ -66,6 +67,7 @@ class JsonNumberLexer {
  private:
   enum class Part : uint8_t { Minus, Zero, Int, Dot, Frac, Exp, ExpSign, ExpDigits };
   bool to(Part part, int needs);
+  bool step_part(uint8_t c, Shape shape);
 
   Part part_ = Part::Minus;
   int length_ = 0;
@@ -73,9 +75,8 @@ class JsonNumberLexer {
   bool negative_ = false;
   int int_digits_ = 0;
   __int128 magnitude_ = 0;  // of the integer part, while it has at most 20 digits
-  int64_t fraction_ = 0;    // the first 18 digits after the point
-  int fraction_digits_ = 0;
-  long double decimal() const;  // without its sign
+  std::array<char, kMaxLength> text_{};
+  long double magnitude() const;  // of the text so far, to long double's precision
 };
 
 // A run of whitespace between two tokens of the grammar: one line break (\n, \r\n or \r)

@@ -239,6 +239,10 @@ class SchemaCompiler {
       const double lower = r.low_open ? std::nextafter(r.low, kInfinity) : r.low;
       const double upper = r.high_open ? std::nextafter(r.high, -kInfinity) : r.high;
       if (lower > upper) fail(path + "/minimum", "leaves no number between the bounds");
+      // A bounded number is written without an exponent, in at most 24 characters.
+      if (lower >= 1e20 || upper <= -1e20 || (lower > 0 && upper < 1e-20) || (upper < 0 && lower > -1e-20))
+        fail(path + (lower >= 1e20 || lower > 0 ? "/minimum" : "/maximum"),
+             "bounds a number to magnitudes qrun does not write (with bounds, from 1e-20 to 1e20, without an exponent)");
       return rule({{GrammarElement::number(lower, upper), kSpace}});
     }
     if (type == "integer") {

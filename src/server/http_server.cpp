@@ -180,7 +180,7 @@ class Front {
         context_(resolved_context(file_.hparams(), o.context)),
         model_id_(std::filesystem::path(o.model_path).filename().string()) {
     const std::string tmpl = resolve_chat_template(tok_, o.chat_template);
-    if (!tmpl.empty()) chat_.emplace(tok_, tmpl);
+    if (!tmpl.empty()) chat_.emplace(tok_, tmpl, o.chat_template_kwargs);
     pool_ = std::make_unique<WorkerPool>(o.worker_argv, o.workers, o.max_queue);
   }
 
@@ -341,7 +341,7 @@ class Front {
                        "--chat-template, or send tool_choice \"none\"",
                        "tools");
       try {
-        return chat_->encode(chat_->render(r.messages, true, offers_tools ? r.tools : std::string()) +
+        return chat_->encode(chat_->render(r.messages, true, offers_tools ? r.tools : std::string(), r.chat_template_kwargs) +
                                  reply_start(r), true);
       } catch (const Error& e) {
         throw ApiError(400, e.what(), "messages");  // the message names the chat template

@@ -20,6 +20,7 @@ struct ServerOptions {
   size_t max_body = 1 << 20;     // bytes; larger bodies get 413
   std::string api_key;           // empty: no key needed
   std::string chat_template;     // FILE_OR_TEXT; empty: the model's
+  std::string chat_template_kwargs;  // a JSON object of template variables; a request's add to them
   std::vector<std::string> worker_argv;  // how to start one worker (fd 3 its socket)
 };
 

@@ -30,6 +30,11 @@ std::string error_body(int status, const std::string& message, const std::string
 
 namespace {
 
+// JSON that goes to the chat template (tools, call arguments, kwargs) nests at most this
+// deep: the template's values do (src/chat/jinja_value.h kMaxNesting, counted from the
+// list or object inside the top one).
+constexpr size_t kMaxTemplateDepth = 64;
+
 [[noreturn]] void bad(const std::string& field, const std::string& why) {
   throw ApiError(400, "'" + field + "' " + why, field);
 }
@@ -180,10 +185,16 @@ std::vector<ToolCall> tool_calls(const json& list, const std::string& field) {
     const json& fn = c["function"];
     if (!fn.contains("name") || !fn["name"].is_string()) bad(f + ".function.name", "must be a string");
     call.name = fn["name"].get<std::string>();
-    const json args = fn.value("arguments", json());
-    if (args.is_string()) call.arguments = args.get<std::string>();
-    else if (args.is_object()) call.arguments = args.dump(-1, ' ', false, json::error_handler_t::replace);
-    else bad(f + ".function.arguments", "must be a JSON string (or an object)");
+    const auto args = fn.find("arguments");
+    if (args != fn.end() && args->is_string()) {
+      call.arguments = args->get<std::string>();
+    } else if (args != fn.end() && args->is_object()) {
+      if (json_depth(*args, kMaxTemplateDepth) > kMaxTemplateDepth)  // before dump() recurses into it
+        bad(f + ".function.arguments", "nested deeper than " + std::to_string(kMaxTemplateDepth) + " levels");
+      call.arguments = args->dump(-1, ' ', false, json::error_handler_t::replace);
+    } else {
+      bad(f + ".function.arguments", "must be a JSON string (or an object)");
+    }
     out.push_back(std::move(call));
   }
   return out;
@@ -218,6 +229,8 @@ void tools(const json& body, std::string_view text, CompletionRequest& r) {
         bad(f + ".function.description", "must be a string");
       if (fn.contains("parameters") && !fn["parameters"].is_object())
         bad(f + ".function.parameters", "must be a JSON schema object");
+      if (fn.contains("parameters") && fn["parameters"].contains("type") && fn["parameters"]["type"] != "object")
+        bad(f + ".function.parameters", "must describe an object (\"type\": \"object\"): arguments are named");
       for (size_t k = 0; k < i; ++k)
         if ((*it)[k]["function"]["name"] == fn["name"]) bad(f + ".function.name", "names a second tool '" + fn["name"].get<std::string>() + "'");
     }
@@ -229,7 +242,8 @@ void tools(const json& body, std::string_view text, CompletionRequest& r) {
     else if (*c == "auto") r.tool_choice = has_tools ? Choice::Auto : Choice::None;
     else if (*c == "required") r.tool_choice = Choice::Required;
     else if (c->is_object() && c->value("type", json()) == "function" && c->contains("function") &&
-             (*c)["function"].is_object() && (*c)["function"].value("name", json()).is_string()) {
+             (*c)["function"].is_object() && (*c)["function"].value("name", json()).is_string() &&
+             !(*c)["function"]["name"].get_ref<const std::string&>().empty()) {
       r.tool_choice = Choice::Required;
       r.tool_name = (*c)["function"]["name"].get<std::string>();
     } else {
@@ -239,9 +253,12 @@ void tools(const json& body, std::string_view text, CompletionRequest& r) {
   }
   r.parallel_tool_calls = boolean(body, "parallel_tool_calls", true);
   if (!has_tools) return;
-  const auto ordered = nlohmann::ordered_json::parse(text.begin(), text.end()).at("tools");
-  if (json_depth(ordered, kMaxSchemaDepth) > kMaxSchemaDepth)  // before dump() recurses into it
-    bad("tools", "nested deeper than " + std::to_string(kMaxSchemaDepth) + " levels");
+  // A reference into the document: copying or dumping the list recurses, so its depth is
+  // checked first.
+  const auto document = nlohmann::ordered_json::parse(text.begin(), text.end());
+  const auto& ordered = document.at("tools");
+  if (json_depth(ordered, kMaxTemplateDepth) > kMaxTemplateDepth)
+    bad("tools", "nested deeper than " + std::to_string(kMaxTemplateDepth) + " levels (a chat template's limit)");
   r.tools = ordered.dump(-1, ' ', false, json::error_handler_t::replace);
   if (r.tool_choice != Choice::Required) return;
   bool named = r.tool_name.empty();
@@ -368,6 +385,17 @@ CompletionRequest parse_request(Endpoint endpoint, std::string_view text) {
     r.stop = stops(body);
     refuse_unsupported(body);
     response_format(body, text, r);
+    if (const auto it = body.find("chat_template_kwargs"); it != body.end() && !it->is_null()) {
+      if (endpoint != Endpoint::ChatCompletions) bad("chat_template_kwargs", "is for /v1/chat/completions");
+      if (!it->is_object()) bad("chat_template_kwargs", "must be an object of template variables");
+      const auto document = nlohmann::ordered_json::parse(text.begin(), text.end());
+      const auto& kwargs = document.at("chat_template_kwargs");
+      if (json_depth(kwargs, kMaxTemplateDepth) > kMaxTemplateDepth)
+        bad("chat_template_kwargs", "nested deeper than " + std::to_string(kMaxTemplateDepth) + " levels");
+      for (const char* reserved : {"messages", "tools", "add_generation_prompt", "bos_token", "eos_token"})
+        if (kwargs.contains(reserved)) bad("chat_template_kwargs", std::string("cannot set '") + reserved + "'");
+      r.chat_template_kwargs = kwargs.dump(-1, ' ', false, json::error_handler_t::replace);
+    }
     if (endpoint == Endpoint::ChatCompletions) tools(body, text, r);
     else if (body.contains("tools") && !body["tools"].is_null() && !body["tools"].empty())
       bad("tools", "is for /v1/chat/completions");

@@ -31,6 +31,22 @@ std::optional<ToolCall> read_call(std::string_view block) {
   return ToolCall{"", j["name"].get<std::string>(), args.dump(-1, ' ', false, ordered::error_handler_t::replace)};
 }
 
+// A tool's parameters sit at `at` inside the call's schema: its local references
+// ("#", "#/$defs/x") are made to point there. The request checked the depth.
+void move_references(ordered& schema, const std::string& at) {
+  if (schema.is_array()) {
+    for (ordered& x : schema) move_references(x, at);
+    return;
+  }
+  if (!schema.is_object()) return;
+  for (auto& [key, value] : schema.items()) {
+    if (key == "$ref" && value.is_string() && value.get_ref<const std::string&>().rfind('#', 0) == 0)
+      value = "#" + at + value.get<std::string>().substr(1);
+    else
+      move_references(value, at);
+  }
+}
+
 }  // namespace
 
 bool template_writes_tool_calls(const std::string& tmpl) { return tmpl.find(kToolCallOpen) != std::string::npos; }
@@ -38,11 +54,21 @@ bool template_writes_tool_calls(const std::string& tmpl) { return tmpl.find(kToo
 ParsedReply parse_tool_calls(std::string_view reply) {
   ParsedReply r;
   std::string text;
+  // The whitespace after a call, and at the end, goes with the calls. Text before the
+  // first call stays as it is: a stream has sent it.
+  bool after_call = false;
+  auto add_text = [&](std::string_view piece) {
+    if (after_call) {
+      const size_t first = piece.find_first_not_of(kSpace);
+      piece = first == std::string_view::npos ? std::string_view() : piece.substr(first);
+    }
+    text += piece;
+  };
   size_t at = 0;
   while (at < reply.size()) {
     const size_t open = reply.find(kToolCallOpen, at);
     if (open == std::string_view::npos) {
-      text += reply.substr(at);
+      add_text(reply.substr(at));
       break;
     }
     const size_t body = open + kToolCallOpen.size();
@@ -50,14 +76,14 @@ ParsedReply parse_tool_calls(std::string_view reply) {
     const size_t end = close == std::string_view::npos ? reply.size() : close + kToolCallClose.size();
     const std::optional<ToolCall> call =
         read_call(reply.substr(body, close == std::string_view::npos ? std::string_view::npos : close - body));
-    text += reply.substr(at, (call ? open : end) - at);
+    add_text(reply.substr(at, (call ? open : end) - at));
     if (call) r.calls.push_back(*call);
+    after_call = call.has_value();
     at = end;
   }
   if (r.calls.empty()) {
     r.content = std::string(reply);
   } else {
-    // The newlines that separated text from the blocks go with the blocks.
     const size_t last = text.find_last_not_of(kSpace);
     r.content = last == std::string::npos ? std::string() : text.substr(0, last + 1);
   }
@@ -89,12 +115,19 @@ ParsedReply ToolCallStream::finish() const {
 
 std::string tool_call_schema(const ordered& tools, const std::string& only) {
   ordered calls = ordered::array();
+  size_t count = 0;
+  for (const ordered& tool : tools) {
+    const std::string& name = tool.at("function").at("name").get_ref<const std::string&>();
+    count += only.empty() || name == only;
+  }
   for (const ordered& tool : tools) {
     const ordered& function = tool.at("function");
     const std::string& name = function.at("name").get_ref<const std::string&>();
     if (!only.empty() && name != only) continue;
     ordered arguments = function.contains("parameters") ? function["parameters"] : ordered::object();
-    if (arguments.empty()) arguments = {{"type", "object"}};  // {}: any arguments, still an object
+    // No parameters, or {}: a function of none, as OpenAI reads it.
+    if (arguments.empty()) arguments = {{"type", "object"}, {"additionalProperties", false}};
+    move_references(arguments, (count == 1 ? "" : "/anyOf/" + std::to_string(calls.size())) + "/properties/arguments");
     calls.push_back({{"type", "object"},
                      {"properties", {{"name", {{"const", name}}}, {"arguments", std::move(arguments)}}},
                      {"required", {"name", "arguments"}},

@@ -395,6 +395,20 @@ TEST(ChatTemplate, Qwen3ToolsCallsAndReplies) {
   EXPECT_THROW(apply_chat_template(hf_template("qwen3"), msgs, true, "", "", "{\"a\": 1}"), Error);  // not a list
 }
 
+// kwargs reach the template as variables (Qwen3's enable_thinking: false writes an empty
+// think block); ChatFormatter's own kwargs and a call's are merged key by key.
+TEST(ChatTemplate, KwargsAreTemplateVariables) {
+  const std::string qwen3 = hf_template("qwen3");
+  const std::string plain = apply_chat_template(qwen3, kSysUser, true, "", "");
+  EXPECT_EQ(apply_chat_template(qwen3, kSysUser, true, "", "", "", R"({"enable_thinking": false})"),
+            plain + "<think>\n\n</think>\n\n");
+  EXPECT_EQ(apply_chat_template(qwen3, kSysUser, true, "", "", "", R"({"enable_thinking": true})"), plain);
+  EXPECT_THROW(apply_chat_template(qwen3, kSysUser, true, "", "", "", "[1]"), Error);
+  EXPECT_THROW(apply_chat_template(qwen3, kSysUser, true, "", "", "", R"({"messages": []})"), Error);
+  EXPECT_EQ(apply_chat_template("{{ a }} {{ b.c }}", {}, false, "", "", "", R"({"a": 1.5, "b": {"c": [1, "x"]}})"),
+            "1.5 [1, 'x']");
+}
+
 // JSON floats print as Python's repr (what json.dumps and str() write): expected text from
 // Python 3.11.
 TEST(ChatTemplate, JsonFloatsPrintAsPython) {

@@ -104,5 +104,17 @@ TEST(ChatTemplateArgument, AFileGivesItsContentsAnythingElseIsTheText) {
   }
 }
 
+// The formatter's kwargs (qrun/qserve --chat-template-kwargs) reach every rendering; a
+// call's (a request's chat_template_kwargs) replace them key by key.
+TEST(ChatFormatter, KwargsMergeKeyByKey) {
+  const std::string tmpl = "{{ a }}-{{ b }}{% for m in messages %}{{ m.content }}{% endfor %}";
+  const ChatFormatter fmt(stories_tokenizer(), tmpl, R"({"a": 1, "b": "x"})");
+  const std::vector<ChatMessage> msgs = {{"user", "U"}};
+  EXPECT_EQ(fmt.render(msgs, false), "1-xU");
+  EXPECT_EQ(fmt.render(msgs, false, "", R"({"b": [2]})"), "1-[2]U");
+  EXPECT_THROW(ChatFormatter(stories_tokenizer(), tmpl, "true"), Error);
+  EXPECT_THROW(fmt.render(msgs, false, "", "nope"), Error);
+}
+
 }  // namespace
 }  // namespace qrun

@@ -179,6 +179,28 @@ TEST(QrunGeneration, ChatTemplateFromAFile) {
   EXPECT_NE(missing.out.find("nope.jinja"), std::string::npos) << missing.out;
 }
 
+// --chat-template-kwargs sets template variables (Qwen3's enable_thinking); one that is
+// not a JSON object is an error naming it.
+TEST(QrunGeneration, ChatTemplateKwargs) {
+  const std::string tmpl = "{% for m in messages %}{{ m.content }}{% endfor %}{% if enable_thinking is false %}"
+                           "{{ \" no thinking\" }}{% endif %}";
+  const std::string base = qrun_bin() + " -m " + quoted(model(DType::Q8)) + " --chat --chat-template " + quoted(tmpl) +
+                           " -p Once -n 1 --verbose-prompt --chat-template-kwargs ";
+  const auto prompt_tokens = [](const std::string& out) {  // --verbose-prompt's "prompt: N tokens"
+    const size_t at = out.find("prompt: ");
+    return at == std::string::npos ? -1 : std::atoi(out.c_str() + at + 8);
+  };
+  const auto off = run_command(base + quoted(R"({"enable_thinking": false})"));
+  ASSERT_EQ(off.exit_code, 0) << off.out;
+  const auto on = run_command(base + quoted("{}"));
+  ASSERT_EQ(on.exit_code, 0) << on.out;
+  EXPECT_EQ(prompt_tokens(on.out), 2) << on.out;  // BOS, "Once"
+  EXPECT_GT(prompt_tokens(off.out), 2) << off.out;
+  const auto bad = run_command(base + quoted("[false]"));
+  EXPECT_EQ(bad.exit_code, 1);
+  EXPECT_NE(bad.out.find("chat template kwargs: must be a JSON object"), std::string::npos) << bad.out;
+}
+
 // -f reads the prompt as -p would take it: the newline that ends the file is not part of
 // it (as llama.cpp's -f), so the continuation is the same.
 TEST(QrunGeneration, PromptFileIsThePromptWithoutItsLastNewline) {

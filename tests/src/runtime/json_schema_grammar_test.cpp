@@ -2,6 +2,7 @@
 // byte by byte, and the errors that name a schema's unsupported or broken places.
 #include <gtest/gtest.h>
 
+#include <random>
 #include <string>
 
 #include "qrun/error.h"
@@ -236,6 +237,45 @@ TEST(JsonSchemaGrammar, NumberBoundsRefuseDigitsThatCannotFit) {
   EXPECT_FALSE(prefix(R"({"minimum": 0})", "-1"));          // without a type: a number within them
   EXPECT_TRUE(whole(R"({"minimum": 0})", "3.5 "));
   EXPECT_FALSE(prefix(R"({"format": "date"})", R"("x)"));
+}
+
+// Bounds are the decimals the schema wrote (0.1, not the double's 0.1000000000000000055...),
+// and whatever digits the recognizer lets through can still end within them: random walks
+// over the characters it allows always reach a whole number (before, [0.1, 0.2] let a model
+// write 0.1000000000000000050000 and then refused every way to go on).
+TEST(JsonSchemaGrammar, BoundedNumbersNeverLeadToADeadEnd) {
+  std::mt19937 rng(7);
+  for (const char* schema :
+       {R"({"type": "number", "minimum": 0.1, "maximum": 0.2})", R"({"type": "number", "minimum": 1e-7, "maximum": 2e-7})",
+        R"({"type": "number", "minimum": 0.001, "maximum": 0.002})", R"({"type": "number", "exclusiveMinimum": 0, "maximum": 1e-7})",
+        R"({"type": "number", "exclusiveMinimum": -273.15, "maximum": 1e3})", R"({"type": "number", "minimum": -0.3, "maximum": -0.1})",
+        R"({"type": "number", "minimum": 12345.678, "maximum": 12345.679})", R"({"type": "number", "minimum": 0.1, "maximum": 0.1})"}) {
+    const auto grammar = json_schema_grammar(schema);
+    for (int walk = 0; walk < 300; ++walk) {
+      GrammarPrefix p(grammar);
+      std::string text;
+      while (!p.complete() && text.size() < 40) {
+        std::string allowed;
+        for (const char c : std::string(text.empty() ? "0123456789.-" : "0123456789.- ")) {  // ' ' ends it
+          GrammarPrefix q = p;
+          if (q.feed(static_cast<uint8_t>(c))) allowed += c;
+        }
+        ASSERT_FALSE(allowed.empty()) << schema << ": nothing can follow '" << text << "'";
+        const char c = allowed[rng() % allowed.size()];
+        ASSERT_TRUE(p.feed(static_cast<uint8_t>(c)));
+        text += c;
+        if (c == ' ') break;
+      }
+      EXPECT_TRUE(p.accepted()) << schema << ": '" << text << "'";
+    }
+  }
+  EXPECT_TRUE(whole(R"({"type": "number", "minimum": 0.1, "maximum": 0.2})", "0.1 "));
+  EXPECT_TRUE(whole(R"({"type": "number", "minimum": 0.1, "maximum": 0.2})", "0.2 "));
+  EXPECT_FALSE(prefix(R"({"type": "number", "minimum": 0.1, "maximum": 0.2})", "0.2000000000000000001"));
+  EXPECT_TRUE(whole(R"({"type": "number", "minimum": 1e-7, "maximum": 2e-7})", "0.0000002 "));
+  for (const char* unwritable : {R"({"type": "number", "minimum": 1e20})", R"({"type": "number", "minimum": 1e308})",
+                                 R"({"type": "number", "maximum": -1e21})", R"({"type": "number", "minimum": 1e-30, "maximum": 2e-30})"})
+    EXPECT_THROW(json_schema_grammar(unwritable), Error) << unwritable;
 }
 
 TEST(JsonSchemaGrammar, DateTimeAndUuidFormats) {

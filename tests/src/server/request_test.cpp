@@ -121,6 +121,9 @@ TEST(ServerRequest, ToolsAreReadOrAre400NamingTheField) {
   EXPECT_EQ(r.messages[1].tool_calls[0].id, "call_1");
   EXPECT_EQ(r.messages[1].tool_calls[1].arguments, R"({"city":"Rome"})");
   EXPECT_EQ(r.messages[2].tool_call_id, "call_1");
+  r = parse_request(Endpoint::ChatCompletions, head + R"("chat_template_kwargs":{"enable_thinking":false,"a":[1]}})");
+  EXPECT_EQ(r.chat_template_kwargs, R"({"enable_thinking":false,"a":[1]})");
+  EXPECT_EQ(status_of(Endpoint::Completions, R"({"prompt":"a","chat_template_kwargs":{}})"), 400);
 
   const std::pair<std::string, std::string> bad[] = {
       {head + R"("tools":{"type":"function"}})", "tools"},
@@ -138,6 +141,11 @@ TEST(ServerRequest, ToolsAreReadOrAre400NamingTheField) {
        "tools[0].function.parameters"},
       {head + tools + R"(,"tool_choice":"required","response_format":{"type":"json_object"}})", "tool_choice"},
       {head + tools + R"(,"parallel_tool_calls":"yes"})", "parallel_tool_calls"},
+      {head + tools + R"(,"tool_choice":{"type":"function","function":{"name":""}}})", "tool_choice"},
+      {head + R"("tools":[{"type":"function","function":{"name":"f","parameters":{"type":"string"}}}]})",
+       "tools[0].function.parameters"},
+      {head + R"("chat_template_kwargs":[1]})", "chat_template_kwargs"},
+      {head + R"("chat_template_kwargs":{"messages":[]}})", "chat_template_kwargs"},
       {R"({"messages":[{"role":"assistant","content":null,"tool_calls":[{"function":{"name":"f","arguments":5}}]}]})",
        "messages[0].tool_calls[0].function.arguments"},
       {R"({"messages":[{"role":"assistant","tool_calls":{}}]})", "messages[0].tool_calls"},
@@ -156,8 +164,25 @@ TEST(ServerRequest, ToolsAreReadOrAre400NamingTheField) {
   EXPECT_EQ(status_of(Endpoint::Completions, R"({"prompt":"a","tools":[]})"), 200);
   // The unsupported schema is fine when no call is required: it only describes the tool.
   EXPECT_EQ(status_of(Endpoint::ChatCompletions, head + R"("tools":[{"type":"function","function":{"name":"f",)"
-                                                          R"("parameters":{"type":"string","pattern":"^a"}}}]})"),
+                                                          R"("parameters":{"type":"object","properties":{"s":{"pattern":"^a"}}}}}]})"),
             200);
+  // JSON nested past what a chat template holds is refused before anything copies it (a
+  // copy or dump of 100,000 levels would overflow the stack).
+  const std::string deep = std::string(100000, '[') + std::string(100000, ']');
+  for (const auto& [body, param] : std::vector<std::pair<std::string, std::string>>{
+           {head + R"("tools":[{"type":"function","function":{"name":"f","parameters":{"a":)" + deep + "}}}]}", "tools"},
+           {head + R"("tools":[{"type":"function","function":{"name":"f","parameters":{"a":)" +
+                std::string(70, '[') + std::string(70, ']') + "}}}]}", "tools"},
+           {R"({"messages":[{"role":"assistant","content":null,"tool_calls":[{"function":{"name":"f","arguments":{"a":)" +
+                deep + "}}}]}]}", "messages[0].tool_calls[0].function.arguments"},
+           {head + R"("chat_template_kwargs":{"a":)" + deep + "}}", "chat_template_kwargs"}}) {
+    try {
+      parse_request(Endpoint::ChatCompletions, body);
+      ADD_FAILURE() << param << " accepted";
+    } catch (const ApiError& e) {
+      EXPECT_EQ(e.param, param) << e.what();
+    }
+  }
 }
 
 // OpenAI's json_schema and llama.cpp's json_object with a schema: the schema's text keeps

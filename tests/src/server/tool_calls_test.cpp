@@ -47,6 +47,10 @@ TEST(ToolCalls, OtherFormsAndBrokenBlocks) {
   r = parse_tool_calls("a <tool_call>bad</tool_call> b <tool_call>{\"name\": \"f\", \"arguments\": {}}</tool_call>");
   ASSERT_EQ(r.calls.size(), 1u);
   EXPECT_EQ(r.content, "a <tool_call>bad</tool_call> b");
+  // The whitespace after a call goes with it; text around calls stays.
+  r = parse_tool_calls("Sure.\n<tool_call>{\"name\": \"f\", \"arguments\": {}}</tool_call>\n\nDone!\n");
+  ASSERT_EQ(r.calls.size(), 1u);
+  EXPECT_EQ(r.content, "Sure.\nDone!");
 }
 
 TEST(ToolCalls, PlainTextStopsWhereACallMayBegin) {
@@ -66,6 +70,7 @@ TEST(ToolCalls, StreamedPiecesAddUpToTheWholeReply) {
       "Sure.\n<tool_call>\n{\"name\": \"f\", \"arguments\": {\"a\": \"<tool_call>\"}}\n</tool_call>",
       "no calls, a < sign and <tool_ at the end <tool_",
       "x <tool_call>broken</tool_call> y",
+      "Sure.\n<tool_call>{\"name\": \"f\", \"arguments\": {}}</tool_call>\n\nDone!\n",
       "<tool_call>{\"name\": \"f\", \"arguments\": {}}</tool_call>\n<tool_call>{\"name\": \"g\", \"arguments\": {}}",
   };
   for (const std::string& reply : replies) {
@@ -106,7 +111,8 @@ TEST(ToolCalls, RequiredCallSchemaTakesOnlyOfferedCalls) {
   const std::string any = tool_call_schema(tools, "");
   EXPECT_TRUE(takes(any, R"({"name": "get_weather", "arguments": {"city": "Rome"}})"));
   EXPECT_TRUE(takes(any, R"({"name": "now", "arguments": {}})"));
-  EXPECT_TRUE(takes(any, R"({"name": "noargs", "arguments": {"z": 1}})"));
+  EXPECT_TRUE(takes(any, R"({"name": "noargs", "arguments": {}})"));
+  EXPECT_FALSE(takes(any, R"({"name": "noargs", "arguments": {"z": 1}})"));  // no parameters: none, as OpenAI reads it
   EXPECT_FALSE(takes(any, R"({"name": "get_weather", "arguments": {"city": "Oslo"}})"));
   EXPECT_FALSE(takes(any, R"({"name": "other", "arguments": {}})"));
   EXPECT_FALSE(takes(any, R"({"name": "now", "arguments": []})"));
@@ -117,6 +123,33 @@ TEST(ToolCalls, RequiredCallSchemaTakesOnlyOfferedCalls) {
   const ParsedReply r = parse_tool_calls("<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Rome\"}}");
   ASSERT_EQ(r.calls.size(), 1u);
   EXPECT_EQ(r.calls[0].arguments, R"({"city":"Rome"})");
+}
+
+// A tool's parameters keep their own references (Pydantic writes "#/$defs/..."; "#" is
+// the parameters themselves), whether one tool is offered or several.
+TEST(ToolCalls, ReferencesInParametersStayTheirs) {
+  const ordered tools = ordered::parse(R"([
+      {"type": "function", "function": {"name": "place", "parameters": {"type": "object",
+        "properties": {"at": {"$ref": "#/$defs/point"}}, "required": ["at"], "additionalProperties": false,
+        "$defs": {"point": {"type": "object", "properties": {"x": {"type": "integer"}}, "required": ["x"],
+                            "additionalProperties": false}}}}},
+      {"type": "function", "function": {"name": "tree", "parameters": {"type": "object",
+        "properties": {"v": {"type": "integer"}, "kid": {"type": "array", "items": {"$ref": "#"}, "maxItems": 1}},
+        "required": ["v", "kid"], "additionalProperties": false}}}])");
+  const auto takes = [](const std::string& schema, const std::string& text) {
+    GrammarPrefix p(json_schema_grammar(schema));
+    return p.feed(std::string_view(text)) && p.complete();
+  };
+  for (const std::string& only : {std::string(), std::string("place")}) {
+    const std::string schema = tool_call_schema(tools, only);
+    EXPECT_TRUE(takes(schema, R"({"name": "place", "arguments": {"at": {"x": 3}}})")) << schema;
+    EXPECT_FALSE(takes(schema, R"({"name": "place", "arguments": {"at": {"y": 3}}})")) << schema;
+  }
+  for (const std::string& only : {std::string(), std::string("tree")}) {
+    const std::string schema = tool_call_schema(tools, only);
+    EXPECT_TRUE(takes(schema, R"({"name": "tree", "arguments": {"v": 1, "kid": [{"v": 2, "kid": []}]}})")) << schema;
+    EXPECT_FALSE(takes(schema, R"({"name": "tree", "arguments": {"v": 1, "kid": [{"name": "tree", "arguments": {}}]}})"));
+  }
 }
 
 TEST(ToolCalls, TemplatesThatWriteHermesCalls) {
