@@ -34,6 +34,7 @@ namespace {
 // deep: the template's values do (src/chat/jinja_value.h kMaxNesting, counted from the
 // list or object inside the top one).
 constexpr size_t kMaxTemplateDepth = 64;
+constexpr std::string_view kArgumentsPlace = "/properties/arguments";  // of the parameters in a call's schema
 
 [[noreturn]] void bad(const std::string& field, const std::string& why) {
   throw ApiError(400, "'" + field + "' " + why, field);
@@ -229,8 +230,10 @@ void tools(const json& body, std::string_view text, CompletionRequest& r) {
         bad(f + ".function.description", "must be a string");
       if (fn.contains("parameters") && !fn["parameters"].is_object())
         bad(f + ".function.parameters", "must be a JSON schema object");
-      if (fn.contains("parameters") && fn["parameters"].contains("type") && fn["parameters"]["type"] != "object")
-        bad(f + ".function.parameters", "must describe an object (\"type\": \"object\"): arguments are named");
+      // Arguments are named: an object, as OpenAI requires ({} is a function of none).
+      if (fn.contains("parameters") && !fn["parameters"].empty() && fn["parameters"].value("type", json()) != "object" &&
+          !(fn["parameters"].contains("properties") && !fn["parameters"].contains("type")))
+        bad(f + ".function.parameters", "must be an object schema (\"type\": \"object\"): arguments are named");
       for (size_t k = 0; k < i; ++k)
         if ((*it)[k]["function"]["name"] == fn["name"]) bad(f + ".function.name", "names a second tool '" + fn["name"].get<std::string>() + "'");
     }
@@ -269,7 +272,10 @@ void tools(const json& body, std::string_view text, CompletionRequest& r) {
     try {
       GrammarConstraint::check_schema(tool_call_schema(nlohmann::ordered_json::array({ordered[i]}), ""));
     } catch (const Error& e) {
-      bad("tools[" + std::to_string(i) + "].function.parameters", e.what());
+      // Its places are within the call's schema: said as places within the parameters.
+      std::string what = e.what();
+      if (const size_t at = what.find(kArgumentsPlace); at != std::string::npos) what.erase(at, kArgumentsPlace.size());
+      bad("tools[" + std::to_string(i) + "].function.parameters", what);
     }
   }
   if (!named) bad("tool_choice", "names '" + r.tool_name + "', which is not among the tools");

@@ -144,6 +144,10 @@ TEST(ServerRequest, ToolsAreReadOrAre400NamingTheField) {
       {head + tools + R"(,"tool_choice":{"type":"function","function":{"name":""}}})", "tool_choice"},
       {head + R"("tools":[{"type":"function","function":{"name":"f","parameters":{"type":"string"}}}]})",
        "tools[0].function.parameters"},
+      {head + R"("tools":[{"type":"function","function":{"name":"f","parameters":{"enum":["a"]}}}]})",
+       "tools[0].function.parameters"},
+      {head + R"("tools":[{"type":"function","function":{"name":"f","parameters":{"anyOf":[{"type":"string"}]}}}]})",
+       "tools[0].function.parameters"},
       {head + R"("chat_template_kwargs":[1]})", "chat_template_kwargs"},
       {head + R"("chat_template_kwargs":{"messages":[]}})", "chat_template_kwargs"},
       {R"({"messages":[{"role":"assistant","content":null,"tool_calls":[{"function":{"name":"f","arguments":5}}]}]})",
@@ -170,8 +174,8 @@ TEST(ServerRequest, ToolsAreReadOrAre400NamingTheField) {
   // copy or dump of 100,000 levels would overflow the stack).
   const std::string deep = std::string(100000, '[') + std::string(100000, ']');
   for (const auto& [body, param] : std::vector<std::pair<std::string, std::string>>{
-           {head + R"("tools":[{"type":"function","function":{"name":"f","parameters":{"a":)" + deep + "}}}]}", "tools"},
-           {head + R"("tools":[{"type":"function","function":{"name":"f","parameters":{"a":)" +
+           {head + R"("tools":[{"type":"function","function":{"name":"f","parameters":{"type":"object","a":)" + deep + "}}}]}", "tools"},
+           {head + R"("tools":[{"type":"function","function":{"name":"f","parameters":{"type":"object","a":)" +
                 std::string(70, '[') + std::string(70, ']') + "}}}]}", "tools"},
            {R"({"messages":[{"role":"assistant","content":null,"tool_calls":[{"function":{"name":"f","arguments":{"a":)" +
                 deep + "}}}]}]}", "messages[0].tool_calls[0].function.arguments"},
