@@ -2,6 +2,8 @@
 
 #include <optional>
 
+#include "src/runtime/json_schema_grammar.h"
+
 namespace qrun::server {
 
 namespace {
@@ -18,16 +20,19 @@ std::string_view trimmed(std::string_view s) {
 }
 
 // {"name": "f", "arguments": {...}}; Llama-style "parameters" and arguments written as a
-// JSON string are read too.
+// JSON string are read too. Past a template's depth it is not a call (and copying or
+// dumping deeper JSON would recurse that deep).
 std::optional<ToolCall> read_call(std::string_view block) {
+  constexpr size_t kMaxDepth = 64;
   const ordered j = ordered::parse(trimmed(block), nullptr, false);
+  if (json_depth(j, kMaxDepth) > kMaxDepth) return std::nullopt;
   if (!j.is_object() || !j.contains("name") || !j["name"].is_string() || j["name"].get_ref<const std::string&>().empty())
     return std::nullopt;
   const char* key = j.contains("arguments") ? "arguments" : "parameters";
   if (!j.contains(key)) return std::nullopt;
   ordered args = j[key];
   if (args.is_string()) args = ordered::parse(args.get<std::string>(), nullptr, false);
-  if (!args.is_object()) return std::nullopt;
+  if (!args.is_object() || json_depth(args, kMaxDepth) > kMaxDepth) return std::nullopt;
   return ToolCall{"", j["name"].get<std::string>(), args.dump(-1, ' ', false, ordered::error_handler_t::replace)};
 }
 
@@ -99,10 +104,12 @@ size_t plain_text_length(std::string_view reply) {
 
 std::string ToolCallStream::feed(std::string_view text) {
   reply_ += text;
-  const size_t plain = plain_text_length(reply_);
-  if (plain <= sent_) return {};
-  std::string out = reply_.substr(sent_, plain - sent_);
-  sent_ = plain;
+  if (in_call_) return {};
+  const std::string_view unsent = std::string_view(reply_).substr(sent_);
+  const size_t plain = plain_text_length(unsent);
+  in_call_ = unsent.compare(plain, kToolCallOpen.size(), kToolCallOpen) == 0;
+  std::string out(unsent.substr(0, plain));
+  sent_ += plain;
   return out;
 }
 

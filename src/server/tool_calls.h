@@ -42,13 +42,15 @@ size_t plain_text_length(std::string_view reply);
 // read with the reply, never sent.
 class ToolCallStream {
  public:
-  explicit ToolCallStream(std::string start = {}) : reply_(std::move(start)), sent_(reply_.size()) {}
+  explicit ToolCallStream(std::string start = {})
+      : reply_(std::move(start)), sent_(reply_.size()), in_call_(reply_.find(kToolCallOpen) != std::string::npos) {}
   std::string feed(std::string_view text);  // the content to send now
   ParsedReply finish() const;               // the content not sent yet, and the calls
 
  private:
   std::string reply_;
-  size_t sent_;
+  size_t sent_;   // nothing before it can begin a call: each piece is searched from here
+  bool in_call_;  // a call has begun: the rest waits for finish()
 };
 
 // The JSON schema of one call (the block's JSON) to one of `tools` (OpenAI's list), or

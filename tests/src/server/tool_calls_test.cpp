@@ -44,6 +44,15 @@ TEST(ToolCalls, OtherFormsAndBrokenBlocks) {
     EXPECT_TRUE(r.calls.empty()) << text;
     EXPECT_EQ(r.content, text);
   }
+  // Past a template's depth a block is not a call (nor copied: 100,000 levels would
+  // overflow the stack).
+  const std::string deep = std::string(100000, '[') + std::string(100000, ']');
+  for (const std::string& block : {R"({"name": "f", "arguments": {"a": )" + deep + "}}",
+                                   R"({"name": "f", "arguments": ")" + std::string(70, '[') + std::string(70, ']') + "\"}",
+                                   R"({"name": "f", "arguments": {}, "x": )" + deep + "}"}) {
+    r = parse_tool_calls("<tool_call>" + block + "</tool_call>");
+    EXPECT_TRUE(r.calls.empty());
+  }
   r = parse_tool_calls("a <tool_call>bad</tool_call> b <tool_call>{\"name\": \"f\", \"arguments\": {}}</tool_call>");
   ASSERT_EQ(r.calls.size(), 1u);
   EXPECT_EQ(r.content, "a <tool_call>bad</tool_call> b");
