@@ -32,14 +32,15 @@ struct GrammarElement {
   uint32_t arg = 0;
   uint32_t min = 0, max = JsonStringLexer::kUnbounded;
   int64_t low = std::numeric_limits<int64_t>::min(), high = std::numeric_limits<int64_t>::max();
-  double lower = -std::numeric_limits<double>::infinity(), upper = std::numeric_limits<double>::infinity();
+  // A number's bounds as decimals (see JsonNumberLexer::decimal_may_reach).
+  long double lower = -std::numeric_limits<long double>::infinity(), upper = std::numeric_limits<long double>::infinity();
 
   static GrammarElement byte(uint8_t c) { return {Kind::Byte, 0, c, c}; }
   static GrammarElement bytes(uint8_t first, uint8_t last) { return {Kind::Byte, 0, first, last}; }
   static GrammarElement rule(uint32_t id) { return {Kind::Rule, id}; }
   static GrammarElement of(Kind kind) { return {kind}; }
   static GrammarElement string(uint32_t min, uint32_t max) { return {Kind::String, 0, min, max}; }
-  static GrammarElement number(double lower, double upper) {
+  static GrammarElement number(long double lower, long double upper) {
     GrammarElement e{Kind::Number};
     e.lower = lower, e.upper = upper;
     return e;

@@ -1,6 +1,5 @@
 #include "src/runtime/json_lexers.h"
 
-#include <charconv>
 #include <cmath>
 #include <cstdlib>
 #include <string>
@@ -164,22 +163,13 @@ bool JsonNumberLexer::integer_within(int64_t low, int64_t high) const {
   return v >= low && v <= high;
 }
 
-long double JsonNumberLexer::magnitude() const {
-  const std::string text(text_.data() + negative_, static_cast<size_t>(length_ - negative_));
-  return std::strtold(text.c_str(), nullptr);
+std::string JsonNumberLexer::unsigned_text() const {
+  return std::string(text_.data() + negative_, static_cast<size_t>(length_ - negative_));
 }
+
+long double JsonNumberLexer::magnitude() const { return std::strtold(unsigned_text().c_str(), nullptr); }
 
 namespace {
-
-// A schema's bound is a double; the schema wrote the shortest decimal that reads as it
-// (0.1, not 0.1000000000000000055511...), and text is compared with that decimal.
-long double as_written(long double bound) {
-  if (!std::isfinite(bound)) return bound;
-  char buf[40];
-  const auto end = std::to_chars(buf, buf + sizeof buf - 1, static_cast<double>(bound)).ptr;
-  *end = '\0';
-  return std::strtold(buf, nullptr);
-}
 
 // The decimal one unit of the last digit above `digits` ("0.009" -> "0.010"), exact
 // where v + 10^-f in long double would round.
@@ -203,16 +193,13 @@ std::string one_unit_up(std::string digits) {
 // never reached); a number that cannot grow must be within.
 bool JsonNumberLexer::decimal_may_reach(long double low, long double high) const {
   if (length_ >= kMaxLength) return can_end() && decimal_within(low, high);
-  const long double lo = as_written(low), hi = as_written(high);
   const auto meets = [&](long double a, long double b) {  // magnitudes [a, b), with the sign
-    return negative_ ? (-a >= lo && -b < hi) : (a <= hi && b > lo);
+    return negative_ ? (-a >= low && -b < high) : (a <= high && b > low);
   };
-  if (part_ == Part::Minus) return lo <= 0;  // "-": any value up to -0
+  if (part_ == Part::Minus) return low <= 0;  // "-": any value up to -0
   if (part_ == Part::Zero) return meets(0, 1);
-  if (part_ == Part::Dot || part_ == Part::Frac) {
-    const std::string digits(text_.data() + negative_, static_cast<size_t>(length_ - negative_));
-    return meets(std::strtold(digits.c_str(), nullptr), std::strtold(one_unit_up(digits).c_str(), nullptr));
-  }
+  if (part_ == Part::Dot || part_ == Part::Frac)
+    return meets(magnitude(), std::strtold(one_unit_up(unsigned_text()).c_str(), nullptr));
   if (part_ != Part::Int || int_digits_ > 20) return false;
   const long double m = static_cast<long double>(magnitude_);
   long double scale = 1;
@@ -224,7 +211,7 @@ bool JsonNumberLexer::decimal_may_reach(long double low, long double high) const
 bool JsonNumberLexer::decimal_within(long double low, long double high) const {
   if (int_digits_ == 0 || int_digits_ > 20) return false;
   const long double v = negative_ ? -magnitude() : magnitude();
-  return v >= as_written(low) && v <= as_written(high);
+  return v >= low && v <= high;
 }
 
 bool JsonSpaceLexer::step(uint8_t c) {

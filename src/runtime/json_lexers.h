@@ -7,6 +7,7 @@
 
 #include <array>
 #include <cstdint>
+#include <string>
 #include <limits>
 
 namespace qrun {
@@ -59,7 +60,8 @@ class JsonNumberLexer {
   // one from low to high, and whether it is one now.
   bool integer_may_reach(int64_t low, int64_t high) const;
   bool integer_within(int64_t low, int64_t high) const;
-  // The same for a decimal, its text compared with the bounds as the schema wrote them.
+  // The same for a decimal, its text compared with the bounds as decimals (the schema
+  // compiler passes the ones the schema wrote: 0.1, not its double 0.1000000000000000055...).
   bool decimal_may_reach(long double low, long double high) const;
   bool decimal_within(long double low, long double high) const;
   bool operator==(const JsonNumberLexer&) const = default;
@@ -76,7 +78,8 @@ class JsonNumberLexer {
   int int_digits_ = 0;
   __int128 magnitude_ = 0;  // of the integer part, while it has at most 20 digits
   std::array<char, kMaxLength> text_{};
-  long double magnitude() const;  // of the text so far, to long double's precision
+  std::string unsigned_text() const;  // the text so far without its '-'
+  long double magnitude() const;      // of that text, to long double's precision
 };
 
 // A run of whitespace between two tokens of the grammar: one line break (\n, \r\n or \r)

@@ -1,6 +1,8 @@
 #include "src/runtime/json_schema_grammar.h"
 
 #include <algorithm>
+#include <charconv>
+#include <cstdlib>
 #include <cmath>
 #include <limits>
 #include <map>
@@ -16,6 +18,16 @@
 namespace qrun {
 
 namespace {
+
+// A schema's bound is a double; the schema wrote the shortest decimal that reads as it
+// (0.1, not 0.1000000000000000055511...), and a number's text is compared with that.
+long double as_written(double bound) {
+  if (!std::isfinite(bound)) return bound;
+  char buf[40];
+  const auto end = std::to_chars(buf, buf + sizeof buf - 1, bound).ptr;
+  *end = '\0';
+  return std::strtold(buf, nullptr);
+}
 
 using json = nlohmann::ordered_json;  // properties are written in the schema's order
 using Kind = GrammarElement::Kind;
@@ -243,7 +255,7 @@ class SchemaCompiler {
       if (lower >= 1e20 || upper <= -1e20 || (lower > 0 && upper < 1e-20) || (upper < 0 && lower > -1e-20))
         fail(path + (lower >= 1e20 || lower > 0 ? "/minimum" : "/maximum"),
              "bounds a number to magnitudes qrun does not write (with bounds, from 1e-20 to 1e20, without an exponent)");
-      return rule({{GrammarElement::number(lower, upper), kSpace}});
+      return rule({{GrammarElement::number(as_written(lower), as_written(upper)), kSpace}});
     }
     if (type == "integer") {
       const Range r = range(s, path);
