@@ -1,6 +1,7 @@
 // libFuzzer target: an OpenAI request body (src/server/request.h) for both endpoints,
 // the same bytes as a /tokenize and a /detokenize body, and as a model's reply read for
-// tool calls (src/server/tool_calls.h) whole and streamed.
+// tool calls (src/server/tool_calls.h) and for reasoning (src/server/reasoning.h), whole
+// and streamed.
 // Anything may be refused with an ApiError; nothing may crash, and what is accepted
 // must be within the ranges the parser promises.
 #include <cstdint>
@@ -8,6 +9,7 @@
 #include <string_view>
 
 #include "src/server/api_error.h"
+#include "src/server/reasoning.h"
 #include "src/server/request.h"
 #include "src/server/tool_calls.h"
 
@@ -49,5 +51,19 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   sent += last.content;
   if (sent.compare(0, whole.content.size(), whole.content) != 0 || last.calls.size() != whole.calls.size())
     std::abort();
+  // The reasoning and the answer streamed add up to the whole split, from either start.
+  for (const bool inside : {false, true}) {
+    const ReasoningSplit split = split_reasoning(body, inside);
+    ReasoningStream reasoning(inside);
+    ReasoningSplit streamed;
+    for (size_t at = 0; at < body.size(); at += 5) {
+      const ReasoningSplit piece = reasoning.feed(body.substr(at, 5));
+      streamed.reasoning += piece.reasoning;
+      streamed.content += piece.content;
+    }
+    const ReasoningSplit rest = reasoning.finish();
+    if (streamed.reasoning + rest.reasoning != split.reasoning || streamed.content + rest.content != split.content)
+      std::abort();
+  }
   return 0;
 }

@@ -54,6 +54,7 @@ Value message_value(const ChatMessage& m) {
     d["tool_calls"] = Value::of(std::move(calls));
   }
   if (!m.tool_call_id.empty()) d["tool_call_id"] = Value::str(m.tool_call_id);
+  if (!m.reasoning_content.empty()) d["reasoning_content"] = Value::str(m.reasoning_content);
   return Value::of(std::move(d));
 }
 

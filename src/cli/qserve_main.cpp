@@ -16,6 +16,7 @@
 #include "qrun/model.h"
 #include "src/cli/cli_common.h"
 #include "src/server/http_server.h"
+#include "src/server/reasoning.h"
 #include "src/server/worker.h"
 
 int main(int argc, char** argv) {
@@ -43,6 +44,15 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(0, 100000))->capture_default_str();
   app.add_option("--chat-template", o.chat_template, "Chat template instead of the model's: a file or the text");
   app.add_option("--chat-template-kwargs", o.chat_template_kwargs, qrun::cli::kChatTemplateKwargsHelp);
+  std::string reasoning_format = "deepseek";
+  app.add_option("--reasoning-format", reasoning_format,
+                 "deepseek (or auto): a thinking model's <think> block goes to reasoning_content, apart from "
+                 "content; none: it stays in content")
+      ->check([](const std::string& name) {
+        bool separate;
+        return qrun::server::parse_reasoning_format(name, &separate) ? std::string() : "must be deepseek, auto or none";
+      })
+      ->capture_default_str();
   app.add_option("--worker-fd", worker_fd, "Internal: run as a worker on this socket")->group("");
   o.workers = 0;
   try {
@@ -50,6 +60,7 @@ int main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     return qrun::cli::usage_exit(app, e);
   }
+  qrun::server::parse_reasoning_format(reasoning_format, &o.separate_reasoning);
   try {
     const int cores = qrun::physical_core_count();
     if (o.workers == 0) o.workers = std::max(1, cores / 2);

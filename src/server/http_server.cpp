@@ -27,6 +27,7 @@
 #include "qrun/model.h"
 #include "qrun/model_file.h"
 #include "src/server/api_error.h"
+#include "src/server/reasoning.h"
 #include "src/server/request.h"
 #include "src/server/tool_calls.h"
 #include "src/server/worker_pool.h"
@@ -113,6 +114,8 @@ struct Reply {
   bool reads_tool_calls = false;  // tools were offered and may be called
   std::string reply_start = {};   // text the prompt already wrote of the reply (a required call's opening tag)
   bool parallel_tool_calls = true;
+  bool reads_reasoning = false;   // a <think> block goes to reasoning_content
+  bool thinking_open = false;     // the prompt opened it: the reply begins inside
 
   json base(const char* object) const { return {{"id", id}, {"object", object}, {"created", created}, {"model", model}}; }
   json chunk(const std::string& text, const json& finish, bool first) const {
@@ -129,17 +132,23 @@ struct Reply {
     }
     return c;
   }
+  json reasoning_chunk(const std::string& reasoning) const {
+    json c = base("chat.completion.chunk");
+    c["choices"] = json::array({{{"index", 0}, {"delta", {{"reasoning_content", reasoning}}}, {"finish_reason", nullptr}}});
+    return c;
+  }
   json tool_calls_chunk(const std::vector<ToolCall>& calls) const {
     json c = base("chat.completion.chunk");
     c["choices"] = json::array({{{"index", 0}, {"delta", {{"tool_calls", tool_calls_json(calls, true)}}}, {"finish_reason", nullptr}}});
     return c;
   }
   json whole(const std::string& text, const std::string& finish, const Usage& usage,
-             const std::vector<ToolCall>& calls = {}) const {
+             const std::vector<ToolCall>& calls, const std::string& reasoning) const {
     json r;
     if (endpoint == Endpoint::ChatCompletions) {
       r = base("chat.completion");
       json message = {{"role", "assistant"}, {"content", text}};
+      if (!reasoning.empty()) message["reasoning_content"] = reasoning;
       if (!calls.empty()) {
         if (text.empty()) message["content"] = nullptr;
         message["tool_calls"] = tool_calls_json(calls, false);
@@ -329,7 +338,8 @@ class Front {
     return read;
   }
 
-  std::vector<int32_t> prompt_tokens(const CompletionRequest& r) const {
+  // *opens_thinking: the chat prompt ends inside a <think> block.
+  std::vector<int32_t> prompt_tokens(const CompletionRequest& r, bool* opens_thinking) const {
     if (r.endpoint == Endpoint::ChatCompletions) {
       if (!chat_)
         throw ApiError(400, "this model has no chat template: use /v1/completions, or start qserve with --chat-template");
@@ -341,8 +351,9 @@ class Front {
                        "--chat-template, or send tool_choice \"none\"",
                        "tools");
       try {
-        return chat_->encode(chat_->render(r.messages, true, offers_tools ? r.tools : std::string(), r.chat_template_kwargs) +
-                                 reply_start(r), true);
+        const std::string prompt = chat_->render(r.messages, true, offers_tools ? r.tools : std::string(), r.chat_template_kwargs);
+        *opens_thinking = reply_start(r).empty() && prompt_opens_thinking(prompt);
+        return chat_->encode(prompt + reply_start(r), true);
       } catch (const Error& e) {
         throw ApiError(400, e.what(), "messages");  // the message names the chat template
       }
@@ -392,7 +403,8 @@ class Front {
   void complete(Endpoint endpoint, const httplib::Request& req, const std::string& body, httplib::Response& res) {
     try {
       const CompletionRequest r = parse_request(endpoint, body);
-      Job job = job_for(r, prompt_tokens(r));
+      bool opens_thinking = false;
+      Job job = job_for(r, prompt_tokens(r, &opens_thinking));
       const int client = find_client_socket(req);
       std::shared_ptr<WorkerPool::Lease> lease = pool_->acquire(job.prompt);
       if (!lease->send(job)) throw ApiError(500, "the worker process died; it is being restarted");
@@ -401,6 +413,8 @@ class Front {
       reply->reads_tool_calls = r.tool_choice != CompletionRequest::ToolChoice::None;
       reply->reply_start = reply_start(r);
       reply->parallel_tool_calls = r.parallel_tool_calls;
+      reply->reads_reasoning = endpoint == Endpoint::ChatCompletions && r.separate_reasoning.value_or(opt_.separate_reasoning);
+      reply->thinking_open = opens_thinking;
       // Wait for the first text (or the end) before answering, so a worker that dies
       // during the prompt is a 500 even for a stream.
       WorkerPool::Event first = wait_event(*lease, client);
@@ -438,13 +452,15 @@ class Front {
     if (e.kind == WorkerPool::Event::Timeout) return;
     if (e.kind == WorkerPool::Event::Died) throw ApiError(500, "the worker process died; it is being restarted");
     if (e.kind == WorkerPool::Event::Error) throw ApiError(500, "generation failed: " + e.text);
+    ReasoningSplit split = reply.reads_reasoning ? split_reasoning(text, reply.thinking_open) : ReasoningSplit{{}, text};
     std::vector<ToolCall> calls;
     if (reply.reads_tool_calls) {
-      ParsedReply parsed = parse_tool_calls(reply.reply_start + text);
+      ParsedReply parsed = parse_tool_calls(reply.reply_start + split.content);
       calls = identified(std::move(parsed.calls), reply);
-      if (!calls.empty()) text = std::move(parsed.content);
+      if (!calls.empty()) split.content = std::move(parsed.content);
     }
-    res.set_content(dump(reply.whole(text, finish_of(e.json), usage_of(e.json), calls)), "application/json");
+    res.set_content(dump(reply.whole(split.content, finish_of(e.json), usage_of(e.json), calls, split.reasoning)),
+                    "application/json");
   }
 
   void stream(httplib::Response& res, std::shared_ptr<WorkerPool::Lease> lease, std::shared_ptr<Reply> reply,
@@ -459,7 +475,14 @@ class Front {
             return sink.write(s.data(), s.size());
           };
           if (!send(reply->chunk("", nullptr, true))) return false;
+          ReasoningStream reasoning(reply->thinking_open);
           ToolCallStream tool_stream(reply->reply_start);
+          // Reasoning goes out as it comes; the answer passes the tool-call reader first.
+          auto forward = [&](ReasoningSplit piece) {
+            if (!piece.reasoning.empty() && !send(reply->reasoning_chunk(piece.reasoning))) return false;
+            const std::string text = reply->reads_tool_calls ? tool_stream.feed(piece.content) : piece.content;
+            return text.empty() || send(reply->chunk(text, nullptr, false));
+          };
           while (true) {
             WorkerPool::Event e = pending->has_value() ? std::move(**pending) : lease->next(kPollMs);
             pending->reset();
@@ -469,12 +492,12 @@ class Front {
               continue;
             }
             if (e.kind == WorkerPool::Event::Text) {
-              const std::string text = reply->reads_tool_calls ? tool_stream.feed(e.text) : e.text;
-              if (!text.empty() && !send(reply->chunk(text, nullptr, false))) return false;
+              if (!forward(reply->reads_reasoning ? reasoning.feed(e.text) : ReasoningSplit{{}, e.text})) return false;
               continue;
             }
             if (e.kind == WorkerPool::Event::Done) {
               std::string finish = finish_of(e.json);
+              if (reply->reads_reasoning) forward(reasoning.finish());
               if (reply->reads_tool_calls) {
                 ParsedReply parsed = tool_stream.finish();
                 if (!parsed.content.empty()) send(reply->chunk(parsed.content, nullptr, false));

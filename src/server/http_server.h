@@ -21,6 +21,7 @@ struct ServerOptions {
   std::string api_key;           // empty: no key needed
   std::string chat_template;     // FILE_OR_TEXT; empty: the model's
   std::string chat_template_kwargs;  // a JSON object of template variables; a request's add to them
+  bool separate_reasoning = true;    // --reasoning-format: a <think> block returned as reasoning_content
   std::vector<std::string> worker_argv;  // how to start one worker (fd 3 its socket)
 };
 

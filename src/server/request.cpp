@@ -11,6 +11,7 @@
 #include "src/runtime/json_schema_grammar.h"
 
 #include "src/server/api_error.h"
+#include "src/server/reasoning.h"
 #include "src/server/tool_calls.h"
 
 namespace qrun::server {
@@ -161,6 +162,10 @@ std::vector<ChatMessage> messages(const json& body) {
     if (role == "tool" && m.contains("tool_call_id") && !m["tool_call_id"].is_null()) {
       if (!m["tool_call_id"].is_string()) bad(f + ".tool_call_id", "must be a string");
       msg.tool_call_id = m["tool_call_id"].get<std::string>();
+    }
+    if (role == "assistant" && m.contains("reasoning_content") && !m["reasoning_content"].is_null()) {
+      if (!m["reasoning_content"].is_string()) bad(f + ".reasoning_content", "must be a string");
+      msg.reasoning_content = m["reasoning_content"].get<std::string>();
     }
     out.push_back(std::move(msg));
   }
@@ -401,6 +406,13 @@ CompletionRequest parse_request(Endpoint endpoint, std::string_view text) {
       for (const char* reserved : {"messages", "tools", "add_generation_prompt", "bos_token", "eos_token"})
         if (kwargs.contains(reserved)) bad("chat_template_kwargs", std::string("cannot set '") + reserved + "'");
       r.chat_template_kwargs = kwargs.dump(-1, ' ', false, json::error_handler_t::replace);
+    }
+    if (const auto it = body.find("reasoning_format"); it != body.end() && !it->is_null()) {
+      bool separate = true;
+      if (!it->is_string() || !parse_reasoning_format(it->get_ref<const std::string&>(), &separate))
+        bad("reasoning_format", "must be \"deepseek\" (reasoning apart, as reasoning_content), \"auto\" (the same) or \"none\"");
+      if (endpoint != Endpoint::ChatCompletions) bad("reasoning_format", "is for /v1/chat/completions");
+      r.separate_reasoning = separate;
     }
     if (endpoint == Endpoint::ChatCompletions) tools(body, text, r);
     else if (body.contains("tools") && !body["tools"].is_null() && !body["tools"].empty())

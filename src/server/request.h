@@ -44,6 +44,9 @@ struct CompletionRequest {
   std::string tool_name;
   std::string tool_call_schema;       // Required: the schema of the call's JSON (src/server/tool_calls.h)
   bool parallel_tool_calls = true;    // false: one call at most
+  // chat: whether a <think> block is returned apart as reasoning_content (llama.cpp's
+  // "reasoning_format", src/server/reasoning.h); absent: as the server's --reasoning-format.
+  std::optional<bool> separate_reasoning;
   std::string chat_template_kwargs;   // llama.cpp's: a JSON object of template variables; "" for none
   std::string model;                  // echoed back
 };

@@ -395,6 +395,27 @@ TEST(ChatTemplate, Qwen3ToolsCallsAndReplies) {
   EXPECT_THROW(apply_chat_template(hf_template("qwen3"), msgs, true, "", "", "{\"a\": 1}"), Error);  // not a list
 }
 
+// An assistant turn's reasoning_content reaches the template only where the message has
+// it: Qwen3's writes it back in <think> for the turns since the last question, and
+// otherwise reads the reasoning out of the content. Expected text from jinja2 3.1 with
+// transformers' settings.
+TEST(ChatTemplate, Qwen3ReasoningOfTheTurnsSinceTheLastQuestion) {
+  std::vector<ChatMessage> msgs = {{"user", "Weather?"}, {"assistant", ""}, {"tool", "12:00", {}, "c1"}};
+  msgs[1].tool_calls = {{"c1", "now", "{}"}};
+  msgs[1].reasoning_content = "I should call.";
+  EXPECT_EQ(apply_chat_template(hf_template("qwen3"), msgs, true, "", ""),
+            "<|im_start|>user\nWeather?<|im_end|>\n<|im_start|>assistant\n<think>\nI should call.\n</think>\n\n"
+            "<tool_call>\n{\"name\": \"now\", \"arguments\": {}}\n</tool_call><|im_end|>\n<|im_start|>user\n"
+            "<tool_response>\n12:00\n</tool_response><|im_end|>\n<|im_start|>assistant\n");
+  const std::vector<ChatMessage> turns = {{"user", "Hi"},
+                                          {"assistant", "<think>\nhidden\n</think>\n\nHello."},
+                                          {"user", "Bye"},
+                                          {"assistant", "<think>\nshown\n</think>\n\nBye."}};
+  EXPECT_EQ(apply_chat_template(hf_template("qwen3"), turns, false, "", ""),
+            "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\nHello.<|im_end|>\n<|im_start|>user\nBye<|im_end|>\n"
+            "<|im_start|>assistant\n<think>\nshown\n</think>\n\nBye.<|im_end|>\n");
+}
+
 // kwargs reach the template as variables (Qwen3's enable_thinking: false writes an empty
 // think block); ChatFormatter's own kwargs and a call's are merged key by key.
 TEST(ChatTemplate, KwargsAreTemplateVariables) {

@@ -89,6 +89,7 @@ json health(const Server& s) { return json::parse(s.client()->Get("/health")->bo
 // The text and the last event of a server-sent-event body.
 struct Sse {
   std::string text;
+  std::string reasoning;  // chat: delta.reasoning_content
   std::vector<json> events;
   bool done = false;
 };
@@ -108,6 +109,7 @@ Sse parse_sse(const std::string& body, bool chat) {
     if (e.contains("choices") && !e["choices"].empty()) {
       const json& c = e["choices"][0];
       if (chat && c["delta"].contains("content")) r.text += c["delta"]["content"].get<std::string>();
+      if (chat && c["delta"].contains("reasoning_content")) r.reasoning += c["delta"]["reasoning_content"].get<std::string>();
       if (!chat) r.text += c["text"].get<std::string>();
     }
   }
@@ -513,6 +515,76 @@ TEST_F(QserveTest, ToolCallsFollowToolChoice) {
   r = post(plain, "/v1/chat/completions",
            ordered{{"messages", messages}, {"tools", tools}, {"tool_choice", "none"}, {"max_tokens", 4}});
   EXPECT_EQ(r->status, 200) << r->body;
+}
+
+// A <think> block goes to reasoning_content (delta.reasoning_content in a stream), apart
+// from the answer, as llama.cpp's server does; "reasoning_format": "none" leaves it in the
+// content. The story model is held by a grammar to write one, with Qwen3's template and
+// with a template whose prompt opens the block (as DeepSeek-R1's does).
+TEST_F(QserveTest, ThinkingGoesToReasoningContent) {
+  const std::string qwen3 = json::parse(test::read_text(test::shared_dir() / "tokenizers" / "qwen3" / "tokenizer_config.json"))
+                                .at("chat_template");
+  const std::string opens =
+      "{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n{% endfor %}"
+      "{% if add_generation_prompt %}<|im_start|>assistant\n<think>\n{% endif %}";
+  const std::string words = "[a-z]{1,6} (\" \" [a-z]{1,6}){1,3}";
+  for (const bool prompt_opens : {false, true}) {
+    Server s({"--workers", "1", "--chat-template", prompt_opens ? opens : qwen3}, DType::Q8);
+    ASSERT_TRUE(s.ready()) << s.log();
+    const std::string gbnf = "root ::= " + std::string(prompt_opens ? "" : "\"<think>\\n\" ") + words +
+                             " \"\\n</think>\\n\\n\" " + words + "\n";
+    const std::regex text("[a-z]{1,6}( [a-z]{1,6}){1,3}");
+    int whole = 0;
+    for (int seed = 1; seed <= 3; ++seed) {
+      json req = {{"messages", {{{"role", "user"}, {"content", "Tell me a story."}}}}, {"grammar", gbnf},
+                  {"seed", seed}, {"max_tokens", 80}};
+      auto r = post(s, "/v1/chat/completions", req);
+      ASSERT_EQ(r->status, 200) << r->body;
+      const json choice = json::parse(r->body)["choices"][0];
+      if (choice["finish_reason"] != "stop") continue;
+      ++whole;
+      const json& message = choice["message"];
+      const std::string reasoning = message.value("reasoning_content", ""), content = message["content"];
+      EXPECT_TRUE(std::regex_match(reasoning, text)) << message;
+      EXPECT_TRUE(std::regex_match(content, text)) << message;
+      req["stream"] = true;
+      r = post(s, "/v1/chat/completions", req);
+      ASSERT_EQ(r->status, 200) << r->body;
+      const Sse sse = parse_sse(r->body, true);
+      EXPECT_EQ(sse.reasoning, reasoning) << r->body;
+      EXPECT_EQ(sse.text, content) << r->body;
+      req["stream"] = false;
+      req["reasoning_format"] = "none";
+      r = post(s, "/v1/chat/completions", req);
+      ASSERT_EQ(r->status, 200) << r->body;
+      const json kept = json::parse(r->body)["choices"][0]["message"];
+      EXPECT_FALSE(kept.contains("reasoning_content")) << kept;
+      EXPECT_EQ(kept["content"], std::string(prompt_opens ? "" : "<think>\n") + reasoning + "\n</think>\n\n" + content);
+    }
+    EXPECT_GT(whole, 0);
+  }
+  Server none({"--workers", "1", "--chat-template", opens, "--reasoning-format", "none"}, DType::Q8);
+  ASSERT_TRUE(none.ready()) << none.log();
+  auto r = post(none, "/v1/chat/completions",
+                json{{"messages", {{{"role", "user"}, {"content", "Hi"}}}}, {"max_tokens", 8}, {"seed", 1}});
+  ASSERT_EQ(r->status, 200) << r->body;
+  EXPECT_FALSE(json::parse(r->body)["choices"][0]["message"].contains("reasoning_content")) << r->body;
+  r = post(none, "/v1/chat/completions",
+           json{{"messages", {{{"role", "user"}, {"content", "Hi"}}}}, {"reasoning_format", "deepseek"}, {"max_tokens", 8}, {"seed", 1}});
+  ASSERT_EQ(r->status, 200) << r->body;
+  EXPECT_TRUE(json::parse(r->body)["choices"][0]["message"].contains("reasoning_content")) << r->body;
+  for (const json& bad : {json("Deepseek"), json(true)}) {
+    r = post(none, "/v1/chat/completions", json{{"messages", {{{"role", "user"}, {"content", "Hi"}}}}, {"reasoning_format", bad}});
+    EXPECT_EQ(r->status, 400) << r->body;
+    EXPECT_EQ(json::parse(r->body)["error"]["param"], "reasoning_format") << r->body;
+  }
+  r = post(none, "/v1/chat/completions",
+           json{{"messages", {{{"role", "user"}, {"content", "Hi"}}, {{"role", "assistant"}, {"content", "Yo"}, {"reasoning_content", 3}}}}});
+  EXPECT_EQ(r->status, 400) << r->body;
+  EXPECT_EQ(json::parse(r->body)["error"]["param"], "messages[1].reasoning_content") << r->body;
+  const Refusal refused = start_refused({"--reasoning-format", "deep"});
+  EXPECT_NE(refused.status, 0);
+  EXPECT_NE(refused.out.find("--reasoning-format"), std::string::npos) << refused.out;
 }
 
 TEST_F(QserveTest, BadRequestsGetOpenAiErrors) {

@@ -1,0 +1,102 @@
+#include "src/server/reasoning.h"
+
+namespace qrun::server {
+
+namespace {
+
+constexpr std::string_view kSpace = " \t\r\n";
+
+std::string_view without_leading_space(std::string_view s) {
+  const size_t a = s.find_first_not_of(kSpace);
+  return a == std::string_view::npos ? std::string_view() : s.substr(a);
+}
+
+std::string_view without_trailing_space(std::string_view s) {
+  const size_t b = s.find_last_not_of(kSpace);
+  return b == std::string_view::npos ? std::string_view() : s.substr(0, b + 1);
+}
+
+// The length of the longest end of `s` that is a proper start of `tag`.
+size_t partial_tag_at_end(std::string_view s, std::string_view tag) {
+  for (size_t k = std::min(s.size(), tag.size() - 1); k > 0; --k)
+    if (s.substr(s.size() - k) == tag.substr(0, k)) return k;
+  return 0;
+}
+
+}  // namespace
+
+bool parse_reasoning_format(std::string_view name, bool* separate) {
+  if (name != "deepseek" && name != "auto" && name != "none") return false;
+  *separate = name != "none";
+  return true;
+}
+
+bool prompt_opens_thinking(std::string_view prompt) {
+  return without_trailing_space(prompt).ends_with(kThinkOpen);
+}
+
+ReasoningSplit split_reasoning(std::string_view reply, bool inside) {
+  size_t begin = 0;
+  if (!inside) {
+    const std::string_view start = without_leading_space(reply);
+    if (!start.starts_with(kThinkOpen)) return {{}, std::string(reply)};
+    begin = reply.size() - start.size() + kThinkOpen.size();
+  }
+  const size_t close = reply.find(kThinkClose, begin);
+  const std::string_view reasoning = reply.substr(begin, close == std::string_view::npos ? close : close - begin);
+  ReasoningSplit s{std::string(without_trailing_space(without_leading_space(reasoning))), {}};
+  if (close != std::string_view::npos) s.content = without_leading_space(reply.substr(close + kThinkClose.size()));
+  return s;
+}
+
+ReasoningSplit ReasoningStream::feed(std::string_view text) {
+  held_ += text;
+  ReasoningSplit out;
+  while (true) {
+    if (state_ == State::Start) {
+      const std::string_view start = without_leading_space(held_);
+      if (start.size() < kThinkOpen.size() && kThinkOpen.starts_with(start)) return out;  // may yet open a block
+      if (start.starts_with(kThinkOpen)) {
+        held_.erase(0, held_.size() - start.size() + kThinkOpen.size());
+        state_ = State::Reasoning;
+      } else {
+        state_ = State::Content;  // all of the reply, as it is
+      }
+    } else if (state_ == State::Reasoning) {
+      if (!reasoning_begun_) held_.erase(0, held_.size() - without_leading_space(held_).size());
+      const size_t close = held_.find(kThinkClose);
+      if (close != std::string::npos) {
+        out.reasoning += without_trailing_space(std::string_view(held_).substr(0, close));
+        held_.erase(0, close + kThinkClose.size());
+        state_ = State::Content;
+        after_reasoning_ = true;
+        continue;
+      }
+      // Hold back what may be the start of </think> and the whitespace before it.
+      const std::string_view sendable = std::string_view(held_).substr(0, held_.size() - partial_tag_at_end(held_, kThinkClose));
+      const size_t n = without_trailing_space(sendable).size();
+      out.reasoning += held_.substr(0, n);
+      reasoning_begun_ = reasoning_begun_ || n > 0;
+      held_.erase(0, n);
+      return out;
+    } else {
+      if (after_reasoning_ && !content_begun_) held_.erase(0, held_.size() - without_leading_space(held_).size());
+      content_begun_ = content_begun_ || !held_.empty();
+      out.content += held_;
+      held_.clear();
+      return out;
+    }
+  }
+}
+
+ReasoningSplit ReasoningStream::finish() {
+  ReasoningSplit out;
+  if (state_ == State::Reasoning)
+    out.reasoning = without_trailing_space(reasoning_begun_ ? std::string_view(held_) : without_leading_space(held_));
+  else
+    out.content = held_;  // Start: the reply never began a block; Content: nothing is held
+  held_.clear();
+  return out;
+}
+
+}  // namespace qrun::server

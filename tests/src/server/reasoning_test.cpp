@@ -1,0 +1,112 @@
+// A thinking model's <think> block read apart from its answer, whole and as it streams.
+#include <gtest/gtest.h>
+
+#include <random>
+
+#include "src/server/reasoning.h"
+
+namespace qrun::server {
+namespace {
+
+TEST(Reasoning, ThinkBlockIsReadApartFromTheAnswer) {
+  ReasoningSplit s = split_reasoning("<think>\nThe user greets me.\n\nI greet back.\n</think>\n\nHello!", false);
+  EXPECT_EQ(s.reasoning, "The user greets me.\n\nI greet back.");
+  EXPECT_EQ(s.content, "Hello!");
+  // Whitespace before the block; a tool call after it stays in the content.
+  s = split_reasoning("\n <think>x</think><tool_call>\n{}\n</tool_call>", false);
+  EXPECT_EQ(s.reasoning, "x");
+  EXPECT_EQ(s.content, "<tool_call>\n{}\n</tool_call>");
+  // Qwen3 with enable_thinking false: the prompt holds an empty block, the reply is the answer.
+  s = split_reasoning("Hello <think> there", false);
+  EXPECT_EQ(s.reasoning, "");
+  EXPECT_EQ(s.content, "Hello <think> there");
+  // A block that never closes (the reply ran out of tokens) is all reasoning.
+  s = split_reasoning("<think>\nStill thinking ", false);
+  EXPECT_EQ(s.reasoning, "Still thinking");
+  EXPECT_EQ(s.content, "");
+  // An empty block.
+  s = split_reasoning("<think>\n\n</think>\n\nHi", false);
+  EXPECT_EQ(s.reasoning, "");
+  EXPECT_EQ(s.content, "Hi");
+}
+
+TEST(Reasoning, APromptThatOpensTheBlockStartsTheReplyInside) {
+  EXPECT_TRUE(prompt_opens_thinking("<|User|>Hi<|Assistant|><think>\n"));
+  EXPECT_TRUE(prompt_opens_thinking("<|im_start|>assistant\n<think>"));
+  EXPECT_FALSE(prompt_opens_thinking("<|im_start|>assistant\n<think>\n\n</think>\n\n"));
+  EXPECT_FALSE(prompt_opens_thinking("<|im_start|>user\n<think><|im_end|>\n<|im_start|>assistant\n"));
+  const ReasoningSplit s = split_reasoning("Two plus two.\n</think>\n\n4", true);
+  EXPECT_EQ(s.reasoning, "Two plus two.");
+  EXPECT_EQ(s.content, "4");
+  EXPECT_EQ(split_reasoning("no end", true).reasoning, "no end");
+}
+
+TEST(Reasoning, FormatNamesAsLlamaCppHasThem) {
+  bool separate = false;
+  EXPECT_TRUE(parse_reasoning_format("deepseek", &separate) && separate);
+  EXPECT_TRUE(parse_reasoning_format("auto", &separate) && separate);
+  EXPECT_TRUE(parse_reasoning_format("none", &separate) && !separate);
+  EXPECT_FALSE(parse_reasoning_format("DeepSeek", &separate));
+  EXPECT_FALSE(parse_reasoning_format("", &separate));
+}
+
+// Every reply cut into pieces of every size (and at random places): the streamed pieces
+// of each part add up to the whole split, and nothing goes out before it is decided.
+TEST(Reasoning, StreamedPiecesAddUpToTheWholeSplit) {
+  const char* replies[] = {
+      "<think>\nThe user greets me.\n\nI greet back.\n</think>\n\nHello!",
+      "  \n<think>a</think>b",
+      "<think></think>",
+      "<think>\n\n</think>\n\n",
+      "<think> a </thin k> b </think>  c  d ",
+      "<think>unclosed  \n </thi",
+      "<thinking>is not the tag</thinking>",
+      "<thi",
+      "   ",
+      "",
+      "Plain answer with </think> in it",
+      "<think>x</think></think> y",
+      "<think><think>nested?</think>\n\n\n",
+  };
+  std::mt19937 rng(7);
+  for (const char* reply_text : replies) {
+    const std::string reply = reply_text;
+    for (const bool inside : {false, true}) {
+      const ReasoningSplit whole = split_reasoning(reply, inside);
+      for (size_t step = 0; step <= reply.size() + 1; ++step) {
+        ReasoningStream stream(inside);
+        ReasoningSplit sent;
+        size_t at = 0;
+        while (at < reply.size()) {
+          const size_t n = step > 0 ? step : 1 + rng() % 4;
+          const ReasoningSplit piece = stream.feed(std::string_view(reply).substr(at, n));
+          sent.reasoning += piece.reasoning;
+          sent.content += piece.content;
+          // What went out is the start of the final split.
+          EXPECT_EQ(whole.reasoning.compare(0, sent.reasoning.size(), sent.reasoning), 0) << reply;
+          EXPECT_EQ(whole.content.compare(0, sent.content.size(), sent.content), 0) << reply;
+          at += n;
+        }
+        const ReasoningSplit rest = stream.finish();
+        EXPECT_EQ(sent.reasoning + rest.reasoning, whole.reasoning) << "'" << reply << "' inside " << inside << " step " << step;
+        EXPECT_EQ(sent.content + rest.content, whole.content) << "'" << reply << "' inside " << inside << " step " << step;
+      }
+    }
+  }
+}
+
+// A stream sends the reasoning while it is written, not at the end.
+TEST(Reasoning, ReasoningStreamsAsItIsWritten) {
+  ReasoningStream stream(false);
+  EXPECT_EQ(stream.feed("<thi").reasoning, "");
+  EXPECT_EQ(stream.feed("nk>\nFirst").reasoning, "First");
+  EXPECT_EQ(stream.feed(" step.\n").reasoning, " step.");
+  EXPECT_EQ(stream.feed("</").reasoning, "");
+  const ReasoningSplit end = stream.feed("think>\n\nAnswer");
+  EXPECT_EQ(end.reasoning, "");
+  EXPECT_EQ(end.content, "Answer");
+  EXPECT_EQ(stream.feed(" more").content, " more");
+}
+
+}  // namespace
+}  // namespace qrun::server
