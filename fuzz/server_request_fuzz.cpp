@@ -43,14 +43,16 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
   // What a stream sends of a reply is the start of the whole reply's content (the rest is
   // the whitespace that went with the calls), and it finds the same calls.
-  const ParsedReply whole = parse_tool_calls(body);
-  ToolCallStream stream;
-  std::string sent;
-  for (size_t at = 0; at < body.size(); at += 3) sent += stream.feed(body.substr(at, 3));
-  const ParsedReply last = stream.finish();
-  sent += last.content;
-  if (sent.compare(0, whole.content.size(), whole.content) != 0 || last.calls.size() != whole.calls.size())
-    std::abort();
+  for (const ToolCallForm form : {ToolCallForm::Hermes, ToolCallForm::LlamaJson}) {
+    const ParsedReply whole = parse_tool_calls(body, form);
+    ToolCallStream stream({}, form);
+    std::string sent;
+    for (size_t at = 0; at < body.size(); at += 3) sent += stream.feed(body.substr(at, 3));
+    const ParsedReply last = stream.finish();
+    sent += last.content;
+    if (sent.compare(0, whole.content.size(), whole.content) != 0 || last.calls.size() != whole.calls.size())
+      std::abort();
+  }
   // The reasoning and the answer streamed add up to the whole split, from either start.
   for (const bool inside : {false, true}) {
     const ReasoningSplit split = split_reasoning(body, inside);

@@ -513,9 +513,8 @@ class Renderer {
       src_.fail(e.pos, std::string("a ") + type_name(v) + " has no length");
     }
     if (f == "tojson") {
-      eval_args(e, 1, 0, 0, what);
       if (v.t == T::Undefined) src_.fail(e.pos, "cannot convert an undefined value to JSON");
-      return Value::str(to_json(v));
+      return Value::str(to_json(v, json_style(e, what)));
     }
     if (f == "string") return eval_args(e, 1, 0, 0, what), Value::str(to_str(v));
     if (f == "upper" || f == "lower") return eval_args(e, 1, 0, 0, what), case_map(to_str(v), f == "upper");
@@ -544,6 +543,34 @@ class Renderer {
       return Value::str(r);
     }
     src_.fail(e.pos, "unsupported filter '" + f + "'");
+  }
+
+  // tojson(indent=4, sort_keys=true, ensure_ascii=false, separators=(",", ": ")): the
+  // keywords transformers' tojson passes on to json.dumps (Llama 3.x templates indent tools).
+  JsonStyle json_style(const Expr& e, const std::string& what) {
+    if (e.args.size() > 1) src_.fail(e.pos, what + " takes keyword arguments only (indent=..., sort_keys=...)");
+    JsonStyle style;
+    bool separators = false;
+    for (const auto& [key, arg] : e.kwargs) {
+      const Value a = eval(*arg);
+      if (key == "indent" && a.t == T::Int && a.i >= 0 && a.i <= 64) {
+        style.indent = static_cast<int>(a.i);
+      } else if (key == "indent" && a.t == T::None) {
+        style.indent = -1;
+      } else if ((key == "sort_keys" || key == "ensure_ascii") && a.t == T::Bool) {
+        (key == "sort_keys" ? style.sort_keys : style.ensure_ascii) = a.b;
+      } else if (key == "separators" && a.t == T::List && a.list->size() == 2 && (*a.list)[0].t == T::Str &&
+                 (*a.list)[1].t == T::Str) {
+        style.item_separator = (*a.list)[0].s;
+        style.key_separator = (*a.list)[1].s;
+        separators = true;
+      } else {
+        src_.fail(e.pos, what + ": unsupported argument " + key + "=" + repr(a) +
+                             " (indent: 0 to 64 or none; sort_keys, ensure_ascii: a boolean; separators: two strings)");
+      }
+    }
+    if (style.indent >= 0 && !separators) style.item_separator = ",";  // json.dumps's default with an indent
+    return style;
   }
 
   bool test(const Expr& e) {

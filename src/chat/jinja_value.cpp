@@ -1,5 +1,6 @@
 #include "src/chat/jinja_value.h"
 
+#include <algorithm>
 #include <charconv>
 #include <cmath>
 #include <cstdio>
@@ -82,47 +83,83 @@ void append_repr(std::string& r, const Value& v, int depth) {
   check_size(r);
 }
 
-// transformers' tojson: json.dumps(x, ensure_ascii=False) with its default separators.
-void append_json(std::string& r, const Value& v, int depth) {
+// transformers' tojson: json.dumps(x, ensure_ascii=False) with its default separators,
+// or as `style` says.
+void append_json_string(std::string& r, const std::string& s, bool ensure_ascii) {
+  r += '"';
+  const auto escape = [&](uint32_t unit) {
+    char buf[8];
+    std::snprintf(buf, sizeof buf, "\\u%04x", unit);
+    r += buf;
+  };
+  for (size_t i = 0; i < s.size(); ++i) {
+    const unsigned char c = static_cast<unsigned char>(s[i]);
+    if (c == '"' || c == '\\') r += '\\', r += static_cast<char>(c);
+    else if (c == '\n') r += "\\n";
+    else if (c == '\r') r += "\\r";
+    else if (c == '\t') r += "\\t";
+    else if (c == '\b') r += "\\b";
+    else if (c == '\f') r += "\\f";
+    else if (c < 0x20 || (ensure_ascii && c == 0x7f)) escape(c);
+    else if (c < 0x80 || !ensure_ascii) r += static_cast<char>(c);
+    else {  // a UTF-8 sequence as Python's code point, UTF-16 units above U+FFFF
+      const int n = c >= 0xF0 ? 3 : c >= 0xE0 ? 2 : c >= 0xC0 ? 1 : 0;
+      uint32_t cp = n == 3 ? c & 0x07 : n == 2 ? c & 0x0F : c & 0x1F;
+      int k = 0;
+      for (; k < n && i + 1 < s.size() && (static_cast<unsigned char>(s[i + 1]) & 0xC0) == 0x80; ++k)
+        cp = (cp << 6) | (static_cast<unsigned char>(s[++i]) & 0x3F);
+      if (n == 0 || k < n) cp = 0xFFFD;  // not UTF-8: what Python's decode would replace
+      if (cp >= 0x10000) {
+        escape(0xD800 + ((cp - 0x10000) >> 10));
+        escape(0xDC00 + ((cp - 0x10000) & 0x3FF));
+      } else {
+        escape(cp);
+      }
+    }
+  }
+  r += '"';
+}
+
+void append_json(std::string& r, const Value& v, const JsonStyle& style, int depth) {
   if (depth > kMaxNesting) too_deep();
+  // Before each item: the item separator (after the first), then with an indent a line
+  // break and the item's depth in spaces.
+  const auto item_start = [&](bool first, int level) {
+    if (!first) r += style.item_separator;
+    if (style.indent >= 0) {
+      r += '\n';
+      r.append(static_cast<size_t>(style.indent) * level, ' ');
+    }
+    check_size(r);
+  };
   switch (v.t) {
     case T::Bool: r += v.b ? "true" : "false"; break;
     case T::Int: r += std::to_string(v.i); break;
     case T::Float: r += std::isfinite(v.f) ? py_float(v.f) : v.f != v.f ? "NaN" : v.f > 0 ? "Infinity" : "-Infinity"; break;
-    case T::Str: {
-      r += '"';
-      for (unsigned char c : v.s) {
-        if (c == '"' || c == '\\') r += '\\', r += static_cast<char>(c);
-        else if (c == '\n') r += "\\n";
-        else if (c == '\r') r += "\\r";
-        else if (c == '\t') r += "\\t";
-        else if (c < 0x20) { char buf[8]; std::snprintf(buf, sizeof buf, "\\u%04x", c); r += buf; }
-        else r += static_cast<char>(c);
-      }
-      r += '"';
-      break;
-    }
+    case T::Str: append_json_string(r, v.s, style.ensure_ascii); break;
     case T::List: {
       r += '[';
-      bool first = true;
-      for (const Value& x : *v.list) {
-        if (!first) r += ", ";
-        first = false;
-        append_json(r, x, depth + 1);
+      for (size_t k = 0; k < v.list->size(); ++k) {
+        item_start(k == 0, depth + 1);
+        append_json(r, (*v.list)[k], style, depth + 1);
       }
+      if (!v.list->empty()) item_start(true, depth);
       r += ']';
       break;
     }
     case T::Dict: {
+      std::vector<const Dict::Entry*> items;
+      for (const auto& item : *v.dict) items.push_back(&item);
+      if (style.sort_keys)
+        std::stable_sort(items.begin(), items.end(), [](const auto* a, const auto* b) { return a->first < b->first; });
       r += '{';
-      bool first = true;
-      for (const auto& [k, x] : *v.dict) {
-        if (!first) r += ", ";
-        first = false;
-        append_json(r, Value::str(k), depth + 1);
-        r += ": ";
-        append_json(r, x, depth + 1);
+      for (size_t k = 0; k < items.size(); ++k) {
+        item_start(k == 0, depth + 1);
+        append_json_string(r, items[k]->first, style.ensure_ascii);
+        r += style.key_separator;
+        append_json(r, items[k]->second, style, depth + 1);
       }
+      if (!items.empty()) item_start(true, depth);
       r += '}';
       break;
     }
@@ -212,11 +249,13 @@ std::string py_float(double x) {
   return r + digits.substr(0, whole) + "." + digits.substr(whole);
 }
 
-std::string to_json(const Value& v) {
+std::string to_json(const Value& v, const JsonStyle& style) {
   std::string r;
-  append_json(r, v, 0);
+  append_json(r, v, style, 0);
   return r;
 }
+
+std::string to_json(const Value& v) { return to_json(v, JsonStyle{}); }
 
 // Python indexes strings by code point; splitting into UTF-8 sequences keeps `s[-1]`,
 // `s[::-1]` and `s|length` from cutting a character in half.

@@ -135,6 +135,15 @@ bool truthy(const Value& v);
 std::string to_str(const Value& v);   // Python's str(): what {{ x }} prints
 std::string repr(const Value& v);     // Python's repr()
 std::string to_json(const Value& v);  // transformers' tojson
+// tojson's keyword arguments, as transformers passes them to json.dumps: indent (< 0:
+// none; with one, items go on lines of their own), sort_keys, ensure_ascii (\uXXXX for
+// what is not ASCII) and separators (item, key).
+struct JsonStyle {
+  int indent = -1;
+  bool sort_keys = false, ensure_ascii = false;
+  std::string item_separator = ", ", key_separator = ": ";
+};
+std::string to_json(const Value& v, const JsonStyle& style);
 std::string py_float(double x);       // Python's repr() of a float: 1.0, 0.0001, 1e-05, 1e+16
 List utf8_chars(const std::string& s);
 // Byte offset where each UTF-8 character of s starts (as utf8_chars splits it).

@@ -190,6 +190,7 @@ class Front {
         model_id_(std::filesystem::path(o.model_path).filename().string()) {
     const std::string tmpl = resolve_chat_template(tok_, o.chat_template);
     if (!tmpl.empty()) chat_.emplace(tok_, tmpl, o.chat_template_kwargs);
+    if (chat_) tool_form_ = tool_call_form(chat_->template_text());
     pool_ = std::make_unique<WorkerPool>(o.worker_argv, o.workers, o.max_queue);
   }
 
@@ -344,15 +345,17 @@ class Front {
       if (!chat_)
         throw ApiError(400, "this model has no chat template: use /v1/completions, or start qserve with --chat-template");
       const bool offers_tools = r.tool_choice != CompletionRequest::ToolChoice::None;
-      if (offers_tools && !template_writes_tool_calls(chat_->template_text()))
+      if (offers_tools && tool_form_ == ToolCallForm::None)
         throw ApiError(400,
-                       "this model's chat template does not write tool calls in the form qrun reads (<tool_call> "
-                       "blocks, as Qwen2.5, Qwen3, Hermes and SmolLM3 templates do): give qserve such a "
-                       "--chat-template, or send tool_choice \"none\"",
+                       "this model's chat template does not write tool calls in a form qrun reads (<tool_call> "
+                       "blocks, as Qwen2.5, Qwen3, Hermes and SmolLM3 templates do, or Llama 3.x's JSON calls): "
+                       "give qserve such a --chat-template, or send tool_choice \"none\"",
                        "tools");
       try {
         const std::string prompt = chat_->render(r.messages, true, offers_tools ? r.tools : std::string(), r.chat_template_kwargs);
-        *opens_thinking = reply_start(r).empty() && prompt_opens_thinking(prompt);
+        // A reply held to JSON is the answer, whatever the prompt opened.
+        const bool json_reply = r.json_object || r.tool_choice == CompletionRequest::ToolChoice::Required;
+        *opens_thinking = !json_reply && prompt_opens_thinking(prompt);
         return chat_->encode(prompt + reply_start(r), true);
       } catch (const Error& e) {
         throw ApiError(400, e.what(), "messages");  // the message names the chat template
@@ -366,9 +369,9 @@ class Front {
     return r.prompt_ids;
   }
 
-  // A required call starts the reply: the prompt ends with its opening tag.
-  static std::string reply_start(const CompletionRequest& r) {
-    return r.tool_choice == CompletionRequest::ToolChoice::Required ? std::string(kToolCallOpen) + "\n" : std::string();
+  // A required call starts the reply: the prompt ends with its opening (Hermes's tag).
+  std::string reply_start(const CompletionRequest& r) const {
+    return std::string(r.tool_choice == CompletionRequest::ToolChoice::Required ? required_call_start(tool_form_) : "");
   }
 
   Job job_for(const CompletionRequest& r, std::vector<int32_t> prompt) const {
@@ -392,7 +395,10 @@ class Front {
     job.sampling.frequency_penalty = r.frequency_penalty;
     job.sampling.presence_penalty = r.presence_penalty;
     job.json_object = r.json_object || !r.tool_call_schema.empty();
-    job.json_schema = r.tool_call_schema.empty() ? r.json_schema : r.tool_call_schema;
+    job.json_schema = r.tool_call_schema.empty()                ? r.json_schema
+                      : tool_form_ == ToolCallForm::LlamaJson ? tool_call_schema(nlohmann::ordered_json::parse(r.tools),
+                                                                                  r.tool_name, tool_form_)
+                                                              : r.tool_call_schema;
     job.grammar = r.grammar;
     job.sampling.seed = r.seed ? *r.seed : std::random_device{}();
     job.ignore_eos = r.ignore_eos;
@@ -455,7 +461,7 @@ class Front {
     ReasoningSplit split = reply.reads_reasoning ? split_reasoning(text, reply.thinking_open) : ReasoningSplit{{}, text};
     std::vector<ToolCall> calls;
     if (reply.reads_tool_calls) {
-      ParsedReply parsed = parse_tool_calls(reply.reply_start + split.content);
+      ParsedReply parsed = parse_tool_calls(reply.reply_start + split.content, tool_form_);
       calls = identified(std::move(parsed.calls), reply);
       if (!calls.empty()) split.content = std::move(parsed.content);
     }
@@ -476,7 +482,7 @@ class Front {
           };
           if (!send(reply->chunk("", nullptr, true))) return false;
           ReasoningStream reasoning(reply->thinking_open);
-          ToolCallStream tool_stream(reply->reply_start);
+          ToolCallStream tool_stream(reply->reply_start, tool_form_);
           // Reasoning goes out as it comes; the answer passes the tool-call reader first.
           auto forward = [&](ReasoningSplit piece) {
             if (!piece.reasoning.empty() && !send(reply->reasoning_chunk(piece.reasoning))) return false;
@@ -535,6 +541,7 @@ class Front {
   int context_;
   std::string model_id_;
   std::optional<ChatFormatter> chat_;
+  ToolCallForm tool_form_ = ToolCallForm::None;  // how the chat template writes calls
   std::unique_ptr<WorkerPool> pool_;
   std::mutex id_mutex_;
   std::mt19937_64 id_rng_{std::random_device{}()};

@@ -11,7 +11,13 @@ namespace {
 using ordered = nlohmann::ordered_json;
 
 constexpr std::string_view kToolCallClose = "</tool_call>";
+constexpr std::string_view kPythonTag = "<|python_tag|>";  // Llama 3.1's start of a call
 constexpr std::string_view kSpace = " \t\r\n";
+
+std::string_view without_leading_space(std::string_view s) {
+  const size_t a = s.find_first_not_of(kSpace);
+  return a == std::string_view::npos ? std::string_view() : s.substr(a);
+}
 
 std::string_view trimmed(std::string_view s) {
   const size_t a = s.find_first_not_of(kSpace);
@@ -52,11 +58,34 @@ void move_references(ordered& schema, const std::string& at) {
   }
 }
 
+// Where a Llama call begins: after whitespace and <|python_tag|>.
+std::string_view llama_call_start(std::string_view reply) {
+  const std::string_view s = without_leading_space(reply);
+  return s.starts_with(kPythonTag) ? without_leading_space(s.substr(kPythonTag.size())) : s;
+}
+
+ParsedReply parse_llama_call(std::string_view reply) {
+  if (const std::string_view body = llama_call_start(reply); body.starts_with('{'))
+    if (std::optional<ToolCall> call = read_call(body)) return {{}, {std::move(*call)}};
+  return {std::string(reply), {}};
+}
+
 }  // namespace
 
-bool template_writes_tool_calls(const std::string& tmpl) { return tmpl.find(kToolCallOpen) != std::string::npos; }
+ToolCallForm tool_call_form(const std::string& tmpl) {
+  if (tmpl.find(kToolCallOpen) != std::string::npos) return ToolCallForm::Hermes;
+  // Llama 3.x: tool results under an ipython header, calls as {"name", "parameters"}.
+  if (tmpl.find("ipython<|end_header_id|>") != std::string::npos && tmpl.find("\"parameters\"") != std::string::npos)
+    return ToolCallForm::LlamaJson;
+  return ToolCallForm::None;
+}
 
-ParsedReply parse_tool_calls(std::string_view reply) {
+std::string_view required_call_start(ToolCallForm form) {
+  return form == ToolCallForm::Hermes ? std::string_view("<tool_call>\n") : std::string_view();
+}
+
+ParsedReply parse_tool_calls(std::string_view reply, ToolCallForm form) {
+  if (form == ToolCallForm::LlamaJson) return parse_llama_call(reply);
   ParsedReply r;
   std::string text;
   // The whitespace after a call, and at the end, goes with the calls. Text before the
@@ -105,6 +134,14 @@ size_t plain_text_length(std::string_view reply) {
 std::string ToolCallStream::feed(std::string_view text) {
   reply_ += text;
   if (in_call_) return {};
+  if (form_ == ToolCallForm::LlamaJson && !plain_) {
+    // A call is the whole reply: hold it while it may be one.
+    const std::string_view start = llama_call_start(reply_);
+    if (start.empty() || (start.size() < kPythonTag.size() && kPythonTag.starts_with(start))) return {};
+    in_call_ = start.starts_with('{') || start.starts_with(kPythonTag);
+    plain_ = !in_call_;
+    if (in_call_) return {};
+  }
   const std::string_view unsent = std::string_view(reply_).substr(sent_);
   const size_t plain = plain_text_length(unsent);
   in_call_ = unsent.compare(plain, kToolCallOpen.size(), kToolCallOpen) == 0;
@@ -114,13 +151,14 @@ std::string ToolCallStream::feed(std::string_view text) {
 }
 
 ParsedReply ToolCallStream::finish() const {
-  ParsedReply r = parse_tool_calls(reply_);
+  ParsedReply r = parse_tool_calls(reply_, form_);
   // What was sent is the start of the content: the text before the first block.
   r.content = r.content.size() > sent_ ? r.content.substr(sent_) : std::string();
   return r;
 }
 
-std::string tool_call_schema(const ordered& tools, const std::string& only) {
+std::string tool_call_schema(const ordered& tools, const std::string& only, ToolCallForm form) {
+  const char* key = form == ToolCallForm::LlamaJson ? "parameters" : "arguments";
   ordered calls = ordered::array();
   size_t count = 0;
   for (const ordered& tool : tools) {
@@ -134,10 +172,10 @@ std::string tool_call_schema(const ordered& tools, const std::string& only) {
     ordered arguments = function.contains("parameters") ? function["parameters"] : ordered::object();
     // No parameters, or {}: a function of none, as OpenAI reads it.
     if (arguments.empty()) arguments = {{"type", "object"}, {"additionalProperties", false}};
-    move_references(arguments, (count == 1 ? "" : "/anyOf/" + std::to_string(calls.size())) + "/properties/arguments");
+    move_references(arguments, (count == 1 ? "" : "/anyOf/" + std::to_string(calls.size())) + "/properties/" + key);
     calls.push_back({{"type", "object"},
-                     {"properties", {{"name", {{"const", name}}}, {"arguments", std::move(arguments)}}},
-                     {"required", {"name", "arguments"}},
+                     {"properties", {{"name", {{"const", name}}}, {key, std::move(arguments)}}},
+                     {"required", {"name", key}},
                      {"additionalProperties", false}});
   }
   const ordered schema = calls.size() == 1 ? calls[0] : ordered{{"anyOf", calls}};

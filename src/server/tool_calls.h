@@ -1,11 +1,14 @@
-// Tool calls in the Hermes form that Qwen2.5, Qwen3, Hermes 2/3 and SmolLM3 were trained
-// on (their chat templates show it): the model writes
-//   <tool_call>
-//   {"name": "get_weather", "arguments": {"city": "Paris"}}
-//   </tool_call>
-// once per call. The server finds these blocks in a reply and answers with OpenAI's
-// tool_calls; when a call is required it starts the reply with the opening tag and holds
-// the JSON to a schema of the offered tools.
+// Tool calls in the forms models were trained on (their chat templates show it):
+// - Hermes (Qwen2.5, Qwen3, Hermes 2/3, SmolLM3), once per call:
+//     <tool_call>
+//     {"name": "get_weather", "arguments": {"city": "Paris"}}
+//     </tool_call>
+// - Llama 3.1-3.3 (JSON tool calling): the whole reply is one call,
+//     {"name": "get_weather", "parameters": {"city": "Paris"}}
+//   sometimes after <|python_tag|>.
+// The server finds the calls in a reply and answers with OpenAI's tool_calls; when a call
+// is required it starts the reply as a call begins and holds the JSON to a schema of the
+// offered tools.
 #pragma once
 
 #include <string>
@@ -20,18 +23,27 @@ namespace qrun::server {
 
 inline constexpr std::string_view kToolCallOpen = "<tool_call>";
 
-// Whether a chat template writes tool calls in the Hermes form (and so teaches it).
-bool template_writes_tool_calls(const std::string& tmpl);
+enum class ToolCallForm { None, Hermes, LlamaJson };
 
-// A reply split into its text and its calls. Each well-formed block ({"name": string,
-// "arguments" or "parameters": object}, the closing tag optional at the end of the
-// reply) becomes a call (arguments as compact JSON, ids left empty) and leaves the text;
-// a block that is not stays text. Without calls the text is the reply unchanged.
+// The form a chat template writes earlier calls in (and so teaches); None when it
+// writes neither.
+ToolCallForm tool_call_form(const std::string& tmpl);
+
+// What the prompt writes of a required call before the model goes on: Hermes's opening
+// tag and line break; nothing for Llama's bare JSON.
+std::string_view required_call_start(ToolCallForm form);
+
+// A reply split into its text and its calls. Hermes: each well-formed block ({"name":
+// string, "arguments" or "parameters": object}, the closing tag optional at the end of
+// the reply) becomes a call (arguments as compact JSON, ids left empty) and leaves the
+// text; a block that is not stays text. Llama: a reply that is such an object (after
+// whitespace and <|python_tag|>) is one call and no text. Without calls the text is the
+// reply unchanged.
 struct ParsedReply {
   std::string content;
   std::vector<ToolCall> calls;
 };
-ParsedReply parse_tool_calls(std::string_view reply);
+ParsedReply parse_tool_calls(std::string_view reply, ToolCallForm form = ToolCallForm::Hermes);
 
 // How much of a reply so far is text whatever follows: up to the first block, less a
 // tail that could be the start of one. A stream sends this much as content.
@@ -42,20 +54,24 @@ size_t plain_text_length(std::string_view reply);
 // read with the reply, never sent.
 class ToolCallStream {
  public:
-  explicit ToolCallStream(std::string start = {})
-      : reply_(std::move(start)), sent_(reply_.size()), in_call_(reply_.find(kToolCallOpen) != std::string::npos) {}
+  explicit ToolCallStream(std::string start = {}, ToolCallForm form = ToolCallForm::Hermes)
+      : form_(form), reply_(std::move(start)), sent_(reply_.size()),
+        in_call_(form == ToolCallForm::Hermes && reply_.find(kToolCallOpen) != std::string::npos) {}
   std::string feed(std::string_view text);  // the content to send now
   ParsedReply finish() const;               // the content not sent yet, and the calls
 
  private:
+  ToolCallForm form_;
   std::string reply_;
   size_t sent_;   // nothing before it can begin a call: each piece is searched from here
   bool in_call_;  // a call has begun: the rest waits for finish()
+  bool plain_ = false;  // Llama: the reply began as text, so no call follows
 };
 
 // The JSON schema of one call (the block's JSON) to one of `tools` (OpenAI's list), or
-// to the one named `only` when it is not empty: {"name": const, "arguments": the tool's
-// parameters}, anyOf over the tools.
-std::string tool_call_schema(const nlohmann::ordered_json& tools, const std::string& only);
+// to the one named `only` when it is not empty: {"name": const, "arguments" (Llama:
+// "parameters"): the tool's parameters}, anyOf over the tools.
+std::string tool_call_schema(const nlohmann::ordered_json& tools, const std::string& only,
+                             ToolCallForm form = ToolCallForm::Hermes);
 
 }  // namespace qrun::server

@@ -395,6 +395,32 @@ TEST(ChatTemplate, Qwen3ToolsCallsAndReplies) {
   EXPECT_THROW(apply_chat_template(hf_template("qwen3"), msgs, true, "", "", "{\"a\": 1}"), Error);  // not a list
 }
 
+// tojson's keywords as transformers passes them to json.dumps (Llama 3.x templates write
+// each tool with indent=4). Expected text from Python 3.11's json.dumps.
+TEST(ChatTemplate, TojsonTakesJsonDumpsKeywords) {
+  const std::string value = R"([{"b": 1, "a": [1, 2.5, [], {}], "é": "x😀\n\"q\"", "n": null, "t": true}, []])";
+  const auto render = [&](const std::string& args) {
+    return apply_chat_template("{{ tools | tojson(" + args + ") }}", {}, false, "", "", value);
+  };
+  EXPECT_EQ(render("indent=4"),
+            "[\n    {\n        \"b\": 1,\n        \"a\": [\n            1,\n            2.5,\n            [],\n            {}\n"
+            "        ],\n        \"é\": \"x😀\\n\\\"q\\\"\",\n        \"n\": null,\n        \"t\": true\n    },\n    []\n]");
+  EXPECT_EQ(render("indent=2, sort_keys=true"),
+            "[\n  {\n    \"a\": [\n      1,\n      2.5,\n      [],\n      {}\n    ],\n    \"b\": 1,\n    \"n\": null,\n"
+            "    \"t\": true,\n    \"é\": \"x😀\\n\\\"q\\\"\"\n  },\n  []\n]");
+  EXPECT_EQ(render("ensure_ascii=true"),
+            R"([{"b": 1, "a": [1, 2.5, [], {}], "\u00e9": "x\ud83d\ude00\n\"q\"", "n": null, "t": true}, []])");
+  EXPECT_EQ(render("separators=[',', ':']"), R"([{"b":1,"a":[1,2.5,[],{}],"é":"x😀\n\"q\"","n":null,"t":true},[]])");
+  EXPECT_EQ(render("indent=0"), "[\n{\n\"b\": 1,\n\"a\": [\n1,\n2.5,\n[],\n{}\n],\n\"é\": \"x😀\\n\\\"q\\\"\",\n\"n\": null,\n"
+                                "\"t\": true\n},\n[]\n]");
+  EXPECT_EQ(render("indent=1, separators=[';', '=']"),
+            "[\n {\n  \"b\"=1;\n  \"a\"=[\n   1;\n   2.5;\n   [];\n   {}\n  ];\n  \"é\"=\"x😀\\n\\\"q\\\"\";\n  \"n\"=null;\n"
+            "  \"t\"=true\n };\n []\n]");
+  EXPECT_EQ(render("indent=none"), render(""));
+  for (const char* bad : {"4", "indent='x'", "indent=-1", "width=3", "sort_keys=1", "separators=[',']"})
+    EXPECT_THROW(render(bad), Error) << bad;
+}
+
 // An assistant turn's reasoning_content reaches the template only where the message has
 // it: Qwen3's writes it back in <think> for the turns since the last question, and
 // otherwise reads the reasoning out of the content. Expected text from jinja2 3.1 with

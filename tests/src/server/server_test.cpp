@@ -587,6 +587,68 @@ TEST_F(QserveTest, ThinkingGoesToReasoningContent) {
   EXPECT_NE(refused.out.find("--reasoning-format"), std::string::npos) << refused.out;
 }
 
+// Llama 3.x's JSON calls ({"name", "parameters"} as the whole reply, results under an
+// ipython header), on a template written the way Llama 3.1-3.3's write calls and results.
+TEST_F(QserveTest, LlamaJsonToolCalls) {
+  const std::string llama = R"({%- for m in messages -%}
+{%- if m.role == 'tool' -%}
+<|start_header_id|>ipython<|end_header_id|>
+
+{{ m.content }}<|eot_id|>
+{%- else -%}
+<|start_header_id|>{{ m.role }}<|end_header_id|>
+
+{% if m.tool_calls %}{"name": "{{ m.tool_calls[0].function.name }}", "parameters": {{ m.tool_calls[0].function.arguments | tojson }}}{% else %}{{ m.content }}{% endif %}<|eot_id|>
+{%- endif -%}
+{%- endfor -%}
+{%- if tools %}<|start_header_id|>system<|end_header_id|>
+
+Respond in the format {"name": function name, "parameters": dictionary of argument name and its value}.
+{% for t in tools %}{{ t | tojson(indent=4) }}
+{% endfor %}<|eot_id|>{% endif -%}
+{%- if add_generation_prompt %}<|start_header_id|>assistant<|end_header_id|>
+
+{% endif -%})";
+  Server s({"--workers", "1", "-c", "2048", "--chat-template", llama}, DType::Q8);
+  ASSERT_TRUE(s.ready()) << s.log();
+  using ordered = nlohmann::ordered_json;
+  const ordered tools = ordered::parse(R"([
+      {"type": "function", "function": {"name": "get_weather",
+       "parameters": {"type": "object", "properties": {"city": {"type": "string", "enum": ["Paris", "Rome"]}},
+                      "required": ["city"], "additionalProperties": false}}}])");
+  ordered messages = ordered::parse(R"([{"role": "user", "content": "What is the weather in Paris?"}])");
+  int called = 0;
+  for (int seed = 1; seed <= 3; ++seed) {
+    ordered req = {{"messages", messages}, {"tools", tools}, {"tool_choice", "required"}, {"seed", seed}, {"max_tokens", 400}};
+    auto r = post(s, "/v1/chat/completions", req);
+    ASSERT_EQ(r->status, 200) << r->body;
+    const json choice = json::parse(r->body)["choices"][0];
+    if (choice["finish_reason"] != "tool_calls") continue;  // the story model may pad the JSON past max_tokens
+    ++called;
+    const json& call = choice["message"]["tool_calls"][0];
+    EXPECT_TRUE(choice["message"]["content"].is_null()) << choice;
+    EXPECT_EQ(call["function"]["name"], "get_weather");
+    const json args = json::parse(call["function"]["arguments"].get<std::string>());
+    EXPECT_TRUE(args == json({{"city", "Paris"}}) || args == json({{"city", "Rome"}})) << args;
+    req["stream"] = true;
+    r = post(s, "/v1/chat/completions", req);
+    ASSERT_EQ(r->status, 200) << r->body;
+    const Sse sse = parse_sse(r->body, true);
+    EXPECT_EQ(sse.text, "");
+    ASSERT_TRUE(sse.events.size() >= 3u) << r->body;
+    EXPECT_EQ(sse.events[sse.events.size() - 2]["choices"][0]["delta"]["tool_calls"][0]["function"], call["function"]) << r->body;
+    // The call and its result go back to the template: the conversation goes on.
+    messages.push_back({{"role", "assistant"}, {"content", nullptr}, {"tool_calls", {call}}});
+    messages.push_back({{"role", "tool"}, {"tool_call_id", call["id"]}, {"content", "21 C"}});
+    r = post(s, "/v1/chat/completions", ordered{{"messages", messages}, {"tools", tools}, {"seed", 1}, {"max_tokens", 8}});
+    ASSERT_EQ(r->status, 200) << r->body;
+    const json text = json::parse(r->body)["choices"][0];
+    if (text["finish_reason"] != "tool_calls") EXPECT_FALSE(text["message"]["content"].get<std::string>().empty()) << text;
+    break;
+  }
+  EXPECT_GT(called, 0);
+}
+
 TEST_F(QserveTest, BadRequestsGetOpenAiErrors) {
   Server s({"--workers", "1", "--max-body", "2000", "--api-key", "sekret"});
   ASSERT_TRUE(s.ready()) << s.log();

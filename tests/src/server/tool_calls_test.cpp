@@ -161,9 +161,65 @@ TEST(ToolCalls, ReferencesInParametersStayTheirs) {
   }
 }
 
-TEST(ToolCalls, TemplatesThatWriteHermesCalls) {
-  EXPECT_TRUE(template_writes_tool_calls("{{ '<tool_call>\\n' }}"));
-  EXPECT_FALSE(template_writes_tool_calls("{% for m in messages %}{{ m.content }}{% endfor %}"));
+TEST(ToolCalls, TheTemplateTellsTheForm) {
+  EXPECT_EQ(tool_call_form("{{ '<tool_call>\\n' }}"), ToolCallForm::Hermes);
+  // As Llama 3.1-3.3's templates write a call and its result.
+  EXPECT_EQ(tool_call_form("{{- '{\"name\": \"' + tool_call.name + '\", ' }}{{- '\"parameters\": ' }}"
+                           "{{- \"<|start_header_id|>ipython<|end_header_id|>\\n\\n\" }}"),
+            ToolCallForm::LlamaJson);
+  EXPECT_EQ(tool_call_form("{% for m in messages %}{{ m.content }}{% endfor %}"), ToolCallForm::None);
+  EXPECT_EQ(tool_call_form("<|start_header_id|>{{ m.role }}<|end_header_id|>"), ToolCallForm::None);
+  EXPECT_EQ(required_call_start(ToolCallForm::Hermes), "<tool_call>\n");
+  EXPECT_EQ(required_call_start(ToolCallForm::LlamaJson), "");
+}
+
+// Llama 3.x: a reply that is one {"name", "parameters"} object (after whitespace and
+// <|python_tag|>) is a call; anything else is text, and streams as soon as it cannot be one.
+TEST(ToolCalls, LlamaReplyIsOneCallOrText) {
+  const auto llama = ToolCallForm::LlamaJson;
+  for (const char* reply : {R"({"name": "get_weather", "parameters": {"city": "Paris", "days": 2}})",
+                            " \n<|python_tag|>{\"name\": \"get_weather\", \"parameters\": {\"city\": \"Paris\", \"days\": 2}}",
+                            R"({"type": "function", "name": "get_weather", "arguments": {"city": "Paris", "days": 2}} )"}) {
+    const ParsedReply r = parse_tool_calls(reply, llama);
+    ASSERT_EQ(r.calls.size(), 1u) << reply;
+    EXPECT_EQ(r.calls[0].name, "get_weather");
+    EXPECT_EQ(r.calls[0].arguments, R"({"city":"Paris","days":2})");
+    EXPECT_EQ(r.content, "");
+  }
+  for (const char* reply : {"The weather is fine.", R"({"answer": 42})", R"(Sure: {"name": "f", "parameters": {}})",
+                            R"({"name": "f", "parameters": {}} and more)", "<|python_tag|>brave_search.call(query=\"x\")",
+                            "", "  ", "{"}) {
+    const ParsedReply r = parse_tool_calls(reply, llama);
+    EXPECT_TRUE(r.calls.empty()) << reply;
+    EXPECT_EQ(r.content, reply);
+    // Streamed in pieces of every size: the same text, and the calls of the whole.
+    for (size_t piece = 1; piece <= 4; ++piece) {
+      ToolCallStream stream({}, llama);
+      std::string sent;
+      const std::string text = reply;
+      for (size_t at = 0; at < text.size(); at += piece) sent += stream.feed(text.substr(at, piece));
+      const ParsedReply last = stream.finish();
+      EXPECT_EQ(sent + last.content, text);
+      EXPECT_TRUE(last.calls.empty());
+    }
+  }
+  ToolCallStream text({}, llama);
+  EXPECT_EQ(text.feed(" "), "");
+  EXPECT_EQ(text.feed(" The"), "  The");  // not a call: sent as it comes
+  EXPECT_EQ(text.feed(" sky {"), " sky {");
+  ToolCallStream call({}, llama);
+  EXPECT_EQ(call.feed("<|python"), "");
+  EXPECT_EQ(call.feed("_tag|>{\"name\": \"f\", "), "");
+  EXPECT_EQ(call.feed("\"parameters\": {}}"), "");
+  const ParsedReply done = call.finish();
+  ASSERT_EQ(done.calls.size(), 1u);
+  EXPECT_EQ(done.content, "");
+  // A required call's schema names the arguments as Llama was taught: "parameters".
+  const ordered tools = ordered::parse(R"([{"type": "function", "function": {"name": "now", "parameters": {}}}])");
+  GrammarPrefix p(json_schema_grammar(tool_call_schema(tools, "", llama)));
+  EXPECT_TRUE(p.feed(std::string_view(R"({"name": "now", "parameters": {}})")) && p.complete());
+  GrammarPrefix q(json_schema_grammar(tool_call_schema(tools, "", llama)));
+  EXPECT_FALSE(q.feed(std::string_view(R"({"name": "now", "arguments": {}})")) && q.complete());
 }
 
 }  // namespace
