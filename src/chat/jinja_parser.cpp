@@ -326,7 +326,7 @@ class TemplateParser {
       do s.names.push_back(ep.expect_name()); while (ep.accept_op(","));
       if (!ep.accept_name("in")) ep.unexpected("'in'");
       s.expr = ep.or_expr();
-      if (ep.is_name("if")) src_.fail(ep.peek().pos, "loop filters ('for ... if ...') are not supported");
+      if (ep.accept_name("if")) s.filter = ep.or_expr();
       if (ep.is_name("recursive")) src_.fail(ep.peek().pos, "recursive loops are not supported");
       ep.expect_end();
       ++loop_depth_;

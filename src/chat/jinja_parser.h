@@ -35,6 +35,7 @@ struct Stmt {
   size_t pos = 0;
   std::string text;                // Text
   ExprP expr;                      // Out value, For iterable, Set value (null for a block set)
+  ExprP filter;                    // For: the loop filter (`for x in xs if cond`), or null
   std::vector<std::string> names;  // For: loop variables; Set: {name} or {namespace, attribute}
   std::vector<std::pair<ExprP, Body>> branches;  // If: condition (null for else) and body
   Body body, else_body;            // For body and else; block Set body

@@ -106,23 +106,38 @@ class Renderer {
     return Flow::Normal;
   }
 
+  // The loop variables bound to one item (unpacked when there are several).
+  Dict loop_scope(const Stmt& s, const Value& item) {
+    Dict scope;
+    if (s.names.size() == 1) {
+      scope[s.names[0]] = item;
+      return scope;
+    }
+    if (item.t != T::List || item.list->size() != s.names.size())
+      src_.fail(s.pos, "cannot unpack a " + std::string(type_name(item)) + " into " + std::to_string(s.names.size()) +
+                           " loop variables");
+    for (size_t j = 0; j < s.names.size(); ++j) scope[s.names[j]] = (*item.list)[j];
+    return scope;
+  }
+
   Flow exec_for(const Stmt& s) {
-    const List items = iterate(eval(*s.expr), s.expr->pos);
+    List items = iterate(eval(*s.expr), s.expr->pos);
+    if (s.filter) {  // `for x in xs if cond`: loop.* then count the items kept
+      List kept;
+      for (const Value& item : items) {
+        scopes_.push_back(loop_scope(s, item));
+        const bool keep = truthy(eval(*s.filter));
+        scopes_.pop_back();
+        if (keep) kept.push_back(item);
+      }
+      items = std::move(kept);
+    }
     const auto n = static_cast<int64_t>(items.size());
     for (int64_t i = 0; i < n; ++i) {
       steps_.charge(10);  // the scope and loop variables made for each iteration
       // Each iteration gets a fresh scope: Jinja's `set` inside a loop does not survive
       // the iteration, which is why templates carry state in namespace() objects.
-      Dict scope;
-      if (s.names.size() == 1) {
-        scope[s.names[0]] = items[i];
-      } else {
-        const Value& it = items[i];
-        if (it.t != T::List || it.list->size() != s.names.size())
-          src_.fail(s.pos, "cannot unpack a " + std::string(type_name(it)) + " into " +
-                               std::to_string(s.names.size()) + " loop variables");
-        for (size_t j = 0; j < s.names.size(); ++j) scope[s.names[j]] = (*it.list)[j];
-      }
+      Dict scope = loop_scope(s, items[i]);
       Dict loop{{"index0", Value::integer(i)}, {"index", Value::integer(i + 1)},
                 {"revindex0", Value::integer(n - 1 - i)}, {"revindex", Value::integer(n - i)},
                 {"first", Value::boolean(i == 0)}, {"last", Value::boolean(i == n - 1)},
@@ -517,6 +532,23 @@ class Renderer {
       return Value::str(to_json(v, json_style(e, what)));
     }
     if (f == "string") return eval_args(e, 1, 0, 0, what), Value::str(to_str(v));
+    if (f == "list") return eval_args(e, 1, 0, 0, what), Value::of(iterate(v, e.pos));
+    if (f == "selectattr" || f == "rejectattr") {
+      // selectattr("role", "equalto", "user"): the items whose attribute passes the test
+      // (truthy without one). Mistral's templates pick the user turns this way.
+      const auto a = eval_args(e, 1, 1, 3, what);
+      const std::string name = str_arg(a[0], e.pos, what);
+      const std::string test_name = a.size() > 1 ? str_arg(a[1], e.pos, what) : std::string();
+      List kept;
+      for (const Value& item : iterate(v, e.pos)) {
+        Value x;
+        if (item.t == T::Dict)
+          if (const auto found = item.dict->find(name); found != item.dict->end()) x = found->second;
+        if (attribute_passes(x, test_name, a.size() > 2 ? &a[2] : nullptr, e.pos, what) == (f == "selectattr"))
+          kept.push_back(item);
+      }
+      return Value::of(std::move(kept));
+    }
     if (f == "upper" || f == "lower") return eval_args(e, 1, 0, 0, what), case_map(to_str(v), f == "upper");
     if (f == "first" || f == "last") {
       eval_args(e, 1, 0, 0, what);
@@ -571,6 +603,20 @@ class Renderer {
     }
     if (style.indent >= 0 && !separators) style.item_separator = ",";  // json.dumps's default with an indent
     return style;
+  }
+
+  // The tests selectattr and rejectattr can name ("" for truthiness).
+  bool attribute_passes(const Value& x, const std::string& test_name, const Value* arg, size_t pos, const std::string& what) {
+    const bool needs_arg = test_name == "equalto" || test_name == "eq" || test_name == "==" || test_name == "ne" ||
+                           test_name == "!=";
+    if (needs_arg != (arg != nullptr)) src_.fail(pos, what + ": test '" + test_name + "' takes " + (needs_arg ? "one argument" : "no argument"));
+    if (test_name.empty()) return truthy(x);
+    if (needs_arg) return equal(x, *arg, steps_) == (test_name != "ne" && test_name != "!=");
+    if (test_name == "defined") return x.t != T::Undefined;
+    if (test_name == "undefined") return x.t == T::Undefined;
+    if (test_name == "none") return x.t == T::None;
+    if (test_name == "string") return x.t == T::Str;
+    src_.fail(pos, what + ": unsupported test '" + test_name + "' (equalto, ne, defined, undefined, none, string)");
   }
 
   bool test(const Expr& e) {

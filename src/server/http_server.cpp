@@ -307,10 +307,19 @@ class Front {
     return prefix + std::string(hex);
   }
 
+  // Nine random letters and digits: Mistral's templates refuse any other call id.
+  std::string random_short_id() {
+    static constexpr char kAlphabet[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+    std::lock_guard lock(id_mutex_);
+    std::string id(9, ' ');
+    for (char& c : id) c = kAlphabet[id_rng_() % (sizeof kAlphabet - 1)];
+    return id;
+  }
+
   // The calls of a finished reply get their ids; one only when parallel calls are off.
   std::vector<ToolCall> identified(std::vector<ToolCall> calls, const Reply& reply) {
     if (!reply.parallel_tool_calls && calls.size() > 1) calls.resize(1);
-    for (ToolCall& c : calls) c.id = random_id("call_");
+    for (ToolCall& c : calls) c.id = tool_form_ == ToolCallForm::MistralJson ? random_short_id() : random_id("call_");
     return calls;
   }
 
@@ -395,10 +404,11 @@ class Front {
     job.sampling.frequency_penalty = r.frequency_penalty;
     job.sampling.presence_penalty = r.presence_penalty;
     job.json_object = r.json_object || !r.tool_call_schema.empty();
-    job.json_schema = r.tool_call_schema.empty()                ? r.json_schema
-                      : tool_form_ == ToolCallForm::LlamaJson ? tool_call_schema(nlohmann::ordered_json::parse(r.tools),
-                                                                                  r.tool_name, tool_form_)
-                                                              : r.tool_call_schema;
+    // The request compiled the Hermes form's schema; the others name or wrap the call differently.
+    job.json_schema = r.tool_call_schema.empty() ? r.json_schema
+                      : tool_form_ == ToolCallForm::Hermes
+                          ? r.tool_call_schema
+                          : tool_call_schema(nlohmann::ordered_json::parse(r.tools), r.tool_name, tool_form_, r.parallel_tool_calls);
     job.grammar = r.grammar;
     job.sampling.seed = r.seed ? *r.seed : std::random_device{}();
     job.ignore_eos = r.ignore_eos;

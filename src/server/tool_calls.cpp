@@ -12,6 +12,8 @@ using ordered = nlohmann::ordered_json;
 
 constexpr std::string_view kToolCallClose = "</tool_call>";
 constexpr std::string_view kPythonTag = "<|python_tag|>";  // Llama 3.1's start of a call
+constexpr std::string_view kToolCallsTag = "[TOOL_CALLS]";  // Mistral's
+constexpr size_t kMaxDepth = 64;  // of a call's JSON: past a template's depth it is not a call
 constexpr std::string_view kSpace = " \t\r\n";
 
 std::string_view without_leading_space(std::string_view s) {
@@ -26,12 +28,9 @@ std::string_view trimmed(std::string_view s) {
 }
 
 // {"name": "f", "arguments": {...}}; Llama-style "parameters" and arguments written as a
-// JSON string are read too. Past a template's depth it is not a call (and copying or
-// dumping deeper JSON would recurse that deep).
-std::optional<ToolCall> read_call(std::string_view block) {
-  constexpr size_t kMaxDepth = 64;
-  const ordered j = ordered::parse(trimmed(block), nullptr, false);
-  if (json_depth(j, kMaxDepth) > kMaxDepth) return std::nullopt;
+// JSON string are read too. The caller checked the depth (copying or dumping deeper JSON
+// would recurse that deep).
+std::optional<ToolCall> call_of(const ordered& j) {
   if (!j.is_object() || !j.contains("name") || !j["name"].is_string() || j["name"].get_ref<const std::string&>().empty())
     return std::nullopt;
   const char* key = j.contains("arguments") ? "arguments" : "parameters";
@@ -40,6 +39,17 @@ std::optional<ToolCall> read_call(std::string_view block) {
   if (args.is_string()) args = ordered::parse(args.get<std::string>(), nullptr, false);
   if (!args.is_object() || json_depth(args, kMaxDepth) > kMaxDepth) return std::nullopt;
   return ToolCall{"", j["name"].get<std::string>(), args.dump(-1, ' ', false, ordered::error_handler_t::replace)};
+}
+
+std::optional<ordered> json_of(std::string_view text) {
+  ordered j = ordered::parse(trimmed(text), nullptr, false);
+  if (j.is_discarded() || json_depth(j, kMaxDepth) > kMaxDepth) return std::nullopt;
+  return j;
+}
+
+std::optional<ToolCall> read_call(std::string_view block) {
+  const std::optional<ordered> j = json_of(block);
+  return j ? call_of(*j) : std::nullopt;
 }
 
 // A tool's parameters sit at `at` inside the call's schema: its local references
@@ -58,22 +68,45 @@ void move_references(ordered& schema, const std::string& at) {
   }
 }
 
-// Where a Llama call begins: after whitespace and <|python_tag|>.
-std::string_view llama_call_start(std::string_view reply) {
-  const std::string_view s = without_leading_space(reply);
-  return s.starts_with(kPythonTag) ? without_leading_space(s.substr(kPythonTag.size())) : s;
+// The forms whose calls are the whole reply: Llama's one object, Mistral's list of
+// objects, each maybe after its marker token (a control token, which the text of a reply
+// leaves out, but a prompt may write).
+struct WholeReplyCalls {
+  std::string_view marker;
+  char open;
+};
+WholeReplyCalls whole_reply_calls(ToolCallForm form) {
+  return form == ToolCallForm::LlamaJson ? WholeReplyCalls{kPythonTag, '{'} : WholeReplyCalls{kToolCallsTag, '['};
 }
 
-ParsedReply parse_llama_call(std::string_view reply) {
-  if (const std::string_view body = llama_call_start(reply); body.starts_with('{'))
-    if (std::optional<ToolCall> call = read_call(body)) return {{}, {std::move(*call)}};
-  return {std::string(reply), {}};
+// Where the calls begin: after whitespace and the marker.
+std::string_view calls_start(std::string_view reply, std::string_view marker) {
+  const std::string_view s = without_leading_space(reply);
+  return s.starts_with(marker) ? without_leading_space(s.substr(marker.size())) : s;
+}
+
+ParsedReply parse_whole_reply_calls(std::string_view reply, ToolCallForm form) {
+  const WholeReplyCalls w = whole_reply_calls(form);
+  const std::string_view body = calls_start(reply, w.marker);
+  ParsedReply r{std::string(reply), {}};
+  if (!body.starts_with(w.open)) return r;
+  const std::optional<ordered> j = json_of(body);
+  if (!j) return r;
+  std::vector<ToolCall> calls;
+  for (const ordered& item : j->is_array() ? *j : ordered::array({*j})) {
+    std::optional<ToolCall> call = call_of(item);
+    if (!call) return r;  // all calls, or text
+    calls.push_back(std::move(*call));
+  }
+  if (!calls.empty()) r = {{}, std::move(calls)};
+  return r;
 }
 
 }  // namespace
 
 ToolCallForm tool_call_form(const std::string& tmpl) {
   if (tmpl.find(kToolCallOpen) != std::string::npos) return ToolCallForm::Hermes;
+  if (tmpl.find(kToolCallsTag) != std::string::npos) return ToolCallForm::MistralJson;
   // Llama 3.x: tool results under an ipython header, calls as {"name", "parameters"}.
   if (tmpl.find("ipython<|end_header_id|>") != std::string::npos && tmpl.find("\"parameters\"") != std::string::npos)
     return ToolCallForm::LlamaJson;
@@ -81,11 +114,13 @@ ToolCallForm tool_call_form(const std::string& tmpl) {
 }
 
 std::string_view required_call_start(ToolCallForm form) {
-  return form == ToolCallForm::Hermes ? std::string_view("<tool_call>\n") : std::string_view();
+  return form == ToolCallForm::Hermes        ? std::string_view("<tool_call>\n")
+         : form == ToolCallForm::MistralJson ? kToolCallsTag
+                                             : std::string_view();
 }
 
 ParsedReply parse_tool_calls(std::string_view reply, ToolCallForm form) {
-  if (form == ToolCallForm::LlamaJson) return parse_llama_call(reply);
+  if (form == ToolCallForm::LlamaJson || form == ToolCallForm::MistralJson) return parse_whole_reply_calls(reply, form);
   ParsedReply r;
   std::string text;
   // The whitespace after a call, and at the end, goes with the calls. Text before the
@@ -134,11 +169,12 @@ size_t plain_text_length(std::string_view reply) {
 std::string ToolCallStream::feed(std::string_view text) {
   reply_ += text;
   if (in_call_) return {};
-  if (form_ == ToolCallForm::LlamaJson && !plain_) {
-    // A call is the whole reply: hold it while it may be one.
-    const std::string_view start = llama_call_start(reply_);
-    if (start.empty() || (start.size() < kPythonTag.size() && kPythonTag.starts_with(start))) return {};
-    in_call_ = start.starts_with('{') || start.starts_with(kPythonTag);
+  if ((form_ == ToolCallForm::LlamaJson || form_ == ToolCallForm::MistralJson) && !plain_) {
+    // The calls are the whole reply: hold it while it may be them.
+    const WholeReplyCalls w = whole_reply_calls(form_);
+    const std::string_view start = calls_start(reply_, w.marker);
+    if (start.empty() || (start.size() < w.marker.size() && w.marker.starts_with(start))) return {};
+    in_call_ = start.starts_with(w.open) || start.starts_with(w.marker);
     plain_ = !in_call_;
     if (in_call_) return {};
   }
@@ -157,7 +193,8 @@ ParsedReply ToolCallStream::finish() const {
   return r;
 }
 
-std::string tool_call_schema(const ordered& tools, const std::string& only, ToolCallForm form) {
+std::string tool_call_schema(const ordered& tools, const std::string& only, ToolCallForm form, bool parallel) {
+  const bool list = form == ToolCallForm::MistralJson;
   const char* key = form == ToolCallForm::LlamaJson ? "parameters" : "arguments";
   ordered calls = ordered::array();
   size_t count = 0;
@@ -172,13 +209,18 @@ std::string tool_call_schema(const ordered& tools, const std::string& only, Tool
     ordered arguments = function.contains("parameters") ? function["parameters"] : ordered::object();
     // No parameters, or {}: a function of none, as OpenAI reads it.
     if (arguments.empty()) arguments = {{"type", "object"}, {"additionalProperties", false}};
-    move_references(arguments, (count == 1 ? "" : "/anyOf/" + std::to_string(calls.size())) + "/properties/" + key);
+    move_references(arguments, std::string(list ? "/items" : "") + (count == 1 ? "" : "/anyOf/" + std::to_string(calls.size())) +
+                                   "/properties/" + key);
     calls.push_back({{"type", "object"},
                      {"properties", {{"name", {{"const", name}}}, {key, std::move(arguments)}}},
                      {"required", {"name", key}},
                      {"additionalProperties", false}});
   }
-  const ordered schema = calls.size() == 1 ? calls[0] : ordered{{"anyOf", calls}};
+  ordered schema = calls.size() == 1 ? calls[0] : ordered{{"anyOf", calls}};
+  if (list) {
+    schema = {{"type", "array"}, {"items", std::move(schema)}, {"minItems", 1}};
+    if (!parallel) schema["maxItems"] = 1;
+  }
   return schema.dump(-1, ' ', false, ordered::error_handler_t::replace);
 }
 

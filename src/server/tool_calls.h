@@ -6,6 +6,9 @@
 // - Llama 3.1-3.3 (JSON tool calling): the whole reply is one call,
 //     {"name": "get_weather", "parameters": {"city": "Paris"}}
 //   sometimes after <|python_tag|>.
+// - Mistral (7B v0.3, Nemo, Small 3.1): the whole reply is a list of calls,
+//     [TOOL_CALLS] [{"name": "get_weather", "arguments": {"city": "Paris"}}]
+//   ([TOOL_CALLS] is a control token: the reply's text may lack it).
 // The server finds the calls in a reply and answers with OpenAI's tool_calls; when a call
 // is required it starts the reply as a call begins and holds the JSON to a schema of the
 // offered tools.
@@ -23,22 +26,22 @@ namespace qrun::server {
 
 inline constexpr std::string_view kToolCallOpen = "<tool_call>";
 
-enum class ToolCallForm { None, Hermes, LlamaJson };
+enum class ToolCallForm { None, Hermes, LlamaJson, MistralJson };
 
 // The form a chat template writes earlier calls in (and so teaches); None when it
 // writes neither.
 ToolCallForm tool_call_form(const std::string& tmpl);
 
 // What the prompt writes of a required call before the model goes on: Hermes's opening
-// tag and line break; nothing for Llama's bare JSON.
+// tag and line break, Mistral's [TOOL_CALLS]; nothing for Llama's bare JSON.
 std::string_view required_call_start(ToolCallForm form);
 
 // A reply split into its text and its calls. Hermes: each well-formed block ({"name":
 // string, "arguments" or "parameters": object}, the closing tag optional at the end of
 // the reply) becomes a call (arguments as compact JSON, ids left empty) and leaves the
 // text; a block that is not stays text. Llama: a reply that is such an object (after
-// whitespace and <|python_tag|>) is one call and no text. Without calls the text is the
-// reply unchanged.
+// whitespace and <|python_tag|>) is one call and no text; Mistral: a reply that is a list
+// of them (after [TOOL_CALLS]) is its calls. Without calls the text is the reply unchanged.
 struct ParsedReply {
   std::string content;
   std::vector<ToolCall> calls;
@@ -65,13 +68,14 @@ class ToolCallStream {
   std::string reply_;
   size_t sent_;   // nothing before it can begin a call: each piece is searched from here
   bool in_call_;  // a call has begun: the rest waits for finish()
-  bool plain_ = false;  // Llama: the reply began as text, so no call follows
+  bool plain_ = false;  // Llama, Mistral: the reply began as text, so no call follows
 };
 
 // The JSON schema of one call (the block's JSON) to one of `tools` (OpenAI's list), or
 // to the one named `only` when it is not empty: {"name": const, "arguments" (Llama:
-// "parameters"): the tool's parameters}, anyOf over the tools.
+// "parameters"): the tool's parameters}, anyOf over the tools. Mistral: a list of such
+// calls, at least one, and one at most unless `parallel`.
 std::string tool_call_schema(const nlohmann::ordered_json& tools, const std::string& only,
-                             ToolCallForm form = ToolCallForm::Hermes);
+                             ToolCallForm form = ToolCallForm::Hermes, bool parallel = true);
 
 }  // namespace qrun::server

@@ -649,6 +649,62 @@ Respond in the format {"name": function name, "parameters": dictionary of argume
   EXPECT_GT(called, 0);
 }
 
+// Mistral's calls ([TOOL_CALLS] then a list of calls as the whole reply), on a template
+// written the way Mistral's write calls and results; its call ids must be nine letters
+// and digits, as Mistral 7B v0.3's template requires of the ids a client sends back.
+TEST_F(QserveTest, MistralJsonToolCalls) {
+  const std::string mistral = R"({{- bos_token }}
+{%- for m in messages %}
+{%- if m.role == 'user' %}
+{%- if tools and loop.first %}[AVAILABLE_TOOLS] {{ tools | tojson }}[/AVAILABLE_TOOLS]{% endif %}
+[INST]{{ m.content }}[/INST]
+{%- elif m.tool_calls %}
+{%- for c in m.tool_calls if c.id | length != 9 %}{{ raise_exception("Tool call IDs should be alphanumeric strings with length 9!") }}{% endfor %}
+[TOOL_CALLS] [{% for c in m.tool_calls %}{"name": "{{ c.function.name }}", "arguments": {{ c.function.arguments | tojson }}, "id": "{{ c.id }}"}{{ ", " if not loop.last }}{% endfor %}]{{ eos_token }}
+{%- elif m.role == 'tool' %}[TOOL_RESULTS] {"content": {{ m.content }}, "call_id": "{{ m.tool_call_id }}"}[/TOOL_RESULTS]
+{%- else %}{{ m.content }}{{ eos_token }}
+{%- endif %}
+{%- endfor %})";
+  Server s({"--workers", "1", "-c", "2048", "--chat-template", mistral}, DType::Q8);
+  ASSERT_TRUE(s.ready()) << s.log();
+  using ordered = nlohmann::ordered_json;
+  const ordered tools = ordered::parse(R"([
+      {"type": "function", "function": {"name": "get_weather",
+       "parameters": {"type": "object", "properties": {"city": {"type": "string", "enum": ["Paris", "Rome"]}},
+                      "required": ["city"], "additionalProperties": false}}}])");
+  ordered messages = ordered::parse(R"([{"role": "user", "content": "What is the weather in Paris?"}])");
+  const std::regex nine("[A-Za-z0-9]{9}");
+  int called = 0;
+  for (int seed = 1; seed <= 3 && called == 0; ++seed) {
+    ordered req = {{"messages", messages}, {"tools", tools}, {"tool_choice", "required"}, {"parallel_tool_calls", false},
+                   {"seed", seed}, {"max_tokens", 400}};
+    auto r = post(s, "/v1/chat/completions", req);
+    ASSERT_EQ(r->status, 200) << r->body;
+    const json choice = json::parse(r->body)["choices"][0];
+    if (choice["finish_reason"] != "tool_calls") continue;  // the story model may pad the JSON past max_tokens
+    ++called;
+    ASSERT_EQ(choice["message"]["tool_calls"].size(), 1u) << choice;
+    const json& call = choice["message"]["tool_calls"][0];
+    EXPECT_TRUE(std::regex_match(call["id"].get<std::string>(), nine)) << call;
+    EXPECT_EQ(call["function"]["name"], "get_weather");
+    const json args = json::parse(call["function"]["arguments"].get<std::string>());
+    EXPECT_TRUE(args == json({{"city", "Paris"}}) || args == json({{"city", "Rome"}})) << args;
+    req["stream"] = true;
+    r = post(s, "/v1/chat/completions", req);
+    ASSERT_EQ(r->status, 200) << r->body;
+    const Sse sse = parse_sse(r->body, true);
+    EXPECT_EQ(sse.text, "");
+    ASSERT_TRUE(sse.events.size() >= 3u) << r->body;
+    EXPECT_EQ(sse.events[sse.events.size() - 2]["choices"][0]["delta"]["tool_calls"][0]["function"], call["function"]) << r->body;
+    // The client sends the call back with its id, and the tool's result: the template takes both.
+    messages.push_back({{"role", "assistant"}, {"content", nullptr}, {"tool_calls", {call}}});
+    messages.push_back({{"role", "tool"}, {"tool_call_id", call["id"]}, {"content", "21"}});
+    r = post(s, "/v1/chat/completions", ordered{{"messages", messages}, {"tools", tools}, {"seed", 1}, {"max_tokens", 8}});
+    EXPECT_EQ(r->status, 200) << r->body;
+  }
+  EXPECT_GT(called, 0);
+}
+
 TEST_F(QserveTest, BadRequestsGetOpenAiErrors) {
   Server s({"--workers", "1", "--max-body", "2000", "--api-key", "sekret"});
   ASSERT_TRUE(s.ready()) << s.log();

@@ -167,10 +167,12 @@ TEST(ToolCalls, TheTemplateTellsTheForm) {
   EXPECT_EQ(tool_call_form("{{- '{\"name\": \"' + tool_call.name + '\", ' }}{{- '\"parameters\": ' }}"
                            "{{- \"<|start_header_id|>ipython<|end_header_id|>\\n\\n\" }}"),
             ToolCallForm::LlamaJson);
+  EXPECT_EQ(tool_call_form("{{- \"[TOOL_CALLS] [\" }}"), ToolCallForm::MistralJson);
   EXPECT_EQ(tool_call_form("{% for m in messages %}{{ m.content }}{% endfor %}"), ToolCallForm::None);
   EXPECT_EQ(tool_call_form("<|start_header_id|>{{ m.role }}<|end_header_id|>"), ToolCallForm::None);
   EXPECT_EQ(required_call_start(ToolCallForm::Hermes), "<tool_call>\n");
   EXPECT_EQ(required_call_start(ToolCallForm::LlamaJson), "");
+  EXPECT_EQ(required_call_start(ToolCallForm::MistralJson), "[TOOL_CALLS]");
 }
 
 // Llama 3.x: a reply that is one {"name", "parameters"} object (after whitespace and
@@ -220,6 +222,56 @@ TEST(ToolCalls, LlamaReplyIsOneCallOrText) {
   EXPECT_TRUE(p.feed(std::string_view(R"({"name": "now", "parameters": {}})")) && p.complete());
   GrammarPrefix q(json_schema_grammar(tool_call_schema(tools, "", llama)));
   EXPECT_FALSE(q.feed(std::string_view(R"({"name": "now", "arguments": {}})")) && q.complete());
+}
+
+// Mistral: a reply that is a list of calls (after [TOOL_CALLS], which a reply's text
+// lacks when the tokenizer marks it a control token) is its calls, in order.
+TEST(ToolCalls, MistralReplyIsAListOfCallsOrText) {
+  const auto mistral = ToolCallForm::MistralJson;
+  for (const char* reply : {R"([{"name": "get_weather", "arguments": {"city": "Paris"}}, {"name": "now", "arguments": {}}])",
+                            R"( [TOOL_CALLS] [{"name": "get_weather", "arguments": {"city": "Paris"}, "id": "abcdefghi"}, )"
+                            R"({"name": "now", "arguments": "{}"}])"}) {
+    const ParsedReply r = parse_tool_calls(reply, mistral);
+    ASSERT_EQ(r.calls.size(), 2u) << reply;
+    EXPECT_EQ(r.calls[0].name, "get_weather");
+    EXPECT_EQ(r.calls[0].arguments, R"({"city":"Paris"})");
+    EXPECT_EQ(r.calls[1].name, "now");
+    EXPECT_EQ(r.calls[1].arguments, "{}");
+    EXPECT_EQ(r.content, "");
+    for (size_t piece = 1; piece <= 4; ++piece) {  // held whole, then read the same
+      ToolCallStream stream({}, mistral);
+      const std::string text = reply;
+      std::string sent;
+      for (size_t at = 0; at < text.size(); at += piece) sent += stream.feed(text.substr(at, piece));
+      EXPECT_EQ(sent, "");
+      EXPECT_EQ(stream.finish().calls.size(), 2u);
+    }
+  }
+  for (const char* reply : {"[1] is the first reference.", R"([{"name": "f", "arguments": {}}, {"x": 1}])", "[]",
+                            R"({"name": "f", "arguments": {}})", "Sure. [TOOL_CALLS]", "[TOOL_CALLS"}) {
+    const ParsedReply r = parse_tool_calls(reply, mistral);
+    EXPECT_TRUE(r.calls.empty()) << reply;
+    EXPECT_EQ(r.content, reply);
+  }
+  // A required call: the prompt ends with [TOOL_CALLS] and the list is held to the tools,
+  // one call at most without parallel calls.
+  ToolCallStream required(std::string(required_call_start(mistral)), mistral);
+  EXPECT_EQ(required.feed(R"([{"name": "now", "arguments": {}}])"), "");
+  EXPECT_EQ(required.finish().calls.size(), 1u);
+  const ordered tools = ordered::parse(R"([{"type": "function", "function": {"name": "now", "parameters": {}}},
+      {"type": "function", "function": {"name": "at", "parameters": {"type": "object",
+       "properties": {"p": {"$ref": "#/$defs/p"}}, "required": ["p"], "$defs": {"p": {"type": "integer"}}}}}])");
+  const auto takes = [](const std::string& schema, const std::string& text) {
+    GrammarPrefix p(json_schema_grammar(schema));
+    return p.feed(std::string_view(text)) && p.complete();
+  };
+  const std::string many = tool_call_schema(tools, "", mistral, true), one = tool_call_schema(tools, "", mistral, false);
+  const std::string two = R"([{"name": "now", "arguments": {}}, {"name": "at", "arguments": {"p": 3}}])";
+  EXPECT_TRUE(takes(many, two));
+  EXPECT_FALSE(takes(one, two));
+  EXPECT_TRUE(takes(one, R"([{"name": "at", "arguments": {"p": 3}}])"));
+  EXPECT_FALSE(takes(one, R"([{"name": "at", "arguments": {"p": "x"}}])"));  // its $ref still points into it
+  EXPECT_FALSE(takes(many, "[]"));
 }
 
 }  // namespace
