@@ -22,6 +22,10 @@ struct GenerateOptions {
   // what the constraint asks for (a JSON object, a schema's JSON, a GBNF grammar's text),
   // and generation stops when nothing more can follow.
   GrammarConstraint* constraint = nullptr;
+  // When set, called with each token about to go to on_token and the logits it was
+  // sampled from, as the model gave them (before penalties, temperature and the
+  // constraint's mask): where OpenAI's logprobs are read.
+  std::function<void(int32_t token, std::span<const float> logits)> on_logits = {};
 };
 
 enum class StopReason {

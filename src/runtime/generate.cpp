@@ -72,7 +72,7 @@ GenerationStats generate(Model& model, std::span<const int32_t> prompt, Sampler&
   const int vocab = static_cast<int>(model.hparams().vocab_size);
   std::vector<float> logits(static_cast<size_t>(vocab));
   std::vector<int32_t> history(prompt.begin(), prompt.end());
-  std::vector<float> scratch;
+  std::vector<float> scratch, raw;  // raw: the logits before sampling changes them (on_logits)
   GenerationStats st;
 
   // The cached prefix is reused; the last prompt token always runs, for its logits.
@@ -97,6 +97,7 @@ GenerationStats generate(Model& model, std::span<const int32_t> prompt, Sampler&
     // tokens) have no text: never sample them.
     std::fill(logits.begin() + std::min(model.tokenizer().vocab_size(), vocab), logits.end(),
               -std::numeric_limits<float>::infinity());
+    if (options.on_logits) raw = logits;
     const int32_t next = options.constraint ? sample_constrained(sampler, logits, history, *options.constraint, scratch)
                                       : sampler.sample(logits, history);
     ++st.generated_tokens;
@@ -107,6 +108,7 @@ GenerationStats generate(Model& model, std::span<const int32_t> prompt, Sampler&
     }
     st.pending_token = next;
     if (options.constraint) options.constraint->accept(next);
+    if (options.on_logits) options.on_logits(next, raw);
     if (!on_token(next)) {
       st.stop = StopReason::Caller;
       break;

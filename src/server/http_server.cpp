@@ -27,6 +27,7 @@
 #include "qrun/model.h"
 #include "qrun/model_file.h"
 #include "src/server/api_error.h"
+#include "src/server/logprobs.h"
 #include "src/server/reasoning.h"
 #include "src/server/request.h"
 #include "src/server/tool_calls.h"
@@ -116,19 +117,32 @@ struct Reply {
   bool parallel_tool_calls = true;
   bool reads_reasoning = false;   // a <think> block goes to reasoning_content
   bool thinking_open = false;     // the prompt opened it: the reply begins inside
+  bool reads_logprobs = false;    // the request asked for logprobs
+
+  // The choice's "logprobs" for chat-shaped entries (the worker's) whose text begins
+  // `offset` bytes into the reply; null when not asked for.
+  json logprobs_field(const json& entries, size_t offset) const {
+    if (!reads_logprobs) return nullptr;
+    return endpoint == Endpoint::ChatCompletions ? json{{"content", entries}} : completion_logprobs(entries, offset);
+  }
+
+  // A reply that ran out of tokens says so, calls or not (a last call may be cut short).
+  static std::string finish_with_calls(const std::string& finish, const std::vector<ToolCall>& calls) {
+    return calls.empty() || finish == "length" ? finish : "tool_calls";
+  }
 
   json base(const char* object) const { return {{"id", id}, {"object", object}, {"created", created}, {"model", model}}; }
-  json chunk(const std::string& text, const json& finish, bool first) const {
+  json chunk(const std::string& text, const json& finish, bool first, const json& logprobs = nullptr) const {
     json c;
     if (endpoint == Endpoint::ChatCompletions) {
       c = base("chat.completion.chunk");
       json delta = json::object();
       if (first) delta["role"] = "assistant";
       if (first || !text.empty()) delta["content"] = text;
-      c["choices"] = json::array({{{"index", 0}, {"delta", delta}, {"finish_reason", finish}}});
+      c["choices"] = json::array({{{"index", 0}, {"delta", delta}, {"logprobs", logprobs}, {"finish_reason", finish}}});
     } else {
       c = base("text_completion");
-      c["choices"] = json::array({{{"index", 0}, {"text", text}, {"logprobs", nullptr}, {"finish_reason", finish}}});
+      c["choices"] = json::array({{{"index", 0}, {"text", text}, {"logprobs", logprobs}, {"finish_reason", finish}}});
     }
     return c;
   }
@@ -143,7 +157,7 @@ struct Reply {
     return c;
   }
   json whole(const std::string& text, const std::string& finish, const Usage& usage,
-             const std::vector<ToolCall>& calls, const std::string& reasoning) const {
+             const std::vector<ToolCall>& calls, const std::string& reasoning, const json& logprobs) const {
     json r;
     if (endpoint == Endpoint::ChatCompletions) {
       r = base("chat.completion");
@@ -153,10 +167,11 @@ struct Reply {
         if (text.empty()) message["content"] = nullptr;
         message["tool_calls"] = tool_calls_json(calls, false);
       }
-      r["choices"] = json::array({{{"index", 0}, {"message", message}, {"finish_reason", calls.empty() ? finish : "tool_calls"}}});
+      r["choices"] = json::array(
+          {{{"index", 0}, {"message", message}, {"logprobs", logprobs}, {"finish_reason", finish_with_calls(finish, calls)}}});
     } else {
       r = base("text_completion");
-      r["choices"] = json::array({{{"index", 0}, {"text", text}, {"logprobs", nullptr}, {"finish_reason", finish}}});
+      r["choices"] = json::array({{{"index", 0}, {"text", text}, {"logprobs", logprobs}, {"finish_reason", finish}}});
     }
     r["usage"] = usage.to_json();
     return r;
@@ -413,6 +428,7 @@ class Front {
     job.sampling.seed = r.seed ? *r.seed : std::random_device{}();
     job.ignore_eos = r.ignore_eos;
     job.stop = r.stop;
+    job.logprobs = r.logprobs;
     return job;
   }
 
@@ -431,6 +447,7 @@ class Front {
       reply->parallel_tool_calls = r.parallel_tool_calls;
       reply->reads_reasoning = endpoint == Endpoint::ChatCompletions && r.separate_reasoning.value_or(opt_.separate_reasoning);
       reply->thinking_open = opens_thinking;
+      reply->reads_logprobs = r.logprobs >= 0;
       // Wait for the first text (or the end) before answering, so a worker that dies
       // during the prompt is a 500 even for a stream.
       WorkerPool::Event first = wait_event(*lease, client);
@@ -460,8 +477,11 @@ class Front {
 
   void whole(httplib::Response& res, WorkerPool::Lease& lease, const Reply& reply, WorkerPool::Event e, int client) {
     std::string text;
+    json logprobs = json::array();
     while (e.kind == WorkerPool::Event::Text) {
       text += e.text;
+      if (!e.json.empty())
+        for (json& entry : json::parse(e.json)) logprobs.push_back(std::move(entry));
       if (client_gone(client)) return;  // the lease cancels
       e = wait_event(lease, client);
     }
@@ -475,7 +495,8 @@ class Front {
       calls = identified(std::move(parsed.calls), reply);
       if (!calls.empty()) split.content = std::move(parsed.content);
     }
-    res.set_content(dump(reply.whole(split.content, finish_of(e.json), usage_of(e.json), calls, split.reasoning)),
+    res.set_content(dump(reply.whole(split.content, finish_of(e.json), usage_of(e.json), calls, split.reasoning,
+                                     reply.logprobs_field(logprobs, 0))),
                     "application/json");
   }
 
@@ -493,11 +514,20 @@ class Front {
           if (!send(reply->chunk("", nullptr, true))) return false;
           ReasoningStream reasoning(reply->thinking_open);
           ToolCallStream tool_stream(reply->reply_start, tool_form_);
+          // The logprobs of the tokens since the last text chunk go with the next one.
+          json unsent = json::array();
+          size_t offset = 0;  // bytes of the tokens whose logprobs went out
+          auto take_logprobs = [&] {
+            const json field = reply->logprobs_field(unsent, offset);
+            for (const json& entry : unsent) offset += entry["bytes"].size();
+            unsent = json::array();
+            return field;
+          };
           // Reasoning goes out as it comes; the answer passes the tool-call reader first.
           auto forward = [&](ReasoningSplit piece) {
             if (!piece.reasoning.empty() && !send(reply->reasoning_chunk(piece.reasoning))) return false;
             const std::string text = reply->reads_tool_calls ? tool_stream.feed(piece.content) : piece.content;
-            return text.empty() || send(reply->chunk(text, nullptr, false));
+            return text.empty() || send(reply->chunk(text, nullptr, false, take_logprobs()));
           };
           while (true) {
             WorkerPool::Event e = pending->has_value() ? std::move(**pending) : lease->next(kPollMs);
@@ -508,6 +538,8 @@ class Front {
               continue;
             }
             if (e.kind == WorkerPool::Event::Text) {
+              if (!e.json.empty())
+                for (json& entry : json::parse(e.json)) unsent.push_back(std::move(entry));
               if (!forward(reply->reads_reasoning ? reasoning.feed(e.text) : ReasoningSplit{{}, e.text})) return false;
               continue;
             }
@@ -516,14 +548,12 @@ class Front {
               if (reply->reads_reasoning) forward(reasoning.finish());
               if (reply->reads_tool_calls) {
                 ParsedReply parsed = tool_stream.finish();
-                if (!parsed.content.empty()) send(reply->chunk(parsed.content, nullptr, false));
+                if (!parsed.content.empty()) send(reply->chunk(parsed.content, nullptr, false, take_logprobs()));
                 const std::vector<ToolCall> calls = identified(std::move(parsed.calls), *reply);
-                if (!calls.empty()) {
-                  send(reply->tool_calls_chunk(calls));
-                  finish = "tool_calls";
-                }
+                if (!calls.empty()) send(reply->tool_calls_chunk(calls));
+                finish = Reply::finish_with_calls(finish, calls);
               }
-              send(reply->chunk("", finish, false));
+              send(reply->chunk("", finish, false, unsent.empty() ? json(nullptr) : take_logprobs()));
               if (include_usage) {
                 json u = reply->base(reply->endpoint == Endpoint::ChatCompletions ? "chat.completion.chunk"
                                                                                   : "text_completion");

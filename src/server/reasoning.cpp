@@ -37,11 +37,9 @@ bool prompt_opens_thinking(std::string_view prompt) {
 
 ReasoningSplit split_reasoning(std::string_view reply, bool inside) {
   size_t begin = 0;
-  if (!inside) {
-    const std::string_view start = without_leading_space(reply);
-    if (!start.starts_with(kThinkOpen)) return {{}, std::string(reply)};
-    begin = reply.size() - start.size() + kThinkOpen.size();
-  }
+  const std::string_view start = without_leading_space(reply);
+  if (start.starts_with(kThinkOpen)) begin = reply.size() - start.size() + kThinkOpen.size();  // (again, when inside)
+  else if (!inside) return {{}, std::string(reply)};
   const size_t close = reply.find(kThinkClose, begin);
   const std::string_view reasoning = reply.substr(begin, close == std::string_view::npos ? close : close - begin);
   ReasoningSplit s{std::string(without_trailing_space(without_leading_space(reasoning))), {}};
@@ -59,11 +57,24 @@ ReasoningSplit ReasoningStream::feed(std::string_view text) {
       if (start.starts_with(kThinkOpen)) {
         held_.erase(0, held_.size() - start.size() + kThinkOpen.size());
         state_ = State::Reasoning;
+        opened_ = true;
       } else {
         state_ = State::Content;  // all of the reply, as it is
       }
     } else if (state_ == State::Reasoning) {
-      if (!reasoning_begun_) held_.erase(0, held_.size() - without_leading_space(held_).size());
+      if (!reasoning_begun_) {
+        held_.erase(0, held_.size() - without_leading_space(held_).size());
+        // A model may open the block the prompt opened: its tag is not reasoning.
+        if (!opened_) {
+          if (held_.size() < kThinkOpen.size() && kThinkOpen.starts_with(held_)) return out;
+          if (held_.starts_with(kThinkOpen)) {
+            held_.erase(0, kThinkOpen.size());
+            opened_ = true;
+            continue;
+          }
+          opened_ = true;
+        }
+      }
       const size_t close = held_.find(kThinkClose);
       if (close != std::string::npos) {
         out.reasoning += without_trailing_space(std::string_view(held_).substr(0, close));

@@ -28,7 +28,7 @@ struct ReasoningSplit {
 };
 
 // A reply that begins with <think> (after whitespace), or any reply when `inside` (the
-// prompt opened the block): the text up to </think>, or all of it when the block never
+// prompt opened the block; a <think> the model writes again is dropped): the text up to </think>, or all of it when the block never
 // closes, is the reasoning, without whitespace at either end; what follows </think>,
 // without the whitespace that begins it, is the content. Any other reply is all content,
 // unchanged.
@@ -46,6 +46,7 @@ class ReasoningStream {
   enum class State { Start, Reasoning, Content };
   State state_;
   std::string held_;               // text not sent yet
+  bool opened_ = false;            // the reply's own <think> is past (or cannot come)
   bool reasoning_begun_ = false;   // reasoning text sent: its leading whitespace is past
   bool content_begun_ = false;     // likewise for the content after </think>
   bool after_reasoning_ = false;   // the content follows a reasoning block (its leading whitespace goes)

@@ -11,6 +11,7 @@
 #include "src/runtime/json_schema_grammar.h"
 
 #include "src/server/api_error.h"
+#include "src/server/logprobs.h"
 #include "src/server/reasoning.h"
 #include "src/server/tool_calls.h"
 
@@ -97,7 +98,7 @@ void refuse_unsupported(const json& body) {
     if (it->is_string()) return !it->get_ref<const std::string&>().empty();
     return !it->empty();  // a list or an object
   };
-  for (const char* field : {"logprobs", "top_logprobs", "echo", "suffix", "logit_bias", "functions"})
+  for (const char* field : {"echo", "suffix", "logit_bias", "functions"})
     if (asks(field)) bad(field, "is not supported by qrun");
   if (const auto it = body.find("best_of"); it != body.end() && !it->is_null() && *it != 1)
     bad("best_of", "must be 1 (one choice per request)");
@@ -386,6 +387,16 @@ CompletionRequest parse_request(Endpoint endpoint, std::string_view text) {
     r.frequency_penalty = static_cast<float>(number(body, "frequency_penalty", -2, 2, 0));
     r.presence_penalty = static_cast<float>(number(body, "presence_penalty", -2, 2, 0));
     r.ignore_eos = boolean(body, "ignore_eos", false);
+    if (endpoint == Endpoint::ChatCompletions) {
+      const bool wanted = boolean(body, "logprobs", false);
+      const int64_t top = integer(body, "top_logprobs", 0, kMaxTopLogprobs, -1);
+      if (top > 0 && !wanted) bad("top_logprobs", "needs \"logprobs\": true");
+      r.logprobs = wanted ? static_cast<int>(std::max<int64_t>(top, 0)) : -1;
+    } else {
+      r.logprobs = static_cast<int>(integer(body, "logprobs", 0, 5, -1));  // the legacy API's count of alternatives
+      if (const auto it = body.find("top_logprobs"); it != body.end() && !it->is_null())
+        bad("top_logprobs", "is for /v1/chat/completions (here \"logprobs\" is the number of alternatives, 0-5)");
+    }
     if (const auto it = body.find("seed"); it != body.end() && !it->is_null()) {
       if (!it->is_number_integer()) bad("seed", "must be an integer between -2^63 and 2^64 - 1");
       r.seed = it->is_number_unsigned() ? it->get<uint64_t>() : static_cast<uint64_t>(it->get<int64_t>());

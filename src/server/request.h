@@ -31,6 +31,9 @@ struct CompletionRequest {
   float frequency_penalty = 0.0f;     // OpenAI's, -2..2
   float presence_penalty = 0.0f;
   bool ignore_eos = false;
+  // >= 0: each token's log-probability and this many alternatives (chat: logprobs true and
+  // top_logprobs 0-20; completions: logprobs 0-5); -1: none.
+  int logprobs = -1;
   std::optional<uint64_t> seed;
   std::vector<std::string> stop;
   bool json_object = false;           // response_format json_object or json_schema

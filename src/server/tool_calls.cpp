@@ -21,6 +21,11 @@ std::string_view without_leading_space(std::string_view s) {
   return a == std::string_view::npos ? std::string_view() : s.substr(a);
 }
 
+std::string_view without_trailing_space(std::string_view s) {
+  const size_t b = s.find_last_not_of(kSpace);
+  return b == std::string_view::npos ? std::string_view() : s.substr(0, b + 1);
+}
+
 std::string_view trimmed(std::string_view s) {
   const size_t a = s.find_first_not_of(kSpace);
   if (a == std::string_view::npos) return {};
@@ -179,11 +184,17 @@ std::string ToolCallStream::feed(std::string_view text) {
     if (in_call_) return {};
   }
   const std::string_view unsent = std::string_view(reply_).substr(sent_);
+  if (plain_) {  // a reply that began as text has no calls
+    sent_ = reply_.size();
+    return std::string(unsent);
+  }
   const size_t plain = plain_text_length(unsent);
   in_call_ = unsent.compare(plain, kToolCallOpen.size(), kToolCallOpen) == 0;
-  std::string out(unsent.substr(0, plain));
-  sent_ += plain;
-  return out;
+  // Whitespace before a call goes with the call (parse_tool_calls drops it): it waits
+  // for the text that follows it.
+  const size_t n = plain - (unsent.substr(0, plain).size() - without_trailing_space(unsent.substr(0, plain)).size());
+  sent_ += n;
+  return std::string(unsent.substr(0, n));
 }
 
 ParsedReply ToolCallStream::finish() const {

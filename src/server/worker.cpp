@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <memory>
+#include <utility>
 
 #include <nlohmann/json.hpp>
 
@@ -15,6 +16,7 @@
 #include "qrun/stop_strings.h"
 #include "qrun/tokenizer.h"
 #include "src/server/line_channel.h"
+#include "src/server/logprobs.h"
 
 namespace qrun::server {
 
@@ -42,6 +44,7 @@ Job job_from(const json& j) {
   job.json_object = j.at("json_object").get<bool>();
   job.json_schema = j.at("json_schema").get<std::string>();
   job.grammar = j.at("grammar").get<std::string>();
+  job.logprobs = j.at("logprobs").get<int>();
   return job;
 }
 
@@ -98,7 +101,8 @@ std::string job_line(const Job& job) {
                {"stop", job.stop},
                {"json_object", job.json_object},
                {"json_schema", job.json_schema},
-               {"grammar", job.grammar}});
+               {"grammar", job.grammar},
+               {"logprobs", job.logprobs}});
 }
 
 std::string cancel_line(uint64_t job_id) { return dump({{"type", "cancel"}, {"id", job_id}}); }
@@ -139,8 +143,16 @@ int run_worker(int fd, const std::string& model_path, const RuntimeOptions& opti
     ReplyText reply(model.tokenizer(), job.stop);
     bool was_cancelled = false, front_gone = false;
     int tokens = 0;
+    json logprobs = json::array();  // of the tokens whose text has not gone out yet
+    if (job.logprobs >= 0)
+      go.on_logits = [&](int32_t id, std::span<const float> logits) {
+        logprobs.push_back(chat_logprob_entry(model.tokenizer(), sampled_logprobs(logits, id, job.logprobs)));
+      };
     auto send_text = [&](const std::string& text) {
-      if (!text.empty() && !ch.write_line(dump({{"type", "text"}, {"id", job.id}, {"text", text}}))) front_gone = true;
+      if (text.empty() && logprobs.empty()) return;
+      json line = {{"type", "text"}, {"id", job.id}, {"text", text}};
+      if (!logprobs.empty()) line["logprobs"] = std::exchange(logprobs, json::array());
+      if (!ch.write_line(dump(line))) front_gone = true;
     };
     GenerationStats st;
     try {

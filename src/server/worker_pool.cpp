@@ -258,7 +258,7 @@ WorkerPool::Event WorkerPool::Lease::next(int timeout_ms) {
     const json j = json::parse(line, nullptr, false);
     if (!j.is_object() || j.value("id", uint64_t{0}) != job_id_) continue;
     const std::string type = j.value("type", "");
-    if (type == "text") return {Event::Text, j.value("text", ""), {}};
+    if (type == "text") return {Event::Text, j.value("text", ""), j.contains("logprobs") ? j["logprobs"].dump() : std::string()};
     if (type == "done") {
       running_ = false;
       done_json_ = line;

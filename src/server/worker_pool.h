@@ -35,7 +35,7 @@ class WorkerPool {
   struct Event {
     enum Kind { Text, Done, Error, Timeout, Died } kind;
     std::string text;         // Text; Error's message
-    std::string json;         // Done: the whole line
+    std::string json;         // Done: the whole line; Text: its tokens' logprobs (a JSON list), or 
   };
 
   // One request's use of one worker. Destroying a lease whose job is still running

@@ -39,6 +39,10 @@ TEST(Reasoning, APromptThatOpensTheBlockStartsTheReplyInside) {
   EXPECT_EQ(s.reasoning, "Two plus two.");
   EXPECT_EQ(s.content, "4");
   EXPECT_EQ(split_reasoning("no end", true).reasoning, "no end");
+  // A model that opens the block the prompt opened: its tag is not reasoning.
+  const ReasoningSplit again = split_reasoning("\n<think>\nagain\n</think>\n\nok", true);
+  EXPECT_EQ(again.reasoning, "again");
+  EXPECT_EQ(again.content, "ok");
 }
 
 TEST(Reasoning, FormatNamesAsLlamaCppHasThem) {
@@ -67,6 +71,8 @@ TEST(Reasoning, StreamedPiecesAddUpToTheWholeSplit) {
       "Plain answer with </think> in it",
       "<think>x</think></think> y",
       "<think><think>nested?</think>\n\n\n",
+      " \n<think>\nagain\n</think>\n\nok",
+      "<thi<think>",
   };
   std::mt19937 rng(7);
   for (const char* reply_text : replies) {

@@ -57,7 +57,7 @@ TEST(ServerRequest, MalformedBodiesAre400) {
 // What qrun does not do is refused by name, not silently dropped; asking for nothing passes.
 TEST(ServerRequest, UnsupportedFeaturesAre400AndTheirNullFormsPass) {
   const std::string head = R"({"messages":[{"role":"user","content":"x"}],)";
-  for (const std::string field : {R"("logprobs":true)", R"("logprobs":2)", R"("top_logprobs":2)", R"("echo":true)",
+  for (const std::string field : {R"("logprobs":2)", R"("top_logprobs":2)", R"("echo":true)",
                                   R"("suffix":"end")", R"("logit_bias":{"5":-100})",
                                   R"("functions":[{"name":"f"}])", R"("best_of":2)", R"("response_format":"json")",
                                   R"("response_format":{"type":"xml"})",
@@ -82,6 +82,36 @@ TEST(ServerRequest, UnsupportedFeaturesAre400AndTheirNullFormsPass) {
   const auto r = parse_request(Endpoint::Completions, R"({"prompt":"a","frequency_penalty":0.5,"presence_penalty":-1})");
   EXPECT_FLOAT_EQ(r.frequency_penalty, 0.5f);
   EXPECT_FLOAT_EQ(r.presence_penalty, -1.0f);
+}
+
+// Chat: logprobs true with top_logprobs 0-20; completions: logprobs 0-5 (the legacy count
+// of alternatives). Anything else is a 400 naming the field.
+TEST(ServerRequest, LogprobsAsEachApiTakesThem) {
+  const std::string chat = R"({"messages":[{"role":"user","content":"x"}])";
+  EXPECT_EQ(parse_request(Endpoint::ChatCompletions, chat + "}").logprobs, -1);
+  EXPECT_EQ(parse_request(Endpoint::ChatCompletions, chat + R"(,"logprobs":true})").logprobs, 0);
+  EXPECT_EQ(parse_request(Endpoint::ChatCompletions, chat + R"(,"logprobs":true,"top_logprobs":20})").logprobs, 20);
+  EXPECT_EQ(parse_request(Endpoint::ChatCompletions, chat + R"(,"logprobs":false,"top_logprobs":null})").logprobs, -1);
+  EXPECT_EQ(parse_request(Endpoint::Completions, R"({"prompt":"a","logprobs":5})").logprobs, 5);
+  EXPECT_EQ(parse_request(Endpoint::Completions, R"({"prompt":"a","logprobs":0})").logprobs, 0);
+  EXPECT_EQ(parse_request(Endpoint::Completions, R"({"prompt":"a","logprobs":null})").logprobs, -1);
+  const std::pair<Endpoint, std::string> bad[] = {
+      {Endpoint::ChatCompletions, chat + R"(,"logprobs":true,"top_logprobs":21})"},
+      {Endpoint::ChatCompletions, chat + R"(,"logprobs":true,"top_logprobs":-1})"},
+      {Endpoint::ChatCompletions, chat + R"(,"logprobs":false,"top_logprobs":3})"},
+      {Endpoint::ChatCompletions, chat + R"(,"logprobs":"yes"})"},
+      {Endpoint::Completions, R"({"prompt":"a","logprobs":6})"},
+      {Endpoint::Completions, R"({"prompt":"a","logprobs":true})"},
+      {Endpoint::Completions, R"({"prompt":"a","top_logprobs":2})"}};
+  for (const auto& [endpoint, body] : bad) {
+    try {
+      parse_request(endpoint, body);
+      ADD_FAILURE() << body << " accepted";
+    } catch (const ApiError& e) {
+      EXPECT_EQ(e.status, 400);
+      EXPECT_NE(body.find("\"" + e.param + "\""), std::string::npos) << body << " refused naming '" << e.param << "'";
+    }
+  }
 }
 
 // OpenAI's tools: the list reaches the template in its own key order; tool_choice picks

@@ -18,6 +18,7 @@
 #include "common/child_process.h"
 #include "common/golden.h"
 #include "common/model_fixture.h"
+#include "qrun/model.h"
 #include "src/runtime/gbnf_grammar.h"
 #include "src/runtime/grammar.h"
 #include "src/runtime/json_prefix.h"
@@ -507,6 +508,18 @@ TEST_F(QserveTest, ToolCallsFollowToolChoice) {
   EXPECT_FALSE(choice["message"].contains("tool_calls")) << choice;
   EXPECT_FALSE(choice["message"]["content"].get<std::string>().empty()) << choice;
 
+  // A reply cut short by max_tokens says "length", also after a whole call (the next may
+  // be cut); whole and streamed alike.
+  const std::string cut = "root ::= \"<tool_call>\\n{\\\"name\\\": \\\"now\\\", \\\"arguments\\\": {}}\\n</tool_call>\\n\" [a-z]{200,210}\n";
+  for (const bool stream : {false, true}) {
+    r = post(s, "/v1/chat/completions", ordered{{"messages", messages}, {"tools", tools}, {"grammar", cut}, {"seed", 1},
+                                               {"max_tokens", 60}, {"stream", stream}});
+    ASSERT_EQ(r->status, 200) << r->body;
+    const json last = stream ? parse_sse(r->body, true).events.back() : json::parse(r->body);
+    EXPECT_EQ(last["choices"][0]["finish_reason"], "length") << r->body;
+    EXPECT_NE(r->body.find("call_"), std::string::npos) << r->body;  // the whole call was read
+  }
+
   Server plain({"--workers", "1", "--chat-template", kChatml}, DType::Q8);
   ASSERT_TRUE(plain.ready()) << plain.log();
   r = post(plain, "/v1/chat/completions", ordered{{"messages", messages}, {"tools", tools}, {"max_tokens", 4}});
@@ -705,6 +718,75 @@ TEST_F(QserveTest, MistralJsonToolCalls) {
   EXPECT_GT(called, 0);
 }
 
+// logprobs: each generated token's log-probability under the model, as an in-process
+// Model gives it (forward the prompt, then one step per token, log-softmax in double),
+// with the most likely alternatives; the same streamed; the tokens spell the text.
+TEST_F(QserveTest, LogprobsAreTheModelsOwn) {
+  Server s({"--workers", "1", "--chat-template", kChatml}, DType::F32);
+  ASSERT_TRUE(s.ready()) << s.log();
+  const std::string prompt = "Once upon a time, Lily";
+  auto r = post(s, "/v1/completions", json{{"prompt", prompt}, {"max_tokens", 8}, {"temperature", 0}, {"logprobs", 3}});
+  ASSERT_EQ(r->status, 200) << r->body;
+  const json choice = json::parse(r->body)["choices"][0];
+  const json& lp = choice["logprobs"];
+  ASSERT_EQ(lp["tokens"].size(), 8u) << choice;
+  Model model(test::converted_stories(DType::F32).string(), RuntimeOptions{});
+  std::vector<int32_t> tokens = model.tokenizer().encode(prompt, true, false);
+  std::vector<float> logits(model.hparams().vocab_size);
+  model.forward(tokens, logits.data());
+  std::string text;
+  size_t offset = 0;
+  for (size_t i = 0; i < 8; ++i) {
+    const int32_t next = static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
+    double sum = 0;
+    for (const float l : logits) sum += std::exp(static_cast<double>(l) - logits[size_t(next)]);
+    const std::string piece = model.tokenizer().token_text(next, true);
+    EXPECT_EQ(lp["tokens"][i], piece) << i;
+    EXPECT_NEAR(lp["token_logprobs"][i].get<double>(), -std::log(sum), 1e-4) << i;
+    EXPECT_EQ(lp["text_offset"][i], offset);
+    ASSERT_EQ(lp["top_logprobs"][i].size(), 3u);  // greedy: the token is the most likely
+    EXPECT_EQ(lp["top_logprobs"][i][piece], lp["token_logprobs"][i]);
+    for (const auto& [token, logprob] : lp["top_logprobs"][i].items()) EXPECT_LE(logprob.get<double>(), lp["token_logprobs"][i].get<double>());
+    text += piece;
+    offset += piece.size();
+    model.step(next, logits.data());
+  }
+  EXPECT_EQ(choice["text"], text);
+
+  // Streamed: each chunk carries its tokens' entries, which add up to the whole reply's.
+  r = post(s, "/v1/completions", json{{"prompt", prompt}, {"max_tokens", 8}, {"temperature", 0}, {"logprobs", 3}, {"stream", true}});
+  ASSERT_EQ(r->status, 200) << r->body;
+  json streamed = json::array();
+  for (const json& e : parse_sse(r->body, false).events)
+    if (!e["choices"][0]["logprobs"].is_null())
+      for (const json& t : e["choices"][0]["logprobs"]["token_logprobs"]) streamed.push_back(t);
+  // (The second request finds its prompt cached and runs only its last token: float sums
+  // in another order.)
+  ASSERT_EQ(streamed.size(), lp["token_logprobs"].size());
+  for (size_t i = 0; i < streamed.size(); ++i)
+    EXPECT_NEAR(streamed[i].get<double>(), lp["token_logprobs"][i].get<double>(), 1e-3) << i;
+
+  // Chat: logprobs.content entries with bytes and top_logprobs; none unless asked.
+  const json messages = {{{"role", "user"}, {"content", "Tell me a story."}}};
+  r = post(s, "/v1/chat/completions",
+           json{{"messages", messages}, {"max_tokens", 6}, {"seed", 2}, {"logprobs", true}, {"top_logprobs", 2}});
+  ASSERT_EQ(r->status, 200) << r->body;
+  const json chat = json::parse(r->body)["choices"][0];
+  const json& content = chat["logprobs"]["content"];
+  ASSERT_EQ(content.size(), 6u) << chat;
+  std::string bytes;
+  for (const json& entry : content) {
+    for (const json& b : entry["bytes"]) bytes += static_cast<char>(b.get<int>());
+    EXPECT_LE(entry["logprob"].get<double>(), 0.0);
+    ASSERT_EQ(entry["top_logprobs"].size(), 2u);
+    EXPECT_GE(entry["top_logprobs"][0]["logprob"].get<double>(), entry["logprob"].get<double>());
+  }
+  EXPECT_EQ(bytes, chat["message"]["content"]);
+  r = post(s, "/v1/chat/completions", json{{"messages", messages}, {"max_tokens", 2}});
+  ASSERT_EQ(r->status, 200) << r->body;
+  EXPECT_TRUE(json::parse(r->body)["choices"][0]["logprobs"].is_null()) << r->body;
+}
+
 TEST_F(QserveTest, BadRequestsGetOpenAiErrors) {
   Server s({"--workers", "1", "--max-body", "2000", "--api-key", "sekret"});
   ASSERT_TRUE(s.ready()) << s.log();
@@ -730,7 +812,7 @@ TEST_F(QserveTest, BadRequestsGetOpenAiErrors) {
   expect_error(post(s, "/v1/completions", {{"prompt", "Once"}, {"max_tokens", 600}}, auth), 400, "max_tokens");
   expect_error(post(s, "/v1/completions", {{"prompt", "Once"}, {"stop", {1, 2}}}, auth), 400, "stop");
   expect_error(post(s, "/v1/completions", {{"prompt", "Once"}, {"top_k", 1.5}}, auth), 400, "top_k");
-  expect_error(post(s, "/v1/completions", {{"prompt", "Once"}, {"logprobs", 2}}, auth), 400, "logprobs");
+  expect_error(post(s, "/v1/completions", {{"prompt", "Once"}, {"logprobs", 6}}, auth), 400, "logprobs");
   expect_error(post(s, "/v1/chat/completions", {{"messages", "hi"}}, auth), 400, "messages");
   expect_error(post(s, "/v1/chat/completions", {{"messages", {{{"role", "user"}, {"content", "hi"}}}}}, auth), 400, "");
   expect_error(post(s, "/v1/completions", {{"prompt", std::string(3000, 'a')}}, auth), 413, "");
