@@ -368,7 +368,7 @@ class Front {
     if (r.endpoint == Endpoint::ChatCompletions) {
       if (!chat_)
         throw ApiError(400, "this model has no chat template: use /v1/completions, or start qserve with --chat-template");
-      const bool offers_tools = r.tool_choice != CompletionRequest::ToolChoice::None;
+      const bool offers_tools = r.offers_tools();
       if (offers_tools && tool_form_ == ToolCallForm::None)
         throw ApiError(400,
                        "this model's chat template does not write tool calls in a form qrun reads (<tool_call> "
@@ -442,7 +442,7 @@ class Front {
       if (!lease->send(job)) throw ApiError(500, "the worker process died; it is being restarted");
       auto reply = std::make_shared<Reply>(Reply{endpoint, random_id(endpoint == Endpoint::ChatCompletions ? "chatcmpl-" : "cmpl-"),
                                                  model_id_, static_cast<int64_t>(std::time(nullptr))});
-      reply->reads_tool_calls = r.tool_choice != CompletionRequest::ToolChoice::None;
+      reply->reads_tool_calls = r.offers_tools();
       reply->reply_start = reply_start(r);
       reply->parallel_tool_calls = r.parallel_tool_calls;
       reply->reads_reasoning = endpoint == Endpoint::ChatCompletions && r.separate_reasoning.value_or(opt_.separate_reasoning);

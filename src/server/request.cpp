@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cctype>
 #include <cstdint>
+#include <optional>
 
 #include <nlohmann/json.hpp>
 
@@ -37,6 +38,22 @@ namespace {
 // list or object inside the top one).
 constexpr size_t kMaxTemplateDepth = 64;
 constexpr std::string_view kArgumentsPlace = "/properties/arguments";  // of the parameters in a call's schema
+
+// The body with its keys in the client's order (nlohmann's json sorts them, and schemas,
+// tools and template variables reach the model as written): parsed when a field first
+// needs it, once.
+class OrderedBody {
+ public:
+  explicit OrderedBody(std::string_view text) : text_(text) {}
+  const nlohmann::ordered_json& get() {
+    if (!document_) document_ = nlohmann::ordered_json::parse(text_.begin(), text_.end());
+    return *document_;
+  }
+
+ private:
+  std::string_view text_;
+  std::optional<nlohmann::ordered_json> document_;
+};
 
 [[noreturn]] void bad(const std::string& field, const std::string& why) {
   throw ApiError(400, "'" + field + "' " + why, field);
@@ -107,9 +124,9 @@ void refuse_unsupported(const json& body) {
 // OpenAI's {"type": "text"}, {"type": "json_object"} and {"type": "json_schema",
 // "json_schema": {"name": ..., "schema": {...}}}, and llama.cpp's {"type": "json_object",
 // "schema": {...}}. nlohmann's json sorts an object's keys, and the model writes a schema's
-// properties in the schema's order, so the schema's text comes from the body read again
-// with its order kept. A schema outside the subset qrun compiles is a 400 naming it.
-void response_format(const json& body, std::string_view text, CompletionRequest& r) {
+// properties in the schema's order, so the schema's text comes from the ordered body.
+// A schema outside the subset qrun compiles is a 400 naming it.
+void response_format(const json& body, OrderedBody& ordered, CompletionRequest& r) {
   const auto it = body.find("response_format");
   if (it == body.end() || it->is_null()) return;
   const json type = it->is_object() ? it->value("type", json()) : json();
@@ -127,8 +144,7 @@ void response_format(const json& body, std::string_view text, CompletionRequest&
     return;  // any object
   }
   const char* field = openai ? "response_format.json_schema.schema" : "response_format.schema";
-  const auto ordered = nlohmann::ordered_json::parse(text.begin(), text.end());
-  const auto& format = ordered.at("response_format");
+  const auto& format = ordered.get().at("response_format");
   const auto& schema = openai ? format.at("json_schema").at("schema") : format.at("schema");
   if (json_depth(schema, kMaxSchemaDepth) > kMaxSchemaDepth)  // before dump() recurses into it
     bad(field, "JSON schema: nested deeper than " + std::to_string(kMaxSchemaDepth) + " levels");
@@ -219,7 +235,7 @@ bool function_name(const std::string& name) {
 // "tool_choice". The list goes to the chat template as the client wrote it (key order
 // kept, as for a schema); when a call is required its JSON schema is compiled here, so a
 // schema qrun cannot hold a reply to is a 400 naming the tool.
-void tools(const json& body, std::string_view text, CompletionRequest& r) {
+void tools(const json& body, OrderedBody& body_ordered, CompletionRequest& r) {
   const auto it = body.find("tools");
   const bool has_tools = it != body.end() && !it->is_null() && !(it->is_array() && it->empty());
   if (has_tools) {
@@ -264,8 +280,7 @@ void tools(const json& body, std::string_view text, CompletionRequest& r) {
   if (!has_tools) return;
   // A reference into the document: copying or dumping the list recurses, so its depth is
   // checked first.
-  const auto document = nlohmann::ordered_json::parse(text.begin(), text.end());
-  const auto& ordered = document.at("tools");
+  const auto& ordered = body_ordered.get().at("tools");
   if (json_depth(ordered, kMaxTemplateDepth) > kMaxTemplateDepth)
     bad("tools", "nested deeper than " + std::to_string(kMaxTemplateDepth) + " levels (a chat template's limit)");
   r.tools = ordered.dump(-1, ' ', false, json::error_handler_t::replace);
@@ -406,12 +421,12 @@ CompletionRequest parse_request(Endpoint endpoint, std::string_view text) {
     }
     r.stop = stops(body);
     refuse_unsupported(body);
-    response_format(body, text, r);
+    OrderedBody ordered(text);
+    response_format(body, ordered, r);
     if (const auto it = body.find("chat_template_kwargs"); it != body.end() && !it->is_null()) {
       if (endpoint != Endpoint::ChatCompletions) bad("chat_template_kwargs", "is for /v1/chat/completions");
       if (!it->is_object()) bad("chat_template_kwargs", "must be an object of template variables");
-      const auto document = nlohmann::ordered_json::parse(text.begin(), text.end());
-      const auto& kwargs = document.at("chat_template_kwargs");
+      const auto& kwargs = ordered.get().at("chat_template_kwargs");
       if (json_depth(kwargs, kMaxTemplateDepth) > kMaxTemplateDepth)
         bad("chat_template_kwargs", "nested deeper than " + std::to_string(kMaxTemplateDepth) + " levels");
       for (const char* reserved : {"messages", "tools", "add_generation_prompt", "bos_token", "eos_token"})
@@ -425,7 +440,7 @@ CompletionRequest parse_request(Endpoint endpoint, std::string_view text) {
       if (endpoint != Endpoint::ChatCompletions) bad("reasoning_format", "is for /v1/chat/completions");
       r.separate_reasoning = separate;
     }
-    if (endpoint == Endpoint::ChatCompletions) tools(body, text, r);
+    if (endpoint == Endpoint::ChatCompletions) tools(body, ordered, r);
     else if (body.contains("tools") && !body["tools"].is_null() && !body["tools"].empty())
       bad("tools", "is for /v1/chat/completions");
     if (r.tool_choice == CompletionRequest::ToolChoice::Required && r.json_object)

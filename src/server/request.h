@@ -44,6 +44,7 @@ struct CompletionRequest {
   // Required (it must call one, or tool_name when set). Default Auto with tools, else None.
   enum class ToolChoice { None, Auto, Required };
   ToolChoice tool_choice = ToolChoice::None;
+  bool offers_tools() const { return tool_choice != ToolChoice::None; }  // to the template, and calls are read
   std::string tool_name;
   std::string tool_call_schema;       // Required: the schema of the call's JSON (src/server/tool_calls.h)
   bool parallel_tool_calls = true;    // false: one call at most
