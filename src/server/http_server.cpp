@@ -118,6 +118,7 @@ struct Reply {
   bool reads_reasoning = false;   // a <think> block goes to reasoning_content
   bool thinking_open = false;     // the prompt opened it: the reply begins inside
   bool reads_logprobs = false;    // the request asked for logprobs
+  std::string echo = {};          // completions with echo: the prompt's text, which the reply begins with
 
   // The choice's "logprobs" for chat-shaped entries (the worker's) whose text begins
   // `offset` bytes into the reply; null when not asked for.
@@ -429,6 +430,8 @@ class Front {
     job.ignore_eos = r.ignore_eos;
     job.stop = r.stop;
     job.logprobs = r.logprobs;
+    // An echoed prompt's logprobs start after the BOS the server added.
+    if (r.echo) job.echo_from = r.prompt_ids.empty() && job.prompt[0] == tok_.bos_id() ? 1 : 0;
     return job;
   }
 
@@ -448,6 +451,7 @@ class Front {
       reply->reads_reasoning = endpoint == Endpoint::ChatCompletions && r.separate_reasoning.value_or(opt_.separate_reasoning);
       reply->thinking_open = opens_thinking;
       reply->reads_logprobs = r.logprobs >= 0;
+      if (r.echo) reply->echo = r.prompt_ids.empty() ? r.prompt : tok_.decode(r.prompt_ids, true);
       // Wait for the first text (or the end) before answering, so a worker that dies
       // during the prompt is a 500 even for a stream.
       WorkerPool::Event first = wait_event(*lease, client);
@@ -476,7 +480,7 @@ class Front {
   }
 
   void whole(httplib::Response& res, WorkerPool::Lease& lease, const Reply& reply, WorkerPool::Event e, int client) {
-    std::string text;
+    std::string text = reply.echo;
     json logprobs = json::array();
     while (e.kind == WorkerPool::Event::Text) {
       text += e.text;
@@ -511,7 +515,7 @@ class Front {
             const std::string s = "data: " + dump(j) + "\n\n";
             return sink.write(s.data(), s.size());
           };
-          if (!send(reply->chunk("", nullptr, true))) return false;
+          if (!send(reply->chunk(reply->echo, nullptr, true))) return false;
           ReasoningStream reasoning(reply->thinking_open);
           ToolCallStream tool_stream(reply->reply_start, tool_form_);
           // The logprobs of the tokens since the last text chunk go with the next one.

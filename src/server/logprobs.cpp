@@ -53,8 +53,9 @@ json completion_logprobs(const json& entries, size_t offset) {
     const std::string& token = e.at("token").get_ref<const std::string&>();
     tokens.push_back(token);
     logprobs.push_back(e.at("logprob"));
-    json top = json::object();
-    for (const json& t : e.at("top_logprobs")) top[t.at("token").get<std::string>()] = t.at("logprob");
+    json top = e.at("top_logprobs").is_null() ? json(nullptr) : json::object();  // null: a prompt's first token
+    if (!top.is_null())
+      for (const json& t : e.at("top_logprobs")) top[t.at("token").get<std::string>()] = t.at("logprob");
     tops.push_back(std::move(top));
     offsets.push_back(offset);
     offset += e.at("bytes").size();

@@ -37,7 +37,8 @@ nlohmann::json chat_logprob_entry(const Tokenizer& tok, const SampledLogprobs& l
 
 // The completions API's logprobs of chat-shaped entries: {"tokens", "token_logprobs",
 // "top_logprobs": [{token: logprob}], "text_offset"}, offsets counted in bytes from
-// `offset` (the text the reply had before these entries).
+// `offset` (the text the reply had before these entries). An entry of null logprob and
+// top_logprobs (an echoed prompt's first token) stays null in both.
 nlohmann::json completion_logprobs(const nlohmann::json& entries, size_t offset);
 
 }  // namespace qrun::server

@@ -115,7 +115,7 @@ void refuse_unsupported(const json& body) {
     if (it->is_string()) return !it->get_ref<const std::string&>().empty();
     return !it->empty();  // a list or an object
   };
-  for (const char* field : {"echo", "suffix", "logit_bias", "functions"})
+  for (const char* field : {"suffix", "logit_bias", "functions"})
     if (asks(field)) bad(field, "is not supported by qrun");
   if (const auto it = body.find("best_of"); it != body.end() && !it->is_null() && *it != 1)
     bad("best_of", "must be 1 (one choice per request)");
@@ -407,8 +407,10 @@ CompletionRequest parse_request(Endpoint endpoint, std::string_view text) {
       const int64_t top = integer(body, "top_logprobs", 0, kMaxTopLogprobs, -1);
       if (top > 0 && !wanted) bad("top_logprobs", "needs \"logprobs\": true");
       r.logprobs = wanted ? static_cast<int>(std::max<int64_t>(top, 0)) : -1;
+      if (boolean(body, "echo", false)) bad("echo", "is for /v1/completions");
     } else {
       r.logprobs = static_cast<int>(integer(body, "logprobs", 0, 5, -1));  // the legacy API's count of alternatives
+      r.echo = boolean(body, "echo", false);
       if (const auto it = body.find("top_logprobs"); it != body.end() && !it->is_null())
         bad("top_logprobs", "is for /v1/chat/completions (here \"logprobs\" is the number of alternatives, 0-5)");
     }

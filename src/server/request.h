@@ -34,6 +34,7 @@ struct CompletionRequest {
   // >= 0: each token's log-probability and this many alternatives (chat: logprobs true and
   // top_logprobs 0-20; completions: logprobs 0-5); -1: none.
   int logprobs = -1;
+  bool echo = false;                  // completions: the reply begins with the prompt (and its tokens' logprobs)
   std::optional<uint64_t> seed;
   std::vector<std::string> stop;
   bool json_object = false;           // response_format json_object or json_schema

@@ -45,6 +45,7 @@ Job job_from(const json& j) {
   job.json_schema = j.at("json_schema").get<std::string>();
   job.grammar = j.at("grammar").get<std::string>();
   job.logprobs = j.at("logprobs").get<int>();
+  job.echo_from = j.at("echo_from").get<int>();
   return job;
 }
 
@@ -82,6 +83,34 @@ bool cancelled(LineChannel& ch, uint64_t id, int timeout_ms) {
   return false;
 }
 
+// The logprobs of prompt[from...]: the prompt runs from the start of the cache in
+// chunks with every position's logits (generate() then finds it cached but for the last
+// token); the first token has none.
+json prompt_logprobs(Model& model, const std::vector<int32_t>& prompt, int from, int top) {
+  constexpr size_t kChunk = 64;
+  const size_t vocab = model.hparams().vocab_size;
+  std::vector<float> logits(kChunk * vocab);
+  json entries = json::array();
+  model.truncate(0);
+  for (size_t start = 0; start < prompt.size(); start += kChunk) {
+    const size_t n = std::min(kChunk, prompt.size() - start);
+    model.forward(std::span(prompt).subspan(start, n), logits.data(), true);
+    for (size_t i = 0; i < n; ++i) {
+      const size_t at = start + i;  // this row's logits are of the token at + 1
+      if (at == 0 && from == 0) {
+        json first = chat_logprob_entry(model.tokenizer(), {{prompt[0], 0}, {}});
+        first["logprob"] = nullptr;
+        first["top_logprobs"] = nullptr;
+        entries.push_back(std::move(first));
+      }
+      if (at + 1 < prompt.size() && static_cast<int>(at + 1) >= from)
+        entries.push_back(chat_logprob_entry(
+            model.tokenizer(), sampled_logprobs(std::span<const float>(logits).subspan(i * vocab, vocab), prompt[at + 1], top)));
+    }
+  }
+  return entries;
+}
+
 }  // namespace
 
 std::string job_line(const Job& job) {
@@ -102,7 +131,8 @@ std::string job_line(const Job& job) {
                {"json_object", job.json_object},
                {"json_schema", job.json_schema},
                {"grammar", job.grammar},
-               {"logprobs", job.logprobs}});
+               {"logprobs", job.logprobs},
+               {"echo_from", job.echo_from}});
 }
 
 std::string cancel_line(uint64_t job_id) { return dump({{"type", "cancel"}, {"id", job_id}}); }
@@ -155,7 +185,9 @@ int run_worker(int fd, const std::string& model_path, const RuntimeOptions& opti
       if (!ch.write_line(dump(line))) front_gone = true;
     };
     GenerationStats st;
+    const bool echoed = job.logprobs >= 0 && job.echo_from >= 0;
     try {
+      if (echoed) logprobs = prompt_logprobs(model, job.prompt, job.echo_from, job.logprobs);
       st = generate(model, job.prompt, sampler, go, [&](int32_t id) {
         send_text(reply.push(id));
         ++tokens;
@@ -185,7 +217,7 @@ int run_worker(int fd, const std::string& model_path, const RuntimeOptions& opti
                         {"id", job.id},
                         {"finish_reason", finish},
                         {"prompt_tokens", job.prompt.size()},
-                        {"cached_tokens", st.reused_tokens},
+                        {"cached_tokens", echoed ? 0 : st.reused_tokens},  // an echo ran the whole prompt
                         {"completion_tokens", st.generated_tokens - (st.stop == StopReason::EndOfSequence ? 1 : 0)},
                         {"prompt_ms", st.prompt_ms},
                         {"eval_ms", st.eval_ms},

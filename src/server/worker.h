@@ -24,6 +24,7 @@ struct Job {
   std::string json_schema;   // what the JSON must be; "" for any object
   std::string grammar;       // GBNF text, when not json_object
   int logprobs = -1;         // >= 0: each token's log-probability and this many alternatives (src/server/logprobs.h)
+  int echo_from = -1;        // with logprobs, >= 0: also those of the prompt's tokens from this one on
 };
 
 std::string job_line(const Job& job);
@@ -31,8 +32,8 @@ std::string cancel_line(uint64_t job_id);
 
 // Serves jobs from the socket `fd` until the front closes it; returns the exit code.
 // Lines to the front: {"type": "text", "text", "logprobs": [chat entries of the tokens
-// since the last text line], only with Job::logprobs}, then {"type": "done", ...} or
-// {"type": "error", "message"}.
+// since the last text line], only with Job::logprobs} (with echo_from, the prompt's come
+// first, in a line of empty text), then {"type": "done", ...} or {"type": "error", "message"}.
 // Test hook (the server's crash and disconnect tests; nothing happens when unset):
 // QRUN_WORKER_FAULT="abort:N:FLAG" aborts the worker after N tokens of its first job,
 // "stall:N:FLAG" stops sending after N tokens of its first job until it is cancelled;

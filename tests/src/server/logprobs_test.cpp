@@ -35,9 +35,10 @@ TEST(Logprobs, LogSoftmaxAndTopTokensMatchAReference) {
         if (std::find_if(lp.top.begin(), lp.top.end(), [&](const TokenLogprob& t) { return t.id == int32_t(i); }) == lp.top.end())
           EXPECT_LE(logits[i], logits[size_t(lp.top.back().id)]);
     }
+    if (vocab > 512) continue;
     double total = 0;
     for (size_t i = 0; i < vocab; ++i) total += std::exp(sampled_logprobs(logits, int32_t(i), 0).chosen.logprob);
-    if (vocab <= 512) EXPECT_NEAR(total, 1.0, 1e-9);
+    EXPECT_NEAR(total, 1.0, 1e-9);
   }
   // Large logits do not overflow; masked rows (-inf) are impossible: -9999 as OpenAI says;
   // ties go to the lower id.

@@ -753,6 +753,31 @@ TEST_F(QserveTest, LogprobsAreTheModelsOwn) {
   }
   EXPECT_EQ(choice["text"], text);
 
+  // echo: the reply begins with the prompt, and its tokens' logprobs (after the BOS the
+  // server added) come first, as the model gives them at each place of the prompt.
+  r = post(s, "/v1/completions", json{{"prompt", prompt}, {"max_tokens", 2}, {"temperature", 0}, {"logprobs", 1}, {"echo", true}});
+  ASSERT_EQ(r->status, 200) << r->body;
+  const json echoed = json::parse(r->body)["choices"][0];
+  EXPECT_EQ(echoed["text"], prompt + text.substr(0, echoed["text"].get<std::string>().size() - prompt.size()));
+  const std::vector<int32_t> ids = model.tokenizer().encode(prompt, true, false);
+  ASSERT_EQ(echoed["logprobs"]["tokens"].size(), ids.size() - 1 + 2) << echoed;
+  std::vector<float> all(ids.size() * model.hparams().vocab_size);
+  model.truncate(0);
+  model.forward(ids, all.data(), true);
+  for (size_t i = 1; i < ids.size(); ++i) {
+    const std::span<const float> row(all.data() + (i - 1) * model.hparams().vocab_size, model.hparams().vocab_size);
+    const float max = *std::max_element(row.begin(), row.end());
+    double sum = 0;
+    for (const float l : row) sum += std::exp(static_cast<double>(l) - max);
+    EXPECT_EQ(echoed["logprobs"]["tokens"][i - 1], model.tokenizer().token_text(ids[i], true));
+    EXPECT_NEAR(echoed["logprobs"]["token_logprobs"][i - 1].get<double>(), row[size_t(ids[i])] - max - std::log(sum), 1e-4) << i;
+  }
+  EXPECT_NEAR(echoed["logprobs"]["token_logprobs"][ids.size() - 1].get<double>(), lp["token_logprobs"][0].get<double>(), 1e-3);
+  r = post(s, "/v1/completions", json{{"prompt", prompt}, {"max_tokens", 0}, {"echo", true}});
+  ASSERT_EQ(r->status, 200) << r->body;
+  EXPECT_EQ(json::parse(r->body)["choices"][0]["text"], prompt);
+  EXPECT_TRUE(json::parse(r->body)["choices"][0]["logprobs"].is_null());
+
   // Streamed: each chunk carries its tokens' entries, which add up to the whole reply's.
   r = post(s, "/v1/completions", json{{"prompt", prompt}, {"max_tokens", 8}, {"temperature", 0}, {"logprobs", 3}, {"stream", true}});
   ASSERT_EQ(r->status, 200) << r->body;
