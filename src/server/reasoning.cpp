@@ -1,29 +1,8 @@
 #include "src/server/reasoning.h"
 
+#include "src/server/reply_text.h"
+
 namespace qrun::server {
-
-namespace {
-
-constexpr std::string_view kSpace = " \t\r\n";
-
-std::string_view without_leading_space(std::string_view s) {
-  const size_t a = s.find_first_not_of(kSpace);
-  return a == std::string_view::npos ? std::string_view() : s.substr(a);
-}
-
-std::string_view without_trailing_space(std::string_view s) {
-  const size_t b = s.find_last_not_of(kSpace);
-  return b == std::string_view::npos ? std::string_view() : s.substr(0, b + 1);
-}
-
-// The length of the longest end of `s` that is a proper start of `tag`.
-size_t partial_tag_at_end(std::string_view s, std::string_view tag) {
-  for (size_t k = std::min(s.size(), tag.size() - 1); k > 0; --k)
-    if (s.substr(s.size() - k) == tag.substr(0, k)) return k;
-  return 0;
-}
-
-}  // namespace
 
 bool parse_reasoning_format(std::string_view name, bool* separate) {
   if (name != "deepseek" && name != "auto" && name != "none") return false;

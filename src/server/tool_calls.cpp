@@ -3,6 +3,7 @@
 #include <optional>
 
 #include "src/runtime/json_schema_grammar.h"
+#include "src/server/reply_text.h"
 
 namespace qrun::server {
 
@@ -14,23 +15,6 @@ constexpr std::string_view kToolCallClose = "</tool_call>";
 constexpr std::string_view kPythonTag = "<|python_tag|>";  // Llama 3.1's start of a call
 constexpr std::string_view kToolCallsTag = "[TOOL_CALLS]";  // Mistral's
 constexpr size_t kMaxDepth = 64;  // of a call's JSON: past a template's depth it is not a call
-constexpr std::string_view kSpace = " \t\r\n";
-
-std::string_view without_leading_space(std::string_view s) {
-  const size_t a = s.find_first_not_of(kSpace);
-  return a == std::string_view::npos ? std::string_view() : s.substr(a);
-}
-
-std::string_view without_trailing_space(std::string_view s) {
-  const size_t b = s.find_last_not_of(kSpace);
-  return b == std::string_view::npos ? std::string_view() : s.substr(0, b + 1);
-}
-
-std::string_view trimmed(std::string_view s) {
-  const size_t a = s.find_first_not_of(kSpace);
-  if (a == std::string_view::npos) return {};
-  return s.substr(a, s.find_last_not_of(kSpace) - a + 1);
-}
 
 // {"name": "f", "arguments": {...}}; Llama-style "parameters" and arguments written as a
 // JSON string are read too. The caller checked the depth (copying or dumping deeper JSON
@@ -166,9 +150,7 @@ ParsedReply parse_tool_calls(std::string_view reply, ToolCallForm form) {
 
 size_t plain_text_length(std::string_view reply) {
   if (const size_t open = reply.find(kToolCallOpen); open != std::string_view::npos) return open;
-  for (size_t k = std::min(reply.size(), kToolCallOpen.size() - 1); k > 0; --k)
-    if (reply.substr(reply.size() - k) == kToolCallOpen.substr(0, k)) return reply.size() - k;
-  return reply.size();
+  return reply.size() - partial_tag_at_end(reply, kToolCallOpen);
 }
 
 std::string ToolCallStream::feed(std::string_view text) {

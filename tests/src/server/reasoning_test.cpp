@@ -9,25 +9,26 @@ namespace qrun::server {
 namespace {
 
 TEST(Reasoning, ThinkBlockIsReadApartFromTheAnswer) {
-  ReasoningSplit s = split_reasoning("<think>\nThe user greets me.\n\nI greet back.\n</think>\n\nHello!", false);
-  EXPECT_EQ(s.reasoning, "The user greets me.\n\nI greet back.");
-  EXPECT_EQ(s.content, "Hello!");
-  // Whitespace before the block; a tool call after it stays in the content.
-  s = split_reasoning("\n <think>x</think><tool_call>\n{}\n</tool_call>", false);
-  EXPECT_EQ(s.reasoning, "x");
-  EXPECT_EQ(s.content, "<tool_call>\n{}\n</tool_call>");
-  // Qwen3 with enable_thinking false: the prompt holds an empty block, the reply is the answer.
-  s = split_reasoning("Hello <think> there", false);
-  EXPECT_EQ(s.reasoning, "");
-  EXPECT_EQ(s.content, "Hello <think> there");
-  // A block that never closes (the reply ran out of tokens) is all reasoning.
-  s = split_reasoning("<think>\nStill thinking ", false);
-  EXPECT_EQ(s.reasoning, "Still thinking");
-  EXPECT_EQ(s.content, "");
-  // An empty block.
-  s = split_reasoning("<think>\n\n</think>\n\nHi", false);
-  EXPECT_EQ(s.reasoning, "");
-  EXPECT_EQ(s.content, "Hi");
+  struct Case {
+    const char* reply;
+    const char* reasoning;
+    const char* content;
+  };
+  const Case cases[] = {
+      {"<think>\nThe user greets me.\n\nI greet back.\n</think>\n\nHello!", "The user greets me.\n\nI greet back.", "Hello!"},
+      // Whitespace before the block; a tool call after it stays in the content.
+      {"\n <think>x</think><tool_call>\n{}\n</tool_call>", "x", "<tool_call>\n{}\n</tool_call>"},
+      // Qwen3 with enable_thinking false: the prompt holds an empty block, the reply is the answer.
+      {"Hello <think> there", "", "Hello <think> there"},
+      // A block that never closes (the reply ran out of tokens) is all reasoning.
+      {"<think>\nStill thinking ", "Still thinking", ""},
+      {"<think>\n\n</think>\n\nHi", "", "Hi"},  // an empty block
+  };
+  for (const Case& c : cases) {
+    const ReasoningSplit s = split_reasoning(c.reply, false);
+    EXPECT_EQ(s.reasoning, c.reasoning) << c.reply;
+    EXPECT_EQ(s.content, c.content) << c.reply;
+  }
 }
 
 TEST(Reasoning, APromptThatOpensTheBlockStartsTheReplyInside) {

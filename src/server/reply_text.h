@@ -1,0 +1,31 @@
+// Reading a model's reply as it streams: the whitespace the readers of calls and
+// reasoning trim around them (JSON's), and a tag that may be cut at the end of the text.
+#pragma once
+
+#include <algorithm>
+#include <string_view>
+
+namespace qrun::server {
+
+inline constexpr std::string_view kSpace = " \t\r\n";
+
+inline std::string_view without_leading_space(std::string_view s) {
+  const size_t a = s.find_first_not_of(kSpace);
+  return a == std::string_view::npos ? std::string_view() : s.substr(a);
+}
+
+inline std::string_view without_trailing_space(std::string_view s) {
+  const size_t b = s.find_last_not_of(kSpace);
+  return b == std::string_view::npos ? std::string_view() : s.substr(0, b + 1);
+}
+
+inline std::string_view trimmed(std::string_view s) { return without_trailing_space(without_leading_space(s)); }
+
+// The length of the longest end of `s` that is a proper start of `tag`.
+inline size_t partial_tag_at_end(std::string_view s, std::string_view tag) {
+  for (size_t k = std::min(s.size(), tag.size() - 1); k > 0; --k)
+    if (s.substr(s.size() - k) == tag.substr(0, k)) return k;
+  return 0;
+}
+
+}  // namespace qrun::server
