@@ -373,7 +373,8 @@ class Front {
       if (offers_tools && tool_form_ == ToolCallForm::None)
         throw ApiError(400,
                        "this model's chat template does not write tool calls in a form qrun reads (<tool_call> "
-                       "blocks, as Qwen2.5, Qwen3, Hermes and SmolLM3 templates do, or Llama 3.x's JSON calls): "
+                       "blocks, as Qwen2.5, Qwen3, Hermes and SmolLM3 templates do, Llama 3.x's JSON calls or "
+                       "Mistral's [TOOL_CALLS]): "
                        "give qserve such a --chat-template, or send tool_choice \"none\"",
                        "tools");
       try {
@@ -394,7 +395,8 @@ class Front {
     return r.prompt_ids;
   }
 
-  // A required call starts the reply: the prompt ends with its opening (Hermes's tag).
+  // A required call starts the reply: the prompt ends with its opening (Hermes's tag,
+  // Mistral's [TOOL_CALLS]; nothing for Llama).
   std::string reply_start(const CompletionRequest& r) const {
     return std::string(r.tool_choice == CompletionRequest::ToolChoice::Required ? required_call_start(tool_form_) : "");
   }
