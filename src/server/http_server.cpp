@@ -404,7 +404,7 @@ class Front {
   Job job_for(const CompletionRequest& r, std::vector<int32_t> prompt) const {
     const int n = static_cast<int>(prompt.size());
     if (n == 0) throw ApiError(400, "the prompt is empty", r.endpoint == Endpoint::ChatCompletions ? "messages" : "prompt");
-    if (n >= context_)
+    if (n > context_ || (n == context_ && r.max_tokens != 0))  // max_tokens 0 scores a prompt that fills the context
       throw ApiError(400, "the prompt is " + std::to_string(n) + " tokens; the context is " + std::to_string(context_),
                      r.endpoint == Endpoint::ChatCompletions ? "messages" : "prompt");
     if (r.max_tokens && n + *r.max_tokens > context_)
@@ -433,7 +433,7 @@ class Front {
     job.stop = r.stop;
     job.logprobs = r.logprobs;
     // An echoed prompt's logprobs start after the BOS the server added.
-    if (r.echo) job.echo_from = r.prompt_ids.empty() && job.prompt[0] == tok_.bos_id() ? 1 : 0;
+    if (r.echo) job.echo_from = job.prompt[0] == tok_.bos_id() ? 1 : 0;
     return job;
   }
 
@@ -453,7 +453,7 @@ class Front {
       reply->reads_reasoning = endpoint == Endpoint::ChatCompletions && r.separate_reasoning.value_or(opt_.separate_reasoning);
       reply->thinking_open = opens_thinking;
       reply->reads_logprobs = r.logprobs >= 0;
-      if (r.echo) reply->echo = r.prompt_ids.empty() ? r.prompt : tok_.decode(r.prompt_ids, true);
+      if (r.echo) reply->echo = r.prompt_ids.empty() ? r.prompt : tok_.decode(r.prompt_ids);
       // Wait for the first text (or the end) before answering, so a worker that dies
       // during the prompt is a 500 even for a stream.
       WorkerPool::Event first = wait_event(*lease, client);

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <utility>
 
 namespace qrun::server {
 
@@ -47,6 +48,20 @@ json chat_logprob_entry(const Tokenizer& tok, const SampledLogprobs& lp) {
   return entry;
 }
 
+void LogprobQueue::add(int32_t id, std::span<const float> logits) {
+  waiting_.push_back({text_, chat_logprob_entry(tok_, sampled_logprobs(logits, id, top_))});
+  text_ += tok_.token_text(id, false).size();  // as the reply's decoder reads it
+}
+
+json LogprobQueue::take(std::string_view released, bool all) {
+  released_ += released.size();
+  json out = std::exchange(prompt_, json::array());
+  size_t n = 0;
+  while (n < waiting_.size() && (all || waiting_[n].start < released_)) out.push_back(std::move(waiting_[n++].entry));
+  waiting_.erase(waiting_.begin(), waiting_.begin() + static_cast<std::ptrdiff_t>(n));
+  return out;
+}
+
 json completion_logprobs(const json& entries, size_t offset) {
   json tokens = json::array(), logprobs = json::array(), tops = json::array(), offsets = json::array();
   for (const json& e : entries) {
@@ -54,8 +69,10 @@ json completion_logprobs(const json& entries, size_t offset) {
     tokens.push_back(token);
     logprobs.push_back(e.at("logprob"));
     json top = e.at("top_logprobs").is_null() ? json(nullptr) : json::object();  // null: a prompt's first token
-    if (!top.is_null())
+    if (!top.is_null()) {
       for (const json& t : e.at("top_logprobs")) top[t.at("token").get<std::string>()] = t.at("logprob");
+      top[token] = e.at("logprob");
+    }
     tops.push_back(std::move(top));
     offsets.push_back(offset);
     offset += e.at("bytes").size();

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <span>
+#include <string_view>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -35,10 +36,35 @@ SampledLogprobs sampled_logprobs(std::span<const float> logits, int32_t id, int 
 // may be part of a UTF-8 character: "bytes" holds them exactly.
 nlohmann::json chat_logprob_entry(const Tokenizer& tok, const SampledLogprobs& lp);
 
+// A reply's entries, each held until the text of its token goes out, so what is sent
+// matches the text sent: the tokens a stop string cuts off never go out. An echoed
+// prompt's entries go out first.
+class LogprobQueue {
+ public:
+  LogprobQueue(const Tokenizer& tok, int top) : tok_(tok), top_(top) {}
+  void add_prompt(nlohmann::json entries) { prompt_ = std::move(entries); }
+  void add(int32_t id, std::span<const float> logits);  // a generated token
+  // The entries whose token's text begins within the text released so far (`released`
+  // more now); every one when `all`.
+  nlohmann::json take(std::string_view released, bool all);
+
+ private:
+  struct Waiting {
+    size_t start;  // bytes of the reply's text before the token's
+    nlohmann::json entry;
+  };
+  const Tokenizer& tok_;
+  int top_;
+  nlohmann::json prompt_ = nlohmann::json::array();
+  std::vector<Waiting> waiting_;
+  size_t text_ = 0, released_ = 0;  // bytes of the tokens' text so far, of the text released
+};
+
 // The completions API's logprobs of chat-shaped entries: {"tokens", "token_logprobs",
 // "top_logprobs": [{token: logprob}], "text_offset"}, offsets counted in bytes from
-// `offset` (the text the reply had before these entries). An entry of null logprob and
-// top_logprobs (an echoed prompt's first token) stays null in both.
+// `offset` (the text the reply had before these entries). top_logprobs holds the chosen
+// token too, as OpenAI's does. An entry of null logprob and top_logprobs (an echoed
+// prompt's first token) stays null in both.
 nlohmann::json completion_logprobs(const nlohmann::json& entries, size_t offset);
 
 }  // namespace qrun::server

@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <memory>
+#include <optional>
 #include <utility>
 
 #include <nlohmann/json.hpp>
@@ -108,6 +109,14 @@ json prompt_logprobs(Model& model, const std::vector<int32_t>& prompt, int from,
             model.tokenizer(), sampled_logprobs(std::span<const float>(logits).subspan(i * vocab, vocab), prompt[at + 1], top)));
     }
   }
+  // The echoed text begins without SentencePiece's space, as decoding writes it.
+  if (!entries.empty() && model.tokenizer().strips_leading_space()) {
+    json& first = entries[0];
+    if (first["token"].get_ref<const std::string&>().starts_with(' ')) {
+      first["token"] = first["token"].get<std::string>().substr(1);
+      first["bytes"].erase(0);
+    }
+  }
   return entries;
 }
 
@@ -173,21 +182,23 @@ int run_worker(int fd, const std::string& model_path, const RuntimeOptions& opti
     ReplyText reply(model.tokenizer(), job.stop);
     bool was_cancelled = false, front_gone = false;
     int tokens = 0;
-    json logprobs = json::array();  // of the tokens whose text has not gone out yet
-    if (job.logprobs >= 0)
-      go.on_logits = [&](int32_t id, std::span<const float> logits) {
-        logprobs.push_back(chat_logprob_entry(model.tokenizer(), sampled_logprobs(logits, id, job.logprobs)));
-      };
-    auto send_text = [&](const std::string& text) {
-      if (text.empty() && logprobs.empty()) return;
+    std::optional<LogprobQueue> logprobs;
+    if (job.logprobs >= 0) {
+      logprobs.emplace(model.tokenizer(), job.logprobs);
+      go.on_logits = [&](int32_t id, std::span<const float> logits) { logprobs->add(id, logits); };
+    }
+    // `end`: the last text; unless a stop string cut the reply, every entry goes with it.
+    auto send_text = [&](const std::string& text, bool end = false) {
+      const json entries = logprobs ? logprobs->take(text, end && !reply.stopped()) : json::array();
+      if (text.empty() && entries.empty()) return;
       json line = {{"type", "text"}, {"id", job.id}, {"text", text}};
-      if (!logprobs.empty()) line["logprobs"] = std::exchange(logprobs, json::array());
+      if (!entries.empty()) line["logprobs"] = entries;
       if (!ch.write_line(dump(line))) front_gone = true;
     };
     GenerationStats st;
     const bool echoed = job.logprobs >= 0 && job.echo_from >= 0;
     try {
-      if (echoed) logprobs = prompt_logprobs(model, job.prompt, job.echo_from, job.logprobs);
+      if (echoed) logprobs->add_prompt(prompt_logprobs(model, job.prompt, job.echo_from, job.logprobs));
       st = generate(model, job.prompt, sampler, go, [&](int32_t id) {
         send_text(reply.push(id));
         ++tokens;
@@ -206,7 +217,7 @@ int run_worker(int fd, const std::string& model_path, const RuntimeOptions& opti
     }
     if (front_gone) break;
     fault.kind = Fault::None;  // faults apply to the first job only
-    if (!was_cancelled) send_text(reply.finish());
+    if (!was_cancelled) send_text(reply.finish(), true);
     const char* finish = was_cancelled                                ? "cancelled"
                          : reply.stopped()                            ? "stop"
                          : st.stop == StopReason::EndOfSequence       ? "stop"

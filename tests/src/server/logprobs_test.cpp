@@ -55,7 +55,7 @@ TEST(Logprobs, LogSoftmaxAndTopTokensMatchAReference) {
   EXPECT_TRUE(sampled_logprobs(logits, 0, 0).top.empty());
 }
 
-TEST(Logprobs, CompletionsShapeCountsOffsetsInBytes) {
+TEST(Logprobs, CompletionsShapeCountsOffsetsInBytes) {  // and names the chosen token among the top
   const nlohmann::json entries = nlohmann::json::parse(R"([
       {"token": " h\u00e9", "logprob": -0.5, "bytes": [32, 104, 195, 169],
        "top_logprobs": [{"token": " h\u00e9", "logprob": -0.5, "bytes": [32, 104, 195, 169]},
@@ -66,7 +66,7 @@ TEST(Logprobs, CompletionsShapeCountsOffsetsInBytes) {
   EXPECT_EQ(c["token_logprobs"], nlohmann::json({-0.5, -0.25}));
   EXPECT_EQ(c["text_offset"], nlohmann::json({10, 14}));
   EXPECT_EQ(c["top_logprobs"][0], nlohmann::json({{" h\u00e9", -0.5}, {" a", -1.5}}));
-  EXPECT_EQ(c["top_logprobs"][1], nlohmann::json::object());
+  EXPECT_EQ(c["top_logprobs"][1], nlohmann::json({{"!", -0.25}}));  // the chosen token too, as OpenAI's
 }
 
 }  // namespace

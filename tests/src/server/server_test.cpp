@@ -743,10 +743,37 @@ TEST_F(QserveTest, LogprobsAreTheModelsOwn) {
     const float max = *std::max_element(row.begin(), row.end());
     double sum = 0;
     for (const float l : row) sum += std::exp(static_cast<double>(l) - max);
-    EXPECT_EQ(echoed["logprobs"]["tokens"][i - 1], model.tokenizer().token_text(ids[i], true));
+    const std::string piece = model.tokenizer().token_text(ids[i], true);
+    EXPECT_EQ(echoed["logprobs"]["tokens"][i - 1], i == 1 ? piece.substr(1) : piece);  // the text begins without SentencePiece's space
     EXPECT_NEAR(echoed["logprobs"]["token_logprobs"][i - 1].get<double>(), row[size_t(ids[i])] - max - std::log(sum), 1e-4) << i;
   }
   EXPECT_NEAR(echoed["logprobs"]["token_logprobs"][ids.size() - 1].get<double>(), lp["token_logprobs"][0].get<double>(), 1e-3);
+  std::string spelled;
+  for (const json& t : echoed["logprobs"]["tokens"]) spelled += t.get<std::string>();
+  EXPECT_EQ(spelled, echoed["text"]);
+  EXPECT_EQ(echoed["logprobs"]["text_offset"][1], echoed["logprobs"]["tokens"][0].get<std::string>().size());
+  // The same prompt as token ids (with its BOS) echoes the same.
+  r = post(s, "/v1/completions", json{{"prompt", ids}, {"max_tokens", 2}, {"temperature", 0}, {"logprobs", 1}, {"echo", true}});
+  ASSERT_EQ(r->status, 200) << r->body;
+  EXPECT_EQ(json::parse(r->body)["choices"][0]["text"], echoed["text"]);
+  EXPECT_EQ(json::parse(r->body)["choices"][0]["logprobs"]["tokens"], echoed["logprobs"]["tokens"]);
+  // A stop string's tokens are cut with its text: the tokens spell the text.
+  const std::string cut_at = text.substr(text.size() / 2, 3);
+  for (const bool stream : {false, true}) {
+    r = post(s, "/v1/completions", json{{"prompt", prompt}, {"max_tokens", 8}, {"temperature", 0}, {"logprobs", 0},
+                                        {"stop", {cut_at}}, {"stream", stream}});
+    ASSERT_EQ(r->status, 200) << r->body;
+    std::string cut_text, cut_tokens;
+    for (const json& e : stream ? parse_sse(r->body, false).events : std::vector<json>{json::parse(r->body)}) {
+      if (e["choices"].empty()) continue;
+      cut_text += e["choices"][0]["text"].get<std::string>();
+      if (!e["choices"][0]["logprobs"].is_null())
+        for (const json& t : e["choices"][0]["logprobs"]["tokens"]) cut_tokens += t.get<std::string>();
+    }
+    EXPECT_EQ(cut_text, text.substr(0, text.find(cut_at))) << r->body;
+    EXPECT_EQ(cut_tokens.substr(0, cut_text.size()), cut_text) << r->body;
+    EXPECT_LT(cut_tokens.size(), cut_text.size() + cut_at.size()) << r->body;  // nothing past the stop's token
+  }
   r = post(s, "/v1/completions", json{{"prompt", prompt}, {"max_tokens", 0}, {"echo", true}});
   ASSERT_EQ(r->status, 200) << r->body;
   EXPECT_EQ(json::parse(r->body)["choices"][0]["text"], prompt);
