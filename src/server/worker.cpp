@@ -90,6 +90,8 @@ bool cancelled(LineChannel& ch, uint64_t id, int timeout_ms) {
 json prompt_logprobs(Model& model, const std::vector<int32_t>& prompt, int from, int top) {
   constexpr size_t kChunk = 64;
   const size_t vocab = model.hparams().vocab_size;
+  // Rows past the tokenizer's ids (Gemma 3 4B's head has 64 more) are no token's.
+  const size_t tokens = std::min(vocab, static_cast<size_t>(model.tokenizer().vocab_size()));
   std::vector<float> logits(kChunk * vocab);
   json entries = json::array();
   model.truncate(0);
@@ -106,7 +108,7 @@ json prompt_logprobs(Model& model, const std::vector<int32_t>& prompt, int from,
       }
       if (at + 1 < prompt.size() && static_cast<int>(at + 1) >= from)
         entries.push_back(chat_logprob_entry(
-            model.tokenizer(), sampled_logprobs(std::span<const float>(logits).subspan(i * vocab, vocab), prompt[at + 1], top)));
+            model.tokenizer(), sampled_logprobs(std::span<const float>(logits).subspan(i * vocab, tokens), prompt[at + 1], top)));
     }
   }
   // The echoed text begins without SentencePiece's space, as decoding writes it.
