@@ -30,6 +30,7 @@ SampledLogprobs sampled_logprobs(std::span<const float> logits, int32_t id, int 
   };
   SampledLogprobs r{{id, logprob(id)}, {}};
   top = std::clamp(top, 0, static_cast<int>(logits.size()));
+  if (top == 0) return r;  // no ranking of the whole vocabulary for nothing
   std::vector<int32_t> ids(logits.size());
   for (size_t i = 0; i < ids.size(); ++i) ids[i] = static_cast<int32_t>(i);
   const auto higher = [&](int32_t a, int32_t b) {

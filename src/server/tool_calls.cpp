@@ -174,7 +174,7 @@ std::string ToolCallStream::feed(std::string_view text) {
   in_call_ = unsent.compare(plain, kToolCallOpen.size(), kToolCallOpen) == 0;
   // Whitespace before a call goes with the call (parse_tool_calls drops it): it waits
   // for the text that follows it.
-  const size_t n = plain - (unsent.substr(0, plain).size() - without_trailing_space(unsent.substr(0, plain)).size());
+  const size_t n = without_trailing_space(unsent.substr(0, plain)).size();
   sent_ += n;
   return std::string(unsent.substr(0, n));
 }
