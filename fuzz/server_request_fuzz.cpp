@@ -23,7 +23,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
           (r.max_tokens && *r.max_tokens < 0) || r.stop.size() > 16)
         std::abort();
       if (e == Endpoint::ChatCompletions && r.messages.empty()) std::abort();
-      if ((r.tool_choice == CompletionRequest::ToolChoice::Required) == r.tool_call_schema.empty()) std::abort();
+      if (r.tool_choice == CompletionRequest::ToolChoice::Required && r.tools.empty()) std::abort();
+      if (!r.tool_name.empty() && r.tool_choice != CompletionRequest::ToolChoice::Required) std::abort();
       (void)error_body(400, "x", r.model);
     } catch (const ApiError& err) {
       if (err.status != 400) std::abort();

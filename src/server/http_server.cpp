@@ -421,12 +421,12 @@ class Front {
     job.sampling.repeat_penalty = r.repeat_penalty;
     job.sampling.frequency_penalty = r.frequency_penalty;
     job.sampling.presence_penalty = r.presence_penalty;
-    job.json_object = r.json_object || !r.tool_call_schema.empty();
-    // The request compiled the Hermes form's schema; the others name or wrap the call differently.
-    job.json_schema = r.tool_call_schema.empty() ? r.json_schema
-                      : tool_form_ == ToolCallForm::Hermes
-                          ? r.tool_call_schema
-                          : tool_call_schema(nlohmann::ordered_json::parse(r.tools), r.tool_name, tool_form_, r.parallel_tool_calls);
+    // A required call is held to its form's schema (the request checked each tool's).
+    const bool required_call = r.tool_choice == CompletionRequest::ToolChoice::Required;
+    job.json_object = r.json_object || required_call;
+    job.json_schema = required_call ? tool_call_schema(nlohmann::ordered_json::parse(r.tools), r.tool_name, tool_form_,
+                                                       r.parallel_tool_calls)
+                                    : r.json_schema;
     job.grammar = r.grammar;
     job.sampling.seed = r.seed ? *r.seed : std::random_device{}();
     job.ignore_eos = r.ignore_eos;

@@ -300,7 +300,6 @@ void tools(const json& body, OrderedBody& body_ordered, CompletionRequest& r) {
     }
   }
   if (!named) bad("tool_choice", "names '" + r.tool_name + "', which is not among the tools");
-  r.tool_call_schema = tool_call_schema(ordered, r.tool_name);
 }
 
 std::vector<std::string> stops(const json& body) {

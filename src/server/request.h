@@ -46,8 +46,7 @@ struct CompletionRequest {
   enum class ToolChoice { None, Auto, Required };
   ToolChoice tool_choice = ToolChoice::None;
   bool offers_tools() const { return tool_choice != ToolChoice::None; }  // to the template, and calls are read
-  std::string tool_name;
-  std::string tool_call_schema;       // Required: the schema of the call's JSON (src/server/tool_calls.h)
+  std::string tool_name;              // Required: the one tool it must call; "" for any
   bool parallel_tool_calls = true;    // false: one call at most
   // chat: whether a <think> block is returned apart as reasoning_content (llama.cpp's
   // "reasoning_format", src/server/reasoning.h); absent: as the server's --reasoning-format.

@@ -114,17 +114,23 @@ TEST_P(CudaOffloadStories, HalfOffloadedGreedyEqualsCpu) {
     std::printf("%s prompt %d: greedy tokens equal to CPU: %zu of 100\n", std::string(dtype_name(t)).c_str(),
                 prompts, prefix);
     full_matches += prefix == want.size();
-    if (!quantized) EXPECT_EQ(got, want) << dtype_name(t);
+    if (!quantized) {
+      EXPECT_EQ(got, want) << dtype_name(t);
+    }
     EXPECT_GE(prefix, 16u) << dtype_name(t);
     std::vector<int32_t> seq = prompt;
     seq.insert(seq.end(), want.begin(), want.end() - 1);
     const auto a = all_logits(*gpu, seq), b = all_logits(*cpu, seq);
     float range = 0;
     for (float v : b) range = std::max(range, std::abs(v));
-    if (!quantized) EXPECT_LT(max_abs_diff(a, b), 1e-3f * range) << dtype_name(t);
+    if (!quantized) {
+      EXPECT_LT(max_abs_diff(a, b), 1e-3f * range) << dtype_name(t);
+    }
     EXPECT_GE(top1_agreement(a, b, vocab), 0.95) << dtype_name(t);
   }
-  if (quantized) EXPECT_GE(full_matches, 2) << "prompts whose 100 greedy tokens all match";
+  if (quantized) {
+    EXPECT_GE(full_matches, 2) << "prompts whose 100 greedy tokens all match";
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Types, CudaOffloadStories, ::testing::Values(DType::Q4, DType::Q8, DType::F16, DType::F32),
@@ -138,7 +144,7 @@ TEST(CudaOffload, AnyRangeAndBatchEqualsCpu) {
   auto cpu = load(stories(DType::F32), 0, 0);
   const auto want = greedy(*cpu, prompt, 64);
   const int layers = static_cast<int>(cpu->hparams().n_layers);
-  for (const auto [first, count] : {std::pair{0, 2}, std::pair{1, 3}, std::pair{0, layers}}) {
+  for (const auto& [first, count] : {std::pair{0, 2}, std::pair{1, 3}, std::pair{0, layers}}) {
     for (int batch : {64, 5}) {
       auto gpu = load(stories(DType::F32), first, count, batch);
       EXPECT_EQ(greedy(*gpu, prompt, 64), want) << "layers " << first << "+" << count << " batch " << batch;
