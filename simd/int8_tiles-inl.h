@@ -483,7 +483,7 @@ HWY_INLINE void TilePairs(const uint8_t* w, int64_t row_bytes, int64_t nb, const
 // - matvec GB/s in L2 / from DRAM: q4 18.3 -> 26.4-27.7 / 12.3-13.5 -> 21.5-22.5 (eight
 //   rows; four gave 25.0 in L2), q4n 15.5 -> 18.7-18.9 / 12.0 -> 16.2-16.5, q6 18.4 ->
 //   20.2 / 13.0 -> 17.1, q5 14.0 -> 16.0 / 9.6 -> 13.9, q3 8.9 -> 9.7 / 7.3 -> 7.6 (four
-//   rows; eight measured the same for q4n);
+//   rows then; kEightRowMatvec below says which take eight now);
 // - prompt tiles (4 rows x 4 tokens against 2 x 4), 2048x2048x64 GFLOP/s: q4 93 -> 127-129,
 //   q4n 85-91 -> 99-100, q6 80 -> 96-97, q5 73 -> 91, q3 75 -> 91.
 // Q8 keeps Tile: one block per step measured 0.9x of it. AVX-512 without VNNI (AVX3)
@@ -544,6 +544,16 @@ HWY_INLINE CodeHalves PairRun(const uint8_t* q, bool pair) {
 }
 
 // 4 bytes of bits per block (bit j: element j) as bytes 0 or `value`.
+// PairRun's codes times 16 (in bits 4-5), where Q6 puts them above its nibbles: each
+// shift takes a pair straight there (within its byte), with no shift after the mask.
+HWY_INLINE CodeHalves PairRunTimes16(const uint8_t* q, bool pair) {
+  const __m128i v = pair ? _mm_loadu_si128(reinterpret_cast<const __m128i*>(q))
+                         : _mm_loadl_epi64(reinterpret_cast<const __m128i*>(q));
+  const __m256i both = _mm256_permute4x64_epi64(_mm256_castsi128_si256(v), 0x50), bits = _mm256_set1_epi8(0x30);
+  return {_mm256_and_si256(_mm256_sllv_epi64(both, _mm256_set_epi64x(2, 4, 2, 4)), bits),
+          _mm256_and_si256(_mm256_srlv_epi64(both, _mm256_set_epi64x(2, 0, 2, 0)), bits)};
+}
+
 HWY_INLINE CodeHalves BitRun(const uint8_t* q, bool pair, char value) {
   int64_t both;
   if (pair) {
@@ -620,9 +630,7 @@ struct Q4BlockPairs : UnsignedPairs<BlockQ4, -8> {
 
 struct Q6BlockPairs : UnsignedPairs<BlockQ6, -32> {
   static HWY_INLINE CodeHalves Codes(const uint8_t* row, const BlockFields& f0, const BlockFields&, bool pair) {
-    const CodeHalves high = PairRun(row + f0.high, pair);
-    return Or(NibbleRun(row + f0.low, pair),
-              {_mm256_slli_epi16(high.lo, 4), _mm256_slli_epi16(high.hi, 4)});  // pairs < 4: no carry between bytes
+    return Or(NibbleRun(row + f0.low, pair), PairRunTimes16(row + f0.high, pair));
   }
 };
 
