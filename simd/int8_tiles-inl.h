@@ -534,26 +534,22 @@ HWY_INLINE CodeHalves NibbleRun(const uint8_t* q, bool pair) {
                            : _mm256_zextsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(q))));
 }
 
-// 8 bytes of pairs per block (byte j: elements j, j + 8, j + 16, j + 24), as BlockQ6::qh.
+// 8 bytes of pairs per block (byte j: elements j, j + 8, j + 16, j + 24 in bits 0, 2, 4,
+// 6), as BlockQ6::qh, each pair moved by the shifts themselves to bits kAt, kAt + 1 of its
+// byte (Q6 puts them above its nibbles: kAt 4, two fewer shifts than moving them after).
+template <int kAt>
 HWY_INLINE CodeHalves PairRun(const uint8_t* q, bool pair) {
+  static_assert(kAt == 0 || kAt == 4);
   const __m128i v = pair ? _mm_loadu_si128(reinterpret_cast<const __m128i*>(q))
                          : _mm_loadl_epi64(reinterpret_cast<const __m128i*>(q));
-  const __m256i both = _mm256_permute4x64_epi64(_mm256_castsi128_si256(v), 0x50), three = _mm256_set1_epi8(3);
-  return {_mm256_and_si256(_mm256_srlv_epi64(both, _mm256_set_epi64x(2, 0, 2, 0)), three),
-          _mm256_and_si256(_mm256_srlv_epi64(both, _mm256_set_epi64x(6, 4, 6, 4)), three)};
+  const __m256i both = _mm256_permute4x64_epi64(_mm256_castsi128_si256(v), 0x50), mask = _mm256_set1_epi8(3 << kAt);
+  const __m256i lo = kAt == 0 ? _mm256_srlv_epi64(both, _mm256_set_epi64x(2, 0, 2, 0))
+                              : _mm256_sllv_epi64(both, _mm256_set_epi64x(2, 4, 2, 4));
+  const __m256i hi = _mm256_srlv_epi64(both, _mm256_set_epi64x(6 - kAt, 4 - kAt, 6 - kAt, 4 - kAt));
+  return {_mm256_and_si256(lo, mask), _mm256_and_si256(hi, mask)};
 }
 
 // 4 bytes of bits per block (bit j: element j) as bytes 0 or `value`.
-// PairRun's codes times 16 (in bits 4-5), where Q6 puts them above its nibbles: each
-// shift takes a pair straight there (within its byte), with no shift after the mask.
-HWY_INLINE CodeHalves PairRunTimes16(const uint8_t* q, bool pair) {
-  const __m128i v = pair ? _mm_loadu_si128(reinterpret_cast<const __m128i*>(q))
-                         : _mm_loadl_epi64(reinterpret_cast<const __m128i*>(q));
-  const __m256i both = _mm256_permute4x64_epi64(_mm256_castsi128_si256(v), 0x50), bits = _mm256_set1_epi8(0x30);
-  return {_mm256_and_si256(_mm256_sllv_epi64(both, _mm256_set_epi64x(2, 4, 2, 4)), bits),
-          _mm256_and_si256(_mm256_srlv_epi64(both, _mm256_set_epi64x(2, 0, 2, 0)), bits)};
-}
-
 HWY_INLINE CodeHalves BitRun(const uint8_t* q, bool pair, char value) {
   int64_t both;
   if (pair) {
@@ -630,7 +626,7 @@ struct Q4BlockPairs : UnsignedPairs<BlockQ4, -8> {
 
 struct Q6BlockPairs : UnsignedPairs<BlockQ6, -32> {
   static HWY_INLINE CodeHalves Codes(const uint8_t* row, const BlockFields& f0, const BlockFields&, bool pair) {
-    return Or(NibbleRun(row + f0.low, pair), PairRunTimes16(row + f0.high, pair));
+    return Or(NibbleRun(row + f0.low, pair), PairRun<4>(row + f0.high, pair));
   }
 };
 
@@ -642,7 +638,7 @@ struct Q5BlockPairs : UnsignedPairs<BlockQ5, -16> {
 
 struct Q3BlockPairs : UnsignedPairs<BlockQ3, -4> {
   static HWY_INLINE CodeHalves Codes(const uint8_t* row, const BlockFields& f0, const BlockFields&, bool pair) {
-    return Or(PairRun(row + f0.low, pair), BitRun(row + f0.high, pair, 0x04));
+    return Or(PairRun<0>(row + f0.low, pair), BitRun(row + f0.high, pair, 0x04));
   }
 };
 
