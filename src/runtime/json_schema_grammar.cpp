@@ -65,7 +65,8 @@ Sequence then(Sequence head, std::initializer_list<GrammarElement> tail) {
 
 class SchemaCompiler {
  public:
-  explicit SchemaCompiler(const json& root) : root_(root), g_(std::make_shared<Grammar>()) {}
+  explicit SchemaCompiler(const json& root, int nested_checks = 0)
+      : root_(root), nested_checks_(nested_checks), g_(std::make_shared<Grammar>()) {}
 
   std::shared_ptr<const Grammar> compile_root() { return compile_root(root_, ""); }
 
@@ -172,7 +173,12 @@ class SchemaCompiler {
     std::shared_ptr<const Grammar> check;
     for (const char* keyword : kValidation)
       if (rest.contains(keyword)) {
-        check = SchemaCompiler(root_).compile_root(rest, path);
+        // The rest gets a compiler of its own, which does not share this one's references:
+        // a $ref in it that leads back here would nest compilers without end.
+        if (nested_checks_ >= kMaxNestedChecks)
+          fail(path + "/" + key, "beside other keywords, inside another such " + key + " " +
+                                     std::to_string(kMaxNestedChecks) + " deep (e.g. through a $ref back to it), is not supported");
+        check = SchemaCompiler(root_, nested_checks_ + 1).compile_root(rest, path);
         break;
       }
     std::vector<std::string> texts;
@@ -510,7 +516,9 @@ class SchemaCompiler {
     return value;
   }
 
+  static constexpr int kMaxNestedChecks = 3;
   const json& root_;
+  int nested_checks_;  // enclosing compilers of an enum's or const's rest (listed)
   std::shared_ptr<Grammar> g_;
   std::map<std::string, uint32_t> shared_;
   std::map<std::string, uint32_t> references_;

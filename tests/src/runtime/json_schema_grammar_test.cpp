@@ -353,6 +353,13 @@ TEST(JsonSchemaGrammar, ErrorsNameThePlaceAndTheReason) {
   EXPECT_NE(error_of(R"({"anyOf": [{"$ref": "#/$defs/a"}], "$defs": {"a": {"$ref": "#"}}})").find("left recursion"),
             std::string::npos);
   EXPECT_NE(error_of(R"({"type": "object")").find("not JSON"), std::string::npos);
+  // A const beside other keywords is checked against a grammar of the rest, compiled apart:
+  // a $ref in the rest back to the const nested those compilers until the stack ran out
+  // (found by fuzz_json_schema). Such checks nest a few deep, not without end.
+  const std::string recursive = R"({"$ref": "#/$defs/node", "$defs": {"node": {"type": "object",
+      "properties": {"k": {"const": 1, "items": {"$ref": "#/$defs/node"}}}}}})";
+  says(recursive, "/$defs/node/properties/k/const", "inside another such const 3 deep");
+  EXPECT_EQ(error_of(R"({"const": [1], "items": {"const": 1, "type": "integer"}})"), "");
   std::string deep;
   for (int i = 0; i < 10000; ++i) deep += R"({"items":)";
   deep += "{}" + std::string(10000, '}');
