@@ -189,6 +189,8 @@ format::HParams gguf_hparams(const GgufFile& g) {
     hp.rotary_dim = rot;
   }
   hp.max_seq_len = u32("context_length");
+  // llama.cpp's pooling_type: mean, cls and last are qrun's; none and rank stay unspecified.
+  if (const uint32_t pooling = u32_or("pooling_type", 0); pooling <= format::kMaxPooling) hp.pooling = pooling;
   hp.rope_theta = f32_of(g, p + "rope.freq_base", 10000.0);
   if (!g.find(p + "attention.layer_norm_rms_epsilon"))
     throw Error(g.path(), -1, "metadata key '" + p + "attention.layer_norm_rms_epsilon' is missing");

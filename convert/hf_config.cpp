@@ -152,6 +152,45 @@ std::vector<float> factor_list(const ConfigReader& r, const json& rs, const char
   return out;
 }
 
+json read_json_file(const std::filesystem::path& path) {
+  std::ifstream in(path);
+  if (!in) throw Error(path.string(), -1, "cannot open");
+  try {
+    return json::parse(in);
+  } catch (const json::exception& e) {
+    throw Error(path.string(), -1, std::string("malformed JSON: ") + e.what());
+  }
+}
+
+// A sentence-transformers embedding model (Qwen3-Embedding, e5-mistral) says how it pools
+// in its Pooling module's config: modules.json names the module's folder (1_Pooling when
+// there is no modules.json). Modes qrun does not pool by (max, weighted mean) stay
+// unspecified: the model still converts, and embeddings take qserve's --pooling.
+uint32_t sentence_transformers_pooling(const std::filesystem::path& dir) {
+  std::filesystem::path folder = dir / "1_Pooling";
+  if (std::filesystem::exists(dir / "modules.json")) {
+    const json modules = read_json_file(dir / "modules.json");
+    if (!modules.is_array()) throw Error((dir / "modules.json").string(), -1, "top level is not a JSON array");
+    for (const json& m : modules)
+      if (m.is_object() && m.value("type", "") == "sentence_transformers.models.Pooling" && m.contains("path") &&
+          m["path"].is_string())
+        folder = dir / m["path"].get<std::string>();
+  }
+  const std::filesystem::path file = folder / "config.json";
+  if (!std::filesystem::exists(file)) return 0;
+  const json j = read_json_file(file);
+  if (!j.is_object()) throw Error(file.string(), -1, "top level is not a JSON object");
+  auto on = [&](const char* key) {
+    if (!j.contains(key)) return false;
+    if (!j[key].is_boolean()) throw Error(file.string(), -1, std::string("field \"") + key + "\" is not a boolean");
+    return j[key].get<bool>();
+  };
+  const bool mean = on("pooling_mode_mean_tokens"), cls = on("pooling_mode_cls_token"),
+             last = on("pooling_mode_lasttoken");
+  if (mean + cls + last != 1) return 0;  // none of qrun's, or several concatenated
+  return mean ? 1 : cls ? 2 : 3;         // qrun::Pooling
+}
+
 }  // namespace
 
 HfConfig read_hf_config_full(const std::filesystem::path& dir) {
@@ -264,6 +303,7 @@ HfConfig read_hf_config_full(const std::filesystem::path& dir) {
       throw Error(file, -1, "unsupported rope_scaling type '" + type + "' (supported: linear, llama3, yarn, longrope)");
     }
   }
+  hp.pooling = sentence_transformers_pooling(dir);
   validate_hparams(hp, file, -1);
   return out;
 }

@@ -1,11 +1,13 @@
 // Elementwise and reduction kernels on f32 rows (and the f16 KV-cache rows). Full
-// vectors go through Highway; the last n % Lanes elements are done in scalar code.
+// vectors go through Highway; the last n % Lanes elements are done in scalar code, but
+// for the gated activations (see GatedActivation).
 #include "simd/hwy_targets.h"
 
 #undef HWY_TARGET_INCLUDE
 #define HWY_TARGET_INCLUDE "simd/elementwise.cpp"
 #include "hwy/foreach_target.h"  // IWYU pragma: keep
 
+#include <algorithm>
 #include <cmath>
 
 #include "hwy/contrib/math/math-inl.h"
@@ -74,36 +76,38 @@ void RmsNormImpl(float* out, const float* x, const float* weight, int64_t n, flo
   for (; i < n; ++i) out[i] = x[i] * inv * weight[i];
 }
 
-// silu(g) * u = g / (1 + exp(-g)) * u, with Highway's vector exp (~1 ulp).
-void SwigluImpl(float* gate, const float* up, int64_t n) {
+// gate[i] = op(gate[i], up[i]) for gated activations. The last n % Lanes elements go
+// through the same vector code on a padded copy: a token's values must not depend on
+// where it falls in a batch (the activation runs over n tokens' rows at once, and a
+// scalar tail's std::exp differed from Highway's Exp in the last bit, so a prompt's
+// logits changed with the batch size).
+template <class Op>
+HWY_INLINE void GatedActivation(float* gate, const float* up, int64_t n, Op op) {
   const DF d;
   const int64_t N = static_cast<int64_t>(hn::Lanes(d));
-  const auto one = hn::Set(d, 1.0f);
   int64_t i = 0;
-  for (; i + N <= n; i += N) {
-    const auto g = hn::LoadU(d, gate + i);
-    const auto silu = hn::Div(g, hn::Add(one, hn::Exp(d, hn::Neg(g))));
-    hn::StoreU(hn::Mul(silu, hn::LoadU(d, up + i)), d, gate + i);
-  }
-  for (; i < n; ++i) gate[i] = gate[i] / (1.0f + std::exp(-gate[i])) * up[i];
+  for (; i + N <= n; i += N) hn::StoreU(op(d, hn::LoadU(d, gate + i), hn::LoadU(d, up + i)), d, gate + i);
+  if (i == n) return;
+  float g[HWY_MAX_BYTES / sizeof(float)] = {}, u[HWY_MAX_BYTES / sizeof(float)] = {};
+  std::copy(gate + i, gate + n, g);
+  std::copy(up + i, up + n, u);
+  hn::StoreU(op(d, hn::LoadU(d, g), hn::LoadU(d, u)), d, g);
+  std::copy(g, g + (n - i), gate + i);
+}
+
+// silu(g) * u = g / (1 + exp(-g)) * u, with Highway's vector exp (~1 ulp).
+void SwigluImpl(float* gate, const float* up, int64_t n) {
+  GatedActivation(gate, up, n, [](DF d, auto g, auto u) {
+    return hn::Mul(hn::Div(g, hn::Add(hn::Set(d, 1.0f), hn::Exp(d, hn::Neg(g)))), u);
+  });
 }
 
 // GELU in its tanh form, as Gemma's gelu_pytorch_tanh: 0.5 g (1 + tanh(sqrt(2/pi) (g + 0.044715 g^3))).
 void GegluTanhImpl(float* gate, const float* up, int64_t n) {
-  const DF d;
-  const int64_t N = static_cast<int64_t>(hn::Lanes(d));
-  const auto half = hn::Set(d, 0.5f), one = hn::Set(d, 1.0f), c = hn::Set(d, 0.7978845608f), a = hn::Set(d, 0.044715f);
-  int64_t i = 0;
-  for (; i + N <= n; i += N) {
-    const auto g = hn::LoadU(d, gate + i);
-    const auto inner = hn::Mul(c, hn::MulAdd(hn::Mul(a, g), hn::Mul(g, g), g));
-    const auto gelu = hn::Mul(hn::Mul(half, g), hn::Add(one, hn::Tanh(d, inner)));
-    hn::StoreU(hn::Mul(gelu, hn::LoadU(d, up + i)), d, gate + i);
-  }
-  for (; i < n; ++i) {
-    const float g = gate[i];
-    gate[i] = 0.5f * g * (1.0f + std::tanh(0.7978845608f * (g + 0.044715f * g * g * g))) * up[i];
-  }
+  GatedActivation(gate, up, n, [](DF d, auto g, auto u) {
+    const auto inner = hn::Mul(hn::Set(d, 0.7978845608f), hn::MulAdd(hn::Mul(hn::Set(d, 0.044715f), g), hn::Mul(g, g), g));
+    return hn::Mul(hn::Mul(hn::Mul(hn::Set(d, 0.5f), g), hn::Add(hn::Set(d, 1.0f), hn::Tanh(d, inner))), u);
+  });
 }
 
 void SoftmaxImpl(float* x, int64_t n) {

@@ -44,6 +44,7 @@ enum class Arch : uint32_t { Llama = 1, Mistral = 2, Qwen2 = 3, Qwen3 = 4, Gemma
 inline constexpr uint32_t kMaxArch = 8;
 enum class RopeScaling : uint32_t { None = 0, Linear = 1, Llama3 = 2, Yarn = 3, LongRope = 4 };
 inline constexpr uint32_t kMaxRopeScaling = 4;
+inline constexpr uint32_t kMaxPooling = 3;  // qrun::Pooling (include/qrun/embedding.h)
 
 // HParams::flags: the layer recipe's optional steps (src/runtime/forward.cpp).
 enum ArchFlags : uint32_t {
@@ -87,7 +88,7 @@ struct HParams {                    // 128 bytes
   uint32_t sliding_period;          // with a window: every period-th layer attends globally (Gemma 3: 6); 0: all slide
   float rope_local_theta;           // RoPE base of the sliding layers, unscaled (Gemma 3); 0: rope_theta for all
   uint32_t nope_period;             // every nope_period-th layer has no RoPE (SmolLM3: 4); 0: all rotate
-  uint8_t reserved[4];
+  uint32_t pooling;                 // embeddings' pooling, qrun::Pooling (llama.cpp's pooling_type); 0: unspecified
 };
 static_assert(sizeof(HParams) == 128);
 

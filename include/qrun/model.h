@@ -83,6 +83,10 @@ class Model {
   // Runs one generated token: as forward() of one token, but with the step precision of
   // the run plan (RunPlan::q8_step_bits), which may differ from the prompts'.
   void step(int32_t token, float* logits);
+  // Runs `tokens` as forward() does, but writes each token's final normed hidden state
+  // (hparams().dim floats per token) to `hidden` instead of logits: what embeddings pool
+  // (include/qrun/embedding.h).
+  void forward_hidden(std::span<const int32_t> tokens, float* hidden);
 
   // Where each layer lives, the context, threads, batch and buffer sizes of this run.
   const RunPlan& plan() const { return plan_; }
@@ -112,8 +116,9 @@ class Model {
   void shift_context(int keep, int count);
 
  private:
-  void forward_tokens(std::span<const int32_t> tokens, float* logits, bool all_logits, bool step);
-  void forward_batch(const int32_t* tokens, int n, float* logits, bool all_logits, bool step);
+  // states, when set, receives the final normed hidden states and no logits are made.
+  void forward_tokens(std::span<const int32_t> tokens, float* logits, bool all_logits, bool step, float* states = nullptr);
+  void forward_batch(const int32_t* tokens, int n, float* logits, bool all_logits, bool step, float* states);
   // A layer's RoPE frequencies: the sliding layers' own where the model has them (Gemma 3).
   bool local_rope(int layer) const;
   const std::vector<float>& rope_table(int layer) const;

@@ -64,6 +64,7 @@ void validate_hparams(const format::HParams& hp, const std::string& file, int64_
     bad("sliding_period and sliding-on-even-layers both set");
   if (!(hp.rope_local_theta >= 0.0f && hp.rope_local_theta < 1e12f)) bad("rope_local_theta is negative or not finite");
   if (hp.nope_period > format::kMaxLayers) bad("nope_period " + std::to_string(hp.nope_period));
+  if (hp.pooling > format::kMaxPooling) bad("unknown pooling " + std::to_string(hp.pooling));
 }
 
 bool layer_uses_rope(const format::HParams& hp, int layer) {

@@ -100,7 +100,7 @@ void project(ThreadPool& pool, std::initializer_list<Projection> outs, const flo
 
 }  // namespace
 
-void Model::forward_batch(const int32_t* tokens, int n, float* logits, bool all_logits, bool step) {
+void Model::forward_batch(const int32_t* tokens, int n, float* logits, bool all_logits, bool step, float* states) {
   const auto& hp = hparams();
   const int dim = static_cast<int>(hp.dim), hidden = static_cast<int>(hp.hidden_dim);
   const int hd = static_cast<int>(hp.head_dim), n_heads = static_cast<int>(hp.n_heads);
@@ -193,6 +193,8 @@ void Model::forward_batch(const int32_t* tokens, int n, float* logits, bool all_
   }
   pos_ += n;
   if (const int ring = plan_.ring_positions()) ring_from_ = std::max(ring_from_, pos_ - ring);
+  if (states)
+    for (int i = 0; i < n; ++i) rmsnorm(&states[size_t(i) * dim], &s.x[size_t(i) * dim], w_->norm, dim, hp.norm_eps);
   if (!logits) return;
 
   // Final norm and output head, for the last token or all of them.

@@ -119,7 +119,11 @@ void Model::forward(std::span<const int32_t> tokens, float* logits, bool all_log
 
 void Model::step(int32_t token, float* logits) { forward_tokens(std::span(&token, 1), logits, false, true); }
 
-void Model::forward_tokens(std::span<const int32_t> tokens, float* logits, bool all_logits, bool step) {
+void Model::forward_hidden(std::span<const int32_t> tokens, float* hidden) {
+  forward_tokens(tokens, nullptr, false, false, hidden);
+}
+
+void Model::forward_tokens(std::span<const int32_t> tokens, float* logits, bool all_logits, bool step, float* states) {
   const int n = static_cast<int>(tokens.size());
   if (n == 0) return;
   if (pos_ + n > context_length())
@@ -133,7 +137,8 @@ void Model::forward_tokens(std::span<const int32_t> tokens, float* logits, bool 
     const int b = std::min(batch_, n - done);
     const bool last = done + b == n;
     float* out = all_logits ? logits + static_cast<int64_t>(done) * vocab : (last ? logits : nullptr);
-    forward_batch(tokens.data() + done, b, out, all_logits, step);
+    float* h = states ? states + static_cast<int64_t>(done) * file_.hparams().dim : nullptr;
+    forward_batch(tokens.data() + done, b, out, all_logits, step, h);
   }
 }
 

@@ -3,6 +3,7 @@
 #include <cstdio>
 #include <string>
 
+#include "qrun/embedding.h"
 #include "qrun/model_layout.h"
 #include "qrun/tokenizer.h"
 
@@ -43,6 +44,7 @@ void print_model_info(const ModelFile& model, std::ostream& out, bool list_tenso
       << "tied output:   " << (hp.tied_embeddings ? "yes" : "no") << ", attention bias: " << (hp.attn_bias ? "yes" : "no")
       << "\n"
       << "weight type:   " << dtype_name(static_cast<DType>(hp.weight_type)) << "\n";
+  if (hp.pooling) out << "pooling:       " << pooling_name(static_cast<Pooling>(hp.pooling)) << " (embeddings)\n";
 
   const Tokenizer tok(deserialize_tokenizer(model));
   out << "tokenizer:     " << tok.kind_name() << ", " << tok.vocab_size() << " tokens, bos " << tok.bos_id()

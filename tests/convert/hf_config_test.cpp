@@ -1,6 +1,9 @@
 // config.json of each supported family maps to the right hyper-parameters.
 #include <gtest/gtest.h>
 
+#include <filesystem>
+#include <tuple>
+
 #include "common/test_paths.h"
 #include "convert/hf_config.h"
 #include "qrun/error.h"
@@ -116,6 +119,43 @@ TEST(HfConfig, SmolLM3NoPeLayers) {
   EXPECT_EQ(rotates, "RRR-RRR-");
   EXPECT_THROW(parse(head + R"("no_rope_layers": [1, 0, 1, 1, 1, 0, 1, 1]})"), Error);
   EXPECT_THROW(parse(head + R"("no_rope_layers": [1, 1, 2, 0, 1, 1, 1, 0]})"), Error);
+}
+
+// Embedding models made for sentence-transformers say how they pool in a module folder.
+TEST(HfConfig, SentenceTransformersPooling) {
+  const std::string config = R"({"architectures": ["Qwen3ForCausalLM"], "hidden_size": 64, "intermediate_size": 128,
+      "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2, "vocab_size": 10})";
+  auto pooling = [&](const std::string& modules, const std::string& folder, const std::string& pooling_config) {
+    test::ScratchDir dir;
+    test::write_text(dir / "config.json", config);
+    if (!modules.empty()) test::write_text(dir / "modules.json", modules);
+    if (!folder.empty()) {
+      std::filesystem::create_directories(dir / folder);
+      test::write_text(dir / folder / "config.json", pooling_config);
+    }
+    return read_hf_config(dir.path()).pooling;
+  };
+  EXPECT_EQ(pooling("", "", ""), 0u);  // a language model: unspecified
+  EXPECT_EQ(pooling("", "1_Pooling", R"({"word_embedding_dimension": 64, "pooling_mode_lasttoken": true,
+      "pooling_mode_mean_tokens": false, "pooling_mode_cls_token": false})"), 3u);
+  EXPECT_EQ(pooling("", "1_Pooling", R"({"pooling_mode_mean_tokens": true})"), 1u);
+  EXPECT_EQ(pooling("", "1_Pooling", R"({"pooling_mode_cls_token": true})"), 2u);
+  EXPECT_EQ(pooling("", "1_Pooling", R"({"pooling_mode_max_tokens": true})"), 0u);  // not one qrun pools by
+  EXPECT_EQ(pooling("", "1_Pooling", R"({"pooling_mode_mean_tokens": true, "pooling_mode_cls_token": true})"), 0u);
+  EXPECT_EQ(pooling(R"([{"idx": 0, "path": "", "type": "sentence_transformers.models.Transformer"},
+      {"idx": 1, "path": "pool", "type": "sentence_transformers.models.Pooling"}])", "pool",
+                    R"({"pooling_mode_lasttoken": true})"), 3u);
+  for (const auto& [modules, folder, body, want] :
+       {std::tuple<std::string, std::string, std::string, std::string>{"", "1_Pooling", "{", "1_Pooling/config.json"},
+        {"", "1_Pooling", R"({"pooling_mode_lasttoken": 1})", "\"pooling_mode_lasttoken\" is not a boolean"},
+        {"{}", "", "", "modules.json"}}) {
+    try {
+      pooling(modules, folder, body);
+      ADD_FAILURE() << "accepted: " << body;
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find(want), std::string::npos) << e.what();
+    }
+  }
 }
 
 TEST(HfConfig, RefusesWithTheProblemNamed) {

@@ -331,13 +331,13 @@ def forward(c, w, tokens):
         if gemma:
             m = rms_norm(m, W[p + "post_feedforward_layernorm.weight"], eps, True)
         h = h + m
-    h = rms_norm(h, W["model.norm.weight"], eps, gemma)
+    h = rms_norm(h, W["model.norm.weight"], eps, gemma)  # last_hidden_state: what embeddings pool
     head = W["lm_head.weight"] if "lm_head.weight" in W else W["model.embed_tokens.weight"]
     logits = h @ head.T
     if gemma and c.get("final_logit_softcapping"):
         cap = c["final_logit_softcapping"]
         logits = np.tanh(logits / cap) * cap
-    return logits
+    return logits, h
 
 
 def main():
@@ -363,14 +363,14 @@ def main():
             shutil.copy(os.path.join(stories, name), out)
     n = 40 if arch == "phi3-long" else 24  # phi3-long: longer than original_max_position_embeddings
     tokens = [1] + [int(t) for t in np.random.default_rng(3).integers(3, VOCAB, n - 1)]
-    logits = forward(tc, w, tokens)
+    logits, hidden = forward(tc, w, tokens)
     greedy, seq = [], list(tokens)
     for _ in range(16):  # greedy over the tokenizer's ids only
-        nxt = int(np.argmax(forward(tc, w, seq)[-1][:VOCAB]))
+        nxt = int(np.argmax(forward(tc, w, seq)[0][-1][:VOCAB]))
         greedy.append(nxt)
         seq.append(nxt)
     with open(os.path.join(out, "reference.json"), "w") as f:
-        json.dump({"tokens": tokens, "logits": logits.tolist(), "greedy": greedy}, f)
+        json.dump({"tokens": tokens, "logits": logits.tolist(), "hidden": hidden.tolist(), "greedy": greedy}, f)
 
 
 if __name__ == "__main__":

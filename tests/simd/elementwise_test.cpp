@@ -109,6 +109,25 @@ TEST(Elementwise, GegluTanhMatchesReference) {
   }
 }
 
+// A value's activation must not depend on whether it falls in a full vector or in the
+// tail: forward() runs it over a batch's rows at once, so a token's hidden state (and
+// its logits) changed with the batch size when the tail took std::exp.
+TEST(Elementwise, GatedActivationsDoNotDependOnThePosition) {
+  const auto x = random_values(Distribution::StudentT3, 67, 13, 3.0f);
+  const auto up = random_values(Distribution::Normal, 67, 14, 1.0f);
+  for_each_target([&] {
+    for (auto* activation : {&swiglu, &geglu_tanh}) {
+      std::vector<float> whole = x;
+      activation(whole.data(), up.data(), 67);
+      for (int64_t from = 1; from < 67; from += 5) {  // the first elements shifted into tails
+        std::vector<float> part(x.begin() + from, x.end());
+        activation(part.data(), up.data() + from, 67 - from);
+        for (int64_t i = from; i < 67; ++i) ASSERT_EQ(part[size_t(i - from)], whole[size_t(i)]) << from << " " << i;
+      }
+    }
+  });
+}
+
 TEST(Elementwise, F32ToF16RowMatchesScalarConversion) {
   for (int64_t n : kSizes) {
     auto x = random_values(Distribution::StudentT3, n, 9, 100.0f);

@@ -1,0 +1,36 @@
+// Text embeddings from a causal language model, as llama.cpp's --embedding and
+// /v1/embeddings make them: the final normed hidden states (what the output head reads)
+// pooled over the tokens and scaled to unit length.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "qrun/model.h"
+
+namespace qrun {
+
+// How token states become one vector; the values are llama.cpp's pooling_type (GGUF's
+// `<arch>.pooling_type`), stored in HParams::pooling (up to format::kMaxPooling).
+enum class Pooling : uint32_t {
+  Unspecified = 0,  // the model says nothing: callers choose (qserve, qrun: Last)
+  Mean = 1,         // the average of every token's state
+  First = 2,        // the first token's ("cls")
+  Last = 3,         // the last token's: decoder embedding models (Qwen3-Embedding, e5-mistral)
+};
+
+// "mean", "cls", "last" (llama.cpp's --pooling names); throws Error for anything else.
+Pooling parse_pooling(std::string_view name);
+const char* pooling_name(Pooling pooling);
+// The model's own pooling, or Last when the file does not say.
+Pooling default_pooling(const Model& model);
+
+// The unit-length embedding of `tokens` (model.hparams().dim floats). Evaluates them from
+// an empty cache in batches, so the model's cache holds them afterwards; throws Error when
+// they are empty or do not fit the context.
+std::vector<float> embed(Model& model, std::span<const int32_t> tokens, Pooling pooling);
+
+}  // namespace qrun

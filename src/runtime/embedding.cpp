@@ -1,0 +1,62 @@
+#include "qrun/embedding.h"
+
+#include <cmath>
+
+#include "qrun/error.h"
+
+namespace qrun {
+
+Pooling parse_pooling(std::string_view name) {
+  if (name == "mean") return Pooling::Mean;
+  if (name == "cls") return Pooling::First;
+  if (name == "last") return Pooling::Last;
+  throw Error("pooling '" + std::string(name) + "' is not one of mean, cls, last");
+}
+
+const char* pooling_name(Pooling pooling) {
+  switch (pooling) {
+    case Pooling::Mean: return "mean";
+    case Pooling::First: return "cls";
+    case Pooling::Last: return "last";
+    case Pooling::Unspecified: break;
+  }
+  return "unspecified";
+}
+
+Pooling default_pooling(const Model& model) {
+  const auto stored = static_cast<Pooling>(model.hparams().pooling);
+  return stored == Pooling::Unspecified ? Pooling::Last : stored;
+}
+
+std::vector<float> embed(Model& model, std::span<const int32_t> tokens, Pooling pooling) {
+  if (tokens.empty()) throw Error("embedding: no tokens to embed");
+  if (tokens.size() > static_cast<size_t>(model.context_length()))
+    throw Error("embedding: " + std::to_string(tokens.size()) + " tokens exceed the context of " +
+                std::to_string(model.context_length()));
+  const size_t dim = model.hparams().dim;
+  // Mean pooling needs every state, the others one: run only up to it where it is the first.
+  const size_t n = pooling == Pooling::First ? 1 : tokens.size();
+  constexpr size_t kChunk = 64;  // states held at once
+  std::vector<float> states(kChunk * dim);
+  std::vector<double> sum(dim, 0.0);
+  model.reset();
+  for (size_t start = 0; start < n; start += kChunk) {
+    const size_t m = std::min(kChunk, n - start);
+    model.forward_hidden(tokens.subspan(start, m), states.data());
+    if (pooling == Pooling::Mean) {
+      for (size_t i = 0; i < m; ++i)
+        for (size_t d = 0; d < dim; ++d) sum[d] += states[i * dim + d];
+    } else if (start + m == n) {
+      const float* pick = pooling == Pooling::First ? states.data() : states.data() + (m - 1) * dim;
+      for (size_t d = 0; d < dim; ++d) sum[d] = pick[d];
+    }
+  }
+  double norm = 0.0;
+  for (double v : sum) norm += v * v;
+  norm = std::sqrt(norm);
+  std::vector<float> out(dim);
+  for (size_t d = 0; d < dim; ++d) out[d] = static_cast<float>(norm > 0.0 ? sum[d] / norm : 0.0);
+  return out;
+}
+
+}  // namespace qrun
