@@ -1,5 +1,5 @@
 // libFuzzer target: an OpenAI request body (src/server/request.h) for both endpoints,
-// the same bytes as a /tokenize and a /detokenize body, and as a model's reply read for
+// the same bytes as an /v1/embeddings, a /tokenize and a /detokenize body, and as a model's reply read for
 // tool calls (src/server/tool_calls.h) and for reasoning (src/server/reasoning.h), whole
 // and streamed.
 // Anything may be refused with an ApiError; nothing may crash, and what is accepted
@@ -29,6 +29,17 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     } catch (const ApiError& err) {
       if (err.status != 400) std::abort();
     }
+  }
+  try {
+    const EmbeddingRequest r = parse_embedding_request(body);
+    if (r.inputs.empty() || r.inputs.size() > kMaxEmbeddingInputs || (r.dimensions && *r.dimensions < 1)) std::abort();
+    for (const EmbeddingInput& in : r.inputs) {
+      if (in.text.empty() == in.ids.empty()) std::abort();  // one of the two, never both
+      for (int32_t id : in.ids)
+        if (id < 0) std::abort();
+    }
+  } catch (const ApiError& err) {
+    if (err.status != 400) std::abort();
   }
   try {
     const TokenizeRequest t = parse_tokenize_request(body);

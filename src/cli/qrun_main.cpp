@@ -7,10 +7,12 @@
 #include <memory>
 #include <optional>
 #include <random>
+#include <span>
 #include <sstream>
 
 #include <CLI/CLI.hpp>
 
+#include "qrun/embedding.h"
 #include "qrun/error.h"
 #include "qrun/generate.h"
 #include "qrun/mapped_file.h"
@@ -46,7 +48,24 @@ struct Args {
   std::string json_schema, json_schema_file;
   std::string grammar, grammar_file;
   bool has_json_schema = false, has_grammar = false;  // given, even as an empty text (an error)
+  bool embedding = false;
+  std::string pooling;  // empty: the model's, else last
 };
+
+// --embedding: the prompt's unit-length embedding on one line, as a JSON array.
+void print_embedding(qrun::Model& model, std::span<const int32_t> prompt, const std::string& pooling) {
+  const qrun::Pooling p = pooling.empty() ? qrun::default_pooling(model) : qrun::parse_pooling(pooling);
+  const std::vector<float> v = qrun::embed(model, prompt, p);
+  std::string line = "[";
+  char number[32];
+  for (size_t i = 0; i < v.size(); ++i) {
+    std::snprintf(number, sizeof number, "%s%.9g", i ? ", " : "", v[i]);  // 9 digits: the float exactly
+    line += number;
+  }
+  std::printf("%s]\n", line.c_str());
+  std::fprintf(stderr, "qrun: embedding of %zu tokens, %zu dimensions, %s pooling\n", prompt.size(), v.size(),
+               qrun::pooling_name(p));
+}
 
 // --chat: the prompt as one user turn (after an optional system turn), rendered with
 // the model's chat template (or --chat-template).
@@ -210,6 +229,10 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(0, 1 << 20));
   app.add_flag("--no-context-shift", a.no_context_shift,
                "Stop when the context is full instead of dropping half of the older tokens");
+  app.add_flag("--embedding", a.embedding,
+               "Print the prompt's embedding (final normed hidden states pooled, unit length) as a JSON array");
+  app.add_option("--pooling", a.pooling, "Embedding pooling: mean, cls or last (default: the model's, else last)")
+      ->check(CLI::IsMember({"mean", "cls", "last"}));
   app.add_flag("--estimate", a.estimate, "Print the predicted peak memory for these settings and exit");
   app.add_flag("--verbose", a.verbose, "Print the seed, per-turn token counts and the memory estimate beside the "
                                        "measured peak");
@@ -231,6 +254,9 @@ int main(int argc, char** argv) {
   try {
     if (a.mlock && a.no_mmap) throw qrun::Error("--mlock and --no-mmap cannot be combined");
     if (a.conversation && a.chat) throw qrun::Error("--chat and -cnv cannot be combined (-cnv is the multi-turn --chat)");
+    if (a.embedding && (a.conversation || a.json || app.count("--json-schema") || app.count("--json-schema-file") ||
+                        app.count("--grammar") || app.count("--grammar-file")))
+      throw qrun::Error("--embedding generates nothing: it cannot be combined with -cnv, --json, --json-schema or --grammar");
     qrun::RuntimeOptions ro;
     ro.prefetch = a.prefetch;
     ro.blas = !a.no_blas;
@@ -320,6 +346,10 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "prompt: %zu tokens\n", prompt.size());
       for (int32_t id : prompt)
         std::fprintf(stderr, "%6d -> '%s'\n", id, std::string(tok.piece(id)).c_str());
+    }
+    if (a.embedding) {
+      print_embedding(model, prompt, a.pooling);
+      return 0;
     }
     if (!a.no_display_prompt) {  // what the user wrote, not the template's markup
       std::fwrite(a.prompt.data(), 1, a.prompt.size(), stdout);

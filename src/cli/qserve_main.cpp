@@ -53,6 +53,9 @@ int main(int argc, char** argv) {
         return qrun::server::parse_reasoning_format(name, &separate) ? std::string() : "must be deepseek, auto or none";
       })
       ->capture_default_str();
+  app.add_option("--pooling", o.pooling,
+                 "How /v1/embeddings pools token states: mean, cls or last (default: the model's, else last)")
+      ->check(CLI::IsMember({"mean", "cls", "last"}));
   app.add_option("--worker-fd", worker_fd, "Internal: run as a worker on this socket")->group("");
   o.workers = 0;
   try {

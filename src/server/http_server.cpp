@@ -23,10 +23,12 @@
 #include <nlohmann/json.hpp>
 
 #include "qrun/chat.h"
+#include "qrun/embedding.h"
 #include "qrun/error.h"
 #include "qrun/model.h"
 #include "qrun/model_file.h"
 #include "src/server/api_error.h"
+#include "src/server/embedding_reply.h"
 #include "src/server/logprobs.h"
 #include "src/server/reasoning.h"
 #include "src/server/request.h"
@@ -207,6 +209,8 @@ class Front {
     const std::string tmpl = resolve_chat_template(tok_, o.chat_template);
     if (!tmpl.empty()) chat_.emplace(tok_, tmpl, o.chat_template_kwargs);
     if (chat_) tool_form_ = tool_call_form(chat_->template_text());
+    const auto stored = static_cast<Pooling>(file_.hparams().pooling);
+    pooling_ = !o.pooling.empty() ? parse_pooling(o.pooling) : stored != Pooling::Unspecified ? stored : Pooling::Last;
     pool_ = std::make_unique<WorkerPool>(o.worker_argv, o.workers, o.max_queue);
   }
 
@@ -243,6 +247,11 @@ class Front {
                std::string body;
                if (read_body(req, reader, res, body)) complete(Endpoint::Completions, req, body, res);
              });
+    svr.Post("/v1/embeddings",
+             [this](const httplib::Request& req, httplib::Response& res, const httplib::ContentReader& reader) {
+               std::string body;
+               if (read_body(req, reader, res, body)) embeddings(req, body, res);
+             });
     // llama.cpp's server routes, which clients use to count tokens before they send.
     svr.Post("/tokenize",
              [this](const httplib::Request& req, httplib::Response& res, const httplib::ContentReader& reader) {
@@ -278,7 +287,8 @@ class Front {
             {"object", "model"},
             {"created", static_cast<int64_t>(std::time(nullptr))},
             {"owned_by", "qrun"},
-            {"meta", {{"n_ctx", context_}, {"n_vocab", tok_.vocab_size()}}}};
+            {"meta", {{"n_ctx", context_}, {"n_vocab", tok_.vocab_size()}, {"n_embd", file_.hparams().dim},
+                      {"pooling", pooling_name(pooling_)}}}};
   }
 
   template <class Body>
@@ -472,6 +482,56 @@ class Front {
     }
   }
 
+  // Each input tokenized as a prompt (BOS, and EOS where the tokenizer adds one), run by
+  // one worker; the vectors come back in the order of the inputs.
+  void embeddings(const httplib::Request& req, const std::string& body, httplib::Response& res) {
+    try {
+      const EmbeddingRequest r = parse_embedding_request(body);
+      const int width = static_cast<int>(file_.hparams().dim);
+      if (r.dimensions && *r.dimensions > width)
+        throw ApiError(400, "'dimensions' " + std::to_string(*r.dimensions) + " exceeds the model's embedding width of " +
+                                std::to_string(width), "dimensions");
+      Job job;
+      job.pooling = static_cast<int>(pooling_);
+      for (size_t i = 0; i < r.inputs.size(); ++i) {
+        const std::string field = r.inputs.size() == 1 ? "input" : "input[" + std::to_string(i) + "]";
+        const EmbeddingInput& in = r.inputs[i];
+        std::vector<int32_t> ids = in.ids.empty() ? tok_.encode(in.text, true, false) : in.ids;
+        for (int32_t id : ids)
+          if (id >= tok_.vocab_size())
+            throw ApiError(400, "'" + field + "' token id " + std::to_string(id) + " is outside the vocabulary of " +
+                                    std::to_string(tok_.vocab_size()), field);
+        if (ids.empty() || static_cast<int>(ids.size()) > context_)
+          throw ApiError(400, "'" + field + "' is " + std::to_string(ids.size()) + " tokens; the context is " +
+                                  std::to_string(context_) + " (one input must fit it)", field);
+        job.inputs.push_back(std::move(ids));
+      }
+      job.prompt = job.inputs.front();
+      const int client = find_client_socket(req);
+      std::unique_ptr<WorkerPool::Lease> lease = pool_->acquire(job.prompt);
+      if (!lease->send(job)) throw ApiError(500, "the worker process died; it is being restarted");
+      const WorkerPool::Event e = wait_event(*lease, client);
+      if (e.kind == WorkerPool::Event::Timeout) return;  // client gone; the lease cancels
+      if (e.kind == WorkerPool::Event::Died) throw ApiError(500, "the worker process died; it is being restarted");
+      if (e.kind != WorkerPool::Event::Done) throw ApiError(500, "embedding failed: " + e.text);
+      const json done = json::parse(e.json);
+      json data = json::array();
+      const json& vectors = done.at("embeddings");
+      for (size_t i = 0; i < vectors.size(); ++i)
+        data.push_back(embedding_entry(vectors[i].get<std::vector<float>>(), i, r.dimensions, r.base64));
+      const int tokens = done.value("prompt_tokens", 0);
+      res.set_content(dump({{"object", "list"},
+                            {"data", std::move(data)},
+                            {"model", model_id_},
+                            {"usage", {{"prompt_tokens", tokens}, {"total_tokens", tokens}}}}),
+                      "application/json");
+    } catch (const ApiError& e) {
+      send_error(res, e.status, e.what(), e.param);
+    } catch (const std::exception& e) {
+      send_error(res, 500, e.what());
+    }
+  }
+
   // The next event from the worker; Timeout only when the client went away.
   WorkerPool::Event wait_event(WorkerPool::Lease& lease, int client) {
     while (true) {
@@ -588,6 +648,7 @@ class Front {
   std::string model_id_;
   std::optional<ChatFormatter> chat_;
   ToolCallForm tool_form_ = ToolCallForm::None;  // how the chat template writes calls
+  Pooling pooling_ = Pooling::Last;               // of /v1/embeddings: --pooling, else the model's
   std::unique_ptr<WorkerPool> pool_;
   std::mutex id_mutex_;
   std::mt19937_64 id_rng_{std::random_device{}()};

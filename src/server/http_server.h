@@ -1,6 +1,6 @@
 // qserve's front process: OpenAI-compatible HTTP routes over a pool of worker processes.
 //   POST /v1/chat/completions, POST /v1/completions (stream: server-sent events),
-//   GET /v1/models, GET /health.
+//   POST /v1/embeddings, GET /v1/models, GET /health.
 #pragma once
 
 #include <cstdint>
@@ -22,6 +22,7 @@ struct ServerOptions {
   std::string chat_template;     // FILE_OR_TEXT; empty: the model's
   std::string chat_template_kwargs;  // a JSON object of template variables; a request's add to them
   bool separate_reasoning = true;    // --reasoning-format: a <think> block returned as reasoning_content
+  std::string pooling;               // /v1/embeddings: mean, cls or last; empty: the model's, else last
   std::vector<std::string> worker_argv;  // how to start one worker (fd 3 its socket)
 };
 

@@ -328,6 +328,57 @@ json object_body(std::string_view text) {
 
 }  // namespace
 
+namespace {
+
+std::vector<int32_t> token_ids(const json& list, const std::string& field) {
+  std::vector<int32_t> ids;
+  for (const json& v : list) {
+    const int64_t id = !v.is_number_integer() || (v.is_number_unsigned() && v.get<uint64_t>() > uint64_t(INT32_MAX))
+                           ? -1
+                           : v.get<int64_t>();
+    if (id < 0 || id > INT32_MAX) bad(field, "token id " + v.dump() + " out of range");
+    ids.push_back(static_cast<int32_t>(id));
+  }
+  return ids;
+}
+
+}  // namespace
+
+EmbeddingRequest parse_embedding_request(std::string_view text) {
+  const json body = object_body(text);
+  EmbeddingRequest r;
+  const auto it = body.find("input");
+  if (it == body.end() || it->is_null()) bad("input", "is required: a string, a list of strings or of token ids");
+  const std::string shapes = "must be a non-empty string, a list of them, a list of token ids or a list of such lists";
+  auto add = [&](const json& v, const std::string& field) {
+    EmbeddingInput in;
+    if (v.is_string()) in.text = v.get<std::string>();
+    else if (v.is_array() && !v.empty() && v[0].is_number()) in.ids = token_ids(v, field);
+    else bad(field, shapes);
+    if (in.text.empty() && in.ids.empty()) bad(field, "is empty: " + shapes);
+    r.inputs.push_back(std::move(in));
+  };
+  if (it->is_array() && !it->empty() && (*it)[0].is_number()) {
+    add(*it, "input");
+  } else if (it->is_array() && !it->empty()) {
+    if (it->size() > kMaxEmbeddingInputs)
+      bad("input", "holds " + std::to_string(it->size()) + " inputs; at most " + std::to_string(kMaxEmbeddingInputs));
+    for (size_t i = 0; i < it->size(); ++i) add((*it)[i], "input[" + std::to_string(i) + "]");
+  } else {
+    add(*it, "input");
+  }
+  if (const auto f = body.find("encoding_format"); f != body.end() && !f->is_null()) {
+    if (!f->is_string() || (*f != "float" && *f != "base64")) bad("encoding_format", "must be \"float\" or \"base64\"");
+    r.base64 = *f == "base64";
+  }
+  if (const int64_t d = integer(body, "dimensions", 1, 1 << 16, 0); d > 0) r.dimensions = static_cast<int>(d);
+  if (const auto m = body.find("model"); m != body.end() && !m->is_null()) {
+    if (!m->is_string()) bad("model", "must be a string");
+    r.model = m->get<std::string>();
+  }
+  return r;
+}
+
 TokenizeRequest parse_tokenize_request(std::string_view text) {
   const json body = object_body(text);
   TokenizeRequest r;

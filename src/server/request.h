@@ -1,5 +1,5 @@
-// OpenAI request bodies (/v1/chat/completions and /v1/completions) read into one
-// validated struct: every field type- and range-checked, anything wrong an ApiError 400
+// OpenAI request bodies (/v1/chat/completions, /v1/completions, /v1/embeddings) read into
+// validated structs: every field type- and range-checked, anything wrong an ApiError 400
 // naming the field. No HTTP and no model here, so it can be fuzzed alone.
 #pragma once
 
@@ -57,6 +57,24 @@ struct CompletionRequest {
 
 // Throws ApiError(400) for malformed JSON, a wrong type, a value out of range or n != 1.
 CompletionRequest parse_request(Endpoint endpoint, std::string_view body);
+
+// POST /v1/embeddings: "input" is a string, a list of strings, a list of token ids or a
+// list of such lists (each one input; at most kMaxEmbeddingInputs, none empty);
+// "encoding_format" "float" (default) or "base64" (little-endian float32s); "dimensions"
+// (>= 1; the front checks it against the model's width) keeps the first ones and scales
+// them back to unit length, as OpenAI's text-embedding-3 models do.
+struct EmbeddingInput {
+  std::string text;            // when ids is empty
+  std::vector<int32_t> ids;    // used as they are
+};
+struct EmbeddingRequest {
+  std::vector<EmbeddingInput> inputs;
+  bool base64 = false;
+  std::optional<int> dimensions;
+  std::string model;           // echoed back
+};
+inline constexpr size_t kMaxEmbeddingInputs = 2048;  // OpenAI's limit per request
+EmbeddingRequest parse_embedding_request(std::string_view body);
 
 // llama.cpp server's POST /tokenize: {"content", "add_special" (false), "parse_special"
 // (true), "with_pieces" (false)}.

@@ -12,6 +12,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "qrun/embedding.h"
 #include "qrun/error.h"
 #include "qrun/generate.h"
 #include "qrun/stop_strings.h"
@@ -47,6 +48,8 @@ Job job_from(const json& j) {
   job.grammar = j.at("grammar").get<std::string>();
   job.logprobs = j.at("logprobs").get<int>();
   job.echo_from = j.at("echo_from").get<int>();
+  job.pooling = j.at("pooling").get<int>();
+  job.inputs = j.at("inputs").get<std::vector<std::vector<int32_t>>>();
   return job;
 }
 
@@ -122,6 +125,19 @@ json prompt_logprobs(Model& model, const std::vector<int32_t>& prompt, int from,
   return entries;
 }
 
+// An embedding job's done line: the inputs' unit vectors in order; the cache then holds
+// the last input.
+json embedding_done(Model& model, const Job& job) {
+  json vectors = json::array();
+  size_t tokens = 0;
+  for (const std::vector<int32_t>& input : job.inputs) {
+    vectors.push_back(embed(model, input, static_cast<Pooling>(job.pooling)));
+    tokens += input.size();
+  }
+  std::vector<int32_t> cache(model.tokens().begin(), model.tokens().end());
+  return {{"type", "done"}, {"id", job.id}, {"prompt_tokens", tokens}, {"embeddings", std::move(vectors)}, {"cache", cache}};
+}
+
 }  // namespace
 
 std::string job_line(const Job& job) {
@@ -143,7 +159,9 @@ std::string job_line(const Job& job) {
                {"json_schema", job.json_schema},
                {"grammar", job.grammar},
                {"logprobs", job.logprobs},
-               {"echo_from", job.echo_from}});
+               {"echo_from", job.echo_from},
+               {"pooling", job.pooling},
+               {"inputs", job.inputs}});
 }
 
 std::string cancel_line(uint64_t job_id) { return dump({{"type", "cancel"}, {"id", job_id}}); }
@@ -162,6 +180,14 @@ int run_worker(int fd, const std::string& model_path, const RuntimeOptions& opti
       job = job_from(j);
     } catch (const json::exception& e) {
       ch.write_line(dump({{"type", "error"}, {"id", j.value("id", uint64_t{0})}, {"message", e.what()}}));
+      continue;
+    }
+    if (job.pooling > 0) {
+      try {
+        ch.write_line(dump(embedding_done(model, job)));
+      } catch (const std::exception& e) {
+        ch.write_line(dump({{"type", "error"}, {"id", job.id}, {"message", e.what()}}));
+      }
       continue;
     }
     Sampler sampler(job.sampling);

@@ -25,6 +25,10 @@ struct Job {
   std::string grammar;       // GBNF text, when not json_object
   int logprobs = -1;         // >= 0: each token's log-probability and this many alternatives (src/server/logprobs.h)
   int echo_from = -1;        // with logprobs, >= 0: also those of the prompt's tokens from this one on
+  // An embedding job instead (pooling > 0, a qrun::Pooling): one unit vector per input,
+  // answered in the done line's "embeddings"; prompt is then the first input.
+  int pooling = 0;
+  std::vector<std::vector<int32_t>> inputs;
 };
 
 std::string job_line(const Job& job);
@@ -34,6 +38,7 @@ std::string cancel_line(uint64_t job_id);
 // Lines to the front: {"type": "text", "text", "logprobs": [chat entries of the tokens
 // since the last text line], only with Job::logprobs} (with echo_from, the prompt's come
 // first, in a line of empty text), then {"type": "done", ...} or {"type": "error", "message"}.
+// An embedding job is answered by its done line alone.
 // Test hook (the server's crash and disconnect tests; nothing happens when unset):
 // QRUN_WORKER_FAULT="abort:N:FLAG" aborts the worker after N tokens of its first job,
 // "stall:N:FLAG" stops sending after N tokens of its first job until it is cancelled;

@@ -53,7 +53,7 @@ void visit(const json& node, const char* what, const char* list_key, const std::
   }
 }
 
-void load_tokenizer_json(const fs::path& path, TokenizerData& d) {
+void load_tokenizer_json(const fs::path& path, TokenizerData& d, int32_t* appended) {
   const json j = read_json(path);
   const std::string file = path.string();
   try {
@@ -189,7 +189,9 @@ void load_tokenizer_json(const fs::path& path, TokenizerData& d) {
       });
     if (space_split && (byte_level || !spaces_replaced))
       throw Error(file, -1, "a Split pre-tokenizer on \" \" is supported only after a ' ' -> '\xE2\x96\x81' normalizer");
-    // A post-processor that puts BOS first means encode adds it.
+    // A post-processor that puts BOS first means encode adds it; one that puts a special
+    // token last (Qwen3-Embedding's <|endoftext|>, which its last-token pooling reads)
+    // means encode appends it (see load_hf_tokenizer).
     if (j.contains("post_processor") && !j["post_processor"].is_null()) {
       const json& pp = j["post_processor"];
       visit(pp, "post_processor", "processors", file, [&](const json& p) {
@@ -200,6 +202,13 @@ void load_tokenizer_json(const fs::path& path, TokenizerData& d) {
           if (it != ids.end()) {
             d.bos = it->second;
             d.add_bos = true;
+          }
+        }
+        if (single.size() >= 2 && single.back().contains("SpecialToken")) {
+          auto it = ids.find(single.back()["SpecialToken"].value("id", ""));
+          if (it != ids.end()) {
+            *appended = it->second;
+            d.add_eos = true;
           }
         }
       });
@@ -297,8 +306,9 @@ void apply_eos_ids(const fs::path& path, TokenizerData& d) {
 std::shared_ptr<const TokenizerData> load_hf_tokenizer(const fs::path& dir) {
   auto d = std::make_shared<TokenizerData>();
   if (fs::is_regular_file(dir)) throw Error(dir.string(), -1, "is a file: give the folder that holds tokenizer.json or tokenizer.model");
+  int32_t appended = -1;  // the special token tokenizer.json's post-processor puts last
   if (fs::exists(dir / "tokenizer.json")) {
-    load_tokenizer_json(dir / "tokenizer.json", *d);
+    load_tokenizer_json(dir / "tokenizer.json", *d, &appended);
   } else if (fs::exists(dir / "tokenizer.model")) {
     *d = read_sentencepiece_model((dir / "tokenizer.model").string());
   } else {
@@ -316,6 +326,13 @@ std::shared_ptr<const TokenizerData> load_hf_tokenizer(const fs::path& dir) {
   guarded(dir / "tokenizer_config.json", apply_tokenizer_config);
   guarded(dir, apply_chat_template_files);
   for (const char* f : {"generation_config.json", "config.json"}) guarded(dir / f, apply_eos_ids);
+  // encode appends `eos` when add_eos: a post-processor's last token that is not the
+  // configured EOS becomes it, and the configured one stays an end of generation.
+  if (appended >= 0 && d->add_eos && appended != d->eos) {
+    std::erase(d->extra_eos, appended);
+    if (d->eos >= 0) d->extra_eos.push_back(d->eos);
+    d->eos = appended;
+  }
   validate_tokenizer_data(*d, dir.string(), -1);
   return d;
 }

@@ -63,6 +63,7 @@ std::vector<uint8_t> gguf_from_checkpoint(const std::string& dir) {
     g.f32(p + "final_logit_softcapping", hp.final_softcap);
     g.u32(p + "attention.sliding_window", hp.sliding_window);
   }
+  if (arch == "qwen3") g.u32(p + "pooling_type", 3);  // as a Qwen3-Embedding GGUF says: last
   test::add_stories_tokenizer(g);
   const HfConfig config = read_hf_config_full(dir);
   std::set<std::string> written;
@@ -122,6 +123,7 @@ TEST_P(GgufArch, ImportEqualsSafetensorsConversion) {
   EXPECT_FLOAT_EQ(hb.rope_attn_factor, ha.rope_attn_factor);
   EXPECT_FLOAT_EQ(hb.rope_factor, ha.rope_factor);
   EXPECT_FLOAT_EQ(hb.rope_beta_fast, ha.rope_beta_fast);
+  EXPECT_EQ(hb.pooling, arch == "qwen3" ? 3u : 0u);
   ASSERT_EQ(a.tensors().size(), b.tensors().size());
   for (size_t i = 0; i < a.tensors().size(); ++i) {
     const auto& ta = a.tensors()[i];

@@ -6,6 +6,9 @@
 
 #include "common/model_fixture.h"
 #include "common/run_command.h"
+#include "qrun/embedding.h"
+
+#include <nlohmann/json.hpp>
 
 namespace qrun {
 namespace {
@@ -25,6 +28,25 @@ TEST(QrunCli, GeneratesAStoryAndPrintsTimings) {
   EXPECT_NE(r.out.find("load time"), std::string::npos);
   EXPECT_NE(r.out.find("tokens per second"), std::string::npos);
   EXPECT_NE(r.out.find("peak RSS"), std::string::npos);
+}
+
+// --embedding prints the library's vector for the prompt, and refuses generation flags.
+TEST(QrunCli, EmbeddingPrintsTheLibrarysVector) {
+  const auto model = test::converted_stories(DType::Q8).string();
+  RuntimeOptions ro;
+  ro.threads = 1;
+  Model m(model, ro);
+  const std::vector<int32_t> ids = m.tokenizer().encode("Once upon a time", true, false);
+  for (const auto& [flag, pooling] : {std::pair<std::string, Pooling>{"", Pooling::Last}, {" --pooling mean", Pooling::Mean}}) {
+    const auto r = run_command("(" + tool("qrun") + " -m " + quoted(model) + " -t 1 -p 'Once upon a time' --embedding" +
+                               flag + " 2>/dev/null)");  // the vector alone
+    ASSERT_EQ(r.exit_code, 0) << r.out;
+    const std::vector<float> got = nlohmann::json::parse(r.out).get<std::vector<float>>();
+    EXPECT_EQ(got, embed(m, ids, pooling)) << flag;  // 9 digits print a float exactly
+  }
+  const auto r = run_command(tool("qrun") + " -m " + quoted(model) + " -p hi --embedding --json");
+  EXPECT_EQ(r.exit_code, 1) << r.out;
+  EXPECT_NE(r.out.find("--embedding generates nothing"), std::string::npos) << r.out;
 }
 
 struct BadInvocation {

@@ -271,3 +271,61 @@ TEST(ServerRequest, JsonSchemasKeepTheirOrderOrAre400) {
 
 }  // namespace
 }  // namespace qrun::server
+
+namespace qrun::server {
+namespace {
+
+// /v1/embeddings bodies in each shape OpenAI takes, and the 400s naming the field.
+TEST(EmbeddingRequestBody, ReadsEveryShapeOrIs400NamingTheField) {
+  EmbeddingRequest r = parse_embedding_request(R"({"input": "a cat", "model": "m"})");
+  ASSERT_EQ(r.inputs.size(), 1u);
+  EXPECT_EQ(r.inputs[0].text, "a cat");
+  EXPECT_FALSE(r.base64 || r.dimensions);
+  EXPECT_EQ(r.model, "m");
+  r = parse_embedding_request(R"({"input": ["a", "b c"], "encoding_format": "base64", "dimensions": 16})");
+  ASSERT_EQ(r.inputs.size(), 2u);
+  EXPECT_EQ(r.inputs[1].text, "b c");
+  EXPECT_TRUE(r.base64);
+  EXPECT_EQ(r.dimensions, 16);
+  r = parse_embedding_request(R"({"input": [1, 403, 0]})");
+  ASSERT_EQ(r.inputs.size(), 1u);
+  EXPECT_EQ(r.inputs[0].ids, (std::vector<int32_t>{1, 403, 0}));
+  r = parse_embedding_request(R"({"input": [[1, 2], [3], "x"], "encoding_format": "float", "dimensions": null})");
+  ASSERT_EQ(r.inputs.size(), 3u);
+  EXPECT_EQ(r.inputs[1].ids, std::vector<int32_t>{3});
+  EXPECT_EQ(r.inputs[2].text, "x");
+  const std::pair<std::string, std::string> bad[] = {
+      {R"({})", "input"},
+      {R"({"input": null})", "input"},
+      {R"({"input": ""})", "input"},
+      {R"({"input": []})", "input"},
+      {R"({"input": 7})", "input"},
+      {R"({"input": ["a", ""]})", "input[1]"},
+      {R"({"input": ["a", [[1]]]})", "input[1]"},
+      {R"({"input": ["a", {"text": "b"}]})", "input[1]"},
+      {R"({"input": [1, "a"]})", "input"},
+      {R"({"input": [1, -1]})", "input"},
+      {R"({"input": [1.5]})", "input"},
+      {R"({"input": [4294967296]})", "input"},
+      {R"({"input": [[1], [2, 2.5]]})", "input[1]"},
+      {R"({"input": "a", "encoding_format": "hex"})", "encoding_format"},
+      {R"({"input": "a", "dimensions": 0})", "dimensions"},
+      {R"({"input": "a", "dimensions": "8"})", "dimensions"},
+      {R"({"input": "a", "model": 3})", "model"},
+  };
+  for (const auto& [body, field] : bad) {
+    try {
+      parse_embedding_request(body);
+      ADD_FAILURE() << "accepted: " << body;
+    } catch (const ApiError& e) {
+      EXPECT_EQ(e.status, 400) << body;
+      EXPECT_EQ(e.param, field) << body << ": " << e.what();
+    }
+  }
+  std::string many = R"({"input": [)";
+  for (size_t i = 0; i <= kMaxEmbeddingInputs; ++i) many += std::string(i ? "," : "") + "\"a\"";
+  EXPECT_THROW(parse_embedding_request(many + "]}"), ApiError);
+}
+
+}  // namespace
+}  // namespace qrun::server

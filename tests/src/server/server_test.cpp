@@ -10,6 +10,7 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <regex>
 #include <thread>
@@ -18,6 +19,7 @@
 #include "common/child_process.h"
 #include "common/golden.h"
 #include "common/model_fixture.h"
+#include "qrun/embedding.h"
 #include "qrun/model.h"
 #include "src/runtime/gbnf_grammar.h"
 #include "src/runtime/grammar.h"
@@ -241,6 +243,89 @@ TEST_F(QserveTest, StopStringsEndTheText) {
 
 // llama.cpp's /tokenize and /detokenize: the model's own ids, with or without BOS and
 // pieces, and back to the text; bad bodies are 400s naming the field.
+std::vector<float> from_base64(const std::string& text) {
+  std::string bytes;
+  uint32_t bits = 0;
+  int have = 0;
+  for (char c : text) {
+    const char* at = std::strchr("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/", c);
+    if (c == '=' || !at) break;
+    bits = bits << 6 | static_cast<uint32_t>(at - "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/");
+    if ((have += 6) >= 8) bytes.push_back(static_cast<char>(bits >> (have -= 8)));
+  }
+  std::vector<float> v(bytes.size() / 4);
+  std::memcpy(v.data(), bytes.data(), v.size() * 4);
+  return v;
+}
+
+// /v1/embeddings gives what the library's embed() gives for each input, in order, as
+// text or token ids, floats or base64, shortened by `dimensions`; an input longer than
+// the context is a 400 naming it; --pooling picks the pooling.
+TEST_F(QserveTest, EmbeddingsAreTheLibrarysVectors) {
+  Server s({"--workers", "2", "-c", "64"}, DType::Q8);
+  ASSERT_TRUE(s.ready()) << s.log();
+  const auto golden = test::load_golden();
+  RuntimeOptions ro;
+  ro.threads = 1;
+  ro.context = 64;
+  Model model(test::converted_stories(DType::Q8).string(), ro);
+  const std::string texts[] = {golden[0].prompt, golden[1].prompt};
+  auto r = post(s, "/v1/embeddings", json{{"input", texts}, {"model", "x"}});
+  ASSERT_EQ(r->status, 200) << r->body;
+  const json body = json::parse(r->body);
+  EXPECT_EQ(body["object"], "list");
+  ASSERT_EQ(body["data"].size(), 2u);
+  size_t tokens = 0;
+  std::vector<std::vector<float>> vectors;
+  for (size_t i = 0; i < 2; ++i) {
+    const std::vector<int32_t> ids = model.tokenizer().encode(texts[i], true, false);
+    tokens += ids.size();
+    const std::vector<float> want = embed(model, ids, Pooling::Last);
+    const json& entry = body["data"][i];
+    EXPECT_EQ(entry["object"], "embedding");
+    EXPECT_EQ(entry["index"], i);
+    vectors.push_back(entry["embedding"].get<std::vector<float>>());
+    ASSERT_EQ(vectors[i].size(), want.size());
+    for (size_t d = 0; d < want.size(); ++d) EXPECT_NEAR(vectors[i][d], want[d], 1e-6) << i << " " << d;
+    // The same input as token ids.
+    auto by_ids = post(s, "/v1/embeddings", json{{"input", ids}});
+    ASSERT_EQ(by_ids->status, 200) << by_ids->body;
+    EXPECT_EQ(json::parse(by_ids->body)["data"][0]["embedding"].get<std::vector<float>>(), vectors[i]);
+  }
+  EXPECT_NE(vectors[0], vectors[1]);
+  EXPECT_EQ(body["usage"]["prompt_tokens"], tokens);
+  EXPECT_EQ(body["usage"]["total_tokens"], tokens);
+
+  r = post(s, "/v1/embeddings", json{{"input", texts[0]}, {"encoding_format", "base64"}});
+  ASSERT_EQ(r->status, 200) << r->body;
+  EXPECT_EQ(from_base64(json::parse(r->body)["data"][0]["embedding"]), vectors[0]);
+  r = post(s, "/v1/embeddings", json{{"input", texts[0]}, {"dimensions", 16}});
+  ASSERT_EQ(r->status, 200) << r->body;
+  const std::vector<float> short16 = json::parse(r->body)["data"][0]["embedding"].get<std::vector<float>>();
+  ASSERT_EQ(short16.size(), 16u);
+  double norm = 0.0, prefix = 0.0;
+  for (size_t d = 0; d < 16; ++d) norm += short16[d] * short16[d], prefix += vectors[0][d] * vectors[0][d];
+  EXPECT_NEAR(norm, 1.0, 1e-5);
+  for (size_t d = 0; d < 16; ++d) EXPECT_NEAR(short16[d], vectors[0][d] / std::sqrt(prefix), 1e-6);
+
+  std::string long_text;
+  for (int i = 0; i < 40; ++i) long_text += "the cat sat. ";
+  r = post(s, "/v1/embeddings", json{{"input", {texts[0], long_text}}});
+  EXPECT_EQ(r->status, 400) << r->body;
+  EXPECT_EQ(json::parse(r->body)["error"]["param"], "input[1]") << r->body;
+  r = post(s, "/v1/embeddings", json{{"input", "a"}, {"dimensions", 65}});
+  EXPECT_EQ(r->status, 400) << r->body;
+  EXPECT_EQ(json::parse(s.client()->Get("/v1/models")->body)["data"][0]["meta"]["pooling"], "last");
+
+  Server mean({"--workers", "1", "--pooling", "mean"}, DType::Q8);
+  ASSERT_TRUE(mean.ready()) << mean.log();
+  r = post(mean, "/v1/embeddings", json{{"input", texts[1]}});
+  ASSERT_EQ(r->status, 200) << r->body;
+  const std::vector<float> got = json::parse(r->body)["data"][0]["embedding"].get<std::vector<float>>();
+  const std::vector<float> want = embed(model, model.tokenizer().encode(texts[1], true, false), Pooling::Mean);
+  for (size_t d = 0; d < want.size(); ++d) EXPECT_NEAR(got[d], want[d], 1e-6) << d;
+}
+
 TEST_F(QserveTest, TokenizeAndDetokenize) {
   Server s({"--workers", "1"}, DType::Q8);
   ASSERT_TRUE(s.ready()) << s.log();

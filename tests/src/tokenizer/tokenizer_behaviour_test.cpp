@@ -9,6 +9,8 @@
 #include "qrun/error.h"
 #include "qrun/tokenizer.h"
 
+#include <nlohmann/json.hpp>
+
 namespace qrun {
 namespace {
 
@@ -165,6 +167,32 @@ TEST(StreamingDecoder, HoldsIncompleteCharacters) {
 // A continuation after a prompt keeps the space its first piece starts with: "Hello" then
 // "▁world" (SentencePiece) or "Ġworld" (byte-level) streams as " world", while the same
 // piece at the start of a text loses SentencePiece's dummy-prefix space.
+// Qwen3-Embedding's tokenizer.json appends <|endoftext|> in its post-processor (its
+// last-token pooling reads that token's state) while tokenizer_config.json's EOS is
+// <|im_end|>: encode appends the former, and both still end a generation.
+TEST(HfTokenizer, PostProcessorsLastSpecialTokenIsAppended) {
+  test::ScratchDir dir;
+  const auto src = test::shared_dir() / "tokenizers/qwen3";
+  nlohmann::json j = nlohmann::json::parse(test::read_text(src / "tokenizer.json"));
+  j["post_processor"] = {
+      {"type", "Sequence"},
+      {"processors",
+       {{{"type", "ByteLevel"}, {"add_prefix_space", false}, {"trim_offsets", false}, {"use_regex", false}},
+        {{"type", "TemplateProcessing"},
+         {"single", {{{"Sequence", {{"id", "A"}, {"type_id", 0}}}}, {{"SpecialToken", {{"id", "<|endoftext|>"}, {"type_id", 0}}}}}},
+         {"special_tokens", {{"<|endoftext|>", {{"id", "<|endoftext|>"}, {"ids", {151643}}, {"tokens", {"<|endoftext|>"}}}}}}}}}};
+  test::write_text(dir / "tokenizer.json", j.dump());
+  test::write_text(dir / "tokenizer_config.json", test::read_text(src / "tokenizer_config.json"));
+  const Tokenizer plain(load_hf_tokenizer(src)), embedding(load_hf_tokenizer(dir.path()));
+  std::vector<int32_t> want = plain.encode("What is the capital of China?", true, false);
+  want.push_back(151643);
+  EXPECT_EQ(embedding.encode("What is the capital of China?", true, false), want);
+  EXPECT_EQ(embedding.encode("What is the capital of China?", false, false), plain.encode("What is the capital of China?", false, false));
+  EXPECT_TRUE(embedding.is_eos(151643));
+  EXPECT_TRUE(embedding.is_eos(151645));  // <|im_end|>
+  EXPECT_EQ(plain.encode("x", true, false).size(), 1u);  // the plain one appends nothing
+}
+
 TEST(StreamingDecoder, ContinuationKeepsItsLeadingSpace) {
   for (const Tokenizer* t : {&llama2(), &llama3()}) {
     const auto ids = t->encode("Hello world, and more", false, false);
