@@ -126,16 +126,28 @@ json prompt_logprobs(Model& model, const std::vector<int32_t>& prompt, int from,
 }
 
 // An embedding job's done line: the inputs' unit vectors in order; the cache then holds
-// the last input.
-json embedding_done(Model& model, const Job& job) {
+// the last input. A cancel (the client went away) is heeded between inputs, as a
+// completion heeds it between tokens, so the front need not kill a worker with a long list.
+// (The test hook's stall counts inputs here.)
+json embedding_done(Model& model, const Job& job, LineChannel& ch, Fault& fault) {
   json vectors = json::array();
   size_t tokens = 0;
+  bool stop = false;
   for (const std::vector<int32_t>& input : job.inputs) {
+    if (fault.kind == Fault::Stall && static_cast<int>(vectors.size()) >= fault.after) {
+      fault.kind = Fault::None;
+      stop = cancelled(ch, job.id, -1);
+    } else {
+      stop = cancelled(ch, job.id, 0);
+    }
+    if (stop) break;
     vectors.push_back(embed(model, input, static_cast<Pooling>(job.pooling)));
     tokens += input.size();
   }
   std::vector<int32_t> cache(model.tokens().begin(), model.tokens().end());
-  return {{"type", "done"}, {"id", job.id}, {"prompt_tokens", tokens}, {"embeddings", std::move(vectors)}, {"cache", cache}};
+  json done = {{"type", "done"}, {"id", job.id}, {"prompt_tokens", tokens}, {"embeddings", std::move(vectors)}, {"cache", cache}};
+  if (stop) done["finish_reason"] = "cancelled";
+  return done;
 }
 
 }  // namespace
@@ -184,10 +196,11 @@ int run_worker(int fd, const std::string& model_path, const RuntimeOptions& opti
     }
     if (job.pooling > 0) {
       try {
-        ch.write_line(dump(embedding_done(model, job)));
+        ch.write_line(dump(embedding_done(model, job, ch, fault)));
       } catch (const std::exception& e) {
         ch.write_line(dump({{"type", "error"}, {"id", job.id}, {"message", e.what()}}));
       }
+      fault.kind = Fault::None;  // faults apply to the first job only
       continue;
     }
     Sampler sampler(job.sampling);

@@ -41,7 +41,8 @@ std::string cancel_line(uint64_t job_id);
 // An embedding job is answered by its done line alone.
 // Test hook (the server's crash and disconnect tests; nothing happens when unset):
 // QRUN_WORKER_FAULT="abort:N:FLAG" aborts the worker after N tokens of its first job,
-// "stall:N:FLAG" stops sending after N tokens of its first job until it is cancelled;
+// "stall:N:FLAG" stops sending after N tokens (an embedding job: inputs) of its first
+// job until it is cancelled;
 // only the one worker that creates the file FLAG does it.
 int run_worker(int fd, const std::string& model_path, const RuntimeOptions& options);
 

@@ -120,7 +120,7 @@ Sse parse_sse(const std::string& body, bool chat) {
 }
 
 // POST /v1/completions on a socket the test owns, so it can leave mid-answer; -1 on failure.
-int raw_request(const Server& s, const json& body) {
+int raw_request(const Server& s, const json& body, const std::string& path = "/v1/completions") {
   const int sock = ::socket(AF_INET, SOCK_STREAM, 0);
   sockaddr_in a{};
   a.sin_family = AF_INET;
@@ -128,7 +128,7 @@ int raw_request(const Server& s, const json& body) {
   a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   if (::connect(sock, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) return -1;
   const std::string text = body.dump();
-  const std::string http = "POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: " +
+  const std::string http = "POST " + path + " HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: " +
                            std::to_string(text.size()) + "\r\n\r\n" + text;
   if (::send(sock, http.data(), http.size(), 0) != static_cast<ssize_t>(http.size())) return -1;
   return sock;
@@ -1027,6 +1027,26 @@ TEST_F(QserveTest, DisconnectCancelsANonStreamedRequest) {
   ASSERT_TRUE(r);
   EXPECT_EQ(r->status, 200) << r->body;
   EXPECT_EQ(health(s)["cancelled"], 1);
+}
+
+// An embedding request whose client leaves is cancelled between inputs: the worker is
+// free for the next request, not killed (the front kills a worker that does not answer
+// a cancel in 30 s, and a long list of inputs may take longer).
+TEST_F(QserveTest, DisconnectCancelsAnEmbeddingRequest) {
+  test::ScratchDir dir;
+  Server s({"--workers", "1"}, DType::Q8, "stall:1:" + (dir / "fired").string());
+  ASSERT_TRUE(s.ready()) << s.log();
+  const int sock = raw_request(s, {{"input", {"Once", "upon", "a time"}}}, "/v1/embeddings");
+  ASSERT_GE(sock, 0);
+  int spins = 0;
+  while (health(s)["idle_workers"] != 0 && ++spins < 100000) {  // the worker took it
+  }
+  ::close(sock);
+  auto r = post(s, "/v1/embeddings", {{"input", "Once"}});
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200) << r->body;
+  EXPECT_EQ(health(s)["cancelled"], 1);
+  EXPECT_EQ(health(s)["worker_restarts"], 0);
 }
 
 // A port another server holds is an error at start, not a second listener that takes
