@@ -195,14 +195,7 @@ uint32_t sentence_transformers_pooling(const std::filesystem::path& dir) {
 
 HfConfig read_hf_config_full(const std::filesystem::path& dir) {
   const std::string file = (dir / "config.json").string();
-  std::ifstream in(file);
-  if (!in) throw Error(file, -1, "cannot open");
-  json j;
-  try {
-    j = json::parse(in);
-  } catch (const json::exception& e) {
-    throw Error(file, -1, std::string("malformed JSON: ") + e.what());
-  }
+  json j = read_json_file(dir / "config.json");
   if (!j.is_object()) throw Error(file, -1, "top level is not a JSON object");
   HfConfig out{};  // hp zeroed: unset fields mean "off"
   const std::string arch_name = arch_field(j);
