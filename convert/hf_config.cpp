@@ -173,8 +173,14 @@ uint32_t sentence_transformers_pooling(const std::filesystem::path& dir) {
     if (!modules.is_array()) throw Error((dir / "modules.json").string(), -1, "top level is not a JSON array");
     for (const json& m : modules)
       if (m.is_object() && m.value("type", "") == "sentence_transformers.models.Pooling" && m.contains("path") &&
-          m["path"].is_string())
-        folder = dir / m["path"].get<std::string>();
+          m["path"].is_string()) {
+        const std::filesystem::path sub = m["path"].get<std::string>();
+        const bool inside = sub.is_relative() && std::none_of(sub.begin(), sub.end(), [](const auto& c) { return c == ".."; });
+        if (!inside)
+          throw Error((dir / "modules.json").string(), -1, "the Pooling module's path \"" + sub.string().substr(0, 80) +
+                                                               "\" leaves the model folder");
+        folder = dir / sub;
+      }
   }
   const std::filesystem::path file = folder / "config.json";
   if (!std::filesystem::exists(file)) return 0;

@@ -38,6 +38,9 @@ done
 for f in "$shared"/models/*/config.json; do
   install -m 644 "$f" "$out/hf_config/seed-$(basename "$(dirname "$f")").json"
 done
+# ...and a sentence-transformers model's pooling files (the target reads its input as those too).
+printf '%s' '{"word_embedding_dimension":1024,"pooling_mode_cls_token":false,"pooling_mode_mean_tokens":false,"pooling_mode_lasttoken":true}' >"$out/hf_config/seed-pooling"
+printf '%s' '[{"idx":0,"name":"0","path":"","type":"sentence_transformers.models.Transformer"},{"idx":1,"name":"1","path":"1_Pooling","type":"sentence_transformers.models.Pooling"},{"idx":2,"name":"2","path":"2_Normalize","type":"sentence_transformers.models.Normalize"}]' >"$out/hf_config/seed-modules"
 for f in "$shared"/models/stories260K/tokenizer.model "$shared"/tokenizers/*/tokenizer.model; do
   install -m 644 "$f" "$out/tokenizer_model/seed-$(basename "$(dirname "$f")").model"
 done
@@ -48,6 +51,7 @@ printf '%s' '{"model":"m","messages":[{"role":"system","content":"Be brief."},{"
 printf '%s' '{"messages":[{"role":"user","content":[{"type":"text","text":"Hi"}]},{"role":"assistant","content":"Hello"},{"role":"user","content":"More"}],"stop":["\n","User:"],"seed":42,"top_k":40,"min_p":0.05,"n":1}' >"$out/server_request/seed-parts"
 printf '%s' '{"prompt":"Once upon a time","max_tokens":16,"top_p":0.9,"stop":"The end","ignore_eos":false,"repeat_penalty":1.1}' >"$out/server_request/seed-completion"
 printf '%s' '{"prompt":["Once"],"max_completion_tokens":4,"stream":false}' >"$out/server_request/seed-prompt-list"
+printf '%s' '{"model":"m","input":["Once upon a time",[1,403,0]],"encoding_format":"base64","dimensions":32}' >"$out/server_request/seed-embeddings"
 printf '%s' '{"messages":[{"role":"user","content":"Weather?"},{"role":"assistant","content":null,"tool_calls":[{"id":"call_1","type":"function","function":{"name":"get_weather","arguments":"{\"city\":\"Paris\"}"}}]},{"role":"tool","tool_call_id":"call_1","content":"21"}],"tools":[{"type":"function","function":{"name":"get_weather","description":"d","parameters":{"type":"object","properties":{"city":{"type":"string","enum":["Paris","Rome"]}},"required":["city"]}}}],"tool_choice":"required","parallel_tool_calls":false}' >"$out/server_request/seed-tools"
 printf 'Sure.\n<tool_call>\n{"name": "get_weather", "arguments": {"city": "Paris"}}\n</tool_call>\n<tool_call>{"name": "now", "parameters": {}}' >"$out/server_request/seed-tool-reply"
 

@@ -148,7 +148,9 @@ TEST(HfConfig, SentenceTransformersPooling) {
   for (const auto& [modules, folder, body, want] :
        {std::tuple<std::string, std::string, std::string, std::string>{"", "1_Pooling", "{", "1_Pooling/config.json"},
         {"", "1_Pooling", R"({"pooling_mode_lasttoken": 1})", "\"pooling_mode_lasttoken\" is not a boolean"},
-        {"{}", "", "", "modules.json"}}) {
+        {"{}", "", "", "modules.json"},
+        {R"([{"type": "sentence_transformers.models.Pooling", "path": "/etc"}])", "", "", "leaves the model folder"},
+        {R"([{"type": "sentence_transformers.models.Pooling", "path": "a/../../x"}])", "", "", "leaves the model folder"}}) {
     try {
       pooling(modules, folder, body);
       ADD_FAILURE() << "accepted: " << body;
