@@ -55,7 +55,9 @@ struct Args {
 // --embedding: the prompt's unit-length embedding on one line, as a JSON array.
 void print_embedding(qrun::Model& model, std::span<const int32_t> prompt, const std::string& pooling) {
   const qrun::Pooling p = pooling.empty() ? qrun::default_pooling(model) : qrun::parse_pooling(pooling);
+  const auto t0 = std::chrono::steady_clock::now();
   const std::vector<float> v = qrun::embed(model, prompt, p);
+  const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
   std::string line = "[";
   char number[32];
   for (size_t i = 0; i < v.size(); ++i) {
@@ -63,8 +65,8 @@ void print_embedding(qrun::Model& model, std::span<const int32_t> prompt, const 
     line += number;
   }
   std::printf("%s]\n", line.c_str());
-  std::fprintf(stderr, "qrun: embedding of %zu tokens, %zu dimensions, %s pooling\n", prompt.size(), v.size(),
-               qrun::pooling_name(p));
+  std::fprintf(stderr, "qrun: embedding of %zu tokens, %zu dimensions, %s pooling, in %.2f ms (%.2f tokens per second)\n",
+               prompt.size(), v.size(), qrun::pooling_name(p), ms, 1000.0 * static_cast<double>(prompt.size()) / ms);
 }
 
 // --chat: the prompt as one user turn (after an optional system turn), rendered with

@@ -1,5 +1,6 @@
 #include "qrun/embedding.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "qrun/error.h"
@@ -36,7 +37,8 @@ std::vector<float> embed(Model& model, std::span<const int32_t> tokens, Pooling 
   const size_t dim = model.hparams().dim;
   // Mean pooling needs every state, the others one: run only up to it where it is the first.
   const size_t n = pooling == Pooling::First ? 1 : tokens.size();
-  constexpr size_t kChunk = 64;  // states held at once
+  // States held at once: one forward batch's, so float models keep their wide batches.
+  const size_t kChunk = static_cast<size_t>(std::max(1, model.plan().batch));
   std::vector<float> states(kChunk * dim);
   std::vector<double> sum(dim, 0.0);
   model.reset();

@@ -68,8 +68,8 @@ std::vector<int32_t> story_tokens(const Model& model, size_t n) {
   return ids;
 }
 
-// 150 tokens: three chunks of states, batches of 7 or 64: the same vector, and the same
-// as pooling forward_hidden's states of the whole text by hand.
+// 150 tokens in batches of 7 or 64 (embed() holds one batch of states at a time): the
+// same vector, and the same as pooling forward_hidden's states of the whole text by hand.
 TEST(Embedding, DoesNotDependOnBatchesOrChunks) {
   const auto path = test::converted_stories(DType::Q8).string();
   RuntimeOptions ro;
