@@ -14,8 +14,8 @@ namespace {
 
 constexpr char kMagic[4] = {'Q', 'T', 'O', 'K'};
 constexpr uint32_t kVersion = 1;
-enum Flags : uint32_t { kIgnoreMerges = 1, kDummyPrefix = 2, kByteFallback = 4, kAddBos = 8, kAddEos = 16, kNfc = 32,
-                       kPrefixEverySegment = 64, kRemoveExtraWhitespaces = 128 };
+constexpr uint32_t kIgnoreMerges = 1, kDummyPrefix = 2, kByteFallback = 4, kAddBos = 8, kAddEos = 16, kNfc = 32,
+                   kPrefixEverySegment = 64, kRemoveExtraWhitespaces = 128;  // the flags word
 
 class Writer {
  public:
@@ -87,10 +87,10 @@ std::vector<uint8_t> serialize_tokenizer(const TokenizerData& d) {
   w.bytes(kMagic, 4);
   w.u32(kVersion);
   w.u32(static_cast<uint32_t>(d.kind));
-  w.u32((d.ignore_merges ? kIgnoreMerges : 0) | (d.add_dummy_prefix ? kDummyPrefix : 0) |
-        (d.byte_fallback ? kByteFallback : 0) | (d.add_bos ? kAddBos : 0) | (d.add_eos ? kAddEos : 0) | (d.nfc ? kNfc : 0) |
-        (d.dummy_prefix_every_segment ? kPrefixEverySegment : 0) |
-        (d.remove_extra_whitespaces ? kRemoveExtraWhitespaces : 0));
+  w.u32((d.ignore_merges ? kIgnoreMerges : 0u) | (d.add_dummy_prefix ? kDummyPrefix : 0u) |
+        (d.byte_fallback ? kByteFallback : 0u) | (d.add_bos ? kAddBos : 0u) | (d.add_eos ? kAddEos : 0u) |
+        (d.nfc ? kNfc : 0u) | (d.dummy_prefix_every_segment ? kPrefixEverySegment : 0u) |
+        (d.remove_extra_whitespaces ? kRemoveExtraWhitespaces : 0u));
   for (int32_t id : {d.bos, d.eos, d.unk, d.pad}) w.i32(id);
   w.u32(static_cast<uint32_t>(d.pieces.size()));
   for (size_t i = 0; i < d.pieces.size(); ++i) {

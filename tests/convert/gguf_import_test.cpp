@@ -45,7 +45,9 @@ Imported import_stories(const test::ScratchDir& dir, const std::string& tag, uin
   opt.threads = 2;
   GgufImportOptions gopt;
   gopt.keep_types = type == "keep";
-  if (!gopt.keep_types) EXPECT_TRUE(dtype_from_name(type, &opt.weight_type));
+  if (!gopt.keep_types) {
+    EXPECT_TRUE(dtype_from_name(type, &opt.weight_type));
+  }
   gopt.warn = [&](const std::string& w) { im.warnings.push_back(w); };
   convert_gguf(im.gguf.string(), im.model.string(), opt, gopt);
   return im;

@@ -304,8 +304,12 @@ TEST(GrammarConstraint, WithASchemaAllowsAndMaskEqualFeedingTheGrammar) {
   EXPECT_TRUE(json.complete());  // a refused schema leaves the constraint as it was
   json.set_object();  // any object again
   for (int32_t id = 0; id < tok.vocab_size(); ++id) {
-    if (tok.token_text(id) == "[") EXPECT_FALSE(json.allows(id));
-    if (tok.token_text(id) == "{") EXPECT_TRUE(json.allows(id));
+    if (tok.token_text(id) == "[") {
+      EXPECT_FALSE(json.allows(id));
+    }
+    if (tok.token_text(id) == "{") {
+      EXPECT_TRUE(json.allows(id));
+    }
   }
 }
 
