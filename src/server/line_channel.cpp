@@ -16,11 +16,13 @@ LineChannel::~LineChannel() {
 LineChannel::Read LineChannel::read_line(std::string& line, int timeout_ms) {
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
   while (true) {
-    if (const size_t nl = buffer_.find('\n'); nl != std::string::npos) {
+    if (const size_t nl = buffer_.find('\n', scanned_); nl != std::string::npos) {
       line.assign(buffer_, 0, nl);
       buffer_.erase(0, nl + 1);
+      scanned_ = 0;
       return Read::Line;
     }
+    scanned_ = buffer_.size();
     int wait = -1;
     if (timeout_ms >= 0) {
       const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());

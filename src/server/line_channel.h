@@ -22,6 +22,8 @@ class LineChannel {
  private:
   int fd_;
   std::string buffer_;
+  size_t scanned_ = 0;  // bytes of buffer_ known to hold no newline: a long line (an
+                        // embedding job's answer, megabytes) is scanned once, not per read
 };
 
 }  // namespace qrun::server
