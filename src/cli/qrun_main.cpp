@@ -1,4 +1,5 @@
 // qrun: generate text from a qrun model file. Text streams to stdout; timings to stderr.
+#include <charconv>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -61,8 +62,8 @@ void print_embedding(qrun::Model& model, std::span<const int32_t> prompt, const 
   std::string line = "[";
   char number[32];
   for (size_t i = 0; i < v.size(); ++i) {
-    std::snprintf(number, sizeof number, "%s%.9g", i ? ", " : "", v[i]);  // 9 digits: the float exactly
-    line += number;
+    if (i) line += ", ";
+    line.append(number, std::to_chars(number, number + sizeof number, v[i]).ptr);  // shortest text of the float
   }
   std::printf("%s]\n", line.c_str());
   std::fprintf(stderr, "qrun: embedding of %zu tokens, %zu dimensions, %s pooling, in %.2f ms (%.2f tokens per second)\n",

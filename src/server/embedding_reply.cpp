@@ -1,5 +1,6 @@
 #include "src/server/embedding_reply.h"
 
+#include <charconv>
 #include <cmath>
 #include <cstring>
 
@@ -14,6 +15,18 @@ std::string base64_encode(std::string_view bytes) {
     uint32_t v = 0;
     for (size_t k = 0; k < 3; ++k) v = v << 8 | (k < n ? static_cast<uint8_t>(bytes[i + k]) : 0u);
     for (size_t k = 0; k < 4; ++k) out.push_back(k <= n ? kAlphabet[(v >> (18 - 6 * k)) & 63] : '=');
+  }
+  return out;
+}
+
+nlohmann::json float_array(const std::vector<float>& values) {
+  nlohmann::json out = nlohmann::json::array();
+  char text[32];
+  for (float v : values) {
+    const auto end = std::to_chars(text, text + sizeof text, v).ptr;
+    double d = 0.0;  // the double nearest the float's shortest text: printed as that text
+    std::from_chars(text, end, d);
+    out.push_back(d);
   }
   return out;
 }
@@ -33,7 +46,7 @@ nlohmann::json embedding_entry(std::vector<float> vector, size_t index, std::opt
     std::memcpy(bytes.data(), vector.data(), bytes.size());
     entry["embedding"] = base64_encode(bytes);
   } else {
-    entry["embedding"] = std::move(vector);
+    entry["embedding"] = float_array(vector);
   }
   return entry;
 }

@@ -18,4 +18,8 @@ nlohmann::json embedding_entry(std::vector<float> vector, size_t index, std::opt
 // RFC 4648 base64 with padding.
 std::string base64_encode(std::string_view bytes);
 
+// Floats as a JSON array of their shortest decimal forms (0.027380517, not the double
+// 0.02738051675260067 a float becomes): half the text, and each reads back as the same float.
+nlohmann::json float_array(const std::vector<float>& values);
+
 }  // namespace qrun::server

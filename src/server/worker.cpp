@@ -17,6 +17,7 @@
 #include "qrun/generate.h"
 #include "qrun/stop_strings.h"
 #include "qrun/tokenizer.h"
+#include "src/server/embedding_reply.h"
 #include "src/server/line_channel.h"
 #include "src/server/logprobs.h"
 
@@ -141,7 +142,7 @@ json embedding_done(Model& model, const Job& job, LineChannel& ch, Fault& fault)
       stop = cancelled(ch, job.id, 0);
     }
     if (stop) break;
-    vectors.push_back(embed(model, input, static_cast<Pooling>(job.pooling)));
+    vectors.push_back(float_array(embed(model, input, static_cast<Pooling>(job.pooling))));
     tokens += input.size();
   }
   std::vector<int32_t> cache(model.tokens().begin(), model.tokens().end());

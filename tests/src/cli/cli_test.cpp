@@ -42,7 +42,7 @@ TEST(QrunCli, EmbeddingPrintsTheLibrarysVector) {
                                flag + " 2>/dev/null)");  // the vector alone
     ASSERT_EQ(r.exit_code, 0) << r.out;
     const std::vector<float> got = nlohmann::json::parse(r.out).get<std::vector<float>>();
-    EXPECT_EQ(got, embed(m, ids, pooling)) << flag;  // 9 digits print a float exactly
+    EXPECT_EQ(got, embed(m, ids, pooling)) << flag;  // each float's shortest text reads back as it
   }
   const auto r = run_command(tool("qrun") + " -m " + quoted(model) + " -p hi --embedding --json");
   EXPECT_EQ(r.exit_code, 1) << r.out;

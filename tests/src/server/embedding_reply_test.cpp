@@ -19,6 +19,21 @@ TEST(EmbeddingReply, Base64AsRfc4648) {
   EXPECT_EQ(base64_encode(std::string("\xff\xfe\x00", 3)), "//4A");
 }
 
+// Each float in its shortest text, read back as the same float: NaN-free values from
+// every range (subnormals, tiny, huge, negative zero).
+TEST(EmbeddingReply, FloatsInTheirShortestText) {
+  const std::vector<float> values = {0.0273805168f, -0.4242833853f, 1.0f, 0.1f, 1e-30f, 1.17549435e-38f,
+                                     1.4e-45f,      3.4028235e38f,  -0.0f, 123456.789f};
+  const nlohmann::json a = float_array(values);
+  EXPECT_EQ(a.dump().substr(0, 27), "[0.027380517,-0.4242834,1.0");
+  const auto back = nlohmann::json::parse(a.dump()).get<std::vector<float>>();
+  ASSERT_EQ(back.size(), values.size());
+  for (size_t i = 0; i < values.size(); ++i) {
+    EXPECT_EQ(back[i], values[i]) << i;
+    EXPECT_EQ(std::signbit(back[i]), std::signbit(values[i])) << i;
+  }
+}
+
 TEST(EmbeddingReply, EntriesInOpenAiShape) {
   const std::vector<float> v = {0.6f, 0.0f, 0.8f, 0.0f};
   nlohmann::json e = embedding_entry(v, 3, std::nullopt, false);
