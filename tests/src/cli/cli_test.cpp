@@ -38,8 +38,9 @@ TEST(QrunCli, EmbeddingPrintsTheLibrarysVector) {
   Model m(model, ro);
   const std::vector<int32_t> ids = m.tokenizer().encode("Once upon a time", true, false);
   for (const auto& [flag, pooling] : {std::pair<std::string, Pooling>{"", Pooling::Last}, {" --pooling mean", Pooling::Mean}}) {
-    const auto r = run_command("(" + tool("qrun") + " -m " + quoted(model) + " -t 1 -p 'Once upon a time' --embedding" +
-                               flag + " 2>/dev/null)");  // the vector alone
+    std::string cmd = "(";  // stdout alone: the vector
+    cmd += tool("qrun") + " -m " + quoted(model) + " -t 1 -p 'Once upon a time' --embedding" + flag + " 2>/dev/null)";
+    const auto r = run_command(cmd);
     ASSERT_EQ(r.exit_code, 0) << r.out;
     const std::vector<float> got = nlohmann::json::parse(r.out).get<std::vector<float>>();
     EXPECT_EQ(got, embed(m, ids, pooling)) << flag;  // each float's shortest text reads back as it
