@@ -78,7 +78,8 @@ class Model {
   // position. logits receives vocab_size floats for the last token, or n * vocab_size when
   // all_logits (perplexity, teacher forcing). Throws when the context would overflow.
   // A prompt's logits do not depend on how it is split into calls and batches, so a
-  // cached prefix (truncate) gives what evaluating the whole prompt gives.
+  // cached prefix (truncate) gives what evaluating the whole prompt gives (bit for bit on
+  // qrun's kernels; float weights' prompt batches on OpenBLAS round by the batch's shape).
   void forward(std::span<const int32_t> tokens, float* logits, bool all_logits = false);
   // Runs one generated token: as forward() of one token, but with the step precision of
   // the run plan (RunPlan::q8_step_bits), which may differ from the prompts'.
