@@ -326,10 +326,7 @@ json object_body(std::string_view text) {
   return body;
 }
 
-}  // namespace
-
-namespace {
-
+// A prompt given as token ids (the range against the vocabulary is the front's check).
 std::vector<int32_t> token_ids(const json& list, const std::string& field) {
   std::vector<int32_t> ids;
   for (const json& v : list) {
@@ -372,10 +369,8 @@ EmbeddingRequest parse_embedding_request(std::string_view text) {
     r.base64 = *f == "base64";
   }
   if (const int64_t d = integer(body, "dimensions", 1, 1 << 16, 0); d > 0) r.dimensions = static_cast<int>(d);
-  if (const auto m = body.find("model"); m != body.end() && !m->is_null()) {
-    if (!m->is_string()) bad("model", "must be a string");
-    r.model = m->get<std::string>();
-  }
+  if (const auto m = body.find("model"); m != body.end() && !m->is_null() && !m->is_string())
+    bad("model", "must be a string");  // any name: the answer names the model served
   return r;
 }
 
@@ -421,15 +416,8 @@ CompletionRequest parse_request(Endpoint endpoint, std::string_view text) {
                        std::all_of(it->begin(), it->end(), [](const json& v) { return v.is_number_integer(); });
       if (it->is_array() && it->size() == 1 && (*it)[0].is_string()) r.prompt = (*it)[0].get<std::string>();
       else if (it->is_string()) r.prompt = it->get<std::string>();
-      else if (ids) {
-        for (const json& v : *it) {
-          const int64_t id = v.is_number_unsigned() && v.get<uint64_t>() > uint64_t(INT32_MAX) ? -1 : v.get<int64_t>();
-          if (id < 0 || id > INT32_MAX) bad("prompt", "token id " + v.dump() + " out of range");
-          r.prompt_ids.push_back(static_cast<int32_t>(id));
-        }
-      } else {
-        bad("prompt", "must be a string or a list of token ids (one prompt per request)");
-      }
+      else if (ids) r.prompt_ids = token_ids(*it, "prompt");
+      else bad("prompt", "must be a string or a list of token ids (one prompt per request)");
     }
     if (const auto it = body.find("model"); it != body.end() && !it->is_null()) {
       if (!it->is_string()) bad("model", "must be a string");

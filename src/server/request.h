@@ -71,7 +71,6 @@ struct EmbeddingRequest {
   std::vector<EmbeddingInput> inputs;
   bool base64 = false;
   std::optional<int> dimensions;
-  std::string model;           // echoed back
 };
 inline constexpr size_t kMaxEmbeddingInputs = 2048;  // OpenAI's limit per request
 EmbeddingRequest parse_embedding_request(std::string_view body);
