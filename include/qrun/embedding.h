@@ -28,9 +28,11 @@ const char* pooling_name(Pooling pooling);
 // The model's own pooling, or Last when the file does not say.
 Pooling default_pooling(const Model& model);
 
-// The unit-length embedding of `tokens` (model.hparams().dim floats). Evaluates them from
-// an empty cache in batches, so the model's cache holds them afterwards; throws Error when
-// they are empty or do not fit the context.
+// The unit-length embedding of `tokens` (model.hparams().dim floats). Evaluates them in
+// batches from an empty cache, or for Last pooling after the prefix the cache already holds
+// (the same vector: a prompt's states do not depend on how it is split); the cache holds
+// them afterwards (cls: the first only). Throws Error when they are empty or do not fit
+// the context.
 std::vector<float> embed(Model& model, std::span<const int32_t> tokens, Pooling pooling);
 
 }  // namespace qrun

@@ -41,8 +41,18 @@ std::vector<float> embed(Model& model, std::span<const int32_t> tokens, Pooling 
   const size_t kChunk = static_cast<size_t>(std::max(1, model.plan().batch));
   std::vector<float> states(kChunk * dim);
   std::vector<double> sum(dim, 0.0);
-  model.reset();
-  for (size_t start = 0; start < n; start += kChunk) {
+  // The last token's state needs no other: a cached prefix (an instruction that every
+  // query repeats) is kept, as a prompt's is (Model::truncate).
+  size_t start = 0;
+  if (pooling == Pooling::Last) {
+    const std::span<const int32_t> cached = model.tokens();
+    while (start + 1 < n && start < cached.size() && cached[start] == tokens[start]) ++start;
+    model.truncate(static_cast<int>(start));
+    start = static_cast<size_t>(model.position());  // 0 where a sliding layer's ring cannot keep it
+  } else {
+    model.reset();
+  }
+  for (; start < n; start += kChunk) {
     const size_t m = std::min(kChunk, n - start);
     model.forward_hidden(tokens.subspan(start, m), states.data());
     if (pooling == Pooling::Mean) {

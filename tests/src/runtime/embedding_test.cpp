@@ -115,6 +115,32 @@ INSTANTIATE_TEST_SUITE_P(Types, EmbeddingBatches,
                                            DType::Q3),
                          [](const auto& info) { return std::string(dtype_name(info.param)); });
 
+// Last pooling keeps the prefix the cache holds: a query after another with the same
+// instruction evaluates only its own tokens and gives what a fresh model gives.
+TEST(Embedding, LastPoolingReusesTheCachedPrefix) {
+  const auto path = test::converted_stories(DType::Q8).string();
+  RuntimeOptions ro;
+  ro.threads = 1;
+  Model warm(path, ro), fresh(path, ro);
+  const std::vector<int32_t> ids = story_tokens(warm, 120);
+  std::vector<int32_t> other(ids.begin(), ids.begin() + 80);
+  other.push_back(ids[100]);  // the same first 80 tokens, then another
+  embed(warm, ids, Pooling::Last);
+  int evaluated = 0;  // tokens through layer 0
+  warm.set_input_observer([&](int layer, MatrixInput which, const float*, int n, int64_t) {
+    if (layer == 0 && which == MatrixInput::AttentionIn) evaluated += n;
+  });
+  EXPECT_EQ(embed(warm, other, Pooling::Last), embed(fresh, other, Pooling::Last));
+  EXPECT_EQ(evaluated, 1);
+  EXPECT_EQ(warm.position(), 81);
+  // The same tokens again: the last one is evaluated again, the vector the same.
+  EXPECT_EQ(embed(warm, other, Pooling::Last), embed(fresh, other, Pooling::Last));
+  EXPECT_EQ(evaluated, 2);
+  // Mean pooling needs every state: it starts over, and equals a fresh model's too.
+  EXPECT_EQ(embed(warm, ids, Pooling::Mean), embed(fresh, ids, Pooling::Mean));
+  EXPECT_EQ(evaluated, 2 + 120);
+}
+
 TEST(Embedding, RefusesWhatItCannotEmbed) {
   RuntimeOptions ro;
   ro.threads = 1;
