@@ -1,7 +1,9 @@
 #include "src/server/embedding_reply.h"
 
+#include <algorithm>
 #include <charconv>
 #include <cmath>
+#include <cstdint>
 #include <cstring>
 
 namespace qrun::server {
