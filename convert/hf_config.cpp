@@ -172,8 +172,8 @@ uint32_t sentence_transformers_pooling(const std::filesystem::path& dir) {
     const json modules = read_json_file(dir / "modules.json");
     if (!modules.is_array()) throw Error((dir / "modules.json").string(), -1, "top level is not a JSON array");
     for (const json& m : modules)
-      if (m.is_object() && m.value("type", "") == "sentence_transformers.models.Pooling" && m.contains("path") &&
-          m["path"].is_string()) {
+      if (m.is_object() && m.contains("type") && m["type"] == "sentence_transformers.models.Pooling" &&
+          m.contains("path") && m["path"].is_string()) {
         const std::filesystem::path sub = m["path"].get<std::string>();
         const bool inside = sub.is_relative() && std::none_of(sub.begin(), sub.end(), [](const auto& c) { return c == ".."; });
         if (!inside)

@@ -142,6 +142,9 @@ TEST(HfConfig, SentenceTransformersPooling) {
   EXPECT_EQ(pooling("", "1_Pooling", R"({"pooling_mode_cls_token": true})"), 2u);
   EXPECT_EQ(pooling("", "1_Pooling", R"({"pooling_mode_max_tokens": true})"), 0u);  // not one qrun pools by
   EXPECT_EQ(pooling("", "1_Pooling", R"({"pooling_mode_mean_tokens": true, "pooling_mode_cls_token": true})"), 0u);
+  // Found by fuzz_hf_config: a module whose type is not a string escaped as a JSON exception.
+  EXPECT_EQ(pooling(R"([{"type": 2, "path": "pool"}, 7, {"type": "sentence_transformers.models.Pooling", "path": 3}])",
+                    "pool", R"({"pooling_mode_lasttoken": true})"), 0u);
   EXPECT_EQ(pooling(R"([{"idx": 0, "path": "", "type": "sentence_transformers.models.Transformer"},
       {"idx": 1, "path": "pool", "type": "sentence_transformers.models.Pooling"}])", "pool",
                     R"({"pooling_mode_lasttoken": true})"), 3u);
