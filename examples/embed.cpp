@@ -18,7 +18,7 @@ int main(int argc, char** argv) {
   }
   try {
     qrun::Model model(argv[1], qrun::RuntimeOptions{});
-    const qrun::Pooling pooling = qrun::default_pooling(model);
+    const qrun::Pooling pooling = qrun::resolve_pooling(model.hparams());
     std::vector<std::vector<float>> vectors;
     for (int i = 2; i < argc; ++i)
       vectors.push_back(qrun::embed(model, model.tokenizer().encode(argv[i], /*add_special=*/true,

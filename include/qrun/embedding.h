@@ -9,6 +9,7 @@
 #include <string_view>
 #include <vector>
 
+#include "qrun/format.h"
 #include "qrun/model.h"
 
 namespace qrun {
@@ -25,8 +26,9 @@ enum class Pooling : uint32_t {
 // "mean", "cls", "last" (llama.cpp's --pooling names); throws Error for anything else.
 Pooling parse_pooling(std::string_view name);
 const char* pooling_name(Pooling pooling);
-// The model's own pooling, or Last when the file does not say.
-Pooling default_pooling(const Model& model);
+// The pooling a run uses: `requested` (a --pooling name) when given, else the model's own,
+// else Last when the file does not say. Throws Error for an unknown name.
+Pooling resolve_pooling(const format::HParams& hp, std::string_view requested = {});
 
 // The unit-length embedding of `tokens` (model.hparams().dim floats). Evaluates them in
 // batches from an empty cache, or for Last pooling after the prefix the cache already holds

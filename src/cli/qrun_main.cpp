@@ -55,7 +55,7 @@ struct Args {
 
 // --embedding: the prompt's unit-length embedding on one line, as a JSON array.
 void print_embedding(qrun::Model& model, std::span<const int32_t> prompt, const std::string& pooling) {
-  const qrun::Pooling p = pooling.empty() ? qrun::default_pooling(model) : qrun::parse_pooling(pooling);
+  const qrun::Pooling p = qrun::resolve_pooling(model.hparams(), pooling);
   const auto t0 = std::chrono::steady_clock::now();
   const std::vector<float> v = qrun::embed(model, prompt, p);
   const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();

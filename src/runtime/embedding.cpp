@@ -24,8 +24,9 @@ const char* pooling_name(Pooling pooling) {
   return "unspecified";
 }
 
-Pooling default_pooling(const Model& model) {
-  const auto stored = static_cast<Pooling>(model.hparams().pooling);
+Pooling resolve_pooling(const format::HParams& hp, std::string_view requested) {
+  if (!requested.empty()) return parse_pooling(requested);
+  const auto stored = static_cast<Pooling>(hp.pooling);
   return stored == Pooling::Unspecified ? Pooling::Last : stored;
 }
 
@@ -38,8 +39,8 @@ std::vector<float> embed(Model& model, std::span<const int32_t> tokens, Pooling 
   // Mean pooling needs every state, the others one: run only up to it where it is the first.
   const size_t n = pooling == Pooling::First ? 1 : tokens.size();
   // States held at once: one forward batch's, so float models keep their wide batches.
-  const size_t kChunk = static_cast<size_t>(std::max(1, model.plan().batch));
-  std::vector<float> states(kChunk * dim);
+  const size_t chunk = static_cast<size_t>(std::max(1, model.plan().batch));
+  std::vector<float> states(chunk * dim);
   std::vector<double> sum(dim, 0.0);
   // The last token's state needs no other: a cached prefix (an instruction that every
   // query repeats) is kept, as a prompt's is (Model::truncate).
@@ -52,8 +53,8 @@ std::vector<float> embed(Model& model, std::span<const int32_t> tokens, Pooling 
   } else {
     model.reset();
   }
-  for (; start < n; start += kChunk) {
-    const size_t m = std::min(kChunk, n - start);
+  for (; start < n; start += chunk) {
+    const size_t m = std::min(chunk, n - start);
     model.forward_hidden(tokens.subspan(start, m), states.data());
     if (pooling == Pooling::Mean) {
       for (size_t i = 0; i < m; ++i)

@@ -209,8 +209,7 @@ class Front {
     const std::string tmpl = resolve_chat_template(tok_, o.chat_template);
     if (!tmpl.empty()) chat_.emplace(tok_, tmpl, o.chat_template_kwargs);
     if (chat_) tool_form_ = tool_call_form(chat_->template_text());
-    const auto stored = static_cast<Pooling>(file_.hparams().pooling);
-    pooling_ = !o.pooling.empty() ? parse_pooling(o.pooling) : stored != Pooling::Unspecified ? stored : Pooling::Last;
+    pooling_ = resolve_pooling(file_.hparams(), o.pooling);
     pool_ = std::make_unique<WorkerPool>(o.worker_argv, o.workers, o.max_queue);
   }
 

@@ -159,6 +159,13 @@ TEST(Embedding, RefusesWhatItCannotEmbed) {
 
 TEST(Embedding, PoolingNames) {
   for (Pooling p : {Pooling::Mean, Pooling::First, Pooling::Last}) EXPECT_EQ(parse_pooling(pooling_name(p)), p);
+  // A requested name wins, else the model's own, else last.
+  format::HParams hp{};
+  EXPECT_EQ(resolve_pooling(hp), Pooling::Last);
+  EXPECT_EQ(resolve_pooling(hp, "mean"), Pooling::Mean);
+  hp.pooling = static_cast<uint32_t>(Pooling::First);
+  EXPECT_EQ(resolve_pooling(hp), Pooling::First);
+  EXPECT_EQ(resolve_pooling(hp, "last"), Pooling::Last);
   try {
     parse_pooling("max");
     ADD_FAILURE();
