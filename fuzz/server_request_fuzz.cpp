@@ -55,7 +55,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
   // What a stream sends of a reply is the start of the whole reply's content (the rest is
   // the whitespace that went with the calls), and it finds the same calls.
-  for (const ToolCallForm form : {ToolCallForm::Hermes, ToolCallForm::LlamaJson, ToolCallForm::MistralJson}) {
+  for (const ToolCallForm form : {ToolCallForm::Hermes, ToolCallForm::LlamaJson, ToolCallForm::MistralJson,
+                                    ToolCallForm::MistralArgs}) {
     const ParsedReply whole = parse_tool_calls(body, form);
     ToolCallStream stream({}, form);
     std::string sent;

@@ -25,18 +25,23 @@ class TokenTrie;  // src/runtime/token_trie.h
 
 class GrammarConstraint {
  public:
-  // Reads every token's bytes once (special and control tokens are never allowed).
-  explicit GrammarConstraint(const Tokenizer& tok);
+  // Reads every token's bytes once. Special and control tokens are never allowed, except
+  // the `kept` ones, which stand for their text (a tool call's markers, such as Mistral's
+  // [TOOL_CALLS] and [ARGS], which the model was taught to write as those tokens).
+  explicit GrammarConstraint(const Tokenizer& tok, std::span<const int32_t> kept = {});
   ~GrammarConstraint();
 
   // From now on, replies the schema (its JSON text) accepts. Throws qrun::Error naming the
   // schema's offending place (an empty text is not JSON), keeping the constraint as it was.
   void set_schema(std::string_view schema);
   void set_gbnf(std::string_view grammar);  // the same for a GBNF grammar's text
+  // Tags and JSON values: src/runtime/json_schema_grammar.h's tagged_json_grammar().
+  void set_tagged_json(std::string_view spec);
   void set_object();  // any JSON object again
   // The same checks without a tokenizer (qserve makes them before it queues a request).
   static void check_schema(std::string_view schema);
   static void check_gbnf(std::string_view grammar);
+  static void check_tagged_json(std::string_view spec);
 
   void reset();                        // a new reply
   bool allows(int32_t token) const;

@@ -34,8 +34,8 @@ class StopStrings {
 // and never shown. The one pipeline qrun's replies and the server's jobs both stream.
 class ReplyText {
  public:
-  ReplyText(const Tokenizer& tok, std::vector<std::string> stops)
-      : decoder_(tok, /*at_text_start=*/false), stops_(std::move(stops)) {}
+  ReplyText(const Tokenizer& tok, std::vector<std::string> stops, std::vector<int32_t> kept = {})
+      : decoder_(tok, /*at_text_start=*/false, std::move(kept)), stops_(std::move(stops)) {}
   std::string push(int32_t id) { return stops_.push(decoder_.push(id)); }
   // What is still held when generation ends for another reason than a stop string.
   std::string finish() { return stops_.stopped() ? std::string() : stops_.push(decoder_.flush()) + stops_.flush(); }

@@ -81,14 +81,16 @@ class Tokenizer {
 // at_text_start: the first token begins the text, so a SentencePiece dummy-prefix space
 // is dropped from it. Tokens generated after a prompt continue that prompt's text and
 // keep their leading space ("Once" + "▁upon" is "Once upon"): pass false.
+// kept: special tokens whose text the reply keeps (a tool call's markers).
 class StreamingDecoder {
  public:
-  StreamingDecoder(const Tokenizer& tok, bool at_text_start);
+  StreamingDecoder(const Tokenizer& tok, bool at_text_start, std::vector<int32_t> kept = {});
   std::string push(int32_t id);   // text that became complete with this token
   std::string flush();            // whatever is held (invalid tails replaced by U+FFFD)
 
  private:
   const Tokenizer& tok_;
+  std::vector<int32_t> kept_;
   std::string pending_;
   bool first_ = true;
 };

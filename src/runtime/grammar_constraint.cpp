@@ -1,5 +1,6 @@
 #include "qrun/grammar_constraint.h"
 
+#include <algorithm>
 #include <array>
 #include <limits>
 #include <utility>
@@ -91,14 +92,15 @@ class TextOf final : public GrammarConstraint::Text {
 
 }  // namespace
 
-GrammarConstraint::GrammarConstraint(const Tokenizer& tok) : text_(std::make_unique<TextOf<JsonPrefix>>(JsonPrefix())) {
+GrammarConstraint::GrammarConstraint(const Tokenizer& tok, std::span<const int32_t> kept) : text_(std::make_unique<TextOf<JsonPrefix>>(JsonPrefix())) {
   bytes_.resize(static_cast<size_t>(tok.vocab_size()));
   plain_chars_.resize(bytes_.size());
   ends_.assign(bytes_.size(), false);
   for (const int32_t id : tok.eos_ids())
     if (id >= 0 && static_cast<size_t>(id) < ends_.size()) ends_[static_cast<size_t>(id)] = true;
   for (size_t id = 0; id < bytes_.size(); ++id) {
-    bytes_[id] = tok.token_text(static_cast<int32_t>(id), false);
+    const bool keep = std::find(kept.begin(), kept.end(), static_cast<int32_t>(id)) != kept.end();
+    bytes_[id] = tok.token_text(static_cast<int32_t>(id), keep);
     // Never leaving the string: a token such as `","` that closes it and opens the next
     // would be taken or refused by what the string belongs to (a key or a value).
     JsonStringLexer string;
@@ -121,6 +123,12 @@ void GrammarConstraint::set_gbnf(std::string_view grammar) {
 }
 
 void GrammarConstraint::check_gbnf(std::string_view grammar) { GrammarPrefix(gbnf_grammar(grammar)); }
+
+void GrammarConstraint::set_tagged_json(std::string_view spec) {
+  text_ = std::make_unique<TextOf<GrammarPrefix>>(GrammarPrefix(tagged_json_grammar(spec)));
+}
+
+void GrammarConstraint::check_tagged_json(std::string_view spec) { GrammarPrefix(tagged_json_grammar(spec)); }
 
 void GrammarConstraint::set_object() { text_ = std::make_unique<TextOf<JsonPrefix>>(JsonPrefix()); }
 

@@ -65,10 +65,14 @@ Sequence then(Sequence head, std::initializer_list<GrammarElement> tail) {
 
 class SchemaCompiler {
  public:
-  explicit SchemaCompiler(const json& root, int nested_checks = 0)
-      : root_(root), nested_checks_(nested_checks), g_(std::make_shared<Grammar>()) {}
+  explicit SchemaCompiler(const json& root, int nested_checks = 0, std::shared_ptr<Grammar> g = std::make_shared<Grammar>())
+      : root_(root), nested_checks_(nested_checks), g_(std::move(g)) {}
 
   std::shared_ptr<const Grammar> compile_root() { return compile_root(root_, ""); }
+
+  // The root schema's value as a rule of the grammar (no whitespace before it); `path`
+  // names the schema in messages.
+  uint32_t root_value(const std::string& path) { return compile(root_, path); }
 
   std::shared_ptr<const Grammar> compile_root(const json& schema, const std::string& path) {
     const uint32_t value = compile(schema, path);
@@ -527,16 +531,54 @@ class SchemaCompiler {
 
 }  // namespace
 
-std::shared_ptr<const Grammar> json_schema_grammar(std::string_view schema_text) {
-  json schema;
+namespace {
+
+json parsed(std::string_view text, const char* what) {
+  json j;
   try {
-    schema = json::parse(schema_text.begin(), schema_text.end());
+    j = json::parse(text.begin(), text.end());
   } catch (const json::exception& e) {
-    throw Error(std::string("JSON schema: not JSON (") + e.what() + ")");
+    throw Error(std::string(what) + ": not JSON (" + e.what() + ")");
   }
-  if (json_depth(schema, kMaxSchemaDepth) > kMaxSchemaDepth)
-    throw Error("JSON schema: nested deeper than " + std::to_string(kMaxSchemaDepth) + " levels");
+  if (json_depth(j, kMaxSchemaDepth) > kMaxSchemaDepth)
+    throw Error(std::string(what) + ": nested deeper than " + std::to_string(kMaxSchemaDepth) + " levels");
+  return j;
+}
+
+}  // namespace
+
+std::shared_ptr<const Grammar> json_schema_grammar(std::string_view schema_text) {
+  const json schema = parsed(schema_text, "JSON schema");
   return SchemaCompiler(schema).compile_root();
+}
+
+std::shared_ptr<const Grammar> tagged_json_grammar(std::string_view spec_text) {
+  const json spec = parsed(spec_text, "tagged JSON");
+  if (!spec.is_object() || !spec.contains("choices") || !spec["choices"].is_array() || spec["choices"].empty())
+    throw Error("tagged JSON: \"choices\" must be a list of at least one {\"tag\", \"schema\"}");
+  const std::string separator = spec.value("separator", std::string());
+  auto g = std::make_shared<Grammar>();
+  const uint32_t one = g->add_rule("choice");
+  for (size_t i = 0; i < spec["choices"].size(); ++i) {
+    const json& c = spec["choices"][i];
+    const std::string path = "/choices/" + std::to_string(i);
+    if (!c.is_object() || !c.contains("tag") || !c["tag"].is_string() || !c.contains("schema"))
+      throw Error("tagged JSON at \"" + path + "\": must be {\"tag\": string, \"schema\": schema}");
+    const uint32_t value = SchemaCompiler(c["schema"], 0, g).root_value(path + "/schema");
+    g->add_alternative(one, literal(c["tag"].get<std::string>(), {GrammarElement::rule(value)}));
+  }
+  uint32_t root = one;
+  if (!separator.empty()) {  // root ::= one more, more ::= separator one more | ""
+    const uint32_t more = g->add_rule();
+    g->add_alternative(more, literal(separator, {GrammarElement::rule(one), GrammarElement::rule(more)}));
+    g->add_alternative(more, {});
+    root = g->add_rule("/");
+    g->add_alternative(root, {GrammarElement::rule(one), GrammarElement::rule(more)});
+  }
+  g->set_root(root);
+  g->factor();
+  g->check("tagged JSON");
+  return g;
 }
 
 }  // namespace qrun

@@ -29,6 +29,14 @@ namespace qrun {
 // value is written.
 std::shared_ptr<const Grammar> json_schema_grammar(std::string_view schema_text);
 
+// Text that is a tag (a literal) and right after it a JSON value its schema accepts, for one of the
+// choices, and with a separator any number more, each after it: tool calls written as a
+// name and JSON arguments (Mistral's `get_weather[ARGS]{"city": "Paris"}`). The spec:
+// {"choices": [{"tag": "get_weather[ARGS]", "schema": {...}}, ...], "separator":
+// "[TOOL_CALLS]"} (no separator: one). Each schema's references are its own. Throws
+// qrun::Error naming the place as json_schema_grammar does, under "/choices/i/schema".
+std::shared_ptr<const Grammar> tagged_json_grammar(std::string_view spec_text);
+
 // Deeper schemas are refused: the compiler recurses into them, and so does nlohmann's
 // dump(), which qserve calls on a schema from a request only after checking its depth.
 constexpr size_t kMaxSchemaDepth = 128;

@@ -209,6 +209,7 @@ class Front {
     const std::string tmpl = resolve_chat_template(tok_, o.chat_template);
     if (!tmpl.empty()) chat_.emplace(tok_, tmpl, o.chat_template_kwargs);
     if (chat_) tool_form_ = tool_call_form(chat_->template_text());
+    call_marker_ids_ = call_marker_ids(tok_, tool_form_);
     pooling_ = resolve_pooling(file_.hparams(), o.pooling);
     pool_ = std::make_unique<WorkerPool>(o.worker_argv, o.workers, o.max_queue);
   }
@@ -344,7 +345,8 @@ class Front {
   // The calls of a finished reply get their ids; one only when parallel calls are off.
   std::vector<ToolCall> identified(std::vector<ToolCall> calls, const Reply& reply) {
     if (!reply.parallel_tool_calls && calls.size() > 1) calls.resize(1);
-    for (ToolCall& c : calls) c.id = tool_form_ == ToolCallForm::MistralJson ? random_short_id() : random_id("call_");
+    const bool mistral = tool_form_ == ToolCallForm::MistralJson || tool_form_ == ToolCallForm::MistralArgs;
+    for (ToolCall& c : calls) c.id = mistral ? random_short_id() : random_id("call_");
     return calls;
   }
 
@@ -432,11 +434,16 @@ class Front {
     job.sampling.presence_penalty = r.presence_penalty;
     // A required call is held to its form's schema (the request checked each tool's).
     const bool required_call = r.tool_choice == CompletionRequest::ToolChoice::Required;
-    job.json_object = r.json_object || required_call;
-    job.json_schema = required_call ? tool_call_schema(nlohmann::ordered_json::parse(r.tools), r.tool_name, tool_form_,
-                                                       r.parallel_tool_calls)
-                                    : r.json_schema;
+    if (required_call && tool_form_ == ToolCallForm::MistralArgs) {
+      job.tagged_json = tool_call_tagged_json(nlohmann::ordered_json::parse(r.tools), r.tool_name, r.parallel_tool_calls);
+    } else {
+      job.json_object = r.json_object || required_call;
+      job.json_schema = required_call ? tool_call_schema(nlohmann::ordered_json::parse(r.tools), r.tool_name, tool_form_,
+                                                         r.parallel_tool_calls)
+                                      : r.json_schema;
+    }
     job.grammar = r.grammar;
+    if (r.offers_tools()) job.kept_tokens = call_marker_ids_;
     job.sampling.seed = r.seed ? *r.seed : std::random_device{}();
     job.ignore_eos = r.ignore_eos;
     job.stop = r.stop;
@@ -647,6 +654,7 @@ class Front {
   std::string model_id_;
   std::optional<ChatFormatter> chat_;
   ToolCallForm tool_form_ = ToolCallForm::None;  // how the chat template writes calls
+  std::vector<int32_t> call_marker_ids_;          // its markers that are special tokens: kept in replies
   Pooling pooling_ = Pooling::Last;               // of /v1/embeddings: --pooling, else the model's
   std::unique_ptr<WorkerPool> pool_;
   std::mutex id_mutex_;

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <span>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -41,7 +42,8 @@ nlohmann::json chat_logprob_entry(const Tokenizer& tok, const SampledLogprobs& l
 // prompt's entries go out first.
 class LogprobQueue {
  public:
-  LogprobQueue(const Tokenizer& tok, int top) : tok_(tok), top_(top) {}
+  // kept: special tokens whose text the reply keeps (ReplyText's).
+  LogprobQueue(const Tokenizer& tok, int top, std::vector<int32_t> kept = {}) : tok_(tok), top_(top), kept_(std::move(kept)) {}
   void add_prompt(nlohmann::json entries) { prompt_ = std::move(entries); }
   void add(int32_t id, std::span<const float> logits);  // a generated token
   // The entries whose token's text begins within the text released so far (`released`
@@ -55,6 +57,7 @@ class LogprobQueue {
   };
   const Tokenizer& tok_;
   int top_;
+  std::vector<int32_t> kept_;
   nlohmann::json prompt_ = nlohmann::json::array();
   std::vector<Waiting> waiting_;
   size_t text_ = 0, released_ = 0;  // bytes of the tokens' text so far, of the text released

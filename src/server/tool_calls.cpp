@@ -14,6 +14,8 @@ using ordered = nlohmann::ordered_json;
 constexpr std::string_view kToolCallClose = "</tool_call>";
 constexpr std::string_view kPythonTag = "<|python_tag|>";  // Llama 3.1's start of a call
 constexpr std::string_view kToolCallsTag = "[TOOL_CALLS]";  // Mistral's
+constexpr std::string_view kArgsTag = "[ARGS]";              // Mistral's, after a call's name
+constexpr std::string_view kCallIdTag = "[CALL_ID]";         // Mistral's, between them in some
 constexpr size_t kMaxDepth = 64;  // of a call's JSON: past a template's depth it is not a call
 
 // {"name": "f", "arguments": {...}}; Llama-style "parameters" and arguments written as a
@@ -39,6 +41,38 @@ std::optional<ordered> json_of(std::string_view text) {
 std::optional<ToolCall> read_call(std::string_view block) {
   const std::optional<ordered> j = json_of(block);
   return j ? call_of(*j) : std::nullopt;
+}
+
+// get_weather[ARGS]{"city": "Paris"}, or get_weather[CALL_ID]a1b2c3d4e[ARGS]{...} (the
+// server gives calls their own ids).
+std::optional<ToolCall> read_named_call(std::string_view block) {
+  const size_t args = block.find(kArgsTag);
+  if (args == std::string_view::npos) return std::nullopt;
+  const std::string_view head = block.substr(0, args);
+  const std::string_view name = trimmed(head.substr(0, head.find(kCallIdTag)));
+  if (name.find_first_of(" \t\r\n\"{}[]") != std::string_view::npos) return std::nullopt;
+  const std::optional<ordered> j = json_of(block.substr(args + kArgsTag.size()));
+  return j ? call_of(ordered{{"name", std::string(name)}, {"arguments", *j}}) : std::nullopt;
+}
+
+// The forms whose calls are blocks among text: each opens with a tag; Hermes's closes
+// with one, the [ARGS] form's runs to the next block or the end.
+struct CallBlocks {
+  std::string_view open, close;
+  std::optional<ToolCall> (*read)(std::string_view);
+};
+CallBlocks call_blocks(ToolCallForm form) {
+  return form == ToolCallForm::MistralArgs ? CallBlocks{kToolCallsTag, {}, read_named_call}
+                                           : CallBlocks{kToolCallOpen, kToolCallClose, read_call};
+}
+
+bool whole_reply_form(ToolCallForm form) { return form == ToolCallForm::LlamaJson || form == ToolCallForm::MistralJson; }
+
+// A tool's parameters as a schema: none, or {}, is a function of none, as OpenAI reads it.
+ordered parameters_of(const ordered& function) {
+  ordered p = function.contains("parameters") ? function["parameters"] : ordered::object();
+  if (p.empty()) p = {{"type", "object"}, {"additionalProperties", false}};
+  return p;
 }
 
 // A tool's parameters sit at `at` inside the call's schema: its local references
@@ -95,7 +129,8 @@ ParsedReply parse_whole_reply_calls(std::string_view reply, ToolCallForm form) {
 
 ToolCallForm tool_call_form(const std::string& tmpl) {
   if (tmpl.find(kToolCallOpen) != std::string::npos) return ToolCallForm::Hermes;
-  if (tmpl.find(kToolCallsTag) != std::string::npos) return ToolCallForm::MistralJson;
+  if (tmpl.find(kToolCallsTag) != std::string::npos)
+    return tmpl.find(kArgsTag) != std::string::npos ? ToolCallForm::MistralArgs : ToolCallForm::MistralJson;
   // Llama 3.x: tool results under an ipython header, calls as {"name", "parameters"}.
   if (tmpl.find("ipython<|end_header_id|>") != std::string::npos && tmpl.find("\"parameters\"") != std::string::npos)
     return ToolCallForm::LlamaJson;
@@ -103,13 +138,28 @@ ToolCallForm tool_call_form(const std::string& tmpl) {
 }
 
 std::string_view required_call_start(ToolCallForm form) {
-  return form == ToolCallForm::Hermes        ? std::string_view("<tool_call>\n")
-         : form == ToolCallForm::MistralJson ? kToolCallsTag
-                                             : std::string_view();
+  return form == ToolCallForm::Hermes                                            ? std::string_view("<tool_call>\n")
+         : form == ToolCallForm::MistralJson || form == ToolCallForm::MistralArgs ? kToolCallsTag
+                                                                                 : std::string_view();
+}
+
+std::vector<std::string_view> call_markers(ToolCallForm form) {
+  if (form == ToolCallForm::MistralArgs) return {kToolCallsTag, kCallIdTag, kArgsTag};
+  return {};
+}
+
+std::vector<int32_t> call_marker_ids(const Tokenizer& tok, ToolCallForm form) {
+  std::vector<int32_t> ids;
+  for (const std::string_view marker : call_markers(form)) {
+    const std::vector<int32_t> one = tok.encode(marker, false, true);
+    if (one.size() == 1 && tok.token_text(one[0], false).empty()) ids.push_back(one[0]);
+  }
+  return ids;
 }
 
 ParsedReply parse_tool_calls(std::string_view reply, ToolCallForm form) {
-  if (form == ToolCallForm::LlamaJson || form == ToolCallForm::MistralJson) return parse_whole_reply_calls(reply, form);
+  if (whole_reply_form(form)) return parse_whole_reply_calls(reply, form);
+  const CallBlocks blocks = call_blocks(form);
   ParsedReply r;
   std::string text;
   // The whitespace after a call, and at the end, goes with the calls. Text before the
@@ -124,16 +174,17 @@ ParsedReply parse_tool_calls(std::string_view reply, ToolCallForm form) {
   };
   size_t at = 0;
   while (at < reply.size()) {
-    const size_t open = reply.find(kToolCallOpen, at);
+    const size_t open = reply.find(blocks.open, at);
     if (open == std::string_view::npos) {
       add_text(reply.substr(at));
       break;
     }
-    const size_t body = open + kToolCallOpen.size();
-    const size_t close = reply.find(kToolCallClose, body);
-    const size_t end = close == std::string_view::npos ? reply.size() : close + kToolCallClose.size();
+    const size_t body = open + blocks.open.size();
+    // Without a closing tag the next block's opening ends this one (and stays).
+    const size_t close = reply.find(blocks.close.empty() ? blocks.open : blocks.close, body);
+    const size_t end = close == std::string_view::npos ? reply.size() : close + blocks.close.size();
     const std::optional<ToolCall> call =
-        read_call(reply.substr(body, close == std::string_view::npos ? std::string_view::npos : close - body));
+        blocks.read(reply.substr(body, close == std::string_view::npos ? std::string_view::npos : close - body));
     add_text(reply.substr(at, (call ? open : end) - at));
     if (call) r.calls.push_back(*call);
     after_call = call.has_value();
@@ -148,15 +199,20 @@ ParsedReply parse_tool_calls(std::string_view reply, ToolCallForm form) {
   return r;
 }
 
-size_t plain_text_length(std::string_view reply) {
-  if (const size_t open = reply.find(kToolCallOpen); open != std::string_view::npos) return open;
-  return reply.size() - partial_tag_at_end(reply, kToolCallOpen);
+size_t plain_text_length(std::string_view reply, ToolCallForm form) {
+  const std::string_view open = call_blocks(form).open;
+  if (const size_t at = reply.find(open); at != std::string_view::npos) return at;
+  return reply.size() - partial_tag_at_end(reply, open);
 }
+
+ToolCallStream::ToolCallStream(std::string start, ToolCallForm form)
+    : form_(form), reply_(std::move(start)), sent_(reply_.size()),
+      in_call_(!whole_reply_form(form) && reply_.find(call_blocks(form).open) != std::string::npos) {}
 
 std::string ToolCallStream::feed(std::string_view text) {
   reply_ += text;
   if (in_call_) return {};
-  if ((form_ == ToolCallForm::LlamaJson || form_ == ToolCallForm::MistralJson) && !plain_) {
+  if (whole_reply_form(form_) && !plain_) {
     // The calls are the whole reply: hold it while it may be them.
     const WholeReplyCalls w = whole_reply_calls(form_);
     const std::string_view start = calls_start(reply_, w.marker);
@@ -170,8 +226,9 @@ std::string ToolCallStream::feed(std::string_view text) {
     sent_ = reply_.size();
     return std::string(unsent);
   }
-  const size_t plain = plain_text_length(unsent);
-  in_call_ = unsent.compare(plain, kToolCallOpen.size(), kToolCallOpen) == 0;
+  const size_t plain = plain_text_length(unsent, form_);
+  const std::string_view open = call_blocks(form_).open;
+  in_call_ = unsent.compare(plain, open.size(), open) == 0;
   // Whitespace before a call goes with the call (parse_tool_calls drops it): it waits
   // for the text that follows it.
   const size_t n = without_trailing_space(unsent.substr(0, plain)).size();
@@ -199,9 +256,7 @@ std::string tool_call_schema(const ordered& tools, const std::string& only, Tool
     const ordered& function = tool.at("function");
     const std::string& name = function.at("name").get_ref<const std::string&>();
     if (!only.empty() && name != only) continue;
-    ordered arguments = function.contains("parameters") ? function["parameters"] : ordered::object();
-    // No parameters, or {}: a function of none, as OpenAI reads it.
-    if (arguments.empty()) arguments = {{"type", "object"}, {"additionalProperties", false}};
+    ordered arguments = parameters_of(function);
     move_references(arguments, std::string(list ? "/items" : "") + (count == 1 ? "" : "/anyOf/" + std::to_string(calls.size())) +
                                    "/properties/" + key);
     calls.push_back({{"type", "object"},
@@ -215,6 +270,18 @@ std::string tool_call_schema(const ordered& tools, const std::string& only, Tool
     if (!parallel) schema["maxItems"] = 1;
   }
   return schema.dump(-1, ' ', false, ordered::error_handler_t::replace);
+}
+
+std::string tool_call_tagged_json(const ordered& tools, const std::string& only, bool parallel) {
+  ordered choices = ordered::array();
+  for (const ordered& tool : tools) {
+    const ordered& function = tool.at("function");
+    const std::string& name = function.at("name").get_ref<const std::string&>();
+    if (only.empty() || name == only) choices.push_back({{"tag", name + std::string(kArgsTag)}, {"schema", parameters_of(function)}});
+  }
+  ordered spec = {{"choices", std::move(choices)}};
+  if (parallel) spec["separator"] = kToolCallsTag;
+  return spec.dump(-1, ' ', false, ordered::error_handler_t::replace);
 }
 
 }  // namespace qrun::server

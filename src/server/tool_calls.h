@@ -9,6 +9,11 @@
 // - Mistral (7B v0.3, Nemo, Small 3.1): the whole reply is a list of calls,
 //     [TOOL_CALLS] [{"name": "get_weather", "arguments": {"city": "Paris"}}]
 //   ([TOOL_CALLS] is a control token: the reply's text may lack it).
+// - Mistral's later templates (Small 3.2, Magistral, Devstral 2507, Ministral 3), after
+//   any text, once per call:
+//     [TOOL_CALLS]get_weather[ARGS]{"city": "Paris"}
+//   or with the call's id, get_weather[CALL_ID]a1b2c3d4e[ARGS]{...} (control tokens the
+//   server keeps in the reply's text: call_markers()).
 // The server finds the calls in a reply and answers with OpenAI's tool_calls; when a call
 // is required it starts the reply as a call begins and holds the JSON to a schema of the
 // offered tools.
@@ -21,12 +26,13 @@
 #include <nlohmann/json.hpp>
 
 #include "qrun/chat_template.h"
+#include "qrun/tokenizer.h"
 
 namespace qrun::server {
 
 inline constexpr std::string_view kToolCallOpen = "<tool_call>";
 
-enum class ToolCallForm { None, Hermes, LlamaJson, MistralJson };
+enum class ToolCallForm { None, Hermes, LlamaJson, MistralJson, MistralArgs };
 
 // The form a chat template writes earlier calls in (and so teaches); None when it
 // writes neither.
@@ -36,12 +42,21 @@ ToolCallForm tool_call_form(const std::string& tmpl);
 // tag and line break, Mistral's [TOOL_CALLS]; nothing for Llama's bare JSON.
 std::string_view required_call_start(ToolCallForm form);
 
+// The special tokens whose text a reply must keep to be read: Mistral's [TOOL_CALLS],
+// [CALL_ID] and [ARGS] in the form that has text before calls and no other end to a
+// call's name.
+std::vector<std::string_view> call_markers(ToolCallForm form);
+// Those of them that are special tokens of `tok` (the ids a reply's text keeps).
+std::vector<int32_t> call_marker_ids(const Tokenizer& tok, ToolCallForm form);
+
 // A reply split into its text and its calls. Hermes: each well-formed block ({"name":
 // string, "arguments" or "parameters": object}, the closing tag optional at the end of
 // the reply) becomes a call (arguments as compact JSON, ids left empty) and leaves the
 // text; a block that is not stays text. Llama: a reply that is such an object (after
 // whitespace and <|python_tag|>) is one call and no text; Mistral: a reply that is a list
-// of them (after [TOOL_CALLS]) is its calls. Without calls the text is the reply unchanged.
+// of them (after [TOOL_CALLS]) is its calls; Mistral's [ARGS] form: each [TOOL_CALLS]
+// opens a block that runs to the next one or the end, read as Hermes's are. Without calls
+// the text is the reply unchanged.
 struct ParsedReply {
   std::string content;
   std::vector<ToolCall> calls;
@@ -50,16 +65,14 @@ ParsedReply parse_tool_calls(std::string_view reply, ToolCallForm form = ToolCal
 
 // How much of a reply so far is text whatever follows: up to the first block, less a
 // tail that could be the start of one. A stream sends this much as content.
-size_t plain_text_length(std::string_view reply);
+size_t plain_text_length(std::string_view reply, ToolCallForm form = ToolCallForm::Hermes);
 
 // A reply as it streams: text goes out as soon as it cannot be the start of a call.
 // `start` is what the prompt already wrote of the reply (a required call's opening tag):
 // read with the reply, never sent.
 class ToolCallStream {
  public:
-  explicit ToolCallStream(std::string start = {}, ToolCallForm form = ToolCallForm::Hermes)
-      : form_(form), reply_(std::move(start)), sent_(reply_.size()),
-        in_call_(form == ToolCallForm::Hermes && reply_.find(kToolCallOpen) != std::string::npos) {}
+  explicit ToolCallStream(std::string start = {}, ToolCallForm form = ToolCallForm::Hermes);
   std::string feed(std::string_view text);  // the content to send now
   ParsedReply finish() const;               // the content not sent yet, and the calls
 
@@ -74,8 +87,14 @@ class ToolCallStream {
 // The JSON schema of one call (the block's JSON) to one of `tools` (OpenAI's list), or
 // to the one named `only` when it is not empty: {"name": const, "arguments" (Llama:
 // "parameters"): the tool's parameters}, anyOf over the tools. Mistral: a list of such
-// calls, at least one, and one at most unless `parallel`.
+// calls, at least one, and one at most unless `parallel`. Not for MistralArgs, whose
+// calls are not JSON: tool_call_tagged_json().
 std::string tool_call_schema(const nlohmann::ordered_json& tools, const std::string& only,
                              ToolCallForm form = ToolCallForm::Hermes, bool parallel = true);
+
+// Mistral's [ARGS] calls to `tools` (or the one named `only`) after a prompt that ends
+// with [TOOL_CALLS]: `name[ARGS]` and the arguments its parameters accept, then more
+// after [TOOL_CALLS] when `parallel` (GrammarConstraint::set_tagged_json's spec).
+std::string tool_call_tagged_json(const nlohmann::ordered_json& tools, const std::string& only, bool parallel);
 
 }  // namespace qrun::server

@@ -47,6 +47,8 @@ Job job_from(const json& j) {
   job.json_object = j.at("json_object").get<bool>();
   job.json_schema = j.at("json_schema").get<std::string>();
   job.grammar = j.at("grammar").get<std::string>();
+  job.tagged_json = j.at("tagged_json").get<std::string>();
+  job.kept_tokens = j.at("kept_tokens").get<std::vector<int32_t>>();
   job.logprobs = j.at("logprobs").get<int>();
   job.echo_from = j.at("echo_from").get<int>();
   job.pooling = j.at("pooling").get<int>();
@@ -171,6 +173,8 @@ std::string job_line(const Job& job) {
                {"json_object", job.json_object},
                {"json_schema", job.json_schema},
                {"grammar", job.grammar},
+               {"tagged_json", job.tagged_json},
+               {"kept_tokens", job.kept_tokens},
                {"logprobs", job.logprobs},
                {"echo_from", job.echo_from},
                {"pooling", job.pooling},
@@ -184,6 +188,7 @@ int run_worker(int fd, const std::string& model_path, const RuntimeOptions& opti
   Model model(model_path, options);
   Fault fault = fault_from_env();
   std::unique_ptr<GrammarConstraint> constraint;  // made for the first job that asks (reads the vocabulary)
+  std::vector<int32_t> constraint_kept;  // the special tokens it was made to allow
   std::string line;
   while (ch.read_line(line, -1) == LineChannel::Read::Line) {
     const json j = json::parse(line, nullptr, false);
@@ -209,10 +214,14 @@ int run_worker(int fd, const std::string& model_path, const RuntimeOptions& opti
     go.n_predict = job.max_tokens;
     go.ignore_eos = job.ignore_eos;
     go.context_shift = false;
-    if (job.json_object || !job.grammar.empty()) {
-      if (!constraint) constraint = std::make_unique<GrammarConstraint>(model.tokenizer());
+    if (job.json_object || !job.grammar.empty() || !job.tagged_json.empty()) {
+      if (!constraint || constraint_kept != job.kept_tokens) {
+        constraint = std::make_unique<GrammarConstraint>(model.tokenizer(), job.kept_tokens);
+        constraint_kept = job.kept_tokens;
+      }
       try {  // the front checked the texts: this does not throw
         if (!job.grammar.empty()) constraint->set_gbnf(job.grammar);
+        else if (!job.tagged_json.empty()) constraint->set_tagged_json(job.tagged_json);
         else if (!job.json_schema.empty()) constraint->set_schema(job.json_schema);
         else constraint->set_object();
       } catch (const Error& e) {
@@ -221,12 +230,12 @@ int run_worker(int fd, const std::string& model_path, const RuntimeOptions& opti
       }
       go.constraint = constraint.get();
     }
-    ReplyText reply(model.tokenizer(), job.stop);
+    ReplyText reply(model.tokenizer(), job.stop, job.kept_tokens);
     bool was_cancelled = false, front_gone = false;
     int tokens = 0;
     std::optional<LogprobQueue> logprobs;
     if (job.logprobs >= 0) {
-      logprobs.emplace(model.tokenizer(), job.logprobs);
+      logprobs.emplace(model.tokenizer(), job.logprobs, job.kept_tokens);
       go.on_logits = [&](int32_t id, std::span<const float> logits) { logprobs->add(id, logits); };
     }
     // `end`: the last text; unless a stop string cut the reply, every entry goes with it.

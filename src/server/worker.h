@@ -23,6 +23,8 @@ struct Job {
   bool json_object = false;  // the reply is JSON (GrammarConstraint)
   std::string json_schema;   // what the JSON must be; "" for any object
   std::string grammar;       // GBNF text, when not json_object
+  std::string tagged_json;   // GrammarConstraint::set_tagged_json's spec, when not json_object
+  std::vector<int32_t> kept_tokens;  // special tokens the reply's text keeps (tool call markers)
   int logprobs = -1;         // >= 0: each token's log-probability and this many alternatives (src/server/logprobs.h)
   int echo_from = -1;        // with logprobs, >= 0: also those of the prompt's tokens from this one on
   // An embedding job instead (pooling > 0, a qrun::Pooling): one unit vector per input,

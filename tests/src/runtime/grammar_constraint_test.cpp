@@ -239,6 +239,31 @@ TEST(GrammarConstraint, TokensOfAnObjectAreAllowedInTurnAndSpecialTokensNever) {
 
 }
 
+// A kept special token stands for its text: allowed where the grammar takes that text
+// (Mistral's [ARGS] after a call's name), never elsewhere, and never when not kept. On
+// Qwen3's vocabulary with <|im_start|> as the marker.
+TEST(GrammarConstraint, KeptSpecialTokensStandForTheirText) {
+  const Tokenizer qwen(load_hf_tokenizer(test::shared_dir() / "tokenizers/qwen3"));
+  const std::vector<int32_t> marker = qwen.encode("<|im_start|>", false, true);
+  ASSERT_EQ(marker.size(), 1u);
+  const std::string spec = R"({"choices": [{"tag": "now<|im_start|>", "schema": {"type": "integer"}}]})";
+  GrammarConstraint kept(qwen, marker), plain(qwen);
+  kept.set_tagged_json(spec);
+  plain.set_tagged_json(spec);
+  EXPECT_FALSE(kept.allows(marker[0]));  // "now" first
+  for (const int32_t id : qwen.encode("now", false, false)) kept.accept(id), plain.accept(id);
+  EXPECT_TRUE(kept.allows(marker[0]));
+  EXPECT_FALSE(plain.allows(marker[0]));
+  std::vector<float> logits(static_cast<size_t>(qwen.vocab_size()), 0.0f);
+  kept.mask(logits);
+  EXPECT_TRUE(std::isfinite(logits[static_cast<size_t>(marker[0])]));
+  kept.accept(marker[0]);
+  EXPECT_FALSE(kept.allows(qwen.eos_ids()[0]));
+  for (const int32_t id : qwen.encode("42", false, false)) kept.accept(id);
+  EXPECT_TRUE(kept.allows(qwen.eos_ids()[0]));  // a whole sentence (more digits may follow)
+  EXPECT_THROW(GrammarConstraint::check_tagged_json(R"({"choices": [{"tag": "x", "schema": {"type": "int"}}]})"), Error);
+}
+
 // In every state along an object (inside keys and values, escapes, numbers, between
 // tokens), allows() equals feeding the token's bytes to a copy of the text so far, and
 // mask() (a trie walk outside strings) keeps exactly those tokens: on stories260K's

@@ -367,6 +367,43 @@ TEST(JsonSchemaGrammar, ErrorsNameThePlaceAndTheReason) {
   EXPECT_EQ(error_of(kPerson), "");
 }
 
+// Tags and JSON values (Mistral's tool calls): each choice's tag, then right after it a
+// value its own schema accepts; more after the separator when there is one; a broken
+// spec or schema is an error naming its place.
+TEST(TaggedJsonGrammar, TagsThenTheirSchemasValues) {
+  const std::string spec = R"({"choices": [{"tag": "age:", "schema": {"type": "integer"}},
+      {"tag": "names:", "schema": {"type": "array", "items": {"$ref": "#/$defs/n"}, "$defs": {"n": {"type": "string"}}}}],
+      "separator": ";"})";
+  const auto takes = [&](const std::string& s, const std::string& text) {
+    GrammarPrefix p(tagged_json_grammar(s));
+    return p.feed(std::string_view(text)) && p.accepted();
+  };
+  EXPECT_TRUE(takes(spec, "age:3"));
+  EXPECT_TRUE(takes(spec, R"(names:["a"] ;age:3;names:[])"));
+  EXPECT_FALSE(takes(spec, "age: 3"));
+  EXPECT_FALSE(takes(spec, R"(age:"3")"));
+  EXPECT_FALSE(takes(spec, R"(names:[1])"));  // its $ref is its own schema's
+  EXPECT_FALSE(takes(spec, "age:3;"));
+  EXPECT_FALSE(takes(spec, "height:3"));
+  const std::string one = R"({"choices": [{"tag": "age:", "schema": {"type": "integer"}}]})";
+  EXPECT_TRUE(takes(one, "age:3 "));
+  EXPECT_FALSE(takes(one, "age:3;age:4"));
+  const auto error_of = [](const std::string& s) {
+    try {
+      tagged_json_grammar(s);
+    } catch (const Error& e) {
+      return std::string(e.what());
+    }
+    return std::string();
+  };
+  EXPECT_NE(error_of(R"({"choices": []})").find("\"choices\""), std::string::npos);
+  EXPECT_NE(error_of(R"({"choices": [{"tag": 1, "schema": {}}]})").find("/choices/0"), std::string::npos);
+  EXPECT_NE(error_of(R"({"choices": [{"tag": "a", "schema": {"type": "int"}}]})").find("/choices/0/schema/type"),
+            std::string::npos);
+  EXPECT_NE(error_of("{").find("not JSON"), std::string::npos);
+  EXPECT_EQ(error_of(spec), "");
+}
+
 TEST(Grammar, LeftRecursionIsRefusedAndRightRecursionTaken) {
   Grammar left;
   const uint32_t a = left.add_rule();

@@ -777,6 +777,38 @@ TEST_F(QserveTest, MistralJsonToolCalls) {
   EXPECT_TRUE(std::regex_match(call["id"].get<std::string>(), std::regex("[A-Za-z0-9]{9}"))) << call;
 }
 
+// Mistral's later calls ([TOOL_CALLS]name[ARGS]{arguments}), on a template written the
+// way Mistral Small 3.2's and Magistral's write calls and results. stories260K has no
+// [TOOL_CALLS] or [ARGS] token: the required call's grammar spells them.
+TEST_F(QserveTest, MistralArgsToolCalls) {
+  const std::string mistral = R"({{- bos_token }}
+{%- for m in messages %}
+{%- if m.role == 'user' %}
+{%- if tools and loop.first %}[AVAILABLE_TOOLS]{{ tools | tojson }}[/AVAILABLE_TOOLS]{% endif %}
+[INST]{{ m.content }}[/INST]
+{%- elif m.tool_calls %}
+{%- for c in m.tool_calls %}[TOOL_CALLS]{{ c.function.name }}[ARGS]{{ c.function.arguments }}{% endfor %}{{ eos_token }}
+{%- elif m.role == 'tool' %}[TOOL_RESULTS]{{ m.content }}[/TOOL_RESULTS]
+{%- else %}{{ m.content }}{{ eos_token }}
+{%- endif %}
+{%- endfor %})";
+  Server s({"--workers", "1", "-c", "2048", "--chat-template", mistral}, DType::Q8);
+  ASSERT_TRUE(s.ready()) << s.log();
+  EXPECT_FALSE(weather_call_round_trip(s, {{"parallel_tool_calls", false}}).is_null());
+  // The reply's tokens (its logprobs) spell the call as the template writes one, after
+  // the [TOOL_CALLS] the prompt ended with.
+  const json tools = json::parse(R"([{"type": "function", "function": {"name": "now", "parameters": {}}}])");
+  auto r = post(s, "/v1/chat/completions",
+                json{{"messages", json::array({json{{"role", "user"}, {"content", "Time?"}}})}, {"tools", tools}, {"tool_choice", "required"},
+                     {"parallel_tool_calls", false}, {"logprobs", true}, {"max_tokens", 200}, {"seed", 1}});
+  ASSERT_EQ(r->status, 200) << r->body;
+  const json choice = json::parse(r->body)["choices"][0];
+  EXPECT_EQ(choice["message"]["tool_calls"][0]["function"]["arguments"], "{}") << choice;
+  std::string spelled;
+  for (const json& t : choice["logprobs"]["content"]) spelled += t["token"].get<std::string>();
+  EXPECT_TRUE(std::regex_match(spelled, std::regex(R"(now\[ARGS\]\{\s*\}\s*)"))) << spelled;
+}
+
 // logprobs: each generated token's log-probability under the model, as an in-process
 // Model gives it (forward the prompt, then one step per token, log-softmax in double),
 // with the most likely alternatives; the same streamed; the tokens spell the text.

@@ -4,7 +4,10 @@
 
 #include <nlohmann/json.hpp>
 
+#include "common/test_paths.h"
 #include "qrun/error.h"
+#include "qrun/tokenizer.h"
+#include "src/tokenizer/tokenizer_data.h"
 #include "src/runtime/grammar.h"
 #include "src/runtime/json_schema_grammar.h"
 #include "src/server/tool_calls.h"
@@ -170,11 +173,27 @@ TEST(ToolCalls, TheTemplateTellsTheForm) {
                            "{{- \"<|start_header_id|>ipython<|end_header_id|>\\n\\n\" }}"),
             ToolCallForm::LlamaJson);
   EXPECT_EQ(tool_call_form("{{- \"[TOOL_CALLS] [\" }}"), ToolCallForm::MistralJson);
+  // As Mistral Small 3.2's and Magistral's write a call.
+  EXPECT_EQ(tool_call_form("{{- \"[TOOL_CALLS]\" + tool.function.name + \"[ARGS]\" + arguments }}"),
+            ToolCallForm::MistralArgs);
   EXPECT_EQ(tool_call_form("{% for m in messages %}{{ m.content }}{% endfor %}"), ToolCallForm::None);
   EXPECT_EQ(tool_call_form("<|start_header_id|>{{ m.role }}<|end_header_id|>"), ToolCallForm::None);
   EXPECT_EQ(required_call_start(ToolCallForm::Hermes), "<tool_call>\n");
   EXPECT_EQ(required_call_start(ToolCallForm::LlamaJson), "");
   EXPECT_EQ(required_call_start(ToolCallForm::MistralJson), "[TOOL_CALLS]");
+  EXPECT_EQ(required_call_start(ToolCallForm::MistralArgs), "[TOOL_CALLS]");
+  EXPECT_TRUE(call_markers(ToolCallForm::MistralJson).empty());
+  EXPECT_EQ(call_markers(ToolCallForm::MistralArgs), (std::vector<std::string_view>{"[TOOL_CALLS]", "[CALL_ID]", "[ARGS]"}));
+  // Kept are those that are special tokens of the vocabulary: on stories260K's with two
+  // pieces made Mistral's control tokens, those two; [CALL_ID] is text there.
+  auto data = std::make_shared<TokenizerData>(*load_hf_tokenizer(test::stories_dir()));
+  const int32_t last = static_cast<int32_t>(data->pieces.size()) - 1;
+  data->pieces[size_t(last - 1)] = "[TOOL_CALLS]", data->types[size_t(last - 1)] = PieceType::Control;
+  data->pieces[size_t(last)] = "[ARGS]", data->types[size_t(last)] = PieceType::Control;
+  const Tokenizer mistral(data);
+  EXPECT_EQ(call_marker_ids(mistral, ToolCallForm::MistralArgs), (std::vector<int32_t>{last - 1, last}));
+  EXPECT_TRUE(call_marker_ids(mistral, ToolCallForm::MistralJson).empty());
+  EXPECT_TRUE(call_marker_ids(Tokenizer(load_hf_tokenizer(test::stories_dir())), ToolCallForm::MistralArgs).empty());
 }
 
 // Llama 3.x: a reply that is one {"name", "parameters"} object (after whitespace and
@@ -274,6 +293,85 @@ TEST(ToolCalls, MistralReplyIsAListOfCallsOrText) {
   EXPECT_TRUE(takes(one, R"([{"name": "at", "arguments": {"p": 3}}])"));
   EXPECT_FALSE(takes(one, R"([{"name": "at", "arguments": {"p": "x"}}])"));  // its $ref still points into it
   EXPECT_FALSE(takes(many, "[]"));
+}
+
+// Mistral's later form: text, then each call as [TOOL_CALLS]name[ARGS]{arguments}. The
+// calls leave the text; a block that is not a call stays text; a stream sends the text
+// before the first [TOOL_CALLS] as it comes and reads the calls of the whole.
+TEST(ToolCalls, MistralArgsCallsFollowTheText) {
+  const auto form = ToolCallForm::MistralArgs;
+  struct Case {
+    const char* reply;
+    const char* content;
+    size_t calls;
+  };
+  for (const Case& c : {
+           Case{R"([TOOL_CALLS]get_weather[ARGS]{"city": "Paris"})", "", 1},
+           Case{R"(Let me check. [TOOL_CALLS]get_weather[ARGS]{"city": "Paris"}[TOOL_CALLS]now[ARGS]{} )", "Let me check.", 2},
+           Case{R"([TOOL_CALLS] get_weather [ARGS] {"city": "Paris"}
+[TOOL_CALLS]now[ARGS]"{}")", "", 2},
+           Case{"The weather is fine.", "The weather is fine.", 0},
+           Case{"[TOOL_CALLS]get weather[ARGS]{}", "[TOOL_CALLS]get weather[ARGS]{}", 0},  // not a name
+           Case{"[TOOL_CALLS]now{}", "[TOOL_CALLS]now{}", 0},                           // no [ARGS]
+           Case{"[TOOL_CALLS]now[ARGS][1]", "[TOOL_CALLS]now[ARGS][1]", 0},             // not an object
+           Case{"[TOOL_CALLS][ARGS]{}", "[TOOL_CALLS][ARGS]{}", 0},                     // no name
+           Case{R"([TOOL_CALLS]now[ARGS]{"a": )", R"([TOOL_CALLS]now[ARGS]{"a": )", 0},  // cut short
+           Case{R"(a [TOOL_CALLS]x[ARGS]{} [TOOL_CALLS]y[ARGS]{)", R"(a [TOOL_CALLS]y[ARGS]{)", 1},
+           // A call's block runs to the next one: text after its arguments makes it text.
+           Case{R"([TOOL_CALLS]x[ARGS]{} done)", R"([TOOL_CALLS]x[ARGS]{} done)", 0},
+           Case{"", "", 0},
+       }) {
+    const ParsedReply r = parse_tool_calls(c.reply, form);
+    EXPECT_EQ(r.calls.size(), c.calls) << c.reply;
+    EXPECT_EQ(r.content, c.content) << c.reply;
+    for (size_t piece = 1; piece <= 5; ++piece) {
+      ToolCallStream stream({}, form);
+      const std::string text = c.reply;
+      std::string sent;
+      for (size_t at = 0; at < text.size(); at += piece) sent += stream.feed(text.substr(at, piece));
+      const ParsedReply last = stream.finish();
+      EXPECT_EQ(sent + last.content, r.content) << c.reply << " in pieces of " << piece;
+      EXPECT_EQ(last.calls.size(), r.calls.size());
+    }
+  }
+  // (Mistral Small 3.2's template writes each call's id after [CALL_ID].)
+  const ParsedReply two =
+      parse_tool_calls(R"(ok[TOOL_CALLS]get_weather[CALL_ID]a1b2c3d4e[ARGS]{"city": "Paris"}[TOOL_CALLS]now[ARGS]"{}")", form);
+  ASSERT_EQ(two.calls.size(), 2u);
+  EXPECT_EQ(two.calls[0].name, "get_weather");
+  EXPECT_EQ(two.calls[0].arguments, R"({"city":"Paris"})");
+  EXPECT_EQ(two.calls[1].name, "now");
+  EXPECT_EQ(two.calls[1].arguments, "{}");
+  // The text before a call streams before the call is read; nothing of the call does.
+  ToolCallStream stream({}, form);
+  EXPECT_EQ(stream.feed("Checking"), "Checking");
+  EXPECT_EQ(stream.feed(" now [TOOL"), " now");
+  EXPECT_EQ(stream.feed("_CALLS]now[ARGS]{}"), "");
+  EXPECT_EQ(stream.finish().calls.size(), 1u);
+
+  // A required call: the prompt ends with [TOOL_CALLS]; the rest is `name[ARGS]` and the
+  // arguments the tool's parameters accept, more after [TOOL_CALLS] only when parallel.
+  ToolCallStream required(std::string(required_call_start(form)), form);
+  EXPECT_EQ(required.feed(R"(at[ARGS]{"p": 3})"), "");
+  EXPECT_EQ(required.finish().calls.size(), 1u);
+  const ordered tools = ordered::parse(R"([{"type": "function", "function": {"name": "now", "parameters": {}}},
+      {"type": "function", "function": {"name": "at", "parameters": {"type": "object",
+       "properties": {"p": {"$ref": "#/$defs/p"}}, "required": ["p"], "$defs": {"p": {"type": "integer"}}}}}])");
+  const auto takes = [](const std::string& spec, std::string_view text) {
+    GrammarPrefix p(tagged_json_grammar(spec));
+    return p.feed(text) && p.accepted();  // with parallel calls more may follow
+  };
+  const std::string many = tool_call_tagged_json(tools, "", true), one = tool_call_tagged_json(tools, "", false);
+  const std::string pair = R"(now[ARGS]{}[TOOL_CALLS]at[ARGS]{"p": 3})";
+  EXPECT_TRUE(takes(many, pair));
+  EXPECT_FALSE(takes(one, pair));
+  EXPECT_TRUE(takes(one, R"(at[ARGS]{"p": 3} )"));
+  EXPECT_FALSE(takes(one, R"(at[ARGS] {"p": 3})"));  // as Mistral writes them: the JSON right after [ARGS]
+  EXPECT_FALSE(takes(one, R"(at[ARGS]{"p": "x"})"));  // each tool's $ref points into its own parameters
+  EXPECT_FALSE(takes(one, R"(now[ARGS]{"p": 3})"));   // a function of no parameters
+  EXPECT_FALSE(takes(one, R"(later[ARGS]{})"));
+  EXPECT_FALSE(takes(tool_call_tagged_json(tools, "at", false), "now[ARGS]{}"));
+  EXPECT_EQ(parse_tool_calls(std::string(required_call_start(form)) + pair, form).calls.size(), 2u);
 }
 
 }  // namespace

@@ -208,6 +208,20 @@ TEST(StreamingDecoder, ContinuationKeepsItsLeadingSpace) {
   EXPECT_EQ(at_start.push(llama2().encode("Hello", false, false).front()), "Hello");
 }
 
+// A special token's text is left out of a reply unless the decoder keeps it (a tool
+// call's markers), on Qwen3's <|im_start|>.
+TEST(StreamingDecoder, KeepsTheTextOfTheSpecialTokensItIsGiven) {
+  const Tokenizer qwen(load_hf_tokenizer(test::shared_dir() / "tokenizers/qwen3"));
+  const std::vector<int32_t> ids = qwen.encode("a<|im_start|>b", false, true);
+  ASSERT_EQ(ids.size(), 3u);
+  ASSERT_EQ(qwen.token_text(ids[1], false), "");
+  StreamingDecoder plain(qwen, false), keeping(qwen, false, {ids[1]});
+  std::string dropped, kept;
+  for (const int32_t id : ids) dropped += plain.push(id), kept += keeping.push(id);
+  EXPECT_EQ(dropped, "ab");
+  EXPECT_EQ(kept, "a<|im_start|>b");
+}
+
 TEST(StreamingDecoder, ReplacesBytesThatCannotComplete) {
   const Tokenizer& t = llama2();
   StreamingDecoder dec(t, true);
