@@ -13,6 +13,7 @@
 
 #include "hwy/highway.h"
 #include "quant/quantize.h"
+#include "simd/kernels.h"
 #include "simd/prefetch-inl.h"
 
 HWY_BEFORE_NAMESPACE();
@@ -109,7 +110,7 @@ HWY_INLINE void RowTile(const typename Row::Elem* row, int64_t cols, const float
     AddTail<Row>(hn::GetLane(hn::SumOfLanes(d, hn::Add(a3, b3))), row, i, cols, x + 3 * cols, y + 3 * ldy);
 }
 
-inline constexpr int kTokens = 4;
+inline constexpr int kTokens = qrun::kTileTokens;
 
 template <class Row>
 HWY_INLINE void MatMul(const void* w, int64_t rows, int64_t cols, int64_t n, const float* x, float* y,

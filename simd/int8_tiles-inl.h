@@ -798,7 +798,7 @@ inline constexpr int kTileRows = 2;
 #else
 inline constexpr int kTileRows = 4;
 #endif
-inline constexpr int kTileTokens = 4;
+inline constexpr int kTileTokens = qrun::kTileTokens;
 inline constexpr int kMatvecRows = 4;
 #if QRUN_X86_VNNI
 template <class Rows>
@@ -1043,7 +1043,7 @@ HWY_NOINLINE void Tile(const uint8_t* w, const Layout<Fmt>& L, const uint16_t* i
 // 4 x 4: 16 f32 accumulators + 3 registers per row of unpacked weights and scales
 // (measured best among 4x4, 3x6, 2x8; matvec uses the 4 x 1 tile).
 inline constexpr int kTileRows = 4;
-inline constexpr int kTileTokens = 4;
+inline constexpr int kTileTokens = qrun::kTileTokens;
 
 struct AlignedFree {
   void operator()(uint8_t* p) const { ::operator delete[](p, std::align_val_t{64}); }
@@ -1237,7 +1237,7 @@ HWY_INLINE void Tile(const uint8_t* w, int64_t row_bytes, int64_t nb, const Act*
 }
 
 inline constexpr int kTileRows = 2;
-inline constexpr int kTileTokens = 4;
+inline constexpr int kTileTokens = qrun::kTileTokens;
 inline constexpr int kMatvecRows = 2;
 template <class Rows>
 inline constexpr int kMatvecRowsOf = kMatvecRows;

@@ -45,6 +45,10 @@ void quantize_activations_i16(const float* x, int64_t n, BlockQ16A* out);
 void matvec(DType t, const void* w, int64_t rows, int64_t cols,
             const float* x, const BlockQ8A* xq, float* y);
 
+// The batched kernels take tokens this many at a time (the rest one tile narrower): a
+// batch of a multiple of it reads the weights once per tile, 3 or 5 tokens read them twice.
+inline constexpr int kTileTokens = 4;
+
 // Batched: Y[i*ldy + r] = dot(W row r, X[i]) for tokens i in [0, n), rows r in [0, rows).
 // X is n x cols floats (row stride cols); XQ is n x q8a_blocks(cols) blocks.
 // Each weight block is loaded once and reused for many tokens.

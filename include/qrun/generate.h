@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <string>
 #include <span>
 
 #include "qrun/grammar_constraint.h"
@@ -12,6 +13,20 @@
 #include "qrun/sampler.h"
 
 namespace qrun {
+
+// Speculative decoding (llama.cpp's --model-draft): a smaller model with the same
+// vocabulary guesses up to `max` tokens greedily, stopping where its own top probability
+// falls below `p_min`; the model runs the last sampled token and the guesses as one batch
+// and samples each row in turn, keeping the guesses its samples agree with. Every output
+// token is still sampled once, from the model's own logits, so the output is what the
+// same sampler and seed give without a draft wherever a batch's logits equal a step's
+// (qrun's quantized kernels, q8 where steps and prompts use the same activation bits);
+// it costs fewer passes over the weights when the guesses are good.
+struct DraftOptions {
+  Model* model = nullptr;  // none: no speculation
+  int max = 16;
+  float p_min = 0.75f;
+};
 
 struct GenerateOptions {
   int n_predict = 128;        // < 0: until EOS (or, without context shift, a full context)
@@ -26,6 +41,7 @@ struct GenerateOptions {
   // sampled from, as the model gave them (before penalties, temperature and the
   // constraint's mask): where OpenAI's logprobs are read.
   std::function<void(int32_t token, std::span<const float> logits)> on_logits = {};
+  DraftOptions draft;
 };
 
 enum class StopReason {
@@ -42,6 +58,8 @@ struct GenerationStats {
   double prompt_ms = 0;
   int generated_tokens = 0;  // tokens sampled
   int eval_tokens = 0;       // of those, tokens run through the model
+  int drafted_tokens = 0;    // a draft model's guesses run through the model
+  int accepted_tokens = 0;   // guesses the samples agreed with
   double eval_ms = 0;
   int context_shifts = 0;
   StopReason stop = StopReason::TokenLimit;
@@ -56,6 +74,10 @@ struct GenerationStats {
 // the tokens after BOS + n_keep each time); returns how many shifts it took. Throws when
 // the tokens after the kept ones cannot make enough room.
 int make_room(Model& model, int needed, int n_keep);
+
+// Throws qrun::Error naming the draft's file unless its vocabulary is the model's (the
+// same size and the same pieces): its guesses are token ids of the model's.
+void check_draft_vocabulary(const Tokenizer& model, const Tokenizer& draft, const std::string& draft_path);
 
 // Runs the prompt, reusing the longest prefix of it the KV cache already holds
 // (model.tokens()), then samples. on_token is called with each sampled token that is not

@@ -40,6 +40,9 @@ struct Args {
   bool no_blas = false, swa_full = false, mlock = false, no_mmap = false, ignore_eos = false, verbose_prompt = false, special = false;
   bool no_display_prompt = false, verify = false, estimate = false, verbose = false;
   std::string mem_budget;
+  std::string model_draft;  // speculative decoding's draft model
+  int draft_max = 16;
+  float draft_p_min = 0.75f;
   int n_gpu_layers = 0;
   std::string gpu_layers;
   bool chat = false, conversation = false, no_context_shift = false, json = false;
@@ -141,6 +144,10 @@ void print_timings(double load_ms, const qrun::GenerationStats& st, const qrun::
                ring.c_str());
   if (m.gpu_layers() > 0)
     std::fprintf(stderr, "qrun: gpu         = %d layers on %s\n", m.gpu_layers(), m.gpu_device().c_str());
+  if (st.drafted_tokens > 0)
+    std::fprintf(stderr, "qrun: draft       = %d guesses, %d accepted (%.1f%%), %.2f tokens per pass of the model\n",
+                 st.drafted_tokens, st.accepted_tokens, 100.0 * st.accepted_tokens / st.drafted_tokens,
+                 static_cast<double>(st.eval_tokens) / std::max(1, st.eval_tokens - st.accepted_tokens));
   const int runs = st.eval_tokens + 1;
   std::fprintf(stderr, "qrun: disk reads  = %.1f MiB during generation (%.2f MiB per token)", mib(disk_bytes),
                mib(disk_bytes) / runs);
@@ -206,6 +213,13 @@ int main(int argc, char** argv) {
       ->check([](const std::string& s) {
         return parse_layer_range(s) ? std::string() : "expected a range like 0-9, got '" + s + "'";
       });
+  app.add_option("--model-draft", a.model_draft,
+                 "-md FILE: speculative decoding with this smaller model of the same vocabulary guessing tokens "
+                 "(the output is the model's own)");
+  app.add_option("--draft-max", a.draft_max, "Tokens the draft model guesses at most per pass of the model")
+      ->check(CLI::Range(1, 64));
+  app.add_option("--draft-p-min", a.draft_p_min, "The draft stops guessing where its top probability is below this")
+      ->check(CLI::Range(0.0f, 1.0f));
   app.add_flag("--chat", a.chat, "Apply the model's chat template to the prompt (one user turn)");
   app.add_flag("--conversation", a.conversation,
                "-cnv: chat turn by turn, reading each user turn from stdin (a line; end it with \\ to go on)");
@@ -244,6 +258,7 @@ int main(int argc, char** argv) {
   for (int i = argc - 1; i >= 1; --i) {
     const std::string arg = argv[i];
     args.push_back(arg == "-ngl"   ? "--n-gpu-layers"
+                   : arg == "-md"  ? "--model-draft"
                    : arg == "-sys" ? "--system-prompt"
                    : arg == "-cnv" ? "--conversation"
                                    : arg);
@@ -308,6 +323,15 @@ int main(int argc, char** argv) {
     if (model.context_length() > trained)
       std::fprintf(stderr, "qrun: warning: context %d is longer than the %d tokens the model was trained on; "
                            "expect degraded output past %d\n", model.context_length(), trained, trained);
+    std::optional<qrun::Model> draft;
+    if (!a.model_draft.empty() && !a.embedding) {
+      qrun::RuntimeOptions dro;
+      dro.threads = ro.threads;
+      dro.prefetch = ro.prefetch;
+      dro.context = model.context_length();
+      draft.emplace(a.model_draft, dro);
+      qrun::check_draft_vocabulary(model.tokenizer(), draft->tokenizer(), a.model_draft);
+    }
     a.sampling.seed = a.seed >= 0 ? static_cast<uint64_t>(a.seed) : std::random_device{}();
     if (a.verbose) std::fprintf(stderr, "qrun: seed = %llu\n", static_cast<unsigned long long>(a.sampling.seed));
 
@@ -318,6 +342,7 @@ int main(int argc, char** argv) {
     go.ignore_eos = a.ignore_eos;
     go.context_shift = !a.no_context_shift;
     go.n_keep = a.n_keep;
+    if (draft) go.draft = {&*draft, a.draft_max, a.draft_p_min};
     std::unique_ptr<qrun::GrammarConstraint> constraint;
     if (a.json || a.has_json_schema || a.has_grammar) {
       constraint = std::make_unique<qrun::GrammarConstraint>(model.tokenizer());

@@ -56,6 +56,24 @@ TEST(QrunGeneration, RandomSeedByDefaultSameSeedSameText) {
   EXPECT_NE(stdout_of(base + " --seed 42"), stdout_of(base + " --seed 43"));
 }
 
+// -md: a draft model changes how many passes the model makes, not the text (q4 with a
+// q8 draft, greedy and sampled), and the timings say how many guesses were accepted. A
+// draft of another vocabulary, or none at all, is one line naming the file.
+TEST(QrunGeneration, DraftModelKeepsTheTextAndReportsGuesses) {
+  const std::string base = "-m " + quoted(model(DType::Q4)) + " -p 'Once upon a time' -n 60 -t 1";
+  for (const std::string sampling : {" --temp 0", " --temp 1 --seed 5"}) {
+    const auto r = run_command(qrun_bin() + " " + base + sampling + " -md " + quoted(model(DType::Q8)) + " --draft-max 4");
+    ASSERT_EQ(r.exit_code, 0) << r.out;
+    EXPECT_NE(r.out.find("accepted"), std::string::npos) << r.out;
+    EXPECT_EQ(stdout_of(base + sampling + " --model-draft " + quoted(model(DType::Q8))), stdout_of(base + sampling));
+  }
+  auto r = run_command(qrun_bin() + " " + base + " -md /nonexistent.q4");
+  EXPECT_EQ(r.exit_code, 1) << r.out;
+  EXPECT_NE(r.out.find("/nonexistent.q4: cannot open"), std::string::npos) << r.out;
+  r = run_command(qrun_bin() + " " + base + " -md " + quoted(model(DType::Q8)) + " --draft-max 0");
+  EXPECT_EQ(r.exit_code, 2) << r.out;
+}
+
 // --json: what follows the prompt is a JSON object or, cut by -n, a prefix of one.
 TEST(QrunGeneration, JsonFlagConstrainsTheReply) {
   const std::string base = "-m " + quoted(model(DType::Q8)) + " -p 'Tim liked' --no-display-prompt -n 150 --temp 1 -t 1";
