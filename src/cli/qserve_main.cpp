@@ -7,11 +7,14 @@
 #include <cstdio>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include <CLI/CLI.hpp>
 
 #include "qrun/thread_pool.h"
 #include "qrun/error.h"
+#include "qrun/generate.h"
+#include "qrun/tokenizer.h"
 #include "qrun/mapped_file.h"
 #include "qrun/model.h"
 #include "src/cli/cli_common.h"
@@ -56,10 +59,21 @@ int main(int argc, char** argv) {
   app.add_option("--pooling", o.pooling,
                  "How /v1/embeddings pools token states: mean, cls or last (default: the model's, else last)")
       ->check(CLI::IsMember({"mean", "cls", "last"}));
+  qrun::server::DraftSettings draft;
+  app.add_option("--model-draft", draft.path,
+                 "-md FILE: speculative decoding, each worker with this smaller model of the same vocabulary "
+                 "guessing tokens (the replies are the model's own)");
+  app.add_option("--draft-max", draft.max, "Tokens the draft model guesses at most per pass of the model")
+      ->check(CLI::Range(1, 64))->capture_default_str();
+  app.add_option("--draft-p-min", draft.p_min, "The draft stops guessing where its top probability is below this")
+      ->check(CLI::Range(0.0f, 1.0f))->capture_default_str();
   app.add_option("--worker-fd", worker_fd, "Internal: run as a worker on this socket")->group("");
   o.workers = 0;
   try {
-    app.parse(argc, argv);
+    // llama-server's -md, which CLI11 does not take as it is.
+    std::vector<std::string> args;
+    for (int i = argc - 1; i >= 1; --i) args.push_back(std::string(argv[i]) == "-md" ? "--model-draft" : argv[i]);
+    app.parse(args);
   } catch (const CLI::ParseError& e) {
     return qrun::cli::usage_exit(app, e);
   }
@@ -74,13 +88,21 @@ int main(int argc, char** argv) {
     ro.batch = batch;
     ro.q8_activation_bits = q8_activations;
     ro.swa_full = swa_full;
-    if (worker_fd >= 0) return qrun::server::run_worker(worker_fd, o.model_path, ro);
+    if (worker_fd >= 0) return qrun::server::run_worker(worker_fd, o.model_path, ro, draft);
+    if (!draft.path.empty()) {  // refused here, once, rather than by every worker
+      const qrun::ModelFile model_file(o.model_path), draft_file(draft.path);
+      qrun::check_draft_vocabulary(qrun::Tokenizer(qrun::deserialize_tokenizer(model_file)),
+                                   qrun::Tokenizer(qrun::deserialize_tokenizer(draft_file)), draft.path);
+    }
 
     o.worker_argv = {"/proc/self/exe", "--worker-fd", "3", "-m", o.model_path, "-t",
                      std::to_string(o.threads_per_worker), "-c", std::to_string(o.context), "-b",
                      std::to_string(batch)};
     if (q8_activations) o.worker_argv.insert(o.worker_argv.end(), {"--q8-activations", std::to_string(q8_activations)});
     if (swa_full) o.worker_argv.push_back("--swa-full");
+    if (!draft.path.empty())
+      o.worker_argv.insert(o.worker_argv.end(), {"--model-draft", draft.path, "--draft-max", std::to_string(draft.max),
+                                                 "--draft-p-min", std::to_string(draft.p_min)});
     return qrun::server::run_server(o);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "qserve: %s\n", e.what());

@@ -183,9 +183,17 @@ std::string job_line(const Job& job) {
 
 std::string cancel_line(uint64_t job_id) { return dump({{"type", "cancel"}, {"id", job_id}}); }
 
-int run_worker(int fd, const std::string& model_path, const RuntimeOptions& options) {
+int run_worker(int fd, const std::string& model_path, const RuntimeOptions& options, const DraftSettings& draft_settings) {
   LineChannel ch(fd);
   Model model(model_path, options);
+  std::optional<Model> draft;  // the front checked its vocabulary
+  if (!draft_settings.path.empty()) {
+    RuntimeOptions dro;
+    dro.threads = options.threads;
+    dro.prefetch = options.prefetch;
+    dro.context = model.context_length();
+    draft.emplace(draft_settings.path, dro);
+  }
   Fault fault = fault_from_env();
   std::unique_ptr<GrammarConstraint> constraint;  // made for the first job that asks (reads the vocabulary)
   std::vector<int32_t> constraint_kept;  // the special tokens it was made to allow
@@ -214,6 +222,7 @@ int run_worker(int fd, const std::string& model_path, const RuntimeOptions& opti
     go.n_predict = job.max_tokens;
     go.ignore_eos = job.ignore_eos;
     go.context_shift = false;
+    if (draft) go.draft = {&*draft, draft_settings.max, draft_settings.p_min};
     if (job.json_object || !job.grammar.empty() || !job.tagged_json.empty()) {
       if (!constraint || constraint_kept != job.kept_tokens) {
         constraint = std::make_unique<GrammarConstraint>(model.tokenizer(), job.kept_tokens);

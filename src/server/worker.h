@@ -46,6 +46,12 @@ std::string cancel_line(uint64_t job_id);
 // "stall:N:FLAG" stops sending after N tokens (an embedding job: inputs) of its first
 // job until it is cancelled;
 // only the one worker that creates the file FLAG does it.
-int run_worker(int fd, const std::string& model_path, const RuntimeOptions& options);
+// draft: speculative decoding's draft model (qserve --model-draft), loaded by each worker.
+struct DraftSettings {
+  std::string path;  // empty: none
+  int max = 16;
+  float p_min = 0.75f;
+};
+int run_worker(int fd, const std::string& model_path, const RuntimeOptions& options, const DraftSettings& draft = {});
 
 }  // namespace qrun::server

@@ -1099,6 +1099,31 @@ TEST_F(QserveTest, BrokenChatTemplateFailsAtStart) {
   EXPECT_EQ(r.out.find("chat template: chat template"), std::string::npos) << r.out;
 }
 
+// --model-draft: each worker drafts with the smaller model, and the replies are the
+// model's own (q4 with a q8 draft: greedy and seeded, chat and completions, streamed or
+// not). A draft that cannot be read stops qserve at start, naming the file.
+TEST_F(QserveTest, DraftModelRepliesAreTheModelsOwn) {
+  Server plain({"--workers", "1"}, DType::Q4),
+      drafted({"--workers", "1", "-md", test::converted_stories(DType::Q8).string(), "--draft-max", "7"}, DType::Q4);
+  ASSERT_TRUE(plain.ready()) << plain.log();
+  ASSERT_TRUE(drafted.ready()) << drafted.log();
+  for (const json& req : {json{{"prompt", "Once upon a time"}, {"max_tokens", 60}, {"temperature", 0}},
+                          json{{"prompt", "The dog"}, {"max_tokens", 60}, {"temperature", 1}, {"seed", 3}},
+                          json{{"prompt", "The dog"}, {"max_tokens", 60}, {"temperature", 1}, {"seed", 3}, {"stream", true}}}) {
+    const auto a = post(plain, "/v1/completions", req), b = post(drafted, "/v1/completions", req);
+    ASSERT_EQ(a->status, 200) << a->body;
+    ASSERT_EQ(b->status, 200) << b->body;
+    if (req.contains("stream")) {
+      EXPECT_EQ(parse_sse(b->body, false).text, parse_sse(a->body, false).text);
+    } else {
+      EXPECT_EQ(json::parse(b->body)["choices"][0]["text"], json::parse(a->body)["choices"][0]["text"]) << req;
+    }
+  }
+  const Refusal r = start_refused({"--port", std::to_string(free_port()), "--model-draft", "/nonexistent.q4"});
+  EXPECT_EQ(r.status, 1) << r.out;
+  EXPECT_NE(r.out.find("/nonexistent.q4: cannot open"), std::string::npos) << r.out;
+}
+
 // --max-body holds for chunked bodies, which carry no length up front; form-encoded
 // bodies (curl -d's type) are read up to it as JSON ones are.
 TEST_F(QserveTest, MaxBodyHoldsForChunkedAndFormBodies) {
