@@ -161,7 +161,31 @@ GenerationStats generate(Model& model, std::span<const int32_t> prompt, Sampler&
       if (model.position() < static_cast<int>(kept.size()))  // a sliding window's ring kept less: run them again
         model.forward(std::span(kept).subspan(static_cast<size_t>(model.position())), nullptr);
     }
-    ahead = {};
+    ahead.guesses.clear();  // (the rows keep their memory for the next pass)
+    ahead.at = 0;
+  };
+
+  // Runs `next` through the model: alone, or with the draft's guesses after it.
+  const auto evaluate = [&](int32_t next) {
+    // Guesses fit the context, and past the last token asked for none is needed.
+    int room = model.context_length() - model.position() - 1;
+    if (options.n_predict >= 0) room = std::min(room, options.n_predict - st.generated_tokens - 1);
+    if (options.draft.model && room > 0) {  // the draft reads what the model's cache holds (after any shift)
+      std::vector<int32_t> seen(model.tokens().begin(), model.tokens().end());
+      seen.push_back(next);
+      ahead.guesses = draft_guesses(*options.draft.model, seen, std::min(options.draft.max, room), options.draft.p_min,
+                                    draft_logits);
+    }
+    if (ahead.guesses.empty()) {
+      model.step(next, logits.data());
+      return;
+    }
+    std::vector<int32_t> batch{next};
+    batch.insert(batch.end(), ahead.guesses.begin(), ahead.guesses.end());
+    ahead.rows.resize(batch.size() * logits.size());
+    model.forward(batch, ahead.rows.data(), true);
+    std::copy_n(ahead.rows.begin(), logits.size(), logits.begin());
+    st.drafted_tokens += static_cast<int>(ahead.guesses.size());
   };
 
   t0 = std::chrono::steady_clock::now();
@@ -214,25 +238,7 @@ GenerationStats generate(Model& model, std::span<const int32_t> prompt, Sampler&
       }
       st.context_shifts += make_room(model, 1, options.n_keep);
     }
-    // Guesses fit the context, and past the last token asked for none is needed.
-    int room = model.context_length() - model.position() - 1;
-    if (options.n_predict >= 0) room = std::min(room, options.n_predict - st.generated_tokens - 1);
-    if (options.draft.model && room > 0) {  // the draft reads what the model's cache holds (after any shift)
-      std::vector<int32_t> seen(model.tokens().begin(), model.tokens().end());
-      seen.push_back(next);
-      ahead.guesses = draft_guesses(*options.draft.model, seen, std::min(options.draft.max, room), options.draft.p_min,
-                                    draft_logits);
-    }
-    if (ahead.guesses.empty()) {
-      model.step(next, logits.data());
-    } else {
-      std::vector<int32_t> batch{next};
-      batch.insert(batch.end(), ahead.guesses.begin(), ahead.guesses.end());
-      ahead.rows.resize(batch.size() * logits.size());
-      model.forward(batch, ahead.rows.data(), true);
-      std::copy_n(ahead.rows.begin(), logits.size(), logits.begin());
-      st.drafted_tokens += static_cast<int>(ahead.guesses.size());
-    }
+    evaluate(next);
     st.pending_token = -1;
     ++st.eval_tokens;
   }
