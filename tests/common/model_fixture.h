@@ -8,6 +8,7 @@
 
 #include "common/test_paths.h"
 #include "convert/converter.h"
+#include "qrun/model.h"
 
 namespace qrun::test {
 
@@ -22,6 +23,15 @@ inline const std::filesystem::path& converted_stories(DType type) {
   opt.threads = 2;
   convert_hf_checkpoint(stories_dir().string(), out.string(), opt);
   return done.emplace(type, out).first->second;
+}
+
+// stories260K of that type on one thread (the model is too small for more to pay), with
+// the given context (0: its own).
+inline Model stories_model(DType type, int context = 0) {
+  RuntimeOptions ro;
+  ro.threads = 1;
+  ro.context = context;
+  return Model(converted_stories(type).string(), ro);
 }
 
 }  // namespace qrun::test

@@ -16,13 +16,6 @@
 namespace qrun {
 namespace {
 
-Model load(DType t, int context = 0) {
-  RuntimeOptions ro;
-  ro.threads = 1;
-  ro.context = context;
-  return Model(test::converted_stories(t).string(), ro);
-}
-
 SamplerConfig greedy_config() {
   SamplerConfig sc;
   sc.temperature = 0;
@@ -49,7 +42,7 @@ std::vector<int32_t> run(Model& m, const std::vector<int32_t>& prompt, int n, Ge
 // golden text, for prompts whose continuation starts with a space-prefixed piece
 // ("The little dog was sad because" + " he") and for those that do not (", there").
 TEST(Generate, StreamedContinuationReadsLikeTheGoldenText) {
-  Model m = load(DType::F32);
+  Model m = test::stories_model(DType::F32);
   int with_space = 0;
   for (const auto& c : test::load_golden()) {
     m.reset();
@@ -69,7 +62,7 @@ TEST(Generate, StreamedContinuationReadsLikeTheGoldenText) {
 // the same tokens as a fresh model.
 TEST(Generate, PromptThatExtendsTheCacheEvaluatesOnlyNewTokens) {
   const auto cases = test::load_golden();
-  Model m = load(DType::Q8);
+  Model m = test::stories_model(DType::Q8);
   std::vector<int32_t> prompt = cases[0].prompt_ids;
   GenerationStats st;
   const auto first = run(m, prompt, 10, &st);
@@ -83,7 +76,7 @@ TEST(Generate, PromptThatExtendsTheCacheEvaluatesOnlyNewTokens) {
   const auto second = run(m, prompt, 20, &st);
   EXPECT_EQ(st.reused_tokens, static_cast<int>(cached));
   EXPECT_EQ(st.prompt_tokens, static_cast<int>(prompt.size() - cached));
-  Model fresh = load(DType::Q8);
+  Model fresh = test::stories_model(DType::Q8);
   EXPECT_EQ(second, run(fresh, prompt, 20));
   // The same prompt again: all but its last token come from the cache.
   const auto again = run(m, prompt, 20, &st);
@@ -98,12 +91,12 @@ TEST(Generate, PromptThatExtendsTheCacheEvaluatesOnlyNewTokens) {
 TEST(Generate, PromptLogitsDoNotDependOnCachingOrBatching) {
   const auto c = test::load_golden()[3];
   const std::span<const int32_t> prompt(c.prompt_ids);
-  Model whole = load(DType::Q8);
+  Model whole = test::stories_model(DType::Q8);
   const size_t vocab = whole.hparams().vocab_size;
   std::vector<float> expected(vocab), got(vocab);
   whole.forward(prompt, expected.data());
 
-  Model cached = load(DType::Q8);
+  Model cached = test::stories_model(DType::Q8);
   cached.forward(prompt.first(prompt.size() - 1), got.data());
   cached.forward(prompt.last(1), got.data());
   for (size_t i = 0; i < vocab; ++i) ASSERT_EQ(got[i], expected[i]) << "cached prefix, logit " << i;
@@ -127,7 +120,7 @@ TEST(Generate, PromptLogitsDoNotDependOnCachingOrBatching) {
     generate(m, prompt, s, go, [&](int32_t id) { return out.push_back(id), true; });
     return out;
   };
-  Model m = load(DType::Q8);
+  Model m = test::stories_model(DType::Q8);
   const auto fresh = sample(m);
   m.truncate(static_cast<int>(prompt.size()));  // the prompt cached, as qserve keeps it
   EXPECT_EQ(sample(m), fresh);
@@ -141,7 +134,7 @@ TEST(Generate, ContextShiftMovesTheCacheAndRotatesKeysToTheirNewPositions) {
   std::vector<int32_t> seq = c.prompt_ids;
   seq.insert(seq.end(), c.greedy_ids.begin(), c.greedy_ids.begin() + 40);
   const int keep = 4, drop = 17, n = static_cast<int>(seq.size());
-  Model shifted = load(DType::F32, 64);
+  Model shifted = test::stories_model(DType::F32, 64);
   std::vector<float> logits(shifted.hparams().vocab_size);
   shifted.forward(seq, logits.data());
   const KvCache& kv = shifted.kv_cache();
@@ -159,7 +152,7 @@ TEST(Generate, ContextShiftMovesTheCacheAndRotatesKeysToTheirNewPositions) {
   for (int l = 0; l < layers; ++l)
     for (int p = keep; p < n - drop; ++p, ++k)
       ASSERT_TRUE(std::equal(kv.value(l, p), kv.value(l, p) + kv_dim, values_before[k].begin())) << l << " " << p;
-  Model fresh = load(DType::F32, 64);
+  Model fresh = test::stories_model(DType::F32, 64);
   fresh.forward(kept, logits.data());
   const float worst = test::max_key_error_in_f16_steps(kv, fresh.kv_cache(), 0, n - drop,
                                                       static_cast<int>(shifted.hparams().head_dim));
@@ -176,7 +169,7 @@ TEST(Generate, ContextShiftMovesTheCacheAndRotatesKeysToTheirNewPositions) {
 // A full context: shifted (generation goes on) by default, a clear stop without shifts.
 TEST(Generate, FullContextShiftsOrStops) {
   const auto c = test::load_golden()[0];
-  Model m = load(DType::Q8, 16);
+  Model m = test::stories_model(DType::Q8, 16);
   GenerationStats st;
   const auto shifted = run(m, c.prompt_ids, 60, &st);
   EXPECT_EQ(shifted.size(), 60u);
@@ -192,7 +185,7 @@ TEST(Generate, FullContextShiftsOrStops) {
 
 TEST(Generate, MakeRoomRefusesWhatCannotFit) {
   const auto c = test::load_golden()[0];
-  Model m = load(DType::Q8, 16);
+  Model m = test::stories_model(DType::Q8, 16);
   std::vector<float> logits(m.hparams().vocab_size);
   m.forward(c.prompt_ids, logits.data());
   EXPECT_THROW(make_room(m, 16, 0), Error);  // BOS stays: 15 free at most
@@ -202,7 +195,7 @@ TEST(Generate, MakeRoomRefusesWhatCannotFit) {
 }
 
 TEST(Generate, PromptLongerThanTheContextIsAnError) {
-  Model m = load(DType::Q8, 8);
+  Model m = test::stories_model(DType::Q8, 8);
   EXPECT_THROW(run(m, std::vector<int32_t>(9, 1), 1), Error);
 }
 

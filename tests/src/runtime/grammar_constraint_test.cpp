@@ -191,16 +191,10 @@ TEST(JsonPrefix, RefusesWhatParsersRejectAndWhatNeverEnds) {
   EXPECT_TRUE(p.complete());
 }
 
-Model load_stories() {
-  RuntimeOptions ro;
-  ro.threads = 1;
-  return Model(test::converted_stories(DType::Q8).string(), ro);
-}
-
 // Special tokens are never allowed, but for an end of generation (EOS, end of turn) once
 // the reply is whole.
 TEST(GrammarConstraint, TokensOfAnObjectAreAllowedInTurnAndSpecialTokensNever) {
-  Model m = load_stories();
+  Model m = test::stories_model(DType::Q8);
   const Tokenizer& tok = m.tokenizer();
   GrammarConstraint json(tok);
   const std::string text = R"({"name": "Tim", "age": 3, "toys": ["car", "ball"], "happy": true, "note": "a\nb"})";
@@ -270,7 +264,7 @@ TEST(GrammarConstraint, KeptSpecialTokensStandForTheirText) {
 // vocabulary and on Qwen3's, whose 151,669 tokens include `","` and `":"`, which close one
 // string and open the next.
 TEST(GrammarConstraint, AllowsEqualsFeedingTheBytesInEveryState) {
-  Model m = load_stories();
+  Model m = test::stories_model(DType::Q8);
   const Tokenizer qwen(load_hf_tokenizer(test::shared_dir() / "tokenizers/qwen3"));
   const std::string text = R"({"name":"Tim","toys":["car","ball"],"note":"a\nb \u00e9","n":-1.5e3,"ok":true})";
   for (const Tokenizer* tok : {&m.tokenizer(), &qwen}) {
@@ -298,7 +292,7 @@ TEST(GrammarConstraint, AllowsEqualsFeedingTheBytesInEveryState) {
 // With a schema, allows() is feeding the bytes to the schema's grammar, and mask() refuses
 // exactly what allows() refuses (it skips tokens whose first byte is refused).
 TEST(GrammarConstraint, WithASchemaAllowsAndMaskEqualFeedingTheGrammar) {
-  Model m = load_stories();
+  Model m = test::stories_model(DType::Q8);
   const Tokenizer& tok = m.tokenizer();
   const std::string schema = R"({"type": "object", "properties": {"name": {"type": "string", "maxLength": 6},
       "toys": {"type": "array", "items": {"enum": ["car", "ball"]}}, "n": {"type": "number"}}, "required": ["name"]})";
@@ -391,7 +385,7 @@ Constrained generate_text(Model& m, uint64_t seed, GrammarConstraint* json, int 
 // A story model writes no JSON of its own accord; constrained, every reply is a prefix
 // of an object, and one that ends on its own (StopReason::Complete) is an object.
 TEST(GrammarConstraint, StoriesModelRepliesAreObjectsOrTheirPrefixes) {
-  Model m = load_stories();
+  Model m = test::stories_model(DType::Q8);
   GrammarConstraint json(m.tokenizer());
   int complete = 0;
   for (uint64_t seed = 1; seed <= 8; ++seed) {
@@ -414,7 +408,7 @@ TEST(GrammarConstraint, StoriesModelRepliesAreObjectsOrTheirPrefixes) {
 // With a schema, a reply that ends on its own parses and has what the schema asks, in its
 // order; the others are prefixes of such replies.
 TEST(GrammarConstraint, StoriesModelRepliesFollowTheSchema) {
-  Model m = load_stories();
+  Model m = test::stories_model(DType::Q8);
   GrammarConstraint json(m.tokenizer());
   const std::string schema = R"({"type": "object", "properties": {
       "name": {"type": "string", "maxLength": 8}, "age": {"type": "integer"},
@@ -453,7 +447,7 @@ TEST(GrammarConstraint, StoriesModelRepliesFollowTheSchema) {
 // With a GBNF grammar, every reply is text of the grammar, whole when it ends on its own
 // (at EOS, or where nothing can follow), a prefix of one when cut by the token budget.
 TEST(GrammarConstraint, StoriesModelRepliesFollowAGbnfGrammar) {
-  Model m = load_stories();
+  Model m = test::stories_model(DType::Q8);
   GrammarConstraint constraint(m.tokenizer());
   const std::string gbnf = R"(root ::= " " name " " verb " " thing ("," " " thing){0,2} "."
 name  ::= "Tim" | "Lily" | "Ben"

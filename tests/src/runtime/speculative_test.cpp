@@ -18,13 +18,6 @@
 namespace qrun {
 namespace {
 
-Model load(DType t, int context = 0) {
-  RuntimeOptions ro;
-  ro.threads = 1;
-  ro.context = context;
-  return Model(test::converted_stories(t).string(), ro);
-}
-
 struct Generation {
   std::vector<int32_t> tokens;
   GenerationStats stats;
@@ -51,7 +44,7 @@ Generation run(Model& m, const std::vector<int32_t>& prompt, int n, float temper
 // without, token for token: drafts of another precision (q8, f32) and of the model's own,
 // many guesses or one, greedy and sampled.
 TEST(Speculative, OutputIsTheModelsOwn) {
-  Model target = load(DType::Q4), q8 = load(DType::Q8), f32 = load(DType::F32);
+  Model target = test::stories_model(DType::Q4), q8 = test::stories_model(DType::Q8), f32 = test::stories_model(DType::F32);
   for (const auto& c : test::load_golden()) {
     for (const float temperature : {0.0f, 0.9f}) {
       target.reset();
@@ -79,7 +72,7 @@ TEST(Speculative, OutputIsTheModelsOwn) {
 // accepted, and the model makes one pass per batch of 4 (the kernels' tile: 3 guesses
 // and the sampled token), fewer only for the last tokens asked for.
 TEST(Speculative, TheModelAsItsOwnDraftHasEveryGuessAccepted) {
-  Model target = load(DType::Q4), same = load(DType::Q4);
+  Model target = test::stories_model(DType::Q4), same = test::stories_model(DType::Q4);
   const auto c = test::load_golden().front();
   const Generation spec = run(target, c.prompt_ids, 100, 0.0f, {&same, 16, 0.0f});
   EXPECT_EQ(spec.stats.accepted_tokens, spec.stats.drafted_tokens);
@@ -90,7 +83,7 @@ TEST(Speculative, TheModelAsItsOwnDraftHasEveryGuessAccepted) {
 // A context of 64 fills and shifts several times in 200 tokens: with a draft the shifts
 // come at the same tokens and the output is the same.
 TEST(Speculative, ContextShiftsGiveTheSameOutput) {
-  Model target = load(DType::Q4, 64), draft = load(DType::Q8, 64);
+  Model target = test::stories_model(DType::Q4, 64), draft = test::stories_model(DType::Q8, 64);
   const auto c = test::load_golden().front();
   const Generation plain = run(target, c.prompt_ids, 200, 0.0f);
   ASSERT_GT(plain.stats.context_shifts, 2);
