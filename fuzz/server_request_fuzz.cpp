@@ -66,10 +66,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (sent.compare(0, whole.content.size(), whole.content) != 0 || last.calls.size() != whole.calls.size())
       std::abort();
   }
-  // The reasoning and the answer streamed add up to the whole split, from either start.
-  for (const bool inside : {false, true}) {
-    const ReasoningSplit split = split_reasoning(body, inside);
-    ReasoningStream reasoning(inside);
+  // The reasoning and the answer streamed add up to the whole split, from either start,
+  // with either tags.
+  for (const int run : {0, 1, 2, 3}) {
+    const bool inside = run & 1;
+    const ThinkTags tags = run & 2 ? kMistralThinkTags : kThinkTags;
+    const ReasoningSplit split = split_reasoning(body, inside, tags);
+    ReasoningStream reasoning(inside, tags);
     ReasoningSplit streamed;
     for (size_t at = 0; at < body.size(); at += 5) {
       const ReasoningSplit piece = reasoning.feed(body.substr(at, 5));

@@ -31,6 +31,7 @@
 #include "src/server/embedding_reply.h"
 #include "src/server/logprobs.h"
 #include "src/server/reasoning.h"
+#include "src/server/reply_text.h"
 #include "src/server/request.h"
 #include "src/server/tool_calls.h"
 #include "src/server/worker_pool.h"
@@ -209,7 +210,9 @@ class Front {
     const std::string tmpl = resolve_chat_template(tok_, o.chat_template);
     if (!tmpl.empty()) chat_.emplace(tok_, tmpl, o.chat_template_kwargs);
     if (chat_) tool_form_ = tool_call_form(chat_->template_text());
-    call_marker_ids_ = call_marker_ids(tok_, tool_form_);
+    call_marker_ids_ = special_token_ids(tok_, call_markers(tool_form_));
+    if (chat_) think_tags_ = think_tags(chat_->template_text());
+    think_tag_ids_ = special_token_ids(tok_, {think_tags_.open, think_tags_.close});  // Mistral's are control tokens
     pooling_ = resolve_pooling(file_.hparams(), o.pooling);
     pool_ = std::make_unique<WorkerPool>(o.worker_argv, o.workers, o.max_queue);
   }
@@ -392,7 +395,7 @@ class Front {
         const std::string prompt = chat_->render(r.messages, true, offers_tools ? r.tools : std::string(), r.chat_template_kwargs);
         // A reply held to JSON is the answer, whatever the prompt opened.
         const bool json_reply = r.json_object || r.tool_choice == CompletionRequest::ToolChoice::Required;
-        *opens_thinking = !json_reply && prompt_opens_thinking(prompt);
+        *opens_thinking = !json_reply && prompt_opens_thinking(prompt, think_tags_);
         return chat_->encode(prompt + reply_start(r), true);
       } catch (const Error& e) {
         throw ApiError(400, e.what(), "messages");  // the message names the chat template
@@ -443,7 +446,8 @@ class Front {
                                       : r.json_schema;
     }
     job.grammar = r.grammar;
-    if (r.offers_tools()) job.kept_tokens = call_marker_ids_;
+    if (r.endpoint == Endpoint::ChatCompletions) job.kept_tokens = think_tag_ids_;
+    if (r.offers_tools()) job.kept_tokens.insert(job.kept_tokens.end(), call_marker_ids_.begin(), call_marker_ids_.end());
     job.sampling.seed = r.seed ? *r.seed : std::random_device{}();
     job.ignore_eos = r.ignore_eos;
     job.stop = r.stop;
@@ -560,7 +564,8 @@ class Front {
     if (e.kind == WorkerPool::Event::Timeout) return;
     if (e.kind == WorkerPool::Event::Died) throw ApiError(500, "the worker process died; it is being restarted");
     if (e.kind == WorkerPool::Event::Error) throw ApiError(500, "generation failed: " + e.text);
-    ReasoningSplit split = reply.reads_reasoning ? split_reasoning(text, reply.thinking_open) : ReasoningSplit{{}, text};
+    ReasoningSplit split =
+        reply.reads_reasoning ? split_reasoning(text, reply.thinking_open, think_tags_) : ReasoningSplit{{}, text};
     std::vector<ToolCall> calls;
     if (reply.reads_tool_calls) {
       ParsedReply parsed = parse_tool_calls(reply.reply_start + split.content, tool_form_);
@@ -584,7 +589,7 @@ class Front {
             return sink.write(s.data(), s.size());
           };
           if (!send(reply->chunk(reply->echo, nullptr, true))) return false;
-          ReasoningStream reasoning(reply->thinking_open);
+          ReasoningStream reasoning(reply->thinking_open, think_tags_);
           ToolCallStream tool_stream(reply->reply_start, tool_form_);
           // The logprobs of the tokens since the last text chunk go with the next one.
           json unsent = json::array();
@@ -655,6 +660,8 @@ class Front {
   std::optional<ChatFormatter> chat_;
   ToolCallForm tool_form_ = ToolCallForm::None;  // how the chat template writes calls
   std::vector<int32_t> call_marker_ids_;          // its markers that are special tokens: kept in replies
+  ThinkTags think_tags_ = kThinkTags;             // what the template writes reasoning between
+  std::vector<int32_t> think_tag_ids_;            // those that are special tokens: kept in chat replies
   Pooling pooling_ = Pooling::Last;               // of /v1/embeddings: --pooling, else the model's
   std::unique_ptr<WorkerPool> pool_;
   std::mutex id_mutex_;

@@ -1,9 +1,14 @@
 // Reading a model's reply as it streams: the whitespace the readers of calls and
-// reasoning trim around them (JSON's), and a tag that may be cut at the end of the text.
+// reasoning trim around them (JSON's), a tag that may be cut at the end of the text, and
+// the tags that are special tokens.
 #pragma once
 
 #include <algorithm>
+#include <cstdint>
 #include <string_view>
+#include <vector>
+
+#include "qrun/tokenizer.h"
 
 namespace qrun::server {
 
@@ -26,6 +31,16 @@ inline size_t partial_tag_at_end(std::string_view s, std::string_view tag) {
   for (size_t k = std::min(s.size(), tag.size() - 1); k > 0; --k)
     if (s.substr(s.size() - k) == tag.substr(0, k)) return k;
   return 0;
+}
+
+// The ids of those of `texts` that are one special token of `tok` (text a reply leaves
+// out unless told to keep it: StreamingDecoder's `kept`).
+inline std::vector<int32_t> special_token_ids(const Tokenizer& tok, const std::vector<std::string_view>& texts) {
+  std::vector<int32_t> ids;
+  for (const std::string_view text : texts)
+    if (const std::vector<int32_t> one = tok.encode(text, false, true); one.size() == 1 && tok.token_text(one[0]).empty())
+      ids.push_back(one[0]);
+  return ids;
 }
 
 }  // namespace qrun::server

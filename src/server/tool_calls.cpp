@@ -148,15 +148,6 @@ std::vector<std::string_view> call_markers(ToolCallForm form) {
   return {};
 }
 
-std::vector<int32_t> call_marker_ids(const Tokenizer& tok, ToolCallForm form) {
-  std::vector<int32_t> ids;
-  for (const std::string_view marker : call_markers(form)) {
-    const std::vector<int32_t> one = tok.encode(marker, false, true);
-    if (one.size() == 1 && tok.token_text(one[0], false).empty()) ids.push_back(one[0]);
-  }
-  return ids;
-}
-
 ParsedReply parse_tool_calls(std::string_view reply, ToolCallForm form) {
   if (whole_reply_form(form)) return parse_whole_reply_calls(reply, form);
   const CallBlocks blocks = call_blocks(form);

@@ -26,7 +26,6 @@
 #include <nlohmann/json.hpp>
 
 #include "qrun/chat_template.h"
-#include "qrun/tokenizer.h"
 
 namespace qrun::server {
 
@@ -46,8 +45,6 @@ std::string_view required_call_start(ToolCallForm form);
 // [CALL_ID] and [ARGS] in the form that has text before calls and no other end to a
 // call's name.
 std::vector<std::string_view> call_markers(ToolCallForm form);
-// Those of them that are special tokens of `tok` (the ids a reply's text keeps).
-std::vector<int32_t> call_marker_ids(const Tokenizer& tok, ToolCallForm form);
 
 // A reply split into its text and its calls. Hermes: each well-formed block ({"name":
 // string, "arguments" or "parameters": object}, the closing tag optional at the end of

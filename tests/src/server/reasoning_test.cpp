@@ -1,4 +1,5 @@
-// A thinking model's <think> block read apart from its answer, whole and as it streams.
+// A thinking model's <think> (or Mistral's [THINK]) block read apart from its answer,
+// whole and as it streams.
 #include <gtest/gtest.h>
 
 #include <random>
@@ -44,6 +45,33 @@ TEST(Reasoning, APromptThatOpensTheBlockStartsTheReplyInside) {
   const ReasoningSplit again = split_reasoning("\n<think>\nagain\n</think>\n\nok", true);
   EXPECT_EQ(again.reasoning, "again");
   EXPECT_EQ(again.content, "ok");
+}
+
+// Mistral's reasoning models write [THINK] ... [/THINK] (their templates show [THINK]);
+// the same reading, whole and streamed, and <think> is then text.
+TEST(Reasoning, MistralsThinkTags) {
+  EXPECT_EQ(think_tags("{%- if c.type == 'thinking' %}{{ '[THINK]' + c.thinking + '[/THINK]' }}").open, "[THINK]");
+  EXPECT_EQ(think_tags("{{ '<think>' }}").open, "<think>");
+  EXPECT_EQ(think_tags("{{ m.content }}").close, "</think>");
+  const std::string reply = "[THINK]Two and two.[/THINK]\n\n4 <think>";
+  const ReasoningSplit s = split_reasoning(reply, false, kMistralThinkTags);
+  EXPECT_EQ(s.reasoning, "Two and two.");
+  EXPECT_EQ(s.content, "4 <think>");
+  EXPECT_EQ(split_reasoning(reply, false).content, reply);  // not a <think> block
+  EXPECT_TRUE(prompt_opens_thinking("[INST]Hi[/INST][THINK]", kMistralThinkTags));
+  EXPECT_FALSE(prompt_opens_thinking("[INST]Hi[/INST][THINK]"));
+  for (size_t step = 1; step <= reply.size(); ++step) {
+    ReasoningStream stream(false, kMistralThinkTags);
+    ReasoningSplit sent;
+    for (size_t at = 0; at < reply.size(); at += step) {
+      const ReasoningSplit piece = stream.feed(std::string_view(reply).substr(at, step));
+      sent.reasoning += piece.reasoning;
+      sent.content += piece.content;
+    }
+    const ReasoningSplit rest = stream.finish();
+    EXPECT_EQ(sent.reasoning + rest.reasoning, s.reasoning) << step;
+    EXPECT_EQ(sent.content + rest.content, s.content) << step;
+  }
 }
 
 TEST(Reasoning, FormatNamesAsLlamaCppHasThem) {

@@ -685,6 +685,38 @@ TEST_F(QserveTest, ThinkingGoesToReasoningContent) {
   EXPECT_NE(refused.out.find("--reasoning-format"), std::string::npos) << refused.out;
 }
 
+// A template that writes Mistral's [THINK] ... [/THINK] (Magistral's) makes those the
+// tags the reply's reasoning is read between: held by a grammar to write a block.
+TEST_F(QserveTest, MistralThinkBlockGoesToReasoningContent) {
+  const std::string magistral =
+      "{%- for m in messages %}{% if m.role == 'user' %}[INST]{{ m.content }}[/INST]{% else %}"
+      "{% if m.reasoning_content %}[THINK]{{ m.reasoning_content }}[/THINK]{% endif %}{{ m.content }}</s>{% endif %}"
+      "{% endfor %}";
+  Server s({"--workers", "1", "--chat-template", magistral}, DType::Q8);
+  ASSERT_TRUE(s.ready()) << s.log();
+  const std::string words = "[a-z]{1,6} (\" \" [a-z]{1,6}){1,3}";
+  const json req = {{"messages", json::array({json{{"role", "user"}, {"content", "Tell me a story."}}})},
+                    {"grammar", "root ::= \"[THINK]\" " + words + " \"[/THINK]\" " + words + "\n"},
+                    {"seed", 1}, {"max_tokens", 80}};
+  for (const bool stream : {false, true}) {
+    json r = req;
+    r["stream"] = stream;
+    const auto res = post(s, "/v1/chat/completions", r);
+    ASSERT_EQ(res->status, 200) << res->body;
+    std::string reasoning, content;
+    if (stream) {
+      const Sse sse = parse_sse(res->body, true);
+      reasoning = sse.reasoning, content = sse.text;
+    } else {
+      const json message = json::parse(res->body)["choices"][0]["message"];
+      reasoning = message.value("reasoning_content", ""), content = message["content"];
+    }
+    const std::regex text("[a-z]{1,6}( [a-z]{1,6}){1,3}");
+    EXPECT_TRUE(std::regex_match(reasoning, text)) << res->body;
+    EXPECT_TRUE(std::regex_match(content, text)) << res->body;
+  }
+}
+
 // Required calls to get_weather (city Paris or Rome) on `s`, whose template has some call
 // form, with `options` added to the request: a call comes back whole and streamed alike,
 // and goes back to the template with the tool's result (the conversation goes on). Seeds

@@ -10,6 +10,7 @@
 #include "src/tokenizer/tokenizer_data.h"
 #include "src/runtime/grammar.h"
 #include "src/runtime/json_schema_grammar.h"
+#include "src/server/reply_text.h"
 #include "src/server/tool_calls.h"
 
 namespace qrun::server {
@@ -191,9 +192,8 @@ TEST(ToolCalls, TheTemplateTellsTheForm) {
   data->pieces[size_t(last - 1)] = "[TOOL_CALLS]", data->types[size_t(last - 1)] = PieceType::Control;
   data->pieces[size_t(last)] = "[ARGS]", data->types[size_t(last)] = PieceType::Control;
   const Tokenizer mistral(data);
-  EXPECT_EQ(call_marker_ids(mistral, ToolCallForm::MistralArgs), (std::vector<int32_t>{last - 1, last}));
-  EXPECT_TRUE(call_marker_ids(mistral, ToolCallForm::MistralJson).empty());
-  EXPECT_TRUE(call_marker_ids(Tokenizer(load_hf_tokenizer(test::stories_dir())), ToolCallForm::MistralArgs).empty());
+  EXPECT_EQ(special_token_ids(mistral, call_markers(ToolCallForm::MistralArgs)), (std::vector<int32_t>{last - 1, last}));
+  EXPECT_TRUE(special_token_ids(Tokenizer(load_hf_tokenizer(test::stories_dir())), call_markers(ToolCallForm::MistralArgs)).empty());
 }
 
 // Llama 3.x: a reply that is one {"name", "parameters"} object (after whitespace and
