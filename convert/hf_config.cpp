@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <fstream>
 #include <limits>
 #include <string>
 
@@ -11,6 +10,7 @@
 #include "qrun/error.h"
 #include "qrun/model_layout.h"
 #include "src/format/arch_table.h"
+#include "src/format/json_file.h"
 
 namespace qrun {
 
@@ -150,16 +150,6 @@ std::vector<float> factor_list(const ConfigReader& r, const json& rs, const char
     out.push_back(v.get<float>());
   }
   return out;
-}
-
-json read_json_file(const std::filesystem::path& path) {
-  std::ifstream in(path);
-  if (!in) throw Error(path.string(), -1, "cannot open");
-  try {
-    return json::parse(in);
-  } catch (const json::exception& e) {
-    throw Error(path.string(), -1, std::string("malformed JSON: ") + e.what());
-  }
 }
 
 // A sentence-transformers embedding model (Qwen3-Embedding, e5-mistral) says how it pools

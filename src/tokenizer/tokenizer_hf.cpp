@@ -9,6 +9,7 @@
 
 #include "qrun/error.h"
 #include "qrun/tokenizer.h"
+#include "src/format/json_file.h"
 #include "src/tokenizer/sentencepiece_model.h"
 #include "src/tokenizer/tokenizer_data.h"
 
@@ -21,16 +22,6 @@ namespace {
 
 // GPT-2's split pattern, used by ByteLevel pre-tokenizers with use_regex = true.
 constexpr const char* kGpt2Regex = R"('s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+)";
-
-json read_json(const fs::path& p) {
-  std::ifstream in(p);
-  if (!in) throw Error(p.string(), -1, "cannot open");
-  try {
-    return json::parse(in);
-  } catch (const json::exception& e) {
-    throw Error(p.string(), -1, std::string("malformed JSON: ") + e.what());
-  }
-}
 
 std::string short_dump(const json& v) {
   std::string s = v.dump(-1, ' ', false, json::error_handler_t::replace);
@@ -54,7 +45,7 @@ void visit(const json& node, const char* what, const char* list_key, const std::
 }
 
 void load_tokenizer_json(const fs::path& path, TokenizerData& d, int32_t* appended) {
-  const json j = read_json(path);
+  const json j = read_json_file(path);
   const std::string file = path.string();
   try {
     const json& model = j.at("model");
@@ -229,7 +220,7 @@ int32_t token_id(const TokenizerData& d, const json& v) {
 }
 
 void apply_tokenizer_config(const fs::path& path, TokenizerData& d) {
-  const json j = read_json(path);
+  const json j = read_json_file(path);
   if (!j.is_object()) throw Error(path.string(), -1, "top level is not a JSON object");
   auto set_id = [&](const char* key, int32_t& id) {
     if (j.contains(key)) {
@@ -268,7 +259,7 @@ void apply_chat_template_files(const fs::path& dir, TokenizerData& d) {
   const fs::path json_file = dir / "chat_template.json", jinja_file = dir / "chat_template.jinja";
   std::string from_json;
   if (fs::exists(json_file)) {
-    const json j = read_json(json_file);
+    const json j = read_json_file(json_file);
     if (!j.is_object() || !j.contains("chat_template") || !j["chat_template"].is_string())
       throw Error(json_file.string(), -1, "no \"chat_template\" string");
     from_json = j["chat_template"].get<std::string>();
@@ -285,7 +276,7 @@ void apply_chat_template_files(const fs::path& dir, TokenizerData& d) {
 
 // eos_token_id in generation_config.json / config.json: one id or a list (end of turn).
 void apply_eos_ids(const fs::path& path, TokenizerData& d) {
-  const json j = read_json(path);
+  const json j = read_json_file(path);
   if (!j.is_object()) return;
   const auto n = static_cast<int64_t>(d.pieces.size());
   auto take = [&](const json& v) {

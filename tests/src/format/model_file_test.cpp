@@ -256,7 +256,9 @@ TEST(ModelFile, LayersAreContiguousAlignedRanges) {
     const auto& r = m.layers()[l];
     EXPECT_EQ(r.offset % 4096, 0u);
     EXPECT_EQ(r.size % 4096, 0u);
-    if (l) EXPECT_EQ(r.offset, prev_end);  // layers follow each other
+    if (l) {
+      EXPECT_EQ(r.offset, prev_end);  // layers follow each other
+    }
     prev_end = r.offset + r.size;
   }
   for (const auto& t : m.tensors()) EXPECT_EQ(t.offset % 4096, 0u) << t.name;
