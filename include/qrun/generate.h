@@ -19,9 +19,9 @@ namespace qrun {
 // falls below `p_min`; the model runs the last sampled token and the guesses as one batch
 // and samples each row in turn, keeping the guesses its samples agree with. Every output
 // token is still sampled once, from the model's own logits, so the output is what the
-// same sampler and seed give without a draft wherever a batch's logits equal a step's
-// (qrun's quantized kernels, q8 where steps and prompts use the same activation bits);
-// it costs fewer passes over the weights when the guesses are good.
+// same sampler and seed give without a draft wherever a batch of steps gives the logits
+// single steps give (Model::steps: qrun's kernels; not float weights on OpenBLAS); it
+// costs fewer passes over the weights when the guesses are good.
 struct DraftOptions {
   Model* model = nullptr;  // none: no speculation
   int max = 16;

@@ -84,6 +84,10 @@ class Model {
   // Runs one generated token: as forward() of one token, but with the step precision of
   // the run plan (RunPlan::q8_step_bits), which may differ from the prompts'.
   void step(int32_t token, float* logits);
+  // Runs generated tokens in one batch at step()'s precision: logits for each (n *
+  // vocab_size floats), as step() gives them one by one on qrun's kernels (speculative
+  // decoding checks a draft's guesses with it).
+  void steps(std::span<const int32_t> tokens, float* logits);
   // Runs `tokens` as forward() does, but writes each token's final normed hidden state
   // (hparams().dim floats per token) to `hidden` instead of logits: what embeddings pool
   // (include/qrun/embedding.h).

@@ -40,8 +40,9 @@ struct RunPlan {
   // The layer's slot in the host KV cache (-1 for a GPU layer, whose cache is on the device).
   int kv_slot(int layer) const;
   int ring_positions() const;  // the sliding layers' ring, 0 when none keeps one
-  // Forward-batch rows that need 16-bit activation buffers.
-  int q8_wide_rows() const { return q8_prompt_bits == 16 ? batch : q8_step_bits == 16 ? 1 : 0; }
+  // Forward-batch rows that need 16-bit activation buffers: a whole batch, since
+  // Model::steps() runs a batch of steps (a draft's guesses).
+  int q8_wide_rows() const { return q8_prompt_bits == 16 || q8_step_bits == 16 ? batch : 0; }
   // "q8 activations 16-bit in steps, 8-bit in prompts", or "" without Q8 matrices.
   std::string describe_q8_activations() const;
 };

@@ -183,7 +183,7 @@ GenerationStats generate(Model& model, std::span<const int32_t> prompt, Sampler&
     std::vector<int32_t> batch{next};
     batch.insert(batch.end(), ahead.guesses.begin(), ahead.guesses.end());
     ahead.rows.resize(batch.size() * logits.size());
-    model.forward(batch, ahead.rows.data(), true);
+    model.steps(batch, ahead.rows.data());
     std::copy_n(ahead.rows.begin(), logits.size(), logits.begin());
     st.drafted_tokens += static_cast<int>(ahead.guesses.size());
   };

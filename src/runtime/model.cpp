@@ -119,6 +119,8 @@ void Model::forward(std::span<const int32_t> tokens, float* logits, bool all_log
 
 void Model::step(int32_t token, float* logits) { forward_tokens(std::span(&token, 1), logits, false, true); }
 
+void Model::steps(std::span<const int32_t> tokens, float* logits) { forward_tokens(tokens, logits, true, true); }
+
 void Model::forward_hidden(std::span<const int32_t> tokens, float* hidden) {
   forward_tokens(tokens, nullptr, false, false, hidden);
 }
