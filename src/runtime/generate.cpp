@@ -36,6 +36,7 @@ int32_t sample_constrained(Sampler& sampler, std::vector<float>& logits, std::sp
   const int32_t next = sampler.sample(logits, history);
   return json.allows(next) ? next : argmax(logits);  // a rounding edge of the sampler's last draw
 }
+
 // Brings the draft's cache to `seen` (keeping the prefix it holds) and leaves the logits
 // after it; false when the draft's context cannot hold `extra` more.
 bool sync_draft(Model& draft, std::span<const int32_t> seen, int extra, std::vector<float>& logits) {
@@ -61,6 +62,7 @@ int usable_guesses(int k) {
 std::vector<int32_t> draft_guesses(Model& draft, std::span<const int32_t> seen, int max, float p_min,
                                    std::vector<float>& logits) {
   std::vector<int32_t> guesses;
+  max = usable_guesses(max);  // no guess made only to be dropped
   if (max <= 0 || !sync_draft(draft, seen, max, logits)) return guesses;
   const size_t words = std::min<size_t>(logits.size(), static_cast<size_t>(draft.tokenizer().vocab_size()));
   while (true) {
