@@ -556,7 +556,11 @@ std::shared_ptr<const Grammar> tagged_json_grammar(std::string_view spec_text) {
   const json spec = parsed(spec_text, "tagged JSON");
   if (!spec.is_object() || !spec.contains("choices") || !spec["choices"].is_array() || spec["choices"].empty())
     throw Error("tagged JSON: \"choices\" must be a list of at least one {\"tag\", \"schema\"}");
-  const std::string separator = spec.value("separator", std::string());
+  std::string separator;  // none: one choice
+  if (spec.contains("separator")) {
+    if (!spec["separator"].is_string()) throw Error("tagged JSON: \"separator\" must be a string");
+    separator = spec["separator"].get<std::string>();
+  }
   auto g = std::make_shared<Grammar>();
   const uint32_t one = g->add_rule("choice");
   for (size_t i = 0; i < spec["choices"].size(); ++i) {

@@ -401,6 +401,7 @@ TEST(TaggedJsonGrammar, TagsThenTheirSchemasValues) {
   EXPECT_NE(error_of(R"({"choices": [{"tag": "a", "schema": {"type": "int"}}]})").find("/choices/0/schema/type"),
             std::string::npos);
   EXPECT_NE(error_of("{").find("not JSON"), std::string::npos);
+  EXPECT_NE(error_of(R"({"choices": [{"tag": "a", "schema": {}}], "separator": 1})").find("\"separator\""), std::string::npos);
   EXPECT_EQ(error_of(spec), "");
 }
 
