@@ -1,5 +1,6 @@
 // libFuzzer target: an OpenAI request body (src/server/request.h) for both endpoints,
-// the same bytes as an /v1/embeddings, a /tokenize and a /detokenize body, and as a model's reply read for
+// the same bytes as an Anthropic /v1/messages body (src/server/anthropic_request.h), read
+// on into a chat request, as an /v1/embeddings, a /tokenize and a /detokenize body, and as a model's reply read for
 // tool calls (src/server/tool_calls.h) and for reasoning (src/server/reasoning.h), whole
 // and streamed.
 // Anything may be refused with an ApiError; nothing may crash, and what is accepted
@@ -8,6 +9,7 @@
 #include <cstdlib>
 #include <string_view>
 
+#include "src/server/anthropic_request.h"
 #include "src/server/api_error.h"
 #include "src/server/reasoning.h"
 #include "src/server/request.h"
@@ -29,6 +31,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     } catch (const ApiError& err) {
       if (err.status != 400) std::abort();
     }
+  }
+  try {
+    const CompletionRequest r = parse_request(Endpoint::ChatCompletions, openai_chat_body(body));
+    if (r.messages.empty() || (r.max_tokens && *r.max_tokens < 0) || r.stop.size() > 16) std::abort();
+    for (const qrun::ChatMessage& m : r.messages)
+      if (m.role != "system" && m.role != "user" && m.role != "assistant" && m.role != "tool") std::abort();
+  } catch (const ApiError& err) {
+    if (err.status != 400) std::abort();
   }
   try {
     const EmbeddingRequest r = parse_embedding_request(body);

@@ -40,6 +40,7 @@ class ReplyText {
   // What is still held when generation ends for another reason than a stop string.
   std::string finish() { return stops_.stopped() ? std::string() : stops_.push(decoder_.flush()) + stops_.flush(); }
   bool stopped() const { return stops_.stopped(); }
+  const std::string& matched() const { return stops_.matched(); }  // the stop string found
 
  private:
   StreamingDecoder decoder_;

@@ -27,9 +27,13 @@
 #include "qrun/error.h"
 #include "qrun/model.h"
 #include "qrun/model_file.h"
+#include "src/server/anthropic_reply.h"
+#include "src/server/anthropic_request.h"
 #include "src/server/api_error.h"
 #include "src/server/embedding_reply.h"
+#include "src/server/json_text.h"
 #include "src/server/logprobs.h"
+#include "src/server/openai_reply.h"
 #include "src/server/reasoning.h"
 #include "src/server/reply_text.h"
 #include "src/server/request.h"
@@ -41,8 +45,6 @@ namespace qrun::server {
 using nlohmann::json;
 
 namespace {
-
-std::string dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
 
 // The connection's socket, found by its addresses, so a handler can tell that the client
 // went away while a worker generates (cpp-httplib 0.11 does not say).
@@ -89,113 +91,36 @@ void send_error(httplib::Response& res, int status, const std::string& message, 
   res.set_content(error_body(status, message, param), "application/json");
 }
 
-struct Usage {
-  int prompt = 0, completion = 0, cached = 0;
-  json to_json() const {
-    return {{"prompt_tokens", prompt},
-            {"completion_tokens", completion},
-            {"total_tokens", prompt + completion},
-            {"prompt_tokens_details", {{"cached_tokens", cached}}}};
-  }
-};
-
-json tool_calls_json(const std::vector<ToolCall>& calls, bool indexed) {
-  json out = json::array();
-  for (size_t i = 0; i < calls.size(); ++i) {
-    json c = {{"id", calls[i].id}, {"type", "function"},
-              {"function", {{"name", calls[i].name}, {"arguments", calls[i].arguments}}}};
-    if (indexed) c["index"] = i;  // a stream's deltas say which call they add to
-    out.push_back(std::move(c));
-  }
-  return out;
+void send_anthropic_error(httplib::Response& res, int status, const std::string& message) {
+  res.status = status;
+  res.set_content(anthropic_error_body(status, message), "application/json");
 }
 
-// One request's output in OpenAI's shapes (chat or text completion, whole or chunked).
-struct Reply {
-  Endpoint endpoint;
-  std::string id, model;
-  int64_t created;
-  bool reads_tool_calls = false;  // tools were offered and may be called
+// An error before any route ran (a bad key, no route, a body too large), in the shape of
+// the API the path belongs to.
+void send_error_for(const httplib::Request& req, httplib::Response& res, int status, const std::string& message) {
+  if (req.path.rfind("/v1/messages", 0) == 0) send_anthropic_error(res, status, message);
+  else send_error(res, status, message);
+}
+
+// How a request's reply is read from the model's text, whatever its API's shape.
+struct ReplyReading {
+  bool tool_calls = false;        // tools were offered and may be called
   std::string reply_start = {};   // text the prompt already wrote of the reply (a required call's opening tag)
   bool parallel_tool_calls = true;
-  bool reads_reasoning = false;   // a <think> block goes to reasoning_content
+  std::string call_id_prefix;     // of the calls' ids: "call_" (OpenAI), "toolu_" (Anthropic)
+  bool reasoning = false;         // a <think> block is read apart from the answer
   bool thinking_open = false;     // the prompt opened it: the reply begins inside
-  bool reads_logprobs = false;    // the request asked for logprobs
-  std::string echo = {};          // completions with echo: the prompt's text, which the reply begins with
+  bool logprobs = false;          // the request asked for logprobs
+  Endpoint endpoint = Endpoint::ChatCompletions;  // the logprobs' shape
 
   // The choice's "logprobs" for chat-shaped entries (the worker's) whose text begins
   // `offset` bytes into the reply; null when not asked for.
   json logprobs_field(const json& entries, size_t offset) const {
-    if (!reads_logprobs) return nullptr;
+    if (!logprobs) return nullptr;
     return endpoint == Endpoint::ChatCompletions ? json{{"content", entries}} : completion_logprobs(entries, offset);
   }
-
-  // A reply that ran out of tokens says so, calls or not (a last call may be cut short).
-  static std::string finish_with_calls(const std::string& finish, const std::vector<ToolCall>& calls) {
-    return calls.empty() || finish == "length" ? finish : "tool_calls";
-  }
-
-  json base(const char* object) const { return {{"id", id}, {"object", object}, {"created", created}, {"model", model}}; }
-  json chunk(const std::string& text, const json& finish, bool first, const json& logprobs = nullptr) const {
-    json c;
-    if (endpoint == Endpoint::ChatCompletions) {
-      c = base("chat.completion.chunk");
-      json delta = json::object();
-      if (first) delta["role"] = "assistant";
-      if (first || !text.empty()) delta["content"] = text;
-      c["choices"] = json::array({{{"index", 0}, {"delta", delta}, {"logprobs", logprobs}, {"finish_reason", finish}}});
-    } else {
-      c = base("text_completion");
-      c["choices"] = json::array({{{"index", 0}, {"text", text}, {"logprobs", logprobs}, {"finish_reason", finish}}});
-    }
-    return c;
-  }
-  json reasoning_chunk(const std::string& reasoning) const {
-    json c = base("chat.completion.chunk");
-    c["choices"] = json::array({{{"index", 0}, {"delta", {{"reasoning_content", reasoning}}}, {"finish_reason", nullptr}}});
-    return c;
-  }
-  json tool_calls_chunk(const std::vector<ToolCall>& calls) const {
-    json c = base("chat.completion.chunk");
-    c["choices"] = json::array({{{"index", 0}, {"delta", {{"tool_calls", tool_calls_json(calls, true)}}}, {"finish_reason", nullptr}}});
-    return c;
-  }
-  json whole(const std::string& text, const std::string& finish, const Usage& usage,
-             const std::vector<ToolCall>& calls, const std::string& reasoning, const json& logprobs) const {
-    json r;
-    if (endpoint == Endpoint::ChatCompletions) {
-      r = base("chat.completion");
-      json message = {{"role", "assistant"}, {"content", text}};
-      if (!reasoning.empty()) message["reasoning_content"] = reasoning;
-      if (!calls.empty()) {
-        if (text.empty()) message["content"] = nullptr;
-        message["tool_calls"] = tool_calls_json(calls, false);
-      }
-      r["choices"] = json::array(
-          {{{"index", 0}, {"message", message}, {"logprobs", logprobs}, {"finish_reason", finish_with_calls(finish, calls)}}});
-    } else {
-      r = base("text_completion");
-      r["choices"] = json::array({{{"index", 0}, {"text", text}, {"logprobs", logprobs}, {"finish_reason", finish}}});
-    }
-    r["usage"] = usage.to_json();
-    return r;
-  }
 };
-
-Usage usage_of(const std::string& done_line) {
-  const json d = json::parse(done_line, nullptr, false);
-  Usage u;
-  if (!d.is_object()) return u;
-  u.prompt = d.value("prompt_tokens", 0);
-  u.completion = d.value("completion_tokens", 0);
-  u.cached = d.value("cached_tokens", 0);
-  return u;
-}
-
-std::string finish_of(const std::string& done_line) {
-  const json d = json::parse(done_line, nullptr, false);
-  return d.is_object() ? d.value("finish_reason", "stop") : "stop";
-}
 
 constexpr int kPollMs = 200;  // how often a waiting request checks that its client is still there
 
@@ -255,6 +180,18 @@ class Front {
                std::string body;
                if (read_body(req, reader, res, body)) embeddings(req, body, res);
              });
+    // Anthropic's Messages API, as llama.cpp's server takes it (Claude Code and other
+    // Anthropic clients; src/server/anthropic_request.h).
+    svr.Post("/v1/messages",
+             [this](const httplib::Request& req, httplib::Response& res, const httplib::ContentReader& reader) {
+               std::string body;
+               if (read_body(req, reader, res, body)) messages(req, body, res);
+             });
+    svr.Post("/v1/messages/count_tokens",
+             [this](const httplib::Request& req, httplib::Response& res, const httplib::ContentReader& reader) {
+               std::string body;
+               if (read_body(req, reader, res, body)) count_tokens(body, res);
+             });
     // llama.cpp's server routes, which clients use to count tokens before they send.
     svr.Post("/tokenize",
              [this](const httplib::Request& req, httplib::Response& res, const httplib::ContentReader& reader) {
@@ -273,9 +210,11 @@ class Front {
 
   int context() const { return context_; }
 
-  // The auth scheme is case-insensitive (RFC 7235), the key is not.
+  // The auth scheme is case-insensitive (RFC 7235), the key is not. Anthropic's clients
+  // send the key alone as x-api-key.
   bool authorized(const httplib::Request& req) const {
     if (opt_.api_key.empty() || req.path == "/health") return true;
+    if (req.has_header("x-api-key")) return req.get_header_value("x-api-key") == opt_.api_key;
     const std::string h = req.get_header_value("Authorization");
     constexpr std::string_view scheme = "bearer ";
     if (h.size() != scheme.size() + opt_.api_key.size()) return false;
@@ -346,10 +285,10 @@ class Front {
   }
 
   // The calls of a finished reply get their ids; one only when parallel calls are off.
-  std::vector<ToolCall> identified(std::vector<ToolCall> calls, const Reply& reply) {
-    if (!reply.parallel_tool_calls && calls.size() > 1) calls.resize(1);
+  std::vector<ToolCall> identified(std::vector<ToolCall> calls, const ReplyReading& reading) {
+    if (!reading.parallel_tool_calls && calls.size() > 1) calls.resize(1);
     const bool mistral = tool_form_ == ToolCallForm::MistralJson || tool_form_ == ToolCallForm::MistralArgs;
-    for (ToolCall& c : calls) c.id = mistral ? random_short_id() : random_id("call_");
+    for (ToolCall& c : calls) c.id = mistral ? random_short_id() : random_id(reading.call_id_prefix.c_str());
     return calls;
   }
 
@@ -358,7 +297,7 @@ class Front {
   bool read_body(const httplib::Request& req, const httplib::ContentReader& reader, httplib::Response& res,
                  std::string& body) const {
     if (req.is_multipart_form_data()) {
-      send_error(res, 415, "send the request body as JSON, not as multipart form data");
+      send_error_for(req, res, 415, "send the request body as JSON, not as multipart form data");
       return false;
     }
     bool too_large = false;
@@ -371,10 +310,10 @@ class Front {
       // The rest of the body stays unread (httplib parses it as further requests, each a
       // 400): the client is told to close.
       res.set_header("Connection", "close");
-      send_error(res, 413, "request body larger than --max-body (" + std::to_string(opt_.max_body) + " bytes)");
+      send_error_for(req, res, 413, "request body larger than --max-body (" + std::to_string(opt_.max_body) + " bytes)");
       return false;
     }
-    if (!read) send_error(res, 400, "the request body could not be read");
+    if (!read) send_error_for(req, res, 400, "the request body could not be read");
     return read;
   }
 
@@ -415,19 +354,21 @@ class Front {
     return std::string(r.tool_choice == CompletionRequest::ToolChoice::Required ? required_call_start(tool_form_) : "");
   }
 
-  Job job_for(const CompletionRequest& r, std::vector<int32_t> prompt) const {
+  // `cap_max_tokens`: max_tokens is a ceiling the context's room lowers (Anthropic's, a
+  // required field clients set high), not a promise that fails when there is no room.
+  Job job_for(const CompletionRequest& r, std::vector<int32_t> prompt, bool cap_max_tokens) const {
     const int n = static_cast<int>(prompt.size());
     if (n == 0) throw ApiError(400, "the prompt is empty", r.endpoint == Endpoint::ChatCompletions ? "messages" : "prompt");
     if (n > context_ || (n == context_ && r.max_tokens != 0))  // max_tokens 0 scores a prompt that fills the context
       throw ApiError(400, "the prompt is " + std::to_string(n) + " tokens; the context is " + std::to_string(context_),
                      r.endpoint == Endpoint::ChatCompletions ? "messages" : "prompt");
-    if (r.max_tokens && n + *r.max_tokens > context_)
+    if (r.max_tokens && n + *r.max_tokens > context_ && !cap_max_tokens)
       throw ApiError(400, "max_tokens " + std::to_string(*r.max_tokens) + " with a prompt of " + std::to_string(n) +
                               " tokens exceeds the context of " + std::to_string(context_),
                      "max_tokens");
     Job job;
     job.prompt = std::move(prompt);
-    job.max_tokens = r.max_tokens.value_or(context_ - n);
+    job.max_tokens = std::min(r.max_tokens.value_or(context_ - n), context_ - n);
     job.sampling.temperature = r.temperature;
     job.sampling.top_p = r.top_p;
     job.sampling.top_k = r.top_k;
@@ -460,36 +401,72 @@ class Front {
   void complete(Endpoint endpoint, const httplib::Request& req, const std::string& body, httplib::Response& res) {
     try {
       const CompletionRequest r = parse_request(endpoint, body);
-      bool opens_thinking = false;
-      Job job = job_for(r, prompt_tokens(r, &opens_thinking));
-      const int client = find_client_socket(req);
-      std::shared_ptr<WorkerPool::Lease> lease = pool_->acquire(job.prompt);
-      if (!lease->send(job)) throw ApiError(500, "the worker process died; it is being restarted");
-      auto reply = std::make_shared<Reply>(Reply{endpoint, random_id(endpoint == Endpoint::ChatCompletions ? "chatcmpl-" : "cmpl-"),
-                                                 model_id_, static_cast<int64_t>(std::time(nullptr))});
-      reply->reads_tool_calls = r.offers_tools();
-      reply->reply_start = reply_start(r);
-      reply->parallel_tool_calls = r.parallel_tool_calls;
-      reply->reads_reasoning = endpoint == Endpoint::ChatCompletions && r.separate_reasoning.value_or(opt_.separate_reasoning);
-      reply->thinking_open = opens_thinking;
-      reply->reads_logprobs = r.logprobs >= 0;
-      if (r.echo) reply->echo = r.prompt_ids.empty() ? r.prompt : tok_.decode(r.prompt_ids);
-      // Wait for the first text (or the end) before answering, so a worker that dies
-      // during the prompt is a 500 even for a stream.
-      WorkerPool::Event first = wait_event(*lease, client);
-      if (first.kind == WorkerPool::Event::Timeout) return;  // client gone; the lease cancels
-      if (first.kind == WorkerPool::Event::Died) throw ApiError(500, "the worker process died; it is being restarted");
-      if (first.kind == WorkerPool::Event::Error) throw ApiError(500, "generation failed: " + first.text);
-      if (r.stream) {
-        stream(res, lease, reply, std::move(first), client, r.include_usage);
-      } else {
-        whole(res, *lease, *reply, std::move(first), client);
-      }
+      const std::string echo = !r.echo ? "" : r.prompt_ids.empty() ? r.prompt : tok_.decode(r.prompt_ids);
+      const std::string id = random_id(endpoint == Endpoint::ChatCompletions ? "chatcmpl-" : "cmpl-");
+      generate_reply(req, r, res, "call_", false, [&](const Job&) {
+        return std::make_shared<OpenAiReply>(endpoint, id, model_id_, echo, r.include_usage);
+      });
     } catch (const ApiError& e) {
       send_error(res, e.status, e.what(), e.param);
     } catch (const std::exception& e) {
       send_error(res, 500, e.what());
     }
+  }
+
+  // Anthropic's POST /v1/messages: read into a chat request, answered in its shapes.
+  void messages(const httplib::Request& req, const std::string& body, httplib::Response& res) {
+    try {
+      const CompletionRequest r = parse_request(Endpoint::ChatCompletions, openai_chat_body(body));
+      const std::string id = random_id("msg_");
+      generate_reply(req, r, res, "toolu_", true, [&](const Job& job) {
+        return std::make_shared<AnthropicReply>(id, model_id_, static_cast<int>(job.prompt.size()));
+      });
+    } catch (const ApiError& e) {
+      send_anthropic_error(res, e.status, e.what());
+    } catch (const std::exception& e) {
+      send_anthropic_error(res, 500, e.what());
+    }
+  }
+
+  // POST /v1/messages/count_tokens: the prompt's tokens as /v1/messages would run it.
+  void count_tokens(const std::string& body, httplib::Response& res) {
+    try {
+      const CompletionRequest r = parse_request(Endpoint::ChatCompletions, openai_chat_body(body));
+      bool opens_thinking = false;
+      res.set_content(dump({{"input_tokens", prompt_tokens(r, &opens_thinking).size()}}), "application/json");
+    } catch (const ApiError& e) {
+      send_anthropic_error(res, e.status, e.what());
+    }
+  }
+
+  // Runs a chat or completion request on a worker and answers in the shape `make_shape`
+  // gives for its job. Throws ApiError until the answer begins.
+  template <class MakeShape>
+  void generate_reply(const httplib::Request& req, const CompletionRequest& r, httplib::Response& res,
+                      const char* call_id_prefix, bool cap_max_tokens, MakeShape make_shape) {
+    bool opens_thinking = false;
+    Job job = job_for(r, prompt_tokens(r, &opens_thinking), cap_max_tokens);
+    const int client = find_client_socket(req);
+    std::shared_ptr<WorkerPool::Lease> lease = pool_->acquire(job.prompt);
+    if (!lease->send(job)) throw ApiError(500, "the worker process died; it is being restarted");
+    ReplyReading reading;
+    reading.tool_calls = r.offers_tools();
+    reading.reply_start = reply_start(r);
+    reading.parallel_tool_calls = r.parallel_tool_calls;
+    reading.call_id_prefix = call_id_prefix;
+    reading.reasoning = r.endpoint == Endpoint::ChatCompletions && r.separate_reasoning.value_or(opt_.separate_reasoning);
+    reading.thinking_open = opens_thinking;
+    reading.logprobs = r.logprobs >= 0;
+    reading.endpoint = r.endpoint;
+    std::shared_ptr<ReplyShape> shape = make_shape(job);
+    // Wait for the first text (or the end) before answering, so a worker that dies
+    // during the prompt is a 500 even for a stream.
+    WorkerPool::Event first = wait_event(*lease, client);
+    if (first.kind == WorkerPool::Event::Timeout) return;  // client gone; the lease cancels
+    if (first.kind == WorkerPool::Event::Died) throw ApiError(500, "the worker process died; it is being restarted");
+    if (first.kind == WorkerPool::Event::Error) throw ApiError(500, "generation failed: " + first.text);
+    if (r.stream) stream(res, lease, reading, shape, std::move(first), client);
+    else whole(res, *lease, reading, *shape, std::move(first), client);
   }
 
   // Each input tokenized as a prompt (BOS, and EOS where the tokenizer adds one), run by
@@ -551,8 +528,9 @@ class Front {
     }
   }
 
-  void whole(httplib::Response& res, WorkerPool::Lease& lease, const Reply& reply, WorkerPool::Event e, int client) {
-    std::string text = reply.echo;
+  void whole(httplib::Response& res, WorkerPool::Lease& lease, const ReplyReading& reading, const ReplyShape& shape,
+             WorkerPool::Event e, int client) {
+    std::string text;
     json logprobs = json::array();
     while (e.kind == WorkerPool::Event::Text) {
       text += e.text;
@@ -565,46 +543,42 @@ class Front {
     if (e.kind == WorkerPool::Event::Died) throw ApiError(500, "the worker process died; it is being restarted");
     if (e.kind == WorkerPool::Event::Error) throw ApiError(500, "generation failed: " + e.text);
     ReasoningSplit split =
-        reply.reads_reasoning ? split_reasoning(text, reply.thinking_open, think_tags_) : ReasoningSplit{{}, text};
+        reading.reasoning ? split_reasoning(text, reading.thinking_open, think_tags_) : ReasoningSplit{{}, text};
     std::vector<ToolCall> calls;
-    if (reply.reads_tool_calls) {
-      ParsedReply parsed = parse_tool_calls(reply.reply_start + split.content, tool_form_);
-      calls = identified(std::move(parsed.calls), reply);
+    if (reading.tool_calls) {
+      ParsedReply parsed = parse_tool_calls(reading.reply_start + split.content, tool_form_);
+      calls = identified(std::move(parsed.calls), reading);
       if (!calls.empty()) split.content = std::move(parsed.content);
     }
-    res.set_content(dump(reply.whole(split.content, finish_of(e.json), usage_of(e.json), calls, split.reasoning,
-                                     reply.logprobs_field(logprobs, 0))),
+    res.set_content(dump(shape.whole(split.content, split.reasoning, calls, reply_end(e.json), reading.logprobs_field(logprobs, 0))),
                     "application/json");
   }
 
-  void stream(httplib::Response& res, std::shared_ptr<WorkerPool::Lease> lease, std::shared_ptr<Reply> reply,
-              WorkerPool::Event first, int client, bool include_usage) {
+  void stream(httplib::Response& res, std::shared_ptr<WorkerPool::Lease> lease, ReplyReading reading,
+              std::shared_ptr<ReplyShape> shape, WorkerPool::Event first, int client) {
     auto pending = std::make_shared<std::optional<WorkerPool::Event>>(std::move(first));
     res.set_header("Cache-Control", "no-cache");
     res.set_chunked_content_provider(
         "text/event-stream",
-        [this, lease, reply, pending, client, include_usage](size_t, httplib::DataSink& sink) {
-          auto send = [&](const json& j) {
-            const std::string s = "data: " + dump(j) + "\n\n";
-            return sink.write(s.data(), s.size());
-          };
-          if (!send(reply->chunk(reply->echo, nullptr, true))) return false;
-          ReasoningStream reasoning(reply->thinking_open, think_tags_);
-          ToolCallStream tool_stream(reply->reply_start, tool_form_);
+        [this, lease, reading, shape, pending, client](size_t, httplib::DataSink& sink) {
+          auto send = [&](const std::string& s) { return s.empty() || sink.write(s.data(), s.size()); };
+          if (!send(shape->open())) return false;
+          ReasoningStream reasoning(reading.thinking_open, think_tags_);
+          ToolCallStream tool_stream(reading.reply_start, tool_form_);
           // The logprobs of the tokens since the last text chunk go with the next one.
           json unsent = json::array();
           size_t offset = 0;  // bytes of the tokens whose logprobs went out
           auto take_logprobs = [&] {
-            const json field = reply->logprobs_field(unsent, offset);
+            const json field = reading.logprobs_field(unsent, offset);
             for (const json& entry : unsent) offset += entry["bytes"].size();
             unsent = json::array();
             return field;
           };
           // Reasoning goes out as it comes; the answer passes the tool-call reader first.
           auto forward = [&](ReasoningSplit piece) {
-            if (!piece.reasoning.empty() && !send(reply->reasoning_chunk(piece.reasoning))) return false;
-            const std::string text = reply->reads_tool_calls ? tool_stream.feed(piece.content) : piece.content;
-            return text.empty() || send(reply->chunk(text, nullptr, false, take_logprobs()));
+            if (!piece.reasoning.empty() && !send(shape->reasoning(piece.reasoning))) return false;
+            const std::string text = reading.tool_calls ? tool_stream.feed(piece.content) : piece.content;
+            return text.empty() || send(shape->text(text, take_logprobs()));
           };
           while (true) {
             WorkerPool::Event e = pending->has_value() ? std::move(**pending) : lease->next(kPollMs);
@@ -617,35 +591,22 @@ class Front {
             if (e.kind == WorkerPool::Event::Text) {
               if (!e.json.empty())
                 for (json& entry : json::parse(e.json)) unsent.push_back(std::move(entry));
-              if (!forward(reply->reads_reasoning ? reasoning.feed(e.text) : ReasoningSplit{{}, e.text})) return false;
+              if (!forward(reading.reasoning ? reasoning.feed(e.text) : ReasoningSplit{{}, e.text})) return false;
               continue;
             }
             if (e.kind == WorkerPool::Event::Done) {
-              std::string finish = finish_of(e.json);
-              if (reply->reads_reasoning) forward(reasoning.finish());
-              if (reply->reads_tool_calls) {
+              if (reading.reasoning) forward(reasoning.finish());
+              std::vector<ToolCall> calls;
+              if (reading.tool_calls) {
                 ParsedReply parsed = tool_stream.finish();
-                if (!parsed.content.empty()) send(reply->chunk(parsed.content, nullptr, false, take_logprobs()));
-                const std::vector<ToolCall> calls = identified(std::move(parsed.calls), *reply);
-                if (!calls.empty()) send(reply->tool_calls_chunk(calls));
-                finish = Reply::finish_with_calls(finish, calls);
+                if (!parsed.content.empty()) send(shape->text(parsed.content, take_logprobs()));
+                calls = identified(std::move(parsed.calls), reading);
               }
-              send(reply->chunk("", finish, false, unsent.empty() ? json(nullptr) : take_logprobs()));
-              if (include_usage) {
-                json u = reply->base(reply->endpoint == Endpoint::ChatCompletions ? "chat.completion.chunk"
-                                                                                  : "text_completion");
-                u["choices"] = json::array();
-                u["usage"] = usage_of(e.json).to_json();
-                send(u);
-              }
+              send(shape->close(calls, reply_end(e.json), unsent.empty() ? json(nullptr) : take_logprobs()));
             } else {  // died or failed after the answer began: say so in the stream
-              const int status = 500;
-              send(json::parse(error_body(status, e.kind == WorkerPool::Event::Died
-                                                      ? "the worker process died; it is being restarted"
-                                                      : "generation failed: " + e.text)));
+              send(shape->failed(e.kind == WorkerPool::Event::Died ? "the worker process died; it is being restarted"
+                                                                   : "generation failed: " + e.text));
             }
-            static const char kDone[] = "data: [DONE]\n\n";
-            sink.write(kDone, sizeof kDone - 1);
             sink.done();
             return true;
           }
@@ -697,21 +658,21 @@ int run_server(const ServerOptions& options) {
     if (req.method == "OPTIONS") {
       res.status = 204;
       res.set_header("Access-Control-Allow-Methods", "GET, POST, OPTIONS");
-      res.set_header("Access-Control-Allow-Headers", "Authorization, Content-Type");
+      res.set_header("Access-Control-Allow-Headers", "Authorization, Content-Type, x-api-key, anthropic-version");
       res.set_header("Access-Control-Max-Age", "86400");
       return httplib::Server::HandlerResponse::Handled;
     }
     if (front.authorized(req)) return httplib::Server::HandlerResponse::Unhandled;
-    send_error(res, 401, "invalid API key: send 'Authorization: Bearer KEY'");
+    send_error_for(req, res, 401, "invalid API key: send 'Authorization: Bearer KEY' (or 'x-api-key: KEY')");
     return httplib::Server::HandlerResponse::Handled;
   });
   svr.set_error_handler([max_body = options.max_body](const httplib::Request& req, httplib::Response& res) {
     if (!res.body.empty()) return;
-    if (res.status == 413) send_error(res, 413, "request body larger than --max-body (" + std::to_string(max_body) + " bytes)");
-    else if (res.status == 404) send_error(res, 404, "no route " + req.method + " " + req.path);
-    else send_error(res, res.status, "HTTP error " + std::to_string(res.status));
+    if (res.status == 413) send_error_for(req, res, 413, "request body larger than --max-body (" + std::to_string(max_body) + " bytes)");
+    else if (res.status == 404) send_error_for(req, res, 404, "no route " + req.method + " " + req.path);
+    else send_error_for(req, res, res.status, "HTTP error " + std::to_string(res.status));
   });
-  svr.set_exception_handler([](const httplib::Request&, httplib::Response& res, std::exception_ptr ep) {
+  svr.set_exception_handler([](const httplib::Request& req, httplib::Response& res, std::exception_ptr ep) {
     std::string what = "internal error";
     try {
       std::rethrow_exception(ep);
@@ -719,7 +680,7 @@ int run_server(const ServerOptions& options) {
       what = e.what();
     } catch (...) {
     }
-    send_error(res, 500, what);
+    send_error_for(req, res, 500, what);
   });
   front.routes(svr);
   if (!svr.bind_to_port(options.host, options.port))

@@ -12,6 +12,7 @@
 #include "src/runtime/json_schema_grammar.h"
 
 #include "src/server/api_error.h"
+#include "src/server/json_text.h"
 #include "src/server/logprobs.h"
 #include "src/server/reasoning.h"
 #include "src/server/tool_calls.h"
@@ -28,7 +29,7 @@ std::string error_body(int status, const std::string& message, const std::string
                                      : "invalid_request_error";
   json e = {{"message", message}, {"type", type}, {"code", status}};
   e["param"] = param.empty() ? json(nullptr) : json(param);
-  return json{{"error", e}}.dump(-1, ' ', false, json::error_handler_t::replace);
+  return dump({{"error", e}});
 }
 
 namespace {

@@ -18,6 +18,7 @@
 #include "qrun/stop_strings.h"
 #include "qrun/tokenizer.h"
 #include "src/server/embedding_reply.h"
+#include "src/server/json_text.h"
 #include "src/server/line_channel.h"
 #include "src/server/logprobs.h"
 
@@ -26,8 +27,6 @@ namespace qrun::server {
 using nlohmann::json;
 
 namespace {
-
-std::string dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
 
 Job job_from(const json& j) {
   Job job;
@@ -287,6 +286,7 @@ int run_worker(int fd, const std::string& model_path, const RuntimeOptions& opti
     ch.write_line(dump({{"type", "done"},
                         {"id", job.id},
                         {"finish_reason", finish},
+                        {"stop_string", reply.matched()},
                         {"prompt_tokens", job.prompt.size()},
                         {"cached_tokens", echoed ? 0 : st.reused_tokens},  // an echo ran the whole prompt
                         {"completion_tokens", st.generated_tokens - (st.stop == StopReason::EndOfSequence ? 1 : 0)},

@@ -17,6 +17,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/child_process.h"
+#include "src/server/qserve_process.h"
 #include "common/golden.h"
 #include "common/model_fixture.h"
 #include "qrun/embedding.h"
@@ -29,65 +30,15 @@ namespace qrun {
 namespace {
 
 using nlohmann::json;
+using test::free_port;
+using test::health;
+using test::post;
+using test::QserveTest;
+using test::Server;
 
 const char* kChatml =
     "{% for m in messages %}{{ '<|im_start|>' + m['role'] + '\\n' + m['content'] + '<|im_end|>\\n' }}{% endfor %}"
     "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}";
-
-int free_port() {
-  const int s = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ::bind(s, reinterpret_cast<sockaddr*>(&a), sizeof a);
-  socklen_t len = sizeof a;
-  ::getsockname(s, reinterpret_cast<sockaddr*>(&a), &len);
-  ::close(s);
-  return ntohs(a.sin_port);
-}
-
-// A qserve process on a free port, ready when it has said so.
-class Server {
- public:
-  explicit Server(std::vector<std::string> flags, DType type = DType::Q8, const std::string& fault = {},
-                  const std::filesystem::path& model = {})
-      : port_(free_port()) {
-    std::vector<std::string> argv = {(test::bin_dir() / "qserve").string(), "-m",
-                                     (model.empty() ? test::converted_stories(type) : model).string(),
-                                     "--port", std::to_string(port_), "-t", "1"};
-    argv.insert(argv.end(), flags.begin(), flags.end());
-    if (!fault.empty()) ::setenv("QRUN_WORKER_FAULT", fault.c_str(), 1);
-    proc_ = std::make_unique<test::ChildProcess>(argv);
-    ::unsetenv("QRUN_WORKER_FAULT");
-    ready_ = proc_->read_until("listening on").find("listening on") != std::string::npos;
-  }
-  ~Server() {
-    proc_->signal(SIGTERM);
-    proc_->read_to_end();
-    proc_->wait();
-  }
-  bool ready() const { return ready_; }
-  int port() const { return port_; }
-  std::unique_ptr<httplib::Client> client() const {
-    auto c = std::make_unique<httplib::Client>("127.0.0.1", port_);
-    c->set_read_timeout(120, 0);
-    return c;
-  }
-  const std::string& log() const { return proc_->output(); }
-
- private:
-  int port_;
-  std::unique_ptr<test::ChildProcess> proc_;
-  bool ready_ = false;
-};
-
-// Any nlohmann type: an ordered_json body keeps its keys in the order written.
-template <class Json = json>
-httplib::Result post(const Server& s, const std::string& path, const Json& body, const httplib::Headers& h = {}) {
-  return s.client()->Post(path.c_str(), h, body.dump(), "application/json");
-}
-
-json health(const Server& s) { return json::parse(s.client()->Get("/health")->body); }
 
 // The text and the last event of a server-sent-event body.
 struct Sse {
@@ -182,12 +133,6 @@ std::string raw_exchange(int port, const std::string& head, const std::string& b
   return got;
 }
 
-class QserveTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    if (!std::filesystem::exists(test::bin_dir() / "qserve")) GTEST_SKIP() << "qserve not built (no cpp-httplib)";
-  }
-};
 
 // Greedy completions are the reference continuation, whole or streamed.
 TEST_F(QserveTest, CompletionsGiveTheGoldenTextWholeAndStreamed) {
@@ -454,7 +399,9 @@ TEST_F(QserveTest, GrammarFieldConstrainsTheReply) {
     const json j = json::parse(r->body);
     const std::string text = j["choices"][0]["text"];
     EXPECT_TRUE(GrammarPrefix(gbnf_grammar(gbnf)).feed(std::string_view(text))) << text;
-    if (j["choices"][0]["finish_reason"] == "stop") EXPECT_TRUE(std::regex_match(text, reply)) << text;
+    if (j["choices"][0]["finish_reason"] == "stop") {
+      EXPECT_TRUE(std::regex_match(text, reply)) << text;
+    }
   }
   auto r = post(s, "/v1/completions", {{"prompt", "x"}, {"grammar", "root ::= [z-a]"}});
   EXPECT_EQ(r->status, 400) << r->body;
@@ -748,8 +695,9 @@ json weather_call_round_trip(const Server& s, const nlohmann::ordered_json& opti
     const Sse sse = parse_sse(r->body, true);
     EXPECT_EQ(sse.text, "");
     EXPECT_GE(sse.events.size(), 3u) << r->body;
-    if (sse.events.size() >= 3u)
+    if (sse.events.size() >= 3u) {
       EXPECT_EQ(sse.events[sse.events.size() - 2]["choices"][0]["delta"]["tool_calls"][0]["function"], call["function"]) << r->body;
+    }
     messages.push_back({{"role", "assistant"}, {"content", nullptr}, {"tool_calls", {call}}});
     messages.push_back({{"role", "tool"}, {"tool_call_id", call["id"]}, {"content", "21"}});
     r = post(s, "/v1/chat/completions", ordered{{"messages", messages}, {"tools", tools}, {"seed", 1}, {"max_tokens", 8}});
@@ -922,7 +870,9 @@ TEST_F(QserveTest, LogprobsAreTheModelsOwn) {
     EXPECT_EQ(cut_text, text.substr(0, text.find(cut_at))) << r->body;
     EXPECT_EQ(cut_tokens.substr(0, cut_text.size()), cut_text) << r->body;
     // Every token reported begins before the cut (the last may run into the stop string).
-    if (!cut_text.empty()) EXPECT_LT(cut_tokens.size() - last.size(), cut_text.size()) << r->body;
+    if (!cut_text.empty()) {
+      EXPECT_LT(cut_tokens.size() - last.size(), cut_text.size()) << r->body;
+    }
   }
   r = post(s, "/v1/completions", json{{"prompt", prompt}, {"max_tokens", 0}, {"echo", true}});
   ASSERT_EQ(r->status, 200) << r->body;
