@@ -45,8 +45,8 @@ for f in "$shared"/models/stories260K/tokenizer.model "$shared"/tokenizers/*/tok
   install -m 644 "$f" "$out/tokenizer_model/seed-$(basename "$(dirname "$f")").model"
 done
 
-# server_request: OpenAI request bodies, chat and completion, streamed or not, with tools, an
-# Anthropic Messages body;
+# server_request: OpenAI request bodies, chat and completion, streamed or not, with tools, a
+# Responses body, an Anthropic Messages body;
 # and a model reply with tool calls.
 printf '%s' '{"model":"m","messages":[{"role":"system","content":"Be brief."},{"role":"user","content":"Hi"}],"temperature":0.7,"max_tokens":32,"stream":true,"stream_options":{"include_usage":true}}' >"$out/server_request/seed-chat"
 printf '%s' '{"messages":[{"role":"user","content":[{"type":"text","text":"Hi"}]},{"role":"assistant","content":"Hello"},{"role":"user","content":"More"}],"stop":["\n","User:"],"seed":42,"top_k":40,"min_p":0.05,"n":1}' >"$out/server_request/seed-parts"
@@ -55,6 +55,7 @@ printf '%s' '{"prompt":["Once"],"max_completion_tokens":4,"stream":false}' >"$ou
 printf '%s' '{"model":"m","input":["Once upon a time",[1,403,0]],"encoding_format":"base64","dimensions":32}' >"$out/server_request/seed-embeddings"
 printf '%s' '{"messages":[{"role":"user","content":"Weather?"},{"role":"assistant","content":null,"tool_calls":[{"id":"call_1","type":"function","function":{"name":"get_weather","arguments":"{\"city\":\"Paris\"}"}}]},{"role":"tool","tool_call_id":"call_1","content":"21"}],"tools":[{"type":"function","function":{"name":"get_weather","description":"d","parameters":{"type":"object","properties":{"city":{"type":"string","enum":["Paris","Rome"]}},"required":["city"]}}}],"tool_choice":"required","parallel_tool_calls":false}' >"$out/server_request/seed-tools"
 printf '%s' '{"model":"claude","max_tokens":64,"system":[{"type":"text","text":"Be brief."}],"stop_sequences":["END"],"tools":[{"name":"get_weather","description":"d","input_schema":{"type":"object","properties":{"city":{"type":"string"}}}},{"type":"web_search_20250305","name":"web_search"}],"tool_choice":{"type":"any","disable_parallel_tool_use":true},"thinking":{"type":"enabled","budget_tokens":1024},"messages":[{"role":"user","content":"Weather?"},{"role":"assistant","content":[{"type":"thinking","thinking":"t","signature":"s"},{"type":"tool_use","id":"toolu_1","name":"get_weather","input":{"city":"Paris"}}]},{"role":"user","content":[{"type":"tool_result","tool_use_id":"toolu_1","content":[{"type":"text","text":"21"}],"is_error":false},{"type":"text","text":"Thanks"}]}]}' >"$out/server_request/seed-anthropic"
+printf '%s' '{"model":"gpt-5","instructions":"Be brief.","max_output_tokens":64,"text":{"format":{"type":"json_schema","name":"x","schema":{"type":"object"}}},"reasoning":{"effort":"none"},"tools":[{"type":"function","name":"get_weather","parameters":{"type":"object","properties":{"city":{"type":"string"}}}},{"type":"web_search"}],"tool_choice":"auto","input":[{"role":"user","content":[{"type":"input_text","text":"Weather?"}]},{"type":"reasoning","summary":[{"type":"summary_text","text":"s"}]},{"type":"function_call","call_id":"call_1","name":"get_weather","arguments":"{\"city\":\"Paris\"}"},{"type":"function_call_output","call_id":"call_1","output":"21"}]}' >"$out/server_request/seed-responses"
 printf 'Sure.\n<tool_call>\n{"name": "get_weather", "arguments": {"city": "Paris"}}\n</tool_call>\n<tool_call>{"name": "now", "parameters": {}}' >"$out/server_request/seed-tool-reply"
 
 # json_prefix: JSON objects as a model might write them.

@@ -1,6 +1,7 @@
 // libFuzzer target: an OpenAI request body (src/server/request.h) for both endpoints,
-// the same bytes as an Anthropic /v1/messages body (src/server/anthropic_request.h), read
-// on into a chat request, as an /v1/embeddings, a /tokenize and a /detokenize body, and as a model's reply read for
+// the same bytes as an Anthropic /v1/messages body (src/server/anthropic_request.h) and an
+// OpenAI /v1/responses body (src/server/responses_request.h), each read into a chat request,
+// as an /v1/embeddings, a /tokenize and a /detokenize body, and as a model's reply read for
 // tool calls (src/server/tool_calls.h) and for reasoning (src/server/reasoning.h), whole
 // and streamed.
 // Anything may be refused with an ApiError; nothing may crash, and what is accepted
@@ -13,7 +14,19 @@
 #include "src/server/api_error.h"
 #include "src/server/reasoning.h"
 #include "src/server/request.h"
+#include "src/server/responses_request.h"
 #include "src/server/tool_calls.h"
+
+namespace {
+
+// A chat request read from another API's body holds what the chat reader promises.
+void check_chat(const qrun::server::CompletionRequest& r) {
+  if (r.messages.empty() || (r.max_tokens && *r.max_tokens < 0) || r.stop.size() > 16) std::abort();
+  for (const qrun::ChatMessage& m : r.messages)
+    if (m.role != "system" && m.role != "user" && m.role != "assistant" && m.role != "tool") std::abort();
+}
+
+}  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace qrun::server;
@@ -33,10 +46,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     }
   }
   try {
-    const CompletionRequest r = parse_request(Endpoint::ChatCompletions, openai_chat_body(body));
-    if (r.messages.empty() || (r.max_tokens && *r.max_tokens < 0) || r.stop.size() > 16) std::abort();
-    for (const qrun::ChatMessage& m : r.messages)
-      if (m.role != "system" && m.role != "user" && m.role != "assistant" && m.role != "tool") std::abort();
+    check_chat(parse_anthropic_request(body));
+  } catch (const ApiError& err) {
+    if (err.status != 400) std::abort();
+  }
+  try {
+    check_chat(parse_responses_request(body).chat);
   } catch (const ApiError& err) {
     if (err.status != 400) std::abort();
   }

@@ -1,50 +1,28 @@
 #include "src/server/anthropic_request.h"
 
-#include <nlohmann/json.hpp>
-
-#include "src/runtime/json_schema_grammar.h"
-#include "src/server/api_error.h"
+#include "src/server/body_fields.h"
 
 namespace qrun::server {
 
-using Json = nlohmann::ordered_json;  // schemas and template variables keep the client's key order
+using Json = OrderedJson;
 
 namespace {
 
-// Deeper bodies are refused before anything copies or dumps them (both recurse); the
-// OpenAI reader then holds schemas (128) and template values (64) to their own limits.
-constexpr size_t kMaxBodyDepth = 136;
-
-[[noreturn]] void bad(const std::string& field, const std::string& why) {
-  throw ApiError(400, "'" + field + "' " + why, field);
-}
-
-const Json* find(const Json& object, const char* key) {
-  const auto it = object.find(key);
-  return it == object.end() || it->is_null() ? nullptr : &*it;
-}
-
-std::string string_field(const Json& object, const char* key, const std::string& field) {
-  const Json* v = find(object, key);
-  if (!v || !v->is_string()) bad(field + "." + key, "must be a string");
-  return v->get<std::string>();
-}
-
 std::string block_type(const Json& block, const std::string& field) {
-  if (!block.is_object()) bad(field, "must be a content block (an object with a \"type\")");
+  if (!block.is_object()) bad_field(field, "must be a content block (an object with a \"type\")");
   return string_field(block, "type", field);
 }
 
 [[noreturn]] void refuse_block(const std::string& type, const std::string& field) {
   if (type == "image" || type == "document")
-    bad(field, "is " + std::string(type == "image" ? "an image" : "a document") + ": qrun's models read text only");
-  bad(field + ".type", "'" + type + "' is not a content block qrun reads here");
+    bad_field(field, "is " + std::string(type == "image" ? "an image" : "a document") + ": qrun's models read text only");
+  bad_field(field + ".type", "'" + type + "' is not a content block qrun reads here");
 }
 
 // Text blocks (or a string) as one text, blocks a blank line apart.
 std::string text_of(const Json& content, const std::string& field) {
   if (content.is_string()) return content.get<std::string>();
-  if (!content.is_array()) bad(field, "must be a string or a list of text blocks");
+  if (!content.is_array()) bad_field(field, "must be a string or a list of text blocks");
   std::string text;
   for (size_t i = 0; i < content.size(); ++i) {
     const std::string f = field + "[" + std::to_string(i) + "]";
@@ -80,10 +58,10 @@ void user_turn(const Json& content, const std::string& field, Json& out) {
     } else if (type == "tool_result") {
       flush();
       const std::string id = string_field(block, "tool_use_id", f);
-      const Json* result = find(block, "content");
+      const Json* result = find_field(block, "content");
       std::string answer = result ? text_of(*result, f + ".content") : std::string();
-      if (const Json* e = find(block, "is_error")) {
-        if (!e->is_boolean()) bad(f + ".is_error", "must be true or false");
+      if (const Json* e = find_field(block, "is_error")) {
+        if (!e->is_boolean()) bad_field(f + ".is_error", "must be true or false");
         if (e->get<bool>()) answer = "Error: " + answer;
       }
       out.push_back({{"role", "tool"}, {"tool_call_id", id}, {"content", answer}});
@@ -114,8 +92,8 @@ void assistant_turn(const Json& content, const std::string& field, Json& out) {
     } else if (type == "redacted_thinking") {
       continue;  // encrypted by Anthropic: nothing a local model can read
     } else if (type == "tool_use") {
-      const Json* input = find(block, "input");
-      if (input && !input->is_object()) bad(f + ".input", "must be an object");
+      const Json* input = find_field(block, "input");
+      if (input && !input->is_object()) bad_field(f + ".input", "must be an object");
       calls.push_back({{"id", string_field(block, "id", f)},
                        {"type", "function"},
                        {"function", {{"name", string_field(block, "name", f)}, {"arguments", input ? *input : Json::object()}}}});
@@ -134,41 +112,41 @@ void assistant_turn(const Json& content, const std::string& field, Json& out) {
 
 Json chat_messages(const Json& body) {
   Json out = Json::array();
-  if (const Json* system = find(body, "system")) out.push_back({{"role", "system"}, {"content", text_of(*system, "system")}});
-  const Json* messages = find(body, "messages");
-  if (!messages || !messages->is_array() || messages->empty()) bad("messages", "must be a non-empty list of messages");
+  if (const Json* system = find_field(body, "system")) out.push_back({{"role", "system"}, {"content", text_of(*system, "system")}});
+  const Json* messages = find_field(body, "messages");
+  if (!messages || !messages->is_array() || messages->empty()) bad_field("messages", "must be a non-empty list of messages");
   for (size_t i = 0; i < messages->size(); ++i) {
     const std::string f = "messages[" + std::to_string(i) + "]";
     const Json& m = (*messages)[i];
-    if (!m.is_object()) bad(f, "must be an object with \"role\" and \"content\"");
+    if (!m.is_object()) bad_field(f, "must be an object with \"role\" and \"content\"");
     const std::string role = string_field(m, "role", f);
-    const Json* content = find(m, "content");
+    const Json* content = find_field(m, "content");
     if (!content || !(content->is_string() || content->is_array()))
-      bad(f + ".content", "must be a string or a list of content blocks");
+      bad_field(f + ".content", "must be a string or a list of content blocks");
     if (role == "user") user_turn(*content, f + ".content", out);
     else if (role == "assistant") assistant_turn(*content, f + ".content", out);
-    else bad(f + ".role", "must be \"user\" or \"assistant\" (the system prompt is the top-level \"system\")");
+    else bad_field(f + ".role", "must be \"user\" or \"assistant\" (the system prompt is the top-level \"system\")");
   }
   return out;
 }
 
 // Custom tools as OpenAI functions; Anthropic's own kinds are left out (see the header).
 Json functions(const Json& tools) {
-  if (!tools.is_array()) bad("tools", "must be a list of tools");
+  if (!tools.is_array()) bad_field("tools", "must be a list of tools");
   Json out = Json::array();
   for (size_t i = 0; i < tools.size(); ++i) {
     const std::string f = "tools[" + std::to_string(i) + "]";
     const Json& t = tools[i];
-    if (!t.is_object()) bad(f, "must be an object");
-    if (const Json* type = find(t, "type"); type && *type != "custom") {
-      if (!type->is_string()) bad(f + ".type", "must be a string");
+    if (!t.is_object()) bad_field(f, "must be an object");
+    if (const Json* type = find_field(t, "type"); type && *type != "custom") {
+      if (!type->is_string()) bad_field(f + ".type", "must be a string");
       continue;
     }
-    const Json* schema = find(t, "input_schema");
-    if (!schema || !schema->is_object()) bad(f + ".input_schema", "must be a JSON schema object");
+    const Json* schema = find_field(t, "input_schema");
+    if (!schema || !schema->is_object()) bad_field(f + ".input_schema", "must be a JSON schema object");
     Json fn = {{"name", string_field(t, "name", f)}};
-    if (const Json* d = find(t, "description")) {
-      if (!d->is_string()) bad(f + ".description", "must be a string");
+    if (const Json* d = find_field(t, "description")) {
+      if (!d->is_string()) bad_field(f + ".description", "must be a string");
       fn["description"] = *d;
     }
     fn["parameters"] = *schema;
@@ -178,67 +156,72 @@ Json functions(const Json& tools) {
 }
 
 void tool_choice(const Json& choice, Json& openai) {
-  if (!choice.is_object()) bad("tool_choice", "must be an object with a \"type\"");
+  if (!choice.is_object()) bad_field("tool_choice", "must be an object with a \"type\"");
   const std::string type = string_field(choice, "type", "tool_choice");
   if (type == "auto") openai["tool_choice"] = "auto";
   else if (type == "any") openai["tool_choice"] = "required";
   else if (type == "none") openai["tool_choice"] = "none";
   else if (type == "tool")
     openai["tool_choice"] = {{"type", "function"}, {"function", {{"name", string_field(choice, "name", "tool_choice")}}}};
-  else bad("tool_choice.type", "must be \"auto\", \"any\", \"tool\" or \"none\"");
-  if (const Json* d = find(choice, "disable_parallel_tool_use")) {
-    if (!d->is_boolean()) bad("tool_choice.disable_parallel_tool_use", "must be true or false");
+  else bad_field("tool_choice.type", "must be \"auto\", \"any\", \"tool\" or \"none\"");
+  if (const Json* d = find_field(choice, "disable_parallel_tool_use")) {
+    if (!d->is_boolean()) bad_field("tool_choice.disable_parallel_tool_use", "must be true or false");
     openai["parallel_tool_calls"] = !d->get<bool>();
   }
 }
 
-}  // namespace
-
-std::string openai_chat_body(std::string_view text) {
-  Json body;
-  try {
-    body = Json::parse(text.begin(), text.end());
-  } catch (const Json::exception& e) {
-    throw ApiError(400, std::string("malformed JSON body: ") + e.what());
-  }
-  if (!body.is_object()) throw ApiError(400, "the request body must be a JSON object");
-  if (json_depth(body, kMaxBodyDepth) > kMaxBodyDepth)
-    throw ApiError(400, "the request body nests deeper than " + std::to_string(kMaxBodyDepth) + " levels");
+// The chat request's body.
+std::string chat_body(std::string_view text) {
+  const Json body = parse_body_object(text);
   Json openai = {{"messages", chat_messages(body)}};
   // Fields of the same name and meaning, and llama.cpp's extensions.
   for (const char* same : {"model", "max_tokens", "stream", "temperature", "top_p", "top_k", "seed", "grammar", "min_p",
                            "repeat_penalty", "frequency_penalty", "presence_penalty", "ignore_eos", "reasoning_format"})
-    if (const Json* v = find(body, same)) openai[same] = *v;
+    if (const Json* v = find_field(body, same)) openai[same] = *v;
   if (!openai.contains("reasoning_format")) openai["reasoning_format"] = "deepseek";  // thinking blocks
-  if (const Json* stops = find(body, "stop_sequences")) {
-    if (!stops->is_array() || stops->size() > 16) bad("stop_sequences", "must be a list of at most 16 strings");
+  if (const Json* stops = find_field(body, "stop_sequences")) {
+    if (!stops->is_array() || stops->size() > 16) bad_field("stop_sequences", "must be a list of at most 16 strings");
     for (const Json& s : *stops)
-      if (!s.is_string()) bad("stop_sequences", "must be a list of at most 16 strings");
+      if (!s.is_string()) bad_field("stop_sequences", "must be a list of at most 16 strings");
     openai["stop"] = *stops;
   }
-  if (const Json* tools = find(body, "tools")) openai["tools"] = functions(*tools);
-  if (const Json* choice = find(body, "tool_choice")) tool_choice(*choice, openai);
+  if (const Json* tools = find_field(body, "tools")) openai["tools"] = functions(*tools);
+  if (const Json* choice = find_field(body, "tool_choice")) tool_choice(*choice, openai);
   Json kwargs = Json::object();
-  if (const Json* k = find(body, "chat_template_kwargs")) {
-    if (!k->is_object()) bad("chat_template_kwargs", "must be an object of template variables");
+  if (const Json* k = find_field(body, "chat_template_kwargs")) {
+    if (!k->is_object()) bad_field("chat_template_kwargs", "must be an object of template variables");
     kwargs = *k;
   }
-  if (const Json* thinking = find(body, "thinking")) {
-    if (!thinking->is_object()) bad("thinking", "must be an object with a \"type\"");
+  if (const Json* thinking = find_field(body, "thinking")) {
+    if (!thinking->is_object()) bad_field("thinking", "must be an object with a \"type\"");
     const std::string type = string_field(*thinking, "type", "thinking");
     if (type != "enabled" && type != "disabled" && type != "adaptive")
-      bad("thinking.type", "must be \"enabled\", \"adaptive\" or \"disabled\"");
+      bad_field("thinking.type", "must be \"enabled\", \"adaptive\" or \"disabled\"");
     kwargs["enable_thinking"] = type != "disabled";
   }
   if (!kwargs.empty()) openai["chat_template_kwargs"] = std::move(kwargs);
-  if (const Json* format = find(body, "output_format")) {
+  if (const Json* format = find_field(body, "output_format")) {
     if (!format->is_object() || format->value("type", Json()) != "json_schema")
-      bad("output_format", "must be {\"type\": \"json_schema\", \"schema\": {...}}");
-    const Json* schema = find(*format, "schema");
-    if (!schema || !schema->is_object()) bad("output_format.schema", "must be a JSON schema object");
+      bad_field("output_format", "must be {\"type\": \"json_schema\", \"schema\": {...}}");
+    const Json* schema = find_field(*format, "schema");
+    if (!schema || !schema->is_object()) bad_field("output_format.schema", "must be a JSON schema object");
     openai["response_format"] = {{"type", "json_schema"}, {"json_schema", {{"name", "output"}, {"schema", *schema}}}};
   }
-  return openai.dump(-1, ' ', false, Json::error_handler_t::replace);
+  return dump_body(openai);
+}
+
+}  // namespace
+
+CompletionRequest parse_anthropic_request(std::string_view body) {
+  const std::string chat = chat_body(body);
+  try {
+    return parse_request(Endpoint::ChatCompletions, chat);
+  } catch (const ApiError& e) {
+    rethrow_renamed(e, {{".function.parameters", ".input_schema"},
+                        {".function.name", ".name"},
+                        {"response_format.json_schema.schema", "output_format.schema"},
+                        {"stop", "stop_sequences"}});
+  }
 }
 
 std::string anthropic_error_body(int status, const std::string& message) {

@@ -22,9 +22,11 @@
 #include <string>
 #include <string_view>
 
+#include "src/server/request.h"
+
 namespace qrun::server {
 
-std::string openai_chat_body(std::string_view anthropic_body);
+CompletionRequest parse_anthropic_request(std::string_view body);
 
 // Anthropic's error body: {"type": "error", "error": {"type", "message"}}.
 std::string anthropic_error_body(int status, const std::string& message);

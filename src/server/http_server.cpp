@@ -37,6 +37,8 @@
 #include "src/server/reasoning.h"
 #include "src/server/reply_text.h"
 #include "src/server/request.h"
+#include "src/server/responses_reply.h"
+#include "src/server/responses_request.h"
 #include "src/server/tool_calls.h"
 #include "src/server/worker_pool.h"
 
@@ -179,6 +181,12 @@ class Front {
              [this](const httplib::Request& req, httplib::Response& res, const httplib::ContentReader& reader) {
                std::string body;
                if (read_body(req, reader, res, body)) embeddings(req, body, res);
+             });
+    // OpenAI's Responses API (src/server/responses_request.h).
+    svr.Post("/v1/responses",
+             [this](const httplib::Request& req, httplib::Response& res, const httplib::ContentReader& reader) {
+               std::string body;
+               if (read_body(req, reader, res, body)) responses(req, body, res);
              });
     // Anthropic's Messages API, as llama.cpp's server takes it (Claude Code and other
     // Anthropic clients; src/server/anthropic_request.h).
@@ -416,7 +424,7 @@ class Front {
   // Anthropic's POST /v1/messages: read into a chat request, answered in its shapes.
   void messages(const httplib::Request& req, const std::string& body, httplib::Response& res) {
     try {
-      const CompletionRequest r = parse_request(Endpoint::ChatCompletions, openai_chat_body(body));
+      const CompletionRequest r = parse_anthropic_request(body);
       const std::string id = random_id("msg_");
       generate_reply(req, r, res, "toolu_", true, [&](const Job& job) {
         return std::make_shared<AnthropicReply>(id, model_id_, static_cast<int>(job.prompt.size()));
@@ -428,10 +436,25 @@ class Front {
     }
   }
 
+  // OpenAI's POST /v1/responses: read into a chat request, answered in its shapes.
+  void responses(const httplib::Request& req, const std::string& body, httplib::Response& res) {
+    try {
+      const ResponsesRequest r = parse_responses_request(body);
+      const std::string id = random_id("resp_");
+      generate_reply(req, r.chat, res, "call_", true, [&](const Job&) {
+        return std::make_shared<ResponsesReply>(id, model_id_, r.echoed);
+      });
+    } catch (const ApiError& e) {
+      send_error(res, e.status, e.what(), e.param);
+    } catch (const std::exception& e) {
+      send_error(res, 500, e.what());
+    }
+  }
+
   // POST /v1/messages/count_tokens: the prompt's tokens as /v1/messages would run it.
   void count_tokens(const std::string& body, httplib::Response& res) {
     try {
-      const CompletionRequest r = parse_request(Endpoint::ChatCompletions, openai_chat_body(body));
+      const CompletionRequest r = parse_anthropic_request(body);
       bool opens_thinking = false;
       res.set_content(dump({{"input_tokens", prompt_tokens(r, &opens_thinking).size()}}), "application/json");
     } catch (const ApiError& e) {

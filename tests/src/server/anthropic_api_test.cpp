@@ -7,7 +7,6 @@
 
 #include <nlohmann/json.hpp>
 
-#include "common/golden.h"
 #include "src/server/anthropic_events.h"
 #include "src/server/qserve_process.h"
 
@@ -19,10 +18,6 @@ using ordered = nlohmann::ordered_json;
 using test::post;
 using test::QserveTest;
 using test::Server;
-
-std::string qwen3_template() {
-  return json::parse(test::read_text(test::shared_dir() / "tokenizers" / "qwen3" / "tokenizer_config.json")).at("chat_template");
-}
 
 // A message's text blocks, joined.
 std::string text_of(const json& message) {
@@ -41,7 +36,7 @@ json streamed(const Server& s, json body) {
 }
 
 TEST_F(QserveTest, AnthropicMessagesAreTheChatCompletionsReply) {
-  Server s({"--workers", "1", "-c", "512", "--chat-template", qwen3_template()});
+  Server s({"--workers", "1", "-c", "512", "--chat-template", test::qwen3_chat_template()});
   ASSERT_TRUE(s.ready()) << s.log();
   const json anthropic = {{"model", "claude-sonnet-4-5"}, {"max_tokens", 40}, {"temperature", 0},
                           {"system", {{{"type", "text"}, {"text", "You tell stories."}}}},
@@ -99,7 +94,7 @@ TEST_F(QserveTest, AnthropicMessagesAreTheChatCompletionsReply) {
 // Anthropic's max_tokens is a required ceiling clients set high: the context's room caps
 // it (OpenAI's max_tokens past the context stays a 400).
 TEST_F(QserveTest, AnthropicMaxTokensIsCappedByTheContext) {
-  Server s({"--workers", "1", "-c", "96", "--chat-template", qwen3_template()});
+  Server s({"--workers", "1", "-c", "96", "--chat-template", test::qwen3_chat_template()});
   ASSERT_TRUE(s.ready()) << s.log();
   const json messages = {{{"role", "user"}, {"content", "Hi"}}};
   auto r = post(s, "/v1/messages", json{{"max_tokens", 32000}, {"messages", messages}, {"ignore_eos", true}, {"seed", 1}});
@@ -114,7 +109,7 @@ TEST_F(QserveTest, AnthropicMaxTokensIsCappedByTheContext) {
 }
 
 TEST_F(QserveTest, AnthropicToolUseRoundTrip) {
-  Server s({"--workers", "1", "-c", "2048", "--chat-template", qwen3_template()});
+  Server s({"--workers", "1", "-c", "2048", "--chat-template", test::qwen3_chat_template()});
   ASSERT_TRUE(s.ready()) << s.log();
   const json tools = json::parse(R"([
       {"name": "get_weather", "description": "The weather in a city",
@@ -180,7 +175,7 @@ TEST_F(QserveTest, AnthropicToolUseRoundTrip) {
 // A <think> block comes back as a thinking block before the text (the story model held to
 // one by a grammar); thinking "disabled" reaches Qwen3's template as enable_thinking false.
 TEST_F(QserveTest, AnthropicThinkingBlocks) {
-  Server s({"--workers", "1", "--chat-template", qwen3_template()});
+  Server s({"--workers", "1", "--chat-template", test::qwen3_chat_template()});
   ASSERT_TRUE(s.ready()) << s.log();
   const std::string words = "[a-z]{1,6} (\" \" [a-z]{1,6}){1,3}";
   const std::string gbnf = "root ::= \"<think>\\n\" " + words + " \"\\n</think>\\n\\n\" " + words + "\n";
@@ -216,7 +211,7 @@ TEST_F(QserveTest, AnthropicThinkingBlocks) {
 }
 
 TEST_F(QserveTest, AnthropicErrorsAndKeys) {
-  Server s({"--workers", "1", "--api-key", "sekrit", "--chat-template", qwen3_template()});
+  Server s({"--workers", "1", "--api-key", "sekrit", "--chat-template", test::qwen3_chat_template()});
   ASSERT_TRUE(s.ready()) << s.log();
   const json body = {{"max_tokens", 4}, {"messages", {{{"role", "user"}, {"content", "Hi"}}}}};
   auto expect_error = [](const httplib::Result& r, int status, const std::string& type) {

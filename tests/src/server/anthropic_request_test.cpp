@@ -15,7 +15,7 @@ namespace {
 using nlohmann::json;
 
 CompletionRequest read(const std::string& anthropic_body) {
-  return parse_request(Endpoint::ChatCompletions, openai_chat_body(anthropic_body));
+  return parse_anthropic_request(anthropic_body);
 }
 
 // The field a refused body names (as its ApiError's param), "" when it is accepted.
@@ -25,6 +25,7 @@ std::string refused_field(const std::string& body) {
     return "";
   } catch (const ApiError& e) {
     EXPECT_EQ(e.status, 400) << body;
+    EXPECT_EQ(std::string(e.what()).rfind("'" + e.param + "'", 0) == 0, !e.param.empty()) << e.what();
     return e.param.empty() ? "(none)" : e.param;
   }
 }
@@ -141,6 +142,11 @@ TEST(AnthropicRequest, MalformedBodiesNameTheirField) {
       {R"({"tools": [{"name": "a"}], )" + hi + "}", "tools[0].input_schema"},
       {R"({"tools": [{"input_schema": {"type": "object"}}], )" + hi + "}", "tools[0].name"},
       {R"({"tools": [{"name": "a", "description": 2, "input_schema": {"type": "object"}}], )" + hi + "}", "tools[0].description"},
+      // The chat reader's refusals, named as Anthropic's API spells the field.
+      {R"({"tools": [{"name": "a b", "input_schema": {"type": "object"}}], )" + hi + "}", "tools[0].name"},
+      {R"({"tools": [{"name": "a", "input_schema": {"type": "string"}}], )" + hi + "}", "tools[0].input_schema"},
+      {R"({"output_format": {"type": "json_schema", "schema": {"type": "object", "properties": {"a": {"$ref": "#/x"}}}}, )" + hi + "}",
+       "output_format.schema"},
       {R"({"tool_choice": "auto", )" + hi + "}", "tool_choice"},
       {R"({"tool_choice": {"type": "some"}, )" + hi + "}", "tool_choice.type"},
       {R"({"tool_choice": {"type": "tool"}, )" + hi + "}", "tool_choice.name"},

@@ -18,6 +18,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/child_process.h"
+#include "common/test_paths.h"
 #include "common/model_fixture.h"
 
 namespace qrun::test {
@@ -76,6 +77,11 @@ httplib::Result post(const Server& s, const std::string& path, const Json& body,
 }
 
 inline nlohmann::json health(const Server& s) { return nlohmann::json::parse(s.client()->Get("/health")->body); }
+
+// Qwen3's chat template (tools in the Hermes form, <think> reasoning), from ../shared.
+inline std::string qwen3_chat_template() {
+  return nlohmann::json::parse(read_text(shared_dir() / "tokenizers" / "qwen3" / "tokenizer_config.json")).at("chat_template");
+}
 
 // Tests of a qserve process, skipped where qserve was not built.
 class QserveTest : public ::testing::Test {
