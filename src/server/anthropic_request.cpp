@@ -144,13 +144,7 @@ Json functions(const Json& tools) {
     }
     const Json* schema = find_field(t, "input_schema");
     if (!schema || !schema->is_object()) bad_field(f + ".input_schema", "must be a JSON schema object");
-    Json fn = {{"name", string_field(t, "name", f)}};
-    if (const Json* d = find_field(t, "description")) {
-      if (!d->is_string()) bad_field(f + ".description", "must be a string");
-      fn["description"] = *d;
-    }
-    fn["parameters"] = *schema;
-    out.push_back({{"type", "function"}, {"function", std::move(fn)}});
+    out.push_back(chat_function(t, f, schema));
   }
   return out;
 }
@@ -174,11 +168,7 @@ void tool_choice(const Json& choice, Json& openai) {
 std::string chat_body(std::string_view text) {
   const Json body = parse_body_object(text);
   Json openai = {{"messages", chat_messages(body)}};
-  // Fields of the same name and meaning, and llama.cpp's extensions.
-  for (const char* same : {"model", "max_tokens", "stream", "temperature", "top_p", "top_k", "seed", "grammar", "min_p",
-                           "repeat_penalty", "frequency_penalty", "presence_penalty", "ignore_eos", "reasoning_format"})
-    if (const Json* v = find_field(body, same)) openai[same] = *v;
-  if (!openai.contains("reasoning_format")) openai["reasoning_format"] = "deepseek";  // thinking blocks
+  copy_shared_fields(body, openai, {"max_tokens"});
   if (const Json* stops = find_field(body, "stop_sequences")) {
     if (!stops->is_array() || stops->size() > 16) bad_field("stop_sequences", "must be a list of at most 16 strings");
     for (const Json& s : *stops)
@@ -187,11 +177,7 @@ std::string chat_body(std::string_view text) {
   }
   if (const Json* tools = find_field(body, "tools")) openai["tools"] = functions(*tools);
   if (const Json* choice = find_field(body, "tool_choice")) tool_choice(*choice, openai);
-  Json kwargs = Json::object();
-  if (const Json* k = find_field(body, "chat_template_kwargs")) {
-    if (!k->is_object()) bad_field("chat_template_kwargs", "must be an object of template variables");
-    kwargs = *k;
-  }
+  Json kwargs = template_kwargs(body);
   if (const Json* thinking = find_field(body, "thinking")) {
     if (!thinking->is_object()) bad_field("thinking", "must be an object with a \"type\"");
     const std::string type = string_field(*thinking, "type", "thinking");

@@ -4,6 +4,7 @@
 // names the field as the client's API spells it.
 #pragma once
 
+#include <initializer_list>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -63,6 +64,38 @@ inline std::string string_field(const OrderedJson& object, const char* key, cons
     }
   if (param != e.param && message.rfind("'" + e.param + "'", 0) == 0) message = "'" + param + "'" + message.substr(e.param.size() + 2);
   throw ApiError(e.status, message, param);
+}
+
+// The fields a translated chat request takes as the client sent them: sampling, stream
+// and llama.cpp's extensions, and `own` (the API's fields of the chat API's name and
+// meaning). Reasoning comes back apart unless the client says "reasoning_format": "none".
+inline void copy_shared_fields(const OrderedJson& body, OrderedJson& chat, std::initializer_list<const char*> own) {
+  for (const char* key : {"model", "stream", "temperature", "top_p", "top_k", "seed", "grammar", "min_p", "repeat_penalty",
+                          "frequency_penalty", "presence_penalty", "ignore_eos", "reasoning_format"})
+    if (const OrderedJson* v = find_field(body, key)) chat[key] = *v;
+  for (const char* key : own)
+    if (const OrderedJson* v = find_field(body, key)) chat[key] = *v;
+  if (!chat.contains("reasoning_format")) chat["reasoning_format"] = "deepseek";
+}
+
+// llama.cpp's chat_template_kwargs, as an object to add the API's thinking switch to.
+inline OrderedJson template_kwargs(const OrderedJson& body) {
+  const OrderedJson* k = find_field(body, "chat_template_kwargs");
+  if (!k) return OrderedJson::object();
+  if (!k->is_object()) bad_field("chat_template_kwargs", "must be an object of template variables");
+  return *k;
+}
+
+// A chat API function from a tool `field` with a name, maybe a description and the
+// parameters' schema (checked by the chat reader).
+inline OrderedJson chat_function(const OrderedJson& tool, const std::string& field, const OrderedJson* parameters) {
+  OrderedJson fn = {{"name", string_field(tool, "name", field)}};
+  if (const OrderedJson* d = find_field(tool, "description")) {
+    if (!d->is_string()) bad_field(field + ".description", "must be a string");
+    fn["description"] = *d;
+  }
+  if (parameters) fn["parameters"] = *parameters;
+  return {{"type", "function"}, {"function", std::move(fn)}};
 }
 
 inline std::string dump_body(const OrderedJson& body) { return body.dump(-1, ' ', false, OrderedJson::error_handler_t::replace); }

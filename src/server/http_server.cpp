@@ -98,11 +98,23 @@ void send_anthropic_error(httplib::Response& res, int status, const std::string&
   res.set_content(anthropic_error_body(status, message), "application/json");
 }
 
-// An error before any route ran (a bad key, no route, a body too large), in the shape of
-// the API the path belongs to.
-void send_error_for(const httplib::Request& req, httplib::Response& res, int status, const std::string& message) {
+// An error in the shape of the API the path belongs to.
+void send_error_for(const httplib::Request& req, httplib::Response& res, int status, const std::string& message,
+                    const std::string& param = {}) {
   if (req.path.rfind("/v1/messages", 0) == 0) send_anthropic_error(res, status, message);
-  else send_error(res, status, message);
+  else send_error(res, status, message, param);
+}
+
+// Runs a route's work; a refusal or a failure is answered in the route's API's error shape.
+template <class Work>
+void guarded(const httplib::Request& req, httplib::Response& res, Work work) {
+  try {
+    work();
+  } catch (const ApiError& e) {
+    send_error_for(req, res, e.status, e.what(), e.param);
+  } catch (const std::exception& e) {
+    send_error_for(req, res, 500, e.what());
+  }
 }
 
 // How a request's reply is read from the model's text, whatever its API's shape.
@@ -198,7 +210,7 @@ class Front {
     svr.Post("/v1/messages/count_tokens",
              [this](const httplib::Request& req, httplib::Response& res, const httplib::ContentReader& reader) {
                std::string body;
-               if (read_body(req, reader, res, body)) count_tokens(body, res);
+               if (read_body(req, reader, res, body)) count_tokens(req, body, res);
              });
     // llama.cpp's server routes, which clients use to count tokens before they send.
     svr.Post("/tokenize",
@@ -407,59 +419,45 @@ class Front {
   }
 
   void complete(Endpoint endpoint, const httplib::Request& req, const std::string& body, httplib::Response& res) {
-    try {
+    guarded(req, res, [&] {
       const CompletionRequest r = parse_request(endpoint, body);
       const std::string echo = !r.echo ? "" : r.prompt_ids.empty() ? r.prompt : tok_.decode(r.prompt_ids);
       const std::string id = random_id(endpoint == Endpoint::ChatCompletions ? "chatcmpl-" : "cmpl-");
-      generate_reply(req, r, res, "call_", false, [&](const Job&) {
+      generate_reply(req, r, res, "call_", /*cap_max_tokens=*/false, [&](const Job&) {
         return std::make_shared<OpenAiReply>(endpoint, id, model_id_, echo, r.include_usage);
       });
-    } catch (const ApiError& e) {
-      send_error(res, e.status, e.what(), e.param);
-    } catch (const std::exception& e) {
-      send_error(res, 500, e.what());
-    }
+    });
   }
 
   // Anthropic's POST /v1/messages: read into a chat request, answered in its shapes.
   void messages(const httplib::Request& req, const std::string& body, httplib::Response& res) {
-    try {
+    guarded(req, res, [&] {
       const CompletionRequest r = parse_anthropic_request(body);
       const std::string id = random_id("msg_");
-      generate_reply(req, r, res, "toolu_", true, [&](const Job& job) {
+      generate_reply(req, r, res, "toolu_", /*cap_max_tokens=*/true, [&](const Job& job) {
         return std::make_shared<AnthropicReply>(id, model_id_, static_cast<int>(job.prompt.size()));
       });
-    } catch (const ApiError& e) {
-      send_anthropic_error(res, e.status, e.what());
-    } catch (const std::exception& e) {
-      send_anthropic_error(res, 500, e.what());
-    }
+    });
   }
 
   // OpenAI's POST /v1/responses: read into a chat request, answered in its shapes.
   void responses(const httplib::Request& req, const std::string& body, httplib::Response& res) {
-    try {
+    guarded(req, res, [&] {
       const ResponsesRequest r = parse_responses_request(body);
       const std::string id = random_id("resp_");
-      generate_reply(req, r.chat, res, "call_", true, [&](const Job&) {
+      generate_reply(req, r.chat, res, "call_", /*cap_max_tokens=*/true, [&](const Job&) {
         return std::make_shared<ResponsesReply>(id, model_id_, r.echoed);
       });
-    } catch (const ApiError& e) {
-      send_error(res, e.status, e.what(), e.param);
-    } catch (const std::exception& e) {
-      send_error(res, 500, e.what());
-    }
+    });
   }
 
   // POST /v1/messages/count_tokens: the prompt's tokens as /v1/messages would run it.
-  void count_tokens(const std::string& body, httplib::Response& res) {
-    try {
+  void count_tokens(const httplib::Request& req, const std::string& body, httplib::Response& res) {
+    guarded(req, res, [&] {
       const CompletionRequest r = parse_anthropic_request(body);
       bool opens_thinking = false;
       res.set_content(dump({{"input_tokens", prompt_tokens(r, &opens_thinking).size()}}), "application/json");
-    } catch (const ApiError& e) {
-      send_anthropic_error(res, e.status, e.what());
-    }
+    });
   }
 
   // Runs a chat or completion request on a worker and answers in the shape `make_shape`
@@ -495,7 +493,7 @@ class Front {
   // Each input tokenized as a prompt (BOS, and EOS where the tokenizer adds one), run by
   // one worker; the vectors come back in the order of the inputs.
   void embeddings(const httplib::Request& req, const std::string& body, httplib::Response& res) {
-    try {
+    guarded(req, res, [&] {
       const EmbeddingRequest r = parse_embedding_request(body);
       const int width = static_cast<int>(file_.hparams().dim);
       if (r.dimensions && *r.dimensions > width)
@@ -535,11 +533,7 @@ class Front {
                             {"model", model_id_},
                             {"usage", {{"prompt_tokens", tokens}, {"total_tokens", tokens}}}}),
                       "application/json");
-    } catch (const ApiError& e) {
-      send_error(res, e.status, e.what(), e.param);
-    } catch (const std::exception& e) {
-      send_error(res, 500, e.what());
-    }
+    });
   }
 
   // The next event from the worker; Timeout only when the client went away.

@@ -136,14 +136,7 @@ Json functions(const Json& tools) {
     const std::string f = "tools[" + std::to_string(i) + "]";
     const Json& t = tools[i];
     if (!t.is_object()) bad_field(f, "must be an object");
-    if (string_field(t, "type", f) != "function") continue;
-    Json fn = {{"name", string_field(t, "name", f)}};
-    if (const Json* d = find_field(t, "description")) {
-      if (!d->is_string()) bad_field(f + ".description", "must be a string");
-      fn["description"] = *d;
-    }
-    if (const Json* p = find_field(t, "parameters")) fn["parameters"] = *p;  // the chat reader checks it
-    out.push_back({{"type", "function"}, {"function", std::move(fn)}});
+    if (string_field(t, "type", f) == "function") out.push_back(chat_function(t, f, find_field(t, "parameters")));
   }
   return out;
 }
@@ -178,22 +171,14 @@ ResponsesRequest parse_responses_request(std::string_view text) {
   if (const Json* background = find_field(body, "background"); background && *background != false)
     bad_field("background", "is not supported: qserve answers while the client waits");
   Json chat = {{"messages", chat_messages(body)}};
-  for (const char* same : {"model", "stream", "temperature", "top_p", "parallel_tool_calls", "seed", "grammar", "min_p",
-                           "top_k", "repeat_penalty", "frequency_penalty", "presence_penalty", "ignore_eos",
-                           "reasoning_format"})
-    if (const Json* v = find_field(body, same)) chat[same] = *v;
-  if (!chat.contains("reasoning_format")) chat["reasoning_format"] = "deepseek";  // reasoning items
+  copy_shared_fields(body, chat, {"parallel_tool_calls"});
   if (const Json* max = find_field(body, "max_output_tokens")) chat["max_tokens"] = *max;
   if (const Json* tools = find_field(body, "tools")) chat["tools"] = functions(*tools);
   if (const Json* choice = find_field(body, "tool_choice")) chat["tool_choice"] = tool_choice(*choice);
   if (const Json* format = find_field(body, "text")) {
     if (Json f = response_format(*format); !f.is_null()) chat["response_format"] = std::move(f);
   }
-  Json kwargs = Json::object();
-  if (const Json* k = find_field(body, "chat_template_kwargs")) {
-    if (!k->is_object()) bad_field("chat_template_kwargs", "must be an object of template variables");
-    kwargs = *k;
-  }
+  Json kwargs = template_kwargs(body);
   if (const Json* reasoning = find_field(body, "reasoning")) {
     if (!reasoning->is_object()) bad_field("reasoning", "must be an object");
     if (const Json* effort = find_field(*reasoning, "effort")) {

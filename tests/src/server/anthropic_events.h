@@ -8,24 +8,14 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "src/server/named_events.h"
+
 namespace qrun::test {
 
-// The events of a stream, each {"event": name, "data": json}; comments left out.
+// The events of a stream, each {"event": name, "data": json}.
 inline std::vector<nlohmann::json> events_of(const std::string& sse) {
   std::vector<nlohmann::json> out;
-  size_t at = 0;
-  while (at < sse.size()) {
-    const size_t end = sse.find("\n\n", at);
-    EXPECT_NE(end, std::string::npos) << sse.substr(at);
-    if (end == std::string::npos) break;
-    const std::string e = sse.substr(at, end - at);
-    at = end + 2;
-    if (e.rfind(":", 0) == 0) continue;  // a comment: the server's keep-alive
-    const size_t nl = e.find('\n');
-    EXPECT_EQ(e.rfind("event: ", 0), 0u) << e;
-    EXPECT_EQ(e.compare(nl + 1, 6, "data: "), 0) << e;
-    out.push_back({{"event", e.substr(7, nl - 7)}, {"data", nlohmann::json::parse(e.substr(nl + 7))}});
-  }
+  for (auto& [name, data] : named_events(sse)) out.push_back({{"event", name}, {"data", std::move(data)}});
   return out;
 }
 

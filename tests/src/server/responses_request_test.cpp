@@ -7,22 +7,16 @@
 #include <nlohmann/json.hpp>
 
 #include "src/server/api_error.h"
+#include "src/server/refused_field.h"
 
 namespace qrun::server {
 namespace {
 
 using nlohmann::json;
 
-// The field a refused body names (as its ApiError's param), "" when it is accepted.
+// The field a refused body names, "" when it is accepted.
 std::string refused_field(const std::string& body) {
-  try {
-    parse_responses_request(body);
-    return "";
-  } catch (const ApiError& e) {
-    EXPECT_EQ(e.status, 400) << body;
-    EXPECT_EQ(std::string(e.what()).rfind("'" + e.param + "'", 0) == 0, !e.param.empty()) << e.what();
-    return e.param.empty() ? "(none)" : e.param;
-  }
+  return test::refused_field([](const std::string& b) { parse_responses_request(b); }, body);
 }
 
 TEST(ResponsesRequest, InputItemsBecomeChatMessages) {
