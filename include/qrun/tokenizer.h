@@ -66,6 +66,8 @@ class Tokenizer {
   std::string kind_name() const;               // "sentencepiece-bpe", "byte-level-bpe", ...
   // The bytes one token stands for (may be part of a UTF-8 character).
   std::string token_text(int32_t id, bool keep_special = false) const;
+  // ... a special token's text only when it is among `kept` (a reply's kept markers).
+  std::string token_text(int32_t id, std::span<const int32_t> kept) const;
   // SentencePiece decoders drop the dummy-prefix space of the first token.
   bool strips_leading_space() const;
   const TokenizerData& data() const { return *data_; }

@@ -325,11 +325,7 @@ int main(int argc, char** argv) {
                            "expect degraded output past %d\n", model.context_length(), trained, trained);
     std::optional<qrun::Model> draft;
     if (!a.model_draft.empty() && !a.embedding) {
-      qrun::RuntimeOptions dro;
-      dro.threads = ro.threads;
-      dro.prefetch = ro.prefetch;
-      dro.context = model.context_length();
-      draft.emplace(a.model_draft, dro);
+      draft.emplace(a.model_draft, qrun::draft_runtime_options(model, ro));
       qrun::check_draft_vocabulary(model.tokenizer(), draft->tokenizer(), a.model_draft);
     }
     a.sampling.seed = a.seed >= 0 ? static_cast<uint64_t>(a.seed) : std::random_device{}();

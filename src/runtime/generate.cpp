@@ -89,6 +89,14 @@ struct Lookahead {
 
 }  // namespace
 
+RuntimeOptions draft_runtime_options(const Model& model, const RuntimeOptions& options) {
+  RuntimeOptions draft;
+  draft.threads = options.threads;
+  draft.prefetch = options.prefetch;
+  draft.context = model.context_length();
+  return draft;
+}
+
 void check_draft_vocabulary(const Tokenizer& a, const Tokenizer& b, const std::string& draft_path) {
   bool same = a.vocab_size() == b.vocab_size();
   for (int32_t id = 0; same && id < a.vocab_size(); ++id) same = a.piece(id) == b.piece(id);

@@ -99,8 +99,7 @@ GrammarConstraint::GrammarConstraint(const Tokenizer& tok, std::span<const int32
   for (const int32_t id : tok.eos_ids())
     if (id >= 0 && static_cast<size_t>(id) < ends_.size()) ends_[static_cast<size_t>(id)] = true;
   for (size_t id = 0; id < bytes_.size(); ++id) {
-    const bool keep = std::find(kept.begin(), kept.end(), static_cast<int32_t>(id)) != kept.end();
-    bytes_[id] = tok.token_text(static_cast<int32_t>(id), keep);
+    bytes_[id] = tok.token_text(static_cast<int32_t>(id), kept);
     // Never leaving the string: a token such as `","` that closes it and opens the next
     // would be taken or refused by what the string belongs to (a key or a value).
     JsonStringLexer string;

@@ -51,8 +51,7 @@ json chat_logprob_entry(const Tokenizer& tok, const SampledLogprobs& lp) {
 
 void LogprobQueue::add(int32_t id, std::span<const float> logits) {
   waiting_.push_back({text_, chat_logprob_entry(tok_, sampled_logprobs(logits, id, top_))});
-  const bool kept = std::find(kept_.begin(), kept_.end(), id) != kept_.end();
-  text_ += tok_.token_text(id, kept).size();  // as the reply's decoder reads it
+  text_ += tok_.token_text(id, kept_).size();  // as the reply's decoder reads it
 }
 
 json LogprobQueue::take(std::string_view released, bool all) {

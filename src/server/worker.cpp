@@ -186,13 +186,7 @@ int run_worker(int fd, const std::string& model_path, const RuntimeOptions& opti
   LineChannel ch(fd);
   Model model(model_path, options);
   std::optional<Model> draft;  // the front checked its vocabulary
-  if (!draft_settings.path.empty()) {
-    RuntimeOptions dro;
-    dro.threads = options.threads;
-    dro.prefetch = options.prefetch;
-    dro.context = model.context_length();
-    draft.emplace(draft_settings.path, dro);
-  }
+  if (!draft_settings.path.empty()) draft.emplace(draft_settings.path, draft_runtime_options(model, options));
   Fault fault = fault_from_env();
   std::unique_ptr<GrammarConstraint> constraint;  // made for the first job that asks (reads the vocabulary)
   std::vector<int32_t> constraint_kept;  // the special tokens it was made to allow

@@ -461,13 +461,16 @@ std::string Tokenizer::kind_name() const {
 }
 
 std::string Tokenizer::token_text(int32_t id, bool keep_special) const { return impl_->token_bytes(id, keep_special); }
+std::string Tokenizer::token_text(int32_t id, std::span<const int32_t> kept) const {
+  return token_text(id, std::find(kept.begin(), kept.end(), id) != kept.end());
+}
 bool Tokenizer::strips_leading_space() const { return impl_->strips_leading_space(); }
 
 StreamingDecoder::StreamingDecoder(const Tokenizer& tok, bool at_text_start, std::vector<int32_t> kept)
     : tok_(tok), kept_(std::move(kept)), first_(at_text_start) {}
 
 std::string StreamingDecoder::push(int32_t id) {
-  std::string bytes = tok_.token_text(id, std::find(kept_.begin(), kept_.end(), id) != kept_.end());
+  std::string bytes = tok_.token_text(id, kept_);
   if (first_ && !bytes.empty()) {
     if (tok_.strips_leading_space() && bytes[0] == ' ') bytes.erase(0, 1);
     first_ = false;
