@@ -79,9 +79,9 @@ int make_room(Model& model, int needed, int n_keep);
 // same size and the same pieces): its guesses are token ids of the model's.
 void check_draft_vocabulary(const Tokenizer& model, const Tokenizer& draft, const std::string& draft_path);
 
-// How a draft for `model` (loaded with `options`) runs: the model's threads and prefetch,
-// a context as long as the model's, the rest the defaults.
-RuntimeOptions draft_runtime_options(const Model& model, const RuntimeOptions& options);
+// How a draft runs beside a model loaded with `options` whose context is `model_context`:
+// the model's threads and prefetch, a context as long as the model's, the rest the defaults.
+RuntimeOptions draft_runtime_options(int model_context, const RuntimeOptions& options);
 
 // Runs the prompt, reusing the longest prefix of it the KV cache already holds
 // (model.tokens()), then samples. on_token is called with each sampled token that is not

@@ -33,12 +33,15 @@ struct MemoryEstimate {
   uint64_t device = 0;       // GPU memory of offloaded layers (weights, KV cache, buffers); not in total()
   int gpu_layers = 0;
   uint64_t budget = 0;       // --mem-budget, 0 for none
-  std::vector<TypeEstimate> as_types;  // largest first
-  uint64_t total() const { return weights + kv_cache + scratch + tokenizer + runtime; }
+  uint64_t draft = 0;        // a speculative draft model (-md): its weights, KV cache, scratch and tokenizer
+  std::vector<TypeEstimate> as_types;  // largest first (with the draft)
+  uint64_t total() const { return weights + kv_cache + scratch + tokenizer + runtime + draft; }
 };
 
-// Reads only the header of `path`; throws if the configuration cannot fit the budget.
-MemoryEstimate estimate_memory(const std::string& path, const RuntimeOptions& options);
+// Reads only the header of `path` (and of `draft_path`, a draft model run as
+// draft_runtime_options() runs it, when not empty); throws if the configuration cannot
+// fit the budget.
+MemoryEstimate estimate_memory(const std::string& path, const RuntimeOptions& options, const std::string& draft_path = {});
 
 std::string format_estimate(const MemoryEstimate& e);
 

@@ -289,7 +289,7 @@ int main(int argc, char** argv) {
     if (a.n_gpu_layers > 0 || !a.gpu_layers.empty())
       parse_gpu_layers(a, static_cast<int>(qrun::ModelFile(a.model).hparams().n_layers), ro);
     if (a.estimate || a.verbose) {
-      const auto est = qrun::estimate_memory(a.model, ro);
+      const auto est = qrun::estimate_memory(a.model, ro, a.embedding ? std::string() : a.model_draft);
       if (a.estimate) {
         std::printf("%s", qrun::format_estimate(est).c_str());
         return 0;
@@ -325,7 +325,7 @@ int main(int argc, char** argv) {
                            "expect degraded output past %d\n", model.context_length(), trained, trained);
     std::optional<qrun::Model> draft;
     if (!a.model_draft.empty() && !a.embedding) {
-      draft.emplace(a.model_draft, qrun::draft_runtime_options(model, ro));
+      draft.emplace(a.model_draft, qrun::draft_runtime_options(model.context_length(), ro));
       qrun::check_draft_vocabulary(model.tokenizer(), draft->tokenizer(), a.model_draft);
     }
     a.sampling.seed = a.seed >= 0 ? static_cast<uint64_t>(a.seed) : std::random_device{}();

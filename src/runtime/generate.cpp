@@ -89,11 +89,11 @@ struct Lookahead {
 
 }  // namespace
 
-RuntimeOptions draft_runtime_options(const Model& model, const RuntimeOptions& options) {
+RuntimeOptions draft_runtime_options(int model_context, const RuntimeOptions& options) {
   RuntimeOptions draft;
   draft.threads = options.threads;
   draft.prefetch = options.prefetch;
-  draft.context = model.context_length();
+  draft.context = model_context;
   return draft;
 }
 

@@ -5,6 +5,7 @@
 
 #include "quant/type_policy.h"
 
+#include "qrun/generate.h"
 #include "qrun/model_file.h"
 #include "qrun/run_plan.h"
 #include "src/runtime/layer_streamer.h"
@@ -46,7 +47,7 @@ std::vector<TypeEstimate> as_other_types(const ModelFile& file, int context, uin
 
 }  // namespace
 
-MemoryEstimate estimate_memory(const std::string& path, const RuntimeOptions& options) {
+MemoryEstimate estimate_memory(const std::string& path, const RuntimeOptions& options, const std::string& draft_path) {
   const ModelFile file(path);
   const RunPlan plan = plan_run(file, options);
   MemoryEstimate e;
@@ -60,7 +61,11 @@ MemoryEstimate estimate_memory(const std::string& path, const RuntimeOptions& op
   e.gpu_layers = plan.gpu_count;
   e.device = plan.device_bytes;
   e.budget = options.mem_budget;
-  e.as_types = as_other_types(file, plan.context, e.kv_cache + e.scratch + e.tokenizer + e.runtime);
+  if (!draft_path.empty()) {
+    const MemoryEstimate d = estimate_memory(draft_path, draft_runtime_options(plan.context, options));
+    e.draft = d.total() - d.runtime;  // one process
+  }
+  e.as_types = as_other_types(file, plan.context, e.kv_cache + e.scratch + e.tokenizer + e.runtime + e.draft);
   return e;
 }
 
@@ -72,11 +77,16 @@ std::string format_estimate(const MemoryEstimate& e) {
                 "kv cache  %9.1f MiB\n"
                 "scratch   %9.1f MiB\n"
                 "tokenizer %9.1f MiB\n"
-                "runtime   %9.1f MiB\n"
-                "total     %9.1f MiB\n",
+                "runtime   %9.1f MiB\n",
                 mib(e.weights), e.resident_layers, e.n_layers, mib(e.kv_cache), mib(e.scratch), mib(e.tokenizer),
-                mib(e.runtime), mib(e.total()));
+                mib(e.runtime));
   std::string out = buf;
+  if (e.draft > 0) {
+    std::snprintf(buf, sizeof buf, "draft     %9.1f MiB (-md: its weights, kv cache, scratch, tokenizer)\n", mib(e.draft));
+    out += buf;
+  }
+  std::snprintf(buf, sizeof buf, "total     %9.1f MiB\n", mib(e.total()));
+  out += buf;
   if (e.gpu_layers > 0) {
     std::snprintf(buf, sizeof buf, "device    %9.1f MiB GPU memory (%d layers: weights, their KV cache, buffers)\n",
                   mib(e.device), e.gpu_layers);

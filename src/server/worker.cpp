@@ -186,7 +186,7 @@ int run_worker(int fd, const std::string& model_path, const RuntimeOptions& opti
   LineChannel ch(fd);
   Model model(model_path, options);
   std::optional<Model> draft;  // the front checked its vocabulary
-  if (!draft_settings.path.empty()) draft.emplace(draft_settings.path, draft_runtime_options(model, options));
+  if (!draft_settings.path.empty()) draft.emplace(draft_settings.path, draft_runtime_options(model.context_length(), options));
   Fault fault = fault_from_env();
   std::unique_ptr<GrammarConstraint> constraint;  // made for the first job that asks (reads the vocabulary)
   std::vector<int32_t> constraint_kept;  // the special tokens it was made to allow

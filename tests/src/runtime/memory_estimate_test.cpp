@@ -38,5 +38,28 @@ TEST(MemoryEstimate, PredictsTheWeightsOfEachTypeFromAnotherTypesFile) {
   for (const char* t : {"f32", "f16", "q8", "q6", "q5m", "q5", "q4m", "q4n", "q4", "q3m", "q3", "q2k"}) row(q8, t);
 }
 
+// A draft model (-md) adds what its own estimate at the model's context needs, less the
+// runtime the one process already counts; the table of types carries it too.
+TEST(MemoryEstimate, CountsTheDraftModel) {
+  RuntimeOptions ro;
+  ro.context = 128;
+  ro.threads = 1;
+  const std::string q8 = test::converted_stories(DType::Q8).string(), q4 = test::converted_stories(DType::Q4).string();
+  const MemoryEstimate alone = estimate_memory(q8, ro);
+  const MemoryEstimate draft = estimate_memory(q4, ro);
+  const MemoryEstimate both = estimate_memory(q8, ro, q4);
+  EXPECT_EQ(alone.draft, 0u);
+  EXPECT_EQ(both.draft, draft.weights + draft.kv_cache + draft.scratch + draft.tokenizer);
+  EXPECT_EQ(both.total(), alone.total() + both.draft);
+  EXPECT_EQ(row(both, "q8").total, both.total());
+  EXPECT_EQ(row(both, "q4").total, row(alone, "q4").total + both.draft);
+  EXPECT_NE(format_estimate(both).find("draft"), std::string::npos);
+  EXPECT_EQ(format_estimate(alone).find("draft"), std::string::npos);
+  // The draft runs at the model's context, not its own default.
+  RuntimeOptions longer = ro;
+  longer.context = 256;
+  EXPECT_GT(estimate_memory(q8, longer, q4).draft, both.draft);
+}
+
 }  // namespace
 }  // namespace qrun
