@@ -39,6 +39,7 @@
 #include "src/server/request.h"
 #include "src/server/responses_reply.h"
 #include "src/server/responses_request.h"
+#include "src/server/server_metrics.h"
 #include "src/server/tool_calls.h"
 #include "src/server/worker_pool.h"
 
@@ -170,6 +171,19 @@ class Front {
                             {"served", s.served},
                             {"cancelled", s.cancelled},
                             {"worker_restarts", s.restarts}}),
+                      "application/json");
+    });
+    svr.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
+      res.set_content(metrics_.prometheus(pool_->stats()), "text/plain; version=0.0.4");
+    });
+    // llama.cpp's server properties, which its web UI and some clients read the context from.
+    svr.Get("/props", [this](const httplib::Request&, httplib::Response& res) {
+      res.set_content(dump({{"default_generation_settings", {{"n_ctx", context_}, {"model", model_id_}}},
+                            {"total_slots", opt_.workers},
+                            {"model_path", opt_.model_path},
+                            {"chat_template", chat_ ? chat_->template_text() : std::string()},
+                            {"modalities", {{"vision", false}, {"audio", false}}},
+                            {"build_info", "qrun"}}),
                       "application/json");
     });
     svr.Get("/v1/models", [this](const httplib::Request&, httplib::Response& res) {
@@ -528,6 +542,7 @@ class Front {
       for (size_t i = 0; i < vectors.size(); ++i)
         data.push_back(embedding_entry(vectors[i].get<std::vector<float>>(), i, r.dimensions, r.base64));
       const int tokens = done.value("prompt_tokens", 0);
+      metrics_.add_embedding(tokens);
       res.set_content(dump({{"object", "list"},
                             {"data", std::move(data)},
                             {"model", model_id_},
@@ -567,7 +582,9 @@ class Front {
       calls = identified(std::move(parsed.calls), reading);
       if (!calls.empty()) split.content = std::move(parsed.content);
     }
-    res.set_content(dump(shape.whole(split.content, split.reasoning, calls, reply_end(e.json), reading.logprobs_field(logprobs, 0))),
+    const ReplyEnd end = reply_end(e.json);
+    metrics_.add_generation(end);
+    res.set_content(dump(shape.whole(split.content, split.reasoning, calls, end, reading.logprobs_field(logprobs, 0))),
                     "application/json");
   }
 
@@ -619,7 +636,9 @@ class Front {
                 if (!parsed.content.empty()) send(shape->text(parsed.content, take_logprobs()));
                 calls = identified(std::move(parsed.calls), reading);
               }
-              send(shape->close(calls, reply_end(e.json), unsent.empty() ? json(nullptr) : take_logprobs()));
+              const ReplyEnd end = reply_end(e.json);
+              metrics_.add_generation(end);
+              send(shape->close(calls, end, unsent.empty() ? json(nullptr) : take_logprobs()));
             } else {  // died or failed after the answer began: say so in the stream
               send(shape->failed(e.kind == WorkerPool::Event::Died ? "the worker process died; it is being restarted"
                                                                    : "generation failed: " + e.text));
@@ -642,6 +661,7 @@ class Front {
   std::vector<int32_t> think_tag_ids_;            // those that are special tokens: kept in chat replies
   Pooling pooling_ = Pooling::Last;               // of /v1/embeddings: --pooling, else the model's
   std::unique_ptr<WorkerPool> pool_;
+  ServerMetrics metrics_;
   std::mutex id_mutex_;
   std::mt19937_64 id_rng_{std::random_device{}()};
 };

@@ -11,6 +11,8 @@ ReplyEnd reply_end(const std::string& done_line) {
   end.usage.prompt = d.value("prompt_tokens", 0);
   end.usage.completion = d.value("completion_tokens", 0);
   end.usage.cached = d.value("cached_tokens", 0);
+  end.prompt_ms = d.value("prompt_ms", 0.0);
+  end.eval_ms = d.value("eval_ms", 0.0);
   return end;
 }
 

@@ -21,6 +21,7 @@ struct ReplyEnd {
   std::string finish = "stop";  // "stop" (end of text or a stop string), "length"
   std::string stop_string;      // the stop string that ended it, if one did
   Usage usage;
+  double prompt_ms = 0, eval_ms = 0;
 };
 ReplyEnd reply_end(const std::string& done_line);
 
