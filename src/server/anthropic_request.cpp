@@ -1,6 +1,7 @@
 #include "src/server/anthropic_request.h"
 
 #include "src/server/body_fields.h"
+#include "src/server/json_text.h"
 
 namespace qrun::server {
 
@@ -218,8 +219,7 @@ std::string anthropic_error_body(int status, const std::string& message) {
                      : status == 503 ? "overloaded_error"
                      : status >= 500 ? "api_error"
                                      : "invalid_request_error";
-  return nlohmann::json{{"type", "error"}, {"error", {{"type", type}, {"message", message}}}}.dump(
-      -1, ' ', false, nlohmann::json::error_handler_t::replace);
+  return dump({{"type", "error"}, {"error", {{"type", type}, {"message", message}}}});
 }
 
 }  // namespace qrun::server

@@ -14,6 +14,11 @@ struct ApiError : std::runtime_error {
   std::string param;  // the offending field, when there is one
 };
 
+// A 400 naming the request's field: "'field' why".
+[[noreturn]] inline void bad_field(const std::string& field, const std::string& why) {
+  throw ApiError(400, "'" + field + "' " + why, field);
+}
+
 // The JSON body for an error status.
 std::string error_body(int status, const std::string& message, const std::string& param = {});
 

@@ -19,10 +19,6 @@ namespace qrun::server {
 
 using OrderedJson = nlohmann::ordered_json;
 
-[[noreturn]] inline void bad_field(const std::string& field, const std::string& why) {
-  throw ApiError(400, "'" + field + "' " + why, field);
-}
-
 // Deeper bodies are refused before anything copies or dumps them (both recurse); the
 // OpenAI reader then holds schemas (128) and template values (64) to their own limits.
 inline constexpr size_t kMaxBodyDepth = 136;

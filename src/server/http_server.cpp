@@ -230,14 +230,16 @@ class Front {
     svr.Post("/tokenize",
              [this](const httplib::Request& req, httplib::Response& res, const httplib::ContentReader& reader) {
                std::string body;
-               if (read_body(req, reader, res, body)) answer(res, [&] { return tokenize(body); });
+               if (read_body(req, reader, res, body))
+                 guarded(req, res, [&] { res.set_content(dump(tokenize(body)), "application/json"); });
              });
     svr.Post("/detokenize",
              [this](const httplib::Request& req, httplib::Response& res, const httplib::ContentReader& reader) {
                std::string body;
                if (read_body(req, reader, res, body))
-                 answer(res, [&] {  // special tokens as their text, as llama.cpp's: /tokenize parses them by default
-                   return json{{"content", tok_.decode(parse_detokenize_request(body, tok_.vocab_size()), true)}};
+                 guarded(req, res, [&] {  // special tokens as their text, as llama.cpp's: /tokenize parses them by default
+                   const std::string text = tok_.decode(parse_detokenize_request(body, tok_.vocab_size()), true);
+                   res.set_content(dump({{"content", text}}), "application/json");
                  });
              });
   }
@@ -265,15 +267,6 @@ class Front {
             {"owned_by", "qrun"},
             {"meta", {{"n_ctx", context_}, {"n_vocab", tok_.vocab_size()}, {"n_embd", file_.hparams().dim},
                       {"pooling", pooling_name(pooling_)}}}};
-  }
-
-  template <class Body>
-  static void answer(httplib::Response& res, Body body) {
-    try {
-      res.set_content(dump(body()), "application/json");
-    } catch (const ApiError& e) {
-      send_error(res, e.status, e.what(), e.param);
-    }
   }
 
   json tokenize(const std::string& body) const {

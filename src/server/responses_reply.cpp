@@ -50,21 +50,25 @@ json ResponsesReply::response(const char* status, const json& output, const Repl
   return r;
 }
 
+// Items' ids share the response's tail and say their place in the output.
+std::string ResponsesReply::item_id(const char* prefix, size_t index) const {
+  return prefix + tail_ + "_" + std::to_string(index);
+}
+
 json ResponsesReply::item(Item kind, size_t index, const std::string& text, bool done) const {
-  const std::string n = tail_ + "_" + std::to_string(index);
   const char* status = done ? "completed" : "in_progress";
   if (kind == Item::Reasoning) {
     const json content = done ? json::array({{{"type", "reasoning_text"}, {"text", text}}}) : json::array();
-    return {{"type", "reasoning"}, {"id", "rs_" + n}, {"summary", json::array()}, {"content", content}, {"status", status}};
+    return {{"type", "reasoning"}, {"id", item_id("rs_", index)}, {"summary", json::array()}, {"content", content}, {"status", status}};
   }
   const json content = done ? json::array({{{"type", "output_text"}, {"text", text}, {"annotations", json::array()}, {"logprobs", json::array()}}})
                             : json::array();
-  return {{"type", "message"}, {"id", "msg_" + n}, {"status", status}, {"role", "assistant"}, {"content", content}};
+  return {{"type", "message"}, {"id", item_id("msg_", index)}, {"status", status}, {"role", "assistant"}, {"content", content}};
 }
 
 json ResponsesReply::call_item(const ToolCall& call, size_t index, bool done) const {
   return {{"type", "function_call"},
-          {"id", "fc_" + tail_ + "_" + std::to_string(index)},
+          {"id", item_id("fc_", index)},
           {"call_id", call.id},
           {"name", call.name},
           {"arguments", done ? call.arguments : ""},
@@ -93,7 +97,7 @@ std::string ResponsesReply::open() {
 
 // The place of the open item's text: {item_id, output_index, content_index}, with `more`.
 json ResponsesReply::at(json more) const {
-  more["item_id"] = item(open_, output_.size(), "", false)["id"];
+  more["item_id"] = item_id(open_ == Item::Reasoning ? "rs_" : "msg_", output_.size());
   more["output_index"] = output_.size();
   more["content_index"] = 0;
   return more;

@@ -30,6 +30,7 @@ class ResponsesReply : public ReplyShape {
  private:
   enum class Item { None, Reasoning, Message };
   nlohmann::json response(const char* status, const nlohmann::json& output, const ReplyEnd* end) const;
+  std::string item_id(const char* prefix, size_t index) const;
   nlohmann::json item(Item kind, size_t index, const std::string& text, bool done) const;
   nlohmann::json call_item(const ToolCall& call, size_t index, bool done) const;
   std::string event(const char* type, nlohmann::json data);
