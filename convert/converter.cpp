@@ -47,6 +47,18 @@ bool is_vision_tensor(const std::string& name) {
   return false;
 }
 
+// The source must have the shape config.json implies: the spec's columns and, for a
+// matrix, the rows of its whole fused tensor or of one expert.
+void check_source_shape(const SafeTensor& src, const TensorSpec& spec, int64_t src_rows) {
+  const bool shape_ok = spec.n_dims == 1 ? (src.shape.size() == 1 && src.shape[0] == spec.cols)
+                                         : (src.shape.size() == 2 && src.shape[0] == src_rows && src.shape[1] == spec.cols);
+  if (shape_ok) return;
+  std::string got;
+  for (int64_t d : src.shape) got += (got.empty() ? "" : ", ") + std::to_string(d);
+  const std::string want = spec.n_dims == 1 ? std::to_string(spec.cols) : std::to_string(src_rows) + ", " + std::to_string(spec.cols);
+  throw Error(src.file, -1, "tensor '" + src.name + "' has shape [" + got + "], config.json implies [" + want + "]");
+}
+
 }  // namespace
 
 TypePolicy type_policy(const ConvertOptions& options) {
@@ -112,40 +124,40 @@ WriteSummary convert_hf_checkpoint(const std::string& hf_dir, const std::string&
       out.push_back(std::move(t));
       continue;
     }
-    std::string src_name = hf_tensor_name(spec.name, hp.arch);
-    const SafeTensor* src = find_text_tensor(ckpt, src_name, config.multimodal, &src_name);
-    if (!src)
-      throw Error(hf_dir, -1, "checkpoint lacks tensor '" + src_name + "'" +
-                                  (config.multimodal ? " (also looked for it under language_model. and model.language_model.)" : ""));
-    used.insert(src_name);
+    // The source tensors: one, or one per expert (their rows stacked in expert order).
+    const std::string name_pattern = hf_tensor_name(spec.name, hp.arch);
+    const int n_sources = recipe.part == Part::Experts ? static_cast<int>(hp.n_experts) : 1;
+    const int64_t src_rows = source_rows(recipe, hp);
+    std::vector<const SafeTensor*> sources;
+    for (int e = 0; e < n_sources; ++e) {
+      std::string src_name = expert_source_name(name_pattern, e);
+      const SafeTensor* src = find_text_tensor(ckpt, src_name, config.multimodal, &src_name);
+      if (!src)
+        throw Error(hf_dir, -1, "checkpoint lacks tensor '" + src_name + "'" +
+                                    (config.multimodal ? " (also looked for it under language_model. and model.language_model.)" : ""));
+      used.insert(src_name);
+      check_source_shape(*src, spec, src_rows);
+      sources.push_back(src);
+    }
     // A fused source (Phi-3's qkv_proj, gate_up_proj) holds this tensor's rows after others'.
     const int64_t first_row = part_row_offset(recipe.part, hp);
-    const int64_t src_rows = source_rows(recipe, hp);
-    const bool shape_ok = spec.n_dims == 1
-                              ? (src->shape.size() == 1 && src->shape[0] == spec.cols)
-                              : (src->shape.size() == 2 && src->shape[0] == src_rows && src->shape[1] == spec.cols);
-    if (!shape_ok) {
-      std::string got;
-      for (int64_t d : src->shape) got += (got.empty() ? "" : ", ") + std::to_string(d);
-      const std::string want = spec.n_dims == 1 ? std::to_string(spec.cols)
-                                                : std::to_string(src_rows) + ", " + std::to_string(spec.cols);
-      throw Error(src->file, -1, "tensor '" + src_name + "' has shape [" + got + "], config.json implies [" + want + "]");
-    }
     std::vector<float> importance;
     if (dtype_is_quantized(t.dtype)) importance = column_importance(input_stats, spec.name, spec.cols, hf_dir);
-    t.fill = [src, dtype = t.dtype, cols = spec.cols, first_row, plus_one = recipe.plus_one,
+    t.fill = [sources, src_rows, dtype = t.dtype, cols = spec.cols, first_row, plus_one = recipe.plus_one,
               importance = std::move(importance)](int64_t b, int64_t e, uint8_t* dst) {
       std::vector<float> row(static_cast<size_t>(cols));
       const int64_t row_bytes = dtype_row_bytes(dtype, cols);
       for (int64_t r = b; r < e; ++r) {
-        src->read_f32((first_row + r) * cols, cols, row.data());
+        const int64_t src_row = sources.size() > 1 ? r % src_rows : first_row + r;
+        const SafeTensor* src = sources[sources.size() > 1 ? static_cast<size_t>(r / src_rows) : 0];
+        src->read_f32(src_row * cols, cols, row.data());
         // A NaN or infinite weight makes every output it touches NaN: refuse the
         // checkpoint rather than quantize garbage.
         for (int64_t c = 0; c < cols; ++c)
           if (!std::isfinite(row[static_cast<size_t>(c)]))
             throw Error(src->file, -1, "tensor '" + src->name + "' has a non-finite value (" +
                                            (std::isnan(row[static_cast<size_t>(c)]) ? "nan" : "inf") + ") at [" +
-                                           std::to_string(first_row + r) + ", " + std::to_string(c) + "]");
+                                           std::to_string(src_row) + ", " + std::to_string(c) + "]");
         // Gemma's norms multiply by 1 + w: stored as that, the runtime's RMSNorm is one.
         if (plus_one)
           for (float& v : row) v += 1.0f;

@@ -139,6 +139,31 @@ void read_nope_layers(const ConfigReader& r, format::HParams& hp) {
   if (hp.nope_period == 0) throw Error(r.file, -1, "no_rope_layer_interval is 0");
 }
 
+// Mixtral's and Qwen3-MoE's experts. Qwen3-MoE may keep dense FFNs on some layers
+// (mlp_only_layers, decoder_sparse_step); the released models have none, and qrun's
+// layer recipe takes experts on every layer or none.
+void read_experts(const ConfigReader& r, format::Arch arch, format::HParams& hp) {
+  const bool mixtral = arch == format::Arch::Mixtral;
+  hp.n_experts = r.u32(mixtral ? "num_local_experts" : "num_experts");
+  hp.n_experts_used = r.u32("num_experts_per_tok");
+  if (hp.n_experts == 0 || hp.n_experts > format::kMaxExperts)
+    throw Error(r.file, -1, std::string(mixtral ? "num_local_experts" : "num_experts") + " is " +
+                                std::to_string(hp.n_experts) + " (1 to " + std::to_string(format::kMaxExperts) + ")");
+  if (hp.n_experts_used == 0 || hp.n_experts_used > hp.n_experts)
+    throw Error(r.file, -1, "num_experts_per_tok is " + std::to_string(hp.n_experts_used) + ", not 1 to " +
+                                std::to_string(hp.n_experts) + " experts");
+  // Mixtral renormalizes the chosen experts' weights always, Qwen3-MoE when norm_topk_prob.
+  if (mixtral || r.bool_or("norm_topk_prob", false)) hp.flags |= format::kNormTopK;
+  if (mixtral) return;
+  hp.hidden_dim = r.u32("moe_intermediate_size");
+  if (r.u32_or("decoder_sparse_step", 1) != 1)
+    throw Error(r.file, -1, "decoder_sparse_step is " + std::to_string(r.u32_or("decoder_sparse_step", 1)) +
+                                ": qrun runs experts on every layer (decoder_sparse_step 1)");
+  if (r.has("mlp_only_layers") && !(r.j["mlp_only_layers"].is_array() && r.j["mlp_only_layers"].empty()))
+    throw Error(r.file, -1, "mlp_only_layers is " + r.j["mlp_only_layers"].dump().substr(0, 80) +
+                                ": qrun runs experts on every layer (an empty list)");
+}
+
 std::vector<float> factor_list(const ConfigReader& r, const json& rs, const char* key, size_t n) {
   if (!rs.contains(key) || !rs[key].is_array() || rs[key].size() != n)
     throw Error(r.file, -1, std::string("rope_scaling.") + key + " must be a list of " + std::to_string(n) +
@@ -223,7 +248,9 @@ HfConfig read_hf_config_full(const std::filesystem::path& dir) {
   hp.norm_eps = r.f32_or(j, "rms_norm_eps", 1e-6f);
   if (arch == format::Arch::Mistral || arch == format::Arch::Phi3 || arch == format::Arch::Gemma2)
     hp.sliding_window = r.u32_or("sliding_window", 0);
-  if (arch == format::Arch::Qwen3) hp.flags |= format::kQkNorm;
+  if (arch == format::Arch::Qwen3 || arch == format::Arch::Qwen3Moe) hp.flags |= format::kQkNorm;
+  if (arch == format::Arch::Mixtral) hp.sliding_window = r.u32_or("sliding_window", 0);
+  if (arch == format::Arch::Qwen3Moe || arch == format::Arch::Mixtral) read_experts(r, arch, hp);
   if (arch == format::Arch::Gemma2 || arch == format::Arch::Gemma3) {
     hp.flags |= format::kSandwichNorms | format::kEmbedScale;
     hp.query_scale = 1.0f / std::sqrt(r.f32_or(j, "query_pre_attn_scalar", static_cast<float>(hp.head_dim)));

@@ -155,6 +155,9 @@ DType storage_type_for(const std::string& name, const TypePolicy& policy) {
   for (const TensorTypeRule& r : policy.rules)
     if (std::regex_search(name, r.re)) return r.type;
   if (name == "tok_embeddings" && dtype_is_quantized(policy.base)) return DType::F16;
+  // A router's small error can pick another expert, which changes the whole FFN output;
+  // it is n_experts rows (llama.cpp keeps it in f32 too).
+  if (name.ends_with(".router")) return DType::F32;
   if (policy.mixed && preset_upgrades(name)) return upgraded_type(policy.base);
   return policy.base;
 }

@@ -19,6 +19,7 @@ inline constexpr uint64_t align_up(uint64_t v, uint64_t a) { return (v + a - 1) 
 inline constexpr uint32_t kMaxNameLen = 63;   // tensor names are NUL-padded to 64 bytes
 inline constexpr uint32_t kMaxLayers = 1024;
 inline constexpr uint32_t kMaxTensors = 1u << 16;
+inline constexpr uint32_t kMaxExperts = 1024;
 
 struct FileHeader {                 // at offset 0, 128 bytes
   char magic[8];
@@ -40,8 +41,9 @@ struct FileHeader {                 // at offset 0, 128 bytes
 };
 static_assert(sizeof(FileHeader) == 128);
 
-enum class Arch : uint32_t { Llama = 1, Mistral = 2, Qwen2 = 3, Qwen3 = 4, Gemma2 = 5, Phi3 = 6, Gemma3 = 7, SmolLM3 = 8 };
-inline constexpr uint32_t kMaxArch = 8;
+enum class Arch : uint32_t { Llama = 1, Mistral = 2, Qwen2 = 3, Qwen3 = 4, Gemma2 = 5, Phi3 = 6, Gemma3 = 7, SmolLM3 = 8,
+                         Qwen3Moe = 9, Mixtral = 10 };
+inline constexpr uint32_t kMaxArch = 10;
 enum class RopeScaling : uint32_t { None = 0, Linear = 1, Llama3 = 2, Yarn = 3, LongRope = 4 };
 inline constexpr uint32_t kMaxRopeScaling = 4;
 inline constexpr uint32_t kMaxPooling = 3;  // qrun::Pooling (include/qrun/embedding.h)
@@ -53,10 +55,15 @@ enum ArchFlags : uint32_t {
   kGeluTanh = 1u << 2,           // FFN gate activation: GELU (tanh form) instead of SiLU
   kEmbedScale = 1u << 3,         // embeddings times sqrt(dim) (Gemma)
   kSlidingEvenLayers = 1u << 4,  // sliding window on even layers only (Gemma 2)
+  kNormTopK = 1u << 5,           // the chosen experts' router weights renormalized to sum 1 (Mixtral, Qwen3-MoE)
 };
-inline constexpr uint32_t kKnownFlags = (1u << 5) - 1;
+inline constexpr uint32_t kKnownFlags = (1u << 6) - 1;
 
-struct HParams {                    // 128 bytes
+// Files before mixture-of-experts models end HParams at `pooling` (128 bytes); readers
+// take that size as the fields after it zero.
+inline constexpr uint64_t kHParamsSizeV1 = 128;
+
+struct HParams {                    // 192 bytes (128 in older files: kHParamsSizeV1)
   uint32_t arch;                    // Arch
   uint32_t n_layers;
   uint32_t dim;                     // hidden size
@@ -89,8 +96,13 @@ struct HParams {                    // 128 bytes
   float rope_local_theta;           // RoPE base of the sliding layers, unscaled (Gemma 3); 0: rope_theta for all
   uint32_t nope_period;             // every nope_period-th layer has no RoPE (SmolLM3: 4); 0: all rotate
   uint32_t pooling;                 // embeddings' pooling, qrun::Pooling (llama.cpp's pooling_type); 0: unspecified
+  // Mixture of experts: every layer's FFN is n_experts SwiGLU experts of hidden_dim, of
+  // which a router picks n_experts_used per token. 0: a dense FFN.
+  uint32_t n_experts;
+  uint32_t n_experts_used;
+  uint8_t reserved[56];             // zero
 };
-static_assert(sizeof(HParams) == 128);
+static_assert(sizeof(HParams) == 192);
 
 struct TensorEntry {                // 128 bytes
   char name[64];                    // NUL-padded, e.g. "layers.3.wq"

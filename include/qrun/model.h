@@ -18,6 +18,8 @@
 
 namespace qrun {
 
+struct ActivationBuffers;
+
 struct RuntimeOptions {
   LoadMode load_mode = LoadMode::Mmap;
   int threads = 0;        // 0: physical cores
@@ -124,6 +126,11 @@ class Model {
   // states, when set, receives the final normed hidden states and no logits are made.
   void forward_tokens(std::span<const int32_t> tokens, float* logits, bool all_logits, bool step, float* states = nullptr);
   void forward_batch(const int32_t* tokens, int n, float* logits, bool all_logits, bool step, float* states);
+  // The FFN steps after the norm: xb (n rows) -> xb2. One FFN, or the experts the
+  // router picks for each token (src/runtime/experts_ffn.cpp).
+  void dense_ffn(int layer, int n, const ActivationBuffers& act);
+  void experts_ffn(int layer, int n, const ActivationBuffers& act);
+  void ffn_activation(float* gate, const float* up, int64_t n) const;
   // A layer's RoPE frequencies: the sliding layers' own where the model has them (Gemma 3).
   bool local_rope(int layer) const;
   const std::vector<float>& rope_table(int layer) const;

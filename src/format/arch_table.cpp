@@ -1,5 +1,7 @@
 #include "src/format/arch_table.h"
 
+#include <algorithm>
+
 #include "qrun/error.h"
 
 namespace qrun {
@@ -27,9 +29,9 @@ std::vector<TensorRecipe> llama_tensors() {
       {"wo", P::Layer, E::QDim, E::Dim, R::Projection, N::Always, "self_attn.o_proj.weight", Part::Whole, "attn_output.weight", false},
       {"post_attention_norm", P::Layer, E::Dim, E::One, R::Norm, N::Sandwich, "post_attention_layernorm.weight", Part::Whole, "post_attention_norm.weight", false},
       {"ffn_norm", P::Layer, E::Dim, E::One, R::Norm, N::Always, "post_attention_layernorm.weight", Part::Whole, "ffn_norm.weight", false},
-      {"w1", P::Layer, E::Dim, E::Hidden, R::Projection, N::Always, "mlp.gate_proj.weight", Part::Whole, "ffn_gate.weight", false},
-      {"w2", P::Layer, E::Hidden, E::Dim, R::Projection, N::Always, "mlp.down_proj.weight", Part::Whole, "ffn_down.weight", false},
-      {"w3", P::Layer, E::Dim, E::Hidden, R::Projection, N::Always, "mlp.up_proj.weight", Part::Whole, "ffn_up.weight", false},
+      {"w1", P::Layer, E::Dim, E::Hidden, R::Projection, N::Dense, "mlp.gate_proj.weight", Part::Whole, "ffn_gate.weight", false},
+      {"w2", P::Layer, E::Hidden, E::Dim, R::Projection, N::Dense, "mlp.down_proj.weight", Part::Whole, "ffn_down.weight", false},
+      {"w3", P::Layer, E::Dim, E::Hidden, R::Projection, N::Dense, "mlp.up_proj.weight", Part::Whole, "ffn_up.weight", false},
       {"post_ffn_norm", P::Layer, E::Dim, E::One, R::Norm, N::Sandwich, "post_feedforward_layernorm.weight", Part::Whole, "post_ffw_norm.weight", false},
       {"norm", P::AfterLayers, E::Dim, E::One, R::Norm, N::Always, "model.norm.weight", Part::Whole, "output_norm.weight", false},
       {"output", P::AfterLayers, E::Dim, E::Vocab, R::Output, N::Untied, "lm_head.weight", Part::Whole, "output.weight", false},
@@ -54,6 +56,30 @@ std::vector<TensorRecipe> gemma2_tensors() {
 std::vector<TensorRecipe> gemma3_tensors() {
   auto t = gemma2_tensors();
   for (const char* n : {"q_norm", "k_norm"}) recipe(t, n).plus_one = true;
+  return t;
+}
+
+// Mixture of experts: Llama's layer with the FFN replaced by a router and stacked
+// experts (gate, down, up), named as Qwen3-MoE's checkpoints name them.
+std::vector<TensorRecipe> qwen3moe_tensors() {
+  auto t = llama_tensors();
+  auto at = std::find_if(t.begin(), t.end(), [](const TensorRecipe& r) { return std::string(r.name) == "w3"; }) + 1;
+  t.insert(at, {
+      {"router", P::Layer, E::Dim, E::Experts, R::Projection, N::Experts, "mlp.gate.weight", Part::Whole, "ffn_gate_inp.weight", false},
+      {"w1_experts", P::Layer, E::Dim, E::ExpertsHidden, R::Projection, N::Experts, "mlp.experts.*.gate_proj.weight", Part::Experts, "ffn_gate_exps.weight", false},
+      {"w2_experts", P::Layer, E::Hidden, E::ExpertsDim, R::Projection, N::Experts, "mlp.experts.*.down_proj.weight", Part::Experts, "ffn_down_exps.weight", false},
+      {"w3_experts", P::Layer, E::Dim, E::ExpertsHidden, R::Projection, N::Experts, "mlp.experts.*.up_proj.weight", Part::Experts, "ffn_up_exps.weight", false},
+  });
+  return t;
+}
+
+// Mixtral's checkpoints call the MoE block block_sparse_moe and its experts' matrices w1, w2, w3.
+std::vector<TensorRecipe> mixtral_tensors() {
+  auto t = qwen3moe_tensors();
+  recipe(t, "router").hf = "block_sparse_moe.gate.weight";
+  recipe(t, "w1_experts").hf = "block_sparse_moe.experts.*.w1.weight";
+  recipe(t, "w2_experts").hf = "block_sparse_moe.experts.*.w2.weight";
+  recipe(t, "w3_experts").hf = "block_sparse_moe.experts.*.w3.weight";
   return t;
 }
 
@@ -89,6 +115,8 @@ const std::vector<ArchInfo>& all_archs() {
       {format::Arch::Phi3, "phi3", "Phi3ForCausalLM", "phi3", phi3_tensors()},
       {format::Arch::Gemma3, "gemma3", "Gemma3ForCausalLM", "gemma3_text", gemma3_tensors()},
       {format::Arch::SmolLM3, "smollm3", "SmolLM3ForCausalLM", "smollm3", llama_tensors()},
+      {format::Arch::Qwen3Moe, "qwen3moe", "Qwen3MoeForCausalLM", "qwen3_moe", qwen3moe_tensors()},
+      {format::Arch::Mixtral, "mixtral", "MixtralForCausalLM", "mixtral", mixtral_tensors()},
   };
   return archs;
 }
@@ -140,6 +168,8 @@ bool recipe_present(const TensorRecipe& r, const format::HParams& hp) {
     case Need::Sandwich: return (hp.flags & format::kSandwichNorms) != 0;
     case Need::Untied: return hp.tied_embeddings == 0;
     case Need::LongRope: return hp.rope_scaling == static_cast<uint32_t>(format::RopeScaling::LongRope);
+    case Need::Dense: return hp.n_experts == 0;
+    case Need::Experts: return hp.n_experts != 0;
   }
   return false;
 }
@@ -154,6 +184,9 @@ int64_t extent(Extent e, const format::HParams& hp) {
     case Extent::HeadDim: return hp.head_dim;
     case Extent::Vocab: return hp.vocab_size;
     case Extent::RopeHalf: return (hp.rotary_dim ? hp.rotary_dim : hp.head_dim) / 2;
+    case Extent::Experts: return hp.n_experts;
+    case Extent::ExpertsHidden: return int64_t{hp.n_experts} * hp.hidden_dim;
+    case Extent::ExpertsDim: return int64_t{hp.n_experts} * hp.dim;
   }
   return 0;
 }
@@ -162,15 +195,22 @@ int64_t source_rows(const TensorRecipe& r, const format::HParams& hp) {
   switch (r.part) {
     case Part::Q: case Part::K: case Part::V: return extent(Extent::QDim, hp) + 2 * extent(Extent::KvDim, hp);
     case Part::Gate: case Part::Up: return 2 * int64_t{hp.hidden_dim};
+    case Part::Experts: return extent(r.rows, hp) / std::max<int64_t>(1, hp.n_experts);
     case Part::Whole: break;
   }
   return extent(r.rows, hp);
 }
 
+std::string expert_source_name(const std::string& source_name, int expert) {
+  const size_t star = source_name.find('*');
+  if (star == std::string::npos) return source_name;
+  return source_name.substr(0, star) + std::to_string(expert) + source_name.substr(star + 1);
+}
+
 int64_t part_row_offset(Part part, const format::HParams& hp) {
   const int64_t q = extent(Extent::QDim, hp), kv = extent(Extent::KvDim, hp);
   switch (part) {
-    case Part::Whole: case Part::Q: case Part::Gate: return 0;
+    case Part::Whole: case Part::Q: case Part::Gate: case Part::Experts: return 0;
     case Part::K: return q;
     case Part::V: return q + kv;
     case Part::Up: return hp.hidden_dim;

@@ -12,7 +12,12 @@
 
 namespace qrun {
 
-enum class Extent { One, Dim, Hidden, QDim, KvDim, HeadDim, Vocab, RopeHalf };
+enum class Extent {
+  One, Dim, Hidden, QDim, KvDim, HeadDim, Vocab, RopeHalf,
+  Experts,           // n_experts: the router's rows
+  ExpertsHidden,     // n_experts * hidden_dim: every expert's gate (or up) rows, stacked
+  ExpertsDim,        // n_experts * dim: every expert's down-projection rows, stacked
+};
 
 enum class Need {
   Always,
@@ -21,10 +26,15 @@ enum class Need {
   Sandwich,  // kSandwichNorms
   Untied,    // !hp.tied_embeddings
   LongRope,  // LongRoPE's per-frequency factors
+  Dense,     // one FFN per layer (hp.n_experts == 0)
+  Experts,   // a router and n_experts FFNs per layer
 };
 
 // A slice of a fused source tensor (Phi-3's qkv_proj and gate_up_proj): its rows.
-enum class Part { Whole, Q, K, V, Gate, Up };
+// Experts: the rows of n_experts source tensors stacked in expert order; the source
+// name has '*' where the expert's number goes ("mlp.experts.*.gate_proj.weight"). A
+// GGUF file holds them stacked already (3-D "ffn_gate_exps.weight").
+enum class Part { Whole, Q, K, V, Gate, Up, Experts };
 
 enum class Place { BeforeLayers, Layer, AfterLayers };
 
@@ -60,8 +70,10 @@ const TensorRecipe& find_recipe(const std::string& qrun_name, uint32_t arch, int
 // GGUF file ("blk.3.attn_q.weight").
 std::string source_tensor_name(const std::string& qrun_name, uint32_t arch, bool gguf);
 int64_t extent(Extent e, const format::HParams& hp);
-// Rows of the source tensor (the whole fused tensor for a part of one).
+// Rows of the source tensor (the whole fused tensor for a part of one; one expert's).
 int64_t source_rows(const TensorRecipe& r, const format::HParams& hp);
+// One expert's source tensor name: the '*' of an Experts recipe's name replaced.
+std::string expert_source_name(const std::string& source_name, int expert);
 // First row of `part` within its fused source tensor.
 int64_t part_row_offset(Part part, const format::HParams& hp);
 

@@ -49,7 +49,8 @@ void ModelFile::validate_header() {
                  (size < h.file_size ? " (truncated)" : " (trailing bytes)"));
   if (!is_pow2(h.alignment) || h.alignment < 4096 || h.alignment > (1u << 24))
     fail(24, "bad alignment " + std::to_string(h.alignment));
-  if (h.hparams_offset < sizeof(format::FileHeader) || h.hparams_size != sizeof(format::HParams) ||
+  if (h.hparams_offset < sizeof(format::FileHeader) ||
+      (h.hparams_size != sizeof(format::HParams) && h.hparams_size != format::kHParamsSizeV1) ||
       !fits(h.hparams_offset, h.hparams_size, h.data_offset))
     fail(32, "hyper-parameter section out of bounds");
   // Offsets in messages are those of the header field at fault.
@@ -69,7 +70,8 @@ void ModelFile::validate_header() {
     fail(offsetof(FileHeader, data_offset), "data offset out of bounds or misaligned");
   const uint64_t sum = XXH3_64bits(file_.data() + sizeof(format::FileHeader), h.data_offset - sizeof(format::FileHeader));
   if (sum != h.meta_checksum) fail(offsetof(FileHeader, meta_checksum), "metadata checksum mismatch (file corrupt)");
-  std::memcpy(&hparams_, file_.data() + h.hparams_offset, sizeof hparams_);
+  hparams_ = format::HParams{};
+  std::memcpy(&hparams_, file_.data() + h.hparams_offset, h.hparams_size);
   validate_hparams(hparams_, file_.path(), static_cast<int64_t>(h.hparams_offset));
   if (hparams_.n_layers != h.n_layers)
     fail(offsetof(FileHeader, n_layers), "header has " + std::to_string(h.n_layers) + " layers but hyper-parameters say " +

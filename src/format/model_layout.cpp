@@ -65,6 +65,17 @@ void validate_hparams(const format::HParams& hp, const std::string& file, int64_
   if (!(hp.rope_local_theta >= 0.0f && hp.rope_local_theta < 1e12f)) bad("rope_local_theta is negative or not finite");
   if (hp.nope_period > format::kMaxLayers) bad("nope_period " + std::to_string(hp.nope_period));
   if (hp.pooling > format::kMaxPooling) bad("unknown pooling " + std::to_string(hp.pooling));
+  const bool moe_arch = hp.arch == static_cast<uint32_t>(format::Arch::Qwen3Moe) ||
+                        hp.arch == static_cast<uint32_t>(format::Arch::Mixtral);
+  if (moe_arch != (hp.n_experts != 0))
+    bad(std::string(arch_name(hp.arch)) + (moe_arch ? " needs" : " has no") + " experts, n_experts is " +
+        std::to_string(hp.n_experts));
+  if (hp.n_experts > format::kMaxExperts) bad("n_experts " + std::to_string(hp.n_experts));
+  if (hp.n_experts_used > hp.n_experts || (hp.n_experts != 0 && hp.n_experts_used == 0))
+    bad("n_experts_used " + std::to_string(hp.n_experts_used) + " of " + std::to_string(hp.n_experts) + " experts");
+  if ((hp.flags & format::kNormTopK) && hp.n_experts == 0) bad("router renormalization without experts");
+  for (const uint8_t b : hp.reserved)
+    if (b != 0) bad("reserved bytes are not zero (a newer qrun's file?)");
 }
 
 bool layer_uses_rope(const format::HParams& hp, int layer) {

@@ -2,7 +2,6 @@
 #include <algorithm>
 #include <cmath>
 #include <span>
-#include <initializer_list>
 
 #include "qrun/error.h"
 #include "qrun/model.h"
@@ -14,95 +13,15 @@
 #include "src/runtime/layer_streamer.h"
 #include "src/runtime/layer_weights.h"
 #include "src/runtime/model_scratch.h"
+#include "src/runtime/projection.h"
 #include "src/runtime/rope.h"
 
 namespace qrun {
 
-namespace {
-
-// Below this many weight bytes per thread, waking another thread costs more than it
-// saves (tiny models: stories260K's matrices are a few KiB; at 32 KiB its 131 KiB
-// output head went to 2 threads and -t 2 decoding was 7% slower than -t 1).
-constexpr int64_t kMinBytesPerThread = 128 << 10;
-
-int useful_threads(int64_t bytes) { return static_cast<int>(std::max<int64_t>(1, bytes / kMinBytesPerThread)); }
-
-// One projection's output: y[i * ldy + r] = W row r . x row i.
-struct Projection {
-  const Weight& w;
-  float* y;
-  int64_t ldy;
-};
-
-// Where the quantized activations go; Q8 matrices take 16-bit ones when the plan says
-// so (RunPlan::q8_step_bits, q8_prompt_bits).
-struct ActivationBuffers {
-  std::vector<BlockQ8A>& q8;
-  std::vector<BlockQ16A>& q16;
-  bool wide;
-};
-
-bool takes_i16(const Weight& w, bool wide) { return wide && w.dtype == DType::Q8; }
-
-// The input's quantized forms, made once for every projection that reads it.
-struct QuantizedInput {
-  const BlockQ8A* q8 = nullptr;
-  const BlockQ16A* q16 = nullptr;
-};
-
-QuantizedInput quantize_input(ThreadPool& pool, std::initializer_list<Projection> outs, const float* x, int n,
-                              int64_t cols, const ActivationBuffers& act) {
-  bool int8 = false, int16 = false;
-  for (const Projection& p : outs) {
-    if (takes_i16(p.w, act.wide)) int16 = true;
-    else if (dtype_is_quantized(p.w.dtype)) int8 = true;
-  }
-  if (!int8 && !int16) return {};
-  const int64_t blocks = q8a_blocks(cols);
-  pool.parallel_for(n, [&](int64_t i0, int64_t i1) {
-    for (int64_t i = i0; i < i1; ++i) {
-      if (int8) quantize_activations(x + i * cols, cols, act.q8.data() + i * blocks);
-      if (int16) quantize_activations_i16(x + i * cols, cols, act.q16.data() + i * blocks);
-    }
-  }, useful_threads(n * cols * 4));
-  return {int8 ? act.q8.data() : nullptr, int16 ? act.q16.data() : nullptr};
-}
-
-// Projections of one input (n rows of the matrices' cols) in one parallel section: the
-// threads split the rows of all of them taken together, so decode pays one hand-off and
-// one wait for q, k and v (or gate and up) instead of one per matrix, and no thread idles
-// at each matrix's end.
-void project(ThreadPool& pool, std::initializer_list<Projection> outs, const float* x, int n,
-             const ActivationBuffers& act) {
-  const QuantizedInput xq = quantize_input(pool, outs, x, n, outs.begin()->w.cols, act);
-  int64_t rows = 0, bytes = 0;
-  for (const Projection& p : outs) {
-    rows += p.w.rows;
-    bytes += p.w.rows * p.w.row_bytes();
-  }
-  pool.parallel_for(rows, [&](int64_t r0, int64_t r1) {
-    int64_t first = 0;  // the current projection's first row in the joint range
-    for (const Projection& p : outs) {
-      const int64_t b = std::max(r0, first) - first, e = std::min(r1, first + p.w.rows) - first;
-      first += p.w.rows;
-      if (b >= e) continue;
-      const uint8_t* w = p.w.data + b * p.w.row_bytes();
-      if (takes_i16(p.w, act.wide)) {
-        matmul_i16(w, e - b, p.w.cols, n, xq.q16, p.y + b, p.ldy);
-      } else if (n == 1) {
-        matvec(p.w.dtype, w, e - b, p.w.cols, x, xq.q8, p.y + b);
-      } else {
-        matmul(p.w.dtype, w, e - b, p.w.cols, n, x, xq.q8, p.y + b, p.ldy);
-      }
-    }
-  }, useful_threads(bytes * n));
-}
-
-}  // namespace
 
 void Model::forward_batch(const int32_t* tokens, int n, float* logits, bool all_logits, bool step, float* states) {
   const auto& hp = hparams();
-  const int dim = static_cast<int>(hp.dim), hidden = static_cast<int>(hp.hidden_dim);
+  const int dim = static_cast<int>(hp.dim);
   const int hd = static_cast<int>(hp.head_dim), n_heads = static_cast<int>(hp.n_heads);
   const int n_kv = static_cast<int>(hp.n_kv_heads), q_dim = n_heads * hd, kv_dim = n_kv * hd;
   const int group = n_heads / n_kv;
@@ -177,14 +96,12 @@ void Model::forward_batch(const int32_t* tokens, int n, float* logits, bool all_
         rmsnorm(&s.xb2[size_t(i) * dim], &s.xb2[size_t(i) * dim], w.post_attention_norm, dim, hp.norm_eps);
     add_f32(s.x.data(), s.xb2.data(), int64_t{n} * dim);
 
-    // Feed-forward: norm, SwiGLU(gate, up), down projection.
+    // Feed-forward: norm, then SwiGLU(gate, up) and the down projection of one FFN or of
+    // the experts the router picks.
     for (int i = 0; i < n; ++i) rmsnorm(&s.xb[size_t(i) * dim], &s.x[size_t(i) * dim], w.ffn_norm, dim, hp.norm_eps);
     if (observer_) observer_(l, MatrixInput::FfnIn, s.xb.data(), n, dim);
-    project(pool_, {{w.w1, s.hb.data(), hidden}, {w.w3, s.hb2.data(), hidden}}, s.xb.data(), n, act);
-    if (hp.flags & format::kGeluTanh) geglu_tanh(s.hb.data(), s.hb2.data(), int64_t{n} * hidden);
-    else swiglu(s.hb.data(), s.hb2.data(), int64_t{n} * hidden);
-    if (observer_) observer_(l, MatrixInput::FfnHidden, s.hb.data(), n, hidden);
-    project(pool_, {{w.w2, s.xb2.data(), dim}}, s.hb.data(), n, act);
+    if (w.router.data) experts_ffn(l, n, act);
+    else dense_ffn(l, n, act);
     if (w.post_ffn_norm)
       for (int i = 0; i < n; ++i)
         rmsnorm(&s.xb2[size_t(i) * dim], &s.xb2[size_t(i) * dim], w.post_ffn_norm, dim, hp.norm_eps);
@@ -206,6 +123,21 @@ void Model::forward_batch(const int32_t* tokens, int n, float* logits, bool all_
   project(pool_, {{head, logits, head.rows}}, s.xb.data(), m, act);
   if (hp.final_softcap > 0)
     for (float& v : std::span(logits, size_t(m) * head.rows)) v = hp.final_softcap * std::tanh(v / hp.final_softcap);
+}
+
+void Model::dense_ffn(int l, int n, const ActivationBuffers& act) {
+  const LayerWeights& w = w_->layers[static_cast<size_t>(l)];
+  const int dim = static_cast<int>(hparams().dim), hidden = static_cast<int>(hparams().hidden_dim);
+  Scratch& s = *s_;
+  project(pool_, {{w.w1, s.hb.data(), hidden}, {w.w3, s.hb2.data(), hidden}}, s.xb.data(), n, act);
+  ffn_activation(s.hb.data(), s.hb2.data(), int64_t{n} * hidden);
+  if (observer_) observer_(l, MatrixInput::FfnHidden, s.hb.data(), n, hidden);
+  project(pool_, {{w.w2, s.xb2.data(), dim}}, s.hb.data(), n, act);
+}
+
+void Model::ffn_activation(float* gate, const float* up, int64_t n) const {
+  if (hparams().flags & format::kGeluTanh) geglu_tanh(gate, up, n);
+  else swiglu(gate, up, n);
 }
 
 }  // namespace qrun

@@ -17,6 +17,11 @@ struct Weight {
 
   static Weight from(const TensorView& t) { return {t.dtype, t.data, t.rows, t.cols}; }
   int64_t row_bytes() const { return dtype_row_bytes(dtype, cols); }
+  // Part `i` of `parts` equal row ranges (one expert of a stacked tensor).
+  Weight part(int64_t i, int64_t parts) const {
+    const int64_t r = rows / parts;
+    return {dtype, data + i * r * row_bytes(), r, cols};
+  }
 };
 
 struct LayerWeights {
@@ -30,6 +35,9 @@ struct LayerWeights {
   const float* post_attention_norm = nullptr;  // sandwich norms (Gemma 2)
   const float* ffn_norm;
   Weight w1, w2, w3;           // gate, down, up
+  // Mixture of experts (instead of w1..w3): the router's n_experts rows of f32, and every
+  // expert's gate, down and up rows stacked in expert order.
+  Weight router, w1_experts, w2_experts, w3_experts;
   const float* post_ffn_norm = nullptr;
 };
 

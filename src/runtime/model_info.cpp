@@ -25,8 +25,11 @@ void print_model_info(const ModelFile& model, std::ostream& out, bool list_tenso
       << h.alignment << ")\n"
       << "architecture:  " << arch_name(hp.arch) << "\n"
       << "layers:        " << hp.n_layers << "\n"
-      << "dim:           " << hp.dim << " (ffn " << hp.hidden_dim << ")\n"
-      << "heads:         " << hp.n_heads << " (kv " << hp.n_kv_heads << ", head_dim " << hp.head_dim << ")\n"
+      << "dim:           " << hp.dim << " (ffn " << hp.hidden_dim << (hp.n_experts ? " per expert" : "") << ")\n";
+  if (hp.n_experts)
+    out << "experts:       " << hp.n_experts << ", " << hp.n_experts_used << " used per token"
+        << (hp.flags & format::kNormTopK ? " (their weights renormalized)" : "") << "\n";
+  out << "heads:         " << hp.n_heads << " (kv " << hp.n_kv_heads << ", head_dim " << hp.head_dim << ")\n"
       << "vocab:         " << hp.vocab_size << "\n"
       << "context:       " << hp.max_seq_len << "\n"
       << "rope:          theta " << hp.rope_theta << ", scaling " << scaling[hp.rope_scaling % 5];

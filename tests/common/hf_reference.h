@@ -37,17 +37,20 @@ inline std::string reference_checkpoint(const std::string& arch, std::string* wh
 }
 
 // What reference.json holds: the token sequence, the reference logits and final normed
-// hidden states at every position and the 16 greedy tokens after it.
+// hidden states at every position, the 16 greedy tokens after it and how far each
+// greedy choice's logit was ahead of the runner-up.
 struct Reference {
   std::vector<int32_t> tokens, greedy;
   std::vector<std::vector<double>> logits, hidden;
+  std::vector<double> margins;
 };
 
 inline Reference load_reference(const std::string& dir) {
   std::ifstream in(dir + "/reference.json");
   const auto j = nlohmann::json::parse(in);
   return {j["tokens"].get<std::vector<int32_t>>(), j["greedy"].get<std::vector<int32_t>>(),
-          j["logits"].get<std::vector<std::vector<double>>>(), j["hidden"].get<std::vector<std::vector<double>>>()};
+          j["logits"].get<std::vector<std::vector<double>>>(), j["hidden"].get<std::vector<std::vector<double>>>(),
+          j["margins"].get<std::vector<double>>()};
 }
 
 // The checkpoint converted to `type` as out/model.qrun: its path, or "" and why.

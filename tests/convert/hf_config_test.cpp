@@ -121,6 +121,50 @@ TEST(HfConfig, SmolLM3NoPeLayers) {
   EXPECT_THROW(parse(head + R"("no_rope_layers": [1, 1, 2, 0, 1, 1, 1, 0]})"), Error);
 }
 
+// Mixture of experts: Qwen3-30B-A3B's and Mixtral 8x7B's config.json fields.
+TEST(HfConfig, MixtureOfExperts) {
+  const std::string qwen = R"({"architectures": ["Qwen3MoeForCausalLM"], "hidden_size": 2048, "intermediate_size": 6144,
+    "num_hidden_layers": 48, "num_attention_heads": 32, "num_key_value_heads": 4, "head_dim": 128, "vocab_size": 151936,
+    "num_experts": 128, "num_experts_per_tok": 8, "moe_intermediate_size": 768, "decoder_sparse_step": 1, )";
+  const auto q = parse(qwen + R"("norm_topk_prob": true, "mlp_only_layers": []})");
+  EXPECT_EQ(q.arch, static_cast<uint32_t>(format::Arch::Qwen3Moe));
+  EXPECT_EQ(q.n_experts, 128u);
+  EXPECT_EQ(q.n_experts_used, 8u);
+  EXPECT_EQ(q.hidden_dim, 768u);  // the experts' width; intermediate_size is for dense layers
+  EXPECT_TRUE(q.flags & format::kNormTopK);
+  EXPECT_TRUE(q.flags & format::kQkNorm);
+  EXPECT_FALSE(parse(qwen + R"("norm_topk_prob": false})").flags & format::kNormTopK);
+  const auto m = parse(R"({"architectures": ["MixtralForCausalLM"], "hidden_size": 4096, "intermediate_size": 14336,
+    "num_hidden_layers": 32, "num_attention_heads": 32, "num_key_value_heads": 8, "vocab_size": 32000,
+    "num_local_experts": 8, "num_experts_per_tok": 2, "sliding_window": null, "rope_theta": 1e6})");
+  EXPECT_EQ(m.arch, static_cast<uint32_t>(format::Arch::Mixtral));
+  EXPECT_EQ(m.n_experts, 8u);
+  EXPECT_EQ(m.n_experts_used, 2u);
+  EXPECT_EQ(m.hidden_dim, 14336u);
+  EXPECT_EQ(m.flags, uint32_t{format::kNormTopK});
+  EXPECT_EQ(m.sliding_window, 0u);
+
+  const std::pair<std::string, std::string> refused[] = {
+      {qwen + R"("decoder_sparse_step": 2})", "decoder_sparse_step is 2"},
+      {qwen + R"("mlp_only_layers": [0, 47]})", "mlp_only_layers is [0,47]"},
+      {qwen + R"("num_experts_per_tok": 129})", "num_experts_per_tok is 129, not 1 to 128 experts"},
+      {R"({"architectures": ["Qwen3MoeForCausalLM"], "hidden_size": 64, "intermediate_size": 96, "num_hidden_layers": 2,
+           "num_attention_heads": 4, "vocab_size": 10, "num_experts_per_tok": 2, "moe_intermediate_size": 32})",
+       "missing field \"num_experts\""},
+      {R"({"architectures": ["MixtralForCausalLM"], "hidden_size": 64, "intermediate_size": 96, "num_hidden_layers": 2,
+           "num_attention_heads": 4, "vocab_size": 10, "num_local_experts": 0, "num_experts_per_tok": 2})",
+       "num_local_experts is 0"},
+  };
+  for (const auto& [json, want] : refused) {
+    try {
+      parse(json);
+      ADD_FAILURE() << "accepted: " << want;
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find(want), std::string::npos) << e.what();
+    }
+  }
+}
+
 // Embedding models made for sentence-transformers say how they pool in a module folder.
 TEST(HfConfig, SentenceTransformersPooling) {
   const std::string config = R"({"architectures": ["Qwen3ForCausalLM"], "hidden_size": 64, "intermediate_size": 128,

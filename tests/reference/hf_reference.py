@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Float64 NumPy forward pass written from the Hugging Face modelling code of the
-architectures qrun runs (modeling_llama, _qwen2, _qwen3, _gemma2, _gemma3, _smollm3, _phi3 and the rope
+architectures qrun runs (modeling_llama, _qwen2, _qwen3, _qwen3_moe, _mixtral, _gemma2, _gemma3, _smollm3, _phi3 and the rope
 initialisers of modeling_rope_utils), plus tiny synthetic checkpoints that use each
 real model's tensor names and config fields. Independent of qrun: the C++ tests compare
 qrun's logits and greedy tokens with what this prints.
@@ -8,8 +8,9 @@ qrun's logits and greedy tokens with what this prints.
   hf_reference.py make ARCH OUT_DIR
 writes OUT_DIR/config.json, model.safetensors, the stories260K tokenizer files, and
 OUT_DIR/reference.json: {"tokens": [...], "logits": [[vocab floats] per position],
-"greedy": [16 ids after the tokens]}.
-ARCH: llama, llama-yarn, qwen2, qwen3, gemma2, gemma3, gemma3-mm, smollm3, phi3, phi3-long, phi4-mini.
+"greedy": [16 ids after the tokens], "margins": [the top-2 logit gap at each greedy step]}.
+ARCH: llama, llama-yarn, qwen2, qwen3, qwen3moe, mixtral, gemma2, gemma3, gemma3-mm, smollm3, phi3, phi3-long,
+phi4-mini.
 gemma3-mm is a Gemma3ForConditionalGeneration checkpoint: config.json nests the text
 model's fields in text_config (most left at Gemma3TextConfig's defaults), its tensors sit
 under "language_model.", beside vision-tower tensors qrun must skip.
@@ -49,6 +50,17 @@ def configs(arch):
     if arch == "qwen3":
         return base_config(architectures=["Qwen3ForCausalLM"], model_type="qwen3", head_dim=24,
                            tie_word_embeddings=True, attention_bias=False, rope_theta=1000000.0)
+    if arch == "qwen3moe":
+        # 8 experts of 32, 3 per token with their weights left as the softmax gave them
+        # (norm_topk_prob false); intermediate_size belongs to dense layers, which it has none of.
+        return base_config(architectures=["Qwen3MoeForCausalLM"], model_type="qwen3_moe", head_dim=24,
+                           tie_word_embeddings=False, attention_bias=False, rope_theta=1000000.0, num_experts=8,
+                           num_experts_per_tok=3, moe_intermediate_size=32, norm_topk_prob=False,
+                           decoder_sparse_step=1, mlp_only_layers=[], router_aux_loss_coef=0.001)
+    if arch == "mixtral":
+        # 6 experts of intermediate_size, 2 per token, renormalized (as every Mixtral).
+        return base_config(architectures=["MixtralForCausalLM"], model_type="mixtral", intermediate_size=40,
+                           num_local_experts=6, num_experts_per_tok=2, sliding_window=None, router_jitter_noise=0.0)
     if arch == "gemma2":
         return base_config(architectures=["Gemma2ForCausalLM"], model_type="gemma2", head_dim=32,
                            query_pre_attn_scalar=24, sliding_window=6, final_logit_softcapping=30.0,
@@ -150,14 +162,23 @@ def make_weights(arch, c, rng):
             w[p + "self_attn.q_proj.weight"] = mat(nh * hd, d)
             w[p + "self_attn.k_proj.weight"] = mat(nkv * hd, d)
             w[p + "self_attn.v_proj.weight"] = mat(nkv * hd, d)
-            w[p + "mlp.gate_proj.weight"] = mat(f, d)
-            w[p + "mlp.up_proj.weight"] = mat(f, d)
+            if not moe_names(c, l):
+                w[p + "mlp.gate_proj.weight"] = mat(f, d)
+                w[p + "mlp.up_proj.weight"] = mat(f, d)
         w[p + "self_attn.o_proj.weight"] = mat(d, nh * hd)
-        w[p + "mlp.down_proj.weight"] = mat(d, f)
+        moe = moe_names(c, l)
+        if moe:
+            router, gate, up, down, ef = moe
+            # Routers of trained models give some experts clearly more weight than others.
+            w[router] = mat(n_experts(c), d, 3.0 / math.sqrt(d))
+            for e in range(n_experts(c)):
+                w[gate.format(e)], w[up.format(e)], w[down.format(e)] = mat(ef, d), mat(ef, d), mat(d, ef)
+        else:
+            w[p + "mlp.down_proj.weight"] = mat(d, f)
         if mt == "qwen2":
             for n, rows in (("q", nh * hd), ("k", nkv * hd), ("v", nkv * hd)):
                 w[p + f"self_attn.{n}_proj.bias"] = (0.3 * rng.standard_normal(rows)).astype(np.float32)
-        if mt in ("qwen3", "gemma3_text"):
+        if mt in ("qwen3", "qwen3_moe", "gemma3_text"):
             w[p + "self_attn.q_norm.weight"] = vec(hd, norm_center)
             w[p + "self_attn.k_norm.weight"] = vec(hd, norm_center)
         if gemma:
@@ -167,6 +188,43 @@ def make_weights(arch, c, rng):
     if not c["tie_word_embeddings"]:
         w["lm_head.weight"] = mat(c["vocab_size"], d)
     return w
+
+
+def n_experts(c):
+    return c.get("num_experts") or c.get("num_local_experts") or 0
+
+
+def moe_names(c, l):
+    """A mixture-of-experts layer's router, gate, up and down names ({} for the expert)
+    and the experts' width; None for a dense layer."""
+    p = f"model.layers.{l}."
+    if c["model_type"] == "qwen3_moe":
+        e = p + "mlp.experts.{}."
+        return p + "mlp.gate.weight", e + "gate_proj.weight", e + "up_proj.weight", e + "down_proj.weight", c["moe_intermediate_size"]
+    if c["model_type"] == "mixtral":
+        e = p + "block_sparse_moe.experts.{}."
+        return p + "block_sparse_moe.gate.weight", e + "w1.weight", e + "w3.weight", e + "w2.weight", c["intermediate_size"]
+    return None
+
+
+def sparse_moe(c, W, l, x):
+    """Qwen3MoeSparseMoeBlock / MixtralSparseMoeBlock: softmax over the router's logits,
+    the top k, renormalized when norm_topk_prob (always for Mixtral), weighted experts."""
+    router, gate, up, down, _ = moe_names(c, l)
+    logits = x @ W[router].T
+    probs = np.exp(logits - logits.max(axis=-1, keepdims=True))
+    probs /= probs.sum(axis=-1, keepdims=True)
+    k = c["num_experts_per_tok"]
+    out = np.zeros_like(x)
+    for t in range(x.shape[0]):
+        top = np.argsort(-probs[t], kind="stable")[:k]
+        weights = probs[t][top]
+        if c["model_type"] == "mixtral" or c.get("norm_topk_prob"):
+            weights = weights / weights.sum()
+        for e, wt in zip(top, weights):
+            h = silu(x[t] @ W[gate.format(e)].T) * (x[t] @ W[up.format(e)].T)
+            out[t] += wt * (h @ W[down.format(e)].T)
+    return out
 
 
 def write_safetensors(path, tensors):
@@ -276,7 +334,7 @@ def forward(c, w, tokens):
         return window is not None and (not gemma or l % 2 == 0)
 
     scale = c["query_pre_attn_scalar"] ** -0.5 if gemma else hd ** -0.5
-    window = c.get("sliding_window") if mt in ("gemma2", "gemma3_text", "phi3", "mistral") else None
+    window = c.get("sliding_window") if mt in ("gemma2", "gemma3_text", "phi3", "mistral", "mixtral") else None
     h = W["model.embed_tokens.weight"][tokens]
     if gemma:
         h = h * math.sqrt(d)
@@ -293,7 +351,7 @@ def forward(c, w, tokens):
         if mt == "qwen2":
             q, k, v = q + W[p + "self_attn.q_proj.bias"], k + W[p + "self_attn.k_proj.bias"], v + W[p + "self_attn.v_proj.bias"]
         q, k, v = q.reshape(T, nh, hd), k.reshape(T, nkv, hd), v.reshape(T, nkv, hd)
-        if mt in ("qwen3", "gemma3_text"):
+        if mt in ("qwen3", "qwen3_moe", "gemma3_text"):
             q = rms_norm(q, W[p + "self_attn.q_norm.weight"], eps, gemma)
             k = rms_norm(k, W[p + "self_attn.k_norm.weight"], eps, gemma)
         sliding = is_sliding(l)
@@ -323,11 +381,14 @@ def forward(c, w, tokens):
         else:
             h = h + a
             x = rms_norm(h, W[p + "post_attention_layernorm.weight"], eps)
-        if mt == "phi3":
-            gate, up = np.split(x @ W[p + "mlp.gate_up_proj.weight"].T, 2, axis=-1)
+        if moe_names(c, l):
+            m = sparse_moe(c, W, l, x)
         else:
-            gate, up = x @ W[p + "mlp.gate_proj.weight"].T, x @ W[p + "mlp.up_proj.weight"].T
-        m = ((gelu_tanh(gate) if gemma else silu(gate)) * up) @ W[p + "mlp.down_proj.weight"].T
+            if mt == "phi3":
+                gate, up = np.split(x @ W[p + "mlp.gate_up_proj.weight"].T, 2, axis=-1)
+            else:
+                gate, up = x @ W[p + "mlp.gate_proj.weight"].T, x @ W[p + "mlp.up_proj.weight"].T
+            m = ((gelu_tanh(gate) if gemma else silu(gate)) * up) @ W[p + "mlp.down_proj.weight"].T
         if gemma:
             m = rms_norm(m, W[p + "post_feedforward_layernorm.weight"], eps, True)
         h = h + m
@@ -364,13 +425,17 @@ def main():
     n = 40 if arch == "phi3-long" else 24  # phi3-long: longer than original_max_position_embeddings
     tokens = [1] + [int(t) for t in np.random.default_rng(3).integers(3, VOCAB, n - 1)]
     logits, hidden = forward(tc, w, tokens)
-    greedy, seq = [], list(tokens)
+    greedy, margins, seq = [], [], list(tokens)
     for _ in range(16):  # greedy over the tokenizer's ids only
-        nxt = int(np.argmax(forward(tc, w, seq)[0][-1][:VOCAB]))
+        last = forward(tc, w, seq)[0][-1][:VOCAB]
+        nxt = int(np.argmax(last))
+        top2 = np.sort(last)[-2:]
         greedy.append(nxt)
+        margins.append(float(top2[1] - top2[0]))  # how near a tie each greedy choice was
         seq.append(nxt)
     with open(os.path.join(out, "reference.json"), "w") as f:
-        json.dump({"tokens": tokens, "logits": logits.tolist(), "hidden": hidden.tolist(), "greedy": greedy}, f)
+        json.dump({"tokens": tokens, "logits": logits.tolist(), "hidden": hidden.tolist(), "greedy": greedy,
+                   "margins": margins}, f)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,75 @@
+// The mixture-of-experts FFN (Mixtral, Qwen3-MoE): the router picks k experts per token,
+// and the FFN's output is their SwiGLU outputs weighted by the router.
+#include <algorithm>
+#include <vector>
+
+#include "qrun/model.h"
+#include "src/runtime/expert_router.h"
+#include "src/runtime/layer_weights.h"
+#include "src/runtime/model_scratch.h"
+#include "src/runtime/projection.h"
+
+namespace qrun {
+
+void Model::experts_ffn(int l, int n, const ActivationBuffers& act) {
+  const auto& hp = hparams();
+  const LayerWeights& w = w_->layers[static_cast<size_t>(l)];
+  const int dim = static_cast<int>(hp.dim), hidden = static_cast<int>(hp.hidden_dim);
+  const int n_experts = static_cast<int>(hp.n_experts), k = static_cast<int>(hp.n_experts_used);
+  Scratch& s = *s_;
+  project(pool_, {{w.router, s.router.data(), n_experts}}, s.xb.data(), n, act);
+  for (int i = 0; i < n; ++i)
+    route_token(&s.router[size_t(i) * n_experts], n_experts, k, hp.flags & format::kNormTopK,
+                &s.chosen[size_t(i) * k], &s.chosen_weight[size_t(i) * k]);
+  std::fill_n(s.xb2.begin(), size_t(n) * dim, 0.0f);
+
+  if (n == 1) {
+    // One token: the k experts' gate and up rows in one parallel section, their down
+    // rows in another (each reading its own hidden state), as the dense FFN's two.
+    std::vector<Projection> in, out;
+    for (int j = 0; j < k; ++j) {
+      const int e = s.chosen[size_t(j)];
+      in.push_back({w.w1_experts.part(e, n_experts), &s.hb[size_t(j) * hidden], hidden});
+      in.push_back({w.w3_experts.part(e, n_experts), &s.hb2[size_t(j) * hidden], hidden});
+    }
+    project(pool_, in, s.xb.data(), 1, act);
+    ffn_activation(s.hb.data(), s.hb2.data(), int64_t{k} * hidden);
+    if (observer_) observer_(l, MatrixInput::FfnHidden, s.hb.data(), k, hidden);
+    for (int j = 0; j < k; ++j)
+      out.push_back({w.w2_experts.part(s.chosen[size_t(j)], n_experts),
+                     &s.expert_out[size_t(j) * dim], dim, j});
+    project(pool_, out, s.hb.data(), 1, act);
+    // Summed in expert order, as a batch sums them: a prompt then leaves the same bits
+    // as steps (a rounding apart, int8 activations of the next layer can differ).
+    std::vector<int> order(size_t(k), 0);
+    for (int j = 0; j < k; ++j) order[size_t(j)] = j;
+    std::sort(order.begin(), order.end(), [&](int a, int b) { return s.chosen[size_t(a)] < s.chosen[size_t(b)]; });
+    for (const int j : order) axpy_f32(s.xb2.data(), s.chosen_weight[size_t(j)], &s.expert_out[size_t(j) * dim], dim);
+    return;
+  }
+
+  // A batch: each expert once, over the tokens that chose it gathered into rows, so its
+  // weights are read once per batch as a dense FFN's are.
+  std::vector<int> count(size_t(n_experts) + 1, 0), routed(size_t(n) * k);  // routed: slots i*k+j by expert
+  for (int slot = 0; slot < n * k; ++slot) ++count[size_t(s.chosen[size_t(slot)]) + 1];
+  for (int e = 0; e < n_experts; ++e) count[size_t(e) + 1] += count[size_t(e)];
+  std::vector<int> next(count.begin(), count.end() - 1);
+  for (int slot = 0; slot < n * k; ++slot) routed[size_t(next[size_t(s.chosen[size_t(slot)])]++)] = slot;
+  for (int e = 0; e < n_experts; ++e) {
+    const int first = count[size_t(e)], m = count[size_t(e) + 1] - first;
+    if (m == 0) continue;
+    for (int r = 0; r < m; ++r)
+      std::copy_n(&s.xb[size_t(routed[size_t(first + r)] / k) * dim], dim, &s.expert_in[size_t(r) * dim]);
+    project(pool_, {{w.w1_experts.part(e, n_experts), s.hb.data(), hidden}, {w.w3_experts.part(e, n_experts), s.hb2.data(), hidden}},
+            s.expert_in.data(), m, act);
+    ffn_activation(s.hb.data(), s.hb2.data(), int64_t{m} * hidden);
+    if (observer_) observer_(l, MatrixInput::FfnHidden, s.hb.data(), m, hidden);
+    project(pool_, {{w.w2_experts.part(e, n_experts), s.expert_out.data(), dim}}, s.hb.data(), m, act);
+    for (int r = 0; r < m; ++r) {
+      const int slot = routed[size_t(first + r)];
+      axpy_f32(&s.xb2[size_t(slot / k) * dim], s.chosen_weight[size_t(slot)], &s.expert_out[size_t(r) * dim], dim);
+    }
+  }
+}
+
+}  // namespace qrun
