@@ -26,7 +26,8 @@ namespace qrun {
 
 namespace {
 
-constexpr const char* kSupportedArchs = "llama (Llama 1/2/3, TinyLlama, Mistral, SmolLM), qwen2, qwen3, phi3, gemma2, gemma3";
+constexpr const char* kSupportedArchs =
+    "llama (Llama 1/2/3, TinyLlama, Mistral, SmolLM, Mixtral), qwen2, qwen3, qwen3moe, phi3, gemma2, gemma3";
 
 uint32_t u32_of(const GgufFile& g, const std::string& key, uint64_t v) {
   if (v > 0xffffffffu) g.fail(g.find(key)->offset, "key '" + key + "' is " + std::to_string(v) + ", too large");
@@ -158,6 +159,7 @@ format::HParams gguf_hparams(const GgufFile& g) {
   if (arch == "llama") hp.arch = static_cast<uint32_t>(format::Arch::Llama);
   else if (arch == "qwen2") hp.arch = static_cast<uint32_t>(format::Arch::Qwen2), hp.attn_bias = 1;
   else if (arch == "qwen3") hp.arch = static_cast<uint32_t>(format::Arch::Qwen3), hp.flags = format::kQkNorm;
+  else if (arch == "qwen3moe") hp.arch = static_cast<uint32_t>(format::Arch::Qwen3Moe), hp.flags = format::kQkNorm;
   else if (arch == "phi3") hp.arch = static_cast<uint32_t>(format::Arch::Phi3);
   else if (arch == "gemma2")
     hp.arch = static_cast<uint32_t>(format::Arch::Gemma2),
@@ -189,6 +191,21 @@ format::HParams gguf_hparams(const GgufFile& g) {
     hp.rotary_dim = rot;
   }
   hp.max_seq_len = u32("context_length");
+  // Experts: llama.cpp writes Mixtral as "llama" with an expert count. Its qwen3moe and
+  // llama graphs renormalize the chosen experts' weights (as the released models do).
+  if (const uint32_t experts = u32_or("expert_count", 0)) {
+    if (hp.arch == static_cast<uint32_t>(format::Arch::Llama)) hp.arch = static_cast<uint32_t>(format::Arch::Mixtral);
+    else if (hp.arch != static_cast<uint32_t>(format::Arch::Qwen3Moe))
+      g.fail(g.find(p + "expert_count")->offset, arch + " with experts is not supported (llama and qwen3moe are)");
+    hp.n_experts = experts;
+    hp.n_experts_used = u32("expert_used_count");
+    hp.flags |= format::kNormTopK;
+    if (!g.get_bool_or(p + "expert_weights_norm", true))
+      g.fail(g.find(p + "expert_weights_norm")->offset, "expert weights that are not renormalized (not supported in GGUF)");
+    hp.hidden_dim = u32_or("expert_feed_forward_length", hp.hidden_dim);
+  } else if (hp.arch == static_cast<uint32_t>(format::Arch::Qwen3Moe)) {
+    throw Error(g.path(), -1, "metadata key '" + p + "expert_count' is missing");
+  }
   // llama.cpp's pooling_type: mean, cls and last are qrun's; none and rank stay unspecified.
   if (const uint32_t pooling = u32_or("pooling_type", 0); pooling <= format::kMaxPooling) hp.pooling = pooling;
   hp.rope_theta = f32_of(g, p + "rope.freq_base", 10000.0);
@@ -269,7 +286,8 @@ WriteSummary convert_gguf(const std::string& gguf_path, const std::string& out_p
     throw Error(out_path, -1, "bf16 output is not a converter type");
   const GgufFile g(gguf_path);
   format::HParams hp = gguf_hparams(g);
-  const bool permute_qk = hp.arch == static_cast<uint32_t>(format::Arch::Llama);
+  const bool permute_qk =
+      hp.arch == static_cast<uint32_t>(format::Arch::Llama) || hp.arch == static_cast<uint32_t>(format::Arch::Mixtral);
   const auto tokenizer = tokenizer_from_gguf(g);
   const std::vector<uint8_t> tok_blob = serialize_tokenizer(*tokenizer);
   // With --calibrate, the column importance of every re-quantized matrix (blocks carried
@@ -303,13 +321,15 @@ WriteSummary convert_gguf(const std::string& gguf_path, const std::string& out_p
     const TensorRecipe& recipe = find_recipe(spec.name, hp.arch, &layer);
     // A fused source (phi3's attn_qkv, ffn_up) holds this tensor's rows after others'.
     const int64_t src_rows = source_rows(recipe, hp), first_row = part_row_offset(recipe.part, hp);
-    bool shape_ok = src->ne[0] == spec.cols && src->n_rows() == src_rows && src->ne[2] == 1 && src->ne[3] == 1;
+    // Experts: one 3-D tensor [cols, rows per expert, experts], stacked as qrun stores them.
+    const int64_t experts = recipe.part == Part::Experts ? hp.n_experts : 1;
+    bool shape_ok = src->ne[0] == spec.cols && src->ne[1] == src_rows && src->ne[2] == experts && src->ne[3] == 1;
     if (!shape_ok) {
       std::string got;
       for (uint32_t d = 0; d < src->n_dims; ++d) got += (d ? ", " : "") + std::to_string(src->ne[d]);
       g.fail(src->info_offset, "tensor '" + src_name + "' has ne [" + got + "], the metadata implies [" +
                                    std::to_string(spec.cols) + (spec.n_dims == 2 ? ", " + std::to_string(src_rows) : "") +
-                                   "]");
+                                   (experts > 1 ? ", " + std::to_string(experts) : "") + "]");
     }
     if (!gguf_can_dequantize(src->type))
       g.fail(src->info_offset, "tensor '" + src_name + "' has type " + ggml_type_name(src->type) +

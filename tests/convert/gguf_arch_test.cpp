@@ -1,4 +1,4 @@
-// GGUF import of Qwen3, Gemma 2 and 3, Phi-3 and Llama with YaRN (issue 13): a GGUF written the way llama.cpp's
+// GGUF import of Qwen3, Qwen3-MoE, Mixtral, Gemma 2 and 3, Phi-3 and Llama with YaRN (issue 13): a GGUF written the way llama.cpp's
 // convert_hf_to_gguf.py writes these architectures (GGUF names from the table, Gemma's
 // norms stored as 1 + w, Phi-3's qkv and gate_up fused and its LongRoPE factors as
 // tensors, no Q/K permutation: all use NeoX RoPE) from the synthetic
@@ -24,7 +24,8 @@ namespace {
 
 std::vector<uint8_t> gguf_from_checkpoint(const std::string& dir) {
   const format::HParams hp = read_hf_config(dir);
-  const std::string arch = arch_info(hp.arch).name;  // phi4-mini is a phi3 GGUF
+  // phi4-mini is a phi3 GGUF, Mixtral a llama one with experts.
+  const std::string arch = hp.arch == static_cast<uint32_t>(format::Arch::Mixtral) ? "llama" : arch_info(hp.arch).name;
   const SafetensorsCheckpoint ckpt(dir);
   test::GgufWriter g;
   g.str("general.architecture", arch);
@@ -64,6 +65,11 @@ std::vector<uint8_t> gguf_from_checkpoint(const std::string& dir) {
     g.u32(p + "attention.sliding_window", hp.sliding_window);
   }
   if (arch == "qwen3") g.u32(p + "pooling_type", 3);  // as a Qwen3-Embedding GGUF says: last
+  if (hp.n_experts) {
+    g.u32(p + "expert_count", hp.n_experts);
+    g.u32(p + "expert_used_count", hp.n_experts_used);
+    if (arch == "qwen3moe") g.u32(p + "expert_feed_forward_length", hp.hidden_dim);
+  }
   test::add_stories_tokenizer(g);
   const HfConfig config = read_hf_config_full(dir);
   std::set<std::string> written;
@@ -76,9 +82,13 @@ std::vector<uint8_t> gguf_from_checkpoint(const std::string& dir) {
     if (r.need == Need::LongRope) {  // llama.cpp writes LongRoPE's factors as tensors
       w = spec.name == "rope_factors_long" ? config.rope_long_factors : config.rope_short_factors;
     } else {
-      const SafeTensor* t = ckpt.find(source_tensor_name(spec.name, hp.arch, false));
-      w.resize(static_cast<size_t>(t->numel()));
-      t->read_f32(0, t->numel(), w.data());
+      // Experts: one 3-D tensor of every expert's matrix, as llama.cpp writes them.
+      const int experts = r.part == Part::Experts ? static_cast<int>(hp.n_experts) : 1;
+      for (int e = 0; e < experts; ++e) {
+        const SafeTensor* t = ckpt.find(expert_source_name(source_tensor_name(spec.name, hp.arch, false), e));
+        w.resize(w.size() + static_cast<size_t>(t->numel()));
+        t->read_f32(0, t->numel(), w.data() + w.size() - static_cast<size_t>(t->numel()));
+      }
     }
     if (r.plus_one)
       for (float& v : w) v += 1.0f;  // llama.cpp's Gemma conversion adds the 1 of (1 + w)
@@ -87,6 +97,7 @@ std::vector<uint8_t> gguf_from_checkpoint(const std::string& dir) {
       w = test::ggml_permute_rows(w, spec.rows, spec.cols, hp.head_dim);
     std::vector<int64_t> ne = {spec.cols};
     if (spec.n_dims == 2) ne.push_back(source_rows(r, hp));
+    if (r.part == Part::Experts) ne.push_back(hp.n_experts);
     g.tensor(gguf_name, ne, test::kGgmlF32, test::encode_rows(w, spec.cols, test::kGgmlF32));
   }
   return g.bytes();
@@ -109,7 +120,12 @@ TEST_P(GgufArch, ImportEqualsSafetensorsConversion) {
   const ModelFile a((tmp / "st.qrun").string()), b((tmp / "gguf.qrun").string());
   format::HParams ha = a.hparams(), hb = b.hparams();
   EXPECT_EQ(hb.arch, ha.arch);
-  EXPECT_EQ(hb.flags, ha.flags);
+  // llama.cpp's qwen3moe renormalizes the chosen experts' weights whatever the
+  // checkpoint's norm_topk_prob (the released models set it; the test model does not).
+  EXPECT_EQ(hb.flags, ha.flags | (arch == "qwen3moe" ? format::kNormTopK : 0u));
+  EXPECT_EQ(hb.n_experts, ha.n_experts);
+  EXPECT_EQ(hb.n_experts_used, ha.n_experts_used);
+  EXPECT_EQ(hb.hidden_dim, ha.hidden_dim);
   EXPECT_EQ(hb.head_dim, ha.head_dim);
   EXPECT_EQ(hb.sliding_window, ha.sliding_window);
   EXPECT_EQ(hb.sliding_period, ha.sliding_period);
@@ -134,7 +150,8 @@ TEST_P(GgufArch, ImportEqualsSafetensorsConversion) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Archs, GgufArch, ::testing::Values("qwen3", "gemma2", "gemma3", "phi3", "phi4-mini", "llama-yarn"));
+INSTANTIATE_TEST_SUITE_P(Archs, GgufArch, ::testing::Values("qwen3", "gemma2", "gemma3", "phi3", "phi4-mini", "llama-yarn",
+                                                                    "qwen3moe", "mixtral"));
 
 }  // namespace
 }  // namespace qrun

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 #include <xxhash.h>
 
+#include <cstddef>
 #include <cstring>
 
 #include "common/model_fixture.h"
@@ -75,6 +76,48 @@ TEST_F(CorruptModelFile, TruncatedAtSeveralPoints) {
         << "cut at " << cut << ": " << err;
     bytes_ = test::read_bytes(test::converted_stories(DType::Q8));
   }
+}
+
+// Files written before mixture-of-experts models end HParams at 128 bytes: they still
+// open, with the fields after it (experts, reserved) zero whatever bytes follow.
+TEST_F(CorruptModelFile, HParamsOfOlderFilesEndAt128Bytes) {
+  format::FileHeader h = header();
+  h.hparams_size = format::kHParamsSizeV1;
+  std::memcpy(bytes_.data(), &h, sizeof h);
+  const size_t reserved = offsetof(format::HParams, reserved);
+  std::memset(bytes_.data() + h.hparams_offset + reserved, 0xAB, sizeof(format::HParams) - reserved);
+  reseal();
+  EXPECT_EQ(open_error(true), "");
+  // The same bytes read as a 192-byte HParams: reserved bytes that are not zero.
+  h.hparams_size = sizeof(format::HParams);
+  std::memcpy(bytes_.data(), &h, sizeof h);
+  reseal();
+  EXPECT_NE(open_error().find("reserved bytes are not zero"), std::string::npos);
+  h.hparams_size = 160;
+  std::memcpy(bytes_.data(), &h, sizeof h);
+  reseal();
+  EXPECT_NE(open_error().find("hyper-parameter section out of bounds"), std::string::npos);
+}
+
+// A dense architecture with experts, and a mixture-of-experts one asking for more
+// experts per token than it has.
+TEST_F(CorruptModelFile, ExpertCountsAreChecked) {
+  const format::FileHeader h = header();
+  format::HParams hp;
+  std::memcpy(&hp, bytes_.data() + h.hparams_offset, sizeof hp);
+  format::HParams bad = hp;
+  bad.n_experts = 8;
+  bad.n_experts_used = 2;
+  std::memcpy(bytes_.data() + h.hparams_offset, &bad, sizeof bad);
+  reseal();
+  EXPECT_NE(open_error().find("llama has no experts, n_experts is 8"), std::string::npos);
+  bad = hp;
+  bad.arch = static_cast<uint32_t>(format::Arch::Mixtral);
+  bad.n_experts = 8;
+  bad.n_experts_used = 9;
+  std::memcpy(bytes_.data() + h.hparams_offset, &bad, sizeof bad);
+  reseal();
+  EXPECT_NE(open_error().find("n_experts_used 9 of 8 experts"), std::string::npos);
 }
 
 TEST_F(CorruptModelFile, WrongMagic) {
