@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # qrun against llama.cpp, side by side on this machine: the synthetic TinyLlama-1.1B
-# checkpoint as qrun q4/q8/f16 and llama.cpp Q4_0/Q8_0/F16, llama-bench and e2e_bench
+# checkpoint (or with -m mixtral a synthetic Mixtral of eight TinyLlama FFNs per layer,
+# bench/synth_moe.py) as qrun q4/q8/f16 and llama.cpp Q4_0/Q8_0/F16, llama-bench and e2e_bench
 # alternating (which goes first swaps every round), then one table of ranges over the
 # rounds with the ratios. Speed claims in the README come from this script's output.
 #
-#   bench/compare_llamacpp.sh [-w WORKDIR] [-r ROUNDS] [-t 1,2] [-y q4,q8,f16,q4m,q4n,q5,q5m,q6,q3,q3m,q2k,q2m] [-p 512] [-n 128] [-R REPS] [-P] [-B]
+#   bench/compare_llamacpp.sh [-m tinyllama|mixtral] [-w WORKDIR] [-r ROUNDS] [-t 1,2] [-y q4,q8,f16,q4m,q4n,q5,q5m,q6,q3,q3m,q2k,q2m] [-p 512] [-n 128] [-R REPS] [-P] [-B]
 #
 # Both engines run with their defaults for this CPU: an OPENBLAS_CORETYPE in the
 # environment (which forces OpenBLAS's kernels for qrun's float prompts; the development
@@ -19,9 +20,10 @@ cd "$(dirname "$0")/.."
 root=$(pwd)
 shared=$(cd "$root/../shared" && pwd)
 work=/tmp/qrun-compare rounds=2 threads=1,2 types=q4,q8,f16 n_prompt=512 n_gen=128 reps=3
-llama_load=() qrun_load=() keep_blas_core=0
-while getopts "w:r:t:y:p:n:R:PB" opt; do
+llama_load=() qrun_load=() keep_blas_core=0 model=tinyllama
+while getopts "m:w:r:t:y:p:n:R:PB" opt; do
   case $opt in
+    m) model=$OPTARG ;;
     w) work=$OPTARG ;; r) rounds=$OPTARG ;; t) threads=$OPTARG ;; y) types=$OPTARG ;;
     p) n_prompt=$OPTARG ;; n) n_gen=$OPTARG ;; R) reps=$OPTARG ;;
     P) llama_load=(-mmp 0) qrun_load=(--no-mmap) ;;
@@ -38,10 +40,14 @@ for f in "$llama" build/bin/e2e_bench build/bin/qconvert; do
   [ -x "$f" ] || { echo "compare_llamacpp: $f missing (build qrun first: ./scripts/build.sh)" >&2; exit 1; }
 done
 mkdir -p "$work"
-hf=$work/tinyllama-hf
+hf=$work/$model-hf
 if [ ! -f "$hf/config.json" ]; then
-  echo "== synthetic tinyllama-1.1b checkpoint -> $hf"
-  /usr/bin/python3 "$shared/tools/synth_hf.py" --preset tinyllama-1.1b --tokenizer-dir "$shared/tokenizers/llama2" "$hf"
+  echo "== synthetic $model checkpoint -> $hf"
+  case $model in
+    tinyllama) /usr/bin/python3 "$shared/tools/synth_hf.py" --preset tinyllama-1.1b --tokenizer-dir "$shared/tokenizers/llama2" "$hf" ;;
+    mixtral) /usr/bin/python3 bench/synth_moe.py --preset mixtral-8x1.1b --tokenizer-dir "$shared/tokenizers/llama2" "$hf" ;;
+    *) echo "compare_llamacpp: unknown model $model (tinyllama, mixtral)" >&2; exit 2 ;;
+  esac
 fi
 # Each qrun type beside llama.cpp's nearest: same block for q4/q8/q5/q4n/q2k, the mixed
 # presets' peers for q4m, q5m, q3m and q2m, Q3_K_S (3.44 bits/weight) for q3 (3.5).
@@ -59,15 +65,15 @@ for t in "${type_list[@]}"; do
   peers+=("$t=$(gguf_type "$t")")
 done
 echo "== GGUF files (llama.cpp's converter and llama-quantize)"
-"$shared/tools/llamacpp/make_gguf.sh" "$hf" "$work/gguf" tinyllama "${gguf_types[@]}" >/dev/null
+"$shared/tools/llamacpp/make_gguf.sh" "$hf" "$work/gguf" "$model" "${gguf_types[@]}" >/dev/null
 for t in "${type_list[@]}"; do
-  [ -f "$work/tinyllama.$t" ] || build/bin/qconvert "$hf" -o "$work/tinyllama.$t" --type "$t" 2>&1 | tail -1
+  [ -f "$work/$model.$t" ] || build/bin/qconvert "$hf" -o "$work/$model.$t" --type "$t" 2>&1 | tail -1
 done
 
 results=$work/results.csv
 echo "engine,type,round,threads,test,tokens_per_s" >"$results"
 run_llama() {  # type round
-  "$llama" -m "$work/gguf/tinyllama-$(gguf_type "$1").gguf" -p "$n_prompt" -n "$n_gen" -t "$threads" -r "$reps" -o csv \
+  "$llama" -m "$work/gguf/$model-$(gguf_type "$1").gguf" -p "$n_prompt" -n "$n_gen" -t "$threads" -r "$reps" -o csv \
     "${llama_load[@]}" 2>/dev/null | /usr/bin/python3 -c '
 import csv, sys
 for row in csv.DictReader(sys.stdin):
@@ -75,7 +81,7 @@ for row in csv.DictReader(sys.stdin):
     print("llama.cpp", sys.argv[1], sys.argv[2], row["n_threads"], test, row["avg_ts"], sep=",")' "$1" "$2" >>"$results"
 }
 run_qrun() {  # type round
-  build/bin/e2e_bench -m "$work/tinyllama.$1" -p "$n_prompt" -n "$n_gen" -t "$threads" -r "$reps" -o csv "${qrun_load[@]}" \
+  build/bin/e2e_bench -m "$work/$model.$1" -p "$n_prompt" -n "$n_gen" -t "$threads" -r "$reps" -o csv "${qrun_load[@]}" \
     | tee -a "$work/e2e_bench.log" | /usr/bin/python3 -c '
 import csv, sys
 rows = csv.DictReader(l for l in sys.stdin if not l.startswith("#"))
@@ -97,9 +103,9 @@ done
 
 cpu=$(grep -m1 "model name" /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
 family=$(grep -m1 "^cpu family" /proc/cpuinfo | cut -d: -f2 | tr -d ' ')
-model=$(grep -m1 "^model[[:space:]]*:" /proc/cpuinfo | cut -d: -f2 | tr -d ' ')
+cpu_model=$(grep -m1 "^model[[:space:]]*:" /proc/cpuinfo | cut -d: -f2 | tr -d ' ')
 echo
-echo "$(date -u '+%Y-%m-%d %H:%M UTC'), $cpu (family $family, model $model), $(nproc) CPUs; $rounds rounds, $reps reps each; weights $([ ${#qrun_load[@]} -gt 0 ] && echo "in private memory (-P)" || echo "mapped")"
+echo "$model: $(date -u '+%Y-%m-%d %H:%M UTC'), $cpu (family $family, model $cpu_model), $(nproc) CPUs; $rounds rounds, $reps reps each; weights $([ ${#qrun_load[@]} -gt 0 ] && echo "in private memory (-P)" || echo "mapped")"
 grep -m1 "^# CPU" "$work/e2e_bench.log" | sed 's/^# /qrun: /'
 /usr/bin/python3 - "$results" "$n_prompt" "$n_gen" "${peers[@]}" <<'EOF'
 import collections, csv, sys

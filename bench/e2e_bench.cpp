@@ -33,11 +33,15 @@ double median(std::vector<double> v) {
   return v[v.size() / 2];
 }
 
-// Bytes of weights one decode step reads: every layer plus the output head.
+// Bytes of weights one decode step reads: every layer plus the output head; of a
+// mixture-of-experts layer's experts, the n_experts_used a token goes to.
 uint64_t weight_bytes_per_token(const qrun::ModelFile& f) {
+  const auto& hp = f.hparams();
   uint64_t b = 0;
-  for (const auto& t : f.tensors())
-    if (t.layer >= 0 || t.name == "output" || (t.name == "tok_embeddings" && f.hparams().tied_embeddings)) b += t.size;
+  for (const auto& t : f.tensors()) {
+    if (t.name.ends_with("_experts")) b += t.size / hp.n_experts * hp.n_experts_used;
+    else if (t.layer >= 0 || t.name == "output" || (t.name == "tok_embeddings" && hp.tied_embeddings)) b += t.size;
+  }
   return b;
 }
 
