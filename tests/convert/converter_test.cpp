@@ -7,6 +7,7 @@
 #include <fstream>
 #include <functional>
 
+#include "common/hf_reference.h"
 #include "common/model_fixture.h"
 #include "common/safetensors_writer.h"
 #include "convert/converter.h"
@@ -306,6 +307,48 @@ TEST(Convert, OutputFolderMissing) {
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("cannot create a temporary file"), std::string::npos) << e.what();
   }
+}
+
+// A mixture-of-experts checkpoint (the synthetic Qwen3-MoE reference) with an expert
+// missing, one of the wrong shape, or a non-finite weight in one: each refused naming the
+// expert's own tensor; with one expert more than config.json says, the router's shape.
+TEST(ExpertCheckpoint, ProblemsNameTheExpertsTensor) {
+  std::string why;
+  const std::string ref = test::reference_checkpoint("qwen3moe", &why);
+  if (ref.empty()) GTEST_SKIP() << why;
+  ScratchDir dir;
+  const fs::path hf = dir / "hf";
+  fs::create_directories(hf);
+  for (const auto& f : fs::directory_iterator(ref))
+    if (f.path().filename() != "model.safetensors") fs::copy(f.path(), hf / f.path().filename());
+  auto write = [&](const std::function<bool(const std::string&, std::vector<int64_t>&, std::vector<float>&)>& edit) {
+    const SafetensorsCheckpoint src(ref);
+    std::vector<test::RawTensor> ts;
+    for (const auto& [name, t] : src.tensors()) {
+      std::vector<float> v(static_cast<size_t>(t.numel()));
+      t.read_f32(0, t.numel(), v.data());
+      std::vector<int64_t> shape = t.shape;
+      if (edit(name, shape, v)) ts.push_back(test::f32_tensor(name, shape, v));
+    }
+    test::write_safetensors(hf / "model.safetensors", ts);
+  };
+  write([](const std::string& n, auto&, auto&) { return n != "model.layers.1.mlp.experts.3.up_proj.weight"; });
+  expect_refused(hf, "checkpoint lacks tensor 'model.layers.1.mlp.experts.3.up_proj.weight'");
+  write([](const std::string& n, std::vector<int64_t>& shape, std::vector<float>& v) {
+    if (n == "model.layers.2.mlp.experts.5.down_proj.weight") shape[1] -= 1, v.resize(v.size() - size_t(shape[0]));
+    return true;
+  });
+  expect_refused(hf, "tensor 'model.layers.2.mlp.experts.5.down_proj.weight' has shape [64, 31], config.json implies [64, 32]");
+  write([](const std::string& n, auto&, std::vector<float>& v) {
+    if (n == "model.layers.0.mlp.experts.6.gate_proj.weight") v[64 * 7 + 2] = NAN;
+    return true;
+  });
+  expect_refused(hf, "tensor 'model.layers.0.mlp.experts.6.gate_proj.weight' has a non-finite value (nan) at [7, 2]");
+  write([](const std::string&, auto&, auto&) { return true; });
+  auto config = nlohmann::json::parse(test::read_text(hf / "config.json"));
+  config["num_experts"] = 7;
+  test::write_text(hf / "config.json", config.dump());
+  expect_refused(hf, "tensor 'model.layers.0.mlp.gate.weight' has shape [8, 64], config.json implies [7, 64]");
 }
 
 }  // namespace
