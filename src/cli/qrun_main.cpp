@@ -170,7 +170,7 @@ int main(int argc, char** argv) {
   app.add_option("-c,--ctx-size", a.context, "Context size (default: min(trained context, 4096))")
       ->check(CLI::Range(0, 1 << 20));
   app.add_option("-t,--threads", a.threads, "Threads (default: physical cores; performance cores of a hybrid CPU)")->check(CLI::Range(0, 1024));
-  app.add_option("-b,--batch-size", a.batch, "Prompt tokens per batch (default: 256 for float weights, 64 for q4/q8)")
+  app.add_option("-b,--batch-size", a.batch, "Prompt tokens per batch (default: 256 for float weights, 64 for q4/q8, up to 512 for mixture-of-experts models)")
       ->check(CLI::Range(1, 4096));
   app.add_option("--temp", a.sampling.temperature, "Temperature (0: greedy)")->check(qrun::cli::FiniteRange(0.0, 100.0));
   app.add_option("--top-k", a.sampling.top_k, "Top-k (0: off)")->check(CLI::Range(0, 1 << 24));

@@ -69,7 +69,13 @@ std::string apply_kernel_choice(const std::string& forced_prefetch, bool blas) {
 int prompt_batch(const ModelFile& file, int requested) {
   if (requested > 0) return requested;
   const DType t = file.get(layer_tensor_name(0, "wq")).dtype;
-  return dtype_is_quantized(t) ? 64 : 256;
+  const int dense = dtype_is_quantized(t) ? 64 : 256;
+  const auto& hp = file.hparams();
+  if (hp.n_experts == 0) return dense;
+  // Each expert sees batch * used / experts tokens: keep that at half the dense batch
+  // (in whole tiles of tokens).
+  const int64_t moe = int64_t{dense} * hp.n_experts / (2 * int64_t{hp.n_experts_used}) / 16 * 16;
+  return static_cast<int>(std::clamp<int64_t>(moe, dense, 512));
 }
 
 }  // namespace qrun

@@ -92,6 +92,25 @@ TEST_P(Experts, PromptBatchesComputeWhatStepsCompute) {
   EXPECT_LT(worst, c.tol * scale) << "largest logit " << scale;
 }
 
+// The default prompt batch grows with the experts a token skips: each expert averages
+// half the dense batch's tokens (64 quantized, 256 float), in multiples of 16, at most 512.
+TEST(Experts, DefaultPromptBatchFeedsEachExpertHalfADenseBatch) {
+  std::string why;
+  const std::pair<const char*, DType> cases[] = {{"qwen3moe", DType::Q4}, {"mixtral", DType::Q4}, {"qwen3moe", DType::F32}};
+  const int want[] = {80, 96, 336};  // 64 * 8 / (2 * 3), 64 * 6 / (2 * 2), 256 * 8 / (2 * 3), rounded down to 16s
+  for (size_t i = 0; i < std::size(cases); ++i) {
+    test::ScratchDir out;
+    const std::string path = test::converted_reference(cases[i].first, cases[i].second, out.path(), &why);
+    if (path.empty()) GTEST_SKIP() << why;
+    RuntimeOptions ro;
+    ro.threads = 1;
+    ro.context = 64;
+    EXPECT_EQ(Model(path, ro).plan().batch, want[i]) << cases[i].first;
+    ro.batch = 7;
+    EXPECT_EQ(Model(path, ro).plan().batch, 7) << "asked for";
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(Moe, Experts,
                          ::testing::Values(ExpertsCase{"qwen3moe", DType::F32, 1e-5}, ExpertsCase{"mixtral", DType::F32, 1e-5},
                                            ExpertsCase{"qwen3moe", DType::Q4, 2e-2}, ExpertsCase{"mixtral", DType::Q4, 2e-2}));
