@@ -11,15 +11,11 @@ text_config with only the non-default fields, tensors under "language_model.") w
 token vision tower beside it, so the converter's multimodal path is what gets measured.
 """
 import argparse
-import json
-import os
-import shutil
 import sys
 
 import numpy as np
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared", "tools"))
-from synth_hf import encode, matrix, write_shard  # noqa: E402
+from synth_shards import finish, matrix, write_checkpoint
 
 PRESETS = {
     # hidden, layers, heads, kv heads, ffn, vocab, window, rope scaling factor
@@ -60,34 +56,15 @@ def main():
     p = PRESETS[a.preset]
     h, L, nh, nkv, ffn, vocab, window, factor = p
     multimodal = a.preset != "gemma3-1b"
-    os.makedirs(a.out, exist_ok=True)
     rng = np.random.default_rng(a.seed)
-    shards, cur, cur_bytes, weight_map = [], [], 0, {}
-    for name, t in tensors(p, rng):
-        if multimodal:
-            name = "language_model." + name
-        data, dt = encode(t, "bf16")
-        if cur and cur_bytes + len(data) > a.shard_mb * 1_000_000:
-            shards.append(cur)
-            cur, cur_bytes = [], 0
-        cur.append((name, data, dt, t.shape))
-        cur_bytes += len(data)
-    if multimodal:  # a token vision tower: the converter must skip it
-        t = rng.standard_normal((16, 16)).astype(np.float32)
-        data, dt = encode(t, "bf16")
-        cur.append(("vision_tower.vision_model.embeddings.patch_embedding.weight", data, dt, t.shape))
-    shards.append(cur)
-    n, total = len(shards), 0
-    for i, items in enumerate(shards):
-        fn = f"model-{i + 1:05d}-of-{n:05d}.safetensors" if n > 1 else "model.safetensors"
-        write_shard(os.path.join(a.out, fn), items)
-        for name, data, _, _ in items:
-            weight_map[name] = fn
-            total += len(data)
-        print(f"wrote {fn}", file=sys.stderr)
-    if n > 1:
-        with open(os.path.join(a.out, "model.safetensors.index.json"), "w") as f:
-            json.dump({"metadata": {"total_size": total}, "weight_map": weight_map}, f, indent=1)
+
+    def named():
+        for name, t in tensors(p, rng):
+            yield ("language_model." + name if multimodal else name), t
+        if multimodal:  # a token vision tower: the converter must skip it
+            yield "vision_tower.vision_model.embeddings.patch_embedding.weight", rng.standard_normal((16, 16)).astype(np.float32)
+
+    total, n = write_checkpoint(a.out, named(), a.shard_mb)
     if multimodal:
         cfg = {"architectures": ["Gemma3ForConditionalGeneration"], "model_type": "gemma3", "eos_token_id": [1, 106],
                "text_config": {"hidden_size": h, "intermediate_size": ffn, "model_type": "gemma3_text",
@@ -102,12 +79,7 @@ def main():
                "rope_theta": 1000000.0, "rope_local_base_freq": 10000.0, "rope_scaling": None,
                "hidden_activation": "gelu_pytorch_tanh", "rms_norm_eps": 1e-6, "tie_word_embeddings": True,
                "final_logit_softcapping": None, "attn_logit_softcapping": None, "bos_token_id": 2, "eos_token_id": 1}
-    with open(os.path.join(a.out, "config.json"), "w") as f:
-        json.dump(cfg, f, indent=2)
-    for fn in ("tokenizer.model", "tokenizer.json", "tokenizer_config.json"):
-        src = os.path.join(a.tokenizer_dir, fn)
-        if os.path.exists(src):
-            shutil.copy(src, os.path.join(a.out, fn))
+    finish(a.out, cfg, a.tokenizer_dir)
     print(f"{a.preset}: {total / 1e9:.2f} GB of weights in {n} shard(s) at {a.out}", file=sys.stderr)
 
 

@@ -13,15 +13,11 @@ per token, 8 layers (2.4B weights, 0.7B used per token), which llama.cpp's conve
 shapes (128 experts of 768, 8 used, 48 layers); --layers cuts the layer count.
 """
 import argparse
-import json
-import os
-import shutil
 import sys
 
 import numpy as np
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared", "tools"))
-from synth_hf import encode, matrix, write_shard  # noqa: E402
+from synth_shards import finish, matrix, write_checkpoint
 
 PRESETS = {
     # arch, hidden, layers, heads, kv heads, head dim, expert ffn, experts, used, vocab, rope theta
@@ -69,28 +65,8 @@ def main():
     p = PRESETS[a.preset]
     arch, h, L, nh, nkv, hd, ffn, experts, used, vocab, theta = p
     L = a.layers or L
-    os.makedirs(a.out, exist_ok=True)
     rng = np.random.default_rng(a.seed)
-    shards, cur, cur_bytes, weight_map = [], [], 0, {}
-    for name, t in tensors(p, L, rng):
-        data, dt = encode(t, "bf16")
-        if cur and cur_bytes + len(data) > a.shard_mb * 1_000_000:
-            shards.append(cur)
-            cur, cur_bytes = [], 0
-        cur.append((name, data, dt, t.shape))
-        cur_bytes += len(data)
-    shards.append(cur)
-    n, total = len(shards), 0
-    for i, items in enumerate(shards):
-        fn = f"model-{i + 1:05d}-of-{n:05d}.safetensors" if n > 1 else "model.safetensors"
-        write_shard(os.path.join(a.out, fn), items)
-        for name, data, _, _ in items:
-            weight_map[name] = fn
-            total += len(data)
-        print(f"wrote {fn}", file=sys.stderr)
-    if n > 1:
-        with open(os.path.join(a.out, "model.safetensors.index.json"), "w") as f:
-            json.dump({"metadata": {"total_size": total}, "weight_map": weight_map}, f, indent=1)
+    total, n = write_checkpoint(a.out, tensors(p, L, rng), a.shard_mb)
     cfg = {"hidden_size": h, "num_hidden_layers": L, "num_attention_heads": nh, "num_key_value_heads": nkv,
            "vocab_size": vocab, "max_position_embeddings": 32768, "rms_norm_eps": 1e-6, "rope_theta": theta,
            "hidden_act": "silu", "tie_word_embeddings": False, "torch_dtype": "bfloat16", "bos_token_id": 1,
@@ -103,12 +79,7 @@ def main():
                     "intermediate_size": 6144, "moe_intermediate_size": ffn, "num_experts": experts,
                     "norm_topk_prob": True, "decoder_sparse_step": 1, "mlp_only_layers": [],
                     "attention_bias": False, "bos_token_id": 151643, "eos_token_id": 151645})
-    with open(os.path.join(a.out, "config.json"), "w") as f:
-        json.dump(cfg, f, indent=2)
-    for fn in ("tokenizer.model", "tokenizer.json", "tokenizer_config.json"):
-        src = os.path.join(a.tokenizer_dir, fn)
-        if os.path.exists(src):
-            shutil.copy(src, os.path.join(a.out, fn))
+    finish(a.out, cfg, a.tokenizer_dir)
     print(f"{a.preset} ({L} layers): {total / 1e9:.2f} GB of weights in {n} shard(s) at {a.out}", file=sys.stderr)
 
 

@@ -27,6 +27,12 @@ for m in stories260K stories260K-bf16; do
   done
 done
 
+# ...and a mixture of experts (the synthetic Qwen3-MoE test checkpoint; needs NumPy).
+if /usr/bin/python3 tests/reference/hf_reference.py make qwen3moe "$tmp/qwen3moe" >/dev/null 2>&1; then
+  "$qconvert" "$tmp/qwen3moe" -o "$tmp/qwen3moe.q4" --type q4 >/dev/null
+  head -c "$(u64_at "$tmp/qwen3moe.q4" 88)" "$tmp/qwen3moe.q4" >"$out/model_file/seed-qwen3moe-q4"
+fi
+
 # safetensors: the headers of the shipped checkpoints (8 + header_len bytes; the harness
 # pads the data area with zeros).
 for m in stories260K stories260K-bf16; do

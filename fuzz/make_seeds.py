@@ -141,6 +141,13 @@ CONFIGS = {
                   "intermediate_size": 6912, "num_hidden_layers": 6, "num_attention_heads": 4,
                   "num_key_value_heads": 1, "head_dim": 256, "vocab_size": 262144, "sliding_window": 512,
                   "layer_types": ["sliding_attention"] * 5 + ["full_attention"]},
+    "qwen3moe": {"architectures": ["Qwen3MoeForCausalLM"], "hidden_size": 2048, "intermediate_size": 6144,
+                 "num_hidden_layers": 48, "num_attention_heads": 32, "num_key_value_heads": 4, "head_dim": 128,
+                 "vocab_size": 151936, "num_experts": 128, "num_experts_per_tok": 8, "moe_intermediate_size": 768,
+                 "norm_topk_prob": True, "decoder_sparse_step": 1, "mlp_only_layers": []},
+    "mixtral": {"architectures": ["MixtralForCausalLM"], "hidden_size": 4096, "intermediate_size": 14336,
+                "num_hidden_layers": 32, "num_attention_heads": 32, "num_key_value_heads": 8, "vocab_size": 32000,
+                "num_local_experts": 8, "num_experts_per_tok": 2, "sliding_window": None},
 }
 
 

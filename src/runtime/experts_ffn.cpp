@@ -39,8 +39,8 @@ void Model::experts_ffn(int l, int n, const ActivationBuffers& act) {
       out.push_back({w.w2_experts.part(s.chosen[size_t(j)], n_experts),
                      &s.expert_out[size_t(j) * dim], dim, j});
     project(pool_, out, s.hb.data(), 1, act);
-    // Summed in expert order, as a batch sums them: a prompt then leaves the same bits
-    // as steps (a rounding apart, int8 activations of the next layer can differ).
+    // Summed in expert order, as a batch sums them (axpy fuses the multiply-add, so the
+    // order decides the rounding): a step and a batch then round alike.
     std::vector<int> order(size_t(k), 0);
     for (int j = 0; j < k; ++j) order[size_t(j)] = j;
     std::sort(order.begin(), order.end(), [&](int a, int b) { return s.chosen[size_t(a)] < s.chosen[size_t(b)]; });
