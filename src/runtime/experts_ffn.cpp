@@ -5,6 +5,7 @@
 
 #include "qrun/model.h"
 #include "src/runtime/expert_router.h"
+#include "src/runtime/layer_streamer.h"
 #include "src/runtime/layer_weights.h"
 #include "src/runtime/model_scratch.h"
 #include "src/runtime/projection.h"
@@ -24,6 +25,7 @@ void Model::experts_ffn(int l, int n, const ActivationBuffers& act) {
   std::fill_n(s.xb2.begin(), size_t(n) * dim, 0.0f);
 
   if (n == 1) {
+    streamer_->fetch_experts(l, std::span(s.chosen.data(), size_t(k)));
     // One token: the k experts' gate and up rows in one parallel section, their down
     // rows in another (each reading its own hidden state), as the dense FFN's two.
     std::vector<Projection> in, out;
@@ -58,6 +60,8 @@ void Model::experts_ffn(int l, int n, const ActivationBuffers& act) {
   for (int e = 0; e < n_experts; ++e) {
     const int first = count[size_t(e)], m = count[size_t(e) + 1] - first;
     if (m == 0) continue;
+    const int32_t expert[] = {e};
+    streamer_->fetch_experts(l, expert);
     for (int r = 0; r < m; ++r)
       std::copy_n(&s.xb[size_t(routed[size_t(first + r)] / k) * dim], dim, &s.expert_in[size_t(r) * dim]);
     project(pool_, {{w.w1_experts.part(e, n_experts), s.hb.data(), hidden}, {w.w3_experts.part(e, n_experts), s.hb2.data(), hidden}},
@@ -69,6 +73,7 @@ void Model::experts_ffn(int l, int n, const ActivationBuffers& act) {
       const int slot = routed[size_t(first + r)];
       axpy_f32(&s.xb2[size_t(slot / k) * dim], s.chosen_weight[size_t(slot)], &s.expert_out[size_t(r) * dim], dim);
     }
+    streamer_->drop_experts(l, expert);
   }
 }
 

@@ -32,6 +32,37 @@ uint64_t table_bytes_not_paged_in(uint64_t table_bytes, uint64_t vocab, uint64_t
   return table_bytes - touched;
 }
 
+LayerStreamRanges layer_stream_ranges(const ModelFile& file, int layer) {
+  const auto& hp = file.hparams();
+  LayerStreamRanges r;
+  r.offset = file.layers()[static_cast<size_t>(layer)].offset;
+  r.size = r.ahead = file.layers()[static_cast<size_t>(layer)].size;
+  if (hp.n_experts == 0) return r;
+  uint64_t dense_end = r.offset, experts_begin = r.offset + r.size;
+  for (const auto& t : file.tensors()) {
+    if (t.layer != layer) continue;
+    if (t.name.ends_with("_experts")) {
+      r.experts.push_back({t.offset, t.size / hp.n_experts});
+      experts_begin = std::min(experts_begin, t.offset);
+    } else {
+      dense_end = std::max(dense_end, t.offset + t.size);
+    }
+  }
+  // The writer puts the experts last; a file that does not is streamed whole.
+  if (r.experts.empty() || dense_end > experts_begin) {
+    r.experts.clear();
+    return r;
+  }
+  r.ahead = experts_begin - r.offset;
+  return r;
+}
+
+uint64_t LayerStreamRanges::step_bytes(uint32_t k) const {
+  uint64_t b = ahead;
+  for (const Stacked& s : experts) b += k * s.expert_bytes;
+  return experts.empty() ? size : b;
+}
+
 StreamingPlan plan_streaming(const ModelFile& file, const std::vector<bool>& host, uint64_t budget,
                              uint64_t fixed_bytes) {
   StreamingPlan plan;
@@ -43,7 +74,7 @@ StreamingPlan plan_streaming(const ModelFile& file, const std::vector<bool>& hos
   plan.resident_bytes -= embedding_bytes_not_paged_in(file, 0);
   uint64_t largest = 0;
   for (size_t l = 0; l < layers.size(); ++l)
-    if (host[l]) largest = std::max(largest, layers[l].size);
+    if (host[l]) largest = std::max(largest, layer_stream_ranges(file, static_cast<int>(l)).step_bytes(file.hparams().n_experts_used));
   plan.window_bytes = 2 * largest;
   const uint64_t needed = fixed_bytes + plan.resident_bytes + plan.window_bytes;
   if (needed > budget)
@@ -80,6 +111,7 @@ LayerStreamer::LayerStreamer(const ModelFile& file, const std::vector<LayerPlace
         throw Error(file.path(), -1, "cannot mlock the resident layers (RLIMIT_MEMLOCK); run without --mlock");
     }
   }
+  for (size_t l = 0; l < places.size(); ++l) ranges_.push_back(layer_stream_ranges(file, static_cast<int>(l)));
   if (enabled_) prefetcher_ = std::thread([this] { prefetch_loop(); });
 }
 
@@ -107,9 +139,11 @@ void LayerStreamer::prefetch_loop() {
     if (stop_) return;
     loading_ = queue_.front();
     queue_.pop_front();
-    const auto& r = file_->layers()[static_cast<size_t>(loading_)];
+    const LayerStreamRanges& r = ranges_[static_cast<size_t>(loading_)];
     lock.unlock();
-    file_->mapping().populate(r.offset, r.size);
+    // A layer read whole may read past its end; a part must not read into the experts.
+    if (r.experts.empty()) file_->mapping().populate(r.offset, r.ahead);
+    else file_->mapping().populate_exactly(r.offset, r.ahead);
     lock.lock();
     loading_ = -1;
     cv_.notify_all();
@@ -120,6 +154,7 @@ void LayerStreamer::prefetch(int layer) {
   if (layer < 0 || !streamed(layer) || requested_[static_cast<size_t>(layer)]) return;
   requested_[static_cast<size_t>(layer)] = true;
   ++reads_[static_cast<size_t>(layer)];
+  bytes_requested_ += ranges_[static_cast<size_t>(layer)].ahead;
   {
     std::lock_guard<std::mutex> lock(mu_);
     queue_.push_back(layer);
@@ -144,11 +179,30 @@ void LayerStreamer::after_layer(int layer) {
     cv_.wait(lock, [&] { return loading_ != layer; });
   }
   const auto& r = file_->layers()[static_cast<size_t>(layer)];
-  file_->mapping().release(r.offset, r.size);
-  // Drop the clean page-cache copy too; the kernel keeps pages other processes map.
-  ::posix_fadvise(file_->mapping().fd(), static_cast<off_t>(r.offset), static_cast<off_t>(r.size),
-                  POSIX_FADV_DONTNEED);
+  drop(r.offset, r.size);
   requested_[static_cast<size_t>(layer)] = false;
+}
+
+void LayerStreamer::drop(uint64_t offset, uint64_t size) const {
+  file_->mapping().release(offset, size);
+  // Drop the clean page-cache copy too; the kernel keeps pages other processes map.
+  ::posix_fadvise(file_->mapping().fd(), static_cast<off_t>(offset), static_cast<off_t>(size), POSIX_FADV_DONTNEED);
+}
+
+// In the compute thread: the router has just picked them and the layer needs them now.
+void LayerStreamer::fetch_experts(int layer, std::span<const int32_t> experts) {
+  if (!enabled_ || !streamed(layer)) return;
+  for (const auto& s : ranges_[static_cast<size_t>(layer)].experts)
+    for (const int32_t e : experts) {
+      file_->mapping().populate_exactly(s.offset + static_cast<uint64_t>(e) * s.expert_bytes, s.expert_bytes);
+      bytes_requested_ += s.expert_bytes;
+    }
+}
+
+void LayerStreamer::drop_experts(int layer, std::span<const int32_t> experts) {
+  if (!enabled_ || !streamed(layer)) return;
+  for (const auto& s : ranges_[static_cast<size_t>(layer)].experts)
+    for (const int32_t e : experts) drop(s.offset + static_cast<uint64_t>(e) * s.expert_bytes, s.expert_bytes);
 }
 
 }  // namespace qrun

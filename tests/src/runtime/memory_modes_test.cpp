@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <regex>
 
+#include "common/hf_reference.h"
 #include "common/memory_cgroup.h"
 #include "common/model_fixture.h"
 #include "common/run_command.h"
@@ -130,6 +131,56 @@ TEST(LayerStreaming, SameOutputWhenStreamingAndRefusalWhenTooSmall) {
   const auto refused = run_command(qrun_cmd(model, "-n 4 --mem-budget 1M"));
   EXPECT_EQ(refused.exit_code, 1);
   EXPECT_NE(refused.out.find("memory budget"), std::string::npos) << refused.out;
+}
+
+// A streamed mixture-of-experts layer reads its part before the experts ahead, then only
+// the experts the router picked: the same logits as a mapped run, from fewer bytes.
+TEST(LayerStreaming, MixtureOfExpertsReadsOnlyTheChosenExperts) {
+  std::string why;
+  test::ScratchDir out;
+  const std::string path = test::converted_reference("qwen3moe", DType::F32, out.path(), &why);
+  if (path.empty()) GTEST_SKIP() << why;
+  const ModelFile f(path);
+  const auto& hp = f.hparams();
+  const LayerStreamRanges r0 = layer_stream_ranges(f, 0), r1 = layer_stream_ranges(f, 1);
+  ASSERT_EQ(r0.experts.size(), 3u);
+  EXPECT_LT(r0.ahead, r0.size);
+  for (const auto& e : r0.experts) {
+    EXPECT_GE(e.offset, r0.offset + r0.ahead);
+    EXPECT_LE(e.offset + hp.n_experts * e.expert_bytes, r0.offset + r0.size);
+    EXPECT_EQ(e.expert_bytes, uint64_t{hp.hidden_dim} * hp.dim * 4);  // f32 rows of one expert
+  }
+  EXPECT_EQ(r0.step_bytes(2), r0.ahead + 2 * 3 * r0.experts[0].expert_bytes);
+
+  const std::vector<LayerPlace> all_streamed(hp.n_layers, LayerPlace::Streamed);
+  LayerStreamer streamer(f, all_streamed, false);
+  streamer.before_layer(0);  // layer 0's part before the experts, and layer 1's read ahead
+  const int32_t picked[] = {2, 5, 7};
+  streamer.fetch_experts(0, picked);
+  streamer.after_layer(0);
+  EXPECT_EQ(streamer.bytes_requested(), r0.ahead + r1.ahead + 3 * 3 * r0.experts[0].expert_bytes);
+
+  // Every layer streamed (the budget has room for the window only) against a mapped run.
+  RuntimeOptions ro;
+  ro.threads = 2;
+  ro.context = 64;
+  Model mapped(path, ro);
+  uint64_t global = 0;
+  for (const auto& t : f.tensors())
+    if (t.layer < 0) global += t.size;
+  ro.mem_budget = mapped.plan().kv_cache_bytes + mapped.plan().scratch_bytes + kRuntimeOverheadBytes + global +
+                  2 * r0.step_bytes(hp.n_experts_used) + 4096;
+  Model streamed(path, ro);
+  ASSERT_EQ(streamed.plan().count(LayerPlace::Streamed), static_cast<int>(hp.n_layers));
+  const std::vector<int32_t> prompt = test::load_reference(test::reference_checkpoint("qwen3moe", &why)).tokens;
+  const size_t vocab = hp.vocab_size;
+  std::vector<float> a(prompt.size() * vocab), b(prompt.size() * vocab), sa(vocab), sb(vocab);
+  mapped.forward(prompt, a.data(), true);
+  streamed.forward(prompt, b.data(), true);
+  EXPECT_EQ(a, b);
+  mapped.step(prompt[3], sa.data());
+  streamed.step(prompt[3], sb.data());
+  EXPECT_EQ(sa, sb);
 }
 
 TEST(LayerStreaming, RunsUnderACgroupLimitSmallerThanTheModel) {
