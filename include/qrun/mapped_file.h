@@ -42,10 +42,12 @@ class MappedFile {
   // older than 5.14). Blocks until done: call it from a prefetch thread.
   bool populate(uint64_t offset, uint64_t len) const;
   // populate() of exactly the range: the page cache reads [offset, offset+len) as asked
-  // (POSIX_FADV_WILLNEED) before the pages are mapped, and faults there read no more
-  // (MADV_RANDOM), where a fault otherwise reads the device's read-ahead window around
-  // it (8 MiB on the development VM: ten times a Qwen3-30B-A3B expert's rows).
+  // (POSIX_FADV_WILLNEED) before the pages are mapped. With random_access() over it,
+  // the faults that map them read no more, where a fault otherwise reads the device's
+  // read-ahead window around it (8 MiB on the development VM: ten times a
+  // Qwen3-30B-A3B expert's rows).
   bool populate_exactly(uint64_t offset, uint64_t len) const;
+  bool random_access(uint64_t offset, uint64_t len) const;  // MADV_RANDOM: no read-around
   bool release(uint64_t offset, uint64_t len) const;    // MADV_DONTNEED (+ fadvise when asked)
   bool lock(uint64_t offset, uint64_t len) const;       // mlock
 

@@ -241,9 +241,14 @@ bool MappedFile::populate(uint64_t offset, uint64_t len) const {
 bool MappedFile::populate_exactly(uint64_t offset, uint64_t len) const {
   uint64_t b, n;
   if (!mapped_ || !page_range(size_, offset, len, &b, &n)) return true;
-  ::madvise(const_cast<uint8_t*>(data_) + b, n, MADV_RANDOM);
   ::posix_fadvise(fd_, static_cast<off_t>(b), static_cast<off_t>(n), POSIX_FADV_WILLNEED);
   return populate(offset, len);
+}
+
+bool MappedFile::random_access(uint64_t offset, uint64_t len) const {
+  uint64_t b, n;
+  if (!mapped_ || !page_range(size_, offset, len, &b, &n)) return true;
+  return ::madvise(const_cast<uint8_t*>(data_) + b, n, MADV_RANDOM) == 0;
 }
 
 bool MappedFile::release(uint64_t offset, uint64_t len) const {

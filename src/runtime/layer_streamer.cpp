@@ -111,7 +111,12 @@ LayerStreamer::LayerStreamer(const ModelFile& file, const std::vector<LayerPlace
         throw Error(file.path(), -1, "cannot mlock the resident layers (RLIMIT_MEMLOCK); run without --mlock");
     }
   }
-  for (size_t l = 0; l < places.size(); ++l) ranges_.push_back(layer_stream_ranges(file, static_cast<int>(l)));
+  for (size_t l = 0; l < places.size(); ++l) {
+    ranges_.push_back(layer_stream_ranges(file, static_cast<int>(l)));
+    // A streamed layer read in parts: no fault there may read the rest around it.
+    if (places[l] == LayerPlace::Streamed && !ranges_.back().experts.empty())
+      file.mapping().random_access(ranges_.back().offset, ranges_.back().size);
+  }
   if (enabled_) prefetcher_ = std::thread([this] { prefetch_loop(); });
 }
 
