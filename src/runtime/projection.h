@@ -2,6 +2,7 @@
 // parallel section, with the input quantized once for all of them.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <initializer_list>
 #include <span>
