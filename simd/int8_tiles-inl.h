@@ -865,16 +865,18 @@ struct Q4Format {
   }
 };
 
-// Q4N: the nibbles index the code book's levels + 128 (u8, vpshufb per 128-bit lane);
-// -128 * sum enters the sums as for Q8.
+// Q4N: the nibbles index the code book's levels + 128 (u8); -128 * sum enters the sums
+// as for Q8. vpermb (AVX3_DL has VBMI) reads an index's low 6 bits, so with the 16 levels
+// repeated four times the byte itself indexes its low nibble and the byte shifted right
+// by 4 its high one: no masking, three ops where the nibble split and two vpshufb took
+// five (Zen 4, one thread, q4n matvec from DRAM and tinyllama q4m decode: README).
 struct Q4NFormat : Q4Format {
   using Block = BlockQ4N;
   static constexpr int32_t kOffset = -128;
   static HWY_INLINE Unpacked Unpack(__m512i raw) {
-    const Unpacked codes = Q4Format::Unpack(raw);
     const __m512i table = _mm512_broadcast_i32x4(_mm_xor_si128(
         _mm_loadu_si128(reinterpret_cast<const __m128i*>(kQ4NLevels)), _mm_set1_epi8(char(0x80))));
-    return {_mm512_shuffle_epi8(table, codes.lo), _mm512_shuffle_epi8(table, codes.hi)};
+    return {_mm512_permutexvar_epi8(raw, table), _mm512_permutexvar_epi8(_mm512_srli_epi16(raw, 4), table)};
   }
 };
 
