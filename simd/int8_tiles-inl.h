@@ -869,7 +869,7 @@ struct Q4Format {
 // as for Q8. vpermb (AVX3_DL has VBMI) reads an index's low 6 bits, so with the 16 levels
 // repeated four times the byte itself indexes its low nibble and the byte shifted right
 // by 4 its high one: no masking, three ops where the nibble split and two vpshufb took
-// five (Zen 4, one thread, q4n matvec from DRAM and tinyllama q4m decode: README).
+// five (Zen 4, tinyllama q4m decode on one thread: README, Speed).
 struct Q4NFormat : Q4Format {
   using Block = BlockQ4N;
   static constexpr int32_t kOffset = -128;

@@ -15,9 +15,10 @@ namespace qrun {
 // buffers, hold them. The distance scales with L2 (Zen 4, 1 MiB: 16-32 KiB measured best;
 // beyond 48 KiB lines are evicted before use on smaller L2s). Rechecked on the Zen 4 VM
 // (2026-12-06, tinyllama, `e2e_bench -p 0 -n 64 -r 2 --no-mmap --prefetch X`, rotating, two
-// rounds, tok/s): q4 two threads l2:16k-48k 51.5-55.3 alike (bandwidth bound), Zen 5's
-// l1:8k 38.6-38.8, none 30.6-31.8; q8 one thread l2:24k 22.7-23.3, with Zen 5's one-row
-// tiles 22.3-22.6, with l1:8k/3k,rows:1 14.9-15.0. So Zen 5's choices stay Zen 5's.
+// rounds, tok/s): q4 two threads l2:16k-48k 51.5-55.3 alike (bandwidth bound; 74-75 at
+// 32k/48k once the VM's bandwidth rose mid-sweep), Zen 5's l1:8k 38.6-38.8, none
+// 30.6-31.8; q8 one thread l2:24k 22.7-23.3, with Zen 5's one-row tiles 22.3-22.6, with
+// l1:8k/3k,rows:1 14.9-15.0. So Zen 5's choices stay Zen 5's.
 //
 // Zen 5 is the exception measured so far: L1 prefetches a few KiB ahead beat every L2
 // distance, and packed rows want them further ahead than q8 rows (2026-12-02, EPYC Zen 5 VM,
