@@ -4,6 +4,9 @@
 // machine's read bandwidth measured here on the same mapping with the same threads.
 //
 //   e2e_bench -m model.q4 [-m model.q8 ...] [-t 1,2] [-p 512] [-n 128] [-r 5] [--target AVX2]
+//             [-d 4096] [-ctk q8_0 -ctv q8_0]
+// -d runs pp and tg after that many tokens already in the context (newer llama-bench's
+// -d), where attention's reads of the KV cache add to the weights'.
 // --target runs the kernels of that Highway target (one this CPU supports), to measure
 // what machines without AVX-512 get: AVX2 (Zen 2/3), AVX2+VNNI (Intel client CPUs with
 // AVX-VNNI), AVX3, AVX3+VNNI (bench/simd_target.h).
@@ -53,11 +56,12 @@ struct Result {
   double pp, tg;
 };
 
-Result run(qrun::Model& m, int n_prompt, int n_gen, int reps) {
+Result run(qrun::Model& m, int depth, int n_prompt, int n_gen, int reps) {
   const int vocab = static_cast<int>(m.hparams().vocab_size);
   std::mt19937 rng(42);
-  std::vector<int32_t> prompt(static_cast<size_t>(n_prompt));
+  std::vector<int32_t> prompt(static_cast<size_t>(n_prompt)), context(static_cast<size_t>(depth));
   for (auto& id : prompt) id = static_cast<int32_t>(rng() % static_cast<uint32_t>(vocab));
+  for (auto& id : context) id = static_cast<int32_t>(rng() % static_cast<uint32_t>(vocab));
   std::vector<float> logits(static_cast<size_t>(vocab));
   std::vector<double> pp, tg;
   // Warm-up, as llama-bench does: one token pages in every weight and wakes the threads.
@@ -67,13 +71,15 @@ Result run(qrun::Model& m, int n_prompt, int n_gen, int reps) {
   for (int r = 0; r < reps; ++r) {
     if (n_prompt > 0) {
       m.reset();
+      if (depth > 0) m.forward(context, logits.data());
       const auto t0 = std::chrono::steady_clock::now();
       m.forward(prompt, logits.data());
       pp.push_back(n_prompt / seconds_since(t0));
     }
     if (n_gen > 0) {
-      // tg is measured from an empty context, as llama-bench does.
+      // tg is measured from an empty context (or after -d tokens), as llama-bench does.
       m.reset();
+      if (depth > 0) m.forward(context, logits.data());
       int32_t tok = 1;
       const auto t0 = std::chrono::steady_clock::now();
       for (int i = 0; i < n_gen; ++i) {
@@ -92,14 +98,17 @@ int main(int argc, char** argv) {
   CLI::App app{"e2e_bench: prompt and generation tokens/s, like llama-bench"};
   std::vector<std::string> models;
   std::vector<int> threads = {1, 2};
-  int n_prompt = 512, n_gen = 128, reps = 5, batch = 0, q8_act = 0;
-  std::string target, prefetch, output = "md";
+  int n_prompt = 512, n_gen = 128, depth = 0, reps = 5, batch = 0, q8_act = 0;
+  std::string target, prefetch, output = "md", cache_type_k = "f16", cache_type_v = "f16";
   bool no_blas = false, no_mmap = false;
   app.add_option("-m,--model", models, "Model file(s)")->required()->check(CLI::ExistingFile);
   app.add_option("-t,--threads", threads, "Thread counts, comma separated")
       ->delimiter(',')->check(CLI::Range(1, 1024));
   app.add_option("-p,--n-prompt", n_prompt, "Prompt tokens (0: skip pp)")->check(CLI::Range(0, 1 << 16));
   app.add_option("-n,--n-gen", n_gen, "Generated tokens (0: skip tg)")->check(CLI::Range(0, 1 << 16));
+  app.add_option("-d,--n-depth", depth, "Tokens in the context before pp and tg are measured")
+      ->check(CLI::Range(0, 1 << 20));
+  qrun::cli::add_cache_type_options(app, cache_type_k, cache_type_v);
   app.add_option("-r,--repetitions", reps, "Repetitions (the median is reported)")->check(CLI::Range(1, 1000));
   app.add_option("-b,--batch-size", batch, "Prompt tokens per forward batch (default: the runtime's)")
       ->check(CLI::Range(1, 4096));
@@ -113,9 +122,9 @@ int main(int argc, char** argv) {
   app.add_flag("--no-mmap", no_mmap, "Read the model into private memory (as qrun --no-mmap; llama-bench -mmp 0)");
   app.add_option("--target", target, "Run the kernels of this Highway target (e.g. AVX2, AVX2+VNNI)");
   try {
-    app.parse(argc, argv);
+    app.parse(qrun::cli::spelled_out_args(argc, argv));
   } catch (const CLI::ParseError& e) {
-    return app.exit(e) == 0 ? 0 : 2;  // --help is not an error
+    return qrun::cli::usage_exit(app, e);
   }
   if (!target.empty() && !qrun::bench::force_simd_target(target)) {
     std::fprintf(stderr, "e2e_bench: target %s is not compiled in or not supported by this CPU\n", target.c_str());
@@ -125,8 +134,11 @@ int main(int argc, char** argv) {
     char date[32];
     const std::time_t now = std::time(nullptr);
     std::strftime(date, sizeof date, "%Y-%m-%d %H:%M", std::localtime(&now));
-    std::printf("%sCPU: %s; %s; SIMD target %s; %s\n", output == "csv" ? "# " : "", qrun::cpu_description().c_str(), date,
-                qrun::simd_target_name(), qrun::apply_kernel_choice(prefetch, !no_blas).c_str());
+    std::printf("%sCPU: %s; %s; SIMD target %s; %s; KV cache %s; depth %d\n", output == "csv" ? "# " : "",
+                qrun::cpu_description().c_str(), date, qrun::simd_target_name(),
+                qrun::apply_kernel_choice(prefetch, !no_blas).c_str(),
+                qrun::describe_kv_types(qrun::parse_kv_type(cache_type_k), qrun::parse_kv_type(cache_type_v)).c_str(),
+                depth);
     const bool csv = output == "csv";
     if (csv) {
       std::printf("model,size_mib,threads,n_prompt,n_gen,pp_ts,tg_ts,tg_weight_gbps,read_gbps\n");
@@ -139,7 +151,9 @@ int main(int argc, char** argv) {
       for (int t : threads) {
         qrun::RuntimeOptions ro;
         ro.threads = t;
-        ro.context = n_prompt + n_gen + 8;
+        ro.context = depth + n_prompt + n_gen + 8;
+        ro.cache_type_k = qrun::parse_kv_type(cache_type_k);
+        ro.cache_type_v = qrun::parse_kv_type(cache_type_v);
         ro.batch = batch;
         ro.prefetch = prefetch;
         ro.blas = !no_blas;
@@ -148,7 +162,7 @@ int main(int argc, char** argv) {
         qrun::Model m(path, ro);
         if (const std::string q8 = m.plan().describe_q8_activations(); !q8.empty())
           std::fprintf(stderr, "e2e_bench: %s: %s\n", path.c_str(), q8.c_str());
-        const Result r = run(m, n_prompt, n_gen, reps);
+        const Result r = run(m, depth, n_prompt, n_gen, reps);
         const auto& map = m.file().mapping();
         qrun::ThreadPool pool(t);
         const double read = qrun::bench::read_bandwidth(pool, map.data(), map.size(), t) / 1e9;

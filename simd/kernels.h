@@ -7,6 +7,7 @@
 #include <cstdint>
 
 #include "qrun/dtype.h"
+#include "qrun/kv_type.h"
 
 namespace qrun {
 
@@ -75,16 +76,23 @@ void softmax(float* x, int64_t n);                             // in place, nume
 // The KV cache is stored in f16.
 void f32_to_f16_row(const float* x, uint16_t* out, int64_t n);
 
-// Keys per tile of attend_f16's online softmax; its scratch is one tile of floats.
+// Keys per tile of attend's online softmax; its scratch is one tile of floats.
 inline constexpr int kAttentionTile = 64;
+
+// One head's cached keys or values at consecutive positions, as the KV cache stores
+// them (qrun/kv_type.h): position t's head_dim values start at data + t * stride.
+struct KvRows {
+  const uint8_t* data;
+  int64_t stride;  // bytes
+  KvType type;
+};
 
 // out[head_dim] = sum_t softmax_t(s_t) V_t over t in [0, n_keys), with scores
 // s_t = scale * (q . K_t) (scale 0: 1 / sqrt(head_dim)), soft-capped to
-// softcap * tanh(s_t / softcap) when softcap > 0 (Gemma 2); K_t = k + t * stride and
-// V_t = v + t * stride are f16 rows (the KV cache).
+// softcap * tanh(s_t / softcap) when softcap > 0 (Gemma 2).
 // Scratch memory is `tile` (kAttentionTile floats), whatever n_keys is.
-void attend_f16(const float* q, const uint16_t* k, const uint16_t* v, int64_t stride, int64_t n_keys,
-                int64_t head_dim, float* out, float* tile, float scale = 0.0f, float softcap = 0.0f);
+void attend(const float* q, const KvRows& k, const KvRows& v, int64_t n_keys, int64_t head_dim, float* out,
+            float* tile, float scale = 0.0f, float softcap = 0.0f);
 
 // Name of the SIMD target chosen at run time (e.g. "AVX3_ZEN4", "AVX2", "AVX2+VNNI": its
 // int8 kernels with vpdpbusd, simd/int8_vnni.h).

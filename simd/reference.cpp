@@ -192,13 +192,31 @@ void softmax(float* x, int64_t n) {
   for (int64_t i = 0; i < n; ++i) x[i] *= inv;
 }
 
-void attend_f16(const float* q, const uint16_t* k, const uint16_t* v, int64_t stride, int64_t n_keys,
-                int64_t head_dim, float* out, float scale, float softcap) {
+namespace {
+
+// Element j of a cached row: f16, or q8_0's scale of j's group times its int8.
+double kv_element(const KvRows& rows, int64_t t, int64_t j, int64_t head_dim) {
+  const uint8_t* row = rows.data + t * rows.stride;
+  uint16_t h;
+  if (rows.type == KvType::F16) {
+    std::copy_n(row + 2 * j, 2, reinterpret_cast<uint8_t*>(&h));
+    return f16_to_f32(h);
+  }
+  const int64_t g = kv_group(static_cast<int>(head_dim));
+  const uint8_t* block = row + j / g * (g + 2);
+  std::copy_n(block, 2, reinterpret_cast<uint8_t*>(&h));
+  return double(f16_to_f32(h)) * static_cast<int8_t>(block[2 + j % g]);
+}
+
+}  // namespace
+
+void attend(const float* q, const KvRows& k, const KvRows& v, int64_t n_keys, int64_t head_dim, float* out,
+            float scale, float softcap) {
   std::vector<double> s(static_cast<size_t>(n_keys));
   double mx = -1e300;
   for (int64_t t = 0; t < n_keys; ++t) {
     double dot = 0;
-    for (int64_t j = 0; j < head_dim; ++j) dot += double(q[j]) * f16_to_f32(k[t * stride + j]);
+    for (int64_t j = 0; j < head_dim; ++j) dot += double(q[j]) * kv_element(k, t, j, head_dim);
     s[size_t(t)] = scale > 0 ? dot * scale : dot / std::sqrt(double(head_dim));
     if (softcap > 0) s[size_t(t)] = softcap * std::tanh(s[size_t(t)] / softcap);
     mx = std::max(mx, s[size_t(t)]);
@@ -207,7 +225,7 @@ void attend_f16(const float* q, const uint16_t* k, const uint16_t* v, int64_t st
   for (auto& e : s) z += (e = std::exp(e - mx));
   for (int64_t j = 0; j < head_dim; ++j) {
     double acc = 0;
-    for (int64_t t = 0; t < n_keys; ++t) acc += s[size_t(t)] * f16_to_f32(v[t * stride + j]);
+    for (int64_t t = 0; t < n_keys; ++t) acc += s[size_t(t)] * kv_element(v, t, j, head_dim);
     out[j] = static_cast<float>(acc / z);
   }
 }

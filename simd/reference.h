@@ -20,7 +20,7 @@ void swiglu(float* gate, const float* up, int64_t n);
 void geglu_tanh(float* gate, const float* up, int64_t n);
 void softmax(float* x, int64_t n);
 // Plain softmax over all scores in double: no tiles, no online rescaling.
-void attend_f16(const float* q, const uint16_t* k, const uint16_t* v, int64_t stride, int64_t n_keys,
-                int64_t head_dim, float* out, float scale = 0.0f, float softcap = 0.0f);
+void attend(const float* q, const KvRows& k, const KvRows& v, int64_t n_keys, int64_t head_dim, float* out,
+            float scale = 0.0f, float softcap = 0.0f);
 
 }  // namespace qrun::ref

@@ -25,6 +25,7 @@ struct TypeEstimate {
 struct MemoryEstimate {
   uint64_t weights = 0;      // mapped model pages resident at peak
   uint64_t kv_cache = 0;
+  std::string kv_types = "f16";  // describe_kv_types
   uint64_t scratch = 0;      // activations, int8 activations, attention tiles, logits
   uint64_t tokenizer = 0;
   uint64_t runtime = kRuntimeOverheadBytes;

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "qrun/kv_type.h"
 #include "qrun/model_file.h"
 
 namespace qrun {
@@ -29,6 +30,7 @@ struct RunPlan {
   // where that is under half the context and RuntimeOptions::swa_full is off), 0: the
   // whole context.
   std::vector<int> kv_ring;
+  KvType kv_key_type = KvType::F16, kv_value_type = KvType::F16;  // host KV cache
   uint64_t kv_cache_bytes = 0;     // host KV cache: CPU layers only
   uint64_t scratch_bytes = 0;      // activations, int8 activations, attention tiles, logits
   uint64_t weight_bytes = 0;       // host pages of weights resident at peak

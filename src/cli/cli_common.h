@@ -6,7 +6,11 @@
 #include <charconv>
 #include <cmath>
 #include <cstdint>
+#include <initializer_list>
 #include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
 
 namespace qrun::cli {
 
@@ -72,6 +76,34 @@ inline void add_q8_activations_option(CLI::App& app, int& bits) {
                  "Bits of the activations q8 matrices multiply: 8, or 16 (half the KL divergence, slower prompts); "
                  "default: 16 in one-token steps where this CPU's kernel does them in one pass (AVX-512 VNNI), else 8")
       ->check(CLI::IsMember({8, 16}));
+}
+
+// -ctk/--cache-type-k, -ctv/--cache-type-v: RuntimeOptions::cache_type_k, cache_type_v
+// (qrun::parse_kv_type reads the names).
+inline void add_cache_type_options(CLI::App& app, std::string& k, std::string& v) {
+  app.add_option("--cache-type-k", k, "-ctk TYPE: how the KV cache stores keys: f16, or q8_0 (47% less memory)")
+      ->check(CLI::IsMember({"f16", "q8_0"}))
+      ->capture_default_str();
+  app.add_option("--cache-type-v", v, "-ctv TYPE: how the KV cache stores values: f16, or q8_0")
+      ->check(CLI::IsMember({"f16", "q8_0"}))
+      ->capture_default_str();
+}
+
+// llama.cpp's single-dash long flags, which CLI11 does not take as they are: argv with
+// each alias spelled out (-ctk, -ctv and the tool's own `aliases`), reversed as
+// CLI::App::parse(std::vector) wants it.
+inline std::vector<std::string> spelled_out_args(
+    int argc, char** argv, std::initializer_list<std::pair<std::string_view, const char*>> aliases = {}) {
+  std::vector<std::string> args;
+  for (int i = argc - 1; i >= 1; --i) {
+    std::string arg = argv[i];
+    if (arg == "-ctk") arg = "--cache-type-k";
+    if (arg == "-ctv") arg = "--cache-type-v";
+    for (const auto& [alias, name] : aliases)
+      if (arg == alias) arg = name;
+    args.push_back(std::move(arg));
+  }
+  return args;
 }
 
 // Ctrl-C asks the running generation to stop instead of killing the process (so the

@@ -20,6 +20,7 @@ int main(int argc, char** argv) {
   std::string model_path, text_path;
   qrun::PerplexityOptions po;
   int threads = 0, q8_act = 0;
+  std::string cache_type_k = "f16", cache_type_v = "f16";
   app.add_option("-m,--model", model_path, "Model file")->required();
   app.add_option("-f,--file", text_path, "Text to score")->required();
   app.add_option("-c,--ctx-size", po.context, "Window size in tokens; the second half of each is scored")
@@ -28,9 +29,10 @@ int main(int argc, char** argv) {
   app.add_option("-t,--threads", threads, "Threads (default: physical cores; performance cores of a hybrid CPU)")->check(CLI::Range(0, 1024));
   app.add_option("--kl-divergence-base", po.save_kl_base, "Save this (reference) model's log-probabilities here");
   qrun::cli::add_q8_activations_option(app, q8_act);
+  qrun::cli::add_cache_type_options(app, cache_type_k, cache_type_v);
   app.add_option("--kl-divergence", po.kl_base, "Compare against log-probabilities saved by a reference run");
   try {
-    app.parse(argc, argv);
+    app.parse(qrun::cli::spelled_out_args(argc, argv));
   } catch (const CLI::ParseError& e) {
     return qrun::cli::usage_exit(app, e);
   }
@@ -41,12 +43,16 @@ int main(int argc, char** argv) {
     ro.context = po.context;
     ro.batch = std::min(po.context, 256);
     ro.q8_activation_bits = q8_act;
+    ro.cache_type_k = qrun::parse_kv_type(cache_type_k);
+    ro.cache_type_v = qrun::parse_kv_type(cache_type_v);
     qrun::Model model(model_path, ro);
     const auto r = qrun::run_perplexity(model, text, po, [](int c, int n, double ppl) {
       std::fprintf(stderr, "[%d/%d] running perplexity %.4f\n", c, n, ppl);
     });
     std::printf("chunks %d, scored tokens %d, context %d\n", r.chunks, r.scored_tokens, po.context);
     if (const std::string q8 = model.plan().describe_q8_activations(); !q8.empty()) std::printf("%s\n", q8.c_str());
+    const auto& kv = model.kv_cache();
+    std::printf("KV cache %s\n", qrun::describe_kv_types(kv.key_type(), kv.value_type()).c_str());
     std::printf("perplexity: %.4f +/- %.4f\n", r.ppl, r.ppl_err);
     if (r.has_kl) {
       std::printf("base perplexity: %.4f, ratio PPL(Q)/PPL(base): %.4f\n", r.ppl_base, r.ppl / r.ppl_base);

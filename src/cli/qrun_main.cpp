@@ -40,6 +40,7 @@ struct Args {
   bool no_blas = false, swa_full = false, mlock = false, no_mmap = false, ignore_eos = false, verbose_prompt = false, special = false;
   bool no_display_prompt = false, verify = false, estimate = false, verbose = false;
   std::string mem_budget;
+  std::string cache_type_k = "f16", cache_type_v = "f16";
   std::string model_draft;  // speculative decoding's draft model
   int draft_max = 16;
   float draft_p_min = 0.75f;
@@ -139,9 +140,10 @@ void print_timings(double load_ms, const qrun::GenerationStats& st, const qrun::
                mib(mem.peak_rss), mib(mem.rss_anon), mib(mem.rss_file));
   std::string ring;
   if (const int r = m.plan().ring_positions()) ring = ", sliding layers keep " + std::to_string(r) + " positions";
-  std::fprintf(stderr, "qrun: threads     = %d, SIMD %s, %s, context %d, KV cache f16 %.1f MiB%s\n", m.threads(),
-               qrun::simd_target_name(), m.kernel_choice().c_str(), m.context_length(), mib(m.kv_cache().bytes()),
-               ring.c_str());
+  const auto& kv = m.kv_cache();
+  std::fprintf(stderr, "qrun: threads     = %d, SIMD %s, %s, context %d, KV cache %s %.1f MiB%s\n", m.threads(),
+               qrun::simd_target_name(), m.kernel_choice().c_str(), m.context_length(),
+               qrun::describe_kv_types(kv.key_type(), kv.value_type()).c_str(), mib(kv.bytes()), ring.c_str());
   if (m.gpu_layers() > 0)
     std::fprintf(stderr, "qrun: gpu         = %d layers on %s\n", m.gpu_layers(), m.gpu_device().c_str());
   if (st.drafted_tokens > 0)
@@ -196,6 +198,7 @@ int main(int argc, char** argv) {
   app.add_flag("--no-blas", a.no_blas, "Float-weight prompt batches on qrun's own kernels instead of OpenBLAS");
   qrun::cli::add_q8_activations_option(app, a.q8_activations);
   app.add_flag("--swa-full", a.swa_full, qrun::cli::kSwaFullHelp);
+  qrun::cli::add_cache_type_options(app, a.cache_type_k, a.cache_type_v);
   app.add_flag("--mlock", a.mlock, "Lock the model in RAM (needs RLIMIT_MEMLOCK)");
   app.add_flag("--no-mmap", a.no_mmap, "Read the model into private memory instead of mapping it");
   app.add_flag("--ignore-eos", a.ignore_eos, "Keep generating past end-of-sequence");
@@ -253,18 +256,9 @@ int main(int argc, char** argv) {
   app.add_flag("--estimate", a.estimate, "Print the predicted peak memory for these settings and exit");
   app.add_flag("--verbose", a.verbose, "Print the seed, per-turn token counts and the memory estimate beside the "
                                        "measured peak");
-  // llama.cpp's single-dash long flags, which CLI11 does not take as they are.
-  std::vector<std::string> args;
-  for (int i = argc - 1; i >= 1; --i) {
-    const std::string arg = argv[i];
-    args.push_back(arg == "-ngl"   ? "--n-gpu-layers"
-                   : arg == "-md"  ? "--model-draft"
-                   : arg == "-sys" ? "--system-prompt"
-                   : arg == "-cnv" ? "--conversation"
-                                   : arg);
-  }
   try {
-    app.parse(args);
+    app.parse(qrun::cli::spelled_out_args(argc, argv, {{"-ngl", "--n-gpu-layers"}, {"-md", "--model-draft"},
+                                                       {"-sys", "--system-prompt"}, {"-cnv", "--conversation"}}));
   } catch (const CLI::ParseError& e) {
     return qrun::cli::usage_exit(app, e);
   }
@@ -284,6 +278,8 @@ int main(int argc, char** argv) {
     ro.batch = a.batch;
     ro.q8_activation_bits = a.q8_activations;
     ro.swa_full = a.swa_full;
+    ro.cache_type_k = qrun::parse_kv_type(a.cache_type_k);
+    ro.cache_type_v = qrun::parse_kv_type(a.cache_type_v);
     ro.verify_checksums = a.verify;
     if (!a.mem_budget.empty()) ro.mem_budget = parse_size(a.mem_budget);
     if (a.n_gpu_layers > 0 || !a.gpu_layers.empty())

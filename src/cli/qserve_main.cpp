@@ -28,6 +28,7 @@ int main(int argc, char** argv) {
   qrun::server::ServerOptions o;
   int threads = 0, batch = 0, worker_fd = -1, q8_activations = 0;
   bool swa_full = false;
+  std::string cache_type_k = "f16", cache_type_v = "f16";
   app.add_option("-m,--model", o.model_path, "Model file written by qconvert")->required();
   app.add_option("--host", o.host, "Address to listen on")->capture_default_str();
   app.add_option("--port", o.port, "Port to listen on")->check(CLI::Range(1, 65535))->capture_default_str();
@@ -40,6 +41,7 @@ int main(int argc, char** argv) {
   app.add_option("-b,--batch-size", batch, "Prompt tokens per batch")->check(CLI::Range(0, 4096));
   qrun::cli::add_q8_activations_option(app, q8_activations);
   app.add_flag("--swa-full", swa_full, qrun::cli::kSwaFullHelp);
+  qrun::cli::add_cache_type_options(app, cache_type_k, cache_type_v);
   app.add_option("--api-key", o.api_key, "Require 'Authorization: Bearer KEY' (all routes but /health)");
   app.add_option("--max-body", o.max_body, "Largest request body in bytes (413 beyond)")
       ->check(CLI::Range(size_t{1}, size_t{1} << 30))->capture_default_str();
@@ -70,10 +72,7 @@ int main(int argc, char** argv) {
   app.add_option("--worker-fd", worker_fd, "Internal: run as a worker on this socket")->group("");
   o.workers = 0;
   try {
-    // llama-server's -md, which CLI11 does not take as it is.
-    std::vector<std::string> args;
-    for (int i = argc - 1; i >= 1; --i) args.push_back(std::string(argv[i]) == "-md" ? "--model-draft" : argv[i]);
-    app.parse(args);
+    app.parse(qrun::cli::spelled_out_args(argc, argv, {{"-md", "--model-draft"}}));
   } catch (const CLI::ParseError& e) {
     return qrun::cli::usage_exit(app, e);
   }
@@ -88,6 +87,8 @@ int main(int argc, char** argv) {
     ro.batch = batch;
     ro.q8_activation_bits = q8_activations;
     ro.swa_full = swa_full;
+    ro.cache_type_k = qrun::parse_kv_type(cache_type_k);
+    ro.cache_type_v = qrun::parse_kv_type(cache_type_v);
     if (worker_fd >= 0) return qrun::server::run_worker(worker_fd, o.model_path, ro, draft);
     if (!draft.path.empty()) {  // refused here, once, rather than by every worker
       const qrun::ModelFile model_file(o.model_path), draft_file(draft.path);
@@ -97,7 +98,7 @@ int main(int argc, char** argv) {
 
     o.worker_argv = {"/proc/self/exe", "--worker-fd", "3", "-m", o.model_path, "-t",
                      std::to_string(o.threads_per_worker), "-c", std::to_string(o.context), "-b",
-                     std::to_string(batch)};
+                     std::to_string(batch), "--cache-type-k", cache_type_k, "--cache-type-v", cache_type_v};
     if (q8_activations) o.worker_argv.insert(o.worker_argv.end(), {"--q8-activations", std::to_string(q8_activations)});
     if (swa_full) o.worker_argv.push_back("--swa-full");
     if (!draft.path.empty())

@@ -72,9 +72,7 @@ void Model::forward_batch(const int32_t* tokens, int n, float* logits, bool all_
         rope_apply(q, n_heads, hd, pos0 + i, rope, rope_scale);
         rope_apply(k, n_kv, hd, pos0 + i, rope, rope_scale);
       }
-      f32_to_f16_row(k, cache_.key(slot, pos0 + i), kv_dim);
-      f32_to_f16_row(v, cache_.value(slot, pos0 + i), kv_dim);
-      cache_.mirror(slot, pos0 + i);
+      cache_.store(slot, pos0 + i, k, v);
     }
     // Attention work grows with the context; split by (token, head) once it is worth it.
     const int64_t kv_bytes = int64_t{n} * n_heads * (pos0 + n) * hd * 4;

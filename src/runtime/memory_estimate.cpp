@@ -53,6 +53,7 @@ MemoryEstimate estimate_memory(const std::string& path, const RuntimeOptions& op
   MemoryEstimate e;
   e.n_layers = static_cast<int>(plan.layers.size());
   e.kv_cache = plan.kv_cache_bytes;
+  e.kv_types = describe_kv_types(plan.kv_key_type, plan.kv_value_type);
   e.scratch = plan.scratch_bytes;
   // Vocabulary strings, their lookup tables and merge ranks: about 4x the blob.
   e.tokenizer = 4 * file.header().tokenizer_size;
@@ -74,11 +75,12 @@ std::string format_estimate(const MemoryEstimate& e) {
   char buf[512];
   std::snprintf(buf, sizeof buf,
                 "weights   %9.1f MiB (%d of %d layers resident on the host)\n"
-                "kv cache  %9.1f MiB\n"
+                "kv cache  %9.1f MiB (%s)\n"
                 "scratch   %9.1f MiB\n"
                 "tokenizer %9.1f MiB\n"
                 "runtime   %9.1f MiB\n",
-                mib(e.weights), e.resident_layers, e.n_layers, mib(e.kv_cache), mib(e.scratch), mib(e.tokenizer),
+                mib(e.weights), e.resident_layers, e.n_layers, mib(e.kv_cache), e.kv_types.c_str(), mib(e.scratch),
+                mib(e.tokenizer),
                 mib(e.runtime));
   std::string out = buf;
   if (e.draft > 0) {

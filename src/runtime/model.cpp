@@ -31,7 +31,8 @@ Model::Model(const std::string& path, const RuntimeOptions& options)
       tokenizer_(deserialize_tokenizer(file_)),
       plan_(plan_run(file_, options)),
       pool_(plan_.threads),
-      cache_(plan_.kv_ring, plan_.context, static_cast<int>(file_.hparams().n_kv_heads * file_.hparams().head_dim)),
+      cache_(plan_.kv_ring, plan_.context, static_cast<int>(file_.hparams().n_kv_heads * file_.hparams().head_dim),
+             static_cast<int>(file_.hparams().head_dim), plan_.kv_key_type, plan_.kv_value_type),
       batch_(plan_.batch),
       kernel_choice_(apply_kernel_choice(options.prefetch, options.blas) +
                      (plan_.q8_step_bits ? ", " + plan_.describe_q8_activations() : "")) {
@@ -184,42 +185,42 @@ void Model::shift_context(int keep, int count) {
       const int l = static_cast<int>(i / moved), to = keep + static_cast<int>(i % moved), from = to + count;
       if (cache_.ring(l)) continue;
       turn_key_back(l, from, count, k.data(), cache_.key(l, to));
-      std::copy_n(cache_.value(l, from), kv_dim, cache_.value(l, to));
+      std::copy_n(cache_.value(l, from), cache_.value_bytes(), cache_.value(l, to));
     }
   }, 1);
   if (plan_.ring_positions()) shift_rings(keep, count, window_from, new_pos);
   pos_ = new_pos;
 }
 
-void Model::turn_key_back(int layer, int pos, int count, float* scratch, uint16_t* out) {
+void Model::turn_key_back(int layer, int pos, int count, float* scratch, uint8_t* out) {
   const int kv_dim = cache_.kv_dim(), hd = static_cast<int>(hparams().head_dim);
   if (!layer_uses_rope(hparams(), layer)) {  // NoPE: a key does not depend on its position
-    std::copy_n(cache_.key(layer, pos), kv_dim, out);
+    std::copy_n(cache_.key(layer, pos), cache_.key_bytes(), out);
     return;
   }
-  widen_row_to_f32(DType::F16, cache_.key(layer, pos), kv_dim, scratch);
+  cache_.decode_key(cache_.key(layer, pos), scratch);
   rope_apply(scratch, kv_dim / hd, hd, -count, rope_table(layer));  // no attention factor again
-  f32_to_f16_row(scratch, out, kv_dim);
+  cache_.encode_key(scratch, out);
 }
 
 // A ring's old and new rows overlap: gather the new window [from, to) first, then store it.
 void Model::shift_rings(int keep, int count, int from, int to) {
-  const int kv_dim = cache_.kv_dim();
+  const size_t kb = static_cast<size_t>(cache_.key_bytes()), vb = static_cast<size_t>(cache_.value_bytes());
   pool_.parallel_for(hparams().n_layers, [&](int64_t l0, int64_t l1) {
-    std::vector<float> k(static_cast<size_t>(kv_dim));
-    std::vector<uint16_t> keys(size_t(to - from) * kv_dim), values(keys.size());
+    std::vector<float> k(static_cast<size_t>(cache_.kv_dim()));
+    std::vector<uint8_t> keys(size_t(to - from) * kb), values(size_t(to - from) * vb);
     for (int l = static_cast<int>(l0); l < l1; ++l) {
       if (!cache_.ring(l)) continue;
       for (int p = from; p < to; ++p) {
-        uint16_t* key = &keys[size_t(p - from) * kv_dim];
+        uint8_t* key = &keys[size_t(p - from) * kb];
         const int old = p < keep ? p : p + count;
-        if (p < keep) std::copy_n(cache_.key(l, old), kv_dim, key);
+        if (p < keep) std::copy_n(cache_.key(l, old), kb, key);
         else turn_key_back(l, old, count, k.data(), key);
-        std::copy_n(cache_.value(l, old), kv_dim, &values[size_t(p - from) * kv_dim]);
+        std::copy_n(cache_.value(l, old), vb, &values[size_t(p - from) * vb]);
       }
       for (int p = from; p < to; ++p) {
-        std::copy_n(&keys[size_t(p - from) * kv_dim], kv_dim, cache_.key(l, p));
-        std::copy_n(&values[size_t(p - from) * kv_dim], kv_dim, cache_.value(l, p));
+        std::copy_n(&keys[size_t(p - from) * kb], kb, cache_.key(l, p));
+        std::copy_n(&values[size_t(p - from) * vb], vb, cache_.value(l, p));
         cache_.mirror(l, p);
       }
     }

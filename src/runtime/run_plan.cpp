@@ -59,9 +59,12 @@ RunPlan plan_run(const ModelFile& file, const RuntimeOptions& options) {
   const bool rings = hp.sliding_window && !options.swa_full && 2 * ring < plan.context;
   for (int l = 0; l < n_layers; ++l)
     if (!plan.on_gpu(l)) plan.kv_ring.push_back(rings && layer_is_sliding(hp, l) ? static_cast<int>(ring) : 0);
-  for (const int r : plan.kv_ring)
-    plan.kv_cache_bytes += 2 * static_cast<uint64_t>(r ? 2 * r : plan.context) * hp.n_kv_heads * hp.head_dim *
-                           sizeof(uint16_t);
+  plan.kv_key_type = options.cache_type_k;
+  plan.kv_value_type = options.cache_type_v;
+  const int kv_dim = static_cast<int>(hp.n_kv_heads * hp.head_dim), hd = static_cast<int>(hp.head_dim);
+  const uint64_t kv_row = static_cast<uint64_t>(kv_row_bytes(plan.kv_key_type, kv_dim, hd) +
+                                                kv_row_bytes(plan.kv_value_type, kv_dim, hd));
+  for (const int r : plan.kv_ring) plan.kv_cache_bytes += static_cast<uint64_t>(r ? 2 * r : plan.context) * kv_row;
   const int bits = options.q8_activation_bits;
   if (bits != 0 && bits != 8 && bits != 16)
     throw Error(file.path(), -1, "q8 activation bits " + std::to_string(bits) + ": must be 8 or 16 (0: chosen)");

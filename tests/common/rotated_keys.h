@@ -3,9 +3,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <vector>
 
 #include "qrun/kv_cache.h"
-#include "quant/quantize.h"
 
 namespace qrun::test {
 
@@ -16,14 +16,15 @@ namespace qrun::test {
 inline float max_key_error_in_f16_steps(const KvCache& got_cache, const KvCache& want_cache, int layer, int n,
                                         int head_dim) {
   const int kv_dim = got_cache.kv_dim(), half = head_dim / 2;
+  std::vector<float> got(static_cast<size_t>(kv_dim)), want(got.size());
   float worst = 0;
   for (int p = 0; p < n; ++p) {
-    const uint16_t* got = got_cache.key(layer, p);
-    const uint16_t* want = want_cache.key(layer, p);
+    got_cache.decode_key(got_cache.key(layer, p), got.data());
+    want_cache.decode_key(want_cache.key(layer, p), want.data());
     for (int i = 0; i < kv_dim; ++i) {
       const int partner = (i % (2 * half)) < half ? i + half : i - half;
-      const float len = std::hypot(f16_to_f32(want[i]), f16_to_f32(want[partner]));
-      worst = std::max(worst, std::abs(f16_to_f32(got[i]) - f16_to_f32(want[i])) / (len * 0x1p-10f + 1e-6f));
+      const float len = std::hypot(want[size_t(i)], want[size_t(partner)]);
+      worst = std::max(worst, std::abs(got[size_t(i)] - want[size_t(i)]) / (len * 0x1p-10f + 1e-6f));
     }
   }
   return worst;

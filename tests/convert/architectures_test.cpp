@@ -130,8 +130,9 @@ TEST(Architectures, SmolLM3ContextShiftMovesNoPeKeysUnturned) {
   ASSERT_TRUE(layer_uses_rope(m.hparams(), 2));
   const Reference ref = load_reference(test::reference_checkpoint("smollm3", &why));
   m.forward(ref.tokens, nullptr);
-  const int keep = 2, drop = 7, kv_dim = m.kv_cache().kv_dim();
-  auto key = [&](int layer, int pos) { return std::vector<uint16_t>(m.kv_cache().key(layer, pos), m.kv_cache().key(layer, pos) + kv_dim); };
+  const int keep = 2, drop = 7;
+  const KvCache& kv = m.kv_cache();
+  auto key = [&](int layer, int pos) { return std::vector<uint8_t>(kv.key(layer, pos), kv.key(layer, pos) + kv.key_bytes()); };
   const auto nope_before = key(3, keep + drop), rope_before = key(2, keep + drop);
   m.shift_context(keep, drop);
   EXPECT_EQ(key(3, keep), nope_before);

@@ -2,6 +2,7 @@
 // on sizes that exercise whole vectors and scalar tails.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <vector>
@@ -144,35 +145,62 @@ TEST(Elementwise, F32ToF16RowMatchesScalarConversion) {
   }
 }
 
-// attend_f16 (tiled, online softmax, f32) against the plain double softmax, for head
-// sizes that take 16-, 8-, 4- and 1-lane vectors and key counts below, at and across
-// tile boundaries. The f16 cache values are shared, so only f32 accumulation and the
-// vector exp differ: 1e-4 relative.
+// Rows of `heads` heads of head_dim values as the KV cache stores them in type t.
+std::vector<uint8_t> kv_rows(KvType t, const std::vector<float>& x, int64_t head_dim) {
+  if (t == KvType::F16) {
+    std::vector<uint8_t> out(x.size() * 2);
+    quantize_row(DType::F16, x.data(), static_cast<int64_t>(x.size()), out.data());
+    return out;
+  }
+  const int64_t g = kv_group(static_cast<int>(head_dim));
+  std::vector<uint8_t> out(x.size() / size_t(g) * size_t(g + 2));
+  for (size_t b = 0; b < x.size() / size_t(g); ++b) {
+    float amax = 0;
+    for (int64_t i = 0; i < g; ++i) amax = std::max(amax, std::abs(x[b * size_t(g) + size_t(i)]));
+    const uint16_t d = f32_to_f16(amax / 127);
+    uint8_t* block = &out[b * size_t(g + 2)];
+    std::memcpy(block, &d, 2);
+    for (int64_t i = 0; i < g; ++i)
+      block[2 + i] = uint8_t(int8_t(std::lround(x[b * size_t(g) + size_t(i)] / std::max(f16_to_f32(d), 1e-30f))));
+  }
+  return out;
+}
+
+// attend (tiled, online softmax, f32) against the plain double softmax, for head sizes
+// that take 16-, 8-, 4- and 1-lane vectors (and q8_0 groups of 32, 16, 8, 4 and 2) and
+// key counts below, at and across tile boundaries, for each pair of KV types. The cached
+// values are shared, so only f32 accumulation and the vector exp differ: 1e-4 relative.
 TEST(Elementwise, AttentionMatchesReference) {
-  for (int64_t hd : {8, 6, 12, 64, 128}) {
-    const int64_t stride = 3 * hd, n_max = 2 * kAttentionTile + 9;
+  for (int64_t hd : {8, 6, 12, 64, 128, 80}) {
+    const int64_t width = 3 * hd, n_max = 2 * kAttentionTile + 9;
     const auto q = random_values(Distribution::Normal, hd, 7, 1.0f);
-    const auto kf = random_values(Distribution::StudentT3, n_max * stride, 8, 2.0f);
-    const auto vf = random_values(Distribution::Normal, n_max * stride, 9, 1.0f);
-    std::vector<uint16_t> k(kf.size()), v(vf.size());
-    quantize_row(DType::F16, kf.data(), static_cast<int64_t>(kf.size()), k.data());
-    quantize_row(DType::F16, vf.data(), static_cast<int64_t>(vf.size()), v.data());
-    // Plain 1/sqrt(head_dim); Gemma 2's query_pre_attn_scalar scale with soft-capping at
-    // 50 and at 2 (a cap the scores reach, so the tanh shapes them).
-    for (const auto& [scale, softcap] : {std::pair{0.0f, 0.0f}, std::pair{0.2f, 50.0f}, std::pair{0.5f, 2.0f}}) {
-      for (int64_t n : {int64_t{1}, int64_t{7}, int64_t{kAttentionTile}, int64_t{kAttentionTile + 1}, n_max}) {
-        std::vector<float> want(static_cast<size_t>(hd));
-        ref::attend_f16(q.data(), k.data() + hd, v.data() + hd, stride, n, hd, want.data(), scale, softcap);
-        for_each_target([&] {
-          std::vector<float> out(static_cast<size_t>(hd)), tile(kAttentionTile);
-          attend_f16(q.data(), k.data() + hd, v.data() + hd, stride, n, hd, out.data(), tile.data(), scale, softcap);
-          for (int64_t j = 0; j < hd; ++j)
-            EXPECT_NEAR(out[size_t(j)], want[size_t(j)], 1e-4 * (1 + std::abs(want[size_t(j)])))
-                << "head_dim " << hd << " keys " << n << " j " << j << " scale " << scale << " cap " << softcap;
-        });
+    const auto kf = random_values(Distribution::StudentT3, n_max * width, 8, 2.0f);
+    const auto vf = random_values(Distribution::Normal, n_max * width, 9, 1.0f);
+    for (const auto& [kt, vt] : {std::pair{KvType::F16, KvType::F16}, std::pair{KvType::Q8_0, KvType::Q8_0},
+                                 std::pair{KvType::Q8_0, KvType::F16}, std::pair{KvType::F16, KvType::Q8_0}}) {
+      const auto kb = kv_rows(kt, kf, hd), vb = kv_rows(vt, vf, hd);
+      // The second of three heads per row.
+      const KvRows k{kb.data() + kv_col_offset(kt, int(hd), int(hd)), kv_row_bytes(kt, int(width), int(hd)), kt};
+      const KvRows v{vb.data() + kv_col_offset(vt, int(hd), int(hd)), kv_row_bytes(vt, int(width), int(hd)), vt};
+      // Plain 1/sqrt(head_dim); Gemma 2's query_pre_attn_scalar scale with soft-capping at
+      // 50 and at 2 (a cap the scores reach, so the tanh shapes them).
+      for (const auto& [scale, softcap] : {std::pair{0.0f, 0.0f}, std::pair{0.2f, 50.0f}, std::pair{0.5f, 2.0f}}) {
+        for (int64_t n : {int64_t{1}, int64_t{7}, int64_t{kAttentionTile}, int64_t{kAttentionTile + 1}, n_max}) {
+          std::vector<float> want(static_cast<size_t>(hd));
+          ref::attend(q.data(), k, v, n, hd, want.data(), scale, softcap);
+          for_each_target([&] {
+            std::vector<float> out(static_cast<size_t>(hd)), tile(kAttentionTile);
+            attend(q.data(), k, v, n, hd, out.data(), tile.data(), scale, softcap);
+            for (int64_t j = 0; j < hd; ++j)
+              EXPECT_NEAR(out[size_t(j)], want[size_t(j)], 1e-4 * (1 + std::abs(want[size_t(j)])))
+                  << kv_type_name(kt) << "/" << kv_type_name(vt) << " head_dim " << hd << " keys " << n << " j " << j
+                  << " scale " << scale << " cap " << softcap;
+          });
+        }
       }
     }
   }
+
 }
 
 }  // namespace

@@ -145,21 +145,18 @@ TEST_P(CudaAttention, MatchesAttendHead) {
   QRUN_REQUIRE_GPU();
   const auto [n_heads, n_kv, hd, t_end, window] = GetParam();
   const int kv_dim = n_kv * hd;
-  KvCache cache(1, t_end, kv_dim);
+  KvCache cache(1, t_end, kv_dim, hd);  // f16, as the device's cache
   const auto kf = random_floats(size_t(t_end) * kv_dim, 21), vf = random_floats(size_t(t_end) * kv_dim, 22);
-  for (int t = 0; t < t_end; ++t) {
-    for (int c = 0; c < kv_dim; ++c) {
-      cache.key(0, t)[c] = f32_to_f16(kf[size_t(t) * kv_dim + c]);
-      cache.value(0, t)[c] = f32_to_f16(vf[size_t(t) * kv_dim + c]);
-    }
-  }
+  for (int t = 0; t < t_end; ++t) cache.store(0, t, &kf[size_t(t) * kv_dim], &vf[size_t(t) * kv_dim]);
   const auto q = random_floats(size_t(n_heads) * hd, 23);
   std::vector<float> cpu(q.size()), gpu(q.size()), tile(kAttentionTile);
   const int t_begin = window ? std::max(0, t_end - window) : 0;
   for (int h = 0; h < n_heads; ++h)
     attend_head(&q[size_t(h) * hd], cache, 0, (h / (n_heads / n_kv)) * hd, t_begin, t_end, hd, &cpu[size_t(h) * hd],
                 tile.data());
-  cuda_testing::attention(q.data(), cache.key(0, 0), cache.value(0, 0), n_heads, n_kv, hd, t_end, window, gpu.data());
+  cuda_testing::attention(q.data(), reinterpret_cast<const uint16_t*>(cache.key(0, 0)),
+                          reinterpret_cast<const uint16_t*>(cache.value(0, 0)), n_heads, n_kv, hd, t_end, window,
+                          gpu.data());
   for (size_t i = 0; i < cpu.size(); ++i) EXPECT_NEAR(gpu[i], cpu[i], 1e-5f) << i;
 }
 

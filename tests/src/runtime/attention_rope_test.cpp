@@ -70,39 +70,49 @@ TEST(Rope, Llama3ScalingBands) {
   for (size_t i = 0; i < plain.size(); ++i) EXPECT_FLOAT_EQ(linear[i], plain[i] / 4);
 }
 
-// Tiled online-softmax attention equals softmax(qK^T/sqrt(d))V in double, for lengths
-// that are below, equal to and across several tiles. Tolerance 1e-4 (f16 cache values
-// are used by both sides, so only f32 accumulation differs).
+// Tiled online-softmax attention equals softmax(qK^T/sqrt(d))V in double over the values
+// the cache holds (decoded), for lengths below, equal to and across several tiles, each
+// KV type pair, and heads whose q8_0 groups are 32 (64), 16 (80) and 8 (stories260K's 8).
+// Tolerance 1e-4: only f32 accumulation differs.
 TEST(Attention, TiledEqualsReference) {
-  const int d = 32, kv_heads = 2, n_pos = 3 * kAttentionTile + 5;
-  KvCache cache(1, n_pos, d * kv_heads);
-  std::mt19937 rng(2);
-  std::normal_distribution<float> nd(0.f, 2.f);
-  for (int t = 0; t < n_pos; ++t)
-    for (int j = 0; j < d * kv_heads; ++j) {
-      cache.key(0, t)[j] = f32_to_f16(nd(rng));
-      cache.value(0, t)[j] = f32_to_f16(nd(rng));
-    }
-  std::vector<float> q(d), out(d), tile(kAttentionTile);
-  for (auto& v : q) v = nd(rng);
-  for (int head = 0; head < kv_heads; ++head) {
-    for (int len : {1, 7, kAttentionTile, kAttentionTile + 1, n_pos}) {
-      const int begin = len == n_pos ? 3 : 0;  // also a window that does not start at 0
-      attend_head(q.data(), cache, 0, head * d, begin, len, d, out.data(), tile.data());
-      std::vector<double> s;
-      double mx = -1e300;
-      for (int t = begin; t < len; ++t) {
-        double dot = 0;
-        for (int j = 0; j < d; ++j) dot += q[j] * double(f16_to_f32(cache.key(0, t)[head * d + j]));
-        s.push_back(dot / std::sqrt(double(d)));
-        mx = std::max(mx, s.back());
+  for (const int d : {64, 80, 8}) {
+    for (const auto& [kt, vt] : {std::pair{KvType::F16, KvType::F16}, std::pair{KvType::Q8_0, KvType::Q8_0},
+                                 std::pair{KvType::Q8_0, KvType::F16}, std::pair{KvType::F16, KvType::Q8_0}}) {
+      const int kv_heads = 2, kv_dim = d * kv_heads, n_pos = 3 * kAttentionTile + 5;
+      KvCache cache(1, n_pos, kv_dim, d, kt, vt);
+      std::mt19937 rng(2);
+      std::normal_distribution<float> nd(0.f, 2.f);
+      std::vector<float> k(size_t(n_pos) * kv_dim), v(k.size());
+      for (auto& x : k) x = nd(rng);
+      for (auto& x : v) x = nd(rng);
+      for (int t = 0; t < n_pos; ++t) {
+        cache.store(0, t, &k[size_t(t) * kv_dim], &v[size_t(t) * kv_dim]);
+        cache.decode_key(cache.key(0, t), &k[size_t(t) * kv_dim]);  // what the cache holds
+        cache.decode_value(cache.value(0, t), &v[size_t(t) * kv_dim]);
       }
-      double z = 0;
-      for (auto& v : s) z += (v = std::exp(v - mx));
-      for (int j = 0; j < d; ++j) {
-        double want = 0;
-        for (int t = begin; t < len; ++t) want += s[t - begin] / z * f16_to_f32(cache.value(0, t)[head * d + j]);
-        EXPECT_NEAR(out[j], want, 1e-4 * (1 + std::abs(want))) << "len " << len << " j " << j;
+      std::vector<float> q(d), out(d), tile(kAttentionTile);
+      for (auto& x : q) x = nd(rng);
+      for (int head = 0; head < kv_heads; ++head) {
+        for (int len : {1, 7, kAttentionTile, kAttentionTile + 1, n_pos}) {
+          const int begin = len == n_pos ? 3 : 0;  // also a window that does not start at 0
+          attend_head(q.data(), cache, 0, head * d, begin, len, d, out.data(), tile.data());
+          std::vector<double> s;
+          double mx = -1e300;
+          for (int t = begin; t < len; ++t) {
+            double dot = 0;
+            for (int j = 0; j < d; ++j) dot += q[j] * double(k[size_t(t) * kv_dim + head * d + j]);
+            s.push_back(dot / std::sqrt(double(d)));
+            mx = std::max(mx, s.back());
+          }
+          double z = 0;
+          for (auto& x : s) z += (x = std::exp(x - mx));
+          for (int j = 0; j < d; ++j) {
+            double want = 0;
+            for (int t = begin; t < len; ++t) want += s[t - begin] / z * v[size_t(t) * kv_dim + head * d + j];
+            ASSERT_NEAR(out[j], want, 1e-4 * (1 + std::abs(want)))
+                << kv_type_name(kt) << "/" << kv_type_name(vt) << " head_dim " << d << " len " << len << " j " << j;
+          }
+        }
       }
     }
   }

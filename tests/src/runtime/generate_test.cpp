@@ -138,10 +138,11 @@ TEST(Generate, ContextShiftMovesTheCacheAndRotatesKeysToTheirNewPositions) {
   std::vector<float> logits(shifted.hparams().vocab_size);
   shifted.forward(seq, logits.data());
   const KvCache& kv = shifted.kv_cache();
-  const int kv_dim = kv.kv_dim(), layers = static_cast<int>(shifted.hparams().n_layers);
-  std::vector<std::vector<uint16_t>> values_before;
+  const int64_t value_bytes = kv.value_bytes();
+  const int layers = static_cast<int>(shifted.hparams().n_layers);
+  std::vector<std::vector<uint8_t>> values_before;
   for (int l = 0; l < layers; ++l)
-    for (int p = keep + drop; p < n; ++p) values_before.emplace_back(kv.value(l, p), kv.value(l, p) + kv_dim);
+    for (int p = keep + drop; p < n; ++p) values_before.emplace_back(kv.value(l, p), kv.value(l, p) + value_bytes);
   shifted.shift_context(keep, drop);
   ASSERT_EQ(shifted.position(), n - drop);
   std::vector<int32_t> kept(seq.begin(), seq.begin() + keep);
@@ -151,7 +152,7 @@ TEST(Generate, ContextShiftMovesTheCacheAndRotatesKeysToTheirNewPositions) {
   size_t k = 0;
   for (int l = 0; l < layers; ++l)
     for (int p = keep; p < n - drop; ++p, ++k)
-      ASSERT_TRUE(std::equal(kv.value(l, p), kv.value(l, p) + kv_dim, values_before[k].begin())) << l << " " << p;
+      ASSERT_TRUE(std::equal(kv.value(l, p), kv.value(l, p) + value_bytes, values_before[k].begin())) << l << " " << p;
   Model fresh = test::stories_model(DType::F32, 64);
   fresh.forward(kept, logits.data());
   const float worst = test::max_key_error_in_f16_steps(kv, fresh.kv_cache(), 0, n - drop,

@@ -1,0 +1,39 @@
+// How the KV cache stores one position's keys (or values): f16, or llama.cpp's q8_0
+// (blocks of int8 with one f16 scale each: 34 bytes per 32 values, 47% less memory and
+// fewer bytes for attention to read at long contexts).
+#pragma once
+
+#include <cstdint>
+#include <numeric>
+#include <string>
+
+namespace qrun {
+
+enum class KvType : uint8_t { F16, Q8_0 };
+
+// "f16", "q8_0": llama.cpp's names for --cache-type-k / --cache-type-v.
+const char* kv_type_name(KvType t);
+// "f16", or "keys q8_0, values f16" where the two differ.
+std::string describe_kv_types(KvType keys, KvType values);
+// The type of that name; throws qrun::Error naming the accepted ones.
+KvType parse_kv_type(const std::string& name);
+
+// Values per q8_0 scale: blocks never straddle two heads, so a head of any size is whole
+// blocks (32 for head_dim 64/128/256, 16 for 80, 8 for stories260K's 8).
+inline int kv_group(int head_dim) { return std::gcd(head_dim, 32); }
+
+// Bytes of one position's keys or values over all kv heads.
+inline int64_t kv_row_bytes(KvType t, int kv_dim, int head_dim) {
+  if (t == KvType::F16) return int64_t{kv_dim} * 2;
+  const int g = kv_group(head_dim);
+  return int64_t{kv_dim} / g * (g + 2);
+}
+
+// Where head element `col` (a multiple of the group) starts in a row, in bytes.
+inline int64_t kv_col_offset(KvType t, int col, int head_dim) {
+  if (t == KvType::F16) return int64_t{col} * 2;
+  const int g = kv_group(head_dim);
+  return int64_t{col} / g * (g + 2);
+}
+
+}  // namespace qrun
