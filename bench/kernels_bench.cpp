@@ -113,6 +113,36 @@ void BM_QuantizeRow(benchmark::State& state, DType t) {
   state.counters["weights/s"] = benchmark::Counter(double(cols), benchmark::Counter::kIsIterationInvariantRate);
 }
 
+// One decode step's attention for one KV head of TinyLlama's shape (head_dim 64, 4 KV
+// heads per cache row, 8 query heads each) over n_keys cached positions: the 8 heads
+// in calls of `heads` (8: the group at once, as the runtime does; 1: head by head).
+// keys/s counts query-head x key pairs.
+void BM_Attend(benchmark::State& state, qrun::KvType t) {
+  const int64_t n_keys = state.range(0), heads = state.range(1), hd = 64, kv_dim = 4 * hd, group = 8;
+  const int64_t row = qrun::kv_row_bytes(t, int(kv_dim), int(hd));
+  std::mt19937 rng(7);
+  std::uniform_int_distribution<int> byte(0, 255);
+  std::vector<uint8_t> k(static_cast<size_t>(n_keys * row)), v(k.size());
+  for (auto& b : k) b = uint8_t(byte(rng));
+  for (auto& b : v) b = uint8_t(byte(rng));
+  if (t == qrun::KvType::Q8_0)  // sane f16 scales (0.01) at each block's start
+    for (size_t b = 0; b < k.size(); b += 34) k[b] = v[b] = 0x1F, k[b + 1] = v[b + 1] = 0x21;
+  else  // sane f16 values in [-2, 2): clear the top exponent bits
+    for (size_t b = 1; b < k.size(); b += 2) k[b] &= 0xBF, v[b] &= 0xBF;
+  std::vector<float> q(static_cast<size_t>(group * hd)), out(q.size()), tile(size_t(heads) * qrun::kAttentionTile);
+  for (auto& x : q) x = std::normal_distribution<float>()(rng);
+  for (auto _ : state) {
+    for (int64_t h = 0; h < group; h += heads)
+      qrun::attend({&q[size_t(h * hd)], heads, {k.data(), row, t}, {v.data(), row, t}, n_keys, hd, &out[size_t(h * hd)],
+                    tile.data()});
+    benchmark::DoNotOptimize(out.data());
+  }
+  state.counters["keys/s"] = benchmark::Counter(double(n_keys * group), benchmark::Counter::kIsIterationInvariantRate);
+}
+
+BENCHMARK_CAPTURE(BM_Attend, f16, qrun::KvType::F16)->Args({2048, 1})->Args({2048, 8})->Args({8192, 8});
+BENCHMARK_CAPTURE(BM_Attend, q8_0, qrun::KvType::Q8_0)->Args({2048, 1})->Args({2048, 8})->Args({8192, 8});
+
 BENCHMARK_CAPTURE(BM_Matvec, q4, DType::Q4)->Args({2048, 2048})->Args({5632, 2048});
 BENCHMARK_CAPTURE(BM_Matvec, q8, DType::Q8)->Args({2048, 2048})->Args({5632, 2048});
 // In L2 (compute bound).

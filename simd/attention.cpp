@@ -12,6 +12,7 @@
 #include <bit>
 #include <cmath>
 #include <limits>
+#include <stdexcept>
 #include <type_traits>
 
 #include "hwy/contrib/math/math-inl.h"
@@ -32,6 +33,10 @@ struct F16Row {
     return hn::PromoteTo(d, hn::LoadU(dh, reinterpret_cast<const hwy::float16_t*>(row) + j));
   }
   static HWY_INLINE float Scale(const uint8_t*, int64_t, int64_t) { return 1.0f; }
+  template <class D>
+  static HWY_INLINE hn::Vec<D> LoadScaled(D d, const uint8_t* row, int64_t j, int64_t g) {
+    return Load(d, row, j, g);
+  }
 };
 
 // A row of q8_0 blocks: per group of g values an f16 scale, then g int8 (the vector
@@ -53,6 +58,10 @@ struct Q8Row {
     const float magnitude = std::bit_cast<float>((h & 0x7FFFu) << 13) * 0x1p112f;
     return std::bit_cast<float>(std::bit_cast<uint32_t>(magnitude) | (h & 0x8000u) << 16);
   }
+  template <class D>
+  static HWY_INLINE hn::Vec<D> LoadScaled(D d, const uint8_t* row, int64_t j, int64_t g) {
+    return hn::Mul(Load(d, row, j, g), hn::Set(d, Scale(row, j, g)));
+  }
 };
 
 // Scores of one tile -> exp(score - tile_max) in place, over whole vectors: the tile
@@ -66,100 +75,162 @@ HWY_INLINE void ExpTile(float* tile, int64_t n, float tile_max) {
   for (int64_t i = 0; i < padded; i += N) hn::StoreU(hn::Exp(df, hn::Sub(hn::LoadU(df, tile + i), vmax)), df, tile + i);
 }
 
-// q . K_t: per group of g values a sum in f32, times the group's scale (F16Row: one
-// group, no scale).
+// s[h] = q_h . key for `heads` query heads (q_h = q + h * head_dim). Four heads per pass
+// share each load of the key and run four independent FMA chains and reductions: one
+// head at a time, the chain and its reduction made scoring latency bound.
 template <class Row, class D>
-HWY_INLINE float DotRow(D d, const float* q, const uint8_t* row, int64_t head_dim, int64_t g) {
+HWY_INLINE void Scores(D d, const float* q, int64_t heads, const uint8_t* key, int64_t hd, int64_t g, float* s) {
   const int64_t N = static_cast<int64_t>(hn::Lanes(d));
-  auto acc = hn::Zero(d);
-  if constexpr (std::is_same_v<Row, F16Row>) {
-    for (int64_t j = 0; j < head_dim; j += N) acc = hn::MulAdd(hn::LoadU(d, q + j), Row::Load(d, row, j, g), acc);
-  } else {
-    for (int64_t j0 = 0; j0 < head_dim; j0 += g) {
-      auto part = hn::Zero(d);
-      for (int64_t j = j0; j < j0 + g; j += N) part = hn::MulAdd(hn::LoadU(d, q + j), Row::Load(d, row, j, g), part);
-      acc = hn::MulAdd(part, hn::Set(d, Row::Scale(row, j0, g)), acc);
+  int64_t h = 0;
+  for (; h + 4 <= heads; h += 4) {
+    const float* q0 = q + h * hd;
+    auto a0 = hn::Zero(d), a1 = hn::Zero(d), a2 = hn::Zero(d), a3 = hn::Zero(d);
+    for (int64_t j = 0; j < hd; j += N) {
+      const auto k = Row::LoadScaled(d, key, j, g);
+      a0 = hn::MulAdd(hn::LoadU(d, q0 + j), k, a0);
+      a1 = hn::MulAdd(hn::LoadU(d, q0 + hd + j), k, a1);
+      a2 = hn::MulAdd(hn::LoadU(d, q0 + 2 * hd + j), k, a2);
+      a3 = hn::MulAdd(hn::LoadU(d, q0 + 3 * hd + j), k, a3);
     }
+    s[h] = hn::GetLane(hn::SumOfLanes(d, a0));
+    s[h + 1] = hn::GetLane(hn::SumOfLanes(d, a1));
+    s[h + 2] = hn::GetLane(hn::SumOfLanes(d, a2));
+    s[h + 3] = hn::GetLane(hn::SumOfLanes(d, a3));
   }
-  return hn::GetLane(hn::SumOfLanes(d, acc));
+  for (; h < heads; ++h) {
+    auto a0 = hn::Zero(d), a1 = hn::Zero(d);
+    int64_t j = 0;
+    for (; j + 2 * N <= hd; j += 2 * N) {
+      a0 = hn::MulAdd(hn::LoadU(d, q + h * hd + j), Row::LoadScaled(d, key, j, g), a0);
+      a1 = hn::MulAdd(hn::LoadU(d, q + h * hd + j + N), Row::LoadScaled(d, key, j + N, g), a1);
+    }
+    if (j < hd) a0 = hn::MulAdd(hn::LoadU(d, q + h * hd + j), Row::LoadScaled(d, key, j, g), a0);
+    s[h] = hn::GetLane(hn::SumOfLanes(d, hn::Add(a0, a1)));
+  }
 }
 
-// Lanes(d) divides g, g divides head_dim.
-template <class KRow, class VRow, class D>
-HWY_INLINE void Attend(D d, const float* q, const KvRows& k, const KvRows& v, int64_t n_keys, int64_t head_dim,
-                       int64_t g, float* out, float* tile, float scale, float softcap) {
-  const int64_t N = static_cast<int64_t>(hn::Lanes(d));
-  if (scale == 0.0f) scale = 1.0f / std::sqrt(static_cast<float>(head_dim));
-  float running_max = -std::numeric_limits<float>::infinity(), running_sum = 0.0f;
-  for (int64_t j = 0; j < head_dim; j += N) hn::StoreU(hn::Zero(d), d, out + j);
-  float weights[kAttentionTile];  // a key's softmax weight times its value group's scale
-  for (int64_t t0 = 0; t0 < n_keys; t0 += kAttentionTile) {
-    const int64_t n = std::min<int64_t>(kAttentionTile, n_keys - t0);
-    float tile_max = running_max;
-    for (int64_t i = 0; i < n; ++i) {
-      tile[i] = DotRow<KRow>(d, q, k.data + (t0 + i) * k.stride, head_dim, g) * scale;
-      if (softcap > 0.0f) tile[i] = softcap * std::tanh(tile[i] / softcap);
-      tile_max = std::max(tile_max, tile[i]);
-    }
-    ExpTile(tile, n, tile_max);
-    // Rescale what was accumulated under the old maximum (exp(-inf) = 0 the first time).
-    const float correction = std::exp(running_max - tile_max);
-    if (correction != 1.0f) {
-      const auto c = hn::Set(d, correction);
-      for (int64_t j = 0; j < head_dim; j += N) hn::StoreU(hn::Mul(hn::LoadU(d, out + j), c), d, out + j);
-      running_sum *= correction;
-    }
-    running_max = tile_max;
-    for (int64_t i = 0; i < n; ++i) running_sum += tile[i];
-    const uint8_t* values = v.data + t0 * v.stride;
-    const int64_t vg = std::is_same_v<VRow, F16Row> ? head_dim : g;
-    for (int64_t j0 = 0; j0 < head_dim; j0 += vg) {
-      const float* w = tile;
-      if constexpr (!std::is_same_v<VRow, F16Row>) {
-        for (int64_t i = 0; i < n; ++i) weights[i] = tile[i] * VRow::Scale(values + i * v.stride, j0, g);
-        w = weights;
+// out_h += sum_i w_h[i] V_i over a tile of n value rows, for every head: w_h is the
+// head's tile of softmax weights, times the value group's scale for q8_0. Four heads per
+// pass share each load of a value vector and run four FMA chains; keys inner, so out is
+// read and written once per tile (with out[] updated per key, its store-to-load chain
+// took half of all attention time, pp512).
+template <class Row, class D>
+HWY_INLINE void AddValues(D d, const AttendArgs& a, const uint8_t* values, int64_t n, int64_t g) {
+  const int64_t N = static_cast<int64_t>(hn::Lanes(d)), hd = a.head_dim, stride = a.v.stride;
+  const int64_t vg = std::is_same_v<Row, F16Row> ? hd : g;  // widths that share one scale
+  float scaled[kMaxAttendHeads * kAttentionTile];
+  for (int64_t j0 = 0; j0 < hd; j0 += vg) {
+    const float* w = a.tile;
+    if constexpr (!std::is_same_v<Row, F16Row>) {
+      for (int64_t i = 0; i < n; ++i) {
+        const float scale = Row::Scale(values + i * stride, j0, g);
+        for (int64_t h = 0; h < a.heads; ++h) scaled[h * kAttentionTile + i] = a.tile[h * kAttentionTile + i] * scale;
       }
-      // Keys inner, in two register accumulators per output vector: with out[] updated
-      // per key, its store-to-load chain took half of all attention time (pp512).
+      w = scaled;
+    }
+    int64_t h = 0;
+    for (; h + 4 <= a.heads; h += 4) {
+      const float* w0 = w + h * kAttentionTile;
+      float* out = a.out + h * hd;
+      for (int64_t j = j0; j < j0 + vg; j += N) {
+        auto a0 = hn::LoadU(d, out + j), a1 = hn::LoadU(d, out + hd + j);
+        auto a2 = hn::LoadU(d, out + 2 * hd + j), a3 = hn::LoadU(d, out + 3 * hd + j);
+        for (int64_t i = 0; i < n; ++i) {
+          const auto v = Row::Load(d, values + i * stride, j, g);
+          a0 = hn::MulAdd(hn::Set(d, w0[i]), v, a0);
+          a1 = hn::MulAdd(hn::Set(d, w0[kAttentionTile + i]), v, a1);
+          a2 = hn::MulAdd(hn::Set(d, w0[2 * kAttentionTile + i]), v, a2);
+          a3 = hn::MulAdd(hn::Set(d, w0[3 * kAttentionTile + i]), v, a3);
+        }
+        hn::StoreU(a0, d, out + j);
+        hn::StoreU(a1, d, out + hd + j);
+        hn::StoreU(a2, d, out + 2 * hd + j);
+        hn::StoreU(a3, d, out + 3 * hd + j);
+      }
+    }
+    for (; h < a.heads; ++h) {  // one head, in two accumulators
+      const float* wh = w + h * kAttentionTile;
+      float* out = a.out + h * hd;
       for (int64_t j = j0; j < j0 + vg; j += N) {
         auto acc0 = hn::LoadU(d, out + j), acc1 = hn::Zero(d);
         int64_t i = 0;
         for (; i + 2 <= n; i += 2) {
-          acc0 = hn::MulAdd(hn::Set(d, w[i]), VRow::Load(d, values + i * v.stride, j, g), acc0);
-          acc1 = hn::MulAdd(hn::Set(d, w[i + 1]), VRow::Load(d, values + (i + 1) * v.stride, j, g), acc1);
+          acc0 = hn::MulAdd(hn::Set(d, wh[i]), Row::Load(d, values + i * stride, j, g), acc0);
+          acc1 = hn::MulAdd(hn::Set(d, wh[i + 1]), Row::Load(d, values + (i + 1) * stride, j, g), acc1);
         }
-        if (i < n) acc0 = hn::MulAdd(hn::Set(d, w[i]), VRow::Load(d, values + i * v.stride, j, g), acc0);
+        if (i < n) acc0 = hn::MulAdd(hn::Set(d, wh[i]), Row::Load(d, values + i * stride, j, g), acc0);
         hn::StoreU(hn::Add(acc0, acc1), d, out + j);
       }
     }
   }
-  if (running_sum > 0.0f) {
-    const auto inv = hn::Set(d, 1.0f / running_sum);
-    for (int64_t j = 0; j < head_dim; j += N) hn::StoreU(hn::Mul(hn::LoadU(d, out + j), inv), d, out + j);
+}
+
+// Lanes(d) divides g, g divides head_dim.
+template <class KRow, class VRow, class D>
+HWY_INLINE void Attend(D d, const AttendArgs& a, int64_t g) {
+  const int64_t N = static_cast<int64_t>(hn::Lanes(d)), hd = a.head_dim, heads = a.heads;
+  const float scale = a.scale == 0.0f ? 1.0f / std::sqrt(static_cast<float>(hd)) : a.scale;
+  float running_max[kMaxAttendHeads], running_sum[kMaxAttendHeads];
+  for (int64_t h = 0; h < heads; ++h) {
+    running_max[h] = -std::numeric_limits<float>::infinity();
+    running_sum[h] = 0.0f;
+    for (int64_t j = 0; j < hd; j += N) hn::StoreU(hn::Zero(d), d, a.out + h * hd + j);
+  }
+  for (int64_t t0 = 0; t0 < a.n_keys; t0 += kAttentionTile) {
+    const int64_t n = std::min<int64_t>(kAttentionTile, a.n_keys - t0);
+    // Each key row is read from memory once for all the heads.
+    for (int64_t i = 0; i < n; ++i) {
+      float s[kMaxAttendHeads];
+      Scores<KRow>(d, a.q, heads, a.k.data + (t0 + i) * a.k.stride, hd, g, s);
+      for (int64_t h = 0; h < heads; ++h) {
+        s[h] *= scale;
+        if (a.softcap > 0.0f) s[h] = a.softcap * std::tanh(s[h] / a.softcap);
+        a.tile[h * kAttentionTile + i] = s[h];
+      }
+    }
+    for (int64_t h = 0; h < heads; ++h) {
+      float* tile = a.tile + h * kAttentionTile;
+      float* out = a.out + h * hd;
+      const float tile_max = std::max(running_max[h], *std::max_element(tile, tile + n));
+      ExpTile(tile, n, tile_max);
+      // Rescale what was accumulated under the old maximum (exp(-inf) = 0 the first time).
+      const float correction = std::exp(running_max[h] - tile_max);
+      if (correction != 1.0f) {
+        const auto c = hn::Set(d, correction);
+        for (int64_t j = 0; j < hd; j += N) hn::StoreU(hn::Mul(hn::LoadU(d, out + j), c), d, out + j);
+        running_sum[h] *= correction;
+      }
+      running_max[h] = tile_max;
+      for (int64_t i = 0; i < n; ++i) running_sum[h] += tile[i];
+    }
+    AddValues<VRow>(d, a, a.v.data + t0 * a.v.stride, n, g);
+  }
+  for (int64_t h = 0; h < heads; ++h) {
+    if (running_sum[h] <= 0.0f) continue;
+    const auto inv = hn::Set(d, 1.0f / running_sum[h]);
+    for (int64_t j = 0; j < hd; j += N) hn::StoreU(hn::Mul(hn::LoadU(d, a.out + h * hd + j), inv), d, a.out + h * hd + j);
   }
 }
 
 template <class D>
-HWY_INLINE void AttendRows(D d, const float* q, const KvRows& k, const KvRows& v, int64_t n_keys, int64_t head_dim,
-                           int64_t g, float* out, float* tile, float scale, float softcap) {
-  const bool k8 = k.type == KvType::Q8_0, v8 = v.type == KvType::Q8_0;
-  if (k8 && v8) return Attend<Q8Row, Q8Row>(d, q, k, v, n_keys, head_dim, g, out, tile, scale, softcap);
-  if (k8) return Attend<Q8Row, F16Row>(d, q, k, v, n_keys, head_dim, g, out, tile, scale, softcap);
-  if (v8) return Attend<F16Row, Q8Row>(d, q, k, v, n_keys, head_dim, g, out, tile, scale, softcap);
-  Attend<F16Row, F16Row>(d, q, k, v, n_keys, head_dim, g, out, tile, scale, softcap);
+HWY_INLINE void AttendRows(D d, const AttendArgs& a, int64_t g) {
+  const bool k8 = a.k.type == KvType::Q8_0, v8 = a.v.type == KvType::Q8_0;
+  if (k8 && v8) return Attend<Q8Row, Q8Row>(d, a, g);
+  if (k8) return Attend<Q8Row, F16Row>(d, a, g);
+  if (v8) return Attend<F16Row, Q8Row>(d, a, g);
+  Attend<F16Row, F16Row>(d, a, g);
 }
 
-void AttendImpl(const float* q, const KvRows& k, const KvRows& v, int64_t n_keys, int64_t head_dim, float* out,
-                float* tile, float scale, float softcap) {
+void AttendImpl(const AttendArgs& a) {
   // CappedTag<float, C> has at most C lanes (fewer on narrow targets), and C divides
   // the width that must be whole vectors: a q8_0 group where either side has them,
   // else head_dim. So its lane count does too.
-  const int64_t g = kv_group(static_cast<int>(head_dim));
-  const int64_t whole = k.type == KvType::Q8_0 || v.type == KvType::Q8_0 ? g : head_dim;
-  if (whole % 16 == 0) return AttendRows(hn::CappedTag<float, 16>(), q, k, v, n_keys, head_dim, g, out, tile, scale, softcap);
-  if (whole % 8 == 0) return AttendRows(hn::CappedTag<float, 8>(), q, k, v, n_keys, head_dim, g, out, tile, scale, softcap);
-  if (whole % 4 == 0) return AttendRows(hn::CappedTag<float, 4>(), q, k, v, n_keys, head_dim, g, out, tile, scale, softcap);
-  AttendRows(hn::CappedTag<float, 1>(), q, k, v, n_keys, head_dim, g, out, tile, scale, softcap);
+  const int64_t g = kv_group(static_cast<int>(a.head_dim));
+  const int64_t whole = a.k.type == KvType::Q8_0 || a.v.type == KvType::Q8_0 ? g : a.head_dim;
+  if (whole % 16 == 0) return AttendRows(hn::CappedTag<float, 16>(), a, g);
+  if (whole % 8 == 0) return AttendRows(hn::CappedTag<float, 8>(), a, g);
+  if (whole % 4 == 0) return AttendRows(hn::CappedTag<float, 4>(), a, g);
+  AttendRows(hn::CappedTag<float, 1>(), a, g);
 }
 
 }  // namespace HWY_NAMESPACE
@@ -171,9 +242,9 @@ namespace qrun {
 
 HWY_EXPORT(AttendImpl);
 
-void attend(const float* q, const KvRows& k, const KvRows& v, int64_t n_keys, int64_t head_dim, float* out,
-            float* tile, float scale, float softcap) {
-  HWY_DYNAMIC_DISPATCH(AttendImpl)(q, k, v, n_keys, head_dim, out, tile, scale, softcap);
+void attend(const AttendArgs& args) {
+  if (args.heads < 1 || args.heads > kMaxAttendHeads) throw std::invalid_argument("attend: 1 to 8 heads at a time");
+  HWY_DYNAMIC_DISPATCH(AttendImpl)(args);
 }
 
 }  // namespace qrun

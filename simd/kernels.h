@@ -76,7 +76,7 @@ void softmax(float* x, int64_t n);                             // in place, nume
 // The KV cache is stored in f16.
 void f32_to_f16_row(const float* x, uint16_t* out, int64_t n);
 
-// Keys per tile of attend's online softmax; its scratch is one tile of floats.
+// Keys per tile of attend's online softmax; its scratch is one tile of floats per head.
 inline constexpr int kAttentionTile = 64;
 
 // One head's cached keys or values at consecutive positions, as the KV cache stores
@@ -87,12 +87,25 @@ struct KvRows {
   KvType type;
 };
 
-// out[head_dim] = sum_t softmax_t(s_t) V_t over t in [0, n_keys), with scores
+// Query heads one attend call takes: those of a KV group (GQA), or a share of them.
+inline constexpr int kMaxAttendHeads = 8;
+
+// For each of `heads` query heads (q and out hold them one after another, head_dim
+// floats each): out[head_dim] = sum_t softmax_t(s_t) V_t over t in [0, n_keys), with
 // s_t = scale * (q . K_t) (scale 0: 1 / sqrt(head_dim)), soft-capped to
-// softcap * tanh(s_t / softcap) when softcap > 0 (Gemma 2).
-// Scratch memory is `tile` (kAttentionTile floats), whatever n_keys is.
-void attend(const float* q, const KvRows& k, const KvRows& v, int64_t n_keys, int64_t head_dim, float* out,
-            float* tile, float scale = 0.0f, float softcap = 0.0f);
+// softcap * tanh(s_t / softcap) when softcap > 0 (Gemma 2). The heads share k and v, so
+// each cached row is read from memory once for all of them.
+// Scratch memory is `tile` (heads * kAttentionTile floats), whatever n_keys is.
+struct AttendArgs {
+  const float* q;
+  int64_t heads;  // 1 .. kMaxAttendHeads
+  KvRows k, v;
+  int64_t n_keys, head_dim;
+  float* out;
+  float* tile;
+  float scale = 0.0f, softcap = 0.0f;
+};
+void attend(const AttendArgs& args);
 
 // Name of the SIMD target chosen at run time (e.g. "AVX3_ZEN4", "AVX2", "AVX2+VNNI": its
 // int8 kernels with vpdpbusd, simd/int8_vnni.h).

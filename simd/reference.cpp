@@ -210,23 +210,26 @@ double kv_element(const KvRows& rows, int64_t t, int64_t j, int64_t head_dim) {
 
 }  // namespace
 
-void attend(const float* q, const KvRows& k, const KvRows& v, int64_t n_keys, int64_t head_dim, float* out,
-            float scale, float softcap) {
-  std::vector<double> s(static_cast<size_t>(n_keys));
-  double mx = -1e300;
-  for (int64_t t = 0; t < n_keys; ++t) {
-    double dot = 0;
-    for (int64_t j = 0; j < head_dim; ++j) dot += double(q[j]) * kv_element(k, t, j, head_dim);
-    s[size_t(t)] = scale > 0 ? dot * scale : dot / std::sqrt(double(head_dim));
-    if (softcap > 0) s[size_t(t)] = softcap * std::tanh(s[size_t(t)] / softcap);
-    mx = std::max(mx, s[size_t(t)]);
-  }
-  double z = 0;
-  for (auto& e : s) z += (e = std::exp(e - mx));
-  for (int64_t j = 0; j < head_dim; ++j) {
-    double acc = 0;
-    for (int64_t t = 0; t < n_keys; ++t) acc += s[size_t(t)] * kv_element(v, t, j, head_dim);
-    out[j] = static_cast<float>(acc / z);
+void attend(const AttendArgs& a) {
+  const int64_t hd = a.head_dim;
+  for (int64_t h = 0; h < a.heads; ++h) {
+    const float* q = a.q + h * hd;
+    std::vector<double> s(static_cast<size_t>(a.n_keys));
+    double mx = -1e300;
+    for (int64_t t = 0; t < a.n_keys; ++t) {
+      double dot = 0;
+      for (int64_t j = 0; j < hd; ++j) dot += double(q[j]) * kv_element(a.k, t, j, hd);
+      s[size_t(t)] = a.scale > 0 ? dot * a.scale : dot / std::sqrt(double(hd));
+      if (a.softcap > 0) s[size_t(t)] = a.softcap * std::tanh(s[size_t(t)] / a.softcap);
+      mx = std::max(mx, s[size_t(t)]);
+    }
+    double z = 0;
+    for (auto& e : s) z += (e = std::exp(e - mx));
+    for (int64_t j = 0; j < hd; ++j) {
+      double acc = 0;
+      for (int64_t t = 0; t < a.n_keys; ++t) acc += s[size_t(t)] * kv_element(a.v, t, j, hd);
+      a.out[h * hd + j] = static_cast<float>(acc / z);
+    }
   }
 }
 

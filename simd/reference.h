@@ -19,8 +19,8 @@ float dot_f32(const float* a, const float* b, int64_t n);
 void swiglu(float* gate, const float* up, int64_t n);
 void geglu_tanh(float* gate, const float* up, int64_t n);
 void softmax(float* x, int64_t n);
-// Plain softmax over all scores in double: no tiles, no online rescaling.
-void attend(const float* q, const KvRows& k, const KvRows& v, int64_t n_keys, int64_t head_dim, float* out,
-            float scale = 0.0f, float softcap = 0.0f);
+// Plain softmax over all scores in double, one head at a time: no tiles, no online
+// rescaling.
+void attend(const AttendArgs& args);
 
 }  // namespace qrun::ref

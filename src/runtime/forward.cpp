@@ -74,19 +74,28 @@ void Model::forward_batch(const int32_t* tokens, int n, float* logits, bool all_
       }
       cache_.store(slot, pos0 + i, k, v);
     }
-    // Attention work grows with the context; split by (token, head) once it is worth it.
+    // Attention work grows with the context; split by (token, query heads of a KV head)
+    // once it is worth it. The heads of a KV group go together so that each cached row is
+    // read once for all of them, in shares of at most kMaxAttendHeads, and in smaller
+    // shares where there would be fewer tasks than threads.
     const int64_t kv_bytes = int64_t{n} * n_heads * (pos0 + n) * hd * 4;
     const bool sliding = layer_is_sliding(hp, l);
+    const int threads = useful_threads(kv_bytes);
+    int shares = (group + kMaxAttendHeads - 1) / kMaxAttendHeads;
+    while (shares < group && int64_t{n} * n_kv * shares < threads) ++shares;
+    const int share = (group + shares - 1) / shares;
     pool_.run([&](int t, int nt) {
-      for (int task = t; task < n * n_heads; task += nt) {
-        const int i = task / n_heads, h = task % n_heads;
+      for (int task = t; task < n * n_kv * shares; task += nt) {
+        const int i = task / (n_kv * shares), kvh = task / shares % n_kv, first = kvh * group + task % shares * share;
+        const int heads = std::min(share, (kvh + 1) * group - first);
+        if (heads <= 0) continue;
         const int t_end = pos0 + i + 1;
         const int t_begin = sliding ? std::max(0, t_end - static_cast<int>(hp.sliding_window)) : 0;
-        attend_head(&s.q[size_t(i) * q_dim + size_t(h) * hd], cache_, slot, (h / group) * hd, t_begin, t_end, hd,
-                    &s.xb[size_t(i) * q_dim + size_t(h) * hd], &s.tiles[size_t(t) * kAttentionTile], hp.query_scale,
-                    hp.attn_softcap);
+        const size_t at = size_t(i) * q_dim + size_t(first) * hd;
+        attend_heads(&s.q[at], heads, cache_, slot, kvh * hd, t_begin, t_end, hd, &s.xb[at],
+                     &s.tiles[size_t(t) * kMaxAttendHeads * kAttentionTile], hp.query_scale, hp.attn_softcap);
       }
-    }, useful_threads(kv_bytes));
+    }, threads);
     if (observer_) observer_(l, MatrixInput::AttentionOut, s.xb.data(), n, q_dim);
     project(pool_, {{w.wo, s.xb2.data(), dim}}, s.xb.data(), n, act);
     if (w.post_attention_norm)

@@ -32,7 +32,7 @@ struct ScratchSizes {
     xq = rows * static_cast<size_t>(q8a_blocks(static_cast<int64_t>(widest)));
     xq16 = (wide_rows ? std::max(static_cast<size_t>(wide_rows), rows) : 0) *
            static_cast<size_t>(q8a_blocks(static_cast<int64_t>(widest)));
-    tiles = static_cast<size_t>(threads) * kAttentionTile;
+    tiles = static_cast<size_t>(threads) * kMaxAttendHeads * kAttentionTile;
     if (hp.n_experts) {
       router = b * hp.n_experts;
       chosen = b * hp.n_experts_used;
@@ -56,7 +56,7 @@ struct Model::Scratch {
   std::vector<float> hb, hb2;   // FFN gate and up
   std::vector<BlockQ8A> xq;     // int8 activations of the current matmul input
   std::vector<BlockQ16A> xq16;  // its 16-bit activations, for Q8 matrices (RunPlan::q8_step_bits)
-  std::vector<float> tiles;     // attention score tile per thread
+  std::vector<float> tiles;     // attention score tiles per thread, one per head of a call
   std::vector<float> router;         // router logits, batch x n_experts
   std::vector<int32_t> chosen;       // each token's k experts
   std::vector<float> chosen_weight;  // and their weights

@@ -167,13 +167,14 @@ std::vector<uint8_t> kv_rows(KvType t, const std::vector<float>& x, int64_t head
 }
 
 // attend (tiled, online softmax, f32) against the plain double softmax, for head sizes
-// that take 16-, 8-, 4- and 1-lane vectors (and q8_0 groups of 32, 16, 8, 4 and 2) and
-// key counts below, at and across tile boundaries, for each pair of KV types. The cached
-// values are shared, so only f32 accumulation and the vector exp differ: 1e-4 relative.
+// that take 16-, 8-, 4- and 1-lane vectors (and q8_0 groups of 32, 16, 8, 4 and 2), key
+// counts below, at and across tile boundaries, each pair of KV types, and 1, 3 and 8
+// query heads sharing the rows. The cached values are shared, so only f32 accumulation
+// and the vector exp differ: 1e-4 relative.
 TEST(Elementwise, AttentionMatchesReference) {
   for (int64_t hd : {8, 6, 12, 64, 128, 80}) {
     const int64_t width = 3 * hd, n_max = 2 * kAttentionTile + 9;
-    const auto q = random_values(Distribution::Normal, hd, 7, 1.0f);
+    const auto q = random_values(Distribution::Normal, kMaxAttendHeads * hd, 7, 1.0f);
     const auto kf = random_values(Distribution::StudentT3, n_max * width, 8, 2.0f);
     const auto vf = random_values(Distribution::Normal, n_max * width, 9, 1.0f);
     for (const auto& [kt, vt] : {std::pair{KvType::F16, KvType::F16}, std::pair{KvType::Q8_0, KvType::Q8_0},
@@ -186,21 +187,22 @@ TEST(Elementwise, AttentionMatchesReference) {
       // 50 and at 2 (a cap the scores reach, so the tanh shapes them).
       for (const auto& [scale, softcap] : {std::pair{0.0f, 0.0f}, std::pair{0.2f, 50.0f}, std::pair{0.5f, 2.0f}}) {
         for (int64_t n : {int64_t{1}, int64_t{7}, int64_t{kAttentionTile}, int64_t{kAttentionTile + 1}, n_max}) {
-          std::vector<float> want(static_cast<size_t>(hd));
-          ref::attend(q.data(), k, v, n, hd, want.data(), scale, softcap);
-          for_each_target([&] {
-            std::vector<float> out(static_cast<size_t>(hd)), tile(kAttentionTile);
-            attend(q.data(), k, v, n, hd, out.data(), tile.data(), scale, softcap);
-            for (int64_t j = 0; j < hd; ++j)
-              EXPECT_NEAR(out[size_t(j)], want[size_t(j)], 1e-4 * (1 + std::abs(want[size_t(j)])))
-                  << kv_type_name(kt) << "/" << kv_type_name(vt) << " head_dim " << hd << " keys " << n << " j " << j
-                  << " scale " << scale << " cap " << softcap;
-          });
+          for (int64_t heads : {int64_t{1}, int64_t{3}, int64_t{kMaxAttendHeads}}) {
+            std::vector<float> want(static_cast<size_t>(heads * hd));
+            ref::attend({q.data(), heads, k, v, n, hd, want.data(), nullptr, scale, softcap});
+            for_each_target([&] {
+              std::vector<float> out(want.size()), tile(size_t(heads) * kAttentionTile);
+              attend({q.data(), heads, k, v, n, hd, out.data(), tile.data(), scale, softcap});
+              for (size_t j = 0; j < want.size(); ++j)
+                ASSERT_NEAR(out[j], want[j], 1e-4 * (1 + std::abs(want[j])))
+                    << kv_type_name(kt) << "/" << kv_type_name(vt) << " head_dim " << hd << " keys " << n << " heads "
+                    << heads << " j " << j << " scale " << scale << " cap " << softcap;
+            });
+          }
         }
       }
     }
   }
-
 }
 
 }  // namespace

@@ -152,8 +152,8 @@ TEST_P(CudaAttention, MatchesAttendHead) {
   std::vector<float> cpu(q.size()), gpu(q.size()), tile(kAttentionTile);
   const int t_begin = window ? std::max(0, t_end - window) : 0;
   for (int h = 0; h < n_heads; ++h)
-    attend_head(&q[size_t(h) * hd], cache, 0, (h / (n_heads / n_kv)) * hd, t_begin, t_end, hd, &cpu[size_t(h) * hd],
-                tile.data());
+    attend_heads(&q[size_t(h) * hd], 1, cache, 0, (h / (n_heads / n_kv)) * hd, t_begin, t_end, hd,
+                 &cpu[size_t(h) * hd], tile.data());
   cuda_testing::attention(q.data(), reinterpret_cast<const uint16_t*>(cache.key(0, 0)),
                           reinterpret_cast<const uint16_t*>(cache.value(0, 0)), n_heads, n_kv, hd, t_end, window,
                           gpu.data());

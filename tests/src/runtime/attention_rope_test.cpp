@@ -72,8 +72,8 @@ TEST(Rope, Llama3ScalingBands) {
 
 // Tiled online-softmax attention equals softmax(qK^T/sqrt(d))V in double over the values
 // the cache holds (decoded), for lengths below, equal to and across several tiles, each
-// KV type pair, and heads whose q8_0 groups are 32 (64), 16 (80) and 8 (stories260K's 8).
-// Tolerance 1e-4: only f32 accumulation differs.
+// KV type pair, heads whose q8_0 groups are 32 (64), 16 (80) and 8 (stories260K's 8),
+// and three query heads sharing each KV head. Tolerance 1e-4: only f32 accumulation differs.
 TEST(Attention, TiledEqualsReference) {
   for (const int d : {64, 80, 8}) {
     for (const auto& [kt, vt] : {std::pair{KvType::F16, KvType::F16}, std::pair{KvType::Q8_0, KvType::Q8_0},
@@ -90,27 +90,31 @@ TEST(Attention, TiledEqualsReference) {
         cache.decode_key(cache.key(0, t), &k[size_t(t) * kv_dim]);  // what the cache holds
         cache.decode_value(cache.value(0, t), &v[size_t(t) * kv_dim]);
       }
-      std::vector<float> q(d), out(d), tile(kAttentionTile);
+      const int heads = 3;  // query heads per KV head
+      std::vector<float> q(size_t(heads) * d), out(q.size()), tile(size_t(heads) * kAttentionTile);
       for (auto& x : q) x = nd(rng);
       for (int head = 0; head < kv_heads; ++head) {
         for (int len : {1, 7, kAttentionTile, kAttentionTile + 1, n_pos}) {
           const int begin = len == n_pos ? 3 : 0;  // also a window that does not start at 0
-          attend_head(q.data(), cache, 0, head * d, begin, len, d, out.data(), tile.data());
-          std::vector<double> s;
-          double mx = -1e300;
-          for (int t = begin; t < len; ++t) {
-            double dot = 0;
-            for (int j = 0; j < d; ++j) dot += q[j] * double(k[size_t(t) * kv_dim + head * d + j]);
-            s.push_back(dot / std::sqrt(double(d)));
-            mx = std::max(mx, s.back());
-          }
-          double z = 0;
-          for (auto& x : s) z += (x = std::exp(x - mx));
-          for (int j = 0; j < d; ++j) {
-            double want = 0;
-            for (int t = begin; t < len; ++t) want += s[t - begin] / z * v[size_t(t) * kv_dim + head * d + j];
-            ASSERT_NEAR(out[j], want, 1e-4 * (1 + std::abs(want)))
-                << kv_type_name(kt) << "/" << kv_type_name(vt) << " head_dim " << d << " len " << len << " j " << j;
+          attend_heads(q.data(), heads, cache, 0, head * d, begin, len, d, out.data(), tile.data());
+          for (int h = 0; h < heads; ++h) {
+            std::vector<double> s;
+            double mx = -1e300;
+            for (int t = begin; t < len; ++t) {
+              double dot = 0;
+              for (int j = 0; j < d; ++j) dot += q[size_t(h * d + j)] * double(k[size_t(t) * kv_dim + head * d + j]);
+              s.push_back(dot / std::sqrt(double(d)));
+              mx = std::max(mx, s.back());
+            }
+            double z = 0;
+            for (auto& x : s) z += (x = std::exp(x - mx));
+            for (int j = 0; j < d; ++j) {
+              double want = 0;
+              for (int t = begin; t < len; ++t) want += s[t - begin] / z * v[size_t(t) * kv_dim + head * d + j];
+              ASSERT_NEAR(out[size_t(h * d + j)], want, 1e-4 * (1 + std::abs(want)))
+                  << kv_type_name(kt) << "/" << kv_type_name(vt) << " head_dim " << d << " len " << len << " head "
+                  << h << " j " << j;
+            }
           }
         }
       }
