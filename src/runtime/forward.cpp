@@ -80,7 +80,7 @@ void Model::forward_batch(const int32_t* tokens, int n, float* logits, bool all_
     // shares where there would be fewer tasks than threads.
     const int64_t kv_bytes = int64_t{n} * n_heads * (pos0 + n) * hd * 4;
     const bool sliding = layer_is_sliding(hp, l);
-    const int threads = useful_threads(kv_bytes);
+    const int threads = std::min(pool_.size(), useful_threads(kv_bytes));
     int shares = (group + kMaxAttendHeads - 1) / kMaxAttendHeads;
     while (shares < group && int64_t{n} * n_kv * shares < threads) ++shares;
     const int share = (group + shares - 1) / shares;
