@@ -78,6 +78,20 @@ float row_dot(DType t, const uint8_t* row, int64_t cols, const float* x, const B
   return static_cast<float>(acc);
 }
 
+// Element j of a cached row: f16, or q8_0's scale of j's group times its int8.
+double kv_element(const KvRows& rows, int64_t t, int64_t j, int64_t head_dim) {
+  const uint8_t* row = rows.data + t * rows.stride;
+  uint16_t h;
+  if (rows.type == KvType::F16) {
+    std::copy_n(row + 2 * j, 2, reinterpret_cast<uint8_t*>(&h));
+    return f16_to_f32(h);
+  }
+  const int64_t g = kv_group(static_cast<int>(head_dim));
+  const uint8_t* block = row + j / g * (g + 2);
+  std::copy_n(block, 2, reinterpret_cast<uint8_t*>(&h));
+  return double(f16_to_f32(h)) * static_cast<int8_t>(block[2 + j % g]);
+}
+
 }  // namespace
 
 void quantize_activations(const float* x, int64_t n, BlockQ8A* out) {
@@ -192,23 +206,6 @@ void softmax(float* x, int64_t n) {
   for (int64_t i = 0; i < n; ++i) x[i] *= inv;
 }
 
-namespace {
-
-// Element j of a cached row: f16, or q8_0's scale of j's group times its int8.
-double kv_element(const KvRows& rows, int64_t t, int64_t j, int64_t head_dim) {
-  const uint8_t* row = rows.data + t * rows.stride;
-  uint16_t h;
-  if (rows.type == KvType::F16) {
-    std::copy_n(row + 2 * j, 2, reinterpret_cast<uint8_t*>(&h));
-    return f16_to_f32(h);
-  }
-  const int64_t g = kv_group(static_cast<int>(head_dim));
-  const uint8_t* block = row + j / g * (g + 2);
-  std::copy_n(block, 2, reinterpret_cast<uint8_t*>(&h));
-  return double(f16_to_f32(h)) * static_cast<int8_t>(block[2 + j % g]);
-}
-
-}  // namespace
 
 void attend(const AttendArgs& a) {
   const int64_t hd = a.head_dim;
