@@ -16,10 +16,10 @@
 #include <stdexcept>
 #include <type_traits>
 
-#include "hwy/cache_control.h"
 #include "hwy/contrib/math/math-inl.h"
 #include "hwy/highway.h"
 #include "simd/kernels.h"
+#include "simd/prefetch-inl.h"
 
 HWY_BEFORE_NAMESPACE();
 namespace qrun {
@@ -71,8 +71,9 @@ struct Q8Row {
 // ahead alike within the VM's noise; README, Speed).
 inline constexpr int64_t kPrefetchKeys = 8;
 
-HWY_INLINE void PrefetchRow(const uint8_t* p, int64_t bytes) {
-  for (int64_t b = 0; b < bytes; b += 64) hwy::Prefetch(p + b);
+// Every 64-byte line of `bytes` from p, into L1 (the kernels' PrefetchRow).
+HWY_INLINE void PrefetchLines(const uint8_t* p, int64_t bytes) {
+  for (int64_t b = 0; b < bytes; b += 64) PrefetchRow(p + b, PrefetchLevel::L1);
 }
 
 // Scores of one tile -> exp(score - tile_max) in place, over whole vectors: the tile
@@ -195,8 +196,8 @@ HWY_INLINE void Attend(D d, const AttendArgs& a, int64_t g) {
     // fetch the keys kPrefetchKeys ahead, and this tile's values while scoring it.
     for (int64_t i = 0; i < n; ++i) {
       if (const int64_t ahead = t0 + i + kPrefetchKeys; ahead < a.n_keys)
-        PrefetchRow(a.k.data + ahead * a.k.stride, row_bytes[0]);
-      PrefetchRow(a.v.data + (t0 + i) * a.v.stride, row_bytes[1]);
+        PrefetchLines(a.k.data + ahead * a.k.stride, row_bytes[0]);
+      PrefetchLines(a.v.data + (t0 + i) * a.v.stride, row_bytes[1]);
       float s[kMaxAttendHeads];
       Scores<KRow>(d, a.q, heads, a.k.data + (t0 + i) * a.k.stride, hd, g, s);
       for (int64_t h = 0; h < heads; ++h) {
