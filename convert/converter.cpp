@@ -48,14 +48,16 @@ bool is_vision_tensor(const std::string& name) {
 }
 
 // The source must have the shape config.json implies: the spec's columns and, for a
-// matrix, the rows of its whole fused tensor or of one expert.
-void check_source_shape(const SafeTensor& src, const TensorSpec& spec, int64_t src_rows) {
-  const bool shape_ok = spec.n_dims == 1 ? (src.shape.size() == 1 && src.shape[0] == spec.cols)
-                                         : (src.shape.size() == 2 && src.shape[0] == src_rows && src.shape[1] == spec.cols);
-  if (shape_ok) return;
-  std::string got;
+// matrix, the rows of its whole fused tensor or of one expert (after the experts, when
+// one tensor stacks them all).
+void check_source_shape(const SafeTensor& src, const TensorSpec& spec, int64_t src_rows, int64_t stacked) {
+  std::vector<int64_t> want_shape{spec.cols};
+  if (spec.n_dims == 2) want_shape.insert(want_shape.begin(), src_rows);
+  if (stacked > 0) want_shape.insert(want_shape.begin(), stacked);
+  if (src.shape == want_shape) return;
+  std::string got, want;
   for (int64_t d : src.shape) got += (got.empty() ? "" : ", ") + std::to_string(d);
-  const std::string want = spec.n_dims == 1 ? std::to_string(spec.cols) : std::to_string(src_rows) + ", " + std::to_string(spec.cols);
+  for (int64_t d : want_shape) want += (want.empty() ? "" : ", ") + std::to_string(d);
   throw Error(src.file, -1, "tensor '" + src.name + "' has shape [" + got + "], config.json implies [" + want + "]");
 }
 
@@ -124,9 +126,12 @@ WriteSummary convert_hf_checkpoint(const std::string& hf_dir, const std::string&
       out.push_back(std::move(t));
       continue;
     }
-    // The source tensors: one, or one per expert (their rows stacked in expert order).
+    // The source tensors: one, or one per expert (their rows stacked in expert order),
+    // or one 3-D tensor holding every expert.
     const std::string name_pattern = hf_tensor_name(spec.name, hp.arch);
-    const int n_sources = recipe.part == Part::Experts ? static_cast<int>(hp.n_experts) : 1;
+    const bool per_expert_files = is_experts(recipe.part) && name_pattern.find('*') != std::string::npos;
+    const int n_sources = per_expert_files ? static_cast<int>(hp.n_experts) : 1;
+    const int64_t stacked = is_experts(recipe.part) && !per_expert_files ? hp.n_experts : 0;
     const int64_t src_rows = source_rows(recipe, hp);
     std::vector<const SafeTensor*> sources;
     for (int e = 0; e < n_sources; ++e) {
@@ -136,19 +141,21 @@ WriteSummary convert_hf_checkpoint(const std::string& hf_dir, const std::string&
         throw Error(hf_dir, -1, "checkpoint lacks tensor '" + src_name + "'" +
                                     (config.multimodal ? " (also looked for it under language_model. and model.language_model.)" : ""));
       used.insert(src_name);
-      check_source_shape(*src, spec, src_rows);
+      check_source_shape(*src, spec, src_rows, stacked);
       sources.push_back(src);
     }
-    // A fused source (Phi-3's qkv_proj, gate_up_proj) holds this tensor's rows after others'.
+    // A fused source (Phi-3's qkv_proj, gate_up_proj) holds this tensor's rows after others';
+    // a stacked one holds `per` rows of each expert, src_rows apart.
     const int64_t first_row = part_row_offset(recipe.part, hp);
+    const int64_t per = stacked ? spec.rows / stacked : spec.rows;
     std::vector<float> importance;
     if (dtype_is_quantized(t.dtype)) importance = column_importance(input_stats, spec.name, spec.cols, hf_dir);
-    t.fill = [sources, src_rows, dtype = t.dtype, cols = spec.cols, first_row, plus_one = recipe.plus_one,
+    t.fill = [sources, src_rows, per, dtype = t.dtype, cols = spec.cols, first_row, plus_one = recipe.plus_one,
               importance = std::move(importance)](int64_t b, int64_t e, uint8_t* dst) {
       std::vector<float> row(static_cast<size_t>(cols));
       const int64_t row_bytes = dtype_row_bytes(dtype, cols);
       for (int64_t r = b; r < e; ++r) {
-        const int64_t src_row = sources.size() > 1 ? r % src_rows : first_row + r;
+        const int64_t src_row = sources.size() > 1 ? r % src_rows : r / per * src_rows + first_row + r % per;
         const SafeTensor* src = sources[sources.size() > 1 ? static_cast<size_t>(r / src_rows) : 0];
         src->read_f32(src_row * cols, cols, row.data());
         // A NaN or infinite weight makes every output it touches NaN: refuse the

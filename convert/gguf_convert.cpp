@@ -27,7 +27,8 @@ namespace qrun {
 namespace {
 
 constexpr const char* kSupportedArchs =
-    "llama (Llama 1/2/3, TinyLlama, Mistral, SmolLM, Mixtral), qwen2, qwen3, qwen3moe, phi3, gemma2, gemma3";
+    "llama (Llama 1/2/3, TinyLlama, Mistral, SmolLM, Mixtral), qwen2, qwen3, qwen3moe, phi3, gemma2, gemma3, granite, "
+    "granitemoe";
 
 uint32_t u32_of(const GgufFile& g, const std::string& key, uint64_t v) {
   if (v > 0xffffffffu) g.fail(g.find(key)->offset, "key '" + key + "' is " + std::to_string(v) + ", too large");
@@ -161,6 +162,8 @@ format::HParams gguf_hparams(const GgufFile& g) {
   else if (arch == "qwen3") hp.arch = static_cast<uint32_t>(format::Arch::Qwen3), hp.flags = format::kQkNorm;
   else if (arch == "qwen3moe") hp.arch = static_cast<uint32_t>(format::Arch::Qwen3Moe), hp.flags = format::kQkNorm;
   else if (arch == "phi3") hp.arch = static_cast<uint32_t>(format::Arch::Phi3);
+  else if (arch == "granite") hp.arch = static_cast<uint32_t>(format::Arch::Granite);
+  else if (arch == "granitemoe") hp.arch = static_cast<uint32_t>(format::Arch::GraniteMoe);
   else if (arch == "gemma2")
     hp.arch = static_cast<uint32_t>(format::Arch::Gemma2),
     hp.flags = format::kSandwichNorms | format::kGeluTanh | format::kEmbedScale | format::kSlidingEvenLayers;
@@ -195,15 +198,15 @@ format::HParams gguf_hparams(const GgufFile& g) {
   // llama graphs renormalize the chosen experts' weights (as the released models do).
   if (const uint32_t experts = u32_or("expert_count", 0)) {
     if (hp.arch == static_cast<uint32_t>(format::Arch::Llama)) hp.arch = static_cast<uint32_t>(format::Arch::Mixtral);
-    else if (hp.arch != static_cast<uint32_t>(format::Arch::Qwen3Moe))
-      g.fail(g.find(p + "expert_count")->offset, arch + " with experts is not supported (llama and qwen3moe are)");
+    else if (hp.arch != static_cast<uint32_t>(format::Arch::Qwen3Moe) && hp.arch != static_cast<uint32_t>(format::Arch::GraniteMoe))
+      g.fail(g.find(p + "expert_count")->offset, arch + " with experts is not supported (llama, qwen3moe and granitemoe are)");
     hp.n_experts = experts;
     hp.n_experts_used = u32("expert_used_count");
     hp.flags |= format::kNormTopK;
     if (!g.get_bool_or(p + "expert_weights_norm", true))
       g.fail(g.find(p + "expert_weights_norm")->offset, "expert weights that are not renormalized (not supported in GGUF)");
     hp.hidden_dim = u32_or("expert_feed_forward_length", hp.hidden_dim);
-  } else if (hp.arch == static_cast<uint32_t>(format::Arch::Qwen3Moe)) {
+  } else if (hp.arch == static_cast<uint32_t>(format::Arch::Qwen3Moe) || hp.arch == static_cast<uint32_t>(format::Arch::GraniteMoe)) {
     throw Error(g.path(), -1, "metadata key '" + p + "expert_count' is missing");
   }
   // llama.cpp's pooling_type: mean, cls and last are qrun's; none and rank stay unspecified.
@@ -230,6 +233,15 @@ format::HParams gguf_hparams(const GgufFile& g) {
                                                                            std::log(double(hp.rope_original_max_pos)));
       hp.rope_attn_factor = f32_of(g, p + "rope.scaling.attn_factor", fallback);
     }
+  }
+  if (hp.arch == static_cast<uint32_t>(format::Arch::Granite) || hp.arch == static_cast<uint32_t>(format::Arch::GraniteMoe)) {
+    // Granite's multipliers; an attention scale of 0 (or none) is llama.cpp's 1/sqrt(head_dim).
+    hp.embedding_scale = f32_of(g, p + "embedding_scale", 1.0);
+    hp.residual_scale = f32_of(g, p + "residual_scale", 1.0);
+    hp.logit_scale = f32_of(g, p + "logit_scale", 1.0);
+    hp.query_scale = f32_of(g, p + "attention.scale", 0.0);
+    for (const char* key : {"embedding_scale", "residual_scale", "logit_scale"})
+      if (g.find(p + key) && !(f32_of(g, p + key, 1.0) > 0.0f)) g.fail(g.find(p + key)->offset, p + key + " must be positive");
   }
   if (hp.arch == static_cast<uint32_t>(format::Arch::Gemma2)) {
     // GGUF keeps no query_pre_attn_scalar; llama.cpp takes 1/sqrt(dim / heads) for the
@@ -286,8 +298,11 @@ WriteSummary convert_gguf(const std::string& gguf_path, const std::string& out_p
     throw Error(out_path, -1, "bf16 output is not a converter type");
   const GgufFile g(gguf_path);
   format::HParams hp = gguf_hparams(g);
-  const bool permute_qk =
-      hp.arch == static_cast<uint32_t>(format::Arch::Llama) || hp.arch == static_cast<uint32_t>(format::Arch::Mixtral);
+  // llama.cpp permutes Q/K rows for its RoPE in the llama-derived conversions (Granite's too).
+  const bool permute_qk = hp.arch == static_cast<uint32_t>(format::Arch::Llama) ||
+                          hp.arch == static_cast<uint32_t>(format::Arch::Mixtral) ||
+                          hp.arch == static_cast<uint32_t>(format::Arch::Granite) ||
+                          hp.arch == static_cast<uint32_t>(format::Arch::GraniteMoe);
   const auto tokenizer = tokenizer_from_gguf(g);
   const std::vector<uint8_t> tok_blob = serialize_tokenizer(*tokenizer);
   // With --calibrate, the column importance of every re-quantized matrix (blocks carried
@@ -318,11 +333,13 @@ WriteSummary convert_gguf(const std::string& gguf_path, const std::string& out_p
     if (!src) throw Error(gguf_path, -1, "GGUF file lacks tensor '" + src_name + "'");
     used.insert(src_name);
     int layer = -1;
-    const TensorRecipe& recipe = find_recipe(spec.name, hp.arch, &layer);
+    TensorRecipe recipe = find_recipe(spec.name, hp.arch, &layer);
+    // Experts: one 3-D tensor [cols, rows per expert, experts] per role, stacked as qrun
+    // stores them (llama.cpp splits GraniteMoe's fused gate and up).
+    if (is_experts(recipe.part)) recipe.part = Part::Experts;
+    const int64_t experts = recipe.part == Part::Experts ? hp.n_experts : 1;
     // A fused source (phi3's attn_qkv, ffn_up) holds this tensor's rows after others'.
     const int64_t src_rows = source_rows(recipe, hp), first_row = part_row_offset(recipe.part, hp);
-    // Experts: one 3-D tensor [cols, rows per expert, experts], stacked as qrun stores them.
-    const int64_t experts = recipe.part == Part::Experts ? hp.n_experts : 1;
     bool shape_ok = src->ne[0] == spec.cols && src->ne[1] == src_rows && src->ne[2] == experts && src->ne[3] == 1;
     if (!shape_ok) {
       std::string got;

@@ -139,11 +139,13 @@ void read_nope_layers(const ConfigReader& r, format::HParams& hp) {
   if (hp.nope_period == 0) throw Error(r.file, -1, "no_rope_layer_interval is 0");
 }
 
-// Mixtral's and Qwen3-MoE's experts. Qwen3-MoE may keep dense FFNs on some layers
-// (mlp_only_layers, decoder_sparse_step); the released models have none, and qrun's
-// layer recipe takes experts on every layer or none.
+// Mixtral's, GraniteMoe's and Qwen3-MoE's experts. Qwen3-MoE may keep dense FFNs on some
+// layers (mlp_only_layers, decoder_sparse_step); the released models have none, and
+// qrun's layer recipe takes experts on every layer or none.
 void read_experts(const ConfigReader& r, format::Arch arch, format::HParams& hp) {
-  const bool mixtral = arch == format::Arch::Mixtral;
+  // GraniteMoe names its fields as Mixtral does, and its softmax over the k largest
+  // logits is Mixtral's renormalized top k.
+  const bool mixtral = arch == format::Arch::Mixtral || arch == format::Arch::GraniteMoe;
   hp.n_experts = r.u32(mixtral ? "num_local_experts" : "num_experts");
   hp.n_experts_used = r.u32("num_experts_per_tok");
   if (hp.n_experts == 0 || hp.n_experts > format::kMaxExperts)
@@ -162,6 +164,23 @@ void read_experts(const ConfigReader& r, format::Arch arch, format::HParams& hp)
   if (r.has("mlp_only_layers") && !(r.j["mlp_only_layers"].is_array() && r.j["mlp_only_layers"].empty()))
     throw Error(r.file, -1, "mlp_only_layers is " + r.j["mlp_only_layers"].dump().substr(0, 80) +
                                 ": qrun runs experts on every layer (an empty list)");
+}
+
+// Granite's four multipliers (transformers' defaults 1); attention_multiplier replaces
+// 1/sqrt(head_dim) as the scale of q . k.
+void read_granite_multipliers(const ConfigReader& r, format::HParams& hp) {
+  auto positive = [&](const char* key) {
+    const float v = r.f32_or(r.j, key, 1.0f);
+    if (!(v > 0.0f)) throw Error(r.file, -1, std::string("field \"") + key + "\" must be positive");
+    return v;
+  };
+  hp.embedding_scale = positive("embedding_multiplier");
+  hp.residual_scale = positive("residual_multiplier");
+  hp.query_scale = positive("attention_multiplier");
+  hp.logit_scale = positive("logits_scaling");
+  if (r.has("position_embedding_type") && r.j["position_embedding_type"] != "rope")
+    throw Error(r.file, -1, "position_embedding_type " + r.j["position_embedding_type"].dump().substr(0, 40) +
+                                " is not supported (rope)");
 }
 
 std::vector<float> factor_list(const ConfigReader& r, const json& rs, const char* key, size_t n) {
@@ -250,7 +269,9 @@ HfConfig read_hf_config_full(const std::filesystem::path& dir) {
     hp.sliding_window = r.u32_or("sliding_window", 0);
   if (arch == format::Arch::Qwen3 || arch == format::Arch::Qwen3Moe) hp.flags |= format::kQkNorm;
   if (arch == format::Arch::Mixtral) hp.sliding_window = r.u32_or("sliding_window", 0);
-  if (arch == format::Arch::Qwen3Moe || arch == format::Arch::Mixtral) read_experts(r, arch, hp);
+  if (arch == format::Arch::Qwen3Moe || arch == format::Arch::Mixtral || arch == format::Arch::GraniteMoe)
+    read_experts(r, arch, hp);
+  if (arch == format::Arch::Granite || arch == format::Arch::GraniteMoe) read_granite_multipliers(r, hp);
   if (arch == format::Arch::Gemma2 || arch == format::Arch::Gemma3) {
     hp.flags |= format::kSandwichNorms | format::kEmbedScale;
     hp.query_scale = 1.0f / std::sqrt(r.f32_or(j, "query_pre_attn_scalar", static_cast<float>(hp.head_dim)));

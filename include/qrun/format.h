@@ -42,8 +42,8 @@ struct FileHeader {                 // at offset 0, 128 bytes
 static_assert(sizeof(FileHeader) == 128);
 
 enum class Arch : uint32_t { Llama = 1, Mistral = 2, Qwen2 = 3, Qwen3 = 4, Gemma2 = 5, Phi3 = 6, Gemma3 = 7, SmolLM3 = 8,
-                         Qwen3Moe = 9, Mixtral = 10 };
-inline constexpr uint32_t kMaxArch = 10;
+                         Qwen3Moe = 9, Mixtral = 10, Granite = 11, GraniteMoe = 12 };
+inline constexpr uint32_t kMaxArch = 12;
 enum class RopeScaling : uint32_t { None = 0, Linear = 1, Llama3 = 2, Yarn = 3, LongRope = 4 };
 inline constexpr uint32_t kMaxRopeScaling = 4;
 inline constexpr uint32_t kMaxPooling = 3;  // qrun::Pooling (include/qrun/embedding.h)
@@ -100,7 +100,13 @@ struct HParams {                    // 192 bytes (128 in older files: kHParamsSi
   // which a router picks n_experts_used per token. 0: a dense FFN.
   uint32_t n_experts;
   uint32_t n_experts_used;
-  uint8_t reserved[56];             // zero
+  // Granite's multipliers (0: 1): embeddings times embedding_scale, each attention and
+  // FFN output times residual_scale before it joins the residual stream, logits divided
+  // by logit_scale.
+  float embedding_scale;
+  float residual_scale;
+  float logit_scale;
+  uint8_t reserved[44];             // zero
 };
 static_assert(sizeof(HParams) == 192);
 

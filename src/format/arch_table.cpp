@@ -83,6 +83,19 @@ std::vector<TensorRecipe> mixtral_tensors() {
   return t;
 }
 
+// GraniteMoe keeps each layer's experts in two 3-D tensors, [experts, rows, cols]: the
+// gate rows above the up rows in input_linear, the down rows in output_linear.
+std::vector<TensorRecipe> granitemoe_tensors() {
+  auto t = qwen3moe_tensors();
+  recipe(t, "router").hf = "block_sparse_moe.router.layer.weight";
+  recipe(t, "w1_experts").hf = "block_sparse_moe.input_linear.weight";
+  recipe(t, "w1_experts").part = Part::ExpertsGate;
+  recipe(t, "w3_experts").hf = "block_sparse_moe.input_linear.weight";
+  recipe(t, "w3_experts").part = Part::ExpertsUp;
+  recipe(t, "w2_experts").hf = "block_sparse_moe.output_linear.weight";
+  return t;
+}
+
 std::vector<TensorRecipe> phi3_tensors() {
   auto t = llama_tensors();
   const std::pair<const char*, Part> fused[] = {{"wq", Part::Q}, {"wk", Part::K}, {"wv", Part::V}};
@@ -117,6 +130,8 @@ const std::vector<ArchInfo>& all_archs() {
       {format::Arch::SmolLM3, "smollm3", "SmolLM3ForCausalLM", "smollm3", llama_tensors()},
       {format::Arch::Qwen3Moe, "qwen3moe", "Qwen3MoeForCausalLM", "qwen3_moe", qwen3moe_tensors()},
       {format::Arch::Mixtral, "mixtral", "MixtralForCausalLM", "mixtral", mixtral_tensors()},
+      {format::Arch::Granite, "granite", "GraniteForCausalLM", "granite", llama_tensors()},
+      {format::Arch::GraniteMoe, "granitemoe", "GraniteMoeForCausalLM", "granitemoe", granitemoe_tensors()},
   };
   return archs;
 }
@@ -196,10 +211,13 @@ int64_t source_rows(const TensorRecipe& r, const format::HParams& hp) {
     case Part::Q: case Part::K: case Part::V: return extent(Extent::QDim, hp) + 2 * extent(Extent::KvDim, hp);
     case Part::Gate: case Part::Up: return 2 * int64_t{hp.hidden_dim};
     case Part::Experts: return extent(r.rows, hp) / std::max<int64_t>(1, hp.n_experts);
+    case Part::ExpertsGate: case Part::ExpertsUp: return 2 * int64_t{hp.hidden_dim};
     case Part::Whole: break;
   }
   return extent(r.rows, hp);
 }
+
+bool is_experts(Part part) { return part == Part::Experts || part == Part::ExpertsGate || part == Part::ExpertsUp; }
 
 std::string expert_source_name(const std::string& source_name, int expert) {
   const size_t star = source_name.find('*');
@@ -210,10 +228,10 @@ std::string expert_source_name(const std::string& source_name, int expert) {
 int64_t part_row_offset(Part part, const format::HParams& hp) {
   const int64_t q = extent(Extent::QDim, hp), kv = extent(Extent::KvDim, hp);
   switch (part) {
-    case Part::Whole: case Part::Q: case Part::Gate: case Part::Experts: return 0;
+    case Part::Whole: case Part::Q: case Part::Gate: case Part::Experts: case Part::ExpertsGate: return 0;
     case Part::K: return q;
     case Part::V: return q + kv;
-    case Part::Up: return hp.hidden_dim;
+    case Part::Up: case Part::ExpertsUp: return hp.hidden_dim;
   }
   return 0;
 }

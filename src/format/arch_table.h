@@ -32,9 +32,12 @@ enum class Need {
 
 // A slice of a fused source tensor (Phi-3's qkv_proj and gate_up_proj): its rows.
 // Experts: the rows of n_experts source tensors stacked in expert order; the source
-// name has '*' where the expert's number goes ("mlp.experts.*.gate_proj.weight"). A
-// GGUF file holds them stacked already (3-D "ffn_gate_exps.weight").
-enum class Part { Whole, Q, K, V, Gate, Up, Experts };
+// name has '*' where the expert's number goes ("mlp.experts.*.gate_proj.weight"), or
+// has none when the checkpoint stacks them in one 3-D tensor [experts, rows, cols].
+// ExpertsGate/ExpertsUp: a 3-D tensor of each expert's gate rows, then its up rows
+// (GraniteMoe's input_linear). A GGUF file holds every role stacked on its own (3-D
+// "ffn_gate_exps.weight").
+enum class Part { Whole, Q, K, V, Gate, Up, Experts, ExpertsGate, ExpertsUp };
 
 enum class Place { BeforeLayers, Layer, AfterLayers };
 
@@ -70,8 +73,10 @@ const TensorRecipe& find_recipe(const std::string& qrun_name, uint32_t arch, int
 // GGUF file ("blk.3.attn_q.weight").
 std::string source_tensor_name(const std::string& qrun_name, uint32_t arch, bool gguf);
 int64_t extent(Extent e, const format::HParams& hp);
-// Rows of the source tensor (the whole fused tensor for a part of one; one expert's).
+// Rows of the source tensor (the whole fused tensor for a part of one; one expert's,
+// both its gate and up rows for ExpertsGate/ExpertsUp).
 int64_t source_rows(const TensorRecipe& r, const format::HParams& hp);
+bool is_experts(Part part);  // one of the Experts parts
 // One expert's source tensor name: the '*' of an Experts recipe's name replaced.
 std::string expert_source_name(const std::string& source_name, int expert);
 // First row of `part` within its fused source tensor.

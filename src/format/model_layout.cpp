@@ -52,8 +52,8 @@ void validate_hparams(const format::HParams& hp, const std::string& file, int64_
   if ((hp.flags & ~format::kKnownFlags) != 0) bad("unknown flags " + std::to_string(hp.flags));
   if (hp.rotary_dim % 2 != 0 || hp.rotary_dim > hp.head_dim) bad("rotary_dim " + std::to_string(hp.rotary_dim));
   for (const float v : {hp.rope_attn_factor, hp.attn_softcap, hp.final_softcap, hp.query_scale, hp.rope_beta_fast,
-                        hp.rope_beta_slow})
-    if (!(v >= 0.0f && v < 1e6f)) bad("a rope, soft-capping or query scale field is negative or not finite");
+                        hp.rope_beta_slow, hp.embedding_scale, hp.residual_scale, hp.logit_scale})
+    if (!(v >= 0.0f && v < 1e6f)) bad("a rope, soft-capping, query or Granite scale field is negative or not finite");
   if ((hp.rope_scaling == 3 || hp.rope_scaling == 4) && hp.rope_original_max_pos == 0)
     bad("yarn and longrope scaling need original_max_position_embeddings");
   if (hp.rope_scaling != 0 && !(hp.rope_factor >= 1.0f)) bad("rope factor must be >= 1");
@@ -66,7 +66,8 @@ void validate_hparams(const format::HParams& hp, const std::string& file, int64_
   if (hp.nope_period > format::kMaxLayers) bad("nope_period " + std::to_string(hp.nope_period));
   if (hp.pooling > format::kMaxPooling) bad("unknown pooling " + std::to_string(hp.pooling));
   const bool moe_arch = hp.arch == static_cast<uint32_t>(format::Arch::Qwen3Moe) ||
-                        hp.arch == static_cast<uint32_t>(format::Arch::Mixtral);
+                        hp.arch == static_cast<uint32_t>(format::Arch::Mixtral) ||
+                        hp.arch == static_cast<uint32_t>(format::Arch::GraniteMoe);
   if (moe_arch != (hp.n_experts != 0))
     bad(std::string(arch_name(hp.arch)) + (moe_arch ? " needs" : " has no") + " experts, n_experts is " +
         std::to_string(hp.n_experts));

@@ -93,11 +93,12 @@ Model::Model(const std::string& path, const RuntimeOptions& options)
   s_ = std::make_unique<Scratch>(ScratchSizes(hp, batch_, pool_.size(), plan_.q8_wide_rows()));
   streamer_ = std::make_unique<LayerStreamer>(file_, plan_.layers, options.load_mode == LoadMode::MmapLocked);
   if (plan_.gpu_count > 0) {
-    if (hp.flags != 0 || hp.n_experts != 0 || hp.rotary_dim != 0 || hp.rope_attn_factor != 0 || hp.query_scale != 0 || hp.rope_scaling > 2 ||
-        hp.sliding_period != 0 || hp.rope_local_theta != 0 || hp.nope_period != 0)
+    if (hp.flags != 0 || hp.n_experts != 0 || hp.rotary_dim != 0 || hp.rope_attn_factor != 0 || hp.query_scale != 0 ||
+        hp.residual_scale != 0 || hp.rope_scaling > 2 || hp.sliding_period != 0 || hp.rope_local_theta != 0 ||
+        hp.nope_period != 0)
       throw Error(path, -1, std::string("GPU offload runs the Llama-family recipe only; ") + arch_name(hp.arch) +
-                                " needs steps (q/k norms, sandwich norms, GELU, soft-capping, experts or this RoPE) it lacks: "
-                                "run without -ngl");
+                                " needs steps (q/k norms, sandwich norms, GELU, soft-capping, experts, Granite's "
+                                "multipliers or this RoPE) it lacks: run without -ngl");
     gpu_ = GpuOffload::create(file_, *w_, GpuLayerRange{plan_.gpu_first, plan_.gpu_count}, context_length(), batch_);
     // The offloaded layers' weights now live on the device: give back their host pages
     // (clean file pages; other processes' mappings keep theirs).

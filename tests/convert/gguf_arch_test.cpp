@@ -1,7 +1,8 @@
-// GGUF import of Qwen3, Qwen3-MoE, Mixtral, Gemma 2 and 3, Phi-3 and Llama with YaRN (issue 13): a GGUF written the way llama.cpp's
-// convert_hf_to_gguf.py writes these architectures (GGUF names from the table, Gemma's
-// norms stored as 1 + w, Phi-3's qkv and gate_up fused and its LongRoPE factors as
-// tensors, no Q/K permutation: all use NeoX RoPE) from the synthetic
+// GGUF import of Qwen3, Qwen3-MoE, Mixtral, Gemma 2 and 3, Phi-3, Granite, GraniteMoe and Llama with YaRN (issue 13): a GGUF
+// written the way llama.cpp's convert_hf_to_gguf.py writes these architectures (GGUF names
+// from the table, Gemma's norms stored as 1 + w, Phi-3's qkv and gate_up fused and its
+// LongRoPE factors as tensors, GraniteMoe's fused experts split into gate and up, Q/K
+// rows permuted for the llama-derived ones, Granite's multipliers as keys) from the synthetic
 // reference checkpoints imports to the same tensors, bit for bit, as the safetensors
 // conversion, with the same hyper-parameters.
 #include <gtest/gtest.h>
@@ -64,6 +65,12 @@ std::vector<uint8_t> gguf_from_checkpoint(const std::string& dir) {
     g.f32(p + "final_logit_softcapping", hp.final_softcap);
     g.u32(p + "attention.sliding_window", hp.sliding_window);
   }
+  if (arch == "granite" || arch == "granitemoe") {
+    g.f32(p + "embedding_scale", hp.embedding_scale);
+    g.f32(p + "residual_scale", hp.residual_scale);
+    g.f32(p + "logit_scale", hp.logit_scale);
+    g.f32(p + "attention.scale", hp.query_scale);
+  }
   if (arch == "qwen3") g.u32(p + "pooling_type", 3);  // as a Qwen3-Embedding GGUF says: last
   if (hp.n_experts) {
     g.u32(p + "expert_count", hp.n_experts);
@@ -82,22 +89,33 @@ std::vector<uint8_t> gguf_from_checkpoint(const std::string& dir) {
     if (r.need == Need::LongRope) {  // llama.cpp writes LongRoPE's factors as tensors
       w = spec.name == "rope_factors_long" ? config.rope_long_factors : config.rope_short_factors;
     } else {
-      // Experts: one 3-D tensor of every expert's matrix, as llama.cpp writes them.
-      const int experts = r.part == Part::Experts ? static_cast<int>(hp.n_experts) : 1;
+      // Experts: one 3-D tensor of every expert's matrix, as llama.cpp writes them (from
+      // one checkpoint tensor per expert, or GraniteMoe's stacked one, gate or up rows).
+      const std::string hf_name = source_tensor_name(spec.name, hp.arch, false);
+      const bool stacked = is_experts(r.part) && hf_name.find('*') == std::string::npos;
+      const int experts = is_experts(r.part) && !stacked ? static_cast<int>(hp.n_experts) : 1;
       for (int e = 0; e < experts; ++e) {
-        const SafeTensor* t = ckpt.find(expert_source_name(source_tensor_name(spec.name, hp.arch, false), e));
+        const SafeTensor* t = ckpt.find(expert_source_name(hf_name, e));
         w.resize(w.size() + static_cast<size_t>(t->numel()));
         t->read_f32(0, t->numel(), w.data() + w.size() - static_cast<size_t>(t->numel()));
+      }
+      if (stacked) {
+        const int64_t per = spec.rows / hp.n_experts, src_rows = source_rows(r, hp), first = part_row_offset(r.part, hp);
+        std::vector<float> rows;
+        for (int64_t e = 0; e < hp.n_experts; ++e)
+          rows.insert(rows.end(), w.begin() + (e * src_rows + first) * spec.cols, w.begin() + (e * src_rows + first + per) * spec.cols);
+        w = std::move(rows);
       }
     }
     if (r.plus_one)
       for (float& v : w) v += 1.0f;  // llama.cpp's Gemma conversion adds the 1 of (1 + w)
     // llama-arch files have Q and K rows in ggml's adjacent-pair RoPE order.
-    if (arch == "llama" && (spec.name.ends_with(".wq") || spec.name.ends_with(".wk")))
+    const bool permuted = arch == "llama" || arch == "granite" || arch == "granitemoe";
+    if (permuted && (spec.name.ends_with(".wq") || spec.name.ends_with(".wk")))
       w = test::ggml_permute_rows(w, spec.rows, spec.cols, hp.head_dim);
     std::vector<int64_t> ne = {spec.cols};
-    if (spec.n_dims == 2) ne.push_back(source_rows(r, hp));
-    if (r.part == Part::Experts) ne.push_back(hp.n_experts);
+    if (spec.n_dims == 2) ne.push_back(is_experts(r.part) ? spec.rows / hp.n_experts : source_rows(r, hp));
+    if (is_experts(r.part)) ne.push_back(hp.n_experts);
     g.tensor(gguf_name, ne, test::kGgmlF32, test::encode_rows(w, spec.cols, test::kGgmlF32));
   }
   return g.bytes();
@@ -140,6 +158,11 @@ TEST_P(GgufArch, ImportEqualsSafetensorsConversion) {
   EXPECT_FLOAT_EQ(hb.rope_factor, ha.rope_factor);
   EXPECT_FLOAT_EQ(hb.rope_beta_fast, ha.rope_beta_fast);
   EXPECT_EQ(hb.pooling, arch == "qwen3" ? 3u : 0u);
+  // (Gemma's GGUF keeps no query scale: see gguf_hparams.)
+  if (arch.starts_with("granite")) EXPECT_FLOAT_EQ(hb.query_scale, ha.query_scale);
+  EXPECT_FLOAT_EQ(hb.embedding_scale, ha.embedding_scale);
+  EXPECT_FLOAT_EQ(hb.residual_scale, ha.residual_scale);
+  EXPECT_FLOAT_EQ(hb.logit_scale, ha.logit_scale);
   ASSERT_EQ(a.tensors().size(), b.tensors().size());
   for (size_t i = 0; i < a.tensors().size(); ++i) {
     const auto& ta = a.tensors()[i];
@@ -151,7 +174,7 @@ TEST_P(GgufArch, ImportEqualsSafetensorsConversion) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Archs, GgufArch, ::testing::Values("qwen3", "gemma2", "gemma3", "phi3", "phi4-mini", "llama-yarn",
-                                                                    "qwen3moe", "mixtral"));
+                                                                    "qwen3moe", "mixtral", "granite", "granitemoe"));
 
 }  // namespace
 }  // namespace qrun

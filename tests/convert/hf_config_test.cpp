@@ -169,6 +169,42 @@ TEST(HfConfig, MixtureOfExperts) {
   for (const auto& [json, want] : refused) expect_refused(json, want);
 }
 
+// Granite 3.3 2B's and Granite 3.1 1B-A400M's config.json fields: four multipliers, the
+// attention's replacing 1/sqrt(head_dim); GraniteMoe's experts as Mixtral names them.
+TEST(HfConfig, GraniteMultipliersAndExperts) {
+  const std::string granite = R"({"architectures": ["GraniteForCausalLM"], "model_type": "granite", "hidden_size": 2048,
+    "intermediate_size": 8192, "num_hidden_layers": 40, "num_attention_heads": 32, "num_key_value_heads": 8,
+    "vocab_size": 49159, "max_position_embeddings": 131072, "rope_theta": 10000000.0, "tie_word_embeddings": true,
+    "attention_bias": false, "mlp_bias": false, "hidden_act": "silu", "embedding_multiplier": 12.0, )";
+  const auto g = parse(granite + R"("residual_multiplier": 0.22, "attention_multiplier": 0.015625, "logits_scaling": 8.0})");
+  EXPECT_EQ(g.arch, static_cast<uint32_t>(format::Arch::Granite));
+  EXPECT_EQ(g.head_dim, 64u);
+  EXPECT_FLOAT_EQ(g.embedding_scale, 12.0f);
+  EXPECT_FLOAT_EQ(g.residual_scale, 0.22f);
+  EXPECT_FLOAT_EQ(g.query_scale, 0.015625f);
+  EXPECT_FLOAT_EQ(g.logit_scale, 8.0f);
+  EXPECT_EQ(g.n_experts, 0u);
+  const auto defaults = parse(granite + R"("residual_multiplier": 0.22})");  // transformers' defaults: 1
+  EXPECT_FLOAT_EQ(defaults.query_scale, 1.0f);
+  EXPECT_FLOAT_EQ(defaults.logit_scale, 1.0f);
+  expect_refused(granite + R"("residual_multiplier": 0})", "\"residual_multiplier\" must be positive");
+  expect_refused(granite + R"("logits_scaling": -8.0})", "\"logits_scaling\" must be positive");
+  const auto m = parse(R"({"architectures": ["GraniteMoeForCausalLM"], "model_type": "granitemoe", "hidden_size": 1024,
+    "intermediate_size": 512, "num_hidden_layers": 24, "num_attention_heads": 16, "num_key_value_heads": 8,
+    "vocab_size": 49155, "num_local_experts": 32, "num_experts_per_tok": 8, "embedding_multiplier": 12.0,
+    "residual_multiplier": 0.22, "attention_multiplier": 0.015625, "logits_scaling": 6.0,
+    "position_embedding_type": "rope", "tie_word_embeddings": true})");
+  EXPECT_EQ(m.arch, static_cast<uint32_t>(format::Arch::GraniteMoe));
+  EXPECT_EQ(m.n_experts, 32u);
+  EXPECT_EQ(m.n_experts_used, 8u);
+  EXPECT_EQ(m.hidden_dim, 512u);
+  EXPECT_EQ(m.flags, uint32_t{format::kNormTopK});  // softmax over the k largest logits
+  EXPECT_FLOAT_EQ(m.logit_scale, 6.0f);
+  expect_refused(R"({"architectures": ["GraniteMoeForCausalLM"], "hidden_size": 64, "intermediate_size": 32,
+    "num_hidden_layers": 2, "num_attention_heads": 4, "vocab_size": 10, "num_local_experts": 4, "num_experts_per_tok": 2,
+    "position_embedding_type": "nope"})", "position_embedding_type \"nope\" is not supported");
+}
+
 // Embedding models made for sentence-transformers say how they pool in a module folder.
 TEST(HfConfig, SentenceTransformersPooling) {
   const std::string config = R"({"architectures": ["Qwen3ForCausalLM"], "hidden_size": 64, "intermediate_size": 128,

@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Float64 NumPy forward pass written from the Hugging Face modelling code of the
-architectures qrun runs (modeling_llama, _qwen2, _qwen3, _qwen3_moe, _mixtral, _gemma2, _gemma3, _smollm3, _phi3 and the rope
+architectures qrun runs (modeling_llama, _qwen2, _qwen3, _qwen3_moe, _mixtral, _gemma2, _gemma3, _smollm3, _phi3,
+_granite, _granitemoe and the rope
 initialisers of modeling_rope_utils), plus tiny synthetic checkpoints that use each
 real model's tensor names and config fields. Independent of qrun: the C++ tests compare
 qrun's logits and greedy tokens with what this prints.
@@ -10,7 +11,7 @@ writes OUT_DIR/config.json, model.safetensors, the stories260K tokenizer files, 
 OUT_DIR/reference.json: {"tokens": [...], "logits": [[vocab floats] per position],
 "greedy": [16 ids after the tokens], "margins": [the top-2 logit gap at each greedy step]}.
 ARCH: llama, llama-yarn, qwen2, qwen3, qwen3moe, mixtral, gemma2, gemma3, gemma3-mm, smollm3, phi3, phi3-long,
-phi4-mini.
+phi4-mini, granite, granitemoe.
 gemma3-mm is a Gemma3ForConditionalGeneration checkpoint: config.json nests the text
 model's fields in text_config (most left at Gemma3TextConfig's defaults), its tensors sit
 under "language_model.", beside vision-tower tensors qrun must skip.
@@ -61,6 +62,18 @@ def configs(arch):
         # 6 experts of intermediate_size, 2 per token, renormalized (as every Mixtral).
         return base_config(architectures=["MixtralForCausalLM"], model_type="mixtral", intermediate_size=40,
                            num_local_experts=6, num_experts_per_tok=2, sliding_window=None, router_jitter_noise=0.0)
+    if arch in ("granite", "granitemoe"):
+        # Granite's multipliers at values of the released models' kind (none of them 1, the
+        # attention's not 1/sqrt(head_dim)); granitemoe: 6 experts of intermediate_size, 2 per token.
+        # granite's head is its (small) embedding, so its logits are scaled up rather than down.
+        multipliers = dict(embedding_multiplier=12.0, residual_multiplier=0.22, attention_multiplier=0.2,
+                           rope_theta=10000000.0, attention_bias=False)
+        if arch == "granite":
+            return base_config(architectures=["GraniteForCausalLM"], model_type="granite", tie_word_embeddings=True,
+                               mlp_bias=False, logits_scaling=0.25, **multipliers)
+        return base_config(architectures=["GraniteMoeForCausalLM"], model_type="granitemoe", intermediate_size=40,
+                           num_local_experts=6, num_experts_per_tok=2, position_embedding_type="rope",
+                           logits_scaling=8.0, **multipliers)
     if arch == "gemma2":
         return base_config(architectures=["Gemma2ForCausalLM"], model_type="gemma2", head_dim=32,
                            query_pre_attn_scalar=24, sliding_window=6, final_logit_softcapping=30.0,
@@ -148,8 +161,9 @@ def make_weights(arch, c, rng):
         return (around + 0.1 * rng.standard_normal(n)).astype(np.float32)
 
     gemma = mt in ("gemma2", "gemma3_text")
+    granite = mt in ("granite", "granitemoe")  # embeddings times 12, logits divided by logits_scaling
     norm_center = 0.0 if gemma else 1.0  # Gemma's norms multiply by (1 + w)
-    w["model.embed_tokens.weight"] = mat(c["vocab_size"], d, 0.2 if gemma else 1.0)
+    w["model.embed_tokens.weight"] = mat(c["vocab_size"], d, 0.2 if gemma else 0.1 if granite else 1.0)
     w["model.embed_tokens.weight"][VOCAB:] *= 4  # rows without a token win the argmax unless left out
     for l in range(L):
         p = f"model.layers.{l}."
@@ -162,18 +176,23 @@ def make_weights(arch, c, rng):
             w[p + "self_attn.q_proj.weight"] = mat(nh * hd, d)
             w[p + "self_attn.k_proj.weight"] = mat(nkv * hd, d)
             w[p + "self_attn.v_proj.weight"] = mat(nkv * hd, d)
-            if not moe_names(c, l):
+            if not moe_names(c, l) and mt != "granitemoe":
                 w[p + "mlp.gate_proj.weight"] = mat(f, d)
                 w[p + "mlp.up_proj.weight"] = mat(f, d)
         w[p + "self_attn.o_proj.weight"] = mat(d, nh * hd)
         moe = moe_names(c, l)
-        if moe:
+        if mt == "granitemoe":  # every expert's gate and up rows in one 3-D tensor, the down rows in another
+            e = n_experts(c)
+            w[p + "block_sparse_moe.router.layer.weight"] = mat(e, d, 3.0 / math.sqrt(d))
+            w[p + "block_sparse_moe.input_linear.weight"] = np.stack([mat(2 * f, d) for _ in range(e)])
+            w[p + "block_sparse_moe.output_linear.weight"] = np.stack([mat(d, f) for _ in range(e)])
+        elif moe:
             router, gate, up, down, ef = moe
             # Routers of trained models give some experts clearly more weight than others.
             w[router] = mat(n_experts(c), d, 3.0 / math.sqrt(d))
             for e in range(n_experts(c)):
                 w[gate.format(e)], w[up.format(e)], w[down.format(e)] = mat(ef, d), mat(ef, d), mat(d, ef)
-        else:
+        elif mt != "granitemoe":
             w[p + "mlp.down_proj.weight"] = mat(d, f)
         if mt == "qwen2":
             for n, rows in (("q", nh * hd), ("k", nkv * hd), ("v", nkv * hd)):
@@ -186,7 +205,7 @@ def make_weights(arch, c, rng):
             w[p + "post_feedforward_layernorm.weight"] = vec(d, norm_center)
     w["model.norm.weight"] = vec(d, norm_center)
     if not c["tie_word_embeddings"]:
-        w["lm_head.weight"] = mat(c["vocab_size"], d)
+        w["lm_head.weight"] = mat(c["vocab_size"], d, c["logits_scaling"] / math.sqrt(d) if granite else None)
     return w
 
 
@@ -224,6 +243,23 @@ def sparse_moe(c, W, l, x):
         for e, wt in zip(top, weights):
             h = silu(x[t] @ W[gate.format(e)].T) * (x[t] @ W[up.format(e)].T)
             out[t] += wt * (h @ W[down.format(e)].T)
+    return out
+
+
+def granite_moe(c, W, l, x):
+    """GraniteMoeMoE: a softmax over the k largest router logits; each expert's
+    input_linear rows are its gate then its up projection."""
+    p = f"model.layers.{l}.block_sparse_moe."
+    logits = x @ W[p + "router.layer.weight"].T
+    k, f = c["num_experts_per_tok"], c["intermediate_size"]
+    out = np.zeros_like(x)
+    for t in range(x.shape[0]):
+        top = np.argsort(-logits[t], kind="stable")[:k]
+        weights = np.exp(logits[t][top] - logits[t][top].max())
+        weights /= weights.sum()
+        for e, wt in zip(top, weights):
+            gate_up = W[p + "input_linear.weight"][e] @ x[t]
+            out[t] += wt * (W[p + "output_linear.weight"][e] @ (silu(gate_up[:f]) * gate_up[f:]))
     return out
 
 
@@ -333,11 +369,15 @@ def forward(c, w, tokens):
             return bool((l + 1) % c["sliding_window_pattern"])
         return window is not None and (not gemma or l % 2 == 0)
 
-    scale = c["query_pre_attn_scalar"] ** -0.5 if gemma else hd ** -0.5
+    granite = mt in ("granite", "granitemoe")
+    scale = c["query_pre_attn_scalar"] ** -0.5 if gemma else c["attention_multiplier"] if granite else hd ** -0.5
+    residual = c["residual_multiplier"] if granite else 1.0
     window = c.get("sliding_window") if mt in ("gemma2", "gemma3_text", "phi3", "mistral", "mixtral") else None
     h = W["model.embed_tokens.weight"][tokens]
     if gemma:
         h = h * math.sqrt(d)
+    if granite:
+        h = h * c["embedding_multiplier"]
     for l in range(L):
         p = f"model.layers.{l}."
         x = rms_norm(h, W[p + "input_layernorm.weight"], eps, gemma)
@@ -379,9 +419,11 @@ def forward(c, w, tokens):
             h = h + a
             x = rms_norm(h, W[p + "pre_feedforward_layernorm.weight"], eps, True)
         else:
-            h = h + a
+            h = h + a * residual
             x = rms_norm(h, W[p + "post_attention_layernorm.weight"], eps)
-        if moe_names(c, l):
+        if mt == "granitemoe":
+            m = granite_moe(c, W, l, x)
+        elif moe_names(c, l):
             m = sparse_moe(c, W, l, x)
         else:
             if mt == "phi3":
@@ -391,10 +433,12 @@ def forward(c, w, tokens):
             m = ((gelu_tanh(gate) if gemma else silu(gate)) * up) @ W[p + "mlp.down_proj.weight"].T
         if gemma:
             m = rms_norm(m, W[p + "post_feedforward_layernorm.weight"], eps, True)
-        h = h + m
+        h = h + m * residual
     h = rms_norm(h, W["model.norm.weight"], eps, gemma)  # last_hidden_state: what embeddings pool
     head = W["lm_head.weight"] if "lm_head.weight" in W else W["model.embed_tokens.weight"]
     logits = h @ head.T
+    if granite:
+        logits = logits / c["logits_scaling"]
     if gemma and c.get("final_logit_softcapping"):
         cap = c["final_logit_softcapping"]
         logits = np.tanh(logits / cap) * cap
