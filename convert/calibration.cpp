@@ -38,8 +38,11 @@ bool tensor_input(const std::string& tensor, std::pair<int, MatrixInput>* key) {
   const std::string what = tensor.substr(dot + 1);
   if (what == "wq" || what == "wk" || what == "wv") *key = {layer, MatrixInput::AttentionIn};
   else if (what == "wo") *key = {layer, MatrixInput::AttentionOut};
-  else if (what == "w1" || what == "w3" || what == "w1_experts" || what == "w3_experts") *key = {layer, MatrixInput::FfnIn};
+  else if (what == "w1" || what == "w3" || what == "w1_experts" || what == "w3_experts" || what == "w1_shared" ||
+           what == "w3_shared")
+    *key = {layer, MatrixInput::FfnIn};
   else if (what == "w2" || what == "w2_experts") *key = {layer, MatrixInput::FfnHidden};
+  else if (what == "w2_shared") *key = {layer, MatrixInput::SharedHidden};
   else return false;
   return true;
 }

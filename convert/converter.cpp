@@ -55,6 +55,8 @@ void check_source_shape(const SafeTensor& src, const TensorSpec& spec, int64_t s
   if (spec.n_dims == 2) want_shape.insert(want_shape.begin(), src_rows);
   if (stacked > 0) want_shape.insert(want_shape.begin(), stacked);
   if (src.shape == want_shape) return;
+  // A one-row matrix stored as a vector (Qwen2-MoE's shared_expert_gate, a Linear to 1).
+  if (spec.n_dims == 1 && stacked == 0 && src.shape == std::vector<int64_t>{1, spec.cols}) return;
   std::string got, want;
   for (int64_t d : src.shape) got += (got.empty() ? "" : ", ") + std::to_string(d);
   for (int64_t d : want_shape) want += (want.empty() ? "" : ", ") + std::to_string(d);

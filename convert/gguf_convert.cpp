@@ -27,8 +27,8 @@ namespace qrun {
 namespace {
 
 constexpr const char* kSupportedArchs =
-    "llama (Llama 1/2/3, TinyLlama, Mistral, SmolLM, Mixtral), qwen2, qwen3, qwen3moe, phi3, gemma2, gemma3, granite, "
-    "granitemoe";
+    "llama (Llama 1/2/3, TinyLlama, Mistral, SmolLM, Mixtral), qwen2, qwen3, qwen3moe, qwen2moe, phi3, gemma2, gemma3, "
+    "granite, granitemoe";
 
 uint32_t u32_of(const GgufFile& g, const std::string& key, uint64_t v) {
   if (v > 0xffffffffu) g.fail(g.find(key)->offset, "key '" + key + "' is " + std::to_string(v) + ", too large");
@@ -161,6 +161,7 @@ format::HParams gguf_hparams(const GgufFile& g) {
   else if (arch == "qwen2") hp.arch = static_cast<uint32_t>(format::Arch::Qwen2), hp.attn_bias = 1;
   else if (arch == "qwen3") hp.arch = static_cast<uint32_t>(format::Arch::Qwen3), hp.flags = format::kQkNorm;
   else if (arch == "qwen3moe") hp.arch = static_cast<uint32_t>(format::Arch::Qwen3Moe), hp.flags = format::kQkNorm;
+  else if (arch == "qwen2moe") hp.arch = static_cast<uint32_t>(format::Arch::Qwen2Moe), hp.attn_bias = 1;
   else if (arch == "phi3") hp.arch = static_cast<uint32_t>(format::Arch::Phi3);
   else if (arch == "granite") hp.arch = static_cast<uint32_t>(format::Arch::Granite);
   else if (arch == "granitemoe") hp.arch = static_cast<uint32_t>(format::Arch::GraniteMoe);
@@ -194,19 +195,31 @@ format::HParams gguf_hparams(const GgufFile& g) {
     hp.rotary_dim = rot;
   }
   hp.max_seq_len = u32("context_length");
-  // Experts: llama.cpp writes Mixtral as "llama" with an expert count. Its qwen3moe and
-  // llama graphs renormalize the chosen experts' weights (as the released models do).
+  // Experts: llama.cpp writes Mixtral as "llama" with an expert count. Its qwen3moe,
+  // granitemoe and llama graphs renormalize the chosen experts' weights (as the released
+  // models do), its qwen2moe graph does not (nor does Qwen1.5-MoE), and qwen2moe adds a
+  // shared expert.
+  const bool qwen2moe = hp.arch == static_cast<uint32_t>(format::Arch::Qwen2Moe);
   if (const uint32_t experts = u32_or("expert_count", 0)) {
     if (hp.arch == static_cast<uint32_t>(format::Arch::Llama)) hp.arch = static_cast<uint32_t>(format::Arch::Mixtral);
-    else if (hp.arch != static_cast<uint32_t>(format::Arch::Qwen3Moe) && hp.arch != static_cast<uint32_t>(format::Arch::GraniteMoe))
-      g.fail(g.find(p + "expert_count")->offset, arch + " with experts is not supported (llama, qwen3moe and granitemoe are)");
+    else if (hp.arch != static_cast<uint32_t>(format::Arch::Qwen3Moe) && hp.arch != static_cast<uint32_t>(format::Arch::GraniteMoe) &&
+             !qwen2moe)
+      g.fail(g.find(p + "expert_count")->offset,
+             arch + " with experts is not supported (llama, qwen3moe, qwen2moe and granitemoe are)");
     hp.n_experts = experts;
     hp.n_experts_used = u32("expert_used_count");
-    hp.flags |= format::kNormTopK;
-    if (!g.get_bool_or(p + "expert_weights_norm", true))
-      g.fail(g.find(p + "expert_weights_norm")->offset, "expert weights that are not renormalized (not supported in GGUF)");
+    if (qwen2moe) {
+      if (g.get_bool_or(p + "expert_weights_norm", false))
+        g.fail(g.find(p + "expert_weights_norm")->offset, "qwen2moe with renormalized expert weights (not supported in GGUF)");
+      hp.shared_hidden_dim = u32("expert_shared_feed_forward_length");
+    } else {
+      hp.flags |= format::kNormTopK;
+      if (!g.get_bool_or(p + "expert_weights_norm", true))
+        g.fail(g.find(p + "expert_weights_norm")->offset, "expert weights that are not renormalized (not supported in GGUF)");
+    }
     hp.hidden_dim = u32_or("expert_feed_forward_length", hp.hidden_dim);
-  } else if (hp.arch == static_cast<uint32_t>(format::Arch::Qwen3Moe) || hp.arch == static_cast<uint32_t>(format::Arch::GraniteMoe)) {
+  } else if (hp.arch == static_cast<uint32_t>(format::Arch::Qwen3Moe) || hp.arch == static_cast<uint32_t>(format::Arch::GraniteMoe) ||
+             qwen2moe) {
     throw Error(g.path(), -1, "metadata key '" + p + "expert_count' is missing");
   }
   // llama.cpp's pooling_type: mean, cls and last are qrun's; none and rank stay unspecified.

@@ -9,19 +9,12 @@
 #include "convert/gguf_tokenizer.h"
 #include "qrun/error.h"
 #include "qrun/tokenizer.h"
+#include "src/tokenizer/split_patterns.h"
 #include "src/tokenizer/tokenizer_data.h"
 
 namespace qrun {
 
 namespace {
-
-// Hugging Face's split patterns for the pre-tokenizers llama.cpp names (each is the
-// Split regex of the model's tokenizer.json, which is what the reference ids come from).
-constexpr const char* kGpt2Regex = R"('s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+)";
-constexpr const char* kLlama3Regex =
-    R"((?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)";
-constexpr const char* kQwen2Regex =
-    R"((?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)";
 
 struct PreTokenizer {
   const char* names[8];
@@ -34,10 +27,11 @@ constexpr PreTokenizer kPreTokenizers[] = {
     {{"default", "gpt-2", "gpt2", "mpt", "olmo", "phi-2", "jais", "roberta-bpe"}, kGpt2Regex, false, false},
     {{"llama3", "llama-v3", "llama-bpe", "falcon3"}, kLlama3Regex, true, false},
     {{"qwen2", "deepseek-r1-qwen"}, kQwen2Regex, false, true},
+    {{"refact", "starcoder"}, kGpt2IndividualDigitsRegex, false, false},
 };
 
 const char* kSupportedPre = "gpt-2 (default, mpt, olmo, phi-2, jais, roberta-bpe), llama-bpe (llama3, llama-v3, falcon3), "
-                            "qwen2 (deepseek-r1-qwen)";
+                            "qwen2 (deepseek-r1-qwen), refact (starcoder)";
 
 int32_t checked_id(const GgufFile& g, const char* key, int32_t fallback, size_t n) {
   const GgufKV* kv = g.find(key);

@@ -139,9 +139,10 @@ void read_nope_layers(const ConfigReader& r, format::HParams& hp) {
   if (hp.nope_period == 0) throw Error(r.file, -1, "no_rope_layer_interval is 0");
 }
 
-// Mixtral's, GraniteMoe's and Qwen3-MoE's experts. Qwen3-MoE may keep dense FFNs on some
-// layers (mlp_only_layers, decoder_sparse_step); the released models have none, and
-// qrun's layer recipe takes experts on every layer or none.
+// Mixtral's, GraniteMoe's, Qwen3-MoE's and Qwen2-MoE's experts (and Qwen2-MoE's shared
+// expert). The Qwen MoEs may keep dense FFNs on some layers (mlp_only_layers,
+// decoder_sparse_step); the released models have none, and qrun's layer recipe takes
+// experts on every layer or none.
 void read_experts(const ConfigReader& r, format::Arch arch, format::HParams& hp) {
   // GraniteMoe names its fields as Mixtral does, and its softmax over the k largest
   // logits is Mixtral's renormalized top k.
@@ -158,6 +159,10 @@ void read_experts(const ConfigReader& r, format::Arch arch, format::HParams& hp)
   if (mixtral || r.bool_or("norm_topk_prob", false)) hp.flags |= format::kNormTopK;
   if (mixtral) return;
   hp.hidden_dim = r.u32("moe_intermediate_size");
+  if (arch == format::Arch::Qwen2Moe) {
+    hp.shared_hidden_dim = r.u32("shared_expert_intermediate_size");
+    if (hp.shared_hidden_dim == 0) throw Error(r.file, -1, "shared_expert_intermediate_size is 0");
+  }
   if (r.u32_or("decoder_sparse_step", 1) != 1)
     throw Error(r.file, -1, "decoder_sparse_step is " + std::to_string(r.u32_or("decoder_sparse_step", 1)) +
                                 ": qrun runs experts on every layer (decoder_sparse_step 1)");
@@ -262,14 +267,19 @@ HfConfig read_hf_config_full(const std::filesystem::path& dir) {
   hp.max_seq_len = r.u32_or("max_position_embeddings", 2048);
   // Gemma ties its head to the embedding unless told otherwise.
   hp.tied_embeddings = r.bool_or("tie_word_embeddings", arch == format::Arch::Gemma2 || arch == format::Arch::Gemma3) ? 1 : 0;
-  hp.attn_bias = (arch == format::Arch::Qwen2 || r.bool_or("attention_bias", false)) ? 1 : 0;
+  // Qwen2-MoE's q/k/v biases: qkv_bias in newer configs, always on before it.
+  hp.attn_bias = (arch == format::Arch::Qwen2 || r.bool_or("attention_bias", false) ||
+                  (arch == format::Arch::Qwen2Moe && r.bool_or("qkv_bias", true)))
+                     ? 1
+                     : 0;
   hp.rope_theta = r.f32_or(j, "rope_theta", 10000.0f);
   hp.norm_eps = r.f32_or(j, "rms_norm_eps", 1e-6f);
   if (arch == format::Arch::Mistral || arch == format::Arch::Phi3 || arch == format::Arch::Gemma2)
     hp.sliding_window = r.u32_or("sliding_window", 0);
   if (arch == format::Arch::Qwen3 || arch == format::Arch::Qwen3Moe) hp.flags |= format::kQkNorm;
   if (arch == format::Arch::Mixtral) hp.sliding_window = r.u32_or("sliding_window", 0);
-  if (arch == format::Arch::Qwen3Moe || arch == format::Arch::Mixtral || arch == format::Arch::GraniteMoe)
+  if (arch == format::Arch::Qwen3Moe || arch == format::Arch::Mixtral || arch == format::Arch::GraniteMoe ||
+      arch == format::Arch::Qwen2Moe)
     read_experts(r, arch, hp);
   if (arch == format::Arch::Granite || arch == format::Arch::GraniteMoe) read_granite_multipliers(r, hp);
   if (arch == format::Arch::Gemma2 || arch == format::Arch::Gemma3) {

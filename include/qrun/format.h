@@ -42,8 +42,8 @@ struct FileHeader {                 // at offset 0, 128 bytes
 static_assert(sizeof(FileHeader) == 128);
 
 enum class Arch : uint32_t { Llama = 1, Mistral = 2, Qwen2 = 3, Qwen3 = 4, Gemma2 = 5, Phi3 = 6, Gemma3 = 7, SmolLM3 = 8,
-                         Qwen3Moe = 9, Mixtral = 10, Granite = 11, GraniteMoe = 12 };
-inline constexpr uint32_t kMaxArch = 12;
+                         Qwen3Moe = 9, Mixtral = 10, Granite = 11, GraniteMoe = 12, Qwen2Moe = 13 };
+inline constexpr uint32_t kMaxArch = 13;
 enum class RopeScaling : uint32_t { None = 0, Linear = 1, Llama3 = 2, Yarn = 3, LongRope = 4 };
 inline constexpr uint32_t kMaxRopeScaling = 4;
 inline constexpr uint32_t kMaxPooling = 3;  // qrun::Pooling (include/qrun/embedding.h)
@@ -106,7 +106,10 @@ struct HParams {                    // 192 bytes (128 in older files: kHParamsSi
   float embedding_scale;
   float residual_scale;
   float logit_scale;
-  uint8_t reserved[44];             // zero
+  // Qwen2-MoE: the width of a shared expert every token runs beside its k experts, its
+  // output weighted by sigmoid(shared_gate . x). 0: none.
+  uint32_t shared_hidden_dim;
+  uint8_t reserved[40];             // zero
 };
 static_assert(sizeof(HParams) == 192);
 

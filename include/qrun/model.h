@@ -49,6 +49,7 @@ enum class MatrixInput {
   AttentionOut,  // the attention output: wo
   FfnIn,         // the normed feed-forward input: w1, w3
   FfnHidden,     // the activated hidden state, swiglu/geglu(w1 x, w3 x): w2
+  SharedHidden,  // a shared expert's activated hidden state (Qwen2-MoE): w2_shared
   Head,          // the final normed hidden state: the output head (layer -1)
 };
 

@@ -73,6 +73,20 @@ std::vector<TensorRecipe> qwen3moe_tensors() {
   return t;
 }
 
+// Qwen2-MoE: Qwen3-MoE's experts (and Qwen2's q/k/v biases) plus a shared expert, whose
+// output a one-row gate weighs by sigmoid(gate . x).
+std::vector<TensorRecipe> qwen2moe_tensors() {
+  auto t = qwen3moe_tensors();
+  auto at = std::find_if(t.begin(), t.end(), [](const TensorRecipe& r) { return std::string(r.name) == "w3_experts"; }) + 1;
+  t.insert(at, {
+      {"shared_gate", P::Layer, E::Dim, E::One, R::Norm, N::Shared, "mlp.shared_expert_gate.weight", Part::Whole, "ffn_gate_inp_shexp.weight", false},
+      {"w1_shared", P::Layer, E::Dim, E::SharedHidden, R::Projection, N::Shared, "mlp.shared_expert.gate_proj.weight", Part::Whole, "ffn_gate_shexp.weight", false},
+      {"w2_shared", P::Layer, E::SharedHidden, E::Dim, R::Projection, N::Shared, "mlp.shared_expert.down_proj.weight", Part::Whole, "ffn_down_shexp.weight", false},
+      {"w3_shared", P::Layer, E::Dim, E::SharedHidden, R::Projection, N::Shared, "mlp.shared_expert.up_proj.weight", Part::Whole, "ffn_up_shexp.weight", false},
+  });
+  return t;
+}
+
 // Mixtral's checkpoints call the MoE block block_sparse_moe and its experts' matrices w1, w2, w3.
 std::vector<TensorRecipe> mixtral_tensors() {
   auto t = qwen3moe_tensors();
@@ -132,6 +146,7 @@ const std::vector<ArchInfo>& all_archs() {
       {format::Arch::Mixtral, "mixtral", "MixtralForCausalLM", "mixtral", mixtral_tensors()},
       {format::Arch::Granite, "granite", "GraniteForCausalLM", "granite", llama_tensors()},
       {format::Arch::GraniteMoe, "granitemoe", "GraniteMoeForCausalLM", "granitemoe", granitemoe_tensors()},
+      {format::Arch::Qwen2Moe, "qwen2moe", "Qwen2MoeForCausalLM", "qwen2_moe", qwen2moe_tensors()},
   };
   return archs;
 }
@@ -185,6 +200,7 @@ bool recipe_present(const TensorRecipe& r, const format::HParams& hp) {
     case Need::LongRope: return hp.rope_scaling == static_cast<uint32_t>(format::RopeScaling::LongRope);
     case Need::Dense: return hp.n_experts == 0;
     case Need::Experts: return hp.n_experts != 0;
+    case Need::Shared: return hp.shared_hidden_dim != 0;
   }
   return false;
 }
@@ -202,6 +218,7 @@ int64_t extent(Extent e, const format::HParams& hp) {
     case Extent::Experts: return hp.n_experts;
     case Extent::ExpertsHidden: return int64_t{hp.n_experts} * hp.hidden_dim;
     case Extent::ExpertsDim: return int64_t{hp.n_experts} * hp.dim;
+    case Extent::SharedHidden: return hp.shared_hidden_dim;
   }
   return 0;
 }

@@ -17,6 +17,7 @@ enum class Extent {
   Experts,           // n_experts: the router's rows
   ExpertsHidden,     // n_experts * hidden_dim: every expert's gate (or up) rows, stacked
   ExpertsDim,        // n_experts * dim: every expert's down-projection rows, stacked
+  SharedHidden,      // shared_hidden_dim: the shared expert's gate (or up) rows
 };
 
 enum class Need {
@@ -28,6 +29,7 @@ enum class Need {
   LongRope,  // LongRoPE's per-frequency factors
   Dense,     // one FFN per layer (hp.n_experts == 0)
   Experts,   // a router and n_experts FFNs per layer
+  Shared,    // a shared expert beside them (hp.shared_hidden_dim)
 };
 
 // A slice of a fused source tensor (Phi-3's qkv_proj and gate_up_proj): its rows.

@@ -67,7 +67,8 @@ void validate_hparams(const format::HParams& hp, const std::string& file, int64_
   if (hp.pooling > format::kMaxPooling) bad("unknown pooling " + std::to_string(hp.pooling));
   const bool moe_arch = hp.arch == static_cast<uint32_t>(format::Arch::Qwen3Moe) ||
                         hp.arch == static_cast<uint32_t>(format::Arch::Mixtral) ||
-                        hp.arch == static_cast<uint32_t>(format::Arch::GraniteMoe);
+                        hp.arch == static_cast<uint32_t>(format::Arch::GraniteMoe) ||
+                        hp.arch == static_cast<uint32_t>(format::Arch::Qwen2Moe);
   if (moe_arch != (hp.n_experts != 0))
     bad(std::string(arch_name(hp.arch)) + (moe_arch ? " needs" : " has no") + " experts, n_experts is " +
         std::to_string(hp.n_experts));
@@ -75,6 +76,10 @@ void validate_hparams(const format::HParams& hp, const std::string& file, int64_
   if (hp.n_experts_used > hp.n_experts || (hp.n_experts != 0 && hp.n_experts_used == 0))
     bad("n_experts_used " + std::to_string(hp.n_experts_used) + " of " + std::to_string(hp.n_experts) + " experts");
   if ((hp.flags & format::kNormTopK) && hp.n_experts == 0) bad("router renormalization without experts");
+  if ((hp.shared_hidden_dim != 0) != (hp.arch == static_cast<uint32_t>(format::Arch::Qwen2Moe)) ||
+      hp.shared_hidden_dim > (1u << 18))
+    bad("shared expert width " + std::to_string(hp.shared_hidden_dim) + " (" + arch_name(hp.arch) +
+        (hp.arch == static_cast<uint32_t>(format::Arch::Qwen2Moe) ? " needs one, at most 262144)" : " has none)"));
   for (const uint8_t b : hp.reserved)
     if (b != 0) bad("reserved bytes are not zero (a newer qrun's file?)");
 }

@@ -1,6 +1,8 @@
-// The mixture-of-experts FFN (Mixtral, Qwen3-MoE): the router picks k experts per token,
-// and the FFN's output is their SwiGLU outputs weighted by the router.
+// The mixture-of-experts FFN (Mixtral, Qwen3-MoE, GraniteMoe, Qwen2-MoE): the router picks
+// k experts per token, and the FFN's output is their SwiGLU outputs weighted by the
+// router, plus Qwen2-MoE's shared expert weighted by sigmoid(shared_gate . x).
 #include <algorithm>
+#include <cmath>
 #include <vector>
 
 #include "qrun/model.h"
@@ -12,11 +14,21 @@
 
 namespace qrun {
 
+namespace {
+
+// Qwen2-MoE's shared expert weight for one token's normed input x.
+float shared_weight(const LayerWeights& w, const float* x, int dim) {
+  return 1.0f / (1.0f + std::exp(-dot_f32(w.shared_gate, x, dim)));
+}
+
+}  // namespace
+
 void Model::experts_ffn(int l, int n, const ActivationBuffers& act) {
   const auto& hp = hparams();
   const LayerWeights& w = w_->layers[static_cast<size_t>(l)];
   const int dim = static_cast<int>(hp.dim), hidden = static_cast<int>(hp.hidden_dim);
   const int n_experts = static_cast<int>(hp.n_experts), k = static_cast<int>(hp.n_experts_used);
+  const int shared = static_cast<int>(hp.shared_hidden_dim);
   Scratch& s = *s_;
   project(pool_, {{w.router, s.router.data(), n_experts}}, s.xb.data(), n, act);
   for (int i = 0; i < n; ++i)
@@ -26,27 +38,38 @@ void Model::experts_ffn(int l, int n, const ActivationBuffers& act) {
 
   if (n == 1) {
     streamer_->fetch_experts(l, std::span(s.chosen.data(), size_t(k)));
-    // One token: the k experts' gate and up rows in one parallel section, their down
-    // rows in another (each reading its own hidden state), as the dense FFN's two.
+    // One token: the k experts' gate and up rows (and the shared expert's, after them) in
+    // one parallel section, their down rows in another (each reading its own hidden
+    // state), as the dense FFN's two; the shared expert's wider down rows in a third.
     std::vector<Projection> in, out;
     for (int j = 0; j < k; ++j) {
       const int e = s.chosen[size_t(j)];
       in.push_back({w.w1_experts.part(e, n_experts), &s.hb[size_t(j) * hidden], hidden});
       in.push_back({w.w3_experts.part(e, n_experts), &s.hb2[size_t(j) * hidden], hidden});
     }
+    float* shared_hb = &s.hb[size_t(k) * hidden];
+    if (shared) {
+      in.push_back({w.w1_shared, shared_hb, shared});
+      in.push_back({w.w3_shared, &s.hb2[size_t(k) * hidden], shared});
+    }
     project(pool_, in, s.xb.data(), 1, act);
-    ffn_activation(s.hb.data(), s.hb2.data(), int64_t{k} * hidden);
+    ffn_activation(s.hb.data(), s.hb2.data(), int64_t{k} * hidden + shared);
     if (observer_) observer_(l, MatrixInput::FfnHidden, s.hb.data(), k, hidden);
     for (int j = 0; j < k; ++j)
       out.push_back({w.w2_experts.part(s.chosen[size_t(j)], n_experts),
                      &s.expert_out[size_t(j) * dim], dim, j});
     project(pool_, out, s.hb.data(), 1, act);
+    if (shared) {
+      if (observer_) observer_(l, MatrixInput::SharedHidden, shared_hb, 1, shared);
+      project(pool_, {{w.w2_shared, &s.expert_out[size_t(k) * dim], dim}}, shared_hb, 1, act);
+    }
     // Summed in expert order, as a batch sums them (axpy fuses the multiply-add, so the
     // order decides the rounding): a step and a batch then round alike.
     std::vector<int> order(size_t(k), 0);
     for (int j = 0; j < k; ++j) order[size_t(j)] = j;
     std::sort(order.begin(), order.end(), [&](int a, int b) { return s.chosen[size_t(a)] < s.chosen[size_t(b)]; });
     for (const int j : order) axpy_f32(s.xb2.data(), s.chosen_weight[size_t(j)], &s.expert_out[size_t(j) * dim], dim);
+    if (shared) axpy_f32(s.xb2.data(), shared_weight(w, s.xb.data(), dim), &s.expert_out[size_t(k) * dim], dim);
     return;
   }
 
@@ -75,6 +98,14 @@ void Model::experts_ffn(int l, int n, const ActivationBuffers& act) {
     }
     streamer_->drop_experts(l, expert);
   }
+  if (!shared) return;
+  // The shared expert over every token, as a dense FFN, added last as in a step.
+  project(pool_, {{w.w1_shared, s.hb.data(), shared}, {w.w3_shared, s.hb2.data(), shared}}, s.xb.data(), n, act);
+  ffn_activation(s.hb.data(), s.hb2.data(), int64_t{n} * shared);
+  if (observer_) observer_(l, MatrixInput::SharedHidden, s.hb.data(), n, shared);
+  project(pool_, {{w.w2_shared, s.expert_out.data(), dim}}, s.hb.data(), n, act);
+  for (int i = 0; i < n; ++i)
+    axpy_f32(&s.xb2[size_t(i) * dim], shared_weight(w, &s.xb[size_t(i) * dim], dim), &s.expert_out[size_t(i) * dim], dim);
 }
 
 }  // namespace qrun

@@ -38,6 +38,9 @@ struct LayerWeights {
   // Mixture of experts (instead of w1..w3): the router's n_experts rows of f32, and every
   // expert's gate, down and up rows stacked in expert order.
   Weight router, w1_experts, w2_experts, w3_experts;
+  // Qwen2-MoE's shared expert (gate, down, up) and its gate's dim weights; none elsewhere.
+  Weight w1_shared, w2_shared, w3_shared;
+  const float* shared_gate = nullptr;
   const float* post_ffn_norm = nullptr;
 };
 

@@ -74,6 +74,12 @@ Model::Model(const std::string& path, const RuntimeOptions& options)
       w.w1_experts = Weight::from(get("w1_experts"));
       w.w2_experts = Weight::from(get("w2_experts"));
       w.w3_experts = Weight::from(get("w3_experts"));
+      if (hp.shared_hidden_dim) {
+        w.shared_gate = f32_data(get("shared_gate"));
+        w.w1_shared = Weight::from(get("w1_shared"));
+        w.w2_shared = Weight::from(get("w2_shared"));
+        w.w3_shared = Weight::from(get("w3_shared"));
+      }
     } else {
       w.w1 = Weight::from(get("w1"));
       w.w2 = Weight::from(get("w2"));

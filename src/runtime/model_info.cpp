@@ -26,9 +26,12 @@ void print_model_info(const ModelFile& model, std::ostream& out, bool list_tenso
       << "architecture:  " << arch_name(hp.arch) << "\n"
       << "layers:        " << hp.n_layers << "\n"
       << "dim:           " << hp.dim << " (ffn " << hp.hidden_dim << (hp.n_experts ? " per expert" : "") << ")\n";
-  if (hp.n_experts)
+  if (hp.n_experts) {
     out << "experts:       " << hp.n_experts << ", " << hp.n_experts_used << " used per token"
-        << (hp.flags & format::kNormTopK ? " (their weights renormalized)" : "") << "\n";
+        << (hp.flags & format::kNormTopK ? " (their weights renormalized)" : "");
+    if (hp.shared_hidden_dim) out << ", and a shared expert of " << hp.shared_hidden_dim;
+    out << "\n";
+  }
   out << "heads:         " << hp.n_heads << " (kv " << hp.n_kv_heads << ", head_dim " << hp.head_dim << ")\n"
       << "vocab:         " << hp.vocab_size << "\n"
       << "context:       " << hp.max_seq_len << "\n"

@@ -20,7 +20,7 @@ struct ScratchSizes {
   ScratchSizes(const format::HParams& hp, int batch, int threads, int wide_rows) {
     const size_t b = static_cast<size_t>(batch);
     const size_t q_dim = size_t{hp.n_heads} * hp.head_dim, kv_dim = size_t{hp.n_kv_heads} * hp.head_dim;
-    const size_t widest = std::max({size_t{hp.dim}, size_t{hp.hidden_dim}, q_dim});
+    const size_t widest = std::max({size_t{hp.dim}, size_t{hp.hidden_dim}, q_dim, size_t{hp.shared_hidden_dim}});
     // One token's k experts each take a row of the FFN buffers and activations.
     const size_t rows = std::max(b, size_t{hp.n_experts_used});
     x = b * hp.dim;
@@ -28,7 +28,9 @@ struct ScratchSizes {
     xb2 = b * hp.dim;
     q = b * q_dim;
     k = v = b * kv_dim;
-    hb = hb2 = rows * hp.hidden_dim;
+    // A shared expert's hidden state follows the k experts' in a step, or fills them in a batch.
+    const size_t shared = hp.shared_hidden_dim;
+    hb = hb2 = std::max({rows * hp.hidden_dim, size_t{hp.n_experts_used} * hp.hidden_dim + shared, b * shared});
     xq = rows * static_cast<size_t>(q8a_blocks(static_cast<int64_t>(widest)));
     xq16 = (wide_rows ? std::max(static_cast<size_t>(wide_rows), rows) : 0) *
            static_cast<size_t>(q8a_blocks(static_cast<int64_t>(widest)));
@@ -37,7 +39,7 @@ struct ScratchSizes {
       router = b * hp.n_experts;
       chosen = b * hp.n_experts_used;
       expert_in = b * hp.dim;
-      expert_out = rows * hp.dim;
+      expert_out = std::max(rows, size_t{hp.n_experts_used} + (shared ? 1 : 0)) * hp.dim;
     }
   }
   uint64_t bytes() const {

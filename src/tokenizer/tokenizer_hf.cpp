@@ -11,6 +11,7 @@
 #include "qrun/tokenizer.h"
 #include "src/format/json_file.h"
 #include "src/tokenizer/sentencepiece_model.h"
+#include "src/tokenizer/split_patterns.h"
 #include "src/tokenizer/tokenizer_data.h"
 
 namespace qrun {
@@ -19,9 +20,6 @@ namespace fs = std::filesystem;
 using json = nlohmann::json;
 
 namespace {
-
-// GPT-2's split pattern, used by ByteLevel pre-tokenizers with use_regex = true.
-constexpr const char* kGpt2Regex = R"('s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+)";
 
 std::string short_dump(const json& v) {
   std::string s = v.dump(-1, ' ', false, json::error_handler_t::replace);
@@ -113,7 +111,7 @@ void load_tokenizer_json(const fs::path& path, TokenizerData& d, int32_t* append
       d.unk = it == ids.end() ? -1 : it->second;
     }
 
-    bool byte_level = false, split_found = false, space_split = false;
+    bool byte_level = false, split_found = false, space_split = false, digits = false;
     if (j.contains("pre_tokenizer") && !j["pre_tokenizer"].is_null()) {
       visit(j["pre_tokenizer"], "pre_tokenizer", "pretokenizers", file, [&](const json& p) {
         const std::string type = p.value("type", "");
@@ -124,8 +122,16 @@ void load_tokenizer_json(const fs::path& path, TokenizerData& d, int32_t* append
             throw Error(file, -1, "ByteLevel pre-tokenizer with add_prefix_space is not supported");
           if (p.value("use_regex", true)) {
             if (split_found) throw Error(file, -1, "a Split pre-tokenizer before a regex ByteLevel one is not supported");
-            d.pretokenizer_regex = kGpt2Regex;
+            d.pretokenizer_regex = digits ? kGpt2IndividualDigitsRegex : kGpt2Regex;
+          } else if (digits) {
+            throw Error(file, -1, "a Digits pre-tokenizer before a ByteLevel one without its regex is not supported");
           }
+        } else if (type == "Digits") {
+          // StarCoder's and Granite's: each digit its own piece, before GPT-2's split.
+          if (!p.value("individual_digits", false))
+            throw Error(file, -1, "Digits pre-tokenizer without individual_digits is not supported");
+          if (byte_level || split_found) throw Error(file, -1, "a Digits pre-tokenizer after another stage is not supported");
+          digits = true;
         } else if (type == "Split" && p.contains("pattern") && p["pattern"].contains("Regex")) {
           // Only one split stage that keeps every piece (matches and the text between).
           if (split_found || !d.pretokenizer_regex.empty())
@@ -148,6 +154,7 @@ void load_tokenizer_json(const fs::path& path, TokenizerData& d, int32_t* append
         }
       });
     }
+    if (digits && !byte_level) throw Error(file, -1, "a Digits pre-tokenizer without a ByteLevel one is not supported");
     if (byte_level) {
       d.kind = TokenizerKind::ByteLevel;
       if (d.pretokenizer_regex.empty()) d.pretokenizer_regex = R"([\s\S]+)";

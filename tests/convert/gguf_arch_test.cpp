@@ -1,4 +1,4 @@
-// GGUF import of Qwen3, Qwen3-MoE, Mixtral, Gemma 2 and 3, Phi-3, Granite, GraniteMoe and Llama with YaRN (issue 13): a GGUF
+// GGUF import of Qwen3, Qwen3-MoE, Qwen2-MoE, Mixtral, Gemma 2 and 3, Phi-3, Granite, GraniteMoe and Llama with YaRN (issue 13): a GGUF
 // written the way llama.cpp's convert_hf_to_gguf.py writes these architectures (GGUF names
 // from the table, Gemma's norms stored as 1 + w, Phi-3's qkv and gate_up fused and its
 // LongRoPE factors as tensors, GraniteMoe's fused experts split into gate and up, Q/K
@@ -75,7 +75,8 @@ std::vector<uint8_t> gguf_from_checkpoint(const std::string& dir) {
   if (hp.n_experts) {
     g.u32(p + "expert_count", hp.n_experts);
     g.u32(p + "expert_used_count", hp.n_experts_used);
-    if (arch == "qwen3moe") g.u32(p + "expert_feed_forward_length", hp.hidden_dim);
+    if (arch == "qwen3moe" || arch == "qwen2moe") g.u32(p + "expert_feed_forward_length", hp.hidden_dim);
+    if (arch == "qwen2moe") g.u32(p + "expert_shared_feed_forward_length", hp.shared_hidden_dim);
   }
   test::add_stories_tokenizer(g);
   const HfConfig config = read_hf_config_full(dir);
@@ -144,6 +145,8 @@ TEST_P(GgufArch, ImportEqualsSafetensorsConversion) {
   EXPECT_EQ(hb.n_experts, ha.n_experts);
   EXPECT_EQ(hb.n_experts_used, ha.n_experts_used);
   EXPECT_EQ(hb.hidden_dim, ha.hidden_dim);
+  EXPECT_EQ(hb.shared_hidden_dim, ha.shared_hidden_dim);
+  EXPECT_EQ(hb.attn_bias, ha.attn_bias);
   EXPECT_EQ(hb.head_dim, ha.head_dim);
   EXPECT_EQ(hb.sliding_window, ha.sliding_window);
   EXPECT_EQ(hb.sliding_period, ha.sliding_period);
@@ -174,7 +177,8 @@ TEST_P(GgufArch, ImportEqualsSafetensorsConversion) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Archs, GgufArch, ::testing::Values("qwen3", "gemma2", "gemma3", "phi3", "phi4-mini", "llama-yarn",
-                                                                    "qwen3moe", "mixtral", "granite", "granitemoe"));
+                                                                    "qwen3moe", "mixtral", "granite", "granitemoe",
+                                                                    "qwen2moe"));
 
 }  // namespace
 }  // namespace qrun

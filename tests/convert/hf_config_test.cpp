@@ -205,6 +205,26 @@ TEST(HfConfig, GraniteMultipliersAndExperts) {
     "position_embedding_type": "nope"})", "position_embedding_type \"nope\" is not supported");
 }
 
+// Qwen1.5-MoE-A2.7B's config.json: Qwen2's q/k/v biases, 60 experts of 1408 (4 per token,
+// not renormalized) and a shared expert of 5632.
+TEST(HfConfig, Qwen2MoeSharedExpert) {
+  const std::string qwen = R"({"architectures": ["Qwen2MoeForCausalLM"], "model_type": "qwen2_moe", "hidden_size": 2048,
+    "intermediate_size": 5632, "num_hidden_layers": 24, "num_attention_heads": 16, "num_key_value_heads": 16,
+    "vocab_size": 151936, "num_experts": 60, "num_experts_per_tok": 4, "moe_intermediate_size": 1408,
+    "decoder_sparse_step": 1, "norm_topk_prob": false, "mlp_only_layers": [], "use_sliding_window": false, )";
+  const auto q = parse(qwen + R"("shared_expert_intermediate_size": 5632})");
+  EXPECT_EQ(q.arch, static_cast<uint32_t>(format::Arch::Qwen2Moe));
+  EXPECT_EQ(q.n_experts, 60u);
+  EXPECT_EQ(q.n_experts_used, 4u);
+  EXPECT_EQ(q.hidden_dim, 1408u);
+  EXPECT_EQ(q.shared_hidden_dim, 5632u);
+  EXPECT_EQ(q.attn_bias, 1u);
+  EXPECT_EQ(q.flags, 0u);
+  EXPECT_EQ(q.sliding_window, 0u);
+  expect_refused(qwen + R"("shared_expert_intermediate_size": 0})", "shared_expert_intermediate_size is 0");
+  expect_refused(qwen + R"("foo": 1})", "missing field \"shared_expert_intermediate_size\"");
+}
+
 // Embedding models made for sentence-transformers say how they pool in a module folder.
 TEST(HfConfig, SentenceTransformersPooling) {
   const std::string config = R"({"architectures": ["Qwen3ForCausalLM"], "hidden_size": 64, "intermediate_size": 128,

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Float64 NumPy forward pass written from the Hugging Face modelling code of the
 architectures qrun runs (modeling_llama, _qwen2, _qwen3, _qwen3_moe, _mixtral, _gemma2, _gemma3, _smollm3, _phi3,
-_granite, _granitemoe and the rope
+_granite, _granitemoe, _qwen2_moe and the rope
 initialisers of modeling_rope_utils), plus tiny synthetic checkpoints that use each
 real model's tensor names and config fields. Independent of qrun: the C++ tests compare
 qrun's logits and greedy tokens with what this prints.
@@ -11,7 +11,7 @@ writes OUT_DIR/config.json, model.safetensors, the stories260K tokenizer files, 
 OUT_DIR/reference.json: {"tokens": [...], "logits": [[vocab floats] per position],
 "greedy": [16 ids after the tokens], "margins": [the top-2 logit gap at each greedy step]}.
 ARCH: llama, llama-yarn, qwen2, qwen3, qwen3moe, mixtral, gemma2, gemma3, gemma3-mm, smollm3, phi3, phi3-long,
-phi4-mini, granite, granitemoe.
+phi4-mini, granite, granitemoe, qwen2moe.
 gemma3-mm is a Gemma3ForConditionalGeneration checkpoint: config.json nests the text
 model's fields in text_config (most left at Gemma3TextConfig's defaults), its tensors sit
 under "language_model.", beside vision-tower tensors qrun must skip.
@@ -58,6 +58,14 @@ def configs(arch):
                            tie_word_embeddings=False, attention_bias=False, rope_theta=1000000.0, num_experts=8,
                            num_experts_per_tok=3, moe_intermediate_size=32, norm_topk_prob=False,
                            decoder_sparse_step=1, mlp_only_layers=[], router_aux_loss_coef=0.001)
+    if arch == "qwen2moe":
+        # Qwen1.5-MoE's recipe: 6 experts of 24, 3 per token, weights as the softmax gave them,
+        # q/k/v biases, and a shared expert of 56 every token runs (intermediate_size: none).
+        # (With 2 per token this seed's router nearly ties, 0.001 apart, where q8 may swap.)
+        return base_config(architectures=["Qwen2MoeForCausalLM"], model_type="qwen2_moe", num_experts=6,
+                           num_experts_per_tok=3, moe_intermediate_size=24, shared_expert_intermediate_size=56,
+                           norm_topk_prob=False, decoder_sparse_step=1, mlp_only_layers=[], use_sliding_window=False,
+                           sliding_window=None, rope_theta=1000000.0, router_aux_loss_coef=0.001)
     if arch == "mixtral":
         # 6 experts of intermediate_size, 2 per token, renormalized (as every Mixtral).
         return base_config(architectures=["MixtralForCausalLM"], model_type="mixtral", intermediate_size=40,
@@ -192,9 +200,15 @@ def make_weights(arch, c, rng):
             w[router] = mat(n_experts(c), d, 3.0 / math.sqrt(d))
             for e in range(n_experts(c)):
                 w[gate.format(e)], w[up.format(e)], w[down.format(e)] = mat(ef, d), mat(ef, d), mat(d, ef)
+            if mt == "qwen2_moe":
+                sf = c["shared_expert_intermediate_size"]
+                w[p + "mlp.shared_expert.gate_proj.weight"] = mat(sf, d)
+                w[p + "mlp.shared_expert.up_proj.weight"] = mat(sf, d)
+                w[p + "mlp.shared_expert.down_proj.weight"] = mat(d, sf)
+                w[p + "mlp.shared_expert_gate.weight"] = mat(1, d, 2.0 / math.sqrt(d))
         elif mt != "granitemoe":
             w[p + "mlp.down_proj.weight"] = mat(d, f)
-        if mt == "qwen2":
+        if mt in ("qwen2", "qwen2_moe"):
             for n, rows in (("q", nh * hd), ("k", nkv * hd), ("v", nkv * hd)):
                 w[p + f"self_attn.{n}_proj.bias"] = (0.3 * rng.standard_normal(rows)).astype(np.float32)
         if mt in ("qwen3", "qwen3_moe", "gemma3_text"):
@@ -217,7 +231,7 @@ def moe_names(c, l):
     """A mixture-of-experts layer's router, gate, up and down names ({} for the expert)
     and the experts' width; None for a dense layer."""
     p = f"model.layers.{l}."
-    if c["model_type"] == "qwen3_moe":
+    if c["model_type"] in ("qwen3_moe", "qwen2_moe"):
         e = p + "mlp.experts.{}."
         return p + "mlp.gate.weight", e + "gate_proj.weight", e + "up_proj.weight", e + "down_proj.weight", c["moe_intermediate_size"]
     if c["model_type"] == "mixtral":
@@ -227,8 +241,9 @@ def moe_names(c, l):
 
 
 def sparse_moe(c, W, l, x):
-    """Qwen3MoeSparseMoeBlock / MixtralSparseMoeBlock: softmax over the router's logits,
-    the top k, renormalized when norm_topk_prob (always for Mixtral), weighted experts."""
+    """Qwen3MoeSparseMoeBlock / MixtralSparseMoeBlock / Qwen2MoeSparseMoeBlock: softmax over
+    the router's logits, the top k, renormalized when norm_topk_prob (always for Mixtral),
+    weighted experts; Qwen2-MoE adds its shared expert times sigmoid(shared_expert_gate x)."""
     router, gate, up, down, _ = moe_names(c, l)
     logits = x @ W[router].T
     probs = np.exp(logits - logits.max(axis=-1, keepdims=True))
@@ -243,6 +258,11 @@ def sparse_moe(c, W, l, x):
         for e, wt in zip(top, weights):
             h = silu(x[t] @ W[gate.format(e)].T) * (x[t] @ W[up.format(e)].T)
             out[t] += wt * (h @ W[down.format(e)].T)
+    if c["model_type"] == "qwen2_moe":
+        p = f"model.layers.{l}.mlp."
+        h = silu(x @ W[p + "shared_expert.gate_proj.weight"].T) * (x @ W[p + "shared_expert.up_proj.weight"].T)
+        gate_w = 1.0 / (1.0 + np.exp(-(x @ W[p + "shared_expert_gate.weight"].T)))  # [T, 1]
+        out += gate_w * (h @ W[p + "shared_expert.down_proj.weight"].T)
     return out
 
 
@@ -388,7 +408,7 @@ def forward(c, w, tokens):
             q = x @ W[p + "self_attn.q_proj.weight"].T
             k = x @ W[p + "self_attn.k_proj.weight"].T
             v = x @ W[p + "self_attn.v_proj.weight"].T
-        if mt == "qwen2":
+        if mt in ("qwen2", "qwen2_moe"):
             q, k, v = q + W[p + "self_attn.q_proj.bias"], k + W[p + "self_attn.k_proj.bias"], v + W[p + "self_attn.v_proj.bias"]
         q, k, v = q.reshape(T, nh, hd), k.reshape(T, nkv, hd), v.reshape(T, nkv, hd)
         if mt in ("qwen3", "qwen3_moe", "gemma3_text"):

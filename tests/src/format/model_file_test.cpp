@@ -6,6 +6,7 @@
 
 #include <cstddef>
 #include <cstring>
+#include <limits>
 
 #include "common/model_fixture.h"
 #include "qrun/error.h"
@@ -118,6 +119,23 @@ TEST_F(CorruptModelFile, ExpertCountsAreChecked) {
   std::memcpy(bytes_.data() + h.hparams_offset, &bad, sizeof bad);
   reseal();
   EXPECT_NE(open_error().find("n_experts_used 9 of 8 experts"), std::string::npos);
+}
+
+// Granite's multipliers: a negative or non-finite one is refused at load.
+TEST_F(CorruptModelFile, GraniteMultipliersAreChecked) {
+  const format::FileHeader h = header();
+  format::HParams hp;
+  std::memcpy(&hp, bytes_.data() + h.hparams_offset, sizeof hp);
+  for (float format::HParams::*field : {&format::HParams::embedding_scale, &format::HParams::residual_scale,
+                                         &format::HParams::logit_scale}) {
+    for (const float v : {-0.5f, std::numeric_limits<float>::infinity(), std::numeric_limits<float>::quiet_NaN()}) {
+      format::HParams bad = hp;
+      bad.*field = v;
+      std::memcpy(bytes_.data() + h.hparams_offset, &bad, sizeof bad);
+      reseal();
+      EXPECT_NE(open_error().find("Granite scale field is negative or not finite"), std::string::npos) << v;
+    }
+  }
 }
 
 TEST_F(CorruptModelFile, WrongMagic) {

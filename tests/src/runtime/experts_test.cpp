@@ -1,6 +1,6 @@
 // Mixture-of-experts layers: the router against a plain softmax-and-sort, and a prompt
 // batch (each expert once over the tokens that chose it) against one-token steps (the
-// chosen experts side by side), on the synthetic Qwen3-MoE, Mixtral and GraniteMoe reference
+// chosen experts side by side), on the synthetic Qwen3-MoE, Mixtral, GraniteMoe and Qwen2-MoE reference
 // checkpoints (tests/reference/hf_reference.py, which checks them against float64 NumPy
 // of the Hugging Face code: tests/convert/architectures_test.cpp).
 #include <gtest/gtest.h>
@@ -115,7 +115,9 @@ INSTANTIATE_TEST_SUITE_P(Moe, Experts,
                          ::testing::Values(ExpertsCase{"qwen3moe", DType::F32, 1e-5}, ExpertsCase{"mixtral", DType::F32, 1e-5},
                                            ExpertsCase{"qwen3moe", DType::Q4, 2e-2}, ExpertsCase{"mixtral", DType::Q4, 2e-2},
                                            ExpertsCase{"granitemoe", DType::F32, 1e-5},
-                                           ExpertsCase{"granitemoe", DType::Q4, 2e-2}));
+                                           ExpertsCase{"granitemoe", DType::Q4, 2e-2},
+                                           ExpertsCase{"qwen2moe", DType::F32, 1e-5},
+                                           ExpertsCase{"qwen2moe", DType::Q4, 2e-2}));
 
 }  // namespace
 }  // namespace qrun
