@@ -77,7 +77,9 @@ std::vector<TensorRecipe> qwen3moe_tensors() {
 // output a one-row gate weighs by sigmoid(gate . x).
 std::vector<TensorRecipe> qwen2moe_tensors() {
   auto t = qwen3moe_tensors();
-  auto at = std::find_if(t.begin(), t.end(), [](const TensorRecipe& r) { return std::string(r.name) == "w3_experts"; }) + 1;
+  // Before the experts: the layer streamer reads a layer's dense part ahead and needs the
+  // experts last (layer_stream_ranges).
+  auto at = std::find_if(t.begin(), t.end(), [](const TensorRecipe& r) { return std::string(r.name) == "w1_experts"; });
   t.insert(at, {
       {"shared_gate", P::Layer, E::Dim, E::One, R::Norm, N::Shared, "mlp.shared_expert_gate.weight", Part::Whole, "ffn_gate_inp_shexp.weight", false},
       {"w1_shared", P::Layer, E::Dim, E::SharedHidden, R::Projection, N::Shared, "mlp.shared_expert.gate_proj.weight", Part::Whole, "ffn_gate_shexp.weight", false},

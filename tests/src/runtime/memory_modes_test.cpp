@@ -133,6 +133,24 @@ TEST(LayerStreaming, SameOutputWhenStreamingAndRefusalWhenTooSmall) {
   EXPECT_NE(refused.out.find("memory budget"), std::string::npos) << refused.out;
 }
 
+// Every mixture-of-experts architecture's file keeps each layer's experts last (Qwen2-MoE's
+// shared expert and GraniteMoe's split experts included), so streaming reads only the
+// chosen ones rather than whole layers.
+TEST(LayerStreaming, EveryMixtureKeepsItsExpertsLast) {
+  for (const char* arch : {"qwen3moe", "mixtral", "granitemoe", "qwen2moe"}) {
+    std::string why;
+    test::ScratchDir out;
+    const std::string path = test::converted_reference(arch, DType::Q8, out.path(), &why);
+    if (path.empty()) GTEST_SKIP() << why;
+    const ModelFile f(path);
+    for (int l = 0; l < static_cast<int>(f.hparams().n_layers); ++l) {
+      const LayerStreamRanges r = layer_stream_ranges(f, l);
+      EXPECT_EQ(r.experts.size(), 3u) << arch << " layer " << l;
+      EXPECT_LT(r.ahead, r.size) << arch << " layer " << l;
+    }
+  }
+}
+
 // A streamed mixture-of-experts layer reads its part before the experts ahead, then only
 // the experts the router picked: the same logits as a mapped run, from fewer bytes.
 TEST(LayerStreaming, MixtureOfExpertsReadsOnlyTheChosenExperts) {
