@@ -9,6 +9,7 @@
 #include "common/rotated_keys.h"
 #include "common/test_paths.h"
 #include "convert/converter.h"
+#include "qrun/error.h"
 #include "qrun/generate.h"
 #include "qrun/model.h"
 #include "qrun/model_layout.h"
@@ -137,6 +138,29 @@ TEST(Architectures, SmolLM3ContextShiftMovesNoPeKeysUnturned) {
   m.shift_context(keep, drop);
   EXPECT_EQ(key(3, keep), nope_before);
   EXPECT_NE(key(2, keep), rope_before);
+}
+
+// The CUDA layers run Llama's recipe only: GPU offload of a Granite model (its
+// multipliers) or a Qwen2-MoE one (experts) is refused, naming the steps, before any
+// device is touched, so with or without CUDA.
+TEST(Architectures, GpuOffloadRefusesStepsTheCudaLayersLack) {
+  for (const char* arch : {"granite", "qwen2moe"}) {
+    std::string why;
+    test::ScratchDir out;
+    const std::string path = test::converted_reference(arch, DType::Q8, out.path(), &why);
+    if (path.empty()) GTEST_SKIP() << why;
+    RuntimeOptions ro;
+    ro.threads = 1;
+    ro.context = 64;
+    ro.gpu_layer_count = 1;
+    try {
+      Model m(path, ro);
+      ADD_FAILURE() << arch << ": offload accepted";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("GPU offload runs the Llama-family recipe only; " + std::string(arch)),
+                std::string::npos) << e.what();
+    }
+  }
 }
 
 // Tolerances: f32 weights, f16 KV cache (keys and values rounded to 2^-11 relative);
