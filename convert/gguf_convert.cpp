@@ -249,12 +249,15 @@ format::HParams gguf_hparams(const GgufFile& g) {
   }
   if (hp.arch == static_cast<uint32_t>(format::Arch::Granite) || hp.arch == static_cast<uint32_t>(format::Arch::GraniteMoe)) {
     // Granite's multipliers; an attention scale of 0 (or none) is llama.cpp's 1/sqrt(head_dim).
-    hp.embedding_scale = f32_of(g, p + "embedding_scale", 1.0);
-    hp.residual_scale = f32_of(g, p + "residual_scale", 1.0);
-    hp.logit_scale = f32_of(g, p + "logit_scale", 1.0);
+    auto positive = [&](const char* key) {
+      const float v = f32_of(g, p + key, 1.0);
+      if (!(v > 0.0f)) g.fail(g.find(p + key)->offset, p + key + " must be positive");
+      return v;
+    };
+    hp.embedding_scale = positive("embedding_scale");
+    hp.residual_scale = positive("residual_scale");
+    hp.logit_scale = positive("logit_scale");
     hp.query_scale = f32_of(g, p + "attention.scale", 0.0);
-    for (const char* key : {"embedding_scale", "residual_scale", "logit_scale"})
-      if (g.find(p + key) && !(f32_of(g, p + key, 1.0) > 0.0f)) g.fail(g.find(p + key)->offset, p + key + " must be positive");
   }
   if (hp.arch == static_cast<uint32_t>(format::Arch::Gemma2)) {
     // GGUF keeps no query_pre_attn_scalar; llama.cpp takes 1/sqrt(dim / heads) for the

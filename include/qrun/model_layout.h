@@ -36,6 +36,13 @@ bool layer_is_sliding(const format::HParams& hp, int layer);
 // Whether a layer turns q and k with RoPE (SmolLM3's every fourth layer does not: NoPE).
 bool layer_uses_rope(const format::HParams& hp, int layer);
 
+// The multipliers of the residual stream, 1 where the file stores 0: embeddings (Gemma's
+// sqrt(dim) under kEmbedScale, else Granite's embedding_scale), each attention and FFN
+// output joining it (residual_scale), and the logits' divisor (logit_scale).
+float embedding_scale(const format::HParams& hp);
+float residual_scale(const format::HParams& hp);
+float logit_scale(const format::HParams& hp);
+
 const char* arch_name(uint32_t arch);
 
 }  // namespace qrun

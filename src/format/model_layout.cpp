@@ -1,5 +1,7 @@
 #include "qrun/model_layout.h"
 
+#include <cmath>
+
 #include "qrun/error.h"
 #include "src/format/arch_table.h"
 
@@ -87,6 +89,15 @@ void validate_hparams(const format::HParams& hp, const std::string& file, int64_
 bool layer_uses_rope(const format::HParams& hp, int layer) {
   return hp.nope_period == 0 || (layer + 1) % static_cast<int>(hp.nope_period) != 0;
 }
+
+float embedding_scale(const format::HParams& hp) {
+  if (hp.flags & format::kEmbedScale) return std::sqrt(static_cast<float>(hp.dim));
+  return hp.embedding_scale != 0.0f ? hp.embedding_scale : 1.0f;
+}
+
+float residual_scale(const format::HParams& hp) { return hp.residual_scale != 0.0f ? hp.residual_scale : 1.0f; }
+
+float logit_scale(const format::HParams& hp) { return hp.logit_scale != 0.0f ? hp.logit_scale : 1.0f; }
 
 bool layer_is_sliding(const format::HParams& hp, int layer) {
   if (hp.sliding_window == 0) return false;

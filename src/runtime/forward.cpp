@@ -33,10 +33,9 @@ void Model::forward_batch(const int32_t* tokens, int n, float* logits, bool all_
   const Weight& emb = w_->embedding;
   for (int i = 0; i < n; ++i)
     dequantize_row(emb.dtype, emb.data + tokens[i] * emb.row_bytes(), dim, &s.x[size_t(i) * dim]);
-  const float embedding_scale = hp.flags & format::kEmbedScale ? std::sqrt(static_cast<float>(dim)) : hp.embedding_scale;
-  if (embedding_scale != 0.0f && embedding_scale != 1.0f)
-    for (float& v : std::span(s.x).first(size_t(n) * dim)) v *= embedding_scale;
-  const float residual_scale = hp.residual_scale != 0.0f ? hp.residual_scale : 1.0f;
+  if (const float scale = embedding_scale(hp); scale != 1.0f)
+    for (float& v : std::span(s.x).first(size_t(n) * dim)) v *= scale;
+  const float residual = residual_scale(hp);
 
   for (int l = 0; l < static_cast<int>(w_->layers.size()); ++l) {
     if (gpu_ && l == plan_.gpu_first) {
@@ -103,7 +102,7 @@ void Model::forward_batch(const int32_t* tokens, int n, float* logits, bool all_
     if (w.post_attention_norm)
       for (int i = 0; i < n; ++i)
         rmsnorm(&s.xb2[size_t(i) * dim], &s.xb2[size_t(i) * dim], w.post_attention_norm, dim, hp.norm_eps);
-    axpy_f32(s.x.data(), residual_scale, s.xb2.data(), int64_t{n} * dim);
+    axpy_f32(s.x.data(), residual, s.xb2.data(), int64_t{n} * dim);
 
     // Feed-forward: norm, then SwiGLU(gate, up) and the down projection of one FFN or of
     // the experts the router picks.
@@ -114,7 +113,7 @@ void Model::forward_batch(const int32_t* tokens, int n, float* logits, bool all_
     if (w.post_ffn_norm)
       for (int i = 0; i < n; ++i)
         rmsnorm(&s.xb2[size_t(i) * dim], &s.xb2[size_t(i) * dim], w.post_ffn_norm, dim, hp.norm_eps);
-    axpy_f32(s.x.data(), residual_scale, s.xb2.data(), int64_t{n} * dim);
+    axpy_f32(s.x.data(), residual, s.xb2.data(), int64_t{n} * dim);
     streamer_->after_layer(l);
   }
   pos_ += n;
@@ -130,8 +129,8 @@ void Model::forward_batch(const int32_t* tokens, int n, float* logits, bool all_
   if (observer_) observer_(-1, MatrixInput::Head, s.xb.data(), m, dim);
   const Weight& head = w_->head;
   project(pool_, {{head, logits, head.rows}}, s.xb.data(), m, act);
-  if (hp.logit_scale != 0.0f && hp.logit_scale != 1.0f)
-    for (float& v : std::span(logits, size_t(m) * head.rows)) v /= hp.logit_scale;
+  if (const float scale = logit_scale(hp); scale != 1.0f)
+    for (float& v : std::span(logits, size_t(m) * head.rows)) v /= scale;
   if (hp.final_softcap > 0)
     for (float& v : std::span(logits, size_t(m) * head.rows)) v = hp.final_softcap * std::tanh(v / hp.final_softcap);
 }

@@ -51,9 +51,8 @@ void print_model_info(const ModelFile& model, std::ostream& out, bool list_tenso
       << "\n"
       << "weight type:   " << dtype_name(static_cast<DType>(hp.weight_type)) << "\n";
   if (hp.embedding_scale != 0 || hp.residual_scale != 0 || hp.logit_scale != 0)
-    out << "multipliers:   embedding " << (hp.embedding_scale ? hp.embedding_scale : 1.0f) << ", residual "
-        << (hp.residual_scale ? hp.residual_scale : 1.0f) << ", attention " << hp.query_scale << ", logits / "
-        << (hp.logit_scale ? hp.logit_scale : 1.0f) << "\n";
+    out << "multipliers:   embedding " << embedding_scale(hp) << ", residual " << residual_scale(hp) << ", attention "
+        << hp.query_scale << ", logits / " << logit_scale(hp) << "\n";
   if (hp.pooling) out << "pooling:       " << pooling_name(static_cast<Pooling>(hp.pooling)) << " (embeddings)\n";
 
   const Tokenizer tok(deserialize_tokenizer(model));
