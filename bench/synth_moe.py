@@ -8,6 +8,7 @@ means nothing; the router is random too, so tokens spread over the experts evenl
   synth_moe.py --preset qwen3-30b-a3b --layers 4 --tokenizer-dir ../shared/tokenizers/qwen3 OUT_DIR
   synth_moe.py --preset granite-3.1-1b-a400m --tokenizer-dir ../shared/tokenizers/llama2 OUT_DIR
   synth_moe.py --preset qwen1.5-moe-a2.7b --layers 2 --tokenizer-dir ../shared/tokenizers/llama2 OUT_DIR
+  synth_moe.py --preset gpt-oss-20b --layers 4 --tokenizer-dir ../shared/tokenizers/llama2 OUT_DIR
 
 mixtral-8x1.1b: a MixtralForCausalLM of eight TinyLlama-1.1B FFNs per layer, two used
 per token, 8 layers (2.4B weights, 0.7B used per token), which llama.cpp's converter in
@@ -18,6 +19,9 @@ multipliers (32 or 40 experts of 512, 8 used; each layer's experts stacked in tw
 tensors) and tied embeddings; the vocabulary is the tokenizer's (granite's own is 49,155).
 qwen1.5-moe-a2.7b: Qwen2MoeForCausalLM with that model's shapes (60 experts of 1408, 4 used,
 a shared expert of 5632, q/k/v biases), the tokenizer's vocabulary (its own is 151,936).
+gpt-oss-20b: GptOssForCausalLM with that model's shapes (32 experts of 2880, 4 used, 64 heads
+of 64, biases, sinks, a window of 128 on every other layer, YaRN x32), its experts packed
+as OpenAI ships them (MXFP4 _blocks and _scales), the tokenizer's vocabulary (its own is 201,088).
 """
 import argparse
 import json
@@ -35,7 +39,27 @@ PRESETS = {
     "granite-3.1-1b-a400m": ("granitemoe", 1024, 24, 16, 8, 64, 512, 32, 8, 0, 10000000.0),
     "granite-3.1-3b-a800m": ("granitemoe", 1536, 32, 24, 8, 64, 512, 40, 8, 0, 10000000.0),
     "qwen1.5-moe-a2.7b": ("qwen2_moe", 2048, 24, 16, 16, 128, 1408, 60, 4, 0, 1000000.0),
+    "gpt-oss-20b": ("gpt_oss", 2880, 24, 64, 8, 64, 2880, 32, 4, 0, 150000.0),
 }
+# E2M1's magnitudes 0, 0.5, 1, 1.5, 2, 3, 4, 6: the midpoints between them.
+E2M1_MIDPOINTS = np.array([0.25, 0.75, 1.25, 1.75, 2.5, 3.5, 5.0])
+
+
+def mxfp4_pack(w):
+    """Rows of w as OpenAI's MXFP4: _blocks [rows, cols/32, 16] (two E2M1 codes a byte, the
+    first in the low nibble) and _scales [rows, cols/32] (exponent + 127), each block's
+    exponent the smallest that puts its largest |value| at 6 or below."""
+    b = w.reshape(w.shape[0], -1, 32)
+    exponent = np.ceil(np.log2(np.maximum(np.abs(b).max(axis=-1), 1e-30) / 6.0))
+    scaled = b / np.exp2(exponent)[..., None]
+    codes = np.searchsorted(E2M1_MIDPOINTS, np.abs(scaled)).astype(np.uint8) | (np.signbit(scaled).astype(np.uint8) << 3)
+    return (codes[..., 0::2] | (codes[..., 1::2] << 4)).astype(np.uint8), (exponent + 127).astype(np.uint8)
+
+
+def packed_experts(rng, experts, rows, cols, std):
+    """Every expert's [rows, cols] matrix packed, stacked: (_blocks, _scales)."""
+    packed = [mxfp4_pack(matrix(rng, rows, cols, std)) for _ in range(experts)]
+    return np.stack([p[0] for p in packed]), np.stack([p[1] for p in packed])
 QWEN2_MOE_SHARED = 5632  # Qwen1.5-MoE-A2.7B's shared_expert_intermediate_size
 
 
@@ -49,13 +73,24 @@ def tensors(p, layers, rng):
         yield pre + "input_layernorm.weight", norm(h)
         for name, rows in (("q_proj", nh * hd), ("k_proj", nkv * hd), ("v_proj", nkv * hd)):
             yield pre + f"self_attn.{name}.weight", matrix(rng, rows, h, 0.02)
-            if arch == "qwen2_moe":
+            if arch in ("qwen2_moe", "gpt_oss"):
                 yield pre + f"self_attn.{name}.bias", (0.02 * rng.standard_normal(rows)).astype(np.float32)
         if arch == "qwen3_moe":
             yield pre + "self_attn.q_norm.weight", norm(hd)
             yield pre + "self_attn.k_norm.weight", norm(hd)
         yield pre + "self_attn.o_proj.weight", matrix(rng, h, nh * hd, 0.02 / np.sqrt(2 * L))
         yield pre + "post_attention_layernorm.weight", norm(h)
+        if arch == "gpt_oss":
+            yield pre + "self_attn.o_proj.bias", (0.02 * rng.standard_normal(h)).astype(np.float32)
+            yield pre + "self_attn.sinks", (1.0 + rng.standard_normal(nh)).astype(np.float32)
+            yield pre + "mlp.router.weight", matrix(rng, experts, h, 0.05)
+            yield pre + "mlp.router.bias", (0.05 * rng.standard_normal(experts)).astype(np.float32)
+            ex = pre + "mlp.experts."
+            for name, rows, cols, std in (("gate_up_proj", 2 * ffn, h, 0.02), ("down_proj", h, ffn, 0.02 / np.sqrt(2 * L))):
+                yield from zip((ex + name + "_blocks", ex + name + "_scales"), packed_experts(rng, experts, rows, cols, std))
+            yield ex + "gate_up_proj_bias", (0.02 * rng.standard_normal((experts, 2 * ffn))).astype(np.float32)
+            yield ex + "down_proj_bias", (0.02 * rng.standard_normal((experts, h))).astype(np.float32)
+            continue
         if arch == "granitemoe":
             moe = pre + "block_sparse_moe."
             yield moe + "router.layer.weight", matrix(rng, experts, h, 0.05)
@@ -125,6 +160,14 @@ def main():
                     "moe_intermediate_size": ffn, "shared_expert_intermediate_size": QWEN2_MOE_SHARED,
                     "num_experts": experts, "norm_topk_prob": False, "decoder_sparse_step": 1, "mlp_only_layers": [],
                     "use_sliding_window": False, "sliding_window": None})
+    elif arch == "gpt_oss":
+        cfg.update({"architectures": ["GptOssForCausalLM"], "model_type": "gpt_oss", "intermediate_size": ffn,
+                    "num_local_experts": experts, "head_dim": hd, "attention_bias": True, "sliding_window": 128,
+                    "layer_types": ["sliding_attention" if i % 2 == 0 else "full_attention" for i in range(L)],
+                    "swiglu_limit": 7.0, "max_position_embeddings": 131072, "rms_norm_eps": 1e-5,
+                    "rope_scaling": {"rope_type": "yarn", "factor": 32.0, "beta_fast": 32.0, "beta_slow": 1.0,
+                                     "original_max_position_embeddings": 4096, "truncate": False},
+                    "quantization_config": {"quant_method": "mxfp4"}})
     elif arch == "mixtral":
         cfg.update({"architectures": ["MixtralForCausalLM"], "model_type": "mixtral", "intermediate_size": ffn,
                     "num_local_experts": experts, "sliding_window": None, "router_jitter_noise": 0.0})

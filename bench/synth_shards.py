@@ -5,6 +5,8 @@ import os
 import shutil
 import sys
 
+import numpy as np
+
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared", "tools"))
 from synth_hf import encode, matrix, write_shard  # noqa: E402,F401  (matrix: for the callers)
 
@@ -15,7 +17,7 @@ def write_checkpoint(out, named_tensors, shard_mb):
     os.makedirs(out, exist_ok=True)
     shards, cur, cur_bytes, weight_map = [], [], 0, {}
     for name, t in named_tensors:
-        data, dt = encode(t, "bf16")
+        data, dt = (t.tobytes(), "U8") if t.dtype == np.uint8 else encode(t, "bf16")  # U8: packed MXFP4
         if cur and cur_bytes + len(data) > shard_mb * 1_000_000:
             shards.append(cur)
             cur, cur_bytes = [], 0

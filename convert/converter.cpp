@@ -146,18 +146,19 @@ WriteSummary convert_hf_checkpoint(const std::string& hf_dir, const std::string&
       check_source_shape(*src, spec, src_rows, stacked);
       sources.push_back(src);
     }
-    // A fused source (Phi-3's qkv_proj, gate_up_proj) holds this tensor's rows after others';
-    // a stacked one holds `per` rows of each expert, src_rows apart.
-    const int64_t first_row = part_row_offset(recipe.part, hp);
+    // A fused source (Phi-3's qkv_proj, gate_up_proj) holds this tensor's rows after others'
+    // (or between them, `step` apart); a stacked one holds `per` rows of each expert,
+    // src_rows apart.
+    const int64_t first_row = part_row_offset(recipe.part, hp), step = part_row_step(recipe.part);
     const int64_t per = stacked ? spec.rows / stacked : spec.rows;
     std::vector<float> importance;
     if (dtype_is_quantized(t.dtype)) importance = column_importance(input_stats, spec.name, spec.cols, hf_dir);
-    t.fill = [sources, src_rows, per, dtype = t.dtype, cols = spec.cols, first_row, plus_one = recipe.plus_one,
+    t.fill = [sources, src_rows, per, dtype = t.dtype, cols = spec.cols, first_row, step, plus_one = recipe.plus_one,
               importance = std::move(importance)](int64_t b, int64_t e, uint8_t* dst) {
       std::vector<float> row(static_cast<size_t>(cols));
       const int64_t row_bytes = dtype_row_bytes(dtype, cols);
       for (int64_t r = b; r < e; ++r) {
-        const int64_t src_row = sources.size() > 1 ? r % src_rows : r / per * src_rows + first_row + r % per;
+        const int64_t src_row = sources.size() > 1 ? r % src_rows : r / per * src_rows + first_row + r % per * step;
         const SafeTensor* src = sources[sources.size() > 1 ? static_cast<size_t>(r / src_rows) : 0];
         src->read_f32(src_row * cols, cols, row.data());
         // A NaN or infinite weight makes every output it touches NaN: refuse the

@@ -129,6 +129,25 @@ void read_gemma3_layers(const ConfigReader& r, format::HParams& hp) {
   if (hp.sliding_period == 0) throw Error(r.file, -1, "sliding_window_pattern is 0");
 }
 
+// gpt-oss: every other layer (the first included) attends in a window, its attention
+// has learned sinks and biases, its experts biases and a clamped SwiGLU.
+void read_gpt_oss(const ConfigReader& r, format::HParams& hp) {
+  hp.sliding_window = r.u32("sliding_window");
+  // transformers' default layer_types: sliding, full, sliding, ...
+  hp.sliding_period = r.has("layer_types") ? odd_layer_period(r, "layer_types", hp.n_layers,
+                                                              {"sliding_attention", "full_attention"}, "full_attention")
+                                           : 2;
+  hp.flags |= format::kAttnSinks | format::kExpertBias;
+  hp.swiglu_limit = r.f32_or(r.j, "swiglu_limit", 7.0f);
+  if (!(hp.swiglu_limit > 0.0f)) throw Error(r.file, -1, "swiglu_limit must be positive");
+  if (r.j.contains("quantization_config") && r.j["quantization_config"].is_object()) {
+    const json& q = r.j["quantization_config"];
+    if (q.contains("quant_method") && q["quant_method"] != "mxfp4")
+      throw Error(r.file, -1, "quantization_config.quant_method " + q["quant_method"].dump() +
+                                  " is not supported (mxfp4 experts, or an unquantized checkpoint)");
+  }
+}
+
 // SmolLM3's NoPE layers: no_rope_layers (1: RoPE, 0: none) or every no_rope_layer_interval-th.
 void read_nope_layers(const ConfigReader& r, format::HParams& hp) {
   if (r.has("no_rope_layers")) {
@@ -146,7 +165,7 @@ void read_nope_layers(const ConfigReader& r, format::HParams& hp) {
 void read_experts(const ConfigReader& r, format::Arch arch, format::HParams& hp) {
   // GraniteMoe names its fields as Mixtral does, and its softmax over the k largest
   // logits is Mixtral's renormalized top k.
-  const bool mixtral = arch == format::Arch::Mixtral || arch == format::Arch::GraniteMoe;
+  const bool mixtral = arch == format::Arch::Mixtral || arch == format::Arch::GraniteMoe || arch == format::Arch::GptOss;
   hp.n_experts = r.u32(mixtral ? "num_local_experts" : "num_experts");
   hp.n_experts_used = r.u32("num_experts_per_tok");
   if (hp.n_experts == 0 || hp.n_experts > format::kMaxExperts)
@@ -155,7 +174,8 @@ void read_experts(const ConfigReader& r, format::Arch arch, format::HParams& hp)
   if (hp.n_experts_used == 0 || hp.n_experts_used > hp.n_experts)
     throw Error(r.file, -1, "num_experts_per_tok is " + std::to_string(hp.n_experts_used) + ", not 1 to " +
                                 std::to_string(hp.n_experts) + " experts");
-  // Mixtral renormalizes the chosen experts' weights always, Qwen3-MoE when norm_topk_prob.
+  // Mixtral renormalizes the chosen experts' weights always (gpt-oss's softmax over the k
+  // largest logits is the same), Qwen3-MoE when norm_topk_prob.
   if (mixtral || r.bool_or("norm_topk_prob", false)) hp.flags |= format::kNormTopK;
   if (mixtral) return;
   hp.hidden_dim = r.u32("moe_intermediate_size");
@@ -278,9 +298,14 @@ HfConfig read_hf_config_full(const std::filesystem::path& dir) {
     hp.sliding_window = r.u32_or("sliding_window", 0);
   if (arch == format::Arch::Qwen3 || arch == format::Arch::Qwen3Moe) hp.flags |= format::kQkNorm;
   if (arch == format::Arch::Mixtral) hp.sliding_window = r.u32_or("sliding_window", 0);
+  // Llama's attention_bias puts a bias on the output projection too (Qwen2's q/k/v biases
+  // come without one).
+  if (arch != format::Arch::Qwen2 && arch != format::Arch::Qwen2Moe && r.bool_or("attention_bias", false))
+    hp.flags |= format::kOutputBias;
   if (arch == format::Arch::Qwen3Moe || arch == format::Arch::Mixtral || arch == format::Arch::GraniteMoe ||
-      arch == format::Arch::Qwen2Moe)
+      arch == format::Arch::Qwen2Moe || arch == format::Arch::GptOss)
     read_experts(r, arch, hp);
+  if (arch == format::Arch::GptOss) read_gpt_oss(r, hp);
   if (arch == format::Arch::Granite || arch == format::Arch::GraniteMoe) read_granite_multipliers(r, hp);
   if (arch == format::Arch::Gemma2 || arch == format::Arch::Gemma3) {
     hp.flags |= format::kSandwichNorms | format::kEmbedScale;
@@ -329,6 +354,7 @@ HfConfig read_hf_config_full(const std::filesystem::path& dir) {
       hp.rope_original_max_pos = r.u32_number_or(rs, "original_max_position_embeddings", hp.max_seq_len, 1);
       hp.rope_beta_fast = r.f32_or(rs, "beta_fast", 32.0f);
       hp.rope_beta_slow = r.f32_or(rs, "beta_slow", 1.0f);
+      if (rs.contains("truncate") && rs["truncate"] == false) hp.flags |= format::kYarnUntruncated;
       // transformers' default attention factor: 0.1 ln(factor) + 1 (or the mscale ratio).
       auto mscale = [](float scale, float m) { return scale <= 1.0f ? 1.0f : 0.1f * m * std::log(scale) + 1.0f; };
       const float ms = r.f32_or(rs, "mscale", 0.0f), ms_all = r.f32_or(rs, "mscale_all_dim", 0.0f);

@@ -1,6 +1,7 @@
 #include "convert/safetensors.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <fstream>
 #include <set>
@@ -23,8 +24,26 @@ int64_t SafeTensor::numel() const {
   return n;
 }
 
+namespace {
+
+// E2M1 codes: sign bit, 2 exponent bits, 1 mantissa bit.
+constexpr float kE2M1[16] = {0.0f, 0.5f, 1.0f, 1.5f, 2.0f, 3.0f, 4.0f, 6.0f,
+                             -0.0f, -0.5f, -1.0f, -1.5f, -2.0f, -3.0f, -4.0f, -6.0f};
+
+}  // namespace
+
 void SafeTensor::read_f32(int64_t begin, int64_t n, float* out) const {
   switch (dtype) {
+    case SafeDType::U8:
+      throw Error(file, -1, "tensor '" + name + "' holds raw bytes (U8) without an MXFP4 _blocks/_scales partner");
+    case SafeDType::MXFP4:
+      for (int64_t i = 0; i < n; ++i) {
+        const int64_t at = begin + i;
+        const uint8_t byte = data[at / 2];
+        const int exponent = static_cast<int>(scales[at / 32]) - 127;
+        out[i] = std::ldexp(kE2M1[at % 2 ? byte >> 4 : byte & 15], exponent);
+      }
+      return;
     case SafeDType::F32:
       std::memcpy(out, data + begin * 4, static_cast<size_t>(n) * 4);
       return;
@@ -70,6 +89,35 @@ SafetensorsCheckpoint::SafetensorsCheckpoint(const fs::path& dir) {
   } else {
     throw Error(dir.string(), -1, "no model.safetensors or model.safetensors.index.json");
   }
+  pair_mxfp4_tensors();
+}
+
+void SafetensorsCheckpoint::pair_mxfp4_tensors() {
+  std::vector<std::string> blocks;
+  for (const auto& [name, t] : tensors_)
+    if (t.dtype == SafeDType::U8 && name.ends_with("_blocks")) blocks.push_back(name);
+  for (const std::string& name : blocks) {
+    const std::string base = name.substr(0, name.size() - 7);
+    const SafeTensor& b = tensors_.at(name);
+    const auto sc = tensors_.find(base + "_scales");
+    const std::string what = "MXFP4 tensor '" + base + "': ";
+    if (sc == tensors_.end() || sc->second.dtype != SafeDType::U8)
+      throw Error(b.file, -1, what + "has _blocks but no U8 _scales");
+    const SafeTensor& s = sc->second;
+    std::vector<int64_t> want(b.shape.begin(), b.shape.end() - (b.shape.empty() ? 0 : 1));
+    if (b.shape.size() < 2 || b.shape.back() != 16 || s.shape != want)
+      throw Error(b.file, -1, what + "_blocks must be [..., groups, 16] and _scales [..., groups]");
+    if (tensors_.count(base)) throw Error(b.file, -1, what + "also stored unpacked");
+    SafeTensor t = b;
+    t.name = base;
+    t.dtype = SafeDType::MXFP4;
+    t.shape = want;
+    t.shape.back() *= 32;
+    t.scales = s.data;
+    tensors_.erase(base + "_scales");
+    tensors_.erase(name);
+    tensors_.emplace(base, std::move(t));
+  }
 }
 
 void SafetensorsCheckpoint::add_file(const fs::path& path) {
@@ -110,7 +158,8 @@ void SafetensorsCheckpoint::add_file(const fs::path& path) {
     if (d == "F32") t.dtype = SafeDType::F32, elem = 4;
     else if (d == "F16") t.dtype = SafeDType::F16, elem = 2;
     else if (d == "BF16") t.dtype = SafeDType::BF16, elem = 2;
-    else throw Error(fname, 8, what + "unsupported dtype " + d + " (supported: F32, F16, BF16)");
+    else if (d == "U8") t.dtype = SafeDType::U8, elem = 1;
+    else throw Error(fname, 8, what + "unsupported dtype " + d + " (supported: F32, F16, BF16, U8 in MXFP4 pairs)");
     const auto& sh = info["shape"];
     const auto& off = info["data_offsets"];
     if (!sh.is_array() || sh.size() > 4) throw Error(fname, 8, what + "bad shape");

@@ -14,7 +14,11 @@
 
 namespace qrun {
 
-enum class SafeDType { F32, F16, BF16 };
+// U8: raw bytes, weights only as half of an MXFP4 pair. MXFP4: OpenAI's packed experts,
+// "X_blocks" [..., groups, 16] (two 4-bit E2M1 codes per byte, the low nibble first) and
+// "X_scales" [..., groups] (E8M0 exponents, bias 127), presented as one tensor "X" of
+// shape [..., groups * 32].
+enum class SafeDType { F32, F16, BF16, U8, MXFP4 };
 
 struct SafeTensor {
   std::string name;
@@ -23,6 +27,7 @@ struct SafeTensor {
   const uint8_t* data;
   uint64_t size;
   std::string file;   // for error messages
+  const uint8_t* scales = nullptr;  // MXFP4: one exponent per 32 elements
 
   int64_t numel() const;   // throws qrun::Error naming the tensor when it overflows int64
   // Converts elements [begin, begin+n) to f32.
@@ -39,6 +44,7 @@ class SafetensorsCheckpoint {
 
  private:
   void add_file(const std::filesystem::path& file);
+  void pair_mxfp4_tensors();
 
   std::vector<std::unique_ptr<MappedFile>> files_;
   std::map<std::string, SafeTensor> tensors_;

@@ -18,7 +18,8 @@ constexpr DType kPlain[] = {DType::Q8, DType::Q6, DType::Q5, DType::Q4N, DType::
 
 bool is_vector(const std::string& name) {
   return name == "norm" || name.ends_with("_norm") || name.ends_with(".bq") || name.ends_with(".bk") ||
-         name.ends_with(".bv") || name.ends_with(".shared_gate") || name.rfind("rope_factors", 0) == 0;
+         name.ends_with(".bv") || name.ends_with(".bo") || name.ends_with(".shared_gate") || name.ends_with("_bias") ||
+         name.ends_with(".attn_sinks") || name.rfind("rope_factors", 0) == 0;
 }
 
 // "layers.7.w2" -> 7 and "w2"; false for global tensors.

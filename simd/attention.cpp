@@ -224,8 +224,15 @@ HWY_INLINE void Attend(D d, const AttendArgs& a, int64_t g) {
     AddValues<VRow>(d, a, a.v.data + t0 * a.v.stride, n, g);
   }
   for (int64_t h = 0; h < heads; ++h) {
+    // A sink joins the denominator under the common maximum; the sum may then be all sink.
+    float rescale = 1.0f;
+    if (a.sinks) {
+      const float m = std::max(running_max[h], a.sinks[h]);
+      rescale = std::exp(running_max[h] - m);
+      running_sum[h] = running_sum[h] * rescale + std::exp(a.sinks[h] - m);
+    }
     if (running_sum[h] <= 0.0f) continue;
-    const auto inv = hn::Set(d, 1.0f / running_sum[h]);
+    const auto inv = hn::Set(d, rescale / running_sum[h]);
     for (int64_t j = 0; j < hd; j += N) hn::StoreU(hn::Mul(hn::LoadU(d, a.out + h * hd + j), inv), d, a.out + h * hd + j);
   }
 }

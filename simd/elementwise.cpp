@@ -110,6 +110,18 @@ void GegluTanhImpl(float* gate, const float* up, int64_t n) {
   });
 }
 
+// gpt-oss's clamped SwiGLU: g = min(g, limit), u = clamp(u, -limit, limit), then
+// g sigmoid(1.702 g) (u + 1).
+void SwigluClampedImpl(float* gate, const float* up, int64_t n, float limit) {
+  GatedActivation(gate, up, n, [limit](DF d, auto g, auto u) {
+    const auto lim = hn::Set(d, limit);
+    g = hn::Min(g, lim);
+    u = hn::Min(hn::Max(u, hn::Neg(lim)), lim);
+    const auto glu = hn::Div(g, hn::Add(hn::Set(d, 1.0f), hn::Exp(d, hn::Mul(hn::Set(d, -1.702f), g))));
+    return hn::Mul(glu, hn::Add(u, hn::Set(d, 1.0f)));
+  });
+}
+
 void SoftmaxImpl(float* x, int64_t n) {
   if (n <= 0) return;
   const DF d;
@@ -168,6 +180,7 @@ HWY_EXPORT(AddF32Impl);
 HWY_EXPORT(RmsNormImpl);
 HWY_EXPORT(SwigluImpl);
 HWY_EXPORT(GegluTanhImpl);
+HWY_EXPORT(SwigluClampedImpl);
 HWY_EXPORT(SoftmaxImpl);
 HWY_EXPORT(F32ToF16RowImpl);
 
@@ -179,6 +192,9 @@ void rmsnorm(float* out, const float* x, const float* weight, int64_t n, float e
 }
 void swiglu(float* gate, const float* up, int64_t n) { HWY_DYNAMIC_DISPATCH(SwigluImpl)(gate, up, n); }
 void geglu_tanh(float* gate, const float* up, int64_t n) { HWY_DYNAMIC_DISPATCH(GegluTanhImpl)(gate, up, n); }
+void swiglu_clamped(float* gate, const float* up, int64_t n, float limit) {
+  HWY_DYNAMIC_DISPATCH(SwigluClampedImpl)(gate, up, n, limit);
+}
 void softmax(float* x, int64_t n) { HWY_DYNAMIC_DISPATCH(SoftmaxImpl)(x, n); }
 void f32_to_f16_row(const float* x, uint16_t* out, int64_t n) {
   HWY_DYNAMIC_DISPATCH(F32ToF16RowImpl)(x, out, n);

@@ -72,6 +72,8 @@ void axpy_f32(float* y, float a, const float* x, int64_t n);   // y += a * x
 void add_f32(float* y, const float* x, int64_t n);             // y += x
 void swiglu(float* gate, const float* up, int64_t n);          // gate = silu(gate) * up
 void geglu_tanh(float* gate, const float* up, int64_t n);      // gate = gelu_tanh(gate) * up (Gemma)
+// gpt-oss: g = min(gate, limit), u = clamp(up, -limit, limit), gate = g sigmoid(1.702 g) (u + 1).
+void swiglu_clamped(float* gate, const float* up, int64_t n, float limit);
 void softmax(float* x, int64_t n);                             // in place, numerically stable
 // The KV cache is stored in f16.
 void f32_to_f16_row(const float* x, uint16_t* out, int64_t n);
@@ -104,6 +106,7 @@ struct AttendArgs {
   float* out;
   float* tile;
   float scale = 0.0f, softcap = 0.0f;
+  const float* sinks = nullptr;  // per head: a logit that joins the softmax's denominator only (gpt-oss)
 };
 void attend(const AttendArgs& args);
 

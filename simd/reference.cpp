@@ -194,6 +194,13 @@ void geglu_tanh(float* gate, const float* up, int64_t n) {
   }
 }
 
+void swiglu_clamped(float* gate, const float* up, int64_t n, float limit) {
+  for (int64_t i = 0; i < n; ++i) {
+    const double g = std::min(gate[i], limit), u = std::clamp(up[i], -limit, limit);
+    gate[i] = static_cast<float>(g / (1.0 + std::exp(-1.702 * g)) * (u + 1.0));
+  }
+}
+
 void softmax(float* x, int64_t n) {
   if (n <= 0) return;
   const float mx = *std::max_element(x, x + n);
@@ -220,7 +227,8 @@ void attend(const AttendArgs& a) {
       if (a.softcap > 0) s[size_t(t)] = a.softcap * std::tanh(s[size_t(t)] / a.softcap);
       mx = std::max(mx, s[size_t(t)]);
     }
-    double z = 0;
+    if (a.sinks) mx = std::max(mx, double(a.sinks[h]));
+    double z = a.sinks ? std::exp(a.sinks[h] - mx) : 0.0;
     for (auto& e : s) z += (e = std::exp(e - mx));
     for (int64_t j = 0; j < hd; ++j) {
       double acc = 0;

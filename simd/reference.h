@@ -18,6 +18,7 @@ void rmsnorm(float* out, const float* x, const float* weight, int64_t n, float e
 float dot_f32(const float* a, const float* b, int64_t n);
 void swiglu(float* gate, const float* up, int64_t n);
 void geglu_tanh(float* gate, const float* up, int64_t n);
+void swiglu_clamped(float* gate, const float* up, int64_t n, float limit);
 void softmax(float* x, int64_t n);
 // Plain softmax over all scores in double, one head at a time: no tiles, no online
 // rescaling.

@@ -42,8 +42,8 @@ struct FileHeader {                 // at offset 0, 128 bytes
 static_assert(sizeof(FileHeader) == 128);
 
 enum class Arch : uint32_t { Llama = 1, Mistral = 2, Qwen2 = 3, Qwen3 = 4, Gemma2 = 5, Phi3 = 6, Gemma3 = 7, SmolLM3 = 8,
-                         Qwen3Moe = 9, Mixtral = 10, Granite = 11, GraniteMoe = 12, Qwen2Moe = 13 };
-inline constexpr uint32_t kMaxArch = 13;
+                         Qwen3Moe = 9, Mixtral = 10, Granite = 11, GraniteMoe = 12, Qwen2Moe = 13, GptOss = 14 };
+inline constexpr uint32_t kMaxArch = 14;
 enum class RopeScaling : uint32_t { None = 0, Linear = 1, Llama3 = 2, Yarn = 3, LongRope = 4 };
 inline constexpr uint32_t kMaxRopeScaling = 4;
 inline constexpr uint32_t kMaxPooling = 3;  // qrun::Pooling (include/qrun/embedding.h)
@@ -56,8 +56,12 @@ enum ArchFlags : uint32_t {
   kEmbedScale = 1u << 3,         // embeddings times sqrt(dim) (Gemma)
   kSlidingEvenLayers = 1u << 4,  // sliding window on even layers only (Gemma 2)
   kNormTopK = 1u << 5,           // the chosen experts' router weights renormalized to sum 1 (Mixtral, Qwen3-MoE)
+  kAttnSinks = 1u << 6,          // a learned logit per head joins each softmax's denominator (gpt-oss)
+  kOutputBias = 1u << 7,         // the attention output projection has a bias (attention_bias in Llama's configs)
+  kExpertBias = 1u << 8,         // the router and every expert's projections have biases (gpt-oss)
+  kYarnUntruncated = 1u << 9,    // YaRN's ramp bounds kept fractional (rope_scaling.truncate false: gpt-oss)
 };
-inline constexpr uint32_t kKnownFlags = (1u << 6) - 1;
+inline constexpr uint32_t kKnownFlags = (1u << 10) - 1;
 
 // Files before mixture-of-experts models end HParams at `pooling` (128 bytes); readers
 // take that size as the fields after it zero.
@@ -109,7 +113,10 @@ struct HParams {                    // 192 bytes (128 in older files: kHParamsSi
   // Qwen2-MoE: the width of a shared expert every token runs beside its k experts, its
   // output weighted by sigmoid(shared_gate . x). 0: none.
   uint32_t shared_hidden_dim;
-  uint8_t reserved[40];             // zero
+  // gpt-oss's clamped SwiGLU: gate clamped above and up on both sides at this limit, then
+  // (up + 1) * gate * sigmoid(1.702 gate). 0: plain SwiGLU.
+  float swiglu_limit;
+  uint8_t reserved[36];             // zero
 };
 static_assert(sizeof(HParams) == 192);
 

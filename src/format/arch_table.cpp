@@ -112,6 +112,34 @@ std::vector<TensorRecipe> granitemoe_tensors() {
   return t;
 }
 
+// gpt-oss: biases on every attention projection, a learned softmax sink per head, and
+// experts whose router and projections have biases. The experts come stacked in 3-D
+// tensors, gate and up rows interleaved in one (MXFP4 blocks in OpenAI's checkpoints,
+// read through the _blocks/_scales pair); the biases sit before the experts, as the
+// layer streamer reads a layer's dense part ahead and only the chosen experts.
+std::vector<TensorRecipe> gptoss_tensors() {
+  auto t = qwen3moe_tensors();
+  auto after = [&](const char* name) {
+    return std::find_if(t.begin(), t.end(), [&](const TensorRecipe& r) { return std::string(r.name) == name; }) + 1;
+  };
+  t.insert(after("wo"), {
+      {"bo", P::Layer, E::Dim, E::One, R::Bias, N::OutBias, "self_attn.o_proj.bias", Part::Whole, "attn_output.bias", false},
+      {"attn_sinks", P::Layer, E::Heads, E::One, R::Bias, N::Sinks, "self_attn.sinks", Part::Whole, "attn_sinks.weight", false},
+  });
+  t.insert(after("router"), {
+      {"router_bias", P::Layer, E::Experts, E::One, R::Bias, N::ExpertBias, "mlp.router.bias", Part::Whole, "ffn_gate_inp.bias", false},
+      {"experts_gate_up_bias", P::Layer, E::TwoHidden, E::Experts, R::Bias, N::ExpertBias, "mlp.experts.gate_up_proj_bias", Part::Whole, "", false},
+      {"experts_down_bias", P::Layer, E::Dim, E::Experts, R::Bias, N::ExpertBias, "mlp.experts.down_proj_bias", Part::Whole, "ffn_down_exps.bias", false},
+  });
+  recipe(t, "router").hf = "mlp.router.weight";
+  recipe(t, "w1_experts").hf = "mlp.experts.gate_up_proj";
+  recipe(t, "w1_experts").part = Part::ExpertsGateEven;
+  recipe(t, "w3_experts").hf = "mlp.experts.gate_up_proj";
+  recipe(t, "w3_experts").part = Part::ExpertsUpOdd;
+  recipe(t, "w2_experts").hf = "mlp.experts.down_proj";
+  return t;
+}
+
 std::vector<TensorRecipe> phi3_tensors() {
   auto t = llama_tensors();
   const std::pair<const char*, Part> fused[] = {{"wq", Part::Q}, {"wk", Part::K}, {"wv", Part::V}};
@@ -149,6 +177,7 @@ const std::vector<ArchInfo>& all_archs() {
       {format::Arch::Granite, "granite", "GraniteForCausalLM", "granite", llama_tensors()},
       {format::Arch::GraniteMoe, "granitemoe", "GraniteMoeForCausalLM", "granitemoe", granitemoe_tensors()},
       {format::Arch::Qwen2Moe, "qwen2moe", "Qwen2MoeForCausalLM", "qwen2_moe", qwen2moe_tensors()},
+      {format::Arch::GptOss, "gpt-oss", "GptOssForCausalLM", "gpt_oss", gptoss_tensors()},
   };
   return archs;
 }
@@ -203,6 +232,9 @@ bool recipe_present(const TensorRecipe& r, const format::HParams& hp) {
     case Need::Dense: return hp.n_experts == 0;
     case Need::Experts: return hp.n_experts != 0;
     case Need::Shared: return hp.shared_hidden_dim != 0;
+    case Need::OutBias: return (hp.flags & format::kOutputBias) != 0;
+    case Need::Sinks: return (hp.flags & format::kAttnSinks) != 0;
+    case Need::ExpertBias: return (hp.flags & format::kExpertBias) != 0;
   }
   return false;
 }
@@ -221,6 +253,8 @@ int64_t extent(Extent e, const format::HParams& hp) {
     case Extent::ExpertsHidden: return int64_t{hp.n_experts} * hp.hidden_dim;
     case Extent::ExpertsDim: return int64_t{hp.n_experts} * hp.dim;
     case Extent::SharedHidden: return hp.shared_hidden_dim;
+    case Extent::TwoHidden: return 2 * int64_t{hp.hidden_dim};
+    case Extent::Heads: return hp.n_heads;
   }
   return 0;
 }
@@ -230,13 +264,17 @@ int64_t source_rows(const TensorRecipe& r, const format::HParams& hp) {
     case Part::Q: case Part::K: case Part::V: return extent(Extent::QDim, hp) + 2 * extent(Extent::KvDim, hp);
     case Part::Gate: case Part::Up: return 2 * int64_t{hp.hidden_dim};
     case Part::Experts: return extent(r.rows, hp) / std::max<int64_t>(1, hp.n_experts);
-    case Part::ExpertsGate: case Part::ExpertsUp: return 2 * int64_t{hp.hidden_dim};
+    case Part::ExpertsGate: case Part::ExpertsUp: case Part::ExpertsGateEven: case Part::ExpertsUpOdd:
+      return 2 * int64_t{hp.hidden_dim};
     case Part::Whole: break;
   }
   return extent(r.rows, hp);
 }
 
-bool is_experts(Part part) { return part == Part::Experts || part == Part::ExpertsGate || part == Part::ExpertsUp; }
+bool is_experts(Part part) {
+  return part == Part::Experts || part == Part::ExpertsGate || part == Part::ExpertsUp ||
+         part == Part::ExpertsGateEven || part == Part::ExpertsUpOdd;
+}
 
 std::string expert_source_name(const std::string& source_name, int expert) {
   const size_t star = source_name.find('*');
@@ -247,12 +285,16 @@ std::string expert_source_name(const std::string& source_name, int expert) {
 int64_t part_row_offset(Part part, const format::HParams& hp) {
   const int64_t q = extent(Extent::QDim, hp), kv = extent(Extent::KvDim, hp);
   switch (part) {
-    case Part::Whole: case Part::Q: case Part::Gate: case Part::Experts: case Part::ExpertsGate: return 0;
+    case Part::Whole: case Part::Q: case Part::Gate: case Part::Experts: case Part::ExpertsGate:
+    case Part::ExpertsGateEven: return 0;
     case Part::K: return q;
     case Part::V: return q + kv;
     case Part::Up: case Part::ExpertsUp: return hp.hidden_dim;
+    case Part::ExpertsUpOdd: return 1;
   }
   return 0;
 }
+
+int64_t part_row_step(Part part) { return part == Part::ExpertsGateEven || part == Part::ExpertsUpOdd ? 2 : 1; }
 
 }  // namespace qrun

@@ -18,6 +18,8 @@ enum class Extent {
   ExpertsHidden,     // n_experts * hidden_dim: every expert's gate (or up) rows, stacked
   ExpertsDim,        // n_experts * dim: every expert's down-projection rows, stacked
   SharedHidden,      // shared_hidden_dim: the shared expert's gate (or up) rows
+  TwoHidden,         // 2 * hidden_dim: an expert's gate and up biases, interleaved (gpt-oss)
+  Heads,             // n_heads: one value per query head (gpt-oss's attention sinks)
 };
 
 enum class Need {
@@ -30,6 +32,9 @@ enum class Need {
   Dense,     // one FFN per layer (hp.n_experts == 0)
   Experts,   // a router and n_experts FFNs per layer
   Shared,    // a shared expert beside them (hp.shared_hidden_dim)
+  OutBias,   // kOutputBias
+  Sinks,     // kAttnSinks
+  ExpertBias,  // kExpertBias
 };
 
 // A slice of a fused source tensor (Phi-3's qkv_proj and gate_up_proj): its rows.
@@ -38,8 +43,9 @@ enum class Need {
 // has none when the checkpoint stacks them in one 3-D tensor [experts, rows, cols].
 // ExpertsGate/ExpertsUp: a 3-D tensor of each expert's gate rows, then its up rows
 // (GraniteMoe's input_linear). A GGUF file holds every role stacked on its own (3-D
-// "ffn_gate_exps.weight").
-enum class Part { Whole, Q, K, V, Gate, Up, Experts, ExpertsGate, ExpertsUp };
+// "ffn_gate_exps.weight"). ExpertsGateEven/ExpertsUpOdd: the same 3-D tensor with each
+// expert's gate and up rows interleaved, gate first (gpt-oss's gate_up_proj).
+enum class Part { Whole, Q, K, V, Gate, Up, Experts, ExpertsGate, ExpertsUp, ExpertsGateEven, ExpertsUpOdd };
 
 enum class Place { BeforeLayers, Layer, AfterLayers };
 
@@ -81,7 +87,8 @@ int64_t source_rows(const TensorRecipe& r, const format::HParams& hp);
 bool is_experts(Part part);  // one of the Experts parts
 // One expert's source tensor name: the '*' of an Experts recipe's name replaced.
 std::string expert_source_name(const std::string& source_name, int expert);
-// First row of `part` within its fused source tensor.
+// First row of `part` within its fused source tensor, and the step between its rows there.
 int64_t part_row_offset(Part part, const format::HParams& hp);
+int64_t part_row_step(Part part);
 
 }  // namespace qrun

@@ -54,8 +54,9 @@ void validate_hparams(const format::HParams& hp, const std::string& file, int64_
   if ((hp.flags & ~format::kKnownFlags) != 0) bad("unknown flags " + std::to_string(hp.flags));
   if (hp.rotary_dim % 2 != 0 || hp.rotary_dim > hp.head_dim) bad("rotary_dim " + std::to_string(hp.rotary_dim));
   for (const float v : {hp.rope_attn_factor, hp.attn_softcap, hp.final_softcap, hp.query_scale, hp.rope_beta_fast,
-                        hp.rope_beta_slow, hp.embedding_scale, hp.residual_scale, hp.logit_scale})
-    if (!(v >= 0.0f && v < 1e6f)) bad("a rope, soft-capping, query or Granite scale field is negative or not finite");
+                        hp.rope_beta_slow, hp.embedding_scale, hp.residual_scale, hp.logit_scale, hp.swiglu_limit})
+    if (!(v >= 0.0f && v < 1e6f))
+      bad("a rope, soft-capping, query, Granite scale or SwiGLU limit field is negative or not finite");
   if ((hp.rope_scaling == 3 || hp.rope_scaling == 4) && hp.rope_original_max_pos == 0)
     bad("yarn and longrope scaling need original_max_position_embeddings");
   if (hp.rope_scaling != 0 && !(hp.rope_factor >= 1.0f)) bad("rope factor must be >= 1");
@@ -70,14 +71,16 @@ void validate_hparams(const format::HParams& hp, const std::string& file, int64_
   const bool moe_arch = hp.arch == static_cast<uint32_t>(format::Arch::Qwen3Moe) ||
                         hp.arch == static_cast<uint32_t>(format::Arch::Mixtral) ||
                         hp.arch == static_cast<uint32_t>(format::Arch::GraniteMoe) ||
-                        hp.arch == static_cast<uint32_t>(format::Arch::Qwen2Moe);
+                        hp.arch == static_cast<uint32_t>(format::Arch::Qwen2Moe) ||
+                        hp.arch == static_cast<uint32_t>(format::Arch::GptOss);
   if (moe_arch != (hp.n_experts != 0))
     bad(std::string(arch_name(hp.arch)) + (moe_arch ? " needs" : " has no") + " experts, n_experts is " +
         std::to_string(hp.n_experts));
   if (hp.n_experts > format::kMaxExperts) bad("n_experts " + std::to_string(hp.n_experts));
   if (hp.n_experts_used > hp.n_experts || (hp.n_experts != 0 && hp.n_experts_used == 0))
     bad("n_experts_used " + std::to_string(hp.n_experts_used) + " of " + std::to_string(hp.n_experts) + " experts");
-  if ((hp.flags & format::kNormTopK) && hp.n_experts == 0) bad("router renormalization without experts");
+  if ((hp.flags & (format::kNormTopK | format::kExpertBias)) && hp.n_experts == 0)
+    bad("router renormalization or expert biases without experts");
   if ((hp.shared_hidden_dim != 0) != (hp.arch == static_cast<uint32_t>(format::Arch::Qwen2Moe)) ||
       hp.shared_hidden_dim > (1u << 18))
     bad("shared expert width " + std::to_string(hp.shared_hidden_dim) + " (" + arch_name(hp.arch) +

@@ -1,6 +1,6 @@
-// The mixture-of-experts FFN (Mixtral, Qwen3-MoE, GraniteMoe, Qwen2-MoE): the router picks
-// k experts per token, and the FFN's output is their SwiGLU outputs weighted by the
-// router, plus Qwen2-MoE's shared expert weighted by sigmoid(shared_gate . x).
+// The mixture-of-experts FFN (Mixtral, Qwen3-MoE, GraniteMoe, Qwen2-MoE, gpt-oss): the
+// router picks k experts per token, and the FFN's output is their SwiGLU outputs weighted
+// by the router, plus Qwen2-MoE's shared expert weighted by sigmoid(shared_gate . x).
 #include <algorithm>
 #include <cmath>
 #include <vector>
@@ -21,6 +21,23 @@ float shared_weight(const LayerWeights& w, const float* x, int dim) {
   return 1.0f / (1.0f + std::exp(-dot_f32(w.shared_gate, x, dim)));
 }
 
+// gpt-oss's expert biases on m rows of expert e's gate and up outputs (the checkpoint
+// interleaves the two), or of its down projection's.
+void add_gate_up_bias(const LayerWeights& w, int e, int hidden, int m, float* gate, float* up) {
+  if (!w.experts_gate_up_bias) return;
+  const float* b = w.experts_gate_up_bias + size_t(e) * 2 * hidden;
+  for (int r = 0; r < m; ++r)
+    for (int c = 0; c < hidden; ++c) {
+      gate[size_t(r) * hidden + c] += b[2 * c];
+      up[size_t(r) * hidden + c] += b[2 * c + 1];
+    }
+}
+
+void add_down_bias(const LayerWeights& w, int e, int dim, int m, float* out) {
+  if (!w.experts_down_bias) return;
+  for (int r = 0; r < m; ++r) add_f32(out + size_t(r) * dim, w.experts_down_bias + size_t(e) * dim, dim);
+}
+
 }  // namespace
 
 void Model::experts_ffn(int l, int n, const ActivationBuffers& act) {
@@ -31,6 +48,8 @@ void Model::experts_ffn(int l, int n, const ActivationBuffers& act) {
   const int shared = static_cast<int>(hp.shared_hidden_dim);
   Scratch& s = *s_;
   project(pool_, {{w.router, s.router.data(), n_experts}}, s.xb.data(), n, act);
+  if (w.router_bias)
+    for (int i = 0; i < n; ++i) add_f32(&s.router[size_t(i) * n_experts], w.router_bias, n_experts);
   for (int i = 0; i < n; ++i)
     route_token(&s.router[size_t(i) * n_experts], n_experts, k, hp.flags & format::kNormTopK,
                 &s.chosen[size_t(i) * k], &s.chosen_weight[size_t(i) * k]);
@@ -53,12 +72,15 @@ void Model::experts_ffn(int l, int n, const ActivationBuffers& act) {
       in.push_back({w.w3_shared, &s.hb2[size_t(k) * hidden], shared});
     }
     project(pool_, in, s.xb.data(), 1, act);
+    for (int j = 0; j < k; ++j)
+      add_gate_up_bias(w, s.chosen[size_t(j)], hidden, 1, &s.hb[size_t(j) * hidden], &s.hb2[size_t(j) * hidden]);
     ffn_activation(s.hb.data(), s.hb2.data(), int64_t{k} * hidden + shared);
     if (observer_) observer_(l, MatrixInput::FfnHidden, s.hb.data(), k, hidden);
     for (int j = 0; j < k; ++j)
       out.push_back({w.w2_experts.part(s.chosen[size_t(j)], n_experts),
                      &s.expert_out[size_t(j) * dim], dim, j});
     project(pool_, out, s.hb.data(), 1, act);
+    for (int j = 0; j < k; ++j) add_down_bias(w, s.chosen[size_t(j)], dim, 1, &s.expert_out[size_t(j) * dim]);
     if (shared) {
       if (observer_) observer_(l, MatrixInput::SharedHidden, shared_hb, 1, shared);
       project(pool_, {{w.w2_shared, &s.expert_out[size_t(k) * dim], dim}}, shared_hb, 1, act);
@@ -89,9 +111,11 @@ void Model::experts_ffn(int l, int n, const ActivationBuffers& act) {
       std::copy_n(&s.xb[size_t(routed[size_t(first + r)] / k) * dim], dim, &s.expert_in[size_t(r) * dim]);
     project(pool_, {{w.w1_experts.part(e, n_experts), s.hb.data(), hidden}, {w.w3_experts.part(e, n_experts), s.hb2.data(), hidden}},
             s.expert_in.data(), m, act);
+    add_gate_up_bias(w, e, hidden, m, s.hb.data(), s.hb2.data());
     ffn_activation(s.hb.data(), s.hb2.data(), int64_t{m} * hidden);
     if (observer_) observer_(l, MatrixInput::FfnHidden, s.hb.data(), m, hidden);
     project(pool_, {{w.w2_experts.part(e, n_experts), s.expert_out.data(), dim}}, s.hb.data(), m, act);
+    add_down_bias(w, e, dim, m, s.expert_out.data());
     for (int r = 0; r < m; ++r) {
       const int slot = routed[size_t(first + r)];
       axpy_f32(&s.xb2[size_t(slot / k) * dim], s.chosen_weight[size_t(slot)], &s.expert_out[size_t(r) * dim], dim);

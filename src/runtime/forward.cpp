@@ -94,11 +94,14 @@ void Model::forward_batch(const int32_t* tokens, int n, float* logits, bool all_
         const int t_begin = sliding ? std::max(0, t_end - static_cast<int>(hp.sliding_window)) : 0;
         const size_t at = size_t(i) * q_dim + size_t(first) * hd;
         attend_heads(&s.q[at], heads, cache_, slot, kvh * hd, t_begin, t_end, hd, &s.xb[at],
-                     &s.tiles[size_t(t) * kMaxAttendHeads * kAttentionTile], hp.query_scale, hp.attn_softcap);
+                     &s.tiles[size_t(t) * kMaxAttendHeads * kAttentionTile], hp.query_scale, hp.attn_softcap,
+                     w.attn_sinks ? w.attn_sinks + first : nullptr);
       }
     }, threads);
     if (observer_) observer_(l, MatrixInput::AttentionOut, s.xb.data(), n, q_dim);
     project(pool_, {{w.wo, s.xb2.data(), dim}}, s.xb.data(), n, act);
+    if (w.bo)
+      for (int i = 0; i < n; ++i) add_f32(&s.xb2[size_t(i) * dim], w.bo, dim);
     if (w.post_attention_norm)
       for (int i = 0; i < n; ++i)
         rmsnorm(&s.xb2[size_t(i) * dim], &s.xb2[size_t(i) * dim], w.post_attention_norm, dim, hp.norm_eps);
@@ -147,6 +150,7 @@ void Model::dense_ffn(int l, int n, const ActivationBuffers& act) {
 
 void Model::ffn_activation(float* gate, const float* up, int64_t n) const {
   if (hparams().flags & format::kGeluTanh) geglu_tanh(gate, up, n);
+  else if (hparams().swiglu_limit > 0.0f) swiglu_clamped(gate, up, n, hparams().swiglu_limit);
   else swiglu(gate, up, n);
 }
 

@@ -30,6 +30,8 @@ struct LayerWeights {
   const float* bq = nullptr;   // Qwen2 attention biases
   const float* bk = nullptr;
   const float* bv = nullptr;
+  const float* bo = nullptr;   // output projection bias (attention_bias in Llama's configs, gpt-oss)
+  const float* attn_sinks = nullptr;           // per query head (gpt-oss)
   const float* q_norm = nullptr;               // per-head RMSNorm of q and k (Qwen3)
   const float* k_norm = nullptr;
   const float* post_attention_norm = nullptr;  // sandwich norms (Gemma 2)
@@ -38,6 +40,11 @@ struct LayerWeights {
   // Mixture of experts (instead of w1..w3): the router's n_experts rows of f32, and every
   // expert's gate, down and up rows stacked in expert order.
   Weight router, w1_experts, w2_experts, w3_experts;
+  // gpt-oss: the router's bias [n_experts], each expert's gate and up biases interleaved
+  // [n_experts][2 * hidden_dim] and its down bias [n_experts][dim].
+  const float* router_bias = nullptr;
+  const float* experts_gate_up_bias = nullptr;
+  const float* experts_down_bias = nullptr;
   // Qwen2-MoE's shared expert (gate, down, up) and its gate's dim weights; none elsewhere.
   Weight w1_shared, w2_shared, w3_shared;
   const float* shared_gate = nullptr;

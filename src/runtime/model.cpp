@@ -60,6 +60,8 @@ Model::Model(const std::string& path, const RuntimeOptions& options)
       w.bk = f32_data(get("bk"));
       w.bv = f32_data(get("bv"));
     }
+    if (hp.flags & format::kOutputBias) w.bo = f32_data(get("bo"));
+    if (hp.flags & format::kAttnSinks) w.attn_sinks = f32_data(get("attn_sinks"));
     if (hp.flags & format::kQkNorm) {
       w.q_norm = f32_data(get("q_norm"));
       w.k_norm = f32_data(get("k_norm"));
@@ -74,6 +76,11 @@ Model::Model(const std::string& path, const RuntimeOptions& options)
       w.w1_experts = Weight::from(get("w1_experts"));
       w.w2_experts = Weight::from(get("w2_experts"));
       w.w3_experts = Weight::from(get("w3_experts"));
+      if (hp.flags & format::kExpertBias) {
+        w.router_bias = f32_data(get("router_bias"));
+        w.experts_gate_up_bias = f32_data(get("experts_gate_up_bias"));
+        w.experts_down_bias = f32_data(get("experts_down_bias"));
+      }
       if (hp.shared_hidden_dim) {
         w.shared_gate = f32_data(get("shared_gate"));
         w.w1_shared = Weight::from(get("w1_shared"));
@@ -104,7 +111,7 @@ Model::Model(const std::string& path, const RuntimeOptions& options)
         hp.nope_period != 0)
       throw Error(path, -1, std::string("GPU offload runs the Llama-family recipe only; ") + arch_name(hp.arch) +
                                 " needs steps (q/k norms, sandwich norms, GELU, soft-capping, experts, Granite's "
-                                "multipliers or this RoPE) it lacks: run without -ngl");
+                                "multipliers, biases, attention sinks or this RoPE) it lacks: run without -ngl");
     gpu_ = GpuOffload::create(file_, *w_, GpuLayerRange{plan_.gpu_first, plan_.gpu_count}, context_length(), batch_);
     // The offloaded layers' weights now live on the device: give back their host pages
     // (clean file pages; other processes' mappings keep theirs).

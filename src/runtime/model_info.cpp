@@ -30,6 +30,8 @@ void print_model_info(const ModelFile& model, std::ostream& out, bool list_tenso
     out << "experts:       " << hp.n_experts << ", " << hp.n_experts_used << " used per token"
         << (hp.flags & format::kNormTopK ? " (their weights renormalized)" : "");
     if (hp.shared_hidden_dim) out << ", and a shared expert of " << hp.shared_hidden_dim;
+    if (hp.flags & format::kExpertBias) out << "; router and experts with biases";
+    if (hp.swiglu_limit > 0) out << "; SwiGLU clamped at " << hp.swiglu_limit;
     out << "\n";
   }
   out << "heads:         " << hp.n_heads << " (kv " << hp.n_kv_heads << ", head_dim " << hp.head_dim << ")\n"
@@ -47,8 +49,9 @@ void print_model_info(const ModelFile& model, std::ostream& out, bool list_tenso
   }
   out
       << "norm eps:      " << hp.norm_eps << "\n"
-      << "tied output:   " << (hp.tied_embeddings ? "yes" : "no") << ", attention bias: " << (hp.attn_bias ? "yes" : "no")
-      << "\n"
+      << "tied output:   " << (hp.tied_embeddings ? "yes" : "no") << ", attention bias: "
+      << (hp.attn_bias ? "q/k/v" : "no") << (hp.flags & format::kOutputBias ? ", output" : "")
+      << (hp.flags & format::kAttnSinks ? "; attention sinks" : "") << "\n"
       << "weight type:   " << dtype_name(static_cast<DType>(hp.weight_type)) << "\n";
   if (hp.embedding_scale != 0 || hp.residual_scale != 0 || hp.logit_scale != 0)
     out << "multipliers:   embedding " << embedding_scale(hp) << ", residual " << residual_scale(hp) << ", attention "

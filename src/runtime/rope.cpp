@@ -15,8 +15,11 @@ std::vector<float> rope_inv_freq(const format::HParams& hp, const float* longrop
     auto correction_dim = [&](double rotations) {
       return rot * std::log(hp.rope_original_max_pos / (rotations * 2 * M_PI)) / (2 * std::log(double{hp.rope_theta}));
     };
-    ramp_low = std::max(std::floor(correction_dim(hp.rope_beta_fast)), 0.0);
-    ramp_high = std::min(std::ceil(correction_dim(hp.rope_beta_slow)), static_cast<double>(rot - 1));
+    // Rounded outwards to whole dimensions unless the checkpoint says not to (gpt-oss).
+    const bool whole = (hp.flags & format::kYarnUntruncated) == 0;
+    const double low = correction_dim(hp.rope_beta_fast), high = correction_dim(hp.rope_beta_slow);
+    ramp_low = std::max(whole ? std::floor(low) : low, 0.0);
+    ramp_high = std::min(whole ? std::ceil(high) : high, static_cast<double>(rot - 1));
     if (ramp_low == ramp_high) ramp_high += 0.001;
   }
   for (int j = 0; j < half; ++j) {

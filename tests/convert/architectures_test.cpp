@@ -141,10 +141,10 @@ TEST(Architectures, SmolLM3ContextShiftMovesNoPeKeysUnturned) {
 }
 
 // The CUDA layers run Llama's recipe only: GPU offload of a Granite model (its
-// multipliers) or a Qwen2-MoE one (experts) is refused, naming the steps, before any
-// device is touched, so with or without CUDA.
+// multipliers), a Qwen2-MoE one (experts) or gpt-oss (sinks, biases) is refused, naming
+// the steps, before any device is touched, so with or without CUDA.
 TEST(Architectures, GpuOffloadRefusesStepsTheCudaLayersLack) {
-  for (const char* arch : {"granite", "qwen2moe"}) {
+  for (const char* arch : {"granite", "qwen2moe", "gpt-oss"}) {
     std::string why;
     test::ScratchDir out;
     const std::string path = test::converted_reference(arch, DType::Q8, out.path(), &why);
@@ -163,7 +163,9 @@ TEST(Architectures, GpuOffloadRefusesStepsTheCudaLayersLack) {
   }
 }
 
-// Tolerances: f32 weights, f16 KV cache (keys and values rounded to 2^-11 relative);
+// Tolerances: f32 weights, f16 KV cache (keys and values rounded to 2^-11 relative;
+// gpt-oss's YaRN attention factor, 1.35 on q and k, makes its scores more sensitive: the
+// reference with its keys and values rounded to f16 moves by 8.7e-4 of the largest logit);
 // q8: 5% of the largest logit (random weights quantize worse than trained ones).
 // LongRoPE takes its long factors when the context exceeds the original one: phi3 runs
 // in a context of 64 (short factors, as transformers for 24 tokens), phi3-long in 128
@@ -175,7 +177,7 @@ INSTANTIATE_TEST_SUITE_P(Hf, Architectures,
                                            ArchCase{"gemma3-mm", 1e-3}, ArchCase{"smollm3", 1e-3}, ArchCase{"phi3", 1e-3, 64},
                                            ArchCase{"phi3-long", 1e-3}, ArchCase{"phi4-mini", 1e-3},
                                            ArchCase{"granite", 1e-3}, ArchCase{"granitemoe", 1e-3},
-                                           ArchCase{"qwen2moe", 1e-3}),
+                                           ArchCase{"qwen2moe", 1e-3}, ArchCase{"gpt-oss", 2e-3}),
                          [](const auto& info) {
                            std::string n = info.param.arch;
                            for (char& ch : n)

@@ -300,6 +300,51 @@ TEST_F(BrokenCheckpoint, NonFiniteWeightsAreRefusedNamingTheTensor) {
   }
 }
 
+// OpenAI's MXFP4 pairs: "X_blocks" [rows, groups, 16] and "X_scales" [rows, groups] read
+// as one tensor "X" [rows, groups * 32], code c of each byte's low nibble first, times
+// 2^(scale - 127); a _blocks without its _scales, or with scales of another shape, is
+// refused naming the tensor.
+TEST(Safetensors, Mxfp4PairsReadAsOneTensor) {
+  ScratchDir dir;
+  const float e2m1[16] = {0, 0.5f, 1, 1.5f, 2, 3, 4, 6, -0.0f, -0.5f, -1, -1.5f, -2, -3, -4, -6};
+  std::vector<uint8_t> blocks(2 * 2 * 16), scales = {127, 120, 130, 1};  // rows 2, groups 2
+  for (size_t i = 0; i < blocks.size(); ++i) blocks[i] = uint8_t((i * 7) % 16 | ((i * 5 + 3) % 16) << 4);
+  const test::RawTensor b{"w_blocks", "U8", {2, 2, 16}, blocks}, sc{"w_scales", "U8", {2, 2}, scales};
+  test::write_safetensors(dir / "model.safetensors", {b, sc, test::f32_tensor("v", {2}, {1, 2})});
+  const SafetensorsCheckpoint ckpt(dir.path());
+  ASSERT_EQ(ckpt.find("w_blocks"), nullptr);
+  const SafeTensor* w = ckpt.find("w");
+  ASSERT_NE(w, nullptr);
+  EXPECT_EQ(w->shape, (std::vector<int64_t>{2, 64}));
+  std::vector<float> got(128);
+  w->read_f32(0, 64, got.data());
+  w->read_f32(64 + 33, 31, got.data() + 64 + 33);  // a read that starts inside a block
+  w->read_f32(64, 33, got.data() + 64);
+  for (size_t i = 0; i < 128; ++i) {
+    const uint8_t byte = blocks[i / 2];
+    const float want = std::ldexp(e2m1[i % 2 ? byte >> 4 : byte & 15], int(scales[i / 32]) - 127);
+    ASSERT_EQ(got[i], want) << i;
+  }
+  test::write_safetensors(dir / "model.safetensors", {b});
+  try {
+    SafetensorsCheckpoint bad(dir.path());
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("MXFP4 tensor 'w': has _blocks but no U8 _scales"), std::string::npos) << e.what();
+  }
+  test::write_safetensors(dir / "model.safetensors", {b, test::RawTensor{"w_scales", "U8", {2, 3}, std::vector<uint8_t>(6)}});
+  try {
+    SafetensorsCheckpoint bad(dir.path());
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("MXFP4 tensor 'w': _blocks must be"), std::string::npos) << e.what();
+  }
+  test::write_safetensors(dir / "model.safetensors", {test::RawTensor{"raw", "U8", {4}, std::vector<uint8_t>(4)}});
+  const SafetensorsCheckpoint raw(dir.path());
+  float x[4];
+  EXPECT_THROW(raw.find("raw")->read_f32(0, 4, x), Error);
+}
+
 TEST(Convert, OutputFolderMissing) {
   try {
     convert_hf_checkpoint(test::stories_dir().string(), "/nonexistent-dir/x.q4", {});

@@ -1,6 +1,7 @@
 // config.json of each supported family maps to the right hyper-parameters.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <filesystem>
 #include <tuple>
 
@@ -203,6 +204,38 @@ TEST(HfConfig, GraniteMultipliersAndExperts) {
   expect_refused(R"({"architectures": ["GraniteMoeForCausalLM"], "hidden_size": 64, "intermediate_size": 32,
     "num_hidden_layers": 2, "num_attention_heads": 4, "vocab_size": 10, "num_local_experts": 4, "num_experts_per_tok": 2,
     "position_embedding_type": "nope"})", "position_embedding_type \"nope\" is not supported");
+}
+
+// gpt-oss-20b's config.json: 32 experts of 2880 (4 per token), biases on the attention
+// (output included) and the experts, sinks, a window of 128 on even layers, YaRN x32 with
+// fractional ramp bounds, MXFP4 experts.
+TEST(HfConfig, GptOss) {
+  std::string layer_types;
+  for (int l = 0; l < 24; ++l) layer_types += std::string(l ? ", " : "") + (l % 2 ? "\"full_attention\"" : "\"sliding_attention\"");
+  const std::string head = R"({"architectures": ["GptOssForCausalLM"], "model_type": "gpt_oss", "attention_bias": true,
+    "head_dim": 64, "hidden_act": "silu", "hidden_size": 2880, "initial_context_length": 4096, "intermediate_size": 2880,
+    "max_position_embeddings": 131072, "num_attention_heads": 64, "num_experts_per_tok": 4, "num_hidden_layers": 24,
+    "num_key_value_heads": 8, "num_local_experts": 32, "rms_norm_eps": 1e-05, "rope_theta": 150000,
+    "rope_scaling": {"beta_fast": 32.0, "beta_slow": 1.0, "factor": 32.0, "original_max_position_embeddings": 4096,
+                     "rope_type": "yarn", "truncate": false},
+    "sliding_window": 128, "swiglu_limit": 7.0, "tie_word_embeddings": false, "vocab_size": 201088, )";
+  const auto hp = parse(head + R"("quantization_config": {"quant_method": "mxfp4"}, "layer_types": [)" + layer_types + "]}");
+  EXPECT_EQ(hp.arch, static_cast<uint32_t>(format::Arch::GptOss));
+  EXPECT_EQ(hp.n_experts, 32u);
+  EXPECT_EQ(hp.n_experts_used, 4u);
+  EXPECT_EQ(hp.hidden_dim, 2880u);
+  EXPECT_EQ(hp.attn_bias, 1u);
+  EXPECT_EQ(hp.flags, uint32_t{format::kNormTopK | format::kAttnSinks | format::kExpertBias | format::kOutputBias |
+                               format::kYarnUntruncated});
+  EXPECT_FLOAT_EQ(hp.swiglu_limit, 7.0f);
+  EXPECT_EQ(hp.sliding_window, 128u);
+  EXPECT_TRUE(layer_is_sliding(hp, 0));
+  EXPECT_FALSE(layer_is_sliding(hp, 1));
+  EXPECT_TRUE(layer_is_sliding(hp, 22));
+  EXPECT_EQ(hp.rope_scaling, static_cast<uint32_t>(format::RopeScaling::Yarn));
+  EXPECT_NEAR(hp.rope_attn_factor, 0.1 * std::log(32.0) + 1.0, 1e-6);
+  expect_refused(head + R"("quantization_config": {"quant_method": "fp8"}})", "quant_method \"fp8\" is not supported");
+  expect_refused(head + R"("layer_types": ["full_attention"]})", "layer_types must list one value per layer");
 }
 
 // Qwen1.5-MoE-A2.7B's config.json: Qwen2's q/k/v biases, 60 experts of 1408 (4 per token,

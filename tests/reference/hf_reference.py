@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Float64 NumPy forward pass written from the Hugging Face modelling code of the
 architectures qrun runs (modeling_llama, _qwen2, _qwen3, _qwen3_moe, _mixtral, _gemma2, _gemma3, _smollm3, _phi3,
-_granite, _granitemoe, _qwen2_moe and the rope
+_granite, _granitemoe, _qwen2_moe, _gpt_oss and the rope
 initialisers of modeling_rope_utils), plus tiny synthetic checkpoints that use each
 real model's tensor names and config fields. Independent of qrun: the C++ tests compare
 qrun's logits and greedy tokens with what this prints.
@@ -11,7 +11,9 @@ writes OUT_DIR/config.json, model.safetensors, the stories260K tokenizer files, 
 OUT_DIR/reference.json: {"tokens": [...], "logits": [[vocab floats] per position],
 "greedy": [16 ids after the tokens], "margins": [the top-2 logit gap at each greedy step]}.
 ARCH: llama, llama-yarn, qwen2, qwen3, qwen3moe, mixtral, gemma2, gemma3, gemma3-mm, smollm3, phi3, phi3-long,
-phi4-mini, granite, granitemoe, qwen2moe.
+phi4-mini, granite, granitemoe, qwen2moe, gpt-oss.
+gpt-oss's experts are stored as OpenAI's checkpoints store them: MXFP4 _blocks and _scales
+(U8) tensors, which the reference reads back dequantized.
 gemma3-mm is a Gemma3ForConditionalGeneration checkpoint: config.json nests the text
 model's fields in text_config (most left at Gemma3TextConfig's defaults), its tensors sit
 under "language_model.", beside vision-tower tensors qrun must skip.
@@ -66,6 +68,21 @@ def configs(arch):
                            num_experts_per_tok=3, moe_intermediate_size=24, shared_expert_intermediate_size=56,
                            norm_topk_prob=False, decoder_sparse_step=1, mlp_only_layers=[], use_sliding_window=False,
                            sliding_window=None, rope_theta=1000000.0, router_aux_loss_coef=0.001)
+    if arch == "gpt-oss":
+        # gpt-oss-20b's recipe at toy width: 8 experts of 160 (MXFP4 needs widths of 32s), 2 per
+        # token, biases everywhere, sinks, a window of 6 on layers 0 and 2, YaRN as released
+        # (truncate false: fractional ramp bounds).
+        return base_config(architectures=["GptOssForCausalLM"], model_type="gpt_oss", intermediate_size=160,
+                           head_dim=16, num_local_experts=8, num_experts_per_tok=2, attention_bias=True,
+                           sliding_window=6, layer_types=["sliding_attention", "full_attention", "sliding_attention"],
+                           swiglu_limit=7.0, rope_theta=150000.0, max_position_embeddings=131072,
+                           rope_scaling={"rope_type": "yarn", "factor": 32.0, "beta_fast": 32.0, "beta_slow": 1.0,
+                                         "original_max_position_embeddings": 4096, "truncate": False},
+                           router_aux_loss_coef=0.9, output_router_logits=False, hidden_act="silu",
+                           quantization_config={"quant_method": "mxfp4",
+                                                "modules_to_not_convert": ["model.layers.*.self_attn",
+                                                                           "model.layers.*.mlp.router",
+                                                                           "model.embed_tokens", "lm_head"]})
     if arch == "mixtral":
         # 6 experts of intermediate_size, 2 per token, renormalized (as every Mixtral).
         return base_config(architectures=["MixtralForCausalLM"], model_type="mixtral", intermediate_size=40,
@@ -184,12 +201,23 @@ def make_weights(arch, c, rng):
             w[p + "self_attn.q_proj.weight"] = mat(nh * hd, d)
             w[p + "self_attn.k_proj.weight"] = mat(nkv * hd, d)
             w[p + "self_attn.v_proj.weight"] = mat(nkv * hd, d)
-            if not moe_names(c, l) and mt != "granitemoe":
+            if not moe_names(c, l) and mt not in ("granitemoe", "gpt_oss"):
                 w[p + "mlp.gate_proj.weight"] = mat(f, d)
                 w[p + "mlp.up_proj.weight"] = mat(f, d)
         w[p + "self_attn.o_proj.weight"] = mat(d, nh * hd)
         moe = moe_names(c, l)
-        if mt == "granitemoe":  # every expert's gate and up rows in one 3-D tensor, the down rows in another
+        if mt == "gpt_oss":
+            e = n_experts(c)
+            w[p + "self_attn.o_proj.bias"] = (0.3 * rng.standard_normal(d)).astype(np.float32)
+            w[p + "self_attn.sinks"] = (0.5 + rng.standard_normal(nh)).astype(np.float32)
+            w[p + "mlp.router.weight"] = mat(e, d, 3.0 / math.sqrt(d))
+            w[p + "mlp.router.bias"] = (0.3 * rng.standard_normal(e)).astype(np.float32)
+            # [experts, out, in] as the _blocks store them; gate and up rows interleaved.
+            w[p + "mlp.experts.gate_up_proj"] = mxfp4_round(np.stack([mat(2 * f, d) for _ in range(e)]))
+            w[p + "mlp.experts.down_proj"] = mxfp4_round(np.stack([mat(d, f) for _ in range(e)]))
+            w[p + "mlp.experts.gate_up_proj_bias"] = (0.3 * rng.standard_normal((e, 2 * f))).astype(np.float32)
+            w[p + "mlp.experts.down_proj_bias"] = (0.3 * rng.standard_normal((e, d))).astype(np.float32)
+        elif mt == "granitemoe":  # every expert's gate and up rows in one 3-D tensor, the down rows in another
             e = n_experts(c)
             w[p + "block_sparse_moe.router.layer.weight"] = mat(e, d, 3.0 / math.sqrt(d))
             w[p + "block_sparse_moe.input_linear.weight"] = np.stack([mat(2 * f, d) for _ in range(e)])
@@ -208,7 +236,7 @@ def make_weights(arch, c, rng):
                 w[p + "mlp.shared_expert_gate.weight"] = mat(1, d, 2.0 / math.sqrt(d))
         elif mt != "granitemoe":
             w[p + "mlp.down_proj.weight"] = mat(d, f)
-        if mt in ("qwen2", "qwen2_moe"):
+        if mt in ("qwen2", "qwen2_moe", "gpt_oss"):
             for n, rows in (("q", nh * hd), ("k", nkv * hd), ("v", nkv * hd)):
                 w[p + f"self_attn.{n}_proj.bias"] = (0.3 * rng.standard_normal(rows)).astype(np.float32)
         if mt in ("qwen3", "qwen3_moe", "gemma3_text"):
@@ -283,11 +311,72 @@ def granite_moe(c, W, l, x):
     return out
 
 
+FP4_VALUES = np.array([0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, -0.0, -0.5, -1.0, -1.5, -2.0, -3.0, -4.0, -6.0])
+
+
+def mxfp4_codes(x):
+    """Rows of x (last axis a multiple of 32) as MXFP4: E2M1 code indices and, per block of
+    32, an exponent: each block's largest |value| / 2^exponent is at most 6."""
+    blocks = x.reshape(*x.shape[:-1], x.shape[-1] // 32, 32).astype(np.float64)
+    amax = np.abs(blocks).max(axis=-1)
+    exponent = np.ceil(np.log2(np.maximum(amax, 1e-30) / 6.0)).astype(np.int64)
+    scaled = blocks / np.exp2(exponent)[..., None]
+    codes = np.abs(scaled[..., None] - FP4_VALUES).argmin(axis=-1)
+    return codes, exponent
+
+
+def mxfp4_round(x):
+    """x rounded to what MXFP4 can hold (the weights the reference runs)."""
+    codes, exponent = mxfp4_codes(x)
+    return (FP4_VALUES[codes] * np.exp2(exponent)[..., None]).reshape(x.shape).astype(np.float32)
+
+
+def mxfp4_pack(x):
+    """OpenAI's _blocks [..., groups, 16] (two codes a byte, the first in the low nibble)
+    and _scales [..., groups] (exponent + 127)."""
+    codes, exponent = mxfp4_codes(x)
+    blocks = (codes[..., 0::2] | (codes[..., 1::2] << 4)).astype(np.uint8)
+    return blocks, (exponent + 127).astype(np.uint8)
+
+
+def stored_tensors(c, w):
+    """The checkpoint's tensors: gpt-oss's experts packed as MXFP4 pairs."""
+    if c.get("model_type") != "gpt_oss":
+        return w
+    out = {}
+    for name, t in w.items():
+        if name.endswith(("experts.gate_up_proj", "experts.down_proj")):
+            out[name + "_blocks"], out[name + "_scales"] = mxfp4_pack(t)
+        else:
+            out[name] = t
+    return out
+
+
+def gpt_oss_moe(c, W, l, x):
+    """GptOssMLP: a softmax over the k largest biased router logits; each expert's gate and
+    up outputs interleaved, clamped at swiglu_limit, (up + 1) * gate * sigmoid(1.702 gate)."""
+    p = f"model.layers.{l}.mlp."
+    logits = x @ W[p + "router.weight"].T + W[p + "router.bias"]
+    k, limit = c["num_experts_per_tok"], c["swiglu_limit"]
+    out = np.zeros_like(x)
+    for t in range(x.shape[0]):
+        top = np.argsort(-logits[t], kind="stable")[:k]
+        weights = np.exp(logits[t][top] - logits[t][top].max())
+        weights /= weights.sum()
+        for e, wt in zip(top, weights):
+            gate_up = W[p + "experts.gate_up_proj"][e] @ x[t] + W[p + "experts.gate_up_proj_bias"][e]
+            gate, up = np.minimum(gate_up[0::2], limit), np.clip(gate_up[1::2], -limit, limit)
+            glu = gate / (1 + np.exp(-1.702 * gate))
+            out[t] += wt * (W[p + "experts.down_proj"][e] @ ((up + 1) * glu) + W[p + "experts.down_proj_bias"][e])
+    return out
+
+
 def write_safetensors(path, tensors):
     header, offset, blobs = {}, 0, []
     for name, t in tensors.items():
-        b = np.ascontiguousarray(t, dtype="<f4").tobytes()
-        header[name] = {"dtype": "F32", "shape": list(t.shape), "data_offsets": [offset, offset + len(b)]}
+        raw = t.dtype == np.uint8
+        b = np.ascontiguousarray(t, dtype=np.uint8 if raw else "<f4").tobytes()
+        header[name] = {"dtype": "U8" if raw else "F32", "shape": list(t.shape), "data_offsets": [offset, offset + len(b)]}
         offset += len(b)
         blobs.append(b)
     h = json.dumps(header).encode()
@@ -324,7 +413,10 @@ def rope_params(c, local=False):
         def corr_dim(rot):
             return (dim * math.log(orig / (rot * 2 * math.pi))) / (2 * math.log(base))
 
-        low, high = max(math.floor(corr_dim(beta_fast)), 0), min(math.ceil(corr_dim(beta_slow)), dim - 1)
+        low, high = corr_dim(beta_fast), corr_dim(beta_slow)
+        if rs.get("truncate", True):
+            low, high = math.floor(low), math.ceil(high)
+        low, high = max(low, 0), min(high, dim - 1)
         if low == high:
             high += 0.001
         ramp = np.clip((np.arange(dim // 2, dtype=np.float64) - low) / (high - low), 0, 1)
@@ -383,6 +475,8 @@ def forward(c, w, tokens):
         return np.concatenate([a * cs - b * sn, b * cs + a * sn, rest], axis=-1)
 
     def is_sliding(l):
+        if mt == "gpt_oss":
+            return c["layer_types"][l] == "sliding_attention"
         if mt == "gemma3_text":
             if c.get("layer_types"):
                 return c["layer_types"][l] == "sliding_attention"
@@ -392,7 +486,7 @@ def forward(c, w, tokens):
     granite = mt in ("granite", "granitemoe")
     scale = c["query_pre_attn_scalar"] ** -0.5 if gemma else c["attention_multiplier"] if granite else hd ** -0.5
     residual = c["residual_multiplier"] if granite else 1.0
-    window = c.get("sliding_window") if mt in ("gemma2", "gemma3_text", "phi3", "mistral", "mixtral") else None
+    window = c.get("sliding_window") if mt in ("gemma2", "gemma3_text", "phi3", "mistral", "mixtral", "gpt_oss") else None
     h = W["model.embed_tokens.weight"][tokens]
     if gemma:
         h = h * math.sqrt(d)
@@ -408,7 +502,7 @@ def forward(c, w, tokens):
             q = x @ W[p + "self_attn.q_proj.weight"].T
             k = x @ W[p + "self_attn.k_proj.weight"].T
             v = x @ W[p + "self_attn.v_proj.weight"].T
-        if mt in ("qwen2", "qwen2_moe"):
+        if mt in ("qwen2", "qwen2_moe", "gpt_oss"):
             q, k, v = q + W[p + "self_attn.q_proj.bias"], k + W[p + "self_attn.k_proj.bias"], v + W[p + "self_attn.v_proj.bias"]
         q, k, v = q.reshape(T, nh, hd), k.reshape(T, nkv, hd), v.reshape(T, nkv, hd)
         if mt in ("qwen3", "qwen3_moe", "gemma3_text"):
@@ -430,10 +524,15 @@ def forward(c, w, tokens):
             if sliding:
                 mask |= (i - j) >= window
             s = np.where(mask, -np.inf, s)
+            if mt == "gpt_oss":  # the sink joins each row's softmax, then is dropped
+                s = np.concatenate([s, np.full((T, 1), W[p + "self_attn.sinks"][hh])], axis=-1)
             s = np.exp(s - s.max(axis=-1, keepdims=True))
             s /= s.sum(axis=-1, keepdims=True)
+            s = s[:, :T]
             out[:, hh, :] = s @ v[:, hh // group, :]
         a = out.reshape(T, nh * hd) @ W[p + "self_attn.o_proj.weight"].T
+        if mt == "gpt_oss":
+            a = a + W[p + "self_attn.o_proj.bias"]
         if gemma:
             a = rms_norm(a, W[p + "post_attention_layernorm.weight"], eps, True)
             h = h + a
@@ -443,6 +542,8 @@ def forward(c, w, tokens):
             x = rms_norm(h, W[p + "post_attention_layernorm.weight"], eps)
         if mt == "granitemoe":
             m = granite_moe(c, W, l, x)
+        elif mt == "gpt_oss":
+            m = gpt_oss_moe(c, W, l, x)
         elif moe_names(c, l):
             m = sparse_moe(c, W, l, x)
         else:
@@ -479,7 +580,7 @@ def main():
         stored = {"language_model." + k: v for k, v in w.items()}
         stored["vision_tower.vision_model.embeddings.patch_embedding.weight"] = rng.standard_normal((8, 3)).astype(np.float32)
         stored["multi_modal_projector.mm_input_projection_weight"] = rng.standard_normal((8, 64)).astype(np.float32)
-    write_safetensors(os.path.join(out, "model.safetensors"), stored)
+    write_safetensors(os.path.join(out, "model.safetensors"), stored_tensors(c, stored))
     with open(os.path.join(out, "config.json"), "w") as f:
         json.dump(c, f, indent=1)
     stories = os.path.join(SHARED, "models", "stories260K")

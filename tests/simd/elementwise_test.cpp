@@ -110,6 +110,24 @@ TEST(Elementwise, GegluTanhMatchesReference) {
   }
 }
 
+// gpt-oss's clamped SwiGLU against the double formula, on values well past the limit of 7
+// on both sides (Student-t, scale 4): 1e-5 relative, 1e-6 absolute near its zeros.
+TEST(Elementwise, SwigluClampedMatchesReference) {
+  for (int64_t n : kSizes) {
+    const auto x = random_values(Distribution::StudentT3, n, 15, 4.0f);
+    const auto up = random_values(Distribution::StudentT3, n, 16, 4.0f);
+    std::vector<float> want = x;
+    ref::swiglu_clamped(want.data(), up.data(), n, 7.0f);
+    for_each_target([&] {
+      std::vector<float> got = x;
+      swiglu_clamped(got.data(), up.data(), n, 7.0f);
+      for (int64_t i = 0; i < n; ++i)
+        ASSERT_NEAR(got[size_t(i)], want[size_t(i)], 1e-5f * std::fabs(want[size_t(i)]) + 1e-6f)
+            << n << " x=" << x[size_t(i)] << " up=" << up[size_t(i)];
+    });
+  }
+}
+
 // A value's activation must not depend on whether it falls in a full vector or in the
 // tail: forward() runs it over a batch's rows at once, so a token's hidden state (and
 // its logits) changed with the batch size when the tail took std::exp.
@@ -117,7 +135,8 @@ TEST(Elementwise, GatedActivationsDoNotDependOnThePosition) {
   const auto x = random_values(Distribution::StudentT3, 67, 13, 3.0f);
   const auto up = random_values(Distribution::Normal, 67, 14, 1.0f);
   for_each_target([&] {
-    for (auto* activation : {&swiglu, &geglu_tanh}) {
+    const auto clamped = +[](float* gate, const float* up, int64_t n) { swiglu_clamped(gate, up, n, 7.0f); };
+    for (auto* activation : {&swiglu, &geglu_tanh, clamped}) {
       std::vector<float> whole = x;
       activation(whole.data(), up.data(), 67);
       for (int64_t from = 1; from < 67; from += 5) {  // the first elements shifted into tails
@@ -169,8 +188,10 @@ std::vector<uint8_t> kv_rows(KvType t, const std::vector<float>& x, int64_t head
 // attend (tiled, online softmax, f32) against the plain double softmax, for head sizes
 // that take 16-, 8-, 4- and 1-lane vectors (and q8_0 groups of 32, 16, 8, 4 and 2), key
 // counts below, at and across tile boundaries, each pair of KV types, and 1, 3 and 8
-// query heads sharing the rows. The cached values are shared, so only f32 accumulation
-// and the vector exp differ: 1e-4 relative.
+// query heads sharing the rows, without and with gpt-oss's sinks (per head: below the
+// scores, among them, and far above them, where the sink takes nearly all the weight).
+// The cached values are shared, so only f32 accumulation and the vector exp differ: 1e-4
+// relative.
 TEST(Elementwise, AttentionMatchesReference) {
   for (int64_t hd : {8, 6, 12, 64, 128, 80}) {
     const int64_t width = 3 * hd, n_max = 2 * kAttentionTile + 9;
@@ -185,19 +206,22 @@ TEST(Elementwise, AttentionMatchesReference) {
       const KvRows v{vb.data() + kv_col_offset(vt, int(hd), int(hd)), kv_row_bytes(vt, int(width), int(hd)), vt};
       // Plain 1/sqrt(head_dim); Gemma 2's query_pre_attn_scalar scale with soft-capping at
       // 50 and at 2 (a cap the scores reach, so the tanh shapes them).
+      const float sink_values[kMaxAttendHeads] = {-3.0f, 0.5f, 30.0f, 1.5f, -0.5f, 2.0f, 0.0f, 4.0f};
       for (const auto& [scale, softcap] : {std::pair{0.0f, 0.0f}, std::pair{0.2f, 50.0f}, std::pair{0.5f, 2.0f}}) {
         for (int64_t n : {int64_t{1}, int64_t{7}, int64_t{kAttentionTile}, int64_t{kAttentionTile + 1}, n_max}) {
           for (int64_t heads : {int64_t{1}, int64_t{3}, int64_t{kMaxAttendHeads}}) {
-            std::vector<float> want(static_cast<size_t>(heads * hd));
-            ref::attend({q.data(), heads, k, v, n, hd, want.data(), nullptr, scale, softcap});
-            for_each_target([&] {
-              std::vector<float> out(want.size()), tile(size_t(heads) * kAttentionTile);
-              attend({q.data(), heads, k, v, n, hd, out.data(), tile.data(), scale, softcap});
-              for (size_t j = 0; j < want.size(); ++j)
-                ASSERT_NEAR(out[j], want[j], 1e-4 * (1 + std::abs(want[j])))
-                    << kv_type_name(kt) << "/" << kv_type_name(vt) << " head_dim " << hd << " keys " << n << " heads "
-                    << heads << " j " << j << " scale " << scale << " cap " << softcap;
-            });
+            for (const float* sinks : {static_cast<const float*>(nullptr), sink_values + (heads == 1 ? 2 : 0)}) {
+              std::vector<float> want(static_cast<size_t>(heads * hd));
+              ref::attend({q.data(), heads, k, v, n, hd, want.data(), nullptr, scale, softcap, sinks});
+              for_each_target([&] {
+                std::vector<float> out(want.size()), tile(size_t(heads) * kAttentionTile);
+                attend({q.data(), heads, k, v, n, hd, out.data(), tile.data(), scale, softcap, sinks});
+                for (size_t j = 0; j < want.size(); ++j)
+                  ASSERT_NEAR(out[j], want[j], 1e-4 * (1 + std::abs(want[j])))
+                      << kv_type_name(kt) << "/" << kv_type_name(vt) << " head_dim " << hd << " keys " << n << " heads "
+                      << heads << " j " << j << " scale " << scale << " cap " << softcap << " sinks " << (sinks != nullptr);
+              });
+            }
           }
         }
       }

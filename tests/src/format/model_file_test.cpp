@@ -121,19 +121,19 @@ TEST_F(CorruptModelFile, ExpertCountsAreChecked) {
   EXPECT_NE(open_error().find("n_experts_used 9 of 8 experts"), std::string::npos);
 }
 
-// Granite's multipliers: a negative or non-finite one is refused at load.
-TEST_F(CorruptModelFile, GraniteMultipliersAreChecked) {
+// Granite's multipliers and gpt-oss's SwiGLU limit: a negative or non-finite one is refused at load.
+TEST_F(CorruptModelFile, GraniteMultipliersAndSwigluLimitAreChecked) {
   const format::FileHeader h = header();
   format::HParams hp;
   std::memcpy(&hp, bytes_.data() + h.hparams_offset, sizeof hp);
   for (float format::HParams::*field : {&format::HParams::embedding_scale, &format::HParams::residual_scale,
-                                         &format::HParams::logit_scale}) {
+                                         &format::HParams::logit_scale, &format::HParams::swiglu_limit}) {
     for (const float v : {-0.5f, std::numeric_limits<float>::infinity(), std::numeric_limits<float>::quiet_NaN()}) {
       format::HParams bad = hp;
       bad.*field = v;
       std::memcpy(bytes_.data() + h.hparams_offset, &bad, sizeof bad);
       reseal();
-      EXPECT_NE(open_error().find("Granite scale field is negative or not finite"), std::string::npos) << v;
+      EXPECT_NE(open_error().find("Granite scale or SwiGLU limit field is negative or not finite"), std::string::npos) << v;
     }
   }
 }

@@ -117,7 +117,9 @@ INSTANTIATE_TEST_SUITE_P(Moe, Experts,
                                            ExpertsCase{"granitemoe", DType::F32, 1e-5},
                                            ExpertsCase{"granitemoe", DType::Q4, 2e-2},
                                            ExpertsCase{"qwen2moe", DType::F32, 1e-5},
-                                           ExpertsCase{"qwen2moe", DType::Q4, 2e-2}));
+                                           ExpertsCase{"qwen2moe", DType::Q4, 2e-2},
+                                           ExpertsCase{"gpt-oss", DType::F32, 1e-5},
+                                           ExpertsCase{"gpt-oss", DType::Q4, 2e-2}));
 
 }  // namespace
 }  // namespace qrun

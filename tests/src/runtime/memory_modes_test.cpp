@@ -134,10 +134,10 @@ TEST(LayerStreaming, SameOutputWhenStreamingAndRefusalWhenTooSmall) {
 }
 
 // Every mixture-of-experts architecture's file keeps each layer's experts last (Qwen2-MoE's
-// shared expert and GraniteMoe's split experts included), so streaming reads only the
+// shared expert, GraniteMoe's split experts and gpt-oss's expert biases included), so streaming reads only the
 // chosen ones rather than whole layers.
 TEST(LayerStreaming, EveryMixtureKeepsItsExpertsLast) {
-  for (const char* arch : {"qwen3moe", "mixtral", "granitemoe", "qwen2moe"}) {
+  for (const char* arch : {"qwen3moe", "mixtral", "granitemoe", "qwen2moe", "gpt-oss"}) {
     std::string why;
     test::ScratchDir out;
     const std::string path = test::converted_reference(arch, DType::Q8, out.path(), &why);
