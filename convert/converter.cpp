@@ -1,5 +1,6 @@
 #include "convert/converter.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -149,6 +150,10 @@ WriteSummary convert_hf_checkpoint(const std::string& hf_dir, const std::string&
     // A fused source (Phi-3's qkv_proj, gate_up_proj) holds this tensor's rows after others'
     // (or between them, `step` apart); a stacked one holds `per` rows of each expert,
     // src_rows apart.
+    // MXFP4 sources (gpt-oss's experts) stay MXFP4, exactly, in any quantized file (as
+    // llama.cpp keeps them), unless a --tensor-type rule names them.
+    const bool mxfp4 = std::all_of(sources.begin(), sources.end(), [](const SafeTensor* s) { return s->dtype == SafeDType::MXFP4; });
+    if (mxfp4 && dtype_is_quantized(t.dtype) && !rule_names(policy, spec.name)) t.dtype = DType::Mx4;
     const int64_t first_row = part_row_offset(recipe.part, hp), step = part_row_step(recipe.part);
     const int64_t per = stacked ? spec.rows / stacked : spec.rows;
     std::vector<float> importance;

@@ -38,6 +38,22 @@ struct BlockQ4N {
 };
 static_assert(sizeof(BlockQ4N) == 18);
 
+// Mx4: OpenAI's MXFP4 (E2M1 codes: sign, 2 exponent bits, 1 mantissa bit; one power-of-two
+// scale per 32) in Q4N's layout, value = d * kMx4Levels[code]: the E2M1 values doubled so
+// the levels are integers, d = 2^(exponent - 1) as f16. gpt-oss's experts convert to it
+// exactly (blocks whose exponent is below f16's range, values under 2^-21, read as 0).
+inline constexpr int8_t kMx4Levels[16] = {0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6, -8, -12};
+struct BlockMx4 {
+  uint16_t d;        // f16 power of two
+  uint8_t qs[16];    // as BlockQ4
+};
+static_assert(sizeof(BlockMx4) == 18);
+
+// The code book of a code-book block type, for kernels written once for both.
+template <class B> inline constexpr const int8_t* kCodeBook = nullptr;
+template <> inline constexpr const int8_t* kCodeBook<BlockQ4N> = kQ4NLevels;
+template <> inline constexpr const int8_t* kCodeBook<BlockMx4> = kMx4Levels;
+
 // Q6: value = d * (code - 32), code = nibble | pair << 4 in [0, 63]. qs as BlockQ4;
 // qh byte j (0..7) holds the high pairs of elements j, j+8, j+16, j+24 in bits 0-1,
 // 2-3, 4-5, 6-7, so one 8-byte broadcast and four shifts give them in element order.
@@ -164,6 +180,7 @@ static_assert(sizeof(BlockQ2K) == 84);
 static_assert(sizeof(BlockQ8) == dtype_block_bytes(DType::Q8));
 static_assert(sizeof(BlockQ4) == dtype_block_bytes(DType::Q4));
 static_assert(sizeof(BlockQ4N) == dtype_block_bytes(DType::Q4N));
+static_assert(sizeof(BlockMx4) == dtype_block_bytes(DType::Mx4));
 static_assert(sizeof(BlockQ6) == dtype_block_bytes(DType::Q6));
 static_assert(sizeof(BlockQ5) == dtype_block_bytes(DType::Q5));
 static_assert(sizeof(BlockQ3) == dtype_block_bytes(DType::Q3));
@@ -178,12 +195,14 @@ inline int bit_field(const uint8_t* q, int j) { return (q[j / 8] >> (j % 8)) & 1
 // Code j of a block, unsigned, as the formulas above read it.
 inline int block_code(const BlockQ4& b, int j) { return nibble_field(b.qs, j); }
 inline int block_code(const BlockQ4N& b, int j) { return nibble_field(b.qs, j); }
+inline int block_code(const BlockMx4& b, int j) { return nibble_field(b.qs, j); }
 inline int block_code(const SplitBlockRef<BlockQ6>& b, int j) { return nibble_field(b.low, j) | pair_field(b.high, j) << 4; }
 inline int block_code(const SplitBlockRef<BlockQ5>& b, int j) { return nibble_field(b.low, j) | bit_field(b.high, j) << 4; }
 inline int block_code(const SplitBlockRef<BlockQ3>& b, int j) { return pair_field(b.low, j) | bit_field(b.high, j) << 2; }
 // The int8 value a code stands for (times d): code - offset, or the code book's level.
 inline int block_value(const BlockQ4& b, int j) { return block_code(b, j) - 8; }
 inline int block_value(const BlockQ4N& b, int j) { return kQ4NLevels[block_code(b, j)]; }
+inline int block_value(const BlockMx4& b, int j) { return kMx4Levels[block_code(b, j)]; }
 inline int block_value(const SplitBlockRef<BlockQ6>& b, int j) { return block_code(b, j) - 32; }
 inline int block_value(const SplitBlockRef<BlockQ5>& b, int j) { return block_code(b, j) - 16; }
 inline int block_value(const SplitBlockRef<BlockQ3>& b, int j) { return block_code(b, j) - 4; }

@@ -78,6 +78,39 @@ void quantize_block(const PaddedBlock& p, BlockQ4N* out) {
   pack_nibbles(codes, out->qs);
 }
 
+// MXFP4's exponent e puts the block's largest |x| at 6 * 2^e or below; e - 1 (the largest
+// values clamped at 6) is tried too, and the one with less weighted error kept. A block
+// that came from MXFP4 is reproduced exactly: e leaves it no error.
+void quantize_block(const PaddedBlock& p, BlockMx4* out) {
+  constexpr float kMidpoints[7] = {0.25f, 0.75f, 1.25f, 1.75f, 2.5f, 3.5f, 5.0f};  // between E2M1's magnitudes
+  float amax = 0.0f;
+  for (const float v : p.x) amax = std::min(std::max(amax, std::fabs(v)), 1e30f);
+  std::fill(out->qs, out->qs + 16, uint8_t{0});
+  out->d = 0;
+  if (amax == 0.0f) return;
+  const int top = static_cast<int>(std::ceil(std::log2(amax / 6.0f)));
+  double best_error = -1.0;
+  for (const int e : {top, top - 1}) {
+    // d = 2^(e - 1) must be an f16 (subnormals included); smaller blocks stay zero.
+    const int d_exp = std::min(e - 1, 15);
+    if (d_exp < -24) continue;
+    const float scale = std::ldexp(1.0f, d_exp + 1);  // an E2M1 value's unit
+    uint8_t codes[32];
+    double error = 0.0;
+    for (int j = 0; j < 32; ++j) {
+      const float m = std::fabs(p.x[j]) / scale;
+      const int mag = static_cast<int>(std::upper_bound(kMidpoints, kMidpoints + 7, m) - kMidpoints);
+      codes[j] = static_cast<uint8_t>(mag | (p.x[j] < 0.0f && mag ? 8 : 0));
+      const double diff = static_cast<double>(p.x[j]) - 0.5 * scale * kMx4Levels[codes[j]];
+      error += p.w[j] * diff * diff;
+    }
+    if (best_error >= 0.0 && error >= best_error) continue;
+    best_error = error;
+    out->d = f32_to_f16(std::ldexp(1.0f, d_exp));
+    pack_nibbles(codes, out->qs);
+  }
+}
+
 void quantize_block(const PaddedBlock& p, BlockQ6* out) {
   uint8_t codes[32];
   out->d = search_uniform_scale(p.x, p.w, 6, codes);
@@ -163,6 +196,7 @@ void quantize_row(DType t, const float* x, int64_t n, void* out, const float* im
     }
     case DType::Q4: return quantize_blocks<BlockQ4>(x, n, importance, out);
     case DType::Q4N: return quantize_blocks<BlockQ4N>(x, n, importance, out);
+    case DType::Mx4: return quantize_blocks<BlockMx4>(x, n, importance, out);
     case DType::Q6: return quantize_split_row<BlockQ6>(x, n, importance, out);
     case DType::Q5: return quantize_split_row<BlockQ5>(x, n, importance, out);
     case DType::Q3: return quantize_split_row<BlockQ3>(x, n, importance, out);
@@ -188,6 +222,7 @@ void dequantize_row(DType t, const void* in, int64_t n, float* out) {
     case DType::Q8: return dequantize_blocks<BlockQ8>(in, n, out);
     case DType::Q4: return dequantize_blocks<BlockQ4>(in, n, out);
     case DType::Q4N: return dequantize_blocks<BlockQ4N>(in, n, out);
+    case DType::Mx4: return dequantize_blocks<BlockMx4>(in, n, out);
     case DType::Q6: return dequantize_blocks<BlockQ6>(in, n, out);
     case DType::Q5: return dequantize_blocks<BlockQ5>(in, n, out);
     case DType::Q3: return dequantize_blocks<BlockQ3>(in, n, out);

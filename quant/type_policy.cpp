@@ -14,7 +14,8 @@ struct PresetName {
   DType base;
 };
 constexpr PresetName kPresets[] = {{"q2m", DType::Q2K}, {"q3m", DType::Q3}, {"q4m", DType::Q4N}, {"q5m", DType::Q5}};
-constexpr DType kPlain[] = {DType::Q8, DType::Q6, DType::Q5, DType::Q4N, DType::Q4, DType::Q3, DType::Q2K, DType::F16, DType::F32};
+constexpr DType kPlain[] = {DType::Q8,  DType::Q6, DType::Q5, DType::Q4N, DType::Q4,
+                            DType::Mx4, DType::Q3, DType::Q2K, DType::F16, DType::F32};
 
 bool is_vector(const std::string& name) {
   return name == "norm" || name.ends_with("_norm") || name.ends_with(".bq") || name.ends_with(".bk") ||
@@ -147,6 +148,11 @@ void check_rules_match(const TypePolicy& policy, const std::vector<TensorSpec>& 
                                   "' matches none of this model's matrices (names as in qconvert --info: "
                                   "tok_embeddings, layers.N.wq ... w3, output; norms stay f32)");
   }
+}
+
+bool rule_names(const TypePolicy& policy, const std::string& name) {
+  return std::any_of(policy.rules.begin(), policy.rules.end(),
+                     [&](const TensorTypeRule& r) { return std::regex_search(name, r.re); });
 }
 
 DType storage_type_for(const std::string& name, const TypePolicy& policy) {

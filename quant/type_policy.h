@@ -55,6 +55,8 @@ bool preset_upgrades(const std::string& qrun_name);
 // vectors, which keep F32 whatever the rules say: a typo, or "output" on a model whose
 // head is the embedding, would otherwise do nothing without a word.
 void check_rules_match(const TypePolicy& policy, const std::vector<TensorSpec>& tensors);
+// Whether one of the policy's --tensor-type rules matches the tensor.
+bool rule_names(const TypePolicy& policy, const std::string& name);
 
 // The storage type of a tensor of the given role. Vectors (norms, biases) stay F32
 // whatever the rules say.

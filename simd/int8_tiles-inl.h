@@ -274,15 +274,18 @@ struct Q8Rows {
   }
 };
 
-// Signed code-book levels (|level| <= 127) take Q8's sign trick.
-struct Q4NRows : Q8Rows {
-  using Block = BlockQ4N;
-  static HWY_INLINE Prepared Prepare(const BlockQ4N& b) {
-    const __m256i table = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(kQ4NLevels)));
+// Signed code-book levels (|level| <= 127) take Q8's sign trick. B: BlockQ4N or BlockMx4.
+template <class B>
+struct CodeBookRows : Q8Rows {
+  using Block = B;
+  static HWY_INLINE Prepared Prepare(const B& b) {
+    const __m256i table = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(kCodeBook<B>)));
     const __m256i w = _mm256_shuffle_epi8(table, Nibbles(b.qs));
     return {w, _mm256_abs_epi8(w)};
   }
 };
+using Q4NRows = CodeBookRows<BlockQ4N>;
+using Mx4Rows = CodeBookRows<BlockMx4>;
 
 HWY_INLINE float HorizontalSum(__m256 v) {
   const __m128 s4 = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
@@ -647,12 +650,13 @@ struct Q3BlockPairs : UnsignedPairs<BlockQ3, -4> {
 // activation's sign, so each row pays one vpsignb per half instead of vpabsb and vpsignb.
 // Their int16 pair sums (up to 2 * 127 * 127) leave no room to add the halves before
 // widening.
-struct Q4NBlockPairs {
-  using Block = BlockQ4N;
+template <class B>
+struct CodeBookBlockPairs {
+  using Block = B;
   static constexpr int32_t kOffset = 0;
   static HWY_INLINE CodeHalves Codes(const uint8_t* row, const BlockFields& f0, const BlockFields& f1, bool pair) {
     const CodeHalves n = NibbleHalves(row + f0.low, pair ? row + f1.low : nullptr);
-    const __m256i table = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(kQ4NLevels)));
+    const __m256i table = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(kCodeBook<B>)));
     return {_mm256_shuffle_epi8(table, n.lo), _mm256_shuffle_epi8(table, n.hi)};
   }
   template <class D>
@@ -666,11 +670,12 @@ struct Q4NBlockPairs {
 
 // With vpdpbusd the levels enter as unsigned bytes, level + 128 (the table's bytes with
 // the top bit flipped), and -128 * sum corrects them: no abs or sign per row and token.
-struct Q4NOffsetPairs : UnsignedPairs<BlockQ4N, -128> {
+template <class B>
+struct CodeBookOffsetPairs : UnsignedPairs<B, -128> {
   static HWY_INLINE CodeHalves Codes(const uint8_t* row, const BlockFields& f0, const BlockFields& f1, bool pair) {
     const CodeHalves n = NibbleHalves(row + f0.low, pair ? row + f1.low : nullptr);
     const __m256i table = _mm256_xor_si256(
-        _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(kQ4NLevels))), _mm256_set1_epi8(-128));
+        _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(kCodeBook<B>))), _mm256_set1_epi8(-128));
     return {_mm256_shuffle_epi8(table, n.lo), _mm256_shuffle_epi8(table, n.hi)};
   }
 };
@@ -743,8 +748,8 @@ HWY_INLINE void BlockPairTile(const uint8_t* w, int64_t row_bytes, int64_t nb, c
 
 template <class Rows, class D> struct BlockPairsOf { using type = void; };
 template <class D> struct BlockPairsOf<Q4Rows, D> { using type = Q4BlockPairs; };
-template <class D> struct BlockPairsOf<Q4NRows, D> {
-  using type = std::conditional_t<D::kVnni, Q4NOffsetPairs, Q4NBlockPairs>;
+template <class B, class D> struct BlockPairsOf<CodeBookRows<B>, D> {
+  using type = std::conditional_t<D::kVnni, CodeBookOffsetPairs<B>, CodeBookBlockPairs<B>>;
 };
 template <class D> struct BlockPairsOf<Q6Rows, D> { using type = Q6BlockPairs; };
 template <class D> struct BlockPairsOf<Q5Rows, D> { using type = Q5BlockPairs; };
@@ -812,7 +817,7 @@ inline constexpr int kTileRowsOf = kTileRows;
 // q5 14.6 -> 13.2 keeps 4. AVX3 runs Q6, Q5 and Q3 as TilePairs.
 template <class Rows>
 inline constexpr bool kEightRowMatvec =
-    std::is_same_v<Rows, Q4Rows> || std::is_same_v<Rows, Q4NRows> ||
+    std::is_same_v<Rows, Q4Rows> || std::is_same_v<Rows, Q4NRows> || std::is_same_v<Rows, Mx4Rows> ||
     (HWY_TARGET == HWY_AVX2 && (std::is_same_v<Rows, Q6Rows> || std::is_same_v<Rows, Q3Rows>));
 template <class Rows>
 inline constexpr int kMatvecRowsOf = kEightRowMatvec<Rows> ? 8 : kMatvecRows;
@@ -870,15 +875,18 @@ struct Q4Format {
 // repeated four times the byte itself indexes its low nibble and the byte shifted right
 // by 4 its high one: no masking, three ops where the nibble split and two vpshufb took
 // five (Zen 4, tinyllama q4m decode on one thread: README, Speed).
-struct Q4NFormat : Q4Format {
-  using Block = BlockQ4N;
+template <class B>
+struct CodeBookFormat : Q4Format {
+  using Block = B;
   static constexpr int32_t kOffset = -128;
   static HWY_INLINE Unpacked Unpack(__m512i raw) {
     const __m512i table = _mm512_broadcast_i32x4(_mm_xor_si128(
-        _mm_loadu_si128(reinterpret_cast<const __m128i*>(kQ4NLevels)), _mm_set1_epi8(char(0x80))));
+        _mm_loadu_si128(reinterpret_cast<const __m128i*>(kCodeBook<B>)), _mm_set1_epi8(char(0x80))));
     return {_mm512_permutexvar_epi8(raw, table), _mm512_permutexvar_epi8(_mm512_srli_epi16(raw, 4), table)};
   }
 };
+using Q4NFormat = CodeBookFormat<BlockQ4N>;
+using Mx4Format = CodeBookFormat<BlockMx4>;
 
 struct Q8Format {
   using Block = BlockQ8;
@@ -1158,6 +1166,7 @@ struct ValueRows {
   }
 };
 using Q4NRows = ValueRows<BlockQ4N>;
+using Mx4Rows = ValueRows<BlockMx4>;
 using Q6Rows = ValueRows<BlockQ6>;
 using Q5Rows = ValueRows<BlockQ5>;
 using Q3Rows = ValueRows<BlockQ3>;

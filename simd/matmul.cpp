@@ -33,6 +33,7 @@ HWY_NOINLINE void Int8MatMul(DType t, const uint8_t* bytes, int64_t rows, int64_
     case DType::Q8: return it::MatMul<it::Q8Rows, D>(bytes, rows, cols, n, xq, y, ldy);
     case DType::Q4: return it::MatMul<it::Q4Rows, D>(bytes, rows, cols, n, xq, y, ldy);
     case DType::Q4N: return it::MatMul<it::Q4NRows, D>(bytes, rows, cols, n, xq, y, ldy);
+    case DType::Mx4: return it::MatMul<it::Mx4Rows, D>(bytes, rows, cols, n, xq, y, ldy);
     case DType::Q6: return it::MatMul<it::Q6Rows, D>(bytes, rows, cols, n, xq, y, ldy);
     case DType::Q5: return it::MatMul<it::Q5Rows, D>(bytes, rows, cols, n, xq, y, ldy);
     case DType::Q3: return it::MatMul<it::Q3Rows, D>(bytes, rows, cols, n, xq, y, ldy);
@@ -66,6 +67,7 @@ void MatMulImpl(DType t, const void* w, int64_t rows, int64_t cols, int64_t n, c
       return int8_tiles::stream::MatMul<int8_tiles::stream::Q8Format>(bytes, rows, cols, n, xq, y, ldy);
     case DType::Q4: return int8_tiles::stream::MatMul<int8_tiles::stream::Q4Format>(bytes, rows, cols, n, xq, y, ldy);
     case DType::Q4N: return int8_tiles::stream::MatMul<int8_tiles::stream::Q4NFormat>(bytes, rows, cols, n, xq, y, ldy);
+    case DType::Mx4: return int8_tiles::stream::MatMul<int8_tiles::stream::Mx4Format>(bytes, rows, cols, n, xq, y, ldy);
     case DType::Q6: return split_groups::MatMul<split_groups::Q6Codes>(bytes, rows, cols, n, xq, y, ldy);
     case DType::Q5: return split_groups::MatMul<split_groups::Q5Codes>(bytes, rows, cols, n, xq, y, ldy);
     case DType::Q3: return split_groups::MatMul<split_groups::Q3Codes>(bytes, rows, cols, n, xq, y, ldy);
@@ -75,6 +77,7 @@ void MatMulImpl(DType t, const void* w, int64_t rows, int64_t cols, int64_t n, c
     case DType::Q8:
     case DType::Q4:
     case DType::Q4N:
+    case DType::Mx4:
     case DType::Q6:
     case DType::Q5:
     case DType::Q3:

@@ -70,6 +70,7 @@ float row_dot(DType t, const uint8_t* row, int64_t cols, const float* x, const B
     case DType::Q8: return static_cast<float>(blocks_dot<BlockQ8>(row, nb, xq));
     case DType::Q4: return static_cast<float>(blocks_dot<BlockQ4>(row, nb, xq));
     case DType::Q4N: return static_cast<float>(blocks_dot<BlockQ4N>(row, nb, xq));
+    case DType::Mx4: return static_cast<float>(blocks_dot<BlockMx4>(row, nb, xq));
     case DType::Q6: return static_cast<float>(blocks_dot<BlockQ6>(row, nb, xq));
     case DType::Q5: return static_cast<float>(blocks_dot<BlockQ5>(row, nb, xq));
     case DType::Q3: return static_cast<float>(blocks_dot<BlockQ3>(row, nb, xq));

@@ -20,6 +20,7 @@ enum class DType : uint32_t {
   Q6 = 10,  // f16 scale + 16 bytes low nibbles + 8 bytes high 2-bit pairs = 26 bytes, 6.5 bits/weight
   Q5 = 11,  // f16 scale + 16 bytes low nibbles + 4 bytes high bits = 22 bytes, 5.5
   Q3 = 12,  // f16 scale + 8 bytes low 2-bit pairs + 4 bytes high bits = 14 bytes, 3.5
+  Mx4 = 13,  // Q4N's blocks with MXFP4's code book (E2M1 values) and power-of-two scales: OpenAI's gpt-oss experts exactly, 4.5
 };
 
 // Ids 6, 7 and 8 were q6, q5 and q3 with their blocks interleaved, before the grouped
@@ -31,7 +32,7 @@ inline constexpr bool dtype_is_retired(uint32_t v) { return v >= 6 && v <= 8; }
 inline constexpr int64_t kQuantBlock = 32;
 inline constexpr int64_t kSuperBlock = 256;  // elements per Q2K super-block
 
-inline constexpr bool dtype_is_known(uint32_t v) { return v <= static_cast<uint32_t>(DType::Q3) && !dtype_is_retired(v); }
+inline constexpr bool dtype_is_known(uint32_t v) { return v <= static_cast<uint32_t>(DType::Mx4) && !dtype_is_retired(v); }
 inline constexpr bool dtype_is_quantized(DType t) {
   return t != DType::F32 && t != DType::F16 && t != DType::BF16;
 }
@@ -48,6 +49,7 @@ inline constexpr int64_t dtype_block_bytes(DType t) {
     case DType::Q8: return 34;
     case DType::Q4: return 18;
     case DType::Q4N: return 18;
+    case DType::Mx4: return 18;
     case DType::Q6: return 26;
     case DType::Q5: return 22;
     case DType::Q3: return 14;

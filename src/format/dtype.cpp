@@ -4,7 +4,7 @@ namespace qrun {
 
 namespace {
 // Indexed by id; ids 6-8 are retired (dtype_is_retired).
-constexpr std::string_view kNames[] = {"f32", "f16", "bf16", "q8", "q4", "q4n", "", "", "", "q2k", "q6", "q5", "q3"};
+constexpr std::string_view kNames[] = {"f32", "f16", "bf16", "q8", "q4", "q4n", "", "", "", "q2k", "q6", "q5", "q3", "mxfp4"};
 }
 
 std::string_view dtype_name(DType t) {

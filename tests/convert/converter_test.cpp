@@ -345,6 +345,40 @@ TEST(Safetensors, Mxfp4PairsReadAsOneTensor) {
   EXPECT_THROW(raw.find("raw")->read_f32(0, 4, x), Error);
 }
 
+// gpt-oss's MXFP4 experts stay MXFP4 (qrun's mxfp4, exactly the checkpoint's values,
+// gate and up rows taken from their interleaved tensor) in a q4 file, unless a
+// --tensor-type rule names them; its attention takes the asked-for type.
+TEST(Convert, GptOssMxfp4ExpertsStayExact) {
+  std::string why;
+  const std::string ref = test::reference_checkpoint("gpt-oss", &why);
+  if (ref.empty()) GTEST_SKIP() << why;
+  ScratchDir dir;
+  ConvertOptions opt;
+  opt.weight_type = DType::Q4;
+  convert_hf_checkpoint(ref, (dir / "a.qrun").string(), opt);
+  const ModelFile f((dir / "a.qrun").string());
+  const SafetensorsCheckpoint src(ref);
+  const SafeTensor* gate_up = src.find("model.layers.1.mlp.experts.gate_up_proj");
+  ASSERT_NE(gate_up, nullptr);
+  EXPECT_EQ(f.get("layers.1.wq").dtype, DType::Q4);
+  const int64_t dim = f.hparams().dim, hidden = f.hparams().hidden_dim;
+  std::vector<float> got(static_cast<size_t>(dim)), want(got.size());
+  for (const auto& [name, parity] : {std::pair{"layers.1.w1_experts", 0}, std::pair{"layers.1.w3_experts", 1}}) {
+    const TensorView& t = f.get(name);
+    ASSERT_EQ(t.dtype, DType::Mx4) << name;
+    for (const int64_t r : {int64_t{0}, hidden - 1, 3 * hidden + 7}) {  // expert 0's first and last rows, expert 3's
+      dequantize_row(t.dtype, t.data + r * dtype_row_bytes(t.dtype, dim), dim, got.data());
+      gate_up->read_f32((r / hidden * 2 * hidden + 2 * (r % hidden) + parity) * dim, dim, want.data());
+      EXPECT_EQ(got, want) << name << " row " << r;
+    }
+  }
+  opt.tensor_types = {"w2_experts=q8"};
+  convert_hf_checkpoint(ref, (dir / "b.qrun").string(), opt);
+  const ModelFile g((dir / "b.qrun").string());
+  EXPECT_EQ(g.get("layers.0.w2_experts").dtype, DType::Q8);
+  EXPECT_EQ(g.get("layers.0.w1_experts").dtype, DType::Mx4);
+}
+
 TEST(Convert, OutputFolderMissing) {
   try {
     convert_hf_checkpoint(test::stories_dir().string(), "/nonexistent-dir/x.q4", {});

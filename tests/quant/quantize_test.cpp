@@ -160,8 +160,8 @@ TEST(Quantize, PaddingIsZeroAndLayoutMatchesFormat) {
 
 TEST(Quantize, ZeroRowsStayZero) {
   const std::vector<float> x(64, 0.0f);
-  for (DType t : {DType::F32, DType::F16, DType::BF16, DType::Q8, DType::Q4, DType::Q4N, DType::Q6, DType::Q5,
-                  DType::Q3})
+  for (DType t : {DType::F32, DType::F16, DType::BF16, DType::Q8, DType::Q4, DType::Q4N, DType::Mx4, DType::Q6,
+                  DType::Q5, DType::Q3})
     EXPECT_EQ(round_trip(t, x), x) << dtype_name(t);
 }
 
@@ -282,6 +282,24 @@ TEST(Quantize, WideAndNarrowCodesFollowTheirLayouts) {
       EXPECT_EQ(kQ4NLevels[c], static_cast<int>(x[j])) << j;
     }
   }
+}
+
+// Mx4 holds MXFP4 exactly: blocks of E2M1 values times a power of two (2^-20 to 2^3, and
+// blocks whose largest value is 1.5 or 0.5 units, where a smaller exponent also fits)
+// come back bit for bit; on other data its error is within half a step of its coarsest
+// level pair (2 units of 2^e when amax is 6 * 2^e: a third of absmax).
+TEST(Quantize, Mx4HoldsMxfp4Exactly) {
+  const float e2m1[16] = {0, 0.5f, 1, 1.5f, 2, 3, 4, 6, -0.0f, -0.5f, -1, -1.5f, -2, -3, -4, -6};
+  std::vector<float> x(32 * 24);
+  for (size_t b = 0; b < 24; ++b)
+    for (size_t j = 0; j < 32; ++j) {
+      const int code = b % 3 == 1 ? int(j % 4) : b % 3 == 2 ? int((j * 3) % 2 + 8) : int((j * 7 + b) % 16);
+      x[b * 32 + j] = std::ldexp(e2m1[code], int(b) - 20);
+    }
+  EXPECT_EQ(round_trip(DType::Mx4, x), x);
+  const auto y = random_values(Distribution::StudentT3, 32 * 512, 31);
+  const auto z = round_trip(DType::Mx4, y);
+  for (size_t i = 0; i < y.size(); ++i) ASSERT_LE(std::fabs(z[i] - y[i]), block_absmax(y, i) / 3.0f + 1e-12f) << i;
 }
 
 // Importance weights (qconvert --calibrate) trade error on unimportant columns for

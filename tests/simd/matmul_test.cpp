@@ -21,7 +21,7 @@ using testing::for_each_target;
 using testing::random_values;
 
 constexpr DType kTypes[] = {DType::F32, DType::F16, DType::BF16, DType::Q8, DType::Q4,
-                            DType::Q4N, DType::Q6, DType::Q5, DType::Q3, DType::Q2K};
+                            DType::Q4N, DType::Mx4, DType::Q6, DType::Q5, DType::Q3, DType::Q2K};
 // 1100: rows of 35 blocks span more than one period of the AVX3_DL chunk layout and end
 // in a partial chunk (Q4: 630 bytes, Q8: 1190 bytes).
 constexpr int64_t kCols[] = {172, 64, 33, 2048, 1, 31, 100, 1100};
