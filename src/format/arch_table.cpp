@@ -99,16 +99,23 @@ std::vector<TensorRecipe> mixtral_tensors() {
   return t;
 }
 
-// GraniteMoe keeps each layer's experts in two 3-D tensors, [experts, rows, cols]: the
-// gate rows above the up rows in input_linear, the down rows in output_linear.
+// Experts stacked in two 3-D tensors, [experts, rows, cols]: every expert's gate and up
+// rows in one (split as `gate` and `up` say), its down rows in the other.
+void fused_experts(std::vector<TensorRecipe>& t, const char* router, const char* gate_up, Part gate, Part up,
+                   const char* down) {
+  recipe(t, "router").hf = router;
+  recipe(t, "w1_experts").hf = gate_up;
+  recipe(t, "w1_experts").part = gate;
+  recipe(t, "w3_experts").hf = gate_up;
+  recipe(t, "w3_experts").part = up;
+  recipe(t, "w2_experts").hf = down;
+}
+
+// GraniteMoe: the gate rows above the up rows in input_linear, the down rows in output_linear.
 std::vector<TensorRecipe> granitemoe_tensors() {
   auto t = qwen3moe_tensors();
-  recipe(t, "router").hf = "block_sparse_moe.router.layer.weight";
-  recipe(t, "w1_experts").hf = "block_sparse_moe.input_linear.weight";
-  recipe(t, "w1_experts").part = Part::ExpertsGate;
-  recipe(t, "w3_experts").hf = "block_sparse_moe.input_linear.weight";
-  recipe(t, "w3_experts").part = Part::ExpertsUp;
-  recipe(t, "w2_experts").hf = "block_sparse_moe.output_linear.weight";
+  fused_experts(t, "block_sparse_moe.router.layer.weight", "block_sparse_moe.input_linear.weight", Part::ExpertsGate,
+                Part::ExpertsUp, "block_sparse_moe.output_linear.weight");
   return t;
 }
 
@@ -131,12 +138,8 @@ std::vector<TensorRecipe> gptoss_tensors() {
       {"experts_gate_up_bias", P::Layer, E::TwoHidden, E::Experts, R::Bias, N::ExpertBias, "mlp.experts.gate_up_proj_bias", Part::Whole, "", false},
       {"experts_down_bias", P::Layer, E::Dim, E::Experts, R::Bias, N::ExpertBias, "mlp.experts.down_proj_bias", Part::Whole, "ffn_down_exps.bias", false},
   });
-  recipe(t, "router").hf = "mlp.router.weight";
-  recipe(t, "w1_experts").hf = "mlp.experts.gate_up_proj";
-  recipe(t, "w1_experts").part = Part::ExpertsGateEven;
-  recipe(t, "w3_experts").hf = "mlp.experts.gate_up_proj";
-  recipe(t, "w3_experts").part = Part::ExpertsUpOdd;
-  recipe(t, "w2_experts").hf = "mlp.experts.down_proj";
+  fused_experts(t, "mlp.router.weight", "mlp.experts.gate_up_proj", Part::ExpertsGateEven, Part::ExpertsUpOdd,
+                "mlp.experts.down_proj");
   return t;
 }
 

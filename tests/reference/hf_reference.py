@@ -294,6 +294,14 @@ def sparse_moe(c, W, l, x):
     return out
 
 
+def top_k_softmax(logits, k):
+    """The k largest logits' experts and a softmax over those logits (Mixtral's
+    renormalized top k, GraniteMoe's and gpt-oss's routers)."""
+    top = np.argsort(-logits, kind="stable")[:k]
+    weights = np.exp(logits[top] - logits[top].max())
+    return top, weights / weights.sum()
+
+
 def granite_moe(c, W, l, x):
     """GraniteMoeMoE: a softmax over the k largest router logits; each expert's
     input_linear rows are its gate then its up projection."""
@@ -302,10 +310,7 @@ def granite_moe(c, W, l, x):
     k, f = c["num_experts_per_tok"], c["intermediate_size"]
     out = np.zeros_like(x)
     for t in range(x.shape[0]):
-        top = np.argsort(-logits[t], kind="stable")[:k]
-        weights = np.exp(logits[t][top] - logits[t][top].max())
-        weights /= weights.sum()
-        for e, wt in zip(top, weights):
+        for e, wt in zip(*top_k_softmax(logits[t], k)):
             gate_up = W[p + "input_linear.weight"][e] @ x[t]
             out[t] += wt * (W[p + "output_linear.weight"][e] @ (silu(gate_up[:f]) * gate_up[f:]))
     return out
@@ -360,10 +365,7 @@ def gpt_oss_moe(c, W, l, x):
     k, limit = c["num_experts_per_tok"], c["swiglu_limit"]
     out = np.zeros_like(x)
     for t in range(x.shape[0]):
-        top = np.argsort(-logits[t], kind="stable")[:k]
-        weights = np.exp(logits[t][top] - logits[t][top].max())
-        weights /= weights.sum()
-        for e, wt in zip(top, weights):
+        for e, wt in zip(*top_k_softmax(logits[t], k)):
             gate_up = W[p + "experts.gate_up_proj"][e] @ x[t] + W[p + "experts.gate_up_proj_bias"][e]
             gate, up = np.minimum(gate_up[0::2], limit), np.clip(gate_up[1::2], -limit, limit)
             glu = gate / (1 + np.exp(-1.702 * gate))
