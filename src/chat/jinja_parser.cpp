@@ -341,6 +341,21 @@ class TemplateParser {
       if (ep.accept_op("=")) s.expr = ep.parse();
       else if (ep.peek().k == Tok::K::End) parse_until(s.body, {"endset"}, "set", kw.pos);
       else ep.unexpected("'='");
+    } else if (w == "macro") {
+      // {% macro name(a, b=default) %}...{% endmacro %}: called as a function whose value
+      // is the body's rendered text.
+      s.k = Stmt::K::Macro;
+      s.names.push_back(ep.expect_name());
+      ep.expect_op("(");
+      while (!ep.accept_op(")")) {
+        if (s.names.size() > 1) ep.expect_op(",");
+        s.names.push_back(ep.expect_name());
+        s.defaults.push_back(ep.accept_op("=") ? ep.parse() : nullptr);
+      }
+      ep.expect_end();
+      const int loops = std::exchange(loop_depth_, 0);  // a loop around the definition is not the body's
+      parse_until(s.body, {"endmacro"}, "macro", kw.pos);
+      loop_depth_ = loops;
     } else if (w == "break" || w == "continue") {
       if (loop_depth_ == 0) src_.fail(kw.pos, "'{% " + w + " %}' outside a loop");
       s.k = w == "break" ? Stmt::K::Break : Stmt::K::Continue;

@@ -31,14 +31,15 @@ struct Expr {
 struct Stmt;
 using Body = std::vector<Stmt>;
 struct Stmt {
-  enum class K { Text, Out, If, For, Set, Break, Continue } k;
+  enum class K { Text, Out, If, For, Set, Break, Continue, Macro } k;
   size_t pos = 0;
   std::string text;                // Text
   ExprP expr;                      // Out value, For iterable, Set value (null for a block set)
   ExprP filter;                    // For: the loop filter (`for x in xs if cond`), or null
-  std::vector<std::string> names;  // For: loop variables; Set: {name} or {namespace, attribute}
+  std::vector<std::string> names;  // For: loop variables; Set: {name} or {namespace, attribute}; Macro: name, parameters
   std::vector<std::pair<ExprP, Body>> branches;  // If: condition (null for else) and body
-  Body body, else_body;            // For body and else; block Set body
+  Body body, else_body;            // For body and else; block Set body; Macro body
+  std::vector<ExprP> defaults;     // Macro: each parameter's default value, or null
 };
 
 Body parse_template(const Source& src, const std::vector<Piece>& pieces);

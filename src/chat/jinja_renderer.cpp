@@ -4,6 +4,8 @@
 #include <cctype>
 #include <cstdint>
 #include <ctime>
+#include <map>
+#include <utility>
 
 namespace qrun::jinja {
 
@@ -102,8 +104,46 @@ class Renderer {
       case Stmt::K::Set: exec_set(s); return Flow::Normal;
       case Stmt::K::Break: return Flow::Break;
       case Stmt::K::Continue: return Flow::Continue;
+      case Stmt::K::Macro: macros_[s.names[0]] = &s; return Flow::Normal;
     }
     return Flow::Normal;
+  }
+
+  // A macro call: its parameters bound (positional, then by name, then defaults; others
+  // undefined) in a scope above the template's globals only, as Jinja's macros do not see
+  // their caller's variables; the value is the body's rendered text.
+  Value call_macro(const Stmt& m, const Expr& e) {
+    const size_t n_params = m.names.size() - 1;
+    if (e.args.size() > n_params)
+      src_.fail(e.pos, "macro " + m.names[0] + "() takes " + std::to_string(n_params) + " arguments, got " +
+                           std::to_string(e.args.size()));
+    Dict scope;
+    for (size_t k = 0; k < e.args.size(); ++k) scope[m.names[k + 1]] = eval(*e.args[k]);
+    for (const auto& [name, value] : e.kwargs) {
+      if (std::find(m.names.begin() + 1, m.names.end(), name) == m.names.end())
+        src_.fail(e.pos, "macro " + m.names[0] + "() has no parameter '" + name + "'");
+      scope[name] = eval(*value);
+    }
+    for (size_t k = 0; k < n_params; ++k)
+      if (!scope.count(m.names[k + 1])) scope[m.names[k + 1]] = m.defaults[k] ? eval(*m.defaults[k]) : Value{};
+    std::vector<Dict> caller = std::move(scopes_);
+    scopes_.clear();
+    scopes_.push_back(std::move(caller.front()));  // the globals: top-level sets made before the call are seen
+    scopes_.push_back(std::move(scope));
+    std::string saved = std::move(out);
+    out.clear();
+    struct Restore {  // also when the body raises
+      Renderer& r;
+      std::vector<Dict>& caller;
+      std::string& saved;
+      ~Restore() {
+        caller.front() = std::move(r.scopes_.front());
+        r.scopes_ = std::move(caller);
+        std::swap(r.out, saved);
+      }
+    } restore{*this, caller, saved};
+    run(m.body);
+    return Value::str(std::string(out));
   }
 
   // The loop variables bound to one item (unpacked when there are several).
@@ -391,6 +431,7 @@ class Renderer {
   }
 
   Value call(const Expr& e) {
+    if (const auto m = macros_.find(e.name); m != macros_.end()) return call_macro(*m->second, e);
     if (e.name == "raise_exception") {
       const auto a = eval_args(e, 0, 1, 1, "raise_exception()");
       throw Error("chat template raised an exception: " + to_str(a[0]));
@@ -644,6 +685,7 @@ class Renderer {
   const Source& src_;
   std::vector<Dict> scopes_;  // globals first; one per active loop iteration after that
   std::vector<std::shared_ptr<Dict>> namespaces_;  // every namespace() made, kept alive to the end
+  std::map<std::string, const Stmt*> macros_;       // defined so far, by name
   Steps steps_;
   int depth_ = 0;
 };
