@@ -152,7 +152,7 @@ class Front {
     if (chat_) tool_form_ = tool_call_form(chat_->template_text());
     call_marker_ids_ = special_token_ids(tok_, call_markers(tool_form_));
     if (chat_) think_tags_ = think_tags(chat_->template_text());
-    think_tag_ids_ = special_token_ids(tok_, {think_tags_.open, think_tags_.close});  // Mistral's are control tokens
+    think_tag_ids_ = special_token_ids(tok_, think_tag_tokens(think_tags_));  // Mistral's and harmony's are control tokens
     pooling_ = resolve_pooling(file_.hparams(), o.pooling);
     pool_ = std::make_unique<WorkerPool>(o.worker_argv, o.workers, o.max_queue);
   }

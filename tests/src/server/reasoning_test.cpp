@@ -74,6 +74,42 @@ TEST(Reasoning, MistralsThinkTags) {
   }
 }
 
+// gpt-oss (harmony) writes its reasoning as an analysis-channel message, then the answer
+// as a final-channel one; a reply may also start in the final channel. Whole and streamed
+// (in every piece size) alike; the channel control tokens are kept in chat replies.
+TEST(Reasoning, HarmonyChannels) {
+  EXPECT_EQ(think_tags("{{- \"<|start|>assistant<|channel|>analysis<|message|>\" + message.thinking + \"<|end|>\" }}").open,
+            kHarmonyThinkTags.open);
+  EXPECT_EQ(think_tag_tokens(kHarmonyThinkTags),
+            (std::vector<std::string_view>{"<|channel|>", "<|message|>", "<|end|>", "<|start|>"}));
+  EXPECT_EQ(think_tag_tokens(kThinkTags), (std::vector<std::string_view>{"<think>", "</think>"}));
+  const std::string thought = "<|channel|>analysis<|message|>User asks 2+2. Answer 4.<|end|><|start|>assistant"
+                              "<|channel|>final<|message|>2 + 2 = 4.";
+  const std::string direct = "<|channel|>final<|message|>  Hello!";
+  const std::pair<std::string, ReasoningSplit> cases[] = {
+      {thought, {"User asks 2+2. Answer 4.", "2 + 2 = 4."}},
+      {direct, {"", "Hello!"}},
+      {"<|channel|>analysis<|message|>still thinking", {"still thinking", ""}},
+      {"plain text", {"", "plain text"}}};
+  for (const auto& [reply, want] : cases) {
+    const ReasoningSplit s = split_reasoning(reply, false, kHarmonyThinkTags);
+    EXPECT_EQ(s.reasoning, want.reasoning) << reply;
+    EXPECT_EQ(s.content, want.content) << reply;
+    for (size_t step = 1; step <= reply.size(); ++step) {
+      ReasoningStream stream(false, kHarmonyThinkTags);
+      ReasoningSplit sent;
+      for (size_t at = 0; at < reply.size(); at += step) {
+        const ReasoningSplit piece = stream.feed(std::string_view(reply).substr(at, step));
+        sent.reasoning += piece.reasoning;
+        sent.content += piece.content;
+      }
+      const ReasoningSplit rest = stream.finish();
+      EXPECT_EQ(sent.reasoning + rest.reasoning, want.reasoning) << reply << " " << step;
+      EXPECT_EQ(sent.content + rest.content, want.content) << reply << " " << step;
+    }
+  }
+}
+
 TEST(Reasoning, FormatNamesAsLlamaCppHasThem) {
   bool separate = false;
   EXPECT_TRUE(parse_reasoning_format("deepseek", &separate) && separate);
