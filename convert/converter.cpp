@@ -147,13 +147,13 @@ WriteSummary convert_hf_checkpoint(const std::string& hf_dir, const std::string&
       check_source_shape(*src, spec, src_rows, stacked);
       sources.push_back(src);
     }
-    // A fused source (Phi-3's qkv_proj, gate_up_proj) holds this tensor's rows after others'
-    // (or between them, `step` apart); a stacked one holds `per` rows of each expert,
-    // src_rows apart.
     // MXFP4 sources (gpt-oss's experts) stay MXFP4, exactly, in any quantized file (as
     // llama.cpp keeps them), unless a --tensor-type rule names them.
     const bool mxfp4 = std::all_of(sources.begin(), sources.end(), [](const SafeTensor* s) { return s->dtype == SafeDType::MXFP4; });
     if (mxfp4 && dtype_is_quantized(t.dtype) && !rule_names(policy, spec.name)) t.dtype = DType::Mx4;
+    // A fused source (Phi-3's qkv_proj, gate_up_proj) holds this tensor's rows after others'
+    // (or between them, `step` apart); a stacked one holds `per` rows of each expert,
+    // src_rows apart.
     const int64_t first_row = part_row_offset(recipe.part, hp), step = part_row_step(recipe.part);
     const int64_t per = stacked ? spec.rows / stacked : spec.rows;
     std::vector<float> importance;

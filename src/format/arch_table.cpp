@@ -27,6 +27,7 @@ std::vector<TensorRecipe> llama_tensors() {
       {"q_norm", P::Layer, E::HeadDim, E::One, R::Norm, N::QkNorm, "self_attn.q_norm.weight", Part::Whole, "attn_q_norm.weight", false},
       {"k_norm", P::Layer, E::HeadDim, E::One, R::Norm, N::QkNorm, "self_attn.k_norm.weight", Part::Whole, "attn_k_norm.weight", false},
       {"wo", P::Layer, E::QDim, E::Dim, R::Projection, N::Always, "self_attn.o_proj.weight", Part::Whole, "attn_output.weight", false},
+      {"bo", P::Layer, E::Dim, E::One, R::Bias, N::OutBias, "self_attn.o_proj.bias", Part::Whole, "attn_output.bias", false},
       {"post_attention_norm", P::Layer, E::Dim, E::One, R::Norm, N::Sandwich, "post_attention_layernorm.weight", Part::Whole, "post_attention_norm.weight", false},
       {"ffn_norm", P::Layer, E::Dim, E::One, R::Norm, N::Always, "post_attention_layernorm.weight", Part::Whole, "ffn_norm.weight", false},
       {"w1", P::Layer, E::Dim, E::Hidden, R::Projection, N::Dense, "mlp.gate_proj.weight", Part::Whole, "ffn_gate.weight", false},
@@ -119,7 +120,7 @@ std::vector<TensorRecipe> granitemoe_tensors() {
   return t;
 }
 
-// gpt-oss: biases on every attention projection, a learned softmax sink per head, and
+// gpt-oss: biases on every attention projection (Llama's, with attention_bias), a learned softmax sink per head, and
 // experts whose router and projections have biases. The experts come stacked in 3-D
 // tensors, gate and up rows interleaved in one (MXFP4 blocks in OpenAI's checkpoints,
 // read through the _blocks/_scales pair); the biases sit before the experts, as the
@@ -129,8 +130,7 @@ std::vector<TensorRecipe> gptoss_tensors() {
   auto after = [&](const char* name) {
     return std::find_if(t.begin(), t.end(), [&](const TensorRecipe& r) { return std::string(r.name) == name; }) + 1;
   };
-  t.insert(after("wo"), {
-      {"bo", P::Layer, E::Dim, E::One, R::Bias, N::OutBias, "self_attn.o_proj.bias", Part::Whole, "attn_output.bias", false},
+  t.insert(after("bo"), {
       {"attn_sinks", P::Layer, E::Heads, E::One, R::Bias, N::Sinks, "self_attn.sinks", Part::Whole, "attn_sinks.weight", false},
   });
   t.insert(after("router"), {

@@ -171,7 +171,7 @@ TEST(Architectures, GpuOffloadRefusesStepsTheCudaLayersLack) {
 // in a context of 64 (short factors, as transformers for 24 tokens), phi3-long in 128
 // past its original 16 (long factors, as transformers for 40 tokens).
 INSTANTIATE_TEST_SUITE_P(Hf, Architectures,
-                         ::testing::Values(ArchCase{"llama", 1e-3}, ArchCase{"llama-yarn", 1e-3}, ArchCase{"qwen2", 1e-3},
+                         ::testing::Values(ArchCase{"llama", 1e-3}, ArchCase{"llama-bias", 1e-3}, ArchCase{"llama-yarn", 1e-3}, ArchCase{"qwen2", 1e-3},
                                            ArchCase{"qwen3", 1e-3}, ArchCase{"qwen3moe", 1e-3}, ArchCase{"mixtral", 1e-3},
                                            ArchCase{"gemma2", 1e-3}, ArchCase{"gemma3", 1e-3},
                                            ArchCase{"gemma3-mm", 1e-3}, ArchCase{"smollm3", 1e-3}, ArchCase{"phi3", 1e-3, 64},

@@ -63,6 +63,17 @@ TEST(HfConfig, Qwen2HasAttentionBiases) {
     "max_position_embeddings": 32768, "rope_theta": 1000000.0, "rms_norm_eps": 1e-6, "tie_word_embeddings": true})");
   EXPECT_EQ(hp.arch, static_cast<uint32_t>(format::Arch::Qwen2));
   EXPECT_EQ(hp.attn_bias, 1u);
+  EXPECT_EQ(hp.flags & format::kOutputBias, 0u);  // Qwen2's o_proj has none
+}
+
+// Llama's attention_bias puts biases on q, k, v and the output projection.
+TEST(HfConfig, LlamaAttentionBiasIncludesTheOutputProjection) {
+  const std::string llama = R"({"architectures": ["LlamaForCausalLM"], "hidden_size": 64, "intermediate_size": 96,
+    "num_hidden_layers": 2, "num_attention_heads": 4, "vocab_size": 512, )";
+  const auto hp = parse(llama + R"("attention_bias": true})");
+  EXPECT_EQ(hp.attn_bias, 1u);
+  EXPECT_EQ(hp.flags, uint32_t{format::kOutputBias});
+  EXPECT_EQ(parse(llama + R"("attention_bias": false})").flags, 0u);
 }
 
 TEST(HfConfig, MistralLinearScalingAndWindow) {

@@ -10,7 +10,7 @@ qrun's logits and greedy tokens with what this prints.
 writes OUT_DIR/config.json, model.safetensors, the stories260K tokenizer files, and
 OUT_DIR/reference.json: {"tokens": [...], "logits": [[vocab floats] per position],
 "greedy": [16 ids after the tokens], "margins": [the top-2 logit gap at each greedy step]}.
-ARCH: llama, llama-yarn, qwen2, qwen3, qwen3moe, mixtral, gemma2, gemma3, gemma3-mm, smollm3, phi3, phi3-long,
+ARCH: llama, llama-bias, llama-yarn, qwen2, qwen3, qwen3moe, mixtral, gemma2, gemma3, gemma3-mm, smollm3, phi3, phi3-long,
 phi4-mini, granite, granitemoe, qwen2moe, gpt-oss.
 gpt-oss's experts are stored as OpenAI's checkpoints store them: MXFP4 _blocks and _scales
 (U8) tensors, which the reference reads back dequantized.
@@ -44,6 +44,8 @@ def base_config(**kw):
 def configs(arch):
     if arch == "llama":
         return base_config(architectures=["LlamaForCausalLM"], model_type="llama")
+    if arch == "llama-bias":  # attention_bias: q, k, v and o_proj biases
+        return base_config(architectures=["LlamaForCausalLM"], model_type="llama", attention_bias=True)
     if arch == "llama-yarn":
         return base_config(architectures=["LlamaForCausalLM"], model_type="llama", max_position_embeddings=1024,
                            rope_scaling={"rope_type": "yarn", "factor": 4.0, "original_max_position_embeddings": 256,
@@ -205,10 +207,11 @@ def make_weights(arch, c, rng):
                 w[p + "mlp.gate_proj.weight"] = mat(f, d)
                 w[p + "mlp.up_proj.weight"] = mat(f, d)
         w[p + "self_attn.o_proj.weight"] = mat(d, nh * hd)
+        if output_bias(c):
+            w[p + "self_attn.o_proj.bias"] = (0.3 * rng.standard_normal(d)).astype(np.float32)
         moe = moe_names(c, l)
         if mt == "gpt_oss":
             e = n_experts(c)
-            w[p + "self_attn.o_proj.bias"] = (0.3 * rng.standard_normal(d)).astype(np.float32)
             w[p + "self_attn.sinks"] = (0.5 + rng.standard_normal(nh)).astype(np.float32)
             w[p + "mlp.router.weight"] = mat(e, d, 3.0 / math.sqrt(d))
             w[p + "mlp.router.bias"] = (0.3 * rng.standard_normal(e)).astype(np.float32)
@@ -236,7 +239,7 @@ def make_weights(arch, c, rng):
                 w[p + "mlp.shared_expert_gate.weight"] = mat(1, d, 2.0 / math.sqrt(d))
         elif mt != "granitemoe":
             w[p + "mlp.down_proj.weight"] = mat(d, f)
-        if mt in ("qwen2", "qwen2_moe", "gpt_oss"):
+        if qkv_bias(c):
             for n, rows in (("q", nh * hd), ("k", nkv * hd), ("v", nkv * hd)):
                 w[p + f"self_attn.{n}_proj.bias"] = (0.3 * rng.standard_normal(rows)).astype(np.float32)
         if mt in ("qwen3", "qwen3_moe", "gemma3_text"):
@@ -249,6 +252,16 @@ def make_weights(arch, c, rng):
     if not c["tie_word_embeddings"]:
         w["lm_head.weight"] = mat(c["vocab_size"], d, c["logits_scaling"] / math.sqrt(d) if granite else None)
     return w
+
+
+def qkv_bias(c):
+    """Qwen2's q/k/v biases are always there; Llama's family has them with attention_bias."""
+    return c["model_type"] in ("qwen2", "qwen2_moe") or bool(c.get("attention_bias"))
+
+
+def output_bias(c):
+    """attention_bias gives o_proj a bias too, except in Qwen2's code."""
+    return c["model_type"] not in ("qwen2", "qwen2_moe") and bool(c.get("attention_bias"))
 
 
 def n_experts(c):
@@ -504,7 +517,7 @@ def forward(c, w, tokens):
             q = x @ W[p + "self_attn.q_proj.weight"].T
             k = x @ W[p + "self_attn.k_proj.weight"].T
             v = x @ W[p + "self_attn.v_proj.weight"].T
-        if mt in ("qwen2", "qwen2_moe", "gpt_oss"):
+        if qkv_bias(c):
             q, k, v = q + W[p + "self_attn.q_proj.bias"], k + W[p + "self_attn.k_proj.bias"], v + W[p + "self_attn.v_proj.bias"]
         q, k, v = q.reshape(T, nh, hd), k.reshape(T, nkv, hd), v.reshape(T, nkv, hd)
         if mt in ("qwen3", "qwen3_moe", "gemma3_text"):
@@ -533,7 +546,7 @@ def forward(c, w, tokens):
             s = s[:, :T]
             out[:, hh, :] = s @ v[:, hh // group, :]
         a = out.reshape(T, nh * hd) @ W[p + "self_attn.o_proj.weight"].T
-        if mt == "gpt_oss":
+        if output_bias(c):
             a = a + W[p + "self_attn.o_proj.bias"]
         if gemma:
             a = rms_norm(a, W[p + "post_attention_layernorm.weight"], eps, True)
