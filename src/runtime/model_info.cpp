@@ -53,9 +53,12 @@ void print_model_info(const ModelFile& model, std::ostream& out, bool list_tenso
       << (hp.attn_bias ? "q/k/v" : "no") << (hp.flags & format::kOutputBias ? ", output" : "")
       << (hp.flags & format::kAttnSinks ? "; attention sinks" : "") << "\n"
       << "weight type:   " << dtype_name(static_cast<DType>(hp.weight_type)) << "\n";
-  if (hp.embedding_scale != 0 || hp.residual_scale != 0 || hp.logit_scale != 0)
-    out << "multipliers:   embedding " << embedding_scale(hp) << ", residual " << residual_scale(hp) << ", attention "
-        << hp.query_scale << ", logits / " << logit_scale(hp) << "\n";
+  if (hp.embedding_scale != 0 || hp.residual_scale != 0 || hp.logit_scale != 0) {
+    out << "multipliers:   embedding " << embedding_scale(hp) << ", residual " << residual_scale(hp) << ", attention ";
+    if (hp.query_scale != 0) out << hp.query_scale;
+    else out << "1/sqrt(head_dim)";
+    out << ", logits / " << logit_scale(hp) << "\n";
+  }
   if (hp.pooling) out << "pooling:       " << pooling_name(static_cast<Pooling>(hp.pooling)) << " (embeddings)\n";
 
   const Tokenizer tok(deserialize_tokenizer(model));
