@@ -1,5 +1,5 @@
-// A thinking model's <think> (or Mistral's [THINK]) block read apart from its answer,
-// whole and as it streams.
+// A thinking model's <think> (or Mistral's [THINK], or gpt-oss's analysis channel) block
+// read apart from its answer, whole and as it streams.
 #include <gtest/gtest.h>
 
 #include <random>
@@ -8,6 +8,19 @@
 
 namespace qrun::server {
 namespace {
+
+// A reply fed to a ReasoningStream in pieces of `step` bytes: what it sent, finish() included.
+ReasoningSplit streamed(const std::string& reply, size_t step, ThinkTags tags) {
+  ReasoningStream stream(false, tags);
+  ReasoningSplit sent;
+  for (size_t at = 0; at < reply.size(); at += step) {
+    const ReasoningSplit piece = stream.feed(std::string_view(reply).substr(at, step));
+    sent.reasoning += piece.reasoning;
+    sent.content += piece.content;
+  }
+  const ReasoningSplit rest = stream.finish();
+  return {sent.reasoning + rest.reasoning, sent.content + rest.content};
+}
 
 TEST(Reasoning, ThinkBlockIsReadApartFromTheAnswer) {
   struct Case {
@@ -61,16 +74,9 @@ TEST(Reasoning, MistralsThinkTags) {
   EXPECT_TRUE(prompt_opens_thinking("[INST]Hi[/INST][THINK]", kMistralThinkTags));
   EXPECT_FALSE(prompt_opens_thinking("[INST]Hi[/INST][THINK]"));
   for (size_t step = 1; step <= reply.size(); ++step) {
-    ReasoningStream stream(false, kMistralThinkTags);
-    ReasoningSplit sent;
-    for (size_t at = 0; at < reply.size(); at += step) {
-      const ReasoningSplit piece = stream.feed(std::string_view(reply).substr(at, step));
-      sent.reasoning += piece.reasoning;
-      sent.content += piece.content;
-    }
-    const ReasoningSplit rest = stream.finish();
-    EXPECT_EQ(sent.reasoning + rest.reasoning, s.reasoning) << step;
-    EXPECT_EQ(sent.content + rest.content, s.content) << step;
+    const ReasoningSplit sent = streamed(reply, step, kMistralThinkTags);
+    EXPECT_EQ(sent.reasoning, s.reasoning) << step;
+    EXPECT_EQ(sent.content, s.content) << step;
   }
 }
 
@@ -96,16 +102,9 @@ TEST(Reasoning, HarmonyChannels) {
     EXPECT_EQ(s.reasoning, want.reasoning) << reply;
     EXPECT_EQ(s.content, want.content) << reply;
     for (size_t step = 1; step <= reply.size(); ++step) {
-      ReasoningStream stream(false, kHarmonyThinkTags);
-      ReasoningSplit sent;
-      for (size_t at = 0; at < reply.size(); at += step) {
-        const ReasoningSplit piece = stream.feed(std::string_view(reply).substr(at, step));
-        sent.reasoning += piece.reasoning;
-        sent.content += piece.content;
-      }
-      const ReasoningSplit rest = stream.finish();
-      EXPECT_EQ(sent.reasoning + rest.reasoning, want.reasoning) << reply << " " << step;
-      EXPECT_EQ(sent.content + rest.content, want.content) << reply << " " << step;
+      const ReasoningSplit sent = streamed(reply, step, kHarmonyThinkTags);
+      EXPECT_EQ(sent.reasoning, want.reasoning) << reply << " " << step;
+      EXPECT_EQ(sent.content, want.content) << reply << " " << step;
     }
   }
 }
