@@ -50,10 +50,11 @@ bool is_vision_tensor(const std::string& name) {
 
 // The source must have the shape config.json implies: the spec's columns and, for a
 // matrix, the rows of its whole fused tensor or of one expert (after the experts, when
-// one tensor stacks them all).
-void check_source_shape(const SafeTensor& src, const TensorSpec& spec, int64_t src_rows, int64_t stacked) {
+// one tensor stacks them all); both swapped for a source stored [in, out].
+void check_source_shape(const SafeTensor& src, const TensorSpec& spec, int64_t src_rows, int64_t stacked,
+                        bool in_by_out) {
   std::vector<int64_t> want_shape{spec.cols};
-  if (spec.n_dims == 2) want_shape.insert(want_shape.begin(), src_rows);
+  if (spec.n_dims == 2) want_shape.insert(in_by_out ? want_shape.end() : want_shape.begin(), src_rows);
   if (stacked > 0) want_shape.insert(want_shape.begin(), stacked);
   if (src.shape == want_shape) return;
   // A one-row matrix stored as a vector (Qwen2-MoE's shared_expert_gate, a Linear to 1).
@@ -62,6 +63,19 @@ void check_source_shape(const SafeTensor& src, const TensorSpec& spec, int64_t s
   for (int64_t d : src.shape) got += (got.empty() ? "" : ", ") + std::to_string(d);
   for (int64_t d : want_shape) want += (want.empty() ? "" : ", ") + std::to_string(d);
   throw Error(src.file, -1, "tensor '" + src.name + "' has shape [" + got + "], config.json implies [" + want + "]");
+}
+
+// Rows [r, r + n) of expert x's matrix, stored [in, out] (x @ W) in a stacked source
+// [experts, cols, src_rows]: its source columns first + (r..r+n) * step, read a source row
+// span at a time and transposed into `rows` (n x cols).
+void read_in_by_out_rows(const SafeTensor& src, int64_t x, int64_t cols, int64_t src_rows, int64_t first,
+                         int64_t step, int64_t r, int64_t n, float* rows) {
+  const int64_t c0 = first + r * step, span = (n - 1) * step + 1;
+  std::vector<float> part(static_cast<size_t>(span));
+  for (int64_t k = 0; k < cols; ++k) {
+    src.read_f32((x * cols + k) * src_rows + c0, span, part.data());
+    for (int64_t i = 0; i < n; ++i) rows[i * cols + k] = part[static_cast<size_t>(i * step)];
+  }
 }
 
 }  // namespace
@@ -144,7 +158,7 @@ WriteSummary convert_hf_checkpoint(const std::string& hf_dir, const std::string&
         throw Error(hf_dir, -1, "checkpoint lacks tensor '" + src_name + "'" +
                                     (config.multimodal ? " (also looked for it under language_model. and model.language_model.)" : ""));
       used.insert(src_name);
-      check_source_shape(*src, spec, src_rows, stacked);
+      check_source_shape(*src, spec, src_rows, stacked, recipe.in_by_out && src->dtype != SafeDType::MXFP4);
       sources.push_back(src);
     }
     // MXFP4 sources (gpt-oss's experts) stay MXFP4, exactly, in any quantized file (as
@@ -158,25 +172,39 @@ WriteSummary convert_hf_checkpoint(const std::string& hf_dir, const std::string&
     const int64_t per = stacked ? spec.rows / stacked : spec.rows;
     std::vector<float> importance;
     if (dtype_is_quantized(t.dtype)) importance = column_importance(input_stats, spec.name, spec.cols, hf_dir);
+    const bool in_by_out = recipe.in_by_out && stacked && sources[0]->dtype != SafeDType::MXFP4;
     t.fill = [sources, src_rows, per, dtype = t.dtype, cols = spec.cols, first_row, step, plus_one = recipe.plus_one,
-              importance = std::move(importance)](int64_t b, int64_t e, uint8_t* dst) {
-      std::vector<float> row(static_cast<size_t>(cols));
+              in_by_out, importance = std::move(importance)](int64_t b, int64_t e, uint8_t* dst) {
+      // Rows come a block at a time from a source stored [in, out] (each of its rows
+      // holds a value of every output row), else one at a time.
+      constexpr int64_t kBlock = 64;
+      std::vector<float> block(static_cast<size_t>((in_by_out ? kBlock : 1) * cols));
       const int64_t row_bytes = dtype_row_bytes(dtype, cols);
-      for (int64_t r = b; r < e; ++r) {
-        const int64_t src_row = sources.size() > 1 ? r % src_rows : r / per * src_rows + first_row + r % per * step;
+      for (int64_t r = b, got = 0; r < e; ++r) {
+        float* row = &block[static_cast<size_t>(((r - b) % kBlock) * cols)];
         const SafeTensor* src = sources[sources.size() > 1 ? static_cast<size_t>(r / src_rows) : 0];
-        src->read_f32(src_row * cols, cols, row.data());
+        const int64_t src_row = sources.size() > 1 ? r % src_rows : r / per * src_rows + first_row + r % per * step;
+        if (!in_by_out) {
+          row = block.data();
+          src->read_f32(src_row * cols, cols, row);
+        } else if (r >= got) {  // the next block, within one expert
+          const int64_t n = std::min({kBlock - (r - b) % kBlock, e - r, per - r % per});
+          read_in_by_out_rows(*src, r / per, cols, src_rows, first_row, step, r % per, n, row);
+          got = r + n;
+        }
         // A NaN or infinite weight makes every output it touches NaN: refuse the
         // checkpoint rather than quantize garbage.
         for (int64_t c = 0; c < cols; ++c)
-          if (!std::isfinite(row[static_cast<size_t>(c)]))
+          if (!std::isfinite(row[c]))
             throw Error(src->file, -1, "tensor '" + src->name + "' has a non-finite value (" +
-                                           (std::isnan(row[static_cast<size_t>(c)]) ? "nan" : "inf") + ") at [" +
-                                           std::to_string(src_row) + ", " + std::to_string(c) + "]");
+                                           (std::isnan(row[c]) ? "nan" : "inf") + ") at [" +
+                                           (in_by_out ? std::to_string(r / per * cols + c) + ", " +
+                                                            std::to_string(first_row + r % per * step)
+                                                      : std::to_string(src_row) + ", " + std::to_string(c)) + "]");
         // Gemma's norms multiply by 1 + w: stored as that, the runtime's RMSNorm is one.
         if (plus_one)
-          for (float& v : row) v += 1.0f;
-        quantize_row(dtype, row.data(), cols, dst + (r - b) * row_bytes, importance.empty() ? nullptr : importance.data());
+          for (int64_t c = 0; c < cols; ++c) row[c] += 1.0f;
+        quantize_row(dtype, row, cols, dst + (r - b) * row_bytes, importance.empty() ? nullptr : importance.data());
       }
     };
     out.push_back(std::move(t));

@@ -140,6 +140,7 @@ std::vector<TensorRecipe> gptoss_tensors() {
   });
   fused_experts(t, "mlp.router.weight", "mlp.experts.gate_up_proj", Part::ExpertsGateEven, Part::ExpertsUpOdd,
                 "mlp.experts.down_proj");
+  for (const char* n : {"w1_experts", "w2_experts", "w3_experts"}) recipe(t, n).in_by_out = true;
   return t;
 }
 

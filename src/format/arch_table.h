@@ -59,6 +59,9 @@ struct TensorRecipe {
   Part part;
   const char* gguf;  // per layer: the name after "blk.N."
   bool plus_one;     // the checkpoint stores w for a norm that multiplies by 1 + w (Gemma)
+  // An unquantized checkpoint stores the (stacked) matrix as [in, out], for x @ W
+  // (transformers' GptOssExperts); its MXFP4 pairs are [out, in] as everywhere else.
+  bool in_by_out = false;
 };
 
 struct ArchInfo {

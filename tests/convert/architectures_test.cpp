@@ -177,7 +177,8 @@ INSTANTIATE_TEST_SUITE_P(Hf, Architectures,
                                            ArchCase{"gemma3-mm", 1e-3}, ArchCase{"smollm3", 1e-3}, ArchCase{"phi3", 1e-3, 64},
                                            ArchCase{"phi3-long", 1e-3}, ArchCase{"phi4-mini", 1e-3},
                                            ArchCase{"granite", 1e-3}, ArchCase{"granitemoe", 1e-3},
-                                           ArchCase{"qwen2moe", 1e-3}, ArchCase{"gpt-oss", 2e-3}),
+                                           ArchCase{"qwen2moe", 1e-3}, ArchCase{"gpt-oss", 2e-3},
+                                           ArchCase{"gpt-oss-unquantized", 2e-3}),
                          [](const auto& info) {
                            std::string n = info.param.arch;
                            for (char& ch : n)

@@ -11,7 +11,7 @@ writes OUT_DIR/config.json, model.safetensors, the stories260K tokenizer files, 
 OUT_DIR/reference.json: {"tokens": [...], "logits": [[vocab floats] per position],
 "greedy": [16 ids after the tokens], "margins": [the top-2 logit gap at each greedy step]}.
 ARCH: llama, llama-bias, llama-yarn, qwen2, qwen3, qwen3moe, mixtral, gemma2, gemma3, gemma3-mm, smollm3, phi3, phi3-long,
-phi4-mini, granite, granitemoe, qwen2moe, gpt-oss.
+phi4-mini, granite, granitemoe, qwen2moe, gpt-oss, gpt-oss-unquantized.
 gpt-oss's experts are stored as OpenAI's checkpoints store them: MXFP4 _blocks and _scales
 (U8) tensors, which the reference reads back dequantized.
 gemma3-mm is a Gemma3ForConditionalGeneration checkpoint: config.json nests the text
@@ -70,6 +70,8 @@ def configs(arch):
                            num_experts_per_tok=3, moe_intermediate_size=24, shared_expert_intermediate_size=56,
                            norm_topk_prob=False, decoder_sparse_step=1, mlp_only_layers=[], use_sliding_window=False,
                            sliding_window=None, rope_theta=1000000.0, router_aux_loss_coef=0.001)
+    if arch == "gpt-oss-unquantized":  # the same model as transformers saves it unquantized (fine-tunes)
+        return {k: v for k, v in configs("gpt-oss").items() if k != "quantization_config"}
     if arch == "gpt-oss":
         # gpt-oss-20b's recipe at toy width: 8 experts of 160 (MXFP4 needs widths of 32s), 2 per
         # token, biases everywhere, sinks, a window of 6 on layers 0 and 2, YaRN as released
@@ -358,15 +360,18 @@ def mxfp4_pack(x):
 
 
 def stored_tensors(c, w):
-    """The checkpoint's tensors: gpt-oss's experts packed as MXFP4 pairs."""
+    """The checkpoint's tensors: gpt-oss's experts packed as MXFP4 pairs, or without a
+    quantization_config as transformers' GptOssExperts hold them, [experts, in, out]."""
     if c.get("model_type") != "gpt_oss":
         return w
     out = {}
     for name, t in w.items():
-        if name.endswith(("experts.gate_up_proj", "experts.down_proj")):
+        if not name.endswith(("experts.gate_up_proj", "experts.down_proj")):
+            out[name] = t
+        elif "quantization_config" in c:
             out[name + "_blocks"], out[name + "_scales"] = mxfp4_pack(t)
         else:
-            out[name] = t
+            out[name] = np.ascontiguousarray(t.transpose(0, 2, 1))
     return out
 
 
@@ -588,7 +593,7 @@ def main():
     os.makedirs(out, exist_ok=True)
     c = configs(arch)
     tc = text_config(c)
-    rng = np.random.default_rng(sum(map(ord, arch)))
+    rng = np.random.default_rng(sum(map(ord, arch.removesuffix("-unquantized"))))  # gpt-oss-unquantized: gpt-oss's weights
     w = make_weights(arch, tc, rng)
     stored = w
     if c["model_type"] == "gemma3":  # transformers 4.50's multimodal layout
