@@ -302,9 +302,7 @@ HfConfig read_hf_config_full(const std::filesystem::path& dir) {
   // come without one).
   if (arch != format::Arch::Qwen2 && arch != format::Arch::Qwen2Moe && r.bool_or("attention_bias", false))
     hp.flags |= format::kOutputBias;
-  if (arch == format::Arch::Qwen3Moe || arch == format::Arch::Mixtral || arch == format::Arch::GraniteMoe ||
-      arch == format::Arch::Qwen2Moe || arch == format::Arch::GptOss)
-    read_experts(r, arch, hp);
+  if (arch_has_experts(static_cast<uint32_t>(arch))) read_experts(r, arch, hp);
   if (arch == format::Arch::GptOss) read_gpt_oss(r, hp);
   if (arch == format::Arch::Granite || arch == format::Arch::GraniteMoe) read_granite_multipliers(r, hp);
   if (arch == format::Arch::Gemma2 || arch == format::Arch::Gemma3) {

@@ -45,6 +45,11 @@ TensorRecipe& recipe(std::vector<TensorRecipe>& list, const std::string& name) {
   throw Error("arch table: no tensor " + name);
 }
 
+// Where the named recipe sits, to insert others before or after it.
+std::vector<TensorRecipe>::iterator position(std::vector<TensorRecipe>& list, const std::string& name) {
+  return list.begin() + (&recipe(list, name) - list.data());
+}
+
 std::vector<TensorRecipe> gemma2_tensors() {
   auto t = llama_tensors();
   recipe(t, "ffn_norm").hf = "pre_feedforward_layernorm.weight";
@@ -64,8 +69,7 @@ std::vector<TensorRecipe> gemma3_tensors() {
 // experts (gate, down, up), named as Qwen3-MoE's checkpoints name them.
 std::vector<TensorRecipe> qwen3moe_tensors() {
   auto t = llama_tensors();
-  auto at = std::find_if(t.begin(), t.end(), [](const TensorRecipe& r) { return std::string(r.name) == "w3"; }) + 1;
-  t.insert(at, {
+  t.insert(position(t, "w3") + 1, {
       {"router", P::Layer, E::Dim, E::Experts, R::Projection, N::Experts, "mlp.gate.weight", Part::Whole, "ffn_gate_inp.weight", false},
       {"w1_experts", P::Layer, E::Dim, E::ExpertsHidden, R::Projection, N::Experts, "mlp.experts.*.gate_proj.weight", Part::Experts, "ffn_gate_exps.weight", false},
       {"w2_experts", P::Layer, E::Hidden, E::ExpertsDim, R::Projection, N::Experts, "mlp.experts.*.down_proj.weight", Part::Experts, "ffn_down_exps.weight", false},
@@ -80,8 +84,7 @@ std::vector<TensorRecipe> qwen2moe_tensors() {
   auto t = qwen3moe_tensors();
   // Before the experts: the layer streamer reads a layer's dense part ahead and needs the
   // experts last (layer_stream_ranges).
-  auto at = std::find_if(t.begin(), t.end(), [](const TensorRecipe& r) { return std::string(r.name) == "w1_experts"; });
-  t.insert(at, {
+  t.insert(position(t, "w1_experts"), {
       {"shared_gate", P::Layer, E::Dim, E::One, R::Norm, N::Shared, "mlp.shared_expert_gate.weight", Part::Whole, "ffn_gate_inp_shexp.weight", false},
       {"w1_shared", P::Layer, E::Dim, E::SharedHidden, R::Projection, N::Shared, "mlp.shared_expert.gate_proj.weight", Part::Whole, "ffn_gate_shexp.weight", false},
       {"w2_shared", P::Layer, E::SharedHidden, E::Dim, R::Projection, N::Shared, "mlp.shared_expert.down_proj.weight", Part::Whole, "ffn_down_shexp.weight", false},
@@ -127,13 +130,10 @@ std::vector<TensorRecipe> granitemoe_tensors() {
 // layer streamer reads a layer's dense part ahead and only the chosen experts.
 std::vector<TensorRecipe> gptoss_tensors() {
   auto t = qwen3moe_tensors();
-  auto after = [&](const char* name) {
-    return std::find_if(t.begin(), t.end(), [&](const TensorRecipe& r) { return std::string(r.name) == name; }) + 1;
-  };
-  t.insert(after("bo"), {
+  t.insert(position(t, "bo") + 1, {
       {"attn_sinks", P::Layer, E::Heads, E::One, R::Bias, N::Sinks, "self_attn.sinks", Part::Whole, "attn_sinks.weight", false},
   });
-  t.insert(after("router"), {
+  t.insert(position(t, "router") + 1, {
       {"router_bias", P::Layer, E::Experts, E::One, R::Bias, N::ExpertBias, "mlp.router.bias", Part::Whole, "ffn_gate_inp.bias", false},
       {"experts_gate_up_bias", P::Layer, E::TwoHidden, E::Experts, R::Bias, N::ExpertBias, "mlp.experts.gate_up_proj_bias", Part::Whole, "", false},
       {"experts_down_bias", P::Layer, E::Dim, E::Experts, R::Bias, N::ExpertBias, "mlp.experts.down_proj_bias", Part::Whole, "ffn_down_exps.bias", false},
@@ -223,6 +223,11 @@ std::string source_tensor_name(const std::string& name, uint32_t arch, bool gguf
   const char* n = gguf ? r.gguf : r.hf;
   if (layer < 0) return n;
   return (gguf ? "blk." : "model.layers.") + std::to_string(layer) + "." + n;
+}
+
+bool arch_has_experts(uint32_t arch) {
+  const auto& t = arch_info(arch).tensors;
+  return std::any_of(t.begin(), t.end(), [](const TensorRecipe& r) { return r.need == Need::Experts; });
 }
 
 bool recipe_present(const TensorRecipe& r, const format::HParams& hp) {

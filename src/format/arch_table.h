@@ -78,6 +78,8 @@ const ArchInfo* find_arch(const std::string& hf_name);     // by class or model_
 std::string supported_archs();                             // "LlamaForCausalLM (llama), ..."
 
 bool recipe_present(const TensorRecipe& r, const format::HParams& hp);
+// Whether the architecture's FFN is a mixture of experts (its table has experts).
+bool arch_has_experts(uint32_t arch);
 // The recipe of a stored tensor ("layers.3.wq": wq's, layer 3; "norm": layer -1).
 const TensorRecipe& find_recipe(const std::string& qrun_name, uint32_t arch, int* layer);
 // Its name in a Hugging Face checkpoint ("model.layers.3.self_attn.q_proj.weight") or a

@@ -68,11 +68,7 @@ void validate_hparams(const format::HParams& hp, const std::string& file, int64_
   if (!(hp.rope_local_theta >= 0.0f && hp.rope_local_theta < 1e12f)) bad("rope_local_theta is negative or not finite");
   if (hp.nope_period > format::kMaxLayers) bad("nope_period " + std::to_string(hp.nope_period));
   if (hp.pooling > format::kMaxPooling) bad("unknown pooling " + std::to_string(hp.pooling));
-  const bool moe_arch = hp.arch == static_cast<uint32_t>(format::Arch::Qwen3Moe) ||
-                        hp.arch == static_cast<uint32_t>(format::Arch::Mixtral) ||
-                        hp.arch == static_cast<uint32_t>(format::Arch::GraniteMoe) ||
-                        hp.arch == static_cast<uint32_t>(format::Arch::Qwen2Moe) ||
-                        hp.arch == static_cast<uint32_t>(format::Arch::GptOss);
+  const bool moe_arch = arch_has_experts(hp.arch);
   if (moe_arch != (hp.n_experts != 0))
     bad(std::string(arch_name(hp.arch)) + (moe_arch ? " needs" : " has no") + " experts, n_experts is " +
         std::to_string(hp.n_experts));
