@@ -30,8 +30,9 @@ struct ChatMessage {
 // eos_token and tools; enable_thinking is left undefined. `tools_json` is the JSON text
 // of OpenAI's tools list ("" for none: tools is none). A message's tool calls reach the
 // template as transformers documents them: tool_calls[i].function.arguments a mapping
-// (the JSON text when it is not an object); reasoning_content is defined only where a
-// message has it (Qwen3's template then writes it in <think>). `kwargs_json` is a JSON object of more
+// (the JSON text when it is not an object); reasoning_content, and `thinking` as
+// gpt-oss's template names it, are defined only where a message has it (Qwen3's template
+// then writes it in <think>). `kwargs_json` is a JSON object of more
 // variables, as transformers' apply_chat_template(**kwargs) and llama.cpp's
 // chat_template_kwargs pass them (Qwen3's {"enable_thinking": false}); "" for none.
 // Throws qrun::Error for a syntax error, an unsupported construct, or raise_exception(),

@@ -54,7 +54,12 @@ Value message_value(const ChatMessage& m) {
     d["tool_calls"] = Value::of(std::move(calls));
   }
   if (!m.tool_call_id.empty()) d["tool_call_id"] = Value::str(m.tool_call_id);
-  if (!m.reasoning_content.empty()) d["reasoning_content"] = Value::str(m.reasoning_content);
+  // gpt-oss's template reads an assistant turn's reasoning as `thinking` (its analysis
+  // channel, written back before the turn's tool call); the others as reasoning_content.
+  if (!m.reasoning_content.empty()) {
+    d["reasoning_content"] = Value::str(m.reasoning_content);
+    d["thinking"] = Value::str(m.reasoning_content);
+  }
   return Value::of(std::move(d));
 }
 

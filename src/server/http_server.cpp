@@ -34,6 +34,7 @@
 #include "src/server/json_text.h"
 #include "src/server/logprobs.h"
 #include "src/server/openai_reply.h"
+#include "src/server/harmony_reply.h"
 #include "src/server/reasoning.h"
 #include "src/server/reply_text.h"
 #include "src/server/request.h"
@@ -127,6 +128,7 @@ struct ReplyReading {
   bool reasoning = false;         // a <think> block is read apart from the answer
   bool thinking_open = false;     // the prompt opened it: the reply begins inside
   bool logprobs = false;          // the request asked for logprobs
+  bool harmony = false;           // a chat reply in gpt-oss's channels: reasoning, answer and calls read together
   Endpoint endpoint = Endpoint::ChatCompletions;  // the logprobs' shape
 
   // The choice's "logprobs" for chat-shaped entries (the worker's) whose text begins
@@ -152,7 +154,10 @@ class Front {
     if (chat_) tool_form_ = tool_call_form(chat_->template_text());
     call_marker_ids_ = special_token_ids(tok_, call_markers(tool_form_));
     if (chat_) think_tags_ = think_tags(chat_->template_text());
-    think_tag_ids_ = special_token_ids(tok_, think_tag_tokens(think_tags_));  // Mistral's and harmony's are control tokens
+    harmony_ = chat_ && writes_harmony(chat_->template_text());
+    // Mistral's tags and harmony's headers are control tokens.
+    reply_marker_ids_ = special_token_ids(tok_, harmony_ ? harmony_tokens()
+                                                          : std::vector<std::string_view>{think_tags_.open, think_tags_.close});
     pooling_ = resolve_pooling(file_.hparams(), o.pooling);
     pool_ = std::make_unique<WorkerPool>(o.worker_argv, o.workers, o.max_queue);
   }
@@ -354,7 +359,7 @@ class Front {
         throw ApiError(400,
                        "this model's chat template does not write tool calls in a form qrun reads (<tool_call> "
                        "blocks, as Qwen2.5, Qwen3, Hermes and SmolLM3 templates do, Llama 3.x's JSON calls or "
-                       "Mistral's [TOOL_CALLS]): "
+                       "Mistral's [TOOL_CALLS], or gpt-oss's harmony messages to functions.NAME): "
                        "give qserve such a --chat-template, or send tool_choice \"none\"",
                        "tools");
       try {
@@ -405,8 +410,9 @@ class Front {
     job.sampling.presence_penalty = r.presence_penalty;
     // A required call is held to its form's schema (the request checked each tool's).
     const bool required_call = r.tool_choice == CompletionRequest::ToolChoice::Required;
-    if (required_call && tool_form_ == ToolCallForm::MistralArgs) {
-      job.tagged_json = tool_call_tagged_json(nlohmann::ordered_json::parse(r.tools), r.tool_name, r.parallel_tool_calls);
+    if (required_call && (tool_form_ == ToolCallForm::MistralArgs || tool_form_ == ToolCallForm::Harmony)) {
+      job.tagged_json =
+          tool_call_tagged_json(nlohmann::ordered_json::parse(r.tools), r.tool_name, tool_form_, r.parallel_tool_calls);
     } else {
       job.json_object = r.json_object || required_call;
       job.json_schema = required_call ? tool_call_schema(nlohmann::ordered_json::parse(r.tools), r.tool_name, tool_form_,
@@ -414,7 +420,7 @@ class Front {
                                       : r.json_schema;
     }
     job.grammar = r.grammar;
-    if (r.endpoint == Endpoint::ChatCompletions) job.kept_tokens = think_tag_ids_;
+    if (r.endpoint == Endpoint::ChatCompletions) job.kept_tokens = reply_marker_ids_;
     if (r.offers_tools()) job.kept_tokens.insert(job.kept_tokens.end(), call_marker_ids_.begin(), call_marker_ids_.end());
     job.sampling.seed = r.seed ? *r.seed : std::random_device{}();
     job.ignore_eos = r.ignore_eos;
@@ -485,6 +491,7 @@ class Front {
     reading.reasoning = r.endpoint == Endpoint::ChatCompletions && r.separate_reasoning.value_or(opt_.separate_reasoning);
     reading.thinking_open = opens_thinking;
     reading.logprobs = r.logprobs >= 0;
+    reading.harmony = harmony_ && r.endpoint == Endpoint::ChatCompletions;
     reading.endpoint = r.endpoint;
     std::shared_ptr<ReplyShape> shape = make_shape(job);
     // Wait for the first text (or the end) before answering, so a worker that dies
@@ -570,7 +577,11 @@ class Front {
     ReasoningSplit split =
         reading.reasoning ? split_reasoning(text, reading.thinking_open, think_tags_) : ReasoningSplit{{}, text};
     std::vector<ToolCall> calls;
-    if (reading.tool_calls) {
+    if (reading.harmony) {
+      HarmonyReply h = read_harmony_reply(reading.reply_start + text, {reading.reasoning, reading.tool_calls});
+      split = {std::move(h.reasoning), std::move(h.content)};
+      calls = identified(std::move(h.calls), reading);
+    } else if (reading.tool_calls) {
       ParsedReply parsed = parse_tool_calls(reading.reply_start + split.content, tool_form_);
       calls = identified(std::move(parsed.calls), reading);
       if (!calls.empty()) split.content = std::move(parsed.content);
@@ -592,6 +603,7 @@ class Front {
           if (!send(shape->open())) return false;
           ReasoningStream reasoning(reading.thinking_open, think_tags_);
           ToolCallStream tool_stream(reading.reply_start, tool_form_);
+          HarmonyStream harmony({reading.reasoning, reading.tool_calls}, reading.reply_start);
           // The logprobs of the tokens since the last text chunk go with the next one.
           json unsent = json::array();
           size_t offset = 0;  // bytes of the tokens whose logprobs went out
@@ -604,7 +616,7 @@ class Front {
           // Reasoning goes out as it comes; the answer passes the tool-call reader first.
           auto forward = [&](ReasoningSplit piece) {
             if (!piece.reasoning.empty() && !send(shape->reasoning(piece.reasoning))) return false;
-            const std::string text = reading.tool_calls ? tool_stream.feed(piece.content) : piece.content;
+            const std::string text = reading.tool_calls && !reading.harmony ? tool_stream.feed(piece.content) : piece.content;
             return text.empty() || send(shape->text(text, take_logprobs()));
           };
           while (true) {
@@ -618,13 +630,22 @@ class Front {
             if (e.kind == WorkerPool::Event::Text) {
               if (!e.json.empty())
                 for (json& entry : json::parse(e.json)) unsent.push_back(std::move(entry));
-              if (!forward(reading.reasoning ? reasoning.feed(e.text) : ReasoningSplit{{}, e.text})) return false;
+              if (!forward(reading.harmony     ? harmony.feed(e.text)
+                           : reading.reasoning ? reasoning.feed(e.text)
+                                               : ReasoningSplit{{}, e.text}))
+                return false;
               continue;
             }
             if (e.kind == WorkerPool::Event::Done) {
-              if (reading.reasoning) forward(reasoning.finish());
               std::vector<ToolCall> calls;
-              if (reading.tool_calls) {
+              if (reading.harmony) {
+                HarmonyReply h = harmony.finish();
+                forward({std::move(h.reasoning), std::move(h.content)});
+                calls = identified(std::move(h.calls), reading);
+              } else if (reading.reasoning) {
+                forward(reasoning.finish());
+              }
+              if (reading.tool_calls && !reading.harmony) {
                 ParsedReply parsed = tool_stream.finish();
                 if (!parsed.content.empty()) send(shape->text(parsed.content, take_logprobs()));
                 calls = identified(std::move(parsed.calls), reading);
@@ -651,7 +672,8 @@ class Front {
   ToolCallForm tool_form_ = ToolCallForm::None;  // how the chat template writes calls
   std::vector<int32_t> call_marker_ids_;          // its markers that are special tokens: kept in replies
   ThinkTags think_tags_ = kThinkTags;             // what the template writes reasoning between
-  std::vector<int32_t> think_tag_ids_;            // those that are special tokens: kept in chat replies
+  bool harmony_ = false;                          // the template writes gpt-oss's channels (harmony_reply.h)
+  std::vector<int32_t> reply_marker_ids_;         // think tags or harmony headers that are special tokens: kept in chat replies
   Pooling pooling_ = Pooling::Last;               // of /v1/embeddings: --pooling, else the model's
   std::unique_ptr<WorkerPool> pool_;
   ServerMetrics metrics_;

@@ -11,13 +11,7 @@ bool parse_reasoning_format(std::string_view name, bool* separate) {
 }
 
 ThinkTags think_tags(std::string_view chat_template) {
-  if (chat_template.find(kHarmonyThinkTags.open) != std::string_view::npos) return kHarmonyThinkTags;
   return chat_template.find(kMistralThinkTags.open) != std::string_view::npos ? kMistralThinkTags : kThinkTags;
-}
-
-std::vector<std::string_view> think_tag_tokens(const ThinkTags& tags) {
-  if (tags.open == kHarmonyThinkTags.open) return {"<|channel|>", "<|message|>", "<|end|>", "<|start|>"};
-  return {tags.open, tags.close};
 }
 
 bool prompt_opens_thinking(std::string_view prompt, ThinkTags tags) {
@@ -28,8 +22,6 @@ ReasoningSplit split_reasoning(std::string_view reply, bool inside, ThinkTags ta
   const std::string_view open_tag = tags.open, close_tag = tags.close;
   size_t begin = 0;
   const std::string_view start = without_leading_space(reply);
-  if (!tags.answer.empty() && start.starts_with(tags.answer))
-    return {{}, std::string(without_leading_space(start.substr(tags.answer.size())))};
   if (start.starts_with(open_tag)) begin = reply.size() - start.size() + open_tag.size();  // (again, when inside)
   else if (!inside) return {{}, std::string(reply)};
   const size_t close = reply.find(close_tag, begin);
@@ -45,14 +37,9 @@ ReasoningSplit ReasoningStream::feed(std::string_view text) {
   ReasoningSplit out;
   while (true) {
     if (state_ == State::Start) {
-      const std::string_view start = without_leading_space(held_), answer = tags_.answer;
+      const std::string_view start = without_leading_space(held_);
       if (start.size() < open_tag.size() && open_tag.starts_with(start)) return out;  // may yet open a block
-      if (start.size() < answer.size() && answer.starts_with(start)) return out;      // or begin the answer
-      if (!answer.empty() && start.starts_with(answer)) {
-        held_.erase(0, held_.size() - start.size() + answer.size());
-        state_ = State::Content;
-        after_reasoning_ = true;  // the answer's leading whitespace goes, as after a block
-      } else if (start.starts_with(open_tag)) {
+      if (start.starts_with(open_tag)) {
         held_.erase(0, held_.size() - start.size() + open_tag.size());
         state_ = State::Reasoning;
         opened_ = true;

@@ -3,34 +3,23 @@
 // Ministral 3 reasoning) between the control tokens [THINK] and [/THINK]. As llama.cpp's server does
 // by default (--reasoning-format deepseek), qserve returns it apart from the answer:
 // message.reasoning_content, and delta.reasoning_content in a stream; content holds the
-// answer only, and tool calls are read from the answer. gpt-oss ("harmony") writes its
-// reasoning as an analysis-channel message and its answer as a final-channel one; its
-// channel headers are the tags, and a reply that starts with the final channel's header
-// is all answer.
+// answer only, and tool calls are read from the answer. (gpt-oss's channels:
+// src/server/harmony_reply.h.)
 #pragma once
 
 #include <string>
 #include <string_view>
-#include <vector>
 
 namespace qrun::server {
 
 struct ThinkTags {
   std::string_view open, close;
-  std::string_view answer = {};  // a header that starts a reply with no reasoning: dropped
 };
 inline constexpr ThinkTags kThinkTags{"<think>", "</think>"};
 inline constexpr ThinkTags kMistralThinkTags{"[THINK]", "[/THINK]"};
-inline constexpr ThinkTags kHarmonyThinkTags{"<|channel|>analysis<|message|>",
-                                             "<|end|><|start|>assistant<|channel|>final<|message|>",
-                                             "<|channel|>final<|message|>"};
 
-// The tags a chat template writes reasoning between: Mistral's when it writes [THINK],
-// harmony's when it writes an analysis channel.
+// The tags a chat template writes reasoning between: Mistral's when it writes [THINK].
 ThinkTags think_tags(std::string_view chat_template);
-
-// The tags' special tokens, which chat replies keep as text so that the tags can be found.
-std::vector<std::string_view> think_tag_tokens(const ThinkTags& tags);
 
 // --reasoning-format and a request's "reasoning_format", named as llama.cpp names them:
 // "deepseek" and "auto" return the reasoning apart, "none" leaves it in the content.

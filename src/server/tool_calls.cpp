@@ -3,6 +3,7 @@
 #include <optional>
 
 #include "src/runtime/json_schema_grammar.h"
+#include "src/server/harmony_reply.h"
 #include "src/server/reply_text.h"
 
 namespace qrun::server {
@@ -51,8 +52,7 @@ std::optional<ToolCall> read_named_call(std::string_view block) {
   const std::string_view head = block.substr(0, args);
   const std::string_view name = trimmed(head.substr(0, head.find(kCallIdTag)));
   if (name.find_first_of(" \t\r\n\"{}[]") != std::string_view::npos) return std::nullopt;
-  const std::optional<ordered> j = json_of(block.substr(args + kArgsTag.size()));
-  return j ? call_of(ordered{{"name", std::string(name)}, {"arguments", *j}}) : std::nullopt;
+  return named_call(name, block.substr(args + kArgsTag.size()));
 }
 
 // The forms whose calls are blocks among text: each opens with a tag; Hermes's closes
@@ -127,7 +127,13 @@ ParsedReply parse_whole_reply_calls(std::string_view reply, ToolCallForm form) {
 
 }  // namespace
 
+std::optional<ToolCall> named_call(std::string_view name, std::string_view arguments) {
+  const std::optional<ordered> j = json_of(arguments);
+  return j ? call_of(ordered{{"name", std::string(name)}, {"arguments", *j}}) : std::nullopt;
+}
+
 ToolCallForm tool_call_form(const std::string& tmpl) {
+  if (writes_harmony(tmpl)) return tmpl.find("functions.") != std::string::npos ? ToolCallForm::Harmony : ToolCallForm::None;
   if (tmpl.find(kToolCallOpen) != std::string::npos) return ToolCallForm::Hermes;
   if (tmpl.find(kToolCallsTag) != std::string::npos)
     return tmpl.find(kArgsTag) != std::string::npos ? ToolCallForm::MistralArgs : ToolCallForm::MistralJson;
@@ -140,6 +146,7 @@ ToolCallForm tool_call_form(const std::string& tmpl) {
 std::string_view required_call_start(ToolCallForm form) {
   return form == ToolCallForm::Hermes                                            ? std::string_view("<tool_call>\n")
          : form == ToolCallForm::MistralJson || form == ToolCallForm::MistralArgs ? kToolCallsTag
+         : form == ToolCallForm::Harmony                                          ? kHarmonyCallStart
                                                                                  : std::string_view();
 }
 
@@ -263,15 +270,16 @@ std::string tool_call_schema(const ordered& tools, const std::string& only, Tool
   return schema.dump(-1, ' ', false, ordered::error_handler_t::replace);
 }
 
-std::string tool_call_tagged_json(const ordered& tools, const std::string& only, bool parallel) {
+std::string tool_call_tagged_json(const ordered& tools, const std::string& only, ToolCallForm form, bool parallel) {
+  const std::string after_name(form == ToolCallForm::Harmony ? kHarmonyCallArgs : kArgsTag);
   ordered choices = ordered::array();
   for (const ordered& tool : tools) {
     const ordered& function = tool.at("function");
     const std::string& name = function.at("name").get_ref<const std::string&>();
-    if (only.empty() || name == only) choices.push_back({{"tag", name + std::string(kArgsTag)}, {"schema", parameters_of(function)}});
+    if (only.empty() || name == only) choices.push_back({{"tag", name + after_name}, {"schema", parameters_of(function)}});
   }
   ordered spec = {{"choices", std::move(choices)}};
-  if (parallel) spec["separator"] = kToolCallsTag;
+  if (parallel && form == ToolCallForm::MistralArgs) spec["separator"] = kToolCallsTag;
   return spec.dump(-1, ' ', false, ordered::error_handler_t::replace);
 }
 

@@ -14,11 +14,14 @@
 //     [TOOL_CALLS]get_weather[ARGS]{"city": "Paris"}
 //   or with the call's id, get_weather[CALL_ID]a1b2c3d4e[ARGS]{...} (control tokens the
 //   server keeps in the reply's text: call_markers()).
+// - gpt-oss (harmony): a message to functions.NAME in the commentary channel, read by
+//   src/server/harmony_reply.h.
 // The server finds the calls in a reply and answers with OpenAI's tool_calls; when a call
 // is required it starts the reply as a call begins and holds the JSON to a schema of the
 // offered tools.
 #pragma once
 
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -31,14 +34,15 @@ namespace qrun::server {
 
 inline constexpr std::string_view kToolCallOpen = "<tool_call>";
 
-enum class ToolCallForm { None, Hermes, LlamaJson, MistralJson, MistralArgs };
+enum class ToolCallForm { None, Hermes, LlamaJson, MistralJson, MistralArgs, Harmony };
 
 // The form a chat template writes earlier calls in (and so teaches); None when it
 // writes neither.
 ToolCallForm tool_call_form(const std::string& tmpl);
 
 // What the prompt writes of a required call before the model goes on: Hermes's opening
-// tag and line break, Mistral's [TOOL_CALLS]; nothing for Llama's bare JSON.
+// tag and line break, Mistral's [TOOL_CALLS], harmony's header up to the tool's name;
+// nothing for Llama's bare JSON.
 std::string_view required_call_start(ToolCallForm form);
 
 // The special tokens whose text a reply must keep to be read: Mistral's [TOOL_CALLS],
@@ -54,6 +58,10 @@ std::vector<std::string_view> call_markers(ToolCallForm form);
 // of them (after [TOOL_CALLS]) is its calls; Mistral's [ARGS] form: each [TOOL_CALLS]
 // opens a block that runs to the next one or the end, read as Hermes's are. Without calls
 // the text is the reply unchanged.
+// A call of `name` whose `arguments` are the JSON text of an object (at most 64 deep);
+// none otherwise.
+std::optional<ToolCall> named_call(std::string_view name, std::string_view arguments);
+
 struct ParsedReply {
   std::string content;
   std::vector<ToolCall> calls;
@@ -89,9 +97,13 @@ class ToolCallStream {
 std::string tool_call_schema(const nlohmann::ordered_json& tools, const std::string& only,
                              ToolCallForm form = ToolCallForm::Hermes, bool parallel = true);
 
-// Mistral's [ARGS] calls to `tools` (or the one named `only`) after a prompt that ends
-// with [TOOL_CALLS]: `name[ARGS]` and the arguments its parameters accept, then more
-// after [TOOL_CALLS] when `parallel` (GrammarConstraint::set_tagged_json's spec).
-std::string tool_call_tagged_json(const nlohmann::ordered_json& tools, const std::string& only, bool parallel);
+// The calls whose name is not JSON, to `tools` (or the one named `only`), as
+// GrammarConstraint::set_tagged_json's spec. Mistral's [ARGS] form, after a prompt that
+// ends with [TOOL_CALLS]: `name[ARGS]` and the arguments its parameters accept, then more
+// after [TOOL_CALLS] when `parallel`. Harmony, after a prompt that ends with
+// `to=functions.`: the name, ` <|constrain|>json<|message|>` and the arguments (one call:
+// <|call|> ends the reply).
+std::string tool_call_tagged_json(const nlohmann::ordered_json& tools, const std::string& only, ToolCallForm form,
+                                  bool parallel);
 
 }  // namespace qrun::server

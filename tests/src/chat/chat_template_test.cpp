@@ -335,7 +335,7 @@ TEST(ChatTemplateLimits, DeepNestingIsRefusedNotAStackOverflow) {
                "{% endfor %}{{ ns.cur | tojson }}");
   EXPECT_NE(e.find("nested more than the limit of 64 levels to print"), std::string::npos) << e;
   // Written out in the template: brackets, `not`, minus and long operator chains.
-  for (const std::string& open : {"[", "(", "not ", "-"}) {
+  for (const std::string_view open : {"[", "(", "not ", "-"}) {
     std::string t = "{{ ";
     for (int i = 0; i < 10000; ++i) t += open;
     t += "1";
@@ -496,6 +496,16 @@ TEST(ChatTemplate, Qwen3ReasoningOfTheTurnsSinceTheLastQuestion) {
   EXPECT_EQ(apply_chat_template(hf_template("qwen3"), turns, false, "", ""),
             "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\nHello.<|im_end|>\n<|im_start|>user\nBye<|im_end|>\n"
             "<|im_start|>assistant\n<think>\nshown\n</think>\n\nBye.<|im_end|>\n");
+}
+
+// gpt-oss's template writes the reasoning of a turn that called a tool back as its
+// analysis channel, reading it as `thinking`; turns without reasoning have neither name.
+TEST(ChatTemplate, ReasoningIsThinkingToo) {
+  const std::string tmpl = "{% for m in messages %}{% if m.thinking is defined %}[{{ m.thinking }}]{% endif %}"
+                           "{% if m.reasoning_content is defined %}({{ m.reasoning_content }}){% endif %}{{ m.content }};{% endfor %}";
+  std::vector<ChatMessage> msgs = {{"user", "Q"}, {"assistant", "A"}, {"assistant", "B"}};
+  msgs[1].reasoning_content = "think";
+  EXPECT_EQ(apply_chat_template(tmpl, msgs, false, "", ""), "Q;[think](think)A;B;");
 }
 
 // kwargs reach the template as variables (Qwen3's enable_thinking: false writes an empty

@@ -1,4 +1,4 @@
-// A thinking model's <think> (or Mistral's [THINK], or gpt-oss's analysis channel) block
+// A thinking model's <think> (or Mistral's [THINK]) block
 // read apart from its answer, whole and as it streams.
 #include <gtest/gtest.h>
 
@@ -77,35 +77,6 @@ TEST(Reasoning, MistralsThinkTags) {
     const ReasoningSplit sent = streamed(reply, step, kMistralThinkTags);
     EXPECT_EQ(sent.reasoning, s.reasoning) << step;
     EXPECT_EQ(sent.content, s.content) << step;
-  }
-}
-
-// gpt-oss (harmony) writes its reasoning as an analysis-channel message, then the answer
-// as a final-channel one; a reply may also start in the final channel. Whole and streamed
-// (in every piece size) alike; the channel control tokens are kept in chat replies.
-TEST(Reasoning, HarmonyChannels) {
-  EXPECT_EQ(think_tags("{{- \"<|start|>assistant<|channel|>analysis<|message|>\" + message.thinking + \"<|end|>\" }}").open,
-            kHarmonyThinkTags.open);
-  EXPECT_EQ(think_tag_tokens(kHarmonyThinkTags),
-            (std::vector<std::string_view>{"<|channel|>", "<|message|>", "<|end|>", "<|start|>"}));
-  EXPECT_EQ(think_tag_tokens(kThinkTags), (std::vector<std::string_view>{"<think>", "</think>"}));
-  const std::string thought = "<|channel|>analysis<|message|>User asks 2+2. Answer 4.<|end|><|start|>assistant"
-                              "<|channel|>final<|message|>2 + 2 = 4.";
-  const std::string direct = "<|channel|>final<|message|>  Hello!";
-  const std::pair<std::string, ReasoningSplit> cases[] = {
-      {thought, {"User asks 2+2. Answer 4.", "2 + 2 = 4."}},
-      {direct, {"", "Hello!"}},
-      {"<|channel|>analysis<|message|>still thinking", {"still thinking", ""}},
-      {"plain text", {"", "plain text"}}};
-  for (const auto& [reply, want] : cases) {
-    const ReasoningSplit s = split_reasoning(reply, false, kHarmonyThinkTags);
-    EXPECT_EQ(s.reasoning, want.reasoning) << reply;
-    EXPECT_EQ(s.content, want.content) << reply;
-    for (size_t step = 1; step <= reply.size(); ++step) {
-      const ReasoningSplit sent = streamed(reply, step, kHarmonyThinkTags);
-      EXPECT_EQ(sent.reasoning, want.reasoning) << reply << " " << step;
-      EXPECT_EQ(sent.content, want.content) << reply << " " << step;
-    }
   }
 }
 

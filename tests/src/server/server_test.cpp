@@ -789,6 +789,42 @@ TEST_F(QserveTest, MistralArgsToolCalls) {
   EXPECT_TRUE(std::regex_match(spelled, std::regex(R"(now\[ARGS\]\{\s*\}\s*)"))) << spelled;
 }
 
+// gpt-oss's harmony calls (a message to functions.NAME in the commentary channel, the
+// result a message from functions.NAME), on a template written the way gpt-oss's writes
+// calls, results and the reasoning before a call. stories260K has none of harmony's
+// control tokens: the required call's grammar spells the header after the name.
+TEST_F(QserveTest, HarmonyToolCalls) {
+  const std::string harmony = R"({%- set last = namespace(name='') -%}
+{%- if tools %}<|start|>developer<|message|>namespace functions {
+{% for t in tools %}type {{ t.function.name }} = (_: {{ t.function.parameters | tojson }}) => any;
+{% endfor %}}<|end|>{% endif -%}
+{%- for m in messages -%}
+{%- if m.role == 'assistant' and m.tool_calls -%}
+{%- if m.thinking is defined %}<|start|>assistant<|channel|>analysis<|message|>{{ m.thinking }}<|end|>{% endif -%}
+<|start|>assistant to=functions.{{ m.tool_calls[0].function.name }}<|channel|>commentary json<|message|>{{ m.tool_calls[0].function.arguments | tojson }}<|call|>
+{%- set last.name = m.tool_calls[0].function.name -%}
+{%- elif m.role == 'assistant' %}<|start|>assistant<|channel|>final<|message|>{{ m.content }}<|end|>
+{%- elif m.role == 'tool' %}<|start|>functions.{{ last.name }} to=assistant<|channel|>commentary<|message|>{{ m.content | tojson }}<|end|>
+{%- else %}<|start|>{{ m.role }}<|message|>{{ m.content }}<|end|>
+{%- endif -%}
+{%- endfor -%}
+{%- if add_generation_prompt %}<|start|>assistant{% endif -%})";
+  Server s({"--workers", "1", "-c", "2048", "--chat-template", harmony}, DType::Q8);
+  ASSERT_TRUE(s.ready()) << s.log();
+  EXPECT_FALSE(weather_call_round_trip(s, {}).is_null());
+  // The reply's tokens spell the rest of the call's header after the name.
+  const json tools = json::parse(R"([{"type": "function", "function": {"name": "now", "parameters": {}}}])");
+  auto r = post(s, "/v1/chat/completions",
+                json{{"messages", json::array({json{{"role", "user"}, {"content", "Time?"}}})}, {"tools", tools}, {"tool_choice", "required"},
+                     {"logprobs", true}, {"max_tokens", 200}, {"seed", 1}});
+  ASSERT_EQ(r->status, 200) << r->body;
+  const json choice = json::parse(r->body)["choices"][0];
+  EXPECT_EQ(choice["message"]["tool_calls"][0]["function"]["arguments"], "{}") << choice;
+  std::string spelled;
+  for (const json& t : choice["logprobs"]["content"]) spelled += t["token"].get<std::string>();
+  EXPECT_TRUE(std::regex_match(spelled, std::regex(R"(now <\|constrain\|>json<\|message\|>\{\s*\}\s*)"))) << spelled;
+}
+
 // logprobs: each generated token's log-probability under the model, as an in-process
 // Model gives it (forward the prompt, then one step per token, log-softmax in double),
 // with the most likely alternatives; the same streamed; the tokens spell the text.

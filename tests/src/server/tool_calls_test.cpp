@@ -361,7 +361,7 @@ TEST(ToolCalls, MistralArgsCallsFollowTheText) {
     GrammarPrefix p(tagged_json_grammar(spec));
     return p.feed(text) && p.accepted();  // with parallel calls more may follow
   };
-  const std::string many = tool_call_tagged_json(tools, "", true), one = tool_call_tagged_json(tools, "", false);
+  const std::string many = tool_call_tagged_json(tools, "", form, true), one = tool_call_tagged_json(tools, "", form, false);
   const std::string pair = R"(now[ARGS]{}[TOOL_CALLS]at[ARGS]{"p": 3})";
   EXPECT_TRUE(takes(many, pair));
   EXPECT_FALSE(takes(one, pair));
@@ -370,7 +370,7 @@ TEST(ToolCalls, MistralArgsCallsFollowTheText) {
   EXPECT_FALSE(takes(one, R"(at[ARGS]{"p": "x"})"));  // each tool's $ref points into its own parameters
   EXPECT_FALSE(takes(one, R"(now[ARGS]{"p": 3})"));   // a function of no parameters
   EXPECT_FALSE(takes(one, R"(later[ARGS]{})"));
-  EXPECT_FALSE(takes(tool_call_tagged_json(tools, "at", false), "now[ARGS]{}"));
+  EXPECT_FALSE(takes(tool_call_tagged_json(tools, "at", form, false), "now[ARGS]{}"));
   EXPECT_EQ(parse_tool_calls(std::string(required_call_start(form)) + pair, form).calls.size(), 2u);
 }
 
