@@ -2,8 +2,8 @@
 // the same bytes as an Anthropic /v1/messages body (src/server/anthropic_request.h) and an
 // OpenAI /v1/responses body (src/server/responses_request.h), each read into a chat request,
 // as an /v1/embeddings, a /tokenize and a /detokenize body, and as a model's reply read for
-// tool calls (src/server/tool_calls.h) and for reasoning (src/server/reasoning.h), whole
-// and streamed.
+// tool calls (src/server/tool_calls.h), for reasoning (src/server/reasoning.h) and as a
+// harmony reply (src/server/harmony_reply.h), whole and streamed.
 // Anything may be refused with an ApiError; nothing may crash, and what is accepted
 // must be within the ranges the parser promises.
 #include <cstdint>
@@ -12,6 +12,7 @@
 
 #include "src/server/anthropic_request.h"
 #include "src/server/api_error.h"
+#include "src/server/harmony_reply.h"
 #include "src/server/reasoning.h"
 #include "src/server/request.h"
 #include "src/server/responses_request.h"
@@ -107,6 +108,24 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     const ReasoningSplit rest = reasoning.finish();
     if (streamed.reasoning + rest.reasoning != split.reasoning || streamed.content + rest.content != split.content)
       std::abort();
+  }
+  // A harmony reply streamed in pieces reads as the whole does, in each mode.
+  for (const int run : {0, 1, 2, 3}) {
+    const HarmonyReading how{(run & 1) != 0, (run & 2) != 0};
+    const HarmonyReply whole = read_harmony_reply(body, how);
+    HarmonyStream stream(how);
+    ReasoningSplit streamed;
+    for (size_t at = 0; at < body.size(); at += 7) {
+      const ReasoningSplit piece = stream.feed(body.substr(at, 7));
+      streamed.reasoning += piece.reasoning;
+      streamed.content += piece.content;
+    }
+    const HarmonyReply rest = stream.finish();
+    if (streamed.reasoning + rest.reasoning != whole.reasoning || streamed.content + rest.content != whole.content ||
+        rest.calls.size() != whole.calls.size() || (!how.read_calls && !whole.calls.empty()))
+      std::abort();
+    // Everything stays as written without reasoning apart, but for the calls.
+    if (!how.separate_reasoning && !how.read_calls && whole.content != body) std::abort();
   }
   return 0;
 }
