@@ -47,10 +47,17 @@ class ChatHistory {
   ChatHistory(const ChatFormatter& fmt, const std::string& system_prompt);
 
   // Adds a user turn; returns the text to feed next: the template's rendering of the
-  // conversation (ending with the assistant's header) minus what was fed before.
+  // conversation (ending with the assistant's header) minus what was fed before. Where the
+  // template writes an earlier turn otherwise than it was fed (Qwen3's and gpt-oss's drop
+  // the reasoning of past replies), it is the whole rendering and rewrote() is true: run
+  // it as the prompt (generate() keeps the cache's common prefix), not after the cache.
   std::string add_user(const std::string& text);
+  bool rewrote() const { return rewrote_; }
   // Adds the reply the model generated (as decoded after the assistant's header).
   void add_assistant(const std::string& reply);
+  // The same for a reply read into its parts (gpt-oss's channels): the template is given
+  // `answer` and `reasoning`; `reply` is what was fed.
+  void add_assistant(const std::string& reply, const std::string& answer, const std::string& reasoning);
   bool at_start() const { return fed_.empty(); }
   const std::vector<ChatMessage>& messages() const { return messages_; }
 
@@ -58,6 +65,7 @@ class ChatHistory {
   const ChatFormatter& fmt_;
   std::vector<ChatMessage> messages_;
   std::string fed_;
+  bool rewrote_ = false;
 };
 
 }  // namespace qrun

@@ -66,20 +66,27 @@ std::string ChatHistory::add_user(const std::string& text) {
   messages_.push_back({"user", text});
   const std::string rendered = fmt_.render(messages_, true);
   std::string delta;
+  rewrote_ = false;
   if (rendered.compare(0, fed_.size(), fed_) == 0) {
     delta = rendered.substr(fed_.size());
   } else {
-    // The template writes earlier turns differently once more follow (some trim or drop
-    // them): take what this turn adds to the conversation as rendered without it.
+    // A reply fed otherwise than the template writes it (Llama 2's trims it) that stays
+    // so once more turns follow: what this turn adds to the conversation as rendered
+    // without it. Else the template rewrote an earlier turn: the whole conversation.
     const std::string previous = before.empty() ? std::string() : fmt_.render(before, false);
-    delta = rendered.compare(0, previous.size(), previous) == 0 ? rendered.substr(previous.size()) : rendered;
+    rewrote_ = rendered.compare(0, previous.size(), previous) != 0;
+    delta = rewrote_ ? rendered : rendered.substr(previous.size());
   }
   fed_ = rendered;
   return delta;
 }
 
-void ChatHistory::add_assistant(const std::string& reply) {
-  messages_.push_back({"assistant", reply});
+void ChatHistory::add_assistant(const std::string& reply) { add_assistant(reply, reply, {}); }
+
+void ChatHistory::add_assistant(const std::string& reply, const std::string& answer, const std::string& reasoning) {
+  ChatMessage m{"assistant", answer};
+  m.reasoning_content = reasoning;
+  messages_.push_back(std::move(m));
   fed_ += reply;
 }
 

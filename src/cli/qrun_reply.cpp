@@ -103,18 +103,30 @@ GenerationStats run_conversation(Model& model, Sampler& sampler, const GenerateO
     }
     if (user.empty()) continue;
     const bool start = history.at_start();
-    const std::vector<int32_t> added = fmt.encode(history.add_user(user), start);
-    const int needed = (pending >= 0) + static_cast<int>(added.size()) + 1;
-    if (options.context_shift) {
-      total.context_shifts += make_room(model, needed, options.n_keep);
-    } else if (model.position() + needed > model.context_length()) {
-      say_context_full(model);
-      break;
+    const std::string text = history.add_user(user);
+    std::vector<int32_t> prompt;
+    if (history.rewrote()) {
+      // The whole conversation anew: generate() keeps the cache's common prefix.
+      prompt = fmt.encode(text, true);
+      if (static_cast<int>(prompt.size()) + 1 > model.context_length()) {
+        std::fprintf(stderr, "\nqrun: context full (%d tokens): this chat template rewrites earlier turns, so the "
+                             "conversation (%zu tokens) cannot shift; raise -c\n", model.context_length(), prompt.size());
+        break;
+      }
+    } else {
+      const std::vector<int32_t> added = fmt.encode(text, start);
+      const int needed = (pending >= 0) + static_cast<int>(added.size()) + 1;
+      if (options.context_shift) {
+        total.context_shifts += make_room(model, needed, options.n_keep);
+      } else if (model.position() + needed > model.context_length()) {
+        say_context_full(model);
+        break;
+      }
+      // What the cache holds, then what it lacks: generate() runs only the latter.
+      prompt.assign(model.tokens().begin(), model.tokens().end());
+      if (pending >= 0) prompt.push_back(pending);
+      prompt.insert(prompt.end(), added.begin(), added.end());
     }
-    // What the cache holds, then what it lacks: generate() runs only the latter.
-    std::vector<int32_t> prompt(model.tokens().begin(), model.tokens().end());
-    if (pending >= 0) prompt.push_back(pending);
-    prompt.insert(prompt.end(), added.begin(), added.end());
     if (options.constraint) options.constraint->reset();
     Reply reply = stream_reply(model, prompt, sampler, options, settings.reverse_prompts);
     print("\n");

@@ -9,6 +9,8 @@
 #include "qrun/error.h"
 #include "qrun/model_file.h"
 
+#include <nlohmann/json.hpp>
+
 namespace qrun {
 namespace {
 
@@ -45,6 +47,32 @@ TEST(ChatHistory, TurnsFeedExactlyTheWholeConversation) {
     EXPECT_EQ(fed, fmt.render(h.messages(), true)) << tmpl;
     EXPECT_EQ(turn2.find("Hi there"), std::string::npos) << "turn 2 repeats turn 1: " << turn2;
   }
+}
+
+// Qwen3's template drops a past reply's reasoning once a later question follows: the
+// cache then holds a conversation the template no longer writes, so the next turn is the
+// whole rendering (to run as the prompt), not that rendering fed after the cache again.
+TEST(ChatHistory, ATemplateThatRewritesEarlierTurnsGetsTheWholeConversation) {
+  const auto config = test::shared_dir() / "tokenizers" / "qwen3" / "tokenizer_config.json";
+  const std::string qwen3 = nlohmann::json::parse(test::read_text(config)).at("chat_template").get<std::string>();
+  const ChatFormatter fmt(stories_tokenizer(), qwen3);
+  ChatHistory h(fmt, "");
+  h.add_user("Hi there");
+  EXPECT_FALSE(h.rewrote());
+  h.add_assistant("Hello.");  // no reasoning: written back as it was fed
+  EXPECT_EQ(h.add_user("And?"), "<|im_end|>\n<|im_start|>user\nAnd?<|im_end|>\n<|im_start|>assistant\n");
+  EXPECT_FALSE(h.rewrote());
+  h.add_assistant("<think>\nhmm\n</think>\n\nSure.");
+  const std::string turn3 = h.add_user("Bye");
+  EXPECT_TRUE(h.rewrote());
+  EXPECT_EQ(turn3, fmt.render(h.messages(), true));
+  EXPECT_EQ(turn3.find("hmm"), std::string::npos);
+  // Its answer and reasoning given apart reach the template as content and reasoning.
+  ChatHistory parts(fmt, "");
+  parts.add_user("Hi");
+  parts.add_assistant("<think>x</think>Yes.", "Yes.", "x");
+  EXPECT_EQ(parts.messages().back().content, "Yes.");
+  EXPECT_EQ(parts.messages().back().reasoning_content, "x");
 }
 
 TEST(ChatFormatter, AddsBosOnlyWhereTheTemplateDoesNot) {

@@ -299,6 +299,34 @@ TEST(QrunConversation, PipedTurnsReuseTheCache) {
   EXPECT_EQ(out.find("<|im_start|>"), std::string::npos) << out;
 }
 
+// A template that writes past replies otherwise than they were generated (Qwen3's and
+// gpt-oss's drop their reasoning; this one drops them whole): each turn runs the whole
+// conversation as its prompt, keeping the cached prompt of the turn before and
+// re-running from its reply, never feeding the conversation again after the cache.
+TEST(QrunConversation, RewrittenTurnsRunTheConversationAnew) {
+  const char* rewriting =
+      "{% for m in messages %}{% if m.role == 'assistant' and not loop.last %}{{ '<|im_start|>assistant\\n(a reply)<|im_end|>\\n' }}"
+      "{% else %}{{ '<|im_start|>' + m.role + '\\n' + m.content + '<|im_end|>\\n' }}{% endif %}{% endfor %}"
+      "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}";
+  const std::string input = "Once upon a time\nThe dog ran to the park\nLily was happy\n";
+  test::ChildProcess qrun({qrun_bin(), "-m", model(DType::Q8), "-cnv", "--chat-template", rewriting, "-n", "12", "--temp",
+                           "0", "-t", "1", "--verbose"},
+                          &input);
+  ASSERT_TRUE(qrun.started());
+  const std::string out = qrun.read_to_end();
+  const int status = qrun.wait();
+  ASSERT_TRUE(WIFEXITED(status)) << out;
+  EXPECT_EQ(WEXITSTATUS(status), 0) << out;
+  std::vector<std::pair<int, int>> turns;  // evaluated, reused
+  const std::regex turn_line("turn \\d: (\\d+) prompt tokens evaluated, (\\d+) reused");
+  for (auto it = std::sregex_iterator(out.begin(), out.end(), turn_line); it != std::sregex_iterator(); ++it)
+    turns.emplace_back(std::stoi((*it)[1]), std::stoi((*it)[2]));
+  ASSERT_EQ(turns.size(), 3u) << out;
+  EXPECT_EQ(turns[0].second, 0);
+  for (size_t i = 1; i < 3; ++i)
+    EXPECT_EQ(turns[i].second, turns[i - 1].first + turns[i - 1].second) << "turn " << i + 1 << ":\n" << out;
+}
+
 // Ctrl-C during a reply ends that reply; the next turn is answered; EOF ends cleanly.
 TEST(QrunConversation, CtrlCEndsTheReplyNotTheConversation) {
   const std::string input = "Once upon a time\nThe dog ran\n";
