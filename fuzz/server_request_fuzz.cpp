@@ -12,7 +12,7 @@
 
 #include "src/server/anthropic_request.h"
 #include "src/server/api_error.h"
-#include "src/server/harmony_reply.h"
+#include "src/chat/harmony_reply.h"
 #include "src/server/reasoning.h"
 #include "src/server/request.h"
 #include "src/server/responses_request.h"

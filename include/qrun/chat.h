@@ -49,8 +49,9 @@ class ChatHistory {
   // Adds a user turn; returns the text to feed next: the template's rendering of the
   // conversation (ending with the assistant's header) minus what was fed before. Where the
   // template writes an earlier turn otherwise than it was fed (Qwen3's and gpt-oss's drop
-  // the reasoning of past replies), it is the whole rendering and rewrote() is true: run
-  // it as the prompt (generate() keeps the cache's common prefix), not after the cache.
+  // the reasoning of past replies, Llama 2's trims them), it is the whole rendering and
+  // rewrote() is true: run it as the prompt (generate() keeps the cache's common prefix),
+  // not after the cache, so the model sees what a one-shot prompt would give it.
   std::string add_user(const std::string& text);
   bool rewrote() const { return rewrote_; }
   // Adds the reply the model generated (as decoded after the assistant's header).

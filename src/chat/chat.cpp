@@ -62,23 +62,15 @@ ChatHistory::ChatHistory(const ChatFormatter& fmt, const std::string& system_pro
 }
 
 std::string ChatHistory::add_user(const std::string& text) {
-  const std::vector<ChatMessage> before = messages_;
   messages_.push_back({"user", text});
   const std::string rendered = fmt_.render(messages_, true);
-  std::string delta;
-  rewrote_ = false;
-  if (rendered.compare(0, fed_.size(), fed_) == 0) {
-    delta = rendered.substr(fed_.size());
-  } else {
-    // A reply fed otherwise than the template writes it (Llama 2's trims it) that stays
-    // so once more turns follow: what this turn adds to the conversation as rendered
-    // without it. Else the template rewrote an earlier turn: the whole conversation.
-    const std::string previous = before.empty() ? std::string() : fmt_.render(before, false);
-    rewrote_ = rendered.compare(0, previous.size(), previous) != 0;
-    delta = rewrote_ ? rendered : rendered.substr(previous.size());
-  }
+  // A reply the template writes otherwise than it was generated (trimmed, without its
+  // reasoning), or an earlier turn written anew: the cache no longer holds the start of
+  // the conversation, which then runs whole.
+  rewrote_ = rendered.compare(0, fed_.size(), fed_) != 0;
+  std::string next = rewrote_ ? rendered : rendered.substr(fed_.size());
   fed_ = rendered;
-  return delta;
+  return next;
 }
 
 void ChatHistory::add_assistant(const std::string& reply) { add_assistant(reply, reply, {}); }

@@ -4,10 +4,12 @@
 
 #include <cerrno>
 #include <cstdio>
+#include <optional>
 
 #include "qrun/chat.h"
 #include "qrun/error.h"
 #include "qrun/stop_strings.h"
+#include "src/chat/harmony_reply.h"
 #include "src/cli/cli_common.h"
 
 namespace qrun::cli {
@@ -60,13 +62,14 @@ Input read_turn(std::string& out) {
 }  // namespace
 
 Reply stream_reply(Model& model, std::span<const int32_t> prompt, Sampler& sampler, const GenerateOptions& options,
-                   const std::vector<std::string>& reverse_prompts) {
+                   const std::vector<std::string>& reverse_prompts, const ReplyDisplay& display) {
   Reply r;
-  ReplyText reply(model.tokenizer(), reverse_prompts);
+  ReplyText reply(model.tokenizer(), reverse_prompts, display.kept);
+  const auto show = display.show ? display.show : print;
   r.stats = generate(model, prompt, sampler, options, [&](int32_t id) {
     const std::string text = reply.push(id);
     r.text += text;
-    print(text);
+    show(text);
     if (take_interrupt()) {
       r.interrupted = true;
       return false;
@@ -75,9 +78,48 @@ Reply stream_reply(Model& model, std::span<const int32_t> prompt, Sampler& sampl
   });
   const std::string tail = reply.finish();
   r.text += tail;
-  print(tail);
+  show(tail);
   return r;
 }
+
+namespace {
+
+// gpt-oss's reply as it streams: its analysis (dimmed on a terminal), then its answer.
+class HarmonyPrinter {
+ public:
+  explicit HarmonyPrinter(bool styled) : styled_(styled) {}
+  void feed(const std::string& text) { show(stream_.feed(text)); }
+  ReplyParts finish() {
+    HarmonyReply rest = stream_.finish();
+    show({std::move(rest.reasoning), std::move(rest.content)});
+    if (in_reasoning_ && styled_) print(kPlain);
+    return std::move(shown_);
+  }
+
+ private:
+  static constexpr const char* kDim = "\033[2m";
+  static constexpr const char* kPlain = "\033[0m";
+  void show(const ReplyParts& p) {
+    if (!p.reasoning.empty()) {
+      if (!in_reasoning_ && styled_) print(kDim);
+      in_reasoning_ = true;
+      print(p.reasoning);
+      shown_.reasoning += p.reasoning;
+    }
+    if (!p.content.empty()) {
+      if (in_reasoning_) print(styled_ ? std::string(kPlain) + "\n\n" : "\n\n");
+      in_reasoning_ = false;
+      print(p.content);
+      shown_.content += p.content;
+    }
+  }
+  HarmonyStream stream_{HarmonyReading{true, false}};
+  bool styled_;
+  bool in_reasoning_ = false;
+  ReplyParts shown_;
+};
+
+}  // namespace
 
 static void say_context_full(const Model& model) {
   std::fprintf(stderr, "\nqrun: context full (%d tokens): the conversation ends here (drop --no-context-shift "
@@ -89,6 +131,9 @@ GenerationStats run_conversation(Model& model, Sampler& sampler, const GenerateO
   const Tokenizer& tok = model.tokenizer();
   const ChatFormatter fmt(tok, resolve_chat_template(tok, settings.chat_template), settings.chat_template_kwargs);
   ChatHistory history(fmt, settings.system_prompt);
+  // gpt-oss's replies keep their channel headers, to be read into reasoning and answer.
+  std::optional<std::vector<int32_t>> harmony_tokens_kept;
+  if (writes_harmony(fmt.template_text())) harmony_tokens_kept = special_token_ids(tok, harmony_tokens());
   const bool interactive = isatty(STDIN_FILENO);
   int32_t pending = -1;  // the last reply's final token, not yet run through the model
   GenerationStats total;
@@ -128,14 +173,22 @@ GenerationStats run_conversation(Model& model, Sampler& sampler, const GenerateO
       prompt.insert(prompt.end(), added.begin(), added.end());
     }
     if (options.constraint) options.constraint->reset();
-    Reply reply = stream_reply(model, prompt, sampler, options, settings.reverse_prompts);
+    std::optional<HarmonyPrinter> harmony;
+    ReplyDisplay display;
+    if (harmony_tokens_kept) {
+      harmony.emplace(isatty(STDOUT_FILENO) != 0);
+      display = {*harmony_tokens_kept, [&](const std::string& text) { harmony->feed(text); }};
+    }
+    Reply reply = stream_reply(model, prompt, sampler, options, settings.reverse_prompts, display);
+    const ReplyParts parts = harmony ? harmony->finish() : ReplyParts{};
     print("\n");
     if (settings.verbose)
       std::fprintf(stderr, "qrun: turn %d: %d prompt tokens evaluated, %d reused from the cache, %d generated\n", turn,
                    reply.stats.prompt_tokens, reply.stats.reused_tokens, reply.stats.generated_tokens);
     total.add(reply.stats);
     ++turn;  // empty input lines are not turns
-    history.add_assistant(reply.text);
+    if (harmony) history.add_assistant(reply.text, parts.content, parts.reasoning);
+    else history.add_assistant(reply.text);
     pending = reply.stats.pending_token;
     if (reply.stats.stop == StopReason::ContextFull) {
       say_context_full(model);

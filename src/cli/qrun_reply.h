@@ -1,8 +1,10 @@
 // qrun's text output: one reply generated and streamed to stdout as UTF-8, stopped by a
-// reverse prompt or Ctrl-C; and the multi-turn conversation (-cnv) built on it.
+// reverse prompt or Ctrl-C; and the multi-turn conversation (-cnv) built on it, where
+// gpt-oss's channels show as reasoning (dimmed on a terminal) and answer.
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <span>
 #include <string>
 #include <vector>
@@ -19,10 +21,17 @@ struct Reply {
   bool interrupted = false;  // Ctrl-C
 };
 
+// How a reply's text is shown: `kept`, special tokens whose text it keeps; `show`, what
+// prints each piece (empty: as it is).
+struct ReplyDisplay {
+  std::vector<int32_t> kept;
+  std::function<void(const std::string&)> show;
+};
+
 // Generates after `prompt` and prints the text as it comes. A reverse prompt is not
 // printed; the text before it is.
 Reply stream_reply(Model& model, std::span<const int32_t> prompt, Sampler& sampler, const GenerateOptions& options,
-                   const std::vector<std::string>& reverse_prompts);
+                   const std::vector<std::string>& reverse_prompts, const ReplyDisplay& display = {});
 
 struct ConversationSettings {
   std::string chat_template;  // --chat-template FILE_OR_TEXT (empty: the model's)

@@ -13,13 +13,11 @@
 // refuses. Whitespace and numbers are bounded as in JSON mode.
 #pragma once
 
-#include <algorithm>
 #include <cstddef>
 #include <memory>
 #include <string_view>
-#include <utility>
-#include <vector>
 
+#include "src/format/json_depth.h"
 #include "src/runtime/grammar.h"
 
 namespace qrun {
@@ -40,22 +38,5 @@ std::shared_ptr<const Grammar> tagged_json_grammar(std::string_view spec_text);
 // Deeper schemas are refused: the compiler recurses into them, and so does nlohmann's
 // dump(), which qserve calls on a schema from a request only after checking its depth.
 constexpr size_t kMaxSchemaDepth = 128;
-
-// How deeply a parsed JSON value (any nlohmann type) nests, counted without recursion and
-// only as far as `most` + 1.
-template <class Json>
-size_t json_depth(const Json& root, size_t most) {
-  size_t deepest = 0;
-  std::vector<std::pair<const Json*, size_t>> todo{{&root, 1}};
-  while (!todo.empty()) {
-    const auto [j, depth] = todo.back();
-    todo.pop_back();
-    deepest = std::max(deepest, depth);
-    if (depth > most) break;
-    if (j->is_structured())
-      for (const Json& child : *j) todo.emplace_back(&child, depth + 1);
-  }
-  return deepest;
-}
 
 }  // namespace qrun

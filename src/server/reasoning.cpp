@@ -1,6 +1,6 @@
 #include "src/server/reasoning.h"
 
-#include "src/server/reply_text.h"
+#include "src/chat/reply_scan.h"
 
 namespace qrun::server {
 

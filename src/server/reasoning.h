@@ -4,11 +4,13 @@
 // by default (--reasoning-format deepseek), qserve returns it apart from the answer:
 // message.reasoning_content, and delta.reasoning_content in a stream; content holds the
 // answer only, and tool calls are read from the answer. (gpt-oss's channels:
-// src/server/harmony_reply.h.)
+// src/chat/harmony_reply.h.)
 #pragma once
 
 #include <string>
 #include <string_view>
+
+#include "src/chat/reply_scan.h"
 
 namespace qrun::server {
 
@@ -31,9 +33,7 @@ bool parse_reasoning_format(std::string_view name, bool* separate);
 // and only closes it. (Qwen3's with enable_thinking false ends with an empty, closed one.)
 bool prompt_opens_thinking(std::string_view prompt, ThinkTags tags = kThinkTags);
 
-struct ReasoningSplit {
-  std::string reasoning, content;
-};
+using ReasoningSplit = ReplyParts;
 
 // A reply that begins with the opening tag (after whitespace), or any reply when `inside` (the
 // prompt opened the block; a <think> the model writes again is dropped): the text up to </think>, or all of it when the block never

@@ -3,8 +3,8 @@
 #include <optional>
 
 #include "src/runtime/json_schema_grammar.h"
-#include "src/server/harmony_reply.h"
-#include "src/server/reply_text.h"
+#include "src/chat/harmony_reply.h"
+#include "src/chat/reply_scan.h"
 
 namespace qrun::server {
 
@@ -42,6 +42,11 @@ std::optional<ordered> json_of(std::string_view text) {
 std::optional<ToolCall> read_call(std::string_view block) {
   const std::optional<ordered> j = json_of(block);
   return j ? call_of(*j) : std::nullopt;
+}
+
+std::optional<ToolCall> named_call(std::string_view name, std::string_view arguments) {
+  const std::optional<ordered> j = json_of(arguments);
+  return j ? call_of(ordered{{"name", std::string(name)}, {"arguments", *j}}) : std::nullopt;
 }
 
 // get_weather[ARGS]{"city": "Paris"}, or get_weather[CALL_ID]a1b2c3d4e[ARGS]{...} (the
@@ -126,11 +131,6 @@ ParsedReply parse_whole_reply_calls(std::string_view reply, ToolCallForm form) {
 }
 
 }  // namespace
-
-std::optional<ToolCall> named_call(std::string_view name, std::string_view arguments) {
-  const std::optional<ordered> j = json_of(arguments);
-  return j ? call_of(ordered{{"name", std::string(name)}, {"arguments", *j}}) : std::nullopt;
-}
 
 ToolCallForm tool_call_form(const std::string& tmpl) {
   if (writes_harmony(tmpl)) return tmpl.find("functions.") != std::string::npos ? ToolCallForm::Harmony : ToolCallForm::None;

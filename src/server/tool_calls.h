@@ -15,13 +15,12 @@
 //   or with the call's id, get_weather[CALL_ID]a1b2c3d4e[ARGS]{...} (control tokens the
 //   server keeps in the reply's text: call_markers()).
 // - gpt-oss (harmony): a message to functions.NAME in the commentary channel, read by
-//   src/server/harmony_reply.h.
+//   src/chat/harmony_reply.h.
 // The server finds the calls in a reply and answers with OpenAI's tool_calls; when a call
 // is required it starts the reply as a call begins and holds the JSON to a schema of the
 // offered tools.
 #pragma once
 
-#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -58,10 +57,6 @@ std::vector<std::string_view> call_markers(ToolCallForm form);
 // of them (after [TOOL_CALLS]) is its calls; Mistral's [ARGS] form: each [TOOL_CALLS]
 // opens a block that runs to the next one or the end, read as Hermes's are. Without calls
 // the text is the reply unchanged.
-// A call of `name` whose `arguments` are the JSON text of an object (at most 64 deep);
-// none otherwise.
-std::optional<ToolCall> named_call(std::string_view name, std::string_view arguments);
-
 struct ParsedReply {
   std::string content;
   std::vector<ToolCall> calls;

@@ -327,6 +327,35 @@ TEST(QrunConversation, RewrittenTurnsRunTheConversationAnew) {
     EXPECT_EQ(turns[i].second, turns[i - 1].first + turns[i - 1].second) << "turn " << i + 1 << ":\n" << out;
 }
 
+// gpt-oss's channels (held to them by a grammar here: stories260K does not write them):
+// the analysis is shown, then a blank line and the answer, without the headers; the
+// next turn runs the conversation as the template writes it, without that analysis.
+TEST(QrunConversation, HarmonyRepliesShowReasoningThenAnswer) {
+  const char* harmony =
+      "{%- for m in messages -%}{%- if m.role == 'assistant' %}<|start|>assistant<|channel|>final<|message|>{{ m.content }}<|end|>"
+      "{%- else %}<|start|>{{ m.role }}<|message|>{{ m.content }}<|end|>{%- endif -%}{%- endfor -%}"
+      "{%- if add_generation_prompt %}<|start|>assistant{% endif -%}";
+  const char* grammar = R"(root ::= "<|channel|>analysis<|message|>" [a-z ]{3,30} )"
+                        R"("<|end|><|start|>assistant<|channel|>final<|message|>" [a-z ]{3,30})";
+  const std::string input = "Once upon a time\nThe dog ran\n";
+  test::ChildProcess qrun({qrun_bin(), "-m", model(DType::Q8), "-cnv", "--chat-template", harmony, "--grammar", grammar,
+                           "-n", "300", "--temp", "0", "-t", "1", "--verbose"},
+                          &input);
+  ASSERT_TRUE(qrun.started());
+  const std::string out = qrun.read_to_end();
+  const int status = qrun.wait();
+  ASSERT_TRUE(WIFEXITED(status)) << out;
+  EXPECT_EQ(WEXITSTATUS(status), 0) << out;
+  EXPECT_EQ(out.find("<|"), std::string::npos) << out;
+  EXPECT_TRUE(std::regex_search(out, std::regex("\n[a-z ]{3,30}\n\n[a-z ]{3,30}\nqrun: turn 1:"))) << out;
+  std::smatch m;
+  ASSERT_TRUE(std::regex_search(out, m, std::regex("turn 1: (\\d+) prompt tokens evaluated, 0 reused from the cache, (\\d+) generated"))) << out;
+  const int prompt1 = std::stoi(m[1]), generated1 = std::stoi(m[2]);
+  ASSERT_TRUE(std::regex_search(out, m, std::regex("turn 2: \\d+ prompt tokens evaluated, (\\d+) reused"))) << out;
+  EXPECT_GE(std::stoi(m[1]), prompt1) << out;
+  EXPECT_LT(std::stoi(m[1]), prompt1 + generated1 / 2) << out;
+}
+
 // Ctrl-C during a reply ends that reply; the next turn is answered; EOF ends cleanly.
 TEST(QrunConversation, CtrlCEndsTheReplyNotTheConversation) {
   const std::string input = "Once upon a time\nThe dog ran\n";

@@ -10,7 +10,8 @@
 #include "src/tokenizer/tokenizer_data.h"
 #include "src/runtime/grammar.h"
 #include "src/runtime/json_schema_grammar.h"
-#include "src/server/reply_text.h"
+#include "src/chat/reply_scan.h"
+#include "src/chat/harmony_reply.h"
 #include "src/server/tool_calls.h"
 
 namespace qrun::server {
@@ -372,6 +373,31 @@ TEST(ToolCalls, MistralArgsCallsFollowTheText) {
   EXPECT_FALSE(takes(one, R"(later[ARGS]{})"));
   EXPECT_FALSE(takes(tool_call_tagged_json(tools, "at", form, false), "now[ARGS]{}"));
   EXPECT_EQ(parse_tool_calls(std::string(required_call_start(form)) + pair, form).calls.size(), 2u);
+}
+
+// gpt-oss's harmony calls: a template that writes messages to functions.NAME; a required
+// call's prompt ends with the header up to the tool's name, and the grammar spells the
+// name, the rest of the header and arguments the tool's parameters accept (one call:
+// <|call|> ends the reply). Reading the reply: tests/src/chat/harmony_reply_test.cpp.
+TEST(ToolCalls, HarmonyRequiredCall) {
+  const std::string tmpl = R"({{- "<|start|>assistant to=" }}{{- "functions." + tool_call.name + "<|channel|>commentary " }})"
+                           R"({{- "json<|message|>" }}{{- tool_call.arguments|tojson }}{{- "<|call|>" }})";
+  EXPECT_EQ(tool_call_form(tmpl), ToolCallForm::Harmony);
+  EXPECT_EQ(tool_call_form("{{ '<|start|>assistant<|channel|>final<|message|>' + m.content }}"), ToolCallForm::None);
+  EXPECT_EQ(required_call_start(ToolCallForm::Harmony), kHarmonyCallStart);
+  const ordered tools = ordered::parse(R"([{"type": "function", "function": {"name": "now", "parameters": {}}},
+      {"type": "function", "function": {"name": "at", "parameters": {"type": "object",
+       "properties": {"p": {"type": "integer"}}, "required": ["p"]}}}])");
+  const auto takes = [](const std::string& spec, std::string_view text) {
+    GrammarPrefix p(tagged_json_grammar(spec));
+    return p.feed(text) && p.accepted();
+  };
+  const std::string any = tool_call_tagged_json(tools, "", ToolCallForm::Harmony, true);
+  EXPECT_TRUE(takes(any, R"(at <|constrain|>json<|message|>{"p": 3})"));
+  EXPECT_TRUE(takes(any, R"(now <|constrain|>json<|message|>{})"));
+  EXPECT_FALSE(takes(any, R"(at <|constrain|>json<|message|>{"p": "x"})"));
+  EXPECT_FALSE(takes(any, R"(now <|constrain|>json<|message|>{}now <|constrain|>json<|message|>{})"));
+  EXPECT_FALSE(takes(tool_call_tagged_json(tools, "at", ToolCallForm::Harmony, true), R"(now <|constrain|>json<|message|>{})"));
 }
 
 }  // namespace

@@ -1,16 +1,21 @@
-// Reading a model's reply as it streams: the whitespace the readers of calls and
-// reasoning trim around them (JSON's), a tag that may be cut at the end of the text, and
-// the tags that are special tokens.
+// A model's reply as its readers see it: its reasoning and its answer, the whitespace they
+// trim around them (JSON's), a tag that may be cut at the end of the text so far, and the
+// tags that are special tokens (text a reply leaves out unless told to keep it).
 #pragma once
 
 #include <algorithm>
 #include <cstdint>
+#include <string>
 #include <string_view>
 #include <vector>
 
 #include "qrun/tokenizer.h"
 
-namespace qrun::server {
+namespace qrun {
+
+struct ReplyParts {
+  std::string reasoning, content;
+};
 
 inline constexpr std::string_view kSpace = " \t\r\n";
 
@@ -33,8 +38,8 @@ inline size_t partial_tag_at_end(std::string_view s, std::string_view tag) {
   return 0;
 }
 
-// The ids of those of `texts` that are one special token of `tok` (text a reply leaves
-// out unless told to keep it: StreamingDecoder's `kept`).
+// The ids of those of `texts` that are one special token of `tok` (StreamingDecoder's and
+// ReplyText's `kept`).
 inline std::vector<int32_t> special_token_ids(const Tokenizer& tok, const std::vector<std::string_view>& texts) {
   std::vector<int32_t> ids;
   for (const std::string_view text : texts)
@@ -43,4 +48,4 @@ inline std::vector<int32_t> special_token_ids(const Tokenizer& tok, const std::v
   return ids;
 }
 
-}  // namespace qrun::server
+}  // namespace qrun

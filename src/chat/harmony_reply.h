@@ -18,9 +18,9 @@
 #include <vector>
 
 #include "qrun/chat_template.h"
-#include "src/server/reasoning.h"
+#include "src/chat/reply_scan.h"
 
-namespace qrun::server {
+namespace qrun {
 
 // Whether a chat template writes harmony (channels and messages).
 bool writes_harmony(std::string_view chat_template);
@@ -51,15 +51,15 @@ struct HarmonyReply {
 class HarmonyStream {
  public:
   explicit HarmonyStream(HarmonyReading how, std::string_view start = {});
-  ReasoningSplit feed(std::string_view text);  // what to send now
+  ReplyParts feed(std::string_view text);  // what to send now
   HarmonyReply finish();                       // what was held back, and the calls
 
  private:
   enum class State { Start, Plain, Header, Body };
   enum class Goes { Reasoning, Content, AsWritten, Call };
-  void open_body(std::string_view header, ReasoningSplit& out);
-  void emit(std::string_view text, ReasoningSplit& out);
-  void close_body(std::string_view end_marker, ReasoningSplit& out);
+  void open_body(std::string_view header, ReplyParts& out);
+  void emit(std::string_view text, ReplyParts& out);
+  void close_body(std::string_view end_marker, ReplyParts& out);
 
   HarmonyReading how_;
   State state_ = State::Start;
@@ -77,4 +77,4 @@ class HarmonyStream {
 // The whole reply at once: the pieces streaming would send, added up.
 HarmonyReply read_harmony_reply(std::string_view reply, HarmonyReading how);
 
-}  // namespace qrun::server
+}  // namespace qrun

@@ -2,14 +2,9 @@
 // stream in pieces of every size.
 #include <gtest/gtest.h>
 
-#include <nlohmann/json.hpp>
+#include "src/chat/harmony_reply.h"
 
-#include "src/runtime/grammar.h"
-#include "src/runtime/json_schema_grammar.h"
-#include "src/server/harmony_reply.h"
-#include "src/server/tool_calls.h"
-
-namespace qrun::server {
+namespace qrun {
 namespace {
 
 struct Want {
@@ -21,7 +16,7 @@ HarmonyReply streamed(std::string_view reply, size_t step, HarmonyReading how, s
   HarmonyStream stream(how, start);
   HarmonyReply sent;
   for (size_t at = 0; at < reply.size(); at += step) {
-    const ReasoningSplit piece = stream.feed(reply.substr(at, step));
+    const ReplyParts piece = stream.feed(reply.substr(at, step));
     sent.reasoning += piece.reasoning;
     sent.content += piece.content;
   }
@@ -103,45 +98,24 @@ TEST(HarmonyReply, TextStreamsBeforeItsMessageEnds) {
   EXPECT_EQ(s.feed("<|channel|>analysis<|mess").reasoning, "");
   EXPECT_EQ(s.feed("age|>Thin").reasoning, "Thin");
   EXPECT_EQ(s.feed("king<|e").reasoning, "king");
-  const ReasoningSplit next = s.feed("nd|><|start|>assistant<|channel|>final<|message|>Done");
+  const ReplyParts next = s.feed("nd|><|start|>assistant<|channel|>final<|message|>Done");
   EXPECT_EQ(next.reasoning, "");
   EXPECT_EQ(next.content, "Done");
   // A call waits for its end.
   HarmonyStream c(kChat);
-  const ReasoningSplit head = c.feed("<|channel|>commentary to=functions.now <|constrain|>json<|message|>{");
+  const ReplyParts head = c.feed("<|channel|>commentary to=functions.now <|constrain|>json<|message|>{");
   EXPECT_EQ(head.reasoning + head.content, "");
   EXPECT_EQ(c.feed("}").content, "");
   EXPECT_EQ(c.finish().calls.size(), 1u);
 }
 
-// A required call: the prompt ends with the header up to the tool's name; the grammar
-// spells the name, the rest of the header and arguments the tool's parameters accept.
-TEST(HarmonyReply, RequiredCall) {
-  const std::string tmpl = R"({{- "<|start|>assistant to=" }}{{- "functions." + tool_call.name + "<|channel|>commentary " }})"
-                           R"({{- "json<|message|>" }}{{- tool_call.arguments|tojson }}{{- "<|call|>" }})";
-  EXPECT_TRUE(writes_harmony(tmpl));
-  EXPECT_EQ(tool_call_form(tmpl), ToolCallForm::Harmony);
-  EXPECT_EQ(tool_call_form("{{ '<|start|>assistant<|channel|>final<|message|>' + m.content }}"), ToolCallForm::None);
-  EXPECT_FALSE(writes_harmony("<|im_start|>assistant"));
-  EXPECT_EQ(required_call_start(ToolCallForm::Harmony), kHarmonyCallStart);
+// A required call: the prompt wrote the header up to the tool's name.
+TEST(HarmonyReply, RequiredCallStartsInTheHeader) {
   expect_read(R"(get_weather <|constrain|>json<|message|>{"city": "Rome"})", kChat, {"", "", {{"get_weather", R"({"city":"Rome"})"}}},
               kHarmonyCallStart);
-
-  using ordered = nlohmann::ordered_json;
-  const ordered tools = ordered::parse(R"([{"type": "function", "function": {"name": "now", "parameters": {}}},
-      {"type": "function", "function": {"name": "at", "parameters": {"type": "object",
-       "properties": {"p": {"type": "integer"}}, "required": ["p"]}}}])");
-  const auto takes = [](const std::string& spec, std::string_view text) {
-    GrammarPrefix p(tagged_json_grammar(spec));
-    return p.feed(text) && p.accepted();
-  };
-  const std::string any = tool_call_tagged_json(tools, "", ToolCallForm::Harmony, true);
-  EXPECT_TRUE(takes(any, R"(at <|constrain|>json<|message|>{"p": 3})"));
-  EXPECT_TRUE(takes(any, R"(now <|constrain|>json<|message|>{})"));
-  EXPECT_FALSE(takes(any, R"(at <|constrain|>json<|message|>{"p": "x"})"));
-  EXPECT_FALSE(takes(any, R"(now <|constrain|>json<|message|>{}now <|constrain|>json<|message|>{})"));  // one call
-  EXPECT_FALSE(takes(tool_call_tagged_json(tools, "at", ToolCallForm::Harmony, true), R"(now <|constrain|>json<|message|>{})"));
+  EXPECT_TRUE(writes_harmony("{{ '<|start|>assistant<|channel|>final<|message|>' + m.content }}"));
+  EXPECT_FALSE(writes_harmony("<|im_start|>assistant"));
 }
 
 }  // namespace
-}  // namespace qrun::server
+}  // namespace qrun

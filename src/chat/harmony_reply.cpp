@@ -1,18 +1,28 @@
-#include "src/server/harmony_reply.h"
+#include "src/chat/harmony_reply.h"
 
 #include <algorithm>
 #include <optional>
 
-#include "src/server/reply_text.h"
-#include "src/server/tool_calls.h"
+#include <nlohmann/json.hpp>
 
-namespace qrun::server {
+#include "src/format/json_depth.h"
+
+namespace qrun {
 
 namespace {
 
 constexpr std::string_view kStart = "<|start|>", kChannel = "<|channel|>", kMessage = "<|message|>";
 constexpr std::string_view kEnds[] = {"<|end|>", "<|call|>", "<|return|>"};
 constexpr std::string_view kFunctions = "functions.";
+
+constexpr size_t kMaxArgumentsDepth = 64;  // as the server's other call forms allow
+
+// A call's arguments as compact JSON: an object, at most kMaxArgumentsDepth deep.
+std::optional<std::string> object_arguments(std::string_view text) {
+  const auto j = nlohmann::ordered_json::parse(text, nullptr, false);
+  if (j.is_discarded() || !j.is_object() || json_depth(j, kMaxArgumentsDepth) > kMaxArgumentsDepth) return std::nullopt;
+  return j.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
+}
 
 // The word after `key` in a header: up to a space, a control token or the end.
 std::string_view word_after(std::string_view header, std::string_view key) {
@@ -34,7 +44,7 @@ std::vector<std::string_view> harmony_tokens() {
 
 HarmonyStream::HarmonyStream(HarmonyReading how, std::string_view start) : how_(how), held_(start) {}
 
-void HarmonyStream::open_body(std::string_view header, ReasoningSplit& out) {
+void HarmonyStream::open_body(std::string_view header, ReplyParts& out) {
   header_ = std::string(header) + std::string(kMessage);
   const std::string_view recipient = word_after(header, "to="), channel = word_after(header, kChannel);
   if (!recipient.empty()) {
@@ -49,7 +59,7 @@ void HarmonyStream::open_body(std::string_view header, ReasoningSplit& out) {
   body_begun_ = false;
 }
 
-void HarmonyStream::emit(std::string_view text, ReasoningSplit& out) {
+void HarmonyStream::emit(std::string_view text, ReplyParts& out) {
   if (goes_ == Goes::Call) {
     body_ += text;
     return;
@@ -70,18 +80,18 @@ void HarmonyStream::emit(std::string_view text, ReasoningSplit& out) {
   (goes_ == Goes::Reasoning ? reasoning_sent_ : content_sent_) = true;
 }
 
-void HarmonyStream::close_body(std::string_view end_marker, ReasoningSplit& out) {
+void HarmonyStream::close_body(std::string_view end_marker, ReplyParts& out) {
   if (goes_ == Goes::AsWritten) out.content += end_marker;
   if (goes_ == Goes::Call) {
-    if (std::optional<ToolCall> call = named_call(call_name_, body_)) calls_.push_back(std::move(*call));
+    if (std::optional<std::string> args = object_arguments(body_)) calls_.push_back({"", call_name_, std::move(*args)});
     else out.content += header_ + body_ + std::string(end_marker);
   }
   body_.clear();
 }
 
-ReasoningSplit HarmonyStream::feed(std::string_view text) {
+ReplyParts HarmonyStream::feed(std::string_view text) {
   held_ += text;
-  ReasoningSplit out;
+  ReplyParts out;
   while (true) {
     if (state_ == State::Start) {
       const std::string_view s = without_leading_space(held_);
@@ -126,7 +136,7 @@ ReasoningSplit HarmonyStream::feed(std::string_view text) {
 }
 
 HarmonyReply HarmonyStream::finish() {
-  ReasoningSplit out;
+  ReplyParts out;
   if (state_ == State::Body) {
     emit(held_, out);
     close_body({}, out);
@@ -139,11 +149,11 @@ HarmonyReply HarmonyStream::finish() {
 
 HarmonyReply read_harmony_reply(std::string_view reply, HarmonyReading how) {
   HarmonyStream stream(how);
-  const ReasoningSplit sent = stream.feed(reply);
+  const ReplyParts sent = stream.feed(reply);
   HarmonyReply r = stream.finish();
   r.reasoning.insert(0, sent.reasoning);
   r.content.insert(0, sent.content);
   return r;
 }
 
-}  // namespace qrun::server
+}  // namespace qrun
