@@ -4,6 +4,7 @@
 #include <cctype>
 #include <cstdint>
 #include <optional>
+#include <set>
 
 #include <nlohmann/json.hpp>
 
@@ -116,6 +117,24 @@ void refuse_unsupported(const json& body) {
     if (asks(field)) bad_field(field, "is not supported by qrun");
   if (const auto it = body.find("best_of"); it != body.end() && !it->is_null() && *it != 1)
     bad_field("best_of", "must be 1 (one choice per request)");
+}
+
+// OpenAI's reasoning_effort reaches the template as the variable gpt-oss's reads
+// (reasoning_effort: its system message's "Reasoning: low") and, "none" or not, as the
+// switch Qwen3's and SmolLM3's read (enable_thinking), unless chat_template_kwargs set them.
+void reasoning_effort(const json& body, Endpoint endpoint, CompletionRequest& r) {
+  const auto it = body.find("reasoning_effort");
+  if (it == body.end() || it->is_null()) return;
+  if (endpoint != Endpoint::ChatCompletions) bad_field("reasoning_effort", "is for /v1/chat/completions");
+  static const std::set<std::string> kEfforts = {"none", "minimal", "low", "medium", "high", "xhigh"};
+  if (!it->is_string() || !kEfforts.count(it->get<std::string>()))
+    bad_field("reasoning_effort", "must be \"none\", \"minimal\", \"low\", \"medium\", \"high\" or \"xhigh\"");
+  const std::string& effort = it->get_ref<const std::string&>();
+  auto kwargs = r.chat_template_kwargs.empty() ? nlohmann::ordered_json::object()
+                                               : nlohmann::ordered_json::parse(r.chat_template_kwargs);
+  if (!kwargs.contains("reasoning_effort")) kwargs["reasoning_effort"] = effort;
+  if (!kwargs.contains("enable_thinking")) kwargs["enable_thinking"] = effort != "none";
+  r.chat_template_kwargs = kwargs.dump(-1, ' ', false, json::error_handler_t::replace);
 }
 
 // OpenAI's {"type": "text"}, {"type": "json_object"} and {"type": "json_schema",
@@ -470,6 +489,7 @@ CompletionRequest parse_request(Endpoint endpoint, std::string_view text) {
         if (kwargs.contains(reserved)) bad_field("chat_template_kwargs", std::string("cannot set '") + reserved + "'");
       r.chat_template_kwargs = kwargs.dump(-1, ' ', false, json::error_handler_t::replace);
     }
+    reasoning_effort(body, endpoint, r);
     if (const auto it = body.find("reasoning_format"); it != body.end() && !it->is_null()) {
       bool separate = true;
       if (!it->is_string() || !parse_reasoning_format(it->get_ref<const std::string&>(), &separate))

@@ -181,10 +181,7 @@ ResponsesRequest parse_responses_request(std::string_view text) {
   Json kwargs = template_kwargs(body);
   if (const Json* reasoning = find_field(body, "reasoning")) {
     if (!reasoning->is_object()) bad_field("reasoning", "must be an object");
-    if (const Json* effort = find_field(*reasoning, "effort")) {
-      if (!effort->is_string()) bad_field("reasoning.effort", "must be a string");
-      kwargs["enable_thinking"] = *effort != "none";
-    }
+    if (const Json* effort = find_field(*reasoning, "effort")) chat["reasoning_effort"] = *effort;
   }
   if (!kwargs.empty()) chat["chat_template_kwargs"] = std::move(kwargs);
 
@@ -195,7 +192,8 @@ ResponsesRequest parse_responses_request(std::string_view text) {
     rethrow_renamed(e, {{".function.parameters", ".parameters"},
                         {".function.name", ".name"},
                         {"response_format.json_schema.schema", "text.format.schema"},
-                        {"max_tokens", "max_output_tokens"}});
+                        {"max_tokens", "max_output_tokens"},
+                        {"reasoning_effort", "reasoning.effort"}});
   }
   // What the response object repeats of the request (parse_request has checked the rest).
   nlohmann::json& e = r.echoed;

@@ -153,6 +153,16 @@ TEST(ServerRequest, ToolsAreReadOrAre400NamingTheField) {
   r = parse_request(Endpoint::ChatCompletions, head + R"("chat_template_kwargs":{"enable_thinking":false,"a":[1]}})");
   EXPECT_EQ(r.chat_template_kwargs, R"({"enable_thinking":false,"a":[1]})");
   EXPECT_EQ(status_of(Endpoint::Completions, R"({"prompt":"a","chat_template_kwargs":{}})"), 400);
+  // reasoning_effort: gpt-oss's template variable and Qwen3's switch, unless the kwargs set them.
+  EXPECT_EQ(parse_request(Endpoint::ChatCompletions, head + R"("reasoning_effort":"low"})").chat_template_kwargs,
+            R"({"reasoning_effort":"low","enable_thinking":true})");
+  EXPECT_EQ(parse_request(Endpoint::ChatCompletions, head + R"("reasoning_effort":"none"})").chat_template_kwargs,
+            R"({"reasoning_effort":"none","enable_thinking":false})");
+  EXPECT_EQ(parse_request(Endpoint::ChatCompletions,
+                          head + R"("reasoning_effort":"high","chat_template_kwargs":{"enable_thinking":false}})")
+                .chat_template_kwargs,
+            R"({"enable_thinking":false,"reasoning_effort":"high"})");
+  EXPECT_EQ(status_of(Endpoint::Completions, R"({"prompt":"a","reasoning_effort":"low"})"), 400);
 
   const std::pair<std::string, std::string> bad[] = {
       {head + R"("tools":{"type":"function"}})", "tools"},
@@ -179,6 +189,8 @@ TEST(ServerRequest, ToolsAreReadOrAre400NamingTheField) {
        "tools[0].function.parameters"},
       {head + R"("chat_template_kwargs":[1]})", "chat_template_kwargs"},
       {head + R"("chat_template_kwargs":{"messages":[]}})", "chat_template_kwargs"},
+      {head + R"("reasoning_effort":"max"})", "reasoning_effort"},
+      {head + R"("reasoning_effort":1})", "reasoning_effort"},
       {R"({"messages":[{"role":"assistant","content":null,"tool_calls":[{"function":{"name":"f","arguments":5}}]}]})",
        "messages[0].tool_calls[0].function.arguments"},
       {R"({"messages":[{"role":"assistant","tool_calls":{}}]})", "messages[0].tool_calls"},

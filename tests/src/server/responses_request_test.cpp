@@ -94,8 +94,10 @@ TEST(ResponsesRequest, FormatsChoicesAndEffort) {
   EXPECT_TRUE(object.json_object);
   EXPECT_EQ(object.json_schema, "");
   EXPECT_FALSE(read(R"({"text": {"format": {"type": "text"}, "verbosity": "low"}, )" + in + "}").json_object);
-  EXPECT_EQ(read(R"({"reasoning": {"effort": "none"}, )" + in + "}").chat_template_kwargs, R"({"enable_thinking":false})");
-  EXPECT_EQ(read(R"({"reasoning": {"effort": "high", "summary": "auto"}, )" + in + "}").chat_template_kwargs, R"({"enable_thinking":true})");
+  EXPECT_EQ(read(R"({"reasoning": {"effort": "none"}, )" + in + "}").chat_template_kwargs,
+            R"({"reasoning_effort":"none","enable_thinking":false})");
+  EXPECT_EQ(read(R"({"reasoning": {"effort": "high", "summary": "auto"}, )" + in + "}").chat_template_kwargs,
+            R"({"reasoning_effort":"high","enable_thinking":true})");
   EXPECT_EQ(read(R"({"reasoning": {"summary": "auto"}, )" + in + "}").chat_template_kwargs, "");
   EXPECT_EQ(read(R"({"seed": 3, "grammar": "root ::= \"a\"", )" + in + "}").seed, 3u);
 }
