@@ -10,6 +10,7 @@
 #include <cstring>
 #include <fstream>
 #include <map>
+#include <memory>
 #include <set>
 #include <vector>
 
@@ -28,7 +29,7 @@ namespace {
 
 constexpr const char* kSupportedArchs =
     "llama (Llama 1/2/3, TinyLlama, Mistral, SmolLM, Mixtral), qwen2, qwen3, qwen3moe, qwen2moe, phi3, gemma2, gemma3, "
-    "granite, granitemoe";
+    "granite, granitemoe, gpt-oss";
 
 uint32_t u32_of(const GgufFile& g, const std::string& key, uint64_t v) {
   if (v > 0xffffffffu) g.fail(g.find(key)->offset, "key '" + key + "' is " + std::to_string(v) + ", too large");
@@ -139,6 +140,41 @@ void check_llama3_rope_freqs(const GgufFile& g, const GgufTensorInfo& t, format:
   hp = scaled;
 }
 
+// A float GGUF vector tensor's rows as f32, each value finite.
+std::vector<float> float_rows(const GgufFile& g, const std::string& name, int64_t cols, int64_t rows) {
+  const GgufTensorInfo* t = g.tensor(name);
+  if (!t) throw Error(g.path(), -1, "GGUF file lacks tensor '" + name + "'");
+  if (!is_float_ggml(t->type) || t->ne[0] != cols || t->ne[1] != rows || t->ne[2] != 1 || t->ne[3] != 1)
+    g.fail(t->info_offset, "tensor '" + name + "' is not " + std::to_string(cols) + " x " + std::to_string(rows) + " floats");
+  std::vector<float> v(static_cast<size_t>(cols * rows));
+  gguf_dequantize_row(t->type, g.tensor_data(*t), cols * rows, v.data());
+  for (const float x : v)
+    if (!std::isfinite(x)) g.fail(t->info_offset, "tensor '" + name + "' has a non-finite value");
+  return v;
+}
+
+// gpt-oss's gate and up biases, which llama.cpp writes apart ([hidden, experts] each) and
+// qrun keeps interleaved as the checkpoint has them: each expert's gate 0, up 0, gate 1, ...
+TensorToWrite interleaved_gate_up_bias(const GgufFile& g, const TensorSpec& spec, const format::HParams& hp,
+                                       std::set<std::string>& used) {
+  const std::string blk = "blk." + std::to_string(spec.layer) + ".";
+  const int64_t hidden = hp.hidden_dim, experts = hp.n_experts;
+  const auto gate = std::make_shared<std::vector<float>>(float_rows(g, blk + "ffn_gate_exps.bias", hidden, experts));
+  const auto up = std::make_shared<std::vector<float>>(float_rows(g, blk + "ffn_up_exps.bias", hidden, experts));
+  used.insert(blk + "ffn_gate_exps.bias");
+  used.insert(blk + "ffn_up_exps.bias");
+  TensorToWrite t{spec.name, DType::F32, spec.cols, spec.rows, spec.n_dims, spec.layer, {}};
+  t.fill = [gate, up, hidden](int64_t b, int64_t e, uint8_t* out) {
+    float* o = reinterpret_cast<float*>(out);
+    for (int64_t r = b; r < e; ++r)
+      for (int64_t j = 0; j < hidden; ++j) {
+        *o++ = (*gate)[static_cast<size_t>(r * hidden + j)];
+        *o++ = (*up)[static_cast<size_t>(r * hidden + j)];
+      }
+  };
+  return t;
+}
+
 }  // namespace
 
 bool is_gguf_file(const std::string& path) {
@@ -165,6 +201,9 @@ format::HParams gguf_hparams(const GgufFile& g) {
   else if (arch == "phi3") hp.arch = static_cast<uint32_t>(format::Arch::Phi3);
   else if (arch == "granite") hp.arch = static_cast<uint32_t>(format::Arch::Granite);
   else if (arch == "granitemoe") hp.arch = static_cast<uint32_t>(format::Arch::GraniteMoe);
+  else if (arch == "gpt-oss")
+    hp.arch = static_cast<uint32_t>(format::Arch::GptOss), hp.attn_bias = 1,
+    hp.flags = format::kAttnSinks | format::kOutputBias | format::kExpertBias;
   else if (arch == "gemma2")
     hp.arch = static_cast<uint32_t>(format::Arch::Gemma2),
     hp.flags = format::kSandwichNorms | format::kGeluTanh | format::kEmbedScale | format::kSlidingEvenLayers;
@@ -202,10 +241,9 @@ format::HParams gguf_hparams(const GgufFile& g) {
   const bool qwen2moe = hp.arch == static_cast<uint32_t>(format::Arch::Qwen2Moe);
   if (const uint32_t experts = u32_or("expert_count", 0)) {
     if (hp.arch == static_cast<uint32_t>(format::Arch::Llama)) hp.arch = static_cast<uint32_t>(format::Arch::Mixtral);
-    else if (hp.arch != static_cast<uint32_t>(format::Arch::Qwen3Moe) && hp.arch != static_cast<uint32_t>(format::Arch::GraniteMoe) &&
-             !qwen2moe)
+    else if (!arch_has_experts(hp.arch))
       g.fail(g.find(p + "expert_count")->offset,
-             arch + " with experts is not supported (llama, qwen3moe, qwen2moe and granitemoe are)");
+             arch + " with experts is not supported (llama, qwen3moe, qwen2moe, granitemoe and gpt-oss are)");
     hp.n_experts = experts;
     hp.n_experts_used = u32("expert_used_count");
     if (qwen2moe) {
@@ -218,8 +256,7 @@ format::HParams gguf_hparams(const GgufFile& g) {
         g.fail(g.find(p + "expert_weights_norm")->offset, "expert weights that are not renormalized (not supported in GGUF)");
     }
     hp.hidden_dim = u32_or("expert_feed_forward_length", hp.hidden_dim);
-  } else if (hp.arch == static_cast<uint32_t>(format::Arch::Qwen3Moe) || hp.arch == static_cast<uint32_t>(format::Arch::GraniteMoe) ||
-             qwen2moe) {
+  } else if (arch_has_experts(hp.arch)) {
     throw Error(g.path(), -1, "metadata key '" + p + "expert_count' is missing");
   }
   // llama.cpp's pooling_type: mean, cls and last are qrun's; none and rank stay unspecified.
@@ -266,6 +303,15 @@ format::HParams gguf_hparams(const GgufFile& g) {
     hp.attn_softcap = f32_of(g, p + "attn_logit_softcapping", 0.0);
     hp.final_softcap = f32_of(g, p + "final_logit_softcapping", 0.0);
     hp.sliding_window = u32_or("attention.sliding_window", 0);
+  }
+  if (hp.arch == static_cast<uint32_t>(format::Arch::GptOss)) {
+    // Not in the file; llama.cpp fixes them for gpt-oss as its config.json has them: every
+    // other layer (the first included) in the window, the SwiGLU clamped at 7, and YaRN's
+    // ramp left fractional (rope_scaling.truncate false).
+    hp.sliding_window = u32("attention.sliding_window");
+    hp.sliding_period = 2;
+    hp.swiglu_limit = 7.0f;
+    hp.flags |= format::kYarnUntruncated;
   }
   if (hp.arch == static_cast<uint32_t>(format::Arch::Gemma3)) {
     // Not in the file; llama.cpp fixes them for gemma3 as every checkpoint has them: every
@@ -344,6 +390,10 @@ WriteSummary convert_gguf(const std::string& gguf_path, const std::string& out_p
   const std::vector<TensorSpec> tensors = expected_tensors(hp);
   if (!gopt.keep_types) check_rules_match(policy, tensors);
   for (const TensorSpec& spec : tensors) {
+    if (spec.name.ends_with(".experts_gate_up_bias")) {
+      out.push_back(interleaved_gate_up_bias(g, spec, hp, used));
+      continue;
+    }
     const std::string src_name = gguf_tensor_name(spec.name, hp.arch);
     const GgufTensorInfo* src = g.tensor(src_name);
     if (!src) throw Error(gguf_path, -1, "GGUF file lacks tensor '" + src_name + "'");
@@ -367,7 +417,7 @@ WriteSummary convert_gguf(const std::string& gguf_path, const std::string& out_p
     if (!gguf_can_dequantize(src->type))
       g.fail(src->info_offset, "tensor '" + src_name + "' has type " + ggml_type_name(src->type) +
                                    ", which qrun cannot convert (supported: F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, "
-                                   "Q5_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_NL)");
+                                   "Q5_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_NL, MXFP4)");
     DType dst;
     DType same;
     const bool has_twin = carried_type(src->type, &same);
@@ -380,8 +430,13 @@ WriteSummary convert_gguf(const std::string& gguf_path, const std::string& out_p
     } else {
       dst = storage_type_for(spec.name, spec.cols, policy);
     }
+    // MXFP4 (gpt-oss's experts) stays MXFP4, exactly, in a quantized file unless a
+    // --tensor-type rule names it, as the safetensors conversion keeps it. (Only blocks
+    // made into other blocks or f16 lose anything: f32 holds any block's values.)
+    const bool mxfp4 = src->type == static_cast<uint32_t>(GgmlType::MXFP4);
+    if (mxfp4 && (gopt.keep_types || (dtype_is_quantized(dst) && !rule_names(policy, spec.name)))) dst = DType::Mx4;
     const bool carry = has_twin && same == dst;
-    if (!carry && !is_float_ggml(src->type))
+    if (!carry && !is_float_ggml(src->type) && dst != DType::F32 && !(mxfp4 && dst == DType::Mx4))
       requantized[ggml_type_name(src->type) + " -> " + std::string(dtype_name(dst))].push_back(src_name);
     if (spec.name == "layers.0.wq") main_type = dst;
 

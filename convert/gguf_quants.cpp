@@ -60,6 +60,16 @@ void iq4_nl(const uint8_t* b, float* y) {
     y[j + 16] = d * static_cast<float>(kQ4NLevels[qs[j] >> 4]);
   }
 }
+// MXFP4 (gpt-oss's experts): an E8M0 exponent e, 16 bytes of E2M1 codes (as Q4_0);
+// x = level * 2^(e - 128) with the levels doubled (qrun's kMx4Levels, ggml's too).
+void mxfp4(const uint8_t* b, float* y) {
+  const float d = std::ldexp(1.0f, static_cast<int>(b[0]) - 128);
+  const uint8_t* qs = b + 1;
+  for (int j = 0; j < 16; ++j) {
+    y[j] = d * static_cast<float>(kMx4Levels[qs[j] & 0x0F]);
+    y[j + 16] = d * static_cast<float>(kMx4Levels[qs[j] >> 4]);
+  }
+}
 // Q5_1: d, m, qh, 16 bytes; x = q*d + m.
 void q5_1(const uint8_t* b, float* y) {
   const float d = h(b), m = h(b + 2);
@@ -200,6 +210,7 @@ bool gguf_can_dequantize(uint32_t t) {
     case GgmlType::F32: case GgmlType::F16: case GgmlType::BF16: case GgmlType::F64:
     case GgmlType::Q4_0: case GgmlType::Q4_1: case GgmlType::Q5_0: case GgmlType::Q5_1: case GgmlType::Q8_0:
     case GgmlType::Q2_K: case GgmlType::Q3_K: case GgmlType::Q4_K: case GgmlType::Q5_K: case GgmlType::Q6_K: case GgmlType::IQ4_NL:
+    case GgmlType::MXFP4:
       return true;
     default:
       return false;
@@ -233,6 +244,7 @@ void gguf_dequantize_row(uint32_t t, const uint8_t* in, int64_t n, float* out) {
     case GgmlType::Q5_K: return blocks(256, 176, q5_k);
     case GgmlType::Q6_K: return blocks(256, 210, q6_k);
     case GgmlType::IQ4_NL: return blocks(32, 18, iq4_nl);
+    case GgmlType::MXFP4: return blocks(32, 17, mxfp4);
     default: throw std::logic_error("gguf_dequantize_row: type " + ggml_type_name(t) + " not handled");
   }
 }

@@ -139,6 +139,7 @@ std::string ggml_type_name(uint32_t t) {
     case GgmlType::F64: return "F64";
     case GgmlType::BF16: return "BF16";
     case GgmlType::IQ4_NL: return "IQ4_NL";
+    case GgmlType::MXFP4: return "MXFP4";
   }
   static const char* kIq[] = {"IQ2_XXS", "IQ2_XS", "IQ3_XXS", "IQ1_S", "IQ4_NL", "IQ3_S", "IQ2_S", "IQ4_XS"};
   if (t >= 16 && t <= 23) return kIq[t - 16];
@@ -171,6 +172,7 @@ bool ggml_type_geometry(uint32_t t, int64_t* be, int64_t* bb) {
     case GgmlType::Q6_K: return set(256, 210);
     case GgmlType::Q8_K: return set(256, 292);
     case GgmlType::IQ4_NL: return set(32, 18);
+    case GgmlType::MXFP4: return set(32, 17);
     case GgmlType::I8: return set(1, 1);
     case GgmlType::I16: return set(1, 2);
     case GgmlType::I32: return set(1, 4);

@@ -28,10 +28,11 @@ constexpr PreTokenizer kPreTokenizers[] = {
     {{"llama3", "llama-v3", "llama-bpe", "falcon3"}, kLlama3Regex, true, false},
     {{"qwen2", "deepseek-r1-qwen"}, kQwen2Regex, false, true},
     {{"refact", "starcoder"}, kGpt2IndividualDigitsRegex, false, false},
+    {{"gpt-4o"}, kO200kRegex, false, false},
 };
 
 const char* kSupportedPre = "gpt-2 (default, mpt, olmo, phi-2, jais, roberta-bpe), llama-bpe (llama3, llama-v3, falcon3), "
-                            "qwen2 (deepseek-r1-qwen), refact (starcoder)";
+                            "qwen2 (deepseek-r1-qwen), refact (starcoder), gpt-4o";
 
 int32_t checked_id(const GgufFile& g, const char* key, int32_t fallback, size_t n) {
   const GgufKV* kv = g.find(key);
@@ -40,6 +41,26 @@ int32_t checked_id(const GgufFile& g, const char* key, int32_t fallback, size_t 
   if (kv->type == GgufValueType::I32 || kv->type == GgufValueType::I64) return kv->i >= 0 && kv->i < static_cast<int64_t>(n) ? static_cast<int32_t>(kv->i) : -1;
   const uint64_t v = g.get_uint(key);
   return v < n ? static_cast<int32_t>(v) : -1;
+}
+
+// gpt-oss's harmony vocabulary (o200k_harmony): a reply ends at <|return|> (the answer)
+// or <|call|> (a tool call), never at <|end|>, which closes a message (its reasoning)
+// inside a reply, as llama.cpp's vocabulary loader also decides from the tokens.
+void harmony_end_of_turn(TokenizerData& d) {
+  int32_t ret = -1, call = -1, end = -1, channel = -1;
+  for (size_t i = 0; i < d.pieces.size(); ++i) {
+    if (d.types[i] != PieceType::Control) continue;
+    const std::string& p = d.pieces[i];
+    int32_t* which = p == "<|return|>" ? &ret : p == "<|call|>" ? &call : p == "<|end|>" ? &end : p == "<|channel|>" ? &channel : nullptr;
+    if (which) *which = static_cast<int32_t>(i);
+  }
+  if (ret < 0 || call < 0 || channel < 0) return;
+  std::vector<int32_t> ends = {call};
+  for (const int32_t id : d.extra_eos)
+    if (id != end && id != call && id != ret) ends.push_back(id);
+  if (d.eos >= 0 && d.eos != end && d.eos != ret) ends.push_back(d.eos);
+  d.eos = ret;
+  d.extra_eos = std::move(ends);
 }
 
 }  // namespace
@@ -146,6 +167,7 @@ std::shared_ptr<const TokenizerData> tokenizer_from_gguf(const GgufFile& g) {
     if (d->eos < 0) d->eos = id;
     else d->extra_eos.push_back(id);
   }
+  harmony_end_of_turn(*d);
   d->chat_template = g.get_string_or("tokenizer.chat_template", "");
   validate_tokenizer_data(*d, file, -1);
   return d;

@@ -141,6 +141,9 @@ std::vector<TensorRecipe> gptoss_tensors() {
   fused_experts(t, "mlp.router.weight", "mlp.experts.gate_up_proj", Part::ExpertsGateEven, Part::ExpertsUpOdd,
                 "mlp.experts.down_proj");
   for (const char* n : {"w1_experts", "w2_experts", "w3_experts"}) recipe(t, n).in_by_out = true;
+  // llama.cpp's names: the FFN's norm as post_attention_norm, the gate and up biases apart
+  // (ffn_gate_exps.bias, ffn_up_exps.bias: the GGUF importer interleaves them).
+  recipe(t, "ffn_norm").gguf = "post_attention_norm.weight";
   return t;
 }
 

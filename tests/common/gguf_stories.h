@@ -48,6 +48,25 @@ inline std::vector<uint8_t> encode_rows(const std::vector<float>& w, int64_t col
   } else if (type == kGgmlQ5_0) {
     b.resize(static_cast<size_t>(rows * cols / 32 * 22));
     for (int64_t r = 0; r < rows; ++r) ggml_quantize_q5_0(&w[r * cols], cols, &b[r * cols / 32 * 22]);
+  } else if (type == kGgmlMxfp4) {
+    // llama.cpp's reference MXFP4 quantizer: an exponent byte e for the block's largest
+    // |x| (x = level * 2^(e - 128), levels doubled), then the nearest level of each value
+    // (values that came from MXFP4 come back exactly).
+    for (size_t at = 0; at < w.size(); at += 32) {
+      float amax = 0.0f;
+      for (size_t j = 0; j < 32; ++j) amax = std::max(amax, std::fabs(w[at + j]));
+      const int e = amax > 0.0f ? std::clamp(static_cast<int>(std::floor(std::log2(amax))) - 2 + 127, 1, 254) : 0;
+      const float d = std::ldexp(1.0f, e - 128);
+      uint8_t codes[32];
+      for (size_t j = 0; j < 32; ++j) {
+        int best = 0;
+        for (int c = 1; c < 16; ++c)
+          if (std::fabs(w[at + j] - d * kMx4Levels[c]) < std::fabs(w[at + j] - d * kMx4Levels[best])) best = c;
+        codes[j] = static_cast<uint8_t>(best);
+      }
+      b.push_back(static_cast<uint8_t>(e));
+      for (int j = 0; j < 16; ++j) b.push_back(static_cast<uint8_t>(codes[j] | (codes[j + 16] << 4)));
+    }
   }
   return b;
 }

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <fstream>
+#include <functional>
 #include <sstream>
 
 #include <nlohmann/json.hpp>
@@ -129,10 +130,12 @@ TEST(GgufTokenizer, StoriesGoldenThroughWrittenGguf) {
 }
 
 // A byte-level BPE tokenizer.json written as GGUF metadata (tokens, token_type, merges,
-// pre) the way convert_hf_to_gguf.py does it.
-std::vector<uint8_t> bpe_gguf(const fs::path& hf_dir, const std::string& pre) {
-  const auto hf = load_hf_tokenizer(hf_dir);
+// pre) the way convert_hf_to_gguf.py does it; `edit` changes the vocabulary first.
+std::vector<uint8_t> bpe_gguf(const fs::path& hf_dir, const std::string& pre,
+                              const std::function<void(TokenizerData&, test::GgufWriter&)>& edit = {}) {
+  auto hf = std::make_shared<TokenizerData>(*load_hf_tokenizer(hf_dir));
   test::GgufWriter w;
+  if (edit) edit(*hf, w);
   w.str("tokenizer.ggml.model", "gpt2");
   w.str("tokenizer.ggml.pre", pre);
   w.strings("tokenizer.ggml.tokens", hf->pieces);
@@ -173,6 +176,36 @@ INSTANTIATE_TEST_SUITE_P(Gguf, GgufBpe,
                          ::testing::Values(BpeCase{"llama3", "llama-bpe", "llama3", "ggml-vocab-llama-bpe.gguf.inp"},
                                            BpeCase{"qwen3", "qwen2", "qwen3", "ggml-vocab-qwen2.gguf.inp"}),
                          [](const auto& info) { return std::string(info.param.golden); });
+
+// gpt-oss's vocabulary (o200k_harmony, GGUF pre gpt-4o): o200k's split, which also
+// breaks words where lower case turns upper, on llama3's pieces here; a reply ends at
+// <|return|> or <|call|>, not at <|end|> (a message's end inside a reply), whatever the
+// file's end-of-turn id says.
+TEST(GgufTokenizer, Gpt4oSplitAndHarmonyEnds) {
+  const fs::path llama3 = test::shared_dir() / "tokenizers" / "llama3";
+  const std::vector<std::string> names = {"<|return|>", "<|call|>", "<|end|>", "<|channel|>"};
+  const auto harmony = [&](TokenizerData& d, test::GgufWriter& w) {
+    for (size_t k = 0; k < names.size(); ++k) d.pieces[128010 + k] = names[k];
+    w.u32("tokenizer.ggml.eot_token_id", 128012);  // <|end|>
+  };
+  const auto b = bpe_gguf(llama3, "gpt-4o", harmony), l = bpe_gguf(llama3, "llama-bpe");
+  const GgufFile gg(b.data(), b.size(), "o200k.gguf"), gl(l.data(), l.size(), "llama3.gguf");
+  const Tokenizer o200k(tokenizer_from_gguf(gg)), plain(tokenizer_from_gguf(gl));
+  // Each piece o200k's pattern splits off encodes on its own; llama3's keeps the word whole.
+  const auto pieces = [&](std::initializer_list<const char*> parts) {
+    std::vector<int32_t> ids;
+    for (const char* p : parts)
+      for (const int32_t id : o200k.encode(p, false, false)) ids.push_back(id);
+    return ids;
+  };
+  EXPECT_EQ(o200k.encode("toString parseInt", false, false), pieces({"to", "String", " parse", "Int"}));
+  EXPECT_NE(plain.encode("toString parseInt", false, false), pieces({"to", "String", " parse", "Int"}));
+  EXPECT_EQ(o200k.encode("innerHTML", false, false), pieces({"inner", "HTML"}));
+  EXPECT_EQ(o200k.encode("path/\nx", false, false), pieces({"path", "/\n", "x"}));
+  EXPECT_EQ(o200k.encode("12345", false, false), pieces({"123", "45"}));
+  EXPECT_EQ(o200k.eos_ids(), (std::vector<int32_t>{128010, 128011, 128001}));  // <|return|>, <|call|>, the file's EOS
+  EXPECT_FALSE(o200k.is_eos(128012));
+}
 
 TEST(GgufTokenizer, RefusesBadVocabularies) {
   auto err = [](const test::GgufWriter& w) {
