@@ -3,7 +3,7 @@
 // OpenAI /v1/responses body (src/server/responses_request.h), each read into a chat request,
 // as an /v1/embeddings, a /tokenize and a /detokenize body, and as a model's reply read for
 // tool calls (src/server/tool_calls.h), for reasoning (src/server/reasoning.h) and as a
-// harmony reply (src/server/harmony_reply.h), whole and streamed.
+// harmony reply (src/chat/harmony_reply.h), whole and streamed.
 // Anything may be refused with an ApiError; nothing may crash, and what is accepted
 // must be within the ranges the parser promises.
 #include <cstdint>
@@ -30,6 +30,7 @@ void check_chat(const qrun::server::CompletionRequest& r) {
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  using namespace qrun;
   using namespace qrun::server;
   const std::string_view body(reinterpret_cast<const char*>(data), size);
   for (const Endpoint e : {Endpoint::ChatCompletions, Endpoint::Completions}) {
@@ -100,14 +101,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     const ReasoningSplit split = split_reasoning(body, inside, tags);
     ReasoningStream reasoning(inside, tags);
     ReasoningSplit streamed;
-    for (size_t at = 0; at < body.size(); at += 5) {
-      const ReasoningSplit piece = reasoning.feed(body.substr(at, 5));
-      streamed.reasoning += piece.reasoning;
-      streamed.content += piece.content;
-    }
-    const ReasoningSplit rest = reasoning.finish();
-    if (streamed.reasoning + rest.reasoning != split.reasoning || streamed.content + rest.content != split.content)
-      std::abort();
+    for (size_t at = 0; at < body.size(); at += 5) streamed.append(reasoning.feed(body.substr(at, 5)));
+    streamed.append(reasoning.finish());
+    if (streamed.reasoning != split.reasoning || streamed.content != split.content) std::abort();
   }
   // A harmony reply streamed in pieces reads as the whole does, in each mode.
   for (const int run : {0, 1, 2, 3}) {
@@ -115,13 +111,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     const HarmonyReply whole = read_harmony_reply(body, how);
     HarmonyStream stream(how);
     ReasoningSplit streamed;
-    for (size_t at = 0; at < body.size(); at += 7) {
-      const ReasoningSplit piece = stream.feed(body.substr(at, 7));
-      streamed.reasoning += piece.reasoning;
-      streamed.content += piece.content;
-    }
+    for (size_t at = 0; at < body.size(); at += 7) streamed.append(stream.feed(body.substr(at, 7)));
     const HarmonyReply rest = stream.finish();
-    if (streamed.reasoning + rest.reasoning != whole.reasoning || streamed.content + rest.content != whole.content ||
+    streamed.append({rest.reasoning, rest.content});
+    if (streamed.reasoning != whole.reasoning || streamed.content != whole.content ||
         rest.calls.size() != whole.calls.size() || (!how.read_calls && !whole.calls.empty()))
       std::abort();
     // Everything stays as written without reasoning apart, but for the calls.

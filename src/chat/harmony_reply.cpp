@@ -149,11 +149,10 @@ HarmonyReply HarmonyStream::finish() {
 
 HarmonyReply read_harmony_reply(std::string_view reply, HarmonyReading how) {
   HarmonyStream stream(how);
-  const ReplyParts sent = stream.feed(reply);
-  HarmonyReply r = stream.finish();
-  r.reasoning.insert(0, sent.reasoning);
-  r.content.insert(0, sent.content);
-  return r;
+  ReplyParts sent = stream.feed(reply);
+  HarmonyReply rest = stream.finish();
+  sent.append({rest.reasoning, rest.content});
+  return {std::move(sent.reasoning), std::move(sent.content), std::move(rest.calls)};
 }
 
 }  // namespace qrun

@@ -15,6 +15,10 @@ namespace qrun {
 
 struct ReplyParts {
   std::string reasoning, content;
+  void append(const ReplyParts& more) {  // a stream's next pieces
+    reasoning += more.reasoning;
+    content += more.content;
+  }
 };
 
 inline constexpr std::string_view kSpace = " \t\r\n";

@@ -14,17 +14,11 @@ struct Want {
 
 HarmonyReply streamed(std::string_view reply, size_t step, HarmonyReading how, std::string_view start = {}) {
   HarmonyStream stream(how, start);
-  HarmonyReply sent;
-  for (size_t at = 0; at < reply.size(); at += step) {
-    const ReplyParts piece = stream.feed(reply.substr(at, step));
-    sent.reasoning += piece.reasoning;
-    sent.content += piece.content;
-  }
+  ReplyParts sent;
+  for (size_t at = 0; at < reply.size(); at += step) sent.append(stream.feed(reply.substr(at, step)));
   HarmonyReply rest = stream.finish();
-  sent.reasoning += rest.reasoning;
-  sent.content += rest.content;
-  sent.calls = std::move(rest.calls);
-  return sent;
+  sent.append({rest.reasoning, rest.content});
+  return {std::move(sent.reasoning), std::move(sent.content), std::move(rest.calls)};
 }
 
 void expect_read(std::string_view reply, HarmonyReading how, const Want& want, std::string_view start = {}) {

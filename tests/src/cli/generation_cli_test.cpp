@@ -270,23 +270,34 @@ TEST(QrunInterrupt, CtrlCStopsGenerationAndPrintsTimings) {
   EXPECT_NE(out.find("eval time"), std::string::npos) << out.substr(out.size() > 2000 ? out.size() - 2000 : 0);
 }
 
+// qrun -cnv on the Q8 story model, greedy on one thread with --verbose, `args` added and
+// `input` piped: its output, once it exited 0.
+std::string conversation(std::vector<std::string> args, const std::string& input) {
+  std::vector<std::string> argv = {qrun_bin(), "-m", model(DType::Q8), "-cnv", "--temp", "0", "-t", "1", "--verbose"};
+  argv.insert(argv.end(), args.begin(), args.end());
+  test::ChildProcess qrun(argv, &input);
+  EXPECT_TRUE(qrun.started());
+  const std::string out = qrun.read_to_end();
+  const int status = qrun.wait();
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << out;
+  return out;
+}
+
+// Each turn's prompt tokens evaluated and reused from the cache, as --verbose prints them.
+std::vector<std::pair<int, int>> turn_counts(const std::string& out) {
+  std::vector<std::pair<int, int>> turns;
+  const std::regex turn_line("turn \\d: (\\d+) prompt tokens evaluated, (\\d+) reused");
+  for (auto it = std::sregex_iterator(out.begin(), out.end(), turn_line); it != std::sregex_iterator(); ++it)
+    turns.emplace_back(std::stoi((*it)[1]), std::stoi((*it)[2]));
+  return turns;
+}
+
 // -cnv with turns piped on stdin: each turn evaluates only what it adds, an empty line
 // is no turn, EOF ends with the timings.
 TEST(QrunConversation, PipedTurnsReuseTheCache) {
-  const std::string input = "Once upon a time\n\nThe dog ran to the park\nLily was happy\n";
-  test::ChildProcess qrun({qrun_bin(), "-m", model(DType::Q8), "-cnv", "--chat-template", kChatml, "-sys",
-                           "You tell stories.", "-n", "12", "--temp", "0", "-t", "1", "--verbose"},
-                          &input);
-  ASSERT_TRUE(qrun.started());
-  const std::string out = qrun.read_to_end();
-  const int status = qrun.wait();
-  ASSERT_TRUE(WIFEXITED(status)) << out;
-  EXPECT_EQ(WEXITSTATUS(status), 0) << out;
-  std::vector<std::pair<int, int>> turns;  // evaluated, reused
-  const std::regex turn_line("turn \\d: (\\d+) prompt tokens evaluated, (\\d+) reused");
-  for (auto it = std::sregex_iterator(out.begin(), out.end(), turn_line);
-       it != std::sregex_iterator(); ++it)
-    turns.emplace_back(std::stoi((*it)[1]), std::stoi((*it)[2]));
+  const std::string out = conversation({"--chat-template", kChatml, "-sys", "You tell stories.", "-n", "12"},
+                                       "Once upon a time\n\nThe dog ran to the park\nLily was happy\n");
+  const auto turns = turn_counts(out);
   ASSERT_EQ(turns.size(), 3u) << out;
   EXPECT_NE(out.find("turn 3:"), std::string::npos) << out;
   EXPECT_EQ(out.find("turn 4:"), std::string::npos) << out;
@@ -308,19 +319,9 @@ TEST(QrunConversation, RewrittenTurnsRunTheConversationAnew) {
       "{% for m in messages %}{% if m.role == 'assistant' and not loop.last %}{{ '<|im_start|>assistant\\n(a reply)<|im_end|>\\n' }}"
       "{% else %}{{ '<|im_start|>' + m.role + '\\n' + m.content + '<|im_end|>\\n' }}{% endif %}{% endfor %}"
       "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}";
-  const std::string input = "Once upon a time\nThe dog ran to the park\nLily was happy\n";
-  test::ChildProcess qrun({qrun_bin(), "-m", model(DType::Q8), "-cnv", "--chat-template", rewriting, "-n", "12", "--temp",
-                           "0", "-t", "1", "--verbose"},
-                          &input);
-  ASSERT_TRUE(qrun.started());
-  const std::string out = qrun.read_to_end();
-  const int status = qrun.wait();
-  ASSERT_TRUE(WIFEXITED(status)) << out;
-  EXPECT_EQ(WEXITSTATUS(status), 0) << out;
-  std::vector<std::pair<int, int>> turns;  // evaluated, reused
-  const std::regex turn_line("turn \\d: (\\d+) prompt tokens evaluated, (\\d+) reused");
-  for (auto it = std::sregex_iterator(out.begin(), out.end(), turn_line); it != std::sregex_iterator(); ++it)
-    turns.emplace_back(std::stoi((*it)[1]), std::stoi((*it)[2]));
+  const std::string out =
+      conversation({"--chat-template", rewriting, "-n", "12"}, "Once upon a time\nThe dog ran to the park\nLily was happy\n");
+  const auto turns = turn_counts(out);
   ASSERT_EQ(turns.size(), 3u) << out;
   EXPECT_EQ(turns[0].second, 0);
   for (size_t i = 1; i < 3; ++i)
@@ -337,15 +338,8 @@ TEST(QrunConversation, HarmonyRepliesShowReasoningThenAnswer) {
       "{%- if add_generation_prompt %}<|start|>assistant{% endif -%}";
   const char* grammar = R"(root ::= "<|channel|>analysis<|message|>" [a-z ]{3,30} )"
                         R"("<|end|><|start|>assistant<|channel|>final<|message|>" [a-z ]{3,30})";
-  const std::string input = "Once upon a time\nThe dog ran\n";
-  test::ChildProcess qrun({qrun_bin(), "-m", model(DType::Q8), "-cnv", "--chat-template", harmony, "--grammar", grammar,
-                           "-n", "300", "--temp", "0", "-t", "1", "--verbose"},
-                          &input);
-  ASSERT_TRUE(qrun.started());
-  const std::string out = qrun.read_to_end();
-  const int status = qrun.wait();
-  ASSERT_TRUE(WIFEXITED(status)) << out;
-  EXPECT_EQ(WEXITSTATUS(status), 0) << out;
+  const std::string out =
+      conversation({"--chat-template", harmony, "--grammar", grammar, "-n", "300"}, "Once upon a time\nThe dog ran\n");
   EXPECT_EQ(out.find("<|"), std::string::npos) << out;
   EXPECT_TRUE(std::regex_search(out, std::regex("\n[a-z ]{3,30}\n\n[a-z ]{3,30}\nqrun: turn 1:"))) << out;
   std::smatch m;

@@ -13,13 +13,9 @@ namespace {
 ReasoningSplit streamed(const std::string& reply, size_t step, ThinkTags tags) {
   ReasoningStream stream(false, tags);
   ReasoningSplit sent;
-  for (size_t at = 0; at < reply.size(); at += step) {
-    const ReasoningSplit piece = stream.feed(std::string_view(reply).substr(at, step));
-    sent.reasoning += piece.reasoning;
-    sent.content += piece.content;
-  }
-  const ReasoningSplit rest = stream.finish();
-  return {sent.reasoning + rest.reasoning, sent.content + rest.content};
+  for (size_t at = 0; at < reply.size(); at += step) sent.append(stream.feed(std::string_view(reply).substr(at, step)));
+  sent.append(stream.finish());
+  return sent;
 }
 
 TEST(Reasoning, ThinkBlockIsReadApartFromTheAnswer) {
