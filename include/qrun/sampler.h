@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <random>
 #include <span>
+#include <utility>
 #include <vector>
 
 namespace qrun {
@@ -19,6 +20,8 @@ struct SamplerConfig {
   float frequency_penalty = 0.0f;  // 0: off
   float presence_penalty = 0.0f;   // 0: off
   int repeat_last_n = 64;          // the tokens every penalty counts
+  // OpenAI's logit_bias: added to these tokens' logits before anything else (-inf: never).
+  std::vector<std::pair<int32_t, float>> logit_bias;
   uint64_t seed = 0;
 };
 

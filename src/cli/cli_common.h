@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <initializer_list>
 #include <string>
+#include <stdexcept>
 #include <string_view>
 #include <utility>
 #include <vector>
@@ -44,6 +45,22 @@ inline CLI::Validator IntegerRange(int64_t lo, int64_t hi) {
         return {};
       },
       "INT in " + range);
+}
+
+// llama.cpp's --logit-bias TOKEN_ID(+/-)BIAS: "15043+1", "15043-0.5", "2-inf" (never).
+inline std::pair<int32_t, float> parse_logit_bias(const std::string& text) {
+  const size_t sign = text.find_first_of("+-");
+  int64_t id = -1;
+  const char* end = text.data() + (sign == std::string::npos ? text.size() : sign);
+  const auto [p, ec] = std::from_chars(text.data(), end, id);
+  if (sign == std::string::npos || sign == 0 || ec != std::errc() || p != end || id < 0 || id > INT32_MAX)
+    throw std::invalid_argument("'" + text + "' is not TOKEN_ID+BIAS or TOKEN_ID-BIAS (e.g. 15043+1, 2-inf)");
+  const std::string bias = text.substr(sign);
+  if (bias == "-inf") return {static_cast<int32_t>(id), -INFINITY};
+  double v = 0;
+  if (!CLI::detail::lexical_cast(bias, v) || !std::isfinite(v) || std::fabs(v) > 100)
+    throw std::invalid_argument("'" + text + "': the bias is a number from -100 to 100, or -inf");
+  return {static_cast<int32_t>(id), static_cast<float>(v)};
 }
 
 // A flag value the library's own parser accepts: its exception's text is the usage error.

@@ -55,6 +55,7 @@ struct Args {
   bool has_json_schema = false, has_grammar = false;  // given, even as an empty text (an error)
   bool embedding = false;
   std::string pooling;  // empty: the model's, else last
+  std::vector<std::string> logit_bias;
 };
 
 // --embedding: the prompt's unit-length embedding on one line, as a JSON array.
@@ -186,6 +187,9 @@ int main(int argc, char** argv) {
   app.add_option("--presence-penalty", a.sampling.presence_penalty,
                  "Subtracted once from the logit of a token in the last --repeat-last-n tokens (0: off)")
       ->check(qrun::cli::FiniteRange(-2.0, 2.0));
+  app.add_option("-l,--logit-bias", a.logit_bias, "TOKEN_ID+BIAS or TOKEN_ID-BIAS added to that token's logit "
+                                                  "(-inf: never), e.g. -l 15043+1 -l 2-inf")
+      ->check(qrun::cli::ParsedBy(qrun::cli::parse_logit_bias));
   app.add_option("--repeat-last-n", a.sampling.repeat_last_n, "Tokens the penalties look back")
       ->check(CLI::Range(0, 1 << 24));
   app.add_option("-s,--seed", a.seed, "Random seed: same seed, same output (default -1: a random seed, "
@@ -323,6 +327,12 @@ int main(int argc, char** argv) {
     if (!a.model_draft.empty() && !a.embedding) {
       draft.emplace(a.model_draft, qrun::draft_runtime_options(model.context_length(), ro));
       qrun::check_draft_vocabulary(model.tokenizer(), draft->tokenizer(), a.model_draft);
+    }
+    for (const std::string& b : a.logit_bias) {
+      a.sampling.logit_bias.push_back(qrun::cli::parse_logit_bias(b));
+      if (a.sampling.logit_bias.back().first >= model.tokenizer().vocab_size())
+        throw qrun::Error("--logit-bias " + b + ": token id outside the vocabulary of " +
+                          std::to_string(model.tokenizer().vocab_size()));
     }
     a.sampling.seed = a.seed >= 0 ? static_cast<uint64_t>(a.seed) : std::random_device{}();
     if (a.verbose) std::fprintf(stderr, "qrun: seed = %llu\n", static_cast<unsigned long long>(a.sampling.seed));

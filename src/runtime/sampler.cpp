@@ -13,6 +13,8 @@ int32_t argmax(std::span<const float> logits) {
 Sampler::Sampler(const SamplerConfig& config) : cfg_(config), rng_(config.seed) {}
 
 int32_t Sampler::sample(std::span<float> logits, std::span<const int32_t> history) {
+  for (const auto [id, bias] : cfg_.logit_bias)
+    if (id >= 0 && static_cast<size_t>(id) < logits.size()) logits[static_cast<size_t>(id)] += bias;
   const bool penalties =
       cfg_.repeat_penalty != 1.0f || cfg_.frequency_penalty != 0.0f || cfg_.presence_penalty != 0.0f;
   if (penalties && cfg_.repeat_last_n > 0) {

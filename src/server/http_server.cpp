@@ -408,6 +408,11 @@ class Front {
     job.sampling.repeat_penalty = r.repeat_penalty;
     job.sampling.frequency_penalty = r.frequency_penalty;
     job.sampling.presence_penalty = r.presence_penalty;
+    for (const auto& [id, bias] : r.logit_bias)
+      if (id >= tok_.vocab_size())
+        throw ApiError(400, "logit_bias token id " + std::to_string(id) + " is outside the vocabulary of " +
+                                std::to_string(tok_.vocab_size()), "logit_bias");
+    job.sampling.logit_bias = r.logit_bias;
     // A required call is held to its form's schema (the request checked each tool's).
     const bool required_call = r.tool_choice == CompletionRequest::ToolChoice::Required;
     if (required_call && (tool_form_ == ToolCallForm::MistralArgs || tool_form_ == ToolCallForm::Harmony)) {

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cmath>
 #include <cstdint>
 #include <optional>
 #include <set>
@@ -113,7 +114,7 @@ void refuse_unsupported(const json& body) {
     if (it->is_string()) return !it->get_ref<const std::string&>().empty();
     return !it->empty();  // a list or an object
   };
-  for (const char* field : {"suffix", "logit_bias", "functions"})
+  for (const char* field : {"suffix", "functions"})
     if (asks(field)) bad_field(field, "is not supported by qrun");
   if (const auto it = body.find("best_of"); it != body.end() && !it->is_null() && *it != 1)
     bad_field("best_of", "must be 1 (one choice per request)");
@@ -355,6 +356,42 @@ std::vector<int32_t> token_ids(const json& list, const std::string& field) {
   return ids;
 }
 
+// OpenAI's {"15043": 10, "50256": -100} or llama.cpp's [[15043, 10], [50256, false]]: a
+// bias of -100 or false bans the token (as OpenAI's -100 in effect does), others are added.
+std::vector<std::pair<int32_t, float>> logit_bias(const json& body) {
+  std::vector<std::pair<int32_t, float>> out;
+  const auto it = body.find("logit_bias");
+  if (it == body.end() || it->is_null()) return out;
+  const auto add = [&](int64_t id, const json& bias, const std::string& at) {
+    if (id < 0 || id > INT32_MAX) bad_field("logit_bias", at + ": not a token id");
+    if (bias == false) {
+      out.emplace_back(static_cast<int32_t>(id), -INFINITY);
+      return;
+    }
+    if (!bias.is_number() || !(bias.get<double>() >= -100 && bias.get<double>() <= 100))
+      bad_field("logit_bias", at + ": the bias must be a number from -100 to 100, or false");
+    const double b = bias.get<double>();
+    out.emplace_back(static_cast<int32_t>(id), b <= -100 ? -INFINITY : static_cast<float>(b));
+  };
+  if (it->is_object()) {
+    for (const auto& [key, bias] : it->items()) {
+      const bool digits = !key.empty() && key.size() <= 10 && key.find_first_not_of("0123456789") == std::string::npos;
+      add(digits ? std::stoll(key) : -1, bias, "key \"" + key.substr(0, 20) + "\"");
+    }
+  } else if (it->is_array()) {
+    for (size_t i = 0; i < it->size(); ++i) {
+      const json& e = (*it)[i];
+      const std::string at = "item " + std::to_string(i);
+      if (!e.is_array() || e.size() != 2 || !e[0].is_number_integer()) bad_field("logit_bias", at + ": must be [token id, bias]");
+      add(e[0].is_number_unsigned() && e[0].get<uint64_t>() > uint64_t(INT32_MAX) ? -1 : e[0].get<int64_t>(), e[1], at);
+    }
+  } else {
+    bad_field("logit_bias", "must be an object of token ids to biases (or a list of [id, bias])");
+  }
+  if (out.size() > 1024) bad_field("logit_bias", "biases at most 1024 tokens");
+  return out;
+}
+
 }  // namespace
 
 EmbeddingRequest parse_embedding_request(std::string_view text) {
@@ -455,6 +492,7 @@ CompletionRequest parse_request(Endpoint endpoint, std::string_view text) {
     if (!(r.repeat_penalty > 0)) bad_field("repeat_penalty", "must be greater than 0 (1: off)");  // logits / 0
     r.frequency_penalty = static_cast<float>(number(body, "frequency_penalty", -2, 2, 0));
     r.presence_penalty = static_cast<float>(number(body, "presence_penalty", -2, 2, 0));
+    r.logit_bias = logit_bias(body);
     r.ignore_eos = boolean(body, "ignore_eos", false);
     if (endpoint == Endpoint::ChatCompletions) {
       const bool wanted = boolean(body, "logprobs", false);

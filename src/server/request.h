@@ -30,6 +30,10 @@ struct CompletionRequest {
   float repeat_penalty = 1.0f;
   float frequency_penalty = 0.0f;     // OpenAI's, -2..2
   float presence_penalty = 0.0f;
+  // OpenAI's logit_bias ({"id": -100..100}; llama.cpp's [[id, bias]] too, a bias false or
+  // -100 banning the token): added to those logits (the range against the vocabulary is
+  // the front's check).
+  std::vector<std::pair<int32_t, float>> logit_bias;
   bool ignore_eos = false;
   // >= 0: each token's log-probability and this many alternatives (chat: logprobs true and
   // top_logprobs 0-20; completions: logprobs 0-5); -1: none.

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -41,6 +42,8 @@ Job job_from(const json& j) {
   job.sampling.frequency_penalty = j.at("frequency_penalty").get<float>();
   job.sampling.presence_penalty = j.at("presence_penalty").get<float>();
   job.sampling.seed = j.at("seed").get<uint64_t>();
+  for (const json& b : j.at("logit_bias"))  // [id, bias], a ban's bias null (JSON has no -inf)
+    job.sampling.logit_bias.emplace_back(b.at(0).get<int32_t>(), b.at(1).is_null() ? -INFINITY : b.at(1).get<float>());
   job.ignore_eos = j.at("ignore_eos").get<bool>();
   job.stop = j.at("stop").get<std::vector<std::string>>();
   job.json_object = j.at("json_object").get<bool>();
@@ -155,6 +158,8 @@ json embedding_done(Model& model, const Job& job, LineChannel& ch, Fault& fault)
 }  // namespace
 
 std::string job_line(const Job& job) {
+  json bias = json::array();
+  for (const auto [id, b] : job.sampling.logit_bias) bias.push_back({id, std::isinf(b) ? json(nullptr) : json(b)});
   return dump({{"type", "job"},
                {"id", job.id},
                {"prompt", job.prompt},
@@ -167,6 +172,7 @@ std::string job_line(const Job& job) {
                {"frequency_penalty", job.sampling.frequency_penalty},
                {"presence_penalty", job.sampling.presence_penalty},
                {"seed", job.sampling.seed},
+               {"logit_bias", std::move(bias)},
                {"ignore_eos", job.ignore_eos},
                {"stop", job.stop},
                {"json_object", job.json_object},

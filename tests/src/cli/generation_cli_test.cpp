@@ -11,6 +11,8 @@
 #include "common/golden.h"
 #include "common/model_fixture.h"
 #include "common/run_command.h"
+#include "qrun/model_file.h"
+#include "qrun/tokenizer.h"
 #include "src/runtime/gbnf_grammar.h"
 #include "src/runtime/grammar.h"
 #include "src/runtime/json_prefix.h"
@@ -54,6 +56,24 @@ TEST(QrunGeneration, RandomSeedByDefaultSameSeedSameText) {
   EXPECT_NE(seed_of(a.out), seed_of(b.out));
   EXPECT_EQ(stdout_of(base + " --seed 42"), stdout_of(base + " --seed 42"));
   EXPECT_NE(stdout_of(base + " --seed 42"), stdout_of(base + " --seed 43"));
+}
+
+// -l TOKEN_ID-inf bans the greedy continuation's first token; -l ID+100 makes a token
+// the next one; ids outside the vocabulary and malformed biases are usage errors.
+TEST(QrunGeneration, LogitBias) {
+  const Tokenizer tok(deserialize_tokenizer(ModelFile(model(DType::Q8))));
+  const std::string base = "-m " + quoted(model(DType::Q8)) + " -p 'Once upon a time,' --temp 0 -t 1";
+  const std::string plain = stdout_of(base + " -n 4");
+  const std::string first = plain.substr(std::string("Once upon a time,").size());
+  const std::vector<int32_t> ids = tok.encode_continuation(first, false);
+  ASSERT_FALSE(ids.empty()) << plain;
+  const std::string banned = stdout_of(base + " -n 4 -l " + std::to_string(ids[0]) + "-inf");
+  EXPECT_NE(banned.substr(0, plain.size()), plain);
+  const int32_t purple = tok.encode_continuation(" purple", false).front();
+  ASSERT_GT(tok.token_text(purple).size(), 1u);
+  EXPECT_EQ(stdout_of(base + " -n 1 -l " + std::to_string(purple) + "+100"), "Once upon a time," + tok.token_text(purple) + "\n");
+  for (const std::string bad : {"-l 100000+1", "-l abc", "-l 5*2", "-l 5+101"})
+    EXPECT_NE(run_command(qrun_bin() + " " + base + " " + bad).exit_code, 0) << bad;
 }
 
 // -md: a draft model changes how many passes the model makes, not the text (q4 with a

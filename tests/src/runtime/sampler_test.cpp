@@ -40,6 +40,24 @@ TEST(Sampler, TopKOneIsArgmaxAtAnyTemperature) {
   }
 }
 
+// OpenAI's logit_bias: added to the logits before anything else; -inf bans a token at
+// any temperature; an id outside the logits is ignored.
+TEST(Sampler, LogitBiasIsAddedFirst) {
+  SamplerConfig c = plain(0);
+  c.logit_bias = {{1, -1.0f}, {2, 0.5f}, {7, 100.0f}};
+  Sampler greedy(c);
+  std::vector<float> l = {1.0f, 1.9f, 0.6f};
+  EXPECT_EQ(greedy.sample(l, {}), 2);  // 1.0, 0.9, 1.1
+  EXPECT_FLOAT_EQ(l[1], 0.9f);
+  c = plain(2.0f);
+  c.logit_bias = {{0, -INFINITY}};
+  Sampler sampled(c);
+  for (int i = 0; i < 200; ++i) {
+    auto p = logits_of({0.98, 0.01, 0.01});
+    EXPECT_NE(sampled.sample(p, {}), 0);
+  }
+}
+
 TEST(Sampler, RepetitionPenaltyDemotesRecentTokens) {
   SamplerConfig c = plain(0);
   c.repeat_penalty = 2.0f;

@@ -3,6 +3,8 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
+
 #include <nlohmann/json.hpp>
 
 #include "src/server/api_error.h"
@@ -55,10 +57,27 @@ TEST(ServerRequest, MalformedBodiesAre400) {
 }
 
 // What qrun does not do is refused by name, not silently dropped; asking for nothing passes.
+// OpenAI's logit_bias by id (a key), llama.cpp's list of [id, bias]; -100 or false bans.
+TEST(ServerRequest, LogitBias) {
+  const std::string head = R"({"messages":[{"role":"user","content":"x"}],)";
+  const auto bias = [&](const std::string& field) { return parse_request(Endpoint::ChatCompletions, head + field + "}").logit_bias; };
+  const auto a = bias(R"("logit_bias":{"15043":2.5,"7":-100})");
+  ASSERT_EQ(a.size(), 2u);
+  EXPECT_EQ(a[0], (std::pair<int32_t, float>{15043, 2.5f}));
+  EXPECT_EQ(a[1].first, 7);
+  EXPECT_TRUE(std::isinf(a[1].second) && a[1].second < 0);
+  const auto b = bias(R"("logit_bias":[[3,-1],[4,false]])");
+  ASSERT_EQ(b.size(), 2u);
+  EXPECT_EQ(b[0], (std::pair<int32_t, float>{3, -1.0f}));
+  EXPECT_TRUE(std::isinf(b[1].second));
+  EXPECT_TRUE(bias(R"("logit_bias":null)").empty());
+}
+
 TEST(ServerRequest, UnsupportedFeaturesAre400AndTheirNullFormsPass) {
   const std::string head = R"({"messages":[{"role":"user","content":"x"}],)";
   for (const std::string field : {R"("logprobs":2)", R"("top_logprobs":2)", R"("echo":true)",
-                                  R"("suffix":"end")", R"("logit_bias":{"5":-100})",
+                                  R"("suffix":"end")", R"("logit_bias":{"a":1})", R"("logit_bias":{"5":101})",
+                                  R"("logit_bias":[[5]])", R"("logit_bias":"5")", R"("logit_bias":{"-1":1})",
                                   R"("functions":[{"name":"f"}])", R"("best_of":2)", R"("response_format":"json")",
                                   R"("response_format":{"type":"xml"})",
                                   R"("stream_options":{"include_usage":true})", R"("frequency_penalty":2.5)",

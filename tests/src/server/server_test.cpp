@@ -825,6 +825,32 @@ TEST_F(QserveTest, HarmonyToolCalls) {
   EXPECT_TRUE(std::regex_match(spelled, std::regex(R"(now <\|constrain\|>json<\|message\|>\{\s*\}\s*)"))) << spelled;
 }
 
+// logit_bias: a banned token is never sampled, a boosted one is; ids outside the
+// vocabulary are a 400 naming the field.
+TEST_F(QserveTest, LogitBiasBansAndBoosts) {
+  Server s({"--workers", "1"}, DType::F32);
+  ASSERT_TRUE(s.ready()) << s.log();
+  const std::string prompt = "Once upon a time, Lily";
+  Model model(test::converted_stories(DType::F32).string(), RuntimeOptions{});
+  std::vector<int32_t> tokens = model.tokenizer().encode(prompt, true, false);
+  std::vector<float> logits(model.hparams().vocab_size);
+  model.forward(tokens, logits.data());
+  const int32_t greedy = static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
+  const int32_t boosted = model.tokenizer().encode(" purple", false, false).front();  // a word piece, not a byte
+  ASSERT_NE(boosted, greedy);
+  auto first_token = [&](const json& bias) {
+    auto r = post(s, "/v1/completions", json{{"prompt", prompt}, {"max_tokens", 1}, {"temperature", 0}, {"logprobs", 0}, {"logit_bias", bias}});
+    EXPECT_EQ(r->status, 200) << r->body;
+    return json::parse(r->body)["choices"][0]["logprobs"]["tokens"][0].get<std::string>();
+  };
+  EXPECT_EQ(first_token(json::object()), model.tokenizer().token_text(greedy, true));
+  EXPECT_NE(first_token(json{{std::to_string(greedy), -100}}), model.tokenizer().token_text(greedy, true));
+  EXPECT_EQ(first_token(json::array({json::array({boosted, 100})})), model.tokenizer().token_text(boosted, true));
+  auto r = post(s, "/v1/completions", json{{"prompt", prompt}, {"logit_bias", {{"100000", 1}}}});
+  EXPECT_EQ(r->status, 400) << r->body;
+  EXPECT_EQ(json::parse(r->body)["error"]["param"], "logit_bias") << r->body;
+}
+
 // logprobs: each generated token's log-probability under the model, as an in-process
 // Model gives it (forward the prompt, then one step per token, log-softmax in double),
 // with the most likely alternatives; the same streamed; the tokens spell the text.
