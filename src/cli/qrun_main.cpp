@@ -77,8 +77,7 @@ void print_embedding(qrun::Model& model, std::span<const int32_t> prompt, const 
 
 // --chat: the prompt as one user turn (after an optional system turn), rendered with
 // the model's chat template (or --chat-template).
-std::vector<int32_t> chat_prompt(const Args& a, const qrun::Tokenizer& tok) {
-  const qrun::ChatFormatter fmt(tok, qrun::resolve_chat_template(tok, a.chat_template), a.chat_template_kwargs);
+std::vector<int32_t> chat_prompt(const Args& a, const qrun::ChatFormatter& fmt) {
   qrun::ChatHistory history(fmt, a.system_prompt);
   return fmt.encode(history.add_user(a.prompt), true);
 }
@@ -367,7 +366,9 @@ int main(int argc, char** argv) {
     }
 
     const qrun::Tokenizer& tok = model.tokenizer();
-    const std::vector<int32_t> prompt = a.chat ? chat_prompt(a, tok) : tok.encode(a.prompt, true, a.special);
+    std::optional<qrun::ChatFormatter> fmt;
+    if (a.chat) fmt.emplace(tok, qrun::resolve_chat_template(tok, a.chat_template), a.chat_template_kwargs);
+    const std::vector<int32_t> prompt = fmt ? chat_prompt(a, *fmt) : tok.encode(a.prompt, true, a.special);
     if (prompt.empty()) throw qrun::Error("prompt encodes to no tokens");
     if (static_cast<int>(prompt.size()) > model.context_length())
       throw qrun::Error("prompt is " + std::to_string(prompt.size()) + " tokens, longer than the context of " +
@@ -386,7 +387,8 @@ int main(int argc, char** argv) {
       std::fputs(a.chat ? "\n" : "", stdout);
       std::fflush(stdout);
     }
-    const auto reply = qrun::cli::stream_reply(model, prompt, sampler, go, a.reverse_prompts);
+    const auto reply = fmt ? qrun::cli::stream_chat_reply(model, prompt, sampler, go, a.reverse_prompts, *fmt)
+                           : qrun::cli::stream_reply(model, prompt, sampler, go, a.reverse_prompts);
     std::fputc('\n', stdout);
     std::fflush(stdout);
     if (reply.stats.stop == qrun::StopReason::ContextFull)

@@ -121,6 +121,23 @@ class HarmonyPrinter {
 
 }  // namespace
 
+Reply stream_chat_reply(Model& model, std::span<const int32_t> prompt, Sampler& sampler, const GenerateOptions& options,
+                        const std::vector<std::string>& reverse_prompts, const ChatFormatter& fmt) {
+  if (!writes_harmony(fmt.template_text())) {
+    Reply r = stream_reply(model, prompt, sampler, options, reverse_prompts);
+    r.answer = r.text;
+    return r;
+  }
+  HarmonyPrinter printer(isatty(STDOUT_FILENO) != 0);
+  const ReplyDisplay display{special_token_ids(model.tokenizer(), harmony_tokens()),
+                             [&](const std::string& text) { printer.feed(text); }};
+  Reply r = stream_reply(model, prompt, sampler, options, reverse_prompts, display);
+  const ReplyParts parts = printer.finish();
+  r.answer = parts.content;
+  r.reasoning = parts.reasoning;
+  return r;
+}
+
 static void say_context_full(const Model& model) {
   std::fprintf(stderr, "\nqrun: context full (%d tokens): the conversation ends here (drop --no-context-shift "
                        "to keep going, or raise -c)\n", model.context_length());
@@ -131,9 +148,6 @@ GenerationStats run_conversation(Model& model, Sampler& sampler, const GenerateO
   const Tokenizer& tok = model.tokenizer();
   const ChatFormatter fmt(tok, resolve_chat_template(tok, settings.chat_template), settings.chat_template_kwargs);
   ChatHistory history(fmt, settings.system_prompt);
-  // gpt-oss's replies keep their channel headers, to be read into reasoning and answer.
-  std::optional<std::vector<int32_t>> harmony_tokens_kept;
-  if (writes_harmony(fmt.template_text())) harmony_tokens_kept = special_token_ids(tok, harmony_tokens());
   const bool interactive = isatty(STDIN_FILENO);
   int32_t pending = -1;  // the last reply's final token, not yet run through the model
   GenerationStats total;
@@ -173,22 +187,14 @@ GenerationStats run_conversation(Model& model, Sampler& sampler, const GenerateO
       prompt.insert(prompt.end(), added.begin(), added.end());
     }
     if (options.constraint) options.constraint->reset();
-    std::optional<HarmonyPrinter> harmony;
-    ReplyDisplay display;
-    if (harmony_tokens_kept) {
-      harmony.emplace(isatty(STDOUT_FILENO) != 0);
-      display = {*harmony_tokens_kept, [&](const std::string& text) { harmony->feed(text); }};
-    }
-    Reply reply = stream_reply(model, prompt, sampler, options, settings.reverse_prompts, display);
-    const ReplyParts parts = harmony ? harmony->finish() : ReplyParts{};
+    const Reply reply = stream_chat_reply(model, prompt, sampler, options, settings.reverse_prompts, fmt);
     print("\n");
     if (settings.verbose)
       std::fprintf(stderr, "qrun: turn %d: %d prompt tokens evaluated, %d reused from the cache, %d generated\n", turn,
                    reply.stats.prompt_tokens, reply.stats.reused_tokens, reply.stats.generated_tokens);
     total.add(reply.stats);
     ++turn;  // empty input lines are not turns
-    if (harmony) history.add_assistant(reply.text, parts.content, parts.reasoning);
-    else history.add_assistant(reply.text);
+    history.add_assistant(reply.text, reply.answer, reply.reasoning);
     pending = reply.stats.pending_token;
     if (reply.stats.stop == StopReason::ContextFull) {
       say_context_full(model);

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "qrun/chat.h"
 #include "qrun/generate.h"
 #include "qrun/model.h"
 #include "qrun/sampler.h"
@@ -17,8 +18,9 @@ namespace qrun::cli {
 
 struct Reply {
   GenerationStats stats;
-  std::string text;          // as printed (without a reverse prompt that stopped it)
+  std::string text;          // as generated (without a reverse prompt that stopped it)
   bool interrupted = false;  // Ctrl-C
+  std::string answer, reasoning;  // a chat reply's parts (stream_chat_reply)
 };
 
 // How a reply's text is shown: `kept`, special tokens whose text it keeps; `show`, what
@@ -32,6 +34,13 @@ struct ReplyDisplay {
 // printed; the text before it is.
 Reply stream_reply(Model& model, std::span<const int32_t> prompt, Sampler& sampler, const GenerateOptions& options,
                    const std::vector<std::string>& reverse_prompts, const ReplyDisplay& display = {});
+
+// A chat reply on `fmt`'s template: as stream_reply, or where the template writes
+// gpt-oss's channels, the analysis (dimmed on a terminal), a blank line and the answer,
+// without the channel headers; `answer` and `reasoning` are the parts the template is
+// given back.
+Reply stream_chat_reply(Model& model, std::span<const int32_t> prompt, Sampler& sampler, const GenerateOptions& options,
+                        const std::vector<std::string>& reverse_prompts, const ChatFormatter& fmt);
 
 struct ConversationSettings {
   std::string chat_template;  // --chat-template FILE_OR_TEXT (empty: the model's)

@@ -368,6 +368,10 @@ TEST(QrunConversation, HarmonyRepliesShowReasoningThenAnswer) {
   ASSERT_TRUE(std::regex_search(out, m, std::regex("turn 2: \\d+ prompt tokens evaluated, (\\d+) reused"))) << out;
   EXPECT_GE(std::stoi(m[1]), prompt1) << out;
   EXPECT_LT(std::stoi(m[1]), prompt1 + generated1 / 2) << out;
+  // One turn (--chat) shows it the same way.
+  const std::string one = stdout_of("-m " + quoted(model(DType::Q8)) + " --chat -p 'Once upon a time' --chat-template " +
+                                    quoted(harmony) + " --grammar " + quoted(grammar) + " -n 300 --temp 0 -t 1");
+  EXPECT_TRUE(std::regex_match(one, std::regex("Once upon a time\n[a-z ]{3,30}\n\n[a-z ]{3,30}\n"))) << one;
 }
 
 // Ctrl-C during a reply ends that reply; the next turn is answered; EOF ends cleanly.
