@@ -52,7 +52,7 @@ class HarmonyStream {
  public:
   explicit HarmonyStream(HarmonyReading how, std::string_view start = {});
   ReplyParts feed(std::string_view text);  // what to send now
-  HarmonyReply finish();                       // what was held back, and the calls
+  HarmonyReply finish();                   // what was held back, and the calls
 
  private:
   enum class State { Start, Plain, Header, Body };
@@ -68,9 +68,9 @@ class HarmonyStream {
   Goes goes_ = Goes::Content;
   std::string call_name_;
   std::string body_;       // a call's arguments so far
-  bool body_begun_ = false;                   // the body's leading whitespace is past
+  bool body_begun_ = false;  // the body's leading whitespace is past
   bool reasoning_sent_ = false, content_sent_ = false;
-  bool separate_next_ = false;                // a body of a kind already sent begins: a blank line first
+  bool separate_next_ = false;  // a body of a kind already sent begins: a blank line first
   std::vector<ToolCall> calls_;
 };
 

@@ -579,17 +579,19 @@ class Front {
     if (e.kind == WorkerPool::Event::Timeout) return;
     if (e.kind == WorkerPool::Event::Died) throw ApiError(500, "the worker process died; it is being restarted");
     if (e.kind == WorkerPool::Event::Error) throw ApiError(500, "generation failed: " + e.text);
-    ReasoningSplit split =
-        reading.reasoning ? split_reasoning(text, reading.thinking_open, think_tags_) : ReasoningSplit{{}, text};
+    ReasoningSplit split;
     std::vector<ToolCall> calls;
     if (reading.harmony) {
       HarmonyReply h = read_harmony_reply(reading.reply_start + text, {reading.reasoning, reading.tool_calls});
       split = {std::move(h.reasoning), std::move(h.content)};
       calls = identified(std::move(h.calls), reading);
-    } else if (reading.tool_calls) {
-      ParsedReply parsed = parse_tool_calls(reading.reply_start + split.content, tool_form_);
-      calls = identified(std::move(parsed.calls), reading);
-      if (!calls.empty()) split.content = std::move(parsed.content);
+    } else {
+      split = reading.reasoning ? split_reasoning(text, reading.thinking_open, think_tags_) : ReasoningSplit{{}, text};
+      if (reading.tool_calls) {
+        ParsedReply parsed = parse_tool_calls(reading.reply_start + split.content, tool_form_);
+        calls = identified(std::move(parsed.calls), reading);
+        if (!calls.empty()) split.content = std::move(parsed.content);
+      }
     }
     const ReplyEnd end = reply_end(e.json);
     metrics_.add_generation(end);
