@@ -164,6 +164,16 @@ void expect_same_tensors(const ModelFile& a, const ModelFile& b) {
   }
 }
 
+// The checkpoint in `dir` written as a GGUF at `gguf`, then converted to `type` both ways:
+// tmp/st.qrun from the safetensors, tmp/gguf.qrun from the GGUF.
+void convert_both_ways(const std::string& dir, const std::filesystem::path& gguf, const std::filesystem::path& tmp, DType type) {
+  test::write_bytes(gguf, gguf_from_checkpoint(dir));
+  ConvertOptions opt;
+  opt.weight_type = type;
+  convert_hf_checkpoint(dir, (tmp / "st.qrun").string(), opt);
+  convert_gguf(gguf.string(), (tmp / "gguf.qrun").string(), opt, GgufImportOptions{});
+}
+
 class GgufArch : public ::testing::TestWithParam<const char*> {};
 
 TEST_P(GgufArch, ImportEqualsSafetensorsConversion) {
@@ -172,12 +182,7 @@ TEST_P(GgufArch, ImportEqualsSafetensorsConversion) {
   const std::string dir = test::reference_checkpoint(arch, &why);
   if (dir.empty()) GTEST_SKIP() << why;
   test::ScratchDir tmp;
-  const auto gguf = tmp / (arch + ".gguf");
-  test::write_bytes(gguf, gguf_from_checkpoint(dir));
-  ConvertOptions opt;
-  opt.weight_type = DType::F32;
-  convert_hf_checkpoint(dir, (tmp / "st.qrun").string(), opt);
-  convert_gguf(gguf.string(), (tmp / "gguf.qrun").string(), opt, GgufImportOptions{});
+  convert_both_ways(dir, tmp / (arch + ".gguf"), tmp.path(), DType::F32);
   const ModelFile a((tmp / "st.qrun").string()), b((tmp / "gguf.qrun").string());
   format::HParams ha = a.hparams(), hb = b.hparams();
   EXPECT_EQ(hb.arch, ha.arch);
@@ -220,16 +225,14 @@ TEST(GgufGptOss, Mxfp4ExpertsStayMxfp4) {
   if (dir.empty()) GTEST_SKIP() << why;
   test::ScratchDir tmp;
   const auto gguf = tmp / "gpt-oss.gguf";
-  test::write_bytes(gguf, gguf_from_checkpoint(dir));
-  ConvertOptions opt;
-  opt.weight_type = DType::Q8;
-  convert_hf_checkpoint(dir, (tmp / "st.qrun").string(), opt);
-  convert_gguf(gguf.string(), (tmp / "gguf.qrun").string(), opt, GgufImportOptions{});
+  convert_both_ways(dir, gguf, tmp.path(), DType::Q8);
   const ModelFile a((tmp / "st.qrun").string()), b((tmp / "gguf.qrun").string());
   EXPECT_EQ(b.find("layers.0.w1_experts")->dtype, DType::Mx4);
   EXPECT_EQ(b.find("layers.0.w2_experts")->dtype, DType::Mx4);
   EXPECT_EQ(b.find("layers.0.wq")->dtype, DType::Q8);
   expect_same_tensors(a, b);
+  ConvertOptions opt;
+  opt.weight_type = DType::Q8;
   GgufImportOptions keep;
   keep.keep_types = true;
   convert_gguf(gguf.string(), (tmp / "keep.qrun").string(), opt, keep);

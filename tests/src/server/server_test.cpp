@@ -707,6 +707,22 @@ json weather_call_round_trip(const Server& s, const nlohmann::ordered_json& opti
   return nullptr;
 }
 
+// A required call of `now` (a function of no arguments) on `s`, with `options` added to
+// the request: its arguments must be {}; returns the text its tokens (logprobs) spell.
+std::string required_now_call(const Server& s, const json& options) {
+  const json tools = json::parse(R"([{"type": "function", "function": {"name": "now", "parameters": {}}}])");
+  json req = {{"messages", json::array({json{{"role", "user"}, {"content", "Time?"}}})}, {"tools", tools},
+              {"tool_choice", "required"}, {"logprobs", true}, {"max_tokens", 200}, {"seed", 1}};
+  if (options.is_object()) req.update(options);
+  auto r = post(s, "/v1/chat/completions", req);
+  EXPECT_EQ(r->status, 200) << r->body;
+  const json choice = json::parse(r->body)["choices"][0];
+  EXPECT_EQ(choice["message"]["tool_calls"][0]["function"]["arguments"], "{}") << choice;
+  std::string spelled;
+  for (const json& t : choice["logprobs"]["content"]) spelled += t["token"].get<std::string>();
+  return spelled;
+}
+
 // Llama 3.x's JSON calls ({"name", "parameters"} as the whole reply, results under an
 // ipython header), on a template written the way Llama 3.1-3.3's write calls and results.
 TEST_F(QserveTest, LlamaJsonToolCalls) {
@@ -775,17 +791,9 @@ TEST_F(QserveTest, MistralArgsToolCalls) {
   Server s({"--workers", "1", "-c", "2048", "--chat-template", mistral}, DType::Q8);
   ASSERT_TRUE(s.ready()) << s.log();
   EXPECT_FALSE(weather_call_round_trip(s, {{"parallel_tool_calls", false}}).is_null());
-  // The reply's tokens (its logprobs) spell the call as the template writes one, after
-  // the [TOOL_CALLS] the prompt ended with.
-  const json tools = json::parse(R"([{"type": "function", "function": {"name": "now", "parameters": {}}}])");
-  auto r = post(s, "/v1/chat/completions",
-                json{{"messages", json::array({json{{"role", "user"}, {"content", "Time?"}}})}, {"tools", tools}, {"tool_choice", "required"},
-                     {"parallel_tool_calls", false}, {"logprobs", true}, {"max_tokens", 200}, {"seed", 1}});
-  ASSERT_EQ(r->status, 200) << r->body;
-  const json choice = json::parse(r->body)["choices"][0];
-  EXPECT_EQ(choice["message"]["tool_calls"][0]["function"]["arguments"], "{}") << choice;
-  std::string spelled;
-  for (const json& t : choice["logprobs"]["content"]) spelled += t["token"].get<std::string>();
+  // The reply's tokens spell the call as the template writes one, after the [TOOL_CALLS]
+  // the prompt ended with.
+  const std::string spelled = required_now_call(s, {{"parallel_tool_calls", false}});
   EXPECT_TRUE(std::regex_match(spelled, std::regex(R"(now\[ARGS\]\{\s*\}\s*)"))) << spelled;
 }
 
@@ -813,15 +821,7 @@ TEST_F(QserveTest, HarmonyToolCalls) {
   ASSERT_TRUE(s.ready()) << s.log();
   EXPECT_FALSE(weather_call_round_trip(s, {}).is_null());
   // The reply's tokens spell the rest of the call's header after the name.
-  const json tools = json::parse(R"([{"type": "function", "function": {"name": "now", "parameters": {}}}])");
-  auto r = post(s, "/v1/chat/completions",
-                json{{"messages", json::array({json{{"role", "user"}, {"content", "Time?"}}})}, {"tools", tools}, {"tool_choice", "required"},
-                     {"logprobs", true}, {"max_tokens", 200}, {"seed", 1}});
-  ASSERT_EQ(r->status, 200) << r->body;
-  const json choice = json::parse(r->body)["choices"][0];
-  EXPECT_EQ(choice["message"]["tool_calls"][0]["function"]["arguments"], "{}") << choice;
-  std::string spelled;
-  for (const json& t : choice["logprobs"]["content"]) spelled += t["token"].get<std::string>();
+  const std::string spelled = required_now_call(s, {});
   EXPECT_TRUE(std::regex_match(spelled, std::regex(R"(now <\|constrain\|>json<\|message\|>\{\s*\}\s*)"))) << spelled;
 }
 
