@@ -198,11 +198,13 @@ InputStats calibrate_on_f16_copy(const CalibrationOptions& options, int threads,
   return collect_input_stats(model, tokens, capped);
 }
 
-InputStats calibrate_hf_checkpoint(const std::string& hf_dir, const CalibrationOptions& options, int threads) {
+InputStats calibrate_hf_checkpoint(const std::string& hf_dir, const CalibrationOptions& options, int threads,
+                                   const std::vector<LoraOption>& lora) {
   return calibrate_on_f16_copy(options, threads, [&](const std::string& f16_path) {
     ConvertOptions f16;
     f16.weight_type = DType::F16;
     f16.threads = threads;
+    f16.lora = lora;
     f16.progress = options.convert_progress;
     convert_hf_checkpoint(hf_dir, f16_path, f16);
   });

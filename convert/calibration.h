@@ -15,6 +15,7 @@
 #include <utility>
 #include <vector>
 
+#include "convert/lora_adapter.h"
 #include "convert/model_writer.h"
 #include "qrun/model.h"
 
@@ -68,6 +69,8 @@ InputStats collect_input_stats(Model& model, std::span<const int32_t> tokens, co
 // error too.
 InputStats calibrate_on_f16_copy(const CalibrationOptions& options, int threads,
                                  const std::function<void(const std::string& f16_path)>& write_f16);
-InputStats calibrate_hf_checkpoint(const std::string& hf_dir, const CalibrationOptions& options, int threads);
+// The checkpoint with `lora` merged, as the conversion will write it.
+InputStats calibrate_hf_checkpoint(const std::string& hf_dir, const CalibrationOptions& options, int threads,
+                                   const std::vector<LoraOption>& lora = {});
 
 }  // namespace qrun

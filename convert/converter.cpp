@@ -115,7 +115,9 @@ WriteSummary convert_hf_checkpoint(const std::string& hf_dir, const std::string&
   // With --calibrate, each projection's column importance from its inputs on the text.
   const InputStats input_stats = options.calibration.text_file.empty()
                                      ? InputStats{}
-                                     : calibrate_hf_checkpoint(hf_dir, options.calibration, options.threads);
+                                     : calibrate_hf_checkpoint(hf_dir, options.calibration, options.threads,
+                                                               options.lora);
+  LoraAdapters lora(options.lora);
 
   // A checkpoint that says "untied" but ships no lm_head is tied in practice.
   std::string head_name = "lm_head.weight";
@@ -151,6 +153,7 @@ WriteSummary convert_hf_checkpoint(const std::string& hf_dir, const std::string&
     const int64_t stacked = is_experts(recipe.part) && !per_expert_files ? hp.n_experts : 0;
     const int64_t src_rows = source_rows(recipe, hp);
     std::vector<const SafeTensor*> sources;
+    std::vector<std::vector<LoraDelta>> deltas;  // per source
     for (int e = 0; e < n_sources; ++e) {
       std::string src_name = expert_source_name(name_pattern, e);
       const SafeTensor* src = find_text_tensor(ckpt, src_name, config.multimodal, &src_name);
@@ -158,6 +161,8 @@ WriteSummary convert_hf_checkpoint(const std::string& hf_dir, const std::string&
         throw Error(hf_dir, -1, "checkpoint lacks tensor '" + src_name + "'" +
                                     (config.multimodal ? " (also looked for it under language_model. and model.language_model.)" : ""));
       used.insert(src_name);
+      if (const SafeTensor* trained = lora.replacement_for(src_name)) src = trained;
+      deltas.push_back(lora.deltas_for(*src));
       check_source_shape(*src, spec, src_rows, stacked, recipe.in_by_out && src->dtype != SafeDType::MXFP4);
       sources.push_back(src);
     }
@@ -173,20 +178,27 @@ WriteSummary convert_hf_checkpoint(const std::string& hf_dir, const std::string&
     std::vector<float> importance;
     if (dtype_is_quantized(t.dtype)) importance = column_importance(input_stats, spec.name, spec.cols, hf_dir);
     const bool in_by_out = recipe.in_by_out && stacked && sources[0]->dtype != SafeDType::MXFP4;
-    t.fill = [sources, src_rows, per, dtype = t.dtype, cols = spec.cols, first_row, step, plus_one = recipe.plus_one,
-              in_by_out, importance = std::move(importance)](int64_t b, int64_t e, uint8_t* dst) {
+    t.fill = [sources, deltas, src_rows, per, dtype = t.dtype, cols = spec.cols, first_row, step,
+              plus_one = recipe.plus_one, in_by_out, importance = std::move(importance)](int64_t b, int64_t e,
+                                                                                         uint8_t* dst) {
       // Rows come a block at a time from a source stored [in, out] (each of its rows
       // holds a value of every output row), else one at a time.
       constexpr int64_t kBlock = 64;
       std::vector<float> block(static_cast<size_t>((in_by_out ? kBlock : 1) * cols));
       const int64_t row_bytes = dtype_row_bytes(dtype, cols);
+      std::vector<std::unique_ptr<LoraRowAdder>> adders(sources.size());  // made at a source's first row
       for (int64_t r = b, got = 0; r < e; ++r) {
         float* row = &block[static_cast<size_t>(((r - b) % kBlock) * cols)];
-        const SafeTensor* src = sources[sources.size() > 1 ? static_cast<size_t>(r / src_rows) : 0];
+        const size_t si = sources.size() > 1 ? static_cast<size_t>(r / src_rows) : 0;
+        const SafeTensor* src = sources[si];
         const int64_t src_row = sources.size() > 1 ? r % src_rows : r / per * src_rows + first_row + r % per * step;
         if (!in_by_out) {
           row = block.data();
           src->read_f32(src_row * cols, cols, row);
+          if (!deltas[si].empty()) {
+            if (!adders[si]) adders[si] = std::make_unique<LoraRowAdder>(deltas[si], cols);
+            adders[si]->add(src_row, row);
+          }
         } else if (r >= got) {  // the next block, within one expert
           const int64_t n = std::min({kBlock - (r - b) % kBlock, e - r, per - r % per});
           read_in_by_out_rows(*src, r / per, cols, src_rows, first_row, step, r % per, n, row);
@@ -209,6 +221,7 @@ WriteSummary convert_hf_checkpoint(const std::string& hf_dir, const std::string&
     };
     out.push_back(std::move(t));
   }
+  lora.check_all_used();
   // Every tensor of the checkpoint must be used: one left over means config.json
   // describes another model (num_hidden_layers too small drops a layer silently).
   for (const auto& [name, t] : ckpt.tensors()) {

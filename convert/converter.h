@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "convert/calibration.h"
+#include "convert/lora_adapter.h"
 #include "convert/model_writer.h"
 #include "quant/type_policy.h"
 #include "qrun/dtype.h"
@@ -22,6 +23,9 @@ struct ConvertOptions {
   // its inputs on this text (convert/calibration.h). For GGUF input, only the tensors
   // re-quantized (blocks carried as they are keep their error).
   CalibrationOptions calibration;
+  // qconvert --lora / --lora-scaled: PEFT adapters merged into the weights, in order
+  // (convert/lora_adapter.h); calibration runs the merged model too.
+  std::vector<LoraOption> lora;
 };
 
 WriteSummary convert_hf_checkpoint(const std::string& hf_dir, const std::string& out_path,

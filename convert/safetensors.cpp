@@ -63,7 +63,9 @@ void SafeTensor::read_f32(int64_t begin, int64_t n, float* out) const {
 SafetensorsCheckpoint::SafetensorsCheckpoint(const fs::path& dir) {
   const fs::path single = dir / "model.safetensors";
   const fs::path index = dir / "model.safetensors.index.json";
-  if (fs::exists(index)) {
+  if (fs::is_regular_file(dir)) {
+    add_file(dir);
+  } else if (fs::exists(index)) {
     std::ifstream in(index);
     json j;
     try {

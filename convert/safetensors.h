@@ -36,7 +36,8 @@ struct SafeTensor {
 
 class SafetensorsCheckpoint {
  public:
-  // dir holds model.safetensors, or model.safetensors.index.json and its shards.
+  // dir holds model.safetensors, or model.safetensors.index.json and its shards; or
+  // `dir` is one .safetensors file (a LoRA adapter's adapter_model.safetensors).
   explicit SafetensorsCheckpoint(const std::filesystem::path& dir);
 
   const SafeTensor* find(const std::string& name) const;

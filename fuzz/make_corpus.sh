@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 qconvert=$1
 out=$2
 shared=../shared
-for t in model_file safetensors hf_config tokenizer_json tokenizer_model chat_template server_request option_text tokenizer_config json_prefix json_schema gbnf; do
+for t in model_file safetensors lora_adapter hf_config tokenizer_json tokenizer_model chat_template server_request option_text tokenizer_config json_prefix json_schema gbnf; do
   mkdir -p "$out/$t"
 done
 tmp=$(mktemp -d)
@@ -39,6 +39,17 @@ for m in stories260K stories260K-bf16; do
   f=$shared/models/$m/model.safetensors
   head -c "$((8 + $(u64_at "$f" 0)))" "$f" >"$out/safetensors/seed-$m"
 done
+
+# lora_adapter: PEFT adapter configs, and an adapter_model.safetensors (its 8-byte header
+# length, the header, zeros for A [2, 8] and B [8, 2]).
+printf '%s' '{"peft_type":"LORA","r":2,"lora_alpha":16,"use_rslora":true,"use_dora":false,"fan_in_fan_out":false,"alpha_pattern":{"model.layers.0.self_attn.q_proj":4},"target_modules":["q_proj","v_proj"]}' >"$out/lora_adapter/seed-config"
+printf '%s' '{"peft_type":"LORA","r":2,"lora_alpha":2}' >"$out/lora_adapter/seed-config-min"
+header='{"base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight":{"dtype":"F32","shape":[2,8],"data_offsets":[0,64]},"base_model.model.model.layers.0.self_attn.q_proj.lora_B.default.weight":{"dtype":"F32","shape":[8,2],"data_offsets":[64,128]},"base_model.model.model.norm.weight":{"dtype":"F32","shape":[8],"data_offsets":[128,160]}}'
+{
+  printf "$(printf '\\x%02x' $((${#header} & 255)) $((${#header} >> 8 & 255)) 0 0 0 0 0 0)"
+  printf '%s' "$header"
+  head -c 160 /dev/zero
+} >"$out/lora_adapter/seed-weights"
 
 # hf_config and tokenizer_model: the shipped files as they are.
 for f in "$shared"/models/*/config.json; do

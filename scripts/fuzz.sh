@@ -16,7 +16,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-30}
-targets=(model_file safetensors hf_config tokenizer_json tokenizer_model chat_template gguf_reader server_request option_text tokenizer_config json_prefix json_schema gbnf)
+targets=(model_file safetensors lora_adapter hf_config tokenizer_json tokenizer_model chat_template gguf_reader server_request option_text tokenizer_config json_prefix json_schema gbnf)
 
 ./scripts/install_deps.sh
 packages=(clang-14 libclang-rt-14-dev libfuzzer-14-dev)

@@ -6,6 +6,7 @@
 
 #include "common/model_fixture.h"
 #include "common/run_command.h"
+#include "common/safetensors_writer.h"
 #include "qrun/embedding.h"
 
 #include <nlohmann/json.hpp>
@@ -180,6 +181,30 @@ TEST(QconvertCli, RefusesToOverwriteItsInputAndMixedModes) {
   r = run_command(tool("qconvert") + " " + quoted(in.string()) + " -o " + quoted((dir / "x").string()) + " --verify");
   EXPECT_EQ(r.exit_code, 2) << r.out;
   EXPECT_FALSE(std::filesystem::exists(dir / "x"));
+}
+
+// --lora / --lora-scaled DIR SCALE reach the converter (tests/convert/lora_adapter_test.cpp
+// checks the sums); a scale that is not a number is a usage error.
+TEST(QconvertCli, MergesLoraAdapters) {
+  test::ScratchDir dir;
+  const auto adapter = dir / "adapter";
+  std::filesystem::create_directories(adapter);
+  const std::string p = "base_model.model.model.layers.0.self_attn.q_proj.";
+  test::write_safetensors(adapter / "adapter_model.safetensors",
+                          {test::f32_tensor(p + "lora_A.weight", {2, 64}, std::vector<float>(128, 0.01f)),
+                           test::f32_tensor(p + "lora_B.weight", {64, 2}, std::vector<float>(128, 0.02f))});
+  test::write_text(adapter / "adapter_config.json", R"({"peft_type": "LORA", "r": 2, "lora_alpha": 4})");
+  const std::string base = tool("qconvert") + " " + quoted(test::stories_dir().string()) + " --type q8 -o ";
+  auto r = run_command(base + quoted((dir / "a.q8").string()) + " --lora " + quoted(adapter.string()) +
+                       " --lora-scaled " + quoted(adapter.string()) + " 0.5");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  r = run_command(base + quoted((dir / "b.q8").string()) + " --lora-scaled " + quoted(adapter.string()) + " half");
+  EXPECT_EQ(r.exit_code, 2) << r.out;
+  EXPECT_NE(r.out.find("--lora-scaled " + adapter.string() + " half: the scale is not a number"), std::string::npos)
+      << r.out;
+  r = run_command(base + quoted((dir / "b.q8").string()) + " --lora " + quoted((dir / "none").string()));
+  EXPECT_EQ(r.exit_code, 2) << r.out;
+  EXPECT_FALSE(std::filesystem::exists(dir / "b.q8"));
 }
 
 }  // namespace
