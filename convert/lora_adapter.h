@@ -12,15 +12,9 @@
 #include <vector>
 
 #include "convert/safetensors.h"
+#include "qrun/lora.h"
 
 namespace qrun {
-
-// qconvert --lora DIR (scale 1) / --lora-scaled DIR SCALE: the adapter's own
-// lora_alpha / r (or / sqrt(r) with use_rslora) times `scale`.
-struct LoraOption {
-  std::filesystem::path dir;
-  float scale = 1.0f;
-};
 
 // One adapter's low-rank change of one base tensor [rows, cols].
 struct LoraDelta {
@@ -31,6 +25,8 @@ struct LoraDelta {
   int64_t rank;
 };
 
+// LoraOption::scale multiplies the adapter's own lora_alpha / r (or / sqrt(r) with
+// use_rslora).
 class LoraAdapters {
  public:
   LoraAdapters() = default;

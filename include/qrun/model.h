@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "qrun/kv_cache.h"
+#include "qrun/lora.h"
 #include "qrun/model_file.h"
 #include "qrun/run_plan.h"
 #include "qrun/thread_pool.h"
@@ -41,6 +42,9 @@ struct RuntimeOptions {
   // How the KV cache stores keys and values (llama.cpp's --cache-type-k/-v): f16, or
   // q8_0 for 47% less memory. Layers on the GPU keep theirs in f16.
   KvType cache_type_k = KvType::F16, cache_type_v = KvType::F16;
+  // LoRA updates of projections (include/qrun/lora.h: load_lora_updates), applied on top
+  // of the mapped weights; shared by every Model given them. Not with GPU layers.
+  std::shared_ptr<const LoraUpdates> lora;
 };
 
 // The inputs the projections read, one per group of matrices that share it.
@@ -142,6 +146,8 @@ class Model {
   // new window [from, to) gathered from the old positions.
   void turn_key_back(int layer, int pos, int count, float* scratch, uint8_t* out);
   void shift_rings(int keep, int count, int from, int to);
+  // Points the adapted projections' Weight::lora at their updates (RuntimeOptions::lora).
+  void attach_lora(std::shared_ptr<const LoraUpdates> lora);
 
   ModelFile file_;
   Tokenizer tokenizer_;
@@ -153,6 +159,7 @@ class Model {
   std::unique_ptr<Scratch> s_;
   std::unique_ptr<LayerStreamer> streamer_;
   std::unique_ptr<GpuOffload> gpu_;
+  std::shared_ptr<const LoraUpdates> lora_;  // what Weight::lora points into
   std::vector<float> rope_inv_freq_;
   std::vector<float> rope_local_inv_freq_;  // empty: every layer takes rope_inv_freq_
   float rope_attn_factor_ = 1.0f;           // the global table's (the local one is unscaled)

@@ -3,15 +3,20 @@
 
 #include <CLI/CLI.hpp>
 
+#include <algorithm>
 #include <charconv>
+#include <cstdio>
 #include <cmath>
 #include <cstdint>
 #include <initializer_list>
+#include <memory>
 #include <string>
 #include <stdexcept>
 #include <string_view>
 #include <utility>
 #include <vector>
+
+#include "qrun/lora.h"
 
 namespace qrun::cli {
 
@@ -104,6 +109,60 @@ inline void add_cache_type_options(CLI::App& app, std::string& k, std::string& v
   app.add_option("--cache-type-v", v, "-ctv TYPE: how the KV cache stores values: f16, or q8_0")
       ->check(CLI::IsMember({"f16", "q8_0"}))
       ->capture_default_str();
+}
+
+// --lora DIR / --lora-scaled DIR SCALE (llama.cpp's flags), repeatable; `how` says what
+// the tool does with the adapters.
+struct LoraFlags {
+  std::vector<std::string> dirs;
+  std::vector<std::string> scaled;  // DIR SCALE pairs
+};
+
+inline void add_lora_options(CLI::App& app, LoraFlags& f, const std::string& how) {
+  app.add_option("--lora", f.dirs, how + " (a PEFT folder: adapter_config.json, adapter_model.safetensors); repeatable")
+      ->check(CLI::ExistingDirectory);
+  app.add_option("--lora-scaled", f.scaled, "DIR SCALE: as --lora, with the adapter's update times SCALE; repeatable")
+      ->expected(2)
+      ->allow_extra_args(false);
+}
+
+// The adapters: --lora's, then --lora-scaled's. Throws std::invalid_argument for a scale
+// that is not a finite number.
+inline std::vector<LoraOption> lora_options(const LoraFlags& f) {
+  std::vector<LoraOption> out;
+  for (const std::string& d : f.dirs) out.push_back({d, 1.0f});
+  for (size_t i = 0; i + 1 < f.scaled.size(); i += 2) {
+    const std::string& text = f.scaled[i + 1];
+    float scale = 0;
+    const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), scale);
+    if (ec != std::errc() || end != text.data() + text.size() || !std::isfinite(scale))
+      throw std::invalid_argument("--lora-scaled " + f.scaled[i] + " " + text + ": the scale is not a number");
+    out.push_back({f.scaled[i], scale});
+  }
+  return out;
+}
+
+// The run-time adapters of a model (RuntimeOptions::lora): null without --lora.
+inline std::shared_ptr<const LoraUpdates> lora_updates_for(const std::string& model_path,
+                                                           const std::vector<LoraOption>& adapters) {
+  if (adapters.empty()) return nullptr;
+  return std::make_shared<const LoraUpdates>(load_lora_updates(model_path, adapters));
+}
+
+// "14 matrices, rank 16, 24.0 MiB of f16 factors": what --lora loaded, for the log.
+inline std::string describe_lora(const LoraUpdates& lora) {
+  int64_t lo = 0, hi = 0;
+  size_t bytes = 0;
+  for (const auto& [name, u] : lora) {
+    lo = lo == 0 ? u.rank : std::min(lo, u.rank);
+    hi = std::max(hi, u.rank);
+    bytes += 2 * (u.a.size() + u.b.size());
+  }
+  char buf[160];
+  std::snprintf(buf, sizeof buf, "%zu matrices adapted at run time, rank %s, %.1f MiB of f16 factors", lora.size(),
+                (lo == hi ? std::to_string(hi) : std::to_string(lo) + "-" + std::to_string(hi)).c_str(),
+                static_cast<double>(bytes) / (1 << 20));
+  return buf;
 }
 
 // llama.cpp's single-dash long flags, which CLI11 does not take as they are: argv with

@@ -3,8 +3,6 @@
 #include <unistd.h>
 
 #include <chrono>
-#include <cmath>
-#include <cstdlib>
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
@@ -84,16 +82,8 @@ int main(int argc, char** argv) {
   app.add_option("--calibrate-ctx", calibration.context,
                  "With --calibrate: tokens per window (default 512, at most the trained context)")
       ->check(CLI::Range(2, 1 << 20));
-  std::vector<std::string> lora_dirs;
-  std::vector<std::string> lora_scaled;  // DIR SCALE pairs
-  app.add_option("--lora", lora_dirs,
-                 "Merge this PEFT LoRA adapter folder (adapter_config.json, adapter_model.safetensors) into the "
-                 "weights before quantizing; repeatable")
-      ->check(CLI::ExistingDirectory);
-  app.add_option("--lora-scaled", lora_scaled, "DIR SCALE: merge the adapter with its update times SCALE; repeatable")
-      ->expected(2)
-      ->allow_extra_args(false)
-      ->type_name("DIR SCALE");
+  qrun::cli::LoraFlags lora;
+  qrun::cli::add_lora_options(app, lora, "Merge this LoRA adapter into the weights before quantizing");
   app.add_option("-t,--threads", threads, "Quantization threads (default: all cores)")->check(CLI::Range(1, 1024));
   app.add_option("--info", info_path, "Print the header and tensor table of a qrun model file and exit");
   app.add_flag("--verify", verify, "With --info: also verify every tensor checksum");
@@ -148,20 +138,15 @@ int main(int argc, char** argv) {
       opt.mixed = policy.mixed;
       opt.tensor_types = tensor_types;
     }
-    if (gguf && !(lora_dirs.empty() && lora_scaled.empty())) {
+    if (gguf && !(lora.dirs.empty() && lora.scaled.empty())) {
       std::cerr << "qconvert: --lora merges into a Hugging Face checkpoint folder, not a GGUF file\n";
       return 2;
     }
-    for (const std::string& d : lora_dirs) opt.lora.push_back({d, 1.0f});
-    for (size_t i = 0; i + 1 < lora_scaled.size(); i += 2) {
-      char* end = nullptr;
-      const float scale = std::strtof(lora_scaled[i + 1].c_str(), &end);
-      if (end == lora_scaled[i + 1].c_str() || *end || !std::isfinite(scale)) {
-        std::cerr << "qconvert: --lora-scaled " << lora_scaled[i] << " " << lora_scaled[i + 1]
-                  << ": the scale is not a number\n";
-        return 2;
-      }
-      opt.lora.push_back({lora_scaled[i], scale});
+    try {
+      opt.lora = qrun::cli::lora_options(lora);
+    } catch (const std::invalid_argument& e) {
+      std::cerr << "qconvert: " << e.what() << "\n";
+      return 2;
     }
     opt.threads = threads;
     qrun::ProgressBar f16_bar("calibration: f16 copy"), run_bar("calibration: running");

@@ -30,11 +30,20 @@ int main(int argc, char** argv) {
   app.add_option("--kl-divergence-base", po.save_kl_base, "Save this (reference) model's log-probabilities here");
   qrun::cli::add_q8_activations_option(app, q8_act);
   qrun::cli::add_cache_type_options(app, cache_type_k, cache_type_v);
+  qrun::cli::LoraFlags lora;
+  qrun::cli::add_lora_options(app, lora, "Apply this LoRA adapter at run time");
   app.add_option("--kl-divergence", po.kl_base, "Compare against log-probabilities saved by a reference run");
   try {
     app.parse(qrun::cli::spelled_out_args(argc, argv));
   } catch (const CLI::ParseError& e) {
     return qrun::cli::usage_exit(app, e);
+  }
+  std::vector<qrun::LoraOption> adapters;
+  try {
+    adapters = qrun::cli::lora_options(lora);
+  } catch (const std::invalid_argument& e) {
+    std::fprintf(stderr, "qppl: %s\n", e.what());
+    return 2;
   }
   try {
     const std::string text = qrun::read_text_file(text_path, "text file");
@@ -45,6 +54,7 @@ int main(int argc, char** argv) {
     ro.q8_activation_bits = q8_act;
     ro.cache_type_k = qrun::parse_kv_type(cache_type_k);
     ro.cache_type_v = qrun::parse_kv_type(cache_type_v);
+    ro.lora = qrun::cli::lora_updates_for(model_path, adapters);
     qrun::Model model(model_path, ro);
     const auto r = qrun::run_perplexity(model, text, po, [](int c, int n, double ppl) {
       std::fprintf(stderr, "[%d/%d] running perplexity %.4f\n", c, n, ppl);

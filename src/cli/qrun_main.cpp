@@ -33,6 +33,7 @@ namespace {
 
 struct Args {
   std::string model, prompt, prompt_file;
+  qrun::cli::LoraFlags lora;
   int n_predict = 128, context = 0, threads = 0, batch = 0, q8_activations = 0;
   qrun::SamplerConfig sampling;
   int64_t seed = -1;
@@ -202,6 +203,7 @@ int main(int argc, char** argv) {
   qrun::cli::add_q8_activations_option(app, a.q8_activations);
   app.add_flag("--swa-full", a.swa_full, qrun::cli::kSwaFullHelp);
   qrun::cli::add_cache_type_options(app, a.cache_type_k, a.cache_type_v);
+  qrun::cli::add_lora_options(app, a.lora, "Apply this LoRA adapter at run time, over the mapped weights");
   app.add_flag("--mlock", a.mlock, "Lock the model in RAM (needs RLIMIT_MEMLOCK)");
   app.add_flag("--no-mmap", a.no_mmap, "Read the model into private memory instead of mapping it");
   app.add_flag("--ignore-eos", a.ignore_eos, "Keep generating past end-of-sequence");
@@ -265,6 +267,13 @@ int main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     return qrun::cli::usage_exit(app, e);
   }
+  std::vector<qrun::LoraOption> adapters;
+  try {
+    adapters = qrun::cli::lora_options(a.lora);
+  } catch (const std::invalid_argument& e) {
+    std::fprintf(stderr, "qrun: %s\n", e.what());
+    return 2;
+  }
 
   try {
     if (a.mlock && a.no_mmap) throw qrun::Error("--mlock and --no-mmap cannot be combined");
@@ -284,6 +293,7 @@ int main(int argc, char** argv) {
     ro.cache_type_k = qrun::parse_kv_type(a.cache_type_k);
     ro.cache_type_v = qrun::parse_kv_type(a.cache_type_v);
     ro.verify_checksums = a.verify;
+    ro.lora = qrun::cli::lora_updates_for(a.model, adapters);
     if (!a.mem_budget.empty()) ro.mem_budget = parse_size(a.mem_budget);
     if (a.n_gpu_layers > 0 || !a.gpu_layers.empty())
       parse_gpu_layers(a, static_cast<int>(qrun::ModelFile(a.model).hparams().n_layers), ro);
@@ -318,6 +328,7 @@ int main(int argc, char** argv) {
     const auto t0 = std::chrono::steady_clock::now();
     qrun::Model model(a.model, ro);
     const double load_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+    if (ro.lora) std::fprintf(stderr, "qrun: lora: %s\n", qrun::cli::describe_lora(*ro.lora).c_str());
     const int trained = static_cast<int>(model.hparams().max_seq_len);
     if (model.context_length() > trained)
       std::fprintf(stderr, "qrun: warning: context %d is longer than the %d tokens the model was trained on; "

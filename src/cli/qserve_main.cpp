@@ -42,6 +42,8 @@ int main(int argc, char** argv) {
   qrun::cli::add_q8_activations_option(app, q8_activations);
   app.add_flag("--swa-full", swa_full, qrun::cli::kSwaFullHelp);
   qrun::cli::add_cache_type_options(app, cache_type_k, cache_type_v);
+  qrun::cli::LoraFlags lora;
+  qrun::cli::add_lora_options(app, lora, "Apply this LoRA adapter at run time, in every worker");
   app.add_option("--api-key", o.api_key, "Require 'Authorization: Bearer KEY' (all routes but /health)");
   app.add_option("--max-body", o.max_body, "Largest request body in bytes (413 beyond)")
       ->check(CLI::Range(size_t{1}, size_t{1} << 30))->capture_default_str();
@@ -77,6 +79,13 @@ int main(int argc, char** argv) {
     return qrun::cli::usage_exit(app, e);
   }
   qrun::server::parse_reasoning_format(reasoning_format, &o.separate_reasoning);
+  std::vector<qrun::LoraOption> adapters;
+  try {
+    adapters = qrun::cli::lora_options(lora);
+  } catch (const std::invalid_argument& e) {
+    std::fprintf(stderr, "qserve: %s\n", e.what());
+    return 2;
+  }
   try {
     const int cores = qrun::physical_core_count();
     if (o.workers == 0) o.workers = std::max(1, cores / 2);
@@ -89,7 +98,11 @@ int main(int argc, char** argv) {
     ro.swa_full = swa_full;
     ro.cache_type_k = qrun::parse_kv_type(cache_type_k);
     ro.cache_type_v = qrun::parse_kv_type(cache_type_v);
+    // Checked here too, so that a bad adapter is one message, not one per worker.
+    ro.lora = qrun::cli::lora_updates_for(o.model_path, adapters);
     if (worker_fd >= 0) return qrun::server::run_worker(worker_fd, o.model_path, ro, draft);
+    if (ro.lora) std::fprintf(stderr, "qserve: lora: %s in each worker\n", qrun::cli::describe_lora(*ro.lora).c_str());
+    ro.lora.reset();
     if (!draft.path.empty()) {  // refused here, once, rather than by every worker
       const qrun::ModelFile model_file(o.model_path), draft_file(draft.path);
       qrun::check_draft_vocabulary(qrun::Tokenizer(qrun::deserialize_tokenizer(model_file)),
@@ -101,6 +114,9 @@ int main(int argc, char** argv) {
                      std::to_string(batch), "--cache-type-k", cache_type_k, "--cache-type-v", cache_type_v};
     if (q8_activations) o.worker_argv.insert(o.worker_argv.end(), {"--q8-activations", std::to_string(q8_activations)});
     if (swa_full) o.worker_argv.push_back("--swa-full");
+    for (const std::string& dir : lora.dirs) o.worker_argv.insert(o.worker_argv.end(), {"--lora", dir});
+    for (size_t i = 0; i + 1 < lora.scaled.size(); i += 2)
+      o.worker_argv.insert(o.worker_argv.end(), {"--lora-scaled", lora.scaled[i], lora.scaled[i + 1]});
     if (!draft.path.empty())
       o.worker_argv.insert(o.worker_argv.end(), {"--model-draft", draft.path, "--draft-max", std::to_string(draft.max),
                                                  "--draft-p-min", std::to_string(draft.p_min)});

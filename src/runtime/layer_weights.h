@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "qrun/dtype.h"
+#include "qrun/lora.h"
 #include "qrun/model_file.h"
 
 namespace qrun {
@@ -14,6 +15,7 @@ struct Weight {
   const uint8_t* data = nullptr;
   int64_t rows = 0;
   int64_t cols = 0;
+  const LowRankUpdate* lora = nullptr;  // run-time adapter: y += B (A x) after W x
 
   static Weight from(const TensorView& t) { return {t.dtype, t.data, t.rows, t.cols}; }
   int64_t row_bytes() const { return dtype_row_bytes(dtype, cols); }

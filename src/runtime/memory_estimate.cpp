@@ -66,7 +66,9 @@ MemoryEstimate estimate_memory(const std::string& path, const RuntimeOptions& op
     const MemoryEstimate d = estimate_memory(draft_path, draft_runtime_options(plan.context, options));
     e.draft = d.total() - d.runtime;  // one process
   }
-  e.as_types = as_other_types(file, plan.context, e.kv_cache + e.scratch + e.tokenizer + e.runtime + e.draft);
+  if (options.lora)
+    for (const auto& [name, u] : *options.lora) e.lora += 2 * (u.a.size() + u.b.size());
+  e.as_types = as_other_types(file, plan.context, e.kv_cache + e.scratch + e.tokenizer + e.runtime + e.draft + e.lora);
   return e;
 }
 
@@ -85,6 +87,10 @@ std::string format_estimate(const MemoryEstimate& e) {
   std::string out = buf;
   if (e.draft > 0) {
     std::snprintf(buf, sizeof buf, "draft     %9.1f MiB (-md: its weights, kv cache, scratch, tokenizer)\n", mib(e.draft));
+    out += buf;
+  }
+  if (e.lora > 0) {
+    std::snprintf(buf, sizeof buf, "lora      %9.1f MiB (--lora: the adapters' f16 factors, private)\n", mib(e.lora));
     out += buf;
   }
   std::snprintf(buf, sizeof buf, "total     %9.1f MiB\n", mib(e.total()));

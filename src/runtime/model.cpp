@@ -19,6 +19,20 @@ namespace {
 
 const float* f32_data(const TensorView& t) { return reinterpret_cast<const float*>(t.data); }
 
+// "layers.3.wq" -> 3, "wq".
+bool parse_layer_tensor_name(const std::string& name, int* layer, std::string* role) {
+  if (!name.starts_with("layers.")) return false;
+  const size_t dot = name.find('.', 7);
+  if (dot == std::string::npos || dot == 7 || dot > 12) return false;
+  *layer = 0;
+  for (size_t i = 7; i < dot; ++i) {
+    if (name[i] < '0' || name[i] > '9') return false;
+    *layer = *layer * 10 + (name[i] - '0');
+  }
+  *role = name.substr(dot + 1);
+  return true;
+}
+
 }  // namespace
 
 int resolved_context(const format::HParams& hp, int requested) {
@@ -94,6 +108,7 @@ Model::Model(const std::string& path, const RuntimeOptions& options)
     }
     w_->layers.push_back(w);
   }
+  if (options.lora && !options.lora->empty()) attach_lora(options.lora);
   // LongRoPE: the long factors once the context is longer than the model's original one
   // (llama.cpp's choice: fixed per run, where transformers switches by sequence length).
   const float* longrope = nullptr;
@@ -118,6 +133,32 @@ Model::Model(const std::string& path, const RuntimeOptions& options)
     if (options.load_mode == LoadMode::Mmap)
       for (int l = plan_.gpu_first; l < plan_.gpu_first + plan_.gpu_count; ++l)
         file_.mapping().release(file_.layers()[size_t(l)].offset, file_.layers()[size_t(l)].size);
+  }
+}
+
+void Model::attach_lora(std::shared_ptr<const LoraUpdates> lora) {
+  if (plan_.gpu_count > 0)
+    throw Error(file_.path(), -1, "--lora: the GPU layers do not apply adapters; run without -ngl, or merge the "
+                                  "adapter with qconvert --lora");
+  lora_ = std::move(lora);
+  for (const auto& [name, update] : *lora_) {
+    Weight* w = nullptr;
+    if (name == "output" && !hparams().tied_embeddings) w = &w_->head;
+    int layer = -1;
+    std::string role;
+    if (parse_layer_tensor_name(name, &layer, &role) && layer >= 0 && layer < static_cast<int>(w_->layers.size())) {
+      LayerWeights& l = w_->layers[size_t(layer)];
+      for (auto [r, field] : {std::pair{"wq", &l.wq}, {"wk", &l.wk}, {"wv", &l.wv}, {"wo", &l.wo}, {"w1", &l.w1},
+                              {"w2", &l.w2}, {"w3", &l.w3}, {"w1_shared", &l.w1_shared}, {"w2_shared", &l.w2_shared},
+                              {"w3_shared", &l.w3_shared}})
+        if (role == r && field->data) w = field;
+    }
+    if (!w) throw Error(file_.path(), -1, "--lora: no projection '" + name + "' to adapt at run time");
+    if (w->rows != update.rows || w->cols != update.cols || update.rank < 1 ||
+        update.a.size() != size_t(update.rank * update.cols) || update.b.size() != size_t(update.rows * update.rank))
+      throw Error(file_.path(), -1, "--lora: the update of '" + name + "' does not fit its " +
+                                        std::to_string(w->rows) + " x " + std::to_string(w->cols) + " matrix");
+    w->lora = &update;
   }
 }
 

@@ -34,9 +34,9 @@ QuantizedInput quantize_input(ThreadPool& pool, std::span<const Projection> outs
   return {int8 ? act.q8.data() : nullptr, int16 ? act.q16.data() : nullptr};
 }
 
-}  // namespace
-
-void project(ThreadPool& pool, std::span<const Projection> outs, const float* x, int n, const ActivationBuffers& act) {
+// One parallel section over the rows of every projection in `outs`.
+void run_section(ThreadPool& pool, std::span<const Projection> outs, const float* x, int n,
+                 const ActivationBuffers& act) {
   const int64_t cols = outs.front().w.cols, blocks = q8a_blocks(cols);
   int64_t rows = 0, bytes = 0, input_rows = n;
   for (const Projection& p : outs) {
@@ -63,6 +63,56 @@ void project(ThreadPool& pool, std::span<const Projection> outs, const float* x,
       }
     }
   }, useful_threads(bytes * n));
+}
+
+// y_i += B t_i for each adapted projection (t_i = A x_i, rank floats per token), B's rows
+// of all of them split among the threads in one section.
+void add_low_rank_products(ThreadPool& pool, std::span<const Projection> adapted, const std::vector<std::vector<float>>& t,
+                           int n) {
+  int64_t rows = 0, bytes = 0;
+  for (const Projection& p : adapted) {
+    rows += p.w.rows;
+    bytes += p.w.rows * p.w.lora->rank * 2;
+  }
+  pool.parallel_for(rows, [&](int64_t r0, int64_t r1) {
+    std::vector<float> part;
+    int64_t first = 0;
+    for (size_t i = 0; i < adapted.size(); ++i) {
+      const Projection& p = adapted[i];
+      const LowRankUpdate& u = *p.w.lora;
+      const int64_t b = std::max(r0, first) - first, e = std::min(r1, first + p.w.rows) - first, m = e - b;
+      first += p.w.rows;
+      if (m <= 0) continue;
+      part.resize(static_cast<size_t>(n * m));
+      matmul(DType::F16, u.b.data() + b * u.rank, m, u.rank, n, t[i].data(), nullptr, part.data(), m);
+      for (int64_t k = 0; k < n; ++k)
+        for (int64_t j = 0; j < m; ++j) p.y[k * p.ldy + b + j] += part[static_cast<size_t>(k * m + j)];
+    }
+  }, useful_threads(bytes * n));
+}
+
+}  // namespace
+
+// Run-time LoRA (Weight::lora): each adapted projection's A x joins the section as rows of
+// its own, and one more section adds B (A x): two hand-offs per call however many of its
+// projections are adapted. The factors are f16: rank (rows + cols) multiply-adds per token,
+// a few percent of W's rows * cols at the ranks adapters use.
+void project(ThreadPool& pool, std::span<const Projection> outs, const float* x, int n, const ActivationBuffers& act) {
+  if (std::none_of(outs.begin(), outs.end(), [](const Projection& p) { return p.w.lora != nullptr; }))
+    return run_section(pool, outs, x, n, act);
+  std::vector<Projection> section(outs.begin(), outs.end()), adapted;
+  std::vector<std::vector<float>> t;
+  t.reserve(outs.size());
+  for (const Projection& p : outs) {
+    if (!p.w.lora) continue;
+    const LowRankUpdate& u = *p.w.lora;
+    t.emplace_back(static_cast<size_t>(n * u.rank));
+    section.push_back({Weight{DType::F16, reinterpret_cast<const uint8_t*>(u.a.data()), u.rank, u.cols}, t.back().data(),
+                       u.rank, p.x_row});
+    adapted.push_back(p);
+  }
+  run_section(pool, section, x, n, act);
+  add_low_rank_products(pool, adapted, t, n);
 }
 
 }  // namespace qrun

@@ -7,7 +7,7 @@
 #include <cmath>
 #include <map>
 
-#include "common/safetensors_writer.h"
+#include "common/lora_adapter_writer.h"
 #include "common/test_paths.h"
 #include "convert/converter.h"
 #include "convert/lora_adapter.h"
@@ -21,15 +21,6 @@ namespace {
 namespace fs = std::filesystem;
 using test::ScratchDir;
 
-std::vector<float> pseudo_random(size_t n, uint32_t seed, float amplitude) {
-  std::vector<float> v(n);
-  for (float& x : v) {
-    seed = seed * 1664525u + 1013904223u;
-    x = amplitude * (static_cast<float>(seed >> 8) / float(1 << 24) * 2.0f - 1.0f);
-  }
-  return v;
-}
-
 struct Factor {
   std::string module;  // e.g. "model.layers.0.self_attn.q_proj"
   int64_t rows, cols, rank;
@@ -40,8 +31,8 @@ struct Factor {
 Factor make_factor(const std::string& module, int64_t rows, int64_t cols, int64_t rank, uint32_t seed,
                    bool embedding = false) {
   Factor f{module, rows, cols, rank, embedding, {}, {}};
-  f.a = pseudo_random(static_cast<size_t>(rank * (embedding ? rows : cols)), seed, 0.2f);
-  f.b = pseudo_random(static_cast<size_t>((embedding ? cols : rows) * rank), seed + 7, 0.2f);
+  f.a = test::pseudo_random(static_cast<size_t>(rank * (embedding ? rows : cols)), seed, 0.2f);
+  f.b = test::pseudo_random(static_cast<size_t>((embedding ? cols : rows) * rank), seed + 7, 0.2f);
   return f;
 }
 
@@ -113,7 +104,7 @@ TEST_F(LoraMerge, EveryChangedTensorIsBasePlusScaledProduct) {
   };
   nlohmann::json config = lora_config(8.0, 4);
   config["alpha_pattern"] = {{"down_proj", 2.0}};
-  const std::vector<float> norm = pseudo_random(64, 9, 1.0f);
+  const std::vector<float> norm = test::pseudo_random(64, 9, 1.0f);
   write_adapter(*dir_ / "adapter", factors, config, {test::f32_tensor("base_model.model.model.norm.weight", {64}, norm)});
   convert_f32(*dir_ / "merged.f32", {{*dir_ / "adapter", 0.5f}});
 

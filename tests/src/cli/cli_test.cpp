@@ -6,7 +6,7 @@
 
 #include "common/model_fixture.h"
 #include "common/run_command.h"
-#include "common/safetensors_writer.h"
+#include "common/lora_adapter_writer.h"
 #include "qrun/embedding.h"
 
 #include <nlohmann/json.hpp>
@@ -205,6 +205,46 @@ TEST(QconvertCli, MergesLoraAdapters) {
   r = run_command(base + quoted((dir / "b.q8").string()) + " --lora " + quoted((dir / "none").string()));
   EXPECT_EQ(r.exit_code, 2) << r.out;
   EXPECT_FALSE(std::filesystem::exists(dir / "b.q8"));
+}
+
+// qrun and qppl --lora: the adapter changes what the model says; a scale that is not a
+// number is a usage error; an adapter of another model is one line naming its file.
+TEST(QrunCli, AppliesLoraAdaptersAtRunTime) {
+  test::ScratchDir dir;
+  test::write_lora_adapter(test::stories_dir(), dir / "adapter", test::stories_layer_modules(1));
+  const std::string model = test::converted_stories(DType::Q8).string(), adapter = quoted((dir / "adapter").string());
+  const std::string run = tool("qrun") + " -m " + quoted(model) + " -p 'Once upon a time' -n 24 --temp 0 -t 1";
+  auto text = [&](const std::string& flags) {  // the generated text, after the adapter's line, before the timings
+    const auto r = run_command(run + flags);
+    EXPECT_EQ(r.exit_code, 0) << r.out;
+    const std::string said = "qrun: lora: 7 matrices adapted at run time, rank 4, 0.0 MiB of f16 factors\n";
+    const size_t from = flags.empty() ? 0 : r.out.find(said) + said.size();
+    EXPECT_TRUE(flags.empty() || r.out.starts_with(said)) << r.out;
+    return r.out.substr(from, r.out.find("\n\nqrun: load time") - from);
+  };
+  const std::string plain = text("");
+  EXPECT_NE(text(" --lora " + adapter), plain);
+  EXPECT_EQ(text(" --lora-scaled " + adapter + " 0"), plain);  // scaled to nothing
+  auto r = run_command(run + " --lora-scaled " + adapter + " x1");
+  EXPECT_EQ(r.exit_code, 2) << r.out;
+  EXPECT_NE(r.out.find("the scale is not a number"), std::string::npos) << r.out;
+
+  const std::string phi3_module = "base_model.model.model.layers.0.self_attn.qkv_proj.";
+  std::filesystem::create_directories(dir / "other");
+  test::write_safetensors(dir / "other" / "adapter_model.safetensors",
+                          {test::f32_tensor(phi3_module + "lora_A.weight", {2, 64}, std::vector<float>(128, 0.1f)),
+                           test::f32_tensor(phi3_module + "lora_B.weight", {128, 2}, std::vector<float>(256, 0.1f))});
+  test::write_text(dir / "other" / "adapter_config.json", "{}");
+  r = run_command(tool("qrun") + " -m " + quoted(model) + " -p hi --lora " + quoted((dir / "other").string()));
+  EXPECT_EQ(r.exit_code, 1) << r.out;
+  EXPECT_NE(r.out.find((dir / "other" / "adapter_model.safetensors").string() +
+                       ": LoRA module 'model.layers.0.self_attn.qkv_proj' changes"), std::string::npos) << r.out;
+  EXPECT_EQ(count_lines(r.out), 1) << r.out;
+  test::write_text(dir / "text.txt", "Once upon a time there was a little girl who liked to play in the park.");
+  r = run_command(tool("qppl") + " -m " + quoted(model) + " -c 8 -f " + quoted((dir / "text.txt").string()) +
+                  " --lora " + quoted((dir / "other").string()));
+  EXPECT_EQ(r.exit_code, 1) << r.out;
+  EXPECT_NE(r.out.find("qppl: " + (dir / "other" / "adapter_model.safetensors").string()), std::string::npos) << r.out;
 }
 
 }  // namespace

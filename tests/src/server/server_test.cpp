@@ -19,6 +19,8 @@
 #include "common/child_process.h"
 #include "src/server/qserve_process.h"
 #include "common/golden.h"
+#include "common/lora_adapter_writer.h"
+#include "convert/converter.h"
 #include "common/model_fixture.h"
 #include "qrun/embedding.h"
 #include "qrun/model.h"
@@ -1207,6 +1209,34 @@ TEST_F(QserveTest, WorkersThatCannotLoadMakeHealth503) {
   const json j = json::parse(h->body);
   EXPECT_EQ(j["status"], "error");
   EXPECT_EQ(j["failing_workers"], 1);
+}
+
+// --lora reaches every worker: greedy completions from the base file with the adapter
+// applied at run time are those of the file qconvert merged it into.
+TEST_F(QserveTest, RunTimeLoraReachesEveryWorker) {
+  test::ScratchDir dir;
+  test::write_lora_adapter(test::stories_dir(), dir / "adapter", test::stories_layer_modules(2));
+  ConvertOptions o;
+  o.weight_type = DType::F32;
+  o.lora = {{dir / "adapter", 2.0f}};
+  convert_hf_checkpoint(test::stories_dir().string(), (dir / "merged.f32").string(), o);
+  Server adapted({"--workers", "2", "--lora-scaled", (dir / "adapter").string(), "2"}, DType::F32);
+  Server merged({}, DType::F32, {}, dir / "merged.f32"), plain({}, DType::F32);
+  ASSERT_TRUE(adapted.ready()) << adapted.log();
+  ASSERT_TRUE(merged.ready() && plain.ready()) << merged.log() << plain.log();
+  const json req = {{"prompt", "Once upon a time"}, {"max_tokens", 40}, {"temperature", 0}, {"ignore_eos", true}};
+  auto text = [&](const Server& s) {
+    auto r = post(s, "/v1/completions", req);
+    return r && r->status == 200 ? json::parse(r->body)["choices"][0]["text"].get<std::string>() : "failed";
+  };
+  const std::string want = text(merged);
+  EXPECT_NE(want, text(plain));
+  std::string first;
+  std::thread other([&] { first = text(adapted); });  // two at once: one per worker
+  const std::string second = text(adapted);
+  other.join();
+  EXPECT_EQ(first, want);
+  EXPECT_EQ(second, want);
 }
 
 }  // namespace
