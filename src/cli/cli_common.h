@@ -112,34 +112,37 @@ inline void add_cache_type_options(CLI::App& app, std::string& k, std::string& v
 }
 
 // --lora DIR / --lora-scaled DIR SCALE (llama.cpp's flags), repeatable; `how` says what
-// the tool does with the adapters.
+// the tool does with the adapters. A scale that is not a number is a usage error.
 struct LoraFlags {
   std::vector<std::string> dirs;
-  std::vector<std::string> scaled;  // DIR SCALE pairs
+  std::vector<std::string> scaled;  // DIR SCALE pairs, as given
+  std::vector<LoraOption> adapters() const {  // --lora's, then --lora-scaled's
+    std::vector<LoraOption> out;
+    for (const std::string& d : dirs) out.push_back({d, 1.0f});
+    for (size_t i = 0; i + 1 < scaled.size(); i += 2) out.push_back({scaled[i], std::stof(scaled[i + 1])});
+    return out;
+  }
 };
 
 inline void add_lora_options(CLI::App& app, LoraFlags& f, const std::string& how) {
   app.add_option("--lora", f.dirs, how + " (a PEFT folder: adapter_config.json, adapter_model.safetensors); repeatable")
       ->check(CLI::ExistingDirectory);
-  app.add_option("--lora-scaled", f.scaled, "DIR SCALE: as --lora, with the adapter's update times SCALE; repeatable")
-      ->expected(2)
+  app.add_option_function<std::vector<std::string>>(
+         "--lora-scaled",
+         [&f](const std::vector<std::string>& v) {
+           for (size_t i = 0; i + 1 < v.size(); i += 2) {
+             const std::string& text = v[i + 1];
+             float scale = 0;
+             const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), scale);
+             if (ec != std::errc() || end != text.data() + text.size() || !std::isfinite(scale))
+               throw CLI::ValidationError("--lora-scaled", v[i] + " " + text + ": the scale is not a number");
+           }
+           f.scaled = v;
+         },
+         "DIR SCALE: as --lora, with the adapter's update times SCALE; repeatable")
+      ->type_size(2)
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll)
       ->allow_extra_args(false);
-}
-
-// The adapters: --lora's, then --lora-scaled's. Throws std::invalid_argument for a scale
-// that is not a finite number.
-inline std::vector<LoraOption> lora_options(const LoraFlags& f) {
-  std::vector<LoraOption> out;
-  for (const std::string& d : f.dirs) out.push_back({d, 1.0f});
-  for (size_t i = 0; i + 1 < f.scaled.size(); i += 2) {
-    const std::string& text = f.scaled[i + 1];
-    float scale = 0;
-    const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), scale);
-    if (ec != std::errc() || end != text.data() + text.size() || !std::isfinite(scale))
-      throw std::invalid_argument("--lora-scaled " + f.scaled[i] + " " + text + ": the scale is not a number");
-    out.push_back({f.scaled[i], scale});
-  }
-  return out;
 }
 
 // The run-time adapters of a model (RuntimeOptions::lora): null without --lora.

@@ -142,12 +142,7 @@ int main(int argc, char** argv) {
       std::cerr << "qconvert: --lora merges into a Hugging Face checkpoint folder, not a GGUF file\n";
       return 2;
     }
-    try {
-      opt.lora = qrun::cli::lora_options(lora);
-    } catch (const std::invalid_argument& e) {
-      std::cerr << "qconvert: " << e.what() << "\n";
-      return 2;
-    }
+    opt.lora = lora.adapters();
     opt.threads = threads;
     qrun::ProgressBar f16_bar("calibration: f16 copy"), run_bar("calibration: running");
     calibration.convert_progress = [&](const qrun::WriteProgress& p) {

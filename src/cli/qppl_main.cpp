@@ -38,13 +38,7 @@ int main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     return qrun::cli::usage_exit(app, e);
   }
-  std::vector<qrun::LoraOption> adapters;
-  try {
-    adapters = qrun::cli::lora_options(lora);
-  } catch (const std::invalid_argument& e) {
-    std::fprintf(stderr, "qppl: %s\n", e.what());
-    return 2;
-  }
+  const std::vector<qrun::LoraOption> adapters = lora.adapters();
   try {
     const std::string text = qrun::read_text_file(text_path, "text file");
     qrun::RuntimeOptions ro;

@@ -267,13 +267,7 @@ int main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     return qrun::cli::usage_exit(app, e);
   }
-  std::vector<qrun::LoraOption> adapters;
-  try {
-    adapters = qrun::cli::lora_options(a.lora);
-  } catch (const std::invalid_argument& e) {
-    std::fprintf(stderr, "qrun: %s\n", e.what());
-    return 2;
-  }
+  const std::vector<qrun::LoraOption> adapters = a.lora.adapters();
 
   try {
     if (a.mlock && a.no_mmap) throw qrun::Error("--mlock and --no-mmap cannot be combined");

@@ -79,13 +79,7 @@ int main(int argc, char** argv) {
     return qrun::cli::usage_exit(app, e);
   }
   qrun::server::parse_reasoning_format(reasoning_format, &o.separate_reasoning);
-  std::vector<qrun::LoraOption> adapters;
-  try {
-    adapters = qrun::cli::lora_options(lora);
-  } catch (const std::invalid_argument& e) {
-    std::fprintf(stderr, "qserve: %s\n", e.what());
-    return 2;
-  }
+  const std::vector<qrun::LoraOption> adapters = lora.adapters();
   try {
     const int cores = qrun::physical_core_count();
     if (o.workers == 0) o.workers = std::max(1, cores / 2);

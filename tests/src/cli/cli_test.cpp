@@ -200,7 +200,7 @@ TEST(QconvertCli, MergesLoraAdapters) {
   ASSERT_EQ(r.exit_code, 0) << r.out;
   r = run_command(base + quoted((dir / "b.q8").string()) + " --lora-scaled " + quoted(adapter.string()) + " half");
   EXPECT_EQ(r.exit_code, 2) << r.out;
-  EXPECT_NE(r.out.find("--lora-scaled " + adapter.string() + " half: the scale is not a number"), std::string::npos)
+  EXPECT_NE(r.out.find("--lora-scaled: " + adapter.string() + " half: the scale is not a number"), std::string::npos)
       << r.out;
   r = run_command(base + quoted((dir / "b.q8").string()) + " --lora " + quoted((dir / "none").string()));
   EXPECT_EQ(r.exit_code, 2) << r.out;
