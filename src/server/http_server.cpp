@@ -1,3 +1,5 @@
+#include "src/server/llama_completion_reply.h"
+#include "src/server/llama_completion_request.h"
 #include "src/server/http_server.h"
 
 #include <dirent.h>
@@ -208,6 +210,12 @@ class Front {
                std::string body;
                if (read_body(req, reader, res, body)) complete(Endpoint::Completions, req, body, res);
              });
+    // llama.cpp's native completion API (src/server/llama_completion_request.h).
+    for (const char* path : {"/completion", "/completions"})
+      svr.Post(path, [this](const httplib::Request& req, httplib::Response& res, const httplib::ContentReader& reader) {
+        std::string body;
+        if (read_body(req, reader, res, body)) llama_completion(req, body, res);
+      });
     svr.Post("/v1/embeddings",
              [this](const httplib::Request& req, httplib::Response& res, const httplib::ContentReader& reader) {
                std::string body;
@@ -443,6 +451,17 @@ class Front {
       const std::string id = random_id(endpoint == Endpoint::ChatCompletions ? "chatcmpl-" : "cmpl-");
       generate_reply(req, r, res, "call_", /*cap_max_tokens=*/false, [&](const Job&) {
         return std::make_shared<OpenAiReply>(endpoint, id, model_id_, echo, r.include_usage);
+      });
+    });
+  }
+
+  // llama.cpp's POST /completion: read into a text completion, answered in its shapes.
+  void llama_completion(const httplib::Request& req, const std::string& body, httplib::Response& res) {
+    guarded(req, res, [&] {
+      const CompletionRequest r = parse_llama_completion_request(body);
+      const std::string prompt = r.prompt_ids.empty() ? r.prompt : tok_.decode(r.prompt_ids);
+      generate_reply(req, r, res, "call_", /*cap_max_tokens=*/false, [&](const Job&) {
+        return std::make_shared<LlamaCompletionReply>(model_id_, prompt);
       });
     });
   }
