@@ -200,15 +200,11 @@ std::string chat_body(std::string_view text) {
 }  // namespace
 
 CompletionRequest parse_anthropic_request(std::string_view body) {
-  const std::string chat = chat_body(body);
-  try {
-    return parse_request(Endpoint::ChatCompletions, chat);
-  } catch (const ApiError& e) {
-    rethrow_renamed(e, {{".function.parameters", ".input_schema"},
-                        {".function.name", ".name"},
-                        {"response_format.json_schema.schema", "output_format.schema"},
-                        {"stop", "stop_sequences"}});
-  }
+  return parse_translated(Endpoint::ChatCompletions, chat_body(body),
+                          {{".function.parameters", ".input_schema"},
+                           {".function.name", ".name"},
+                           {"response_format.json_schema.schema", "output_format.schema"},
+                           {"stop", "stop_sequences"}});
 }
 
 std::string anthropic_error_body(int status, const std::string& message) {

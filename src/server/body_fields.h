@@ -14,6 +14,7 @@
 
 #include "src/runtime/json_schema_grammar.h"
 #include "src/server/api_error.h"
+#include "src/server/request.h"
 
 namespace qrun::server {
 
@@ -60,6 +61,17 @@ inline std::string string_field(const OrderedJson& object, const char* key, cons
     }
   if (param != e.param && message.rfind("'" + e.param + "'", 0) == 0) message = "'" + param + "'" + message.substr(e.param.size() + 2);
   throw ApiError(e.status, message, param);
+}
+
+// A translated body (OpenAI's request, as dump_body writes it) read by the OpenAI reader;
+// its refusals name the field as the client's API spells it (rethrow_renamed's pairs).
+inline CompletionRequest parse_translated(Endpoint endpoint, const std::string& openai,
+                                          const std::vector<std::pair<std::string, std::string>>& names) {
+  try {
+    return parse_request(endpoint, openai);
+  } catch (const ApiError& e) {
+    rethrow_renamed(e, names);
+  }
 }
 
 // The fields a translated chat request takes as the client sent them: sampling, stream

@@ -47,12 +47,8 @@ std::string openai_body(std::string_view text) {
 }  // namespace
 
 CompletionRequest parse_llama_completion_request(std::string_view body) {
-  const std::string openai = openai_body(body);
-  try {
-    return parse_request(Endpoint::Completions, openai);
-  } catch (const ApiError& e) {
-    rethrow_renamed(e, {{"response_format.json_schema.schema", "json_schema"}, {"max_tokens", "n_predict"}});
-  }
+  return parse_translated(Endpoint::Completions, openai_body(body),
+                          {{"response_format.json_schema.schema", "json_schema"}, {"max_tokens", "n_predict"}});
 }
 
 }  // namespace qrun::server

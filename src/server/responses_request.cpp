@@ -186,15 +186,12 @@ ResponsesRequest parse_responses_request(std::string_view text) {
   if (!kwargs.empty()) chat["chat_template_kwargs"] = std::move(kwargs);
 
   ResponsesRequest r;
-  try {
-    r.chat = parse_request(Endpoint::ChatCompletions, dump_body(chat));
-  } catch (const ApiError& e) {
-    rethrow_renamed(e, {{".function.parameters", ".parameters"},
-                        {".function.name", ".name"},
-                        {"response_format.json_schema.schema", "text.format.schema"},
-                        {"max_tokens", "max_output_tokens"},
-                        {"reasoning_effort", "reasoning.effort"}});
-  }
+  r.chat = parse_translated(Endpoint::ChatCompletions, dump_body(chat),
+                            {{".function.parameters", ".parameters"},
+                             {".function.name", ".name"},
+                             {"response_format.json_schema.schema", "text.format.schema"},
+                             {"max_tokens", "max_output_tokens"},
+                             {"reasoning_effort", "reasoning.effort"}});
   // What the response object repeats of the request (parse_request has checked the rest).
   nlohmann::json& e = r.echoed;
   e = nlohmann::json::object();
