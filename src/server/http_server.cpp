@@ -246,6 +246,17 @@ class Front {
                if (read_body(req, reader, res, body))
                  guarded(req, res, [&] { res.set_content(dump(tokenize(body)), "application/json"); });
              });
+    // llama.cpp's POST /apply-template: a chat request's prompt as the model will read it.
+    svr.Post("/apply-template",
+             [this](const httplib::Request& req, httplib::Response& res, const httplib::ContentReader& reader) {
+               std::string body;
+               if (read_body(req, reader, res, body))
+                 guarded(req, res, [&] {
+                   bool opens_thinking = false;
+                   const std::string prompt = chat_prompt(parse_request(Endpoint::ChatCompletions, body), &opens_thinking);
+                   res.set_content(dump({{"prompt", prompt}}), "application/json");
+                 });
+             });
     svr.Post("/detokenize",
              [this](const httplib::Request& req, httplib::Response& res, const httplib::ContentReader& reader) {
                std::string body;
@@ -358,28 +369,31 @@ class Front {
   }
 
   // *opens_thinking: the chat prompt ends inside a <think> block.
-  std::vector<int32_t> prompt_tokens(const CompletionRequest& r, bool* opens_thinking) const {
-    if (r.endpoint == Endpoint::ChatCompletions) {
-      if (!chat_)
-        throw ApiError(400, "this model has no chat template: use /v1/completions, or start qserve with --chat-template");
-      const bool offers_tools = r.offers_tools();
-      if (offers_tools && tool_form_ == ToolCallForm::None)
-        throw ApiError(400,
-                       "this model's chat template does not write tool calls in a form qrun reads (<tool_call> "
-                       "blocks, as Qwen2.5, Qwen3, Hermes and SmolLM3 templates do, Llama 3.x's JSON calls or "
-                       "Mistral's [TOOL_CALLS], or gpt-oss's harmony messages to functions.NAME): "
-                       "give qserve such a --chat-template, or send tool_choice \"none\"",
-                       "tools");
-      try {
-        const std::string prompt = chat_->render(r.messages, true, offers_tools ? r.tools : std::string(), r.chat_template_kwargs);
-        // A reply held to JSON is the answer, whatever the prompt opened.
-        const bool json_reply = r.json_object || r.tool_choice == CompletionRequest::ToolChoice::Required;
-        *opens_thinking = !json_reply && prompt_opens_thinking(prompt, think_tags_);
-        return chat_->encode(prompt + reply_start(r), true);
-      } catch (const Error& e) {
-        throw ApiError(400, e.what(), "messages");  // the message names the chat template
-      }
+  // A chat request's prompt as its template writes it, with a required call's opening.
+  std::string chat_prompt(const CompletionRequest& r, bool* opens_thinking) const {
+    if (!chat_)
+      throw ApiError(400, "this model has no chat template: use /v1/completions, or start qserve with --chat-template");
+    const bool offers_tools = r.offers_tools();
+    if (offers_tools && tool_form_ == ToolCallForm::None)
+      throw ApiError(400,
+                     "this model's chat template does not write tool calls in a form qrun reads (<tool_call> "
+                     "blocks, as Qwen2.5, Qwen3, Hermes and SmolLM3 templates do, Llama 3.x's JSON calls or "
+                     "Mistral's [TOOL_CALLS], or gpt-oss's harmony messages to functions.NAME): "
+                     "give qserve such a --chat-template, or send tool_choice \"none\"",
+                     "tools");
+    try {
+      const std::string prompt = chat_->render(r.messages, true, offers_tools ? r.tools : std::string(), r.chat_template_kwargs);
+      // A reply held to JSON is the answer, whatever the prompt opened.
+      const bool json_reply = r.json_object || r.tool_choice == CompletionRequest::ToolChoice::Required;
+      *opens_thinking = !json_reply && prompt_opens_thinking(prompt, think_tags_);
+      return prompt + reply_start(r);
+    } catch (const Error& e) {
+      throw ApiError(400, e.what(), "messages");  // the message names the chat template
     }
+  }
+
+  std::vector<int32_t> prompt_tokens(const CompletionRequest& r, bool* opens_thinking) const {
+    if (r.endpoint == Endpoint::ChatCompletions) return chat_->encode(chat_prompt(r, opens_thinking), true);
     if (r.prompt_ids.empty()) return tok_.encode(r.prompt, true, false);
     for (int32_t id : r.prompt_ids)
       if (id >= tok_.vocab_size())

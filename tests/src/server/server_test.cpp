@@ -1239,5 +1239,35 @@ TEST_F(QserveTest, RunTimeLoraReachesEveryWorker) {
   EXPECT_EQ(second, want);
 }
 
+// llama.cpp's /apply-template: the prompt a chat request runs, as text. Tokenized as the
+// chat path does (special tokens parsed, BOS), it is exactly as long as the prompt a
+// chat completion of the same messages reports.
+TEST_F(QserveTest, ApplyTemplateGivesThePromptAChatRuns) {
+  Server s({"--workers", "1", "--chat-template", test::qwen3_chat_template()});
+  ASSERT_TRUE(s.ready()) << s.log();
+  const json messages = json::array({{{"role", "system"}, {"content", "Be brief."}},
+                                     {{"role", "user"}, {"content", "Tell me about Lily."}}});
+  auto r = post(s, "/apply-template", json{{"messages", messages}});
+  ASSERT_TRUE(r);
+  ASSERT_EQ(r->status, 200) << r->body;
+  const std::string prompt = json::parse(r->body)["prompt"];
+  EXPECT_TRUE(prompt.starts_with("<|im_start|>system\nBe brief.<|im_end|>\n")) << prompt;
+  EXPECT_TRUE(prompt.ends_with("<|im_start|>user\nTell me about Lily.<|im_end|>\n<|im_start|>assistant\n")) << prompt;
+  r = post(s, "/tokenize", json{{"content", prompt}, {"add_special", true}, {"parse_special", true}});
+  ASSERT_EQ(r->status, 200) << r->body;
+  const size_t tokens = json::parse(r->body)["tokens"].size();
+  r = post(s, "/v1/chat/completions", json{{"messages", messages}, {"max_tokens", 1}});
+  ASSERT_EQ(r->status, 200) << r->body;
+  EXPECT_EQ(json::parse(r->body)["usage"]["prompt_tokens"], tokens);
+
+  r = post(s, "/apply-template", json{{"messages", "hi"}});
+  EXPECT_EQ(r->status, 400) << r->body;
+  Server plain({"--workers", "1"});  // stories260K has no chat template
+  ASSERT_TRUE(plain.ready()) << plain.log();
+  r = post(plain, "/apply-template", json{{"messages", messages}});
+  EXPECT_EQ(r->status, 400) << r->body;
+  EXPECT_NE(r->body.find("no chat template"), std::string::npos) << r->body;
+}
+
 }  // namespace
 }  // namespace qrun
