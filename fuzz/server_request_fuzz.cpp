@@ -1,7 +1,7 @@
 // libFuzzer target: an OpenAI request body (src/server/request.h) for both endpoints,
 // the same bytes as an Anthropic /v1/messages body (src/server/anthropic_request.h) and an
 // OpenAI /v1/responses body (src/server/responses_request.h), each read into a chat request,
-// as llama.cpp's /completion body (src/server/llama_completion_request.h),
+// as llama.cpp's /completion and /infill bodies (src/server/llama_completion_request.h, infill.h),
 // as an /v1/embeddings, a /tokenize and a /detokenize body, and as a model's reply read for
 // tool calls (src/server/tool_calls.h), for reasoning (src/server/reasoning.h) and as a
 // harmony reply (src/chat/harmony_reply.h), whole and streamed.
@@ -13,6 +13,7 @@
 
 #include "src/server/anthropic_request.h"
 #include "src/server/api_error.h"
+#include "src/server/infill.h"
 #include "src/server/llama_completion_request.h"
 #include "src/chat/harmony_reply.h"
 #include "src/server/reasoning.h"
@@ -59,6 +60,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (r.endpoint != Endpoint::Completions ||
         (r.max_tokens && *r.max_tokens < 0) || !(r.temperature >= 0 && r.temperature <= 2) || r.stop.size() > 16)
       std::abort();
+  } catch (const ApiError& err) {
+    if (err.status != 400) std::abort();
+  }
+  try {
+    const InfillRequest r = parse_infill_request(body);
+    if (r.completion.max_tokens && *r.completion.max_tokens < 0) std::abort();
   } catch (const ApiError& err) {
     if (err.status != 400) std::abort();
   }

@@ -1,3 +1,4 @@
+#include "src/server/infill.h"
 #include "src/server/llama_completion_reply.h"
 #include "src/server/llama_completion_request.h"
 #include "src/server/http_server.h"
@@ -161,6 +162,7 @@ class Front {
     reply_marker_ids_ = special_token_ids(tok_, harmony_ ? harmony_tokens()
                                                           : std::vector<std::string_view>{think_tags_.open, think_tags_.close});
     pooling_ = resolve_pooling(file_.hparams(), o.pooling);
+    fim_ = find_fim_tokens(tok_);
     pool_ = std::make_unique<WorkerPool>(o.worker_argv, o.workers, o.max_queue);
   }
 
@@ -216,6 +218,10 @@ class Front {
         std::string body;
         if (read_body(req, reader, res, body)) llama_completion(req, body, res);
       });
+    svr.Post("/infill", [this](const httplib::Request& req, httplib::Response& res, const httplib::ContentReader& reader) {
+      std::string body;
+      if (read_body(req, reader, res, body)) infill(req, body, res);
+    });
     svr.Post("/v1/embeddings",
              [this](const httplib::Request& req, httplib::Response& res, const httplib::ContentReader& reader) {
                std::string body;
@@ -480,6 +486,24 @@ class Front {
     });
   }
 
+  // llama.cpp's POST /infill (src/server/infill.h): the FIM prompt of a code model, answered
+  // as /completion. Without max_tokens a quarter of the context (256 at most) stays free
+  // for the reply; the inputs are cut to what is left.
+  void infill(const httplib::Request& req, const std::string& body, httplib::Response& res) {
+    guarded(req, res, [&] {
+      if (!fim_.usable())
+        throw ApiError(400, "this model has no fill-in-the-middle tokens (<|fim_prefix|>, <fim_prefix>, <PRE>, "
+                            "[PREFIX]...): /infill needs a code model "
+                            "trained for it");
+      InfillRequest r = parse_infill_request(body);
+      const int reserve = r.completion.max_tokens.value_or(std::min(256, context_ / 4));
+      r.completion.prompt_ids = infill_prompt(tok_, fim_, r, std::max(8, context_ - reserve));
+      generate_reply(req, r.completion, res, "call_", /*cap_max_tokens=*/false, [&](const Job&) {
+        return std::make_shared<LlamaCompletionReply>(model_id_, r.prefix + r.typed);
+      });
+    });
+  }
+
   // Anthropic's POST /v1/messages: read into a chat request, answered in its shapes.
   void messages(const httplib::Request& req, const std::string& body, httplib::Response& res) {
     guarded(req, res, [&] {
@@ -715,6 +739,7 @@ class Front {
   bool harmony_ = false;                          // the template writes gpt-oss's channels (harmony_reply.h)
   std::vector<int32_t> reply_marker_ids_;         // think tags or harmony headers that are special tokens: kept in chat replies
   Pooling pooling_ = Pooling::Last;               // of /v1/embeddings: --pooling, else the model's
+  FimTokens fim_;                                 // /infill: the vocabulary's fill-in-the-middle tokens
   std::unique_ptr<WorkerPool> pool_;
   ServerMetrics metrics_;
   std::mutex id_mutex_;
