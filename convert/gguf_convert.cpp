@@ -1,3 +1,4 @@
+#include "convert/gguf_rope_order.h"
 #include "convert/gguf_convert.h"
 
 #include "quant/type_policy.h"
@@ -42,13 +43,6 @@ float f32_of(const GgufFile& g, const std::string& key, double fallback) {
   return static_cast<float>(v);
 }
 
-// GGUF Q/K rows of llama-arch files are in llama.cpp's adjacent-pair RoPE order: within
-// each head, HF (rotate-half) row s*half + i is stored at row 2*i + s. This gives the GGUF
-// row that holds qrun row r.
-int64_t unpermuted_row(int64_t r, int64_t head_dim) {
-  const int64_t half = head_dim / 2, h = r / head_dim, w = r % head_dim;
-  return h * head_dim + 2 * (w % half) + w / half;
-}
 
 // Where qrun has a block-identical type for a GGUF type (Q5_0: the same fields, which
 // carry_row puts in q5's order).
@@ -360,11 +354,7 @@ WriteSummary convert_gguf(const std::string& gguf_path, const std::string& out_p
     throw Error(out_path, -1, "bf16 output is not a converter type");
   const GgufFile g(gguf_path);
   format::HParams hp = gguf_hparams(g);
-  // llama.cpp permutes Q/K rows for its RoPE in the llama-derived conversions (Granite's too).
-  const bool permute_qk = hp.arch == static_cast<uint32_t>(format::Arch::Llama) ||
-                          hp.arch == static_cast<uint32_t>(format::Arch::Mixtral) ||
-                          hp.arch == static_cast<uint32_t>(format::Arch::Granite) ||
-                          hp.arch == static_cast<uint32_t>(format::Arch::GraniteMoe);
+  const bool permute_qk = gguf_permutes_qk(hp.arch);
   const auto tokenizer = tokenizer_from_gguf(g);
   const std::vector<uint8_t> tok_blob = serialize_tokenizer(*tokenizer);
   // With --calibrate, the column importance of every re-quantized matrix (blocks carried
@@ -460,7 +450,7 @@ WriteSummary convert_gguf(const std::string& gguf_path, const std::string& out_p
       std::vector<float> row(static_cast<size_t>(cols));
       const int64_t dst_row_bytes = dtype_row_bytes(dst, cols);
       for (int64_t r = b; r < e; ++r) {
-        const int64_t sr = permute ? unpermuted_row(r, head_dim) : r;
+        const int64_t sr = permute ? gguf_unpermuted_row(r, head_dim) : r;
         const uint8_t* in = base + sr * src_row_bytes;
         uint8_t* o = out_rows + (r - b) * dst_row_bytes;
         if (carry && dtype_is_quantized(dst)) {

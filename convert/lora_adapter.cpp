@@ -58,6 +58,9 @@ struct LoraAdapters::Adapter {
 
   explicit Adapter(const LoraOption& option) : dir(option.dir), user_scale(option.scale) {
     config_file = (dir / "adapter_config.json").string();
+    if (fs::is_regular_file(dir))
+      throw Error(dir.string(), -1, "a file, not a PEFT adapter folder (a llama.cpp GGUF adapter applies at run time: "
+                                    "qrun --lora)");
     if (!fs::exists(config_file))
       throw Error(dir.string(), -1, "no adapter_config.json: not a PEFT LoRA adapter folder");
     read_config(read_json_file(config_file));

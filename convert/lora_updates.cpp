@@ -2,7 +2,10 @@
 // of a qrun model file, found through the architecture's table (qrun name -> Hugging Face
 // name, and the rows of a fused source such as Phi-3's qkv_proj).
 #include <cstring>
+#include <deque>
 
+#include "convert/gguf_convert.h"
+#include "convert/gguf_lora_adapter.h"
 #include "convert/lora_adapter.h"
 #include "qrun/error.h"
 #include "qrun/lora.h"
@@ -57,7 +60,14 @@ LoraUpdates load_lora_updates(const std::string& model_path, const std::vector<L
   if (adapters.empty()) return out;
   const ModelFile file(model_path);
   const format::HParams& hp = file.hparams();
-  LoraAdapters lora(adapters);
+  // PEFT folders, and llama.cpp's GGUF adapter files.
+  std::vector<LoraOption> peft;
+  std::deque<GgufLoraAdapter> gguf;
+  for (const LoraOption& o : adapters) {
+    if (is_gguf_file(o.dir.string())) gguf.emplace_back(o, hp);
+    else peft.push_back(o);
+  }
+  LoraAdapters lora(peft);
   auto merge_only = [](const std::string& file_name, const std::string& what) {
     throw Error(file_name, -1, what + ": only a merge applies it (qconvert --lora)");
   };
@@ -65,6 +75,13 @@ LoraUpdates load_lora_updates(const std::string& model_path, const std::vector<L
     int layer = -1;
     const TensorRecipe& recipe = find_recipe(spec.name, hp.arch, &layer);
     if (recipe.need == Need::LongRope) continue;
+    std::vector<LoraDelta> from_gguf;
+    if (spec.n_dims == 2 && !is_experts(recipe.part) && spec.name != "tok_embeddings")
+      for (GgufLoraAdapter& g : gguf) {
+        const std::vector<LoraDelta> d = g.deltas_for(source_tensor_name(spec.name, hp.arch, true), spec.name,
+                                                      source_rows(recipe, hp), spec.cols);
+        from_gguf.insert(from_gguf.end(), d.begin(), d.end());
+      }
     const std::string pattern = source_tensor_name(spec.name, hp.arch, false);
     const int n_sources = is_experts(recipe.part) && pattern.find('*') != std::string::npos ? int(hp.n_experts) : 1;
     for (int e = 0; e < n_sources; ++e) {
@@ -73,7 +90,8 @@ LoraUpdates load_lora_updates(const std::string& model_path, const std::vector<L
           merge_only(t->file, "tensor '" + t->name + "' replaces '" + name + "' whole (modules_to_save)");
         const int64_t src_rows = spec.n_dims == 2 ? source_rows(recipe, hp) : 1;
         const SafeTensor base{name, SafeDType::F32, {src_rows, spec.cols}, nullptr, 0, model_path};
-        const std::vector<LoraDelta> deltas = lora.deltas_for(base);
+        std::vector<LoraDelta> deltas = lora.deltas_for(base);
+        if (name == pattern) deltas.insert(deltas.end(), from_gguf.begin(), from_gguf.end());
         if (deltas.empty()) continue;
         if (spec.n_dims != 2 || is_experts(recipe.part) || spec.name == "tok_embeddings" || deltas[0].embedding)
           merge_only(deltas[0].a->file, "the adapter changes '" + name + "' (qrun's " + spec.name +
@@ -84,6 +102,7 @@ LoraUpdates load_lora_updates(const std::string& model_path, const std::vector<L
     }
   }
   lora.check_all_used();
+  for (const GgufLoraAdapter& g : gguf) g.check_all_used();
   return out;
 }
 

@@ -1,11 +1,13 @@
-// libFuzzer target: a PEFT LoRA adapter (convert/lora_adapter.h). The input is read
-// twice: as adapter_config.json beside a valid adapter_model.safetensors, then as
-// adapter_model.safetensors beside a valid config; each accepted adapter is matched
-// against a base tensor and its rows merged.
+// libFuzzer target: LoRA adapters. The input is read three times: as a PEFT folder's
+// adapter_config.json beside a valid adapter_model.safetensors, then as its
+// adapter_model.safetensors beside a valid config (convert/lora_adapter.h), then as a
+// llama.cpp GGUF adapter file (convert/gguf_lora_adapter.h); each accepted adapter is
+// matched against a base tensor and its rows merged.
 #include <cstring>
 #include <string>
 #include <vector>
 
+#include "convert/gguf_lora_adapter.h"
 #include "convert/lora_adapter.h"
 #include "fuzz/fuzz_util.h"
 
@@ -62,6 +64,20 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       merge_into_base(lora);
     } catch (const Error&) {
     }
+  }
+  // A GGUF adapter for a Llama model's layer-0 q projection [8, 8] (Q/K rows reordered).
+  try {
+    format::HParams hp{};
+    hp.arch = static_cast<uint32_t>(format::Arch::Llama);
+    hp.head_dim = 4;
+    GgufLoraAdapter g({fuzz::write_input("adapter.gguf", data, size), 1.0f}, hp);
+    const std::vector<LoraDelta> deltas = g.deltas_for("blk.0.attn_q.weight", "layers.0.wq", 8, 8);
+    if (!deltas.empty()) {
+      std::vector<float> row(8, 0.0f);
+      LoraRowAdder(deltas, 8).add(7, row.data());
+    }
+    g.check_all_used();
+  } catch (const Error&) {
   }
   return 0;
 }

@@ -167,6 +167,27 @@ def safetensors_header():
     return struct.pack("<Q", len(h)) + h + bytes(off)
 
 
+def gguf_lora_adapter():
+    """A llama.cpp LoRA adapter file (GGUF v3) for the layer-0 q projection of an 8 x 8 model:
+    general.type, adapter.type, adapter.lora.alpha and F32 lora_a [8, 2] / lora_b [2, 8]."""
+    def s(text):
+        b = text.encode()
+        return struct.pack("<Q", len(b)) + b
+    kvs = [(b"general.type", 8, s("adapter")), (b"adapter.type", 8, s("lora")),
+           (b"adapter.lora.alpha", 6, struct.pack("<f", 4.0))]
+    tensors = [("blk.0.attn_q.weight.lora_a", (8, 2)), ("blk.0.attn_q.weight.lora_b", (2, 8))]
+    out = b"GGUF" + struct.pack("<IQQ", 3, len(tensors), len(kvs))
+    for key, vtype, value in kvs:
+        out += struct.pack("<Q", len(key)) + key + struct.pack("<I", vtype) + value
+    offset = 0
+    for name, ne in tensors:
+        out += s(name) + struct.pack("<I", len(ne)) + b"".join(struct.pack("<Q", n) for n in ne)
+        out += struct.pack("<IQ", 0, offset)
+        offset += 64  # 16 floats, a multiple of the 32-byte alignment
+    out += b"\0" * ((-len(out)) % 32)
+    return out + struct.pack("<32f", *[0.01 * i for i in range(32)])
+
+
 def main():
     shared, out = sys.argv[1], sys.argv[2]
     tok_dir = os.path.join(out, "tokenizer_json")
@@ -199,6 +220,7 @@ def main():
     for name, c in CONFIGS.items():
         write(os.path.join(out, "hf_config", "seed-%s.json" % name), json.dumps(c, indent=1))
     write(os.path.join(out, "safetensors", "seed-all-dtypes.safetensors"), safetensors_header())
+    write(os.path.join(out, "lora_adapter", "seed-adapter.gguf"), gguf_lora_adapter())
 
 
 if __name__ == "__main__":

@@ -125,8 +125,7 @@ struct LoraFlags {
 };
 
 inline void add_lora_options(CLI::App& app, LoraFlags& f, const std::string& how) {
-  app.add_option("--lora", f.dirs, how + " (a PEFT folder: adapter_config.json, adapter_model.safetensors); repeatable")
-      ->check(CLI::ExistingDirectory);
+  app.add_option("--lora", f.dirs, how + "; repeatable")->check(CLI::ExistingPath);
   app.add_option_function<std::vector<std::string>>(
          "--lora-scaled",
          [&f](const std::vector<std::string>& v) {

@@ -83,7 +83,7 @@ int main(int argc, char** argv) {
                  "With --calibrate: tokens per window (default 512, at most the trained context)")
       ->check(CLI::Range(2, 1 << 20));
   qrun::cli::LoraFlags lora;
-  qrun::cli::add_lora_options(app, lora, "Merge this LoRA adapter into the weights before quantizing");
+  qrun::cli::add_lora_options(app, lora, "Merge this PEFT LoRA adapter folder (adapter_config.json, adapter_model.safetensors) into the weights before quantizing");
   app.add_option("-t,--threads", threads, "Quantization threads (default: all cores)")->check(CLI::Range(1, 1024));
   app.add_option("--info", info_path, "Print the header and tensor table of a qrun model file and exit");
   app.add_flag("--verify", verify, "With --info: also verify every tensor checksum");

@@ -31,7 +31,7 @@ int main(int argc, char** argv) {
   qrun::cli::add_q8_activations_option(app, q8_act);
   qrun::cli::add_cache_type_options(app, cache_type_k, cache_type_v);
   qrun::cli::LoraFlags lora;
-  qrun::cli::add_lora_options(app, lora, "Apply this LoRA adapter at run time");
+  qrun::cli::add_lora_options(app, lora, "Apply this LoRA adapter (a PEFT folder or a llama.cpp GGUF adapter) at run time");
   app.add_option("--kl-divergence", po.kl_base, "Compare against log-probabilities saved by a reference run");
   try {
     app.parse(qrun::cli::spelled_out_args(argc, argv));

@@ -203,7 +203,7 @@ int main(int argc, char** argv) {
   qrun::cli::add_q8_activations_option(app, a.q8_activations);
   app.add_flag("--swa-full", a.swa_full, qrun::cli::kSwaFullHelp);
   qrun::cli::add_cache_type_options(app, a.cache_type_k, a.cache_type_v);
-  qrun::cli::add_lora_options(app, a.lora, "Apply this LoRA adapter at run time, over the mapped weights");
+  qrun::cli::add_lora_options(app, a.lora, "Apply this LoRA adapter at run time, over the mapped weights: a PEFT folder (adapter_config.json, adapter_model.safetensors) or a llama.cpp GGUF adapter");
   app.add_flag("--mlock", a.mlock, "Lock the model in RAM (needs RLIMIT_MEMLOCK)");
   app.add_flag("--no-mmap", a.no_mmap, "Read the model into private memory instead of mapping it");
   app.add_flag("--ignore-eos", a.ignore_eos, "Keep generating past end-of-sequence");

@@ -43,7 +43,7 @@ int main(int argc, char** argv) {
   app.add_flag("--swa-full", swa_full, qrun::cli::kSwaFullHelp);
   qrun::cli::add_cache_type_options(app, cache_type_k, cache_type_v);
   qrun::cli::LoraFlags lora;
-  qrun::cli::add_lora_options(app, lora, "Apply this LoRA adapter at run time, in every worker");
+  qrun::cli::add_lora_options(app, lora, "Apply this LoRA adapter (a PEFT folder or a llama.cpp GGUF adapter) at run time, in every worker");
   app.add_option("--api-key", o.api_key, "Require 'Authorization: Bearer KEY' (all routes but /health)");
   app.add_option("--max-body", o.max_body, "Largest request body in bytes (413 beyond)")
       ->check(CLI::Range(size_t{1}, size_t{1} << 30))->capture_default_str();

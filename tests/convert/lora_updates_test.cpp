@@ -6,11 +6,14 @@
 
 #include <cmath>
 
+#include "common/gguf_writer.h"
 #include "common/hf_reference.h"
 #include "common/model_fixture.h"
 #include "common/lora_adapter_writer.h"
 #include "common/test_paths.h"
 #include "convert/converter.h"
+#include "convert/gguf_rope_order.h"
+#include "convert/safetensors.h"
 #include "qrun/error.h"
 #include "qrun/lora.h"
 #include "qrun/model.h"
@@ -106,6 +109,74 @@ TEST(LoraAtRunTime, WhatOnlyAMergeCanApplyIsRefused) {
       EXPECT_NE(std::string(e.what()).find(what), std::string::npos) << e.what();
       EXPECT_NE(std::string(e.what()).find("only a merge applies it (qconvert --lora)"), std::string::npos) << e.what();
     }
+  }
+}
+
+// llama.cpp's GGUF adapter of the same factors (its names, ne order, and Q/K rows in its
+// RoPE order, as convert_lora_to_gguf.py writes a Llama adapter) gives the same updates.
+TEST(LoraAtRunTime, AGgufAdapterEqualsItsPeftFolder) {
+  ScratchDir dir;
+  const std::vector<std::string> modules = test::stories_layer_modules(3);
+  test::write_lora_adapter(test::stories_dir(), dir / "peft", modules);
+  const SafetensorsCheckpoint peft(dir / "peft" / "adapter_model.safetensors");
+  const std::map<std::string, std::string> gguf_names{
+      {"self_attn.q_proj", "attn_q"}, {"self_attn.k_proj", "attn_k"}, {"self_attn.v_proj", "attn_v"},
+      {"self_attn.o_proj", "attn_output"}, {"mlp.gate_proj", "ffn_gate"}, {"mlp.up_proj", "ffn_up"},
+      {"mlp.down_proj", "ffn_down"}};
+  test::GgufWriter w;
+  w.str("general.architecture", "llama");
+  w.str("general.type", "adapter");
+  w.str("adapter.type", "lora");
+  w.f32("adapter.lora.alpha", 8.0f);
+  auto f32_bytes = [](const std::vector<float>& v) {
+    std::vector<uint8_t> b(v.size() * 4);
+    std::memcpy(b.data(), v.data(), b.size());
+    return b;
+  };
+  for (const std::string& m : modules) {
+    const std::string role = m.substr(std::string("model.layers.3.").size());
+    const SafeTensor& a = *peft.find("base_model.model." + m + ".lora_A.weight");
+    const SafeTensor& b = *peft.find("base_model.model." + m + ".lora_B.weight");
+    const int64_t r = a.shape[0], cols = a.shape[1], rows = b.shape[0];
+    std::vector<float> av(size_t(r * cols)), bv(size_t(rows * r)), bg(bv.size());
+    a.read_f32(0, r * cols, av.data());
+    b.read_f32(0, rows * r, bv.data());
+    const bool qk = role == "self_attn.q_proj" || role == "self_attn.k_proj";
+    for (int64_t row = 0; row < rows; ++row) {  // HF row `row` is llama.cpp's row gguf_unpermuted_row(row)
+      const int64_t g = qk ? gguf_unpermuted_row(row, 8) : row;
+      std::copy_n(&bv[size_t(row * r)], r, &bg[size_t(g * r)]);
+    }
+    const std::string name = "blk.3." + gguf_names.at(role) + ".weight";
+    w.tensor(name + ".lora_a", {cols, r}, test::kGgmlF32, f32_bytes(av));
+    w.tensor(name + ".lora_b", {r, rows}, test::kGgmlF32, f32_bytes(bg));
+  }
+  test::write_bytes(dir / "adapter.gguf", w.bytes());
+  const std::string base = test::converted_stories(DType::Q8).string();
+  const LoraUpdates from_peft = load_lora_updates(base, {{dir / "peft", 0.5f}});
+  const LoraUpdates from_gguf = load_lora_updates(base, {{dir / "adapter.gguf", 0.5f}});
+  ASSERT_EQ(from_gguf.size(), modules.size());
+  ASSERT_EQ(from_peft.size(), modules.size());
+  for (const auto& [name, u] : from_peft) {
+    ASSERT_TRUE(from_gguf.count(name)) << name;
+    const LowRankUpdate& g = from_gguf.at(name);
+    EXPECT_EQ(g.rank, u.rank) << name;
+    EXPECT_EQ(g.a, u.a) << name;
+    EXPECT_EQ(g.b, u.b) << name;
+  }
+
+  // An adapter of another model: its tensor is named with the file and offset.
+  test::GgufWriter other;
+  other.str("general.type", "adapter");
+  other.str("adapter.type", "lora");
+  other.tensor("blk.9.attn_q.weight.lora_a", {64, 2}, test::kGgmlF32, f32_bytes(std::vector<float>(128, 0.1f)));
+  other.tensor("blk.9.attn_q.weight.lora_b", {2, 64}, test::kGgmlF32, f32_bytes(std::vector<float>(128, 0.1f)));
+  test::write_bytes(dir / "other.gguf", other.bytes());
+  try {
+    load_lora_updates(base, {{dir / "other.gguf", 1.0f}});
+    ADD_FAILURE() << "an adapter of a 10-layer model was accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("blk.9.attn_q.weight.lora_a' changes a weight this model does not have"),
+              std::string::npos) << e.what();
   }
 }
 
