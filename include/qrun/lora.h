@@ -11,8 +11,9 @@
 
 namespace qrun {
 
-// A PEFT adapter folder (adapter_config.json, adapter_model.safetensors) and the factor
-// its update is multiplied by (llama.cpp's --lora-scaled; 1 for --lora).
+// A PEFT adapter folder (adapter_config.json, adapter_model.safetensors) or, at run time,
+// a llama.cpp GGUF adapter file, and the factor its update is multiplied by (llama.cpp's
+// --lora-scaled; 1 for --lora).
 struct LoraOption {
   std::filesystem::path dir;
   float scale = 1.0f;
@@ -31,7 +32,7 @@ struct LowRankUpdate {
 using LoraUpdates = std::map<std::string, LowRankUpdate>;
 
 // The updates the adapters make to the model file's projections (implemented by the
-// convert library, which reads PEFT's files). Throws qrun::Error naming the adapter's
+// convert library, which reads PEFT's and GGUF files). Throws qrun::Error naming the adapter's
 // file and tensor for one that does not fit the model, or that changes what only a
 // merge can (embeddings, modules_to_save, experts: use qconvert --lora).
 LoraUpdates load_lora_updates(const std::string& model_path, const std::vector<LoraOption>& adapters);

@@ -35,7 +35,7 @@ struct MemoryEstimate {
   int gpu_layers = 0;
   uint64_t budget = 0;       // --mem-budget, 0 for none
   uint64_t draft = 0;        // a speculative draft model (-md): its weights, KV cache, scratch and tokenizer
-  uint64_t lora = 0;         // run-time LoRA adapters' f32 factors (RuntimeOptions::lora)
+  uint64_t lora = 0;         // run-time LoRA adapters' f16 factors (RuntimeOptions::lora)
   std::vector<TypeEstimate> as_types;  // largest first (with the draft)
   uint64_t total() const { return weights + kv_cache + scratch + tokenizer + runtime + draft + lora; }
 };

@@ -111,11 +111,11 @@ inline void add_cache_type_options(CLI::App& app, std::string& k, std::string& v
       ->capture_default_str();
 }
 
-// --lora DIR / --lora-scaled DIR SCALE (llama.cpp's flags), repeatable; `how` says what
+// --lora ADAPTER / --lora-scaled ADAPTER SCALE (llama.cpp's flags), repeatable; `how` says what
 // the tool does with the adapters. A scale that is not a number is a usage error.
 struct LoraFlags {
   std::vector<std::string> dirs;
-  std::vector<std::string> scaled;  // DIR SCALE pairs, as given
+  std::vector<std::string> scaled;  // ADAPTER SCALE pairs, as given
   std::vector<LoraOption> adapters() const {  // --lora's, then --lora-scaled's
     std::vector<LoraOption> out;
     for (const std::string& d : dirs) out.push_back({d, 1.0f});
@@ -138,7 +138,7 @@ inline void add_lora_options(CLI::App& app, LoraFlags& f, const std::string& how
            }
            f.scaled = v;
          },
-         "DIR SCALE: as --lora, with the adapter's update times SCALE; repeatable")
+         "ADAPTER SCALE: as --lora, with the adapter's update times SCALE; repeatable")
       ->type_size(2)
       ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll)
       ->allow_extra_args(false);
