@@ -88,26 +88,42 @@ HWY_INLINE void ExpTile(float* tile, int64_t n, float tile_max) {
 }
 
 // s[h] = q_h . key for `heads` query heads (q_h = q + h * head_dim). Four heads per pass
-// share each load of the key and run four independent FMA chains and reductions: one
-// head at a time, the chain and its reduction made scoring latency bound.
+// share each load of the key and run independent FMA chains and reductions: one head at
+// a time, the chain and its reduction made scoring latency bound. Every row sums its
+// even and its odd vectors apart, then both, however many rows share the call: a prompt
+// token's scores are the same bits whether its rows come alone or with other tokens'.
 template <class Row, class D>
 HWY_INLINE void Scores(D d, const float* q, int64_t heads, const uint8_t* key, int64_t hd, int64_t g, float* s) {
   const int64_t N = static_cast<int64_t>(hn::Lanes(d));
   int64_t h = 0;
   for (; h + 4 <= heads; h += 4) {
     const float* q0 = q + h * hd;
-    auto a0 = hn::Zero(d), a1 = hn::Zero(d), a2 = hn::Zero(d), a3 = hn::Zero(d);
-    for (int64_t j = 0; j < hd; j += N) {
-      const auto k = Row::LoadScaled(d, key, j, g);
-      a0 = hn::MulAdd(hn::LoadU(d, q0 + j), k, a0);
-      a1 = hn::MulAdd(hn::LoadU(d, q0 + hd + j), k, a1);
-      a2 = hn::MulAdd(hn::LoadU(d, q0 + 2 * hd + j), k, a2);
-      a3 = hn::MulAdd(hn::LoadU(d, q0 + 3 * hd + j), k, a3);
+    // Fixed indices only, so that the eight chains stay in registers.
+    auto e0 = hn::Zero(d), e1 = hn::Zero(d), e2 = hn::Zero(d), e3 = hn::Zero(d);
+    auto o0 = hn::Zero(d), o1 = hn::Zero(d), o2 = hn::Zero(d), o3 = hn::Zero(d);
+    int64_t j = 0;
+    for (; j + 2 * N <= hd; j += 2 * N) {
+      const auto k = Row::LoadScaled(d, key, j, g), k1 = Row::LoadScaled(d, key, j + N, g);
+      e0 = hn::MulAdd(hn::LoadU(d, q0 + j), k, e0);
+      e1 = hn::MulAdd(hn::LoadU(d, q0 + hd + j), k, e1);
+      e2 = hn::MulAdd(hn::LoadU(d, q0 + 2 * hd + j), k, e2);
+      e3 = hn::MulAdd(hn::LoadU(d, q0 + 3 * hd + j), k, e3);
+      o0 = hn::MulAdd(hn::LoadU(d, q0 + j + N), k1, o0);
+      o1 = hn::MulAdd(hn::LoadU(d, q0 + hd + j + N), k1, o1);
+      o2 = hn::MulAdd(hn::LoadU(d, q0 + 2 * hd + j + N), k1, o2);
+      o3 = hn::MulAdd(hn::LoadU(d, q0 + 3 * hd + j + N), k1, o3);
     }
-    s[h] = hn::GetLane(hn::SumOfLanes(d, a0));
-    s[h + 1] = hn::GetLane(hn::SumOfLanes(d, a1));
-    s[h + 2] = hn::GetLane(hn::SumOfLanes(d, a2));
-    s[h + 3] = hn::GetLane(hn::SumOfLanes(d, a3));
+    if (j < hd) {
+      const auto k = Row::LoadScaled(d, key, j, g);
+      e0 = hn::MulAdd(hn::LoadU(d, q0 + j), k, e0);
+      e1 = hn::MulAdd(hn::LoadU(d, q0 + hd + j), k, e1);
+      e2 = hn::MulAdd(hn::LoadU(d, q0 + 2 * hd + j), k, e2);
+      e3 = hn::MulAdd(hn::LoadU(d, q0 + 3 * hd + j), k, e3);
+    }
+    s[h] = hn::GetLane(hn::SumOfLanes(d, hn::Add(e0, o0)));
+    s[h + 1] = hn::GetLane(hn::SumOfLanes(d, hn::Add(e1, o1)));
+    s[h + 2] = hn::GetLane(hn::SumOfLanes(d, hn::Add(e2, o2)));
+    s[h + 3] = hn::GetLane(hn::SumOfLanes(d, hn::Add(e3, o3)));
   }
   for (; h < heads; ++h) {
     auto a0 = hn::Zero(d), a1 = hn::Zero(d);
@@ -141,23 +157,39 @@ HWY_INLINE void AddValues(D d, const AttendArgs& a, const uint8_t* values, int64
       w = scaled;
     }
     int64_t h = 0;
-    for (; h + 4 <= a.heads; h += 4) {
+    for (; h + 4 <= a.heads; h += 4) {  // even and odd keys in chains apart, as one head's below
       const float* w0 = w + h * kAttentionTile;
       float* out = a.out + h * hd;
       for (int64_t j = j0; j < j0 + vg; j += N) {
-        auto a0 = hn::LoadU(d, out + j), a1 = hn::LoadU(d, out + hd + j);
-        auto a2 = hn::LoadU(d, out + 2 * hd + j), a3 = hn::LoadU(d, out + 3 * hd + j);
-        for (int64_t i = 0; i < n; ++i) {
-          const auto v = Row::Load(d, values + i * stride, j, g);
-          a0 = hn::MulAdd(hn::Set(d, w0[i]), v, a0);
-          a1 = hn::MulAdd(hn::Set(d, w0[kAttentionTile + i]), v, a1);
-          a2 = hn::MulAdd(hn::Set(d, w0[2 * kAttentionTile + i]), v, a2);
-          a3 = hn::MulAdd(hn::Set(d, w0[3 * kAttentionTile + i]), v, a3);
+        auto e0 = hn::LoadU(d, out + j), e1 = hn::LoadU(d, out + hd + j);
+        auto e2 = hn::LoadU(d, out + 2 * hd + j), e3 = hn::LoadU(d, out + 3 * hd + j);
+        auto o0 = hn::Zero(d), o1 = hn::Zero(d), o2 = hn::Zero(d), o3 = hn::Zero(d);
+        const float* w1 = w0 + kAttentionTile;
+        const float* w2 = w0 + 2 * kAttentionTile;
+        const float* w3 = w0 + 3 * kAttentionTile;
+        int64_t i = 0;
+        for (; i + 2 <= n; i += 2) {
+          const auto v = Row::Load(d, values + i * stride, j, g), v1 = Row::Load(d, values + (i + 1) * stride, j, g);
+          e0 = hn::MulAdd(hn::Set(d, w0[i]), v, e0);
+          e1 = hn::MulAdd(hn::Set(d, w1[i]), v, e1);
+          e2 = hn::MulAdd(hn::Set(d, w2[i]), v, e2);
+          e3 = hn::MulAdd(hn::Set(d, w3[i]), v, e3);
+          o0 = hn::MulAdd(hn::Set(d, w0[i + 1]), v1, o0);
+          o1 = hn::MulAdd(hn::Set(d, w1[i + 1]), v1, o1);
+          o2 = hn::MulAdd(hn::Set(d, w2[i + 1]), v1, o2);
+          o3 = hn::MulAdd(hn::Set(d, w3[i + 1]), v1, o3);
         }
-        hn::StoreU(a0, d, out + j);
-        hn::StoreU(a1, d, out + hd + j);
-        hn::StoreU(a2, d, out + 2 * hd + j);
-        hn::StoreU(a3, d, out + 3 * hd + j);
+        if (i < n) {
+          const auto v = Row::Load(d, values + i * stride, j, g);
+          e0 = hn::MulAdd(hn::Set(d, w0[i]), v, e0);
+          e1 = hn::MulAdd(hn::Set(d, w1[i]), v, e1);
+          e2 = hn::MulAdd(hn::Set(d, w2[i]), v, e2);
+          e3 = hn::MulAdd(hn::Set(d, w3[i]), v, e3);
+        }
+        hn::StoreU(hn::Add(e0, o0), d, out + j);
+        hn::StoreU(hn::Add(e1, o1), d, out + hd + j);
+        hn::StoreU(hn::Add(e2, o2), d, out + 2 * hd + j);
+        hn::StoreU(hn::Add(e3, o3), d, out + 3 * hd + j);
       }
     }
     for (; h < a.heads; ++h) {  // one head, in two accumulators
@@ -203,6 +235,9 @@ HWY_INLINE void Attend(D d, const AttendArgs& a, int64_t g) {
       for (int64_t h = 0; h < heads; ++h) {
         s[h] *= scale;
         if (a.softcap > 0.0f) s[h] = a.softcap * std::tanh(s[h] / a.softcap);
+        // A key past the row's end weighs exp(-inf) = 0; every row sees key 0, so its
+        // running maximum is finite from the first tile on.
+        if (a.key_ends && t0 + i >= a.key_ends[h]) s[h] = -std::numeric_limits<float>::infinity();
         a.tile[h * kAttentionTile + i] = s[h];
       }
     }

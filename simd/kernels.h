@@ -107,6 +107,9 @@ struct AttendArgs {
   float* tile;
   float scale = 0.0f, softcap = 0.0f;
   const float* sinks = nullptr;  // per head: a logit that joins the softmax's denominator only (gpt-oss)
+  // Per row ("head"): it sees keys [0, key_ends[h]) only, 1 <= key_ends[h] <= n_keys; null:
+  // all n_keys. Rows of several prompt tokens share a call, each causal.
+  const int64_t* key_ends = nullptr;
 };
 void attend(const AttendArgs& args);
 

@@ -139,6 +139,9 @@ class Model {
   void dense_ffn(int layer, int n, const ActivationBuffers& act);
   void experts_ffn(int layer, int n, const ActivationBuffers& act);
   void ffn_activation(float* gate, const float* up, int64_t n) const;
+  // Attention of the batch's n query rows (in s_->q, cached from pos0) into s_->xb
+  // (src/runtime/attention_step.cpp).
+  void attention(int layer, int slot, int n, int pos0);
   // A layer's RoPE frequencies: the sliding layers' own where the model has them (Gemma 3).
   bool local_rope(int layer) const;
   const std::vector<float>& rope_table(int layer) const;

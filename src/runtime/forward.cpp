@@ -24,7 +24,6 @@ void Model::forward_batch(const int32_t* tokens, int n, float* logits, bool all_
   const int dim = static_cast<int>(hp.dim);
   const int hd = static_cast<int>(hp.head_dim), n_heads = static_cast<int>(hp.n_heads);
   const int n_kv = static_cast<int>(hp.n_kv_heads), q_dim = n_heads * hd, kv_dim = n_kv * hd;
-  const int group = n_heads / n_kv;
   const int pos0 = pos_;
   Scratch& s = *s_;
   const ActivationBuffers act{s.xq, s.xq16, (step ? plan_.q8_step_bits : plan_.q8_prompt_bits) == 16};
@@ -75,29 +74,7 @@ void Model::forward_batch(const int32_t* tokens, int n, float* logits, bool all_
       }
       cache_.store(slot, pos0 + i, k, v);
     }
-    // Attention work grows with the context; split by (token, query heads of a KV head)
-    // once it is worth it. The heads of a KV group go together so that each cached row is
-    // read once for all of them, in shares of at most kMaxAttendHeads, and in smaller
-    // shares where there would be fewer tasks than threads.
-    const int64_t kv_bytes = int64_t{n} * n_heads * (pos0 + n) * hd * 4;
-    const bool sliding = layer_is_sliding(hp, l);
-    const int threads = std::min(pool_.size(), useful_threads(kv_bytes));
-    int shares = (group + kMaxAttendHeads - 1) / kMaxAttendHeads;
-    while (shares < group && int64_t{n} * n_kv * shares < threads) ++shares;
-    const int share = (group + shares - 1) / shares;
-    pool_.run([&](int t, int nt) {
-      for (int task = t; task < n * n_kv * shares; task += nt) {
-        const int i = task / (n_kv * shares), kvh = task / shares % n_kv, first = kvh * group + task % shares * share;
-        const int heads = std::min(share, (kvh + 1) * group - first);
-        if (heads <= 0) continue;
-        const int t_end = pos0 + i + 1;
-        const int t_begin = sliding ? std::max(0, t_end - static_cast<int>(hp.sliding_window)) : 0;
-        const size_t at = size_t(i) * q_dim + size_t(first) * hd;
-        attend_heads(&s.q[at], heads, cache_, slot, kvh * hd, t_begin, t_end, hd, &s.xb[at],
-                     &s.tiles[size_t(t) * kMaxAttendHeads * kAttentionTile], hp.query_scale, hp.attn_softcap,
-                     w.attn_sinks ? w.attn_sinks + first : nullptr);
-      }
-    }, threads);
+    attention(l, slot, n, pos0);
     if (observer_) observer_(l, MatrixInput::AttentionOut, s.xb.data(), n, q_dim);
     project(pool_, {{w.wo, s.xb2.data(), dim}}, s.xb.data(), n, act);
     if (w.bo)

@@ -229,5 +229,38 @@ TEST(Elementwise, AttentionMatchesReference) {
   }
 }
 
+// Rows that see keys up to their own ends (a prompt's tokens sharing a call, each causal)
+// give the same bits as each row alone over its own keys, on every target: masked keys
+// weigh nothing, and a row's sums run in the same order however many rows share a call
+// (what keeps a prompt's logits independent of its batching).
+TEST(Elementwise, AttentionRowsWithOwnKeyEndsEqualEachRowAlone) {
+  for (int64_t hd : {8, 12, 64, 128}) {
+    const int64_t n = 2 * kAttentionTile + 9;
+    const auto q = random_values(Distribution::Normal, kMaxAttendHeads * hd, 17, 1.0f);
+    const auto kf = random_values(Distribution::StudentT3, n * hd, 18, 2.0f);
+    const auto vf = random_values(Distribution::Normal, n * hd, 19, 1.0f);
+    for (const auto& [kt, vt] : {std::pair{KvType::F16, KvType::F16}, std::pair{KvType::Q8_0, KvType::Q8_0}}) {
+      const auto kb = kv_rows(kt, kf, hd), vb = kv_rows(vt, vf, hd);
+      const KvRows k{kb.data(), kv_row_bytes(kt, int(hd), int(hd)), kt}, v{vb.data(), kv_row_bytes(vt, int(hd), int(hd)), vt};
+      const int64_t ends[kMaxAttendHeads] = {1, 5, kAttentionTile, kAttentionTile + 1, 100, n, 130, 3};
+      for (const float softcap : {0.0f, 2.0f}) {
+        for (int64_t rows : {int64_t{2}, int64_t{5}, int64_t{kMaxAttendHeads}}) {
+          const int64_t keys = *std::max_element(ends, ends + rows);
+          for_each_target([&] {
+            std::vector<float> together(size_t(rows * hd)), tile(size_t(kMaxAttendHeads) * kAttentionTile);
+            attend({q.data(), rows, k, v, keys, hd, together.data(), tile.data(), 0.0f, softcap, nullptr, ends});
+            for (int64_t h = 0; h < rows; ++h) {
+              std::vector<float> alone(static_cast<size_t>(hd), 0.0f);
+              attend({q.data() + h * hd, 1, k, v, ends[h], hd, alone.data(), tile.data(), 0.0f, softcap});
+              ASSERT_EQ(0, std::memcmp(alone.data(), &together[size_t(h * hd)], size_t(hd) * 4))
+                  << kv_type_name(kt) << " head_dim " << hd << " rows " << rows << " row " << h << " cap " << softcap;
+            }
+          });
+        }
+      }
+    }
+  }
+}
+
 }  // namespace
 }  // namespace qrun
