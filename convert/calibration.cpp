@@ -13,6 +13,7 @@
 #include "convert/converter.h"
 #include "qrun/error.h"
 #include "qrun/model_file.h"
+#include "src/format/layer_tensor_name.h"
 #include "src/format/text_file.h"
 
 namespace qrun {
@@ -31,11 +32,9 @@ bool tensor_input(const std::string& tensor, std::pair<int, MatrixInput>* key) {
     *key = {-1, MatrixInput::Head};
     return true;
   }
-  if (tensor.rfind("layers.", 0) != 0) return false;
-  const size_t dot = tensor.find('.', 7);
-  if (dot == std::string::npos || dot == 7 || tensor.find_first_not_of("0123456789", 7) != dot) return false;
-  const int layer = std::stoi(tensor.substr(7, dot - 7));
-  const std::string what = tensor.substr(dot + 1);
+  int layer = -1;
+  std::string what;
+  if (!split_layer_name(tensor, "layers.", &layer, &what)) return false;
   if (what == "wq" || what == "wk" || what == "wv") *key = {layer, MatrixInput::AttentionIn};
   else if (what == "wo") *key = {layer, MatrixInput::AttentionOut};
   else if (what == "w1" || what == "w3" || what == "w1_experts" || what == "w3_experts" || what == "w1_shared" ||

@@ -16,6 +16,7 @@
 #include "qrun/model_layout.h"
 #include "qrun/tokenizer.h"
 #include "src/format/arch_table.h"
+#include "src/format/layer_tensor_name.h"
 #include "quant/quantize.h"
 
 namespace qrun {
@@ -59,10 +60,8 @@ void check_source_shape(const SafeTensor& src, const TensorSpec& spec, int64_t s
   if (src.shape == want_shape) return;
   // A one-row matrix stored as a vector (Qwen2-MoE's shared_expert_gate, a Linear to 1).
   if (spec.n_dims == 1 && stacked == 0 && src.shape == std::vector<int64_t>{1, spec.cols}) return;
-  std::string got, want;
-  for (int64_t d : src.shape) got += (got.empty() ? "" : ", ") + std::to_string(d);
-  for (int64_t d : want_shape) want += (want.empty() ? "" : ", ") + std::to_string(d);
-  throw Error(src.file, -1, "tensor '" + src.name + "' has shape [" + got + "], config.json implies [" + want + "]");
+  throw Error(src.file, -1, "tensor '" + src.name + "' has shape " + shape_text(src.shape) + ", config.json implies " +
+                                shape_text(want_shape));
 }
 
 // Rows [r, r + n) of expert x's matrix, stored [in, out] (x @ W) in a stacked source
@@ -229,13 +228,10 @@ WriteSummary convert_hf_checkpoint(const std::string& hf_dir, const std::string&
     if (name == head_name && hp.tied_embeddings) continue;                   // tied: the embedding is the head
     if (config.multimodal && is_vision_tensor(name)) continue;                // qrun runs the text model
     std::string why = "is not used by the model config.json describes";
-    if (name.rfind("model.layers.", 0) == 0) {
-      const std::string rest = name.substr(13);
-      const size_t dot = rest.find('.');
-      if (dot != std::string::npos && dot > 0 && rest.find_first_not_of("0123456789") == dot &&
-          std::stoull(rest.substr(0, std::min<size_t>(dot, 9))) >= hp.n_layers)
-        why = "belongs to a layer beyond num_hidden_layers " + std::to_string(hp.n_layers) + " in config.json";
-    }
+    int layer = -1;
+    std::string role;
+    if (split_layer_name(name, "model.layers.", &layer, &role) && uint32_t(layer) >= hp.n_layers)
+      why = "belongs to a layer beyond num_hidden_layers " + std::to_string(hp.n_layers) + " in config.json";
     throw Error(t.file, -1, "checkpoint tensor '" + name + "' " + why);
   }
   WriteOptions wo;

@@ -22,6 +22,7 @@
 #include "qrun/model_layout.h"
 #include "qrun/tokenizer.h"
 #include "quant/quantize.h"
+#include "src/format/layer_tensor_name.h"
 #include "src/runtime/rope.h"
 
 namespace qrun {
@@ -483,13 +484,10 @@ WriteSummary convert_gguf(const std::string& gguf_path, const std::string& out_p
   for (const GgufTensorInfo& t : g.tensors()) {
     if (used.count(t.name) || t.name == "rope_freqs.weight") continue;
     std::string why = "is not used by the model the metadata describes";
-    if (t.name.rfind("blk.", 0) == 0) {
-      const size_t dot = t.name.find('.', 4);
-      const std::string n = t.name.substr(4, dot == std::string::npos ? 0 : dot - 4);
-      if (!n.empty() && n.size() < 9 && n.find_first_not_of("0123456789") == std::string::npos &&
-          std::stoul(n) >= hp.n_layers)
-        why = "belongs to a layer beyond block_count " + std::to_string(hp.n_layers);
-    }
+    int layer = -1;
+    std::string role;
+    if (split_layer_name(t.name, "blk.", &layer, &role) && uint32_t(layer) >= hp.n_layers)
+      why = "belongs to a layer beyond block_count " + std::to_string(hp.n_layers);
     g.fail(t.info_offset, "GGUF tensor '" + t.name + "' " + why);
   }
   hp.weight_type = static_cast<uint32_t>(main_type);

@@ -17,12 +17,6 @@ using json = nlohmann::json;
 
 namespace {
 
-std::string shape_text(const std::vector<int64_t>& shape) {
-  std::string s;
-  for (int64_t d : shape) s += (s.empty() ? "" : ", ") + std::to_string(d);
-  return "[" + s + "]";
-}
-
 // PEFT drops the adapter's name ("default") when it saves; a file that kept it names
 // "lora_A.default.weight", "lora_embedding_A.default", "modules_to_save.default.weight".
 std::string without_adapter_name(const std::string& name) {

@@ -16,6 +16,12 @@ namespace qrun {
 namespace fs = std::filesystem;
 using json = nlohmann::json;
 
+std::string shape_text(const std::vector<int64_t>& shape) {
+  std::string s;
+  for (int64_t d : shape) s += (s.empty() ? "" : ", ") + std::to_string(d);
+  return "[" + s + "]";
+}
+
 int64_t SafeTensor::numel() const {
   int64_t n = 1;
   for (int64_t d : shape)

@@ -20,6 +20,9 @@ namespace qrun {
 // shape [..., groups * 32].
 enum class SafeDType { F32, F16, BF16, U8, MXFP4 };
 
+// "[2048, 5632]": a shape as error messages print it.
+std::string shape_text(const std::vector<int64_t>& shape);
+
 struct SafeTensor {
   std::string name;
   SafeDType dtype;

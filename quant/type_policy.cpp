@@ -5,6 +5,8 @@
 #include <cstdio>
 #include <stdexcept>
 
+#include "src/format/layer_tensor_name.h"
+
 namespace qrun {
 
 namespace {
@@ -21,16 +23,6 @@ bool is_vector(const std::string& name) {
   return name == "norm" || name.ends_with("_norm") || name.ends_with(".bq") || name.ends_with(".bk") ||
          name.ends_with(".bv") || name.ends_with(".bo") || name.ends_with(".shared_gate") || name.ends_with("_bias") ||
          name.ends_with(".attn_sinks") || name.rfind("rope_factors", 0) == 0;
-}
-
-// "layers.7.w2" -> 7 and "w2"; false for global tensors.
-bool split_layer_name(const std::string& name, int* layer, std::string* role) {
-  if (name.rfind("layers.", 0) != 0) return false;
-  const size_t dot = name.find('.', 7);
-  if (dot == std::string::npos) return false;
-  *layer = std::stoi(name.substr(7, dot - 7));
-  *role = name.substr(dot + 1);
-  return true;
 }
 
 }  // namespace
@@ -134,7 +126,7 @@ bool preset_upgrades(const std::string& name) {
   if (name == "output") return true;
   int layer;
   std::string role;
-  if (!split_layer_name(name, &layer, &role)) return false;
+  if (!split_layer_name(name, "layers.", &layer, &role)) return false;
   return role == "wv" || role == "wo";
 }
 

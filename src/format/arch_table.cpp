@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "qrun/error.h"
+#include "src/format/layer_tensor_name.h"
 
 namespace qrun {
 
@@ -210,11 +211,8 @@ std::string supported_archs() {
 const TensorRecipe& find_recipe(const std::string& name, uint32_t arch, int* layer) {
   std::string base = name;
   *layer = -1;
-  if (name.rfind("layers.", 0) == 0) {
-    const size_t dot = name.find('.', 7);
-    *layer = std::stoi(name.substr(7, dot - 7));
-    base = name.substr(dot + 1);
-  }
+  if (name.starts_with("layers.") && !split_layer_name(name, "layers.", layer, &base))
+    throw Error("malformed layer tensor name '" + name + "' (want layers.N.role)");
   for (const TensorRecipe& r : arch_info(arch).tensors)
     if (base == r.name) return r;
   throw Error("no tensor '" + name + "' in architecture " + arch_info(arch).name);

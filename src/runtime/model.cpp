@@ -6,6 +6,7 @@
 #include "qrun/memory_estimate.h"
 #include "qrun/model_layout.h"
 #include "simd/kernels.h"
+#include "src/format/layer_tensor_name.h"
 #include "src/runtime/layer_weights.h"
 #include "src/runtime/model_scratch.h"
 #include "src/runtime/gpu_offload.h"
@@ -18,20 +19,6 @@ namespace qrun {
 namespace {
 
 const float* f32_data(const TensorView& t) { return reinterpret_cast<const float*>(t.data); }
-
-// "layers.3.wq" -> 3, "wq".
-bool parse_layer_tensor_name(const std::string& name, int* layer, std::string* role) {
-  if (!name.starts_with("layers.")) return false;
-  const size_t dot = name.find('.', 7);
-  if (dot == std::string::npos || dot == 7 || dot > 12) return false;
-  *layer = 0;
-  for (size_t i = 7; i < dot; ++i) {
-    if (name[i] < '0' || name[i] > '9') return false;
-    *layer = *layer * 10 + (name[i] - '0');
-  }
-  *role = name.substr(dot + 1);
-  return true;
-}
 
 }  // namespace
 
@@ -146,7 +133,7 @@ void Model::attach_lora(std::shared_ptr<const LoraUpdates> lora) {
     if (name == "output" && !hparams().tied_embeddings) w = &w_->head;
     int layer = -1;
     std::string role;
-    if (parse_layer_tensor_name(name, &layer, &role) && layer >= 0 && layer < static_cast<int>(w_->layers.size())) {
+    if (split_layer_name(name, "layers.", &layer, &role) && layer >= 0 && layer < static_cast<int>(w_->layers.size())) {
       LayerWeights& l = w_->layers[size_t(layer)];
       for (auto [r, field] : {std::pair{"wq", &l.wq}, {"wk", &l.wk}, {"wv", &l.wv}, {"wo", &l.wo}, {"w1", &l.w1},
                               {"w2", &l.w2}, {"w3", &l.w3}, {"w1_shared", &l.w1_shared}, {"w2_shared", &l.w2_shared},
