@@ -6,7 +6,7 @@
 # each KV cache type.
 # llama-bench of c392e50 has no -d (depth), hence llama-cli.
 #
-#   bench/compare_depth.sh [-w WORKDIR] [-r ROUNDS] [-t THREADS] [-k f16,q8_0] [-c CHARS]
+#   bench/compare_depth.sh [-w WORKDIR] [-r ROUNDS] [-t THREADS] [-k f16,q8_0,q4_0] [-c CHARS]
 #
 # WORKDIR holds what bench/compare_llamacpp.sh made there (tinyllama.q4 and
 # gguf/tinyllama-Q4_0.gguf); run that first. An OPENBLAS_CORETYPE is unset, as there.

@@ -125,8 +125,8 @@ void BM_Attend(benchmark::State& state, qrun::KvType t) {
   std::vector<uint8_t> k(static_cast<size_t>(n_keys * row)), v(k.size());
   for (auto& b : k) b = uint8_t(byte(rng));
   for (auto& b : v) b = uint8_t(byte(rng));
-  if (t == qrun::KvType::Q8_0)  // sane f16 scales (0.01) at each block's start
-    for (size_t b = 0; b < k.size(); b += 34) k[b] = v[b] = 0x1F, k[b + 1] = v[b + 1] = 0x21;
+  if (t != qrun::KvType::F16)  // sane f16 scales (0.01) at each block's start
+    for (size_t b = 0; b < k.size(); b += size_t(qrun::kv_block_bytes(t, 32))) k[b] = v[b] = 0x1F, k[b + 1] = v[b + 1] = 0x21;
   else  // sane f16 values in [-2, 2): clear the top exponent bits
     for (size_t b = 1; b < k.size(); b += 2) k[b] &= 0xBF, v[b] &= 0xBF;
   std::vector<float> q(static_cast<size_t>(group * hd)), out(q.size()), tile(size_t(heads) * qrun::kAttentionTile);
@@ -142,6 +142,7 @@ void BM_Attend(benchmark::State& state, qrun::KvType t) {
 
 BENCHMARK_CAPTURE(BM_Attend, f16, qrun::KvType::F16)->Args({2048, 1})->Args({2048, 8})->Args({8192, 8});
 BENCHMARK_CAPTURE(BM_Attend, q8_0, qrun::KvType::Q8_0)->Args({2048, 1})->Args({2048, 8})->Args({8192, 8});
+BENCHMARK_CAPTURE(BM_Attend, q4_0, qrun::KvType::Q4_0)->Args({2048, 1})->Args({2048, 8})->Args({8192, 8});
 
 BENCHMARK_CAPTURE(BM_Matvec, q4, DType::Q4)->Args({2048, 2048})->Args({5632, 2048});
 BENCHMARK_CAPTURE(BM_Matvec, q8, DType::Q8)->Args({2048, 2048})->Args({5632, 2048});

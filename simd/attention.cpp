@@ -1,4 +1,4 @@
-// Attention over cached keys and values (f16 or q8_0), in tiles with an online softmax
+// Attention over cached keys and values (f16, q8_0 or q4_0), in tiles with an online softmax
 // (flash-attention style). One dispatched call per (token, query heads that share a KV
 // head): the per-key work is a few vector ops, so per-key calls (and scalar f16 tails at
 // head_dim 8) would cost more than the math. Vectors are as wide as head_dim allows, up
@@ -41,30 +41,70 @@ struct F16Row {
   }
 };
 
-// A row of q8_0 blocks: per group of g values an f16 scale, then g int8 (the vector
-// lanes divide g, so a load stays in one block).
-struct Q8Row {
+// Rows of blocks, each group of g values an f16 scale and then its codes (Codes: q8_0 or
+// q4_0 below).
+template <class Codes>
+struct BlockRow {
   template <class D>
   static HWY_INLINE hn::Vec<D> Load(D d, const uint8_t* row, int64_t j, int64_t g) {
-    const hn::RebindToSigned<D> di;
-    const hn::Rebind<int8_t, D> d8;
-    const int8_t* p = reinterpret_cast<const int8_t*>(row + j / g * (g + 2) + 2 + j % g);
-    return hn::ConvertTo(d, hn::PromoteTo(di, hn::LoadU(d8, p)));
+    return Codes::Load(d, row + j / g * Codes::BlockBytes(g) + 2, j % g, g);
   }
   // The scale of the group holding element j. F16 bits to f32 without F16C or a table:
   // the exponent and mantissa shifted into place and multiplied by 2^112 (rebiasing
   // 15 to 127 also makes subnormals normal); scales are finite, never Inf or NaN.
   static HWY_INLINE float Scale(const uint8_t* row, int64_t j, int64_t g) {
-    const uint8_t* p = row + j / g * (g + 2);
+    const uint8_t* p = row + j / g * Codes::BlockBytes(g);
     const uint32_t h = uint32_t{p[0]} | uint32_t{p[1]} << 8;
     const float magnitude = std::bit_cast<float>((h & 0x7FFFu) << 13) * 0x1p112f;
     return std::bit_cast<float>(std::bit_cast<uint32_t>(magnitude) | (h & 0x8000u) << 16);
   }
+  // d * (code - bias) as one multiply-add of the unbiased codes.
   template <class D>
   static HWY_INLINE hn::Vec<D> LoadScaled(D d, const uint8_t* row, int64_t j, int64_t g) {
-    return hn::Mul(Load(d, row, j, g), hn::Set(d, Scale(row, j, g)));
+    const float scale = Scale(row, j, g);
+    const auto codes = Codes::LoadUnbiased(d, row + j / g * Codes::BlockBytes(g) + 2, j % g, g);
+    if constexpr (Codes::kBias == 0) return hn::Mul(codes, hn::Set(d, scale));
+    return hn::MulAdd(codes, hn::Set(d, scale), hn::Set(d, -Codes::kBias * scale));
   }
 };
+
+// q8_0: g int8 after the scale (the vector lanes divide g, so a load stays in one block).
+struct Q8Codes {
+  static constexpr int64_t BlockBytes(int64_t g) { return 2 + g; }
+  static constexpr float kBias = 0.0f;
+  template <class D>
+  static HWY_INLINE hn::Vec<D> LoadUnbiased(D d, const uint8_t* codes, int64_t i, int64_t) {
+    const hn::RebindToSigned<D> di;
+    const hn::Rebind<int8_t, D> d8;
+    return hn::ConvertTo(d, hn::PromoteTo(di, hn::LoadU(d8, reinterpret_cast<const int8_t*>(codes) + i)));
+  }
+  template <class D>
+  static HWY_INLINE hn::Vec<D> Load(D d, const uint8_t* codes, int64_t i, int64_t g) {
+    return LoadUnbiased(d, codes, i, g);
+  }
+};
+
+// q4_0: g / 2 bytes after the scale, value i in byte i's low half and value i + g / 2 in
+// its high half, each code less 8 (the lanes divide g / 2, so a load takes one half).
+struct Q4Codes {
+  static constexpr int64_t BlockBytes(int64_t g) { return 2 + g / 2; }
+  static constexpr float kBias = 8.0f;
+  template <class D>
+  static HWY_INLINE hn::Vec<D> LoadUnbiased(D d, const uint8_t* codes, int64_t i, int64_t g) {
+    const hn::RebindToSigned<D> di;
+    const hn::Rebind<uint8_t, D> d8;
+    const int64_t half = g / 2;
+    const auto bytes = hn::BitCast(di, hn::PromoteTo(hn::RebindToUnsigned<D>(), hn::LoadU(d8, codes + i % half)));
+    return hn::ConvertTo(d, i < half ? hn::And(bytes, hn::Set(di, 15)) : hn::ShiftRight<4>(bytes));
+  }
+  template <class D>
+  static HWY_INLINE hn::Vec<D> Load(D d, const uint8_t* codes, int64_t i, int64_t g) {
+    return hn::Sub(LoadUnbiased(d, codes, i, g), hn::Set(d, kBias));
+  }
+};
+
+using Q8Row = BlockRow<Q8Codes>;
+using Q4Row = BlockRow<Q4Codes>;
 
 // Keys the scoring loop prefetches ahead of the one it reads (Zen 4, tinyllama q4 decode
 // after 2,048 tokens, two threads, f16 cache: 36-37 tok/s without, 40-45 with 4, 8 or 16
@@ -138,7 +178,7 @@ HWY_INLINE void Scores(D d, const float* q, int64_t heads, const uint8_t* key, i
 }
 
 // out_h += sum_i w_h[i] V_i over a tile of n value rows, for every head: w_h is the
-// head's tile of softmax weights, times the value group's scale for q8_0. Four heads per
+// head's tile of softmax weights, times the value group's scale for q8_0 and q4_0. Four heads per
 // pass share each load of a value vector and run four FMA chains; keys inner, so out is
 // read and written once per tile (with out[] updated per key, its store-to-load chain
 // took half of all attention time, pp512).
@@ -272,21 +312,35 @@ HWY_INLINE void Attend(D d, const AttendArgs& a, int64_t g) {
   }
 }
 
+template <class KRow, class D>
+HWY_INLINE void AttendWithKeys(D d, const AttendArgs& a, int64_t g) {
+  switch (a.v.type) {
+    case KvType::F16: return Attend<KRow, F16Row>(d, a, g);
+    case KvType::Q8_0: return Attend<KRow, Q8Row>(d, a, g);
+    case KvType::Q4_0: return Attend<KRow, Q4Row>(d, a, g);
+  }
+}
+
 template <class D>
 HWY_INLINE void AttendRows(D d, const AttendArgs& a, int64_t g) {
-  const bool k8 = a.k.type == KvType::Q8_0, v8 = a.v.type == KvType::Q8_0;
-  if (k8 && v8) return Attend<Q8Row, Q8Row>(d, a, g);
-  if (k8) return Attend<Q8Row, F16Row>(d, a, g);
-  if (v8) return Attend<F16Row, Q8Row>(d, a, g);
-  Attend<F16Row, F16Row>(d, a, g);
+  switch (a.k.type) {
+    case KvType::F16: return AttendWithKeys<F16Row>(d, a, g);
+    case KvType::Q8_0: return AttendWithKeys<Q8Row>(d, a, g);
+    case KvType::Q4_0: return AttendWithKeys<Q4Row>(d, a, g);
+  }
+}
+
+// The run of values a vector load must not cross: a head in f16, a block in q8_0, a
+// block's half in q4_0.
+inline int64_t LoadRun(KvType t, int64_t head_dim, int64_t g) {
+  return t == KvType::F16 ? head_dim : t == KvType::Q8_0 ? g : g / 2;
 }
 
 void AttendImpl(const AttendArgs& a) {
   // CappedTag<float, C> has at most C lanes (fewer on narrow targets), and C divides
-  // the width that must be whole vectors: a q8_0 group where either side has them,
-  // else head_dim. So its lane count does too.
+  // the width that must be whole vectors on both sides, so its lane count does too.
   const int64_t g = kv_group(static_cast<int>(a.head_dim));
-  const int64_t whole = a.k.type == KvType::Q8_0 || a.v.type == KvType::Q8_0 ? g : a.head_dim;
+  const int64_t whole = std::min(LoadRun(a.k.type, a.head_dim, g), LoadRun(a.v.type, a.head_dim, g));
   if (whole % 16 == 0) return AttendRows(hn::CappedTag<float, 16>(), a, g);
   if (whole % 8 == 0) return AttendRows(hn::CappedTag<float, 8>(), a, g);
   if (whole % 4 == 0) return AttendRows(hn::CappedTag<float, 4>(), a, g);

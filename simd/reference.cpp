@@ -79,7 +79,8 @@ float row_dot(DType t, const uint8_t* row, int64_t cols, const float* x, const B
   return static_cast<float>(acc);
 }
 
-// Element j of a cached row: f16, or q8_0's scale of j's group times its int8.
+// Element j of a cached row: f16, or the scale of j's group times its int8 (q8_0) or its
+// 4-bit code less 8 (q4_0).
 double kv_element(const KvRows& rows, int64_t t, int64_t j, int64_t head_dim) {
   const uint8_t* row = rows.data + t * rows.stride;
   uint16_t h;
@@ -87,10 +88,12 @@ double kv_element(const KvRows& rows, int64_t t, int64_t j, int64_t head_dim) {
     std::copy_n(row + 2 * j, 2, reinterpret_cast<uint8_t*>(&h));
     return f16_to_f32(h);
   }
-  const int64_t g = kv_group(static_cast<int>(head_dim));
-  const uint8_t* block = row + j / g * (g + 2);
+  const int64_t g = kv_group(static_cast<int>(head_dim)), i = j % g;
+  const uint8_t* block = row + j / g * kv_block_bytes(rows.type, int(g));
   std::copy_n(block, 2, reinterpret_cast<uint8_t*>(&h));
-  return double(f16_to_f32(h)) * static_cast<int8_t>(block[2 + j % g]);
+  if (rows.type == KvType::Q8_0) return double(f16_to_f32(h)) * static_cast<int8_t>(block[2 + i]);
+  const int byte = block[2 + i % (g / 2)];
+  return double(f16_to_f32(h)) * ((i < g / 2 ? byte & 15 : byte >> 4) - 8);
 }
 
 }  // namespace

@@ -103,11 +103,12 @@ inline void add_q8_activations_option(CLI::App& app, int& bits) {
 // -ctk/--cache-type-k, -ctv/--cache-type-v: RuntimeOptions::cache_type_k, cache_type_v
 // (qrun::parse_kv_type reads the names).
 inline void add_cache_type_options(CLI::App& app, std::string& k, std::string& v) {
-  app.add_option("--cache-type-k", k, "-ctk TYPE: how the KV cache stores keys: f16, or q8_0 (47% less memory)")
-      ->check(CLI::IsMember({"f16", "q8_0"}))
+  app.add_option("--cache-type-k", k,
+                 "-ctk TYPE: how the KV cache stores keys: f16, q8_0 (47% less memory) or q4_0 (72% less)")
+      ->check(CLI::IsMember({"f16", "q8_0", "q4_0"}))
       ->capture_default_str();
-  app.add_option("--cache-type-v", v, "-ctv TYPE: how the KV cache stores values: f16, or q8_0")
-      ->check(CLI::IsMember({"f16", "q8_0"}))
+  app.add_option("--cache-type-v", v, "-ctv TYPE: how the KV cache stores values: f16, q8_0 or q4_0")
+      ->check(CLI::IsMember({"f16", "q8_0", "q4_0"}))
       ->capture_default_str();
 }
 

@@ -10,7 +10,14 @@
 
 namespace qrun {
 
-const char* kv_type_name(KvType t) { return t == KvType::Q8_0 ? "q8_0" : "f16"; }
+const char* kv_type_name(KvType t) {
+  switch (t) {
+    case KvType::F16: return "f16";
+    case KvType::Q8_0: return "q8_0";
+    case KvType::Q4_0: return "q4_0";
+  }
+  return "?";
+}
 
 std::string describe_kv_types(KvType keys, KvType values) {
   if (keys == values) return kv_type_name(keys);
@@ -20,7 +27,8 @@ std::string describe_kv_types(KvType keys, KvType values) {
 KvType parse_kv_type(const std::string& name) {
   if (name == "f16") return KvType::F16;
   if (name == "q8_0") return KvType::Q8_0;
-  throw Error("KV cache type '" + name + "': must be f16 or q8_0");
+  if (name == "q4_0") return KvType::Q4_0;
+  throw Error("KV cache type '" + name + "': must be f16, q8_0 or q4_0");
 }
 
 KvCache::KvCache(const std::vector<int>& ring, int capacity, int kv_dim, int head_dim, KvType key_type,
@@ -28,6 +36,8 @@ KvCache::KvCache(const std::vector<int>& ring, int capacity, int kv_dim, int hea
     : capacity_(capacity), kv_dim_(kv_dim), head_dim_(head_dim), type_{key_type, value_type}, ring_(ring) {
   if (head_dim <= 0 || kv_dim % head_dim != 0)
     throw Error("KV cache: kv_dim " + std::to_string(kv_dim) + " is not whole heads of " + std::to_string(head_dim));
+  if ((key_type == KvType::Q4_0 || value_type == KvType::Q4_0) && kv_group(head_dim) < 2)
+    throw Error("KV cache: q4_0 needs an even head_dim (this model's is " + std::to_string(head_dim) + ")");
   for (int kv = 0; kv < 2; ++kv) row_bytes_[kv] = kv_row_bytes(type_[kv], kv_dim, head_dim);
   size_t total = 0;
   for (const int r : ring_) {
@@ -63,14 +73,51 @@ void decode_q8_0(const uint8_t* row, int n, int group, float* out) {
   }
 }
 
+// q4_0 as llama.cpp stores it: d = m / -8 for the value m of largest magnitude, so m
+// itself is exact (code 0) and codes 0..15 are d * (code - 8); each value rounds to the
+// nearest step of d as stored. Value i of a group sits in byte i % (g / 2), in the low
+// half for the first g / 2 values and the high half for the rest.
+void encode_q4_0(const float* x, int n, int group, uint8_t* out) {
+  const int half = group / 2;
+  for (int b = 0; b < n / group; ++b, x += group, out += 2 + half) {
+    float m = 0.0f;
+    for (int i = 0; i < group; ++i)
+      if (std::abs(x[i]) > std::abs(m)) m = x[i];
+    const uint16_t d16 = f32_to_f16(m / -8.0f);
+    const float d = f16_to_f32(d16), id = d != 0.0f ? 1.0f / d : 0.0f;
+    std::memcpy(out, &d16, 2);
+    auto code = [&](float v) { return static_cast<uint8_t>(std::clamp(std::nearbyint(v * id) + 8.0f, 0.0f, 15.0f)); };
+    for (int i = 0; i < half; ++i) out[2 + i] = static_cast<uint8_t>(code(x[i]) | code(x[i + half]) << 4);
+  }
+}
+
+void decode_q4_0(const uint8_t* row, int n, int group, float* out) {
+  const int half = group / 2;
+  for (int b = 0; b < n / group; ++b, row += 2 + half, out += group) {
+    uint16_t d16;
+    std::memcpy(&d16, row, 2);
+    const float d = f16_to_f32(d16);
+    for (int i = 0; i < half; ++i) {
+      out[i] = d * static_cast<float>((row[2 + i] & 15) - 8);
+      out[i + half] = d * static_cast<float>((row[2 + i] >> 4) - 8);
+    }
+  }
+}
+
 void encode(KvType t, const float* x, int n, int head_dim, uint8_t* out) {
-  if (t == KvType::F16) f32_to_f16_row(x, reinterpret_cast<uint16_t*>(out), n);
-  else encode_q8_0(x, n, kv_group(head_dim), out);
+  switch (t) {
+    case KvType::F16: return f32_to_f16_row(x, reinterpret_cast<uint16_t*>(out), n);
+    case KvType::Q8_0: return encode_q8_0(x, n, kv_group(head_dim), out);
+    case KvType::Q4_0: return encode_q4_0(x, n, kv_group(head_dim), out);
+  }
 }
 
 void decode(KvType t, const uint8_t* row, int n, int head_dim, float* out) {
-  if (t == KvType::F16) widen_row_to_f32(DType::F16, row, n, out);
-  else decode_q8_0(row, n, kv_group(head_dim), out);
+  switch (t) {
+    case KvType::F16: return widen_row_to_f32(DType::F16, row, n, out);
+    case KvType::Q8_0: return decode_q8_0(row, n, kv_group(head_dim), out);
+    case KvType::Q4_0: return decode_q4_0(row, n, kv_group(head_dim), out);
+  }
 }
 
 }  // namespace

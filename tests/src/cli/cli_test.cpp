@@ -95,7 +95,7 @@ TEST(QrunCli, InvalidFlagsAreRefused) {
                                  "--mem-budget 2X", "-f /etc/hostname", "--seed 9223372036854775808",
                                  "--seed 18446744073709551615", "--seed -2", "--seed 1.5", "--frequency-penalty 2.5",
                                  "--presence-penalty nan", "--prefetch l3:5", "--prefetch l2:abc", "--gpu-layers 5-2",
-                                 "--gpu-layers x", "-ctk q4_0", "--cache-type-v bf16", "-ctv"}) {
+                                 "--gpu-layers x", "-ctk q4_1", "--cache-type-v bf16", "-ctv"}) {
     const auto r = run_command(tool("qrun") + " -m x.q4 -p hi " + args);
     EXPECT_EQ(r.exit_code, 2) << args << ": " << r.out;
   }
@@ -120,7 +120,7 @@ TEST(QrunCli, EstimateIncludesDeviceMemoryOfOffloadedLayers) {
   EXPECT_NE(r.out.find("outside the model's 5 layers"), std::string::npos) << r.out;
 }
 
-// -ctk/-ctv q8_0 (llama.cpp's flags): the estimate names the types and counts the
+// -ctk/-ctv q8_0 and q4_0 (llama.cpp's flags): the estimate names the types and counts the
 // smaller cache; a run says which cache it used in its timing block.
 TEST(QrunCli, QuantizedKvCacheIsEstimatedAndNamed) {
   const auto model = test::converted_stories(DType::Q8).string();
@@ -134,11 +134,20 @@ TEST(QrunCli, QuantizedKvCacheIsEstimatedAndNamed) {
   EXPECT_NE(f16.find("(f16)"), std::string::npos) << f16;
   EXPECT_NE(q8.find("(q8_0)"), std::string::npos) << q8;
   EXPECT_NE(keys.find("(keys q8_0, values f16)"), std::string::npos) << keys;
-  // stories260K's head of 8 is one q8_0 group: 10 bytes where f16 takes 16.
+  // stories260K's head of 8 is one q8_0 group: 10 bytes where f16 takes 16 (q4_0: 6).
   EXPECT_NEAR(std::stod(q8.substr(8)), std::stod(f16.substr(8)) * 10 / 16, 0.05) << q8 << " / " << f16;
-  const auto r = run_command(tool("qrun") + " -m " + quoted(model) + " -p 'Once upon a time' -n 8 -t 1 -ctk q8_0 -ctv q8_0");
-  EXPECT_EQ(r.exit_code, 0) << r.out;
-  EXPECT_NE(r.out.find("KV cache q8_0"), std::string::npos) << r.out;
+  const std::string q4 = kv_line("-ctk q4_0 -ctv q4_0");
+  EXPECT_NE(q4.find("(q4_0)"), std::string::npos) << q4;
+  EXPECT_NEAR(std::stod(q4.substr(8)), std::stod(f16.substr(8)) * 6 / 16, 0.05) << q4 << " / " << f16;
+  for (const char* type : {"q8_0", "q4_0"}) {
+    const auto r = run_command(tool("qrun") + " -m " + quoted(model) + " -p 'Once upon a time' -n 8 -t 1 -ctk " + type +
+                               " -ctv " + type);
+    EXPECT_EQ(r.exit_code, 0) << r.out;
+    EXPECT_NE(r.out.find(std::string("KV cache ") + type), std::string::npos) << r.out;
+  }
+  const auto bad = run_command(tool("qrun") + " -m " + quoted(model) + " -p 'Once' -n 1 -ctk q4_1");
+  EXPECT_NE(bad.exit_code, 0);
+  EXPECT_NE(bad.out.find("q4_0"), std::string::npos) << bad.out;  // the accepted names
 }
 
 TEST(QconvertCli, InfoShowsAValidFile) {

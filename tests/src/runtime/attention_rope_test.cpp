@@ -72,12 +72,13 @@ TEST(Rope, Llama3ScalingBands) {
 
 // Tiled online-softmax attention equals softmax(qK^T/sqrt(d))V in double over the values
 // the cache holds (decoded), for lengths below, equal to and across several tiles, each
-// KV type pair, heads whose q8_0 groups are 32 (64), 16 (80) and 8 (stories260K's 8),
+// KV type pair, heads whose q8_0 and q4_0 groups are 32 (64), 16 (80) and 8 (stories260K's 8),
 // and three query heads sharing each KV head. Tolerance 1e-4: only f32 accumulation differs.
 TEST(Attention, TiledEqualsReference) {
   for (const int d : {64, 80, 8}) {
     for (const auto& [kt, vt] : {std::pair{KvType::F16, KvType::F16}, std::pair{KvType::Q8_0, KvType::Q8_0},
-                                 std::pair{KvType::Q8_0, KvType::F16}, std::pair{KvType::F16, KvType::Q8_0}}) {
+                                 std::pair{KvType::Q8_0, KvType::F16}, std::pair{KvType::F16, KvType::Q8_0},
+                                 std::pair{KvType::Q4_0, KvType::Q4_0}, std::pair{KvType::Q8_0, KvType::Q4_0}}) {
       const int kv_heads = 2, kv_dim = d * kv_heads, n_pos = 3 * kAttentionTile + 5;
       KvCache cache(1, n_pos, kv_dim, d, kt, vt);
       std::mt19937 rng(2);
