@@ -74,8 +74,8 @@ void decode_q8_0(const uint8_t* row, int n, int group, float* out) {
 }
 
 // q4_0 as llama.cpp stores it: d = m / -8 for the value m of largest magnitude, so m
-// itself is exact (code 0) and codes 0..15 are d * (code - 8); each value rounds to the
-// nearest step of d as stored. Value i of a group sits in byte i % (g / 2), in the low
+// takes code 0 (within f16's rounding of d) and codes 0..15 are d * (code - 8); each value
+// rounds to the nearest step of d as stored. Value i of a group sits in byte i % (g / 2), in the low
 // half for the first g / 2 values and the high half for the rest.
 void encode_q4_0(const float* x, int n, int group, uint8_t* out) {
   const int half = group / 2;
