@@ -183,7 +183,7 @@ HWY_INLINE void Scores(D d, const float* q, int64_t heads, const uint8_t* key, i
 // read and written once per tile (with out[] updated per key, its store-to-load chain
 // took half of all attention time, pp512).
 template <class Row, class D>
-HWY_INLINE void AddValues(D d, const AttendArgs& a, const uint8_t* values, int64_t n, int64_t g) {
+HWY_NOINLINE void AddValues(D d, const AttendArgs& a, const uint8_t* values, int64_t n, int64_t g) {
   const int64_t N = static_cast<int64_t>(hn::Lanes(d)), hd = a.head_dim, stride = a.v.stride;
   const int64_t vg = std::is_same_v<Row, F16Row> ? hd : g;  // widths that share one scale
   float scaled[kMaxAttendHeads * kAttentionTile];
@@ -249,12 +249,41 @@ HWY_INLINE void AddValues(D d, const AttendArgs& a, const uint8_t* values, int64
   }
 }
 
-// Lanes(d) divides g, g divides head_dim.
-template <class KRow, class VRow, class D>
-HWY_INLINE void Attend(D d, const AttendArgs& a, int64_t g) {
+// Scores of keys [t0, t0 + n) into each head's row of a.tile, scaled, capped and masked;
+// tile_max[h] rises to the head's largest. Each key row is read from memory once for all
+// the heads. The rows are a head's slice of each cache row, too sparse for the hardware
+// prefetchers to run ahead: fetch the keys kPrefetchKeys ahead, and this tile's values
+// while scoring it.
+template <class Row, class D>
+HWY_NOINLINE void ScoreTile(D d, const AttendArgs& a, int64_t t0, int64_t n, int64_t g, float scale, float* tile_max) {
+  const int64_t hd = a.head_dim, heads = a.heads;
+  const int64_t key_bytes = kv_row_bytes(a.k.type, int(hd), int(hd)), value_bytes = kv_row_bytes(a.v.type, int(hd), int(hd));
+  for (int64_t i = 0; i < n; ++i) {
+    if (const int64_t ahead = t0 + i + kPrefetchKeys; ahead < a.n_keys) PrefetchLines(a.k.data + ahead * a.k.stride, key_bytes);
+    PrefetchLines(a.v.data + (t0 + i) * a.v.stride, value_bytes);
+    float s[kMaxAttendHeads];
+    Scores<Row>(d, a.q, heads, a.k.data + (t0 + i) * a.k.stride, hd, g, s);
+    for (int64_t h = 0; h < heads; ++h) {
+      s[h] *= scale;
+      if (a.softcap > 0.0f) s[h] = a.softcap * std::tanh(s[h] / a.softcap);
+      // A key past the row's end weighs exp(-inf) = 0; every row sees key 0, so its
+      // running maximum is finite from the first tile on.
+      if (a.key_ends && t0 + i >= a.key_ends[h]) s[h] = -std::numeric_limits<float>::infinity();
+      a.tile[h * kAttentionTile + i] = s[h];
+      // Kept while scoring: a max_element over the tile afterwards ran as one
+      // load-compare-select chain per score (28% of attention time at depth 2,200).
+      tile_max[h] = std::max(tile_max[h], s[h]);
+    }
+  }
+}
+
+// Lanes(d) divides g, g divides head_dim. The per-tile phases are functions of their
+// own, one per cache type: inlined into one body per (key type, value type, width),
+// this file took GCC 400 s to compile.
+template <class D>
+HWY_NOINLINE void Attend(D d, const AttendArgs& a, int64_t g) {
   const int64_t N = static_cast<int64_t>(hn::Lanes(d)), hd = a.head_dim, heads = a.heads;
   const float scale = a.scale == 0.0f ? 1.0f / std::sqrt(static_cast<float>(hd)) : a.scale;
-  const int64_t row_bytes[2] = {kv_row_bytes(a.k.type, int(hd), int(hd)), kv_row_bytes(a.v.type, int(hd), int(hd))};
   float running_max[kMaxAttendHeads], running_sum[kMaxAttendHeads];
   for (int64_t h = 0; h < heads; ++h) {
     running_max[h] = -std::numeric_limits<float>::infinity();
@@ -263,28 +292,12 @@ HWY_INLINE void Attend(D d, const AttendArgs& a, int64_t g) {
   }
   for (int64_t t0 = 0; t0 < a.n_keys; t0 += kAttentionTile) {
     const int64_t n = std::min<int64_t>(kAttentionTile, a.n_keys - t0);
-    // Each head's maximum, kept while scoring: a max_element over the tile afterwards ran
-    // as one load-compare-select chain per score (28% of attention time at depth 2,200).
     float tile_max[kMaxAttendHeads];
     std::copy_n(running_max, heads, tile_max);
-    // Each key row is read from memory once for all the heads. The rows are a head's
-    // slice of each cache row, too sparse for the hardware prefetchers to run ahead:
-    // fetch the keys kPrefetchKeys ahead, and this tile's values while scoring it.
-    for (int64_t i = 0; i < n; ++i) {
-      if (const int64_t ahead = t0 + i + kPrefetchKeys; ahead < a.n_keys)
-        PrefetchLines(a.k.data + ahead * a.k.stride, row_bytes[0]);
-      PrefetchLines(a.v.data + (t0 + i) * a.v.stride, row_bytes[1]);
-      float s[kMaxAttendHeads];
-      Scores<KRow>(d, a.q, heads, a.k.data + (t0 + i) * a.k.stride, hd, g, s);
-      for (int64_t h = 0; h < heads; ++h) {
-        s[h] *= scale;
-        if (a.softcap > 0.0f) s[h] = a.softcap * std::tanh(s[h] / a.softcap);
-        // A key past the row's end weighs exp(-inf) = 0; every row sees key 0, so its
-        // running maximum is finite from the first tile on.
-        if (a.key_ends && t0 + i >= a.key_ends[h]) s[h] = -std::numeric_limits<float>::infinity();
-        a.tile[h * kAttentionTile + i] = s[h];
-        tile_max[h] = std::max(tile_max[h], s[h]);
-      }
+    switch (a.k.type) {
+      case KvType::F16: ScoreTile<F16Row>(d, a, t0, n, g, scale, tile_max); break;
+      case KvType::Q8_0: ScoreTile<Q8Row>(d, a, t0, n, g, scale, tile_max); break;
+      case KvType::Q4_0: ScoreTile<Q4Row>(d, a, t0, n, g, scale, tile_max); break;
     }
     for (int64_t h = 0; h < heads; ++h) {
       float* tile = a.tile + h * kAttentionTile;
@@ -300,7 +313,12 @@ HWY_INLINE void Attend(D d, const AttendArgs& a, int64_t g) {
       running_max[h] = tile_max[h];
       for (int64_t i = 0; i < n; ++i) running_sum[h] += tile[i];
     }
-    AddValues<VRow>(d, a, a.v.data + t0 * a.v.stride, n, g);
+    const uint8_t* values = a.v.data + t0 * a.v.stride;
+    switch (a.v.type) {
+      case KvType::F16: AddValues<F16Row>(d, a, values, n, g); break;
+      case KvType::Q8_0: AddValues<Q8Row>(d, a, values, n, g); break;
+      case KvType::Q4_0: AddValues<Q4Row>(d, a, values, n, g); break;
+    }
   }
   for (int64_t h = 0; h < heads; ++h) {
     // A sink joins the denominator under the common maximum; the sum may then be all sink.
@@ -316,24 +334,6 @@ HWY_INLINE void Attend(D d, const AttendArgs& a, int64_t g) {
   }
 }
 
-template <class KRow, class D>
-HWY_INLINE void AttendWithKeys(D d, const AttendArgs& a, int64_t g) {
-  switch (a.v.type) {
-    case KvType::F16: return Attend<KRow, F16Row>(d, a, g);
-    case KvType::Q8_0: return Attend<KRow, Q8Row>(d, a, g);
-    case KvType::Q4_0: return Attend<KRow, Q4Row>(d, a, g);
-  }
-}
-
-template <class D>
-HWY_INLINE void AttendRows(D d, const AttendArgs& a, int64_t g) {
-  switch (a.k.type) {
-    case KvType::F16: return AttendWithKeys<F16Row>(d, a, g);
-    case KvType::Q8_0: return AttendWithKeys<Q8Row>(d, a, g);
-    case KvType::Q4_0: return AttendWithKeys<Q4Row>(d, a, g);
-  }
-}
-
 // The run of values a vector load must not cross: a head in f16, a block in q8_0, a
 // block's half in q4_0.
 inline int64_t LoadRun(KvType t, int64_t head_dim, int64_t g) {
@@ -345,10 +345,10 @@ void AttendImpl(const AttendArgs& a) {
   // the width that must be whole vectors on both sides, so its lane count does too.
   const int64_t g = kv_group(static_cast<int>(a.head_dim));
   const int64_t whole = std::min(LoadRun(a.k.type, a.head_dim, g), LoadRun(a.v.type, a.head_dim, g));
-  if (whole % 16 == 0) return AttendRows(hn::CappedTag<float, 16>(), a, g);
-  if (whole % 8 == 0) return AttendRows(hn::CappedTag<float, 8>(), a, g);
-  if (whole % 4 == 0) return AttendRows(hn::CappedTag<float, 4>(), a, g);
-  AttendRows(hn::CappedTag<float, 1>(), a, g);
+  if (whole % 16 == 0) return Attend(hn::CappedTag<float, 16>(), a, g);
+  if (whole % 8 == 0) return Attend(hn::CappedTag<float, 8>(), a, g);
+  if (whole % 4 == 0) return Attend(hn::CappedTag<float, 4>(), a, g);
+  Attend(hn::CappedTag<float, 1>(), a, g);
 }
 
 }  // namespace HWY_NAMESPACE
