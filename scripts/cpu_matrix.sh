@@ -4,7 +4,9 @@
 #   x86-64 Haswell (AVX2, no AVX-512): the build/ test binaries under qemu-x86_64 -cpu Haswell
 #   aarch64 NEON and SVE/SVE2: a cross build in build-aarch64/ under qemu-aarch64
 # Each leg first checks which SIMD target qrun's dispatch picked there. Installs what it
-# needs (idempotent), prints each leg's time and exits non-zero if any leg failed.
+# needs (idempotent), prints each leg's time and exits non-zero if any leg failed. The
+# emulated legs run two at a time (a qemu run keeps one core busy), each into its own log,
+# printed whole when it ends.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -86,29 +88,38 @@ run_tests() {
 }
 
 run_x86() {
-  # build/ as scripts/test.sh configured and built it (this only builds what is missing).
-  [ -f build/CMakeCache.txt ] || ./scripts/build.sh
-  cmake --build build -j"$(nproc)" --target test_simd test_quant test_src_format test_src_runtime test_src_tokenizer qrun_tool qconvert_tool \
-    >/dev/null
   # Haswell less the features TCG cannot emulate, which it would warn about at every start.
   run_tests build AVX2 qemu-x86_64 -cpu Haswell,-pcid,-x2apic,-tsc-deadline,-hle,-invpcid,-rtm
 }
 
-run_sve() {
-  # qemu's default SVE length is 512 bits, where dispatch picks SVE2; then the kernels
-  # again at 128- and 256-bit vectors, where it picks SVE2_128 and SVE_256.
-  local vl rc=0
-  run_tests build-aarch64 SVE2 qemu-aarch64 -cpu max || rc=1
-  for vl in 16 32; do
-    echo "cpu_matrix: qemu-aarch64 -cpu max,sve-default-vector-length=$vl build-aarch64/tests/test_simd"
-    qemu-aarch64 -cpu max,sve-default-vector-length=$vl build-aarch64/tests/test_simd --gtest_brief=1 || rc=1
-  done
-  return $rc
+build_x86() {
+  # build/ as scripts/test.sh configured and built it (this only builds what is missing).
+  [ -f build/CMakeCache.txt ] || ./scripts/build.sh
+  cmake --build build -j"$(nproc)" --target test_simd test_quant test_src_format test_src_runtime test_src_tokenizer qrun_tool qconvert_tool \
+    >/dev/null
 }
 
-# leg NAME COMMAND...: runs one leg under errexit and records its time and result in
-# LEG_RC and the summary.
+# qemu's default SVE length is 512 bits, where dispatch picks SVE2; the kernels again at
+# 128- and 256-bit vectors (sve-default-vector-length in bytes: 16, 32), where it picks
+# SVE2_128 and SVE_256.
+run_sve_kernels() {
+  echo "cpu_matrix: qemu-aarch64 -cpu max,sve-default-vector-length=$1 build-aarch64/tests/test_simd"
+  qemu-aarch64 -cpu max,sve-default-vector-length="$1" build-aarch64/tests/test_simd --gtest_brief=1
+}
+
+# Each leg's name, time and result, for the summary.
 names=() times=() results=() failed=0 LEG_RC=0
+record() {  # NAME SECONDS RC
+  names+=("$1") times+=("$2")
+  if [ "$3" -eq 0 ]; then
+    results+=(ok)
+  else
+    results+=("FAILED (exit $3)")
+    failed=$((failed + 1))
+  fi
+}
+
+# leg NAME COMMAND...: runs one leg now, under errexit; its exit status in LEG_RC.
 leg() {
   local name=$1 start=$SECONDS
   shift
@@ -117,24 +128,55 @@ leg() {
   (set -e; "$@")
   LEG_RC=$?
   set -e
-  names+=("$name") times+=($((SECONDS - start)))
-  if [ $LEG_RC -eq 0 ]; then
-    results+=(ok)
-  else
-    results+=("FAILED (exit $LEG_RC)")
-    failed=$((failed + 1))
-  fi
+  record "$name" $((SECONDS - start)) $LEG_RC
 }
+
+# two_at_a_time NAME COMMAND NAME COMMAND ...: runs each leg (COMMAND one word) under
+# errexit, two at once, each into a log printed when it ends.
+two_at_a_time() {
+  local logs pid done_pid rc running=0 n=0
+  local -A leg_name leg_start leg_log
+  logs=$(mktemp -d)
+  finish() {
+    rc=0
+    wait -n -p done_pid || rc=$?
+    echo "=== cpu_matrix: ${leg_name[$done_pid]}"
+    cat "${leg_log[$done_pid]}"
+    record "${leg_name[$done_pid]}" $((SECONDS - leg_start[$done_pid])) $rc
+    running=$((running - 1))
+  }
+  while [ $# -gt 0 ]; do
+    [ $running -lt 2 ] || finish
+    n=$((n + 1))
+    (set -e; $2) >"$logs/$n.log" 2>&1 &
+    pid=$!
+    leg_name[$pid]=$1 leg_start[$pid]=$SECONDS leg_log[$pid]=$logs/$n.log
+    running=$((running + 1))
+    shift 2
+  done
+  while [ $running -gt 0 ]; do finish; done
+  rm -rf "$logs"
+}
+
+run_neon() { run_tests build-aarch64 NEON qemu-aarch64 -cpu cortex-a72; }  # NEON only
+run_sve2() { run_tests build-aarch64 SVE2 qemu-aarch64 -cpu max; }         # SVE2 at 512 bits
+run_sve2_128() { run_sve_kernels 16; }
+run_sve_256() { run_sve_kernels 32; }
 
 leg "install packages" install_packages
 if [ $LEG_RC -eq 0 ]; then
-  leg "x86-64 AVX2 (qemu-x86_64 -cpu Haswell)" run_x86
+  leg "x86-64 build (build/)" build_x86
+  x86_ok=$LEG_RC
   leg "aarch64 cross build (build-aarch64/)" build_aarch64
-  if [ $LEG_RC -eq 0 ]; then
-    # qemu-aarch64's default CPU has SVE2; a Cortex-A72 has NEON only.
-    leg "aarch64 NEON (qemu-aarch64 -cpu cortex-a72)" run_tests build-aarch64 NEON qemu-aarch64 -cpu cortex-a72
-    leg "aarch64 SVE/SVE2 (qemu-aarch64 -cpu max)" run_sve
-  fi
+  arm_ok=$LEG_RC
+  legs=()
+  [ $x86_ok -ne 0 ] || legs+=("x86-64 AVX2 (qemu-x86_64 -cpu Haswell)" run_x86)
+  [ $arm_ok -ne 0 ] || legs+=(
+    "aarch64 SVE2 512-bit (qemu-aarch64 -cpu max)" run_sve2
+    "aarch64 NEON (qemu-aarch64 -cpu cortex-a72)" run_neon
+    "aarch64 SVE2 128-bit kernels" run_sve2_128
+    "aarch64 SVE 256-bit kernels" run_sve_256)
+  two_at_a_time "${legs[@]}"
 fi
 
 echo "=== cpu_matrix: times"

@@ -45,15 +45,19 @@ struct F16Row {
 // q4_0 below).
 template <class Codes>
 struct BlockRow {
+  // The block holding element j: its f16 scale, then its codes.
+  static HWY_INLINE const uint8_t* Block(const uint8_t* row, int64_t j, int64_t g) {
+    return row + j / g * Codes::BlockBytes(g);
+  }
   template <class D>
   static HWY_INLINE hn::Vec<D> Load(D d, const uint8_t* row, int64_t j, int64_t g) {
-    return Codes::Load(d, row + j / g * Codes::BlockBytes(g) + 2, j % g, g);
+    return Codes::Load(d, Block(row, j, g) + 2, j % g, g);
   }
   // The scale of the group holding element j. F16 bits to f32 without F16C or a table:
   // the exponent and mantissa shifted into place and multiplied by 2^112 (rebiasing
   // 15 to 127 also makes subnormals normal); scales are finite, never Inf or NaN.
   static HWY_INLINE float Scale(const uint8_t* row, int64_t j, int64_t g) {
-    const uint8_t* p = row + j / g * Codes::BlockBytes(g);
+    const uint8_t* p = Block(row, j, g);
     const uint32_t h = uint32_t{p[0]} | uint32_t{p[1]} << 8;
     const float magnitude = std::bit_cast<float>((h & 0x7FFFu) << 13) * 0x1p112f;
     return std::bit_cast<float>(std::bit_cast<uint32_t>(magnitude) | (h & 0x8000u) << 16);
@@ -62,7 +66,7 @@ struct BlockRow {
   template <class D>
   static HWY_INLINE hn::Vec<D> LoadScaled(D d, const uint8_t* row, int64_t j, int64_t g) {
     const float scale = Scale(row, j, g);
-    const auto codes = Codes::LoadUnbiased(d, row + j / g * Codes::BlockBytes(g) + 2, j % g, g);
+    const auto codes = Codes::LoadUnbiased(d, Block(row, j, g) + 2, j % g, g);
     if constexpr (Codes::kBias == 0) return hn::Mul(codes, hn::Set(d, scale));
     return hn::MulAdd(codes, hn::Set(d, scale), hn::Set(d, -Codes::kBias * scale));
   }
