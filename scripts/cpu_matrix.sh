@@ -166,12 +166,12 @@ run_sve_256() { run_sve_kernels 32; }
 leg "install packages" install_packages
 if [ $LEG_RC -eq 0 ]; then
   leg "x86-64 build (build/)" build_x86
-  x86_ok=$LEG_RC
+  x86_build_rc=$LEG_RC
   leg "aarch64 cross build (build-aarch64/)" build_aarch64
-  arm_ok=$LEG_RC
+  arm_build_rc=$LEG_RC
   legs=()
-  [ $x86_ok -ne 0 ] || legs+=("x86-64 AVX2 (qemu-x86_64 -cpu Haswell)" run_x86)
-  [ $arm_ok -ne 0 ] || legs+=(
+  [ $x86_build_rc -ne 0 ] || legs+=("x86-64 AVX2 (qemu-x86_64 -cpu Haswell)" run_x86)
+  [ $arm_build_rc -ne 0 ] || legs+=(
     "aarch64 SVE2 512-bit (qemu-aarch64 -cpu max)" run_sve2
     "aarch64 NEON (qemu-aarch64 -cpu cortex-a72)" run_neon
     "aarch64 SVE2 128-bit kernels" run_sve2_128
