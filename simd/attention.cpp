@@ -131,13 +131,29 @@ HWY_INLINE void ExpTile(float* tile, int64_t n, float tile_max) {
   for (int64_t i = 0; i < padded; i += N) hn::StoreU(hn::Exp(df, hn::Sub(hn::LoadU(df, tile + i), vmax)), df, tile + i);
 }
 
-// s[h] = q_h . key for `heads` query heads (q_h = q + h * head_dim). Four heads per pass
-// share each load of the key and run independent FMA chains and reductions: one head at
-// a time, the chain and its reduction made scoring latency bound. Every row sums its
-// even and its odd vectors apart, then both, however many rows share the call: a prompt
-// token's scores are the same bits whether its rows come alone or with other tokens'.
+// The sum of tile[0, n), in vectors (ExpTile's padding skipped): one scalar add per key
+// was a dependency chain of n adds per head and tile. Keys past a row's end hold +0,
+// which leaves every lane's sum as it was, so a row's sum has the same bits with them
+// as without.
+HWY_INLINE float TileSum(const float* tile, int64_t n) {
+  const hn::ScalableTag<float> df;
+  const int64_t N = static_cast<int64_t>(hn::Lanes(df));
+  auto sum = hn::Zero(df);
+  int64_t i = 0;
+  for (; i + N <= n; i += N) sum = hn::Add(sum, hn::LoadU(df, tile + i));
+  if (i < n) sum = hn::Add(sum, hn::IfThenElseZero(hn::FirstN(df, static_cast<size_t>(n - i)), hn::LoadU(df, tile + i)));
+  return hn::GetLane(hn::SumOfLanes(df, sum));
+}
+
+// For `heads` query heads (q_h = q + h * head_dim), the products q_h * key summed over
+// head_dim down to one vector, stored at v + h * head_stride (LaneSums takes it from
+// there). Four heads per pass share each load of the key and run independent FMA
+// chains. Every row sums its even and its odd vectors apart, then both, however many
+// rows share the call: a prompt token's scores are the same bits whether its rows come
+// alone or with other tokens'.
 template <class Row, class D>
-HWY_INLINE void Scores(D d, const float* q, int64_t heads, const uint8_t* key, int64_t hd, int64_t g, float* s) {
+HWY_INLINE void KeyProducts(D d, const float* q, int64_t heads, const uint8_t* key, int64_t hd, int64_t g, float* v,
+                            int64_t head_stride) {
   const int64_t N = static_cast<int64_t>(hn::Lanes(d));
   int64_t h = 0;
   for (; h + 4 <= heads; h += 4) {
@@ -164,10 +180,10 @@ HWY_INLINE void Scores(D d, const float* q, int64_t heads, const uint8_t* key, i
       e2 = hn::MulAdd(hn::LoadU(d, q0 + 2 * hd + j), k, e2);
       e3 = hn::MulAdd(hn::LoadU(d, q0 + 3 * hd + j), k, e3);
     }
-    s[h] = hn::GetLane(hn::SumOfLanes(d, hn::Add(e0, o0)));
-    s[h + 1] = hn::GetLane(hn::SumOfLanes(d, hn::Add(e1, o1)));
-    s[h + 2] = hn::GetLane(hn::SumOfLanes(d, hn::Add(e2, o2)));
-    s[h + 3] = hn::GetLane(hn::SumOfLanes(d, hn::Add(e3, o3)));
+    hn::StoreU(hn::Add(e0, o0), d, v + h * head_stride);
+    hn::StoreU(hn::Add(e1, o1), d, v + (h + 1) * head_stride);
+    hn::StoreU(hn::Add(e2, o2), d, v + (h + 2) * head_stride);
+    hn::StoreU(hn::Add(e3, o3), d, v + (h + 3) * head_stride);
   }
   for (; h < heads; ++h) {
     auto a0 = hn::Zero(d), a1 = hn::Zero(d);
@@ -177,8 +193,29 @@ HWY_INLINE void Scores(D d, const float* q, int64_t heads, const uint8_t* key, i
       a1 = hn::MulAdd(hn::LoadU(d, q + h * hd + j + N), Row::LoadScaled(d, key, j + N, g), a1);
     }
     if (j < hd) a0 = hn::MulAdd(hn::LoadU(d, q + h * hd + j), Row::LoadScaled(d, key, j, g), a0);
-    s[h] = hn::GetLane(hn::SumOfLanes(d, hn::Add(a0, a1)));
+    hn::StoreU(hn::Add(a0, a1), d, v + h * head_stride);
   }
+}
+
+// The lane sums of the N vectors at v (N = Lanes(d), one after another; overwritten),
+// vector k's in lane k. Each step adds neighbouring lanes of two vectors, a to the lower
+// half of the result and b to the upper (LoadInterleaved2 of a then b: its even lanes
+// plus its odd ones), so N - 1 steps leave the N sums in order, where one reduction per
+// vector took log2(N) shuffles and adds for one sum. A vector's lanes are added in the
+// same tree whatever the others hold.
+template <class D>
+HWY_INLINE hn::Vec<D> LaneSums(D d, float* v) {
+  const int64_t N = static_cast<int64_t>(hn::Lanes(d));
+  if constexpr (hn::MaxLanes(D()) > 1) {
+    for (int64_t m = N; m > 1; m /= 2) {
+      for (int64_t i = 0; i < m / 2; ++i) {
+        hn::Vec<D> even, odd;
+        hn::LoadInterleaved2(d, v + 2 * i * N, even, odd);
+        hn::StoreU(hn::Add(even, odd), d, v + i * N);
+      }
+    }
+  }
+  return hn::LoadU(d, v);
 }
 
 // out_h += sum_i w_h[i] V_i over a tile of n value rows, for every head: w_h is the
@@ -254,29 +291,44 @@ HWY_NOINLINE void AddValues(D d, const AttendArgs& a, const uint8_t* values, int
 }
 
 // Scores of keys [t0, t0 + n) into each head's row of a.tile, scaled, capped and masked;
-// tile_max[h] rises to the head's largest. Each key row is read from memory once for all
-// the heads. The rows are a head's slice of each cache row, too sparse for the hardware
-// prefetchers to run ahead: fetch the keys kPrefetchKeys ahead, and this tile's values
-// while scoring it.
+// tile_max[h] rises to the head's largest. Keys go by N (a vector's lanes) at a time:
+// their products, then per head one vector of N scores (LaneSums). Each key row is read
+// from memory once for all the heads. The rows are a head's slice of each cache row,
+// too sparse for the hardware prefetchers to run ahead: fetch the keys kPrefetchKeys
+// ahead, and this tile's values while scoring it.
 template <class Row, class D>
 HWY_NOINLINE void ScoreTile(D d, const AttendArgs& a, int64_t t0, int64_t n, int64_t g, float scale, float* tile_max) {
-  const int64_t hd = a.head_dim, heads = a.heads;
+  const int64_t hd = a.head_dim, heads = a.heads, N = static_cast<int64_t>(hn::Lanes(d));
   const int64_t key_bytes = kv_row_bytes(a.k.type, int(hd), int(hd)), value_bytes = kv_row_bytes(a.v.type, int(hd), int(hd));
-  for (int64_t i = 0; i < n; ++i) {
-    if (const int64_t ahead = t0 + i + kPrefetchKeys; ahead < a.n_keys) PrefetchLines(a.k.data + ahead * a.k.stride, key_bytes);
-    PrefetchLines(a.v.data + (t0 + i) * a.v.stride, value_bytes);
-    float s[kMaxAttendHeads];
-    Scores<Row>(d, a.q, heads, a.k.data + (t0 + i) * a.k.stride, hd, g, s);
+  constexpr int64_t kMaxLanes = hn::MaxLanes(D());
+  float products[kMaxAttendHeads * kMaxLanes * kMaxLanes];  // head h, key i: products + (h * N + i) * N
+  const auto minus_inf = hn::Set(d, -std::numeric_limits<float>::infinity());
+  for (int64_t i0 = 0; i0 < n; i0 += N) {
+    const int64_t m = std::min(N, n - i0);
+    for (int64_t i = 0; i < N; ++i) {
+      const int64_t t = t0 + i0 + i;
+      if (i >= m) {  // past the tile: zeros, masked below
+        for (int64_t h = 0; h < heads; ++h) hn::StoreU(hn::Zero(d), d, products + (h * N + i) * N);
+        continue;
+      }
+      if (const int64_t ahead = t + kPrefetchKeys; ahead < a.n_keys) PrefetchLines(a.k.data + ahead * a.k.stride, key_bytes);
+      PrefetchLines(a.v.data + t * a.v.stride, value_bytes);
+      KeyProducts<Row>(d, a.q, heads, a.k.data + t * a.k.stride, hd, g, products + i * N, N * N);
+    }
     for (int64_t h = 0; h < heads; ++h) {
-      s[h] *= scale;
-      if (a.softcap > 0.0f) s[h] = a.softcap * std::tanh(s[h] / a.softcap);
-      // A key past the row's end weighs exp(-inf) = 0; every row sees key 0, so its
-      // running maximum is finite from the first tile on.
-      if (a.key_ends && t0 + i >= a.key_ends[h]) s[h] = -std::numeric_limits<float>::infinity();
-      a.tile[h * kAttentionTile + i] = s[h];
-      // Kept while scoring: a max_element over the tile afterwards ran as one
-      // load-compare-select chain per score (28% of attention time at depth 2,200).
-      tile_max[h] = std::max(tile_max[h], s[h]);
+      auto s = hn::Mul(LaneSums(d, products + h * N * N), hn::Set(d, scale));
+      float* out = a.tile + h * kAttentionTile + i0;
+      if (a.softcap > 0.0f) {
+        hn::StoreU(s, d, out);
+        for (int64_t i = 0; i < m; ++i) out[i] = a.softcap * std::tanh(out[i] / a.softcap);
+        s = hn::LoadU(d, out);
+      }
+      // A key past the tile or past the row's end weighs exp(-inf) = 0; every row sees
+      // key 0, so its running maximum is finite from the first tile on.
+      const int64_t end = a.key_ends ? std::min(a.key_ends[h] - (t0 + i0), m) : m;
+      s = hn::IfThenElse(hn::FirstN(d, static_cast<size_t>(std::max<int64_t>(end, 0))), s, minus_inf);
+      hn::StoreU(s, d, out);
+      tile_max[h] = std::max(tile_max[h], hn::GetLane(hn::MaxOfLanes(d, s)));
     }
   }
 }
@@ -315,7 +367,7 @@ HWY_NOINLINE void Attend(D d, const AttendArgs& a, int64_t g) {
         running_sum[h] *= correction;
       }
       running_max[h] = tile_max[h];
-      for (int64_t i = 0; i < n; ++i) running_sum[h] += tile[i];
+      running_sum[h] += TileSum(tile, n);
     }
     const uint8_t* values = a.v.data + t0 * a.v.stride;
     switch (a.v.type) {
