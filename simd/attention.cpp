@@ -120,28 +120,28 @@ HWY_INLINE void PrefetchLines(const uint8_t* p, int64_t bytes) {
   for (int64_t b = 0; b < bytes; b += 64) PrefetchRow(p + b, PrefetchLevel::L1);
 }
 
-// Scores of one tile -> exp(score - tile_max) in place, over whole vectors: the tile
-// is padded with the maximum so the padding lanes are finite and unused.
-HWY_INLINE void ExpTile(float* tile, int64_t n, float tile_max) {
+// Scores of one tile -> exp(score - tile_max) in place, over whole vectors (the tile
+// is padded with the maximum so the padding lanes are finite and unused); returns the
+// sum of tile[0, n), added in vectors as they are made (a scalar add per key was a
+// dependency chain of n adds per head and tile). Keys past a row's end hold +0, which
+// leaves every lane's sum as it was, so a row's sum has the same bits with them as
+// without.
+HWY_INLINE float ExpTile(float* tile, int64_t n, float tile_max) {
   const hn::ScalableTag<float> df;
   const int64_t N = static_cast<int64_t>(hn::Lanes(df));
   const int64_t padded = (n + N - 1) / N * N;
   std::fill(tile + n, tile + padded, tile_max);
   const auto vmax = hn::Set(df, tile_max);
-  for (int64_t i = 0; i < padded; i += N) hn::StoreU(hn::Exp(df, hn::Sub(hn::LoadU(df, tile + i), vmax)), df, tile + i);
-}
-
-// The sum of tile[0, n), in vectors (ExpTile's padding skipped): one scalar add per key
-// was a dependency chain of n adds per head and tile. Keys past a row's end hold +0,
-// which leaves every lane's sum as it was, so a row's sum has the same bits with them
-// as without.
-HWY_INLINE float TileSum(const float* tile, int64_t n) {
-  const hn::ScalableTag<float> df;
-  const int64_t N = static_cast<int64_t>(hn::Lanes(df));
   auto sum = hn::Zero(df);
-  int64_t i = 0;
-  for (; i + N <= n; i += N) sum = hn::Add(sum, hn::LoadU(df, tile + i));
-  if (i < n) sum = hn::Add(sum, hn::IfThenElseZero(hn::FirstN(df, static_cast<size_t>(n - i)), hn::LoadU(df, tile + i)));
+  for (int64_t i = 0; i < padded; i += N) {
+    const auto e = hn::Exp(df, hn::Sub(hn::LoadU(df, tile + i), vmax));
+    hn::StoreU(e, df, tile + i);
+    if (i + N <= n) {
+      sum = hn::Add(sum, e);
+    } else {
+      sum = hn::Add(sum, hn::IfThenElseZero(hn::FirstN(df, static_cast<size_t>(n - i)), e));
+    }
+  }
   return hn::GetLane(hn::SumOfLanes(df, sum));
 }
 
@@ -358,7 +358,7 @@ HWY_NOINLINE void Attend(D d, const AttendArgs& a, int64_t g) {
     for (int64_t h = 0; h < heads; ++h) {
       float* tile = a.tile + h * kAttentionTile;
       float* out = a.out + h * hd;
-      ExpTile(tile, n, tile_max[h]);
+      const float weights = ExpTile(tile, n, tile_max[h]);
       // Rescale what was accumulated under the old maximum (exp(-inf) = 0 the first time).
       const float correction = std::exp(running_max[h] - tile_max[h]);
       if (correction != 1.0f) {
@@ -367,7 +367,7 @@ HWY_NOINLINE void Attend(D d, const AttendArgs& a, int64_t g) {
         running_sum[h] *= correction;
       }
       running_max[h] = tile_max[h];
-      running_sum[h] += TileSum(tile, n);
+      running_sum[h] += weights;
     }
     const uint8_t* values = a.v.data + t0 * a.v.stride;
     switch (a.v.type) {
