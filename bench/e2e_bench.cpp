@@ -4,7 +4,7 @@
 // machine's read bandwidth measured here on the same mapping with the same threads.
 //
 //   e2e_bench -m model.q4 [-m model.q8 ...] [-t 1,2] [-p 512] [-n 128] [-r 5] [--target AVX2]
-//             [-d 4096] [-ctk q8_0|q4_0 -ctv q8_0|q4_0]
+//             [-d 4096] [-ctk q8_0|q4_0|iq4_nl -ctv q8_0|q4_0|iq4_nl]
 // -d runs pp and tg after that many tokens already in the context (newer llama-bench's
 // -d), where attention's reads of the KV cache add to the weights'.
 // --target runs the kernels of that Highway target (one this CPU supports), to measure

@@ -143,6 +143,7 @@ void BM_Attend(benchmark::State& state, qrun::KvType t) {
 BENCHMARK_CAPTURE(BM_Attend, f16, qrun::KvType::F16)->Args({2048, 1})->Args({2048, 8})->Args({8192, 8});
 BENCHMARK_CAPTURE(BM_Attend, q8_0, qrun::KvType::Q8_0)->Args({2048, 1})->Args({2048, 8})->Args({8192, 8});
 BENCHMARK_CAPTURE(BM_Attend, q4_0, qrun::KvType::Q4_0)->Args({2048, 1})->Args({2048, 8})->Args({8192, 8});
+BENCHMARK_CAPTURE(BM_Attend, iq4_nl, qrun::KvType::IQ4_NL)->Args({2048, 1})->Args({2048, 8})->Args({8192, 8});
 
 BENCHMARK_CAPTURE(BM_Matvec, q4, DType::Q4)->Args({2048, 2048})->Args({5632, 2048});
 BENCHMARK_CAPTURE(BM_Matvec, q8, DType::Q8)->Args({2048, 2048})->Args({5632, 2048});

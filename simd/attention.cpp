@@ -1,4 +1,4 @@
-// Attention over cached keys and values (f16, q8_0 or q4_0), in tiles with an online softmax
+// Attention over cached keys and values (f16, q8_0, q4_0 or iq4_nl), in tiles with an online softmax
 // (flash-attention style). One dispatched call per (token, query heads that share a KV
 // head): the per-key work is a few vector ops, so per-key calls (and scalar f16 tails at
 // head_dim 8) would cost more than the math. Vectors are as wide as head_dim allows, up
@@ -18,6 +18,7 @@
 
 #include "hwy/contrib/math/math-inl.h"
 #include "hwy/highway.h"
+#include "quant/block_formats.h"
 #include "simd/kernels.h"
 #include "simd/prefetch-inl.h"
 
@@ -107,8 +108,36 @@ struct Q4Codes {
   }
 };
 
+// iq4_nl: q4_0's layout, each code indexing the non-uniform levels kQ4NLevels: one byte
+// table lookup per load (the lanes' codes are at most 16 bytes, one 128-bit block).
+struct Iq4nlCodes {
+  static constexpr int64_t BlockBytes(int64_t g) { return 2 + g / 2; }
+  static constexpr float kBias = 0.0f;
+  template <class D>
+  static HWY_INLINE hn::Vec<D> LoadUnbiased(D d, const uint8_t* codes, int64_t i, int64_t g) {
+    const int64_t half = g / 2;
+#if HWY_TARGET == HWY_SCALAR  // one-lane vectors: the table does not fit one
+    const int byte = codes[i % half];
+    return hn::Set(d, static_cast<float>(kQ4NLevels[i < half ? byte & 15 : byte >> 4]));
+#else
+    const hn::Rebind<uint8_t, D> d8;
+    const auto bytes = hn::LoadU(d8, codes + i % half);
+    const auto index = i < half ? hn::And(bytes, hn::Set(d8, 15)) : hn::ShiftRight<4>(bytes);
+    const hn::CappedTag<uint8_t, 16> d_table;
+    const auto levels = hn::TableLookupBytes(hn::LoadU(d_table, reinterpret_cast<const uint8_t*>(kQ4NLevels)), index);
+    const hn::RebindToSigned<D> di;
+    return hn::ConvertTo(d, hn::PromoteTo(di, hn::BitCast(hn::Rebind<int8_t, D>(), levels)));
+#endif
+  }
+  template <class D>
+  static HWY_INLINE hn::Vec<D> Load(D d, const uint8_t* codes, int64_t i, int64_t g) {
+    return LoadUnbiased(d, codes, i, g);
+  }
+};
+
 using Q8Row = BlockRow<Q8Codes>;
 using Q4Row = BlockRow<Q4Codes>;
+using Iq4nlRow = BlockRow<Iq4nlCodes>;
 
 // Keys the scoring loop prefetches ahead of the one it reads (Zen 4, tinyllama q4 decode
 // after 2,048 tokens, two threads, f16 cache: 36-37 tok/s without, 40-45 with 4, 8 or 16
@@ -354,6 +383,7 @@ HWY_NOINLINE void Attend(D d, const AttendArgs& a, int64_t g) {
       case KvType::F16: ScoreTile<F16Row>(d, a, t0, n, g, scale, tile_max); break;
       case KvType::Q8_0: ScoreTile<Q8Row>(d, a, t0, n, g, scale, tile_max); break;
       case KvType::Q4_0: ScoreTile<Q4Row>(d, a, t0, n, g, scale, tile_max); break;
+      case KvType::IQ4_NL: ScoreTile<Iq4nlRow>(d, a, t0, n, g, scale, tile_max); break;
     }
     for (int64_t h = 0; h < heads; ++h) {
       float* tile = a.tile + h * kAttentionTile;
@@ -374,6 +404,7 @@ HWY_NOINLINE void Attend(D d, const AttendArgs& a, int64_t g) {
       case KvType::F16: AddValues<F16Row>(d, a, values, n, g); break;
       case KvType::Q8_0: AddValues<Q8Row>(d, a, values, n, g); break;
       case KvType::Q4_0: AddValues<Q4Row>(d, a, values, n, g); break;
+      case KvType::IQ4_NL: AddValues<Iq4nlRow>(d, a, values, n, g); break;
     }
   }
   for (int64_t h = 0; h < heads; ++h) {
@@ -391,7 +422,7 @@ HWY_NOINLINE void Attend(D d, const AttendArgs& a, int64_t g) {
 }
 
 // The run of values a vector load must not cross: a head in f16, a block in q8_0, a
-// block's half in q4_0.
+// block's half in q4_0 and iq4_nl.
 inline int64_t LoadRun(KvType t, int64_t head_dim, int64_t g) {
   return t == KvType::F16 ? head_dim : t == KvType::Q8_0 ? g : g / 2;
 }

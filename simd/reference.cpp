@@ -92,8 +92,9 @@ double kv_element(const KvRows& rows, int64_t t, int64_t j, int64_t head_dim) {
   const uint8_t* block = row + j / g * kv_block_bytes(rows.type, int(g));
   std::copy_n(block, 2, reinterpret_cast<uint8_t*>(&h));
   if (rows.type == KvType::Q8_0) return double(f16_to_f32(h)) * static_cast<int8_t>(block[2 + i]);
-  const int byte = block[2 + i % (g / 2)];
-  return double(f16_to_f32(h)) * ((i < g / 2 ? byte & 15 : byte >> 4) - 8);
+  const int byte = block[2 + i % (g / 2)], code = i < g / 2 ? byte & 15 : byte >> 4;
+  if (rows.type == KvType::IQ4_NL) return double(f16_to_f32(h)) * kQ4NLevels[code];
+  return double(f16_to_f32(h)) * (code - 8);
 }
 
 }  // namespace

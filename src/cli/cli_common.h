@@ -104,11 +104,12 @@ inline void add_q8_activations_option(CLI::App& app, int& bits) {
 // (qrun::parse_kv_type reads the names).
 inline void add_cache_type_options(CLI::App& app, std::string& k, std::string& v) {
   app.add_option("--cache-type-k", k,
-                 "-ctk TYPE: how the KV cache stores keys: f16, q8_0 (47% less memory) or q4_0 (72% less)")
-      ->check(CLI::IsMember({"f16", "q8_0", "q4_0"}))
+                 "-ctk TYPE: how the KV cache stores keys: f16, q8_0 (47% less memory), q4_0 or iq4_nl (72% less; "
+                 "iq4_nl's non-uniform levels err less)")
+      ->check(CLI::IsMember({"f16", "q8_0", "q4_0", "iq4_nl"}))
       ->capture_default_str();
-  app.add_option("--cache-type-v", v, "-ctv TYPE: how the KV cache stores values: f16, q8_0 or q4_0")
-      ->check(CLI::IsMember({"f16", "q8_0", "q4_0"}))
+  app.add_option("--cache-type-v", v, "-ctv TYPE: how the KV cache stores values: f16, q8_0, q4_0 or iq4_nl")
+      ->check(CLI::IsMember({"f16", "q8_0", "q4_0", "iq4_nl"}))
       ->capture_default_str();
 }
 

@@ -1,10 +1,13 @@
 #include "qrun/kv_cache.h"
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstring>
+#include <limits>
 
 #include "qrun/error.h"
+#include "quant/block_formats.h"
 #include "quant/quantize.h"
 #include "simd/kernels.h"
 
@@ -15,6 +18,7 @@ const char* kv_type_name(KvType t) {
     case KvType::F16: return "f16";
     case KvType::Q8_0: return "q8_0";
     case KvType::Q4_0: return "q4_0";
+    case KvType::IQ4_NL: return "iq4_nl";
   }
   return "?";
 }
@@ -28,7 +32,8 @@ KvType parse_kv_type(const std::string& name) {
   if (name == "f16") return KvType::F16;
   if (name == "q8_0") return KvType::Q8_0;
   if (name == "q4_0") return KvType::Q4_0;
-  throw Error("KV cache type '" + name + "': must be f16, q8_0 or q4_0");
+  if (name == "iq4_nl") return KvType::IQ4_NL;
+  throw Error("KV cache type '" + name + "': must be f16, q8_0, q4_0 or iq4_nl");
 }
 
 KvCache::KvCache(const std::vector<int>& ring, int capacity, int kv_dim, int head_dim, KvType key_type,
@@ -36,8 +41,10 @@ KvCache::KvCache(const std::vector<int>& ring, int capacity, int kv_dim, int hea
     : capacity_(capacity), kv_dim_(kv_dim), head_dim_(head_dim), type_{key_type, value_type}, ring_(ring) {
   if (head_dim <= 0 || kv_dim % head_dim != 0)
     throw Error("KV cache: kv_dim " + std::to_string(kv_dim) + " is not whole heads of " + std::to_string(head_dim));
-  if ((key_type == KvType::Q4_0 || value_type == KvType::Q4_0) && kv_group(head_dim) < 2)
-    throw Error("KV cache: q4_0 needs an even head_dim (this model's is " + std::to_string(head_dim) + ")");
+  for (const KvType t : {key_type, value_type})
+    if (kv_type_is_4bit(t) && kv_group(head_dim) < 2)
+      throw Error(std::string("KV cache: ") + kv_type_name(t) + " needs an even head_dim (this model's is " +
+                  std::to_string(head_dim) + ")");
   for (int kv = 0; kv < 2; ++kv) row_bytes_[kv] = kv_row_bytes(type_[kv], kv_dim, head_dim);
   size_t total = 0;
   for (const int r : ring_) {
@@ -104,11 +111,84 @@ void decode_q4_0(const uint8_t* row, int n, int group, float* out) {
   }
 }
 
+// iq4_nl as llama.cpp stores it: q4_0's layout, each code indexing the non-uniform levels
+// kQ4NLevels (times d). The value m of largest magnitude sets the first scales tried, m /
+// (-127 + t) for t in -4..4 (so m lands on or near the level -127); each scale's codes
+// are every value's nearest level, then d is refit to them by least squares and the codes
+// taken again for d as stored; the scale of least squared error is kept.
+constexpr int kIq4Thresholds = 15;
+constexpr auto kIq4Midpoints = [] {
+  std::array<float, kIq4Thresholds> mid{};
+  for (int k = 0; k < kIq4Thresholds; ++k) mid[size_t(k)] = 0.5f * float(kQ4NLevels[k] + kQ4NLevels[k + 1]);
+  return mid;
+}();
+
+// The code of the level nearest y (levels ascending: count the midpoints below y).
+int nearest_iq4_code(float y) {
+  int code = 0;
+  for (int step = 8; step > 0; step /= 2)
+    if (y > kIq4Midpoints[size_t(code + step - 1)]) code += step;
+  return code;
+}
+
+void encode_iq4_nl(const float* x, int n, int group, uint8_t* out) {
+  const int half = group / 2;
+  uint8_t codes[32], best_codes[32];
+  for (int b = 0; b < n / group; ++b, x += group, out += 2 + half) {
+    float m = 0.0f;
+    for (int i = 0; i < group; ++i)
+      if (std::abs(x[i]) > std::abs(m)) m = x[i];
+    uint16_t best_d16 = 0;
+    std::fill_n(best_codes, group, uint8_t{8});
+    float best_err = std::numeric_limits<float>::infinity();
+    const auto take_codes = [&](uint16_t d16) {  // nearest levels of d as stored; their squared error
+      const float d = f16_to_f32(d16), id = d != 0.0f ? 1.0f / d : 0.0f;
+      float err = 0.0f;
+      for (int i = 0; i < group; ++i) {
+        codes[i] = static_cast<uint8_t>(nearest_iq4_code(x[i] * id));
+        const float e = x[i] - d * float(kQ4NLevels[codes[i]]);
+        err += e * e;
+      }
+      if (err < best_err) {
+        best_err = err;
+        best_d16 = d16;
+        std::copy_n(codes, group, best_codes);
+      }
+    };
+    for (int t = -4; m != 0.0f && t <= 4; ++t) {
+      take_codes(f32_to_f16(m / float(kQ4NLevels[0] + t)));
+      double xl = 0.0, ll = 0.0;
+      for (int i = 0; i < group; ++i) {
+        const double level = kQ4NLevels[codes[i]];
+        xl += double(x[i]) * level;
+        ll += level * level;
+      }
+      if (ll > 0.0 && xl != 0.0) take_codes(f32_to_f16(float(xl / ll)));
+    }
+    std::memcpy(out, &best_d16, 2);
+    for (int i = 0; i < half; ++i) out[2 + i] = static_cast<uint8_t>(best_codes[i] | best_codes[i + half] << 4);
+  }
+}
+
+void decode_iq4_nl(const uint8_t* row, int n, int group, float* out) {
+  const int half = group / 2;
+  for (int b = 0; b < n / group; ++b, row += 2 + half, out += group) {
+    uint16_t d16;
+    std::memcpy(&d16, row, 2);
+    const float d = f16_to_f32(d16);
+    for (int i = 0; i < half; ++i) {
+      out[i] = d * static_cast<float>(kQ4NLevels[row[2 + i] & 15]);
+      out[i + half] = d * static_cast<float>(kQ4NLevels[row[2 + i] >> 4]);
+    }
+  }
+}
+
 void encode(KvType t, const float* x, int n, int head_dim, uint8_t* out) {
   switch (t) {
     case KvType::F16: return f32_to_f16_row(x, reinterpret_cast<uint16_t*>(out), n);
     case KvType::Q8_0: return encode_q8_0(x, n, kv_group(head_dim), out);
     case KvType::Q4_0: return encode_q4_0(x, n, kv_group(head_dim), out);
+    case KvType::IQ4_NL: return encode_iq4_nl(x, n, kv_group(head_dim), out);
   }
 }
 
@@ -117,6 +197,7 @@ void decode(KvType t, const uint8_t* row, int n, int head_dim, float* out) {
     case KvType::F16: return widen_row_to_f32(DType::F16, row, n, out);
     case KvType::Q8_0: return decode_q8_0(row, n, kv_group(head_dim), out);
     case KvType::Q4_0: return decode_q4_0(row, n, kv_group(head_dim), out);
+    case KvType::IQ4_NL: return decode_iq4_nl(row, n, kv_group(head_dim), out);
   }
 }
 

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "../quant/test_data.h"
+#include "quant/block_formats.h"
 #include "quant/quantize.h"
 #include "simd/kernels.h"
 #include "simd/reference.h"
@@ -173,6 +174,24 @@ std::vector<uint8_t> kv_rows(KvType t, const std::vector<float>& x, int64_t head
   }
   const int64_t g = kv_group(static_cast<int>(head_dim));
   std::vector<uint8_t> out(x.size() / size_t(g) * size_t(kv_block_bytes(t, int(g))));
+  if (t == KvType::IQ4_NL) {  // the value of largest magnitude on the level -127, the rest at their nearest
+    for (size_t b = 0; b < x.size() / size_t(g); ++b) {
+      const float* xb = &x[b * size_t(g)];
+      float m = 0;
+      for (int64_t i = 0; i < g; ++i) m = std::abs(xb[i]) > std::abs(m) ? xb[i] : m;
+      const uint16_t d = f32_to_f16(m / kQ4NLevels[0]);
+      uint8_t* block = &out[b * size_t(2 + g / 2)];
+      std::memcpy(block, &d, 2);
+      auto code = [&](float v) {
+        int best = 0;
+        for (int k = 1; k < 16; ++k)
+          if (std::abs(v - f16_to_f32(d) * kQ4NLevels[k]) < std::abs(v - f16_to_f32(d) * kQ4NLevels[best])) best = k;
+        return best;
+      };
+      for (int64_t i = 0; i < g / 2; ++i) block[2 + i] = uint8_t(code(xb[i]) | code(xb[i + g / 2]) << 4);
+    }
+    return out;
+  }
   if (t == KvType::Q4_0) {  // the value of largest magnitude is d * -8: 16 steps of d from it
     for (size_t b = 0; b < x.size() / size_t(g); ++b) {
       const float* xb = &x[b * size_t(g)];
@@ -199,8 +218,8 @@ std::vector<uint8_t> kv_rows(KvType t, const std::vector<float>& x, int64_t head
 }
 
 // attend (tiled, online softmax, f32) against the plain double softmax, for head sizes
-// that take 16-, 8-, 4- and 1-lane vectors (and q8_0 and q4_0 groups of 32, 16, 8, 4 and
-// 2, q4_0's halves down to one value), key
+// that take 16-, 8-, 4- and 1-lane vectors (and q8_0, q4_0 and iq4_nl groups of 32, 16, 8,
+// 4 and 2, the 4-bit types' halves down to one value), key
 // counts below, at and across tile boundaries, each pair of KV types, and 1, 3 and 8
 // query heads sharing the rows, without and with gpt-oss's sinks (per head: below the
 // scores, among them, and far above them, where the sink takes nearly all the weight).
@@ -215,7 +234,9 @@ TEST(Elementwise, AttentionMatchesReference) {
     for (const auto& [kt, vt] : {std::pair{KvType::F16, KvType::F16}, std::pair{KvType::Q8_0, KvType::Q8_0},
                                  std::pair{KvType::Q8_0, KvType::F16}, std::pair{KvType::F16, KvType::Q8_0},
                                  std::pair{KvType::Q4_0, KvType::Q4_0}, std::pair{KvType::Q4_0, KvType::F16},
-                                 std::pair{KvType::F16, KvType::Q4_0}, std::pair{KvType::Q8_0, KvType::Q4_0}}) {
+                                 std::pair{KvType::F16, KvType::Q4_0}, std::pair{KvType::Q8_0, KvType::Q4_0},
+                                 std::pair{KvType::IQ4_NL, KvType::IQ4_NL}, std::pair{KvType::Q8_0, KvType::IQ4_NL},
+                                 std::pair{KvType::IQ4_NL, KvType::F16}}) {
       const auto kb = kv_rows(kt, kf, hd), vb = kv_rows(vt, vf, hd);
       // The second of three heads per row.
       const KvRows k{kb.data() + kv_col_offset(kt, int(hd), int(hd)), kv_row_bytes(kt, int(width), int(hd)), kt};
@@ -256,7 +277,7 @@ TEST(Elementwise, AttentionRowsWithOwnKeyEndsEqualEachRowAlone) {
     const auto kf = random_values(Distribution::StudentT3, n * hd, 18, 2.0f);
     const auto vf = random_values(Distribution::Normal, n * hd, 19, 1.0f);
     for (const auto& [kt, vt] : {std::pair{KvType::F16, KvType::F16}, std::pair{KvType::Q8_0, KvType::Q8_0},
-                                 std::pair{KvType::Q4_0, KvType::Q4_0}}) {
+                                 std::pair{KvType::Q4_0, KvType::Q4_0}, std::pair{KvType::IQ4_NL, KvType::IQ4_NL}}) {
       const auto kb = kv_rows(kt, kf, hd), vb = kv_rows(vt, vf, hd);
       const KvRows k{kb.data(), kv_row_bytes(kt, int(hd), int(hd)), kt}, v{vb.data(), kv_row_bytes(vt, int(hd), int(hd)), vt};
       const int64_t ends[kMaxAttendHeads] = {1, 5, kAttentionTile, kAttentionTile + 1, 100, n, 130, 3};
