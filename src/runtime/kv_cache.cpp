@@ -98,17 +98,23 @@ void encode_q4_0(const float* x, int n, int group, uint8_t* out) {
   }
 }
 
-void decode_q4_0(const uint8_t* row, int n, int group, float* out) {
+// Rows of 4-bit codes (q4_0, iq4_nl): d times the value each code stands for.
+template <class CodeValue>
+void decode_4bit(const uint8_t* row, int n, int group, float* out, CodeValue value) {
   const int half = group / 2;
   for (int b = 0; b < n / group; ++b, row += 2 + half, out += group) {
     uint16_t d16;
     std::memcpy(&d16, row, 2);
     const float d = f16_to_f32(d16);
     for (int i = 0; i < half; ++i) {
-      out[i] = d * static_cast<float>((row[2 + i] & 15) - 8);
-      out[i + half] = d * static_cast<float>((row[2 + i] >> 4) - 8);
+      out[i] = d * static_cast<float>(value(row[2 + i] & 15));
+      out[i + half] = d * static_cast<float>(value(row[2 + i] >> 4));
     }
   }
+}
+
+void decode_q4_0(const uint8_t* row, int n, int group, float* out) {
+  decode_4bit(row, n, group, out, [](int code) { return code - 8; });
 }
 
 // iq4_nl as llama.cpp stores it: q4_0's layout, each code indexing the non-uniform levels
@@ -171,16 +177,7 @@ void encode_iq4_nl(const float* x, int n, int group, uint8_t* out) {
 }
 
 void decode_iq4_nl(const uint8_t* row, int n, int group, float* out) {
-  const int half = group / 2;
-  for (int b = 0; b < n / group; ++b, row += 2 + half, out += group) {
-    uint16_t d16;
-    std::memcpy(&d16, row, 2);
-    const float d = f16_to_f32(d16);
-    for (int i = 0; i < half; ++i) {
-      out[i] = d * static_cast<float>(kQ4NLevels[row[2 + i] & 15]);
-      out[i + half] = d * static_cast<float>(kQ4NLevels[row[2 + i] >> 4]);
-    }
-  }
+  decode_4bit(row, n, group, out, [](int code) { return int{kQ4NLevels[code]}; });
 }
 
 void encode(KvType t, const float* x, int n, int head_dim, uint8_t* out) {
