@@ -80,6 +80,14 @@ void decode_q8_0(const uint8_t* row, int n, int group, float* out) {
   }
 }
 
+// The value of largest magnitude among n, with its sign (the first of equals).
+float largest_magnitude(const float* x, int n) {
+  float m = 0.0f;
+  for (int i = 0; i < n; ++i)
+    if (std::abs(x[i]) > std::abs(m)) m = x[i];
+  return m;
+}
+
 // q4_0 as llama.cpp stores it: d = m / -8 for the value m of largest magnitude, so m
 // takes code 0 (within f16's rounding of d) and codes 0..15 are d * (code - 8); each value
 // rounds to the nearest step of d as stored. Value i of a group sits in byte i % (g / 2), in the low
@@ -87,10 +95,7 @@ void decode_q8_0(const uint8_t* row, int n, int group, float* out) {
 void encode_q4_0(const float* x, int n, int group, uint8_t* out) {
   const int half = group / 2;
   for (int b = 0; b < n / group; ++b, x += group, out += 2 + half) {
-    float m = 0.0f;
-    for (int i = 0; i < group; ++i)
-      if (std::abs(x[i]) > std::abs(m)) m = x[i];
-    const uint16_t d16 = f32_to_f16(m / -8.0f);
+    const uint16_t d16 = f32_to_f16(largest_magnitude(x, group) / -8.0f);
     const float d = f16_to_f32(d16), id = d != 0.0f ? 1.0f / d : 0.0f;
     std::memcpy(out, &d16, 2);
     auto code = [&](float v) { return static_cast<uint8_t>(std::clamp(std::nearbyint(v * id) + 8.0f, 0.0f, 15.0f)); };
@@ -129,11 +134,12 @@ constexpr auto kIq4Midpoints = [] {
   return mid;
 }();
 
-// The code of the level nearest y (levels ascending: count the midpoints below y).
+// The code of the level nearest y (levels ascending: count the midpoints below y). A
+// count of all fifteen, not a binary search: its four data-dependent branches
+// mispredicted on most values, and the encoder runs for every token's keys and values.
 int nearest_iq4_code(float y) {
   int code = 0;
-  for (int step = 8; step > 0; step /= 2)
-    if (y > kIq4Midpoints[size_t(code + step - 1)]) code += step;
+  for (const float mid : kIq4Midpoints) code += y > mid;
   return code;
 }
 
@@ -141,9 +147,7 @@ void encode_iq4_nl(const float* x, int n, int group, uint8_t* out) {
   const int half = group / 2;
   uint8_t codes[32], best_codes[32];
   for (int b = 0; b < n / group; ++b, x += group, out += 2 + half) {
-    float m = 0.0f;
-    for (int i = 0; i < group; ++i)
-      if (std::abs(x[i]) > std::abs(m)) m = x[i];
+    const float m = largest_magnitude(x, group);
     uint16_t best_d16 = 0;
     std::fill_n(best_codes, group, uint8_t{8});
     float best_err = std::numeric_limits<float>::infinity();

@@ -228,9 +228,9 @@ TEST(KvCache, Q4KeepsTheModelsPredictionsWhereKeysStayWider) {
 }
 
 // After a shift, quantized keys are decoded, turned and stored again: within 2.5 steps
-// of their groups' scales (iq4_nl: its widest gap between levels) of the keys a fresh evaluation of the kept tokens stores (layer
-// 0 depends only on the tokens and positions; rounding before the turn, after it and in
-// the fresh key add up to 2 steps). A key left unturned is off by about the length of
+// of their groups' scales (iq4_nl: its widest gap between levels) of the keys a fresh
+// evaluation of the kept tokens stores (layer 0 depends only on the tokens and positions;
+// rounding before the turn, after it and in the fresh key add up to 2 steps). A key left unturned is off by about the length of
 // its RoPE pair, tens of q8_0 steps, several q4_0 steps.
 void expect_shift_turns_keys(KvType t) {
   const auto c = test::load_golden()[2];
